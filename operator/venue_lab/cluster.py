@@ -1,0 +1,307 @@
+"""A real local Kubernetes control plane: etcd, kube-apiserver, kube-controller-manager,
+kube-scheduler and kwok (one fake node), all on 127.0.0.1, built from Go modules.
+
+Used by the pytest fixtures and by the demo. Everything lives in one work
+directory (certificates, kubeconfig, data, one log per component).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+import structlog
+
+from venue_lab.processes import LabError, Managed, free_port, wait_until
+
+log = structlog.get_logger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BUILD_SCRIPT = REPO_ROOT / "tools" / "cluster" / "build.sh"
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+CONTROLLERS = (
+    "deployment-controller",
+    "replicaset-controller",
+    "job-controller",
+    "cronjob-controller",
+    "garbage-collector-controller",
+    "namespace-controller",
+    "serviceaccount-controller",
+    "serviceaccount-token-controller",
+    "ttl-after-finished-controller",
+    "root-ca-certificate-publisher-controller",
+)
+FAKE_NODE = "kwok-node-0"
+SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
+
+
+def ensure_binaries() -> Path:
+    """Build (first time, with progress on stderr) or reuse the cached control plane."""
+    override = os.environ.get("VENUE_CLUSTER_BIN")
+    if override:
+        return Path(override)
+    result = subprocess.run(
+        ["bash", str(BUILD_SCRIPT)], stdout=subprocess.PIPE, stderr=sys.stderr, text=True
+    )
+    if result.returncode != 0:
+        raise LabError(f"control-plane build failed (exit {result.returncode}); see output above")
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def _make_pki(pki: Path) -> None:
+    """A throwaway CA, an apiserver serving cert for 127.0.0.1, and a service-account key."""
+    pki.mkdir(parents=True)
+    _openssl("genrsa", "-out", "sa.key", "2048", cwd=pki)
+    _openssl(
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
+        "-days", "7", "-subj", "/CN=venue-lab-ca", cwd=pki,
+    )  # fmt: skip
+    _openssl(
+        "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "apiserver.key",
+        "-out", "apiserver.csr", "-subj", "/CN=kube-apiserver", cwd=pki,
+    )  # fmt: skip
+    (pki / "san.ext").write_text(
+        "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\n"
+        "extendedKeyUsage=serverAuth\n"
+    )
+    _openssl(
+        "x509", "-req", "-in", "apiserver.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "apiserver.crt", "-days", "7", "-extfile", "san.ext", cwd=pki,
+    )  # fmt: skip
+
+
+class LocalCluster:
+    """Start with `with LocalCluster() as cluster:`; `cluster.kubeconfig` is admin's."""
+
+    def __init__(self, workdir: Path | None = None, keep: bool = False) -> None:
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="venue-lab-"))
+        self.keep = keep
+        self.bin_dir: Path | None = None
+        self.token = secrets.token_hex(16)
+        self.ports = {name: free_port() for name in (*COMPONENTS, "etcd-peer")}
+        self.procs: dict[str, Managed] = {}
+        self.kubeconfig = self.workdir / "kubeconfig"
+        self.server = f"https://127.0.0.1:{self.ports['kube-apiserver']}"
+        self.startup_seconds: float | None = None
+
+    # --- lifecycle ---------------------------------------------------------------
+
+    def __enter__(self) -> LocalCluster:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self, timeout: float = 120.0) -> None:
+        started = time.monotonic()
+        self.bin_dir = ensure_binaries()
+        _make_pki(self.workdir / "pki")
+        (self.workdir / "tokens.csv").write_text(f'{self.token},admin,admin-uid,"system:masters"\n')
+        self._write_kubeconfig()
+        for name in COMPONENTS:
+            self._launch(name)
+            self._wait_ready(name, timeout)
+            log.info("lab.component.ready", component=name, port=self.ports[name])
+        self._create_fake_node(timeout)
+        self.wait_for_service_account("default", timeout)
+        self.startup_seconds = time.monotonic() - started
+        log.info(
+            "lab.cluster.ready",
+            seconds=round(self.startup_seconds, 1),
+            kubeconfig=str(self.kubeconfig),
+        )
+
+    def stop(self) -> None:
+        for name in reversed(COMPONENTS):
+            proc = self.procs.get(name)
+            if proc is not None:
+                proc.stop()
+        if not self.keep:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def restart(self, name: str, timeout: float = 60.0) -> None:
+        """Stop and start one component (e.g. the apiserver in resilience tests)."""
+        self.procs[name].stop()
+        self._launch(name)
+        self._wait_ready(name, timeout)
+
+    def logs(self) -> dict[str, str]:
+        """The tail of every component's log, for failure reports."""
+        return {name: proc.tail() for name, proc in self.procs.items()}
+
+    # --- components ----------------------------------------------------------------
+
+    def _bin(self, name: str) -> str:
+        assert self.bin_dir is not None
+        return str(self.bin_dir / name)
+
+    def _argv(self, name: str) -> list[str]:
+        p, w, pki = self.ports, self.workdir, self.workdir / "pki"
+        kubeconfig = f"--kubeconfig={self.kubeconfig}"
+        if name == "etcd":
+            client, peer = f"http://127.0.0.1:{p['etcd']}", f"http://127.0.0.1:{p['etcd-peer']}"
+            return [
+                "--name=lab", f"--data-dir={w / 'etcd'}",
+                f"--listen-client-urls={client}", f"--advertise-client-urls={client}",
+                f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
+                f"--initial-cluster=lab={peer}", "--unsafe-no-fsync", "--log-level=warn",
+            ]  # fmt: skip
+        if name == "kube-apiserver":
+            return [
+                f"--etcd-servers=http://127.0.0.1:{p['etcd']}",
+                "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+                f"--secure-port={p['kube-apiserver']}",
+                f"--tls-cert-file={pki / 'apiserver.crt'}",
+                f"--tls-private-key-file={pki / 'apiserver.key'}",
+                f"--client-ca-file={pki / 'ca.crt'}",
+                "--service-cluster-ip-range=10.96.0.0/16",
+                "--authorization-mode=RBAC",
+                f"--token-auth-file={w / 'tokens.csv'}",
+                f"--service-account-issuer={SA_ISSUER}",
+                f"--service-account-key-file={pki / 'sa.key'}",
+                f"--service-account-signing-key-file={pki / 'sa.key'}",
+                f"--api-audiences={SA_ISSUER}",
+                "--allow-privileged=true", "--profiling=false", "-v=1",
+            ]  # fmt: skip
+        if name == "kube-controller-manager":
+            return [
+                kubeconfig, "--leader-elect=false", "--bind-address=127.0.0.1",
+                f"--secure-port={p[name]}", f"--cert-dir={w / 'kcm-certs'}",
+                f"--controllers={','.join(CONTROLLERS)}",
+                f"--service-account-private-key-file={pki / 'sa.key'}",
+                f"--root-ca-file={pki / 'ca.crt'}", "-v=1",
+            ]  # fmt: skip
+        if name == "kube-scheduler":
+            return [
+                kubeconfig, "--leader-elect=false", "--bind-address=127.0.0.1",
+                f"--secure-port={p[name]}", f"--cert-dir={w / 'scheduler-certs'}", "-v=1",
+            ]  # fmt: skip
+        if name == "kwok":
+            (w / "kwok.yaml").write_text("")
+            return [
+                kubeconfig, f"--config={w / 'kwok.yaml'}",
+                "--manage-all-nodes=false",
+                "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+                "--cidr=10.244.0.1/16", "--node-ip=10.0.0.1",
+                f"--server-address=127.0.0.1:{p['kwok']}",
+            ]  # fmt: skip
+        raise ValueError(name)
+
+    def _launch(self, name: str) -> None:
+        proc = Managed(
+            name, [self._bin(name), *self._argv(name)], self.workdir / "logs" / f"{name}.log"
+        )
+        proc.start()
+        self.procs[name] = proc
+
+    def _wait_ready(self, name: str, timeout: float) -> None:
+        proc = self.procs[name]
+        port = self.ports[name]
+        if name == "etcd":
+            url, headers = f"http://127.0.0.1:{port}/health", {}
+        elif name == "kube-apiserver":
+            url, headers = f"{self.server}/readyz", {"Authorization": f"Bearer {self.token}"}
+        else:
+            scheme = "http" if name == "kwok" else "https"
+            url, headers = f"{scheme}://127.0.0.1:{port}/healthz", {}
+
+        def ready() -> bool:
+            proc.check_alive()
+            # Loopback health endpoints of components with self-signed certs.
+            response = httpx.get(url, headers=headers, verify=False, timeout=2.0)  # noqa: S501
+            return response.status_code == 200
+
+        try:
+            wait_until(f"{name} at {url}", ready, timeout)
+        except LabError as exc:
+            raise LabError(f"{exc}\n--- {name} log ({proc.log_path}) ---\n{proc.tail()}") from None
+
+    def _write_kubeconfig(self) -> None:
+        ca = self.workdir / "pki" / "ca.crt"
+        self.kubeconfig.write_text(
+            "apiVersion: v1\nkind: Config\n"
+            f"clusters:\n- name: venue-lab\n  cluster:\n    server: {self.server}\n"
+            f"    certificate-authority: {ca}\n"
+            f"users:\n- name: admin\n  user:\n    token: {self.token}\n"
+            "contexts:\n- name: venue-lab\n  context:\n    cluster: venue-lab\n    user: admin\n"
+            "current-context: venue-lab\n"
+        )
+
+    def _create_fake_node(self, timeout: float) -> None:
+        capacity = '{"cpu": "1000", "memory": "4Ti", "pods": "10000"}'
+        manifest = f"""
+apiVersion: v1
+kind: Node
+metadata:
+  name: {FAKE_NODE}
+  annotations: {{"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"}}
+  labels:
+    kubernetes.io/hostname: {FAKE_NODE}
+    kubernetes.io/os: linux
+    kubernetes.io/arch: amd64
+    type: kwok
+status:
+  allocatable: {capacity}
+  capacity: {capacity}
+"""
+        self.kubectl("apply", "-f", "-", input=manifest)
+
+        def node_ready() -> bool:
+            out = self.kubectl(
+                "get", "node", FAKE_NODE, "-o",
+                "jsonpath={.status.conditions[?(@.type=='Ready')].status}", check=False,
+            ).stdout  # fmt: skip
+            return out.strip() == "True"
+
+        wait_until(f"node {FAKE_NODE} Ready (kwok)", node_ready, timeout, interval=0.2)
+
+    def wait_for_service_account(self, namespace: str, timeout: float = 60.0) -> None:
+        """Pods can only be created once the namespace's `default` ServiceAccount exists."""
+        wait_until(
+            f"ServiceAccount default in {namespace}",
+            lambda: (
+                self.kubectl("get", "sa", "default", "-n", namespace, check=False).returncode == 0
+            ),
+            timeout,
+            interval=0.2,
+        )
+
+    # --- helpers -----------------------------------------------------------------------
+
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60.0
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the real kubectl against this cluster; raise with its stderr on failure."""
+        result = subprocess.run(
+            [self._bin("kubectl"), f"--kubeconfig={self.kubeconfig}", *args],
+            input=input, capture_output=True, text=True, timeout=timeout,
+        )  # fmt: skip
+        if check and result.returncode != 0:
+            raise LabError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
+        return result
+
+    def env(self) -> dict[str, str]:
+        """Environment for a child process (e.g. the operator) that should use this cluster."""
+        return {**os.environ, "KUBECONFIG": str(self.kubeconfig)}

@@ -1,0 +1,136 @@
+"""The real Prometheus server (Debian's `prometheus` package) on loopback.
+
+Scrape targets are file-based service discovery: `add_target` writes one JSON
+file per target, which Prometheus picks up without a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+from venue_lab.processes import LabError, Managed, free_port, wait_until
+
+BINARY_CANDIDATES = ("prometheus", "/usr/bin/prometheus")
+
+
+def find_binary() -> str:
+    for candidate in (os.environ.get("VENUE_PROMETHEUS_BIN"), *BINARY_CANDIDATES):
+        if candidate and shutil.which(candidate):
+            return candidate
+    raise LabError("prometheus not found: run scripts/bootstrap (installs Debian's prometheus)")
+
+
+class LocalPrometheus:
+    """`with LocalPrometheus(scrape_interval="1s") as prom:`; `prom.url` for queries."""
+
+    def __init__(
+        self, workdir: Path | None = None, scrape_interval: str = "1s", keep: bool = False
+    ) -> None:
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="venue-prom-"))
+        self.scrape_interval = scrape_interval
+        self.keep = keep
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.targets_dir = self.workdir / "targets"
+        self.proc: Managed | None = None
+
+    def __enter__(self) -> LocalPrometheus:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+        if not self.keep:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.targets_dir.mkdir(parents=True, exist_ok=True)
+        config = self.workdir / "prometheus.yml"
+        config.write_text(
+            "global:\n"
+            f"  scrape_interval: {self.scrape_interval}\n"
+            f"  evaluation_interval: {self.scrape_interval}\n"
+            f"  scrape_timeout: {self.scrape_interval}\n"
+            "scrape_configs:\n"
+            "- job_name: venue\n"
+            "  file_sd_configs:\n"
+            f"  - files: ['{self.targets_dir}/*.json']\n"
+            "    refresh_interval: 1s\n"
+        )
+        self.proc = Managed(
+            "prometheus",
+            [
+                find_binary(),
+                f"--config.file={config}",
+                f"--storage.tsdb.path={self.workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--storage.tsdb.retention.time=2h",
+                "--web.enable-lifecycle",
+                "--log.level=warn",
+            ],
+            self.workdir / "prometheus.log",
+        )
+        self.proc.start()
+        proc = self.proc
+
+        def ready() -> bool:
+            proc.check_alive()
+            return httpx.get(f"{self.url}/-/ready", timeout=2.0).status_code == 200
+
+        wait_until(f"prometheus at {self.url}", ready, timeout)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.stop()
+
+    def restart(self, timeout: float = 60.0) -> None:
+        self.stop()
+        self.start(timeout)
+
+    def add_target(self, address: str, labels: dict[str, str]) -> None:
+        """Scrape `address` (host:port) with extra `labels` from the next refresh on."""
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", address)
+        tmp = self.targets_dir / f".{name}.tmp"
+        tmp.write_text(json.dumps([{"targets": [address], "labels": labels}]))
+        tmp.rename(self.targets_dir / f"{name}.json")  # atomic: never a half-written file
+
+    def remove_target(self, address: str) -> None:
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", address)
+        (self.targets_dir / f"{name}.json").unlink(missing_ok=True)
+
+    def wait_target_up(self, address: str, timeout: float = 30.0) -> None:
+        """Until Prometheus has scraped `address` successfully at least once."""
+
+        def up() -> bool:
+            data = httpx.get(f"{self.url}/api/v1/targets", timeout=2.0).json()
+            return any(
+                t["scrapeUrl"].split("/")[2] == address and t["health"] == "up"
+                for t in data["data"]["activeTargets"]
+            )
+
+        wait_until(f"prometheus target {address} up", up, timeout, interval=0.2)
+
+    def query(self, promql: str) -> list[dict[str, object]]:
+        """Instant query (lab helper for tests); raises on a Prometheus error."""
+        body = httpx.get(f"{self.url}/api/v1/query", params={"query": promql}, timeout=5.0).json()
+        if body.get("status") != "success":
+            raise LabError(f"query {promql!r} failed: {body}")
+        result: list[dict[str, object]] = body["data"]["result"]
+        return result

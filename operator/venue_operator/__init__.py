@@ -1,0 +1,1 @@
+"""venue-operator: the Venue Service runbook, automated as a Kubernetes operator."""

@@ -1,0 +1,373 @@
+"""The VenueService custom resource: spec and status types, with the runbook's defaults.
+
+These pydantic models are the one source of truth for the CR's shape: the CRD in
+`crds/` is generated from them (`venue-operator crd`), and a test fails when the
+committed CRD differs. Cross-field rules live twice on purpose: as CEL on the
+API server (bad specs never get in) and as validators here (the operator
+double-checks what it reads).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+from venue_operator.durations import Duration
+
+GROUP = "ops.tickettoken.io"
+VERSION = "v1alpha1"
+KIND = "VenueService"
+PLURAL = "venueservices"
+SINGULAR = "venueservice"
+# `vs` is Istio's VirtualService; `venuesvc` collides with nothing well known.
+SHORT_NAMES = ["venuesvc", "vsvc"]
+
+RUNBOOK_PORT = 3002
+HISTORY_LIMIT = 50
+
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+CONFIGMAP_KEY = r"^[-._a-zA-Z0-9]+$"
+HTTP_URL_RULE = "isURL(self) && url(self).getScheme() in ['http', 'https']"
+
+ObjectName = Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)]
+HttpPath = Annotated[str, Field(min_length=1, max_length=1024, pattern=r"^/[^\s?#]*$")]
+Percent = Annotated[float, Field(ge=0, le=100)]
+HttpUrl = Annotated[
+    str,
+    Field(
+        max_length=2048,
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": HTTP_URL_RULE, "message": "must be an http:// or https:// URL"}
+            ]
+        },
+    ),
+]
+
+
+def _cel(*rules: tuple[str, str]) -> dict[str, Any]:
+    """json_schema_extra carrying CEL rules (rule, message) for the generated CRD."""
+    return {"x-kubernetes-validations": [{"rule": r, "message": m} for r, m in rules]}
+
+
+class Model(BaseModel):
+    """camelCase on the wire, snake_case in Python; unknown fields are an error."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+# --- spec -------------------------------------------------------------------------
+
+
+class Mode(StrEnum):
+    AUTO = "Auto"
+    DRY_RUN = "DryRun"
+    OFF = "Off"
+
+
+class ServiceEndpoint(Model):
+    """Where the Venue Service answers: runbook "Service Overview" and "Health Checks"."""
+
+    url: HttpUrl | None = Field(
+        default=None,
+        description=(
+            "Base URL of the service. Default: http://<deployment>.<namespace>.svc:3002 "
+            "(the runbook's port)."
+        ),
+    )
+    health_path: HttpPath = Field(default="/health", description="Liveness endpoint.")
+    full_health_path: HttpPath = Field(
+        default="/health/full", description="Detailed health with checks.database and checks.redis."
+    )
+
+
+class Probe(Model):
+    model_config = ConfigDict(
+        json_schema_extra=_cel(
+            (
+                "duration(self.timeout) < duration(self.interval)",
+                "timeout must be shorter than interval",
+            )
+        )
+    )
+
+    interval: Duration = Field(
+        default=timedelta(seconds=15), description="How often the service is evaluated."
+    )
+    timeout: Duration = Field(
+        default=timedelta(seconds=2), description="Connect and read timeout of each health probe."
+    )
+
+    @model_validator(mode="after")
+    def _timeout_below_interval(self) -> Probe:
+        if self.timeout >= self.interval:
+            raise ValueError("probe.timeout must be shorter than probe.interval")
+        return self
+
+
+class PromQLOverrides(Model):
+    """Replace a default query. `$selector` expands to the service's label matchers."""
+
+    error_rate: str | None = Field(default=None, min_length=1, max_length=4096)
+    p99_latency: str | None = Field(default=None, min_length=1, max_length=4096)
+    pool_utilisation: str | None = Field(default=None, min_length=1, max_length=4096)
+    pool_pending: str | None = Field(default=None, min_length=1, max_length=4096)
+    memory_utilisation: str | None = Field(default=None, min_length=1, max_length=4096)
+    request_rate: str | None = Field(default=None, min_length=1, max_length=4096)
+    rate_limited: str | None = Field(default=None, min_length=1, max_length=4096)
+
+
+class PrometheusSource(Model):
+    url: HttpUrl | None = Field(
+        default=None,
+        description="Prometheus base URL. Default: the operator's --prometheus-url.",
+    )
+    match_labels: dict[
+        Annotated[str, Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")],
+        Annotated[str, Field(max_length=1024)],
+    ] = Field(
+        default_factory=dict,
+        max_length=16,
+        description=(
+            "Labels selecting this service's series. Default: "
+            "{namespace: <namespace>, service: <deployment>}."
+        ),
+    )
+    rate_window: Duration = Field(
+        default=timedelta(minutes=1), description="Range of rate() and histogram_quantile()."
+    )
+    queries: PromQLOverrides = Field(default_factory=PromQLOverrides)
+
+
+class Threshold(Model):
+    """A warning and a critical limit; a value strictly above a limit crosses it."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_cel(("self.warning < self.critical", "warning must be below critical"))
+    )
+
+    warning: float = Field(ge=0)
+    critical: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _warning_below_critical(self) -> Threshold:
+        if self.warning >= self.critical:
+            raise ValueError("warning must be below critical")
+        return self
+
+
+class PercentThreshold(Threshold):
+    warning: Percent
+    critical: Percent
+
+
+class Thresholds(Model):
+    """Runbook "Monitoring & Alerts" -> Key Metrics."""
+
+    error_rate_percent: PercentThreshold = Field(
+        default=PercentThreshold(warning=1, critical=5), description="5xx share of requests."
+    )
+    p99_latency_ms: Threshold = Field(
+        default=Threshold(warning=500, critical=2000), description="P99 request latency."
+    )
+    pool_utilisation_percent: PercentThreshold = Field(
+        default=PercentThreshold(warning=70, critical=90), description="DB pool in use / size."
+    )
+    memory_percent: PercentThreshold = Field(
+        default=PercentThreshold(warning=70, critical=85), description="Resident memory / limit."
+    )
+
+
+class Confirmation(Model):
+    """Hysteresis: how many observations make a breach or a recovery real."""
+
+    breaches: int = Field(default=3, ge=1, le=100, description="Consecutive breaching cycles.")
+    recoveries: int = Field(default=3, ge=1, le=100, description="Consecutive passing cycles.")
+    min_request_rate: float = Field(
+        default=1.0,
+        ge=0,
+        description="Requests per second below which the error rate is not judged.",
+    )
+
+
+class RollbackPolicy(Model):
+    enabled: bool = True
+    recent_rollout_window: Duration = Field(
+        default=timedelta(minutes=30),
+        description="A rollout started this recently is a rollback candidate.",
+    )
+
+
+class ScalePolicy(Model):
+    model_config = ConfigDict(
+        json_schema_extra=_cel(
+            ("self.minReplicas <= self.maxReplicas", "minReplicas must not exceed maxReplicas")
+        )
+    )
+
+    enabled: bool = True
+    min_replicas: int = Field(default=2, ge=1, le=1000)
+    max_replicas: int = Field(default=10, ge=1, le=1000)
+    step: int = Field(default=1, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _min_below_max(self) -> ScalePolicy:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("minReplicas must not exceed maxReplicas")
+        return self
+
+
+class MigrationPolicy(Model):
+    enabled: bool = True
+    cron_job_name: ObjectName = Field(
+        default="venue-migrate", description="CronJob whose template the migration Job copies."
+    )
+    timeout: Duration = Field(default=timedelta(minutes=10))
+
+
+class CircuitBreakerPolicy(Model):
+    enabled: bool = True
+    config_map_name: ObjectName = Field(default="venue-service-circuit-breaker")
+    key: str = Field(default="open", min_length=1, max_length=253, pattern=CONFIGMAP_KEY)
+
+
+class Cooldowns(Model):
+    rollback: Duration = Field(default=timedelta(minutes=10))
+    scale: Duration = Field(default=timedelta(minutes=5))
+    migration: Duration = Field(default=timedelta(minutes=15))
+    circuit_breaker: Duration = Field(default=timedelta(minutes=1))
+
+
+class RemediationPolicy(Model):
+    mode: Mode = Field(
+        default=Mode.AUTO, description="Auto acts; DryRun records; Off only watches."
+    )
+    rollback: RollbackPolicy = Field(default_factory=RollbackPolicy)
+    scale: ScalePolicy = Field(default_factory=ScalePolicy)
+    migration: MigrationPolicy = Field(default_factory=MigrationPolicy)
+    circuit_breaker: CircuitBreakerPolicy = Field(default_factory=CircuitBreakerPolicy)
+    cooldowns: Cooldowns = Field(default_factory=Cooldowns)
+    max_actions_per_hour: int = Field(default=6, ge=0, le=100)
+    verify_window: Duration = Field(
+        default=timedelta(minutes=5), description="After acting, how long to wait for recovery."
+    )
+
+
+class SecretKeyRef(Model):
+    name: ObjectName
+    key: str = Field(min_length=1, max_length=253, pattern=CONFIGMAP_KEY)
+
+
+class Notification(Model):
+    webhook_secret_ref: SecretKeyRef = Field(
+        description="Secret key holding the webhook URL (never inline: URLs carry tokens)."
+    )
+    format: Literal["PagerDuty", "Slack"] = "Slack"
+
+
+class DeploymentRef(Model):
+    name: ObjectName
+
+
+class VenueServiceSpec(Model):
+    deployment: DeploymentRef = Field(description="The Deployment this resource watches and heals.")
+    service: ServiceEndpoint = Field(default_factory=ServiceEndpoint)
+    probe: Probe = Field(default_factory=Probe)
+    prometheus: PrometheusSource = Field(default_factory=PrometheusSource)
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+    confirmation: Confirmation = Field(default_factory=Confirmation)
+    remediation: RemediationPolicy = Field(default_factory=RemediationPolicy)
+    notification: Notification | None = None
+
+
+# --- status -------------------------------------------------------------------------
+
+
+class Level(StrEnum):
+    OK = "ok"
+    WARNING = "warning"
+    CRITICAL = "critical"
+    UNKNOWN = "unknown"
+
+
+class Health(StrEnum):
+    HEALTHY = "Healthy"
+    DEGRADED = "Degraded"
+    DOWN = "Down"
+    UNKNOWN = "Unknown"
+
+
+class Severity(StrEnum):
+    P1 = "P1"
+    P2 = "P2"
+    P3 = "P3"
+    P4 = "P4"
+    NONE = "None"
+
+
+class CheckStatus(Model):
+    name: str
+    level: Level
+    value: float | None = None
+    unit: str | None = None
+    warning: float | None = None
+    critical: float | None = None
+    section: str = Field(description="Runbook section this check belongs to.")
+    reason: str | None = Field(default=None, max_length=1024)
+
+
+class Condition(Model):
+    """metav1.Condition."""
+
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str
+    message: str = Field(default="", max_length=32768)
+    last_transition_time: datetime
+    observed_generation: int | None = None
+
+
+class ActionRecord(Model):
+    at: datetime
+    action: str
+    reason: str = Field(max_length=2048)
+    result: str
+    dry_run: bool = False
+    correlation_id: str
+    inputs: dict[str, str] = Field(default_factory=dict)
+
+
+class IncidentEntry(Model):
+    at: datetime
+    severity: Severity
+    message: str = Field(max_length=2048)
+
+
+class Incident(Model):
+    id: str
+    opened_at: datetime
+    resolved_at: datetime | None = None
+    severity: Severity
+    timeline: list[IncidentEntry] = Field(default_factory=list, max_length=100)
+
+
+class VenueServiceStatus(Model):
+    observed_generation: int | None = None
+    health: Health | None = None
+    severity: Severity | None = None
+    ready: str | None = Field(default=None, description="Ready/desired replicas, e.g. 3/3.")
+    revision: int | None = Field(default=None, description="Deployment's current revision.")
+    checks: list[CheckStatus] = Field(default_factory=list, max_length=32)
+    conditions: list[Condition] = Field(default_factory=list, max_length=16)
+    last_action: ActionRecord | None = None
+    history: list[ActionRecord] = Field(default_factory=list, max_length=HISTORY_LIMIT)
+    incident: Incident | None = None
+    healthy_revisions: list[int] = Field(default_factory=list, max_length=HISTORY_LIMIT)
+    rolled_back_revisions: list[int] = Field(default_factory=list, max_length=HISTORY_LIMIT)

@@ -1,0 +1,39 @@
+"""Shared fixtures: the real local lab (session-scoped) and a fresh namespace per test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from venue_lab.session import Lab, lab
+
+
+@pytest.fixture(scope="session")
+def the_lab() -> Iterator[Lab]:
+    """One control plane + Prometheus for the whole run; torn down even on failure."""
+    with lab() as running:
+        yield running
+
+
+@pytest.fixture
+def namespace(the_lab: Lab) -> Iterator[str]:
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    the_lab.cluster.kubectl("create", "namespace", name)
+    the_lab.cluster.wait_for_service_account(name)
+    yield name
+    the_lab.cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """On a failed lab test, attach the tail of each component's log to the report."""
+    outcome = yield
+    report = outcome.get_result()
+    running = item.funcargs.get("the_lab") if hasattr(item, "funcargs") else None
+    if report.failed and isinstance(running, Lab):
+        for name, tail in running.cluster.logs().items():
+            report.sections.append((f"{name} log (tail)", tail))
+        if running.prometheus.proc is not None:
+            report.sections.append(("prometheus log (tail)", running.prometheus.proc.tail()))

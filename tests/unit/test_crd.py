@@ -1,0 +1,68 @@
+"""The CRD is generated from the models, and the committed copy must match."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from venue_operator.crd import CRD_PATH, build_crd, render_crd
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def walk(node: Any, path: str = "") -> list[tuple[str, str, Any]]:
+    found: list[tuple[str, str, Any]] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found.append((path, key, value))
+            found.extend(walk(value, f"{path}.{key}"))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            found.extend(walk(value, f"{path}[{i}]"))
+    return found
+
+
+def test_committed_crd_is_generated_from_the_models() -> None:
+    committed = (REPO / CRD_PATH).read_text()
+    assert committed == render_crd(), "run: venue-operator crd --write"
+
+
+def test_schema_is_structural() -> None:
+    schema = build_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    forbidden = {"$ref", "$defs", "anyOf", "title", "patternProperties", "propertyNames"}
+    bad = [(path, key) for path, key, _ in walk(schema) if key in forbidden]
+    assert bad == []
+    closed = [p for p, k, v in walk(schema) if k == "additionalProperties" and v is False]
+    assert closed == []
+
+
+def test_nested_defaults_are_filled_in_by_the_api_server() -> None:
+    spec = build_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    props = spec["properties"]
+    assert props["thresholds"]["default"] == {}
+    assert props["thresholds"]["properties"]["errorRatePercent"]["default"] == {
+        "warning": 1.0,
+        "critical": 5.0,
+    }
+    assert props["probe"]["properties"]["interval"]["default"] == "15s"
+    assert "default" not in props["notification"], "optional blocks stay absent"
+
+
+def test_short_names_avoid_well_known_ones() -> None:
+    names = build_crd()["spec"]["names"]
+    assert "vs" not in names["shortNames"]  # Istio's VirtualService
+
+
+def test_printer_columns() -> None:
+    columns = build_crd()["spec"]["versions"][0]["additionalPrinterColumns"]
+    assert [c["name"] for c in columns] == [
+        "Health", "Severity", "Ready", "Revision", "Last Action", "Age",
+    ]  # fmt: skip
+
+
+def test_rendered_crd_is_plain_yaml() -> None:
+    text = render_crd()
+    assert "&id" not in text and "*id" not in text, "no YAML anchors in a CRD"
+    assert yaml.safe_load(text)["kind"] == "CustomResourceDefinition"
