@@ -16,9 +16,8 @@ def run_demo(keep: bool = False) -> int:
     print("==> starting the local lab (the first run builds the control plane: 15-30 min)")
     with lab(keep=keep) as the_lab:
         kubectl = the_lab.cluster.kubectl
-        print(
-            f"==> lab up in {time.monotonic() - started:.1f}s; KUBECONFIG={the_lab.cluster.kubeconfig}"
-        )
+        elapsed = time.monotonic() - started
+        print(f"==> lab up in {elapsed:.1f}s; KUBECONFIG={the_lab.cluster.kubeconfig}")
         kubectl("create", "namespace", "venue")
         the_lab.cluster.wait_for_service_account("venue")
         for name in ("deployment.yaml", "venueservice.yaml"):

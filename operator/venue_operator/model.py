@@ -183,6 +183,13 @@ class Thresholds(Model):
     memory_percent: PercentThreshold = Field(
         default=PercentThreshold(warning=70, critical=85), description="Resident memory / limit."
     )
+    rate_limited_percent: PercentThreshold = Field(
+        default=PercentThreshold(warning=5, critical=25),
+        description=(
+            '429 share of requests (runbook "Rate Limit Errors"; the runbook gives no number, '
+            "these are ours)."
+        ),
+    )
 
 
 class Confirmation(Model):
@@ -313,8 +320,15 @@ class Severity(StrEnum):
 
 
 class CheckStatus(Model):
+    """One check after hysteresis: `level` is confirmed, `observed` is this cycle's raw level."""
+
     name: str
     level: Level
+    observed: Level | None = None
+    pending: Level | None = Field(
+        default=None, description="Level the check is moving to, not yet confirmed."
+    )
+    pending_count: int = Field(default=0, ge=0, description="Consecutive cycles at `pending`.")
     value: float | None = None
     unit: str | None = None
     warning: float | None = None

@@ -1,0 +1,246 @@
+"""assess: observations + thresholds + previous checks -> checks, health, severity. Pure.
+
+Each check maps to a runbook section. A value strictly above a limit crosses it
+(the runbook says "> 1%"): exactly at the warning limit is ok, exactly at the
+critical limit is warning. Hysteresis: a level change is confirmed after
+`confirmation.breaches` consecutive cycles towards a worse level, or
+`confirmation.recoveries` towards a better one. Unknown data is reported as
+unknown at once and never counts towards a breach.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from venue_operator.model import (
+    CheckStatus,
+    Confirmation,
+    Health,
+    Level,
+    Severity,
+    Threshold,
+    VenueServiceSpec,
+)
+from venue_operator.observations import Observations, ProbeResult, Reading
+
+# Runbook sections, as titled in the runbook.
+HEALTH_CHECKS = "Health Checks"
+NOT_STARTING = "Service Not Starting"
+HIGH_LATENCY = "High Latency"
+RATE_LIMITS = "Rate Limit Errors"
+DB_FAILURES = "Database Connection Failures"
+DB_OPERATIONS = "Database Operations"
+MONITORING = "Monitoring & Alerts"
+
+_RANK = {Level.OK: 0, Level.WARNING: 1, Level.CRITICAL: 2}
+
+
+@dataclass(frozen=True)
+class Raw:
+    """A check's reading this cycle, before hysteresis."""
+
+    level: Level
+    value: float | None = None
+    unit: str | None = None
+    threshold: Threshold | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Assessment:
+    checks: tuple[CheckStatus, ...]
+    health: Health
+    severity: Severity
+    metrics_available: bool
+
+    def check(self, name: str) -> CheckStatus:
+        return next(c for c in self.checks if c.name == name)
+
+    def breaches(self) -> list[CheckStatus]:
+        return [c for c in self.checks if c.level in (Level.WARNING, Level.CRITICAL)]
+
+
+def level_of(value: float, threshold: Threshold) -> Level:
+    """Strictly above critical -> critical; strictly above warning -> warning."""
+    if value > threshold.critical:
+        return Level.CRITICAL
+    if value > threshold.warning:
+        return Level.WARNING
+    return Level.OK
+
+
+def _metric(reading: Reading, threshold: Threshold, scale: float, unit: str) -> Raw:
+    if reading.value is None:
+        return Raw(Level.UNKNOWN, unit=unit, threshold=threshold, reason=reading.unknown_reason)
+    value = round(reading.value * scale, 3)
+    return Raw(level_of(value, threshold), value, unit, threshold)
+
+
+def _probe(probe: ProbeResult) -> Raw:
+    if probe.ok:
+        return Raw(Level.OK, value=probe.status_code)
+    reason = f"{probe.failure}: {probe.detail}" if probe.detail else str(probe.failure)
+    return Raw(Level.CRITICAL, value=probe.status_code, reason=reason)
+
+
+def _dependency(probe: ProbeResult, key: str) -> Raw:
+    state = probe.checks.get(key)
+    if state is None:
+        why = f"{probe.failure}" if not probe.ok else f"no checks.{key}"
+        return Raw(Level.UNKNOWN, reason=f"/health/full gave no {key} state ({why})")
+    if state == "ok":
+        return Raw(Level.OK)
+    return Raw(Level.CRITICAL, reason=f"checks.{key} = {state!r}")
+
+
+def _migrations(probe: ProbeResult) -> Raw:
+    state = probe.checks.get("migrations")
+    if state in (None, "ok"):
+        return Raw(Level.OK)
+    return Raw(Level.CRITICAL, reason=f"checks.migrations = {state!r}")
+
+
+def _pods(obs: Observations) -> Raw:
+    w = obs.workload
+    if not w.found:
+        return Raw(Level.UNKNOWN, reason="Deployment not found")
+    value = float(w.ready)
+    if w.desired > 0 and w.ready == 0:
+        return Raw(Level.CRITICAL, value, "pods", reason=f"0/{w.desired} pods ready")
+    if w.crash_looping:
+        reason = f"{w.crash_looping} pod(s) in CrashLoopBackOff, {w.ready}/{w.desired} ready"
+        return Raw(Level.CRITICAL, value, "pods", reason=reason)
+    if w.ready < w.desired:
+        return Raw(Level.WARNING, value, "pods", reason=f"{w.ready}/{w.desired} pods ready")
+    return Raw(Level.OK, value, "pods")
+
+
+def _error_rate(obs: Observations, spec: VenueServiceSpec) -> Raw:
+    threshold = spec.thresholds.error_rate_percent
+    rate = obs.metrics.request_rate
+    if rate.value is None:
+        return Raw(Level.UNKNOWN, unit="%", threshold=threshold, reason=rate.unknown_reason)
+    minimum = spec.confirmation.min_request_rate
+    if rate.value < minimum:
+        # Too little traffic for a ratio to mean anything: not judged, and not a breach.
+        reason = f"not judged: {rate.value:.2f} req/s is below the minimum {minimum:g} req/s"
+        return Raw(Level.OK, unit="%", threshold=threshold, reason=reason)
+    return _metric(obs.metrics.error_rate, threshold, 100, "%")
+
+
+def _rate_limited(obs: Observations, spec: VenueServiceSpec) -> Raw:
+    raw = _metric(obs.metrics.rate_limited, spec.thresholds.rate_limited_percent, 100, "%")
+    tenants = obs.metrics.top_limited_tenants
+    if raw.level in (Level.WARNING, Level.CRITICAL) and tenants:
+        top = ", ".join(f"{name} {rate:.1f}/s" for name, rate in tenants[:3])
+        return Raw(raw.level, raw.value, raw.unit, raw.threshold, f"top tenants: {top}")
+    return raw
+
+
+# name -> (runbook section, how to read it). Order is the order shown in status.
+CHECKS: dict[str, tuple[str, Callable[[Observations, VenueServiceSpec], Raw]]] = {
+    "health": (HEALTH_CHECKS, lambda o, s: _probe(o.health)),
+    "database": (DB_FAILURES, lambda o, s: _dependency(o.full_health, "database")),
+    "redis": (NOT_STARTING, lambda o, s: _dependency(o.full_health, "redis")),
+    "migrations": (DB_OPERATIONS, lambda o, s: _migrations(o.full_health)),
+    "pods": (NOT_STARTING, lambda o, s: _pods(o)),
+    "error_rate": (MONITORING, _error_rate),
+    "p99_latency": (
+        HIGH_LATENCY,
+        lambda o, s: _metric(o.metrics.p99_latency, s.thresholds.p99_latency_ms, 1000, "ms"),
+    ),
+    "pool_utilisation": (
+        DB_FAILURES,
+        lambda o, s: _metric(
+            o.metrics.pool_utilisation, s.thresholds.pool_utilisation_percent, 100, "%"
+        ),
+    ),
+    "memory": (
+        MONITORING,
+        lambda o, s: _metric(o.metrics.memory_utilisation, s.thresholds.memory_percent, 100, "%"),
+    ),
+    "rate_limited": (RATE_LIMITS, _rate_limited),
+}
+METRIC_CHECKS = ("error_rate", "p99_latency", "pool_utilisation", "memory", "rate_limited")
+
+
+def confirm(
+    observed: Level, previous: CheckStatus | None, confirmation: Confirmation
+) -> tuple[Level, Level | None, int]:
+    """Hysteresis for one check -> (confirmed level, pending level, cycles at pending)."""
+    if observed is Level.UNKNOWN:
+        return Level.UNKNOWN, None, 0
+    base = previous.level if previous and previous.level is not Level.UNKNOWN else Level.OK
+    if observed is base:
+        return base, None, 0
+    escalating = _RANK[observed] > _RANK[base]
+    pending = previous.pending if previous else None
+    if (
+        pending is not None
+        and pending is not Level.UNKNOWN
+        and ((_RANK[pending] > _RANK[base]) == escalating)
+    ):
+        count = previous.pending_count + 1 if previous else 1
+        # The streak confirms the mildest level it held: warning+critical+critical -> warning.
+        pick = min if escalating else max
+        pending = pick(pending, observed, key=_RANK.__getitem__)
+    else:
+        pending, count = observed, 1
+    needed = confirmation.breaches if escalating else confirmation.recoveries
+    if count >= needed:
+        return pending, None, 0
+    return base, pending, count
+
+
+def _check_status(
+    name: str, section: str, raw: Raw, previous: CheckStatus | None, conf: Confirmation
+) -> CheckStatus:
+    level, pending, count = confirm(raw.level, previous, conf)
+    return CheckStatus(
+        name=name,
+        level=level,
+        observed=raw.level,
+        pending=pending,
+        pending_count=count,
+        value=raw.value,
+        unit=raw.unit,
+        warning=raw.threshold.warning if raw.threshold else None,
+        critical=raw.threshold.critical if raw.threshold else None,
+        section=section,
+        reason=raw.reason,
+    )
+
+
+def overall(checks: Iterable[CheckStatus]) -> tuple[Health, Severity]:
+    """Runbook "Severity Levels": down -> P1, critical -> P2, warning -> P3, blind spot -> P4."""
+    by_name = {c.name: c for c in checks}
+    levels = {c.level for c in by_name.values()}
+    pods = by_name.get("pods")
+    no_pods_ready = pods is not None and pods.level is Level.CRITICAL and pods.value == 0
+    health_down = "health" in by_name and by_name["health"].level is Level.CRITICAL
+    if health_down or no_pods_ready:
+        return Health.DOWN, Severity.P1
+    if Level.CRITICAL in levels:
+        return Health.DEGRADED, Severity.P2
+    if Level.WARNING in levels:
+        return Health.DEGRADED, Severity.P3
+    if Level.UNKNOWN in levels:
+        return Health.UNKNOWN, Severity.P4
+    return Health.HEALTHY, Severity.NONE
+
+
+def assess(
+    obs: Observations, spec: VenueServiceSpec, previous: Sequence[CheckStatus] = ()
+) -> Assessment:
+    """Evaluate every runbook check for one cycle, applying hysteresis against `previous`."""
+    before = {c.name: c for c in previous}
+    checks = tuple(
+        _check_status(name, section, read(obs, spec), before.get(name), spec.confirmation)
+        for name, (section, read) in CHECKS.items()
+    )
+    health, severity = overall(checks)
+    metrics_available = any(
+        c.observed is not Level.UNKNOWN for c in checks if c.name in METRIC_CHECKS
+    )
+    return Assessment(checks, health, severity, metrics_available)

@@ -1,0 +1,95 @@
+"""What observe hands to assess: plain facts, each either a value or the reason it is missing.
+
+Pure types, no I/O. A failed or empty observation is `unknown` with a reason,
+never a silent zero: assess must be able to tell "0% errors" from "no data".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class ProbeFailure(StrEnum):
+    """Why a health probe did not return a healthy answer."""
+
+    CONNECTION_REFUSED = "ConnectionRefused"
+    TIMEOUT = "Timeout"
+    UNREACHABLE = "Unreachable"
+    HTTP_STATUS = "HttpStatus"
+    INVALID_JSON = "InvalidJson"
+    CHECK_FAILING = "CheckFailing"
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """One GET of /health or /health/full."""
+
+    failure: ProbeFailure | None = None
+    detail: str = ""
+    status_code: int | None = None
+    checks: Mapping[str, str] = field(default_factory=dict)
+    seconds: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One metric: a value, or why there is none (Prometheus down, empty, NaN, ...)."""
+
+    value: float | None = None
+    unknown_reason: str | None = None
+
+    @classmethod
+    def of(cls, value: float) -> Reading:
+        return cls(value=value)
+
+    @classmethod
+    def unknown(cls, reason: str) -> Reading:
+        return cls(unknown_reason=reason)
+
+
+UNOBSERVED = Reading.unknown("not observed")
+
+
+@dataclass(frozen=True)
+class MetricReadings:
+    """Prometheus readings for one service. Ratios are fractions (0.05 = 5%)."""
+
+    request_rate: Reading = UNOBSERVED  # requests per second
+    error_rate: Reading = UNOBSERVED  # 5xx / all
+    p99_latency: Reading = UNOBSERVED  # seconds
+    pool_utilisation: Reading = UNOBSERVED  # in use / size
+    pool_pending: Reading = UNOBSERVED  # waiting for a connection
+    memory_utilisation: Reading = UNOBSERVED  # resident / limit
+    rate_limited: Reading = UNOBSERVED  # 429 / all
+    top_limited_tenants: tuple[tuple[str, float], ...] = ()  # (tenant, 429/s), worst first
+
+
+@dataclass(frozen=True)
+class WorkloadState:
+    """The Deployment as the watch-fed indexes see it."""
+
+    found: bool
+    desired: int = 0
+    ready: int = 0
+    revision: int | None = None
+    rollout_started_at: datetime | None = None
+    rollout_stalled: bool = False
+    restarts: int = 0
+    crash_looping: int = 0  # pods in CrashLoopBackOff
+    migration_running: bool = False
+
+
+@dataclass(frozen=True)
+class Observations:
+    at: datetime
+    health: ProbeResult
+    full_health: ProbeResult
+    metrics: MetricReadings
+    workload: WorkloadState

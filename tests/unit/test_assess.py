@@ -1,0 +1,282 @@
+"""assess: every runbook row, boundaries, unknown data, hysteresis and flapping."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+
+from venue_operator.assess import Assessment, assess, confirm, level_of
+from venue_operator.model import (
+    CheckStatus,
+    Confirmation,
+    Health,
+    Level,
+    Severity,
+    Threshold,
+    VenueServiceSpec,
+)
+from venue_operator.observations import (
+    MetricReadings,
+    Observations,
+    ProbeFailure,
+    ProbeResult,
+    Reading,
+    WorkloadState,
+)
+
+NOW = datetime(2026, 11, 26, 20, 0, tzinfo=UTC)
+SPEC = VenueServiceSpec.model_validate({"deployment": {"name": "venue-service"}})
+ONE_SHOT = VenueServiceSpec.model_validate(
+    {"deployment": {"name": "v"}, "confirmation": {"breaches": 1, "recoveries": 1}}
+)
+HEALTHY_FULL = ProbeResult(status_code=200, checks={"database": "ok", "redis": "ok"})
+HEALTHY_METRICS = MetricReadings(
+    request_rate=Reading.of(20),
+    error_rate=Reading.of(0.001),
+    p99_latency=Reading.of(0.15),
+    pool_utilisation=Reading.of(0.3),
+    pool_pending=Reading.of(0),
+    memory_utilisation=Reading.of(0.4),
+    rate_limited=Reading.of(0),
+)
+
+
+def observe(**changes: object) -> Observations:
+    base = Observations(
+        at=NOW,
+        health=ProbeResult(status_code=200),
+        full_health=HEALTHY_FULL,
+        metrics=HEALTHY_METRICS,
+        workload=WorkloadState(found=True, desired=3, ready=3, revision=2),
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def metrics(**readings: Reading) -> MetricReadings:
+    return replace(HEALTHY_METRICS, **readings)  # type: ignore[arg-type]
+
+
+def run(cycles: Sequence[Observations], spec: VenueServiceSpec = SPEC) -> list[Assessment]:
+    previous: tuple[CheckStatus, ...] = ()
+    out = []
+    for obs in cycles:
+        result = assess(obs, spec, previous)
+        previous = result.checks
+        out.append(result)
+    return out
+
+
+def test_healthy_service() -> None:
+    result = assess(observe(), ONE_SHOT)
+    assert (result.health, result.severity) == (Health.HEALTHY, Severity.NONE)
+    assert all(c.level is Level.OK for c in result.checks), result.checks
+    assert result.metrics_available
+
+
+# Every runbook row: (what happens, observation, check, level, health, severity)
+RUNBOOK_ROWS = [
+    ("service down: refused", {"health": ProbeResult(ProbeFailure.CONNECTION_REFUSED)},
+     "health", Level.CRITICAL, Health.DOWN, Severity.P1),
+    ("service down: health times out", {"health": ProbeResult(ProbeFailure.TIMEOUT)},
+     "health", Level.CRITICAL, Health.DOWN, Severity.P1),
+    ("service down: 503", {"health": ProbeResult(ProbeFailure.HTTP_STATUS, status_code=503)},
+     "health", Level.CRITICAL, Health.DOWN, Severity.P1),
+    ("malformed health JSON", {"health": ProbeResult(ProbeFailure.INVALID_JSON, status_code=200)},
+     "health", Level.CRITICAL, Health.DOWN, Severity.P1),
+    ("not starting: no pods ready",
+     {"workload": WorkloadState(found=True, desired=3, ready=0, crash_looping=3)},
+     "pods", Level.CRITICAL, Health.DOWN, Severity.P1),
+    ("crash loop with some pods ready",
+     {"workload": WorkloadState(found=True, desired=3, ready=2, crash_looping=1)},
+     "pods", Level.CRITICAL, Health.DEGRADED, Severity.P2),
+    ("one pod not ready", {"workload": WorkloadState(found=True, desired=3, ready=2)},
+     "pods", Level.WARNING, Health.DEGRADED, Severity.P3),
+    ("database down",
+     {"full_health": ProbeResult(ProbeFailure.CHECK_FAILING, status_code=503,
+                                 checks={"database": "error", "redis": "ok"})},
+     "database", Level.CRITICAL, Health.DEGRADED, Severity.P2),
+    ("redis down",
+     {"full_health": ProbeResult(ProbeFailure.CHECK_FAILING, status_code=503,
+                                 checks={"database": "ok", "redis": "error"})},
+     "redis", Level.CRITICAL, Health.DEGRADED, Severity.P2),
+    ("migrations pending",
+     {"full_health": ProbeResult(ProbeFailure.CHECK_FAILING, status_code=503, checks={
+         "database": "ok", "redis": "ok", "migrations": "pending"})},
+     "migrations", Level.CRITICAL, Health.DEGRADED, Severity.P2),
+    ("high error rate", {"metrics": metrics(error_rate=Reading.of(0.12))},
+     "error_rate", Level.CRITICAL, Health.DEGRADED, Severity.P2),
+    ("elevated error rate", {"metrics": metrics(error_rate=Reading.of(0.02))},
+     "error_rate", Level.WARNING, Health.DEGRADED, Severity.P3),
+    ("p99 over 2 s", {"metrics": metrics(p99_latency=Reading.of(2.5))},
+     "p99_latency", Level.CRITICAL, Health.DEGRADED, Severity.P2),
+    ("p99 over 500 ms", {"metrics": metrics(p99_latency=Reading.of(0.8))},
+     "p99_latency", Level.WARNING, Health.DEGRADED, Severity.P3),
+    ("pool saturated", {"metrics": metrics(pool_utilisation=Reading.of(0.95))},
+     "pool_utilisation", Level.CRITICAL, Health.DEGRADED, Severity.P2),
+    ("pool busy", {"metrics": metrics(pool_utilisation=Reading.of(0.75))},
+     "pool_utilisation", Level.WARNING, Health.DEGRADED, Severity.P3),
+    ("memory pressure", {"metrics": metrics(memory_utilisation=Reading.of(0.9))},
+     "memory", Level.CRITICAL, Health.DEGRADED, Severity.P2),
+    ("memory high", {"metrics": metrics(memory_utilisation=Reading.of(0.72))},
+     "memory", Level.WARNING, Health.DEGRADED, Severity.P3),
+    ("429 surge", {"metrics": metrics(rate_limited=Reading.of(0.3),
+                                      top_limited_tenants=(("tenant-b", 6.0),))},
+     "rate_limited", Level.CRITICAL, Health.DEGRADED, Severity.P2),
+    ("some 429s", {"metrics": metrics(rate_limited=Reading.of(0.08))},
+     "rate_limited", Level.WARNING, Health.DEGRADED, Severity.P3),
+    ("deployment missing", {"workload": WorkloadState(found=False)},
+     "pods", Level.UNKNOWN, Health.UNKNOWN, Severity.P4),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("case", "changes", "check", "level", "health", "severity"),
+    RUNBOOK_ROWS,
+    ids=[row[0] for row in RUNBOOK_ROWS],
+)
+def test_runbook_rows(
+    case: str,
+    changes: dict[str, object],
+    check: str,
+    level: Level,
+    health: Health,
+    severity: Severity,
+) -> None:
+    result = assess(observe(**changes), ONE_SHOT)
+    assert result.check(check).level is level, result.check(check)
+    assert (result.health, result.severity) == (health, severity)
+
+
+def test_429_reason_names_the_top_tenants() -> None:
+    obs = observe(
+        metrics=metrics(
+            rate_limited=Reading.of(0.3), top_limited_tenants=(("tenant-b", 6.0), ("tenant-a", 0.2))
+        )
+    )
+    reason = assess(obs, ONE_SHOT).check("rate_limited").reason or ""
+    assert "tenant-b 6.0/s" in reason and reason.index("tenant-b") < reason.index("tenant-a")
+
+
+@pytest.mark.parametrize(
+    ("value", "level"),
+    [(0.99, Level.OK), (1.0, Level.OK), (1.01, Level.WARNING), (5.0, Level.WARNING),
+     (5.0001, Level.CRITICAL)],
+)  # fmt: skip
+def test_exactly_at_a_threshold_does_not_cross_it(value: float, level: Level) -> None:
+    assert level_of(value, Threshold(warning=1, critical=5)) is level
+
+
+def test_error_rate_boundary_through_assess() -> None:
+    at_warning = assess(observe(metrics=metrics(error_rate=Reading.of(0.01))), ONE_SHOT)
+    assert at_warning.check("error_rate").level is Level.OK
+    assert at_warning.check("error_rate").value == 1.0
+    at_critical = assess(observe(metrics=metrics(error_rate=Reading.of(0.05))), ONE_SHOT)
+    assert at_critical.check("error_rate").level is Level.WARNING
+
+
+def test_error_rate_not_judged_below_minimum_request_rate() -> None:
+    quiet = metrics(request_rate=Reading.of(0.5), error_rate=Reading.of(0.5))
+    result = run([observe(metrics=quiet)] * 5)[-1]
+    check = result.check("error_rate")
+    assert check.level is Level.OK and "not judged" in (check.reason or "")
+    assert result.health is Health.HEALTHY
+
+
+@pytest.mark.parametrize(
+    "reading",
+    [Reading.unknown("prometheus unreachable"), Reading.unknown("empty result"),
+     Reading.unknown("NaN")],
+)  # fmt: skip
+def test_unknown_metric_is_never_ok_nor_breach(reading: Reading) -> None:
+    result = run([observe(metrics=metrics(p99_latency=reading))] * 5)[-1]
+    check = result.check("p99_latency")
+    assert check.level is Level.UNKNOWN and check.reason == reading.unknown_reason
+    assert (result.health, result.severity) == (Health.UNKNOWN, Severity.P4)
+
+
+def test_prometheus_down_means_metrics_unavailable_and_no_breach() -> None:
+    down = Reading.unknown("prometheus unreachable")
+    blind = MetricReadings(
+        request_rate=down, error_rate=down, p99_latency=down, pool_utilisation=down,
+        pool_pending=down, memory_utilisation=down, rate_limited=down,
+    )  # fmt: skip
+    result = run([observe(metrics=blind)] * 5)[-1]
+    assert not result.metrics_available
+    assert result.breaches() == []
+
+
+def test_breach_needs_consecutive_confirmations() -> None:
+    bad = observe(metrics=metrics(error_rate=Reading.of(0.12)))
+    levels = [a.check("error_rate").level for a in run([bad] * 4)]
+    assert levels == [Level.OK, Level.OK, Level.CRITICAL, Level.CRITICAL]
+
+
+def test_two_cycle_blip_does_not_breach() -> None:
+    good, bad = observe(), observe(metrics=metrics(error_rate=Reading.of(0.12)))
+    results = run([good, bad, bad, good, bad, bad, good, good])
+    assert all(not r.breaches() for r in results)
+    assert {r.health for r in results} == {Health.HEALTHY}
+
+
+def test_recovery_needs_consecutive_passes() -> None:
+    good, bad = observe(), observe(metrics=metrics(error_rate=Reading.of(0.12)))
+    results = run([bad, bad, bad, good, good, good])
+    assert [r.health for r in results] == [Health.HEALTHY] * 2 + [Health.DEGRADED] * 3 + [
+        Health.HEALTHY
+    ]
+
+
+def test_mixed_warning_and_critical_streak_confirms_the_milder_level() -> None:
+    warn = observe(metrics=metrics(error_rate=Reading.of(0.02)))
+    crit = observe(metrics=metrics(error_rate=Reading.of(0.12)))
+    assert run([crit, warn, crit])[-1].check("error_rate").level is Level.WARNING
+
+
+def test_unknown_interrupts_a_streak() -> None:
+    bad = observe(metrics=metrics(error_rate=Reading.of(0.12)))
+    gap = observe(metrics=metrics(error_rate=Reading.unknown("prometheus unreachable")))
+    levels = [a.check("error_rate").level for a in run([bad, bad, gap, bad, bad])]
+    assert Level.CRITICAL not in levels
+
+
+def test_hysteresis_state_survives_a_round_trip_through_status() -> None:
+    """The operator stores checks in status; the streak must survive that serialisation."""
+    bad = observe(metrics=metrics(error_rate=Reading.of(0.12)))
+    first = assess(bad, SPEC)
+    stored = [
+        CheckStatus.model_validate(c.model_dump(mode="json", by_alias=True)) for c in first.checks
+    ]
+    second = assess(bad, SPEC, stored)
+    third = assess(bad, SPEC, second.checks)
+    assert second.check("error_rate").pending_count == 2
+    assert third.check("error_rate").level is Level.CRITICAL
+
+
+@pytest.mark.parametrize(
+    ("previous_level", "pending", "count", "observed", "expected"),
+    [
+        (Level.OK, None, 0, Level.OK, (Level.OK, None, 0)),
+        (Level.OK, None, 0, Level.CRITICAL, (Level.OK, Level.CRITICAL, 1)),
+        (Level.OK, Level.CRITICAL, 2, Level.CRITICAL, (Level.CRITICAL, None, 0)),
+        (Level.CRITICAL, None, 0, Level.OK, (Level.CRITICAL, Level.OK, 1)),
+        (Level.CRITICAL, Level.OK, 2, Level.OK, (Level.OK, None, 0)),
+        (Level.CRITICAL, Level.OK, 2, Level.CRITICAL, (Level.CRITICAL, None, 0)),
+        (Level.UNKNOWN, None, 0, Level.OK, (Level.OK, None, 0)),
+        (Level.UNKNOWN, None, 0, Level.CRITICAL, (Level.OK, Level.CRITICAL, 1)),
+        (Level.CRITICAL, None, 0, Level.UNKNOWN, (Level.UNKNOWN, None, 0)),
+    ],
+)
+def test_confirm_table(
+    previous_level: Level,
+    pending: Level | None,
+    count: int,
+    observed: Level,
+    expected: tuple[Level, Level | None, int],
+) -> None:
+    previous = CheckStatus(
+        name="x", level=previous_level, pending=pending, pending_count=count, section="s"
+    )
+    assert confirm(observed, previous, Confirmation(breaches=3, recoveries=3)) == expected
