@@ -372,6 +372,12 @@ class Incident(Model):
     timeline: list[IncidentEntry] = Field(default_factory=list, max_length=100)
 
 
+class EvaluationError(Model):
+    at: datetime
+    reason: str
+    message: str = Field(max_length=1024)
+
+
 class VenueServiceStatus(Model):
     observed_generation: int | None = None
     health: Health | None = None
@@ -385,3 +391,6 @@ class VenueServiceStatus(Model):
     incident: Incident | None = None
     healthy_revisions: list[int] = Field(default_factory=list, max_length=HISTORY_LIMIT)
     rolled_back_revisions: list[int] = Field(default_factory=list, max_length=HISTORY_LIMIT)
+    last_error: EvaluationError | None = Field(
+        default=None, description="The last evaluation that failed; cleared by the next success."
+    )

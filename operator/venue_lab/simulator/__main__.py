@@ -1,0 +1,117 @@
+"""`python -m venue_lab.simulator --services 100 --control-port 0 --ready-file PATH`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import structlog
+
+from venue_lab.simulator.control import DEFAULT_HANG_S, DEFAULT_RATE, Simulator
+from venue_lab.simulator.follow import DeploymentFollower, FollowTarget, kubernetes_image_reader
+from venue_operator.logs import configure as configure_logs
+
+log = structlog.get_logger(__name__)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m venue_lab.simulator",
+        description="Simulated venue services on 127.0.0.1, one port each, plus a control port.",
+    )
+    parser.add_argument("--services", type=int, default=1, help="how many services (default 1)")
+    parser.add_argument("--name-prefix", default="venue", help="services are PREFIX-000, ...")
+    parser.add_argument("--base-port", type=int, default=0, help="first port; 0 = free ports")
+    parser.add_argument("--control-port", type=int, default=0, help="0 = a free port")
+    parser.add_argument("--rate", type=float, default=DEFAULT_RATE, help="req/s per service")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--slow-health-seconds", type=float, default=DEFAULT_HANG_S, help="slow_health's hang"
+    )
+    parser.add_argument("--ready-file", type=Path, help="JSON with the ports, once listening")
+    parser.add_argument(
+        "--follow",
+        action="append",
+        default=[],
+        type=FollowTarget.parse,
+        metavar="NAMESPACE/DEPLOYMENT[=SERVICE]",
+        help="take the service's faults from the Deployment's image (repeatable)",
+    )
+    parser.add_argument("--kubeconfig", help="for --follow (default: $KUBECONFIG, ~/.kube)")
+    parser.add_argument("--poll-interval", type=float, default=0.5, help="for --follow, seconds")
+    parser.add_argument("--log-json", action="store_true")
+    parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning"))
+    args = parser.parse_args(argv)
+    if args.services < 0:
+        parser.error("--services must be >= 0")
+    return args
+
+
+def write_ready_file(path: Path, info: dict[str, object]) -> None:
+    """Atomically, so a watcher never reads half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    partial.write_text(json.dumps({"pid": os.getpid(), **info}, indent=2))
+    partial.replace(path)
+
+
+async def serve(args: argparse.Namespace) -> None:
+    """Run until SIGINT/SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with Simulator(
+        rate=args.rate,
+        seed=args.seed,
+        control_port=args.control_port,
+        slow_health_seconds=args.slow_health_seconds,
+    ) as sim:
+        for index in range(args.services):
+            port = args.base_port + index if args.base_port else 0
+            await sim.add_service(f"{args.name_prefix}-{index:03d}", port)
+        for target in args.follow:
+            if target.service not in sim.services:
+                await sim.add_service(target.service)
+        follower = None
+        if args.follow:
+            reader = kubernetes_image_reader(args.kubeconfig)
+            follower = DeploymentFollower(sim, args.follow, reader, args.poll_interval)
+            await follower.poll_once()  # the ready file then reflects the current images
+        if args.ready_file:
+            write_ready_file(args.ready_file, sim.ready_info())
+        log.info("simulator ready", control_port=sim.control_port, services=len(sim.services))
+        following = asyncio.create_task(follower.run()) if follower else None
+        try:
+            await stop.wait()
+        finally:
+            if following:
+                following.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await following
+            if args.ready_file:
+                args.ready_file.unlink(missing_ok=True)
+    log.info("simulator stopped")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    configure_logs(json=args.log_json, level=logging.getLevelName(args.log_level.upper()))
+    try:
+        asyncio.run(serve(args))
+    except OSError as exc:
+        print(f"simulator: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

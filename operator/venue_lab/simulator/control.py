@@ -1,0 +1,206 @@
+"""The Simulator: many simulated services in one asyncio loop, and the process-wide control API.
+
+The control API (its own port, 127.0.0.1 only) lists the services, changes their faults,
+even while a service refuses connections, and adds services at run time.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Mapping
+from types import TracebackType
+
+import structlog
+from aiohttp import web
+
+from venue_lab.simulator.behaviour import ServiceBehaviour
+from venue_lab.simulator.faults import HEALTHY, FaultError, Faults, parse_overrides
+from venue_lab.simulator.service import (
+    HOST,
+    SHUTDOWN_TIMEOUT_S,
+    Clock,
+    SimulatedService,
+    faults_request,
+)
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_RATE = 20.0
+DEFAULT_HANG_S = 30.0
+_SERVICE_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?")
+
+
+class Simulator:
+    """`async with Simulator() as sim: svc = await sim.add_service("venue")`; `sim.control_url`."""
+
+    def __init__(
+        self,
+        *,
+        rate: float = DEFAULT_RATE,
+        seed: int = 0,
+        control_port: int = 0,
+        slow_health_seconds: float = DEFAULT_HANG_S,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.rate = rate
+        self.seed = seed
+        self.control_port = control_port
+        self.slow_health_seconds = slow_health_seconds
+        self.clock = clock
+        self._services: dict[str, SimulatedService] = {}
+        self._runner: web.AppRunner | None = None
+
+    async def __aenter__(self) -> Simulator:
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    @property
+    def control_url(self) -> str:
+        return f"http://{HOST}:{self.control_port}"
+
+    @property
+    def services(self) -> Mapping[str, SimulatedService]:
+        return self._services
+
+    def service(self, name: str) -> SimulatedService:
+        return self._services[name]
+
+    async def start(self) -> None:
+        """Open the control port."""
+        app = web.Application()
+        app[SIMULATOR] = self
+        app.add_routes(CONTROL_ROUTES)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+        await runner.setup()
+        self._runner = runner
+        site = web.TCPSite(runner, HOST, self.control_port)
+        await site.start()
+        self.control_port = site.port
+        log.info("simulator control listening", port=self.control_port)
+
+    async def add_service(
+        self, name: str, port: int = 0, *, rate: float | None = None, faults: Faults = HEALTHY
+    ) -> SimulatedService:
+        """Start one more service (port 0: a free one); ValueError on a bad or taken name."""
+        if not _SERVICE_NAME.fullmatch(name):
+            raise ValueError(f"service name must be a DNS label like 'venue-1', got {name!r}")
+        if name in self._services:
+            raise ValueError(f"service {name!r} already exists")
+        if not (port == 0 or 1024 <= port <= 65535):
+            raise ValueError(f"port must be 0 or in 1024..65535, got {port!r}")
+        behaviour = ServiceBehaviour(
+            self.rate if rate is None else rate, f"{self.seed}:{name}", self.clock(), faults
+        )
+        service = SimulatedService(
+            name, port, behaviour, self.clock, self.slow_health_seconds, faults.active()
+        )
+        self._services[name] = service
+        try:
+            await service.start()
+        except BaseException:
+            del self._services[name]
+            await service.stop()
+            raise
+        return service
+
+    async def stop(self) -> None:
+        """Close every service and the control port."""
+        for service in list(self._services.values()):
+            await service.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def ready_info(self) -> dict[str, object]:
+        """What the CLI writes to its ready file."""
+        return {
+            "control_port": self.control_port,
+            "control_url": self.control_url,
+            "services": [
+                {"name": name, "port": svc.port, "url": svc.url}
+                for name, svc in self._services.items()
+            ],
+        }
+
+
+SIMULATOR = web.AppKey("simulator", Simulator)
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def _lookup(request: web.Request) -> SimulatedService:
+    name = request.match_info["name"]
+    try:
+        return request.app[SIMULATOR].service(name)
+    except KeyError:
+        raise web.HTTPNotFound(
+            text=json.dumps({"error": f"no service {name!r}"}), content_type="application/json"
+        ) from None
+
+
+async def list_services(request: web.Request) -> web.Response:
+    services = request.app[SIMULATOR].services
+    return web.json_response({name: svc.describe() for name, svc in services.items()})
+
+
+async def get_service(request: web.Request) -> web.Response:
+    return web.json_response(_lookup(request).describe())
+
+
+async def service_faults(request: web.Request) -> web.Response:
+    return await faults_request(request, _lookup(request), wait=True)
+
+
+async def add_service(request: web.Request) -> web.Response:
+    """`POST /services {"name": ..., "port"?: int, "rate"?: number, "faults"?: {...}}`."""
+    try:
+        body = await request.json()
+    except json.JSONDecodeError as exc:
+        return _error(400, f"body is not JSON: {exc}")
+    if not isinstance(body, dict) or not isinstance(body.get("name"), str):
+        return _error(400, 'body must be a JSON object with a string "name"')
+    unknown = sorted(set(body) - {"name", "port", "rate", "faults"})
+    port, rate = body.get("port", 0), body.get("rate")
+    if unknown:
+        return _error(400, f"unknown field(s): {', '.join(unknown)}")
+    if isinstance(port, bool) or not isinstance(port, int):
+        return _error(400, f"port must be an integer, got {port!r}")
+    if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int | float)):
+        return _error(400, f"rate must be a number, got {rate!r}")
+    try:
+        faults = HEALTHY.with_overrides(parse_overrides(body.get("faults", {})))
+        service = await request.app[SIMULATOR].add_service(
+            body["name"], port, rate=None if rate is None else float(rate), faults=faults
+        )
+    except (FaultError, ValueError) as exc:
+        return _error(400, str(exc))
+    except OSError as exc:
+        return _error(409, f"cannot listen on port {port}: {exc}")
+    return web.json_response({"name": service.name, **service.describe()}, status=201)
+
+
+CONTROL_ROUTES = [
+    web.get("/services", list_services),
+    web.post("/services", add_service),
+    web.get("/services/{name}", get_service),
+    *(
+        web.route(method, "/services/{name}/faults", service_faults)
+        for method in ("GET", "PUT", "PATCH", "DELETE")
+    ),
+]

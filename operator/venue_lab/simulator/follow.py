@@ -1,0 +1,124 @@
+"""Follow-a-Deployment: a simulated service takes its faults from a Deployment's image.
+
+So a real `kubectl set image ...:v1.2.4-bad` breaks the simulated service and a real
+`kubectl rollout undo` heals it. The blocking Kubernetes client runs in worker threads
+(`asyncio.to_thread`); the results are applied on the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import structlog
+
+from venue_lab.simulator.control import Simulator
+
+log = structlog.get_logger(__name__)
+
+# (namespace, deployment) -> the image of the pod template's first container; raises on failure.
+ImageReader = Callable[[str, str], str]
+
+_SPEC = re.compile(r"(?P<namespace>[^/=\s]+)/(?P<deployment>[^/=\s]+)(=(?P<service>[^/=\s]+))?")
+REQUEST_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class FollowTarget:
+    """`NAMESPACE/DEPLOYMENT[=SERVICE]`; the service name defaults to the Deployment's."""
+
+    namespace: str
+    deployment: str
+    service: str
+
+    @classmethod
+    def parse(cls, spec: str) -> FollowTarget:
+        match = _SPEC.fullmatch(spec)
+        if match is None:
+            raise ValueError(f"expected NAMESPACE/DEPLOYMENT[=SERVICE], got {spec!r}")
+        deployment = match["deployment"]
+        return cls(match["namespace"], deployment, match["service"] or deployment)
+
+
+def kubernetes_image_reader(kubeconfig: str | None = None) -> ImageReader:
+    """An ImageReader backed by the `kubernetes` client (default kubeconfig when None)."""
+    from kubernetes import client, config  # imported late: slow, and only this mode needs it
+
+    api_client = config.new_client_from_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+    apps = client.AppsV1Api(api_client)
+
+    def read_image(namespace: str, deployment: str) -> str:
+        found = apps.read_namespaced_deployment(
+            deployment, namespace, _request_timeout=REQUEST_TIMEOUT_S
+        )
+        pod_spec = found.spec.template.spec if found.spec else None
+        image = pod_spec.containers[0].image if pod_spec and pod_spec.containers else None
+        if not image:
+            raise ValueError(f"deployment {namespace}/{deployment} has no container image")
+        return image
+
+    return read_image
+
+
+@dataclass
+class _Progress:
+    image: str | None = None
+    failures: int = 0
+    retry_at: float = 0.0
+
+
+class DeploymentFollower:
+    """Polls each target's Deployment and hands image changes to its simulated service."""
+
+    def __init__(
+        self,
+        simulator: Simulator,
+        targets: Sequence[FollowTarget],
+        read_image: ImageReader,
+        interval: float = 0.5,
+        max_backoff: float = 10.0,
+    ) -> None:
+        self.simulator = simulator
+        self.targets = tuple(targets)
+        self.read_image = read_image
+        self.interval = interval
+        self.max_backoff = max_backoff
+        self._progress = {target: _Progress() for target in self.targets}
+
+    async def run(self) -> None:
+        """Poll until cancelled; API errors are logged and retried with backoff."""
+        while True:
+            await self.poll_once()
+            await asyncio.sleep(self.interval)
+
+    async def poll_once(self) -> None:
+        """One pass over the targets that are not backing off."""
+        for target in self.targets:
+            progress = self._progress[target]
+            if time.monotonic() >= progress.retry_at:
+                await self._poll(target, progress)
+
+    async def _poll(self, target: FollowTarget, progress: _Progress) -> None:
+        try:
+            image = await asyncio.to_thread(self.read_image, target.namespace, target.deployment)
+            if image != progress.image:
+                await self.simulator.service(target.service).set_image(image)
+                progress.image = image
+        except Exception as exc:
+            progress.failures += 1
+            delay = min(self.max_backoff, self.interval * 2**progress.failures)
+            progress.retry_at = time.monotonic() + delay
+            log.warning(
+                "cannot follow deployment",
+                deployment=f"{target.namespace}/{target.deployment}",
+                error=str(exc) or type(exc).__name__,
+                failures=progress.failures,
+                retry_in_s=round(delay, 1),
+            )
+            return
+        if progress.failures:
+            log.info("following deployment again", deployment=target.deployment)
+        progress.failures = 0

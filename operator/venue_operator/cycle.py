@@ -1,0 +1,155 @@
+"""One evaluation of one VenueService: observe -> assess -> record (status + Events).
+
+Kopf-free so that `venue-operator check` runs the very same code, writing nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from venue_operator.assess import Assessment, assess
+from venue_operator.durations import format_duration
+from venue_operator.model import RUNBOOK_PORT, VenueServiceSpec, VenueServiceStatus
+from venue_operator.observations import MetricReadings, Observations, WorkloadState
+from venue_operator.observe import health
+from venue_operator.observe.prometheus import TEMPLATES, PrometheusReader, Target
+from venue_operator.record import EventSpec, next_status, transition_events
+
+
+@dataclass
+class MetricsBatcher:
+    """Single-flight snapshots: one refresh reads every registered service at once, so a
+    cycle costs a few Prometheus queries whatever the number of VenueServices."""
+
+    reader: PrometheusReader
+    targets: dict[str, Target] = field(default_factory=dict)
+    snapshot: dict[str, tuple[float, MetricReadings]] = field(default_factory=dict)
+    _inflight: asyncio.Task[None] | None = None
+
+    def forget(self, key: str) -> None:
+        self.targets.pop(key, None)
+        self.snapshot.pop(key, None)
+
+    async def get(self, target: Target, max_age: float) -> MetricReadings:
+        self.targets[target.key] = target
+        for _ in range(2):  # a refresh already running may predate this target
+            taken = self.snapshot.get(target.key)
+            if (
+                taken
+                and time.monotonic() - taken[0] <= max_age
+                and self.targets[target.key] == target
+            ):
+                return taken[1]
+            await self._refresh()
+        taken = self.snapshot.get(target.key)
+        return taken[1] if taken else MetricReadings()
+
+    async def _refresh(self) -> None:
+        if self._inflight is None or self._inflight.done():
+            self._inflight = asyncio.create_task(self._read_all())
+        await asyncio.shield(self._inflight)
+
+    async def _read_all(self) -> None:
+        started = time.monotonic()
+        readings = await self.reader.read(list(self.targets.values()))
+        for key, value in readings.items():
+            self.snapshot[key] = (started, value)
+
+
+@dataclass
+class Context:
+    """What a cycle needs from the running operator (or from `venue-operator check`)."""
+
+    http: httpx.AsyncClient
+    metrics: MetricsBatcher
+    default_prometheus_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    assessment: Assessment
+    status: VenueServiceStatus
+    events: list[EventSpec]
+    observations: Observations
+
+
+def service_url(spec: VenueServiceSpec, namespace: str) -> str:
+    default = f"http://{spec.deployment.name}.{namespace}.svc:{RUNBOOK_PORT}"
+    return (spec.service.url or default).rstrip("/")
+
+
+def metrics_target(
+    spec: VenueServiceSpec, namespace: str, name: str, fallback_url: str | None
+) -> Target:
+    labels = dict(spec.prometheus.match_labels) or {
+        "namespace": namespace,
+        "service": spec.deployment.name,
+    }
+    overrides = {
+        metric: query
+        for metric, query in spec.prometheus.queries.model_dump().items()
+        if query is not None and metric in TEMPLATES
+    }
+    return Target(
+        key=f"{namespace}/{name}",
+        url=spec.prometheus.url or fallback_url,
+        labels=labels,
+        window=format_duration(spec.prometheus.rate_window),
+        overrides=overrides,
+    )
+
+
+def parse_status(raw: Mapping[str, Any] | None) -> VenueServiceStatus:
+    """The stored status, tolerating fields written by others (e.g. Kopf's own)."""
+    known = set(VenueServiceStatus.model_fields) | {
+        f.alias for f in VenueServiceStatus.model_fields.values() if f.alias
+    }
+    return VenueServiceStatus.model_validate({k: v for k, v in (raw or {}).items() if k in known})
+
+
+async def evaluate(
+    ctx: Context,
+    namespace: str,
+    name: str,
+    spec: VenueServiceSpec,
+    stored: VenueServiceStatus,
+    workload: WorkloadState,
+    generation: int | None,
+) -> Outcome:
+    """Observe, assess and compute the new status and Events; writes nothing."""
+    base = service_url(spec, namespace)
+    timeout = spec.probe.timeout.total_seconds()
+    interval = spec.probe.interval.total_seconds()
+    target = metrics_target(spec, namespace, name, ctx.default_prometheus_url)
+    live, full, metrics = await asyncio.gather(
+        health.probe(ctx.http, base + spec.service.health_path, timeout),
+        health.probe(ctx.http, base + spec.service.full_health_path, timeout),
+        ctx.metrics.get(target, max_age=interval / 2),
+    )
+    now = datetime.now(UTC)
+    obs = Observations(
+        at=now,
+        health=live,
+        full_health=full,
+        metrics=metrics,
+        workload=workload,
+    )
+    a = assess(obs, spec, stored.checks)
+    status = next_status(a, obs.workload, stored, now, generation)
+    return Outcome(a, status, transition_events(stored, a), obs)
+
+
+def status_patch(status: VenueServiceStatus) -> dict[str, Any]:
+    """A merge patch for the status subresource: absent fields become null (deleted)."""
+    body = status.model_dump(mode="json", by_alias=True, exclude_none=True)
+    for field_name, info in VenueServiceStatus.model_fields.items():
+        alias = info.alias or field_name
+        body.setdefault(alias, None)
+    return {"status": body}

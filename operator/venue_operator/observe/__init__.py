@@ -1,0 +1,1 @@
+"""observe: read-only adapters that turn the outside world into `observations` types."""

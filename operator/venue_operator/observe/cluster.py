@@ -1,0 +1,98 @@
+"""Cluster state from the watch-fed indexes: summaries of Deployments, ReplicaSets, Pods and
+Jobs, and the WorkloadState of one Deployment built from them. No API calls here: the
+indexes (registered in handlers.py) are fed by Kopf's watches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from venue_operator.observations import WorkloadState
+
+REVISION = "deployment.kubernetes.io/revision"
+
+
+def _owner(body: Mapping[str, Any], kind: str) -> str | None:
+    for ref in body.get("metadata", {}).get("ownerReferences", []) or []:
+        if ref.get("kind") == kind and ref.get("controller"):
+            return str(ref.get("name"))
+    return None
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def deployment_summary(body: Mapping[str, Any]) -> dict[str, Any]:
+    spec, status = body.get("spec", {}), body.get("status", {}) or {}
+    meta = body.get("metadata", {})
+    conditions = {c.get("type"): c for c in status.get("conditions", []) or []}
+    progressing = conditions.get("Progressing", {})
+    return {
+        "name": meta.get("name"),
+        "uid": meta.get("uid"),
+        "replicas": spec.get("replicas", 1),
+        "paused": bool(spec.get("paused")),
+        "ready": status.get("readyReplicas", 0) or 0,
+        "revision": int(meta.get("annotations", {}).get(REVISION, 0) or 0),
+        "stalled": progressing.get("reason") == "ProgressDeadlineExceeded",
+    }
+
+
+def replicaset_summary(body: Mapping[str, Any]) -> dict[str, Any]:
+    meta = body.get("metadata", {})
+    return {
+        "name": meta.get("name"),
+        "deployment": _owner(body, "Deployment"),
+        "revision": int((meta.get("annotations") or {}).get(REVISION, 0) or 0),
+        "created": meta.get("creationTimestamp"),
+    }
+
+
+def pod_summary(body: Mapping[str, Any]) -> dict[str, Any]:
+    statuses = (body.get("status", {}) or {}).get("containerStatuses", []) or []
+    waiting = [((s.get("state") or {}).get("waiting") or {}).get("reason") for s in statuses]
+    return {
+        "name": body.get("metadata", {}).get("name"),
+        "replicaset": _owner(body, "ReplicaSet"),
+        "restarts": sum(int(s.get("restartCount", 0)) for s in statuses),
+        "crash_looping": "CrashLoopBackOff" in waiting,
+    }
+
+
+def job_summary(body: Mapping[str, Any]) -> dict[str, Any]:
+    status = body.get("status", {}) or {}
+    return {
+        "name": body.get("metadata", {}).get("name"),
+        "cronjob": _owner(body, "CronJob"),
+        "active": int(status.get("active", 0) or 0),
+        "succeeded": int(status.get("succeeded", 0) or 0),
+        "failed": int(status.get("failed", 0) or 0),
+    }
+
+
+def workload_state(
+    deployment: Mapping[str, Any] | None,
+    replicasets: Iterable[Mapping[str, Any]],
+    pods_by_replicaset: Mapping[str, Iterable[Mapping[str, Any]]],
+    migration_jobs: Iterable[Mapping[str, Any]],
+) -> WorkloadState:
+    """What assess needs to know about one Deployment, from index summaries."""
+    if deployment is None:
+        return WorkloadState(found=False)
+    current = [rs for rs in replicasets if rs["revision"] == deployment["revision"]]
+    started = _time(current[0]["created"]) if current else None
+    pods = [p for rs in replicasets for p in pods_by_replicaset.get(rs["name"], ())]
+    return WorkloadState(
+        found=True,
+        desired=deployment["replicas"],
+        ready=deployment["ready"],
+        revision=deployment["revision"] or None,
+        rollout_started_at=started,
+        rollout_stalled=deployment["stalled"],
+        restarts=sum(p["restarts"] for p in pods),
+        crash_looping=sum(1 for p in pods if p["crash_looping"]),
+        migration_running=any(j["active"] > 0 for j in migration_jobs),
+    )

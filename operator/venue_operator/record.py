@@ -1,0 +1,165 @@
+"""record: what an assessment means for status and Events.
+
+Pure functions: the status the VenueService should have, whether that is worth a
+write, and which Events a transition deserves (never one per cycle).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from venue_operator.assess import Assessment
+from venue_operator.model import CheckStatus, Condition, Health, Level, VenueServiceStatus
+from venue_operator.observations import WorkloadState
+
+_RANK = {Level.UNKNOWN: -1, Level.OK: 0, Level.WARNING: 1, Level.CRITICAL: 2}
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    type: str  # Normal | Warning
+    reason: str  # CamelCase
+    message: str  # one line, with the numbers
+
+
+def _fmt(value: float | None, unit: str | None) -> str:
+    if value is None:
+        return "n/a"
+    text = f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+    return f"{text}{'' if unit in (None, 'pods') else unit}"
+
+
+def describe(check: CheckStatus) -> str:
+    """`error_rate 12% > critical 5% (Monitoring & Alerts)` and the like."""
+    if check.level in (Level.WARNING, Level.CRITICAL) and check.critical is not None:
+        limit = check.critical if check.level is Level.CRITICAL else check.warning
+        value, limit_text = _fmt(check.value, check.unit), _fmt(limit, check.unit)
+        text = f"{check.name} {value} > {check.level} {limit_text}"
+    else:
+        text = f"{check.name} {check.level}"
+        if check.value is not None and check.unit:
+            text += f" ({_fmt(check.value, check.unit)})"
+    if check.reason:
+        text += f": {check.reason}"
+    return f"{text} [runbook: {check.section}]"
+
+
+def _condition(
+    kind: str, true: bool | None, reason: str, message: str, now: datetime,
+    previous: Mapping[str, Condition], generation: int | None,
+) -> Condition:  # fmt: skip
+    status = "Unknown" if true is None else ("True" if true else "False")
+    before = previous.get(kind)
+    since = before.last_transition_time if before and before.status == status else now
+    return Condition(
+        type=kind, status=status, reason=reason, message=message[:1000],
+        last_transition_time=since, observed_generation=generation,
+    )  # fmt: skip
+
+
+def conditions(
+    a: Assessment, previous: Sequence[Condition], now: datetime, generation: int | None
+) -> list[Condition]:
+    before = {c.type: c for c in previous}
+    breaches = "; ".join(describe(c) for c in a.breaches()) or "all checks within thresholds"
+    healthy = None if a.health is Health.UNKNOWN else a.health is Health.HEALTHY
+    degraded = None if a.health is Health.UNKNOWN else a.health is not Health.HEALTHY
+    unknown = [c.name for c in a.checks if c.level is Level.UNKNOWN]
+    metrics_msg = "Prometheus answered" if a.metrics_available else _first_reason(a, "error_rate")
+    return [
+        _condition("Healthy", healthy, str(a.health), breaches, now, before, generation),
+        _condition("Degraded", degraded, str(a.severity), breaches, now, before, generation),
+        _condition(
+            "MetricsAvailable", a.metrics_available,
+            "Queried" if a.metrics_available else "MetricsUnavailable",
+            metrics_msg + (f"; unknown: {', '.join(unknown)}" if unknown else ""),
+            now, before, generation,
+        ),
+    ]  # fmt: skip
+
+
+def _first_reason(a: Assessment, name: str) -> str:
+    reason = a.check(name).reason
+    return reason or "no metric could be read"
+
+
+def next_status(
+    a: Assessment,
+    workload: WorkloadState,
+    previous: VenueServiceStatus,
+    now: datetime,
+    generation: int | None,
+) -> VenueServiceStatus:
+    """The status after this cycle; history, incident and actions are carried over."""
+    return previous.model_copy(
+        update={
+            "observed_generation": generation,
+            "health": a.health,
+            "severity": a.severity,
+            "ready": f"{workload.ready}/{workload.desired}" if workload.found else None,
+            "revision": workload.revision,
+            "checks": list(a.checks),
+            "conditions": conditions(a, previous.conditions, now, generation),
+            "last_error": None,
+        }
+    )
+
+
+def _significant(status: VenueServiceStatus) -> dict[str, Any]:
+    """Status minus the numbers that move every cycle: values are refreshed when they move
+    by more than a tenth of their warning limit (see worth_writing)."""
+    data = status.model_dump(mode="json", exclude={"checks"})
+    data["checks"] = [c.model_dump(mode="json", exclude={"value", "reason"}) for c in status.checks]
+    for cond in data["conditions"]:
+        cond.pop("message", None)
+    return data
+
+
+def _moved(old: CheckStatus, new: CheckStatus) -> bool:
+    if old.value is None or new.value is None:
+        return old.value != new.value
+    scale = new.warning if new.warning else max(abs(old.value), 1.0)
+    return abs(new.value - old.value) > 0.1 * scale
+
+
+def worth_writing(stored: VenueServiceStatus, new: VenueServiceStatus) -> bool:
+    """False when nothing an on-call engineer would act on changed: zero writes while steady."""
+    if _significant(stored) != _significant(new):
+        return True
+    old_checks = {c.name: c for c in stored.checks}
+    return any(_moved(old_checks[c.name], c) for c in new.checks if c.name in old_checks)
+
+
+def transition_events(previous: VenueServiceStatus, a: Assessment) -> list[EventSpec]:
+    """Events for what changed since the stored status (never one per steady cycle)."""
+    events: list[EventSpec] = []
+    before = {c.name: c for c in previous.checks}
+    for check in a.checks:
+        old = before.get(check.name)
+        old_level = old.level if old else Level.OK
+        if check.level is old_level:
+            continue
+        if check.level in (Level.WARNING, Level.CRITICAL) and _RANK[check.level] > _RANK[old_level]:
+            kind = "Warning"
+            events.append(EventSpec(kind, "ThresholdBreached", describe(check)))
+        elif check.level is Level.OK and old_level in (Level.WARNING, Level.CRITICAL):
+            events.append(EventSpec("Normal", "Recovered", describe(check)))
+    was_available = not any(
+        c.type == "MetricsAvailable" and c.status == "False" for c in previous.conditions
+    )
+    if was_available and not a.metrics_available:
+        events.append(
+            EventSpec("Warning", "MetricsUnavailable", _first_reason(a, "error_rate")[:500])
+        )
+    if previous.severity is not None and previous.severity != a.severity:
+        events.append(
+            EventSpec(
+                "Warning" if a.health is not Health.HEALTHY else "Normal",
+                "SeverityChanged",
+                f"{previous.severity} -> {a.severity} ({previous.health} -> {a.health})",
+            )
+        )
+    return events

@@ -1,0 +1,27 @@
+"""The operator's own Prometheus metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVALUATIONS = Counter(
+    "venue_operator_evaluations_total", "Evaluation cycles run", ["namespace", "name"]
+)
+EVALUATION_SECONDS = Histogram(
+    "venue_operator_evaluation_seconds",
+    "Time of one evaluation cycle (observe + assess + record)",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10),
+)
+ERRORS = Counter(
+    "venue_operator_evaluation_errors_total", "Cycles that failed", ["namespace", "name"]
+)
+CHECK_LEVEL = Gauge(
+    "venue_operator_check_level",
+    "Confirmed level per check: 0 ok, 1 warning, 2 critical, -1 unknown",
+    ["namespace", "name", "check"],
+)
+STATUS_WRITES = Counter("venue_operator_status_writes_total", "Status patches sent")
+EVENTS = Counter("venue_operator_events_total", "Events posted", ["reason"])
+PROMETHEUS_QUERIES = Counter("venue_operator_prometheus_queries_total", "PromQL queries sent")
+
+LEVEL_VALUE = {"ok": 0, "warning": 1, "critical": 2, "unknown": -1}
