@@ -1,8 +1,9 @@
-"""Entry points: `venue-operator crd | lab | demo` (more commands join as the loop grows)."""
+"""Entry points: `venue-operator run | check | crd | lab | demo`."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -22,6 +23,42 @@ def _crd(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    import kopf
+    from prometheus_client import start_http_server
+
+    import venue_operator.handlers  # noqa: F401 - registers the Kopf handlers
+
+    if args.prometheus_url:
+        os.environ["VENUE_OPERATOR_PROMETHEUS_URL"] = args.prometheus_url
+    if args.metrics_port:
+        start_http_server(args.metrics_port, addr=args.bind_address)
+    kopf.configure(verbose=args.verbose)
+    asyncio.run(
+        kopf.operator(
+            standalone=True,
+            clusterwide=not args.namespace,
+            namespaces=args.namespace or (),
+            liveness_endpoint=(
+                f"http://{args.bind_address}:{args.liveness_port}/healthz"
+                if args.liveness_port
+                else None
+            ),
+        )
+    )
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from venue_operator.check import run_check
+
+    return asyncio.run(run_check(args.namespace, args.name, args.prometheus_url))
+
+
 def _lab(args: argparse.Namespace) -> int:
     from venue_lab.session import run_lab  # the lab is a dev tool: import it only when asked
 
@@ -38,6 +75,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="venue-operator", description=__doc__)
     parser.add_argument("--log-json", action="store_true", help="log JSON lines")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the operator (uses KUBECONFIG or in-cluster config)")
+    run.add_argument(
+        "--namespace", "-n", action="append", help="watch only these namespaces (repeatable)"
+    )
+    run.add_argument("--prometheus-url", help="Prometheus for VenueServices that name none")
+    run.add_argument("--liveness-port", type=int, default=8080, help="0 disables /healthz")
+    run.add_argument("--metrics-port", type=int, default=9090, help="0 disables /metrics")
+    run.add_argument("--bind-address", default="127.0.0.1", help="0.0.0.0 inside a pod")
+    run.add_argument("--verbose", action="store_true")
+    run.set_defaults(func=_run)
+
+    check = sub.add_parser("check", help="evaluate one VenueService now and print it")
+    check.add_argument("name")
+    check.add_argument("--namespace", "-n", default="default")
+    check.add_argument("--prometheus-url")
+    check.set_defaults(func=_check)
 
     crd = sub.add_parser("crd", help="print the CRD generated from the models")
     crd.add_argument(

@@ -22,12 +22,25 @@ from venue_operator.logs import configure as configure_logs
 log = structlog.get_logger(__name__)
 
 
+class StartError(RuntimeError):
+    """The simulator cannot start; the message says why."""
+
+
+def _follow_target(spec: str) -> FollowTarget:
+    try:
+        return FollowTarget.parse(spec)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m venue_lab.simulator",
         description="Simulated venue services on 127.0.0.1, one port each, plus a control port.",
     )
-    parser.add_argument("--services", type=int, default=1, help="how many services (default 1)")
+    parser.add_argument(
+        "--services", type=int, default=1, help="how many services (default 1; 0 with --follow)"
+    )
     parser.add_argument("--name-prefix", default="venue", help="services are PREFIX-000, ...")
     parser.add_argument("--base-port", type=int, default=0, help="first port; 0 = free ports")
     parser.add_argument("--control-port", type=int, default=0, help="0 = a free port")
@@ -41,7 +54,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--follow",
         action="append",
         default=[],
-        type=FollowTarget.parse,
+        type=_follow_target,
         metavar="NAMESPACE/DEPLOYMENT[=SERVICE]",
         help="take the service's faults from the Deployment's image (repeatable)",
     )
@@ -83,7 +96,10 @@ async def serve(args: argparse.Namespace) -> None:
                 await sim.add_service(target.service)
         follower = None
         if args.follow:
-            reader = kubernetes_image_reader(args.kubeconfig)
+            try:
+                reader = kubernetes_image_reader(args.kubeconfig)
+            except Exception as exc:  # the client's ConfigException and friends
+                raise StartError(f"cannot load the kubeconfig: {exc}") from exc
             follower = DeploymentFollower(sim, args.follow, reader, args.poll_interval)
             await follower.poll_once()  # the ready file then reflects the current images
         if args.ready_file:
@@ -107,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logs(json=args.log_json, level=logging.getLevelName(args.log_level.upper()))
     try:
         asyncio.run(serve(args))
-    except OSError as exc:
+    except (OSError, StartError) as exc:
         print(f"simulator: {exc}", file=sys.stderr)
         return 1
     return 0

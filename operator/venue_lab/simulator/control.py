@@ -6,6 +6,7 @@ even while a service refuses connections, and adds services at run time.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -119,8 +120,7 @@ class Simulator:
 
     async def stop(self) -> None:
         """Close every service and the control port."""
-        for service in list(self._services.values()):
-            await service.stop()
+        await asyncio.gather(*(service.stop() for service in self._services.values()))
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

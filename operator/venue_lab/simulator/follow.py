@@ -12,6 +12,7 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
@@ -47,8 +48,8 @@ def kubernetes_image_reader(kubeconfig: str | None = None) -> ImageReader:
     """An ImageReader backed by the `kubernetes` client (default kubeconfig when None)."""
     from kubernetes import client, config  # imported late: slow, and only this mode needs it
 
-    api_client = config.new_client_from_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
-    apps = client.AppsV1Api(api_client)
+    new_client: Callable[..., Any] = config.new_client_from_config  # untyped upstream
+    apps = client.AppsV1Api(new_client(config_file=kubeconfig))
 
     def read_image(namespace: str, deployment: str) -> str:
         found = apps.read_namespaced_deployment(

@@ -1,0 +1,105 @@
+"""The health adapter against real loopback HTTP servers: each failure is its own reason."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import httpx
+import pytest
+from aiohttp import web
+
+from venue_lab.processes import free_port
+from venue_operator.observations import ProbeFailure
+from venue_operator.observe.health import MAX_BODY_BYTES, probe
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Callable[[Handler], Awaitable[str]]]:
+    runners: list[web.AppRunner] = []
+
+    async def start(handler: Handler) -> str:
+        app = web.Application()
+        app.router.add_get("/{tail:.*}", handler)
+        runner = web.AppRunner(app, shutdown_timeout=0.5)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        runners.append(runner)
+        return f"http://127.0.0.1:{port}/health/full"
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient() as client:
+        yield client
+
+
+def reply(status: int, body: str) -> Handler:
+    async def handler(_: web.Request) -> web.Response:
+        return web.Response(status=status, text=body, content_type="application/json")
+
+    return handler
+
+
+async def test_healthy(serve, http) -> None:  # type: ignore[no-untyped-def]
+    url = await serve(reply(200, '{"status": "ok", "checks": {"database": "ok", "redis": "ok"}}'))
+    result = await probe(http, url, 1.0)
+    assert result.ok and result.checks == {"database": "ok", "redis": "ok"}
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "failure", "detail"),
+    [
+        (503, '{"status": "error"}', ProbeFailure.HTTP_STATUS, "HTTP 503"),
+        (503, '{"status": "error", "checks": {"database": "error", "redis": "ok"}}',
+         ProbeFailure.CHECK_FAILING, "database=error"),
+        (200, "<html>oops</html>", ProbeFailure.INVALID_JSON, "not JSON"),
+        (200, '["ok"]', ProbeFailure.INVALID_JSON, "not a JSON object"),
+        (200, '{"status": "degraded"}', ProbeFailure.CHECK_FAILING, "status='degraded'"),
+        (500, "Internal Server Error", ProbeFailure.HTTP_STATUS, "HTTP 500"),
+    ],
+)  # fmt: skip
+async def test_failures_are_typed(serve, http, status, body, failure, detail) -> None:  # type: ignore[no-untyped-def]
+    result = await probe(http, await serve(reply(status, body)), 1.0)
+    assert result.failure is failure
+    assert detail in result.detail
+
+
+async def test_connection_refused(http) -> None:  # type: ignore[no-untyped-def]
+    result = await probe(http, f"http://127.0.0.1:{free_port()}/health", 1.0)
+    assert result.failure is ProbeFailure.CONNECTION_REFUSED
+
+
+async def test_timeout_is_bounded_and_does_not_delay_others(serve, http) -> None:  # type: ignore[no-untyped-def]
+    async def hang(_: web.Request) -> web.Response:
+        await asyncio.sleep(5)
+        return web.Response(text="{}")
+
+    slow = await serve(hang)
+    fast = await serve(reply(200, '{"status": "ok"}'))
+    started = time.monotonic()
+    slow_result, fast_result = await asyncio.gather(probe(http, slow, 0.5), probe(http, fast, 0.5))
+    assert slow_result.failure is ProbeFailure.TIMEOUT
+    assert fast_result.ok and (fast_result.seconds or 0) < 0.5
+    assert time.monotonic() - started < 2.0
+
+
+async def test_huge_body_is_cut_off(serve, http) -> None:  # type: ignore[no-untyped-def]
+    async def junk(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        await response.prepare(request)
+        for _ in range(160):  # 10 MB
+            await response.write(b"x" * 65536)
+        return response
+
+    result = await probe(http, await serve(junk), 5.0)
+    assert result.failure is ProbeFailure.INVALID_JSON
+    assert str(MAX_BODY_BYTES) in result.detail
