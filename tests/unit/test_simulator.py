@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import os
 import subprocess
 import sys
 import time
@@ -515,12 +514,12 @@ def cli(
     kubeconfig = api_server.kubeconfig(tmp_path / "kubeconfig")
     argv = [sys.executable, "-m", "venue_lab.simulator", "--services", "2", "--control-port", "0"]
     argv += ["--follow", "venue/venue-service=followed", "--kubeconfig", str(kubeconfig)]
-    proc = subprocess.Popen(
-        [*argv, "--poll-interval", "0.05", "--ready-file", str(ready_file)],
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    with (tmp_path / "simulator.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [*argv, "--poll-interval", "0.05", "--ready-file", str(ready_file)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     yield proc
     proc.terminate()
     try:
@@ -537,7 +536,7 @@ async def test_cli_serves_follows_a_deployment_and_cleans_up(
     client: httpx.AsyncClient,
 ) -> None:
     async def ready() -> bool:
-        assert cli.poll() is None, cli.stderr.read().decode() if cli.stderr else ""
+        assert cli.poll() is None, (ready_file.parent / "simulator.log").read_text()
         return await asyncio.to_thread(ready_file.exists)
 
     await eventually("the ready file", ready, within=15)

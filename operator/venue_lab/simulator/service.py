@@ -118,7 +118,7 @@ class SimulatedService:
         else:
             # From a handler on this service's own port: closing waits for in-flight
             # handlers, so the caller's own response must not wait for the close.
-            task = asyncio.create_task(self._sync_listening())
+            task = asyncio.create_task(self._sync_logging_errors())
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
         return self.faults
@@ -144,6 +144,12 @@ class SimulatedService:
         self._closed = True
         await asyncio.gather(*self._pending, return_exceptions=True)
         await self._sync_listening()
+
+    async def _sync_logging_errors(self) -> None:
+        try:
+            await self._sync_listening()
+        except OSError as exc:  # e.g. the port was taken while the service was down
+            log.error("cannot reopen the port", service=self.name, port=self.port, error=str(exc))
 
     async def _sync_listening(self) -> None:
         async with self._lock:

@@ -91,7 +91,7 @@ def batch_selector(targets: Sequence[Target], keys: Sequence[str]) -> str:
 def _value(sample: Mapping[str, Any]) -> Reading:
     value = float(sample["value"][1])
     if math.isnan(value) or math.isinf(value):
-        return Reading.unknown(f"query returned {value}")
+        return Reading.unknown("query returned NaN" if math.isnan(value) else "query returned Inf")
     return Reading.of(value)
 
 

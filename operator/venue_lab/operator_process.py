@@ -1,0 +1,91 @@
+"""The operator as a separate process (as it runs in a pod), for tests, demo and benchmarks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import tempfile
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+from venue_lab.processes import Managed, free_port, wait_until
+
+
+class OperatorProcess:
+    """`venue-operator run` against a kubeconfig; ready when its liveness endpoint answers."""
+
+    def __init__(
+        self,
+        kubeconfig: Path,
+        prometheus_url: str | None = None,
+        namespaces: tuple[str, ...] = (),
+        log_dir: Path | None = None,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
+        self.kubeconfig = kubeconfig
+        self.prometheus_url = prometheus_url
+        self.namespaces = namespaces
+        self.liveness_port = free_port()
+        self.metrics_port = free_port()
+        self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="venue-operator-"))
+        self.extra_args = extra_args
+        self.proc: Managed | None = None
+        self.starts = 0
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
+    def argv(self) -> list[str]:
+        argv = [
+            sys.executable, "-m", "venue_operator.cli", "--log-json", "run",
+            f"--liveness-port={self.liveness_port}", f"--metrics-port={self.metrics_port}",
+            *self.extra_args,
+        ]  # fmt: skip
+        if self.prometheus_url:
+            argv.append(f"--prometheus-url={self.prometheus_url}")
+        for namespace in self.namespaces:
+            argv.append(f"--namespace={namespace}")
+        return argv
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.starts += 1
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1"}
+        self.proc = Managed("venue-operator", self.argv(), self.log_dir / "operator.log", env=env)
+        self.proc.start()
+        proc = self.proc
+        url = f"http://127.0.0.1:{self.liveness_port}/healthz"
+
+        def alive() -> bool:
+            proc.check_alive()
+            return httpx.get(url, timeout=1.0).status_code == 200
+
+        wait_until("venue-operator liveness", alive, timeout, interval=0.2)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or an OOM kill would."""
+        if self.proc and self.proc.process and self.proc.running:
+            self.proc.process.send_signal(signal.SIGKILL)
+            self.proc.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc:
+            self.proc.stop()
+
+    def log(self) -> str:
+        return self.proc.tail(200) if self.proc else ""
+
+    def __enter__(self) -> OperatorProcess:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,71 @@
+"""Prometheus adapter, pure parts: selectors, escaping, and splitting batch answers."""
+
+from __future__ import annotations
+
+from venue_operator.observe.prometheus import (
+    TEMPLATES,
+    Target,
+    _split,
+    batch_selector,
+    selector,
+)
+
+
+def target(service: str, namespace: str = "prod") -> Target:
+    return Target(
+        key=f"{namespace}/{service}",
+        url="http://p",
+        labels={"namespace": namespace, "service": service},
+    )
+
+
+def test_selector_escapes_quotes_and_backslashes() -> None:
+    assert selector({"service": 'a"b\\c'}) == 'service="a\\"b\\\\c"'
+
+
+def test_batch_selector_is_one_regex_per_key() -> None:
+    sel = batch_selector([target("a.b"), target("c"), target("c", "dev")], ["namespace", "service"])
+    assert sel == 'namespace=~"dev|prod",service=~"a\\\\.b|c"'
+
+
+def test_every_template_groups_by_the_batch_keys() -> None:
+    for name, template in TEMPLATES.items():
+        query = template.format(sel='service=~"a|b"', by="namespace,service", w="1m")
+        assert "by (namespace,service" in query, name
+        assert "{{" not in query and "}}" not in query, name
+
+
+def sample(namespace: str, service: str, value: str, **extra: str) -> dict[str, object]:
+    return {"metric": {"namespace": namespace, "service": service, **extra}, "value": [0, value]}
+
+
+def test_split_picks_each_services_series() -> None:
+    answer = [sample("prod", "a", "0.5"), sample("prod", "b", "0.25")]
+    by_metric: dict[str, list[dict[str, object]] | str] = dict.fromkeys(TEMPLATES, answer)
+    readings = _split(target("b"), ["namespace", "service"], by_metric, [])
+    assert readings.error_rate.value == 0.25
+
+
+def test_split_missing_nan_and_errors_are_unknown() -> None:
+    by_metric: dict[str, list[dict[str, object]] | str] = {name: [] for name in TEMPLATES}
+    by_metric["p99_latency"] = [sample("prod", "a", "NaN")]
+    by_metric["error_rate"] = "prometheus query failed: ConnectionError"
+    readings = _split(target("a"), ["namespace", "service"], by_metric, "boom")
+    assert readings.p99_latency.value is None and "NaN" in (
+        readings.p99_latency.unknown_reason or ""
+    )
+    assert readings.error_rate.unknown_reason == "prometheus query failed: ConnectionError"
+    assert (
+        readings.memory_utilisation.unknown_reason == 'no series for {namespace="prod",service="a"}'
+    )
+
+
+def test_split_ranks_tenants() -> None:
+    tenants = [
+        sample("prod", "a", "0.5", tenant="t1"),
+        sample("prod", "a", "7", tenant="t2"),
+        sample("prod", "b", "9", tenant="t3"),
+    ]
+    by_metric: dict[str, list[dict[str, object]] | str] = {name: [] for name in TEMPLATES}
+    readings = _split(target("a"), ["namespace", "service"], by_metric, tenants)
+    assert readings.top_limited_tenants == (("t2", 7.0), ("t1", 0.5))
