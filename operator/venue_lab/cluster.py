@@ -183,6 +183,9 @@ class LocalCluster:
                 f"--service-account-key-file={pki / 'sa.key'}",
                 f"--service-account-signing-key-file={pki / 'sa.key'}",
                 f"--api-audiences={SA_ISSUER}",
+                # It would taint new nodes not-ready until a node-lifecycle controller
+                # lifted it; kwok's node is Ready at once and we run no such controller.
+                "--disable-admission-plugins=TaintNodesByCondition",
                 "--allow-privileged=true", "--profiling=false", "-v=1",
             ]  # fmt: skip
         if name == "kube-controller-manager":
@@ -199,9 +202,9 @@ class LocalCluster:
                 f"--secure-port={p[name]}", f"--cert-dir={w / 'scheduler-certs'}", "-v=1",
             ]  # fmt: skip
         if name == "kwok":
-            (w / "kwok.yaml").write_text("")
+            assert self.bin_dir is not None
             return [
-                kubeconfig, f"--config={w / 'kwok.yaml'}",
+                kubeconfig, f"--config={self.bin_dir.parent / 'kwok-stages.yaml'}",
                 "--manage-all-nodes=false",
                 "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
                 "--cidr=10.244.0.1/16", "--node-ip=10.0.0.1",

@@ -92,6 +92,8 @@ class Probe(Model):
     model_config = ConfigDict(
         json_schema_extra=_cel(
             (
+                # has(): the API server also checks this rule against the bare default {}.
+                "!has(self.timeout) || !has(self.interval) || "
                 "duration(self.timeout) < duration(self.interval)",
                 "timeout must be shorter than interval",
             )
@@ -215,7 +217,11 @@ class RollbackPolicy(Model):
 class ScalePolicy(Model):
     model_config = ConfigDict(
         json_schema_extra=_cel(
-            ("self.minReplicas <= self.maxReplicas", "minReplicas must not exceed maxReplicas")
+            (
+                "!has(self.minReplicas) || !has(self.maxReplicas) || "
+                "self.minReplicas <= self.maxReplicas",
+                "minReplicas must not exceed maxReplicas",
+            )
         )
     )
 

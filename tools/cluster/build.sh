@@ -26,7 +26,21 @@ key=$( { cat "$here"/{k8s,etcd,kwok}/go.{mod,sum}; echo "$k8s_ldflags $kwok_ldfl
 out="$cache_root/cluster/k8s-${k8s_version}_etcd-${etcd_version}_kwok-${kwok_version}_${key}"
 bin="$out/bin"
 
+# kwok ships its stage definitions (how fake nodes and pods move through their
+# lifecycle) as YAML in its module; the launcher passes them with --config.
+write_kwok_stages() {
+  local dir
+  dir=$(cd "$here/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)
+  local stage="$dir/kustomize/stage"
+  for f in node/fast/node-initialize.yaml node/heartbeat/node-heartbeat.yaml \
+           pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
+    echo "---"; cat "$stage/$f"
+  done > "$out/kwok-stages.yaml.tmp"
+  mv "$out/kwok-stages.yaml.tmp" "$out/kwok-stages.yaml"
+}
+
 if [[ -f "$out/.complete" ]]; then
+  [[ -f "$out/kwok-stages.yaml" ]] || write_kwok_stages
   echo "$bin"
   exit 0
 fi
@@ -60,6 +74,7 @@ build k8s "$k8s_ldflags" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/
 for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok; do
   [[ -x "$bin/$b" ]] || { log "missing $bin/$b after build"; exit 1; }
 done
+write_kwok_stages
 touch "$out/.complete"
 log "control plane ready in $bin"
 echo "$bin"
