@@ -1,0 +1,139 @@
+"""Fixtures for the operator's tests: the simulator and the operator, each a real process."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import yaml
+
+from venue_lab.operator_process import OperatorProcess
+from venue_lab.processes import wait_until
+from venue_lab.session import Lab
+from venue_lab.simulator.process import SimulatorProcess
+
+
+@pytest.fixture(scope="session")
+def simulator() -> Iterator[SimulatorProcess]:
+    with SimulatorProcess() as sim:
+        yield sim
+
+
+@pytest.fixture(scope="session")
+def operator(the_lab: Lab) -> Iterator[OperatorProcess]:
+    with OperatorProcess(the_lab.cluster.kubeconfig, the_lab.prometheus.url) as proc:
+        yield proc
+
+
+@dataclass
+class Venue:
+    """One VenueService in the lab: a Deployment, a simulated endpoint, a scrape target."""
+
+    lab: Lab
+    simulator: SimulatorProcess
+    namespace: str
+    name: str
+    port: int
+    sim_name: str
+
+    def inject(self, **faults: Any) -> None:
+        self.simulator.set_faults(self.sim_name, **faults)
+
+    def heal(self) -> None:
+        self.simulator.clear_faults(self.sim_name)
+
+    def status(self) -> dict[str, Any]:
+        out = self.lab.cluster.kubectl(
+            "get", "venueservice", self.name, "-n", self.namespace, "-o", "json"
+        ).stdout
+        status: dict[str, Any] = json.loads(out).get("status", {})
+        return status
+
+    def wait_status(
+        self, what: str, predicate: Callable[[dict[str, Any]], bool], timeout: float = 60.0
+    ) -> float:
+        """Poll status until `predicate` holds; returns the seconds it took."""
+        started = time.monotonic()
+        wait_until(f"{self.namespace}/{self.name}: {what}", lambda: predicate(self.status()),
+                   timeout, interval=0.25)  # fmt: skip
+        return time.monotonic() - started
+
+    def wait_health(self, health: str, severity: str, timeout: float = 60.0) -> float:
+        return self.wait_status(
+            f"health {health} severity {severity}",
+            lambda s: s.get("health") == health and s.get("severity") == severity,
+            timeout,
+        )
+
+    def events(self, reason: str | None = None) -> list[dict[str, Any]]:
+        selector = f"involvedObject.kind=VenueService,involvedObject.name={self.name}"
+        if reason:
+            selector += f",reason={reason}"
+        out = self.lab.cluster.kubectl(
+            "get", "events", "-n", self.namespace, "--field-selector", selector, "-o", "json"
+        ).stdout
+        items: list[dict[str, Any]] = json.loads(out)["items"]
+        return items
+
+    def wait_event(self, reason: str, timeout: float = 30.0) -> dict[str, Any]:
+        wait_until(f"Event {reason} on {self.name}", lambda: bool(self.events(reason)), timeout,
+                   interval=0.25)  # fmt: skip
+        return self.events(reason)[0]
+
+    def check(self, name: str) -> dict[str, Any]:
+        return next(c for c in self.status().get("checks", []) if c["name"] == name)
+
+
+def venue_manifest(name: str, port: int, **spec: Any) -> str:
+    body = {
+        "deployment": {"name": name},
+        "service": {"url": f"http://127.0.0.1:{port}"},
+        "probe": {"interval": "1s", "timeout": "500ms"},
+        "prometheus": {"rateWindow": "5s"},
+        "confirmation": {"breaches": 2, "recoveries": 2, "minRequestRate": 1},
+        "remediation": {"mode": "Off"},
+    }
+    body.update(spec)
+    return yaml.safe_dump(
+        {"apiVersion": "ops.tickettoken.io/v1alpha1", "kind": "VenueService",
+         "metadata": {"name": name}, "spec": body}
+    )  # fmt: skip
+
+
+def deployment_manifest(name: str, image: str = "gcr.io/tickettoken/venue-service:v1") -> str:
+    labels = {"app": name}
+    return yaml.safe_dump(
+        {
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "labels": labels},
+            "spec": {
+                "replicas": 2, "selector": {"matchLabels": labels},
+                "template": {"metadata": {"labels": labels},
+                             "spec": {"containers": [{"name": "venue-service", "image": image}]}},
+            },
+        }
+    )  # fmt: skip
+
+
+@pytest.fixture
+def make_venue(
+    the_lab: Lab, simulator: SimulatorProcess, operator: OperatorProcess, namespace: str
+) -> Callable[..., Venue]:
+    """Create a simulated venue service watched by the running operator."""
+
+    def make(name: str = "venue-service", **spec: Any) -> Venue:
+        sim_name = f"{namespace}-{name}"
+        port = simulator.add_service(sim_name)
+        target = f"127.0.0.1:{port}"
+        the_lab.prometheus.add_target(target, {"namespace": namespace, "service": name})
+        kubectl = the_lab.cluster.kubectl
+        kubectl("apply", "-n", namespace, "-f", "-", input=deployment_manifest(name))
+        kubectl("apply", "-n", namespace, "-f", "-", input=venue_manifest(name, port, **spec))
+        the_lab.prometheus.wait_target_up(target)
+        return Venue(the_lab, simulator, namespace, name, port, sim_name)
+
+    return make

@@ -1,0 +1,111 @@
+"""Observe -> assess on the real lab: operator process, real Prometheus (1 s scrape), the
+simulator over HTTP. Each fault moves status to the expected health and severity with
+the expected Event, and recovers when the fault is removed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import Venue
+from venue_lab.session import Lab
+
+FAULTS = [
+    # (id, faults, check that breaches, expected health, expected severity)
+    ("error-rate", {"error_ratio": 0.12}, "error_rate", "Degraded", "P2"),
+    ("latency", {"added_latency_ms": 2500}, "p99_latency", "Degraded", "P2"),
+    ("database-down", {"database_down": True}, "database", "Down", "P1"),
+    ("redis-down", {"redis_down": True}, "redis", "Degraded", "P2"),
+    ("pool-saturation", {"pool_saturation": True}, "pool_utilisation", "Degraded", "P2"),
+    ("memory-pressure", {"memory_pressure": True}, "memory", "Degraded", "P2"),
+    ("429-surge", {"rate_limit_tenant": "tenant-b"}, "rate_limited", "Degraded", "P2"),
+    ("not-starting", {"not_starting": True}, "health", "Down", "P1"),
+    ("migrations-pending", {"migrations_pending": True}, "migrations", "Down", "P1"),
+    ("slow-health", {"slow_health": True}, "health", "Down", "P1"),
+    ("malformed-health", {"malformed_health": True}, "health", "Down", "P1"),
+]
+
+
+@pytest.mark.parametrize(("case", "faults", "check", "health", "severity"), FAULTS,
+                         ids=[f[0] for f in FAULTS])  # fmt: skip
+def test_fault_is_detected_and_recovers(
+    make_venue: Callable[..., Venue],
+    case: str,
+    faults: dict[str, Any],
+    check: str,
+    health: str,
+    severity: str,
+) -> None:
+    venue = make_venue()
+    venue.wait_health("Healthy", "None")
+
+    injected = time.monotonic()
+    venue.inject(**faults)
+    venue.wait_health(health, severity)
+    detected = time.monotonic() - injected
+    assert venue.check(check)["level"] == "critical"
+    breached = venue.wait_event("ThresholdBreached")
+    assert breached["type"] == "Warning"
+    assert any(check in e["message"] for e in venue.events("ThresholdBreached"))
+    print(f"\n{case}: fault -> {health}/{severity} in {detected:.1f}s")
+
+    venue.heal()
+    venue.wait_health("Healthy", "None")
+    venue.wait_event("Recovered")
+    conditions = {c["type"]: c["status"] for c in venue.status()["conditions"]}
+    assert conditions["Healthy"] == "True" and conditions["MetricsAvailable"] == "True"
+
+
+def test_a_two_cycle_blip_does_not_breach(make_venue: Callable[..., Venue]) -> None:
+    venue = make_venue(
+        "blippy", probe={"interval": "1s", "timeout": "500ms"},
+        confirmation={"breaches": 4, "recoveries": 2},
+    )  # fmt: skip
+    venue.wait_health("Healthy", "None")
+    venue.inject(malformed_health=True)
+    # Seen, but not confirmed: the health check is pending critical.
+    venue.wait_status("health pending critical",
+                      lambda s: any(c["name"] == "health" and c.get("pending") == "critical"
+                                    for c in s.get("checks", [])), timeout=10)  # fmt: skip
+    venue.heal()
+    venue.wait_status("blip forgotten",
+                      lambda s: all(c.get("pendingCount", 0) == 0 for c in s.get("checks", [])
+                                    if c["name"] == "health"), timeout=10)  # fmt: skip
+    assert venue.status()["health"] == "Healthy"
+    assert venue.events("ThresholdBreached") == []
+
+
+def test_prometheus_stopped_means_metrics_unavailable_and_no_breach(
+    the_lab: Lab, make_venue: Callable[..., Venue]
+) -> None:
+    venue = make_venue("blind")
+    venue.wait_health("Healthy", "None")
+    the_lab.prometheus.stop()
+    try:
+        venue.wait_status(
+            "MetricsAvailable=False",
+            lambda s: any(c["type"] == "MetricsAvailable" and c["status"] == "False"
+                          for c in s.get("conditions", [])),
+        )  # fmt: skip
+        venue.wait_event("MetricsUnavailable")
+        status = venue.status()
+        assert status["health"] == "Unknown"
+        assert not [c for c in status["checks"] if c["level"] in ("warning", "critical")]
+        assert venue.events("ThresholdBreached") == []
+    finally:
+        the_lab.prometheus.start()
+    venue.wait_health("Healthy", "None")
+
+
+def test_kubectl_get_shows_health_and_severity(
+    the_lab: Lab, make_venue: Callable[..., Venue]
+) -> None:
+    venue = make_venue("shown")
+    venue.wait_health("Healthy", "None")
+    venue.inject(error_ratio=0.12)
+    venue.wait_health("Degraded", "P2")
+    row = the_lab.cluster.kubectl("get", "venueservices", "-n", venue.namespace).stdout
+    assert row.splitlines()[1].split()[:5] == ["shown", "Degraded", "P2", "2/2", "1"]
