@@ -305,6 +305,24 @@ status:
             raise LabError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
         return result
 
+    def kubeconfig_for(self, service_account: str, namespace: str) -> Path:
+        """A kubeconfig that authenticates as a ServiceAccount (RBAC tests, least privilege)."""
+        token = self.kubectl(
+            "create", "token", service_account, "-n", namespace, "--duration=2h"
+        ).stdout.strip()
+        path = self.workdir / f"kubeconfig-{namespace}-{service_account}"
+        ca = self.workdir / "pki" / "ca.crt"
+        path.write_text(
+            "apiVersion: v1\nkind: Config\n"
+            f"clusters:\n- name: venue-lab\n  cluster:\n    server: {self.server}\n"
+            f"    certificate-authority: {ca}\n"
+            f"users:\n- name: {service_account}\n  user:\n    token: {token}\n"
+            f"contexts:\n- name: sa\n  context:\n    cluster: venue-lab\n"
+            f"    user: {service_account}\n    namespace: {namespace}\n"
+            "current-context: sa\n"
+        )
+        return path
+
     def env(self) -> dict[str, str]:
         """Environment for a child process (e.g. the operator) that should use this cluster."""
         return {**os.environ, "KUBECONFIG": str(self.kubeconfig)}

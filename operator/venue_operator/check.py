@@ -75,7 +75,8 @@ async def run_check(namespace: str, name: str, prometheus_url: str | None) -> in
     a = outcome.assessment
     rows = [["CHECK", "OBSERVED", "CONFIRMED", "VALUE", "WARNING", "CRITICAL", "RUNBOOK"]]
     for c in a.checks:
-        value = "" if c.value is None else f"{c.value:g}{c.unit or ''}"
+        unit = "" if c.unit is None else (c.unit if c.unit in ("%", "ms") else f" {c.unit}")
+        value = "" if c.value is None else f"{c.value:g}{unit}"
         limits = [_num(c.warning), _num(c.critical)]
         rows.append([c.name, str(c.observed), str(c.level), value, *limits, c.section])
     print(

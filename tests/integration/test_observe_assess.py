@@ -4,13 +4,17 @@ the expected Event, and recovers when the fault is removed."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.integration.conftest import Venue
+from venue_lab.operator_process import OperatorProcess
 from venue_lab.session import Lab
 
 FAULTS = [
@@ -109,3 +113,72 @@ def test_kubectl_get_shows_health_and_severity(
     venue.wait_health("Degraded", "P2")
     row = the_lab.cluster.kubectl("get", "venueservices", "-n", venue.namespace).stdout
     assert row.splitlines()[1].split()[:5] == ["shown", "Degraded", "P2", "2/2", "1"]
+
+
+READ_ONLY_RBAC = """
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: venue-reader}
+rules:
+- apiGroups: [ops.tickettoken.io]
+  resources: [venueservices]
+  verbs: [get]
+- apiGroups: [apps]
+  resources: [deployments, replicasets]
+  verbs: [get, list]
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list]
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [list]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: venue-reader}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: venue-reader}
+subjects: [{kind: ServiceAccount, name: reader}]
+"""
+
+
+def test_check_command_prints_the_assessment_with_read_only_access(
+    the_lab: Lab, make_venue: Callable[..., Venue]
+) -> None:
+    """`check` runs as an identity that may only read: any write would fail it."""
+    venue = make_venue("checked")
+    venue.wait_health("Healthy", "None")
+    venue.inject(added_latency_ms=2500)
+    venue.wait_health("Degraded", "P2")
+    kubectl = the_lab.cluster.kubectl
+    kubectl("create", "serviceaccount", "reader", "-n", venue.namespace)
+    kubectl("apply", "-n", venue.namespace, "-f", "-", input=READ_ONLY_RBAC)
+    env = {
+        **the_lab.cluster.env(),
+        "KUBECONFIG": str(the_lab.cluster.kubeconfig_for("reader", venue.namespace)),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "venue_operator.cli", "check", "checked", "-n", venue.namespace,
+         f"--prometheus-url={the_lab.prometheus.url}"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"{venue.namespace}/checked: Degraded (P2)"), result.stdout
+    assert lines[1].split()[:4] == ["CHECK", "OBSERVED", "CONFIRMED", "VALUE"]
+    latency = next(line.split() for line in lines if line.startswith("p99_latency"))
+    assert latency[1:3] == ["critical", "critical"] and latency[3].endswith("ms")
+    pods = next(line.split() for line in lines if line.startswith("pods"))
+    assert pods[1:4] == ["ok", "ok", "2"]
+
+
+def test_operator_exposes_metrics_and_liveness(operator: OperatorProcess) -> None:
+    metrics = httpx.get(operator.metrics_url, timeout=5).text
+    evaluations = [
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("venue_operator_evaluations_total{")
+    ]
+    assert evaluations and sum(evaluations) > 0
+    assert "venue_operator_prometheus_queries_total" in metrics
+    live = httpx.get(f"http://127.0.0.1:{operator.liveness_port}/healthz", timeout=5)
+    assert live.status_code == 200
