@@ -354,13 +354,23 @@ class Condition(Model):
     observed_generation: int | None = None
 
 
+class ActionResult(StrEnum):
+    IN_PROGRESS = "InProgress"  # written before the workload write: a crash can't lose it
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    DRY_RUN = "DryRun"
+    SUPPRESSED = "Suppressed"
+    SKIPPED = "Skipped"
+
+
 class ActionRecord(Model):
     at: datetime
     action: str
     reason: str = Field(max_length=2048)
-    result: str
+    result: ActionResult
     dry_run: bool = False
     correlation_id: str
+    section: str | None = Field(default=None, description="Runbook section.")
     inputs: dict[str, str] = Field(default_factory=dict)
 
 
@@ -371,11 +381,22 @@ class IncidentEntry(Model):
 
 
 class Incident(Model):
+    """One episode of non-healthy service, for the post-mortem the runbook asks for."""
+
     id: str
     opened_at: datetime
     resolved_at: datetime | None = None
     severity: Severity
+    escalated: bool = False
     timeline: list[IncidentEntry] = Field(default_factory=list, max_length=100)
+
+
+class RolloutRecord(Model):
+    """The Deployment's current pod template as the operator first saw it."""
+
+    template_hash: str
+    revision: int
+    seen_at: datetime
 
 
 class EvaluationError(Model):
@@ -395,8 +416,11 @@ class VenueServiceStatus(Model):
     last_action: ActionRecord | None = None
     history: list[ActionRecord] = Field(default_factory=list, max_length=HISTORY_LIMIT)
     incident: Incident | None = None
-    healthy_revisions: list[int] = Field(default_factory=list, max_length=HISTORY_LIMIT)
-    rolled_back_revisions: list[int] = Field(default_factory=list, max_length=HISTORY_LIMIT)
+    rollout: RolloutRecord | None = None
+    # pod-template-hash, not revision numbers: a rollback renumbers the revision it reuses.
+    healthy_templates: list[str] = Field(default_factory=list, max_length=HISTORY_LIMIT)
+    rolled_back_templates: list[str] = Field(default_factory=list, max_length=HISTORY_LIMIT)
+    circuit_open: bool = False
     last_error: EvaluationError | None = Field(
         default=None, description="The last evaluation that failed; cleared by the next success."
     )

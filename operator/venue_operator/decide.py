@@ -1,0 +1,369 @@
+"""decide: assessment + rollout facts + remediation history + policy -> at most one action.
+
+Pure. Rules, in the order the runbook's P1 procedure implies:
+  1. dependency down -> open the circuit breaker (never roll back or scale into it);
+     dependency back -> close it;
+  2. service not starting with migrations pending -> run the migration Job;
+  3. degradation that began after a recent rollout -> roll back to the last
+     revision known healthy;
+  4. capacity (latency / pool / memory critical), no recent rollout -> scale up;
+  5. 429 surge -> a diagnosis naming the top tenants.
+Guardrails on top: mode, pause, unknown data, verify-after-action (then escalate,
+never chain), cooldown per action type, and an hourly budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from venue_operator.assess import (
+    DB_FAILURES,
+    DB_OPERATIONS,
+    HIGH_LATENCY,
+    RATE_LIMITS,
+    Assessment,
+)
+from venue_operator.model import (
+    ActionRecord,
+    ActionResult,
+    Health,
+    Level,
+    Mode,
+    RemediationPolicy,
+    VenueServiceStatus,
+)
+
+ROLLBACK_SECTION = "Rollback Procedure"
+P1_SECTION = "P1 Procedure"
+
+
+class Action(StrEnum):
+    ROLL_BACK = "RollBack"
+    SCALE_UP = "ScaleUp"
+    RUN_MIGRATION = "RunMigration"
+    OPEN_CIRCUIT = "OpenCircuit"
+    CLOSE_CIRCUIT = "CloseCircuit"
+    ESCALATE = "Escalate"
+    DIAGNOSE_RATE_LIMIT = "DiagnoseRateLimit"
+
+
+# Actions that write a workload: they are verified, cooled down and budgeted.
+WORKLOAD_ACTIONS = {Action.ROLL_BACK, Action.SCALE_UP, Action.RUN_MIGRATION}
+PROTECTIVE_ACTIONS = {Action.OPEN_CIRCUIT, Action.CLOSE_CIRCUIT}
+MIGRATION_ANNOTATION = "ops.tickettoken.io/migration"
+BACKWARD_COMPATIBLE_ANNOTATION = "ops.tickettoken.io/migration-backward-compatible"
+
+
+@dataclass(frozen=True)
+class Revision:
+    """One ReplicaSet of the Deployment: a pod template it can roll back to."""
+
+    number: int
+    template_hash: str
+    migration: str | None = None  # the template ships this schema migration
+    backward_compatible: bool = False
+
+
+@dataclass(frozen=True)
+class RolloutFacts:
+    current: Revision | None
+    revisions: tuple[Revision, ...] = ()
+    started_at: datetime | None = None  # when the current template became current
+    replicas: int = 0
+    paused: bool = False  # Deployment.spec.paused
+    migration_running: bool = False
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action | None
+    reason: str
+    section: str = ""
+    params: Mapping[str, str] = field(default_factory=dict)
+    dry_run: bool = False
+    suppressed_by: str | None = None  # "cooldown", "budget", ... when an action was held back
+
+    @property
+    def acts(self) -> bool:
+        """True when something should be written (or, in DryRun, recorded as if written)."""
+        return self.action is not None and self.suppressed_by is None
+
+
+def _none(reason: str) -> Decision:
+    return Decision(None, reason)
+
+
+def _critical(a: Assessment, *names: str) -> list[str]:
+    return [n for n in names if a.check(n).level is Level.CRITICAL]
+
+
+def _describe(a: Assessment, names: Sequence[str]) -> str:
+    parts = []
+    for name in names:
+        c = a.check(name)
+        value = "" if c.value is None else f" {c.value:g}{c.unit or ''}"
+        limit = "" if c.critical is None else f" > {c.critical:g}{c.unit or ''}"
+        parts.append(f"{name}{value}{limit}")
+    return ", ".join(parts)
+
+
+def recent_rollout(rollout: RolloutFacts, policy: RemediationPolicy, now: datetime) -> bool:
+    started = rollout.started_at
+    return started is not None and now - started <= policy.rollback.recent_rollout_window
+
+
+def rollback_target(
+    rollout: RolloutFacts, healthy: Sequence[str], rolled_back: Sequence[str]
+) -> tuple[Revision | None, str]:
+    """The newest revision known healthy, never one rolled back from, never across a
+    migration that is not marked backward compatible -> (target, why-not)."""
+    current = rollout.current
+    if current is None:
+        return None, "the Deployment has no current revision"
+    newer_first = sorted(rollout.revisions, key=lambda r: -r.number)
+    blocked_by: Revision | None = None
+    for rev in newer_first:
+        if rev.number > current.number or rev.template_hash == current.template_hash:
+            continue
+        if rev.template_hash in healthy and rev.template_hash not in rolled_back:
+            crossing = [
+                r for r in rollout.revisions
+                if rev.number < r.number <= current.number
+                and r.migration and not r.backward_compatible
+            ]  # fmt: skip
+            if not crossing:
+                return rev, ""
+            blocked_by = blocked_by or crossing[0]
+    if blocked_by is not None:
+        return None, (
+            f"rolling back would cross migration {blocked_by.migration!r} of revision "
+            f"{blocked_by.number}, not marked {BACKWARD_COMPATIBLE_ANNOTATION}"
+        )
+    return None, "no earlier revision is known healthy"
+
+
+def _last(history: Sequence[ActionRecord], actions: set[Action]) -> ActionRecord | None:
+    counted = {ActionResult.SUCCEEDED, ActionResult.IN_PROGRESS, ActionResult.DRY_RUN}
+    for record in reversed(history):
+        if record.action in actions and record.result in counted:
+            return record
+    return None
+
+
+def _cooldown(action: Action, policy: RemediationPolicy) -> timedelta:
+    c = policy.cooldowns
+    return {
+        Action.ROLL_BACK: c.rollback,
+        Action.SCALE_UP: c.scale,
+        Action.RUN_MIGRATION: c.migration,
+        Action.OPEN_CIRCUIT: c.circuit_breaker,
+        Action.CLOSE_CIRCUIT: c.circuit_breaker,
+    }.get(action, timedelta(0))
+
+
+def _guard(
+    decision: Decision, status: VenueServiceStatus, policy: RemediationPolicy, now: datetime
+) -> Decision:
+    """Cooldown per action type and the hourly budget; DryRun flag last."""
+    action = decision.action
+    if action is None:
+        return decision
+    if action in WORKLOAD_ACTIONS | PROTECTIVE_ACTIONS:
+        last = _last(status.history, {action})
+        cooldown = _cooldown(action, policy)
+        if last and now - last.at < cooldown:
+            left = int((cooldown - (now - last.at)).total_seconds())
+            held = f"{decision.reason}; held: {action} cooldown, {left}s left"
+            return replace(decision, suppressed_by="cooldown", reason=held)
+        hour = [
+            r for r in status.history
+            if r.action in WORKLOAD_ACTIONS | PROTECTIVE_ACTIONS and now - r.at < timedelta(hours=1)
+            and r.result in (ActionResult.SUCCEEDED, ActionResult.IN_PROGRESS, ActionResult.DRY_RUN)
+        ]  # fmt: skip
+        if len(hour) >= policy.max_actions_per_hour:
+            return replace(decision, suppressed_by="budget",
+                           reason=f"{decision.reason}; held: budget of "
+                           f"{policy.max_actions_per_hour} actions/hour used")  # fmt: skip
+    return replace(decision, dry_run=policy.mode is Mode.DRY_RUN)
+
+
+def _verification(
+    a: Assessment, status: VenueServiceStatus, policy: RemediationPolicy, now: datetime
+) -> Decision | None:
+    """After a workload action: wait for recovery; past the window, escalate once."""
+    last = _last(status.history, set(WORKLOAD_ACTIONS))
+    incident = status.incident
+    if (
+        last is None
+        or a.health is Health.HEALTHY
+        or incident is None
+        or last.at < incident.opened_at
+    ):
+        return None
+    if incident.escalated:
+        return _none(f"escalated after {last.action}; waiting for a human or recovery")
+    waited = now - last.at
+    if waited < policy.verify_window:
+        left = int((policy.verify_window - waited).total_seconds())
+        return _none(f"verifying {last.action} ({last.correlation_id}): {left}s of the window left")
+    return Decision(
+        Action.ESCALATE,
+        f"{last.action} at {last.at:%H:%M:%S} did not restore health within "
+        f"{int(policy.verify_window.total_seconds())}s; still {a.health} ({a.severity})",
+        P1_SECTION,
+        {"after": last.action, "correlationId": last.correlation_id},
+    )
+
+
+def _escalate(reason: str, section: str, status: VenueServiceStatus) -> Decision:
+    if status.incident is not None and status.incident.escalated:
+        return _none(f"already escalated: {reason}")
+    return Decision(Action.ESCALATE, reason, section)
+
+
+def _rules(
+    a: Assessment,
+    rollout: RolloutFacts,
+    status: VenueServiceStatus,
+    policy: RemediationPolicy,
+    now: datetime,
+) -> Decision:
+    deps_down = _critical(a, "database", "redis")
+    # 1. Dependency down: protect it; nothing else may act.
+    if deps_down:
+        if status.circuit_open:
+            return _none(f"circuit open while {', '.join(deps_down)} down; rollback and scale held")
+        if policy.circuit_breaker.enabled:
+            return Decision(
+                Action.OPEN_CIRCUIT, f"{' and '.join(deps_down)} down per /health/full",
+                DB_FAILURES, {"dependencies": ",".join(deps_down)},
+            )  # fmt: skip
+        return _escalate(f"{', '.join(deps_down)} down and the circuit breaker is disabled",
+                         DB_FAILURES, status)  # fmt: skip
+    deps_ok = all(a.check(n).level is Level.OK for n in ("database", "redis"))
+    if status.circuit_open and deps_ok:
+        return Decision(Action.CLOSE_CIRCUIT, "database and redis healthy again", DB_FAILURES)
+
+    verifying = _verification(a, status, policy, now)
+    if verifying is not None:
+        return verifying
+
+    # 2. Not starting because migrations are pending.
+    if _critical(a, "migrations"):
+        if rollout.migration_running:
+            return _none("migration Job running")
+        if policy.migration.enabled:
+            return Decision(
+                Action.RUN_MIGRATION, "checks.migrations pending per /health/full", DB_OPERATIONS,
+                {"cronJob": policy.migration.cron_job_name},
+            )  # fmt: skip
+        return _escalate("migrations pending and automatic migration is disabled",
+                         DB_OPERATIONS, status)  # fmt: skip
+
+    service_critical = _critical(a, "health", "pods", "error_rate", "p99_latency",
+                                 "pool_utilisation", "memory")  # fmt: skip
+    if not service_critical:
+        if a.check("rate_limited").level in (Level.WARNING, Level.CRITICAL):
+            return _diagnose_rate_limit(a, status)
+        return _none(f"{a.health}: nothing to remediate")
+
+    # 3. A recent rollout caused it.
+    if recent_rollout(rollout, policy, now):
+        degraded_since = status.incident.opened_at if status.incident else now
+        if rollout.started_at is not None and degraded_since >= rollout.started_at:
+            return _rollback(a, rollout, status, policy, service_critical)
+
+    # 4. Capacity.
+    capacity = [n for n in service_critical if n in ("p99_latency", "pool_utilisation", "memory")]
+    if capacity:
+        return _scale_up(a, rollout, status, policy, capacity)
+    return _escalate(f"{_describe(a, service_critical)} with no rollout, capacity or dependency "
+                     "cause the runbook automates", P1_SECTION, status)  # fmt: skip
+
+
+def _rollback(
+    a: Assessment,
+    rollout: RolloutFacts,
+    status: VenueServiceStatus,
+    policy: RemediationPolicy,
+    critical: list[str],
+) -> Decision:
+    number = rollout.current.number if rollout.current else "?"
+    why = f"{_describe(a, critical)} after the rollout of revision {number}"
+    if not policy.rollback.enabled:
+        return _escalate(f"{why}; automatic rollback disabled", ROLLBACK_SECTION, status)
+    if rollout.paused:
+        return _escalate(f"{why}; the Deployment is paused", ROLLBACK_SECTION, status)
+    target, why_not = rollback_target(
+        rollout, status.healthy_templates, status.rolled_back_templates
+    )
+    if target is None or rollout.current is None:
+        return _escalate(f"{why}; cannot roll back: {why_not}", ROLLBACK_SECTION, status)
+    return Decision(
+        Action.ROLL_BACK,
+        f"{why}: roll back {rollout.current.number} -> {target.number}",
+        ROLLBACK_SECTION,
+        {
+            "fromRevision": str(rollout.current.number),
+            "fromTemplate": rollout.current.template_hash,
+            "toRevision": str(target.number),
+            "toTemplate": target.template_hash,
+        },
+    )
+
+
+def _scale_up(
+    a: Assessment,
+    rollout: RolloutFacts,
+    status: VenueServiceStatus,
+    policy: RemediationPolicy,
+    capacity: list[str],
+) -> Decision:
+    why = _describe(a, capacity)
+    scale = policy.scale
+    if not scale.enabled:
+        return _escalate(f"{why}; automatic scaling disabled", HIGH_LATENCY, status)
+    if rollout.replicas >= scale.max_replicas:
+        return _escalate(
+            f"{why}; already at maxReplicas {scale.max_replicas}", HIGH_LATENCY, status
+        )
+    target = min(scale.max_replicas, max(rollout.replicas + scale.step, scale.min_replicas))
+    return Decision(
+        Action.SCALE_UP, f"{why}: scale {rollout.replicas} -> {target}", HIGH_LATENCY,
+        {"fromReplicas": str(rollout.replicas), "toReplicas": str(target)},
+    )  # fmt: skip
+
+
+def _diagnose_rate_limit(a: Assessment, status: VenueServiceStatus) -> Decision:
+    incident = status.incident
+    last = _last(status.history, {Action.DIAGNOSE_RATE_LIMIT})
+    if last and incident and last.at >= incident.opened_at:
+        return _none("429 surge already diagnosed in this incident")
+    check = a.check("rate_limited")
+    return Decision(
+        Action.DIAGNOSE_RATE_LIMIT,
+        f"429s at {check.value:g}% of requests; {check.reason or 'no tenant breakdown'}; "
+        "deciding whether traffic is abusive stays with humans",
+        RATE_LIMITS,
+    )
+
+
+def decide(
+    a: Assessment,
+    rollout: RolloutFacts,
+    status: VenueServiceStatus,
+    policy: RemediationPolicy,
+    now: datetime,
+    paused: bool = False,
+) -> Decision:
+    """At most one action for this cycle, with a reason naming the runbook section."""
+    if policy.mode is Mode.OFF:
+        return _none("remediation mode Off")
+    if paused:
+        return _none("paused by annotation")
+    if a.health is Health.UNKNOWN:
+        return _none("health unknown: no action on missing data")
+    return _guard(_rules(a, rollout, status, policy, now), status, policy, now)

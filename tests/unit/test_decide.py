@@ -1,0 +1,218 @@
+"""decide: every rule and guardrail, and the conflicts between rules."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tests.unit.test_assess import ONE_SHOT, metrics, observe
+from venue_operator.assess import Assessment, assess
+from venue_operator.decide import Action, Decision, Revision, RolloutFacts, decide, rollback_target
+from venue_operator.model import (
+    ActionRecord,
+    ActionResult,
+    Incident,
+    RemediationPolicy,
+    Severity,
+    VenueServiceStatus,
+)
+from venue_operator.observations import ProbeFailure, ProbeResult, Reading, WorkloadState
+
+NOW = datetime(2026, 11, 26, 20, 0, tzinfo=UTC)
+POLICY = RemediationPolicy()
+R1, R2, R3 = Revision(1, "aaa"), Revision(2, "bbb"), Revision(3, "ccc")
+FRESH_ROLLOUT = RolloutFacts(current=R3, revisions=(R1, R2, R3),
+                             started_at=NOW - timedelta(minutes=15), replicas=3)  # fmt: skip
+OLD_ROLLOUT = RolloutFacts(current=R3, revisions=(R1, R2, R3),
+                           started_at=NOW - timedelta(days=2), replicas=3)  # fmt: skip
+INCIDENT = Incident(id="i-1", opened_at=NOW - timedelta(minutes=10), severity=Severity.P2)
+KNOWN = VenueServiceStatus(healthy_templates=["aaa", "bbb"], incident=INCIDENT)
+
+DB_DOWN = {"full_health": ProbeResult(ProbeFailure.CHECK_FAILING, status_code=503,
+                                      checks={"database": "error", "redis": "ok"})}  # fmt: skip
+MIGRATIONS = {"full_health": ProbeResult(ProbeFailure.CHECK_FAILING, status_code=503,
+                                         checks={"database": "ok", "redis": "ok",
+                                                 "migrations": "pending"})}  # fmt: skip
+ERRORS = {"metrics": metrics(error_rate=Reading.of(0.12))}
+DOWN = {"health": ProbeResult(ProbeFailure.CONNECTION_REFUSED)}
+SLOW = {"metrics": metrics(p99_latency=Reading.of(2.6))}
+POOL = {"metrics": metrics(pool_utilisation=Reading.of(0.97))}
+SURGE = {"metrics": metrics(rate_limited=Reading.of(0.3),
+                            top_limited_tenants=(("tenant-b", 9.0),))}  # fmt: skip
+BLIND = {"metrics": metrics(**{k: Reading.unknown("prometheus down") for k in (
+    "request_rate", "error_rate", "p99_latency", "pool_utilisation", "memory_utilisation",
+    "rate_limited")})}  # fmt: skip
+
+
+def assessed(**changes: Any) -> Assessment:
+    return assess(observe(**changes), ONE_SHOT)
+
+
+def record(action: Action, minutes_ago: float, result: ActionResult = ActionResult.SUCCEEDED,
+           dry_run: bool = False) -> ActionRecord:  # fmt: skip
+    at = NOW - timedelta(minutes=minutes_ago)
+    return ActionRecord(at=at, action=action, reason="test", result=result, dry_run=dry_run,
+                        correlation_id=f"c-{minutes_ago}")  # fmt: skip
+
+
+def policy(**changes: Any) -> RemediationPolicy:
+    return RemediationPolicy.model_validate(changes)
+
+
+# (id, observation, rollout, status, policy, expected action, expected params subset)
+RULES = [
+    ("healthy: nothing", {}, FRESH_ROLLOUT, KNOWN, POLICY, None, {}),
+    ("bad rollout -> roll back to last healthy", ERRORS, FRESH_ROLLOUT, KNOWN, POLICY,
+     Action.ROLL_BACK, {"fromRevision": "3", "toRevision": "2", "toTemplate": "bbb"}),
+    ("bad rollout, service down -> roll back", DOWN, FRESH_ROLLOUT, KNOWN, POLICY,
+     Action.ROLL_BACK, {"toRevision": "2"}),
+    ("skip a revision rolled back from", ERRORS, FRESH_ROLLOUT,
+     KNOWN.model_copy(update={"rolled_back_templates": ["bbb"]}), POLICY,
+     Action.ROLL_BACK, {"toRevision": "1"}),
+    ("no known-healthy revision -> escalate", ERRORS, FRESH_ROLLOUT,
+     VenueServiceStatus(incident=INCIDENT), POLICY, Action.ESCALATE, {}),
+    ("rollback disabled -> escalate", ERRORS, FRESH_ROLLOUT, KNOWN,
+     policy(rollback={"enabled": False}), Action.ESCALATE, {}),
+    ("paused Deployment -> escalate, no rollback", ERRORS,
+     RolloutFacts(current=R3, revisions=(R1, R2, R3), started_at=FRESH_ROLLOUT.started_at,
+                  replicas=3, paused=True), KNOWN, POLICY, Action.ESCALATE, {}),
+    ("old rollout + latency -> scale up", SLOW, OLD_ROLLOUT, KNOWN, POLICY,
+     Action.SCALE_UP, {"fromReplicas": "3", "toReplicas": "4"}),
+    ("old rollout + pool -> scale up", POOL, OLD_ROLLOUT, KNOWN, POLICY, Action.SCALE_UP, {}),
+    ("scale never above max -> escalate", SLOW,
+     RolloutFacts(current=R3, revisions=(R3,), started_at=NOW - timedelta(days=2), replicas=10),
+     KNOWN, POLICY, Action.ESCALATE, {}),
+    ("scale step bounded by max", SLOW,
+     RolloutFacts(current=R3, revisions=(R3,), started_at=NOW - timedelta(days=2), replicas=9),
+     KNOWN, policy(scale={"step": 5}), Action.SCALE_UP, {"toReplicas": "10"}),
+    ("old rollout + error rate -> escalate (nothing automatable)", ERRORS, OLD_ROLLOUT, KNOWN,
+     POLICY, Action.ESCALATE, {}),
+    ("database down -> open breaker", DB_DOWN, FRESH_ROLLOUT, KNOWN, POLICY,
+     Action.OPEN_CIRCUIT, {"dependencies": "database"}),
+    ("bad rollout while database down -> breaker, not rollback", {**DB_DOWN, **ERRORS},
+     FRESH_ROLLOUT, KNOWN, POLICY, Action.OPEN_CIRCUIT, {}),
+    ("breaker open, database still down -> nothing (no scale into it)", {**DB_DOWN, **SLOW},
+     OLD_ROLLOUT, KNOWN.model_copy(update={"circuit_open": True}), POLICY, None, {}),
+    ("database back -> close breaker", {}, OLD_ROLLOUT,
+     KNOWN.model_copy(update={"circuit_open": True}), POLICY, Action.CLOSE_CIRCUIT, {}),
+    ("migrations pending -> migration job", MIGRATIONS, OLD_ROLLOUT, KNOWN, POLICY,
+     Action.RUN_MIGRATION, {"cronJob": "venue-migrate"}),
+    ("migration already running -> wait", MIGRATIONS,
+     RolloutFacts(current=R3, revisions=(R3,), replicas=3, migration_running=True),
+     KNOWN, POLICY, None, {}),
+    ("429 surge -> diagnosis naming tenants", SURGE, OLD_ROLLOUT, KNOWN, POLICY,
+     Action.DIAGNOSE_RATE_LIMIT, {}),
+    ("unknown data -> nothing", BLIND, FRESH_ROLLOUT, KNOWN, POLICY, None, {}),
+    ("mode Off -> nothing", ERRORS, FRESH_ROLLOUT, KNOWN, policy(mode="Off"), None, {}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "obs", "rollout", "status", "pol", "action", "params"),
+                         RULES, ids=[r[0] for r in RULES])  # fmt: skip
+def test_rules(
+    case: str, obs: dict[str, Any], rollout: RolloutFacts, status: VenueServiceStatus,
+    pol: RemediationPolicy, action: Action | None, params: dict[str, str],
+) -> None:  # fmt: skip
+    decision = decide(assessed(**obs), rollout, status, pol, NOW)
+    assert decision.action is action, decision.reason
+    assert decision.acts == (action is not None)
+    assert params.items() <= dict(decision.params).items()
+    assert decision.reason
+
+
+def test_reason_names_the_numbers_and_the_section() -> None:
+    decision = decide(assessed(**ERRORS), FRESH_ROLLOUT, KNOWN, POLICY, NOW)
+    assert decision.section == "Rollback Procedure"
+    assert "error_rate 12% > 5%" in decision.reason and "3 -> 2" in decision.reason
+
+
+def test_429_diagnosis_names_the_tenant() -> None:
+    decision = decide(assessed(**SURGE), OLD_ROLLOUT, KNOWN, POLICY, NOW)
+    assert "tenant-b" in decision.reason and decision.section == "Rate Limit Errors"
+
+
+def test_dry_run_decides_the_same_but_flags_it() -> None:
+    decision = decide(assessed(**ERRORS), FRESH_ROLLOUT, KNOWN, policy(mode="DryRun"), NOW)
+    assert decision.action is Action.ROLL_BACK and decision.dry_run and decision.acts
+
+
+def test_pause_annotation_stops_everything() -> None:
+    decision = decide(assessed(**DB_DOWN), FRESH_ROLLOUT, KNOWN, POLICY, NOW, paused=True)
+    assert decision.action is None and "paused" in decision.reason
+
+
+def test_degradation_before_the_rollout_is_not_blamed_on_it() -> None:
+    before = KNOWN.model_copy(update={"incident": INCIDENT.model_copy(
+        update={"opened_at": NOW - timedelta(minutes=30)})})  # fmt: skip
+    decision = decide(assessed(**SLOW), FRESH_ROLLOUT, before, POLICY, NOW)
+    assert decision.action is Action.SCALE_UP
+
+
+def with_history(*records: ActionRecord, **changes: Any) -> VenueServiceStatus:
+    return KNOWN.model_copy(update={"history": list(records), **changes})
+
+
+def test_cooldown_holds_a_second_scale_in_a_new_incident() -> None:
+    """Flapping: recovered after a scale-up, degraded again a minute later."""
+    status = with_history(record(Action.SCALE_UP, 2))
+    status = status.model_copy(update={"incident": INCIDENT.model_copy(
+        update={"opened_at": NOW - timedelta(minutes=1)})})  # fmt: skip
+    decision = decide(assessed(**SLOW), OLD_ROLLOUT, status, POLICY, NOW)
+    assert decision.action is Action.SCALE_UP and decision.suppressed_by == "cooldown"
+    assert not decision.acts and "cooldown" in decision.reason
+
+
+def test_budget_stops_a_flapping_service() -> None:
+    old = [record(Action.SCALE_UP, m) for m in (50, 40, 30)]
+    status = with_history(*old)
+    decision = decide(assessed(**SLOW), OLD_ROLLOUT, status,
+                      policy(max_actions_per_hour=3, cooldowns={"scale": "1s"}), NOW)  # fmt: skip
+    assert decision.suppressed_by == "budget" and not decision.acts
+
+
+def test_budget_counts_only_the_last_hour() -> None:
+    status = with_history(*[record(Action.SCALE_UP, m) for m in (70, 65, 61)])
+    decision = decide(assessed(**SLOW), OLD_ROLLOUT, status,
+                      policy(max_actions_per_hour=3, cooldowns={"scale": "1s"}), NOW)  # fmt: skip
+    assert decision.acts
+
+
+def test_verify_window_waits_then_escalates_once() -> None:
+    acted = record(Action.ROLL_BACK, 2)
+    waiting = decide(assessed(**ERRORS), FRESH_ROLLOUT, with_history(acted), POLICY, NOW)
+    assert waiting.action is None and "verifying" in waiting.reason
+    late = record(Action.ROLL_BACK, 6)
+    escalate = decide(assessed(**ERRORS), FRESH_ROLLOUT, with_history(late), POLICY, NOW)
+    assert escalate.action is Action.ESCALATE and "did not restore health" in escalate.reason
+    escalated = with_history(late, incident=INCIDENT.model_copy(update={"escalated": True}))
+    after = decide(assessed(**ERRORS), FRESH_ROLLOUT, escalated, POLICY, NOW)
+    assert after.action is None, "no chained actions after an escalation"
+
+
+def test_actions_of_a_previous_incident_do_not_count_for_verification() -> None:
+    earlier = record(Action.ROLL_BACK, 20)
+    decision = decide(assessed(**ERRORS), FRESH_ROLLOUT, with_history(earlier), POLICY, NOW)
+    assert decision.action is Action.ROLL_BACK
+
+
+def test_never_roll_back_across_a_migration_unless_backward_compatible() -> None:
+    migrating = Revision(3, "ccc", migration="0042_add_venue_capacity")
+    rollout = RolloutFacts(current=migrating, revisions=(R1, R2, migrating),
+                           started_at=FRESH_ROLLOUT.started_at, replicas=3)  # fmt: skip
+    blocked = decide(assessed(**ERRORS), rollout, KNOWN, POLICY, NOW)
+    assert blocked.action is Action.ESCALATE and "0042_add_venue_capacity" in blocked.reason
+    compatible = Revision(3, "ccc", migration="0042_add_venue_capacity", backward_compatible=True)
+    target, _ = rollback_target(replace_current(rollout, compatible), ["aaa", "bbb"], [])
+    assert target == R2
+
+
+def replace_current(rollout: RolloutFacts, current: Revision) -> RolloutFacts:
+    return RolloutFacts(current=current, revisions=(R1, R2, current),
+                        started_at=rollout.started_at, replicas=rollout.replicas)  # fmt: skip
+
+
+def test_decision_defaults() -> None:
+    assert not Decision(None, "x").acts
+    assert WorkloadState(found=False).desired == 0
