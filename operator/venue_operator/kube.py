@@ -34,3 +34,39 @@ async def get_venueservice(api: client.ApiClient, namespace: str, name: str) -> 
         GROUP, VERSION, namespace, PLURAL, name
     )
     return cast(dict[str, Any], result)
+
+
+JSON_PATCH = "application/json-patch+json"
+CONFLICT_STATUSES = {409, 422}  # 422: a JSON-patch "test" op failed (resourceVersion moved)
+
+
+def as_dict(api: client.ApiClient, obj: Any) -> dict[str, Any]:
+    """A client model as the plain camelCase dict the API speaks."""
+    return cast(dict[str, Any], api.sanitize_for_serialization(obj))
+
+
+async def get_deployment(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
+    return as_dict(api, await client.AppsV1Api(api).read_namespaced_deployment(name, namespace))
+
+
+async def patch_deployment(
+    api: client.ApiClient, namespace: str, name: str, ops: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """JSON patch; callers start `ops` with a resourceVersion test for optimistic concurrency."""
+    result = await client.AppsV1Api(api).patch_namespaced_deployment(
+        name, namespace, ops, _content_type=JSON_PATCH
+    )
+    return as_dict(api, result)
+
+
+async def list_replicasets(api: client.ApiClient, namespace: str) -> list[dict[str, Any]]:
+    result = await client.AppsV1Api(api).list_namespaced_replica_set(namespace)
+    return cast(list[dict[str, Any]], as_dict(api, result)["items"])
+
+
+def resource_version_test(obj: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "op": "test",
+        "path": "/metadata/resourceVersion",
+        "value": obj["metadata"]["resourceVersion"],
+    }

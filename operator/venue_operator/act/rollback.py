@@ -1,0 +1,108 @@
+"""Roll a Deployment back with `kubectl rollout undo` semantics, guarded by resourceVersion.
+
+As kubectl (polymorphichelpers/rollback.go): the target ReplicaSet must be selected
+and controlled by the Deployment; its pod template, minus `pod-template-hash`,
+replaces the Deployment's; the Deployment's annotations become the ReplicaSet's
+(except the rollout's own bookkeeping, which the Deployment keeps). Unlike
+kubectl we add a resourceVersion test (no lost update), retry on conflict, and
+say who and why in `kubernetes.io/change-cause`.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from kubernetes.aio import client
+
+from venue_operator import kube
+from venue_operator.act import ActError, ActResult
+
+HASH_LABEL = "pod-template-hash"
+CHANGE_CAUSE = "kubernetes.io/change-cause"
+REMEDIATION_ID = "ops.tickettoken.io/remediation-id"
+ANNOTATIONS_TO_SKIP = {
+    "kubectl.kubernetes.io/last-applied-configuration",
+    "deployment.kubernetes.io/revision",
+    "deployment.kubernetes.io/revision-history",
+    "deployment.kubernetes.io/desired-replicas",
+    "deployment.kubernetes.io/max-replicas",
+    "deprecated.deployment.rollback.to",
+}
+MAX_ATTEMPTS = 5
+
+
+def _without_hash(template: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(template)
+    labels = out.get("metadata", {}).get("labels") or {}
+    labels.pop(HASH_LABEL, None)
+    return out
+
+
+def _owned_by(rs: dict[str, Any], deployment: dict[str, Any]) -> bool:
+    uid = deployment["metadata"]["uid"]
+    refs = rs["metadata"].get("ownerReferences") or []
+    return any(r.get("uid") == uid and r.get("controller") for r in refs)
+
+
+def _selected_by(rs: dict[str, Any], deployment: dict[str, Any]) -> bool:
+    wanted = deployment["spec"]["selector"].get("matchLabels") or {}
+    labels = rs["metadata"].get("labels") or {}
+    return all(labels.get(k) == v for k, v in wanted.items())
+
+
+def plan(
+    deployment: dict[str, Any],
+    replicasets: list[dict[str, Any]],
+    to_hash: str,
+    cause: str,
+    rid: str,
+) -> list[dict[str, Any]] | None:
+    """The JSON patch for the rollback, or None when the template already matches."""
+    if deployment["spec"].get("paused"):
+        raise ActError("the Deployment is paused: resume it before rolling back")
+    target = next(
+        (
+            rs for rs in replicasets
+            if (rs["metadata"].get("labels") or {}).get(HASH_LABEL) == to_hash
+            and _owned_by(rs, deployment) and _selected_by(rs, deployment)
+        ),
+        None,
+    )  # fmt: skip
+    if target is None:
+        raise ActError(f"no ReplicaSet with {HASH_LABEL}={to_hash} owned by the Deployment")
+    template = _without_hash(target["spec"]["template"])
+    if _without_hash(deployment["spec"]["template"]) == template:
+        return None
+    current = deployment["metadata"].get("annotations") or {}
+    annotations = {k: v for k, v in current.items() if k in ANNOTATIONS_TO_SKIP}
+    annotations.update(
+        {k: v for k, v in (target["metadata"].get("annotations") or {}).items()
+         if k not in ANNOTATIONS_TO_SKIP}
+    )  # fmt: skip
+    annotations[CHANGE_CAUSE] = cause
+    annotations[REMEDIATION_ID] = rid
+    return [
+        kube.resource_version_test(deployment),
+        {"op": "replace", "path": "/spec/template", "value": template},
+        {"op": "replace", "path": "/metadata/annotations", "value": annotations},
+    ]
+
+
+async def roll_back(
+    api: client.ApiClient, namespace: str, name: str, to_hash: str, cause: str, rid: str
+) -> ActResult:
+    """Roll `name` back to the ReplicaSet whose pod-template-hash is `to_hash`."""
+    for _ in range(MAX_ATTEMPTS):
+        deployment = await kube.get_deployment(api, namespace, name)
+        patch = plan(deployment, await kube.list_replicasets(api, namespace), to_hash, cause, rid)
+        if patch is None:
+            return ActResult(True, False, f"already at pod template {to_hash}")
+        try:
+            await kube.patch_deployment(api, namespace, name, patch)
+        except client.ApiException as exc:
+            if exc.status in kube.CONFLICT_STATUSES:
+                continue  # someone else wrote in between: re-read and re-plan
+            raise
+        return ActResult(True, True, f"rolled back to pod template {to_hash}")
+    raise ActError(f"gave up after {MAX_ATTEMPTS} conflicting writes")
