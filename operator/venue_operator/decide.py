@@ -35,6 +35,7 @@ from venue_operator.model import (
     RemediationPolicy,
     VenueServiceStatus,
 )
+from venue_operator.observations import Revision, WorkloadState
 
 ROLLBACK_SECTION = "Rollback Procedure"
 P1_SECTION = "P1 Procedure"
@@ -55,16 +56,6 @@ WORKLOAD_ACTIONS = {Action.ROLL_BACK, Action.SCALE_UP, Action.RUN_MIGRATION}
 PROTECTIVE_ACTIONS = {Action.OPEN_CIRCUIT, Action.CLOSE_CIRCUIT}
 MIGRATION_ANNOTATION = "ops.tickettoken.io/migration"
 BACKWARD_COMPATIBLE_ANNOTATION = "ops.tickettoken.io/migration-backward-compatible"
-
-
-@dataclass(frozen=True)
-class Revision:
-    """One ReplicaSet of the Deployment: a pod template it can roll back to."""
-
-    number: int
-    template_hash: str
-    migration: str | None = None  # the template ships this schema migration
-    backward_compatible: bool = False
 
 
 @dataclass(frozen=True)
@@ -90,6 +81,24 @@ class Decision:
     def acts(self) -> bool:
         """True when something should be written (or, in DryRun, recorded as if written)."""
         return self.action is not None and self.suppressed_by is None
+
+
+def rollout_facts(workload: WorkloadState, status: VenueServiceStatus) -> RolloutFacts:
+    """What decide needs about the rollout: the watch-fed workload plus what status remembers
+    (when the operator first saw the current template become current)."""
+    current = next(
+        (r for r in workload.revisions if r.template_hash == workload.template_hash), None
+    )
+    seen = status.rollout
+    started = seen.seen_at if seen and seen.template_hash == workload.template_hash else None
+    return RolloutFacts(
+        current=current,
+        revisions=workload.revisions,
+        started_at=started or workload.rollout_started_at,
+        replicas=workload.desired,
+        paused=workload.paused,
+        migration_running=workload.migration_running,
+    )
 
 
 def _none(reason: str) -> Decision:

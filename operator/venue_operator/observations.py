@@ -72,6 +72,16 @@ class MetricReadings:
 
 
 @dataclass(frozen=True)
+class Revision:
+    """One ReplicaSet of the Deployment: a pod template it can roll back to."""
+
+    number: int
+    template_hash: str
+    migration: str | None = None  # the template ships this schema migration
+    backward_compatible: bool = False
+
+
+@dataclass(frozen=True)
 class WorkloadState:
     """The Deployment as the watch-fed indexes see it."""
 
@@ -79,6 +89,9 @@ class WorkloadState:
     desired: int = 0
     ready: int = 0
     revision: int | None = None
+    template_hash: str | None = None
+    revisions: tuple[Revision, ...] = ()
+    paused: bool = False
     rollout_started_at: datetime | None = None
     rollout_stalled: bool = False
     restarts: int = 0

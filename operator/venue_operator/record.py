@@ -12,7 +12,18 @@ from datetime import datetime
 from typing import Any
 
 from venue_operator.assess import Assessment
-from venue_operator.model import CheckStatus, Condition, Health, Level, VenueServiceStatus
+from venue_operator.model import (
+    HISTORY_LIMIT,
+    CheckStatus,
+    Condition,
+    Health,
+    Incident,
+    IncidentEntry,
+    Level,
+    RolloutRecord,
+    Severity,
+    VenueServiceStatus,
+)
 from venue_operator.observations import WorkloadState
 
 _RANK = {Level.UNKNOWN: -1, Level.OK: 0, Level.WARNING: 1, Level.CRITICAL: 2}
@@ -86,6 +97,62 @@ def _first_reason(a: Assessment, name: str) -> str:
     return reason or "no metric could be read"
 
 
+def track_rollout(
+    previous: RolloutRecord | None, workload: WorkloadState, now: datetime
+) -> RolloutRecord | None:
+    """When the current pod template became current, as first seen by the operator."""
+    if workload.template_hash is None or workload.revision is None:
+        return previous
+    if previous is not None and previous.template_hash == workload.template_hash:
+        if previous.revision == workload.revision:
+            return previous
+        return previous.model_copy(update={"revision": workload.revision})
+    # Never seen before: when the operator starts late, the ReplicaSet's age is the best bound.
+    seen = now if previous is not None else (workload.rollout_started_at or now)
+    return RolloutRecord(template_hash=workload.template_hash, revision=workload.revision,
+                         seen_at=seen)  # fmt: skip
+
+
+def _remember(items: list[str], item: str | None) -> list[str]:
+    if item is None or item in items:
+        return items
+    return [*items, item][-HISTORY_LIMIT:]
+
+
+def track_incident(previous: Incident | None, a: Assessment, now: datetime) -> Incident | None:
+    """Open on the first confirmed degradation, follow severity, resolve when healthy."""
+    open_ = previous is not None and previous.resolved_at is None
+    degraded = a.health in (Health.DEGRADED, Health.DOWN)
+    if not open_:
+        if not degraded:
+            return previous
+        first = IncidentEntry(at=now, severity=a.severity, message=_summary(a))
+        return Incident(id=f"inc-{now:%Y%m%d-%H%M%S}", opened_at=now, severity=a.severity,
+                        timeline=[first])  # fmt: skip
+    assert previous is not None
+    if a.health is Health.HEALTHY:
+        entry = IncidentEntry(at=now, severity=Severity.NONE, message="recovered: all checks ok")
+        return add_timeline(previous, entry).model_copy(update={"resolved_at": now})
+    last_severity = previous.timeline[-1].severity if previous.timeline else None
+    if degraded and a.severity != last_severity:
+        entry = IncidentEntry(at=now, severity=a.severity, message=_summary(a))
+        worst = min(previous.severity, a.severity, key=_SEVERITY_ORDER.index)
+        return add_timeline(previous, entry).model_copy(update={"severity": worst})
+    return previous
+
+
+def add_timeline(incident: Incident, entry: IncidentEntry) -> Incident:
+    return incident.model_copy(update={"timeline": [*incident.timeline, entry][-100:]})
+
+
+_SEVERITY_ORDER = [Severity.P1, Severity.P2, Severity.P3, Severity.P4, Severity.NONE]
+
+
+def _summary(a: Assessment) -> str:
+    breaches = "; ".join(describe(c) for c in a.breaches())
+    return f"{a.health} ({a.severity}): {breaches or 'no threshold crossed'}"[:2000]
+
+
 def next_status(
     a: Assessment,
     workload: WorkloadState,
@@ -93,7 +160,10 @@ def next_status(
     now: datetime,
     generation: int | None,
 ) -> VenueServiceStatus:
-    """The status after this cycle; history, incident and actions are carried over."""
+    """The status after this cycle; history and actions are carried over."""
+    healthy = previous.healthy_templates
+    if a.health is Health.HEALTHY:
+        healthy = _remember(healthy, workload.template_hash)
     return previous.model_copy(
         update={
             "observed_generation": generation,
@@ -104,6 +174,9 @@ def next_status(
             "checks": list(a.checks),
             "conditions": conditions(a, previous.conditions, now, generation),
             "last_error": None,
+            "rollout": track_rollout(previous.rollout, workload, now),
+            "healthy_templates": healthy,
+            "incident": track_incident(previous.incident, a, now),
         }
     )
 

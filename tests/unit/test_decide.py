@@ -9,7 +9,7 @@ import pytest
 
 from tests.unit.test_assess import ONE_SHOT, metrics, observe
 from venue_operator.assess import Assessment, assess
-from venue_operator.decide import Action, Decision, Revision, RolloutFacts, decide, rollback_target
+from venue_operator.decide import Action, Decision, RolloutFacts, decide, rollback_target
 from venue_operator.model import (
     ActionRecord,
     ActionResult,
@@ -18,7 +18,13 @@ from venue_operator.model import (
     Severity,
     VenueServiceStatus,
 )
-from venue_operator.observations import ProbeFailure, ProbeResult, Reading, WorkloadState
+from venue_operator.observations import (
+    ProbeFailure,
+    ProbeResult,
+    Reading,
+    Revision,
+    WorkloadState,
+)
 
 NOW = datetime(2026, 11, 26, 20, 0, tzinfo=UTC)
 POLICY = RemediationPolicy()

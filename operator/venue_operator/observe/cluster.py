@@ -9,9 +9,12 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from venue_operator.observations import WorkloadState
+from venue_operator.observations import Revision, WorkloadState
 
 REVISION = "deployment.kubernetes.io/revision"
+HASH_LABEL = "pod-template-hash"
+MIGRATION_ANNOTATION = "ops.tickettoken.io/migration"
+BACKWARD_COMPATIBLE = "ops.tickettoken.io/migration-backward-compatible"
 
 
 def _owner(body: Mapping[str, Any], kind: str) -> str | None:
@@ -43,11 +46,16 @@ def deployment_summary(body: Mapping[str, Any]) -> dict[str, Any]:
 
 def replicaset_summary(body: Mapping[str, Any]) -> dict[str, Any]:
     meta = body.get("metadata", {})
+    template_meta = (body.get("spec", {}).get("template") or {}).get("metadata") or {}
+    template_annotations = template_meta.get("annotations") or {}
     return {
         "name": meta.get("name"),
         "deployment": _owner(body, "Deployment"),
         "revision": int((meta.get("annotations") or {}).get(REVISION, 0) or 0),
+        "hash": (meta.get("labels") or {}).get(HASH_LABEL),
         "created": meta.get("creationTimestamp"),
+        "migration": template_annotations.get(MIGRATION_ANNOTATION),
+        "backward_compatible": template_annotations.get(BACKWARD_COMPATIBLE) == "true",
     }
 
 
@@ -85,11 +93,19 @@ def workload_state(
     current = [rs for rs in replicasets if rs["revision"] == deployment["revision"]]
     started = _time(current[0]["created"]) if current else None
     pods = [p for rs in replicasets for p in pods_by_replicaset.get(rs["name"], ())]
+    revisions = tuple(
+        Revision(rs["revision"], rs["hash"], rs["migration"], rs["backward_compatible"])
+        for rs in replicasets
+        if rs["hash"] and rs["revision"]
+    )
     return WorkloadState(
         found=True,
         desired=deployment["replicas"],
         ready=deployment["ready"],
         revision=deployment["revision"] or None,
+        template_hash=current[0]["hash"] if current else None,
+        revisions=revisions,
+        paused=deployment["paused"],
         rollout_started_at=started,
         rollout_stalled=deployment["stalled"],
         restarts=sum(p["restarts"] for p in pods),
