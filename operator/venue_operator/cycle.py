@@ -142,7 +142,8 @@ async def evaluate(
         workload=workload,
     )
     a = assess(obs, spec, stored.checks)
-    status = next_status(a, obs.workload, stored, now, generation)
+    bake = spec.remediation.rollback.bake_time
+    status = next_status(a, obs.workload, stored, now, generation, bake)
     return Outcome(a, status, transition_events(stored, a), obs)
 
 

@@ -218,6 +218,8 @@ def _verification(
     if waited < policy.verify_window:
         left = int((policy.verify_window - waited).total_seconds())
         return _none(f"verifying {last.action} ({last.correlation_id}): {left}s of the window left")
+    if last.action == Action.SCALE_UP:
+        return None  # capacity is fixed step by step: the scale rule decides (max -> escalate)
     return Decision(
         Action.ESCALATE,
         f"{last.action} at {last.at:%H:%M:%S} did not restore health within "

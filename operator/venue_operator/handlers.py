@@ -32,6 +32,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
     )
     settings.posting.level = logging.WARNING  # our Events are explicit; no log chatter
+    settings.posting.reporting_component = "venue-operator"
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 30
     memo.api = await kube.connect()

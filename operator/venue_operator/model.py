@@ -212,6 +212,10 @@ class RollbackPolicy(Model):
         default=timedelta(minutes=30),
         description="A rollout started this recently is a rollback candidate.",
     )
+    bake_time: Duration = Field(
+        default=timedelta(minutes=5),
+        description="A revision becomes a known-good rollback target after this long healthy.",
+    )
 
 
 class ScalePolicy(Model):

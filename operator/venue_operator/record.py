@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from venue_operator.assess import Assessment
@@ -159,10 +159,15 @@ def next_status(
     previous: VenueServiceStatus,
     now: datetime,
     generation: int | None,
+    bake_time: timedelta = timedelta(minutes=5),
 ) -> VenueServiceStatus:
-    """The status after this cycle; history and actions are carried over."""
+    """The status after this cycle; history and actions are carried over. A template is
+    remembered as known-good once Healthy and current for `bake_time` (runbook: verify
+    the deployment), so a bad release is not trusted in its first healthy seconds."""
+    rollout = track_rollout(previous.rollout, workload, now)
     healthy = previous.healthy_templates
-    if a.health is Health.HEALTHY:
+    baked = rollout is not None and now - rollout.seen_at >= bake_time
+    if a.health is Health.HEALTHY and baked:
         healthy = _remember(healthy, workload.template_hash)
     return previous.model_copy(
         update={
@@ -174,7 +179,7 @@ def next_status(
             "checks": list(a.checks),
             "conditions": conditions(a, previous.conditions, now, generation),
             "last_error": None,
-            "rollout": track_rollout(previous.rollout, workload, now),
+            "rollout": rollout,
             "healthy_templates": healthy,
             "incident": track_incident(previous.incident, a, now),
         }

@@ -25,7 +25,10 @@ def simulator() -> Iterator[SimulatorProcess]:
 
 @pytest.fixture(scope="session")
 def operator(the_lab: Lab) -> Iterator[OperatorProcess]:
-    with OperatorProcess(the_lab.cluster.kubeconfig, the_lab.prometheus.url) as proc:
+    # Only the tests' own namespaces (t-*): crash tests run operators of their own elsewhere.
+    with OperatorProcess(
+        the_lab.cluster.kubeconfig, the_lab.prometheus.url, namespaces=("t-*",)
+    ) as proc:
         yield proc
 
 
@@ -104,14 +107,16 @@ def venue_manifest(name: str, port: int, **spec: Any) -> str:
     )  # fmt: skip
 
 
-def deployment_manifest(name: str, image: str = "gcr.io/tickettoken/venue-service:v1") -> str:
+def deployment_manifest(
+    name: str, image: str = "gcr.io/tickettoken/venue-service:v1", replicas: int = 2
+) -> str:
     labels = {"app": name}
     return yaml.safe_dump(
         {
             "apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": name, "labels": labels},
             "spec": {
-                "replicas": 2, "selector": {"matchLabels": labels},
+                "replicas": replicas, "selector": {"matchLabels": labels},
                 "template": {"metadata": {"labels": labels},
                              "spec": {"containers": [{"name": "venue-service", "image": image}]}},
             },
@@ -137,3 +142,40 @@ def make_venue(
         return Venue(the_lab, simulator, namespace, name, port, sim_name)
 
     return make
+
+
+@pytest.fixture
+def following_venue(
+    the_lab: Lab, operator: OperatorProcess, namespace: str
+) -> Iterator[Callable[..., Venue]]:
+    """A venue service whose simulator follows its Deployment's image (a rollback heals it)."""
+    started: list[SimulatorProcess] = []
+
+    def make(name: str = "venue-service", replicas: int = 2, **spec: Any) -> Venue:
+        kubectl = the_lab.cluster.kubectl
+        kubectl("apply", "-n", namespace, "-f", "-",
+                input=deployment_manifest(name, replicas=replicas))  # fmt: skip
+        sim = SimulatorProcess(extra_args=(
+            f"--follow={namespace}/{name}", f"--kubeconfig={the_lab.cluster.kubeconfig}",
+            "--poll-interval=0.2"))  # fmt: skip
+        sim.start()
+        started.append(sim)
+        port = sim.ports()[name]
+        target = f"127.0.0.1:{port}"
+        the_lab.prometheus.add_target(target, {"namespace": namespace, "service": name})
+        # Bake longer than the 5 s rate window, so a bad release is never "known good".
+        remediation = {"mode": "Auto", **spec.pop("remediation", {})}
+        remediation["rollback"] = {"bakeTime": "8s", **remediation.get("rollback", {})}
+        manifest = venue_manifest(name, port, remediation=remediation, **spec)
+        kubectl("apply", "-n", namespace, "-f", "-", input=manifest)
+        the_lab.prometheus.wait_target_up(target)
+        venue = Venue(the_lab, sim, namespace, name, port, name)
+        venue.wait_status(
+            "Healthy with a known-good template",
+            lambda s: s.get("health") == "Healthy" and bool(s.get("healthyTemplates")),
+        )
+        return venue
+
+    yield make
+    for sim in started:
+        sim.stop()

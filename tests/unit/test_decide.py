@@ -222,3 +222,14 @@ def replace_current(rollout: RolloutFacts, current: Revision) -> RolloutFacts:
 def test_decision_defaults() -> None:
     assert not Decision(None, "x").acts
     assert WorkloadState(found=False).desired == 0
+
+
+def test_scale_steps_again_after_the_window_then_escalates_at_max() -> None:
+    late = record(Action.SCALE_UP, 6)
+    again = decide(assessed(**SLOW), OLD_ROLLOUT, with_history(late),
+                   policy(cooldowns={"scale": "1m"}), NOW)  # fmt: skip
+    assert again.action is Action.SCALE_UP and again.acts
+    at_max = RolloutFacts(current=R3, revisions=(R3,), started_at=OLD_ROLLOUT.started_at,
+                          replicas=10)  # fmt: skip
+    final = decide(assessed(**SLOW), at_max, with_history(late), POLICY, NOW)
+    assert final.action is Action.ESCALATE and "maxReplicas" in final.reason

@@ -56,6 +56,11 @@ class SimulatorProcess:
     ) -> None:
         self.stop()
 
+    def ports(self) -> dict[str, int]:
+        """Service name -> port, as listed in the ready file (e.g. --follow services)."""
+        info = json.loads(self.ready_file.read_text())
+        return {s["name"]: int(s["port"]) for s in info["services"]}
+
     def _call(self, method: str, path: str, body: Any = None) -> Any:
         response = httpx.request(method, self.control_url + path, json=body, timeout=10.0)
         if response.status_code >= 400:
