@@ -24,6 +24,7 @@ class OperatorProcess:
         namespaces: tuple[str, ...] = (),
         log_dir: Path | None = None,
         extra_args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
     ) -> None:
         self.kubeconfig = kubeconfig
         self.prometheus_url = prometheus_url
@@ -32,6 +33,7 @@ class OperatorProcess:
         self.metrics_port = free_port()
         self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="venue-operator-"))
         self.extra_args = extra_args
+        self.extra_env = env or {}
         self.proc: Managed | None = None
         self.starts = 0
 
@@ -53,7 +55,8 @@ class OperatorProcess:
 
     def start(self, timeout: float = 60.0) -> None:
         self.starts += 1
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1",
+               **self.extra_env}  # fmt: skip
         self.proc = Managed("venue-operator", self.argv(), self.log_dir / "operator.log", env=env)
         self.proc.start()
         proc = self.proc

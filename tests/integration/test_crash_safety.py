@@ -1,0 +1,69 @@
+"""Killing the operator in the middle of an action must not make it act twice."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests.integration.conftest import Venue, deployment_manifest, venue_manifest
+from tests.integration.test_remediation import BAD_IMAGE, FAST, deployment, image_of, set_image
+from venue_lab.operator_process import OperatorProcess
+from venue_lab.session import Lab
+from venue_lab.simulator.process import SimulatorProcess
+
+
+@pytest.fixture
+def crash_namespace(the_lab: Lab) -> Iterator[str]:
+    """Outside the session operator's t-* namespaces: only this test's operators act here."""
+    name = f"k-{uuid.uuid4().hex[:8]}"
+    the_lab.cluster.kubectl("create", "namespace", name)
+    the_lab.cluster.wait_for_service_account(name)
+    yield name
+    the_lab.cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+def test_killed_mid_rollback_rolls_back_exactly_once(the_lab: Lab, crash_namespace: str) -> None:
+    ns, kubectl = crash_namespace, the_lab.cluster.kubectl
+    kubectl("apply", "-n", ns, "-f", "-", input=deployment_manifest("venue-service"))
+    follow = (f"--follow={ns}/venue-service", f"--kubeconfig={the_lab.cluster.kubeconfig}",
+              "--poll-interval=0.2")  # fmt: skip
+    with SimulatorProcess(extra_args=follow) as sim:
+        port = sim.ports()["venue-service"]
+        the_lab.prometheus.add_target(
+            f"127.0.0.1:{port}", {"namespace": ns, "service": "venue-service"}
+        )
+        remediation = {"mode": "Auto", "rollback": {"bakeTime": "8s"}}
+        manifest = venue_manifest("venue-service", port, remediation=remediation, **FAST)
+        kubectl("apply", "-n", ns, "-f", "-", input=manifest)
+        venue = Venue(the_lab, sim, ns, "venue-service", port, "venue-service")
+        slow = OperatorProcess(the_lab.cluster.kubeconfig, the_lab.prometheus.url,
+                               namespaces=("k-*",),
+                               env={"VENUE_OPERATOR_TEST_PAUSE_BEFORE_ACT": "30"})  # fmt: skip
+        with slow:
+            venue.wait_status("known-good template", lambda s: bool(s.get("healthyTemplates")))
+            set_image(the_lab, ns, BAD_IMAGE)
+            venue.wait_status(
+                "rollback recorded InProgress (written ahead of the patch)",
+                lambda s: any(r["action"] == "RollBack" and r["result"] == "InProgress"
+                              for r in s.get("history", [])),
+            )  # fmt: skip
+            slow.kill()  # SIGKILL between the write-ahead record and the Deployment patch
+        assert image_of(deployment(the_lab, ns)) == BAD_IMAGE, "killed before the patch"
+
+        with OperatorProcess(the_lab.cluster.kubeconfig, the_lab.prometheus.url,
+                             namespaces=("k-*",)):  # fmt: skip
+            venue.wait_event("RolledBack", timeout=60)
+            venue.wait_health("Healthy", "None")
+            after = deployment(the_lab, ns)
+            assert image_of(after) == "gcr.io/tickettoken/venue-service:v1"
+            revisions = sorted(
+                int(rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"])
+                for rs in json.loads(kubectl("get", "rs", "-n", ns, "-o", "json").stdout)["items"]
+            )
+            assert revisions == [2, 3], "one rollback: revision 1 reused as 3, never a 4"
+            rollbacks = [r for r in venue.status()["history"] if r["action"] == "RollBack"]
+            assert len(rollbacks) == 1 and rollbacks[0]["result"] == "Succeeded"
+            assert sum(e.get("count", 1) for e in venue.events("RolledBack")) == 1
