@@ -14,6 +14,7 @@ import structlog
 from venue_operator import kube
 from venue_operator.cycle import Context, MetricsBatcher
 from venue_operator.model import GROUP, PLURAL, VERSION
+from venue_operator.notify import Notifier
 from venue_operator.observe import cluster
 from venue_operator.observe.prometheus import PrometheusReader
 from venue_operator.service_loop import ServiceLoop
@@ -42,6 +43,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         metrics=MetricsBatcher(PrometheusReader()),
         default_prometheus_url=os.environ.get("VENUE_OPERATOR_PROMETHEUS_URL") or None,
     )
+    memo.notifier = Notifier(memo.api, memo.http)
     memo.pause_before_act = float(os.environ.get("VENUE_OPERATOR_TEST_PAUSE_BEFORE_ACT", "0"))
 
 

@@ -7,8 +7,13 @@ import sys
 
 import structlog
 
+# httpx logs every request URL at INFO: noise for probes, and a webhook URL carries a token.
+QUIET_LOGGERS = ("httpx", "httpcore", "urllib3", "kubernetes")
+
 
 def configure(json: bool = False, level: int = logging.INFO) -> None:
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     )

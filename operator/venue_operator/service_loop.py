@@ -24,7 +24,7 @@ from venue_operator.observations import WorkloadState
 from venue_operator.observe import cluster
 from venue_operator.record import EventSpec, worth_writing
 from venue_operator.redact import redact
-from venue_operator.remediate import PAUSE_ANNOTATION, Remediator, Target
+from venue_operator.remediate import PAUSE_ANNOTATION, Remediator, Target, severity_pages
 
 log = structlog.get_logger(__name__)
 DEFAULT_INTERVAL_S = 15.0
@@ -62,9 +62,10 @@ class ServiceLoop:
         self.written: VenueServiceStatus | None = None
         self.invalid_reported = False
         self.remediator = Remediator(
-            api=memo.api, post=self._post, write_status=self._write,
+            api=memo.api, post=self._post, write_status=self._write, notify=self._page,
             pause_before_act=getattr(memo, "pause_before_act", 0.0),
         )  # fmt: skip
+        self.spec: VenueServiceSpec | None = None
 
     async def run(self, stopped: kopf.DaemonStopped) -> None:
         await stopped.wait(random.uniform(0, min(self._interval(), 5.0)))  # spread the cycles
@@ -98,6 +99,7 @@ class ServiceLoop:
 
     async def cycle(self) -> None:
         spec = VenueServiceSpec.model_validate(dict(self.body.spec))
+        self.spec = spec
         self.invalid_reported = False
         ctx: Context = self.memo.ctx
         stored = self.known or parse_status(self.body.status)
@@ -106,9 +108,11 @@ class ServiceLoop:
         generation = self.body.meta.get("generation")
         outcome = await evaluate(ctx, self.namespace, self.name, spec, stored, workload, generation)
         self._count(outcome.assessment)
+        status = outcome.status
         for event in outcome.events:
             self._post(None, event)
-        status = outcome.status
+            if event.reason == "SeverityChanged" and severity_pages(status.severity):
+                await self._page(status, event)
         self.known = status
 
         now = datetime.now(UTC)
@@ -141,6 +145,10 @@ class ServiceLoop:
         kopf.event(obj, type=event.type, reason=event.reason,
                    message=redact(event.message)[:1000])  # fmt: skip
         telemetry.EVENTS.labels(event.reason).inc()
+
+    async def _page(self, status: VenueServiceStatus, event: EventSpec) -> None:
+        notification = self.spec.notification if self.spec else None
+        self.memo.notifier.send(self.namespace, self.name, notification, status, event)
 
     async def _report_failure(self, exc: Exception) -> None:
         """Say in status that evaluation failed, without letting that failure escape too."""
