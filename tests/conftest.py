@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 
@@ -17,13 +18,21 @@ def the_lab() -> Iterator[Lab]:
         yield running
 
 
-@pytest.fixture
-def namespace(the_lab: Lab) -> Iterator[str]:
-    name = f"t-{uuid.uuid4().hex[:8]}"
+@contextlib.contextmanager
+def fresh_namespace(the_lab: Lab, prefix: str) -> Iterator[str]:
+    """A new namespace, ready for pods (its default ServiceAccount exists); deleted after."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
     the_lab.cluster.kubectl("create", "namespace", name)
     the_lab.cluster.wait_for_service_account(name)
     yield name
     the_lab.cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture
+def namespace(the_lab: Lab) -> Iterator[str]:
+    """In t-*: the namespaces the session's operator watches."""
+    with fresh_namespace(the_lab, "t") as name:
+        yield name
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -15,12 +15,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 
 import httpx
 import structlog
 
-from venue_lab.processes import LabError, Managed, free_port, wait_until
+from venue_lab.processes import LabError, Lifecycle, Managed, free_port, wait_until
 
 log = structlog.get_logger(__name__)
 
@@ -82,7 +81,7 @@ def _make_pki(pki: Path) -> None:
     )  # fmt: skip
 
 
-class LocalCluster:
+class LocalCluster(Lifecycle):
     """Start with `with LocalCluster() as cluster:`; `cluster.kubeconfig` is admin's."""
 
     def __init__(self, workdir: Path | None = None, keep: bool = False) -> None:
@@ -97,22 +96,6 @@ class LocalCluster:
         self.startup_seconds: float | None = None
 
     # --- lifecycle ---------------------------------------------------------------
-
-    def __enter__(self) -> LocalCluster:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self, timeout: float = 120.0) -> None:
         started = time.monotonic()

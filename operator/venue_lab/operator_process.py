@@ -7,14 +7,13 @@ import signal
 import sys
 import tempfile
 from pathlib import Path
-from types import TracebackType
 
 import httpx
 
-from venue_lab.processes import Managed, free_port, wait_until
+from venue_lab.processes import Lifecycle, Managed, free_port, wait_until
 
 
-class OperatorProcess:
+class OperatorProcess(Lifecycle):
     """`venue-operator run` against a kubeconfig; ready when its liveness endpoint answers."""
 
     def __init__(
@@ -80,15 +79,3 @@ class OperatorProcess:
 
     def log(self) -> str:
         return self.proc.tail(200) if self.proc else ""
-
-    def __enter__(self) -> OperatorProcess:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

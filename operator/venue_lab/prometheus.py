@@ -12,11 +12,10 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from types import TracebackType
 
 import httpx
 
-from venue_lab.processes import LabError, Managed, free_port, wait_until
+from venue_lab.processes import LabError, Lifecycle, Managed, free_port, wait_until
 
 BINARY_CANDIDATES = ("prometheus", "/usr/bin/prometheus")
 
@@ -28,7 +27,7 @@ def find_binary() -> str:
     raise LabError("prometheus not found: run scripts/bootstrap (installs Debian's prometheus)")
 
 
-class LocalPrometheus:
+class LocalPrometheus(Lifecycle):
     """`with LocalPrometheus(scrape_interval="1s") as prom:`; `prom.url` for queries."""
 
     def __init__(
@@ -41,24 +40,6 @@ class LocalPrometheus:
         self.url = f"http://127.0.0.1:{self.port}"
         self.targets_dir = self.workdir / "targets"
         self.proc: Managed | None = None
-
-    def __enter__(self) -> LocalPrometheus:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-        if not self.keep:
-            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def start(self, timeout: float = 60.0) -> None:
         self.targets_dir.mkdir(parents=True, exist_ok=True)
@@ -95,6 +76,11 @@ class LocalPrometheus:
             return httpx.get(f"{self.url}/-/ready", timeout=2.0).status_code == 200
 
         wait_until(f"prometheus at {self.url}", ready, timeout)
+
+    def close(self) -> None:
+        self.stop()
+        if not self.keep:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def stop(self) -> None:
         if self.proc is not None:

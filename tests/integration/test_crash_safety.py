@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 
 import pytest
 
+from tests.conftest import fresh_namespace
 from tests.integration.conftest import Venue, deployment_manifest, venue_manifest
 from tests.integration.test_remediation import BAD_IMAGE, FAST, deployment, image_of, set_image
 from venue_lab.operator_process import OperatorProcess
@@ -18,11 +18,8 @@ from venue_lab.simulator.process import SimulatorProcess
 @pytest.fixture
 def crash_namespace(the_lab: Lab) -> Iterator[str]:
     """Outside the session operator's t-* namespaces: only this test's operators act here."""
-    name = f"k-{uuid.uuid4().hex[:8]}"
-    the_lab.cluster.kubectl("create", "namespace", name)
-    the_lab.cluster.wait_for_service_account(name)
-    yield name
-    the_lab.cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+    with fresh_namespace(the_lab, "k") as name:
+        yield name
 
 
 def test_killed_mid_rollback_rolls_back_exactly_once(the_lab: Lab, crash_namespace: str) -> None:

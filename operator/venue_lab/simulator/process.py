@@ -6,15 +6,14 @@ import json
 import sys
 import tempfile
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import httpx
 
-from venue_lab.processes import LabError, Managed, wait_until
+from venue_lab.processes import LabError, Lifecycle, Managed, wait_until
 
 
-class SimulatorProcess:
+class SimulatorProcess(Lifecycle):
     """`python -m venue_lab.simulator`; add services and switch faults at run time."""
 
     def __init__(self, workdir: Path | None = None, extra_args: tuple[str, ...] = ()) -> None:
@@ -43,18 +42,6 @@ class SimulatorProcess:
     def stop(self) -> None:
         if self.proc:
             self.proc.stop()
-
-    def __enter__(self) -> SimulatorProcess:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def ports(self) -> dict[str, int]:
         """Service name -> port, as listed in the ready file (e.g. --follow services)."""
