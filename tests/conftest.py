@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.harness import following_venue, make_venue, operator, simulator  # noqa: F401
 from venue_lab.session import Lab, lab
 
 

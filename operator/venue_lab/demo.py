@@ -1,51 +1,200 @@
-"""`venue-operator demo`: the local lab with the venue Deployment and its VenueService.
+"""`venue-operator demo`: the whole system on the local lab, remediating a fault live.
 
-Today it shows the foundation (real control plane, CRD with runbook defaults,
-real rollouts with revisions); the remediation loop joins it as it lands.
+Control plane + Prometheus + the simulator (following the Deployment's image) + the
+operator as its own process; then a fault (a bad rollout by default), the Events as
+they happen, `kubectl describe venueservice`, and a timeline.
 """
 
 from __future__ import annotations
 
+import json
+import signal
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
-from venue_lab.session import example, lab
+import yaml
+
+from venue_lab.operator_process import OperatorProcess
+from venue_lab.processes import wait_until
+from venue_lab.session import Lab, example, lab
+from venue_lab.simulator.process import SimulatorProcess
+
+NAMESPACE = "venue"
+NAME = "venue-service"
+BAD_IMAGE = "gcr.io/tickettoken/venue-service:v1.2.4-bad"
+DEMO_SPEC: dict[str, Any] = {
+    "probe": {"interval": "2s", "timeout": "1s"},
+    "prometheus": {"rateWindow": "10s"},
+    "confirmation": {"breaches": 3, "recoveries": 3},
+    "remediation": {
+        "mode": "Auto",
+        "rollback": {"bakeTime": "15s"},
+        "verifyWindow": "60s",
+        "cooldowns": {"scale": "5s"},
+    },
+}
+SCENARIOS = ("rollback", "capacity", "database")
 
 
-def run_demo(keep: bool = False) -> int:
-    started = time.monotonic()
-    print("==> starting the local lab (the first run builds the control plane: 15-30 min)")
+@dataclass
+class Timeline:
+    started: float = field(default_factory=time.monotonic)
+    marks: dict[str, float] = field(default_factory=dict)
+
+    def mark(self, what: str) -> None:
+        self.marks.setdefault(what, time.monotonic() - self.started)
+
+    def table(self) -> str:
+        rows = [f"  {what:<24} +{at:6.1f} s" for what, at in self.marks.items()]
+        return "\n".join(rows)
+
+
+def say(text: str) -> None:
+    print(f"==> {text}", flush=True)
+
+
+class EventTail:
+    """Prints the VenueService's and Deployment's Events as they appear."""
+
+    def __init__(self, the_lab: Lab, timeline: Timeline) -> None:
+        self.lab, self.timeline = the_lab, timeline
+        self.seen: set[str] = set()
+        self.reasons: list[str] = []
+
+    def poll(self) -> None:
+        out = self.lab.cluster.kubectl("get", "events", "-n", NAMESPACE, "-o", "json").stdout
+        items = json.loads(out)["items"]
+        items.sort(key=lambda e: e.get("eventTime") or e.get("lastTimestamp") or "")
+        for event in items:
+            uid = event["metadata"]["uid"]
+            source = (event.get("source") or {}).get("component") or event.get("reportingComponent")
+            if uid in self.seen or source != "venue-operator":
+                continue
+            self.seen.add(uid)
+            self.reasons.append(event["reason"])
+            kind = event["involvedObject"]["kind"]
+            at = time.monotonic() - self.timeline.started
+            print(f"   +{at:6.1f}s {event['type']:<8} {event['reason']:<20} {kind:<13} "
+                  f"{event['message']}", flush=True)  # fmt: skip
+
+
+def _status(the_lab: Lab) -> dict[str, Any]:
+    out = the_lab.cluster.kubectl("get", "venueservice", NAME, "-n", NAMESPACE, "-o", "json")
+    status: dict[str, Any] = json.loads(out.stdout).get("status", {})
+    return status
+
+
+def _watch(
+    the_lab: Lab, tail: EventTail, until: Callable[[dict[str, Any]], bool], timeout: float
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        tail.poll()
+        status = _status(the_lab)
+        if status.get("health") in ("Degraded", "Down"):
+            tail.timeline.mark("breach confirmed")
+        if any(c.get("observed") in ("warning", "critical") for c in status.get("checks", [])):
+            tail.timeline.mark("breach first observed")
+        if until(status):
+            tail.poll()
+            return status
+        time.sleep(0.5)  # a display refresh rate, not a synchronisation
+    raise TimeoutError(f"demo: nothing happened within {timeout:.0f}s")
+
+
+def _inject(the_lab: Lab, sim: SimulatorProcess, scenario: str) -> str:
+    if scenario == "rollback":
+        the_lab.cluster.kubectl("set", "image", "-n", NAMESPACE, f"deployment/{NAME}",
+                                f"venue-service={BAD_IMAGE}")  # fmt: skip
+        return f"rolled out {BAD_IMAGE} (the simulator answers 12% 5xx for -bad images)"
+    if scenario == "capacity":
+        sim.set_faults(NAME, pool_saturation=True)
+        return "DB pool saturated (pool > 90%, P99 ~1 s)"
+    sim.set_faults(NAME, database_down=True)
+    return "database down (/health/full checks.database = error)"
+
+
+ACTION_OF = {"rollback": "RolledBack", "capacity": "ScaledUp", "database": "CircuitOpened"}
+
+
+def run_demo(keep: bool = False, scenario: str = "rollback") -> int:
+    say("starting the local lab (the first run builds the control plane: ~13 min, with progress)")
     with lab(keep=keep) as the_lab:
-        kubectl = the_lab.cluster.kubectl
-        elapsed = time.monotonic() - started
-        print(f"==> lab up in {elapsed:.1f}s; KUBECONFIG={the_lab.cluster.kubeconfig}")
-        kubectl("create", "namespace", "venue")
-        the_lab.cluster.wait_for_service_account("venue")
-        for name in ("deployment.yaml", "venueservice.yaml"):
-            print(kubectl("apply", "-n", "venue", "-f", str(example(name))).stdout.strip())
-        kubectl("rollout", "status", "-n", "venue", "deployment/venue-service", "--timeout=60s")
-        print("==> rolling out v1.2.4")
-        kubectl(
-            "set", "image", "-n", "venue", "deployment/venue-service",
-            "venue-service=gcr.io/tickettoken/venue-service:v1.2.4",
-        )  # fmt: skip
-        print(
-            kubectl("rollout", "status", "-n", "venue", "deployment/venue-service").stdout.strip()
-        )
-        print(kubectl("rollout", "history", "-n", "venue", "deployment/venue-service").stdout)
-        print(kubectl("get", "pods", "-n", "venue", "-o", "wide").stdout)
-        print(kubectl("get", "venueservices", "-n", "venue").stdout)
-        spec = kubectl(
-            "get", "venuesvc", "venue-service", "-n", "venue", "-o", "jsonpath={.spec.thresholds}"
-        ).stdout  # fmt: skip
-        print(f"==> thresholds filled in by the API server from the runbook: {spec}")
-        if keep:
-            print(
-                f"==> kept running: export KUBECONFIG={the_lab.cluster.kubeconfig}; Ctrl-C to stop"
-            )
-            try:
-                while True:
-                    time.sleep(3600)
-            except KeyboardInterrupt:
-                pass
-    print(f"==> done in {time.monotonic() - started:.1f}s")
+        timeline = _run(the_lab, scenario, keep)
+    say("timeline (from fault injection):")
+    print(timeline.table())
     return 0
+
+
+def _setup(the_lab: Lab, scenario: str) -> dict[str, Any]:
+    kubectl = the_lab.cluster.kubectl
+    kubectl("create", "namespace", NAMESPACE)
+    the_lab.cluster.wait_for_service_account(NAMESPACE)
+    kubectl("apply", "-n", NAMESPACE, "-f", str(example("deployment.yaml")))
+    spec: dict[str, Any] = json.loads(json.dumps(DEMO_SPEC))  # a deep copy
+    if scenario == "capacity":
+        spec["remediation"]["rollback"]["recentRolloutWindow"] = "1s"
+        spec["remediation"]["scale"] = {"minReplicas": 2, "maxReplicas": 4, "step": 1}
+        spec["remediation"]["verifyWindow"] = "6s"
+    return spec
+
+
+def _run(the_lab: Lab, scenario: str, keep: bool) -> Timeline:
+    kubectl = the_lab.cluster.kubectl
+    spec = _setup(the_lab, scenario)
+    follow = (f"--follow={NAMESPACE}/{NAME}", f"--kubeconfig={the_lab.cluster.kubeconfig}")
+    with SimulatorProcess(extra_args=follow) as sim:
+        port = sim.ports()[NAME]
+        the_lab.prometheus.add_target(
+            f"127.0.0.1:{port}", {"namespace": NAMESPACE, "service": NAME}
+        )
+        the_lab.prometheus.wait_target_up(f"127.0.0.1:{port}")
+        body = {
+            "deployment": {"name": NAME},
+            "service": {"url": f"http://127.0.0.1:{port}"},
+            **spec,
+        }
+        venue = {"apiVersion": "ops.tickettoken.io/v1alpha1", "kind": "VenueService",
+                 "metadata": {"name": NAME, "namespace": NAMESPACE}, "spec": body}  # fmt: skip
+        kubectl("apply", "-f", "-", input=yaml.safe_dump(venue))
+        say(f"simulated {NAME} on 127.0.0.1:{port}; Prometheus {the_lab.prometheus.url}")
+        operator = OperatorProcess(
+            the_lab.cluster.kubeconfig, the_lab.prometheus.url, namespaces=(NAMESPACE,)
+        )
+        with operator:
+            log_path = operator.log_dir / "operator.log"
+            say(f"operator running (log: {log_path}); waiting until the current release is "
+                "known-good (healthy for the bake time)")  # fmt: skip
+            known_good = lambda: bool(_status(the_lab).get("healthyTemplates"))  # noqa: E731
+            wait_until("a known-good release", known_good, 120, 1.0)
+            print(kubectl("get", "venueservices", "-n", NAMESPACE).stdout)
+            timeline = Timeline()
+            tail = EventTail(the_lab, timeline)
+            tail.poll()
+            tail.reasons.clear()
+            timeline.started = time.monotonic()
+            say(f"fault injected: {_inject(the_lab, sim, scenario)}")
+            timeline.mark("fault injected")
+            action = ACTION_OF[scenario]
+            _watch(the_lab, tail, lambda s: action in tail.reasons, 180)
+            timeline.mark(f"action ({action})")
+            if scenario != "rollback":
+                sim.clear_faults(NAME)
+                say("fault removed by hand (the simulator does not model capacity or a database)")
+            _watch(the_lab, tail, lambda s: s.get("health") == "Healthy", 180)
+            timeline.mark("recovered")
+            print(kubectl("get", "venueservices", "-n", NAMESPACE).stdout)
+            say(f"kubectl describe venueservice {NAME} -n {NAMESPACE}")
+            print(kubectl("describe", "venueservice", NAME, "-n", NAMESPACE).stdout)
+            if keep:
+                _hold(the_lab)
+    return timeline
+
+
+def _hold(the_lab: Lab) -> None:
+    say(f"kept running: export KUBECONFIG={the_lab.cluster.kubeconfig}   (Ctrl-C to stop)")
+    stop = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop)
+    signal.sigwait(stop)

@@ -68,7 +68,7 @@ def _lab(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from venue_lab.demo import run_demo
 
-    return run_demo(keep=args.keep)
+    return run_demo(keep=args.keep, scenario=args.scenario)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,6 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="the quick-start demo on the local lab")
     demo.add_argument("--keep", action="store_true", help="keep it running; print the KUBECONFIG")
+    demo.add_argument(
+        "--scenario", choices=("rollback", "capacity", "database"), default="rollback",
+        help="bad rollout -> rollback (default); pool saturation -> scale-up; "
+        "database down -> circuit breaker",
+    )  # fmt: skip
     demo.set_defaults(func=_demo)
     return parser
 

@@ -45,8 +45,12 @@ def _fmt(value: float | None, unit: str | None) -> str:
 
 def describe(check: CheckStatus) -> str:
     """`error_rate 12% > critical 5% (Monitoring & Alerts)` and the like."""
-    if check.level in (Level.WARNING, Level.CRITICAL) and check.critical is not None:
-        limit = check.critical if check.level is Level.CRITICAL else check.warning
+    limit = check.critical if check.level is Level.CRITICAL else check.warning
+    crossing = check.level in (Level.WARNING, Level.CRITICAL) and limit is not None
+    if crossing and check.value is not None and limit is not None and check.value <= limit:
+        # Confirmed level held by hysteresis while the value is already back below it.
+        text = f"{check.name} {check.level}, recovering ({_fmt(check.value, check.unit)} now)"
+    elif crossing:
         value, limit_text = _fmt(check.value, check.unit), _fmt(limit, check.unit)
         text = f"{check.name} {value} > {check.level} {limit_text}"
     else:

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.conftest import Venue
+from tests.harness import Venue
 from venue_lab.operator_process import OperatorProcess
 from venue_lab.session import Lab
 

@@ -81,3 +81,13 @@ def test_a_value_that_moves_a_lot_is_refreshed() -> None:
     _, first, _ = cycle(VenueServiceStatus(), HEALTHY_METRICS)
     _, moved, _ = cycle(first, metrics(p99_latency=Reading.of(0.35)), NOW)
     assert worth_writing(first, moved)
+
+
+def test_a_level_held_by_hysteresis_says_it_is_recovering() -> None:
+    status = VenueServiceStatus()
+    for _ in range(3):
+        _, status, _ = cycle(status, metrics(error_rate=Reading.of(0.02)))
+    a, status, _ = cycle(status, HEALTHY_METRICS)
+    check = a.check("error_rate")
+    assert check.level is Level.WARNING and check.observed is Level.OK
+    assert describe(check).startswith("error_rate warning, recovering (0.1% now)")

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import fresh_namespace
-from tests.integration.conftest import Venue, deployment_manifest, venue_manifest
-from tests.integration.test_remediation import BAD_IMAGE, FAST, deployment, image_of, set_image
+from tests.e2e.test_remediation import BAD_IMAGE, FAST, deployment, image_of, set_image
+from tests.harness import Venue, deployment_manifest, venue_manifest
 from venue_lab.operator_process import OperatorProcess
 from venue_lab.session import Lab
 from venue_lab.simulator.process import SimulatorProcess

@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from tests.integration.conftest import Venue
+from tests.harness import Venue
 from venue_lab.processes import wait_until
 from venue_lab.session import Lab
 
@@ -97,7 +97,7 @@ def test_operator_rollback_matches_kubectl_rollout_undo(
 
 
 def test_capacity_saturation_scales_up_to_the_bound_and_stops(
-    the_lab: Lab, following_venue: Callable[..., Venue]
+    the_lab: Lab, operator: Any, following_venue: Callable[..., Venue]
 ) -> None:
     venue = following_venue(
         **FAST,
@@ -116,6 +116,11 @@ def test_capacity_saturation_scales_up_to_the_bound_and_stops(
     assert sum(e.get("count", 1) for e in scaled) == 2
     assert "maxReplicas 4" in venue.events("Escalated")[0]["message"]
     assert [r["inputs"]["toReplicas"] for r in history(venue, "ScaleUp")] == ["3", "4"]
+    # ... and stops there: no more scaling, and never a scale-down fight.
+    seen = _evaluations(operator, venue)
+    wait_until("5 more evaluations", lambda: _evaluations(operator, venue) >= seen + 5, 30)
+    assert deployment(the_lab, venue.namespace)["spec"]["replicas"] == 4
+    assert len(history(venue, "ScaleUp")) == 2
 
 
 def test_database_down_opens_the_breaker_and_does_not_roll_back(

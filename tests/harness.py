@@ -1,4 +1,6 @@
-"""Fixtures for the operator's tests: the simulator and the operator, each a real process."""
+"""Fixtures and helpers for tests that run the operator: simulator and operator processes,
+and a `Venue` handle for a VenueService in the lab. Fixtures are registered by tests/conftest.py
+(once: two session operators watching the same namespaces would fight)."""
 
 from __future__ import annotations
 
@@ -151,13 +153,15 @@ def following_venue(
     """A venue service whose simulator follows its Deployment's image (a rollback heals it)."""
     started: list[SimulatorProcess] = []
 
-    def make(name: str = "venue-service", replicas: int = 2, **spec: Any) -> Venue:
+    def make(
+        name: str = "venue-service", replicas: int = 2, sim_args: tuple[str, ...] = (), **spec: Any
+    ) -> Venue:
         kubectl = the_lab.cluster.kubectl
         kubectl("apply", "-n", namespace, "-f", "-",
                 input=deployment_manifest(name, replicas=replicas))  # fmt: skip
         sim = SimulatorProcess(extra_args=(
             f"--follow={namespace}/{name}", f"--kubeconfig={the_lab.cluster.kubeconfig}",
-            "--poll-interval=0.2"))  # fmt: skip
+            "--poll-interval=0.2", *sim_args))  # fmt: skip
         sim.start()
         started.append(sim)
         port = sim.ports()[name]

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import Venue
-from tests.integration.test_remediation import BAD_IMAGE, FAST, set_image
+from tests.e2e.test_remediation import BAD_IMAGE, FAST, set_image
+from tests.harness import Venue
 from venue_lab.operator_process import OperatorProcess
 from venue_lab.processes import free_port, wait_until
 from venue_lab.session import Lab
