@@ -106,7 +106,14 @@ def _none(reason: str) -> Decision:
 
 
 def _critical(a: Assessment, *names: str) -> list[str]:
-    return [n for n in names if a.check(n).level is Level.CRITICAL]
+    """Checks confirmed critical *and* still critical this cycle: a level held only by
+    hysteresis while the value has already recovered is no reason to act."""
+    out = []
+    for name in names:
+        check = a.check(name)
+        if check.level is Level.CRITICAL and check.observed in (Level.CRITICAL, None):
+            out.append(name)
+    return out
 
 
 def _describe(a: Assessment, names: Sequence[str]) -> str:
@@ -120,8 +127,11 @@ def _describe(a: Assessment, names: Sequence[str]) -> str:
 
 
 def recent_rollout(rollout: RolloutFacts, policy: RemediationPolicy, now: datetime) -> bool:
+    """A rollout replaced an earlier revision within the window (a first release is none)."""
     started = rollout.started_at
-    return started is not None and now - started <= policy.rollback.recent_rollout_window
+    replaced = any(r != rollout.current for r in rollout.revisions)
+    recent = started is not None and now - started <= policy.rollback.recent_rollout_window
+    return recent and replaced
 
 
 def rollback_target(
@@ -255,8 +265,15 @@ def _rules(
         return _escalate(f"{', '.join(deps_down)} down and the circuit breaker is disabled",
                          DB_FAILURES, status)  # fmt: skip
     deps_ok = all(a.check(n).level is Level.OK for n in ("database", "redis"))
-    if status.circuit_open and deps_ok:
-        return Decision(Action.CLOSE_CIRCUIT, "database and redis healthy again", DB_FAILURES)
+    if status.circuit_open:
+        if deps_ok:
+            return Decision(Action.CLOSE_CIRCUIT, "database and redis healthy again", DB_FAILURES)
+        return _none("circuit open; waiting until the dependencies are confirmed back")
+
+    opened = _last(status.history, {Action.OPEN_CIRCUIT})
+    if status.incident and opened and opened.at >= status.incident.opened_at:
+        # Errors and latency lag a dependency outage: they are its echo, not a new cause.
+        return _none("recovering from a dependency outage in this incident")
 
     verifying = _verification(a, status, policy, now)
     if verifying is not None:

@@ -14,6 +14,7 @@ from venue_operator.model import (
     ActionRecord,
     ActionResult,
     Incident,
+    Level,
     RemediationPolicy,
     Severity,
     VenueServiceStatus,
@@ -233,3 +234,42 @@ def test_scale_steps_again_after_the_window_then_escalates_at_max() -> None:
                           replicas=10)  # fmt: skip
     final = decide(assessed(**SLOW), at_max, with_history(late), POLICY, NOW)
     assert final.action is Action.ESCALATE and "maxReplicas" in final.reason
+
+
+def test_no_action_on_a_level_held_only_by_hysteresis() -> None:
+    """Fault gone this cycle (observed ok) but still confirmed critical: do not scale."""
+    from venue_operator.assess import assess as assess_with_history
+    from venue_operator.model import VenueServiceSpec
+
+    spec = VenueServiceSpec.model_validate({"deployment": {"name": "v"}})
+    previous = assess_with_history(observe(**SLOW), ONE_SHOT).checks
+    recovering = assess_with_history(observe(), spec, previous)
+    assert recovering.check("p99_latency").level is Level.CRITICAL
+    decision = decide(recovering, OLD_ROLLOUT, KNOWN, POLICY, NOW)
+    assert decision.action is None
+
+
+def test_breaker_open_holds_everything_until_dependencies_are_confirmed_back() -> None:
+    from venue_operator.assess import assess as assess_with_history
+    from venue_operator.model import VenueServiceSpec
+
+    spec = VenueServiceSpec.model_validate({"deployment": {"name": "v"}})
+    previous = assess_with_history(observe(**DB_DOWN), ONE_SHOT).checks
+    back = assess_with_history(observe(**SLOW), spec, previous)  # db ok now, latency bad
+    status = KNOWN.model_copy(update={"circuit_open": True})
+    decision = decide(back, OLD_ROLLOUT, status, POLICY, NOW)
+    assert decision.action is None and "circuit open" in decision.reason
+
+
+def test_after_a_dependency_outage_lagging_errors_are_not_blamed_on_the_rollout() -> None:
+    opened = record(Action.OPEN_CIRCUIT, 2)
+    closed = record(Action.CLOSE_CIRCUIT, 1)
+    decision = decide(assessed(**ERRORS), FRESH_ROLLOUT, with_history(opened, closed), POLICY, NOW)
+    assert decision.action is None and "dependency outage" in decision.reason
+
+
+def test_a_first_release_is_not_a_rollout_to_blame() -> None:
+    first = RolloutFacts(current=R1, revisions=(R1,), started_at=NOW - timedelta(minutes=1),
+                         replicas=3)  # fmt: skip
+    decision = decide(assessed(**ERRORS), first, KNOWN, POLICY, NOW)
+    assert decision.action is Action.ESCALATE and "after the rollout" not in decision.reason

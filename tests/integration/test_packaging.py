@@ -1,0 +1,341 @@
+"""Packaging on the real lab: `kubectl apply -k manifests/`, least-privilege RBAC proved with
+`kubectl auth can-i`, the operator doing a real rollback as its ServiceAccount (not admin),
+the Deployment under Pod Security "restricted", and the Dockerfile's entrypoint."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes.aio import client, config
+
+from tests.conftest import fresh_namespace
+from tests.e2e.test_remediation import BAD_IMAGE, FAST, deployment, image_of, set_image
+from tests.harness import Venue, deployment_manifest, venue_manifest
+from venue_lab.operator_process import OperatorProcess
+from venue_lab.session import Lab
+from venue_lab.simulator.process import SimulatorProcess
+from venue_operator.act import breaker, jobs
+from venue_operator.crd import CRD_PATH
+
+REPO = Path(__file__).resolve().parents[2]
+MANIFESTS = REPO / "manifests"
+NS = "venue-operator"
+SA = f"system:serviceaccount:{NS}:venue-operator"
+GROUP = "ops.tickettoken.io"
+
+# Every API call the operator makes (its own code and Kopf's), and why. The ClusterRole in
+# manifests/rbac.yaml must grant exactly this: no more (test_cluster_role_is_exactly_...).
+NEEDED: dict[tuple[str, str], set[str]] = {
+    (GROUP, "venueservices"): {"get", "list", "watch", "patch"},  # Kopf; `check` GETs
+    (GROUP, "venueservices/status"): {"patch"},  # kube.patch_status
+    ("apps", "deployments"): {"get", "list", "watch", "patch"},  # index; rollback, scale
+    ("apps", "replicasets"): {"list", "watch"},  # index; rollback target
+    ("", "pods"): {"list", "watch"},  # index
+    ("batch", "jobs"): {"get", "list", "watch", "create"},  # index; migration Job
+    ("batch", "cronjobs"): {"get"},  # the migration Job's template
+    ("", "configmaps"): {"get", "create", "patch"},  # circuit breaker
+    ("", "events"): {"create"},  # Kopf posts core v1 Events
+    ("", "namespaces"): {"list", "watch"},  # Kopf: namespace globs (-n 'prod-*')
+    ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},  # Kopf
+}
+DENIED = [  # (verb, group, resource)
+    ("get", "", "secrets"),
+    ("list", "", "secrets"),
+    ("watch", "", "secrets"),
+    ("delete", "apps", "deployments"),
+    ("create", "apps", "deployments"),
+    ("update", "apps", "deployments"),
+    ("create", "", "pods"),
+    ("create", "", "pods/exec"),
+    ("delete", "", "pods"),
+    ("patch", "", "nodes"),
+    ("*", "*", "*"),
+    ("delete", GROUP, "venueservices"),
+    ("update", GROUP, "venueservices"),
+    ("get", GROUP, "venueservices/status"),
+    ("patch", "", "events"),
+    ("create", "events.k8s.io", "events"),
+    ("delete", "batch", "jobs"),
+    ("patch", "batch", "cronjobs"),
+    ("delete", "", "configmaps"),
+    ("create", "", "serviceaccounts/token"),
+    ("impersonate", "", "serviceaccounts"),
+    ("escalate", "rbac.authorization.k8s.io", "clusterroles"),
+    ("bind", "rbac.authorization.k8s.io", "clusterroles"),
+    ("patch", "apiextensions.k8s.io", "customresourcedefinitions"),
+]
+
+
+def docs(path: Path) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def of_kind(items: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    (found,) = [d for d in items if d["kind"] == kind]
+    return found
+
+
+def can_i(
+    lab: Lab, verb: str, group: str, resource: str, *scope: str, resource_name: str = ""
+) -> bool:
+    """`kubectl auth can-i` as the operator's ServiceAccount; anything but yes/no fails.
+    `resource` may name a subresource (`venueservices/status`)."""
+    name, _, sub = resource.partition("/")
+    if group and group != "*":
+        name = f"{name}.{group}"
+    if resource_name:
+        name = f"{name}/{resource_name}"
+    args = ["auth", "can-i", verb, name, f"--as={SA}", *(scope or ("--all-namespaces",))]
+    if sub:
+        args.append(f"--subresource={sub}")
+    result = lab.cluster.kubectl(*args, check=False)
+    answer = result.stdout.strip()
+    assert answer in ("yes", "no"), f"can-i {verb} {resource}: {result.stderr}"
+    return answer == "yes"
+
+
+@pytest.fixture(scope="module")
+def installed(the_lab: Lab) -> Iterator[Lab]:
+    """The namespace and the RBAC part of manifests/, applied for real."""
+    kubectl = the_lab.cluster.kubectl
+    files = ("-f", str(MANIFESTS / "namespace.yaml"), "-f", str(MANIFESTS / "rbac.yaml"))
+    kubectl("apply", *files)
+    yield the_lab
+    kubectl("delete", *files, "--ignore-not-found", "--wait=false", check=False)
+
+
+# --- kustomize ------------------------------------------------------------------------
+
+
+def test_kustomization_includes_the_generated_crd_and_not_the_examples(the_lab: Lab) -> None:
+    out = the_lab.cluster.kubectl("kustomize", str(MANIFESTS)).stdout
+    built = [d for d in yaml.safe_load_all(out) if d]
+    kinds = sorted(d["kind"] for d in built)
+    assert kinds == sorted(["Namespace", "CustomResourceDefinition", "ServiceAccount",
+                            "ClusterRole", "ClusterRoleBinding", "Deployment"])  # fmt: skip
+    crd = of_kind(built, "CustomResourceDefinition")
+    crd_name = crd["metadata"]["name"]
+    assert crd == yaml.safe_load((REPO / CRD_PATH).read_text()), "not the generated CRD"
+    assert of_kind(built, "Deployment")["metadata"]["name"] == "venue-operator"
+    # crds/Kustomization is invisible to `kubectl apply -f crds/` (no .yaml extension).
+    plain = the_lab.cluster.kubectl("apply", "-f", str(REPO / "crds"), "--dry-run=server")
+    (applied,) = plain.stdout.splitlines()
+    assert applied.startswith(f"customresourcedefinition.apiextensions.k8s.io/{crd_name} ")
+
+
+def test_apply_k_server_dry_run(installed: Lab) -> None:
+    # The namespace exists (the fixture): a dry run cannot create it for the objects in it.
+    result = installed.cluster.kubectl("apply", "-k", str(MANIFESTS), "--dry-run=server")
+    assert "deployment.apps/venue-operator" in result.stdout
+    assert "PodSecurity" not in result.stderr, result.stderr
+
+
+# --- RBAC -----------------------------------------------------------------------------
+
+
+def test_cluster_role_is_exactly_what_the_operator_uses() -> None:
+    role = of_kind(docs(MANIFESTS / "rbac.yaml"), "ClusterRole")
+    granted: dict[tuple[str, str], set[str]] = {}
+    for rule in role["rules"]:
+        assert set(rule) == {"apiGroups", "resources", "verbs"}, rule  # no names, no URLs
+        for field in rule.values():
+            assert "*" not in field, rule
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                granted.setdefault((group, resource), set()).update(rule["verbs"])
+    assert granted == NEEDED
+    assert not any(resource == "secrets" for _, resource in granted)
+
+
+@pytest.mark.parametrize(
+    ("verb", "group", "resource"),
+    [
+        pytest.param(verb, group, resource, id=f"{verb} {resource}")
+        for (group, resource), verbs in NEEDED.items()
+        for verb in sorted(verbs)
+    ],
+)
+def test_service_account_can(installed: Lab, verb: str, group: str, resource: str) -> None:
+    assert can_i(installed, verb, group, resource)
+
+
+@pytest.mark.parametrize(
+    ("verb", "group", "resource"), DENIED, ids=[f"{v} {g}/{r}" for v, g, r in DENIED]
+)
+def test_service_account_cannot(installed: Lab, verb: str, group: str, resource: str) -> None:
+    assert not can_i(installed, verb, group, resource)
+    assert not can_i(installed, verb, group, resource, "-n", "default")
+
+
+def test_optional_webhook_secret_role_grants_one_secret(installed: Lab) -> None:
+    objects = docs(MANIFESTS / "optional" / "webhook-secret-reader.yaml")
+    with fresh_namespace(installed, "p") as ns:
+        for obj in objects:
+            obj["metadata"]["namespace"] = ns
+        installed.cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(objects))
+        secret = of_kind(objects, "Role")["rules"][0]["resourceNames"][0]
+        assert can_i(installed, "get", "", "secrets", "-n", ns, resource_name=secret)
+        assert not can_i(installed, "get", "", "secrets", "-n", ns, resource_name="another")
+        assert not can_i(installed, "list", "", "secrets", "-n", ns)
+        assert not can_i(installed, "get", "", "secrets", "-n", "default", resource_name=secret)
+    # Not applied by default.
+    assert "optional" not in (MANIFESTS / "kustomization.yaml").read_text().split("resources:")[1]
+
+
+# --- the operator as its ServiceAccount -----------------------------------------------
+
+
+async def test_write_paths_work_as_the_service_account(installed: Lab) -> None:
+    """The writes the rollback scenario does not reach: breaker ConfigMap, migration Job."""
+    kubeconfig = installed.cluster.kubeconfig_for("venue-operator", NS)
+    cfg = client.Configuration()
+    await config.load_kube_config(config_file=str(kubeconfig), client_configuration=cfg)
+    with fresh_namespace(installed, "r") as ns:
+        cronjob = {
+            "apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "venue-migrate"},
+            "spec": {"schedule": "0 0 1 1 *", "suspend": True, "jobTemplate": {"spec": {
+                "template": {"spec": {"restartPolicy": "Never", "containers": [
+                    {"name": "migrate", "image": "gcr.io/tickettoken/venue-service:v1"}]}}}}},
+        }  # fmt: skip
+        installed.cluster.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(cronjob))
+        async with client.ApiClient(configuration=cfg) as api:
+            name = "venue-service-circuit-breaker"
+            opened = await breaker.set_circuit(api, ns, name, "open", True, "test", "db down")
+            closed = await breaker.set_circuit(api, ns, name, "open", False, "test", "db up")
+            assert opened.changed and "created" in opened.message and closed.changed
+            started = await jobs.run_migration(api, ns, "venue-migrate", "incident-1", "rid-1")
+            assert started.changed
+            job = jobs.job_name("venue-migrate", "incident-1")
+            assert await jobs.job_outcome(api, ns, job) in (None, "Succeeded", "Failed")
+            again = await jobs.run_migration(api, ns, "venue-migrate", "incident-1", "rid-1")
+            assert not again.changed  # exists: the 409 path
+
+
+def test_operator_as_service_account_rolls_back_a_bad_rollout(installed: Lab) -> None:
+    lab, kubectl = installed, installed.cluster.kubectl
+    with fresh_namespace(lab, "r") as ns:
+        kubectl("apply", "-n", ns, "-f", "-", input=deployment_manifest("venue-service"))
+        follow = (f"--follow={ns}/venue-service", f"--kubeconfig={lab.cluster.kubeconfig}",
+                  "--poll-interval=0.2")  # fmt: skip
+        with SimulatorProcess(extra_args=follow) as sim:
+            port = sim.ports()["venue-service"]
+            target = f"127.0.0.1:{port}"
+            lab.prometheus.add_target(target, {"namespace": ns, "service": "venue-service"})
+            remediation = {"mode": "Auto", "rollback": {"bakeTime": "8s"}}
+            manifest = venue_manifest("venue-service", port, remediation=remediation, **FAST)
+            kubectl("apply", "-n", ns, "-f", "-", input=manifest)
+            lab.prometheus.wait_target_up(target)
+            venue = Venue(lab, sim, ns, "venue-service", port, "venue-service")
+            # Only r-* namespaces: the session operator (t-*) never acts here.
+            as_sa = OperatorProcess(lab.cluster.kubeconfig_for("venue-operator", NS),
+                                    lab.prometheus.url, namespaces=("r-*",))  # fmt: skip
+            with as_sa:
+                venue.wait_status("Healthy with a known-good template",
+                                  lambda s: s.get("health") == "Healthy"
+                                  and bool(s.get("healthyTemplates")))  # fmt: skip
+                set_image(lab, ns, BAD_IMAGE)
+                venue.wait_event("RolledBack", timeout=60)
+                venue.wait_health("Healthy", "None")
+                log = (as_sa.log_dir / "operator.log").read_text(errors="replace")
+            assert image_of(deployment(lab, ns)) == "gcr.io/tickettoken/venue-service:v1"
+            on_deployment = kubectl(
+                "get", "events", "-n", ns, "--field-selector",
+                "involvedObject.kind=Deployment,reason=RolledBack", "-o", "name",
+            ).stdout.split()  # fmt: skip
+            assert len(on_deployment) == 1
+    denied = [line for line in log.splitlines()
+              if re.search(r"forbidden|not enough permissions|\b403\b", line, re.I)]  # fmt: skip
+    assert not denied, "\n".join(denied[:5])
+
+
+# --- the Deployment and the image -----------------------------------------------------
+
+
+def test_deployment_passes_restricted_pod_security(installed: Lab) -> None:
+    kubectl = installed.cluster.kubectl
+    namespace = of_kind(docs(MANIFESTS / "namespace.yaml"), "Namespace")
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    applied = json.loads(kubectl("get", "namespace", NS, "-o", "json").stdout)
+    assert applied["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+
+    dep = of_kind(docs(MANIFESTS / "deployment.yaml"), "Deployment")
+    result = kubectl("apply", "-f", str(MANIFESTS / "deployment.yaml"), "--dry-run=server")
+    assert "PodSecurity" not in result.stderr, result.stderr
+    # Enforcement applies to pods: the template as a Pod is admitted...
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "psa", "namespace": NS},
+           "spec": dep["spec"]["template"]["spec"]}  # fmt: skip
+    kubectl("create", "-f", "-", "--dry-run=server", input=json.dumps(pod))
+    # ...and the same Pod, one field weaker, is not (the namespace really enforces).
+    weaker = json.loads(json.dumps(pod))
+    weaker["spec"]["containers"][0]["securityContext"]["allowPrivilegeEscalation"] = True
+    refused = kubectl("create", "-f", "-", "--dry-run=server", input=json.dumps(weaker),
+                      check=False)  # fmt: skip
+    assert refused.returncode != 0 and "violates PodSecurity" in refused.stderr
+
+    spec = dep["spec"]
+    assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
+    pod_spec = spec["template"]["spec"]
+    assert pod_spec["serviceAccountName"] == "venue-operator"
+    assert pod_spec["securityContext"]["runAsNonRoot"] is True
+    assert pod_spec["securityContext"]["runAsUser"] == 10001
+    assert pod_spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    (container,) = pod_spec["containers"]
+    assert container["image"] == "venue-operator:0.1.0"
+    sc = container["securityContext"]
+    assert sc["allowPrivilegeEscalation"] is False and sc["readOnlyRootFilesystem"] is True
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+    assert {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}} in pod_spec["volumes"]
+    probe = container["livenessProbe"]["httpGet"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert probe["path"] == "/healthz" and ports[probe["port"]] == 8080
+    assert set(container["resources"]) == {"requests", "limits"}
+
+
+def dockerfile_stages() -> list[list[tuple[str, str]]]:
+    """The Dockerfile's instructions (continuations joined, comments dropped), per stage."""
+    text = re.sub(r"\\\n", " ", (REPO / "Dockerfile").read_text())
+    stages: list[list[tuple[str, str]]] = []
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        instruction, _, rest = line.strip().partition(" ")
+        if instruction.upper() == "FROM":
+            stages.append([])
+        stages[-1].append((instruction.upper(), rest.strip()))
+    return stages
+
+
+def test_dockerfile_entrypoint_cmd_and_deployment_args_run_from_the_installed_package() -> None:
+    runtime = dockerfile_stages()[-1]
+    entrypoint = json.loads(next(r for i, r in reversed(runtime) if i == "ENTRYPOINT"))
+    cmd = json.loads(next(r for i, r in reversed(runtime) if i == "CMD"))
+    assert entrypoint == ["venue-operator"]
+    binary = Path(sys.executable).parent / entrypoint[0]
+    dep = of_kind(docs(MANIFESTS / "deployment.yaml"), "Deployment")
+    args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
+    for argv in ([], ["run"], cmd, args):
+        result = subprocess.run([str(binary), *entrypoint[1:], *argv, "--help"],
+                                capture_output=True, text=True, timeout=30)  # fmt: skip
+        assert result.returncode == 0, (argv, result.stderr)
+        assert result.stdout.startswith("usage: venue-operator"), argv
+    assert "--bind-address=0.0.0.0" in cmd and "--bind-address=0.0.0.0" in args
+
+
+def test_dockerfile_runtime_stage_copies_only_the_venv_and_runs_as_10001() -> None:
+    builder, runtime = dockerfile_stages()
+    assert builder[0] == ("FROM", "python:3.11-slim AS builder")
+    assert runtime[0] == ("FROM", "python:3.11-slim")
+    copies = [rest for i, rest in runtime if i in ("COPY", "ADD")]
+    assert copies == ["--from=builder /opt/venv /opt/venv"]
+    runs = " ".join(rest for i, rest in runtime if i == "RUN")
+    assert not re.search(r"apt-get|apk|pip|gcc|build-essential", runs), runs
+    assert ("USER", "10001:10001") in runtime
