@@ -43,13 +43,25 @@ def run(n: int) -> dict[str, float]:
         for i in range(n):
             name = f"venue-{i:03d}"
             port = sim.add_service(name)
-            the_lab.prometheus.add_target(f"127.0.0.1:{port}", {"namespace": "bench", "service": name})
+            the_lab.prometheus.add_target(
+                f"127.0.0.1:{port}", {"namespace": "bench", "service": name}
+            )
             labels = {"app": name}
-            docs.append({"apiVersion": "apps/v1", "kind": "Deployment",
-                         "metadata": {"name": name, "namespace": "bench"},
-                         "spec": {"replicas": 1, "selector": {"matchLabels": labels},
-                                  "template": {"metadata": {"labels": labels}, "spec": {
-                                      "containers": [{"name": "app", "image": "venue:v1"}]}}}})
+            docs.append(
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "Deployment",
+                    "metadata": {"name": name, "namespace": "bench"},
+                    "spec": {
+                        "replicas": 1,
+                        "selector": {"matchLabels": labels},
+                        "template": {
+                            "metadata": {"labels": labels},
+                            "spec": {"containers": [{"name": "app", "image": "venue:v1"}]},
+                        },
+                    },
+                }
+            )
             docs.append({"apiVersion": "ops.tickettoken.io/v1alpha1", "kind": "VenueService",
                          "metadata": {"name": name, "namespace": "bench"},
                          "spec": {"deployment": {"name": name},
