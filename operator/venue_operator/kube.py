@@ -12,13 +12,17 @@ from venue_operator.model import GROUP, PLURAL, VERSION
 MERGE_PATCH = "application/merge-patch+json"
 
 
-async def connect() -> client.ApiClient:
+async def connect(kubeconfig: str | None = None) -> client.ApiClient:
     """In-cluster credentials when running in a pod, else the kubeconfig (KUBECONFIG)."""
-    try:
-        config.load_incluster_config()
-    except ConfigException:
-        await config.load_kube_config()
-    return client.ApiClient()
+    if kubeconfig is None:
+        try:
+            config.load_incluster_config()
+            return client.ApiClient()
+        except ConfigException:
+            pass
+    configuration = client.Configuration()
+    await config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    return client.ApiClient(configuration)
 
 
 async def patch_status(
