@@ -164,8 +164,21 @@ def rollback_target(
     return None, "no earlier revision is known healthy"
 
 
-def _last(history: Sequence[ActionRecord], actions: set[Action]) -> ActionRecord | None:
-    counted = {ActionResult.SUCCEEDED, ActionResult.IN_PROGRESS, ActionResult.DRY_RUN}
+# Attempts count, failed ones too: a write that keeps failing must not be retried every cycle.
+ATTEMPTED = {
+    ActionResult.SUCCEEDED,
+    ActionResult.IN_PROGRESS,
+    ActionResult.DRY_RUN,
+    ActionResult.FAILED,
+}
+
+
+EFFECTIVE = ATTEMPTED - {ActionResult.FAILED}  # what a verification window waits on
+
+
+def _last(
+    history: Sequence[ActionRecord], actions: set[Action], counted: set[ActionResult] = ATTEMPTED
+) -> ActionRecord | None:
     for record in reversed(history):
         if record.action in actions and record.result in counted:
             return record
@@ -200,7 +213,7 @@ def _guard(
         hour = [
             r for r in status.history
             if r.action in WORKLOAD_ACTIONS | PROTECTIVE_ACTIONS and now - r.at < timedelta(hours=1)
-            and r.result in (ActionResult.SUCCEEDED, ActionResult.IN_PROGRESS, ActionResult.DRY_RUN)
+            and r.result in ATTEMPTED
         ]  # fmt: skip
         if len(hour) >= policy.max_actions_per_hour:
             return replace(decision, suppressed_by="budget",
@@ -213,7 +226,7 @@ def _verification(
     a: Assessment, status: VenueServiceStatus, policy: RemediationPolicy, now: datetime
 ) -> Decision | None:
     """After a workload action: wait for recovery; past the window, escalate once."""
-    last = _last(status.history, set(WORKLOAD_ACTIONS))
+    last = _last(status.history, set(WORKLOAD_ACTIONS), EFFECTIVE)
     incident = status.incident
     if (
         last is None

@@ -273,3 +273,9 @@ def test_a_first_release_is_not_a_rollout_to_blame() -> None:
                          replicas=3)  # fmt: skip
     decision = decide(assessed(**ERRORS), first, KNOWN, POLICY, NOW)
     assert decision.action is Action.ESCALATE and "after the rollout" not in decision.reason
+
+
+def test_a_failed_attempt_counts_for_the_cooldown() -> None:
+    failed = record(Action.RUN_MIGRATION, 1, ActionResult.FAILED)
+    decision = decide(assessed(**MIGRATIONS), OLD_ROLLOUT, with_history(failed), POLICY, NOW)
+    assert decision.action is Action.RUN_MIGRATION and decision.suppressed_by == "cooldown"
