@@ -1,0 +1,44 @@
+"""Faults the operator must survive: its API server restarting, and a service that hangs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from tests.e2e.test_remediation import BAD_IMAGE, FAST, _evaluations, history, set_image
+from tests.harness import Venue
+from venue_lab.processes import wait_until
+from venue_lab.session import Lab
+
+
+def test_api_server_restart_mid_run_then_exactly_one_rollback(
+    the_lab: Lab, operator: Any, following_venue: Callable[..., Venue]
+) -> None:
+    venue = following_venue(**FAST)
+    the_lab.cluster.restart("kube-apiserver")
+    seen = _evaluations(operator, venue)
+    wait_until("evaluations resume after the restart",
+               lambda: _evaluations(operator, venue) >= seen + 3, 60)  # fmt: skip
+    set_image(the_lab, venue.namespace, BAD_IMAGE)
+    venue.wait_event("RolledBack", timeout=90)
+    venue.wait_health("Healthy", "None")
+    assert len(history(venue, "RollBack")) == 1
+    assert sum(e.get("count", 1) for e in venue.events("RolledBack")) == 1
+
+
+def test_a_hanging_service_does_not_slow_the_others(
+    operator: Any, make_venue: Callable[..., Venue]
+) -> None:
+    hanging = make_venue("hanging", probe={"interval": "1s", "timeout": "500ms"})
+    healthy = make_venue("steady", probe={"interval": "1s", "timeout": "500ms"})
+    hanging.inject(slow_health=True)
+    hanging.wait_health("Down", "P1")
+    assert "Timeout" in hanging.check("health")["reason"]
+    started, count = time.monotonic(), _evaluations(operator, healthy)
+    wait_until("10 more evaluations of the healthy service",
+               lambda: _evaluations(operator, healthy) >= count + 10, 30)  # fmt: skip
+    elapsed = time.monotonic() - started
+    # 1 s interval: 10 cycles take ~10 s; a service waiting on the hung one would take 30 s+.
+    assert elapsed < 20, f"10 cycles took {elapsed:.1f}s"
+    assert healthy.status()["health"] == "Healthy"
