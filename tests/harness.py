@@ -4,6 +4,7 @@ and a `Venue` handle for a VenueService in the lab. Fixtures are registered by t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -183,3 +184,22 @@ def following_venue(
     yield make
     for sim in started:
         sim.stop()
+
+
+@contextlib.contextmanager
+def venue_outside_session(lab: Lab, ns: str, **spec: Any) -> Iterator[Venue]:
+    """A following venue in a namespace the session operator does not watch (tests that run
+    operators of their own: crash, peering, RBAC)."""
+    kubectl = lab.cluster.kubectl
+    kubectl("apply", "-n", ns, "-f", "-", input=deployment_manifest("venue-service"))
+    follow = (f"--follow={ns}/venue-service", f"--kubeconfig={lab.cluster.kubeconfig}",
+              "--poll-interval=0.2")  # fmt: skip
+    with SimulatorProcess(extra_args=follow) as sim:
+        port = sim.ports()["venue-service"]
+        lab.prometheus.add_target(
+            f"127.0.0.1:{port}", {"namespace": ns, "service": "venue-service"}
+        )
+        remediation = {"mode": "Auto", "rollback": {"bakeTime": "8s"}}
+        manifest = venue_manifest("venue-service", port, remediation=remediation, **spec)
+        kubectl("apply", "-n", ns, "-f", "-", input=manifest)
+        yield Venue(lab, sim, ns, "venue-service", port, "venue-service")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import sys
 from pathlib import Path
 
@@ -36,9 +37,13 @@ def _run(args: argparse.Namespace) -> int:
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=args.bind_address)
     kopf.configure(verbose=args.verbose)
+    if args.peering:
+        os.environ["VENUE_OPERATOR_PEERING_LIFETIME"] = str(args.peering_lifetime)
     asyncio.run(
         kopf.operator(
-            standalone=True,
+            standalone=not args.peering,
+            peering_name=args.peering,
+            priority=args.priority if args.priority is not None else random.randint(1, 1_000_000),
             clusterwide=not args.namespace,
             namespaces=args.namespace or (),
             liveness_endpoint=(
@@ -84,6 +89,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--liveness-port", type=int, default=8080, help="0 disables /healthz")
     run.add_argument("--metrics-port", type=int, default=9090, help="0 disables /metrics")
     run.add_argument("--bind-address", default="127.0.0.1", help="0.0.0.0 inside a pod")
+    run.add_argument(
+        "--peering", metavar="NAME",
+        help="Kopf peering (manifests/optional/peering.yaml): several replicas, one acts",
+    )  # fmt: skip
+    run.add_argument("--priority", type=int, help="peering priority (default: random)")
+    run.add_argument(
+        "--peering-lifetime", type=int, default=15,
+        help="seconds before a silent peer is considered gone (the failover time)",
+    )  # fmt: skip
     run.add_argument("--verbose", action="store_true")
     run.set_defaults(func=_run)
 

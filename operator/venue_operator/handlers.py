@@ -35,6 +35,11 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.posting.level = logging.WARNING  # our Events are explicit; no log chatter
     settings.posting.reporting_component = "venue-operator"
     settings.watching.server_timeout = 300
+    lifetime = os.environ.get("VENUE_OPERATOR_PEERING_LIFETIME")
+    if lifetime:
+        settings.peering.mandatory = True
+        settings.peering.lifetime = int(lifetime)
+        settings.peering.stealth = True
     settings.networking.request_timeout = 30
     memo.api = await kube.connect()
     memo.http = httpx.AsyncClient(follow_redirects=False)

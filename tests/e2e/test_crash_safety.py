@@ -9,10 +9,9 @@ import pytest
 
 from tests.conftest import fresh_namespace
 from tests.e2e.test_remediation import BAD_IMAGE, FAST, deployment, image_of, set_image
-from tests.harness import Venue, deployment_manifest, venue_manifest
+from tests.harness import venue_outside_session
 from venue_lab.operator_process import OperatorProcess
 from venue_lab.session import Lab
-from venue_lab.simulator.process import SimulatorProcess
 
 
 @pytest.fixture
@@ -24,18 +23,7 @@ def crash_namespace(the_lab: Lab) -> Iterator[str]:
 
 def test_killed_mid_rollback_rolls_back_exactly_once(the_lab: Lab, crash_namespace: str) -> None:
     ns, kubectl = crash_namespace, the_lab.cluster.kubectl
-    kubectl("apply", "-n", ns, "-f", "-", input=deployment_manifest("venue-service"))
-    follow = (f"--follow={ns}/venue-service", f"--kubeconfig={the_lab.cluster.kubeconfig}",
-              "--poll-interval=0.2")  # fmt: skip
-    with SimulatorProcess(extra_args=follow) as sim:
-        port = sim.ports()["venue-service"]
-        the_lab.prometheus.add_target(
-            f"127.0.0.1:{port}", {"namespace": ns, "service": "venue-service"}
-        )
-        remediation = {"mode": "Auto", "rollback": {"bakeTime": "8s"}}
-        manifest = venue_manifest("venue-service", port, remediation=remediation, **FAST)
-        kubectl("apply", "-n", ns, "-f", "-", input=manifest)
-        venue = Venue(the_lab, sim, ns, "venue-service", port, "venue-service")
+    with venue_outside_session(the_lab, ns, **FAST) as venue:
         slow = OperatorProcess(the_lab.cluster.kubeconfig, the_lab.prometheus.url,
                                namespaces=("k-*",),
                                env={"VENUE_OPERATOR_TEST_PAUSE_BEFORE_ACT": "30"})  # fmt: skip
