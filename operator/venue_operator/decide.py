@@ -91,10 +91,15 @@ def rollout_facts(workload: WorkloadState, status: VenueServiceStatus) -> Rollou
     )
     seen = status.rollout
     started = seen.seen_at if seen and seen.template_hash == workload.template_hash else None
+    ours = _last(status.history, {Action.ROLL_BACK}, EFFECTIVE)
+    if ours is not None and ours.inputs.get("toTemplate") == workload.template_hash:
+        started = None  # our own rollback made this template current: nothing to blame on it
+    elif started is None:
+        started = workload.rollout_started_at
     return RolloutFacts(
         current=current,
         revisions=workload.revisions,
-        started_at=started or workload.rollout_started_at,
+        started_at=started,
         replicas=workload.desired,
         paused=workload.paused,
         migration_running=workload.migration_running,

@@ -279,3 +279,15 @@ def test_a_failed_attempt_counts_for_the_cooldown() -> None:
     failed = record(Action.RUN_MIGRATION, 1, ActionResult.FAILED)
     decision = decide(assessed(**MIGRATIONS), OLD_ROLLOUT, with_history(failed), POLICY, NOW)
     assert decision.action is Action.RUN_MIGRATION and decision.suppressed_by == "cooldown"
+
+
+def test_a_rollback_of_ours_is_not_a_rollout_to_blame() -> None:
+    from venue_operator.decide import rollout_facts
+
+    ours = record(Action.ROLL_BACK, 3).model_copy(update={"inputs": {"toTemplate": "bbb"}})
+    workload = WorkloadState(found=True, desired=3, ready=3, revision=4, template_hash="bbb",
+                             revisions=(R1, Revision(4, "bbb"), R3),
+                             rollout_started_at=NOW - timedelta(minutes=3))  # fmt: skip
+    facts = rollout_facts(workload, with_history(ours))
+    assert facts.started_at is None
+    assert rollout_facts(workload, KNOWN).started_at == NOW - timedelta(minutes=3)
