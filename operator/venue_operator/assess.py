@@ -197,12 +197,20 @@ def _check_status(
     name: str, section: str, raw: Raw, previous: CheckStatus | None, conf: Confirmation
 ) -> CheckStatus:
     level, pending, count = confirm(raw.level, previous, conf)
+    # Critical keeps a streak of its own, so a ramp (warning, then critical) confirms critical
+    # after `breaches` critical cycles instead of waiting for warning to be confirmed first.
+    critical = (
+        (previous.critical_count if previous else 0) + 1 if raw.level is Level.CRITICAL else 0
+    )
+    if critical >= conf.breaches and level is not Level.CRITICAL:
+        level, pending, count = Level.CRITICAL, None, 0
     return CheckStatus(
         name=name,
         level=level,
         observed=raw.level,
         pending=pending,
         pending_count=count,
+        critical_count=critical,
         value=raw.value,
         unit=raw.unit,
         warning=raw.threshold.warning if raw.threshold else None,

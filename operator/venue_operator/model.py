@@ -339,6 +339,9 @@ class CheckStatus(Model):
         default=None, description="Level the check is moving to, not yet confirmed."
     )
     pending_count: int = Field(default=0, ge=0, description="Consecutive cycles at `pending`.")
+    critical_count: int = Field(
+        default=0, ge=0, description="Consecutive cycles observed critical (its own streak)."
+    )
     value: float | None = None
     unit: str | None = None
     warning: float | None = None

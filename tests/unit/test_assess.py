@@ -280,3 +280,11 @@ def test_confirm_table(
         name="x", level=previous_level, pending=pending, pending_count=count, section="s"
     )
     assert confirm(observed, previous, Confirmation(breaches=3, recoveries=3)) == expected
+
+
+def test_a_ramp_confirms_critical_on_its_own_streak() -> None:
+    """warning, critical x3: critical after 3 critical cycles, not 3 more after warning."""
+    warn = observe(metrics=metrics(error_rate=Reading.of(0.02)))
+    crit = observe(metrics=metrics(error_rate=Reading.of(0.12)))
+    levels = [a.check("error_rate").level for a in run([warn, crit, crit, crit])]
+    assert levels == [Level.OK, Level.OK, Level.WARNING, Level.CRITICAL]
