@@ -191,8 +191,7 @@ def next_status(
 
 
 def _significant(status: VenueServiceStatus) -> dict[str, Any]:
-    """Status minus the numbers that move every cycle: values are refreshed when they move
-    by more than a tenth of their warning limit (see worth_writing)."""
+    """Status minus what moves every cycle: measured values, reasons, condition messages."""
     data = status.model_dump(mode="json", exclude={"checks"})
     data["checks"] = [c.model_dump(mode="json", exclude={"value", "reason"}) for c in status.checks]
     for cond in data["conditions"]:
@@ -200,19 +199,11 @@ def _significant(status: VenueServiceStatus) -> dict[str, Any]:
     return data
 
 
-def _moved(old: CheckStatus, new: CheckStatus) -> bool:
-    if old.value is None or new.value is None:
-        return old.value != new.value
-    scale = new.warning if new.warning else max(abs(old.value), 1.0)
-    return abs(new.value - old.value) > 0.1 * scale
-
-
 def worth_writing(stored: VenueServiceStatus, new: VenueServiceStatus) -> bool:
-    """False when nothing an on-call engineer would act on changed: zero writes while steady."""
-    if _significant(stored) != _significant(new):
-        return True
-    old_checks = {c.name: c for c in stored.checks}
-    return any(_moved(old_checks[c.name], c) for c in new.checks if c.name in old_checks)
+    """True only when something an on-call engineer acts on changed (levels, streaks, health,
+    conditions, actions): a steady service costs no API writes. Check values ride along
+    with such a write; live values come from `venue-operator check` and the metrics."""
+    return _significant(stored) != _significant(new)
 
 
 def transition_events(previous: VenueServiceStatus, a: Assessment) -> list[EventSpec]:
