@@ -69,3 +69,9 @@ def test_split_ranks_tenants() -> None:
     by_metric: dict[str, list[dict[str, object]] | str] = {name: [] for name in TEMPLATES}
     readings = _split(target("a"), ["namespace", "service"], by_metric, tenants)
     assert readings.top_limited_tenants == (("t2", 7.0), ("t1", 0.5))
+
+
+def test_batch_selector_stays_short_for_a_thousand_services() -> None:
+    many = [target(f"venue-{i:04d}") for i in range(1000)]
+    sel = batch_selector(many, ["namespace", "service"])
+    assert sel == 'namespace=~"prod",service!=""'

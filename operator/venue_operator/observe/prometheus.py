@@ -84,8 +84,17 @@ def selector(labels: Mapping[str, str]) -> str:
     return ",".join(f"{k}={_string(v)}" for k, v in sorted(labels.items()))
 
 
+MAX_MATCHER_CHARS = 2000  # the query travels in a GET URL: keep it well under URL limits
+
+
 def batch_selector(targets: Sequence[Target], keys: Sequence[str]) -> str:
-    return ",".join(f"{k}=~{_regex_string(t.labels[k] for t in targets)}" for k in keys)
+    """One regex matcher per key; a key with too many values to list becomes `key!=""`
+    (the answer is split per service client-side anyway)."""
+    matchers = []
+    for key in keys:
+        regex = _regex_string(t.labels[key] for t in targets)
+        matchers.append(f"{key}=~{regex}" if len(regex) <= MAX_MATCHER_CHARS else f'{key}!=""')
+    return ",".join(matchers)
 
 
 def _value(sample: Mapping[str, Any]) -> Reading:
