@@ -22,6 +22,7 @@ def configure(json: bool = False, level: int = logging.INFO) -> None:
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,  # tracebacks into the line, not lost
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),

@@ -98,6 +98,8 @@ class ServiceLoop:
             self.invalid_reported = True
 
     async def cycle(self) -> None:
+        if self.body.meta.get("deletionTimestamp"):
+            return  # being deleted (e.g. its namespace is terminating): nothing left to heal
         spec = VenueServiceSpec.model_validate(dict(self.body.spec))
         self.spec = spec
         self.invalid_reported = False

@@ -21,8 +21,11 @@ def test_api_server_restart_mid_run_then_exactly_one_rollback(
     wait_until("evaluations resume after the restart",
                lambda: _evaluations(operator, venue) >= seen + 3, 60)  # fmt: skip
     set_image(the_lab, venue.namespace, BAD_IMAGE)
-    venue.wait_event("RolledBack", timeout=90)
+    venue.wait_status("rolled back", lambda s: any(
+        r["action"] == "RollBack" and r["result"] == "Succeeded" for r in s.get("history", [])),
+        timeout=120)  # fmt: skip
     venue.wait_health("Healthy", "None")
+    venue.wait_event("RolledBack", timeout=120)  # Events may queue behind retries to others
     assert len(history(venue, "RollBack")) == 1
     assert sum(e.get("count", 1) for e in venue.events("RolledBack")) == 1
 
