@@ -14,6 +14,7 @@ import time
 
 import httpx
 import yaml
+from scale import NS, venue_objects  # bench/ is on sys.path when run as a script
 
 from venue_lab.operator_process import OperatorProcess
 from venue_lab.processes import wait_until
@@ -37,42 +38,17 @@ def counters(url: str) -> dict[str, float]:
 def run(n: int) -> dict[str, float]:
     with lab(scrape_interval="1s") as the_lab, SimulatorProcess() as sim:
         kubectl = the_lab.cluster.kubectl
-        kubectl("create", "namespace", "bench")
-        the_lab.cluster.wait_for_service_account("bench")
-        docs = []
-        for i in range(n):
-            name = f"venue-{i:03d}"
-            port = sim.add_service(name)
-            the_lab.prometheus.add_target(
-                f"127.0.0.1:{port}", {"namespace": "bench", "service": name}
-            )
-            labels = {"app": name}
-            docs.append(
-                {
-                    "apiVersion": "apps/v1",
-                    "kind": "Deployment",
-                    "metadata": {"name": name, "namespace": "bench"},
-                    "spec": {
-                        "replicas": 1,
-                        "selector": {"matchLabels": labels},
-                        "template": {
-                            "metadata": {"labels": labels},
-                            "spec": {"containers": [{"name": "app", "image": "venue:v1"}]},
-                        },
-                    },
-                }
-            )
-            docs.append({"apiVersion": "ops.tickettoken.io/v1alpha1", "kind": "VenueService",
-                         "metadata": {"name": name, "namespace": "bench"},
-                         "spec": {"deployment": {"name": name},
-                                  "service": {"url": f"http://127.0.0.1:{port}"},
-                                  "probe": {"interval": f"{INTERVAL_S:g}s"},
-                                  "remediation": {"mode": "Off"}}})  # fmt: skip
+        kubectl("create", "namespace", NS)
+        the_lab.cluster.wait_for_service_account(NS)
+        ports = {f"venue-{i:03d}": sim.add_service(f"venue-{i:03d}") for i in range(n)}
+        for name, port in ports.items():
+            the_lab.prometheus.add_target(f"127.0.0.1:{port}", {"namespace": NS, "service": name})
+        docs = venue_objects(n, ports, INTERVAL_S, mode="Off")
         kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs))
         with OperatorProcess(the_lab.cluster.kubeconfig, the_lab.prometheus.url) as op:
 
             def all_assessed() -> bool:
-                out = kubectl("get", "venueservices", "-n", "bench",
+                out = kubectl("get", "venueservices", "-n", NS,
                               "-o", "jsonpath={.items[*].status.health}").stdout  # fmt: skip
                 return len(out.split()) == n
 

@@ -68,7 +68,10 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
-def _objects(n: int, ports: dict[str, int]) -> list[dict[str, object]]:
+def venue_objects(
+    n: int, ports: dict[str, int], interval_s: float = INTERVAL_S, mode: str = "Auto"
+) -> list[dict[str, object]]:
+    """N Deployments (one kwok pod each) and their VenueServices in the bench namespace."""
     docs: list[dict[str, object]] = []
     for i in range(n):
         name = f"venue-{i:03d}"
@@ -92,7 +95,8 @@ def _objects(n: int, ports: dict[str, int]) -> list[dict[str, object]]:
                      "metadata": {"name": name, "namespace": NS},
                      "spec": {"deployment": {"name": name},
                               "service": {"url": f"http://127.0.0.1:{ports[name]}"},
-                              "probe": {"interval": f"{INTERVAL_S:g}s"}}})  # fmt: skip
+                              "probe": {"interval": f"{interval_s:g}s"},
+                              "remediation": {"mode": mode}}})  # fmt: skip
     return docs
 
 
@@ -107,7 +111,7 @@ def run(n: int) -> dict[str, float]:
         ports = sim.ports()
         for name, port in ports.items():
             the_lab.prometheus.add_target(f"127.0.0.1:{port}", {"namespace": NS, "service": name})
-        docs = _objects(n, ports)
+        docs = venue_objects(n, ports)
         for start in range(0, len(docs), 200):
             kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs[start : start + 200]),
                     timeout=300)  # fmt: skip

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -35,13 +34,13 @@ def test_a_hanging_service_does_not_slow_the_others(
 ) -> None:
     hanging = make_venue("hanging", probe={"interval": "1s", "timeout": "500ms"})
     healthy = make_venue("steady", probe={"interval": "1s", "timeout": "500ms"})
+    healthy.wait_health("Healthy", "None")
     hanging.inject(slow_health=True)
     hanging.wait_health("Down", "P1")
     assert "Timeout" in hanging.check("health")["reason"]
-    started, count = time.monotonic(), _evaluations(operator, healthy)
+    # 1 s interval: 10 cycles take ~10 s; waiting on the hung probe (30 s) would take 300 s.
+    count = _evaluations(operator, healthy)
     wait_until("10 more evaluations of the healthy service",
-               lambda: _evaluations(operator, healthy) >= count + 10, 30)  # fmt: skip
-    elapsed = time.monotonic() - started
-    # 1 s interval: 10 cycles take ~10 s; a service waiting on the hung one would take 30 s+.
-    assert elapsed < 20, f"10 cycles took {elapsed:.1f}s"
-    assert healthy.status()["health"] == "Healthy"
+               lambda: _evaluations(operator, healthy) >= count + 10, 20)  # fmt: skip
+    # Its probes were never held up (the error rate may blip over a 5 s window: not the point).
+    assert healthy.check("health")["level"] == "ok" and healthy.check("health")["observed"] == "ok"

@@ -9,7 +9,7 @@ import pytest
 
 from tests.unit.test_assess import ONE_SHOT, metrics, observe
 from venue_operator.assess import Assessment, assess
-from venue_operator.decide import Action, Decision, RolloutFacts, decide, rollback_target
+from venue_operator.decide import Action, RolloutFacts, decide, rollback_target
 from venue_operator.model import (
     ActionRecord,
     ActionResult,
@@ -218,11 +218,6 @@ def test_never_roll_back_across_a_migration_unless_backward_compatible() -> None
 def replace_current(rollout: RolloutFacts, current: Revision) -> RolloutFacts:
     return RolloutFacts(current=current, revisions=(R1, R2, current),
                         started_at=rollout.started_at, replicas=rollout.replicas)  # fmt: skip
-
-
-def test_decision_defaults() -> None:
-    assert not Decision(None, "x").acts
-    assert WorkloadState(found=False).desired == 0
 
 
 def test_scale_steps_again_after_the_window_then_escalates_at_max() -> None:

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class ActResult:
-    done: bool  # the workload is (now) in the wanted state
-    changed: bool  # this call wrote it (False: it already was)
+    """The workload is (now) in the wanted state; `changed`: this call wrote it."""
+
+    changed: bool
     message: str
 
 

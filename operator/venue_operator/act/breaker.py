@@ -34,15 +34,15 @@ async def set_circuit(
             config = client.V1ConfigMap.from_dict(body)
             assert config is not None
             await core.create_namespaced_config_map(namespace, config)
-            return ActResult(True, True, f"created {config_map} with {key}={value}")
+            return ActResult(True, f"created {config_map} with {key}={value}")
         except client.ApiException as again:
             if again.status != 409:
                 raise
             current = await core.read_namespaced_config_map(config_map, namespace)
     if (current.data or {}).get(key) == value:
-        return ActResult(True, False, f"{config_map} already has {key}={value}")
+        return ActResult(False, f"{config_map} already has {key}={value}")
     patch = {"metadata": {"annotations": annotations}, "data": {key: value}}
     await core.patch_namespaced_config_map(
         config_map, namespace, patch, _content_type="application/merge-patch+json"
     )
-    return ActResult(True, True, f"set {config_map} {key}={value}")
+    return ActResult(True, f"set {config_map} {key}={value}")

@@ -68,9 +68,9 @@ async def run_migration(
         await batch.create_namespaced_job(namespace, job)
     except client.ApiException as exc:
         if exc.status == 409:
-            return ActResult(True, False, f"Job {name} already exists")
+            return ActResult(False, f"Job {name} already exists")
         raise
-    return ActResult(True, True, f"created Job {name} from cronjob/{cronjob_name}")
+    return ActResult(True, f"created Job {name} from cronjob/{cronjob_name}")
 
 
 async def job_outcome(api: client.ApiClient, namespace: str, name: str) -> str | None:

@@ -97,12 +97,12 @@ async def roll_back(
         deployment = await kube.get_deployment(api, namespace, name)
         patch = plan(deployment, await kube.list_replicasets(api, namespace), to_hash, cause, rid)
         if patch is None:
-            return ActResult(True, False, f"already at pod template {to_hash}")
+            return ActResult(False, f"already at pod template {to_hash}")
         try:
             await kube.patch_deployment(api, namespace, name, patch)
         except client.ApiException as exc:
             if exc.status in kube.CONFLICT_STATUSES:
                 continue  # someone else wrote in between: re-read and re-plan
             raise
-        return ActResult(True, True, f"rolled back to pod template {to_hash}")
+        return ActResult(True, f"rolled back to pod template {to_hash}")
     raise ActError(f"gave up after {MAX_ATTEMPTS} conflicting writes")

@@ -15,7 +15,7 @@ async def scale_up(api: client.ApiClient, namespace: str, name: str, replicas: i
         deployment = await kube.get_deployment(api, namespace, name)
         current = int(deployment["spec"].get("replicas", 1))
         if current >= replicas:
-            return ActResult(True, False, f"already at {current} replicas (wanted {replicas})")
+            return ActResult(False, f"already at {current} replicas (wanted {replicas})")
         ops = [
             kube.resource_version_test(deployment),
             {"op": "replace", "path": "/spec/replicas", "value": replicas},
@@ -26,5 +26,5 @@ async def scale_up(api: client.ApiClient, namespace: str, name: str, replicas: i
             if exc.status in kube.CONFLICT_STATUSES:
                 continue
             raise
-        return ActResult(True, True, f"scaled {current} -> {replicas}")
+        return ActResult(True, f"scaled {current} -> {replicas}")
     raise ActError(f"gave up after {MAX_ATTEMPTS} conflicting writes")
