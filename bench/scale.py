@@ -1,31 +1,44 @@
 """Scale: N VenueServices on one operator process, 15 s interval, everything healthy.
 
-    .venv/bin/python bench/scale.py 10 100 1000
+    .venv/bin/python bench/scale.py 10 100 1000 --profile
 
 For each N: a fresh lab, one simulator process serving N services, N Deployments (kwok
-pods) and N VenueServices; after every service has a status, a measurement window of a
-few cycles. Prints, per cycle: share of services evaluated, operator CPU seconds, API
-writes by the operator (status PATCHes, Event POSTs, read from the apiserver's own
-metrics), Prometheus queries, Events; and the operator's RSS.
+pods) and N VenueServices; once every service reads Healthy (or after SETTLE_S, whichever
+comes first), a measurement window of CYCLES intervals. Per interval: share of services
+evaluated, evaluation time, operator CPU seconds, API requests by the operator (read from
+the apiserver's own `apiserver_request_total`), Prometheus queries, Events; and RSS.
+Results go to bench/results/scale.json and the plot to bench/scale.png; `--profile`
+samples the operator with py-spy after the window, at the largest N, and prints the
+functions that dominate (raw stacks in bench/results/).
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import shutil
+import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import httpx
 import yaml
 
 from venue_lab.operator_process import OperatorProcess
-from venue_lab.processes import wait_until
+from venue_lab.processes import LabError, cpu_seconds, rss_mb, wait_until
 from venue_lab.session import Lab, lab
 from venue_lab.simulator.process import SimulatorProcess
 
 INTERVAL_S = 15.0
+SCRAPE = "15s"  # Prometheus' usual default; 1,000 targets every 5 s would take a core here
 CYCLES = 4
+SETTLE_S = 300.0
+PROFILE_S = 30
 NS = "bench"
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
 
 
 def _metric_sum(text: str, name: str, *must: str) -> float:
@@ -37,35 +50,30 @@ def _metric_sum(text: str, name: str, *must: str) -> float:
 
 
 def _operator_counters(url: str) -> dict[str, float]:
-    text = httpx.get(url, timeout=10).text
+    text = httpx.get(url, timeout=30).text
     return {
         "evaluations": _metric_sum(text, "venue_operator_evaluations_total{"),
+        "eval_seconds": _metric_sum(text, "venue_operator_evaluation_seconds_sum "),
+        "eval_count": _metric_sum(text, "venue_operator_evaluation_seconds_count "),
         "queries": _metric_sum(text, "venue_operator_prometheus_queries_total "),
         "events": _metric_sum(text, "venue_operator_events_total{"),
-        "status_writes": _metric_sum(text, "venue_operator_status_writes_total "),
+        "errors": _metric_sum(text, "venue_operator_evaluation_errors_total{"),
     }
 
 
-def _apiserver_writes(the_lab: Lab) -> dict[str, float]:
+def _apiserver_requests(the_lab: Lab) -> dict[str, float]:
+    """Requests on the resources only the operator touches (VenueServices and Events);
+    the controllers' and kwok's own traffic is reported apart, as all requests."""
     text = the_lab.cluster.kubectl("get", "--raw", "/metrics", timeout=60).stdout
     total = "apiserver_request_total{"
-    status = ('resource="venueservices"', 'subresource="status"', 'verb="PATCH"')
+    vs = 'resource="venueservices"'
     return {
-        "status_patches": _metric_sum(text, total, *status),
-        "event_posts": _metric_sum(text, total, 'resource="events"', 'verb="POST"'),
+        "status_patches": _metric_sum(text, total, vs, 'subresource="status"', 'verb="PATCH"'),
+        "vs_requests": _metric_sum(text, total, vs) - _metric_sum(text, total, vs, 'verb="WATCH"'),
+        "event_writes": _metric_sum(text, total, 'resource="events"', 'verb="POST"')
+        + _metric_sum(text, total, 'resource="events"', 'verb="PATCH"'),
+        "all_requests": _metric_sum(text, total) - _metric_sum(text, total, 'verb="WATCH"'),
     }
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / 100.0  # utime + stime, in clock ticks
-
-
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def venue_objects(
@@ -100,9 +108,28 @@ def venue_objects(
     return docs
 
 
-def run(n: int) -> dict[str, float]:
+def profile(pid: int, n: int) -> list[tuple[str, float]]:
+    """py-spy samples of the running operator; the share of samples each frame is in."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    raw = RESULTS / f"profile-n{n}.txt"
+    subprocess.run([spy, "record", "--pid", str(pid), "--duration", str(PROFILE_S),
+                    "--rate", "50", "--format", "raw", "--output", str(raw), "--nonblocking"],
+                   check=True, capture_output=True, timeout=PROFILE_S + 60)  # fmt: skip
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        total += int(count)
+        # a frame is "function (path:line)": group by function and file, not line
+        frames = {f.rsplit(":", 1)[0] for f in stack.split(";")}
+        for frame in frames:
+            inclusive[frame] += int(count)
+    return [(frame, samples / total) for frame, samples in inclusive.most_common(40)]
+
+
+def run(n: int, with_profile: bool) -> dict[str, object]:
     with (
-        lab(scrape_interval="5s") as the_lab,
+        lab(scrape_interval=SCRAPE) as the_lab,
         SimulatorProcess(extra_args=(f"--services={n}", "--name-prefix=venue")) as sim,
     ):
         kubectl = the_lab.cluster.kubectl
@@ -116,49 +143,118 @@ def run(n: int) -> dict[str, float]:
             kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs[start : start + 200]),
                     timeout=300)  # fmt: skip
         with OperatorProcess(the_lab.cluster.kubeconfig, the_lab.prometheus.url) as op:
-            assert op.proc is not None and op.proc.process is not None
-            pid = op.proc.process.pid
+            pid = op.pid
 
-            def all_assessed() -> bool:
+            def healthy() -> int:
                 out = kubectl("get", "venueservices", "-n", NS, "-o",
                               "jsonpath={.items[*].status.health}", timeout=120).stdout  # fmt: skip
-                return out.split().count("Healthy") == n
+                return out.split().count("Healthy")
 
             started = time.monotonic()
-            wait_until(f"{n} VenueServices Healthy", all_assessed, 600, interval=5)
-            settle = time.monotonic() - started
-            before, api_before = _operator_counters(op.metrics_url), _apiserver_writes(the_lab)
-            cpu_before = _cpu_seconds(pid)
+            settle: float | None = None
+            try:
+                wait_until(f"{n} VenueServices Healthy", lambda: healthy() == n, SETTLE_S, 5)
+                settle = time.monotonic() - started
+            except LabError:
+                pass  # measured anyway: the window below says how far it got
+            before, api_before = _operator_counters(op.metrics_url), _apiserver_requests(the_lab)
+            cpu_before = cpu_seconds(pid)
             time.sleep(CYCLES * INTERVAL_S)  # the measurement window itself
-            after, api_after = _operator_counters(op.metrics_url), _apiserver_writes(the_lab)
-            cpu_after = _cpu_seconds(pid)
-            rss = _rss_mb(pid)
-    delta = {k: after[k] - before[k] for k in after}
+            after, api_after = _operator_counters(op.metrics_url), _apiserver_requests(the_lab)
+            cpu_after = cpu_seconds(pid)
+            rss = rss_mb(pid)
+            healthy_at_end = healthy()
+            hot = profile(pid, n) if with_profile else []
+    d = {k: after[k] - before[k] for k in after}
     api = {k: api_after[k] - api_before[k] for k in api_after}
     return {
         "n": n,
         "settle_s": settle,
-        "evaluated_share": delta["evaluations"] / (n * CYCLES),
+        "healthy_at_end": healthy_at_end,
+        "evaluated_share": d["evaluations"] / (n * CYCLES),
+        "eval_mean_s": d["eval_seconds"] / d["eval_count"] if d["eval_count"] else None,
         "cpu_s_per_cycle": (cpu_after - cpu_before) / CYCLES,
         "rss_mb": rss,
-        "queries_per_cycle": delta["queries"] / CYCLES,
+        "queries_per_cycle": d["queries"] / CYCLES,
+        "events_per_cycle": d["events"] / CYCLES,
+        "errors_per_cycle": d["errors"] / CYCLES,
         "status_patches_per_cycle": api["status_patches"] / CYCLES,
-        "event_posts_per_cycle": api["event_posts"] / CYCLES,
-        "events_per_cycle": delta["events"] / CYCLES,
+        "vs_requests_per_cycle": api["vs_requests"] / CYCLES,
+        "event_writes_per_cycle": api["event_writes"] / CYCLES,
+        "all_requests_per_cycle": api["all_requests"] / CYCLES,
+        "profile": hot,
     }
 
 
+def table(results: list[dict[str, object]]) -> str:
+    head = ("| N | all Healthy after | evaluated/interval | mean evaluation s | CPU s/cycle "
+            "| CPU share of a core | RSS MB | PromQL/cycle | status PATCH/cycle "
+            "| VenueService requests/cycle | Event writes/cycle "
+            "| all apiserver requests/cycle |")  # fmt: skip
+    rows = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in results:
+        settle = f"{r['settle_s']:.0f} s" if r["settle_s"] is not None else (
+            f"not in {SETTLE_S:.0f} s ({r['healthy_at_end']} of {r['n']})")  # fmt: skip
+        mean = f"{r['eval_mean_s']:.3f}" if r["eval_mean_s"] is not None else "-"
+        cpu = float(r["cpu_s_per_cycle"])  # type: ignore[arg-type]
+        rows.append(
+            f"| {r['n']} | {settle} | {r['evaluated_share']:.2f} | {mean} | {cpu:.2f} | "
+            f"{cpu / INTERVAL_S:.0%} | {r['rss_mb']:.0f} | {r['queries_per_cycle']:.1f} | "
+            f"{r['status_patches_per_cycle']:.1f} | {r['vs_requests_per_cycle']:.1f} | "
+            f"{r['event_writes_per_cycle']:.1f} | {r['all_requests_per_cycle']:.0f} |"
+        )
+    return "\n".join(rows)
+
+
+def plot(results: list[dict[str, object]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ns = [r["n"] for r in results]
+    panels = [
+        ("operator CPU s per 15 s cycle", "cpu_s_per_cycle", INTERVAL_S / 2, "half a core"),
+        ("RSS (MB)", "rss_mb", 300, "target 300 MB"),
+        ("PromQL queries per cycle", "queries_per_cycle", None, ""),
+        ("status PATCHes per cycle (healthy)", "status_patches_per_cycle", None, ""),
+    ]
+    fig, axes = plt.subplots(1, len(panels), figsize=(16, 3.8))
+    for ax, (title, key, limit, label) in zip(axes, panels, strict=True):
+        ax.plot(ns, [r[key] for r in results], marker="o")
+        if limit is not None:
+            ax.axhline(limit, color="red", linestyle="--", linewidth=1, label=label)
+            ax.legend(loc="upper left", fontsize=8)
+        ax.set_xscale("log")
+        ax.set_xlabel("VenueServices (N)")
+        ax.set_title(title, fontsize=10)
+        ax.set_ylim(bottom=0)
+        ax.grid(True, alpha=0.3)
+    fig.suptitle("venue-operator, one process, 15 s interval, 2 cores", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
 def main() -> None:
-    sizes = [int(a) for a in sys.argv[1:]] or [10, 100]
-    print("| N | all Healthy after | evaluated/interval | CPU s/cycle | RSS MB | PromQL/cycle "
-          "| status PATCH/cycle | Event POST/cycle |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|")
-    for n in sizes:
-        r = run(n)
-        print(f"| {n} | {r['settle_s']:.0f} s | {r['evaluated_share']:.2f} | "
-              f"{r['cpu_s_per_cycle']:.2f} | {r['rss_mb']:.0f} | {r['queries_per_cycle']:.1f} | "
-              f"{r['status_patches_per_cycle']:.1f} | {r['event_posts_per_cycle']:.1f} |",
-              flush=True)  # fmt: skip
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("sizes", nargs="*", type=int, default=[10, 100, 1000])
+    parser.add_argument("--profile", action="store_true", help="py-spy at the largest N")
+    parser.add_argument("--plot", type=Path, default=HERE / "scale.png")
+    args = parser.parse_args()
+    RESULTS.mkdir(exist_ok=True)
+    results = []
+    for n in args.sizes:
+        results.append(run(n, args.profile and n == max(args.sizes)))
+        print(table(results[-1:]).splitlines()[-1], flush=True)
+    (RESULTS / "scale.json").write_text(json.dumps(results, indent=1) + "\n")
+    print()
+    print(table(results))
+    plot(results, args.plot)
+    for r in results:
+        if r["profile"]:
+            print(f"\nN={r['n']}: share of samples in each frame (inclusive), top 40")
+            for frame, share in r["profile"]:  # type: ignore[attr-defined]
+                print(f"  {share:6.1%}  {frame}")
 
 
 if __name__ == "__main__":

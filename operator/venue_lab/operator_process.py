@@ -37,6 +37,11 @@ class OperatorProcess(Lifecycle):
         self.starts = 0
 
     @property
+    def pid(self) -> int:
+        assert self.proc is not None and self.proc.process is not None, "not started"
+        return self.proc.process.pid
+
+    @property
     def metrics_url(self) -> str:
         return f"http://127.0.0.1:{self.metrics_port}/metrics"
 

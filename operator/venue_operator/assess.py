@@ -4,7 +4,8 @@ Each check maps to a runbook section. A value strictly above a limit crosses it
 (the runbook says "> 1%"): exactly at the warning limit is ok, exactly at the
 critical limit is warning. Hysteresis: a level change is confirmed after
 `confirmation.breaches` consecutive cycles towards a worse level, or
-`confirmation.recoveries` towards a better one. Unknown data is reported as
+`confirmation.recoveries` towards a better one; critical, after `breaches` consecutive
+cycles in breach of which most were critical (see `_critical_held`). Unknown data is reported as
 unknown at once and never counts towards a breach.
 """
 
@@ -193,16 +194,23 @@ def confirm(
     return base, pending, count
 
 
+def _critical_held(breach: Sequence[Level], conf: Confirmation) -> bool:
+    """Critical is confirmed by `breaches` consecutive cycles in breach, most of them critical
+    (the latest included). A rate ramps through its window (warning, then critical), and a
+    noisy 12% error rate can dip under the critical limit for one sample: neither should cost
+    another full streak. A lone critical spike amid warnings still confirms only warning."""
+    criticals = sum(level is Level.CRITICAL for level in breach)
+    return len(breach) >= conf.breaches and criticals > conf.breaches // 2
+
+
 def _check_status(
     name: str, section: str, raw: Raw, previous: CheckStatus | None, conf: Confirmation
 ) -> CheckStatus:
     level, pending, count = confirm(raw.level, previous, conf)
-    # Critical keeps a streak of its own, so a ramp (warning, then critical) confirms critical
-    # after `breaches` critical cycles instead of waiting for warning to be confirmed first.
-    critical = (
-        (previous.critical_count if previous else 0) + 1 if raw.level is Level.CRITICAL else 0
-    )
-    if critical >= conf.breaches and level is not Level.CRITICAL:
+    breach: list[Level] = []
+    if raw.level in (Level.WARNING, Level.CRITICAL):
+        breach = [*(previous.breach if previous else []), raw.level][-conf.breaches :]
+    if raw.level is Level.CRITICAL and level is not Level.CRITICAL and _critical_held(breach, conf):
         level, pending, count = Level.CRITICAL, None, 0
     return CheckStatus(
         name=name,
@@ -210,7 +218,7 @@ def _check_status(
         observed=raw.level,
         pending=pending,
         pending_count=count,
-        critical_count=critical,
+        breach=breach,
         value=raw.value,
         unit=raw.unit,
         warning=raw.threshold.warning if raw.threshold else None,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 from kubernetes.aio import client
 
 from venue_operator import kube
@@ -16,6 +15,7 @@ from venue_operator.cycle import Context, MetricsBatcher, evaluate, parse_status
 from venue_operator.model import VenueServiceSpec
 from venue_operator.observations import WorkloadState
 from venue_operator.observe import cluster
+from venue_operator.observe.health import probe_session
 from venue_operator.observe.prometheus import PrometheusReader
 from venue_operator.record import describe
 
@@ -63,7 +63,7 @@ async def run_check(namespace: str, name: str, prometheus_url: str | None) -> in
         workload = await _workload(api, namespace, spec)
     finally:
         await api.close()
-    async with httpx.AsyncClient() as http:
+    async with probe_session() as http:
         ctx = Context(
             http=http,
             metrics=MetricsBatcher(PrometheusReader()),

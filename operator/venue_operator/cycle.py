@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
+import aiohttp
 
 from venue_operator.assess import Assessment, assess
 from venue_operator.durations import format_duration
@@ -67,7 +67,7 @@ class MetricsBatcher:
 class Context:
     """What a cycle needs from the running operator (or from `venue-operator check`)."""
 
-    http: httpx.AsyncClient
+    http: aiohttp.ClientSession  # for health probes
     metrics: MetricsBatcher
     default_prometheus_url: str | None = None
 

@@ -16,6 +16,7 @@ from venue_operator.cycle import Context, MetricsBatcher
 from venue_operator.model import GROUP, PLURAL, VERSION
 from venue_operator.notify import Notifier
 from venue_operator.observe import cluster
+from venue_operator.observe.health import probe_session
 from venue_operator.observe.prometheus import PrometheusReader
 from venue_operator.service_loop import ServiceLoop
 
@@ -42,9 +43,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         settings.peering.stealth = True
     settings.networking.request_timeout = 30
     memo.api = await kube.connect()
-    memo.http = httpx.AsyncClient(follow_redirects=False)
+    memo.http = httpx.AsyncClient(follow_redirects=False)  # paging webhooks
+    memo.probes = probe_session()
     memo.ctx = Context(
-        http=memo.http,
+        http=memo.probes,
         metrics=MetricsBatcher(PrometheusReader()),
         default_prometheus_url=os.environ.get("VENUE_OPERATOR_PROMETHEUS_URL") or None,
     )
@@ -55,31 +57,33 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
     await memo.http.aclose()
+    await memo.probes.close()
     await memo.api.close()
 
 
 # --- watch-fed indexes: cluster state without per-cycle GETs ---------------------------
+# async on purpose: Kopf runs sync handlers in a thread pool, a hop per watch event.
 
 
 @kopf.index("apps", "v1", "deployments")
-def deployments(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
+async def deployments(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
     return {(namespace, name): cluster.deployment_summary(body)}
 
 
 @kopf.index("apps", "v1", "replicasets")
-def replicasets(namespace: str | None, body: kopf.Body, **_: Any) -> Any:
+async def replicasets(namespace: str | None, body: kopf.Body, **_: Any) -> Any:
     summary = cluster.replicaset_summary(body)
     return {(namespace, summary["deployment"]): summary} if summary["deployment"] else None
 
 
 @kopf.index("", "v1", "pods")
-def pods(namespace: str | None, body: kopf.Body, **_: Any) -> Any:
+async def pods(namespace: str | None, body: kopf.Body, **_: Any) -> Any:
     summary = cluster.pod_summary(body)
     return {(namespace, summary["replicaset"]): summary} if summary["replicaset"] else None
 
 
 @kopf.index("batch", "v1", "jobs")
-def jobs(namespace: str | None, body: kopf.Body, **_: Any) -> Any:
+async def jobs(namespace: str | None, body: kopf.Body, **_: Any) -> Any:
     summary = cluster.job_summary(body)
     return {(namespace, summary["cronjob"]): summary} if summary["cronjob"] else None
 

@@ -339,8 +339,11 @@ class CheckStatus(Model):
         default=None, description="Level the check is moving to, not yet confirmed."
     )
     pending_count: int = Field(default=0, ge=0, description="Consecutive cycles at `pending`.")
-    critical_count: int = Field(
-        default=0, ge=0, description="Consecutive cycles observed critical (its own streak)."
+    breach: list[Level] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Levels observed in the current breach (its last `confirmation.breaches` "
+        "cycles, oldest first); empty when not observed in breach.",
     )
     value: float | None = None
     unit: str | None = None

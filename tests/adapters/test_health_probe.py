@@ -6,13 +6,13 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-import httpx
+import aiohttp
 import pytest
 from aiohttp import web
 
 from venue_lab.processes import free_port
 from venue_operator.observations import ProbeFailure
-from venue_operator.observe.health import MAX_BODY_BYTES, probe
+from venue_operator.observe.health import MAX_BODY_BYTES, probe, probe_session
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -37,9 +37,9 @@ async def serve() -> AsyncIterator[Callable[[Handler], Awaitable[str]]]:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
-        yield client
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with probe_session() as session:
+        yield session
 
 
 def reply(status: int, body: str) -> Handler:

@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from tests.e2e.test_remediation import FAST, history
-from tests.harness import Venue, venue_manifest
+from tests.harness import Venue, deployment_manifest, venue_manifest
 from venue_lab.operator_process import OperatorProcess
 from venue_lab.processes import free_port
 from venue_lab.session import Lab
@@ -77,3 +77,51 @@ def test_prometheus_credentials_never_leak(
     everything = json.dumps(venue.status()) + json.dumps(venue.events()) + operator.log()
     assert secret not in everything
     assert "admin:" not in json.dumps(venue.status())
+
+
+def test_names_the_api_server_refuses_change_nothing(the_lab: Lab, namespace: str) -> None:
+    """Unicode and over-long names never reach the operator: the API server says why."""
+    kubectl = the_lab.cluster.kubectl
+    refused = {
+        "vénue-☃": venue_manifest("vénue-☃", 1),
+        "v" * 254: venue_manifest("v" * 254, 1),
+        "spec.deployment.name": venue_manifest("fine", 1, deployment={"name": "dépl☃"}),
+    }
+    for why, manifest in refused.items():
+        result = kubectl("apply", "-n", namespace, "-f", "-", input=manifest, check=False)
+        assert result.returncode != 0, why
+        assert "RFC 1123" in result.stderr or "should match" in result.stderr, result.stderr
+    listed = kubectl("get", "venueservices", "-n", namespace, "-o", "name").stdout
+    assert listed.strip() == ""
+
+
+def test_the_longest_name_and_a_unicode_label_are_evaluated(
+    the_lab: Lab, operator: OperatorProcess, namespace: str, simulator: Any
+) -> None:
+    """A 253-character VenueService is evaluated and acted on like any other; a Unicode
+    label value travels into PromQL and back into status intact."""
+    kubectl = the_lab.cluster.kubectl
+    longest = ("venue-" + "x" * 253)[:253]
+    port = simulator.add_service(f"{namespace}-long")
+    the_lab.prometheus.add_target(f"127.0.0.1:{port}",
+                                  {"namespace": namespace, "service": "venue-long"})  # fmt: skip
+    kubectl("apply", "-n", namespace, "-f", "-", input=deployment_manifest("venue-long"))
+    scale_up = {"mode": "Auto", "scale": {"maxReplicas": 3}}
+    kubectl("apply", "-n", namespace, "-f", "-", input=venue_manifest(
+        longest, port, deployment={"name": "venue-long"}, remediation=scale_up))  # fmt: skip
+    venue = Venue(the_lab, simulator, namespace, longest, port, f"{namespace}-long")
+    venue.wait_health("Healthy", "None")
+    venue.inject(pool_saturation=True)
+    venue.wait_event("ScaledUp", timeout=60)
+    replicas = kubectl("get", "deployment", "venue-long", "-n", namespace,
+                       "-o", "jsonpath={.spec.replicas}").stdout  # fmt: skip
+    assert int(replicas) > 2
+
+    labels = {"namespace": namespace, "service": 'vénue-☃-\\-"q"'}
+    kubectl("apply", "-n", namespace, "-f", "-", input=venue_manifest(
+        "unicode-label", port, deployment={"name": "venue-long"},
+        prometheus={"rateWindow": "5s", "matchLabels": labels}))  # fmt: skip
+    unicode = Venue(the_lab, simulator, namespace, "unicode-label", port, f"{namespace}-long")
+    unicode.wait_status("metrics unknown, naming the label",
+                        check_is("error_rate", "unknown", "vénue-☃"))  # fmt: skip
+    assert "Traceback" not in operator.log()

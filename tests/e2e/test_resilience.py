@@ -1,4 +1,5 @@
-"""Faults the operator must survive: its API server restarting, and a service that hangs."""
+"""Faults the operator must survive: its API server restarting, a service that hangs, and
+one that answers 10 MB of junk."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 from tests.e2e.test_remediation import BAD_IMAGE, FAST, _evaluations, history, set_image
 from tests.harness import Venue
-from venue_lab.processes import wait_until
+from venue_lab.processes import rss_mb, wait_until
 from venue_lab.session import Lab
 
 
@@ -44,3 +45,22 @@ def test_a_hanging_service_does_not_slow_the_others(
                lambda: _evaluations(operator, healthy) >= count + 10, 20)  # fmt: skip
     # Its probes were never held up (the error rate may blip over a 5 s window: not the point).
     assert healthy.check("health")["level"] == "ok" and healthy.check("health")["observed"] == "ok"
+
+
+def test_ten_megabytes_of_junk_cost_bounded_time_and_memory(
+    operator: Any, make_venue: Callable[..., Venue]
+) -> None:
+    junk = make_venue("junk", probe={"interval": "1s", "timeout": "500ms"})
+    healthy = make_venue("steady-too", probe={"interval": "1s", "timeout": "500ms"})
+    healthy.wait_health("Healthy", "None")
+    before = rss_mb(operator.pid)
+    junk.inject(junk_health=True)
+    junk.wait_health("Down", "P1")
+    assert "over 65536 bytes" in junk.check("health")["reason"]
+    count = _evaluations(operator, healthy)
+    # 20 more cycles of two 10 MB answers each: read 64 KiB and hang up, every time.
+    wait_until("20 more evaluations of the healthy service",
+               lambda: _evaluations(operator, healthy) >= count + 20, 40)  # fmt: skip
+    assert healthy.check("health")["observed"] == "ok"
+    grown = rss_mb(operator.pid) - before
+    assert grown < 50, f"operator RSS grew {grown:.0f} MB while reading junk"

@@ -229,10 +229,29 @@ def test_recovery_needs_consecutive_passes() -> None:
     ]
 
 
-def test_mixed_warning_and_critical_streak_confirms_the_milder_level() -> None:
+def test_a_breach_streak_mostly_critical_confirms_critical() -> None:
+    """critical, warning, critical: three cycles in breach, two critical, the latest too."""
     warn = observe(metrics=metrics(error_rate=Reading.of(0.02)))
     crit = observe(metrics=metrics(error_rate=Reading.of(0.12)))
-    assert run([crit, warn, crit])[-1].check("error_rate").level is Level.WARNING
+    assert run([crit, warn, crit])[-1].check("error_rate").level is Level.CRITICAL
+
+
+@pytest.mark.parametrize(
+    "sequence",
+    [
+        "wwc",  # a lone critical spike after warnings
+        "wcw",  # ends on a warning: critical is never confirmed on a warning sample
+        "cwoc",  # an ok sample ends the breach
+    ],
+)
+def test_critical_needs_most_of_a_breach_streak(sequence: str) -> None:
+    by_letter = {
+        "o": observe(),
+        "w": observe(metrics=metrics(error_rate=Reading.of(0.02))),
+        "c": observe(metrics=metrics(error_rate=Reading.of(0.12))),
+    }
+    levels = [a.check("error_rate").level for a in run([by_letter[c] for c in sequence])]
+    assert Level.CRITICAL not in levels
 
 
 def test_unknown_interrupts_a_streak() -> None:
@@ -282,9 +301,9 @@ def test_confirm_table(
     assert confirm(observed, previous, Confirmation(breaches=3, recoveries=3)) == expected
 
 
-def test_a_ramp_confirms_critical_on_its_own_streak() -> None:
-    """warning, critical x3: critical after 3 critical cycles, not 3 more after warning."""
+def test_a_ramp_confirms_critical_within_one_streak() -> None:
+    """warning, critical, critical: the rate ramped through its window; critical at once."""
     warn = observe(metrics=metrics(error_rate=Reading.of(0.02)))
     crit = observe(metrics=metrics(error_rate=Reading.of(0.12)))
-    levels = [a.check("error_rate").level for a in run([warn, crit, crit, crit])]
-    assert levels == [Level.OK, Level.OK, Level.WARNING, Level.CRITICAL]
+    levels = [a.check("error_rate").level for a in run([warn, crit, crit])]
+    assert levels == [Level.OK, Level.OK, Level.CRITICAL]

@@ -5,9 +5,9 @@ from __future__ import annotations
 from venue_operator.observe.prometheus import (
     TEMPLATES,
     Target,
-    _split,
     batch_selector,
     selector,
+    split,
 )
 
 
@@ -40,17 +40,20 @@ def sample(namespace: str, service: str, value: str, **extra: str) -> dict[str, 
 
 
 def test_split_picks_each_services_series() -> None:
-    answer = [sample("prod", "a", "0.5"), sample("prod", "b", "0.25")]
+    answer = [sample("prod", "a", "0.5"), sample("prod", "b", "0.25"), sample("dev", "b", "0.75")]
     by_metric: dict[str, list[dict[str, object]] | str] = dict.fromkeys(TEMPLATES, answer)
-    readings = _split(target("b"), ["namespace", "service"], by_metric, [])
-    assert readings.error_rate.value == 0.25
+    targets = [target("a"), target("b"), target("b", "dev")]
+    readings = split(targets, ["namespace", "service"], by_metric, [])
+    assert {key: r.p99_latency.value for key, r in readings.items()} == {
+        "prod/a": 0.5, "prod/b": 0.25, "dev/b": 0.75,
+    }  # fmt: skip
 
 
 def test_split_missing_nan_and_errors_are_unknown() -> None:
     by_metric: dict[str, list[dict[str, object]] | str] = {name: [] for name in TEMPLATES}
     by_metric["p99_latency"] = [sample("prod", "a", "NaN")]
     by_metric["error_rate"] = "prometheus query failed: ConnectionError"
-    readings = _split(target("a"), ["namespace", "service"], by_metric, "boom")
+    readings = split([target("a")], ["namespace", "service"], by_metric, "boom")["prod/a"]
     assert readings.p99_latency.value is None and "NaN" in (
         readings.p99_latency.unknown_reason or ""
     )
@@ -60,6 +63,21 @@ def test_split_missing_nan_and_errors_are_unknown() -> None:
     )
 
 
+def test_shares_are_divided_by_the_request_rate() -> None:
+    by_metric: dict[str, list[dict[str, object]] | str] = {name: [] for name in TEMPLATES}
+    by_metric["request_rate"] = [sample("prod", "a", "20"), sample("prod", "b", "0"),
+                                 sample("prod", "c", "10")]  # fmt: skip
+    by_metric["error_rate"] = [sample("prod", "a", "1"), sample("prod", "b", "0")]
+    by_metric["rate_limited"] = "prometheus query failed: timeout"
+    targets = [target("a"), target("b"), target("c"), target("d")]
+    readings = split(targets, ["namespace", "service"], by_metric, [])
+    assert readings["prod/a"].error_rate.value == 0.05
+    assert readings["prod/b"].error_rate.unknown_reason == "no requests in the rate window"
+    assert readings["prod/c"].error_rate.value == 0.0, "no 5xx series while serving: none"
+    assert "no series" in (readings["prod/d"].error_rate.unknown_reason or "")
+    assert readings["prod/a"].rate_limited.unknown_reason == "prometheus query failed: timeout"
+
+
 def test_split_ranks_tenants() -> None:
     tenants = [
         sample("prod", "a", "0.5", tenant="t1"),
@@ -67,7 +85,7 @@ def test_split_ranks_tenants() -> None:
         sample("prod", "b", "9", tenant="t3"),
     ]
     by_metric: dict[str, list[dict[str, object]] | str] = {name: [] for name in TEMPLATES}
-    readings = _split(target("a"), ["namespace", "service"], by_metric, tenants)
+    readings = split([target("a")], ["namespace", "service"], by_metric, tenants)["prod/a"]
     assert readings.top_limited_tenants == (("t2", 7.0), ("t1", 0.5))
 
 

@@ -292,6 +292,18 @@ async def test_malformed_health_is_200_but_not_json(
             json.loads(response.text)
 
 
+async def test_junk_health_is_ten_megabytes_of_non_json(
+    service: SimulatedService, client: httpx.AsyncClient
+) -> None:
+    await service.set_faults(junk_health=True)
+    for path in ("/health", "/health/full"):
+        response = await client.get(f"{service.url}{path}")
+        assert response.status_code == 200
+        assert len(response.content) == 10 * 1024 * 1024
+        with pytest.raises(UnicodeDecodeError):
+            json.loads(response.content)
+
+
 async def test_slow_health_outlasts_a_probe_timeout(
     service: SimulatedService, client: httpx.AsyncClient
 ) -> None:

@@ -35,6 +35,7 @@ class Faults:
     migrations_pending: bool = False
     slow_health: bool = False
     malformed_health: bool = False
+    junk_health: bool = False  # 10 MB of non-JSON on both health endpoints
 
     def to_json(self) -> dict[str, FaultValue]:
         return dataclasses.asdict(self)

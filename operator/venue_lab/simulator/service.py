@@ -196,19 +196,37 @@ def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
-async def _health(request: web.Request, full: bool) -> web.Response:
+JUNK_BYTES = 10 * 1024 * 1024
+
+
+async def _junk(request: web.Request) -> web.StreamResponse:
+    """10 MB of bytes that are no JSON, streamed (the prober is expected to stop early)."""
+    response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+    response.content_length = JUNK_BYTES
+    await response.prepare(request)
+    chunk = b"\xff{junk" * 8192
+    with contextlib.suppress(ConnectionError):
+        for _ in range(JUNK_BYTES // len(chunk)):
+            await response.write(chunk)
+        await response.write(b"\xff" * (JUNK_BYTES % len(chunk)))
+    return response
+
+
+async def _health(request: web.Request, full: bool) -> web.StreamResponse:
     service = request.app[SERVICE]
     if service.faults.slow_health:
         await service.hang()
+    if service.faults.junk_health:
+        return await _junk(request)
     answer = service.behaviour.full_health() if full else service.behaviour.health()
     return web.Response(status=answer.status, text=answer.body, content_type=answer.content_type)
 
 
-async def health(request: web.Request) -> web.Response:
+async def health(request: web.Request) -> web.StreamResponse:
     return await _health(request, full=False)
 
 
-async def full_health(request: web.Request) -> web.Response:
+async def full_health(request: web.Request) -> web.StreamResponse:
     return await _health(request, full=True)
 
 
