@@ -2,12 +2,16 @@
 -> action written -> service recovered, over many trials.
 
     .venv/bin/python bench/latency.py --trials 20 --interval 5 --confirmations 3
+    .venv/bin/python bench/latency.py --defaults --trials 20 --scenarios rollback,capacity,noisy
 
 One lab, one operator process; each trial gets its own namespace, Deployment, simulator
 (following the Deployment's image) and VenueService, and trials run a few at a time.
-Scenarios: `rollback` (a bad image) and `capacity` (pool saturation -> scale-up).
-Prints p50 / p95 / max per stage and the theoretical floor of the configuration:
-scrape interval + confirmations x probe interval.
+Scenarios: `rollback` (a bad image), `capacity` (pool saturation -> scale-up) and `noisy`
+(a healthy service near its warning limits with short error bursts: any action is a false
+positive). Prints p50 / p95 / max per stage and the theoretical floor of the configuration:
+scrape interval + confirmations x probe interval. `--defaults` leaves the VenueService at
+its defaults (15 s interval, 3 confirmations, 1 m rate window; Prometheus scrapes every
+15 s) except `rollback.bakeTime` (30 s instead of 5 min, so a trial need not wait for it).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import json
 import statistics
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -27,13 +32,40 @@ from venue_lab.processes import wait_until
 from venue_lab.session import Lab, lab
 from venue_lab.simulator.process import SimulatorProcess
 
-SCRAPE_S = 1.0
 STAGES = ("first breach observed", "breach confirmed", "action written", "recovered")
 ACTION = {"rollback": "RolledBack", "capacity": "ScaledUp"}
+ACTIONS = ("RolledBack", "ScaledUp", "MigrationStarted", "CircuitOpened", "Escalated")
+NOISE = {"error_ratio": 0.008, "added_latency_ms": 300.0}  # near 1% and 500 ms, under both
+BURST = {"error_ratio": 0.10, "added_latency_ms": 300.0}  # 10% 5xx for BURST_S every PERIOD_S
+BURST_S, PERIOD_S = 8.0, 45.0
 
 
-def _venue(ns: str, port: int, interval: float, confirmations: int, scenario: str) -> str:
-    remediation: dict[str, Any] = {"mode": "Auto", "rollback": {"bakeTime": f"{interval * 2:g}s"}}
+@dataclass(frozen=True)
+class Config:
+    interval: float | None  # None: the VenueService's defaults throughout
+    confirmations: int
+    noisy_minutes: float
+
+    @property
+    def scrape_s(self) -> float:
+        return 15.0 if self.interval is None else 1.0
+
+    @property
+    def floor(self) -> float:
+        return self.scrape_s + self.confirmations * (self.interval or 15.0)
+
+
+def _venue(ns: str, port: int, config: Config, scenario: str) -> str:
+    if config.interval is None:
+        tuning: dict[str, Any] = {}
+        remediation: dict[str, Any] = {"mode": "Auto", "rollback": {"bakeTime": "30s"}}
+    else:
+        interval = config.interval
+        tuning = {"probe": {"interval": f"{interval:g}s", "timeout": "1s"},
+                  "prometheus": {"rateWindow": f"{max(5.0, interval):g}s"},
+                  "confirmation": {"breaches": config.confirmations,
+                                   "recoveries": config.confirmations}}  # fmt: skip
+        remediation = {"mode": "Auto", "rollback": {"bakeTime": f"{interval * 2:g}s"}}
     if scenario == "capacity":
         remediation["rollback"]["recentRolloutWindow"] = "1s"
     venue = {
@@ -41,10 +73,7 @@ def _venue(ns: str, port: int, interval: float, confirmations: int, scenario: st
         "metadata": {"name": "venue-service", "namespace": ns},
         "spec": {"deployment": {"name": "venue-service"},
                  "service": {"url": f"http://127.0.0.1:{port}"},
-                 "probe": {"interval": f"{interval:g}s", "timeout": "1s"},
-                 "prometheus": {"rateWindow": f"{max(5.0, interval):g}s"},
-                 "confirmation": {"breaches": confirmations, "recoveries": confirmations},
-                 "remediation": remediation},
+                 **tuning, "remediation": remediation},
     }  # fmt: skip
     return yaml.safe_dump(venue)
 
@@ -56,14 +85,34 @@ def _status(the_lab: Lab, ns: str) -> dict[str, Any]:
 
 
 def _event_seen(the_lab: Lab, ns: str, reason: str) -> bool:
+    return _event_count(the_lab, ns, reason) > 0
+
+
+def _event_count(the_lab: Lab, ns: str, reason: str) -> int:
     out = the_lab.cluster.kubectl(
         "get", "events", "-n", ns, "--field-selector",
         f"involvedObject.kind=VenueService,reason={reason}", "-o", "name",
     ).stdout  # fmt: skip
-    return bool(out.strip())
+    return len(out.split())
 
 
-def trial(the_lab: Lab, scenario: str, interval: float, confirmations: int) -> dict[str, float]:
+def _noisy(the_lab: Lab, ns: str, sim: SimulatorProcess, minutes: float) -> dict[str, float]:
+    """A healthy-but-noisy service for `minutes`: what the operator did about it."""
+    sim.set_faults("venue-service", **NOISE)
+    end = time.monotonic() + minutes * 60
+    while time.monotonic() < end:
+        time.sleep(PERIOD_S - BURST_S)  # the noise pattern's own timing
+        sim.set_faults("venue-service", **BURST)
+        time.sleep(BURST_S)
+        sim.set_faults("venue-service", **NOISE)
+    return {
+        "actions": sum(_event_count(the_lab, ns, reason) for reason in ACTIONS),
+        "warnings": _event_count(the_lab, ns, "ThresholdBreached"),
+        "minutes": minutes,
+    }
+
+
+def trial(the_lab: Lab, scenario: str, config: Config) -> dict[str, float]:
     kubectl = the_lab.cluster.kubectl
     ns = f"b-{uuid.uuid4().hex[:8]}"
     kubectl("create", "namespace", ns)
@@ -82,9 +131,13 @@ def trial(the_lab: Lab, scenario: str, interval: float, confirmations: int) -> d
         target = f"127.0.0.1:{port}"
         the_lab.prometheus.add_target(target, {"namespace": ns, "service": "venue-service"})
         the_lab.prometheus.wait_target_up(target)
-        kubectl("apply", "-f", "-", input=_venue(ns, port, interval, confirmations, scenario))
+        kubectl("apply", "-f", "-", input=_venue(ns, port, config, scenario))
         wait_until("known good", lambda: bool(_status(the_lab, ns).get("healthyTemplates")),
                    300, 0.5)  # fmt: skip
+        if scenario == "noisy":
+            noise = _noisy(the_lab, ns, sim, config.noisy_minutes)
+            kubectl("delete", "namespace", ns, "--wait=false", check=False)
+            return noise
         t0 = time.monotonic()
         if scenario == "rollback":
             kubectl("set", "image", "-n", ns, "deployment/venue-service",
@@ -112,6 +165,12 @@ def trial(the_lab: Lab, scenario: str, interval: float, confirmations: int) -> d
 
 
 def summarise(name: str, results: list[dict[str, float]], floor: float) -> None:
+    if name == "noisy":
+        minutes = sum(r["minutes"] for r in results)
+        print(f"\nnoisy: {len(results)} services x {results[0]['minutes']:g} min "
+              f"({minutes:g} service-minutes): {sum(r['actions'] for r in results):g} actions, "
+              f"{sum(r['warnings'] for r in results):g} ThresholdBreached Events")  # fmt: skip
+        return
     print(f"\n{name}: {len(results)} trials; floor (scrape + confirmations x interval) "
           f"= {floor:.1f} s")  # fmt: skip
     print(f"  {'stage':<24} {'p50':>7} {'p95':>7} {'max':>7}  missing")
@@ -131,20 +190,26 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--interval", type=float, default=5.0)
     parser.add_argument("--confirmations", type=int, default=3)
+    parser.add_argument("--defaults", action="store_true", help="VenueService defaults")
+    parser.add_argument("--noisy-minutes", type=float, default=10.0)
+    parser.add_argument("--noisy-services", type=int, default=10, help="all at once")
     parser.add_argument("--parallel", type=int, default=5)
     parser.add_argument("--scenarios", default="rollback,capacity")
     args = parser.parse_args()
-    floor = SCRAPE_S + args.confirmations * args.interval
+    config = Config(None if args.defaults else args.interval,
+                    3 if args.defaults else args.confirmations, args.noisy_minutes)  # fmt: skip
     with (
-        lab(scrape_interval="1s") as the_lab,
+        lab(scrape_interval=f"{config.scrape_s:g}s") as the_lab,
         OperatorProcess(the_lab.cluster.kubeconfig, the_lab.prometheus.url, namespaces=("b-*",)),
     ):
         for scenario in args.scenarios.split(","):
-            with concurrent.futures.ThreadPoolExecutor(args.parallel) as pool:
-                futures = [pool.submit(trial, the_lab, scenario, args.interval, args.confirmations)
-                           for _ in range(args.trials)]  # fmt: skip
+            trials = args.noisy_services if scenario == "noisy" else args.trials
+            parallel = args.noisy_services if scenario == "noisy" else args.parallel
+            with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
+                futures = [pool.submit(trial, the_lab, scenario, config)
+                           for _ in range(trials)]  # fmt: skip
                 results = [f.result() for f in futures]
-            summarise(scenario, results, floor)
+            summarise(scenario, results, config.floor)
 
 
 if __name__ == "__main__":

@@ -49,9 +49,17 @@ def _metric_sum(text: str, name: str, *must: str) -> float:
     return total
 
 
+BUCKETS = ("0.01", "0.05", "0.1", "0.25", "0.5", "1.0", "2.0", "5.0", "10.0", "+Inf")
+
+
 def _operator_counters(url: str) -> dict[str, float]:
     text = httpx.get(url, timeout=30).text
+    buckets = {
+        f"le {le}": _metric_sum(text, "venue_operator_evaluation_seconds_bucket{", f'le="{le}"')
+        for le in BUCKETS
+    }
     return {
+        **buckets,
         "evaluations": _metric_sum(text, "venue_operator_evaluations_total{"),
         "eval_seconds": _metric_sum(text, "venue_operator_evaluation_seconds_sum "),
         "eval_count": _metric_sum(text, "venue_operator_evaluation_seconds_count "),
@@ -108,6 +116,18 @@ def venue_objects(
     return docs
 
 
+def _off_nominal(venueservices_json: str) -> dict[str, int]:
+    """How many services have each check confirmed or observed other than ok at the end:
+    what moved when status was written while "everything is healthy"."""
+    seen: Counter[str] = Counter()
+    for item in json.loads(venueservices_json)["items"]:
+        for check in item.get("status", {}).get("checks", []):
+            for field in ("level", "observed"):
+                if check.get(field) not in ("ok", None):
+                    seen[f"{check['name']} {field} {check[field]}"] += 1
+    return dict(seen)
+
+
 def profile(pid: int, n: int) -> list[tuple[str, float]]:
     """py-spy samples of the running operator; the share of samples each frame is in."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
@@ -136,12 +156,17 @@ def run(n: int, with_profile: bool) -> dict[str, object]:
         kubectl("create", "namespace", NS)
         the_lab.cluster.wait_for_service_account(NS)
         ports = sim.ports()
-        for name, port in ports.items():
-            the_lab.prometheus.add_target(f"127.0.0.1:{port}", {"namespace": NS, "service": name})
+        targets = {f"127.0.0.1:{port}": {"namespace": NS, "service": name}
+                   for name, port in ports.items()}  # fmt: skip
+        the_lab.prometheus.add_targets("bench", targets)
         docs = venue_objects(n, ports)
         for start in range(0, len(docs), 200):
             kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs[start : start + 200]),
                     timeout=300)  # fmt: skip
+        # The operator starts on a settled cluster: every Deployment's kwok pod ready (the
+        # controller-manager creates 2,000 objects at its default 20 QPS: minutes at N=1000).
+        kubectl("wait", "-n", NS, "--for=condition=Available", "deployment", "--all",
+                "--timeout=900s", timeout=960)  # fmt: skip
         with OperatorProcess(the_lab.cluster.kubeconfig, the_lab.prometheus.url) as op:
             pid = op.pid
 
@@ -164,8 +189,12 @@ def run(n: int, with_profile: bool) -> dict[str, object]:
             cpu_after = cpu_seconds(pid)
             rss = rss_mb(pid)
             healthy_at_end = healthy()
+            off_nominal = _off_nominal(kubectl("get", "venueservices", "-n", NS, "-o", "json",
+                                               timeout=120).stdout)  # fmt: skip
             hot = profile(pid, n) if with_profile else []
     d = {k: after[k] - before[k] for k in after}
+    # the smallest histogram bucket holding 95% of the window's evaluations
+    p95 = next((le for le in BUCKETS if d[f"le {le}"] >= 0.95 * d["eval_count"]), "+Inf")
     api = {k: api_after[k] - api_before[k] for k in api_after}
     return {
         "n": n,
@@ -173,6 +202,7 @@ def run(n: int, with_profile: bool) -> dict[str, object]:
         "healthy_at_end": healthy_at_end,
         "evaluated_share": d["evaluations"] / (n * CYCLES),
         "eval_mean_s": d["eval_seconds"] / d["eval_count"] if d["eval_count"] else None,
+        "eval_p95_le_s": p95,
         "cpu_s_per_cycle": (cpu_after - cpu_before) / CYCLES,
         "rss_mb": rss,
         "queries_per_cycle": d["queries"] / CYCLES,
@@ -182,12 +212,13 @@ def run(n: int, with_profile: bool) -> dict[str, object]:
         "vs_requests_per_cycle": api["vs_requests"] / CYCLES,
         "event_writes_per_cycle": api["event_writes"] / CYCLES,
         "all_requests_per_cycle": api["all_requests"] / CYCLES,
+        "off_nominal": off_nominal,
         "profile": hot,
     }
 
 
 def table(results: list[dict[str, object]]) -> str:
-    head = ("| N | all Healthy after | evaluated/interval | mean evaluation s | CPU s/cycle "
+    head = ("| N | all Healthy after | evaluated/interval | evaluation s: mean (p95) | CPU s/cycle "
             "| CPU share of a core | RSS MB | PromQL/cycle | status PATCH/cycle "
             "| VenueService requests/cycle | Event writes/cycle "
             "| all apiserver requests/cycle |")  # fmt: skip
@@ -196,6 +227,7 @@ def table(results: list[dict[str, object]]) -> str:
         settle = f"{r['settle_s']:.0f} s" if r["settle_s"] is not None else (
             f"not in {SETTLE_S:.0f} s ({r['healthy_at_end']} of {r['n']})")  # fmt: skip
         mean = f"{r['eval_mean_s']:.3f}" if r["eval_mean_s"] is not None else "-"
+        mean += f" (p95 ≤ {r['eval_p95_le_s']})"
         cpu = float(r["cpu_s_per_cycle"])  # type: ignore[arg-type]
         rows.append(
             f"| {r['n']} | {settle} | {r['evaluated_share']:.2f} | {mean} | {cpu:.2f} | "
@@ -250,6 +282,8 @@ def main() -> None:
     print()
     print(table(results))
     plot(results, args.plot)
+    for r in results:
+        print(f"N={r['n']}: checks not ok at the end: {r['off_nominal'] or 'none'}")
     for r in results:
         if r["profile"]:
             print(f"\nN={r['n']}: share of samples in each frame (inclusive), top 40")
