@@ -32,6 +32,7 @@ class MetricsBatcher:
     targets: dict[str, Target] = field(default_factory=dict)
     snapshot: dict[str, tuple[float, MetricReadings]] = field(default_factory=dict)
     _inflight: asyncio.Task[None] | None = None
+    _duration: float = 0.0  # of the last refresh
 
     def forget(self, key: str) -> None:
         self.targets.pop(key, None)
@@ -41,26 +42,28 @@ class MetricsBatcher:
         self.targets[target.key] = target
         for _ in range(2):  # a refresh already running may predate this target
             taken = self.snapshot.get(target.key)
-            if (
-                taken
-                and time.monotonic() - taken[0] <= max_age
-                and self.targets[target.key] == target
-            ):
-                return taken[1]
-            await self._refresh()
+            if taken and self.targets[target.key] == target:
+                age = time.monotonic() - taken[0]
+                if age <= max_age:
+                    if age > max_age - self._duration:
+                        self._kick()  # ahead of need: later cycles need not wait for it
+                    return taken[1]
+            await asyncio.shield(self._kick())
         taken = self.snapshot.get(target.key)
         return taken[1] if taken else MetricReadings()
 
-    async def _refresh(self) -> None:
+    def _kick(self) -> asyncio.Task[None]:
+        """The refresh in flight, or a new one."""
         if self._inflight is None or self._inflight.done():
             self._inflight = asyncio.create_task(self._read_all())
-        await asyncio.shield(self._inflight)
+        return self._inflight
 
     async def _read_all(self) -> None:
         started = time.monotonic()
         readings = await self.reader.read(list(self.targets.values()))
         for key, value in readings.items():
             self.snapshot[key] = (started, value)
+        self._duration = time.monotonic() - started
 
 
 @dataclass

@@ -3,6 +3,7 @@ that runs the loop (cycle.py) every `spec.probe.interval`."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from typing import Any
@@ -11,7 +12,7 @@ import httpx
 import kopf
 import structlog
 
-from venue_operator import kube
+from venue_operator import kube, memory
 from venue_operator.cycle import Context, MetricsBatcher
 from venue_operator.model import GROUP, PLURAL, VERSION
 from venue_operator.notify import Notifier
@@ -52,10 +53,12 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     )
     memo.notifier = Notifier(memo.api, memo.http)
     memo.pause_before_act = float(os.environ.get("VENUE_OPERATOR_TEST_PAUSE_BEFORE_ACT", "0"))
+    memo.trimmer = asyncio.create_task(memory.trim_forever())
 
 
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
+    memo.trimmer.cancel()
     await memo.http.aclose()
     await memo.probes.close()
     await memo.api.close()

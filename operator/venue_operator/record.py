@@ -203,7 +203,20 @@ def worth_writing(stored: VenueServiceStatus, new: VenueServiceStatus) -> bool:
     """True only when something an on-call engineer acts on changed (levels, streaks, health,
     conditions, actions): a steady service costs no API writes. Check values ride along
     with such a write; live values come from `venue-operator check` and the metrics."""
-    return _significant(stored) != _significant(new)
+    return bool(write_causes(stored, new))
+
+
+def write_causes(stored: VenueServiceStatus, new: VenueServiceStatus) -> list[str]:
+    """What changed that is worth a write: status fields, or `check.field` for checks."""
+    before, after = _significant(stored), _significant(new)
+    causes = [key for key in after if key != "checks" and before.get(key) != after[key]]
+    old_checks = {c["name"]: c for c in before["checks"]}
+    for check in after["checks"]:
+        old = old_checks.get(check["name"], {})
+        causes += [f"{check['name']}.{k}" for k, v in check.items() if old.get(k) != v]
+    if len(after["checks"]) != len(before["checks"]):
+        causes.append("checks")
+    return causes
 
 
 def transition_events(previous: VenueServiceStatus, a: Assessment) -> list[EventSpec]:

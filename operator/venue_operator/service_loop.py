@@ -22,7 +22,7 @@ from venue_operator.decide import decide, rollout_facts
 from venue_operator.model import VenueServiceSpec, VenueServiceStatus
 from venue_operator.observations import WorkloadState
 from venue_operator.observe import cluster
-from venue_operator.record import EventSpec, worth_writing
+from venue_operator.record import EventSpec, write_causes
 from venue_operator.redact import redact
 from venue_operator.remediate import PAUSE_ANNOTATION, Remediator, Target, severity_pages
 
@@ -127,8 +127,9 @@ class ServiceLoop:
                           spec.remediation, now, paused)  # fmt: skip
         status = await self.remediator.carry_out(target, status, decision, now)
         self.known = status
-        if worth_writing(self.written, status):
-            await self._write(status)
+        causes = write_causes(self.written, status)
+        if causes:
+            await self._write(status, causes[0])
         log.debug("cycle.done", namespace=self.namespace, name=self.name,
                   health=outcome.assessment.health, decision=decision.reason)  # fmt: skip
 
@@ -139,9 +140,9 @@ class ServiceLoop:
                 telemetry.LEVEL_VALUE[check.level.value]
             )
 
-    async def _write(self, status: VenueServiceStatus) -> None:
+    async def _write(self, status: VenueServiceStatus, cause: str = "remediation") -> None:
         await kube.patch_status(self.memo.api, self.namespace, self.name, status_patch(status))
-        telemetry.STATUS_WRITES.inc()
+        telemetry.STATUS_WRITES.labels(cause).inc()
         self.known = self.written = status
 
     def _post(self, ref: dict[str, Any] | None, event: EventSpec) -> None:

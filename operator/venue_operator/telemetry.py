@@ -20,7 +20,11 @@ CHECK_LEVEL = Gauge(
     "Confirmed level per check: 0 ok, 1 warning, 2 critical, -1 unknown",
     ["namespace", "name", "check"],
 )
-STATUS_WRITES = Counter("venue_operator_status_writes_total", "Status patches sent")
+STATUS_WRITES = Counter(
+    "venue_operator_status_writes_total",
+    "Status patches sent, by the first significant field that changed (check.field or field)",
+    ["cause"],
+)
 EVENTS = Counter("venue_operator_events_total", "Events posted", ["reason"])
 PROMETHEUS_QUERIES = Counter("venue_operator_prometheus_queries_total", "PromQL queries sent")
 

@@ -8,7 +8,13 @@ from tests.unit.test_assess import HEALTHY_METRICS, SPEC, metrics, observe
 from venue_operator.assess import assess
 from venue_operator.model import Level, VenueServiceStatus
 from venue_operator.observations import MetricReadings, Reading
-from venue_operator.record import describe, next_status, transition_events, worth_writing
+from venue_operator.record import (
+    describe,
+    next_status,
+    transition_events,
+    worth_writing,
+    write_causes,
+)
 
 NOW = datetime(2026, 11, 26, 20, 0, tzinfo=UTC)
 
@@ -75,6 +81,9 @@ def test_no_write_while_steady_but_a_write_on_change() -> None:
     _, third, _ = cycle(second, metrics(error_rate=Reading.of(0.12)), NOW + timedelta(seconds=30))
     assert {c.name: c for c in third.checks}["error_rate"].pending is Level.CRITICAL
     assert worth_writing(second, third)
+    causes = write_causes(second, third)
+    assert causes[0] == "health" or "error_rate.observed" in causes, causes
+    assert {"error_rate.observed", "error_rate.pending", "error_rate.breach"} <= set(causes)
 
 
 def test_values_alone_never_cause_a_write() -> None:
