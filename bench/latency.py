@@ -9,9 +9,11 @@ One lab, one operator process; each trial gets its own namespace, Deployment, si
 Scenarios: `rollback` (a bad image), `capacity` (pool saturation -> scale-up) and `noisy`
 (a healthy service near its warning limits with short error bursts: any action is a false
 positive). Prints p50 / p95 / max per stage and the theoretical floor of the configuration:
-scrape interval + confirmations x probe interval. `--defaults` leaves the VenueService at
-its defaults (15 s interval, 3 confirmations, 1 m rate window; Prometheus scrapes every
-15 s) except `rollback.bakeTime` (30 s instead of 5 min, so a trial need not wait for it).
+scrape interval + confirmations x probe interval; the operator runs with
+`--metrics-max-age` = the scrape interval, as that floor assumes. `--defaults` leaves the
+VenueService at its defaults (15 s interval, 3 confirmations, 1 m rate window; Prometheus
+scrapes every 15 s) except `rollback.bakeTime` (30 s instead of 5 min, so a trial need not
+wait for it).
 """
 
 from __future__ import annotations
@@ -49,6 +51,12 @@ class Config:
     @property
     def scrape_s(self) -> float:
         return 15.0 if self.interval is None else 1.0
+
+    @property
+    def operator_args(self) -> tuple[str, ...]:
+        # The floor assumes each cycle sees data at most one scrape old: let the shared
+        # snapshot be that old at most (by default it may be half an interval old).
+        return () if self.interval is None else (f"--metrics-max-age={self.scrape_s:g}",)
 
     @property
     def floor(self) -> float:
@@ -200,7 +208,12 @@ def main() -> None:
                     3 if args.defaults else args.confirmations, args.noisy_minutes)  # fmt: skip
     with (
         lab(scrape_interval=f"{config.scrape_s:g}s") as the_lab,
-        OperatorProcess(the_lab.cluster.kubeconfig, the_lab.prometheus.url, namespaces=("b-*",)),
+        OperatorProcess(
+            the_lab.cluster.kubeconfig,
+            the_lab.prometheus.url,
+            namespaces=("b-*",),
+            extra_args=config.operator_args,
+        ),  # fmt: skip
     ):
         for scenario in args.scenarios.split(","):
             trials = args.noisy_services if scenario == "noisy" else args.trials

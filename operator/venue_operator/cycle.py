@@ -73,6 +73,9 @@ class Context:
     http: aiohttp.ClientSession  # for health probes
     metrics: MetricsBatcher
     default_prometheus_url: str | None = None
+    # Oldest shared metrics snapshot a cycle may use; None: half the probe interval. Set it
+    # to Prometheus' scrape interval for detection at the floor (more queries, same for any N).
+    metrics_max_age: float | None = None
 
 
 @dataclass(frozen=True)
@@ -134,7 +137,7 @@ async def evaluate(
     live, full, metrics = await asyncio.gather(
         health.probe(ctx.http, base + spec.service.health_path, timeout),
         health.probe(ctx.http, base + spec.service.full_health_path, timeout),
-        ctx.metrics.get(target, max_age=interval / 2),
+        ctx.metrics.get(target, max_age=min(interval / 2, ctx.metrics_max_age or interval)),
     )
     now = datetime.now(UTC)
     obs = Observations(

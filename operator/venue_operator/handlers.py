@@ -50,6 +50,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         http=memo.probes,
         metrics=MetricsBatcher(PrometheusReader()),
         default_prometheus_url=os.environ.get("VENUE_OPERATOR_PROMETHEUS_URL") or None,
+        metrics_max_age=float(os.environ.get("VENUE_OPERATOR_METRICS_MAX_AGE") or 0) or None,
     )
     memo.notifier = Notifier(memo.api, memo.http)
     memo.pause_before_act = float(os.environ.get("VENUE_OPERATOR_TEST_PAUSE_BEFORE_ACT", "0"))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -119,17 +118,15 @@ class PrometheusReader:
             )
         return self._clients[url]
 
-    async def _query(
-        self, url: str, promql: str, at: float | None = None
-    ) -> list[dict[str, Any]] | str:
-        """The result vector (at time `at`, default now), or a one-line reason it could not
-        be had."""
+    async def _query(self, url: str, promql: str) -> list[dict[str, Any]] | str:
+        """The result vector, or a one-line reason it could not be had. Evaluated at
+        Prometheus' "now": our own clock may be skewed from its (a share's two queries are
+        a second apart at most, against a rate window of a minute)."""
         self.queries += 1
         PROMETHEUS_QUERIES.inc()
-        params = {"time": f"{at:.3f}"} if at is not None else None
         async with self._limit:
             try:
-                result = await asyncio.to_thread(self._client(url).custom_query, promql, params)
+                result = await asyncio.to_thread(self._client(url).custom_query, promql)
             except Exception as exc:
                 reason = redact(f"prometheus query failed: {self._why(exc)}")
                 log.warning("prometheus.query_failed", reason=reason[:300])
@@ -159,10 +156,9 @@ class PrometheusReader:
             return {t.key: _all(missing) for t in targets}
         fill = {"sel": batch_selector(targets, keys), "by": ",".join(keys), "w": window}
         names = list(TEMPLATES)
-        at = time.time()  # one instant for all: shares divide answers of separate queries
         answers = await asyncio.gather(
-            *(self._query(url, TEMPLATES[n].format(**fill), at) for n in names),
-            self._query(url, TENANTS_TEMPLATE.format(**fill), at),
+            *(self._query(url, TEMPLATES[n].format(**fill)) for n in names),
+            self._query(url, TENANTS_TEMPLATE.format(**fill)),
         )
         out = split(targets, keys, dict(zip(names, answers[:-1], strict=True)), answers[-1])
         overridden = [t for t in targets if t.overrides]
