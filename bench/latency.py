@@ -25,6 +25,7 @@ import statistics
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -34,6 +35,7 @@ from venue_lab.processes import wait_until
 from venue_lab.session import Lab, lab
 from venue_lab.simulator.process import SimulatorProcess
 
+RESULTS = Path(__file__).resolve().parent / "results"
 STAGES = ("first breach observed", "breach confirmed", "action written", "recovered")
 ACTION = {"rollback": "RolledBack", "capacity": "ScaledUp"}
 ACTIONS = ("RolledBack", "ScaledUp", "MigrationStarted", "CircuitOpened", "Escalated")
@@ -120,7 +122,7 @@ def _noisy(the_lab: Lab, ns: str, sim: SimulatorProcess, minutes: float) -> dict
     }
 
 
-def trial(the_lab: Lab, scenario: str, config: Config) -> dict[str, float]:
+def trial(the_lab: Lab, scenario: str, config: Config) -> dict[str, Any]:
     kubectl = the_lab.cluster.kubectl
     ns = f"b-{uuid.uuid4().hex[:8]}"
     kubectl("create", "namespace", ns)
@@ -152,11 +154,16 @@ def trial(the_lab: Lab, scenario: str, config: Config) -> dict[str, float]:
                     "venue-service=venue:v2-bad")  # fmt: skip
         else:
             sim.set_faults("venue-service", pool_saturation=True)
-        marks: dict[str, float] = {}
+        marks: dict[str, Any] = {"trace": []}
         deadline = t0 + 300
         while time.monotonic() < deadline and "recovered" not in marks:
             status = _status(the_lab, ns)
             now = time.monotonic() - t0
+            checks = status.get("checks", [])
+            seen = sorted((c["name"], c.get("observed"), c.get("level"), c.get("value"))
+                          for c in checks if c.get("observed") != "ok")  # fmt: skip
+            if not marks["trace"] or marks["trace"][-1][1] != seen:
+                marks["trace"].append((round(now, 1), seen))  # what status said, and when
             if any(c.get("observed") == "critical" for c in status.get("checks", [])):
                 marks.setdefault("first breach observed", now)
             if status.get("health") in ("Degraded", "Down"):
@@ -172,7 +179,7 @@ def trial(the_lab: Lab, scenario: str, config: Config) -> dict[str, float]:
     return marks
 
 
-def summarise(name: str, results: list[dict[str, float]], floor: float) -> None:
+def summarise(name: str, results: list[dict[str, Any]], floor: float) -> None:
     if name == "noisy":
         minutes = sum(r["minutes"] for r in results)
         print(f"\nnoisy: {len(results)} services x {results[0]['minutes']:g} min "
@@ -223,6 +230,9 @@ def main() -> None:
                            for _ in range(trials)]  # fmt: skip
                 results = [f.result() for f in futures]
             summarise(scenario, results, config.floor)
+            label = "defaults" if config.interval is None else f"{config.interval:g}s"
+            out = RESULTS / f"latency-{scenario}-{label}.json"
+            out.write_text(json.dumps(results, indent=1) + "\n")  # every trial's marks
 
 
 if __name__ == "__main__":

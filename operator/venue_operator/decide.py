@@ -111,12 +111,14 @@ def _none(reason: str) -> Decision:
 
 
 def _critical(a: Assessment, *names: str) -> list[str]:
-    """Checks confirmed critical *and* still critical this cycle: a level held only by
-    hysteresis while the value has already recovered is no reason to act."""
+    """Checks confirmed critical *and* still in breach this cycle: a level held only by
+    hysteresis while the value is back to ok is no reason to act (a one-cycle dip to
+    warning is still a breach)."""
     out = []
     for name in names:
         check = a.check(name)
-        if check.level is Level.CRITICAL and check.observed in (Level.CRITICAL, None):
+        breaching = check.observed in (Level.CRITICAL, Level.WARNING, None)
+        if check.level is Level.CRITICAL and breaching:
             out.append(name)
     return out
 

@@ -236,12 +236,21 @@ def test_a_breach_streak_mostly_critical_confirms_critical() -> None:
     assert run([crit, warn, crit])[-1].check("error_rate").level is Level.CRITICAL
 
 
+def test_a_dip_to_warning_after_two_criticals_confirms_critical() -> None:
+    """critical, critical, warning: a 12% error rate over ~80 requests can read 3.75% once."""
+    warn = observe(metrics=metrics(error_rate=Reading.of(0.0375)))
+    crit = observe(metrics=metrics(error_rate=Reading.of(0.12)))
+    check = run([crit, crit, warn])[-1].check("error_rate")
+    assert (check.level, check.observed) == (Level.CRITICAL, Level.WARNING)
+
+
 @pytest.mark.parametrize(
     "sequence",
     [
         "wwc",  # a lone critical spike after warnings
-        "wcw",  # ends on a warning: critical is never confirmed on a warning sample
+        "wcw",  # one critical in three
         "cwoc",  # an ok sample ends the breach
+        "cc",  # too short a breach
     ],
 )
 def test_critical_needs_most_of_a_breach_streak(sequence: str) -> None:

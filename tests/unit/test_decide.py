@@ -244,6 +244,19 @@ def test_no_action_on_a_level_held_only_by_hysteresis() -> None:
     assert decision.action is None
 
 
+def test_a_confirmed_critical_dipping_to_warning_is_still_acted_on() -> None:
+    """Still in breach (warning this cycle): the fault is not gone, the rollback goes ahead."""
+    from venue_operator.assess import assess as assess_with_history
+    from venue_operator.model import VenueServiceSpec
+
+    spec = VenueServiceSpec.model_validate({"deployment": {"name": "v"}})
+    previous = assess_with_history(observe(**SLOW), ONE_SHOT).checks
+    warning = observe(metrics=metrics(p99_latency=Reading.of(0.8)))
+    dipped = assess_with_history(warning, spec, previous)
+    assert dipped.check("p99_latency").observed is Level.WARNING
+    assert decide(dipped, OLD_ROLLOUT, KNOWN, POLICY, NOW).action is Action.SCALE_UP
+
+
 def test_breaker_open_holds_everything_until_dependencies_are_confirmed_back() -> None:
     from venue_operator.assess import assess as assess_with_history
     from venue_operator.model import VenueServiceSpec
