@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+from collections.abc import Callable
 
 import structlog
 
@@ -17,10 +18,11 @@ log = structlog.get_logger(__name__)
 TRIM_EVERY_S = 60.0
 
 
-def _malloc_trim() -> ctypes._NamedFuncPointer | None:
+def _malloc_trim() -> Callable[[int], int] | None:
     name = ctypes.util.find_library("c")
     libc = ctypes.CDLL(name) if name else None
-    return getattr(libc, "malloc_trim", None)
+    trim: Callable[[int], int] | None = getattr(libc, "malloc_trim", None)
+    return trim
 
 
 async def trim_forever(every: float = TRIM_EVERY_S) -> None:
