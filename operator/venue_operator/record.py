@@ -199,15 +199,11 @@ def _significant(status: VenueServiceStatus) -> dict[str, Any]:
     return data
 
 
-def worth_writing(stored: VenueServiceStatus, new: VenueServiceStatus) -> bool:
-    """True only when something an on-call engineer acts on changed (levels, streaks, health,
+def write_causes(stored: VenueServiceStatus, new: VenueServiceStatus) -> list[str]:
+    """What changed that is worth a status write: status fields, or `check.field` for checks.
+    Empty unless something an on-call engineer acts on changed (levels, streaks, health,
     conditions, actions): a steady service costs no API writes. Check values ride along
     with such a write; live values come from `venue-operator check` and the metrics."""
-    return bool(write_causes(stored, new))
-
-
-def write_causes(stored: VenueServiceStatus, new: VenueServiceStatus) -> list[str]:
-    """What changed that is worth a write: status fields, or `check.field` for checks."""
     before, after = _significant(stored), _significant(new)
     causes = [key for key in after if key != "checks" and before.get(key) != after[key]]
     old_checks = {c["name"]: c for c in before["checks"]}

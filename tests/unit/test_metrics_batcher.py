@@ -46,7 +46,8 @@ async def test_a_snapshot_near_its_age_limit_is_served_and_refreshed_behind() ->
     assert served.request_rate.value == 1, "served at once from the current snapshot"
     await asyncio.sleep(0)  # let the background task take its first step
     assert reader.reads == 2, "and a refresh started behind it"
-    await asyncio.sleep(0.2)
+    assert batcher._inflight is not None
+    await asyncio.wait_for(batcher._inflight, 1)  # that refresh, however long it takes
     assert (await batcher.get(target("a"), max_age=1.0)).request_rate.value == 2
 
 

@@ -12,7 +12,6 @@ from venue_operator.record import (
     describe,
     next_status,
     transition_events,
-    worth_writing,
     write_causes,
 )
 
@@ -77,10 +76,10 @@ def test_no_write_while_steady_but_a_write_on_change() -> None:
     _, first, _ = cycle(VenueServiceStatus(), HEALTHY_METRICS)
     jitter = metrics(p99_latency=Reading.of(0.16), error_rate=Reading.of(0.0012))
     _, second, _ = cycle(first, jitter, NOW + timedelta(seconds=15))
-    assert not worth_writing(first, second)
+    assert not write_causes(first, second)
     _, third, _ = cycle(second, metrics(error_rate=Reading.of(0.12)), NOW + timedelta(seconds=30))
     assert {c.name: c for c in third.checks}["error_rate"].pending is Level.CRITICAL
-    assert worth_writing(second, third)
+    assert write_causes(second, third)
     causes = write_causes(second, third)
     assert causes[0] == "health" or "error_rate.observed" in causes, causes
     assert {"error_rate.observed", "error_rate.pending", "error_rate.breach"} <= set(causes)
@@ -91,7 +90,7 @@ def test_values_alone_never_cause_a_write() -> None:
     _, moved, _ = cycle(
         first, metrics(p99_latency=Reading.of(0.35), pool_utilisation=Reading.of(0.6)), NOW
     )
-    assert not worth_writing(first, moved), "still ok: nothing to act on, nothing to write"
+    assert not write_causes(first, moved), "still ok: nothing to act on, nothing to write"
 
 
 def test_a_level_held_by_hysteresis_says_it_is_recovering() -> None:
