@@ -94,10 +94,6 @@ def _status(the_lab: Lab, ns: str) -> dict[str, Any]:
     return result
 
 
-def _event_seen(the_lab: Lab, ns: str, reason: str) -> bool:
-    return _event_count(the_lab, ns, reason) > 0
-
-
 def _event_count(the_lab: Lab, ns: str, reason: str) -> int:
     out = the_lab.cluster.kubectl(
         "get", "events", "-n", ns, "--field-selector",
@@ -168,7 +164,7 @@ def trial(the_lab: Lab, scenario: str, config: Config) -> dict[str, Any]:
                 marks.setdefault("first breach observed", now)
             if status.get("health") in ("Degraded", "Down"):
                 marks.setdefault("breach confirmed", now)
-            if "action written" not in marks and _event_seen(the_lab, ns, ACTION[scenario]):
+            if "action written" not in marks and _event_count(the_lab, ns, ACTION[scenario]):
                 marks["action written"] = now
                 if scenario == "capacity":
                     sim.clear_faults("venue-service")  # the simulator does not model capacity
