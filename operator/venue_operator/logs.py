@@ -8,7 +8,8 @@ import sys
 import structlog
 
 # httpx logs every request URL at INFO: noise for probes, and a webhook URL carries a token.
-QUIET_LOGGERS = ("httpx", "httpcore", "urllib3", "kubernetes")
+# aiohttp.access would log every kubelet liveness probe of /healthz: 8,640 lines a day.
+QUIET_LOGGERS = ("httpx", "httpcore", "urllib3", "kubernetes", "aiohttp.access")
 
 
 def configure(json: bool = False, level: int = logging.INFO) -> None:
