@@ -92,10 +92,7 @@ class LocalPrometheus(Lifecycle):
 
     def add_target(self, address: str, labels: dict[str, str]) -> None:
         """Scrape `address` (host:port) with extra `labels` from the next refresh on."""
-        name = re.sub(r"[^A-Za-z0-9_.-]", "_", address)
-        tmp = self.targets_dir / f".{name}.tmp"
-        tmp.write_text(json.dumps([{"targets": [address], "labels": labels}]))
-        tmp.rename(self.targets_dir / f"{name}.json")  # atomic: never a half-written file
+        self.add_targets(_file_name(address), {address: labels})
 
     def add_targets(self, name: str, targets: dict[str, dict[str, str]]) -> None:
         """Many targets (address -> labels) in one file: at 1,000 targets, one file per target
@@ -103,11 +100,10 @@ class LocalPrometheus(Lifecycle):
         groups = [{"targets": [address], "labels": labels} for address, labels in targets.items()]
         tmp = self.targets_dir / f".{name}.tmp"
         tmp.write_text(json.dumps(groups))
-        tmp.rename(self.targets_dir / f"{name}.json")
+        tmp.rename(self.targets_dir / f"{name}.json")  # atomic: never a half-written file
 
     def remove_target(self, address: str) -> None:
-        name = re.sub(r"[^A-Za-z0-9_.-]", "_", address)
-        (self.targets_dir / f"{name}.json").unlink(missing_ok=True)
+        (self.targets_dir / f"{_file_name(address)}.json").unlink(missing_ok=True)
 
     def wait_target_up(self, address: str, timeout: float = 30.0) -> None:
         """Until Prometheus has scraped `address` successfully at least once."""
@@ -128,3 +124,7 @@ class LocalPrometheus(Lifecycle):
             raise LabError(f"query {promql!r} failed: {body}")
         result: list[dict[str, object]] = body["data"]["result"]
         return result
+
+
+def _file_name(address: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", address)

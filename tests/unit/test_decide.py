@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.test_assess import ONE_SHOT, metrics, observe
+from tests.unit.test_assess import ONE_SHOT, SPEC, metrics, observe
 from venue_operator.assess import Assessment, assess
 from venue_operator.decide import Action, RolloutFacts, decide, rollback_target
 from venue_operator.model import (
@@ -20,6 +20,7 @@ from venue_operator.model import (
     VenueServiceStatus,
 )
 from venue_operator.observations import (
+    Observations,
     ProbeFailure,
     ProbeResult,
     Reading,
@@ -231,39 +232,28 @@ def test_scale_steps_again_after_the_window_then_escalates_at_max() -> None:
     assert final.action is Action.ESCALATE and "maxReplicas" in final.reason
 
 
+def confirmed_then(first: Observations, then: Observations) -> Assessment:
+    """`first` confirmed at once, then `then` observed under the default confirmation."""
+    return assess(then, SPEC, assess(first, ONE_SHOT).checks)
+
+
 def test_no_action_on_a_level_held_only_by_hysteresis() -> None:
     """Fault gone this cycle (observed ok) but still confirmed critical: do not scale."""
-    from venue_operator.assess import assess as assess_with_history
-    from venue_operator.model import VenueServiceSpec
-
-    spec = VenueServiceSpec.model_validate({"deployment": {"name": "v"}})
-    previous = assess_with_history(observe(**SLOW), ONE_SHOT).checks
-    recovering = assess_with_history(observe(), spec, previous)
+    recovering = confirmed_then(observe(**SLOW), observe())
     assert recovering.check("p99_latency").level is Level.CRITICAL
     decision = decide(recovering, OLD_ROLLOUT, KNOWN, POLICY, NOW)
     assert decision.action is None
 
 
 def test_a_confirmed_critical_dipping_to_warning_is_still_acted_on() -> None:
-    """Still in breach (warning this cycle): the fault is not gone, the rollback goes ahead."""
-    from venue_operator.assess import assess as assess_with_history
-    from venue_operator.model import VenueServiceSpec
-
-    spec = VenueServiceSpec.model_validate({"deployment": {"name": "v"}})
-    previous = assess_with_history(observe(**SLOW), ONE_SHOT).checks
-    warning = observe(metrics=metrics(p99_latency=Reading.of(0.8)))
-    dipped = assess_with_history(warning, spec, previous)
+    """Still in breach (warning this cycle): the fault is not gone, the scale-up goes ahead."""
+    dipped = confirmed_then(observe(**SLOW), observe(metrics=metrics(p99_latency=Reading.of(0.8))))
     assert dipped.check("p99_latency").observed is Level.WARNING
     assert decide(dipped, OLD_ROLLOUT, KNOWN, POLICY, NOW).action is Action.SCALE_UP
 
 
 def test_breaker_open_holds_everything_until_dependencies_are_confirmed_back() -> None:
-    from venue_operator.assess import assess as assess_with_history
-    from venue_operator.model import VenueServiceSpec
-
-    spec = VenueServiceSpec.model_validate({"deployment": {"name": "v"}})
-    previous = assess_with_history(observe(**DB_DOWN), ONE_SHOT).checks
-    back = assess_with_history(observe(**SLOW), spec, previous)  # db ok now, latency bad
+    back = confirmed_then(observe(**DB_DOWN), observe(**SLOW))  # db ok now, latency bad
     status = KNOWN.model_copy(update={"circuit_open": True})
     decision = decide(back, OLD_ROLLOUT, status, POLICY, NOW)
     assert decision.action is None and "circuit open" in decision.reason

@@ -79,9 +79,7 @@ def test_no_write_while_steady_but_a_write_on_change() -> None:
     assert not write_causes(first, second)
     _, third, _ = cycle(second, metrics(error_rate=Reading.of(0.12)), NOW + timedelta(seconds=30))
     assert {c.name: c for c in third.checks}["error_rate"].pending is Level.CRITICAL
-    assert write_causes(second, third)
     causes = write_causes(second, third)
-    assert causes[0] == "health" or "error_rate.observed" in causes, causes
     assert {"error_rate.observed", "error_rate.pending", "error_rate.breach"} <= set(causes)
 
 

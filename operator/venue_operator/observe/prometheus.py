@@ -113,8 +113,10 @@ class PrometheusReader:
 
     def _client(self, url: str) -> PrometheusConnect:
         if url not in self._clients:
+            # read=False: a read timeout surfaces as requests' ReadTimeout ("Read timed out"),
+            # not as a ConnectionError saying "Max retries exceeded".
             self._clients[url] = PrometheusConnect(
-                url=url, retry=Retry(total=0), timeout=self.timeout
+                url=url, retry=Retry(total=0, read=False), timeout=self.timeout
             )
         return self._clients[url]
 
@@ -128,16 +130,10 @@ class PrometheusReader:
             try:
                 result = await asyncio.to_thread(self._client(url).custom_query, promql)
             except Exception as exc:
-                reason = redact(f"prometheus query failed: {self._why(exc)}")
+                reason = redact(f"prometheus query failed: {type(exc).__name__}: {exc}")
                 log.warning("prometheus.query_failed", reason=reason[:300])
                 return reason[:500]
         return list(result)
-
-    def _why(self, exc: Exception) -> str:
-        # requests reports a read timeout under retries=0 as "ConnectionError: Max retries".
-        if "Read timed out" in str(exc):
-            return f"no answer within {self.timeout:g}s"
-        return f"{type(exc).__name__}: {exc}"
 
     async def read(self, targets: Sequence[Target]) -> dict[str, MetricReadings]:
         """Metrics for every target, keyed by `Target.key`."""
@@ -207,7 +203,11 @@ def _by_service(answer: Answer, keys: Sequence[str]) -> Series | str:
     service, not a scan (at 1,000 services a scan per service was most of the CPU)."""
     if isinstance(answer, str):
         return answer
-    return {tuple(s["metric"].get(k, "") for k in keys): s for s in answer}
+    return {_group(s, keys): s for s in answer}
+
+
+def _group(sample: Mapping[str, Any], keys: Sequence[str]) -> tuple[str, ...]:
+    return tuple(sample["metric"].get(k, "") for k in keys)
 
 
 def _tenants_by_service(
@@ -217,7 +217,7 @@ def _tenants_by_service(
     if not isinstance(answer, str):
         for s in answer:
             tenant = (s["metric"].get("tenant", "?"), float(s["value"][1]))
-            out[tuple(s["metric"].get(k, "") for k in keys)].append(tenant)
+            out[_group(s, keys)].append(tenant)
     return out
 
 
