@@ -30,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from venue_lab import manifests
 from venue_lab.operator_process import OperatorProcess
 from venue_lab.processes import wait_until
 from venue_lab.session import Lab, lab
@@ -123,12 +124,7 @@ def trial(the_lab: Lab, scenario: str, config: Config) -> dict[str, Any]:
     ns = f"b-{uuid.uuid4().hex[:8]}"
     kubectl("create", "namespace", ns)
     the_lab.cluster.wait_for_service_account(ns)
-    labels = {"app": "venue-service"}
-    deployment = {"apiVersion": "apps/v1", "kind": "Deployment",
-                  "metadata": {"name": "venue-service", "namespace": ns},
-                  "spec": {"replicas": 2, "selector": {"matchLabels": labels},
-                           "template": {"metadata": {"labels": labels}, "spec": {"containers": [
-                               {"name": "venue-service", "image": "venue:v1"}]}}}}  # fmt: skip
+    deployment = manifests.deployment("venue-service", "venue:v1", namespace=ns)
     kubectl("apply", "-f", "-", input=json.dumps(deployment))
     follow = (f"--follow={ns}/venue-service", f"--kubeconfig={the_lab.cluster.kubeconfig}",
               "--poll-interval=0.2")  # fmt: skip

@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 import yaml
 
+from venue_lab import manifests
 from venue_lab.operator_process import OperatorProcess
 from venue_lab.processes import LabError, cpu_seconds, rss_mb, wait_until
 from venue_lab.session import Lab, lab
@@ -101,22 +102,7 @@ def venue_objects(
     docs: list[dict[str, object]] = []
     for i in range(n):
         name = f"venue-{i:03d}"
-        labels = {"app": name}
-        docs.append(
-            {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "metadata": {"name": name, "namespace": NS},
-                "spec": {
-                    "replicas": 1,
-                    "selector": {"matchLabels": labels},
-                    "template": {
-                        "metadata": {"labels": labels},
-                        "spec": {"containers": [{"name": "app", "image": "venue:v1"}]},
-                    },
-                },
-            }
-        )
+        docs.append(manifests.deployment(name, "venue:v1", replicas=1, namespace=NS))
         docs.append({"apiVersion": "ops.tickettoken.io/v1alpha1", "kind": "VenueService",
                      "metadata": {"name": name, "namespace": NS},
                      "spec": {"deployment": {"name": name},

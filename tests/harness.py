@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from venue_lab import manifests
 from venue_lab.operator_process import OperatorProcess
 from venue_lab.processes import wait_until
 from venue_lab.session import Lab
@@ -110,21 +111,8 @@ def venue_manifest(name: str, port: int, **spec: Any) -> str:
     )  # fmt: skip
 
 
-def deployment_manifest(
-    name: str, image: str = "gcr.io/tickettoken/venue-service:v1", replicas: int = 2
-) -> str:
-    labels = {"app": name}
-    return yaml.safe_dump(
-        {
-            "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": name, "labels": labels},
-            "spec": {
-                "replicas": replicas, "selector": {"matchLabels": labels},
-                "template": {"metadata": {"labels": labels},
-                             "spec": {"containers": [{"name": "venue-service", "image": image}]}},
-            },
-        }
-    )  # fmt: skip
+def deployment_manifest(name: str, image: str = manifests.IMAGE, replicas: int = 2) -> str:
+    return yaml.safe_dump(manifests.deployment(name, image, replicas))
 
 
 @pytest.fixture
