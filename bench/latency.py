@@ -33,7 +33,7 @@ import yaml
 from venue_lab import manifests
 from venue_lab.operator_process import OperatorProcess
 from venue_lab.processes import wait_until
-from venue_lab.session import Lab, lab
+from venue_lab.session import Lab, following_simulator, lab
 from venue_lab.simulator.process import SimulatorProcess
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -126,13 +126,8 @@ def trial(the_lab: Lab, scenario: str, config: Config) -> dict[str, Any]:
     the_lab.cluster.wait_for_service_account(ns)
     deployment = manifests.deployment("venue-service", "venue:v1", namespace=ns)
     kubectl("apply", "-f", "-", input=json.dumps(deployment))
-    follow = (f"--follow={ns}/venue-service", f"--kubeconfig={the_lab.cluster.kubeconfig}",
-              "--poll-interval=0.2")  # fmt: skip
-    with SimulatorProcess(extra_args=follow) as sim:
-        port = sim.ports()["venue-service"]
-        target = f"127.0.0.1:{port}"
-        the_lab.prometheus.add_target(target, {"namespace": ns, "service": "venue-service"})
-        the_lab.prometheus.wait_target_up(target)
+    with following_simulator(the_lab, ns, "venue-service") as (sim, port):
+        the_lab.prometheus.wait_target_up(f"127.0.0.1:{port}")
         kubectl("apply", "-f", "-", input=_venue(ns, port, config, scenario))
         wait_until("known good", lambda: bool(_status(the_lab, ns).get("healthyTemplates")),
                    300, 0.5)  # fmt: skip

@@ -17,7 +17,7 @@ import yaml
 from venue_lab import manifests
 from venue_lab.operator_process import OperatorProcess
 from venue_lab.processes import wait_until
-from venue_lab.session import Lab
+from venue_lab.session import Lab, following_simulator
 from venue_lab.simulator.process import SimulatorProcess
 
 
@@ -140,7 +140,7 @@ def following_venue(
     the_lab: Lab, operator: OperatorProcess, namespace: str
 ) -> Iterator[Callable[..., Venue]]:
     """A venue service whose simulator follows its Deployment's image (a rollback heals it)."""
-    started: list[SimulatorProcess] = []
+    started = contextlib.ExitStack()
 
     def make(
         name: str = "venue-service", replicas: int = 2, sim_args: tuple[str, ...] = (), **spec: Any
@@ -148,14 +148,8 @@ def following_venue(
         kubectl = the_lab.cluster.kubectl
         kubectl("apply", "-n", namespace, "-f", "-",
                 input=deployment_manifest(name, replicas=replicas))  # fmt: skip
-        sim = SimulatorProcess(extra_args=(
-            f"--follow={namespace}/{name}", f"--kubeconfig={the_lab.cluster.kubeconfig}",
-            "--poll-interval=0.2", *sim_args))  # fmt: skip
-        sim.start()
-        started.append(sim)
-        port = sim.ports()[name]
+        sim, port = started.enter_context(following_simulator(the_lab, namespace, name, *sim_args))
         target = f"127.0.0.1:{port}"
-        the_lab.prometheus.add_target(target, {"namespace": namespace, "service": name})
         # Bake longer than the 5 s rate window, so a bad release is never "known good".
         remediation = {"mode": "Auto", **spec.pop("remediation", {})}
         remediation["rollback"] = {"bakeTime": "8s", **remediation.get("rollback", {})}
@@ -169,9 +163,8 @@ def following_venue(
         )
         return venue
 
-    yield make
-    for sim in started:
-        sim.stop()
+    with started:
+        yield make
 
 
 @contextlib.contextmanager
@@ -180,13 +173,7 @@ def venue_outside_session(lab: Lab, ns: str, **spec: Any) -> Iterator[Venue]:
     operators of their own: crash, peering, RBAC)."""
     kubectl = lab.cluster.kubectl
     kubectl("apply", "-n", ns, "-f", "-", input=deployment_manifest("venue-service"))
-    follow = (f"--follow={ns}/venue-service", f"--kubeconfig={lab.cluster.kubeconfig}",
-              "--poll-interval=0.2")  # fmt: skip
-    with SimulatorProcess(extra_args=follow) as sim:
-        port = sim.ports()["venue-service"]
-        lab.prometheus.add_target(
-            f"127.0.0.1:{port}", {"namespace": ns, "service": "venue-service"}
-        )
+    with following_simulator(lab, ns, "venue-service") as (sim, port):
         remediation = {"mode": "Auto", "rollback": {"bakeTime": "8s"}}
         manifest = venue_manifest("venue-service", port, remediation=remediation, **spec)
         kubectl("apply", "-n", ns, "-f", "-", input=manifest)

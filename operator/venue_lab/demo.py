@@ -18,7 +18,7 @@ import yaml
 
 from venue_lab.operator_process import OperatorProcess
 from venue_lab.processes import wait_until
-from venue_lab.session import Lab, example, lab
+from venue_lab.session import Lab, example, following_simulator, lab
 from venue_lab.simulator.process import SimulatorProcess
 
 NAMESPACE = "venue"
@@ -144,12 +144,7 @@ def _setup(the_lab: Lab, scenario: str) -> dict[str, Any]:
 def _run(the_lab: Lab, scenario: str, keep: bool) -> Timeline:
     kubectl = the_lab.cluster.kubectl
     spec = _setup(the_lab, scenario)
-    follow = (f"--follow={NAMESPACE}/{NAME}", f"--kubeconfig={the_lab.cluster.kubeconfig}")
-    with SimulatorProcess(extra_args=follow) as sim:
-        port = sim.ports()[NAME]
-        the_lab.prometheus.add_target(
-            f"127.0.0.1:{port}", {"namespace": NAMESPACE, "service": NAME}
-        )
+    with following_simulator(the_lab, NAMESPACE, NAME) as (sim, port):
         the_lab.prometheus.wait_target_up(f"127.0.0.1:{port}")
         body = {
             "deployment": {"name": NAME},

@@ -14,6 +14,7 @@ import structlog
 from venue_lab.cluster import REPO_ROOT, LocalCluster
 from venue_lab.processes import wait_until
 from venue_lab.prometheus import LocalPrometheus
+from venue_lab.simulator.process import SimulatorProcess
 from venue_operator.crd import CRD_PATH
 
 log = structlog.get_logger(__name__)
@@ -51,6 +52,22 @@ def lab(keep: bool = False, scrape_interval: str = "1s") -> Iterator[Lab]:
         yield Lab(cluster, prom)
 
 
+@contextlib.contextmanager
+def following_simulator(
+    the_lab: Lab, namespace: str, name: str, *extra_args: str
+) -> Iterator[tuple[SimulatorProcess, int]]:
+    """A simulated `name` (and its port) that behaves as its Deployment's image says, so a
+    rollback heals it; registered as a Prometheus target (wait for it with `wait_target_up`)."""
+    args = (f"--follow={namespace}/{name}", f"--kubeconfig={the_lab.cluster.kubeconfig}",
+            "--poll-interval=0.2", *extra_args)  # fmt: skip
+    with SimulatorProcess(extra_args=args) as sim:
+        port = sim.ports()[name]
+        the_lab.prometheus.add_target(
+            f"127.0.0.1:{port}", {"namespace": namespace, "service": name}
+        )
+        yield sim, port
+
+
 def run_lab(keep: bool, scrape_interval: str) -> int:
     """`venue-operator lab`: bring everything up and wait for Ctrl-C."""
     started = time.monotonic()
@@ -70,4 +87,4 @@ def example(name: str) -> Path:
     return REPO_ROOT / "manifests" / "examples" / name
 
 
-__all__ = ["Lab", "example", "install_crd", "lab", "run_lab"]
+__all__ = ["Lab", "example", "following_simulator", "install_crd", "lab", "run_lab"]

@@ -18,10 +18,9 @@ from kubernetes.aio import client, config
 
 from tests.conftest import fresh_namespace
 from tests.e2e.test_remediation import BAD_IMAGE, FAST, deployment, image_of, set_image
-from tests.harness import Venue, deployment_manifest, venue_manifest
+from tests.harness import venue_outside_session
 from venue_lab.operator_process import OperatorProcess
 from venue_lab.session import Lab
-from venue_lab.simulator.process import SimulatorProcess
 from venue_operator.act import breaker, jobs
 from venue_operator.crd import CRD_PATH
 
@@ -221,37 +220,24 @@ async def test_write_paths_work_as_the_service_account(installed: Lab) -> None:
 
 def test_operator_as_service_account_rolls_back_a_bad_rollout(installed: Lab) -> None:
     lab, kubectl = installed, installed.cluster.kubectl
-    with fresh_namespace(lab, "r") as ns:
-        kubectl("apply", "-n", ns, "-f", "-", input=deployment_manifest("venue-service"))
-        follow = (f"--follow={ns}/venue-service", f"--kubeconfig={lab.cluster.kubeconfig}",
-                  "--poll-interval=0.2")  # fmt: skip
-        with SimulatorProcess(extra_args=follow) as sim:
-            port = sim.ports()["venue-service"]
-            target = f"127.0.0.1:{port}"
-            lab.prometheus.add_target(target, {"namespace": ns, "service": "venue-service"})
-            remediation = {"mode": "Auto", "rollback": {"bakeTime": "8s"}}
-            manifest = venue_manifest("venue-service", port, remediation=remediation, **FAST)
-            kubectl("apply", "-n", ns, "-f", "-", input=manifest)
-            lab.prometheus.wait_target_up(target)
-            venue = Venue(lab, sim, ns, "venue-service", port, "venue-service")
-            # Only r-* namespaces: the session operator (t-*) never acts here.
-            as_sa = OperatorProcess(lab.cluster.kubeconfig_for("venue-operator", NS),
-                                    lab.prometheus.url, namespaces=("r-*",))  # fmt: skip
-            with as_sa:
-                venue.wait_status("Healthy with a known-good template",
-                                  lambda s: s.get("health") == "Healthy"
-                                  and bool(s.get("healthyTemplates")))  # fmt: skip
-                set_image(lab, ns, BAD_IMAGE)
-                venue.wait_event("RolledBack", timeout=60)
-                venue.wait_health("Healthy", "None")
-                log = (as_sa.log_dir / "operator.log").read_text(errors="replace")
-            assert image_of(deployment(lab, ns)) == "gcr.io/tickettoken/venue-service:v1"
-            on_deployment = kubectl(
-                "get", "events", "-n", ns, "--field-selector",
-                "involvedObject.kind=Deployment,reason=RolledBack", "-o", "name",
-            ).stdout.split()  # fmt: skip
-            assert len(on_deployment) == 1
-    # A bare 403 would match timestamps' milliseconds ("02:00:33,403"); the client says "(403)".
+    with fresh_namespace(lab, "r") as ns, venue_outside_session(lab, ns, **FAST) as venue:
+        # Only r-* namespaces: the session operator (t-*) never acts here.
+        as_sa = OperatorProcess(lab.cluster.kubeconfig_for("venue-operator", NS),
+                                lab.prometheus.url, namespaces=("r-*",))  # fmt: skip
+        with as_sa:
+            venue.wait_status("Healthy with a known-good template",
+                              lambda s: s.get("health") == "Healthy"
+                              and bool(s.get("healthyTemplates")))  # fmt: skip
+            set_image(lab, ns, BAD_IMAGE)
+            venue.wait_event("RolledBack", timeout=60)
+            venue.wait_health("Healthy", "None")
+            log = (as_sa.log_dir / "operator.log").read_text(errors="replace")
+        assert image_of(deployment(lab, ns)) == "gcr.io/tickettoken/venue-service:v1"
+        on_deployment = kubectl(
+            "get", "events", "-n", ns, "--field-selector",
+            "involvedObject.kind=Deployment,reason=RolledBack", "-o", "name",
+        ).stdout.split()  # fmt: skip
+        assert len(on_deployment) == 1
     denied = [line for line in log.splitlines()
               if re.search(r"forbidden|not enough permissions|\(403\)", line, re.I)]  # fmt: skip
     assert not denied, "\n".join(denied[:5])
