@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
-import uuid
 from collections.abc import Iterator
 
 import pytest
 
-from tests.harness import following_venue, make_venue, operator, simulator  # noqa: F401
+from tests.harness import (  # noqa: F401 - fixtures
+    following_venue,
+    fresh_namespace,
+    make_venue,
+    operator,
+    simulator,
+)
 from venue_lab.session import Lab, lab
 
 
@@ -17,16 +21,6 @@ def the_lab() -> Iterator[Lab]:
     """One control plane + Prometheus for the whole run; torn down even on failure."""
     with lab() as running:
         yield running
-
-
-@contextlib.contextmanager
-def fresh_namespace(the_lab: Lab, prefix: str) -> Iterator[str]:
-    """A new namespace, ready for pods (its default ServiceAccount exists); deleted after."""
-    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
-    the_lab.cluster.kubectl("create", "namespace", name)
-    the_lab.cluster.wait_for_service_account(name)
-    yield name
-    the_lab.cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 @pytest.fixture

@@ -7,10 +7,12 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
@@ -178,3 +180,48 @@ def venue_outside_session(lab: Lab, ns: str, **spec: Any) -> Iterator[Venue]:
         manifest = venue_manifest("venue-service", port, remediation=remediation, **spec)
         kubectl("apply", "-n", ns, "-f", "-", input=manifest)
         yield Venue(lab, sim, ns, "venue-service", port, "venue-service")
+
+
+BAD_IMAGE = "gcr.io/tickettoken/venue-service:v2-bad"
+FAST = {
+    "probe": {"interval": "1s", "timeout": "500ms"},
+    "confirmation": {"breaches": 2, "recoveries": 2, "minRequestRate": 1},
+}
+
+
+def deployment(lab: Lab, namespace: str, name: str = "venue-service") -> dict[str, Any]:
+    out = lab.cluster.kubectl("get", "deployment", name, "-n", namespace, "-o", "json").stdout
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
+def image_of(d: dict[str, Any]) -> str:
+    return str(d["spec"]["template"]["spec"]["containers"][0]["image"])
+
+
+def set_image(lab: Lab, namespace: str, image: str, name: str = "venue-service") -> None:
+    lab.cluster.kubectl("set", "image", "-n", namespace, f"deployment/{name}",
+                        f"venue-service={image}")  # fmt: skip
+
+
+def history(venue: Venue, action: str) -> list[dict[str, Any]]:
+    return [r for r in venue.status().get("history", []) if r["action"] == action]
+
+
+def evaluations(operator: OperatorProcess, venue: Venue) -> float:
+    """The operator's evaluation count for one VenueService (its own /metrics)."""
+    wanted = (f'namespace="{venue.namespace}"', f'name="{venue.name}"')
+    for line in httpx.get(operator.metrics_url, timeout=5).text.splitlines():
+        if line.startswith("venue_operatorevaluations_total{") and all(w in line for w in wanted):
+            return float(line.split()[-1])
+    return 0.0
+
+
+@contextlib.contextmanager
+def fresh_namespace(the_lab: Lab, prefix: str) -> Iterator[str]:
+    """A new namespace, ready for pods (its default ServiceAccount exists); deleted after."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    the_lab.cluster.kubectl("create", "namespace", name)
+    the_lab.cluster.wait_for_service_account(name)
+    yield name
+    the_lab.cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)

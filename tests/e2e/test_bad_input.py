@@ -8,8 +8,7 @@ from typing import Any
 
 import yaml
 
-from tests.e2e.test_remediation import FAST, history
-from tests.harness import Venue, deployment_manifest, venue_manifest
+from tests.harness import FAST, Venue, deployment_manifest, history, venue_manifest
 from venue_lab.operator_process import OperatorProcess
 from venue_lab.processes import free_port
 from venue_lab.session import Lab

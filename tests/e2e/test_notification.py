@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_remediation import BAD_IMAGE, FAST, set_image
-from tests.harness import Venue
+from tests.harness import BAD_IMAGE, FAST, Venue, set_image
 from venue_lab.operator_process import OperatorProcess
 from venue_lab.processes import free_port, wait_until
 from venue_lab.session import Lab

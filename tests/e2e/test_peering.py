@@ -8,9 +8,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import fresh_namespace
-from tests.e2e.test_remediation import BAD_IMAGE, FAST, _evaluations, history, set_image
-from tests.harness import venue_outside_session
+from tests.harness import (
+    BAD_IMAGE,
+    FAST,
+    evaluations,
+    fresh_namespace,
+    history,
+    set_image,
+    venue_outside_session,
+)
 from venue_lab.operator_process import OperatorProcess
 from venue_lab.processes import wait_until
 from venue_lab.session import REPO_ROOT, Lab
@@ -58,17 +64,17 @@ def test_only_one_of_two_operators_acts_and_the_other_takes_over(
             venue.wait_status("known-good template", lambda s: bool(s.get("healthyTemplates")))
             # Kopf starts peered operators paused; the follower never resumes while the
             # leader's record is fresh.
-            wait_until("the leader evaluates", lambda: _evaluations(leader, venue) >= 5, 30)
-            assert _evaluations(follower, venue) == 0
+            wait_until("the leader evaluates", lambda: evaluations(leader, venue) >= 5, 30)
+            assert evaluations(follower, venue) == 0
             set_image(the_lab, ns, BAD_IMAGE)
             venue.wait_event("RolledBack", timeout=90)
             venue.wait_health("Healthy", "None")
             assert len(history(venue, "RollBack")) == 1
             assert sum(e.get("count", 1) for e in venue.events("RolledBack")) == 1
-            assert _evaluations(follower, venue) == 0, "the paused follower evaluated nothing"
+            assert evaluations(follower, venue) == 0, "the paused follower evaluated nothing"
 
             killed = time.monotonic()
             leader.kill()
             wait_until("the follower takes over",
-                       lambda: _evaluations(follower, venue) > 0, LIFETIME_S * 4)  # fmt: skip
+                       lambda: evaluations(follower, venue) > 0, LIFETIME_S * 4)  # fmt: skip
             print(f"\nfailover: follower evaluating {time.monotonic() - killed:.1f}s after SIGKILL")

@@ -7,34 +7,18 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from tests.harness import Venue
+from tests.harness import (
+    BAD_IMAGE,
+    FAST,
+    Venue,
+    deployment,
+    evaluations,
+    history,
+    image_of,
+    set_image,
+)
 from venue_lab.processes import wait_until
 from venue_lab.session import Lab
-
-BAD_IMAGE = "gcr.io/tickettoken/venue-service:v2-bad"
-FAST = {
-    "probe": {"interval": "1s", "timeout": "500ms"},
-    "confirmation": {"breaches": 2, "recoveries": 2, "minRequestRate": 1},
-}
-
-
-def deployment(lab: Lab, namespace: str, name: str = "venue-service") -> dict[str, Any]:
-    out = lab.cluster.kubectl("get", "deployment", name, "-n", namespace, "-o", "json").stdout
-    result: dict[str, Any] = json.loads(out)
-    return result
-
-
-def image_of(d: dict[str, Any]) -> str:
-    return str(d["spec"]["template"]["spec"]["containers"][0]["image"])
-
-
-def set_image(lab: Lab, namespace: str, image: str, name: str = "venue-service") -> None:
-    lab.cluster.kubectl("set", "image", "-n", namespace, f"deployment/{name}",
-                        f"venue-service={image}")  # fmt: skip
-
-
-def history(venue: Venue, action: str) -> list[dict[str, Any]]:
-    return [r for r in venue.status().get("history", []) if r["action"] == action]
 
 
 def test_bad_rollout_is_rolled_back_and_the_service_recovers(
@@ -117,8 +101,8 @@ def test_capacity_saturation_scales_up_to_the_bound_and_stops(
     assert "maxReplicas 4" in venue.events("Escalated")[0]["message"]
     assert [r["inputs"]["toReplicas"] for r in history(venue, "ScaleUp")] == ["3", "4"]
     # ... and stops there: no more scaling, and never a scale-down fight.
-    seen = _evaluations(operator, venue)
-    wait_until("5 more evaluations", lambda: _evaluations(operator, venue) >= seen + 5, 30)
+    seen = evaluations(operator, venue)
+    wait_until("5 more evaluations", lambda: evaluations(operator, venue) >= seen + 5, 30)
     assert deployment(the_lab, venue.namespace)["spec"]["replicas"] == 4
     assert len(history(venue, "ScaleUp")) == 2
 
@@ -232,21 +216,11 @@ def test_pause_annotation_stops_everything(
                             "ops.tickettoken.io/paused=true")  # fmt: skip
     set_image(the_lab, venue.namespace, BAD_IMAGE)
     venue.wait_health("Degraded", "P2")
-    evaluations = _evaluations(operator, venue)
+    seen = evaluations(operator, venue)
     wait_until("5 more evaluations while paused",
-               lambda: _evaluations(operator, venue) >= evaluations + 5, 30)  # fmt: skip
+               lambda: evaluations(operator, venue) >= seen + 5, 30)  # fmt: skip
     assert image_of(deployment(the_lab, venue.namespace)) == BAD_IMAGE
     assert venue.events("RolledBack") == [] and history(venue, "RollBack") == []
-
-
-def _evaluations(operator: Any, venue: Venue) -> float:
-    import httpx
-
-    wanted = (f'namespace="{venue.namespace}"', f'name="{venue.name}"')
-    for line in httpx.get(operator.metrics_url, timeout=5).text.splitlines():
-        if line.startswith("venue_operator_evaluations_total{") and all(w in line for w in wanted):
-            return float(line.split()[-1])
-    return 0.0
 
 
 def test_kubectl_describe_shows_the_trail(

@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_remediation import BAD_IMAGE, FAST, _evaluations, history, set_image
-from tests.harness import Venue
+from tests.harness import BAD_IMAGE, FAST, Venue, evaluations, history, set_image
 from venue_lab.processes import rss_mb, wait_until
 from venue_lab.session import Lab
 
@@ -19,9 +18,9 @@ def test_api_server_restart_mid_run_then_exactly_one_rollback(
 ) -> None:
     venue = following_venue(**FAST)
     the_lab.cluster.restart("kube-apiserver")
-    seen = _evaluations(operator, venue)
+    seen = evaluations(operator, venue)
     wait_until("evaluations resume after the restart",
-               lambda: _evaluations(operator, venue) >= seen + 3, 60)  # fmt: skip
+               lambda: evaluations(operator, venue) >= seen + 3, 60)  # fmt: skip
     set_image(the_lab, venue.namespace, BAD_IMAGE)
     venue.wait_status("rolled back", lambda s: any(
         r["action"] == "RollBack" and r["result"] == "Succeeded" for r in s.get("history", [])),
@@ -48,9 +47,9 @@ def test_a_hanging_or_junk_endpoint_costs_bounded_time_and_memory(
     assert reason in bad.check("health")["reason"]
     # 1 s interval: 20 cycles take ~20 s. Waiting on a hung probe (30 s) would take 600 s;
     # reading two 10 MB answers per cycle would show in RSS.
-    count = _evaluations(operator, healthy)
+    count = evaluations(operator, healthy)
     wait_until("20 more evaluations of the healthy service",
-               lambda: _evaluations(operator, healthy) >= count + 20, 40)  # fmt: skip
+               lambda: evaluations(operator, healthy) >= count + 20, 40)  # fmt: skip
     # Its probes were never held up (the error rate may blip over a 5 s window: not the point).
     assert healthy.check("health")["observed"] == "ok"
     grown = rss_mb(operator.pid) - before

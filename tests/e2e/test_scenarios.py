@@ -5,16 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from tests.e2e.test_remediation import (
+from tests.harness import (
     BAD_IMAGE,
     FAST,
-    _evaluations,
+    Venue,
     deployment,
+    evaluations,
     history,
     image_of,
     set_image,
 )
-from tests.harness import Venue
 from venue_lab.processes import wait_until
 from venue_lab.session import Lab
 
@@ -41,8 +41,8 @@ def test_noisy_but_healthy_gets_no_action(
         venue.wait_status("blip seen (pending, not confirmed)", _pending("health"), 10)
         venue.inject(error_ratio=0.5, malformed_health=False)
         venue.wait_status("blip forgotten", lambda s: not _pending("health")(s), 10)
-    seen = _evaluations(operator, venue)
-    wait_until("5 more evaluations", lambda: _evaluations(operator, venue) >= seen + 5, 30)
+    seen = evaluations(operator, venue)
+    wait_until("5 more evaluations", lambda: evaluations(operator, venue) >= seen + 5, 30)
     status = venue.status()
     assert status["health"] == "Healthy"
     assert "not judged" in next(c for c in status["checks"] if c["name"] == "error_rate")["reason"]
@@ -61,9 +61,9 @@ def test_prometheus_stopped_mid_run_means_no_action_until_it_returns(
             c["type"] == "MetricsAvailable" and c["status"] == "False"
             for c in s.get("conditions", [])))  # fmt: skip
         set_image(the_lab, venue.namespace, BAD_IMAGE)  # a bad rollout while blind
-        seen = _evaluations(operator, venue)
+        seen = evaluations(operator, venue)
         wait_until("5 evaluations while blind",
-                   lambda: _evaluations(operator, venue) >= seen + 5, 30)  # fmt: skip
+                   lambda: evaluations(operator, venue) >= seen + 5, 30)  # fmt: skip
         assert venue.status()["health"] == "Unknown"
         assert image_of(deployment(the_lab, venue.namespace)) == BAD_IMAGE
         assert history(venue, "RollBack") == []

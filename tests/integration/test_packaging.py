@@ -16,9 +16,15 @@ import pytest
 import yaml
 from kubernetes.aio import client, config
 
-from tests.conftest import fresh_namespace
-from tests.e2e.test_remediation import BAD_IMAGE, FAST, deployment, image_of, set_image
-from tests.harness import venue_outside_session
+from tests.harness import (
+    BAD_IMAGE,
+    FAST,
+    deployment,
+    fresh_namespace,
+    image_of,
+    set_image,
+    venue_outside_session,
+)
 from venue_lab.operator_process import OperatorProcess
 from venue_lab.session import Lab
 from venue_operator.act import breaker, jobs
