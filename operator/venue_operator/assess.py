@@ -5,8 +5,10 @@ Each check maps to a runbook section. A value strictly above a limit crosses it
 critical limit is warning. Hysteresis: a level change is confirmed after
 `confirmation.breaches` consecutive cycles towards a worse level, or
 `confirmation.recoveries` towards a better one; critical, after `breaches` consecutive
-cycles in breach of which most were critical (see `_critical_held`). Unknown data is reported as
-unknown at once and never counts towards a breach.
+cycles in breach of which most were critical (see `_critical_held`). Unknown is a level like the
+others: confirmed after `breaches` cycles (a flicker changes neither health nor severity), it
+never counts towards a breach, and a check back from unknown resumes from its last known level
+(after a metrics gap, one good-looking reading cannot call a broken service healthy).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ DB_FAILURES = "Database Connection Failures"
 DB_OPERATIONS = "Database Operations"
 MONITORING = "Monitoring & Alerts"
 
+DEPLOYMENT_NOT_FOUND = "Deployment not found"
 _RANK = {Level.OK: 0, Level.WARNING: 1, Level.CRITICAL: 2}
 
 
@@ -60,6 +63,16 @@ class Assessment:
 
     def breaches(self) -> list[CheckStatus]:
         return [c for c in self.checks if c.level in (Level.WARNING, Level.CRITICAL)]
+
+
+REASON_LIMIT = 1000  # CheckStatus.reason holds 1,024: cut where a reason is made
+
+
+def clip(text: str | None, limit: int = REASON_LIMIT) -> str | None:
+    """At most `limit` characters, marked when cut (a check value can be a long error)."""
+    if text is None or len(text) <= limit:
+        return text
+    return text[: limit - 1] + "…"
 
 
 def level_of(value: float, threshold: Threshold) -> Level:
@@ -105,7 +118,7 @@ def _migrations(probe: ProbeResult) -> Raw:
 def _pods(obs: Observations) -> Raw:
     w = obs.workload
     if not w.found:
-        return Raw(Level.UNKNOWN, reason="Deployment not found")
+        return Raw(Level.UNKNOWN, reason=DEPLOYMENT_NOT_FOUND)
     value = float(w.ready)
     if w.desired > 0 and w.ready == 0:
         return Raw(Level.CRITICAL, value, "pods", reason=f"0/{w.desired} pods ready")
@@ -117,21 +130,39 @@ def _pods(obs: Observations) -> Raw:
     return Raw(Level.OK, value, "pods")
 
 
+def _per_request(
+    obs: Observations, spec: VenueServiceSpec, reading: Reading, threshold: Threshold,
+    scale: float, unit: str,
+) -> Raw:  # fmt: skip
+    """A check computed over requests (a share, a quantile) is not judged below
+    `confirmation.minRequestRate`: over a handful of requests it means nothing, and over
+    none it is missing (an idle service would flicker to unknown and never bake)."""
+    rate = obs.metrics.request_rate
+    minimum = spec.confirmation.min_request_rate
+    if rate.value is not None and rate.value < minimum:
+        reason = f"not judged: {rate.value:.2f} req/s is below the minimum {minimum:g} req/s"
+        return Raw(Level.OK, unit=unit, threshold=threshold, reason=reason)
+    if rate.value is None and reading.value is None:
+        return Raw(Level.UNKNOWN, unit=unit, threshold=threshold, reason=rate.unknown_reason)
+    return _metric(reading, threshold, scale, unit)
+
+
 def _error_rate(obs: Observations, spec: VenueServiceSpec) -> Raw:
     threshold = spec.thresholds.error_rate_percent
     rate = obs.metrics.request_rate
     if rate.value is None:
         return Raw(Level.UNKNOWN, unit="%", threshold=threshold, reason=rate.unknown_reason)
-    minimum = spec.confirmation.min_request_rate
-    if rate.value < minimum:
-        # Too little traffic for a ratio to mean anything: not judged, and not a breach.
-        reason = f"not judged: {rate.value:.2f} req/s is below the minimum {minimum:g} req/s"
-        return Raw(Level.OK, unit="%", threshold=threshold, reason=reason)
-    return _metric(obs.metrics.error_rate, threshold, 100, "%")
+    return _per_request(obs, spec, obs.metrics.error_rate, threshold, 100, "%")
+
+
+def _p99_latency(obs: Observations, spec: VenueServiceSpec) -> Raw:
+    threshold = spec.thresholds.p99_latency_ms
+    return _per_request(obs, spec, obs.metrics.p99_latency, threshold, 1000, "ms")
 
 
 def _rate_limited(obs: Observations, spec: VenueServiceSpec) -> Raw:
-    raw = _metric(obs.metrics.rate_limited, spec.thresholds.rate_limited_percent, 100, "%")
+    threshold = spec.thresholds.rate_limited_percent
+    raw = _per_request(obs, spec, obs.metrics.rate_limited, threshold, 100, "%")
     tenants = obs.metrics.top_limited_tenants
     if raw.level in (Level.WARNING, Level.CRITICAL) and tenants:
         top = ", ".join(f"{name} {rate:.1f}/s" for name, rate in tenants[:3])
@@ -147,10 +178,7 @@ CHECKS: dict[str, tuple[str, Callable[[Observations, VenueServiceSpec], Raw]]] =
     "migrations": (DB_OPERATIONS, lambda o, s: _migrations(o.full_health)),
     "pods": (NOT_STARTING, lambda o, s: _pods(o)),
     "error_rate": (MONITORING, _error_rate),
-    "p99_latency": (
-        HIGH_LATENCY,
-        lambda o, s: _metric(o.metrics.p99_latency, s.thresholds.p99_latency_ms, 1000, "ms"),
-    ),
+    "p99_latency": (HIGH_LATENCY, _p99_latency),
     "pool_utilisation": (
         DB_FAILURES,
         lambda o, s: _metric(
@@ -166,32 +194,55 @@ CHECKS: dict[str, tuple[str, Callable[[Observations, VenueServiceSpec], Raw]]] =
 METRIC_CHECKS = ("error_rate", "p99_latency", "pool_utilisation", "memory", "rate_limited")
 
 
-def confirm(
-    observed: Level, previous: CheckStatus | None, confirmation: Confirmation
-) -> tuple[Level, Level | None, int]:
-    """Hysteresis for one check -> (confirmed level, pending level, cycles at pending)."""
+@dataclass(frozen=True)
+class Confirmed:
+    """A check's level after hysteresis, and the streak that may change it."""
+
+    level: Level
+    pending: Level | None = None  # the level the streak moves towards
+    count: int = 0  # consecutive cycles of that streak
+    last_known: Level | None = None  # while unknown: where a known reading resumes from
+
+
+def confirm(observed: Level, previous: CheckStatus | None, conf: Confirmation) -> Confirmed:
+    """Hysteresis for one check. Unknown needs `breaches` cycles like any other level, and
+    a check back from unknown resumes from its last known level: a bad service read once
+    as ok after a metrics gap stays bad until `recoveries` ok cycles say otherwise."""
+    if previous is None:  # first sight: unknown is all there is; a value starts from ok
+        if observed is Level.UNKNOWN:
+            return Confirmed(Level.UNKNOWN)
+        return _towards(observed, Level.OK, None, 0, conf)
+    level = previous.level
     if observed is Level.UNKNOWN:
-        return Level.UNKNOWN, None, 0
-    base = previous.level if previous and previous.level is not Level.UNKNOWN else Level.OK
+        if level is Level.UNKNOWN:
+            return Confirmed(Level.UNKNOWN, last_known=previous.last_known)
+        count = previous.pending_count + 1 if previous.pending is Level.UNKNOWN else 1
+        if count >= conf.breaches:
+            return Confirmed(Level.UNKNOWN, last_known=level)
+        return Confirmed(level, Level.UNKNOWN, count)
+    base = (previous.last_known if level is Level.UNKNOWN else level) or Level.OK
+    if previous.pending in (None, Level.UNKNOWN):  # an unknown reading broke any streak
+        return _towards(observed, base, None, 0, conf)
+    return _towards(observed, base, previous.pending, previous.pending_count, conf)
+
+
+def _towards(
+    observed: Level, base: Level, pending: Level | None, count: int, conf: Confirmation
+) -> Confirmed:
     if observed is base:
-        return base, None, 0
+        return Confirmed(base)
     escalating = _RANK[observed] > _RANK[base]
-    pending = previous.pending if previous else None
-    if (
-        pending is not None
-        and pending is not Level.UNKNOWN
-        and ((_RANK[pending] > _RANK[base]) == escalating)
-    ):
-        count = previous.pending_count + 1 if previous else 1
+    if pending is not None and (_RANK[pending] > _RANK[base]) == escalating:
+        count += 1
         # The streak confirms the mildest level it held: warning+critical+critical -> warning.
         pick = min if escalating else max
         pending = pick(pending, observed, key=_RANK.__getitem__)
     else:
         pending, count = observed, 1
-    needed = confirmation.breaches if escalating else confirmation.recoveries
+    needed = conf.breaches if escalating else conf.recoveries
     if count >= needed:
-        return pending, None, 0
-    return base, pending, count
+        return Confirmed(pending)
+    return Confirmed(base, pending, count)
 
 
 def _critical_held(breach: Sequence[Level], conf: Confirmation) -> bool:
@@ -207,25 +258,26 @@ def _critical_held(breach: Sequence[Level], conf: Confirmation) -> bool:
 def _check_status(
     name: str, section: str, raw: Raw, previous: CheckStatus | None, conf: Confirmation
 ) -> CheckStatus:
-    level, pending, count = confirm(raw.level, previous, conf)
+    confirmed = confirm(raw.level, previous, conf)
     breach: list[Level] = []
     if raw.level in (Level.WARNING, Level.CRITICAL):
         breach = [*(previous.breach if previous else []), raw.level][-conf.breaches :]
-    if level is not Level.CRITICAL and _critical_held(breach, conf):
-        level, pending, count = Level.CRITICAL, None, 0
+    if confirmed.level is not Level.CRITICAL and _critical_held(breach, conf):
+        confirmed = Confirmed(Level.CRITICAL)
     return CheckStatus(
         name=name,
-        level=level,
+        level=confirmed.level,
         observed=raw.level,
-        pending=pending,
-        pending_count=count,
+        pending=confirmed.pending,
+        pending_count=confirmed.count,
         breach=breach,
+        last_known=confirmed.last_known,
         value=raw.value,
         unit=raw.unit,
         warning=raw.threshold.warning if raw.threshold else None,
         critical=raw.threshold.critical if raw.threshold else None,
         section=section,
-        reason=raw.reason,
+        reason=clip(raw.reason),
     )
 
 
@@ -257,7 +309,6 @@ def assess(
         for name, (section, read) in CHECKS.items()
     )
     health, severity = overall(checks)
-    metrics_available = any(
-        c.observed is not Level.UNKNOWN for c in checks if c.name in METRIC_CHECKS
-    )
+    # Confirmed levels, like health: a one-cycle gap is no outage worth a condition flip.
+    metrics_available = any(c.level is not Level.UNKNOWN for c in checks if c.name in METRIC_CHECKS)
     return Assessment(checks, health, severity, metrics_available)

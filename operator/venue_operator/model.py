@@ -253,6 +253,13 @@ class CircuitBreakerPolicy(Model):
     enabled: bool = True
     config_map_name: ObjectName = Field(default="venue-service-circuit-breaker")
     key: str = Field(default="open", min_length=1, max_length=253, pattern=CONFIGMAP_KEY)
+    echo_window: Duration = Field(
+        default=timedelta(minutes=2),
+        description=(
+            "After the circuit closes, how long errors and latency are taken as the echo of "
+            "the dependency outage (rate windows lag it) before the usual rules apply again."
+        ),
+    )
 
 
 class Cooldowns(Model):
@@ -351,6 +358,10 @@ class CheckStatus(Model):
     critical: float | None = None
     section: str = Field(description="Runbook section this check belongs to.")
     reason: str | None = Field(default=None, max_length=1024)
+    last_known: Level | None = Field(
+        default=None,
+        description="While unknown: the confirmed level before, from which the check resumes.",
+    )
 
 
 class Condition(Model):
@@ -370,7 +381,6 @@ class ActionResult(StrEnum):
     FAILED = "Failed"
     DRY_RUN = "DryRun"
     SUPPRESSED = "Suppressed"
-    SKIPPED = "Skipped"
 
 
 class ActionRecord(Model):
@@ -399,6 +409,18 @@ class Incident(Model):
     severity: Severity
     escalated: bool = False
     timeline: list[IncidentEntry] = Field(default_factory=list, max_length=100)
+    # Keys of what was said once per incident, so that a restart never says it again.
+    escalations: list[str] = Field(
+        default_factory=list, max_length=50, description="Escalations made (one page each)."
+    )
+    pages: list[str] = Field(
+        default_factory=list, max_length=50, description="Pages sent, as reason:severity."
+    )
+    held: list[str] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Reasons given for holding an action back while critical.",
+    )
 
 
 class RolloutRecord(Model):
@@ -407,6 +429,11 @@ class RolloutRecord(Model):
     template_hash: str
     revision: int
     seen_at: datetime
+    healthy_since: datetime | None = Field(
+        default=None,
+        description="Start of the current run of confirmed Healthy cycles with no unknown "
+        "reading; after rollback.bakeTime of it the template is known-good.",
+    )
 
 
 class EvaluationError(Model):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from venue_operator.assess import Assessment
+from venue_operator.assess import DEPLOYMENT_NOT_FOUND, Assessment
 from venue_operator.model import (
     HISTORY_LIMIT,
     CheckStatus,
@@ -25,6 +25,7 @@ from venue_operator.model import (
     VenueServiceStatus,
 )
 from venue_operator.observations import WorkloadState
+from venue_operator.reasons import Reason
 
 _RANK = {Level.UNKNOWN: -1, Level.OK: 0, Level.WARNING: 1, Level.CRITICAL: 2}
 
@@ -32,15 +33,23 @@ _RANK = {Level.UNKNOWN: -1, Level.OK: 0, Level.WARNING: 1, Level.CRITICAL: 2}
 @dataclass(frozen=True)
 class EventSpec:
     type: str  # Normal | Warning
-    reason: str  # CamelCase
+    reason: Reason
     message: str  # one line, with the numbers
 
 
-def _fmt(value: float | None, unit: str | None) -> str:
+def _fmt(value: float | None, unit: str | None, digits: int = 3) -> str:
     if value is None:
         return "n/a"
-    text = f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+    text = f"{value:.{digits}g}" if abs(value) < 1000 else f"{value:.0f}"
     return f"{text}{'' if unit in (None, 'pods') else unit}"
+
+
+def above(value: float, limit: float, unit: str | None) -> str:
+    """`12% > 5%`, with enough digits that the two sides never read the same (5.004 > 5)."""
+    digits = 3
+    while _fmt(value, unit, digits) == _fmt(limit, unit, digits) and digits < 9:
+        digits += 1
+    return f"{_fmt(value, unit, digits)} > {_fmt(limit, unit, digits)}"
 
 
 def describe(check: CheckStatus) -> str:
@@ -48,11 +57,18 @@ def describe(check: CheckStatus) -> str:
     limit = check.critical if check.level is Level.CRITICAL else check.warning
     crossing = check.level in (Level.WARNING, Level.CRITICAL) and limit is not None
     if crossing and check.value is not None and limit is not None and check.value <= limit:
-        # Confirmed level held by hysteresis while the value is already back below it.
-        text = f"{check.name} {check.level}, recovering ({_fmt(check.value, check.unit)} now)"
-    elif crossing:
-        value, limit_text = _fmt(check.value, check.unit), _fmt(limit, check.unit)
+        # Held by hysteresis while this cycle's value is at or below the limit.
+        now = _fmt(check.value, check.unit)
+        if check.observed is Level.OK:
+            text = f"{check.name} {check.level}, recovering ({now} now)"
+        else:
+            limit_text = _fmt(limit, check.unit)
+            text = f"{check.name} {check.level} (confirmed; {now} now, limit {limit_text})"
+    elif crossing and check.value is not None and limit is not None:
+        value, limit_text = above(check.value, limit, check.unit).split(" > ")
         text = f"{check.name} {value} > {check.level} {limit_text}"
+    elif crossing:
+        text = f"{check.name} {check.level}"
     else:
         text = f"{check.name} {check.level}"
         if check.value is not None and check.unit:
@@ -79,7 +95,7 @@ def conditions(
     a: Assessment, previous: Sequence[Condition], now: datetime, generation: int | None
 ) -> list[Condition]:
     before = {c.type: c for c in previous}
-    breaches = "; ".join(describe(c) for c in a.breaches()) or "all checks within thresholds"
+    breaches = "; ".join(describe(c) for c in a.breaches()) or _calm(a)
     healthy = None if a.health is Health.UNKNOWN else a.health is Health.HEALTHY
     degraded = None if a.health is Health.UNKNOWN else a.health is not Health.HEALTHY
     unknown = [c.name for c in a.checks if c.level is Level.UNKNOWN]
@@ -96,9 +112,31 @@ def conditions(
     ]  # fmt: skip
 
 
+def _calm(a: Assessment) -> str:
+    """The Healthy/Degraded message when no threshold is crossed: say what is true."""
+    if a.check("pods").reason == DEPLOYMENT_NOT_FOUND:
+        return "waiting for the Deployment: not found"
+    unknown = [describe(c) for c in a.checks if c.level is Level.UNKNOWN]
+    if unknown:
+        return "cannot judge: " + "; ".join(unknown)
+    return "all checks within thresholds"
+
+
 def _first_reason(a: Assessment, name: str) -> str:
     reason = a.check(name).reason
     return reason or "no metric could be read"
+
+
+def bake(rollout: RolloutRecord | None, a: Assessment, now: datetime) -> RolloutRecord | None:
+    """Keep the start of the current run of confirmed Healthy cycles with nothing unknown:
+    a template is trusted for what it did while watched, not for a gap in the data."""
+    if rollout is None:
+        return None
+    clean = a.health is Health.HEALTHY and all(c.observed is not Level.UNKNOWN for c in a.checks)
+    since = (rollout.healthy_since or now) if clean else None
+    if since == rollout.healthy_since:
+        return rollout
+    return rollout.model_copy(update={"healthy_since": since})
 
 
 def track_rollout(
@@ -166,12 +204,13 @@ def next_status(
     bake_time: timedelta = timedelta(minutes=5),
 ) -> VenueServiceStatus:
     """The status after this cycle; history and actions are carried over. A template is
-    remembered as known-good once Healthy and current for `bake_time` (runbook: verify
-    the deployment), so a bad release is not trusted in its first healthy seconds."""
-    rollout = track_rollout(previous.rollout, workload, now)
+    remembered as known-good after `bake_time` of confirmed Healthy cycles with no unknown
+    reading (runbook: verify the deployment), so a bad release is not trusted in its first
+    healthy seconds, nor for a gap in the data."""
+    rollout = bake(track_rollout(previous.rollout, workload, now), a, now)
     healthy = previous.healthy_templates
-    baked = rollout is not None and now - rollout.seen_at >= bake_time
-    if a.health is Health.HEALTHY and baked:
+    since = rollout.healthy_since if rollout is not None else None
+    if since is not None and now - since >= bake_time:
         healthy = _remember(healthy, workload.template_hash)
     return previous.model_copy(
         update={
@@ -225,22 +264,26 @@ def transition_events(previous: VenueServiceStatus, a: Assessment) -> list[Event
         if check.level is old_level:
             continue
         if check.level in (Level.WARNING, Level.CRITICAL) and _RANK[check.level] > _RANK[old_level]:
-            kind = "Warning"
-            events.append(EventSpec(kind, "ThresholdBreached", describe(check)))
+            events.append(EventSpec("Warning", Reason.THRESHOLD_BREACHED, describe(check)))
         elif check.level is Level.OK and old_level in (Level.WARNING, Level.CRITICAL):
-            events.append(EventSpec("Normal", "Recovered", describe(check)))
+            events.append(EventSpec("Normal", Reason.RECOVERED, describe(check)))
+    pods, old_pods = a.check("pods"), before.get("pods")
+    if pods.reason == DEPLOYMENT_NOT_FOUND and (old_pods is None or old_pods.reason != pods.reason):
+        events.append(EventSpec("Warning", Reason.WAITING_FOR_DEPLOYMENT,
+                                "waiting for the Deployment: not found; nothing is judged or "
+                                "acted on until it exists"))  # fmt: skip
     was_available = not any(
         c.type == "MetricsAvailable" and c.status == "False" for c in previous.conditions
     )
     if was_available and not a.metrics_available:
         events.append(
-            EventSpec("Warning", "MetricsUnavailable", _first_reason(a, "error_rate")[:500])
+            EventSpec("Warning", Reason.METRICS_UNAVAILABLE, _first_reason(a, "error_rate")[:500])
         )
     if previous.severity is not None and previous.severity != a.severity:
         events.append(
             EventSpec(
                 "Warning" if a.health is not Health.HEALTHY else "Normal",
-                "SeverityChanged",
+                Reason.SEVERITY_CHANGED,
                 f"{previous.severity} -> {a.severity} ({previous.health} -> {a.health})",
             )
         )

@@ -283,31 +283,107 @@ def test_hysteresis_state_survives_a_round_trip_through_status() -> None:
     assert third.check("error_rate").level is Level.CRITICAL
 
 
+C, W, O, U = Level.CRITICAL, Level.WARNING, Level.OK, Level.UNKNOWN
+
+
 @pytest.mark.parametrize(
-    ("previous_level", "pending", "count", "observed", "expected"),
+    ("previous", "observed", "expected"),
     [
-        (Level.OK, None, 0, Level.OK, (Level.OK, None, 0)),
-        (Level.OK, None, 0, Level.CRITICAL, (Level.OK, Level.CRITICAL, 1)),
-        (Level.OK, Level.CRITICAL, 2, Level.CRITICAL, (Level.CRITICAL, None, 0)),
-        (Level.CRITICAL, None, 0, Level.OK, (Level.CRITICAL, Level.OK, 1)),
-        (Level.CRITICAL, Level.OK, 2, Level.OK, (Level.OK, None, 0)),
-        (Level.CRITICAL, Level.OK, 2, Level.CRITICAL, (Level.CRITICAL, None, 0)),
-        (Level.UNKNOWN, None, 0, Level.OK, (Level.OK, None, 0)),
-        (Level.UNKNOWN, None, 0, Level.CRITICAL, (Level.OK, Level.CRITICAL, 1)),
-        (Level.CRITICAL, None, 0, Level.UNKNOWN, (Level.UNKNOWN, None, 0)),
+        # (level, pending, count, last_known) -> observed -> (level, pending, count, last_known)
+        pytest.param((O, None, 0, None), O, (O, None, 0, None), id="steady ok"),
+        pytest.param((O, None, 0, None), C, (O, C, 1, None), id="breach starts a streak"),
+        pytest.param((O, C, 2, None), C, (C, None, 0, None), id="third breach confirms"),
+        pytest.param((C, None, 0, None), O, (C, O, 1, None), id="recovery starts a streak"),
+        pytest.param((C, O, 2, None), O, (O, None, 0, None), id="third pass recovers"),
+        pytest.param((C, O, 2, None), C, (C, None, 0, None), id="relapse ends the recovery"),
+        # Unknown is confirmed like any other level...
+        pytest.param((C, None, 0, None), U, (C, U, 1, None), id="one gap changes nothing"),
+        pytest.param((C, U, 2, None), U, (U, None, 0, C), id="third gap: unknown, remembers"),
+        pytest.param((O, U, 2, None), O, (O, None, 0, None), id="a flicker to unknown is gone"),
+        pytest.param((O, C, 2, None), U, (O, U, 1, None), id="a gap breaks a breach streak"),
+        pytest.param((U, None, 0, C), U, (U, None, 0, C), id="still unknown, still remembers"),
+        # ...and a check back from unknown resumes from its last known level.
+        pytest.param((U, None, 0, C), C, (C, None, 0, None), id="back critical: critical"),
+        pytest.param((U, None, 0, C), O, (C, O, 1, None), id="back ok: must recover first"),
+        pytest.param((U, None, 0, O), C, (O, C, 1, None), id="back bad from ok: a streak"),
+        pytest.param((U, None, 0, None), O, (O, None, 0, None), id="never known: from ok"),
+        pytest.param((U, None, 0, None), C, (O, C, 1, None), id="never known, bad: a streak"),
     ],
 )
 def test_confirm_table(
-    previous_level: Level,
-    pending: Level | None,
-    count: int,
+    previous: tuple[Level, Level | None, int, Level | None],
     observed: Level,
-    expected: tuple[Level, Level | None, int],
+    expected: tuple[Level, Level | None, int, Level | None],
 ) -> None:
-    previous = CheckStatus(
-        name="x", level=previous_level, pending=pending, pending_count=count, section="s"
+    level, pending, count, last_known = previous
+    stored = CheckStatus(
+        name="x", level=level, pending=pending, pending_count=count, last_known=last_known,
+        section="s",
+    )  # fmt: skip
+    got = confirm(observed, stored, Confirmation(breaches=3, recoveries=3))
+    assert (got.level, got.pending, got.count, got.last_known) == expected
+
+
+def test_first_sight_unknown_is_unknown_at_once() -> None:
+    assert confirm(Level.UNKNOWN, None, Confirmation()).level is Level.UNKNOWN
+
+
+def test_a_metrics_gap_does_not_call_a_broken_service_healthy() -> None:
+    """#10 case 2: critical error rate, Prometheus gone long enough to confirm unknown, then
+    one reading: the check resumes critical, health never reads Healthy in between."""
+    bad = observe(metrics=metrics(error_rate=Reading.of(0.225)))
+    gap = observe(
+        metrics=replace(
+            HEALTHY_METRICS,
+            **dict.fromkeys(
+                (
+                    "request_rate",
+                    "error_rate",
+                    "p99_latency",
+                    "pool_utilisation",
+                    "pool_pending",
+                    "memory_utilisation",
+                    "rate_limited",
+                ),
+                Reading.unknown("prometheus unreachable"),
+            ),
+        )
     )
-    assert confirm(observed, previous, Confirmation(breaches=3, recoveries=3)) == expected
+    healthy = observe()
+    results = run([bad] * 3 + [gap] * 4 + [bad, healthy, healthy])  # fmt: skip
+    healths = [r.health for r in results]
+    assert healths[:3] == [Health.HEALTHY, Health.HEALTHY, Health.DEGRADED]
+    assert Health.UNKNOWN in healths[3:7]
+    assert healths[7:] == [Health.DEGRADED] * 3, healths  # resumed; recovering takes 3 cycles
+    assert results[7].check("error_rate").level is Level.CRITICAL
+
+
+def test_unknown_flicker_changes_neither_health_nor_severity() -> None:
+    """#10 case 9: every other cycle unknown (too little traffic, a lost scrape)."""
+    flick = observe(metrics=metrics(p99_latency=Reading.unknown("query returned NaN")))
+    results = run([observe(), flick] * 10)
+    assert {(r.health, r.severity) for r in results} == {(Health.HEALTHY, Severity.NONE)}
+
+
+def test_low_traffic_judges_neither_latency_nor_rate_limits() -> None:
+    """Below minRequestRate a quantile or share over a handful of requests means nothing,
+    and over none it is missing: not judged (ok), so an idle service can be Healthy."""
+    idle = observe(metrics=metrics(
+        request_rate=Reading.of(0), error_rate=Reading.unknown("no requests in the rate window"),
+        p99_latency=Reading.unknown("query returned NaN"),
+        rate_limited=Reading.unknown("no requests in the rate window")))  # fmt: skip
+    result = assess(idle, ONE_SHOT)
+    assert result.health is Health.HEALTHY
+    for name in ("error_rate", "p99_latency", "rate_limited"):
+        assert result.check(name).level is Level.OK
+        assert (result.check(name).reason or "").startswith("not judged"), name
+
+
+def test_a_long_check_value_is_cut_where_the_reason_is_made() -> None:
+    """A 2,000-character database error must not make the status invalid."""
+    full = ProbeResult(status_code=200, checks={"database": "x" * 2000, "redis": "ok"})
+    reason = assess(observe(full_health=full), ONE_SHOT).check("database").reason
+    assert reason is not None and len(reason) <= 1000 and reason.endswith("…")
 
 
 def test_a_ramp_confirms_critical_within_one_streak() -> None:

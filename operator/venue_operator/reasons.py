@@ -1,0 +1,34 @@
+"""Event reasons: every Event the operator posts has one of these (short CamelCase)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Reason(StrEnum):
+    # What the checks did.
+    THRESHOLD_BREACHED = "ThresholdBreached"
+    RECOVERED = "Recovered"
+    SEVERITY_CHANGED = "SeverityChanged"
+    METRICS_UNAVAILABLE = "MetricsUnavailable"
+    WAITING_FOR_DEPLOYMENT = "WaitingForDeployment"
+    # What the operator did, or would have done.
+    ROLLED_BACK = "RolledBack"
+    SCALED_UP = "ScaledUp"
+    MIGRATION_STARTED = "MigrationStarted"
+    MIGRATION_SUCCEEDED = "MigrationSucceeded"
+    MIGRATION_FAILED = "MigrationFailed"
+    CIRCUIT_OPENED = "CircuitOpened"
+    CIRCUIT_CLOSED = "CircuitClosed"
+    RATE_LIMIT_DIAGNOSED = "RateLimitDiagnosed"
+    DRY_RUN = "DryRun"
+    # Why it did not act, and when it handed over to humans.
+    REMEDIATION_SUPPRESSED = "RemediationSuppressed"
+    REMEDIATION_HELD = "RemediationHeld"
+    REMEDIATION_FAILED = "RemediationFailed"
+    ESCALATED = "Escalated"
+    # What it cannot do.
+    INVALID_SPEC = "InvalidSpec"
+    EVALUATION_FAILED = "EvaluationFailed"
+    DUPLICATE_TARGET = "DuplicateTarget"
+    PERMISSION_MISSING = "PermissionMissing"
