@@ -9,7 +9,10 @@ Pure. Rules, in the order the runbook's P1 procedure implies:
   4. capacity (latency / pool / memory critical), no recent rollout -> scale up;
   5. 429 surge -> a diagnosis naming the top tenants.
 Guardrails on top: mode, pause, unknown data, verify-after-action (then escalate,
-never chain), cooldown per action type, and an hourly budget.
+never chain), cooldown per action type, and an hourly budget. Nothing held back is silent:
+a budget used up, or a cooldown holding while the incident worsens, escalates (once per
+incident and cause); any other reason to hold back while critical carries a `held` key
+that is said once per incident (remediate posts it).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from venue_operator import keys
 from venue_operator.assess import (
     DB_FAILURES,
     DB_OPERATIONS,
@@ -36,6 +40,7 @@ from venue_operator.model import (
     VenueServiceStatus,
 )
 from venue_operator.observations import Revision, WorkloadState
+from venue_operator.wording import above, fmt
 
 ROLLBACK_SECTION = "Rollback Procedure"
 P1_SECTION = "P1 Procedure"
@@ -54,8 +59,7 @@ class Action(StrEnum):
 # Actions that write a workload: they are verified, cooled down and budgeted.
 WORKLOAD_ACTIONS = {Action.ROLL_BACK, Action.SCALE_UP, Action.RUN_MIGRATION}
 PROTECTIVE_ACTIONS = {Action.OPEN_CIRCUIT, Action.CLOSE_CIRCUIT}
-MIGRATION_ANNOTATION = "ops.tickettoken.io/migration"
-BACKWARD_COMPATIBLE_ANNOTATION = "ops.tickettoken.io/migration-backward-compatible"
+_SEVERITY_RANK = {"P1": 1, "P2": 2, "P3": 3, "P4": 4, "None": 5}
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,10 @@ class RolloutFacts:
     replicas: int = 0
     paused: bool = False  # Deployment.spec.paused
     migration_running: bool = False
+    # Known-good templates other than the current one, whether or not their ReplicaSet
+    # still exists: a rollout replaced them even if revisionHistoryLimit cleaned them up.
+    earlier_known_good: tuple[str, ...] = ()
+    revision_history_limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -76,11 +84,10 @@ class Decision:
     params: Mapping[str, str] = field(default_factory=dict)
     dry_run: bool = False
     suppressed_by: str | None = None  # "cooldown", "budget", ... when an action was held back
-
-    @property
-    def acts(self) -> bool:
-        """True when something should be written (or, in DryRun, recorded as if written)."""
-        return self.action is not None and self.suppressed_by is None
+    # No action although something may be critical: a stable key for "why", said once.
+    held: str | None = None
+    # An escalation's cause, kept in the incident so that it is made (and paged) once.
+    key: str | None = None
 
 
 def rollout_facts(workload: WorkloadState, status: VenueServiceStatus) -> RolloutFacts:
@@ -92,8 +99,11 @@ def rollout_facts(workload: WorkloadState, status: VenueServiceStatus) -> Rollou
     seen = status.rollout
     started = seen.seen_at if seen and seen.template_hash == workload.template_hash else None
     ours = _last(status.history, {Action.ROLL_BACK}, EFFECTIVE)
-    if ours is not None and ours.inputs.get("toTemplate") == workload.template_hash:
-        started = None  # our own rollback made this template current: nothing to blame on it
+    by_us = ours is not None and ours.inputs.get("toTemplate") == workload.template_hash
+    # The Deployment says so too (keys.ROLLED_BACK_TO): for a sibling, a restart with a lost
+    # status, or a second operator, our rollback is never somebody's new rollout.
+    if by_us or (workload.rolled_back_to and workload.rolled_back_to == workload.template_hash):
+        started = None
     elif started is None:
         started = workload.rollout_started_at
     return RolloutFacts(
@@ -103,11 +113,15 @@ def rollout_facts(workload: WorkloadState, status: VenueServiceStatus) -> Rollou
         replicas=workload.desired,
         paused=workload.paused,
         migration_running=workload.migration_running,
+        earlier_known_good=tuple(
+            h for h in status.healthy_templates if h != workload.template_hash
+        ),
+        revision_history_limit=workload.revision_history_limit,
     )
 
 
-def _none(reason: str) -> Decision:
-    return Decision(None, reason)
+def _none(reason: str, held: str | None = None) -> Decision:
+    return Decision(None, reason, held=held)
 
 
 def _critical(a: Assessment, *names: str) -> list[str]:
@@ -124,19 +138,28 @@ def _critical(a: Assessment, *names: str) -> list[str]:
 
 
 def _describe(a: Assessment, names: Sequence[str]) -> str:
+    """`error_rate 12% > 5%`; a check confirmed critical by its streak whose value this
+    cycle is at or under the limit says so instead of printing `5% > 5%`."""
     parts = []
     for name in names:
         c = a.check(name)
-        value = "" if c.value is None else f" {c.value:g}{c.unit or ''}"
-        limit = "" if c.critical is None else f" > {c.critical:g}{c.unit or ''}"
-        parts.append(f"{name}{value}{limit}")
+        if c.value is None or c.critical is None:
+            parts.append(f"{name} {c.level}")
+        elif c.value > c.critical:
+            value, limit = above(c.value, c.critical, c.unit)
+            parts.append(f"{name} {value} > {limit}")
+        else:
+            now, limit = fmt(c.value, c.unit), fmt(c.critical, c.unit)
+            parts.append(f"{name} critical (confirmed; {now} now, limit {limit})")
     return ", ".join(parts)
 
 
 def recent_rollout(rollout: RolloutFacts, policy: RemediationPolicy, now: datetime) -> bool:
     """A rollout replaced an earlier revision within the window (a first release is none)."""
     started = rollout.started_at
-    replaced = any(r != rollout.current for r in rollout.revisions)
+    replaced = any(r != rollout.current for r in rollout.revisions) or bool(
+        rollout.earlier_known_good
+    )
     recent = started is not None and now - started <= policy.rollback.recent_rollout_window
     return recent and replaced
 
@@ -166,7 +189,15 @@ def rollback_target(
     if blocked_by is not None:
         return None, (
             f"rolling back would cross migration {blocked_by.migration!r} of revision "
-            f"{blocked_by.number}, not marked {BACKWARD_COMPATIBLE_ANNOTATION}"
+            f"{blocked_by.number}, not marked {keys.BACKWARD_COMPATIBLE}"
+        )
+    kept = {r.template_hash for r in rollout.revisions}
+    collected = [h for h in healthy if h not in kept and h != current.template_hash]
+    if collected:
+        limit = rollout.revision_history_limit
+        return None, (
+            f"the known-good revision's ReplicaSet (pod template {collected[-1]}) was "
+            f"garbage-collected (revisionHistoryLimit {'unset' if limit is None else limit})"
         )
     return None, "no earlier revision is known healthy"
 
@@ -223,10 +254,37 @@ def _guard(
             and r.result in ATTEMPTED
         ]  # fmt: skip
         if len(hour) >= policy.max_actions_per_hour:
+            again = min(r.at for r in hour) + timedelta(hours=1) if hour else now
             return replace(decision, suppressed_by="budget",
                            reason=f"{decision.reason}; held: budget of "
-                           f"{policy.max_actions_per_hour} actions/hour used")  # fmt: skip
+                           f"{policy.max_actions_per_hour} actions/hour used "
+                           f"(next at {again:%H:%M:%S})")  # fmt: skip
     return replace(decision, dry_run=policy.mode is Mode.DRY_RUN)
+
+
+def _worse(now: str, then: str | None) -> bool:
+    return then is not None and _SEVERITY_RANK.get(now, 5) < _SEVERITY_RANK.get(then, 5)
+
+
+def _held_to_escalation(decision: Decision, a: Assessment, status: VenueServiceStatus) -> Decision:
+    """A guardrail holding an action back is fine while it is only waiting; a budget used up,
+    or a cooldown while the incident got worse than when we last acted, needs a human."""
+    if decision.suppressed_by == "budget":
+        key = "budget"
+    elif decision.suppressed_by == "cooldown":
+        last = _last(status.history, {decision.action} if decision.action else set())
+        if last is None or not _worse(str(a.severity), last.inputs.get("severity")):
+            return decision
+        key = f"cooldown:{decision.action}:{a.severity}"
+    else:
+        return decision
+    if _escalated(status, key):
+        return decision  # said once; the suppression record stays, de-duplicated
+    return Decision(
+        Action.ESCALATE, f"{decision.action} held while {a.health} ({a.severity}): "
+        f"{decision.reason}", P1_SECTION,
+        {"held": str(decision.action), "heldBy": decision.suppressed_by or ""}, key=key,
+    )  # fmt: skip
 
 
 def _verification(
@@ -242,12 +300,14 @@ def _verification(
         or last.at < incident.opened_at
     ):
         return None
-    if incident.escalated:
-        return _none(f"escalated after {last.action}; waiting for a human or recovery")
+    if _escalated(status, f"verify:{last.correlation_id}"):
+        return _none(f"escalated after {last.action}; waiting for a human or recovery",
+                     held="escalated")  # fmt: skip
     waited = now - last.at
     if waited < policy.verify_window:
         left = int((policy.verify_window - waited).total_seconds())
-        return _none(f"verifying {last.action} ({last.correlation_id}): {left}s of the window left")
+        return _none(f"verifying {last.action} ({last.correlation_id}): {left}s of the window "
+                     "left", held=f"verifying:{last.correlation_id}")  # fmt: skip
     if last.action == Action.SCALE_UP:
         return None  # capacity is fixed step by step: the scale rule decides (max -> escalate)
     return Decision(
@@ -256,13 +316,42 @@ def _verification(
         f"{int(policy.verify_window.total_seconds())}s; still {a.health} ({a.severity})",
         P1_SECTION,
         {"after": last.action, "correlationId": last.correlation_id},
+        key=f"verify:{last.correlation_id}",
     )
 
 
-def _escalate(reason: str, section: str, status: VenueServiceStatus) -> Decision:
-    if status.incident is not None and status.incident.escalated:
-        return _none(f"already escalated: {reason}")
-    return Decision(Action.ESCALATE, reason, section)
+def _escalated(status: VenueServiceStatus, key: str) -> bool:
+    return status.incident is not None and key in status.incident.escalations
+
+
+def _escalate(reason: str, section: str, status: VenueServiceStatus, key: str) -> Decision:
+    """Hand over to humans, once per incident and cause."""
+    if _escalated(status, key):
+        return _none(f"already escalated: {reason}", held="escalated")
+    return Decision(Action.ESCALATE, reason, section, key=key)
+
+
+def _dependency_echo(
+    status: VenueServiceStatus, policy: RemediationPolicy, now: datetime
+) -> tuple[Decision | None, datetime | None]:
+    """Errors and latency lag a dependency outage by their rate window: for
+    `circuitBreaker.echoWindow` after the circuit closed they are its echo, not a new cause.
+    Then the usual rules apply again -> (hold, when the outage's echo ended)."""
+    incident = status.incident
+    opened = _last(status.history, {Action.OPEN_CIRCUIT})
+    if incident is None or opened is None or opened.at < incident.opened_at:
+        return None, None
+    closed = _last(status.history, {Action.CLOSE_CIRCUIT}, EFFECTIVE)
+    ended = closed.at if closed is not None and closed.at >= opened.at else opened.at
+    resume = ended + policy.circuit_breaker.echo_window
+    if now < resume:
+        window = int(policy.circuit_breaker.echo_window.total_seconds())
+        return _none(
+            f"recovering from a dependency outage: the usual rules apply again at "
+            f"{resume:%H:%M:%S} ({window}s echo window after the circuit closed)",
+            held="dependency-echo",
+        ), None  # fmt: skip
+    return None, resume
 
 
 def _rules(
@@ -276,24 +365,25 @@ def _rules(
     # 1. Dependency down: protect it; nothing else may act.
     if deps_down:
         if status.circuit_open:
-            return _none(f"circuit open while {', '.join(deps_down)} down; rollback and scale held")
+            return _none(f"circuit open while {', '.join(deps_down)} down; rollback and scale "
+                         "held", held="circuit-open")  # fmt: skip
         if policy.circuit_breaker.enabled:
             return Decision(
                 Action.OPEN_CIRCUIT, f"{' and '.join(deps_down)} down per /health/full",
                 DB_FAILURES, {"dependencies": ",".join(deps_down)},
             )  # fmt: skip
         return _escalate(f"{', '.join(deps_down)} down and the circuit breaker is disabled",
-                         DB_FAILURES, status)  # fmt: skip
+                         DB_FAILURES, status, "dependency-down")  # fmt: skip
     deps_ok = all(a.check(n).level is Level.OK for n in ("database", "redis"))
     if status.circuit_open:
         if deps_ok:
             return Decision(Action.CLOSE_CIRCUIT, "database and redis healthy again", DB_FAILURES)
-        return _none("circuit open; waiting until the dependencies are confirmed back")
+        return _none("circuit open; waiting until the dependencies are confirmed back",
+                     held="circuit-open")  # fmt: skip
 
-    opened = _last(status.history, {Action.OPEN_CIRCUIT})
-    if status.incident and opened and opened.at >= status.incident.opened_at:
-        # Errors and latency lag a dependency outage: they are its echo, not a new cause.
-        return _none("recovering from a dependency outage in this incident")
+    echo, outage_ended = _dependency_echo(status, policy, now)
+    if echo is not None:
+        return echo
 
     verifying = _verification(a, status, policy, now)
     if verifying is not None:
@@ -302,14 +392,14 @@ def _rules(
     # 2. Not starting because migrations are pending.
     if _critical(a, "migrations"):
         if rollout.migration_running:
-            return _none("migration Job running")
+            return _none("migration Job running", held="migration-running")
         if policy.migration.enabled:
             return Decision(
                 Action.RUN_MIGRATION, "checks.migrations pending per /health/full", DB_OPERATIONS,
                 {"cronJob": policy.migration.cron_job_name},
             )  # fmt: skip
         return _escalate("migrations pending and automatic migration is disabled",
-                         DB_OPERATIONS, status)  # fmt: skip
+                         DB_OPERATIONS, status, "migration-disabled")  # fmt: skip
 
     service_critical = _critical(a, "health", "pods", "error_rate", "p99_latency",
                                  "pool_utilisation", "memory")  # fmt: skip
@@ -320,7 +410,10 @@ def _rules(
 
     # 3. A recent rollout caused it.
     if recent_rollout(rollout, policy, now):
+        # What is still critical after a dependency outage's echo is judged from its end.
         degraded_since = status.incident.opened_at if status.incident else now
+        if outage_ended is not None:
+            degraded_since = max(degraded_since, outage_ended)
         if rollout.started_at is not None and degraded_since >= rollout.started_at:
             return _rollback(a, rollout, status, policy, service_critical)
 
@@ -329,7 +422,7 @@ def _rules(
     if capacity:
         return _scale_up(a, rollout, status, policy, capacity)
     return _escalate(f"{_describe(a, service_critical)} with no rollout, capacity or dependency "
-                     "cause the runbook automates", P1_SECTION, status)  # fmt: skip
+                     "cause the runbook automates", P1_SECTION, status, "no-cause")  # fmt: skip
 
 
 def _rollback(
@@ -342,14 +435,17 @@ def _rollback(
     number = rollout.current.number if rollout.current else "?"
     why = f"{_describe(a, critical)} after the rollout of revision {number}"
     if not policy.rollback.enabled:
-        return _escalate(f"{why}; automatic rollback disabled", ROLLBACK_SECTION, status)
+        return _escalate(f"{why}; automatic rollback disabled", ROLLBACK_SECTION, status,
+                         "rollback-disabled")  # fmt: skip
     if rollout.paused:
-        return _escalate(f"{why}; the Deployment is paused", ROLLBACK_SECTION, status)
+        return _escalate(f"{why}; the Deployment is paused", ROLLBACK_SECTION, status,
+                         "deployment-paused")  # fmt: skip
     target, why_not = rollback_target(
         rollout, status.healthy_templates, status.rolled_back_templates
     )
     if target is None or rollout.current is None:
-        return _escalate(f"{why}; cannot roll back: {why_not}", ROLLBACK_SECTION, status)
+        return _escalate(f"{why}; cannot roll back: {why_not}", ROLLBACK_SECTION, status,
+                         "no-rollback-target")  # fmt: skip
     return Decision(
         Action.ROLL_BACK,
         f"{why}: roll back {rollout.current.number} -> {target.number}",
@@ -373,11 +469,11 @@ def _scale_up(
     why = _describe(a, capacity)
     scale = policy.scale
     if not scale.enabled:
-        return _escalate(f"{why}; automatic scaling disabled", HIGH_LATENCY, status)
+        return _escalate(f"{why}; automatic scaling disabled", HIGH_LATENCY, status,
+                         "scale-disabled")  # fmt: skip
     if rollout.replicas >= scale.max_replicas:
-        return _escalate(
-            f"{why}; already at maxReplicas {scale.max_replicas}", HIGH_LATENCY, status
-        )
+        return _escalate(f"{why}; already at maxReplicas {scale.max_replicas}", HIGH_LATENCY,
+                         status, "max-replicas")  # fmt: skip
     target = min(scale.max_replicas, max(rollout.replicas + scale.step, scale.min_replicas))
     return Decision(
         Action.SCALE_UP, f"{why}: scale {rollout.replicas} -> {target}", HIGH_LATENCY,
@@ -409,9 +505,10 @@ def decide(
 ) -> Decision:
     """At most one action for this cycle, with a reason naming the runbook section."""
     if policy.mode is Mode.OFF:
-        return _none("remediation mode Off")
+        return _none("remediation mode Off: watching only", held="mode-off")
     if paused:
-        return _none("paused by annotation")
+        return _none(f"paused by annotation {keys.PAUSED}", held="paused")
     if a.health is Health.UNKNOWN:
         return _none("health unknown: no action on missing data")
-    return _guard(_rules(a, rollout, status, policy, now), status, policy, now)
+    guarded = _guard(_rules(a, rollout, status, policy, now), status, policy, now)
+    return _held_to_escalation(guarded, a, status)

@@ -93,10 +93,10 @@ class WorkloadState:
     revisions: tuple[Revision, ...] = ()
     paused: bool = False
     rollout_started_at: datetime | None = None
-    rollout_stalled: bool = False
-    restarts: int = 0
     crash_looping: int = 0  # pods in CrashLoopBackOff
     migration_running: bool = False
+    rolled_back_to: str | None = None  # keys.ROLLED_BACK_TO on the Deployment
+    revision_history_limit: int | None = None
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from venue_operator.model import (
 )
 from venue_operator.observations import WorkloadState
 from venue_operator.reasons import Reason
+from venue_operator.wording import above, fmt
 
 _RANK = {Level.UNKNOWN: -1, Level.OK: 0, Level.WARNING: 1, Level.CRITICAL: 2}
 
@@ -37,42 +38,27 @@ class EventSpec:
     message: str  # one line, with the numbers
 
 
-def _fmt(value: float | None, unit: str | None, digits: int = 3) -> str:
-    if value is None:
-        return "n/a"
-    text = f"{value:.{digits}g}" if abs(value) < 1000 else f"{value:.0f}"
-    return f"{text}{'' if unit in (None, 'pods') else unit}"
-
-
-def above(value: float, limit: float, unit: str | None) -> str:
-    """`12% > 5%`, with enough digits that the two sides never read the same (5.004 > 5)."""
-    digits = 3
-    while _fmt(value, unit, digits) == _fmt(limit, unit, digits) and digits < 9:
-        digits += 1
-    return f"{_fmt(value, unit, digits)} > {_fmt(limit, unit, digits)}"
-
-
 def describe(check: CheckStatus) -> str:
     """`error_rate 12% > critical 5% (Monitoring & Alerts)` and the like."""
     limit = check.critical if check.level is Level.CRITICAL else check.warning
     crossing = check.level in (Level.WARNING, Level.CRITICAL) and limit is not None
     if crossing and check.value is not None and limit is not None and check.value <= limit:
         # Held by hysteresis while this cycle's value is at or below the limit.
-        now = _fmt(check.value, check.unit)
+        now = fmt(check.value, check.unit)
         if check.observed is Level.OK:
             text = f"{check.name} {check.level}, recovering ({now} now)"
         else:
-            limit_text = _fmt(limit, check.unit)
+            limit_text = fmt(limit, check.unit)
             text = f"{check.name} {check.level} (confirmed; {now} now, limit {limit_text})"
     elif crossing and check.value is not None and limit is not None:
-        value, limit_text = above(check.value, limit, check.unit).split(" > ")
+        value, limit_text = above(check.value, limit, check.unit)
         text = f"{check.name} {value} > {check.level} {limit_text}"
     elif crossing:
         text = f"{check.name} {check.level}"
     else:
         text = f"{check.name} {check.level}"
         if check.value is not None and check.unit:
-            text += f" ({_fmt(check.value, check.unit)})"
+            text += f" ({fmt(check.value, check.unit)})"
     if check.reason:
         text += f": {check.reason}"
     return f"{text} [runbook: {check.section}]"

@@ -125,7 +125,7 @@ def test_rules(
 ) -> None:  # fmt: skip
     decision = decide(assessed(**obs), rollout, status, pol, NOW)
     assert decision.action is action, decision.reason
-    assert decision.acts == (action is not None)
+    assert decision.suppressed_by is None
     assert params.items() <= dict(decision.params).items()
     assert decision.reason
 
@@ -143,7 +143,9 @@ def test_429_diagnosis_names_the_tenant() -> None:
 
 def test_dry_run_decides_the_same_but_flags_it() -> None:
     decision = decide(assessed(**ERRORS), FRESH_ROLLOUT, KNOWN, policy(mode="DryRun"), NOW)
-    assert decision.action is Action.ROLL_BACK and decision.dry_run and decision.acts
+    assert (
+        decision.action is Action.ROLL_BACK and decision.dry_run and decision.suppressed_by is None
+    )
 
 
 def test_pause_annotation_stops_everything() -> None:
@@ -169,22 +171,29 @@ def test_cooldown_holds_a_second_scale_in_a_new_incident() -> None:
         update={"opened_at": NOW - timedelta(minutes=1)})})  # fmt: skip
     decision = decide(assessed(**SLOW), OLD_ROLLOUT, status, POLICY, NOW)
     assert decision.action is Action.SCALE_UP and decision.suppressed_by == "cooldown"
-    assert not decision.acts and "cooldown" in decision.reason
+    assert "cooldown" in decision.reason
 
 
-def test_budget_stops_a_flapping_service() -> None:
+def test_budget_used_up_escalates_once_then_holds_quietly() -> None:
+    """#10 case 3: running out of maxActionsPerHour is never silent."""
     old = [record(Action.SCALE_UP, m) for m in (50, 40, 30)]
     status = with_history(*old)
-    decision = decide(assessed(**SLOW), OLD_ROLLOUT, status,
-                      policy(max_actions_per_hour=3, cooldowns={"scale": "1s"}), NOW)  # fmt: skip
-    assert decision.suppressed_by == "budget" and not decision.acts
+    tight = policy(max_actions_per_hour=3, cooldowns={"scale": "1s"})
+    decision = decide(assessed(**SLOW), OLD_ROLLOUT, status, tight, NOW)
+    assert decision.action is Action.ESCALATE and decision.key == "budget"
+    assert "budget of 3 actions/hour used (next at 20:10:00)" in decision.reason
+    assert decision.params == {"held": "ScaleUp", "heldBy": "budget"}
+    said = status.model_copy(update={"incident": INCIDENT.model_copy(
+        update={"escalations": ["budget"]})})  # fmt: skip
+    again = decide(assessed(**SLOW), OLD_ROLLOUT, said, tight, NOW)
+    assert again.action is Action.SCALE_UP and again.suppressed_by == "budget"
 
 
 def test_budget_counts_only_the_last_hour() -> None:
     status = with_history(*[record(Action.SCALE_UP, m) for m in (70, 65, 61)])
     decision = decide(assessed(**SLOW), OLD_ROLLOUT, status,
                       policy(max_actions_per_hour=3, cooldowns={"scale": "1s"}), NOW)  # fmt: skip
-    assert decision.acts
+    assert decision.suppressed_by is None
 
 
 def test_verify_window_waits_then_escalates_once() -> None:
@@ -194,9 +203,12 @@ def test_verify_window_waits_then_escalates_once() -> None:
     late = record(Action.ROLL_BACK, 6)
     escalate = decide(assessed(**ERRORS), FRESH_ROLLOUT, with_history(late), POLICY, NOW)
     assert escalate.action is Action.ESCALATE and "did not restore health" in escalate.reason
-    escalated = with_history(late, incident=INCIDENT.model_copy(update={"escalated": True}))
-    after = decide(assessed(**ERRORS), FRESH_ROLLOUT, escalated, POLICY, NOW)
+    assert escalate.key == f"verify:{late.correlation_id}"
+    said = INCIDENT.model_copy(update={"escalated": True, "escalations": [escalate.key]})
+    after = decide(assessed(**ERRORS), FRESH_ROLLOUT, with_history(late, incident=said), POLICY,
+                   NOW)  # fmt: skip
     assert after.action is None, "no chained actions after an escalation"
+    assert after.held == "escalated"
 
 
 def test_actions_of_a_previous_incident_do_not_count_for_verification() -> None:
@@ -225,7 +237,7 @@ def test_scale_steps_again_after_the_window_then_escalates_at_max() -> None:
     late = record(Action.SCALE_UP, 6)
     again = decide(assessed(**SLOW), OLD_ROLLOUT, with_history(late),
                    policy(cooldowns={"scale": "1m"}), NOW)  # fmt: skip
-    assert again.action is Action.SCALE_UP and again.acts
+    assert again.action is Action.SCALE_UP and again.suppressed_by is None
     at_max = RolloutFacts(current=R3, revisions=(R3,), started_at=OLD_ROLLOUT.started_at,
                           replicas=10)  # fmt: skip
     final = decide(assessed(**SLOW), at_max, with_history(late), POLICY, NOW)
@@ -263,7 +275,31 @@ def test_after_a_dependency_outage_lagging_errors_are_not_blamed_on_the_rollout(
     opened = record(Action.OPEN_CIRCUIT, 2)
     closed = record(Action.CLOSE_CIRCUIT, 1)
     decision = decide(assessed(**ERRORS), FRESH_ROLLOUT, with_history(opened, closed), POLICY, NOW)
-    assert decision.action is None and "dependency outage" in decision.reason
+    assert decision.action is None and decision.held == "dependency-echo"
+    assert "apply again at 20:01:00 (120s echo window" in decision.reason
+
+
+@pytest.mark.parametrize(
+    ("rollout_minutes_ago", "closed_minutes_ago", "action"),
+    [
+        (15, 1, None),  # the echo window (2 min) is not over: still the outage's echo
+        (15, 3, Action.ROLL_BACK),  # over, still critical: the rollout (before it) is blamed
+        (5, 3, Action.ROLL_BACK),  # the rollout came during the outage: blamed too
+        (1, 4, Action.ESCALATE),  # the rollout came after the echo ended: not its cause
+    ],
+)
+def test_after_the_echo_window_the_usual_rules_apply_again(
+    rollout_minutes_ago: int, closed_minutes_ago: int, action: Action | None
+) -> None:
+    """#10 case 7: an outage overlapping a bad rollout must not silence the operator."""
+    opened, closed = (
+        record(Action.OPEN_CIRCUIT, 8),
+        record(Action.CLOSE_CIRCUIT, closed_minutes_ago),
+    )
+    rollout = RolloutFacts(current=R3, revisions=(R1, R2, R3),
+                           started_at=NOW - timedelta(minutes=rollout_minutes_ago), replicas=3)  # fmt: skip
+    decision = decide(assessed(**ERRORS), rollout, with_history(opened, closed), POLICY, NOW)
+    assert decision.action is action, decision.reason
 
 
 def test_a_first_release_is_not_a_rollout_to_blame() -> None:

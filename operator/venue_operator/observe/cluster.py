@@ -9,12 +9,8 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from venue_operator import keys
 from venue_operator.observations import Revision, WorkloadState
-
-REVISION = "deployment.kubernetes.io/revision"
-HASH_LABEL = "pod-template-hash"
-MIGRATION_ANNOTATION = "ops.tickettoken.io/migration"
-BACKWARD_COMPATIBLE = "ops.tickettoken.io/migration-backward-compatible"
 
 
 def _owner(body: Mapping[str, Any], kind: str) -> str | None:
@@ -31,16 +27,16 @@ def _time(value: str | None) -> datetime | None:
 def deployment_summary(body: Mapping[str, Any]) -> dict[str, Any]:
     spec, status = body.get("spec", {}), body.get("status", {}) or {}
     meta = body.get("metadata", {})
-    conditions = {c.get("type"): c for c in status.get("conditions", []) or []}
-    progressing = conditions.get("Progressing", {})
+    annotations = meta.get("annotations") or {}
     return {
         "name": meta.get("name"),
         "uid": meta.get("uid"),
         "replicas": spec.get("replicas", 1),
         "paused": bool(spec.get("paused")),
         "ready": status.get("readyReplicas", 0) or 0,
-        "revision": int(meta.get("annotations", {}).get(REVISION, 0) or 0),
-        "stalled": progressing.get("reason") == "ProgressDeadlineExceeded",
+        "revision": int(annotations.get(keys.REVISION, 0) or 0),
+        "rolled_back_to": annotations.get(keys.ROLLED_BACK_TO),
+        "revision_history_limit": spec.get("revisionHistoryLimit"),
     }
 
 
@@ -51,11 +47,11 @@ def replicaset_summary(body: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "name": meta.get("name"),
         "deployment": _owner(body, "Deployment"),
-        "revision": int((meta.get("annotations") or {}).get(REVISION, 0) or 0),
-        "hash": (meta.get("labels") or {}).get(HASH_LABEL),
+        "revision": int((meta.get("annotations") or {}).get(keys.REVISION, 0) or 0),
+        "hash": (meta.get("labels") or {}).get(keys.HASH_LABEL),
         "created": meta.get("creationTimestamp"),
-        "migration": template_annotations.get(MIGRATION_ANNOTATION),
-        "backward_compatible": template_annotations.get(BACKWARD_COMPATIBLE) == "true",
+        "migration": template_annotations.get(keys.MIGRATION),
+        "backward_compatible": template_annotations.get(keys.BACKWARD_COMPATIBLE) == "true",
     }
 
 
@@ -65,7 +61,6 @@ def pod_summary(body: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "name": body.get("metadata", {}).get("name"),
         "replicaset": _owner(body, "ReplicaSet"),
-        "restarts": sum(int(s.get("restartCount", 0)) for s in statuses),
         "crash_looping": "CrashLoopBackOff" in waiting,
     }
 
@@ -107,8 +102,8 @@ def workload_state(
         revisions=revisions,
         paused=deployment["paused"],
         rollout_started_at=started,
-        rollout_stalled=deployment["stalled"],
-        restarts=sum(p["restarts"] for p in pods),
         crash_looping=sum(1 for p in pods if p["crash_looping"]),
         migration_running=any(j["active"] > 0 for j in migration_jobs),
+        rolled_back_to=deployment.get("rolled_back_to"),
+        revision_history_limit=deployment.get("revision_history_limit"),
     )
