@@ -41,3 +41,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             report.sections.append((f"{name} log (tail)", tail))
         if running.prometheus.proc is not None:
             report.sections.append(("prometheus log (tail)", running.prometheus.proc.tail()))
+        operator = item.funcargs.get("operator")
+        if operator is not None and hasattr(operator, "log"):
+            report.sections.append(("venue-operator log (tail)", operator.log()))

@@ -212,7 +212,7 @@ def evaluations(operator: OperatorProcess, venue: Venue) -> float:
     """The operator's evaluation count for one VenueService (its own /metrics)."""
     wanted = (f'namespace="{venue.namespace}"', f'name="{venue.name}"')
     for line in httpx.get(operator.metrics_url, timeout=5).text.splitlines():
-        if line.startswith("venue_operatorevaluations_total{") and all(w in line for w in wanted):
+        if line.startswith("venue_operator_evaluations_total{") and all(w in line for w in wanted):
             return float(line.split()[-1])
     return 0.0
 

@@ -24,6 +24,7 @@ class OperatorProcess(Lifecycle):
         log_dir: Path | None = None,
         extra_args: tuple[str, ...] = (),
         env: dict[str, str] | None = None,
+        entry: tuple[str, ...] = ("-m", "venue_operator.cli"),
     ) -> None:
         self.kubeconfig = kubeconfig
         self.prometheus_url = prometheus_url
@@ -33,6 +34,7 @@ class OperatorProcess(Lifecycle):
         self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="venue-operator-"))
         self.extra_args = extra_args
         self.extra_env = env or {}
+        self.entry = entry  # what `python` runs: the operator, or a test's wrapper of it
         self.proc: Managed | None = None
         self.starts = 0
 
@@ -47,7 +49,7 @@ class OperatorProcess(Lifecycle):
 
     def argv(self) -> list[str]:
         argv = [
-            sys.executable, "-m", "venue_operator.cli", "--log-json", "run",
+            sys.executable, *self.entry, "--log-json", "run",
             f"--liveness-port={self.liveness_port}", f"--metrics-port={self.metrics_port}",
             *self.extra_args,
         ]  # fmt: skip

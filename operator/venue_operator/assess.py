@@ -117,6 +117,8 @@ def _migrations(probe: ProbeResult) -> Raw:
 
 def _pods(obs: Observations) -> Raw:
     w = obs.workload
+    if w.unreadable:
+        return Raw(Level.UNKNOWN, reason=clip(f"cannot read the workload: {w.unreadable}"))
     if not w.found:
         return Raw(Level.UNKNOWN, reason=DEPLOYMENT_NOT_FOUND)
     value = float(w.ready)

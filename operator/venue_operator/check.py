@@ -11,13 +11,14 @@ from typing import Any
 from kubernetes.aio import client
 
 from venue_operator import kube
-from venue_operator.cycle import Context, MetricsBatcher, evaluate, parse_status
+from venue_operator.evaluation import Context, MetricsBatcher, evaluate
 from venue_operator.model import VenueServiceSpec
 from venue_operator.observations import WorkloadState
 from venue_operator.observe import cluster
 from venue_operator.observe.health import probe_session
 from venue_operator.observe.prometheus import PrometheusReader
 from venue_operator.record import describe
+from venue_operator.status_store import parse_status
 
 
 async def _workload(api: client.ApiClient, namespace: str, spec: VenueServiceSpec) -> WorkloadState:

@@ -1,9 +1,10 @@
 """Kopf registrations only: settings, watch-fed indexes, and one daemon per VenueService
-that runs the loop (cycle.py) every `spec.probe.interval`."""
+that runs its loop (service_loop.py) every `spec.probe.interval`."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 from typing import Any
@@ -13,13 +14,15 @@ import kopf
 import structlog
 
 from venue_operator import kube, memory
-from venue_operator.cycle import Context, MetricsBatcher
+from venue_operator.act.writer import WorkloadWriter
+from venue_operator.evaluation import Context, MetricsBatcher, evaluate
+from venue_operator.events import KubeEvents
 from venue_operator.model import GROUP, PLURAL, VERSION
 from venue_operator.notify import Notifier
 from venue_operator.observe import cluster
 from venue_operator.observe.health import probe_session
 from venue_operator.observe.prometheus import PrometheusReader
-from venue_operator.service_loop import ServiceLoop
+from venue_operator.service_loop import WORKLOAD_INDEXES, LoopPorts, ServiceLoop
 
 log = structlog.get_logger(__name__)
 ANNOTATION_PREFIX = "venue.ops.tickettoken.io"
@@ -53,7 +56,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         metrics_max_age=float(os.environ.get("VENUE_OPERATOR_METRICS_MAX_AGE") or 0) or None,
     )
     memo.notifier = Notifier(memo.api, memo.http)
-    memo.pause_before_act = float(os.environ.get("VENUE_OPERATOR_TEST_PAUSE_BEFORE_ACT", "0"))
+    memo.writer = WorkloadWriter(memo.api)
     memo.trimmer = asyncio.create_task(memory.trim_forever())
 
 
@@ -92,6 +95,14 @@ async def jobs(namespace: str | None, body: kopf.Body, **_: Any) -> Any:
     return {(namespace, summary["cronjob"]): summary} if summary["cronjob"] else None
 
 
+@kopf.index(GROUP, VERSION, PLURAL)
+async def venueservices(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
+    """Who claims which Deployment: the first VenueService naming one owns it."""
+    deployment = ((body.get("spec") or {}).get("deployment") or {}).get("name")
+    created = body.get("metadata", {}).get("creationTimestamp")
+    return {(namespace, deployment): {"name": name, "created": created}} if deployment else None
+
+
 # --- the loop ---------------------------------------------------------------------------
 
 
@@ -105,6 +116,15 @@ async def watch_venue_service(
     **kwargs: Any,
 ) -> None:
     """Runs until the VenueService is deleted; one failed cycle never stops the next."""
-    indexes = {k: kwargs[k] for k in ("deployments", "replicasets", "pods", "jobs")}
-    loop = ServiceLoop(memo, namespace or "default", name, body, indexes)
-    await loop.run(stopped)
+    ns = namespace or "default"
+    indexes = {k: kwargs[k] for k in (*WORKLOAD_INDEXES, "venueservices") if k in kwargs}
+    ports = LoopPorts(
+        evaluate=functools.partial(evaluate, memo.ctx),
+        acts=memo.writer,
+        events=KubeEvents(memo.api, body),
+        write_status=functools.partial(kube.replace_status, memo.api, ns, name),
+        page=functools.partial(memo.notifier.send, ns, name),
+        forget_metrics=memo.ctx.metrics.forget,
+        missing_permissions=getattr(memo, "missing_permissions", {}),
+    )
+    await ServiceLoop(ns, name, body, indexes, ports).run(stopped)

@@ -9,7 +9,7 @@ from kubernetes.aio.config.config_exception import ConfigException
 
 from venue_operator.model import GROUP, PLURAL, VERSION
 
-MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
 
 
 async def connect(kubeconfig: str | None = None) -> client.ApiClient:
@@ -25,11 +25,14 @@ async def connect(kubeconfig: str | None = None) -> client.ApiClient:
     return client.ApiClient(configuration)
 
 
-async def patch_status(
-    api: client.ApiClient, namespace: str, name: str, body: dict[str, Any]
+async def replace_status(
+    api: client.ApiClient, namespace: str, name: str, status: dict[str, Any]
 ) -> None:
+    """Replace a VenueService's whole status (JSON patch `add /status`; unlike a merge
+    patch, a field missing from `status` is removed)."""
+    ops = [{"op": "add", "path": "/status", "value": status}]
     await client.CustomObjectsApi(api).patch_namespaced_custom_object_status(
-        GROUP, VERSION, namespace, PLURAL, name, body, _content_type=MERGE_PATCH
+        GROUP, VERSION, namespace, PLURAL, name, ops, _content_type=JSON_PATCH
     )
 
 
@@ -40,7 +43,6 @@ async def get_venueservice(api: client.ApiClient, namespace: str, name: str) -> 
     return cast(dict[str, Any], result)
 
 
-JSON_PATCH = "application/json-patch+json"
 CONFLICT_STATUSES = {409, 422}  # 422: a JSON-patch "test" op failed (resourceVersion moved)
 
 

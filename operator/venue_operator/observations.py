@@ -96,6 +96,7 @@ class WorkloadState:
     crash_looping: int = 0  # pods in CrashLoopBackOff
     migration_running: bool = False
     rolled_back_to: str | None = None  # keys.ROLLED_BACK_TO on the Deployment
+    unreadable: str | None = None  # why the operator cannot see the workload (RBAC)
     revision_history_limit: int | None = None
 
 

@@ -1,57 +1,92 @@
 """Carry out a decision: write-ahead record -> act -> finish the record -> Events.
 
-The record goes into status *before* the workload write (result InProgress), so
-an operator killed mid-action finds it on restart and finishes it; every act
-function is idempotent, so finishing never acts twice.
+The record goes into status *before* the workload write (result InProgress), so an
+operator killed mid-action finds it on restart and finishes it; every act is
+idempotent, so finishing never acts twice. Status changes are the ledger's (pure);
+this module only orders them around the writes, through four ports: the workload
+writer (`Acts`), the status store, the Events and the pager. An action's Events are
+posted once by name, however often a failed status write makes the cycle repeat.
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
+import json
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from kubernetes.aio import client
 
-from venue_operator.act import ActError, ActResult, breaker, jobs, rollback, scale
-from venue_operator.decide import Action, Decision
+from venue_operator import ledger
+from venue_operator.act import ActError, ActResult, jobs
+from venue_operator.assess import DB_OPERATIONS
+from venue_operator.decide import P1_SECTION, Action, Decision
 from venue_operator.model import (
-    HISTORY_LIMIT,
     ActionRecord,
     ActionResult,
-    IncidentEntry,
+    Level,
     Severity,
     VenueServiceSpec,
     VenueServiceStatus,
 )
-from venue_operator.record import EventSpec, add_timeline
+from venue_operator.reasons import Reason
+from venue_operator.record import EventSpec
 from venue_operator.redact import redact
 
 log = structlog.get_logger(__name__)
 
-PAUSE_ANNOTATION = "ops.tickettoken.io/paused"
 WHO = "venue-operator"
 DONE_REASON = {
-    Action.ROLL_BACK: "RolledBack",
-    Action.SCALE_UP: "ScaledUp",
-    Action.RUN_MIGRATION: "MigrationStarted",
-    Action.OPEN_CIRCUIT: "CircuitOpened",
-    Action.CLOSE_CIRCUIT: "CircuitClosed",
-    Action.ESCALATE: "Escalated",
-    Action.DIAGNOSE_RATE_LIMIT: "RateLimitDiagnosed",
+    Action.ROLL_BACK: Reason.ROLLED_BACK,
+    Action.SCALE_UP: Reason.SCALED_UP,
+    Action.RUN_MIGRATION: Reason.MIGRATION_STARTED,
+    Action.OPEN_CIRCUIT: Reason.CIRCUIT_OPENED,
+    Action.CLOSE_CIRCUIT: Reason.CIRCUIT_CLOSED,
+    Action.ESCALATE: Reason.ESCALATED,
+    Action.DIAGNOSE_RATE_LIMIT: Reason.RATE_LIMIT_DIAGNOSED,
 }
 WARNING_ACTIONS = {Action.ESCALATE, Action.OPEN_CIRCUIT, Action.DIAGNOSE_RATE_LIMIT}
 # Actions whose effect lands on the Deployment: their Events go there too.
 ON_DEPLOYMENT = {Action.ROLL_BACK, Action.SCALE_UP}
 
 
+class Acts(Protocol):
+    """The workload writes a remediation can make (act/writer.py is the real one)."""
+
+    async def roll_back(
+        self, namespace: str, deployment: str, to_template: str, cause: str, rid: str
+    ) -> ActResult: ...
+    async def scale_up(self, namespace: str, deployment: str, replicas: int) -> ActResult: ...
+    async def run_migration(self, namespace: str, cronjob: str, rid: str) -> ActResult: ...
+    async def migration_outcome(self, namespace: str, job: str) -> str | None: ...
+    async def set_circuit(
+        self, namespace: str, config_map: str, key: str, open_: bool, who: str, reason: str
+    ) -> ActResult: ...
+
+
+class Events(Protocol):
+    """Events on the VenueService (ref None) or on another object (a ref)."""
+
+    def post(self, ref: dict[str, Any] | None, event: EventSpec) -> None: ...
+    async def post_once(self, ref: dict[str, Any] | None, event: EventSpec, key: str) -> bool: ...
+
+
+class Store(Protocol):
+    """The one writer of the VenueService's status (status.StatusStore is the real one)."""
+
+    async def save(self, status: VenueServiceStatus, cause: str) -> None: ...
+
+
+Pager = Callable[[VenueServiceStatus, EventSpec], Awaitable[None]]
+
+
 @dataclass(frozen=True)
-class Target:
-    """The objects one VenueService acts on and posts Events to."""
+class Subject:
+    """The VenueService a remediation is for, and the Deployment its Events also go to."""
 
     namespace: str
     name: str
@@ -59,49 +94,31 @@ class Target:
     deployment_ref: dict[str, Any] | None  # apiVersion/kind/metadata for Events
 
 
-Poster = Callable[[dict[str, Any] | None, EventSpec], None]
-StatusWriter = Callable[[VenueServiceStatus], Awaitable[None]]
-Notifier = Callable[[VenueServiceStatus, EventSpec], Awaitable[None]]
+def correlation_id(action: Action) -> str:
+    return f"{action.value.lower()}-{uuid.uuid4().hex[:8]}"
 
 
-def _record(decision: Decision, now: datetime, result: ActionResult) -> ActionRecord:
-    assert decision.action is not None
-    return ActionRecord(
-        at=now,
-        action=decision.action.value,
-        reason=decision.reason[:2000],
-        result=result,
-        dry_run=decision.dry_run,
-        correlation_id=f"{decision.action.value.lower()}-{uuid.uuid4().hex[:8]}",
-        section=decision.section or None,
-        inputs=dict(decision.params),
-    )
-
-
-def _with_record(status: VenueServiceStatus, rec: ActionRecord) -> VenueServiceStatus:
-    """Add or replace (by correlation id) a history record, and keep last_action in step."""
-    history = [r for r in status.history if r.correlation_id != rec.correlation_id]
-    history = [*history, rec][-HISTORY_LIMIT:]
-    updated = status.model_copy(update={"history": history, "last_action": rec})
-    if status.incident is not None and rec.result is not ActionResult.IN_PROGRESS:
-        entry = IncidentEntry(
-            at=rec.at, severity=status.incident.severity,
-            message=f"{rec.action} {rec.result}{' (dry run)' if rec.dry_run else ''}: {rec.reason}",
-        )  # fmt: skip
-        updated = updated.model_copy(update={"incident": add_timeline(status.incident, entry)})
-    return updated
+def refusal(exc: Exception) -> str:
+    """A failed write in one line: the API server's own message names the verb, the
+    resource and the object (`deployments.apps "x" is forbidden: ... cannot patch ...`)."""
+    if not isinstance(exc, client.ApiException):
+        return str(exc)
+    detail = ""
+    with contextlib.suppress(ValueError, AttributeError):
+        detail = str(json.loads(exc.body or "{}").get("message", ""))
+    return f"API {exc.status} {exc.reason}" + (f": {detail[:400]}" if detail else "")
 
 
 @dataclass
 class Remediator:
-    api: client.ApiClient
-    post: Poster
-    write_status: StatusWriter
-    notify: Notifier | None = None
-    pause_before_act: float = 0.0  # a fault-injection hook for crash tests; 0 in production
+    acts: Acts
+    events: Events
+    store: Store
+    pager: Pager
+    new_id: Callable[[Action], str] = correlation_id
 
     async def finish_in_progress(
-        self, target: Target, status: VenueServiceStatus, now: datetime
+        self, subject: Subject, status: VenueServiceStatus, now: datetime
     ) -> VenueServiceStatus:
         """A record left InProgress (crash, or a running migration): complete it once."""
         pending = next(
@@ -109,169 +126,177 @@ class Remediator:
         )
         if pending is None:
             return status
-        if pending.action == Action.RUN_MIGRATION:
-            return await self._follow_migration(target, status, pending, now)
         decision = Decision(Action(pending.action), pending.reason, pending.section or "",
                             pending.inputs)  # fmt: skip
+        if pending.action == Action.RUN_MIGRATION and "job" in pending.inputs:
+            return await self._follow_migration(subject, status, pending, now)
         log.info("remediation.resume", action=pending.action, id=pending.correlation_id)
-        return await self._act_and_finish(target, status, decision, pending)
+        return await self._act_and_finish(subject, status, decision, pending)
 
     async def carry_out(
-        self, target: Target, status: VenueServiceStatus, decision: Decision, now: datetime
+        self, subject: Subject, status: VenueServiceStatus, decision: Decision, now: datetime
     ) -> VenueServiceStatus:
         """Record and (unless dry run, suppressed or event-only) perform the decision."""
         if decision.action is None:
-            return status
+            return await self._held(status, decision)
         if decision.suppressed_by is not None:
-            return self._suppressed(target, status, decision, now)
+            return await self._suppressed(status, decision, now)
         if decision.dry_run:
-            rec = _record(decision, now, ActionResult.DRY_RUN)
-            self.post(
-                None, EventSpec("Normal", "DryRun", f"would {decision.action}: {decision.reason}")
-            )
-            return _with_record(status, rec)
+            return await self._dry_run(status, decision, now)
         if decision.action in (Action.ESCALATE, Action.DIAGNOSE_RATE_LIMIT):
-            return await self._announce(target, status, decision, now)
-        rec = _record(decision, now, ActionResult.IN_PROGRESS)
-        status = _with_record(status, rec)
-        if decision.action is Action.ROLL_BACK:
-            # Never come back to a template we left because it was bad.
-            bad = decision.params.get("fromTemplate")
-            if bad and bad not in status.rolled_back_templates:
-                status = status.model_copy(
-                    update={"rolled_back_templates": [*status.rolled_back_templates, bad][-50:]}
-                )
-        await self.write_status(status)  # write-ahead: the intent survives a crash
-        if self.pause_before_act:
-            await asyncio.sleep(self.pause_before_act)
-        return await self._act_and_finish(target, status, decision, rec)
+            return await self._announce(status, decision, now)
+        rec = self._record(decision, now, ActionResult.IN_PROGRESS, status)
+        status = ledger.begin(status, rec)
+        await self.store.save(status, "remediation")  # write-ahead: the intent survives a crash
+        return await self._act_and_finish(subject, status, decision, rec)
+
+    def _record(
+        self, decision: Decision, now: datetime, result: ActionResult, status: VenueServiceStatus
+    ) -> ActionRecord:
+        assert decision.action is not None
+        return ledger.new_record(decision, now, result, self.new_id(decision.action),
+                                 status.severity)  # fmt: skip
 
     async def _act_and_finish(
-        self, target: Target, status: VenueServiceStatus, decision: Decision, rec: ActionRecord
+        self, subject: Subject, status: VenueServiceStatus, decision: Decision, rec: ActionRecord
     ) -> VenueServiceStatus:
+        action = Action(rec.action)
         try:
-            result = await self._act(target, decision, rec.correlation_id)
+            result = await self._act(subject, decision, rec.correlation_id)
         except (ActError, client.ApiException) as exc:
-            message = redact(f"{decision.action} failed: {_error_text(exc)}")
-            failed = rec.model_copy(
-                update={"result": ActionResult.FAILED, "reason": message[:2000]}
-            )
-            self.post(None, EventSpec("Warning", "RemediationFailed", message))
-            status = _with_record(status, failed)
-            await self.write_status(status)
-            return status
-        if decision.action is Action.RUN_MIGRATION:
+            return await self._failed(subject, status, rec, exc)
+        if action is Action.RUN_MIGRATION:
             # Stays InProgress until the Job finishes; _follow_migration closes it.
             job = jobs.job_name(decision.params.get("cronJob", ""), rec.correlation_id)
-            rec = rec.model_copy(update={"inputs": {**rec.inputs, "job": job}})
-            status = _with_record(status, rec)
+            following = rec.model_copy(update={"inputs": {**rec.inputs, "job": job}})
+            status = ledger.with_record(status, following)
         else:
-            rec = rec.model_copy(update={"result": ActionResult.SUCCEEDED})
-            status = _with_record(status, rec)
-            status = _after_success(status, decision)
-        action = Action(rec.action)
+            status = ledger.finish(status, rec, ActionResult.SUCCEEDED)
         kind = "Warning" if action in WARNING_ACTIONS else "Normal"
         event = EventSpec(kind, DONE_REASON[action], f"{decision.reason} ({result.message})")
-        self._post_both(target, action, event)
-        await self.write_status(status)
+        await self._post_once(subject, action, event, rec.correlation_id)
+        await self.store.save(status, "remediation")
         return status
 
-    async def _act(self, target: Target, decision: Decision, rid: str) -> ActResult:
-        p, ns, spec = decision.params, target.namespace, target.spec
+    async def _failed(
+        self, subject: Subject, status: VenueServiceStatus, rec: ActionRecord, exc: Exception
+    ) -> VenueServiceStatus:
+        """A refused or impossible write: record it, say it, and hand over to humans now
+        (the cooldown would otherwise hold the next attempt for minutes, in silence)."""
+        message = redact(f"{rec.action} failed: {refusal(exc)}")
+        log.warning("remediation.failed", namespace=subject.namespace, name=subject.name,
+                    action=rec.action, id=rec.correlation_id, error=message)  # fmt: skip
+        status = ledger.finish(status, rec, ActionResult.FAILED, message)
+        await self.events.post_once(None, EventSpec("Warning", Reason.REMEDIATION_FAILED, message),
+                                    rec.correlation_id)  # fmt: skip
+        escalation = Decision(
+            Action.ESCALATE, f"{message}; the cooldown holds another attempt: a human must act",
+            P1_SECTION, {"after": rec.action, "correlationId": rec.correlation_id},
+            key=f"failed:{rec.correlation_id}",
+        )  # fmt: skip
+        return await self._announce(status, escalation, rec.at)
+
+    async def _act(self, subject: Subject, decision: Decision, rid: str) -> ActResult:
+        p, ns, spec = decision.params, subject.namespace, subject.spec
         deployment = spec.deployment.name
         cause = f"{WHO}: {decision.reason}"[:1000]
-        policy = spec.remediation
         if decision.action is Action.ROLL_BACK:
-            return await rollback.roll_back(self.api, ns, deployment, p["toTemplate"], cause, rid)
+            return await self.acts.roll_back(ns, deployment, p["toTemplate"], cause, rid)
         if decision.action is Action.SCALE_UP:
-            return await scale.scale_up(self.api, ns, deployment, int(p["toReplicas"]))
+            return await self.acts.scale_up(ns, deployment, int(p["toReplicas"]))
         if decision.action is Action.RUN_MIGRATION:
-            return await jobs.run_migration(self.api, ns, p["cronJob"], rid, rid)
+            return await self.acts.run_migration(ns, p["cronJob"], rid)
         if decision.action in (Action.OPEN_CIRCUIT, Action.CLOSE_CIRCUIT):
-            cb = policy.circuit_breaker
-            return await breaker.set_circuit(
-                self.api, ns, cb.config_map_name, cb.key, decision.action is Action.OPEN_CIRCUIT,
-                f"{WHO} ({target.namespace}/{target.name})", decision.reason,
+            cb = spec.remediation.circuit_breaker
+            return await self.acts.set_circuit(
+                ns, cb.config_map_name, cb.key, decision.action is Action.OPEN_CIRCUIT,
+                f"{WHO} ({subject.namespace}/{subject.name})", decision.reason,
             )  # fmt: skip
         raise ActError(f"no writer for {decision.action}")
 
     async def _follow_migration(
-        self, target: Target, status: VenueServiceStatus, rec: ActionRecord, now: datetime
+        self, subject: Subject, status: VenueServiceStatus, rec: ActionRecord, now: datetime
     ) -> VenueServiceStatus:
-        job = rec.inputs.get("job")
-        if job is None:  # crashed between the write-ahead and the create: create it now
-            decision = Decision(Action.RUN_MIGRATION, rec.reason, rec.section or "", rec.inputs)
-            return await self._act_and_finish(target, status, decision, rec)
-        outcome = await jobs.job_outcome(self.api, target.namespace, job)
-        timeout = target.spec.remediation.migration.timeout
+        job = rec.inputs["job"]
+        try:
+            outcome = await self.acts.migration_outcome(subject.namespace, job)
+        except client.ApiException as exc:
+            log.warning("migration.unreadable", job=job, error=refusal(exc))
+            return status
+        timeout = subject.spec.remediation.migration.timeout
         if outcome is None and now - rec.at <= timeout:
             return status
         outcome = outcome or "Failed"
         late = "" if outcome == "Succeeded" or now - rec.at <= timeout else " (timed out)"
         result = ActionResult.SUCCEEDED if outcome == "Succeeded" else ActionResult.FAILED
-        status = _with_record(status, rec.model_copy(update={"result": result}))
+        status = ledger.finish(status, rec, result)
         kind = "Normal" if result is ActionResult.SUCCEEDED else "Warning"
-        reason = "MigrationSucceeded" if result is ActionResult.SUCCEEDED else "MigrationFailed"
-        self.post(
-            None,
-            EventSpec(
-                kind, reason, f"Job {job} {outcome.lower()}{late} [runbook: Database Operations]"
-            ),
-        )
-        await self.write_status(status)
+        reason = Reason.MIGRATION_SUCCEEDED if result is ActionResult.SUCCEEDED else (
+            Reason.MIGRATION_FAILED)  # fmt: skip
+        message = f"Job {job} {outcome.lower()}{late} [runbook: {DB_OPERATIONS}]"
+        await self.events.post_once(None, EventSpec(kind, reason, message), rec.correlation_id)
+        await self.store.save(status, "remediation")
         return status
 
     async def _announce(
-        self, target: Target, status: VenueServiceStatus, decision: Decision, now: datetime
+        self, status: VenueServiceStatus, decision: Decision, now: datetime
     ) -> VenueServiceStatus:
-        """Escalations and diagnoses: no workload write, an Event (and a page) only."""
+        """Escalations and diagnoses: no workload write, an Event (and a page) once."""
         assert decision.action is not None
-        rec = _record(decision, now, ActionResult.SUCCEEDED)
-        status = _with_record(status, rec)
-        if decision.action is Action.ESCALATE and status.incident is not None:
-            escalated = status.incident.model_copy(update={"escalated": True})
-            status = status.model_copy(update={"incident": escalated})
+        rec = self._record(decision, now, ActionResult.SUCCEEDED, status)
+        status = ledger.with_record(status, rec)
+        escalating = decision.action is Action.ESCALATE
+        if escalating:
+            status = ledger.escalate(status, decision.key or rec.correlation_id)
         event = EventSpec("Warning", DONE_REASON[decision.action], decision.reason)
-        self.post(None, event)
-        await self.write_status(status)
-        if decision.action is Action.ESCALATE and self.notify is not None:
-            await self.notify(status, event)
+        incident = status.incident.id if status.incident else "none"
+        key = f"{incident}/{decision.key}" if decision.key else rec.correlation_id
+        first = await self.events.post_once(None, event, key)
+        await self.store.save(status, "remediation")
+        if escalating and first:
+            await self.pager(status, event)
         return status
 
-    def _suppressed(
-        self, target: Target, status: VenueServiceStatus, decision: Decision, now: datetime
+    async def _dry_run(
+        self, status: VenueServiceStatus, decision: Decision, now: datetime
+    ) -> VenueServiceStatus:
+        rec = self._record(decision, now, ActionResult.DRY_RUN, status)
+        message = f"would {decision.action}: {decision.reason}"
+        await self.events.post_once(None, EventSpec("Normal", Reason.DRY_RUN, message),
+                                    rec.correlation_id)  # fmt: skip
+        return ledger.with_record(status, rec)
+
+    async def _suppressed(
+        self, status: VenueServiceStatus, decision: Decision, now: datetime
     ) -> VenueServiceStatus:
         """Say once (not every cycle) that a guardrail held an action back."""
-        assert decision.action is not None
-        last = status.history[-1] if status.history else None
-        if (last and last.result is ActionResult.SUPPRESSED and last.action == decision.action
-                and last.inputs.get("heldBy") == decision.suppressed_by):  # fmt: skip
+        if ledger.already_suppressed(status, decision):
             return status
-        rec = _record(decision, now, ActionResult.SUPPRESSED)
-        rec = rec.model_copy(
-            update={"inputs": {**rec.inputs, "heldBy": decision.suppressed_by or ""}}
-        )
-        self.post(None, EventSpec("Warning", "RemediationSuppressed", decision.reason))
-        return _with_record(status, rec)
+        rec = self._record(decision, now, ActionResult.SUPPRESSED, status)
+        await self.events.post_once(
+            None, EventSpec("Warning", Reason.REMEDIATION_SUPPRESSED, decision.reason),
+            rec.correlation_id,
+        )  # fmt: skip
+        return ledger.with_record(status, rec)
 
-    def _post_both(self, target: Target, action: Action, event: EventSpec) -> None:
-        self.post(None, event)
-        if action in ON_DEPLOYMENT and target.deployment_ref is not None:
-            self.post(target.deployment_ref, event)
+    async def _held(self, status: VenueServiceStatus, decision: Decision) -> VenueServiceStatus:
+        """No action while something is critical: say why, once per reason and incident."""
+        critical = any(c.level is Level.CRITICAL for c in status.checks)
+        if decision.held is None or not critical or status.incident is None:
+            return status
+        updated = ledger.hold(status, decision.held)
+        if updated is None:
+            return status
+        event = EventSpec("Warning", Reason.REMEDIATION_HELD, decision.reason)
+        await self.events.post_once(None, event, f"{status.incident.id}/held/{decision.held}")
+        return updated
 
-
-def _after_success(status: VenueServiceStatus, decision: Decision) -> VenueServiceStatus:
-    if decision.action is Action.OPEN_CIRCUIT:
-        return status.model_copy(update={"circuit_open": True})
-    if decision.action is Action.CLOSE_CIRCUIT:
-        return status.model_copy(update={"circuit_open": False})
-    return status
-
-
-def _error_text(exc: Exception) -> str:
-    if isinstance(exc, client.ApiException):
-        return f"API {exc.status} {exc.reason}"
-    return str(exc)
+    async def _post_once(
+        self, subject: Subject, action: Action, event: EventSpec, rid: str
+    ) -> None:
+        await self.events.post_once(None, event, rid)
+        if action in ON_DEPLOYMENT and subject.deployment_ref is not None:
+            await self.events.post_once(subject.deployment_ref, event, rid)
 
 
 def severity_pages(severity: Severity | None) -> bool:

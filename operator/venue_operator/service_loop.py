@@ -1,37 +1,74 @@
-"""The loop for one VenueService: every interval, observe -> assess -> record -> decide -> act.
+"""The loop for one VenueService: every interval, observe -> assess -> decide -> act -> record.
 
-Runs inside the Kopf daemon of that VenueService (handlers.py). It is the only
-writer of the VenueService's status, so it keeps the status it last wrote and
-trusts that over a possibly lagging watch.
+Runs inside the Kopf daemon of that VenueService (handlers.py wires its ports). Status
+is written by its `StatusStore` only; the Remediator orders the writes an action needs.
+One VenueService per Deployment: a second one naming the same Deployment is refused and
+never acts.
 """
 
 from __future__ import annotations
 
 import random
 import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import kopf
 import structlog
 from pydantic import ValidationError
 
-from venue_operator import kube, telemetry
-from venue_operator.cycle import Context, evaluate, parse_status, status_patch
+from venue_operator import keys, ledger, telemetry
+from venue_operator.assess import Assessment
 from venue_operator.decide import decide, rollout_facts
-from venue_operator.model import VenueServiceSpec, VenueServiceStatus
+from venue_operator.evaluation import Outcome
+from venue_operator.model import (
+    Condition,
+    EvaluationError,
+    Notification,
+    VenueServiceSpec,
+    VenueServiceStatus,
+)
 from venue_operator.observations import WorkloadState
 from venue_operator.observe import cluster
+from venue_operator.reasons import Reason
 from venue_operator.record import EventSpec, write_causes
 from venue_operator.redact import redact
-from venue_operator.remediate import PAUSE_ANNOTATION, Remediator, Target, severity_pages
+from venue_operator.remediate import Acts, Events, Remediator, Subject, severity_pages
+from venue_operator.status_store import StatusStore, StatusWrite, parse_status
 
 log = structlog.get_logger(__name__)
 DEFAULT_INTERVAL_S = 15.0
+WORKLOAD_INDEXES = ("deployments", "replicasets", "pods", "jobs")
+
+Evaluate = Callable[
+    [str, str, VenueServiceSpec, VenueServiceStatus, WorkloadState, int | None],
+    Awaitable[Outcome],
+]
+Page = Callable[[Notification | None, VenueServiceStatus, EventSpec], None]
+
+
+class InvalidSpec(Exception):
+    """The spec cannot be read: the only cause of an InvalidSpec Event."""
+
+
+@dataclass
+class LoopPorts:
+    """What one loop talks to; handlers.py gives the real ones, fast tests their own."""
+
+    evaluate: Evaluate  # observe + assess + record (evaluation.evaluate)
+    acts: Acts  # the workload writer (act/writer.py)
+    events: Events
+    write_status: StatusWrite
+    page: Page
+    forget_metrics: Callable[[str], None] = lambda key: None
+    # index or verb -> why the operator cannot use it (missing RBAC), see permissions.py
+    missing_permissions: Mapping[str, str] = field(default_factory=dict)
 
 
 def workload_from_indexes(
-    namespace: str, spec: VenueServiceSpec, indexes: dict[str, kopf.Index[Any, Any]]
+    namespace: str, spec: VenueServiceSpec, indexes: Mapping[str, Any]
 ) -> tuple[WorkloadState, dict[str, Any] | None]:
     """The Deployment's state, and a reference to it for Events, from the watch caches."""
     name = spec.deployment.name
@@ -49,48 +86,52 @@ def workload_from_indexes(
 
 class ServiceLoop:
     def __init__(
-        self,
-        memo: kopf.Memo,
-        namespace: str,
-        name: str,
-        body: kopf.Body,
-        indexes: dict[str, kopf.Index[Any, Any]],
-    ) -> None:
-        self.memo, self.namespace, self.name, self.body = memo, namespace, name, body
-        self.indexes = indexes
-        self.known: VenueServiceStatus | None = None  # what this loop last wrote
-        self.written: VenueServiceStatus | None = None
-        self.invalid_reported = False
-        self.remediator = Remediator(
-            api=memo.api, post=self._post, write_status=self._write, notify=self._page,
-            pause_before_act=getattr(memo, "pause_before_act", 0.0),
-        )  # fmt: skip
+        self, namespace: str, name: str, body: kopf.Body, indexes: Mapping[str, Any],
+        ports: LoopPorts,
+    ) -> None:  # fmt: skip
+        self.namespace, self.name, self.body, self.indexes = namespace, name, body, indexes
+        self.ports = ports
+        self.store = StatusStore(ports.write_status, parse_status(body.status))
+        self.remediator = Remediator(ports.acts, ports.events, self.store, self._page_now)
         self.spec: VenueServiceSpec | None = None  # the last valid spec
         self._raw_spec: dict[str, Any] | None = None
+        self._pages: list[EventSpec] = []  # SeverityChanged pages waiting for their write
+        self._said: set[str] = set()  # problems said once until they clear
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
 
     async def run(self, stopped: kopf.DaemonStopped) -> None:
         # Spread the cycles over the whole interval: 1,000 services starting within a few
         # seconds of each other probe in bursts, and the bursts' loop lag reads as slow probes.
         await stopped.wait(random.uniform(0, self._interval()))
-        while not stopped:
-            started = time.monotonic()
-            try:
-                await self.cycle()
-            except ValidationError as exc:
-                self._invalid(exc)
-            except Exception as exc:  # the loop must outlive its own bugs
-                telemetry.ERRORS.labels(self.namespace, self.name).inc()
-                log.exception("cycle.failed", namespace=self.namespace, name=self.name)
-                await self._report_failure(exc)
-            finally:
-                telemetry.EVALUATION_SECONDS.observe(time.monotonic() - started)
-            await stopped.wait(max(0.1, self._interval() - (time.monotonic() - started)))
-        self.memo.ctx.metrics.forget(f"{self.namespace}/{self.name}")
+        try:
+            while not stopped:
+                started = time.monotonic()
+                await self.step()
+                await stopped.wait(max(0.1, self._interval() - (time.monotonic() - started)))
+        finally:
+            self.ports.forget_metrics(self.key)
+
+    async def step(self) -> None:
+        """One cycle; never raises (the loop must outlive its own bugs)."""
+        started = time.monotonic()
+        try:
+            await self.cycle()
+        except InvalidSpec as exc:
+            await self._say_once("InvalidSpec", EventSpec("Warning", Reason.INVALID_SPEC, str(exc)))
+        except Exception as exc:
+            telemetry.ERRORS.labels(self.namespace, self.name).inc()
+            log.exception("cycle.failed", namespace=self.namespace, name=self.name)
+            await self._report_failure(exc)
+        finally:
+            telemetry.EVALUATION_SECONDS.observe(time.monotonic() - started)
 
     def _interval(self) -> float:
         try:
             return self._spec().probe.interval.total_seconds()
-        except ValidationError:
+        except InvalidSpec:
             return DEFAULT_INTERVAL_S
 
     def _spec(self) -> VenueServiceSpec:
@@ -98,78 +139,133 @@ class ServiceLoop:
         validating every cycle was 7% of the operator's CPU)."""
         raw = dict(self.body.spec)
         if self._raw_spec != raw or self.spec is None:
-            self.spec = VenueServiceSpec.model_validate(raw)
+            try:
+                self.spec = VenueServiceSpec.model_validate(raw)
+            except ValidationError as exc:
+                error = exc.errors()[0]
+                where = ".".join(str(p) for p in error.get("loc", ()))
+                raise InvalidSpec(redact(f"spec cannot be evaluated: {where}: "
+                                         f"{error.get('msg')}")[:500]) from None  # fmt: skip
             self._raw_spec = raw
         return self.spec
-
-    def _invalid(self, exc: ValidationError) -> None:
-        if not self.invalid_reported:
-            message = redact(f"spec cannot be evaluated: {exc.errors()[0].get('msg')}")
-            self._post(None, EventSpec("Warning", "InvalidSpec", message[:500]))
-            self.invalid_reported = True
 
     async def cycle(self) -> None:
         if self.body.meta.get("deletionTimestamp"):
             return  # being deleted (e.g. its namespace is terminating): nothing left to heal
         spec = self._spec()
-        self.invalid_reported = False
-        ctx: Context = self.memo.ctx
-        stored = self.known or parse_status(self.body.status)
-        self.written = self.written or stored
-        workload, deployment_ref = workload_from_indexes(self.namespace, spec, self.indexes)
+        self._said.discard("InvalidSpec")
+        owner = self._owner(spec)
+        if owner is not None:
+            await self._refuse_duplicate(spec, owner)
+            return
+        self._said.discard("DuplicateTarget")
+        await self._report_missing_permissions()
+        workload, deployment_ref = self._workload(spec)
         generation = self.body.meta.get("generation")
-        outcome = await evaluate(ctx, self.namespace, self.name, spec, stored, workload, generation)
+        outcome = await self.ports.evaluate(self.namespace, self.name, spec, self.store.known,
+                                            workload, generation)  # fmt: skip
         self._count(outcome.assessment)
-        status = outcome.status
-        for event in outcome.events:
-            self._post(None, event)
-            if event.reason == "SeverityChanged" and severity_pages(status.severity):
-                await self._page(status, event)
-        self.known = status
+        now = outcome.observations.at
+        status = self._post_transitions(outcome)
+        self.store.known = status
 
-        now = datetime.now(UTC)
-        target = Target(self.namespace, self.name, spec, deployment_ref)
-        status = await self.remediator.finish_in_progress(target, status, now)
-        paused = (self.body.meta.get("annotations") or {}).get(PAUSE_ANNOTATION) == "true"
+        subject = Subject(self.namespace, self.name, spec, deployment_ref)
+        status = await self.remediator.finish_in_progress(subject, status, now)
+        paused = (self.body.meta.get("annotations") or {}).get(keys.PAUSED) == "true"
         decision = decide(outcome.assessment, rollout_facts(workload, status), status,
                           spec.remediation, now, paused)  # fmt: skip
-        status = await self.remediator.carry_out(target, status, decision, now)
-        self.known = status
-        causes = write_causes(self.written, status)
+        status = await self.remediator.carry_out(subject, status, decision, now)
+        self.store.known = status
+        causes = write_causes(self.store.written, status)
         if causes:
-            await self._write(status, causes[0])
+            await self.store.save(status, causes[0])
+        await self._send_pages(status)
+        self._said = {s for s in self._said if not s.startswith("EvaluationFailed")}
         log.debug("cycle.done", namespace=self.namespace, name=self.name,
                   health=outcome.assessment.health, decision=decision.reason)  # fmt: skip
 
-    def _count(self, assessment: Any) -> None:
+    def _workload(self, spec: VenueServiceSpec) -> tuple[WorkloadState, dict[str, Any] | None]:
+        missing = [self.ports.missing_permissions[k] for k in WORKLOAD_INDEXES
+                   if k not in self.indexes and k in self.ports.missing_permissions]  # fmt: skip
+        if missing:
+            return WorkloadState(found=False, unreadable="; ".join(missing)), None
+        return workload_from_indexes(self.namespace, spec, self.indexes)
+
+    def _post_transitions(self, outcome: Outcome) -> VenueServiceStatus:
+        """Post the Events of what changed; a P1/P2 severity change pages, once per incident
+        and severity (sent after the status that says so is written)."""
+        status = outcome.status
+        for event in outcome.events:
+            self.ports.events.post(None, event)
+            if event.reason is Reason.SEVERITY_CHANGED and severity_pages(status.severity):
+                paged = ledger.page(status, f"{event.reason}:{status.severity}")
+                if paged is not None:
+                    status = paged
+                    self._pages.append(event)
+        return status
+
+    async def _send_pages(self, status: VenueServiceStatus) -> None:
+        if self.store.written is status:
+            for event in self._pages:
+                await self._page_now(status, event)
+            self._pages.clear()
+
+    def _owner(self, spec: VenueServiceSpec) -> str | None:
+        """The VenueService that watches this Deployment first, when that is not this one."""
+        index = self.indexes.get("venueservices")
+        claims = list(index.get((self.namespace, spec.deployment.name), [])) if index else []
+        if not claims:
+            return None
+        first = min(claims, key=lambda c: (c.get("created") or "", c["name"]))
+        return None if first["name"] == self.name else str(first["name"])
+
+    async def _refuse_duplicate(self, spec: VenueServiceSpec, owner: str) -> None:
+        message = (f"Deployment {spec.deployment.name} is already watched by VenueService "
+                   f"{owner}: this one is refused and never acts; delete one of them")  # fmt: skip
+        now = datetime.now(UTC)
+        before = next((c for c in self.store.known.conditions if c.type == "DuplicateTarget"), None)
+        condition = Condition(type="DuplicateTarget", status="True", reason="DeploymentClaimed",
+                              message=message, last_transition_time=before.last_transition_time
+                              if before else now)  # fmt: skip
+        status = VenueServiceStatus(conditions=[condition])
+        if write_causes(self.store.written, status):
+            await self.store.save(status, "duplicate")
+        await self._say_once("DuplicateTarget", EventSpec("Warning", Reason.DUPLICATE_TARGET,
+                                                          message), key=owner)  # fmt: skip
+
+    async def _report_missing_permissions(self) -> None:
+        for what, why in sorted(self.ports.missing_permissions.items()):
+            event = EventSpec("Warning", Reason.PERMISSION_MISSING, why)
+            await self._say_once(f"PermissionMissing:{what}", event)
+
+    async def _say_once(self, what: str, event: EventSpec, key: str = "") -> None:
+        """A problem is said once until it clears (not every cycle)."""
+        if what in self._said:
+            return
+        self._said.add(what)
+        uid = self.body.meta.get("uid") or ""
+        await self.ports.events.post_once(None, event, f"{uid}/{what}/{key}/{time.time():.0f}")
+
+    def _count(self, assessment: Assessment) -> None:
         telemetry.EVALUATIONS.labels(self.namespace, self.name).inc()
         for check in assessment.checks:
             telemetry.CHECK_LEVEL.labels(self.namespace, self.name, check.name).set(
                 telemetry.LEVEL_VALUE[check.level.value]
             )
 
-    async def _write(self, status: VenueServiceStatus, cause: str = "remediation") -> None:
-        await kube.patch_status(self.memo.api, self.namespace, self.name, status_patch(status))
-        telemetry.STATUS_WRITES.labels(cause).inc()
-        self.known = self.written = status
-
-    def _post(self, ref: dict[str, Any] | None, event: EventSpec) -> None:
-        obj = cast(kopf.Body, ref) if ref is not None else self.body
-        kopf.event(obj, type=event.type, reason=event.reason,
-                   message=redact(event.message)[:1000])  # fmt: skip
-        telemetry.EVENTS.labels(event.reason).inc()
-
-    async def _page(self, status: VenueServiceStatus, event: EventSpec) -> None:
+    async def _page_now(self, status: VenueServiceStatus, event: EventSpec) -> None:
         notification = self.spec.notification if self.spec else None
-        self.memo.notifier.send(self.namespace, self.name, notification, status, event)
+        self.ports.page(notification, status, event)
 
     async def _report_failure(self, exc: Exception) -> None:
-        """Say in status that evaluation failed, without letting that failure escape too."""
+        """Say in status (and once in an Event) that evaluating failed, without letting that
+        failure escape too; the next good cycle clears `lastError`."""
         message = redact(f"{type(exc).__name__}: {exc}")[:500]
-        error = {"at": datetime.now(UTC).isoformat(), "reason": type(exc).__name__,
-                 "message": message}  # fmt: skip
+        error = EvaluationError(at=datetime.now(UTC), reason=type(exc).__name__, message=message)
+        event = EventSpec("Warning", Reason.EVALUATION_FAILED, f"evaluation failed: {message}")
         try:
-            await kube.patch_status(self.memo.api, self.namespace, self.name,
-                                    {"status": {"lastError": error}})  # fmt: skip
+            await self._say_once(f"EvaluationFailed:{type(exc).__name__}", event)
+            status = self.store.known.model_copy(update={"last_error": error})
+            await self.store.save(status, "last_error")
         except Exception:
             log.warning("cycle.failure_not_recorded", namespace=self.namespace, name=self.name)

@@ -32,7 +32,7 @@ def test_killed_mid_rollback_rolls_back_exactly_once(the_lab: Lab, crash_namespa
     with venue_outside_session(the_lab, ns, **FAST) as venue:
         slow = OperatorProcess(the_lab.cluster.kubeconfig, the_lab.prometheus.url,
                                namespaces=("k-*",),
-                               env={"VENUE_OPERATOR_TEST_PAUSE_BEFORE_ACT": "30"})  # fmt: skip
+                               entry=("-m", "tests.fault_operator", "30"))  # fmt: skip
         with slow:
             venue.wait_status("known-good template", lambda s: bool(s.get("healthyTemplates")))
             set_image(the_lab, ns, BAD_IMAGE)

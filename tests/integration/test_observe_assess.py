@@ -176,7 +176,7 @@ def test_operator_exposes_metrics_and_liveness(operator: OperatorProcess) -> Non
     evaluations = [
         float(line.rsplit(" ", 1)[1])
         for line in metrics.splitlines()
-        if line.startswith("venue_operatorevaluations_total{")
+        if line.startswith("venue_operator_evaluations_total{")
     ]
     assert evaluations and sum(evaluations) > 0
     assert "venue_operator_prometheus_queries_total" in metrics

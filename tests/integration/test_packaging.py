@@ -216,11 +216,11 @@ async def test_write_paths_work_as_the_service_account(installed: Lab) -> None:
             opened = await breaker.set_circuit(api, ns, name, "open", True, "test", "db down")
             closed = await breaker.set_circuit(api, ns, name, "open", False, "test", "db up")
             assert opened.changed and "created" in opened.message and closed.changed
-            started = await jobs.run_migration(api, ns, "venue-migrate", "incident-1", "rid-1")
+            started = await jobs.run_migration(api, ns, "venue-migrate", "rid-1")
             assert started.changed
-            job = jobs.job_name("venue-migrate", "incident-1")
+            job = jobs.job_name("venue-migrate", "rid-1")
             assert await jobs.job_outcome(api, ns, job) in (None, "Succeeded", "Failed")
-            again = await jobs.run_migration(api, ns, "venue-migrate", "incident-1", "rid-1")
+            again = await jobs.run_migration(api, ns, "venue-migrate", "rid-1")
             assert not again.changed  # exists: the 409 path
 
 

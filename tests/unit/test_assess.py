@@ -283,7 +283,7 @@ def test_hysteresis_state_survives_a_round_trip_through_status() -> None:
     assert third.check("error_rate").level is Level.CRITICAL
 
 
-C, W, O, U = Level.CRITICAL, Level.WARNING, Level.OK, Level.UNKNOWN
+C, W, O, U = Level.CRITICAL, Level.WARNING, Level.OK, Level.UNKNOWN  # noqa: E741
 
 
 @pytest.mark.parametrize(

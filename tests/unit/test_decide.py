@@ -296,8 +296,8 @@ def test_after_the_echo_window_the_usual_rules_apply_again(
         record(Action.OPEN_CIRCUIT, 8),
         record(Action.CLOSE_CIRCUIT, closed_minutes_ago),
     )
-    rollout = RolloutFacts(current=R3, revisions=(R1, R2, R3),
-                           started_at=NOW - timedelta(minutes=rollout_minutes_ago), replicas=3)  # fmt: skip
+    started = NOW - timedelta(minutes=rollout_minutes_ago)
+    rollout = RolloutFacts(current=R3, revisions=(R1, R2, R3), started_at=started, replicas=3)
     decision = decide(assessed(**ERRORS), rollout, with_history(opened, closed), POLICY, NOW)
     assert decision.action is action, decision.reason
 

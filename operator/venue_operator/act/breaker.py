@@ -6,11 +6,8 @@ from datetime import UTC, datetime
 
 from kubernetes.aio import client
 
+from venue_operator import keys
 from venue_operator.act import ActResult
-
-SET_BY = "ops.tickettoken.io/circuit-set-by"
-SET_AT = "ops.tickettoken.io/circuit-set-at"
-REASON = "ops.tickettoken.io/circuit-reason"
 
 
 async def set_circuit(
@@ -20,7 +17,11 @@ async def set_circuit(
     """Set `key` to "true"/"false"; creates the ConfigMap if missing. Idempotent."""
     core = client.CoreV1Api(api)
     value = "true" if open_ else "false"
-    annotations = {SET_BY: who, SET_AT: datetime.now(UTC).isoformat(), REASON: reason[:500]}
+    annotations = {
+        keys.CIRCUIT_SET_BY: who,
+        keys.CIRCUIT_SET_AT: datetime.now(UTC).isoformat(),
+        keys.CIRCUIT_REASON: reason[:500],
+    }
     try:
         current = await core.read_namespaced_config_map(config_map, namespace)
     except client.ApiException as exc:

@@ -1,7 +1,7 @@
 """The migration Job, exactly like `kubectl create job NAME --from=cronjob/venue-migrate`.
 
-The name is derived from the trigger (the incident), so a rerun after a crash
-finds the Job it created instead of creating a second one.
+The name is derived from the action's correlation id, so a rerun after a crash finds
+the Job it created instead of creating a second one.
 """
 
 from __future__ import annotations
@@ -11,23 +11,24 @@ from typing import Any
 
 from kubernetes.aio import client
 
-from venue_operator import kube
+from venue_operator import keys, kube
 from venue_operator.act import ActError, ActResult
 
-INSTANTIATE = "cronjob.kubernetes.io/instantiate"
-REMEDIATION_ID = "ops.tickettoken.io/remediation-id"
 
-
-def job_name(cronjob: str, trigger: str) -> str:
-    """Deterministic, DNS-safe, at most 63 characters."""
-    digest = hashlib.sha256(trigger.encode()).hexdigest()[:8]
+def job_name(cronjob: str, rid: str) -> str:
+    """Deterministic (from the correlation id), DNS-safe, at most 63 characters."""
+    digest = hashlib.sha256(rid.encode()).hexdigest()[:8]
     return f"{cronjob[:46]}-venue-{digest}"
 
 
 def job_from_cronjob(cronjob: dict[str, Any], name: str, rid: str) -> dict[str, Any]:
     template = cronjob["spec"]["jobTemplate"]
     meta = template.get("metadata") or {}
-    annotations = {**(meta.get("annotations") or {}), INSTANTIATE: "manual", REMEDIATION_ID: rid}
+    annotations = {
+        **(meta.get("annotations") or {}),
+        keys.CRONJOB_INSTANTIATE: "manual",
+        keys.REMEDIATION_ID: rid,
+    }
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -52,10 +53,10 @@ def job_from_cronjob(cronjob: dict[str, Any], name: str, rid: str) -> dict[str, 
 
 
 async def run_migration(
-    api: client.ApiClient, namespace: str, cronjob_name: str, trigger: str, rid: str
+    api: client.ApiClient, namespace: str, cronjob_name: str, rid: str
 ) -> ActResult:
     batch = client.BatchV1Api(api)
-    name = job_name(cronjob_name, trigger)
+    name = job_name(cronjob_name, rid)
     try:
         cronjob = kube.as_dict(api, await batch.read_namespaced_cron_job(cronjob_name, namespace))
     except client.ApiException as exc:

@@ -15,18 +15,16 @@ from typing import Any
 
 from kubernetes.aio import client
 
-from venue_operator import kube
+from venue_operator import keys, kube
 from venue_operator.act import ActError, ActResult
 
-HASH_LABEL = "pod-template-hash"
-CHANGE_CAUSE = "kubernetes.io/change-cause"
-REMEDIATION_ID = "ops.tickettoken.io/remediation-id"
-ANNOTATIONS_TO_SKIP = {
-    "kubectl.kubernetes.io/last-applied-configuration",
-    "deployment.kubernetes.io/revision",
-    "deployment.kubernetes.io/revision-history",
-    "deployment.kubernetes.io/desired-replicas",
-    "deployment.kubernetes.io/max-replicas",
+HASH_LABEL = keys.HASH_LABEL
+ANNOTATIONS_TO_SKIP = {  # kubectl's: the rollout's own bookkeeping stays the Deployment's
+    keys.LAST_APPLIED,
+    keys.REVISION,
+    keys.REVISION_HISTORY,
+    keys.DESIRED_REPLICAS,
+    keys.MAX_REPLICAS,
     "deprecated.deployment.rollback.to",
 }
 MAX_ATTEMPTS = 5
@@ -80,8 +78,9 @@ def plan(
         {k: v for k, v in (target["metadata"].get("annotations") or {}).items()
          if k not in ANNOTATIONS_TO_SKIP}
     )  # fmt: skip
-    annotations[CHANGE_CAUSE] = cause
-    annotations[REMEDIATION_ID] = rid
+    annotations[keys.CHANGE_CAUSE] = cause
+    annotations[keys.REMEDIATION_ID] = rid
+    annotations[keys.ROLLED_BACK_TO] = to_hash
     return [
         kube.resource_version_test(deployment),
         {"op": "replace", "path": "/spec/template", "value": template},

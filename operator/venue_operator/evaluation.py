@@ -1,16 +1,14 @@
-"""One evaluation of one VenueService: observe -> assess -> record (status + Events).
+"""One evaluation of one VenueService: observe -> assess -> the new status and its Events.
 
-Kopf-free so that `venue-operator check` runs the very same code, writing nothing.
+Kopf-free and write-free, so that `venue-operator check` runs the very same code.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import aiohttp
 
@@ -112,14 +110,6 @@ def metrics_target(
     )
 
 
-def parse_status(raw: Mapping[str, Any] | None) -> VenueServiceStatus:
-    """The stored status, tolerating fields written by others (e.g. Kopf's own)."""
-    known = set(VenueServiceStatus.model_fields) | {
-        f.alias for f in VenueServiceStatus.model_fields.values() if f.alias
-    }
-    return VenueServiceStatus.model_validate({k: v for k, v in (raw or {}).items() if k in known})
-
-
 async def evaluate(
     ctx: Context,
     namespace: str,
@@ -151,12 +141,3 @@ async def evaluate(
     bake = spec.remediation.rollback.bake_time
     status = next_status(a, obs.workload, stored, now, generation, bake)
     return Outcome(a, status, transition_events(stored, a), obs)
-
-
-def status_patch(status: VenueServiceStatus) -> dict[str, Any]:
-    """A merge patch for the status subresource: absent fields become null (deleted)."""
-    body = status.model_dump(mode="json", by_alias=True, exclude_none=True)
-    for field_name, info in VenueServiceStatus.model_fields.items():
-        alias = info.alias or field_name
-        body.setdefault(alias, None)
-    return {"status": body}

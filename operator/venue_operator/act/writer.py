@@ -1,0 +1,35 @@
+"""The one writer of workloads that the remediator is given: each method is one act
+(rollback.py, scale.py, jobs.py, breaker.py) against the Kubernetes API. Tests give the
+remediator another object with the same methods (`remediate.Acts`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kubernetes.aio import client
+
+from venue_operator.act import ActResult, breaker, jobs, rollback, scale
+
+
+@dataclass(frozen=True)
+class WorkloadWriter:
+    api: client.ApiClient
+
+    async def roll_back(
+        self, namespace: str, deployment: str, to_template: str, cause: str, rid: str
+    ) -> ActResult:
+        return await rollback.roll_back(self.api, namespace, deployment, to_template, cause, rid)
+
+    async def scale_up(self, namespace: str, deployment: str, replicas: int) -> ActResult:
+        return await scale.scale_up(self.api, namespace, deployment, replicas)
+
+    async def run_migration(self, namespace: str, cronjob: str, rid: str) -> ActResult:
+        return await jobs.run_migration(self.api, namespace, cronjob, rid)
+
+    async def migration_outcome(self, namespace: str, job: str) -> str | None:
+        return await jobs.job_outcome(self.api, namespace, job)
+
+    async def set_circuit(
+        self, namespace: str, config_map: str, key: str, open_: bool, who: str, reason: str
+    ) -> ActResult:
+        return await breaker.set_circuit(self.api, namespace, config_map, key, open_, who, reason)
