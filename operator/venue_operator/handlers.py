@@ -20,6 +20,7 @@ from venue_operator.observe import cluster
 from venue_operator.observe.health import probe_session
 from venue_operator.observe.prometheus import PrometheusReader
 from venue_operator.service_loop import ServiceLoop
+from venue_operator.settings import Settings
 
 log = structlog.get_logger(__name__)
 ANNOTATION_PREFIX = "venue.ops.tickettoken.io"
@@ -27,6 +28,7 @@ ANNOTATION_PREFIX = "venue.ops.tickettoken.io"
 
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    ours: Settings = memo.settings  # `settings` is Kopf's own
     # The CRD's status is schema'd: Kopf keeps its bookkeeping in annotations instead.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
         prefix=ANNOTATION_PREFIX
@@ -37,10 +39,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.posting.level = logging.WARNING  # our Events are explicit; no log chatter
     settings.posting.reporting_component = "venue-operator"
     settings.watching.server_timeout = 300
-    lifetime = os.environ.get("VENUE_OPERATOR_PEERING_LIFETIME")
-    if lifetime:
+    if ours.peering:
         settings.peering.mandatory = True
-        settings.peering.lifetime = int(lifetime)
+        settings.peering.lifetime = ours.peering_lifetime
         settings.peering.stealth = True
     settings.networking.request_timeout = 30
     memo.api = await kube.connect()
@@ -49,8 +50,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.ctx = Context(
         http=memo.probes,
         metrics=MetricsBatcher(PrometheusReader()),
-        default_prometheus_url=os.environ.get("VENUE_OPERATOR_PROMETHEUS_URL") or None,
-        metrics_max_age=float(os.environ.get("VENUE_OPERATOR_METRICS_MAX_AGE") or 0) or None,
+        default_prometheus_url=ours.prometheus_url,
+        metrics_max_age=ours.metrics_max_age,
     )
     memo.notifier = Notifier(memo.api, memo.http)
     memo.pause_before_act = float(os.environ.get("VENUE_OPERATOR_TEST_PAUSE_BEFORE_ACT", "0"))
