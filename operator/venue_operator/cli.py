@@ -46,23 +46,13 @@ def _run(args: argparse.Namespace) -> int:
     import kopf
     from prometheus_client import start_http_server
 
-    import venue_operator.handlers  # noqa: F401 - registers the Kopf handlers
+    from venue_operator import handlers
 
     settings = settings_from(args)
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=settings.bind_address)
     kopf.configure(verbose=settings.verbose)
-    asyncio.run(
-        kopf.operator(
-            standalone=not settings.peering,
-            peering_name=settings.peering,
-            priority=settings.priority,
-            clusterwide=settings.clusterwide,
-            namespaces=settings.namespaces,
-            liveness_endpoint=settings.liveness_endpoint,
-            memo=kopf.Memo(settings=settings),
-        )
-    )
+    asyncio.run(handlers.serve(settings))
     return 0
 
 

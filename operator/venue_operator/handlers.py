@@ -1,29 +1,67 @@
-"""Kopf registrations only: settings, watch-fed indexes, and one daemon per VenueService
-that runs the loop (cycle.py) every `spec.probe.interval`."""
+"""Kopf registrations: settings, watch-fed indexes, and one daemon per VenueService
+that runs the loop (cycle.py) every `spec.probe.interval`.
+
+The indexes and the daemon are registered by `serve`, after a permission check, only for
+the resources the ServiceAccount may list and watch: a watch Kopf is refused makes it exit
+(permissions.py), while a missing index only leaves a gap that the loop can report."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import kopf
 import structlog
 
-from venue_operator import kube, memory
+from venue_operator import kube, memory, permissions
 from venue_operator.cycle import Context, MetricsBatcher
 from venue_operator.model import GROUP, PLURAL, VERSION
 from venue_operator.notify import Notifier
 from venue_operator.observe import cluster
 from venue_operator.observe.health import probe_session
 from venue_operator.observe.prometheus import PrometheusReader
+from venue_operator.permissions import PermissionReport
 from venue_operator.service_loop import ServiceLoop
 from venue_operator.settings import Settings
 
 log = structlog.get_logger(__name__)
 ANNOTATION_PREFIX = "venue.ops.tickettoken.io"
+
+
+async def serve(ours: Settings) -> None:
+    """Check the permissions, register what they allow, and run Kopf until it stops."""
+    api = await kube.connect()
+    try:
+        found = await permissions.check(api, ours.namespaces)
+    finally:
+        await api.close()
+    permissions.publish(found)
+    register(found)
+    await kopf.operator(
+        standalone=not ours.peering,
+        peering_name=ours.peering,
+        priority=ours.priority,
+        clusterwide=ours.clusterwide,
+        namespaces=ours.namespaces,
+        liveness_endpoint=ours.liveness_endpoint,
+        memo=kopf.Memo(settings=ours, permissions=found, missing_permissions=dict(found.missing)),
+    )
+
+
+def register(found: PermissionReport, registry: kopf.OperatorRegistry | None = None) -> None:
+    """The indexes and the daemon whose resources the ServiceAccount may list and watch."""
+    for name, fn in INDEXES.items():
+        need = permissions.INDEXES[name]
+        if found.allows(name):
+            kopf.index(need.group, "v1", need.resource, id=name, registry=registry)(fn)
+    if found.allows(permissions.VENUESERVICES.key):
+        kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=5.0, registry=registry)(
+            watch_venue_service
+        )
 
 
 @kopf.on.startup()
@@ -66,37 +104,48 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
     await memo.api.close()
 
 
+@kopf.on.probe(id="permissions")
+async def permissions_probe(memo: kopf.Memo, **_: Any) -> dict[str, Any]:
+    """In `/healthz`, which stays 200: a restart cannot grant a missing permission."""
+    found: PermissionReport = memo.permissions
+    return found.probe()
+
+
 # --- watch-fed indexes: cluster state without per-cycle GETs ---------------------------
 # async on purpose: Kopf runs sync handlers in a thread pool, a hop per watch event.
+# Registered by `register`, under the names the daemon receives them by.
 
 
-@kopf.index("apps", "v1", "deployments")
 async def deployments(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
     return {(namespace, name): cluster.deployment_summary(body)}
 
 
-@kopf.index("apps", "v1", "replicasets")
 async def replicasets(namespace: str | None, body: kopf.Body, **_: Any) -> Any:
     summary = cluster.replicaset_summary(body)
     return {(namespace, summary["deployment"]): summary} if summary["deployment"] else None
 
 
-@kopf.index("", "v1", "pods")
 async def pods(namespace: str | None, body: kopf.Body, **_: Any) -> Any:
     summary = cluster.pod_summary(body)
     return {(namespace, summary["replicaset"]): summary} if summary["replicaset"] else None
 
 
-@kopf.index("batch", "v1", "jobs")
 async def jobs(namespace: str | None, body: kopf.Body, **_: Any) -> Any:
     summary = cluster.job_summary(body)
     return {(namespace, summary["cronjob"]): summary} if summary["cronjob"] else None
 
 
+INDEXES: dict[str, Callable[..., Any]] = {  # resources: permissions.INDEXES
+    "deployments": deployments,
+    "replicasets": replicasets,
+    "pods": pods,
+    "jobs": jobs,
+}
+
+
 # --- the loop ---------------------------------------------------------------------------
 
 
-@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=5.0)
 async def watch_venue_service(
     namespace: str | None,
     name: str,
@@ -106,6 +155,6 @@ async def watch_venue_service(
     **kwargs: Any,
 ) -> None:
     """Runs until the VenueService is deleted; one failed cycle never stops the next."""
-    indexes = {k: kwargs[k] for k in ("deployments", "replicasets", "pods", "jobs")}
+    indexes = {k: kwargs[k] for k in INDEXES if k in kwargs}  # those registered only
     loop = ServiceLoop(memo, namespace or "default", name, body, indexes)
     await loop.run(stopped)

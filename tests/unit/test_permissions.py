@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import kopf
 import pytest
 import yaml
 
+from venue_operator import handlers
 from venue_operator.permissions import (
     CLUSTER_WIDE,
     NEEDS,
@@ -110,3 +112,14 @@ def test_every_rule_of_the_cluster_role_is_checked() -> None:
                    ("watch", "apiextensions.k8s.io", "customresourcedefinitions"),
                    ("get", "ops.tickettoken.io", "venueservices")}  # fmt: skip
     assert checked == granted - not_checked
+
+
+@pytest.mark.parametrize("refused", [(), ("deployments",), ("venueservices", "jobs", "pods")])
+def test_register_only_what_can_be_watched(refused: tuple[str, ...]) -> None:
+    registry = kopf.OperatorRegistry()
+    handlers.register(PermissionReport(missing=dict.fromkeys(refused, "denied")), registry)
+    # Kopf has no public listing of a registry's handlers
+    indexes = {h.id for h in registry._indexing.get_all_handlers()}
+    daemons = {h.id for h in registry._spawning.get_all_handlers()}
+    assert indexes == set(handlers.INDEXES) - set(refused)
+    assert daemons == (set() if "venueservices" in refused else {"watch_venue_service"})
