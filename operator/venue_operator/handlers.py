@@ -54,10 +54,10 @@ async def serve(ours: Settings) -> None:
 
 def register(found: PermissionReport, registry: kopf.OperatorRegistry | None = None) -> None:
     """The indexes and the daemon whose resources the ServiceAccount may list and watch."""
-    for name, fn in INDEXES.items():
-        need = permissions.INDEXES[name]
+    for name, (version, fn) in INDEXES.items():
+        need = permissions.WATCHED[name]
         if found.allows(name):
-            kopf.index(need.group, "v1", need.resource, id=name, registry=registry)(fn)
+            kopf.index(need.group, version, need.resource, id=name, registry=registry)(fn)
     if found.allows(permissions.VENUESERVICES.key):
         kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=5.0, registry=registry)(
             watch_venue_service
@@ -135,11 +135,12 @@ async def jobs(namespace: str | None, body: kopf.Body, **_: Any) -> Any:
     return {(namespace, summary["cronjob"]): summary} if summary["cronjob"] else None
 
 
-INDEXES: dict[str, Callable[..., Any]] = {  # resources: permissions.INDEXES
-    "deployments": deployments,
-    "replicasets": replicasets,
-    "pods": pods,
-    "jobs": jobs,
+# name -> (API version, handler); the group and resource are permissions.WATCHED[name]'s.
+INDEXES: dict[str, tuple[str, Callable[..., Any]]] = {
+    "deployments": ("v1", deployments),
+    "replicasets": ("v1", replicasets),
+    "pods": ("v1", pods),
+    "jobs": ("v1", jobs),
 }
 
 

@@ -67,6 +67,7 @@ INDEXES: dict[str, Need] = {  # the watch-fed indexes of handlers.py, by index n
     "pods": _watch("pods", "", "pods"),
     "jobs": _watch("jobs", "batch", "jobs"),
 }
+WATCHED = {VENUESERVICES.key: VENUESERVICES, **INDEXES}  # what Kopf watches, by handler id
 WRITES = (  # and the reads that only act/ does
     _write("patch", GROUP, PLURAL),  # Kopf: finalizer and bookkeeping annotations
     _write("patch", GROUP, f"{PLURAL}/status"),  # kube.patch_status
@@ -195,7 +196,7 @@ def publish(found: PermissionReport) -> None:
     for denied in found.denied:
         telemetry.PERMISSION_MISSING.labels(denied.verb, denied.resource).set(1)
     if found.degraded:
-        unwatched = [k for k in (VENUESERVICES.key, *INDEXES) if not found.allows(k)]
+        unwatched = [k for k in WATCHED if not found.allows(k)]
         log.warning("permissions.missing", missing=dict(found.missing), not_watched=unwatched,
                     unchecked=list(found.unchecked))  # fmt: skip
     elif found.unchecked:
