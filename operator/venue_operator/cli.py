@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import sys
 from pathlib import Path
 
 from venue_operator import logs
 from venue_operator.crd import CRD_PATH, render_crd
+from venue_operator.settings import Settings
 
 
 def _crd(args: argparse.Namespace) -> int:
@@ -24,37 +24,35 @@ def _crd(args: argparse.Namespace) -> int:
     return 0
 
 
+def settings_from(args: argparse.Namespace) -> Settings:
+    """The `run` command line as the one settings object the handlers read."""
+    return Settings(
+        namespaces=tuple(args.namespace or ()),
+        prometheus_url=args.prometheus_url or None,
+        metrics_max_age=args.metrics_max_age or None,
+        liveness_port=args.liveness_port,
+        metrics_port=args.metrics_port,
+        bind_address=args.bind_address,
+        peering=args.peering or None,
+        priority=args.priority if args.priority is not None else random.randint(1, 1_000_000),
+        peering_lifetime=args.peering_lifetime,
+        verbose=args.verbose,
+    )
+
+
 def _run(args: argparse.Namespace) -> int:
     import asyncio
 
     import kopf
     from prometheus_client import start_http_server
 
-    import venue_operator.handlers  # noqa: F401 - registers the Kopf handlers
+    from venue_operator import handlers
 
-    if args.prometheus_url:
-        os.environ["VENUE_OPERATOR_PROMETHEUS_URL"] = args.prometheus_url
-    if args.metrics_max_age:
-        os.environ["VENUE_OPERATOR_METRICS_MAX_AGE"] = str(args.metrics_max_age)
-    if args.metrics_port:
-        start_http_server(args.metrics_port, addr=args.bind_address)
-    kopf.configure(verbose=args.verbose)
-    if args.peering:
-        os.environ["VENUE_OPERATOR_PEERING_LIFETIME"] = str(args.peering_lifetime)
-    asyncio.run(
-        kopf.operator(
-            standalone=not args.peering,
-            peering_name=args.peering,
-            priority=args.priority if args.priority is not None else random.randint(1, 1_000_000),
-            clusterwide=not args.namespace,
-            namespaces=args.namespace or (),
-            liveness_endpoint=(
-                f"http://{args.bind_address}:{args.liveness_port}/healthz"
-                if args.liveness_port
-                else None
-            ),
-        )
-    )
+    settings = settings_from(args)
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr=settings.bind_address)
+    kopf.configure(verbose=settings.verbose)
+    asyncio.run(handlers.serve(settings))
     return 0
 
 

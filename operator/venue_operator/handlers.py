@@ -1,19 +1,23 @@
-"""Kopf registrations only: settings, watch-fed indexes, and one daemon per VenueService
-that runs its loop (service_loop.py) every `spec.probe.interval`."""
+"""Kopf registrations: settings, watch-fed indexes, and one daemon per VenueService
+that runs its loop (service_loop.py) every `spec.probe.interval`.
+
+The indexes and the daemon are registered by `serve`, after a permission check, only for
+the resources the ServiceAccount may list and watch: a watch Kopf is refused makes it exit
+(permissions.py), while a missing index only leaves a gap that the loop reports."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
 import logging
-import os
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import kopf
 import structlog
 
-from venue_operator import kube, memory
+from venue_operator import kube, memory, permissions
 from venue_operator.act.writer import WorkloadWriter
 from venue_operator.evaluation import Context, MetricsBatcher, evaluate
 from venue_operator.events import KubeEvents
@@ -22,14 +26,49 @@ from venue_operator.notify import Notifier
 from venue_operator.observe import cluster
 from venue_operator.observe.health import probe_session
 from venue_operator.observe.prometheus import PrometheusReader
-from venue_operator.service_loop import WORKLOAD_INDEXES, LoopPorts, ServiceLoop
+from venue_operator.permissions import PermissionReport
+from venue_operator.service_loop import LoopPorts, ServiceLoop
+from venue_operator.settings import Settings
 
 log = structlog.get_logger(__name__)
 ANNOTATION_PREFIX = "venue.ops.tickettoken.io"
 
 
+async def serve(ours: Settings) -> None:
+    """Check the permissions, register what they allow, and run Kopf until it stops."""
+    api = await kube.connect()
+    try:
+        found = await permissions.check(api, ours.namespaces)
+    finally:
+        await api.close()
+    permissions.publish(found)
+    register(found)
+    await kopf.operator(
+        standalone=not ours.peering,
+        peering_name=ours.peering,
+        priority=ours.priority,
+        clusterwide=ours.clusterwide,
+        namespaces=ours.namespaces,
+        liveness_endpoint=ours.liveness_endpoint,
+        memo=kopf.Memo(settings=ours, permissions=found, missing_permissions=dict(found.missing)),
+    )
+
+
+def register(found: PermissionReport, registry: kopf.OperatorRegistry | None = None) -> None:
+    """The indexes and the daemon whose resources the ServiceAccount may list and watch."""
+    for name, (version, fn) in INDEXES.items():
+        need = permissions.WATCHED[name]
+        if found.allows(name):
+            kopf.index(need.group, version, need.resource, id=name, registry=registry)(fn)
+    if found.allows(permissions.VENUESERVICES.key):
+        kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=5.0, registry=registry)(
+            watch_venue_service
+        )
+
+
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    ours: Settings = memo.settings  # `settings` is Kopf's own
     # The CRD's status is schema'd: Kopf keeps its bookkeeping in annotations instead.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
         prefix=ANNOTATION_PREFIX
@@ -40,10 +79,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.posting.level = logging.WARNING  # our Events are explicit; no log chatter
     settings.posting.reporting_component = "venue-operator"
     settings.watching.server_timeout = 300
-    lifetime = os.environ.get("VENUE_OPERATOR_PEERING_LIFETIME")
-    if lifetime:
+    if ours.peering:
         settings.peering.mandatory = True
-        settings.peering.lifetime = int(lifetime)
+        settings.peering.lifetime = ours.peering_lifetime
         settings.peering.stealth = True
     settings.networking.request_timeout = 30
     memo.api = await kube.connect()
@@ -52,8 +90,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.ctx = Context(
         http=memo.probes,
         metrics=MetricsBatcher(PrometheusReader()),
-        default_prometheus_url=os.environ.get("VENUE_OPERATOR_PROMETHEUS_URL") or None,
-        metrics_max_age=float(os.environ.get("VENUE_OPERATOR_METRICS_MAX_AGE") or 0) or None,
+        default_prometheus_url=ours.prometheus_url,
+        metrics_max_age=ours.metrics_max_age,
     )
     memo.notifier = Notifier(memo.api, memo.http)
     memo.writer = WorkloadWriter(memo.api)
@@ -68,34 +106,37 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
     await memo.api.close()
 
 
+@kopf.on.probe(id="permissions")
+async def permissions_probe(memo: kopf.Memo, **_: Any) -> dict[str, Any]:
+    """In `/healthz`, which stays 200: a restart cannot grant a missing permission."""
+    found: PermissionReport = memo.permissions
+    return found.probe()
+
+
 # --- watch-fed indexes: cluster state without per-cycle GETs ---------------------------
 # async on purpose: Kopf runs sync handlers in a thread pool, a hop per watch event.
+# Registered by `register`, under the names the daemon receives them by.
 
 
-@kopf.index("apps", "v1", "deployments")
 async def deployments(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
     return {(namespace, name): cluster.deployment_summary(body)}
 
 
-@kopf.index("apps", "v1", "replicasets")
 async def replicasets(namespace: str | None, body: kopf.Body, **_: Any) -> Any:
     summary = cluster.replicaset_summary(body)
     return {(namespace, summary["deployment"]): summary} if summary["deployment"] else None
 
 
-@kopf.index("", "v1", "pods")
 async def pods(namespace: str | None, body: kopf.Body, **_: Any) -> Any:
     summary = cluster.pod_summary(body)
     return {(namespace, summary["replicaset"]): summary} if summary["replicaset"] else None
 
 
-@kopf.index("batch", "v1", "jobs")
 async def jobs(namespace: str | None, body: kopf.Body, **_: Any) -> Any:
     summary = cluster.job_summary(body)
     return {(namespace, summary["cronjob"]): summary} if summary["cronjob"] else None
 
 
-@kopf.index(GROUP, VERSION, PLURAL)
 async def venueservices(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
     """Who claims which Deployment: the first VenueService naming one owns it."""
     deployment = ((body.get("spec") or {}).get("deployment") or {}).get("name")
@@ -103,10 +144,19 @@ async def venueservices(namespace: str | None, name: str, body: kopf.Body, **_: 
     return {(namespace, deployment): {"name": name, "created": created}} if deployment else None
 
 
+# name -> (API version, handler); the group and resource are permissions.WATCHED[name]'s.
+INDEXES: dict[str, tuple[str, Callable[..., Any]]] = {
+    "deployments": ("v1", deployments),
+    "replicasets": ("v1", replicasets),
+    "pods": ("v1", pods),
+    "jobs": ("v1", jobs),
+    "venueservices": (VERSION, venueservices),
+}
+
+
 # --- the loop ---------------------------------------------------------------------------
 
 
-@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=5.0)
 async def watch_venue_service(
     namespace: str | None,
     name: str,
@@ -117,7 +167,7 @@ async def watch_venue_service(
 ) -> None:
     """Runs until the VenueService is deleted; one failed cycle never stops the next."""
     ns = namespace or "default"
-    indexes = {k: kwargs[k] for k in (*WORKLOAD_INDEXES, "venueservices") if k in kwargs}
+    indexes = {k: kwargs[k] for k in INDEXES if k in kwargs}  # those registered only
     ports = LoopPorts(
         evaluate=functools.partial(evaluate, memo.ctx),
         acts=memo.writer,
@@ -125,6 +175,6 @@ async def watch_venue_service(
         write_status=functools.partial(kube.replace_status, memo.api, ns, name),
         page=functools.partial(memo.notifier.send, ns, name),
         forget_metrics=memo.ctx.metrics.forget,
-        missing_permissions=getattr(memo, "missing_permissions", {}),
+        missing_permissions=memo.missing_permissions,
     )
     await ServiceLoop(ns, name, body, indexes, ports).run(stopped)

@@ -28,4 +28,16 @@ STATUS_WRITES = Counter(
 EVENTS = Counter("venue_operator_events_total", "Events posted", ["reason"])
 PROMETHEUS_QUERIES = Counter("venue_operator_prometheus_queries_total", "PromQL queries sent")
 
+DEGRADED = Gauge(
+    "venue_operator_degraded",
+    "1 while the operator runs degraded for this reason (permission_missing, "
+    "permission_unchecked), else 0",
+    ["reason"],
+)
+PERMISSION_MISSING = Gauge(
+    "venue_operator_permission_missing",
+    "1 per verb and resource the operator's ServiceAccount may not use (checked at startup)",
+    ["verb", "resource"],
+)
+
 LEVEL_VALUE = {"ok": 0, "warning": 1, "critical": 2, "unknown": -1}
