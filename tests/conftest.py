@@ -11,6 +11,7 @@ from tests.harness import (  # noqa: F401 - fixtures
     fresh_namespace,
     make_venue,
     operator,
+    receiver,
     simulator,
 )
 from venue_lab.session import Lab, lab

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -18,7 +20,7 @@ import yaml
 
 from venue_lab import manifests
 from venue_lab.operator_process import OperatorProcess
-from venue_lab.processes import wait_until
+from venue_lab.processes import free_port, wait_until
 from venue_lab.session import Lab, following_simulator
 from venue_lab.simulator.process import SimulatorProcess
 
@@ -225,3 +227,49 @@ def fresh_namespace(the_lab: Lab, prefix: str) -> Iterator[str]:
     the_lab.cluster.wait_for_service_account(name)
     yield name
     the_lab.cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+# --- paging: a webhook receiver on loopback -----------------------------------------
+
+TOKEN = "s3cr3t-t0ken-do-not-leak"
+
+
+class Receiver:
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        received = self.bodies
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                received.append(json.loads(self.rfile.read(length)))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.port = free_port()
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook?token={TOKEN}"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    r.thread.start()
+    yield r
+    r.server.shutdown()
+    r.server.server_close()
+
+
+def webhook_secret(lab: Lab, namespace: str, url: str) -> None:
+    lab.cluster.kubectl("create", "secret", "generic", "pager", "-n", namespace,
+                        f"--from-literal=url={url}")  # fmt: skip
+
+
+NOTIFY = {"notification": {"webhookSecretRef": {"name": "pager", "key": "url"}}}

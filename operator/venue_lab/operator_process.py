@@ -84,5 +84,5 @@ class OperatorProcess(Lifecycle):
         if self.proc:
             self.proc.stop()
 
-    def log(self) -> str:
-        return self.proc.tail(200) if self.proc else ""
+    def log(self, lines: int = 200) -> str:
+        return self.proc.tail(lines) if self.proc else ""

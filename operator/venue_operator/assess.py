@@ -25,7 +25,7 @@ from venue_operator.model import (
     Threshold,
     VenueServiceSpec,
 )
-from venue_operator.observations import Observations, ProbeResult, Reading
+from venue_operator.observations import NO_SERIES, Observations, ProbeResult, Reading
 
 # Runbook sections, as titled in the runbook.
 HEALTH_CHECKS = "Health Checks"
@@ -132,6 +132,17 @@ def _pods(obs: Observations) -> Raw:
     return Raw(Level.OK, value, "pods")
 
 
+def request_rate(obs: Observations) -> Reading:
+    """Requests per second. A service that never served a request has no request counter
+    series at all (client libraries create it on first use): while its other series are
+    scraped, that is 0 req/s, not a blind spot (an idle service would never bake)."""
+    rate = obs.metrics.request_rate
+    scraped = obs.metrics.memory_utilisation.value is not None
+    if rate.value is None and scraped and (rate.unknown_reason or "").startswith(NO_SERIES):
+        return Reading.of(0.0)
+    return rate
+
+
 def _per_request(
     obs: Observations, spec: VenueServiceSpec, reading: Reading, threshold: Threshold,
     scale: float, unit: str,
@@ -139,7 +150,7 @@ def _per_request(
     """A check computed over requests (a share, a quantile) is not judged below
     `confirmation.minRequestRate`: over a handful of requests it means nothing, and over
     none it is missing (an idle service would flicker to unknown and never bake)."""
-    rate = obs.metrics.request_rate
+    rate = request_rate(obs)
     minimum = spec.confirmation.min_request_rate
     if rate.value is not None and rate.value < minimum:
         reason = f"not judged: {rate.value:.2f} req/s is below the minimum {minimum:g} req/s"
@@ -151,7 +162,7 @@ def _per_request(
 
 def _error_rate(obs: Observations, spec: VenueServiceSpec) -> Raw:
     threshold = spec.thresholds.error_rate_percent
-    rate = obs.metrics.request_rate
+    rate = request_rate(obs)
     if rate.value is None:
         return Raw(Level.UNKNOWN, unit="%", threshold=threshold, reason=rate.unknown_reason)
     return _per_request(obs, spec, obs.metrics.error_rate, threshold, 100, "%")

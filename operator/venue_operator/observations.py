@@ -55,6 +55,8 @@ class Reading:
 
 
 UNOBSERVED = Reading.unknown("not observed")
+# The reason a metric's answer had no series for the service (prefix; the selector follows).
+NO_SERIES = "no series for"
 
 
 @dataclass(frozen=True)

@@ -392,3 +392,14 @@ def test_a_ramp_confirms_critical_within_one_streak() -> None:
     crit = observe(metrics=metrics(error_rate=Reading.of(0.12)))
     levels = [a.check("error_rate").level for a in run([warn, crit, crit])]
     assert levels == [Level.OK, Level.OK, Level.CRITICAL]
+
+
+def test_an_idle_service_with_no_request_series_is_judged_idle_not_blind() -> None:
+    """Never served a request: no http_requests_total series, other series scraped."""
+    none = Reading.unknown('no series for {namespace="n",service="s"}')
+    idle = observe(metrics=metrics(request_rate=none, error_rate=none, rate_limited=none,
+                                   p99_latency=Reading.unknown("query returned NaN")))  # fmt: skip
+    assert assess(idle, ONE_SHOT).health is Health.HEALTHY
+    blind = observe(metrics=metrics(request_rate=none, memory_utilisation=none,
+                                    p99_latency=Reading.unknown("query returned NaN")))  # fmt: skip
+    assert assess(blind, ONE_SHOT).check("error_rate").level is Level.UNKNOWN

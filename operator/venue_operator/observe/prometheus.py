@@ -20,7 +20,7 @@ import structlog
 from prometheus_api_client import PrometheusConnect
 from urllib3.util.retry import Retry
 
-from venue_operator.observations import MetricReadings, Reading
+from venue_operator.observations import NO_SERIES, MetricReadings, Reading
 from venue_operator.redact import redact
 from venue_operator.telemetry import PROMETHEUS_QUERIES
 
@@ -251,7 +251,7 @@ def _pick(
             return Reading.unknown(answer)
         sample = answer.get(wanted)
         if sample is None:
-            return Reading.unknown(f"no series for {{{selector(target.labels)}}}")
+            return Reading.unknown(f"{NO_SERIES} {{{selector(target.labels)}}}")
         return _value(sample)
 
     picked: dict[str, Any] = {name: pick(answer) for name, answer in by_metric.items()}
