@@ -129,15 +129,15 @@ async def evaluate(
         health.probe(ctx.http, base + spec.service.full_health_path, timeout),
         ctx.metrics.get(target, max_age=min(interval / 2, ctx.metrics_max_age or interval)),
     )
-    now = datetime.now(UTC)
-    obs = Observations(
-        at=now,
-        health=live,
-        full_health=full,
-        metrics=metrics,
-        workload=workload,
-    )
+    obs = Observations(datetime.now(UTC), live, full, metrics, workload)
+    return judge(obs, spec, stored, generation)
+
+
+def judge(
+    obs: Observations, spec: VenueServiceSpec, stored: VenueServiceStatus, generation: int | None
+) -> Outcome:
+    """What the observations mean: the assessment, the new status and its Events. Pure."""
     a = assess(obs, spec, stored.checks)
     bake = spec.remediation.rollback.bake_time
-    status = next_status(a, obs.workload, stored, now, generation, bake)
+    status = next_status(a, obs.workload, stored, obs.at, generation, bake)
     return Outcome(a, status, transition_events(stored, a), obs)

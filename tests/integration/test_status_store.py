@@ -1,0 +1,104 @@
+"""Status writes express removal: any status, written over any other and read back from the
+real API server, equals itself (#10: an open incident kept the `resolvedAt` of the one
+before it, because a merge patch of a dump without None fields never removes a field)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from kubernetes.aio import client, config
+
+from tests.harness import fresh_namespace, venue_manifest
+from venue_lab.session import Lab
+from venue_operator import kube
+from venue_operator.model import (
+    ActionRecord,
+    ActionResult,
+    CheckStatus,
+    Health,
+    Incident,
+    IncidentEntry,
+    Level,
+    RolloutRecord,
+    Severity,
+    VenueServiceStatus,
+)
+from venue_operator.status_store import StatusStore, parse_status
+
+T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
+times = st.integers(0, 10_000).map(lambda s: T0 + timedelta(seconds=s))
+words = st.text(st.characters(min_codepoint=32, max_codepoint=0x2FFF), max_size=40)
+maybe = st.one_of  # readability: maybe(st.none(), x)
+
+checks = st.builds(
+    CheckStatus, name=st.sampled_from(["health", "error_rate", "memory"]),
+    level=st.sampled_from(list(Level)), observed=maybe(st.none(), st.sampled_from(list(Level))),
+    pending=maybe(st.none(), st.sampled_from(list(Level))), pending_count=st.integers(0, 5),
+    value=maybe(st.none(), st.floats(0, 1e6, allow_nan=False)), unit=maybe(st.none(), words),
+    section=words, reason=maybe(st.none(), words),
+    last_known=maybe(st.none(), st.sampled_from(list(Level))),
+)  # fmt: skip
+records = st.builds(
+    ActionRecord, at=times, action=st.sampled_from(["RollBack", "ScaleUp"]), reason=words,
+    result=st.sampled_from(list(ActionResult)), dry_run=st.booleans(), correlation_id=words,
+    section=maybe(st.none(), words), inputs=st.dictionaries(words, words, max_size=3),
+)  # fmt: skip
+incidents = st.builds(
+    Incident, id=words, opened_at=times, resolved_at=maybe(st.none(), times),
+    severity=st.sampled_from(list(Severity)), escalated=st.booleans(),
+    timeline=st.lists(st.builds(IncidentEntry, at=times, severity=st.sampled_from(list(Severity)),
+                                message=words), max_size=3),
+    escalations=st.lists(words, max_size=3), pages=st.lists(words, max_size=3),
+)  # fmt: skip
+statuses = st.builds(
+    VenueServiceStatus, health=maybe(st.none(), st.sampled_from(list(Health))),
+    severity=maybe(st.none(), st.sampled_from(list(Severity))),
+    revision=maybe(st.none(), st.integers(0, 100)), checks=st.lists(checks, max_size=3),
+    last_action=maybe(st.none(), records), history=st.lists(records, max_size=3),
+    incident=maybe(st.none(), incidents),
+    rollout=maybe(st.none(), st.builds(RolloutRecord, template_hash=words, revision=st.integers(
+        0, 9), seen_at=times, healthy_since=maybe(st.none(), times))),
+    healthy_templates=st.lists(words, max_size=3), circuit_open=st.booleans(),
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def target(the_lab: Lab) -> Iterator[tuple[Lab, str]]:
+    with fresh_namespace(the_lab, "s") as ns:  # not t-*: no operator writes here
+        the_lab.cluster.kubectl("apply", "-n", ns, "-f", "-", input=venue_manifest("store", 1))
+        yield the_lab, ns
+
+
+def read_back(lab: Lab, ns: str) -> dict[str, Any]:
+    out = lab.cluster.kubectl("get", "venueservice", "store", "-n", ns, "-o", "json").stdout
+    status: dict[str, Any] = json.loads(out).get("status", {})
+    return status
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(first=statuses, second=statuses)
+def test_any_status_written_over_any_other_reads_back_as_itself(
+    target: tuple[Lab, str], first: VenueServiceStatus, second: VenueServiceStatus
+) -> None:
+    lab, ns = target
+
+    async def write_both() -> None:
+        cfg = client.Configuration()
+        await config.load_kube_config(config_file=str(lab.cluster.kubeconfig),
+                                      client_configuration=cfg)  # fmt: skip
+        async with client.ApiClient(configuration=cfg) as api:
+            store = StatusStore(lambda body: kube.replace_status(api, ns, "store", body),
+                                VenueServiceStatus())  # fmt: skip
+            await store.save(first, "test")
+            await store.save(second, "test")
+
+    asyncio.run(write_both())
+    assert parse_status(read_back(lab, ns)) == second

@@ -1,0 +1,373 @@
+"""The glue, fast: one ServiceLoop and its Remediator driven cycle by cycle through their
+ports, with the real pure core (assess, record, decide, ledger) and our own stand-ins for
+the cluster: a status store that can refuse writes, a workload writer that records calls
+(or crashes, or is refused), Events that are created once by name, a pager. No cluster."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import kopf
+import pytest
+from kubernetes.aio import client
+
+from tests.unit.test_assess import HEALTHY_FULL, HEALTHY_METRICS, metrics
+from venue_operator.act import ActResult
+from venue_operator.evaluation import Outcome, judge
+from venue_operator.model import VenueServiceSpec, VenueServiceStatus
+from venue_operator.observations import Observations, ProbeFailure, ProbeResult, Reading
+from venue_operator.reasons import Reason
+from venue_operator.record import EventSpec
+from venue_operator.service_loop import LoopPorts, ServiceLoop
+from venue_operator.status_store import parse_status
+
+T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+NS, NAME = "shop", "venue-service"
+SPEC = {
+    "deployment": {"name": NAME},
+    "probe": {"interval": "1s", "timeout": "500ms"},
+    "confirmation": {"breaches": 2, "recoveries": 2, "minRequestRate": 1},
+    "remediation": {"rollback": {"bakeTime": "5s"}},
+    "notification": {"webhookSecretRef": {"name": "pager", "key": "url"}},
+}
+ERRORS = metrics(error_rate=Reading.of(0.2))
+
+
+class Crash(BaseException):
+    """The process dies here (SIGKILL): nothing after it runs, nothing catches it."""
+
+
+def forbidden() -> client.ApiException:
+    exc = client.ApiException(status=403, reason="Forbidden")
+    message = (
+        'deployments.apps "venue-service" is forbidden: User "system:serviceaccount:x:y" '
+        'cannot patch resource "deployments"'
+    )
+    exc.body = json.dumps({"message": message})
+    return exc
+
+
+@dataclass
+class FakeActs:
+    calls: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
+    crash_next: bool = False
+    refuse: bool = False
+    outcomes: list[str | None] = field(default_factory=list)  # migration_outcome answers
+
+    async def _do(self, what: str, *args: Any) -> ActResult:
+        if self.crash_next:
+            self.crash_next = False
+            raise Crash
+        if self.refuse:
+            raise forbidden()
+        self.calls.append((what, args))
+        return ActResult(True, f"{what} done")
+
+    async def roll_back(self, *args: Any) -> ActResult:
+        return await self._do("roll_back", *args)
+
+    async def scale_up(self, *args: Any) -> ActResult:
+        return await self._do("scale_up", *args)
+
+    async def run_migration(self, *args: Any) -> ActResult:
+        return await self._do("run_migration", *args)
+
+    async def migration_outcome(self, namespace: str, job: str) -> str | None:
+        return self.outcomes.pop(0) if self.outcomes else None
+
+    async def set_circuit(self, *args: Any) -> ActResult:
+        return await self._do("set_circuit", *args)
+
+
+@dataclass
+class FakeEvents:
+    """Transition Events are appended; named ones are created once, as the API does (409)."""
+
+    posted: list[tuple[str, EventSpec]] = field(default_factory=list)
+    names: set[str] = field(default_factory=set)
+
+    def post(self, ref: dict[str, Any] | None, event: EventSpec) -> None:
+        self.posted.append((ref["kind"] if ref else "VenueService", event))
+
+    async def post_once(self, ref: dict[str, Any] | None, event: EventSpec, key: str) -> bool:
+        kind = ref["kind"] if ref else "VenueService"
+        name = f"{kind}/{key}/{event.reason}"
+        if name in self.names:
+            return False
+        self.names.add(name)
+        self.posted.append((kind, event))
+        return True
+
+    def reasons(self, kind: str = "VenueService") -> list[Reason]:
+        return [e.reason for k, e in self.posted if k == kind]
+
+
+@dataclass
+class World:
+    """The cluster as one VenueService sees it, with a clock that moves a second a cycle."""
+
+    acts: FakeActs = field(default_factory=FakeActs)
+    events: FakeEvents = field(default_factory=FakeEvents)
+    stored: dict[str, Any] = field(default_factory=dict)  # status as the API holds it
+    refuse_writes: int = 0
+    pages: list[EventSpec] = field(default_factory=list)
+    now: datetime = T0
+    metrics: Any = HEALTHY_METRICS
+    full_health: ProbeResult = HEALTHY_FULL
+    template: str = "bbb"  # the Deployment's current pod-template-hash
+    spec: dict[str, Any] = field(default_factory=lambda: dict(SPEC))
+    claims: list[dict[str, Any]] = field(default_factory=list)
+    failing: bool = False
+    # pod-template-hash -> (revision, created): the Deployment's ReplicaSets
+    revisions: dict[str, tuple[int, datetime]] = field(default_factory=lambda: {
+        "aaa": (1, T0 - timedelta(days=1)), "bbb": (2, T0 - timedelta(minutes=2))})  # fmt: skip
+
+    async def write(self, body: dict[str, Any]) -> None:
+        if self.refuse_writes:
+            self.refuse_writes -= 1
+            raise client.ApiException(status=422, reason="Invalid")
+        self.stored = json.loads(json.dumps(body))  # what a real API hands back
+
+    async def evaluate(
+        self, ns: str, name: str, spec: VenueServiceSpec, stored: VenueServiceStatus,
+        workload: Any, generation: int | None,
+    ) -> Outcome:  # fmt: skip
+        if self.failing:
+            raise RuntimeError("probe exploded")
+        obs = Observations(self.now, ProbeResult(status_code=200), self.full_health,
+                           self.metrics, workload)  # fmt: skip
+        return judge(obs, spec, stored, generation)
+
+    def indexes(self) -> dict[str, Any]:
+        if self.template not in self.revisions:  # a rollout: the controller's new ReplicaSet
+            self.revisions[self.template] = (max(n for n, _ in self.revisions.values()) + 1,
+                                              self.now)  # fmt: skip
+        rs = [{"name": f"{NAME}-{h}", "deployment": NAME, "revision": n, "hash": h,
+               "created": created.isoformat(), "migration": None, "backward_compatible": False}
+              for h, (n, created) in self.revisions.items()]  # fmt: skip
+        deployment = {
+            "name": NAME, "uid": "u-1", "replicas": 3, "paused": False, "ready": 3,
+            "revision": self.revisions[self.template][0], "rolled_back_to": None,
+            "revision_history_limit": 10,
+        }  # fmt: skip
+        return {
+            "deployments": {(NS, NAME): [deployment]},
+            "replicasets": {(NS, NAME): rs},
+            "pods": {},
+            "jobs": {},
+            "venueservices": {(NS, NAME): self.claims},
+        }
+
+    def loop(self, name: str = NAME) -> ServiceLoop:
+        """A fresh loop, as after a (re)start: it knows only what the API holds."""
+        body = kopf.Body({"apiVersion": "ops.tickettoken.io/v1alpha1", "kind": "VenueService",
+                          "metadata": {"name": name, "namespace": NS, "uid": f"uid-{name}",
+                                       "generation": 1},
+                          "spec": self.spec, "status": self.stored})  # fmt: skip
+        ports = LoopPorts(
+            evaluate=self.evaluate,
+            acts=self.acts,
+            events=self.events,
+            write_status=self.write,
+            page=lambda notification, status, event: self.pages.append(event),
+        )
+        return ServiceLoop(NS, name, body, self.indexes(), ports)
+
+    async def cycles(self, loop: ServiceLoop, n: int) -> None:
+        for _ in range(n):
+            await loop.step()
+            self.now += timedelta(seconds=1)
+            loop.indexes = self.indexes()
+
+    def status(self) -> VenueServiceStatus:
+        return parse_status(self.stored)
+
+    def history(self, action: str) -> list[Any]:
+        return [r for r in self.status().history if r.action == action]
+
+
+async def healthy_with_known_good(world: World) -> ServiceLoop:
+    loop = world.loop()
+    await world.cycles(loop, 8)  # past the 5 s bake
+    assert world.status().healthy_templates == ["bbb"]
+    return loop
+
+
+async def bad_rollout(world: World, loop: ServiceLoop) -> None:
+    world.template, world.metrics = "ccc", ERRORS
+    loop.indexes = world.indexes()
+
+
+async def test_killed_between_the_record_and_the_write_rolls_back_once_after_restart() -> None:
+    world = World()
+    loop = await healthy_with_known_good(world)
+    await bad_rollout(world, loop)
+    world.acts.crash_next = True
+    with pytest.raises(Crash):
+        await world.cycles(loop, 5)
+    (pending,) = world.history("RollBack")
+    assert pending.result == "InProgress" and world.acts.calls == []  # written ahead, not done
+    restarted = world.loop()
+    await world.cycles(restarted, 1)
+    assert [c[0] for c in world.acts.calls] == ["roll_back"]
+    assert world.acts.calls[0][1][2] == "bbb"  # to the known-good template
+    (done,) = world.history("RollBack")
+    assert done.result == "Succeeded" and done.correlation_id == pending.correlation_id
+    assert world.events.reasons().count(Reason.ROLLED_BACK) == 1
+    assert world.events.reasons("Deployment").count(Reason.ROLLED_BACK) == 1
+
+
+async def test_a_refused_status_write_after_the_act_posts_its_events_once() -> None:
+    world = World()
+    loop = await healthy_with_known_good(world)
+    await bad_rollout(world, loop)
+    await world.cycles(loop, 2)  # confirmed: write-ahead, then the rollback and its Events
+    world.refuse_writes = 4
+    await world.cycles(loop, 6)
+    assert world.events.reasons().count(Reason.ROLLED_BACK) == 1
+    assert len([c for c in world.acts.calls if c[0] == "roll_back"]) == 1
+    assert world.history("RollBack")[0].result == "Succeeded"
+
+
+async def test_a_failed_write_is_retried_from_what_was_last_written() -> None:
+    world = World()
+    loop = world.loop()
+    world.refuse_writes = 1
+    await world.cycles(loop, 1)  # the first status write is refused
+    assert world.stored.get("health") is None or "lastError" in world.stored
+    await world.cycles(loop, 1)
+    assert world.status().health is not None and world.status().last_error is None
+
+
+async def test_a_refused_rollback_escalates_at_once_and_pages_once() -> None:
+    world = World()
+    loop = await healthy_with_known_good(world)
+    await bad_rollout(world, loop)
+    world.acts.refuse = True
+    await world.cycles(loop, 8)
+    failed, held = world.history("RollBack")  # then the cooldown holds it, said once
+    assert (failed.result, held.result) == ("Failed", "Suppressed")
+    assert "403 Forbidden" in failed.reason
+    assert 'cannot patch resource "deployments"' in failed.reason
+    reasons = world.events.reasons()
+    assert reasons.count(Reason.REMEDIATION_FAILED) == 1 and reasons.count(Reason.ESCALATED) == 1
+    assert [e.reason for e in world.pages].count(Reason.ESCALATED) == 1
+
+
+async def test_following_a_migration_job_to_its_end() -> None:
+    world = World()
+    loop = await healthy_with_known_good(world)
+    world.full_health = ProbeResult(ProbeFailure.CHECK_FAILING, status_code=503,
+                                    checks={"database": "ok", "redis": "ok",
+                                            "migrations": "pending"})  # fmt: skip
+    world.acts.outcomes = [None, None, "Succeeded"]
+    await world.cycles(loop, 3)
+    (running,) = world.history("RunMigration")
+    assert running.result == "InProgress" and running.inputs["job"].startswith("venue-migrate-")
+    await world.cycles(loop, 3)
+    (done,) = world.history("RunMigration")
+    assert done.result == "Succeeded"
+    assert world.events.reasons().count(Reason.MIGRATION_SUCCEEDED) == 1
+    assert [c[0] for c in world.acts.calls].count("run_migration") == 1
+
+
+async def test_a_migration_that_never_finishes_times_out_as_failed() -> None:
+    world = World()
+    world.spec = {**SPEC, "remediation": {**SPEC["remediation"], "migration": {"timeout": "3s"}}}
+    loop = await healthy_with_known_good(world)
+    world.full_health = ProbeResult(ProbeFailure.CHECK_FAILING, status_code=503,
+                                    checks={"database": "ok", "redis": "ok",
+                                            "migrations": "pending"})  # fmt: skip
+    await world.cycles(loop, 8)
+    (record,) = world.history("RunMigration")[:1]
+    assert record.result == "Failed"
+    (failed,) = [e for _, e in world.events.posted if e.reason is Reason.MIGRATION_FAILED]
+    assert "(timed out)" in failed.message
+
+
+async def test_a_guardrail_holding_an_action_is_said_once() -> None:
+    world = World()
+    world.spec = {**SPEC, "remediation": {"maxActionsPerHour": 0, "rollback": {"bakeTime": "5s"}}}
+    loop = await healthy_with_known_good(world)
+    await bad_rollout(world, loop)
+    await world.cycles(loop, 10)
+    reasons = world.events.reasons()
+    assert reasons.count(Reason.ESCALATED) == 1, reasons  # budget used up: never silent
+    assert reasons.count(Reason.REMEDIATION_SUPPRESSED) == 1, reasons
+    assert world.acts.calls == []
+
+
+async def test_a_restart_mid_incident_keeps_it_and_pages_nothing_new() -> None:
+    world = World()
+    world.spec = {**SPEC, "remediation": {"mode": "Off", "rollback": {"bakeTime": "5s"}}}
+    loop = await healthy_with_known_good(world)
+    world.metrics = ERRORS  # incident 1
+    await world.cycles(loop, 4)
+    world.metrics = HEALTHY_METRICS
+    await world.cycles(loop, 4)
+    assert world.status().incident is not None and world.status().incident.resolved_at
+    world.metrics = ERRORS  # incident 2
+    await world.cycles(loop, 4)
+    incident = world.status().incident
+    assert incident is not None and incident.resolved_at is None
+    assert "resolvedAt" not in world.stored["incident"]
+    pages = len(world.pages)
+    for _ in range(3):  # restarts
+        await world.cycles(world.loop(), 3)
+    after = world.status().incident
+    assert after is not None and after.id == incident.id and after.resolved_at is None
+    assert len(world.pages) == pages
+
+
+async def test_last_error_is_cleared_by_the_next_good_cycle() -> None:
+    world = World()
+    loop = await healthy_with_known_good(world)
+    world.failing = True
+    await world.cycles(loop, 3)
+    assert world.stored["lastError"]["reason"] == "RuntimeError"
+    assert world.events.reasons().count(Reason.EVALUATION_FAILED) == 1
+    assert Reason.INVALID_SPEC not in world.events.reasons()
+    world.failing = False
+    await world.cycles(loop, 1)
+    assert "lastError" not in world.stored
+
+
+async def test_an_invalid_spec_is_said_once_and_nothing_else() -> None:
+    world = World()
+    world.spec = {**SPEC, "thresholds": {"errorRatePercent": {"warning": 9, "critical": 5}}}
+    loop = world.loop()
+    await world.cycles(loop, 5)
+    assert world.events.reasons() == [Reason.INVALID_SPEC]
+    assert world.stored == {}
+
+
+async def test_the_second_venueservice_on_a_deployment_is_refused_and_never_acts() -> None:
+    world = World()
+    world.claims = [{"name": NAME, "created": "2026-11-27T10:00:00Z"},
+                    {"name": "twin", "created": "2026-11-27T11:00:00Z"}]  # fmt: skip
+    twin = world.loop("twin")
+    world.template, world.metrics = "ccc", ERRORS
+    await world.cycles(twin, 6)
+    assert world.acts.calls == []
+    assert world.events.reasons() == [Reason.DUPLICATE_TARGET]
+    (condition,) = world.status().conditions
+    assert condition.type == "DuplicateTarget" and "VenueService venue-service" in condition.message
+
+
+async def test_held_back_while_critical_says_why_once() -> None:
+    world = World()
+    world.spec = {**SPEC, "remediation": {"mode": "Off", "rollback": {"bakeTime": "5s"}}}
+    loop = await healthy_with_known_good(world)
+    await bad_rollout(world, loop)
+    await world.cycles(loop, 8)
+    held = [e for _, e in world.events.posted if e.reason is Reason.REMEDIATION_HELD]
+    assert len(held) == 1 and "mode Off" in held[0].message
+
+
+def test_world_observations_are_the_real_core_types() -> None:
+    """The stand-in evaluate uses the real pure core (judge), not a copy of it."""
+    assert judge.__module__ == "venue_operator.evaluation"
+    assert replace(HEALTHY_METRICS).request_rate.value == 20
