@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from venue_operator.redact import one_line, redact
@@ -62,3 +64,21 @@ def test_redact(text: str, expected: str) -> None:
 def test_one_line(text: str, limit: int, expected: str) -> None:
     assert one_line(text, limit) == expected
     assert len(one_line(text, limit)) <= limit
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "do-not-reflect-this-body" * 43690,  # a 1 MB error page without a space
+        "a://" + "x" * 1_000_000,
+        "?" + "a" * 1_000_000 + "=",
+        "http://" + "@" * 1_000_000,
+    ],
+    ids=["words", "scheme", "parameter", "ats"],
+)
+def test_redacting_a_megabyte_takes_linear_time(hostile: str) -> None:
+    started = time.process_time()
+    redact(hostile)
+    one_line(hostile, 300)
+    # linear is milliseconds; the backtracking this guards against took minutes
+    assert time.process_time() - started < 2.0
