@@ -58,9 +58,7 @@ def bounded_checks(raw: object) -> dict[str, str]:
     if not isinstance(raw, dict):
         return {}
     items = list(raw.items())[:MAX_CHECKS]
-    return {
-        one_line(str(k), MAX_CHECK_NAME): one_line(str(v), MAX_CHECK_VALUE) for k, v in items
-    }
+    return {one_line(str(k), MAX_CHECK_NAME): one_line(str(v), MAX_CHECK_VALUE) for k, v in items}
 
 
 def _interpret(status: int, body: bytes | None, elapsed: float) -> ProbeResult:
