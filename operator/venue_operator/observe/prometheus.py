@@ -20,7 +20,7 @@ import structlog
 
 from venue_operator.observations import NO_SERIES, MetricReadings, Reading
 from venue_operator.observe.answers import Sample, Samples, instant
-from venue_operator.observe.endpoints import Endpoints, Limits
+from venue_operator.observe.endpoints import GRACE, Endpoints, Limits
 from venue_operator.redact import one_line, redact
 from venue_operator.telemetry import PROMETHEUS_QUERIES
 
@@ -119,6 +119,11 @@ class PrometheusReader:
         self.timeout = self.limits.timeout
         self.queries = 0  # total queries sent, for metrics and benchmarks
         self.endpoints = Endpoints(self.limits, clock)
+
+    @property
+    def longest_read(self) -> float:
+        """Seconds a `read` can take: a query waits for a slot, then for its answer."""
+        return 2 * (self.timeout + GRACE)
 
     def close(self) -> None:
         """Drop every client and its threads (queries still running end on their own)."""
