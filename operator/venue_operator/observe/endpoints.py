@@ -64,7 +64,7 @@ class Endpoints:
     def get(self, url: str) -> Endpoint:
         """The endpoint of `url`, made if needed; idle ones are evicted on the way."""
         now = self.clock()
-        self.evict(now)
+        self.evict(now, keep=url)
         endpoint = self.by_url.get(url)
         if endpoint is None:
             client = PrometheusConnect(
@@ -79,10 +79,12 @@ class Endpoints:
         endpoint.used = now
         return endpoint
 
-    def evict(self, now: float) -> None:
-        idle = [(e.used, url) for url, e in self.by_url.items() if e.in_flight == 0]
-        over = len(self.by_url) - self.limits.max_urls
-        for rank, (used, url) in enumerate(sorted(idle)):
+    def evict(self, now: float, keep: str) -> None:
+        """Drop URLs idle too long, and the least recently used idle ones while more than
+        `max_urls` would be kept with `keep`."""
+        idle = sorted((e.used, u) for u, e in self.by_url.items() if e.in_flight == 0 and u != keep)
+        over = len(self.by_url) + (keep not in self.by_url) - self.limits.max_urls
+        for rank, (used, url) in enumerate(idle):
             if now - used > self.limits.idle or rank < over:
                 self.by_url.pop(url).close()
 
