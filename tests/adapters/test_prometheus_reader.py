@@ -4,6 +4,7 @@ the services that use it, never the others, and every read is bounded in time an
 from __future__ import annotations
 
 import asyncio
+import gzip
 import time
 import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -122,6 +123,23 @@ async def test_a_50_mb_body_is_cut_at_the_cap(serve: Serve, reader: PrometheusRe
     finally:
         tracemalloc.stop()
     # 4 queries in flight, each held to the 2 MiB cap: nothing like 50 MB, let alone 4 x 50
+    assert peak < 16 * MIB, f"peak {peak / MIB:.1f} MiB"
+    assert reasons(bad) == {f"prometheus query failed: answer over {2 * MIB} bytes"}
+
+
+async def test_a_gzip_bomb_is_capped_as_it_inflates(serve: Serve, reader: PrometheusReader) -> None:
+    bomb = gzip.compress(b" " * (50 * MIB), compresslevel=9)  # ~50 kB on the wire
+
+    async def inflating(_: web.Request) -> web.Response:
+        headers = {"Content-Encoding": "gzip"}
+        return web.Response(body=bomb, headers=headers, content_type="application/json")
+
+    tracemalloc.start()
+    try:
+        bad, _ = await read_beside_healthy(serve, reader, inflating)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
     assert peak < 16 * MIB, f"peak {peak / MIB:.1f} MiB"
     assert reasons(bad) == {f"prometheus query failed: answer over {2 * MIB} bytes"}
 
