@@ -136,11 +136,12 @@ def request_rate(obs: Observations) -> Reading:
     """Requests per second. A service that never served a request has no request counter
     series at all (client libraries create it on first use): while its other series are
     scraped, that is 0 req/s, not a blind spot (an idle service would never bake)."""
-    rate = obs.metrics.request_rate
-    scraped = obs.metrics.memory_utilisation.value is not None
-    if rate.value is None and scraped and (rate.unknown_reason or "").startswith(NO_SERIES):
+    m = obs.metrics
+    never = (m.requests_served.unknown_reason or "").startswith(NO_SERIES)
+    scraped = m.memory_utilisation.value is not None
+    if m.request_rate.value is None and never and scraped:
         return Reading.of(0.0)
-    return rate
+    return m.request_rate
 
 
 def _per_request(

@@ -11,10 +11,11 @@ from typing import Any
 from kubernetes.aio import client
 
 from venue_operator import kube
-from venue_operator.evaluation import Context, MetricsBatcher, evaluate
+from venue_operator.evaluation import Context, evaluate
 from venue_operator.model import VenueServiceSpec
 from venue_operator.observations import WorkloadState
 from venue_operator.observe import cluster
+from venue_operator.observe.batcher import MetricsBatcher
 from venue_operator.observe.health import probe_session
 from venue_operator.observe.prometheus import PrometheusReader
 from venue_operator.record import describe

@@ -6,8 +6,7 @@ Kopf-free and write-free, so that `venue-operator check` runs the very same code
 from __future__ import annotations
 
 import asyncio
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import aiohttp
@@ -15,53 +14,11 @@ import aiohttp
 from venue_operator.assess import Assessment, assess
 from venue_operator.durations import format_duration
 from venue_operator.model import RUNBOOK_PORT, VenueServiceSpec, VenueServiceStatus
-from venue_operator.observations import MetricReadings, Observations, WorkloadState
+from venue_operator.observations import Observations, WorkloadState
 from venue_operator.observe import health
-from venue_operator.observe.prometheus import TEMPLATES, PrometheusReader, Target
+from venue_operator.observe.batcher import MetricsBatcher
+from venue_operator.observe.prometheus import TEMPLATES, Target
 from venue_operator.record import EventSpec, next_status, transition_events
-
-
-@dataclass
-class MetricsBatcher:
-    """Single-flight snapshots: one refresh reads every registered service at once, so a
-    cycle costs a few Prometheus queries whatever the number of VenueServices."""
-
-    reader: PrometheusReader
-    targets: dict[str, Target] = field(default_factory=dict)
-    snapshot: dict[str, tuple[float, MetricReadings]] = field(default_factory=dict)
-    _inflight: asyncio.Task[None] | None = None
-    _duration: float = 0.0  # of the last refresh
-
-    def forget(self, key: str) -> None:
-        self.targets.pop(key, None)
-        self.snapshot.pop(key, None)
-
-    async def get(self, target: Target, max_age: float) -> MetricReadings:
-        self.targets[target.key] = target
-        for _ in range(2):  # a refresh already running may predate this target
-            taken = self.snapshot.get(target.key)
-            if taken and self.targets[target.key] == target:
-                age = time.monotonic() - taken[0]
-                if age <= max_age:
-                    if age > max_age - self._duration:
-                        self._kick()  # ahead of need: later cycles need not wait for it
-                    return taken[1]
-            await asyncio.shield(self._kick())
-        taken = self.snapshot.get(target.key)
-        return taken[1] if taken else MetricReadings()
-
-    def _kick(self) -> asyncio.Task[None]:
-        """The refresh in flight, or a new one."""
-        if self._inflight is None or self._inflight.done():
-            self._inflight = asyncio.create_task(self._read_all())
-        return self._inflight
-
-    async def _read_all(self) -> None:
-        started = time.monotonic()
-        readings = await self.reader.read(list(self.targets.values()))
-        for key, value in readings.items():
-            self.snapshot[key] = (started, value)
-        self._duration = time.monotonic() - started
 
 
 @dataclass

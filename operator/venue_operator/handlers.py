@@ -19,11 +19,12 @@ import structlog
 
 from venue_operator import kube, memory, permissions
 from venue_operator.act.writer import WorkloadWriter
-from venue_operator.evaluation import Context, MetricsBatcher, evaluate
+from venue_operator.evaluation import Context, evaluate
 from venue_operator.events import KubeEvents
 from venue_operator.model import GROUP, PLURAL, VERSION
 from venue_operator.notify import Notifier
 from venue_operator.observe import cluster
+from venue_operator.observe.batcher import MetricsBatcher
 from venue_operator.observe.health import probe_session
 from venue_operator.observe.prometheus import PrometheusReader
 from venue_operator.permissions import PermissionReport
@@ -101,6 +102,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
     memo.trimmer.cancel()
+    memo.ctx.metrics.reader.close()
     await memo.http.aclose()
     await memo.probes.close()
     await memo.api.close()

@@ -64,6 +64,7 @@ class MetricReadings:
     """Prometheus readings for one service. Ratios are fractions (0.05 = 5%)."""
 
     request_rate: Reading = UNOBSERVED  # requests per second
+    requests_served: Reading = UNOBSERVED  # the request counter (no series: never served one)
     error_rate: Reading = UNOBSERVED  # 5xx / all
     p99_latency: Reading = UNOBSERVED  # seconds
     pool_utilisation: Reading = UNOBSERVED  # in use / size

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 
@@ -13,7 +14,14 @@ from aiohttp import web
 from tests.adapters.conftest import Handler
 from venue_lab.processes import free_port
 from venue_operator.observations import ProbeFailure
-from venue_operator.observe.health import MAX_BODY_BYTES, probe, probe_session
+from venue_operator.observe.health import (
+    MAX_BODY_BYTES,
+    MAX_CHECK_VALUE,
+    MAX_CHECKS,
+    MAX_DETAIL,
+    probe,
+    probe_session,
+)
 
 
 @pytest.fixture
@@ -83,3 +91,34 @@ async def test_huge_body_is_cut_off(serve, http) -> None:  # type: ignore[no-unt
     result = await probe(http, await serve(junk), 5.0)
     assert result.failure is ProbeFailure.INVALID_JSON
     assert str(MAX_BODY_BYTES) in result.detail
+
+
+async def test_a_long_check_value_is_cut_where_produced(serve, http) -> None:  # type: ignore[no-untyped-def]
+    error = "connection to db failed: " + "x" * 2000
+    body = json.dumps({"status": "error", "checks": {"database": error, "redis": "ok"}})
+    result = await probe(http, await serve(reply(503, body)), 1.0)
+    assert result.failure is ProbeFailure.CHECK_FAILING
+    assert result.detail.startswith("database=connection to db failed: xxx")
+    assert len(result.checks["database"]) <= MAX_CHECK_VALUE
+    assert len(result.detail) <= MAX_DETAIL, "fits a status reason (1,024) with room to spare"
+
+
+async def test_many_checks_are_bounded(serve, http) -> None:  # type: ignore[no-untyped-def]
+    checks = {f"check-{i:04d}-" + "n" * 100: "error" for i in range(500)}
+    body = json.dumps({"status": "error", "checks": checks})
+    result = await probe(http, await serve(reply(503, body)), 1.0)
+    assert len(result.checks) <= MAX_CHECKS and len(result.detail) <= MAX_DETAIL
+
+
+async def test_a_dsn_in_a_check_value_is_redacted(serve, http) -> None:  # type: ignore[no-untyped-def]
+    dsn = "postgres://venue:hunter2@db.prod:5432/venue"
+    body = json.dumps({"status": "error", "checks": {"database": f"cannot reach {dsn}"}})
+    result = await probe(http, await serve(reply(503, body)), 1.0)
+    assert "hunter2" not in result.detail and "hunter2" not in result.checks["database"]
+    assert "postgres://***@db.prod:5432/venue" in result.detail
+
+
+async def test_a_url_the_client_rejects_keeps_its_password_out(http) -> None:  # type: ignore[no-untyped-def]
+    result = await probe(http, "http://user:hunter2@127.0.0.1:99999/health", 1.0)
+    assert result.failure is ProbeFailure.UNREACHABLE
+    assert "hunter2" not in result.detail, result.detail

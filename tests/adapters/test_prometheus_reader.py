@@ -1,28 +1,252 @@
-"""The Prometheus adapter against a real loopback server that never answers."""
+"""The Prometheus adapter against real loopback servers: one hostile URL or query costs
+the services that use it, never the others, and every read is bounded in time and size."""
 
 from __future__ import annotations
 
 import asyncio
+import gzip
+import time
+import tracemalloc
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
+import pytest
 from aiohttp import web
 
-from venue_operator.observe.prometheus import PrometheusReader, Target
+from tests.adapters.conftest import Handler
+from venue_operator.observations import MetricReadings
+from venue_operator.observe.endpoints import GRACE, Limits
+from venue_operator.observe.prometheus import TEMPLATES, PrometheusReader, Target
+
+TIMEOUT = 1.0
+# a slot wait and a request, each bounded by TIMEOUT, plus the thread's grace and slack
+BOUND = 2 * (TIMEOUT + GRACE) + 0.5
+MIB = 1024 * 1024
+BODY_MARKER = "do-not-reflect-this-body"
+
+Serve = Callable[[Handler], Awaitable[str]]
 
 
-async def test_a_prometheus_that_never_answers_reads_as_a_timeout(serve) -> None:  # type: ignore[no-untyped-def]
+def vector(*samples: tuple[dict[str, str], str]) -> dict[str, Any]:
+    result = [{"metric": labels, "value": [0, value]} for labels, value in samples]
+    return {"status": "success", "data": {"resultType": "vector", "result": result}}
+
+
+GOOD_LABELS = {"namespace": "prod", "service": "good"}
+
+
+class Healthy:
+    """A Prometheus that answers every query with one series for `good`, and records
+    when each query arrived."""
+
+    def __init__(self) -> None:
+        self.arrivals: list[float] = []
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.arrivals.append(time.monotonic())
+        if request.query.get("query") == "up[1m]":  # a range vector, as Prometheus answers it
+            matrix = [{"metric": GOOD_LABELS, "values": [[0, "1"], [15, "1"]]}]
+            body = {"status": "success", "data": {"resultType": "matrix", "result": matrix}}
+            return web.json_response(body)
+        return web.json_response(vector((GOOD_LABELS, "0.25")))
+
+
+@pytest.fixture
+async def reader() -> AsyncIterator[PrometheusReader]:
+    reader = PrometheusReader(limits=Limits(timeout=TIMEOUT, max_bytes=2 * MIB))
+    yield reader
+    reader.close()
+
+
+def target(url: str, service: str = "good", **overrides: str) -> Target:
+    labels = {"namespace": "prod", "service": service}
+    return Target(key=f"prod/{service}", url=url, labels=labels, overrides=overrides)
+
+
+def assert_good(readings: MetricReadings) -> None:
+    assert readings.request_rate.value == 0.25, readings.request_rate
+    assert readings.p99_latency.value == 0.25
+    assert readings.error_rate.value == 1.0  # 0.25 5xx/s of 0.25 req/s
+
+
+async def read_beside_healthy(
+    serve: Serve, reader: PrometheusReader, hostile: Handler
+) -> tuple[MetricReadings, MetricReadings]:
+    """Reads `bad` on the hostile URL and `good` on a healthy one in the same `read`;
+    asserts the bounds every case shares and returns (bad, good)."""
+    healthy = Healthy()
+    good_url, bad_url = await serve(healthy.handle), await serve(hostile)
+    started = time.monotonic()
+    # the hostile batch first: a shared queue would put the healthy queries behind it
+    out = await asyncio.wait_for(
+        reader.read([target(bad_url, "bad"), target(good_url)]), timeout=BOUND * 2
+    )
+    assert time.monotonic() - started < BOUND
+    assert len(healthy.arrivals) == len(TEMPLATES) + 1
+    assert max(healthy.arrivals) - started < TIMEOUT / 2, "healthy queries never wait"
+    assert_good(out["prod/good"])
+    return out["prod/bad"], out["prod/good"]
+
+
+def reasons(readings: MetricReadings) -> set[str]:
+    return {getattr(readings, name).unknown_reason or "" for name in TEMPLATES}
+
+
+async def test_a_hung_prometheus(serve: Serve, reader: PrometheusReader) -> None:
     released = asyncio.Event()
 
     async def hang(_: web.Request) -> web.Response:
         await released.wait()
-        return web.json_response({"status": "success", "data": {"result": []}})
+        return web.json_response(vector())
 
-    url = await serve(hang)
-    reader = PrometheusReader(timeout=0.5)
-    target = Target(key="prod/a", url=url, labels={"namespace": "prod", "service": "a"})
     try:
-        readings = (await reader.read([target]))["prod/a"]
+        bad, _ = await read_beside_healthy(serve, reader, hang)
     finally:
         released.set()
-    reason = readings.error_rate.unknown_reason or ""
-    assert reason.startswith("prometheus query failed: ReadTimeout:"), reason
-    assert "read timeout=0.5" in reason and readings.p99_latency.value is None
+    assert bad.p99_latency.value is None
+    assert reasons(bad) == {f"prometheus query failed: no answer within {TIMEOUT:g}s"}
+
+
+async def test_a_50_mb_body_is_cut_at_the_cap(serve: Serve, reader: PrometheusReader) -> None:
+    async def huge(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()  # chunked: no Content-Length to refuse it by
+        await response.prepare(request)
+        chunk = b" " * 65536
+        for _ in range(800):  # 50 MiB
+            await response.write(chunk)
+        return response
+
+    tracemalloc.start()
+    try:
+        bad, _ = await read_beside_healthy(serve, reader, huge)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # 4 queries in flight, each held to the 2 MiB cap: nothing like 50 MB, let alone 4 x 50
+    assert peak < 16 * MIB, f"peak {peak / MIB:.1f} MiB"
+    assert reasons(bad) == {f"prometheus query failed: answer over {2 * MIB} bytes"}
+
+
+async def test_a_gzip_bomb_is_capped_as_it_inflates(serve: Serve, reader: PrometheusReader) -> None:
+    bomb = gzip.compress(b" " * (50 * MIB), compresslevel=9)  # ~50 kB on the wire
+
+    async def inflating(_: web.Request) -> web.Response:
+        headers = {"Content-Encoding": "gzip"}
+        return web.Response(body=bomb, headers=headers, content_type="application/json")
+
+    tracemalloc.start()
+    try:
+        bad, _ = await read_beside_healthy(serve, reader, inflating)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * MIB, f"peak {peak / MIB:.1f} MiB"
+    assert reasons(bad) == {f"prometheus query failed: answer over {2 * MIB} bytes"}
+
+
+async def test_a_declared_huge_body_is_refused_unread(
+    serve: Serve, reader: PrometheusReader
+) -> None:
+    async def declared(_: web.Request) -> web.Response:
+        return web.Response(body=b" " * (3 * MIB), content_type="application/json")
+
+    bad, _ = await read_beside_healthy(serve, reader, declared)
+    expected = f"prometheus query failed: answer over {2 * MIB} bytes (Content-Length {3 * MIB})"
+    assert reasons(bad) == {expected}
+
+
+async def test_a_never_ending_stream(serve: Serve, reader: PrometheusReader) -> None:
+    async def endless(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        await response.prepare(request)
+        while True:  # until the client goes away
+            await response.write(b"[" * 4096)
+
+    bad, _ = await read_beside_healthy(serve, reader, endless)
+    assert reasons(bad) == {f"prometheus query failed: answer over {2 * MIB} bytes"}
+
+
+async def test_a_body_that_trickles_forever_meets_the_deadline(
+    serve: Serve, reader: PrometheusReader
+) -> None:
+    async def trickle(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        await response.prepare(request)
+        while True:  # a byte well within every socket timeout, forever
+            await response.write(b" ")
+            await asyncio.sleep(0.05)
+
+    bad, _ = await read_beside_healthy(serve, reader, trickle)
+    assert reasons(bad) == {f"prometheus query failed: answer not complete within {TIMEOUT:g}s"}
+
+
+async def test_a_500_with_a_1_mb_body_yields_its_status_only(
+    serve: Serve, reader: PrometheusReader
+) -> None:
+    async def error(_: web.Request) -> web.Response:
+        return web.Response(status=500, text=BODY_MARKER * (MIB // len(BODY_MARKER)))
+
+    bad, _ = await read_beside_healthy(serve, reader, error)
+    assert reasons(bad) == {"prometheus query failed: HTTP 500"}
+
+
+async def test_a_redirect_loop_is_not_followed(serve: Serve, reader: PrometheusReader) -> None:
+    hops = 0
+
+    async def loop(request: web.Request) -> web.Response:
+        nonlocal hops
+        hops += 1
+        raise web.HTTPFound(str(request.url))
+
+    bad, _ = await read_beside_healthy(serve, reader, loop)
+    assert reasons(bad) == {"prometheus query failed: HTTP 302 (redirects are not followed)"}
+    assert hops == len(TEMPLATES) + 1, "one request per query: no hop followed"
+
+
+async def test_a_non_json_200(serve: Serve, reader: PrometheusReader) -> None:
+    async def html(_: web.Request) -> web.Response:
+        return web.Response(text=f"<html>{BODY_MARKER}</html>", content_type="text/html")
+
+    bad, _ = await read_beside_healthy(serve, reader, html)
+    assert reasons(bad) == {"prometheus query failed: answer is not JSON"}
+
+
+async def test_a_range_vector_answer(serve: Serve, reader: PrometheusReader) -> None:
+    async def matrix(_: web.Request) -> web.Response:
+        series = [{"metric": {"namespace": "prod", "service": "bad"}, "values": [[0, "1"]]}]
+        body = {"status": "success", "data": {"resultType": "matrix", "result": series}}
+        return web.json_response(body)
+
+    bad, _ = await read_beside_healthy(serve, reader, matrix)
+    assert bad.p99_latency.unknown_reason == (
+        "query p99_latency returned a range vector (matrix); use an instant vector"
+    )
+
+
+async def test_a_malformed_sample_costs_its_series_only(
+    serve: Serve, reader: PrometheusReader
+) -> None:
+    async def odd(_: web.Request) -> web.Response:
+        bad = {"metric": {"namespace": "prod", "service": "bad"}, "value": [0, BODY_MARKER]}
+        other = {"metric": {"namespace": "prod", "service": "other"}}  # no "value" at all
+        body = {"status": "success", "data": {"resultType": "vector", "result": [bad, other]}}
+        return web.json_response(body)
+
+    url = await serve(odd)
+    out = await reader.read([target(url, "bad"), target(url, "other")])
+    assert out["prod/bad"].p99_latency.unknown_reason == "sample value is not a number"
+    assert out["prod/other"].p99_latency.unknown_reason == "sample has no value"
+
+
+async def test_a_range_vector_override_costs_that_metric_of_that_service_only(
+    serve: Serve, reader: PrometheusReader
+) -> None:
+    url = await serve(Healthy().handle)
+    typo = target(url, "good", error_rate="up[1m]")
+    other = Target("dev/good", url, {"namespace": "prod", "service": "good"})
+    out = await reader.read([typo, other])
+    assert out["prod/good"].error_rate.unknown_reason == (
+        "override errorRate returned a range vector (matrix); use an instant vector"
+    )
+    assert out["prod/good"].p99_latency.value == 0.25, "its other metrics are read"
+    assert_good(out["dev/good"])

@@ -35,6 +35,7 @@ ONE_SHOT = VenueServiceSpec.model_validate(
 HEALTHY_FULL = ProbeResult(status_code=200, checks={"database": "ok", "redis": "ok"})
 HEALTHY_METRICS = MetricReadings(
     request_rate=Reading.of(20),
+    requests_served=Reading.of(5000),
     error_rate=Reading.of(0.001),
     p99_latency=Reading.of(0.15),
     pool_utilisation=Reading.of(0.3),
@@ -397,9 +398,14 @@ def test_a_ramp_confirms_critical_within_one_streak() -> None:
 def test_an_idle_service_with_no_request_series_is_judged_idle_not_blind() -> None:
     """Never served a request: no http_requests_total series, other series scraped."""
     none = Reading.unknown('no series for {namespace="n",service="s"}')
-    idle = observe(metrics=metrics(request_rate=none, error_rate=none, rate_limited=none,
-                                   p99_latency=Reading.unknown("query returned NaN")))  # fmt: skip
+    nan = Reading.unknown("query returned NaN")
+    idle = observe(metrics=metrics(request_rate=none, requests_served=none, error_rate=none,
+                                   rate_limited=none, p99_latency=nan))  # fmt: skip
     assert assess(idle, ONE_SHOT).health is Health.HEALTHY
-    blind = observe(metrics=metrics(request_rate=none, memory_utilisation=none,
-                                    p99_latency=Reading.unknown("query returned NaN")))  # fmt: skip
+    blind = observe(metrics=metrics(request_rate=none, requests_served=none,
+                                    memory_utilisation=none, p99_latency=nan))  # fmt: skip
     assert assess(blind, ONE_SHOT).check("error_rate").level is Level.UNKNOWN
+    # Just after a Prometheus restart the rate has no series yet, but the counter has one.
+    fresh = observe(metrics=metrics(request_rate=none, requests_served=Reading.of(5000),
+                                    p99_latency=nan))  # fmt: skip
+    assert assess(fresh, ONE_SHOT).check("error_rate").level is Level.UNKNOWN

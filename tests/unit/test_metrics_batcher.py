@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from venue_operator.evaluation import MetricsBatcher
 from venue_operator.observations import MetricReadings, Reading
+from venue_operator.observe.batcher import MetricsBatcher
 from venue_operator.observe.prometheus import PrometheusReader, Target
 
 
@@ -24,8 +24,8 @@ class CountingReader(PrometheusReader):
         return {t.key: MetricReadings(request_rate=Reading.of(seen)) for t in targets}
 
 
-def target(name: str) -> Target:
-    return Target(key=f"prod/{name}", url="http://p", labels={"service": name})
+def target(name: str, url: str = "http://p", window: str = "1m") -> Target:
+    return Target(key=f"prod/{name}", url=url, labels={"service": name}, window=window)
 
 
 async def test_many_services_share_one_read() -> None:
@@ -46,8 +46,9 @@ async def test_a_snapshot_near_its_age_limit_is_served_and_refreshed_behind() ->
     assert served.request_rate.value == 1, "served at once from the current snapshot"
     await asyncio.sleep(0)  # let the background task take its first step
     assert reader.reads == 2, "and a refresh started behind it"
-    assert batcher._inflight is not None
-    await asyncio.wait_for(batcher._inflight, 1)  # that refresh, however long it takes
+    refresh = batcher._refreshes["http://p"].task
+    assert refresh is not None
+    await asyncio.wait_for(refresh, 1)  # that refresh, however long it takes
     assert (await batcher.get(target("a"), max_age=1.0)).request_rate.value == 2
 
 
@@ -57,3 +58,61 @@ async def test_a_stale_snapshot_is_never_served() -> None:
     await batcher.get(target("a"), max_age=0.05)
     await asyncio.sleep(0.1)
     assert (await batcher.get(target("a"), max_age=0.05)).request_rate.value == 2
+
+
+async def test_a_spec_edit_is_read_afresh() -> None:
+    reader = CountingReader(delay=0)
+    batcher = MetricsBatcher(reader)
+    assert (await batcher.get(target("a"), max_age=60)).request_rate.value == 1
+    edited = await batcher.get(target("a", window="5m"), max_age=60)
+    assert edited.request_rate.value == 2, "not the readings of the old rateWindow"
+    assert batcher.snapshot["prod/a"][1] == target("a", window="5m")
+
+
+class GatedReader(PrometheusReader):
+    """Reads instantly, except that a read of a URL in `gated` waits for its gate; records
+    what each read was asked for."""
+
+    def __init__(self, *gated: str) -> None:
+        super().__init__()
+        self.gates = {url: asyncio.Event() for url in gated}
+        self.entered = asyncio.Event()
+        self.asked: list[list[str]] = []
+
+    async def read(self, targets: Sequence[Target]) -> dict[str, MetricReadings]:
+        self.asked.append([t.key for t in targets])
+        self.entered.set()
+        for t in targets:
+            if t.url in self.gates:
+                await self.gates[t.url].wait()
+        return {t.key: MetricReadings(request_rate=Reading.of(1)) for t in targets}
+
+
+async def test_a_service_forgotten_during_a_read_leaves_every_batch() -> None:
+    reader = GatedReader("http://p")
+    batcher = MetricsBatcher(reader)
+    first = asyncio.create_task(batcher.get(target("a"), max_age=60))
+    await reader.entered.wait()
+    batcher.forget("prod/a")  # its loop ended (deleted) while the read was in flight
+    reader.gates["http://p"].set()
+    await first
+    assert "prod/a" not in batcher.snapshot, "the read in flight did not put it back"
+    await batcher.get(target("b"), max_age=60)
+    assert reader.asked[-1] == ["prod/b"]
+
+
+async def test_a_hung_url_delays_only_its_own_services() -> None:
+    reader = GatedReader("http://slow")
+    batcher = MetricsBatcher(reader, wait=0.3)
+    slow = asyncio.create_task(batcher.get(target("s", "http://slow"), max_age=60))
+    await reader.entered.wait()
+    try:
+        fast = await asyncio.wait_for(batcher.get(target("f", "http://fast"), max_age=60), 1)
+        assert fast.request_rate.value == 1
+        assert reader.asked[-1] == ["prod/f"], "a batch per URL"
+        waited = await asyncio.wait_for(slow, 2)  # bounded by `wait`, not by the hung read
+        assert waited.request_rate.unknown_reason == (
+            "metrics not read within 0.3s: Prometheus is slow"
+        )
+    finally:
+        reader.gates["http://slow"].set()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from venue_operator.observe.answers import Sample, Samples, reading
 from venue_operator.observe.prometheus import (
     TEMPLATES,
     Target,
@@ -35,23 +36,23 @@ def test_every_template_groups_by_the_batch_keys() -> None:
         assert "{{" not in query and "}}" not in query, name
 
 
-def sample(namespace: str, service: str, value: str, **extra: str) -> dict[str, object]:
-    return {"metric": {"namespace": namespace, "service": service, **extra}, "value": [0, value]}
+def sample(namespace: str, service: str, value: str, **extra: str) -> Sample:
+    return Sample({"namespace": namespace, "service": service, **extra}, reading([0, value]))
 
 
 def test_split_picks_each_services_series() -> None:
-    answer = [sample("prod", "a", "0.5"), sample("prod", "b", "0.25"), sample("dev", "b", "0.75")]
-    by_metric: dict[str, list[dict[str, object]] | str] = dict.fromkeys(TEMPLATES, answer)
+    answer = (sample("prod", "a", "0.5"), sample("prod", "b", "0.25"), sample("dev", "b", "0.75"))
+    by_metric: dict[str, Samples | str] = dict.fromkeys(TEMPLATES, answer)
     targets = [target("a"), target("b"), target("b", "dev")]
-    readings = split(targets, ["namespace", "service"], by_metric, [])
+    readings = split(targets, ["namespace", "service"], by_metric, ())
     assert {key: r.p99_latency.value for key, r in readings.items()} == {
         "prod/a": 0.5, "prod/b": 0.25, "dev/b": 0.75,
     }  # fmt: skip
 
 
 def test_split_missing_nan_and_errors_are_unknown() -> None:
-    by_metric: dict[str, list[dict[str, object]] | str] = {name: [] for name in TEMPLATES}
-    by_metric["p99_latency"] = [sample("prod", "a", "NaN")]
+    by_metric: dict[str, Samples | str] = {name: () for name in TEMPLATES}
+    by_metric["p99_latency"] = (sample("prod", "a", "NaN"),)
     by_metric["error_rate"] = "prometheus query failed: ConnectionError"
     readings = split([target("a")], ["namespace", "service"], by_metric, "boom")["prod/a"]
     assert readings.p99_latency.value is None and "NaN" in (
@@ -64,13 +65,13 @@ def test_split_missing_nan_and_errors_are_unknown() -> None:
 
 
 def test_shares_are_divided_by_the_request_rate() -> None:
-    by_metric: dict[str, list[dict[str, object]] | str] = {name: [] for name in TEMPLATES}
-    by_metric["request_rate"] = [sample("prod", "a", "20"), sample("prod", "b", "0"),
-                                 sample("prod", "c", "10")]  # fmt: skip
-    by_metric["error_rate"] = [sample("prod", "a", "1"), sample("prod", "b", "0")]
+    by_metric: dict[str, Samples | str] = {name: () for name in TEMPLATES}
+    by_metric["request_rate"] = (sample("prod", "a", "20"), sample("prod", "b", "0"),
+                                 sample("prod", "c", "10"))  # fmt: skip
+    by_metric["error_rate"] = (sample("prod", "a", "1"), sample("prod", "b", "0"))
     by_metric["rate_limited"] = "prometheus query failed: timeout"
     targets = [target("a"), target("b"), target("c"), target("d")]
-    readings = split(targets, ["namespace", "service"], by_metric, [])
+    readings = split(targets, ["namespace", "service"], by_metric, ())
     assert readings["prod/a"].error_rate.value == 0.05
     assert readings["prod/b"].error_rate.unknown_reason == "no requests in the rate window"
     assert readings["prod/c"].error_rate.value == 0.0, "no 5xx series while serving: none"
@@ -79,12 +80,12 @@ def test_shares_are_divided_by_the_request_rate() -> None:
 
 
 def test_split_ranks_tenants() -> None:
-    tenants = [
+    tenants = (
         sample("prod", "a", "0.5", tenant="t1"),
         sample("prod", "a", "7", tenant="t2"),
         sample("prod", "b", "9", tenant="t3"),
-    ]
-    by_metric: dict[str, list[dict[str, object]] | str] = {name: [] for name in TEMPLATES}
+    )
+    by_metric: dict[str, Samples | str] = {name: () for name in TEMPLATES}
     readings = split([target("a")], ["namespace", "service"], by_metric, tenants)["prod/a"]
     assert readings.top_limited_tenants == (("t2", 7.0), ("t1", 0.5))
 

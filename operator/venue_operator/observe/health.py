@@ -15,8 +15,15 @@ from typing import Any
 import aiohttp
 
 from venue_operator.observations import ProbeFailure, ProbeResult
+from venue_operator.redact import one_line
 
 MAX_BODY_BYTES = 64 * 1024  # a health answer is a few hundred bytes; junk is cut off here
+# Check values reach status and Events (fields of at most 1,024 characters): a long database
+# error during an incident must not make the whole status invalid, so cut where produced.
+MAX_CHECKS = 16
+MAX_CHECK_NAME = 64
+MAX_CHECK_VALUE = 200
+MAX_DETAIL = 500
 
 
 def probe_session() -> aiohttp.ClientSession:
@@ -46,6 +53,14 @@ async def _read_bounded(response: aiohttp.ClientResponse) -> bytes | None:
     return bytes(body)
 
 
+def bounded_checks(raw: object) -> dict[str, str]:
+    """The `checks` object as short, redacted, one-line strings (at most `MAX_CHECKS`)."""
+    if not isinstance(raw, dict):
+        return {}
+    items = list(raw.items())[:MAX_CHECKS]
+    return {one_line(str(k), MAX_CHECK_NAME): one_line(str(v), MAX_CHECK_VALUE) for k, v in items}
+
+
 def _interpret(status: int, body: bytes | None, elapsed: float) -> ProbeResult:
     if body is None:
         return ProbeResult(
@@ -64,16 +79,15 @@ def _interpret(status: int, body: bytes | None, elapsed: float) -> ProbeResult:
         return ProbeResult(
             ProbeFailure.INVALID_JSON, "body is not a JSON object", status, seconds=elapsed
         )
-    raw_checks = doc.get("checks")
-    checks = {str(k): str(v) for k, v in raw_checks.items()} if isinstance(raw_checks, dict) else {}
+    checks = bounded_checks(doc.get("checks"))
     failing = sorted(k for k, v in checks.items() if v != "ok")
     if failing:
-        detail = ", ".join(f"{k}={checks[k]}" for k in failing)
+        detail = one_line(", ".join(f"{k}={checks[k]}" for k in failing), MAX_DETAIL)
         return ProbeResult(ProbeFailure.CHECK_FAILING, detail, status, checks, elapsed)
     if status != 200:
         return ProbeResult(ProbeFailure.HTTP_STATUS, f"HTTP {status}", status, checks, elapsed)
     if doc.get("status") != "ok":
-        detail = f"status={doc.get('status')!r}"
+        detail = one_line(f"status={doc.get('status')!r}", MAX_CHECK_VALUE)
         return ProbeResult(ProbeFailure.CHECK_FAILING, detail, status, checks, elapsed)
     return ProbeResult(None, "", status, checks, elapsed)
 
@@ -90,4 +104,6 @@ async def probe(session: aiohttp.ClientSession, url: str, seconds: float) -> Pro
         return ProbeResult(ProbeFailure.TIMEOUT, f"no answer within {seconds:g}s")
     except (aiohttp.ClientError, OSError, ValueError) as exc:
         failure = ProbeFailure.CONNECTION_REFUSED if _refused(exc) else ProbeFailure.UNREACHABLE
-        return ProbeResult(failure, type(exc).__name__ + (f": {exc}" if str(exc) else ""))
+        # aiohttp quotes the URL (userinfo and all) in some errors, e.g. InvalidURL
+        detail = type(exc).__name__ + (f": {exc}" if str(exc) else "")
+        return ProbeResult(failure, one_line(detail, MAX_DETAIL))

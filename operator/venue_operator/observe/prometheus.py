@@ -3,25 +3,25 @@
 Services that share a Prometheus, a set of selector label keys and a rate
 window form one batch: each default metric is one query for the whole batch,
 grouped `by` those keys, and the answer is split per service client-side.
-Only per-service PromQL overrides cost a query each. prometheus-api-client is
-synchronous, so queries run in threads, a few at a time.
+Only per-service PromQL overrides cost a query each, run concurrently. Every query
+is bounded (observe/endpoints.py), every answer checked (observe/answers.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
+import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 import structlog
-from prometheus_api_client import PrometheusConnect
-from urllib3.util.retry import Retry
 
 from venue_operator.observations import NO_SERIES, MetricReadings, Reading
-from venue_operator.redact import redact
+from venue_operator.observe.answers import Sample, Samples, instant
+from venue_operator.observe.endpoints import GRACE, Endpoints, Limits
+from venue_operator.redact import one_line, redact
 from venue_operator.telemetry import PROMETHEUS_QUERIES
 
 log = structlog.get_logger(__name__)
@@ -30,6 +30,9 @@ RATE = "sum by ({by}) (rate(http_requests_total{{{sel}%s}}[{w}]))"
 # metric -> PromQL template; {sel} label matchers, {by} grouping keys, {w} rate window.
 TEMPLATES: dict[str, str] = {
     "request_rate": RATE % "",
+    # Instant: the counter exists (within the lookback) once a request was ever served. Tells
+    # an idle service (no series at all) from a rate that needs two fresh scrapes.
+    "requests_served": "sum by ({by}) (http_requests_total{{{sel}}})",
     # Shares are divided client-side by request_rate: a ratio computed in PromQL costs three
     # rate() passes over every series (at 1,000 services it outlasted the query timeout).
     "error_rate": RATE % ',status_code=~"5.."',
@@ -95,53 +98,70 @@ def batch_selector(targets: Sequence[Target], keys: Sequence[str]) -> str:
     return ",".join(matchers)
 
 
-def _value(sample: Mapping[str, Any]) -> Reading:
-    value = float(sample["value"][1])
-    if math.isnan(value) or math.isinf(value):
-        return Reading.unknown("query returned NaN" if math.isnan(value) else "query returned Inf")
-    return Reading.of(value)
+REASON_CHARS = 300  # a reading's reason ends up in a status field of at most 1,024
+
+
+def camel(metric: str) -> str:
+    """`error_rate` -> `errorRate`: overrides are named as in the spec."""
+    first, *rest = metric.split("_")
+    return first + "".join(word.title() for word in rest)
 
 
 class PrometheusReader:
-    """Reads every target's metrics; never raises: failures become unknown readings."""
+    """Reads every target's metrics; never raises: each failure becomes unknown readings
+    for the target or batch it belongs to, never for another."""
 
-    def __init__(self, timeout: float = 10.0, concurrency: int = 4) -> None:
-        self.timeout = timeout
+    def __init__(
+        self,
+        timeout: float = 10.0,
+        concurrency: int = 4,
+        limits: Limits | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limits = limits or Limits(timeout=timeout, concurrency=concurrency)
+        self.timeout = self.limits.timeout
         self.queries = 0  # total queries sent, for metrics and benchmarks
-        self._clients: dict[str, PrometheusConnect] = {}
-        self._limit = asyncio.Semaphore(concurrency)
+        self.endpoints = Endpoints(self.limits, clock)
 
-    def _client(self, url: str) -> PrometheusConnect:
-        if url not in self._clients:
-            # read=False: a read timeout surfaces as requests' ReadTimeout ("Read timed out"),
-            # not as a ConnectionError saying "Max retries exceeded".
-            self._clients[url] = PrometheusConnect(
-                url=url, retry=Retry(total=0, read=False), timeout=self.timeout
-            )
-        return self._clients[url]
+    @property
+    def longest_read(self) -> float:
+        """Seconds a `read` can take: a query waits for a slot, then for its answer."""
+        return 2 * (self.timeout + GRACE)
 
-    async def _query(self, url: str, promql: str) -> list[dict[str, Any]] | str:
-        """The result vector, or a one-line reason it could not be had. Evaluated at
-        Prometheus' "now": our own clock may be skewed from its (a share's two queries are
-        a second apart at most, against a rate window of a minute)."""
+    def close(self) -> None:
+        """Drop every client and its threads (queries still running end on their own)."""
+        self.endpoints.close()
+
+    async def _ask(
+        self, url: str, promql: str, what: str, scalar_ok: bool = False
+    ) -> Samples | str:
+        """The instant vector `promql` evaluates to, or a one-line reason there is none.
+        Evaluated at Prometheus' "now": our own clock may be skewed from its (a share's two
+        queries are a second apart at most, against a rate window of a minute)."""
         self.queries += 1
         PROMETHEUS_QUERIES.inc()
-        async with self._limit:
-            try:
-                result = await asyncio.to_thread(self._client(url).custom_query, promql)
-            except Exception as exc:
-                reason = redact(f"prometheus query failed: {type(exc).__name__}: {exc}")
-                log.warning("prometheus.query_failed", reason=reason[:300])
-                return reason[:500]
-        return list(result)
+        answer = await self.endpoints.query(url, promql)
+        if isinstance(answer, str):
+            reason = one_line(f"prometheus query failed: {answer}", REASON_CHARS)
+            log.warning("prometheus.query_failed", reason=reason)
+            return reason
+        return instant(answer, what, scalar_ok)
 
     async def read(self, targets: Sequence[Target]) -> dict[str, MetricReadings]:
-        """Metrics for every target, keyed by `Target.key`."""
+        """Metrics for every target, keyed by `Target.key`; batches are read concurrently."""
         batches: dict[tuple[str | None, tuple[str, ...], str], list[Target]] = defaultdict(list)
         for target in targets:
             batches[target.batch].append(target)
-        results = await asyncio.gather(*(self._read_batch(b) for b in batches.values()))
+        results = await asyncio.gather(*(self._read_isolated(b) for b in batches.values()))
         return {key: readings for batch in results for key, readings in batch.items()}
+
+    async def _read_isolated(self, targets: list[Target]) -> dict[str, MetricReadings]:
+        try:
+            return await self._read_batch(targets)
+        except Exception as exc:  # a bug here must cost this batch only, not every service
+            log.exception("prometheus.batch_failed", url=redact(str(targets[0].url)))
+            failed = Reading.unknown(f"metrics batch failed: {type(exc).__name__}")
+            return {t.key: _all(failed) for t in targets}
 
     async def _read_batch(self, targets: list[Target]) -> dict[str, MetricReadings]:
         url, keys, window = targets[0].batch
@@ -152,32 +172,30 @@ class PrometheusReader:
             return {t.key: _all(missing) for t in targets}
         fill = {"sel": batch_selector(targets, keys), "by": ",".join(keys), "w": window}
         names = list(TEMPLATES)
+        overrides = [(t, metric, q) for t in targets for metric, q in t.overrides.items()]
         answers = await asyncio.gather(
-            *(self._query(url, TEMPLATES[n].format(**fill)) for n in names),
-            self._query(url, TENANTS_TEMPLATE.format(**fill)),
+            *(self._ask(url, TEMPLATES[n].format(**fill), f"query {n}") for n in names),
+            self._ask(url, TENANTS_TEMPLATE.format(**fill), "query top tenants"),
+            *(self._override(url, t, metric, q) for t, metric, q in overrides),
         )
-        out = split(targets, keys, dict(zip(names, answers[:-1], strict=True)), answers[-1])
-        overridden = [t for t in targets if t.overrides]
-        for target in overridden:
-            out[target.key] = await self._apply_overrides(url, target, out[target.key])
+        batch = dict(zip(names, cast(list[Samples | str], answers[: len(names)]), strict=True))
+        out = split(targets, keys, batch, cast(Samples | str, answers[len(names)]))
+        changes: dict[str, dict[str, Reading]] = defaultdict(dict)
+        for (target, metric, _), reading in zip(overrides, answers[len(names) + 1 :], strict=True):
+            changes[target.key][metric] = cast(Reading, reading)
+        for key, changed in changes.items():
+            out[key] = replace(out[key], **cast(dict[str, Any], changed))
         return out
 
-    async def _apply_overrides(
-        self, url: str, target: Target, readings: MetricReadings
-    ) -> MetricReadings:
-        changes: dict[str, Reading] = {}
-        for metric, template in target.overrides.items():
-            promql = template.replace("$selector", selector(target.labels))
-            answer = await self._query(url, promql)
-            if isinstance(answer, str):
-                changes[metric] = Reading.unknown(answer)
-            elif len(answer) != 1:
-                changes[metric] = Reading.unknown(
-                    f"override for {metric} returned {len(answer)} series"
-                )
-            else:
-                changes[metric] = _value(answer[0])
-        return replace(readings, **cast(dict[str, Any], changes))
+    async def _override(self, url: str, target: Target, metric: str, template: str) -> Reading:
+        promql = template.replace("$selector", selector(target.labels))
+        name = f"override {camel(metric)}"
+        answer = await self._ask(url, promql, name, scalar_ok=True)
+        if isinstance(answer, str):
+            return Reading.unknown(answer)
+        if len(answer) != 1:
+            return Reading.unknown(f"{name} returned {len(answer)} series; it must return one")
+        return answer[0].reading
 
 
 def _all(reading: Reading) -> MetricReadings:
@@ -185,12 +203,14 @@ def _all(reading: Reading) -> MetricReadings:
     return MetricReadings(**everything)
 
 
-Answer = list[dict[str, Any]] | str  # a result vector, or why there is none
-Series = dict[tuple[str, ...], dict[str, Any]]
+Series = dict[tuple[str, ...], Reading]
 
 
 def split(
-    targets: Sequence[Target], keys: Sequence[str], by_metric: Mapping[str, Answer], tenants: Answer
+    targets: Sequence[Target],
+    keys: Sequence[str],
+    by_metric: Mapping[str, Samples | str],
+    tenants: Samples | str,
 ) -> dict[str, MetricReadings]:
     """Each service's readings out of the batch answers (grouped by `keys`)."""
     indexed = {name: _by_service(answer, keys) for name, answer in by_metric.items()}
@@ -198,26 +218,30 @@ def split(
     return {t.key: _pick(t, keys, indexed, by_tenant) for t in targets}
 
 
-def _by_service(answer: Answer, keys: Sequence[str]) -> Series | str:
+def _by_service(answer: Samples | str, keys: Sequence[str]) -> Series | str:
     """A batch answer indexed by its grouping labels: splitting it is then one lookup per
     service, not a scan (at 1,000 services a scan per service was most of the CPU)."""
     if isinstance(answer, str):
         return answer
-    return {_group(s, keys): s for s in answer}
+    return {_group(s, keys): s.reading for s in answer}
 
 
-def _group(sample: Mapping[str, Any], keys: Sequence[str]) -> tuple[str, ...]:
-    return tuple(sample["metric"].get(k, "") for k in keys)
+def _group(sample: Sample, keys: Sequence[str]) -> tuple[str, ...]:
+    return tuple(sample.labels.get(k, "") for k in keys)
+
+
+TENANT_CHARS = 64  # tenant names are label values, named in Events
 
 
 def _tenants_by_service(
-    answer: Answer, keys: Sequence[str]
+    answer: Samples | str, keys: Sequence[str]
 ) -> dict[tuple[str, ...], list[tuple[str, float]]]:
     out: dict[tuple[str, ...], list[tuple[str, float]]] = defaultdict(list)
     if not isinstance(answer, str):
         for s in answer:
-            tenant = (s["metric"].get("tenant", "?"), float(s["value"][1]))
-            out[_group(s, keys)].append(tenant)
+            if s.reading.value is not None:
+                tenant = one_line(s.labels.get("tenant", "?"), TENANT_CHARS)
+                out[_group(s, keys)].append((tenant, s.reading.value))
     return out
 
 
@@ -244,15 +268,16 @@ def _pick(
     by_metric: Mapping[str, Series | str],
     tenants: Mapping[tuple[str, ...], list[tuple[str, float]]],
 ) -> MetricReadings:
-    wanted = tuple(target.labels[k] for k in keys)
+    wanted = tuple(target.labels.get(k, "") for k in keys)
 
     def pick(answer: Series | str) -> Reading:
         if isinstance(answer, str):
             return Reading.unknown(answer)
-        sample = answer.get(wanted)
-        if sample is None:
-            return Reading.unknown(f"{NO_SERIES} {{{selector(target.labels)}}}")
-        return _value(sample)
+        found = answer.get(wanted)
+        if found is None:  # assess tells "no series" apart by this prefix
+            missing = f"{NO_SERIES} {{{selector(target.labels)}}}"
+            return Reading.unknown(one_line(missing, REASON_CHARS))
+        return found
 
     picked: dict[str, Any] = {name: pick(answer) for name, answer in by_metric.items()}
     for name in SHARES:

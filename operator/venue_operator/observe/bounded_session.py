@@ -1,0 +1,86 @@
+"""The HTTP session prometheus-api-client sends through, bounded in time and size.
+
+`PrometheusConnect` accepts a `requests.Session` and passes its `timeout` argument
+to it; this session takes that timeout as a total deadline (connect + read + body),
+streams the body and stops at a byte cap, never follows redirects and never reads
+the body of an answer that is not 200. So the library stays the query client.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import requests
+from requests.models import PreparedRequest
+
+CHUNK = 64 * 1024
+HINTS = {  # what Prometheus means by a status; ours, so nothing of the body is needed
+    400: "bad query",
+    422: "query cannot be executed",
+    503: "query timed out or Prometheus is unavailable",
+}
+
+
+class QueryFailed(Exception):
+    """A bounded request failed; the message is one line, safe to show."""
+
+
+class _Body(requests.Response):
+    """`custom_query` returns `json()["data"]["result"]`; this hands it the raw body
+    there instead, so that `answers.parse` sees the whole document (status and
+    resultType included), parsed once."""
+
+    def json(self, **kwargs: Any) -> Any:
+        return {"data": {"result": self.content}}
+
+
+class BoundedSession(requests.Session):
+    """A session for `PrometheusConnect(session=...)`: each request's `timeout` (seconds)
+    is a total deadline, its body is capped at `max_bytes`."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__()
+        self.max_bytes = max_bytes
+        # No proxies or ~/.netrc credentials from the environment for URLs a tenant chose.
+        self.trust_env = False
+
+    def send(self, request: PreparedRequest, **kwargs: Any) -> requests.Response:
+        total = kwargs.get("timeout")
+        if not isinstance(total, int | float):
+            raise TypeError("BoundedSession needs a total timeout in seconds")
+        deadline = time.monotonic() + total
+        kwargs.update(stream=True, allow_redirects=False, timeout=(total, total))
+        response = super().send(request, **kwargs)
+        try:
+            if response.status_code != 200:
+                hint = HINTS.get(response.status_code)
+                if 300 <= response.status_code < 400:
+                    hint = "redirects are not followed"
+                raise QueryFailed(f"HTTP {response.status_code}" + (f" ({hint})" if hint else ""))
+            body = read_capped(response, self.max_bytes, deadline, total)
+        finally:
+            response.close()  # unread bytes are dropped with the connection, not drained
+        answered = _Body()
+        answered.status_code, answered._content = 200, body
+        return answered
+
+
+def read_capped(
+    response: requests.Response, max_bytes: int, deadline: float, total: float
+) -> bytes:
+    """The body, or `QueryFailed` once it passes `max_bytes` or `deadline` (`total`
+    seconds after the request started): never more than one chunk past the cap is held."""
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise QueryFailed(f"answer over {max_bytes} bytes (Content-Length {declared})")
+    chunks, size = [], 0  # not a growing bytearray: its reallocations held twice the cap
+    # read1: returns what has arrived, so a body that trickles still meets the deadline
+    while chunk := response.raw.read1(CHUNK, decode_content=True):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > max_bytes:
+            raise QueryFailed(f"answer over {max_bytes} bytes")
+        if time.monotonic() > deadline:
+            raise QueryFailed(f"answer not complete within {total:g}s")
+    return b"".join(chunks)
