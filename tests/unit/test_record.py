@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from tests.unit.test_assess import HEALTHY_METRICS, SPEC, metrics, observe
+import pytest
+
+from tests.unit.test_assess import HEALTHY_METRICS, ONE_SHOT, SPEC, metrics, observe
+from venue_operator import ledger
 from venue_operator.assess import assess
-from venue_operator.model import Level, VenueServiceStatus
-from venue_operator.observations import MetricReadings, Reading
+from venue_operator.model import Incident, IncidentEntry, Level, Severity, VenueServiceStatus
+from venue_operator.observations import (
+    MetricReadings,
+    ProbeFailure,
+    ProbeResult,
+    Reading,
+    WorkloadState,
+)
 from venue_operator.record import (
     describe,
     next_status,
+    track_incident,
     transition_events,
     write_causes,
 )
@@ -99,3 +111,91 @@ def test_a_level_held_by_hysteresis_says_it_is_recovering() -> None:
     check = a.check("error_rate")
     assert check.level is Level.WARNING and check.observed is Level.OK
     assert describe(check).startswith("error_rate warning, recovering (0.1% now)")
+
+
+# --- incident rules, table-driven ---------------------------------------------------
+
+OPEN = Incident(id="inc-1", opened_at=NOW - timedelta(minutes=5), severity=Severity.P2,
+                timeline=[IncidentEntry(at=NOW - timedelta(minutes=5), severity=Severity.P2,
+                                        message="Degraded (P2)")])  # fmt: skip
+RESOLVED = OPEN.model_copy(update={"resolved_at": NOW - timedelta(minutes=1)})
+ERRORS = metrics(error_rate=Reading.of(0.2))
+DOWN = {"health": ProbeResult(ProbeFailure.CONNECTION_REFUSED)}
+
+
+@pytest.mark.parametrize(
+    ("previous", "changes", "expected"),
+    [
+        # (incident before, observation, (same id?, resolved?, severity, timeline longer?))
+        pytest.param(None, {}, None, id="healthy, no incident: none opened"),
+        pytest.param(None, {"metrics": ERRORS}, (False, False, Severity.P2, True), id="opens"),
+        pytest.param(
+            OPEN,
+            {"metrics": ERRORS},
+            (True, False, Severity.P2, False),
+            id="same severity: nothing new",
+        ),
+        pytest.param(OPEN, DOWN, (True, False, Severity.P1, True), id="worse: kept, P1"),
+        pytest.param(OPEN, {}, (True, True, Severity.P2, True), id="healthy: resolved"),
+        pytest.param(RESOLVED, {}, (True, True, Severity.P2, False), id="resolved stays"),
+        pytest.param(
+            RESOLVED,
+            {"metrics": ERRORS},
+            (False, False, Severity.P2, False),
+            id="a new one opens with its own timeline, never reopens the last",
+        ),
+    ],
+)
+def test_incident_rules(
+    previous: Incident | None, changes: dict[str, Any],
+    expected: tuple[bool, bool, Severity, bool] | None,
+) -> None:  # fmt: skip
+    a = assess(observe(**changes), ONE_SHOT)
+    after = track_incident(previous, a, NOW)
+    if expected is None:
+        assert after is None
+        return
+    same, resolved, severity, grew = expected
+    assert after is not None
+    assert (after.id == (previous.id if previous else None)) is same
+    assert (after.resolved_at is not None) is resolved
+    assert after.severity is severity
+    assert (len(after.timeline) > (len(previous.timeline) if previous else 0)) is grew
+
+
+@pytest.mark.parametrize(
+    ("say", "field"), [(ledger.page, "pages"), (ledger.hold, "held")]
+)  # fmt: skip
+def test_what_is_said_once_per_incident_is_said_once(
+    say: Callable[[VenueServiceStatus, str], VenueServiceStatus | None], field: str
+) -> None:
+    status = VenueServiceStatus(incident=OPEN)
+    first = say(status, "SeverityChanged:P2")
+    assert first is not None and getattr(first.incident, field) == ["SeverityChanged:P2"]
+    assert say(first, "SeverityChanged:P2") is None  # a restart reads it back: not again
+    assert say(first, "SeverityChanged:P1") is not None  # another severity is another page
+    assert say(VenueServiceStatus(), "x") is None  # no incident: nothing to say it in
+
+
+def test_an_escalation_marks_the_incident_once_per_cause() -> None:
+    status = ledger.escalate(VenueServiceStatus(incident=OPEN), "budget")
+    again = ledger.escalate(status, "budget")
+    assert again.incident is not None and again.incident.escalations == ["budget"]
+    assert again.incident.escalated
+
+
+def test_a_template_is_known_good_only_after_bake_time_of_clean_healthy_cycles() -> None:
+    """No unknown reading in the bake: a gap restarts it."""
+    gap = metrics(p99_latency=Reading.unknown("prometheus down"))
+    status = VenueServiceStatus()
+    timeline = [HEALTHY_METRICS] * 3 + [gap] + [HEALTHY_METRICS] * 25
+    workload = WorkloadState(found=True, desired=3, ready=3, revision=2, template_hash="abc")
+    known_at = None
+    for i, m in enumerate(timeline):
+        at = NOW + timedelta(seconds=15 * i)
+        a = assess(observe(metrics=m, workload=workload), SPEC, status.checks)
+        status = next_status(a, workload, status, at, 1)
+        if status.healthy_templates and known_at is None:
+            known_at = i
+    # the gap at cycle 3 restarted the 5 min (20 cycles) bake at cycle 4
+    assert known_at == 24, known_at
