@@ -37,21 +37,22 @@ times = st.integers(0, 10_000).map(lambda s: T0 + timedelta(seconds=s))
 words = st.text(st.characters(min_codepoint=32, max_codepoint=0x2FFF), max_size=40)
 maybe = st.one_of  # readability: maybe(st.none(), x)
 
+# By alias: hypothesis reads pydantic's signature, which names the camelCase aliases.
 checks = st.builds(
     CheckStatus, name=st.sampled_from(["health", "error_rate", "memory"]),
     level=st.sampled_from(list(Level)), observed=maybe(st.none(), st.sampled_from(list(Level))),
-    pending=maybe(st.none(), st.sampled_from(list(Level))), pending_count=st.integers(0, 5),
+    pending=maybe(st.none(), st.sampled_from(list(Level))), pendingCount=st.integers(0, 5),
     value=maybe(st.none(), st.floats(0, 1e6, allow_nan=False)), unit=maybe(st.none(), words),
     section=words, reason=maybe(st.none(), words),
-    last_known=maybe(st.none(), st.sampled_from(list(Level))),
+    lastKnown=maybe(st.none(), st.sampled_from(list(Level))),
 )  # fmt: skip
 records = st.builds(
     ActionRecord, at=times, action=st.sampled_from(["RollBack", "ScaleUp"]), reason=words,
-    result=st.sampled_from(list(ActionResult)), dry_run=st.booleans(), correlation_id=words,
+    result=st.sampled_from(list(ActionResult)), dryRun=st.booleans(), correlationId=words,
     section=maybe(st.none(), words), inputs=st.dictionaries(words, words, max_size=3),
 )  # fmt: skip
 incidents = st.builds(
-    Incident, id=words, opened_at=times, resolved_at=maybe(st.none(), times),
+    Incident, id=words, openedAt=times, resolvedAt=maybe(st.none(), times),
     severity=st.sampled_from(list(Severity)), escalated=st.booleans(),
     timeline=st.lists(st.builds(IncidentEntry, at=times, severity=st.sampled_from(list(Severity)),
                                 message=words), max_size=3),
@@ -61,11 +62,11 @@ statuses = st.builds(
     VenueServiceStatus, health=maybe(st.none(), st.sampled_from(list(Health))),
     severity=maybe(st.none(), st.sampled_from(list(Severity))),
     revision=maybe(st.none(), st.integers(0, 100)), checks=st.lists(checks, max_size=3),
-    last_action=maybe(st.none(), records), history=st.lists(records, max_size=3),
+    lastAction=maybe(st.none(), records), history=st.lists(records, max_size=3),
     incident=maybe(st.none(), incidents),
-    rollout=maybe(st.none(), st.builds(RolloutRecord, template_hash=words, revision=st.integers(
-        0, 9), seen_at=times, healthy_since=maybe(st.none(), times))),
-    healthy_templates=st.lists(words, max_size=3), circuit_open=st.booleans(),
+    rollout=maybe(st.none(), st.builds(RolloutRecord, templateHash=words, revision=st.integers(
+        0, 9), seenAt=times, healthySince=maybe(st.none(), times))),
+    healthyTemplates=st.lists(words, max_size=3), circuitOpen=st.booleans(),
 )  # fmt: skip
 
 
