@@ -199,13 +199,24 @@ CHECKS: dict[str, tuple[str, Callable[[Observations, VenueServiceSpec], Raw]]] =
             o.metrics.pool_utilisation, s.thresholds.pool_utilisation_percent, 100, "%"
         ),
     ),
+    "pool_pending": (
+        DB_FAILURES,
+        lambda o, s: _metric(o.metrics.pool_pending, s.thresholds.pool_pending, 1, ""),
+    ),
     "memory": (
         MONITORING,
         lambda o, s: _metric(o.metrics.memory_utilisation, s.thresholds.memory_percent, 100, "%"),
     ),
     "rate_limited": (RATE_LIMITS, _rate_limited),
 }
-METRIC_CHECKS = ("error_rate", "p99_latency", "pool_utilisation", "memory", "rate_limited")
+METRIC_CHECKS = (
+    "error_rate",
+    "p99_latency",
+    "pool_utilisation",
+    "pool_pending",
+    "memory",
+    "rate_limited",
+)
 
 
 @dataclass(frozen=True)

@@ -402,7 +402,7 @@ def _rules(
                          DB_OPERATIONS, status, "migration-disabled")  # fmt: skip
 
     service_critical = _critical(a, "health", "pods", "error_rate", "p99_latency",
-                                 "pool_utilisation", "memory")  # fmt: skip
+                                 "pool_utilisation", "pool_pending", "memory")  # fmt: skip
     if not service_critical:
         if a.check("rate_limited").level in (Level.WARNING, Level.CRITICAL):
             return _diagnose_rate_limit(a, status)
@@ -418,7 +418,8 @@ def _rules(
             return _rollback(a, rollout, status, policy, service_critical)
 
     # 4. Capacity.
-    capacity = [n for n in service_critical if n in ("p99_latency", "pool_utilisation", "memory")]
+    capacity = [n for n in service_critical
+                if n in ("p99_latency", "pool_utilisation", "pool_pending", "memory")]  # fmt: skip
     if capacity:
         return _scale_up(a, rollout, status, policy, capacity)
     return _escalate(f"{_describe(a, service_critical)} with no rollout, capacity or dependency "

@@ -182,6 +182,13 @@ class Thresholds(Model):
     pool_utilisation_percent: PercentThreshold = Field(
         default=PercentThreshold(warning=70, critical=90), description="DB pool in use / size."
     )
+    pool_pending: Threshold = Field(
+        default=Threshold(warning=0, critical=5),
+        description=(
+            "Requests waiting for a database connection (db_pool_pending): sustained, it is "
+            'pool exhaustion (runbook "Database Connection Failures"; the numbers are ours).'
+        ),
+    )
     memory_percent: PercentThreshold = Field(
         default=PercentThreshold(warning=70, critical=85), description="Resident memory / limit."
     )

@@ -409,3 +409,14 @@ def test_an_idle_service_with_no_request_series_is_judged_idle_not_blind() -> No
     fresh = observe(metrics=metrics(request_rate=none, requests_served=Reading.of(5000),
                                     p99_latency=nan))  # fmt: skip
     assert assess(fresh, ONE_SHOT).check("error_rate").level is Level.UNKNOWN
+
+
+def test_sustained_pending_connections_are_pool_exhaustion() -> None:
+    """Runbook "Database Connection Failures": the diagnosis is db_pool_pending."""
+    waiting = observe(metrics=metrics(pool_pending=Reading.of(8)))
+    results = run([waiting] * 3)
+    check = results[-1].check("pool_pending")
+    assert (check.level, check.section) == (Level.CRITICAL, "Database Connection Failures")
+    assert results[-1].severity is Severity.P2
+    assert assess(observe(metrics=metrics(pool_pending=Reading.of(2))), ONE_SHOT).check(
+        "pool_pending").level is Level.WARNING  # fmt: skip
