@@ -1,5 +1,5 @@
 """What ships: the operator's wheel and image hold the operator only (the lab is its own
-distribution, `venue-lab`)."""
+distribution, `venue-lab`), and the version is written once, in pyproject.toml."""
 
 from __future__ import annotations
 
@@ -14,7 +14,10 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+from prometheus_client import generate_latest
 
+import venue_operator
+from venue_operator import telemetry  # noqa: F401 - registers the operator's metrics
 from venue_operator.cli import build_parser
 
 REPO = Path(__file__).resolve().parents[2]
@@ -88,3 +91,31 @@ def test_image_build_context_is_the_operator_only() -> None:
     assert allowed == {"pyproject.toml", "README.md", "operator/"}
     copied = re.findall(r"^COPY (?!--from)(.+?) \S+$", (REPO / "Dockerfile").read_text(), re.M)
     assert {src for line in copied for src in line.split()} == allowed
+
+
+# --- one version --------------------------------------------------------------------------
+
+
+def test_version_comes_from_the_package_metadata() -> None:
+    written = _project(REPO / "pyproject.toml")["version"]
+    assert version("venue-operator") == written, "installed metadata is stale: scripts/bootstrap"
+    assert venue_operator.__version__ == written
+    assert _project(REPO / "lab" / "pyproject.toml")["version"] == written  # released together
+    exposed = generate_latest().decode()
+    assert f'venue_operator_build_info{{version="{written}"}} 1.0' in exposed
+
+
+@pytest.mark.parametrize(
+    ("path", "pattern"),
+    [
+        ("manifests/deployment.yaml", r"image: venue-operator:(\S+)"),
+        ("manifests/deployment.yaml", r"app\.kubernetes\.io/version: (\S+)"),
+        ("Dockerfile", r"org\.opencontainers\.image\.version=\"([^\"]+)\""),
+        ("Dockerfile", r"docker build -t venue-operator:(\S+) "),
+        ("README.md", r"`venue-operator:([^`]+)`"),
+    ],
+)
+def test_image_tags_and_labels_match_the_package_version(path: str, pattern: str) -> None:
+    found = re.findall(pattern, (REPO / path).read_text())
+    assert found, f"{pattern} not in {path}"
+    assert set(found) == {version("venue-operator")}
