@@ -1,4 +1,4 @@
-"""Entry points: `venue-operator run | check | crd | lab | demo`."""
+"""Entry points: `venue-operator run | check | crd` (the lab and demo: `venue-lab`)."""
 
 from __future__ import annotations
 
@@ -64,18 +64,6 @@ def _check(args: argparse.Namespace) -> int:
     return asyncio.run(run_check(args.namespace, args.name, args.prometheus_url))
 
 
-def _lab(args: argparse.Namespace) -> int:
-    from venue_lab.session import run_lab  # the lab is a dev tool: import it only when asked
-
-    return run_lab(keep=args.keep, scrape_interval=args.scrape_interval)
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from venue_lab.demo import run_demo
-
-    return run_demo(keep=args.keep, scenario=args.scenario)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="venue-operator", description=__doc__)
     parser.add_argument("--log-json", action="store_true", help="log JSON lines")
@@ -118,19 +106,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     crd.set_defaults(func=_crd)
 
-    lab = sub.add_parser("lab", help="run the local control plane + Prometheus until Ctrl-C")
-    lab.add_argument("--keep", action="store_true", help="keep the work directories afterwards")
-    lab.add_argument("--scrape-interval", default="1s")
-    lab.set_defaults(func=_lab)
-
-    demo = sub.add_parser("demo", help="the quick-start demo on the local lab")
-    demo.add_argument("--keep", action="store_true", help="keep it running; print the KUBECONFIG")
-    demo.add_argument(
-        "--scenario", choices=("rollback", "capacity", "database"), default="rollback",
-        help="bad rollout -> rollback (default); pool saturation -> scale-up; "
-        "database down -> circuit breaker",
-    )  # fmt: skip
-    demo.set_defaults(func=_demo)
     return parser
 
 

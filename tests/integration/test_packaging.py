@@ -4,11 +4,13 @@ the Deployment under Pod Security "restricted", and the Dockerfile's entrypoint.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -219,9 +221,20 @@ async def test_write_paths_work_as_the_service_account(installed: Lab) -> None:
             started = await jobs.run_migration(api, ns, "venue-migrate", "rid-1")
             assert started.changed
             job = jobs.job_name("venue-migrate", "rid-1")
-            assert await jobs.job_outcome(api, ns, job) in (None, "Succeeded", "Failed")
+            assert await _settled_outcome(api, ns, job) == "Succeeded"  # kwok completes its pod
+            assert await jobs.job_outcome(api, ns, "no-such-job") == "Failed"  # gone = failed
             again = await jobs.run_migration(api, ns, "venue-migrate", "rid-1")
             assert not again.changed  # exists: the 409 path
+
+
+async def _settled_outcome(api: client.ApiClient, ns: str, job: str) -> str:
+    """The Job's outcome once it has one (kwok runs its pod to completion in seconds)."""
+    async with asyncio.timeout(60):
+        while True:
+            outcome = await jobs.job_outcome(api, ns, job)
+            if outcome is not None:
+                return outcome
+            await asyncio.sleep(0.25)  # polling the API server, under the deadline above
 
 
 def test_operator_as_service_account_rolls_back_a_bad_rollout(installed: Lab) -> None:
@@ -281,7 +294,7 @@ def test_deployment_passes_restricted_pod_security(installed: Lab) -> None:
     assert pod_spec["securityContext"]["runAsUser"] == 10001
     assert pod_spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     (container,) = pod_spec["containers"]
-    assert container["image"] == "venue-operator:0.1.0"
+    assert container["image"] == f"venue-operator:{version('venue-operator')}"
     sc = container["securityContext"]
     assert sc["allowPrivilegeEscalation"] is False and sc["readOnlyRootFilesystem"] is True
     assert sc["capabilities"] == {"drop": ["ALL"]}
