@@ -42,10 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`venue-lab lab|demo`: logs as the operator's, exit code from the command."""
     args = build_parser().parse_args(argv)
     logs.configure(json=args.log_json)
-    result: int = args.func(args)
-    return result
+    return int(args.func(args))
 
 
 if __name__ == "__main__":
