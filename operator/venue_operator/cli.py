@@ -51,7 +51,9 @@ def _run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=settings.bind_address)
-    kopf.configure(verbose=settings.verbose)
+    # --log-json: Kopf's own lines (and every stdlib logger's) are JSON objects too.
+    log_format = kopf.LogFormat.JSON if args.log_json else kopf.LogFormat.FULL
+    kopf.configure(verbose=settings.verbose, log_format=log_format)
     asyncio.run(handlers.serve(settings))
     return 0
 

@@ -334,6 +334,7 @@ def test_dockerfile_entrypoint_cmd_and_deployment_args_run_from_the_installed_pa
         assert result.returncode == 0, (argv, result.stderr)
         assert result.stdout.startswith("usage: venue-operator"), argv
     assert "--bind-address=0.0.0.0" in cmd and "--bind-address=0.0.0.0" in args
+    assert cmd[0] == args[0] == "--log-json"  # log pipelines get JSON, Kopf's lines included
 
 
 def test_dockerfile_runtime_stage_copies_only_the_venv_and_runs_as_10001() -> None:
