@@ -28,6 +28,7 @@ from tests.harness import (
     venue_outside_session,
 )
 from venue_lab.operator_process import OperatorProcess
+from venue_lab.processes import wait_until
 from venue_lab.session import Lab
 from venue_operator.act import breaker, jobs
 from venue_operator.crd import CRD_PATH
@@ -127,11 +128,14 @@ def test_kustomization_includes_the_generated_crd_and_not_the_examples(the_lab: 
     built = [d for d in yaml.safe_load_all(out) if d]
     kinds = sorted(d["kind"] for d in built)
     assert kinds == sorted(["Namespace", "CustomResourceDefinition", "ServiceAccount",
-                            "ClusterRole", "ClusterRoleBinding", "Deployment"])  # fmt: skip
+                            "ClusterRole", "ClusterRole", "ClusterRole", "ClusterRoleBinding",
+                            "Deployment"])  # fmt: skip
     crd = of_kind(built, "CustomResourceDefinition")
     crd_name = crd["metadata"]["name"]
     assert crd == yaml.safe_load((REPO / CRD_PATH).read_text()), "not the generated CRD"
     assert of_kind(built, "Deployment")["metadata"]["name"] == "venue-operator"
+    roles = {d["metadata"]["name"] for d in built if d["kind"] == "ClusterRole"}
+    assert roles == {"venue-operator", "venueservices-view", "venueservices-edit"}
     # crds/Kustomization is invisible to `kubectl apply -f crds/` (no .yaml extension).
     plain = the_lab.cluster.kubectl("apply", "-f", str(REPO / "crds"), "--dry-run=server")
     (applied,) = plain.stdout.splitlines()
@@ -146,6 +150,31 @@ def test_apply_k_server_dry_run(installed: Lab) -> None:
 
 
 # --- RBAC -----------------------------------------------------------------------------
+
+
+def test_namespace_users_get_venueservices_through_the_built_in_roles(the_lab: Lab) -> None:
+    """manifests/user-roles.yaml aggregates into view/edit/admin (the real aggregation
+    controller): a viewer reads, an editor writes, nobody but the operator writes status."""
+    kubectl = the_lab.cluster.kubectl
+    kubectl("apply", "-f", str(MANIFESTS / "user-roles.yaml"))
+    with fresh_namespace(the_lab, "u") as ns:
+        for user, role in (("alice", "view"), ("bob", "edit")):
+            kubectl("create", "rolebinding", f"{user}-{role}", f"--clusterrole={role}",
+                    f"--user={user}", "-n", ns)  # fmt: skip
+
+        def may(user: str, verb: str, sub: str = "") -> bool:
+            extra = (f"--subresource={sub}",) if sub else ()
+            out = kubectl("auth", "can-i", verb, f"venueservices.{GROUP}", f"--as={user}",
+                          "-n", ns, *extra, check=False).stdout.strip()  # fmt: skip
+            return out == "yes"
+
+        wait_until("view aggregated", lambda: may("alice", "list"), 30, interval=0.5)
+        wait_until("edit aggregated", lambda: may("bob", "create"), 30, interval=0.5)
+        assert may("alice", "get") and may("alice", "watch")
+        assert not may("alice", "create") and not may("alice", "patch")
+        assert may("bob", "patch") and may("bob", "delete") and may("bob", "list")
+        assert not may("bob", "patch", "status") and not may("alice", "patch", "status")
+        assert not may("carol", "list"), "no binding, no access"
 
 
 def test_cluster_role_is_exactly_what_the_operator_uses() -> None:
