@@ -66,6 +66,14 @@ def _check(args: argparse.Namespace) -> int:
     return asyncio.run(run_check(args.namespace, args.name, args.prometheus_url))
 
 
+def _uninstall(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from venue_operator.uninstall import run_uninstall
+
+    return asyncio.run(run_uninstall())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="venue-operator", description=__doc__)
     parser.add_argument("--log-json", action="store_true", help="log JSON lines")
@@ -107,6 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--write", nargs="?", const=str(CRD_PATH), help=f"write it (default {CRD_PATH})"
     )
     crd.set_defaults(func=_crd)
+
+    uninstall = sub.add_parser(
+        "uninstall", help="after removing the operator: release the VenueServices it leaves "
+        "(Kopf's finalizer and annotations), so they and their namespaces can be deleted",
+    )  # fmt: skip
+    uninstall.set_defaults(func=_uninstall)
 
     return parser
 
