@@ -1,0 +1,215 @@
+"""The Helm chart (charts/venue-operator) with the real helm built from the Go module proxy:
+lint and template pass, defaults render what `kubectl kustomize manifests/` does (a drift test
+that fails on any difference in RBAC rules, container args or security context), and a real
+`helm install` into the lab runs the Deployment under Pod Security "restricted"."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tomllib
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from venue_lab.cluster import ensure_binaries
+from venue_lab.helm import helm
+from venue_lab.session import Lab
+from venue_operator.crd import CRD_PATH
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "charts" / "venue-operator"
+RELEASE = NS = "venue-operator"  # the names manifests/ uses: a default release renders them
+KEEP = {"helm.sh/resource-policy": "keep"}
+
+# helm is built from Go (like the control plane): not part of the fast tier.
+needs_helm = pytest.mark.cluster
+
+Docs = list[dict[str, Any]]
+
+
+def template(*args: str, release: str = RELEASE, namespace: str = NS) -> Docs:
+    out = helm("template", release, str(CHART), "--namespace", namespace, *args).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def kustomized() -> Docs:
+    kubectl = ensure_binaries() / "kubectl"
+    out = subprocess.run([str(kubectl), "kustomize", str(REPO / "manifests")],
+                         capture_output=True, text=True, check=True, timeout=60).stdout  # fmt: skip
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def named(items: Docs, kind: str, name: str) -> dict[str, Any]:
+    (found,) = [d for d in items if d["kind"] == kind and d["metadata"]["name"] == name]
+    return found
+
+
+def aggregation(role: dict[str, Any]) -> dict[str, str]:
+    labels = role["metadata"].get("labels", {})
+    return {k: v for k, v in labels.items() if k.startswith("rbac.authorization.k8s.io/")}
+
+
+def drift(chart: Docs, kustomize: Docs) -> list[str]:
+    """What an operator installed by the chart would do differently from manifests/: RBAC
+    (rules, aggregation, who is bound), and the whole pod spec (args, security context,
+    image, probes, resources, volumes), replicas and strategy."""
+    found: list[str] = []
+
+    def same(what: str, ours: Any, theirs: Any) -> None:
+        if ours != theirs:
+            found.append(f"{what}: chart {json.dumps(ours)} != kustomize {json.dumps(theirs)}")
+
+    role, kust_role = named(chart, "ClusterRole", RELEASE), named(kustomize, "ClusterRole", NS)
+    same("ClusterRole rules", role["rules"], kust_role["rules"])
+    for user_role in ("venueservices-view", "venueservices-edit"):
+        ours = named(chart, "ClusterRole", f"{RELEASE}-{user_role}")
+        theirs = named(kustomize, "ClusterRole", user_role)
+        same(f"{user_role} rules", ours["rules"], theirs["rules"])
+        same(f"{user_role} aggregation", aggregation(ours), aggregation(theirs))
+    binding, kust_binding = (named(d, "ClusterRoleBinding", NS) for d in (chart, kustomize))
+    same("ClusterRoleBinding subjects", binding["subjects"], kust_binding["subjects"])
+    same("ClusterRoleBinding roleRef", binding["roleRef"], kust_binding["roleRef"])
+    dep, kust_dep = (named(d, "Deployment", NS)["spec"] for d in (chart, kustomize))
+    pod, kust_pod = dep["template"]["spec"], kust_dep["template"]["spec"]
+    (container,), (kust_container,) = pod["containers"], kust_pod["containers"]
+    same("container args", container["args"], kust_container["args"])
+    same("container securityContext", container["securityContext"],
+         kust_container["securityContext"])  # fmt: skip
+    same("pod securityContext", pod["securityContext"], kust_pod["securityContext"])
+    same("pod spec", pod, kust_pod)
+    same("replicas", dep["replicas"], kust_dep["replicas"])
+    same("strategy", dep.get("strategy"), kust_dep.get("strategy"))
+    same("pod annotations", dep["template"]["metadata"]["annotations"],
+         kust_dep["template"]["metadata"]["annotations"])  # fmt: skip
+    return found
+
+
+# --- no cluster -----------------------------------------------------------------------
+
+
+def test_chart_version_and_app_version_are_the_package_version() -> None:
+    package = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["version"] == chart["appVersion"] == package
+
+
+def test_chart_crd_file_is_the_generated_crd() -> None:
+    # .Files.Get reads inside the chart only, so the chart holds a copy; regenerate with
+    # `cp crds/venueservices.ops.tickettoken.io.yaml charts/venue-operator/files/`.
+    copy = CHART / "files" / CRD_PATH.name
+    assert copy.read_text() == (REPO / CRD_PATH).read_text(), "copy it again"
+
+
+@needs_helm
+def test_helm_lint_strict_passes() -> None:
+    out = helm("lint", str(CHART), "--strict").stdout
+    assert "1 chart(s) linted, 0 chart(s) failed" in out
+
+
+@needs_helm
+def test_rendered_crd_is_the_generated_one_kept_on_uninstall() -> None:
+    (crd,) = [d for d in template() if d["kind"] == "CustomResourceDefinition"]
+    assert crd["metadata"].pop("annotations") == KEEP
+    assert crd == yaml.safe_load((REPO / CRD_PATH).read_text())
+    off = template("--set", "crds.install=false")
+    assert not [d for d in off if d["kind"] == "CustomResourceDefinition"]
+
+
+@needs_helm
+def test_defaults_render_what_kustomize_does() -> None:
+    chart, kustomize = template(), kustomized()
+    assert drift(chart, kustomize) == []
+    kinds = sorted(d["kind"] for d in chart)
+    assert kinds == sorted(d["kind"] for d in kustomize if d["kind"] != "Namespace")
+
+
+@needs_helm
+@pytest.mark.parametrize(
+    ("setting", "difference"),
+    [
+        ("logJson=false", "container args"),
+        ("prometheusUrl=http://elsewhere:9090", "container args"),
+        ("peering.enabled=true", "replicas"),
+        ("userRoles.create=false", None),  # the roles are gone: `named` finds none
+    ],
+)
+def test_drift_check_sees_a_changed_value(setting: str, difference: str | None) -> None:
+    """The drift check is not vacuous: one changed value is reported."""
+    kustomize = kustomized()
+    if difference is None:
+        with pytest.raises(ValueError):
+            drift(template("--set", setting), kustomize)
+        return
+    assert any(line.startswith(difference) for line in drift(template("--set", setting), kustomize))
+
+
+@needs_helm
+def test_values_reach_the_pod() -> None:
+    settings = ("peering.enabled=true", "peering.lifetime=30", "image.tag=0.2.0",
+                "watchNamespaces={prod-*,staging}")  # fmt: skip
+    rendered = template(*(arg for s in settings for arg in ("--set", s)))
+    dep = named(rendered, "Deployment", RELEASE)
+    (container,) = dep["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "venue-operator:0.2.0"
+    assert container["args"][-4:] == [
+        "--namespace=prod-*",
+        "--namespace=staging",
+        "--peering=venue-operator",
+        "--peering-lifetime=30",
+    ]
+    assert named(rendered, "ClusterKopfPeering", "venue-operator")
+    assert named(rendered, "ClusterRole", f"{RELEASE}-peering")["rules"][0]["apiGroups"] == [
+        "kopf.dev"
+    ]
+    assert dep["spec"]["replicas"] == 2 and "strategy" not in dep["spec"]
+
+
+@needs_helm
+def test_namespace_create_needs_a_name() -> None:
+    result = helm("template", RELEASE, str(CHART), "--set", "namespace.create=true", check=False)
+    assert result.returncode != 0 and "namespace.create needs namespace.name" in result.stderr
+
+
+# --- the lab --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def release(the_lab: Lab) -> Iterator[tuple[str, str]]:
+    """A release name and the fresh namespace the chart creates for it; uninstalled after."""
+    suffix = uuid.uuid4().hex[:8]
+    name, namespace = f"venue-operator-{suffix}", f"h-{suffix}"
+    yield name, namespace
+    helm("uninstall", name, "--namespace", "default", "--wait", "--timeout=60s",
+         cluster=the_lab.cluster, check=False)  # fmt: skip
+    the_lab.cluster.kubectl("delete", "namespace", namespace, "--ignore-not-found",
+                            "--wait=false", check=False)  # fmt: skip
+
+
+def test_helm_install_runs_the_operator_under_restricted_pod_security(
+    the_lab: Lab, release: tuple[str, str]
+) -> None:
+    """A real install (the lab's CRD is not Helm's, so crds.install=false) in a namespace the
+    chart creates with Pod Security "restricted": the Deployment becomes available (kwok
+    runs its pod), so the restricted admission accepted the pod."""
+    name, namespace = release
+    kubectl = the_lab.cluster.kubectl
+    helm("install", name, str(CHART), "--namespace", "default", "--wait", "--timeout=90s",
+         "--set", "crds.install=false", "--set", "namespace.create=true",
+         "--set", f"namespace.name={namespace}", cluster=the_lab.cluster)  # fmt: skip
+    ns = json.loads(kubectl("get", "namespace", namespace, "-o", "json").stdout)
+    assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    kubectl("rollout", "status", f"deployment/{name}", "-n", namespace, "--timeout=60s")
+    sa = f"system:serviceaccount:{namespace}:{name}"
+    for verb, resource, allowed in (("patch", "deployments.apps", "yes"),
+                                    ("list", "venueservices.ops.tickettoken.io", "yes"),
+                                    ("get", "secrets", "no")):  # fmt: skip
+        answer = kubectl("auth", "can-i", verb, resource, f"--as={sa}", "-A", check=False)
+        assert answer.stdout.strip() == allowed, (verb, resource, answer.stderr)
+    status = json.loads(helm("status", name, "--namespace", "default", "-o", "json",
+                             cluster=the_lab.cluster).stdout)  # fmt: skip
+    assert status["info"]["status"] == "deployed"
