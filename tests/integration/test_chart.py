@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.harness import fresh_namespace
 from venue_lab.cluster import ensure_binaries
 from venue_lab.helm import helm
 from venue_lab.session import Lab
@@ -25,6 +26,9 @@ REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "venue-operator"
 RELEASE = NS = "venue-operator"  # the names manifests/ uses: a default release renders them
 KEEP = {"helm.sh/resource-policy": "keep"}
+SERVICE_MONITOR_CRD = (
+    REPO / "tests" / "data" / "prometheus-operator" / ("monitoring.coreos.com_servicemonitors.yaml")
+)
 
 # helm is built from Go (like the control plane): not part of the fast tier.
 needs_helm = pytest.mark.cluster
@@ -86,7 +90,35 @@ def drift(chart: Docs, kustomize: Docs) -> list[str]:
     same("strategy", dep.get("strategy"), kust_dep.get("strategy"))
     same("pod annotations", dep["template"]["metadata"]["annotations"],
          kust_dep["template"]["metadata"]["annotations"])  # fmt: skip
+    service = named(chart, "Service", f"{RELEASE}-metrics")["spec"]
+    kust_service = named(kustomize, "Service", f"{NS}-metrics")["spec"]
+    same("metrics Service ports", service["ports"], kust_service["ports"])
     return found
+
+
+def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return selector.items() <= labels.items()
+
+
+def test_metrics_service_and_service_monitor_select_the_operator() -> None:
+    """manifests/: the ServiceMonitor selects the Service, the Service the operator's pods,
+    on the port the operator serves /metrics on."""
+    service = named(docs("service.yaml"), "Service", f"{NS}-metrics")
+    monitor = named(docs("optional/servicemonitor.yaml"), "ServiceMonitor", NS)
+    dep = named(docs("deployment.yaml"), "Deployment", NS)
+    (container,) = dep["spec"]["template"]["spec"]["containers"]
+    assert selects(monitor["spec"]["selector"]["matchLabels"], service["metadata"]["labels"])
+    assert selects(service["spec"]["selector"], dep["spec"]["template"]["metadata"]["labels"])
+    assert monitor["metadata"]["namespace"] == service["metadata"]["namespace"]
+    (port,) = service["spec"]["ports"]
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] == port["name"] and endpoint["path"] == "/metrics"
+    served = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert f"--metrics-port={served[port['targetPort']]}" in container["args"]
+
+
+def docs(path: str) -> Docs:
+    return [d for d in yaml.safe_load_all((REPO / "manifests" / path).read_text()) if d]
 
 
 # --- no cluster -----------------------------------------------------------------------
@@ -170,6 +202,21 @@ def test_values_reach_the_pod() -> None:
 
 
 @needs_helm
+def test_chart_service_monitor_is_the_optional_manifest_for_the_release() -> None:
+    assert not [d for d in template() if d["kind"] == "ServiceMonitor"]  # off by default
+    rendered = template("--set", "serviceMonitor.enabled=true",
+                        "--set", "serviceMonitor.labels.release=kube-prometheus-stack")  # fmt: skip
+    monitor = named(rendered, "ServiceMonitor", RELEASE)
+    service = named(rendered, "Service", f"{RELEASE}-metrics")
+    dep = named(rendered, "Deployment", RELEASE)
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert selects(monitor["spec"]["selector"]["matchLabels"], service["metadata"]["labels"])
+    assert selects(service["spec"]["selector"], dep["spec"]["template"]["metadata"]["labels"])
+    optional = named(docs("optional/servicemonitor.yaml"), "ServiceMonitor", NS)
+    assert monitor["spec"]["endpoints"] == optional["spec"]["endpoints"]
+
+
+@needs_helm
 def test_namespace_create_needs_a_name() -> None:
     result = helm("template", RELEASE, str(CHART), "--set", "namespace.create=true", check=False)
     assert result.returncode != 0 and "namespace.create needs namespace.name" in result.stderr
@@ -213,3 +260,35 @@ def test_helm_install_runs_the_operator_under_restricted_pod_security(
     status = json.loads(helm("status", name, "--namespace", "default", "-o", "json",
                              cluster=the_lab.cluster).stdout)  # fmt: skip
     assert status["info"]["status"] == "deployed"
+
+
+@pytest.fixture(scope="module")
+def service_monitor_crd(the_lab: Lab) -> Lab:
+    """The Prometheus Operator's real ServiceMonitor CRD (tests/data), served by the lab."""
+    kubectl = the_lab.cluster.kubectl
+    kubectl("apply", "--server-side", "-f", str(SERVICE_MONITOR_CRD))
+    kubectl("wait", "--for=condition=Established",
+            "crd/servicemonitors.monitoring.coreos.com", "--timeout=60s")  # fmt: skip
+    return the_lab
+
+
+def test_service_monitors_are_accepted_by_the_real_crd(service_monitor_crd: Lab) -> None:
+    """manifests/optional/servicemonitor.yaml and the chart's, applied server-side to the
+    real schema (which does validate: a scheme it does not know is refused)."""
+    lab, kubectl = service_monitor_crd, service_monitor_crd.cluster.kubectl
+    chart = template("--set", "serviceMonitor.enabled=true", "-s",
+                     "templates/servicemonitor.yaml")  # fmt: skip
+    with fresh_namespace(lab, "m") as ns:
+        for monitor in (*docs("optional/servicemonitor.yaml"), *chart):
+            monitor["metadata"]["namespace"] = ns
+            kubectl("apply", "--server-side", "-f", "-", input=json.dumps(monitor))
+            name = monitor["metadata"]["name"]
+            stored = json.loads(kubectl("get", "servicemonitor", name, "-n", ns, "-o",
+                                        "json").stdout)  # fmt: skip
+            assert stored["spec"]["endpoints"] == monitor["spec"]["endpoints"]
+        bad = json.loads(json.dumps(monitor))
+        bad["metadata"]["name"] = "bad"
+        bad["spec"]["endpoints"][0]["scheme"] = "ftp"
+        refused = kubectl("apply", "--server-side", "-f", "-", input=json.dumps(bad),
+                          check=False)  # fmt: skip
+        assert refused.returncode != 0 and "scheme" in refused.stderr, refused.stderr

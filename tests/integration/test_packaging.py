@@ -129,7 +129,7 @@ def test_kustomization_includes_the_generated_crd_and_not_the_examples(the_lab: 
     kinds = sorted(d["kind"] for d in built)
     assert kinds == sorted(["Namespace", "CustomResourceDefinition", "ServiceAccount",
                             "ClusterRole", "ClusterRole", "ClusterRole", "ClusterRoleBinding",
-                            "Deployment"])  # fmt: skip
+                            "Deployment", "Service"])  # fmt: skip
     crd = of_kind(built, "CustomResourceDefinition")
     crd_name = crd["metadata"]["name"]
     assert crd == yaml.safe_load((REPO / CRD_PATH).read_text()), "not the generated CRD"
