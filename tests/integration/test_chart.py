@@ -292,3 +292,60 @@ def test_service_monitors_are_accepted_by_the_real_crd(service_monitor_crd: Lab)
         refused = kubectl("apply", "--server-side", "-f", "-", input=json.dumps(bad),
                           check=False)  # fmt: skip
         assert refused.returncode != 0 and "scheme" in refused.stderr, refused.stderr
+
+
+# --- NetworkPolicy --------------------------------------------------------------------
+
+
+def peers_and_ports(rule: dict[str, Any], side: str) -> tuple[list[Any], set[tuple[Any, str]]]:
+    return rule.get(side, []), {(p["port"], p["protocol"]) for p in rule["ports"]}
+
+
+def check_network_policy(policy: dict[str, Any], pod_labels: dict[str, str]) -> None:
+    """The operator's NetworkPolicy as the API server stored it: both directions closed but
+    for metrics from `monitoring`, DNS, the API server, Prometheus and the services' 3002."""
+    spec = policy["spec"]
+    assert selects(spec["podSelector"]["matchLabels"], pod_labels)
+    assert sorted(spec["policyTypes"]) == ["Egress", "Ingress"]
+    monitoring = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name":
+                                                        "monitoring"}}}  # fmt: skip
+    (ingress,) = spec["ingress"]
+    assert peers_and_ports(ingress, "from") == ([monitoring], {("metrics", "TCP")})
+    egress = [peers_and_ports(rule, "to") for rule in spec["egress"]]
+    dns, api, prometheus, services = egress
+    assert dns[1] == {(53, "UDP"), (53, "TCP")}
+    assert dns[0][0]["podSelector"] == {"matchLabels": {"k8s-app": "kube-dns"}}
+    assert api == ([], {(443, "TCP"), (6443, "TCP")})
+    assert prometheus == ([monitoring], {(9090, "TCP")})
+    assert services == ([{"namespaceSelector": {}}], {(3002, "TCP")})
+
+
+def test_network_policies_are_admitted_with_these_rules(the_lab: Lab) -> None:
+    """manifests/optional/networkpolicy.yaml and the chart's, applied with --dry-run=server:
+    what the API server would store is checked rule by rule."""
+    kubectl = the_lab.cluster.kubectl
+    (optional,) = docs("optional/networkpolicy.yaml")
+    rendered = template("--set", "networkPolicy.enabled=true")
+    chart = named(rendered, "NetworkPolicy", RELEASE)
+    kustomize_pod = named(docs("deployment.yaml"), "Deployment", NS)["spec"]["template"]
+    chart_pod = named(rendered, "Deployment", RELEASE)["spec"]["template"]
+    assert not [d for d in template() if d["kind"] == "NetworkPolicy"]  # off by default
+    with fresh_namespace(the_lab, "n") as ns:
+        for policy, pod in ((optional, kustomize_pod), (chart, chart_pod)):
+            policy["metadata"]["namespace"] = ns
+            out = kubectl("apply", "--dry-run=server", "-o", "json", "-f", "-",
+                          input=json.dumps(policy)).stdout  # fmt: skip
+            check_network_policy(json.loads(out), pod["metadata"]["labels"])
+        refused = json.loads(json.dumps(optional))
+        refused["spec"]["egress"][0]["ports"][0]["protocol"] = "ICMP"
+        result = kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(refused),
+                         check=False)  # fmt: skip
+        assert result.returncode != 0 and "protocol" in result.stderr, result.stderr
+
+
+@needs_helm
+def test_chart_network_policy_narrows_the_api_server_to_given_addresses() -> None:
+    rendered = template("--set", "networkPolicy.enabled=true",
+                        "--set", "networkPolicy.apiServerCidrs={10.96.0.1/32}")  # fmt: skip
+    api = named(rendered, "NetworkPolicy", RELEASE)["spec"]["egress"][1]
+    assert api["to"] == [{"ipBlock": {"cidr": "10.96.0.1/32"}}]
