@@ -218,7 +218,13 @@ def next_status(
 def _significant(status: VenueServiceStatus) -> dict[str, Any]:
     """Status minus what moves every cycle: measured values, reasons, condition messages."""
     data = status.model_dump(mode="json", exclude={"checks"})
-    data["checks"] = [c.model_dump(mode="json", exclude={"value", "reason"}) for c in status.checks]
+    # An unknown check's reason is what it is waiting for (stable text): worth a write.
+    data["checks"] = [
+        c.model_dump(
+            mode="json", exclude={"value"} if c.level is Level.UNKNOWN else {"value", "reason"}
+        )
+        for c in status.checks
+    ]
     for cond in data["conditions"]:
         cond.pop("message", None)
     return data

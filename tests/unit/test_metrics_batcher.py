@@ -116,3 +116,15 @@ async def test_a_hung_url_delays_only_its_own_services() -> None:
         )
     finally:
         reader.gates["http://slow"].set()
+
+
+async def test_a_service_registered_during_a_refresh_gets_its_readings() -> None:
+    """The refresh in flight predates the newcomer; the next one includes it, and its
+    readings are served (they were dropped as "metrics not read")."""
+    reader = CountingReader(delay=0.05)
+    batcher = MetricsBatcher(reader)
+    first = asyncio.create_task(batcher.get(target("a"), max_age=10))
+    await asyncio.sleep(0.01)  # a's refresh is in flight
+    late = await batcher.get(target("b"), max_age=10)
+    assert late.request_rate.value is not None, late.request_rate.unknown_reason
+    assert (await first).request_rate.value is not None

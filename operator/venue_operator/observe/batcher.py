@@ -68,6 +68,9 @@ class MetricsBatcher:
                     await asyncio.shield(self._kick(target.url))
             except TimeoutError:
                 return _unknown(f"metrics not read within {wait:g}s: Prometheus is slow")
+        taken = self.snapshot.get(target.key)  # the second refresh included this target
+        if taken and taken[1] == target:
+            return taken[2]
         return _unknown("metrics not read: see the operator's log")
 
     def _refresh(self, url: str | None) -> _Refresh:
