@@ -41,8 +41,9 @@ def _selectors(expr: pp.Expr) -> list[pp.VectorSelector]:
     return found
 
 
+# MatchOp is not hashable: pairs, not a dict
 OPERATORS = ((pp.MatchOp.Equal, "="), (pp.MatchOp.NotEqual, "!="), (pp.MatchOp.Re, "=~"),
-             (pp.MatchOp.NotRe, "!~"))  # fmt: skip  (MatchOp is not hashable)
+             (pp.MatchOp.NotRe, "!~"))  # fmt: skip
 
 
 def _operator(op: pp.MatchOp) -> str:

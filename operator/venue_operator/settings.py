@@ -4,7 +4,9 @@ variables passed between modules."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from venue_operator.tenancy import Tenancy
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,9 @@ class Settings:
 
     verbose: bool = False
     """Kopf's debug logging."""
+
+    tenancy: Tenancy = field(default_factory=Tenancy)
+    """Tenant boundaries: allowed URLs, caps that clamp specs, namespaces it may act in."""
 
     @property
     def clusterwide(self) -> bool:

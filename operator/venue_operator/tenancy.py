@@ -124,8 +124,8 @@ def prometheus_url_refusal(url: str | None, default: str | None, tenancy: Tenanc
     allowed = {_normal(u) for u in (*tenancy.prometheus_urls, default) if u}
     if _normal(url) in allowed:
         return None
-    return ("spec.prometheus.url refused: not the operator's Prometheus "
-            "(the cluster admin allows others with --allow-prometheus-url); nothing fetched")  # fmt: skip
+    return ("spec.prometheus.url refused: not the operator's Prometheus (the cluster "
+            "admin allows others with --allow-prometheus-url); nothing fetched")  # fmt: skip
 
 
 def labels_refusal(labels: dict[str, str], namespace: str) -> str | None:
