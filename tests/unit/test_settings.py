@@ -60,8 +60,10 @@ def test_tenant_boundaries_default_to_the_safe_side() -> None:
     tenancy = settings().tenancy
     assert tenancy.prometheus_urls == () and tenancy.service_cidrs == ()
     assert tenancy.service_hosts == () and tenancy.act_namespaces == ()
-    assert tenancy.caps == Caps(max_replicas=50, min_cooldown=timedelta(seconds=30),
-                                max_actions_per_hour=20, min_probe_interval=timedelta(seconds=5))  # fmt: skip
+    assert tenancy.caps == Caps(
+        max_replicas=50, min_cooldown=timedelta(seconds=30), max_actions_per_hour=20,
+        min_probe_interval=timedelta(seconds=5),
+    )  # fmt: skip
 
 
 def test_tenant_boundary_flags() -> None:
