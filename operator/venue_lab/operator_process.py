@@ -12,7 +12,6 @@ import httpx
 
 from venue_lab.processes import Lifecycle, Managed, free_port, wait_until
 
-
 # The lab's services answer on loopback and its tests act in seconds: the tenant boundaries'
 # safe defaults (tenancy.py) would refuse both, so the lab's operator is told so, as an admin
 # would. Caps stay on (a test can still exceed max replicas to see it clamped).

@@ -384,8 +384,14 @@ def test_world_observations_are_the_real_core_types() -> None:
 async def test_an_over_cap_spec_is_clamped_and_said_once() -> None:
     world = World(tenancy=Tenancy(caps=Caps(max_replicas=5, max_actions_per_hour=2,
                                             min_cooldown=timedelta(seconds=30))))  # fmt: skip
-    world.spec = {**SPEC, "remediation": {
-        "maxActionsPerHour": 100, "scale": {"maxReplicas": 1000}, "cooldowns": {"scale": "1s"}}}
+    world.spec = {
+        **SPEC,
+        "remediation": {
+            "maxActionsPerHour": 100,
+            "scale": {"maxReplicas": 1000},
+            "cooldowns": {"scale": "1s"},
+        },
+    }
     loop = world.loop()
     await world.cycles(loop, 4)
     clamped = [e for _, e in world.events.posted if e.reason is Reason.SPEC_CLAMPED]
