@@ -6,6 +6,7 @@ same observe -> assess code as the operator, and writes nothing.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from kubernetes.aio import client
@@ -20,6 +21,7 @@ from venue_operator.observe.health import probe_session
 from venue_operator.observe.prometheus import PrometheusReader
 from venue_operator.record import describe
 from venue_operator.status_store import parse_status
+from venue_operator.tenancy import Tenancy
 
 
 async def _workload(api: client.ApiClient, namespace: str, spec: VenueServiceSpec) -> WorkloadState:
@@ -57,7 +59,9 @@ def _table(rows: list[list[str]]) -> str:
     )
 
 
-async def run_check(namespace: str, name: str, prometheus_url: str | None) -> int:
+async def run_check(
+    namespace: str, name: str, prometheus_url: str | None, tenancy: Tenancy | None = None
+) -> int:
     api = await kube.connect()
     try:
         body: dict[str, Any] = await kube.get_venueservice(api, namespace, name)
@@ -70,6 +74,7 @@ async def run_check(namespace: str, name: str, prometheus_url: str | None) -> in
             http=http,
             metrics=MetricsBatcher(PrometheusReader()),
             default_prometheus_url=prometheus_url,
+            tenancy=dataclasses.replace(tenancy or Tenancy(), api_server=api.configuration.host),
         )
         outcome = await evaluate(
             ctx, namespace, name, spec, parse_status(body.get("status")), workload, None

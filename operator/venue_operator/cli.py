@@ -144,7 +144,8 @@ def _check(args: argparse.Namespace) -> int:
 
     from venue_operator.check import run_check
 
-    return asyncio.run(run_check(args.namespace, args.name, args.prometheus_url))
+    tenancy = tenancy_from(args)  # the run flags' boundaries: what the operator would fetch
+    return asyncio.run(run_check(args.namespace, args.name, args.prometheus_url, tenancy))
 
 
 def _lab(args: argparse.Namespace) -> int:
@@ -194,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("name")
     check.add_argument("--namespace", "-n", default="default")
     check.add_argument("--prometheus-url")
+    _tenancy_flags(check)
     check.set_defaults(func=_check)
 
     crd = sub.add_parser("crd", help="print the CRD generated from the models")
