@@ -17,6 +17,7 @@ from venue_operator.model import VenueServiceSpec
 from venue_operator.observations import WorkloadState
 from venue_operator.observe import cluster
 from venue_operator.observe.batcher import MetricsBatcher
+from venue_operator.observe.bounded_session import PrometheusAuth
 from venue_operator.observe.health import probe_session
 from venue_operator.observe.prometheus import PrometheusReader
 from venue_operator.record import describe
@@ -60,8 +61,9 @@ def _table(rows: list[list[str]]) -> str:
 
 
 async def run_check(
-    namespace: str, name: str, prometheus_url: str | None, tenancy: Tenancy | None = None
-) -> int:
+    namespace: str, name: str, prometheus_url: str | None, tenancy: Tenancy | None = None,
+    auth: PrometheusAuth | None = None,
+) -> int:  # fmt: skip
     api = await kube.connect()
     try:
         body: dict[str, Any] = await kube.get_venueservice(api, namespace, name)
@@ -72,7 +74,7 @@ async def run_check(
     async with probe_session() as http:
         ctx = Context(
             http=http,
-            metrics=MetricsBatcher(PrometheusReader()),
+            metrics=MetricsBatcher(PrometheusReader(auth=auth, auth_url=prometheus_url)),
             default_prometheus_url=prometheus_url,
             tenancy=dataclasses.replace(tenancy or Tenancy(), api_server=api.configuration.host),
         )

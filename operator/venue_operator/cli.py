@@ -11,6 +11,7 @@ from pathlib import Path
 
 from venue_operator import logs
 from venue_operator.crd import CRD_PATH, render_crd
+from venue_operator.observe.bounded_session import PrometheusAuth
 from venue_operator.settings import Settings
 from venue_operator.tenancy import Caps, Tenancy
 
@@ -40,8 +41,30 @@ def settings_from(args: argparse.Namespace) -> Settings:
         priority=args.priority if args.priority is not None else random.randint(1, 1_000_000),
         peering_lifetime=args.peering_lifetime,
         verbose=args.verbose,
+        prometheus_auth=prometheus_auth_from(args),
         tenancy=tenancy_from(args),
     )
+
+
+def prometheus_auth_from(args: argparse.Namespace) -> PrometheusAuth | None:
+    files = (args.prometheus_bearer_token_file, args.prometheus_basic_auth_file,
+             args.prometheus_ca_file)  # fmt: skip
+    if not any(files):
+        return None
+    return PrometheusAuth(*files)
+
+
+def _prometheus_auth_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "Prometheus credentials",
+        "for --prometheus-url only: files of a Secret in the operator's namespace mounted "
+        "into its pod (never sent to a URL a VenueService names)",
+    )
+    group.add_argument("--prometheus-bearer-token-file", metavar="PATH",
+                       help="a bearer token (read at every query: rotations apply)")  # fmt: skip
+    group.add_argument("--prometheus-basic-auth-file", metavar="PATH",
+                       help="one line, user:password")  # fmt: skip
+    group.add_argument("--prometheus-ca-file", metavar="PATH", help="CA bundle (PEM) for https")
 
 
 SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -145,7 +168,8 @@ def _check(args: argparse.Namespace) -> int:
     from venue_operator.check import run_check
 
     tenancy = tenancy_from(args)  # the run flags' boundaries: what the operator would fetch
-    return asyncio.run(run_check(args.namespace, args.name, args.prometheus_url, tenancy))
+    auth = prometheus_auth_from(args)
+    return asyncio.run(run_check(args.namespace, args.name, args.prometheus_url, tenancy, auth))
 
 
 def _lab(args: argparse.Namespace) -> int:
@@ -188,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds before a silent peer is considered gone (the failover time)",
     )  # fmt: skip
     run.add_argument("--verbose", action="store_true")
+    _prometheus_auth_flags(run)
     _tenancy_flags(run)
     run.set_defaults(func=_run)
 
@@ -195,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("name")
     check.add_argument("--namespace", "-n", default="default")
     check.add_argument("--prometheus-url")
+    _prometheus_auth_flags(check)
     _tenancy_flags(check)
     check.set_defaults(func=_check)
 

@@ -91,7 +91,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.probes = probe_session()
     memo.ctx = Context(
         http=memo.probes,
-        metrics=MetricsBatcher(PrometheusReader()),
+        metrics=MetricsBatcher(
+            PrometheusReader(auth=ours.prometheus_auth, auth_url=ours.prometheus_url)
+        ),
         default_prometheus_url=ours.prometheus_url,
         metrics_max_age=ours.metrics_max_age,
         # the API server as this operator reaches it: never a service URL a tenant may name

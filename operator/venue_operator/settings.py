@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from venue_operator.observe.bounded_session import PrometheusAuth
 from venue_operator.tenancy import Tenancy
 
 
@@ -43,6 +44,9 @@ class Settings:
 
     verbose: bool = False
     """Kopf's debug logging."""
+
+    prometheus_auth: PrometheusAuth | None = None
+    """Credentials for --prometheus-url only (files of a Secret mounted in the pod)."""
 
     tenancy: Tenancy = field(default_factory=Tenancy)
     """Tenant boundaries: allowed URLs, caps that clamp specs, namespaces it may act in."""

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 from venue_operator.cli import build_parser, settings_from
+from venue_operator.observe.bounded_session import PrometheusAuth
 from venue_operator.settings import Settings
 from venue_operator.tenancy import Caps, Tenancy
 
@@ -85,3 +86,12 @@ def test_tenant_boundary_flags() -> None:
 def test_a_bad_cidr_is_refused_at_startup() -> None:
     with pytest.raises(SystemExit):
         settings("--allow-service-cidr=not-a-network")
+
+
+def test_prometheus_credentials_are_files() -> None:
+    assert settings().prometheus_auth is None
+    found = settings("--prometheus-bearer-token-file=/var/run/prometheus/token",
+                     "--prometheus-ca-file=/var/run/prometheus/ca.crt")  # fmt: skip
+    assert found.prometheus_auth == PrometheusAuth(
+        bearer_token_file="/var/run/prometheus/token", ca_file="/var/run/prometheus/ca.crt"
+    )
