@@ -31,4 +31,4 @@ ENV PATH=/opt/venv/bin:$PATH \
 USER 10001:10001
 EXPOSE 8080 9090
 ENTRYPOINT ["venue-operator"]
-CMD ["run", "--bind-address=0.0.0.0"]
+CMD ["--log-json", "run", "--bind-address=0.0.0.0"]

@@ -1,4 +1,6 @@
-"""Shared fixtures: the real local lab (session-scoped) and a fresh namespace per test."""
+"""Shared fixtures: the real local lab (one per process: with pytest-xdist, one per worker) and
+a fresh namespace per test. Every test that uses the lab is marked `cluster`, so
+`-m "not cluster"` is the fast tier (`scripts/test --fast`)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,13 @@ from tests.harness import (  # noqa: F401 - fixtures
     simulator,
 )
 from venue_lab.session import Lab, lab
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `cluster` every test that needs the lab, directly or through another fixture."""
+    for item in items:
+        if "the_lab" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.cluster)
 
 
 @pytest.fixture(scope="session")

@@ -212,8 +212,13 @@ def history(venue: Venue, action: str) -> list[dict[str, Any]]:
 
 def evaluations(operator: OperatorProcess, venue: Venue) -> float:
     """The operator's evaluation count for one VenueService (its own /metrics)."""
-    wanted = (f'namespace="{venue.namespace}"', f'name="{venue.name}"')
-    for line in httpx.get(operator.metrics_url, timeout=5).text.splitlines():
+    exposition = httpx.get(operator.metrics_url, timeout=5).text
+    return evaluation_count(exposition, venue.namespace, venue.name)
+
+
+def evaluation_count(exposition: str, namespace: str, name: str) -> float:
+    wanted = (f'namespace="{namespace}"', f'name="{name}"')
+    for line in exposition.splitlines():
         if line.startswith("venue_operator_evaluations_total{") and all(w in line for w in wanted):
             return float(line.split()[-1])
     return 0.0

@@ -1,4 +1,4 @@
-"""Entry points: `venue-operator run | check | crd | lab | demo`."""
+"""Entry points: `venue-operator run | check | crd` (the lab and demo: `venue-lab`)."""
 
 from __future__ import annotations
 
@@ -157,7 +157,9 @@ def _run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=settings.bind_address)
-    kopf.configure(verbose=settings.verbose)
+    # --log-json: Kopf's own lines (and every stdlib logger's) are JSON objects too.
+    log_format = kopf.LogFormat.JSON if args.log_json else kopf.LogFormat.FULL
+    kopf.configure(verbose=settings.verbose, log_format=log_format)
     asyncio.run(handlers.serve(settings))
     return 0
 
@@ -172,16 +174,12 @@ def _check(args: argparse.Namespace) -> int:
     return asyncio.run(run_check(args.namespace, args.name, args.prometheus_url, tenancy, auth))
 
 
-def _lab(args: argparse.Namespace) -> int:
-    from venue_lab.session import run_lab  # the lab is a dev tool: import it only when asked
+def _uninstall(args: argparse.Namespace) -> int:
+    import asyncio
 
-    return run_lab(keep=args.keep, scrape_interval=args.scrape_interval)
+    from venue_operator.uninstall import run_uninstall
 
-
-def _demo(args: argparse.Namespace) -> int:
-    from venue_lab.demo import run_demo
-
-    return run_demo(keep=args.keep, scenario=args.scenario)
+    return asyncio.run(run_uninstall())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -230,19 +228,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     crd.set_defaults(func=_crd)
 
-    lab = sub.add_parser("lab", help="run the local control plane + Prometheus until Ctrl-C")
-    lab.add_argument("--keep", action="store_true", help="keep the work directories afterwards")
-    lab.add_argument("--scrape-interval", default="1s")
-    lab.set_defaults(func=_lab)
-
-    demo = sub.add_parser("demo", help="the quick-start demo on the local lab")
-    demo.add_argument("--keep", action="store_true", help="keep it running; print the KUBECONFIG")
-    demo.add_argument(
-        "--scenario", choices=("rollback", "capacity", "database"), default="rollback",
-        help="bad rollout -> rollback (default); pool saturation -> scale-up; "
-        "database down -> circuit breaker",
+    uninstall = sub.add_parser(
+        "uninstall", help="after removing the operator: release the VenueServices it leaves "
+        "(Kopf's finalizer and annotations), so they and their namespaces can be deleted",
     )  # fmt: skip
-    demo.set_defaults(func=_demo)
+    uninstall.set_defaults(func=_uninstall)
+
     return parser
 
 

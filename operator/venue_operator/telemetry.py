@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, Info
+
+from venue_operator import __version__
+
+BUILD = Info("venue_operator_build", "The running operator's version")
+BUILD.info({"version": __version__})
 
 EVALUATIONS = Counter(
     "venue_operator_evaluations_total", "Evaluation cycles run", ["namespace", "name"]

@@ -107,6 +107,18 @@ async def test_a_hung_prometheus(serve: Serve, reader: PrometheusReader) -> None
     assert reasons(bad) == {f"prometheus query failed: no answer within {TIMEOUT:g}s"}
 
 
+async def assert_capped(serve: Serve, reader: PrometheusReader, handler: Any) -> None:
+    """The hostile answer is cut at the 2 MiB cap, and memory never holds much more."""
+    tracemalloc.start()
+    try:
+        bad, _ = await read_beside_healthy(serve, reader, handler)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * MIB, f"peak {peak / MIB:.1f} MiB"
+    assert reasons(bad) == {f"prometheus query failed: answer over {2 * MIB} bytes"}
+
+
 async def test_a_50_mb_body_is_cut_at_the_cap(serve: Serve, reader: PrometheusReader) -> None:
     async def huge(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse()  # chunked: no Content-Length to refuse it by
@@ -116,15 +128,8 @@ async def test_a_50_mb_body_is_cut_at_the_cap(serve: Serve, reader: PrometheusRe
             await response.write(chunk)
         return response
 
-    tracemalloc.start()
-    try:
-        bad, _ = await read_beside_healthy(serve, reader, huge)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
     # 4 queries in flight, each held to the 2 MiB cap: nothing like 50 MB, let alone 4 x 50
-    assert peak < 16 * MIB, f"peak {peak / MIB:.1f} MiB"
-    assert reasons(bad) == {f"prometheus query failed: answer over {2 * MIB} bytes"}
+    await assert_capped(serve, reader, huge)
 
 
 async def test_a_gzip_bomb_is_capped_as_it_inflates(serve: Serve, reader: PrometheusReader) -> None:
@@ -134,14 +139,7 @@ async def test_a_gzip_bomb_is_capped_as_it_inflates(serve: Serve, reader: Promet
         headers = {"Content-Encoding": "gzip"}
         return web.Response(body=bomb, headers=headers, content_type="application/json")
 
-    tracemalloc.start()
-    try:
-        bad, _ = await read_beside_healthy(serve, reader, inflating)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 16 * MIB, f"peak {peak / MIB:.1f} MiB"
-    assert reasons(bad) == {f"prometheus query failed: answer over {2 * MIB} bytes"}
+    await assert_capped(serve, reader, inflating)
 
 
 async def test_a_declared_huge_body_is_refused_unread(
@@ -155,29 +153,34 @@ async def test_a_declared_huge_body_is_refused_unread(
     assert reasons(bad) == {expected}
 
 
-async def test_a_never_ending_stream(serve: Serve, reader: PrometheusReader) -> None:
-    async def endless(request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse()
-        await response.prepare(request)
-        while True:  # until the client goes away
-            await response.write(b"[" * 4096)
-
-    bad, _ = await read_beside_healthy(serve, reader, endless)
-    assert reasons(bad) == {f"prometheus query failed: answer over {2 * MIB} bytes"}
+async def endless(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse()
+    await response.prepare(request)
+    while True:  # until the client goes away
+        await response.write(b"[" * 4096)
 
 
-async def test_a_body_that_trickles_forever_meets_the_deadline(
-    serve: Serve, reader: PrometheusReader
+async def trickle(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse()
+    await response.prepare(request)
+    while True:  # a byte well within every socket timeout, forever
+        await response.write(b" ")
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize(
+    ("handler", "reason"),
+    [
+        (endless, f"answer over {2 * MIB} bytes"),
+        (trickle, f"answer not complete within {TIMEOUT:g}s"),
+    ],
+    ids=["a never-ending stream", "a body that trickles forever meets the deadline"],
+)
+async def test_an_answer_that_never_ends(
+    serve: Serve, reader: PrometheusReader, handler: Any, reason: str
 ) -> None:
-    async def trickle(request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse()
-        await response.prepare(request)
-        while True:  # a byte well within every socket timeout, forever
-            await response.write(b" ")
-            await asyncio.sleep(0.05)
-
-    bad, _ = await read_beside_healthy(serve, reader, trickle)
-    assert reasons(bad) == {f"prometheus query failed: answer not complete within {TIMEOUT:g}s"}
+    bad, _ = await read_beside_healthy(serve, reader, handler)
+    assert reasons(bad) == {f"prometheus query failed: {reason}"}
 
 
 async def test_a_500_with_a_1_mb_body_yields_its_status_only(

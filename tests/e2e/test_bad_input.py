@@ -119,8 +119,7 @@ def test_the_longest_name_and_a_unicode_label_are_evaluated(
     assert int(replicas) > 2
 
     labels = {"namespace": namespace, "service": 'vénue-☃-\\-"q"'}
-    # its own Deployment: a second VenueService on venue-long is a duplicate, refused before
-    # it is evaluated (main passed only when its first cycle beat the claims index)
+    # Its own Deployment: a second VenueService on venue-long would be refused as a duplicate.
     kubectl("apply", "-n", namespace, "-f", "-", input=deployment_manifest("venue-unicode"))
     kubectl("apply", "-n", namespace, "-f", "-", input=venue_manifest(
         "unicode-label", port, deployment={"name": "venue-unicode"},

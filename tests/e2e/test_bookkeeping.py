@@ -76,7 +76,8 @@ def deny(lab: Lab, name: str, namespace: str, resources: list[str], group: str,
 
 
 def wait_denying(lab: Lab, namespace: str, probe: Callable[[], Any]) -> None:
-    """Policies take effect asynchronously: wait until a write like the operator's is refused."""
+    """Policies take effect asynchronously: wait until a write like the operator's is refused
+    (`probe` is a server-side dry run: it goes through admission and changes nothing)."""
 
     def refused() -> bool:
         try:
@@ -198,18 +199,18 @@ def test_a_refused_rollback_is_escalated_at_once_and_logged(
 ) -> None:
     venue = following_venue(**FAST)
     ns = venue.namespace
-    # Only the operator's rollback sets this annotation: refuse any change of it.
-    key = "ops.tickettoken.io/rolled-back-to"
-    old = "oldObject.metadata.annotations"
+    # The operator's writes say who made them: refuse a change-cause newly set to ours.
+    key, old = "kubernetes.io/change-cause", "oldObject.metadata.annotations"
+    ours = f"object.metadata.annotations['{key}']"
     rule = (f"!has(object.metadata.annotations) || !('{key}' in object.metadata.annotations) "
-            f"|| (has({old}) && '{key}' in {old} && {old}['{key}'] == "
-            f"object.metadata.annotations['{key}'])")  # fmt: skip
+            f"|| !{ours}.startsWith('venue-operator') || (has({old}) && '{key}' in {old} "
+            f"&& {old}['{key}'] == {ours})")  # fmt: skip
     attempt = iter(range(1000))
     with deny(the_lab, f"no-rollback-{ns}", ns, ["deployments"], "apps", rule,
               "rollbacks are frozen"):  # fmt: skip
         wait_denying(the_lab, ns, lambda: the_lab.cluster.kubectl(
-            "annotate", "deployment", "venue-service", "-n", ns, "--overwrite",
-            f"{key}=probe-{next(attempt)}"))  # fmt: skip
+            "annotate", "deployment", "venue-service", "-n", ns, "--overwrite", "--dry-run=server",
+            f"{key}=venue-operator: probe {next(attempt)}"))  # fmt: skip
         set_image(the_lab, ns, BAD_IMAGE)
         failed = venue.wait_event("RemediationFailed", timeout=60)
         escalated = venue.wait_event("Escalated", timeout=10)  # not after the 10 min cooldown
@@ -241,6 +242,7 @@ def test_events_of_an_action_are_posted_once_when_its_status_write_fails(
               rule, "status frozen"):  # fmt: skip
         wait_denying(the_lab, ns, lambda: the_lab.cluster.kubectl(
             "patch", "venueservice", "policy-probe", "-n", ns, "--subresource=status",
+            "--dry-run=server",
             "--type=merge", "-p", json.dumps(succeeded)))  # fmt: skip
         set_image(the_lab, ns, BAD_IMAGE)
         venue.wait_event("RolledBack", timeout=60)

@@ -8,10 +8,11 @@ import sys
 import pytest
 
 
+@pytest.mark.cluster  # the demo starts a lab of its own
 @pytest.mark.timeout(600)
 def test_demo_remediates_a_bad_rollout_and_prints_the_trail() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "venue_operator.cli", "demo"],
+        [sys.executable, "-m", "venue_lab.cli", "demo"],
         capture_output=True, text=True, timeout=540,
     )  # fmt: skip
     out = result.stdout

@@ -5,16 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from tests.harness import (
-    BAD_IMAGE,
-    FAST,
-    Venue,
-    deployment,
-    evaluations,
-    history,
-    image_of,
-    set_image,
-)
+from tests import harness
 from venue_lab.processes import wait_until
 from venue_lab.session import Lab
 
@@ -26,7 +17,7 @@ def _pending(name: str) -> Callable[[dict[str, Any]], bool]:
 
 
 def test_noisy_but_healthy_gets_no_action(
-    the_lab: Lab, operator: Any, following_venue: Callable[..., Venue]
+    the_lab: Lab, operator: Any, following_venue: Callable[..., harness.Venue]
 ) -> None:
     """Short blips and a high error ratio on too little traffic: seen, never acted on."""
     venue = following_venue(
@@ -34,39 +25,39 @@ def test_noisy_but_healthy_gets_no_action(
         probe={"interval": "1s", "timeout": "500ms"},
         confirmation={"breaches": 4, "recoveries": 2, "minRequestRate": 1},
     )
-    generation = deployment(the_lab, venue.namespace)["metadata"]["generation"]
+    generation = harness.deployment(the_lab, venue.namespace)["metadata"]["generation"]
     venue.inject(error_ratio=0.5)
     for _ in range(3):  # three health blips, each shorter than the confirmation
         venue.inject(error_ratio=0.5, malformed_health=True)
         venue.wait_status("blip seen (pending, not confirmed)", _pending("health"), 10)
         venue.inject(error_ratio=0.5, malformed_health=False)
         venue.wait_status("blip forgotten", lambda s: not _pending("health")(s), 10)
-    seen = evaluations(operator, venue)
-    wait_until("5 more evaluations", lambda: evaluations(operator, venue) >= seen + 5, 30)
+    seen = harness.evaluations(operator, venue)
+    wait_until("5 more evaluations", lambda: harness.evaluations(operator, venue) >= seen + 5, 30)
     status = venue.status()
     assert status["health"] == "Healthy"
     assert "not judged" in next(c for c in status["checks"] if c["name"] == "error_rate")["reason"]
     assert venue.events("ThresholdBreached") == []
     assert status.get("history", []) == []
-    assert deployment(the_lab, venue.namespace)["metadata"]["generation"] == generation
+    assert harness.deployment(the_lab, venue.namespace)["metadata"]["generation"] == generation
 
 
 def test_prometheus_stopped_mid_run_means_no_action_until_it_returns(
-    the_lab: Lab, operator: Any, following_venue: Callable[..., Venue]
+    the_lab: Lab, operator: Any, following_venue: Callable[..., harness.Venue]
 ) -> None:
-    venue = following_venue(**FAST)
+    venue = following_venue(**harness.FAST)
     the_lab.prometheus.stop()
     try:
         venue.wait_status("MetricsAvailable=False", lambda s: any(
             c["type"] == "MetricsAvailable" and c["status"] == "False"
             for c in s.get("conditions", [])))  # fmt: skip
-        set_image(the_lab, venue.namespace, BAD_IMAGE)  # a bad rollout while blind
-        seen = evaluations(operator, venue)
+        harness.set_image(the_lab, venue.namespace, harness.BAD_IMAGE)  # a bad rollout while blind
+        seen = harness.evaluations(operator, venue)
         wait_until("5 evaluations while blind",
-                   lambda: evaluations(operator, venue) >= seen + 5, 30)  # fmt: skip
+                   lambda: harness.evaluations(operator, venue) >= seen + 5, 30)  # fmt: skip
         assert venue.status()["health"] == "Unknown"
-        assert image_of(deployment(the_lab, venue.namespace)) == BAD_IMAGE
-        assert history(venue, "RollBack") == []
+        assert harness.image_of(harness.deployment(the_lab, venue.namespace)) == harness.BAD_IMAGE
+        assert harness.history(venue, "RollBack") == []
     finally:
         the_lab.prometheus.start()
     # Sight restored: the bad rollout is now seen and rolled back.

@@ -7,6 +7,8 @@ import os
 import subprocess
 from typing import Any
 
+import pytest
+
 from venue_lab.cluster import BUILD_SCRIPT, LocalCluster
 from venue_lab.processes import wait_until
 from venue_lab.session import Lab, example
@@ -46,6 +48,7 @@ def test_deployment_rollouts_make_revisions_and_ready_pods(the_lab: Lab, namespa
     assert [line.split()[0] for line in history.splitlines()[2:] if line.strip()] == ["1", "2", "3"]
 
 
+@pytest.mark.cluster  # the Go-built binaries, without the session's lab
 def test_second_build_reuses_cached_binaries() -> None:
     result = subprocess.run(
         ["bash", str(BUILD_SCRIPT)], capture_output=True, text=True, check=True, timeout=60
@@ -54,6 +57,7 @@ def test_second_build_reuses_cached_binaries() -> None:
     assert os.access(os.path.join(result.stdout.strip(), "kube-apiserver"), os.X_OK)
 
 
+@pytest.mark.cluster  # a lab of its own
 def test_cluster_stops_cleanly_without_orphans() -> None:
     cluster = LocalCluster()
     with cluster:

@@ -4,11 +4,13 @@ the Deployment under Pod Security "restricted", and the Dockerfile's entrypoint.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from tests.harness import (
     venue_outside_session,
 )
 from venue_lab.operator_process import OperatorProcess
+from venue_lab.processes import wait_until
 from venue_lab.session import Lab
 from venue_operator.act import breaker, jobs
 from venue_operator.crd import CRD_PATH
@@ -125,11 +128,14 @@ def test_kustomization_includes_the_generated_crd_and_not_the_examples(the_lab: 
     built = [d for d in yaml.safe_load_all(out) if d]
     kinds = sorted(d["kind"] for d in built)
     assert kinds == sorted(["Namespace", "CustomResourceDefinition", "ServiceAccount",
-                            "ClusterRole", "ClusterRoleBinding", "Deployment"])  # fmt: skip
+                            "ClusterRole", "ClusterRole", "ClusterRole", "ClusterRoleBinding",
+                            "Deployment", "Service"])  # fmt: skip
     crd = of_kind(built, "CustomResourceDefinition")
     crd_name = crd["metadata"]["name"]
     assert crd == yaml.safe_load((REPO / CRD_PATH).read_text()), "not the generated CRD"
     assert of_kind(built, "Deployment")["metadata"]["name"] == "venue-operator"
+    roles = {d["metadata"]["name"] for d in built if d["kind"] == "ClusterRole"}
+    assert roles == {"venue-operator", "venueservices-view", "venueservices-edit"}
     # crds/Kustomization is invisible to `kubectl apply -f crds/` (no .yaml extension).
     plain = the_lab.cluster.kubectl("apply", "-f", str(REPO / "crds"), "--dry-run=server")
     (applied,) = plain.stdout.splitlines()
@@ -144,6 +150,31 @@ def test_apply_k_server_dry_run(installed: Lab) -> None:
 
 
 # --- RBAC -----------------------------------------------------------------------------
+
+
+def test_namespace_users_get_venueservices_through_the_built_in_roles(the_lab: Lab) -> None:
+    """manifests/user-roles.yaml aggregates into view/edit/admin (the real aggregation
+    controller): a viewer reads, an editor writes, nobody but the operator writes status."""
+    kubectl = the_lab.cluster.kubectl
+    kubectl("apply", "-f", str(MANIFESTS / "user-roles.yaml"))
+    with fresh_namespace(the_lab, "u") as ns:
+        for user, role in (("alice", "view"), ("bob", "edit")):
+            kubectl("create", "rolebinding", f"{user}-{role}", f"--clusterrole={role}",
+                    f"--user={user}", "-n", ns)  # fmt: skip
+
+        def may(user: str, verb: str, sub: str = "") -> bool:
+            extra = (f"--subresource={sub}",) if sub else ()
+            out = kubectl("auth", "can-i", verb, f"venueservices.{GROUP}", f"--as={user}",
+                          "-n", ns, *extra, check=False).stdout.strip()  # fmt: skip
+            return out == "yes"
+
+        wait_until("view aggregated", lambda: may("alice", "list"), 30, interval=0.5)
+        wait_until("edit aggregated", lambda: may("bob", "create"), 30, interval=0.5)
+        assert may("alice", "get") and may("alice", "watch")
+        assert not may("alice", "create") and not may("alice", "patch")
+        assert may("bob", "patch") and may("bob", "delete") and may("bob", "list")
+        assert not may("bob", "patch", "status") and not may("alice", "patch", "status")
+        assert not may("carol", "list"), "no binding, no access"
 
 
 def test_cluster_role_is_exactly_what_the_operator_uses() -> None:
@@ -219,9 +250,20 @@ async def test_write_paths_work_as_the_service_account(installed: Lab) -> None:
             started = await jobs.run_migration(api, ns, "venue-migrate", "rid-1")
             assert started.changed
             job = jobs.job_name("venue-migrate", "rid-1")
-            assert await jobs.job_outcome(api, ns, job) in (None, "Succeeded", "Failed")
+            assert await _settled_outcome(api, ns, job) == "Succeeded"  # kwok completes its pod
+            assert await jobs.job_outcome(api, ns, "no-such-job") == "Failed"  # gone = failed
             again = await jobs.run_migration(api, ns, "venue-migrate", "rid-1")
             assert not again.changed  # exists: the 409 path
+
+
+async def _settled_outcome(api: client.ApiClient, ns: str, job: str) -> str:
+    """The Job's outcome once it has one (kwok runs its pod to completion in seconds)."""
+    async with asyncio.timeout(60):
+        while True:
+            outcome = await jobs.job_outcome(api, ns, job)
+            if outcome is not None:
+                return outcome
+            await asyncio.sleep(0.25)  # polling the API server, under the deadline above
 
 
 def test_operator_as_service_account_rolls_back_a_bad_rollout(installed: Lab) -> None:
@@ -281,7 +323,7 @@ def test_deployment_passes_restricted_pod_security(installed: Lab) -> None:
     assert pod_spec["securityContext"]["runAsUser"] == 10001
     assert pod_spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     (container,) = pod_spec["containers"]
-    assert container["image"] == "venue-operator:0.1.0"
+    assert container["image"] == f"venue-operator:{version('venue-operator')}"
     sc = container["securityContext"]
     assert sc["allowPrivilegeEscalation"] is False and sc["readOnlyRootFilesystem"] is True
     assert sc["capabilities"] == {"drop": ["ALL"]}
@@ -321,6 +363,7 @@ def test_dockerfile_entrypoint_cmd_and_deployment_args_run_from_the_installed_pa
         assert result.returncode == 0, (argv, result.stderr)
         assert result.stdout.startswith("usage: venue-operator"), argv
     assert "--bind-address=0.0.0.0" in cmd and "--bind-address=0.0.0.0" in args
+    assert cmd[0] == args[0] == "--log-json"  # log pipelines get JSON, Kopf's lines included
 
 
 def test_dockerfile_runtime_stage_copies_only_the_venv_and_runs_as_10001() -> None:

@@ -17,19 +17,7 @@ from kubernetes.aio import client, config
 
 from tests.harness import fresh_namespace, venue_manifest
 from venue_lab.session import Lab
-from venue_operator import kube
-from venue_operator.model import (
-    ActionRecord,
-    ActionResult,
-    CheckStatus,
-    Health,
-    Incident,
-    IncidentEntry,
-    Level,
-    RolloutRecord,
-    Severity,
-    VenueServiceStatus,
-)
+from venue_operator import kube, model
 from venue_operator.status_store import StatusStore, parse_status
 
 T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
@@ -38,35 +26,36 @@ words = st.text(st.characters(min_codepoint=32, max_codepoint=0x2FFF), max_size=
 maybe = st.one_of  # readability: maybe(st.none(), x)
 
 # By alias: hypothesis reads pydantic's signature, which names the camelCase aliases.
+levels, severities = st.sampled_from(list(model.Level)), st.sampled_from(list(model.Severity))
 checks = st.builds(
-    CheckStatus, name=st.sampled_from(["health", "error_rate", "memory"]),
-    level=st.sampled_from(list(Level)), observed=maybe(st.none(), st.sampled_from(list(Level))),
-    pending=maybe(st.none(), st.sampled_from(list(Level))), pendingCount=st.integers(0, 5),
-    value=maybe(st.none(), st.floats(0, 1e6, allow_nan=False)), unit=maybe(st.none(), words),
-    section=words, reason=maybe(st.none(), words),
-    lastKnown=maybe(st.none(), st.sampled_from(list(Level))),
+    model.CheckStatus, name=st.sampled_from(["health", "error_rate", "memory"]), level=levels,
+    observed=maybe(st.none(), levels), pending=maybe(st.none(), levels),
+    pendingCount=st.integers(0, 5), value=maybe(st.none(), st.floats(0, 1e6, allow_nan=False)),
+    unit=maybe(st.none(), words), section=words, reason=maybe(st.none(), words),
+    lastKnown=maybe(st.none(), levels),
 )  # fmt: skip
 records = st.builds(
-    ActionRecord, at=times, action=st.sampled_from(["RollBack", "ScaleUp"]), reason=words,
-    result=st.sampled_from(list(ActionResult)), dryRun=st.booleans(), correlationId=words,
+    model.ActionRecord, at=times, action=st.sampled_from(["RollBack", "ScaleUp"]), reason=words,
+    result=st.sampled_from(list(model.ActionResult)), dryRun=st.booleans(), correlationId=words,
     section=maybe(st.none(), words), inputs=st.dictionaries(words, words, max_size=3),
 )  # fmt: skip
+entries = st.builds(model.IncidentEntry, at=times, severity=severities, message=words)
 incidents = st.builds(
-    Incident, id=words, openedAt=times, resolvedAt=maybe(st.none(), times),
-    severity=st.sampled_from(list(Severity)), escalated=st.booleans(),
-    timeline=st.lists(st.builds(IncidentEntry, at=times, severity=st.sampled_from(list(Severity)),
-                                message=words), max_size=3),
+    model.Incident, id=words, openedAt=times, resolvedAt=maybe(st.none(), times),
+    severity=severities, escalated=st.booleans(), timeline=st.lists(entries, max_size=3),
     escalations=st.lists(words, max_size=3), pages=st.lists(words, max_size=3),
 )  # fmt: skip
+rollouts = st.builds(
+    model.RolloutRecord, templateHash=words, revision=st.integers(0, 9), seenAt=times,
+    healthySince=maybe(st.none(), times),
+)  # fmt: skip
 statuses = st.builds(
-    VenueServiceStatus, health=maybe(st.none(), st.sampled_from(list(Health))),
-    severity=maybe(st.none(), st.sampled_from(list(Severity))),
-    revision=maybe(st.none(), st.integers(0, 100)), checks=st.lists(checks, max_size=3),
-    lastAction=maybe(st.none(), records), history=st.lists(records, max_size=3),
-    incident=maybe(st.none(), incidents),
-    rollout=maybe(st.none(), st.builds(RolloutRecord, templateHash=words, revision=st.integers(
-        0, 9), seenAt=times, healthySince=maybe(st.none(), times))),
-    healthyTemplates=st.lists(words, max_size=3), circuitOpen=st.booleans(),
+    model.VenueServiceStatus, health=maybe(st.none(), st.sampled_from(list(model.Health))),
+    severity=maybe(st.none(), severities), revision=maybe(st.none(), st.integers(0, 100)),
+    checks=st.lists(checks, max_size=3), lastAction=maybe(st.none(), records),
+    history=st.lists(records, max_size=3), incident=maybe(st.none(), incidents),
+    rollout=maybe(st.none(), rollouts), healthyTemplates=st.lists(words, max_size=3),
+    circuitOpen=st.booleans(),
 )  # fmt: skip
 
 
@@ -87,7 +76,7 @@ def read_back(lab: Lab, ns: str) -> dict[str, Any]:
           suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
 @given(first=statuses, second=statuses)
 def test_any_status_written_over_any_other_reads_back_as_itself(
-    target: tuple[Lab, str], first: VenueServiceStatus, second: VenueServiceStatus
+    target: tuple[Lab, str], first: model.VenueServiceStatus, second: model.VenueServiceStatus
 ) -> None:
     lab, ns = target
 
@@ -97,7 +86,7 @@ def test_any_status_written_over_any_other_reads_back_as_itself(
                                       client_configuration=cfg)  # fmt: skip
         async with client.ApiClient(configuration=cfg) as api:
             store = StatusStore(lambda body: kube.replace_status(api, ns, "store", body),
-                                VenueServiceStatus())  # fmt: skip
+                                model.VenueServiceStatus())  # fmt: skip
             await store.save(first, "test")
             await store.save(second, "test")
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
 
 import pytest
 
+from tests.unit.builders import HEALTHY_METRICS, ONE_SHOT, SPEC, metrics, observe
 from venue_operator.assess import Assessment, assess, confirm, level_of
 from venue_operator.model import (
     CheckStatus,
@@ -26,38 +26,6 @@ from venue_operator.observations import (
     Reading,
     WorkloadState,
 )
-
-NOW = datetime(2026, 11, 26, 20, 0, tzinfo=UTC)
-SPEC = VenueServiceSpec.model_validate({"deployment": {"name": "venue-service"}})
-ONE_SHOT = VenueServiceSpec.model_validate(
-    {"deployment": {"name": "v"}, "confirmation": {"breaches": 1, "recoveries": 1}}
-)
-HEALTHY_FULL = ProbeResult(status_code=200, checks={"database": "ok", "redis": "ok"})
-HEALTHY_METRICS = MetricReadings(
-    request_rate=Reading.of(20),
-    requests_served=Reading.of(5000),
-    error_rate=Reading.of(0.001),
-    p99_latency=Reading.of(0.15),
-    pool_utilisation=Reading.of(0.3),
-    pool_pending=Reading.of(0),
-    memory_utilisation=Reading.of(0.4),
-    rate_limited=Reading.of(0),
-)
-
-
-def observe(**changes: object) -> Observations:
-    base = Observations(
-        at=NOW,
-        health=ProbeResult(status_code=200),
-        full_health=HEALTHY_FULL,
-        metrics=HEALTHY_METRICS,
-        workload=WorkloadState(found=True, desired=3, ready=3, revision=2),
-    )
-    return replace(base, **changes)  # type: ignore[arg-type]
-
-
-def metrics(**readings: Reading) -> MetricReadings:
-    return replace(HEALTHY_METRICS, **readings)  # type: ignore[arg-type]
 
 
 def run(cycles: Sequence[Observations], spec: VenueServiceSpec = SPEC) -> list[Assessment]:

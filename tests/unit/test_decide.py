@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.test_assess import ONE_SHOT, SPEC, metrics, observe
+from tests.unit.builders import ONE_SHOT, SPEC, metrics, observe
 from venue_operator.assess import Assessment, assess
 from venue_operator.decide import Action, RolloutFacts, decide, rollback_target
 from venue_operator.model import (

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.test_assess import HEALTHY_METRICS, ONE_SHOT, SPEC, metrics, observe
+from tests.unit.builders import HEALTHY_METRICS, ONE_SHOT, SPEC, metrics, observe
 from venue_operator import ledger
 from venue_operator.assess import assess
 from venue_operator.model import Incident, IncidentEntry, Level, Severity, VenueServiceStatus

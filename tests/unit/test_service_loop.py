@@ -14,7 +14,7 @@ import kopf
 import pytest
 from kubernetes.aio import client
 
-from tests.unit.test_assess import HEALTHY_FULL, HEALTHY_METRICS, metrics
+from tests.unit.builders import HEALTHY_FULL, HEALTHY_METRICS, metrics
 from venue_operator.act import ActResult
 from venue_operator.evaluation import Outcome, judge
 from venue_operator.model import VenueServiceSpec, VenueServiceStatus

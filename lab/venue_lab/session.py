@@ -69,7 +69,7 @@ def following_simulator(
 
 
 def run_lab(keep: bool, scrape_interval: str) -> int:
-    """`venue-operator lab`: bring everything up and wait for Ctrl-C."""
+    """`venue-lab lab`: bring everything up and wait for Ctrl-C."""
     started = time.monotonic()
     with lab(keep=keep, scrape_interval=scrape_interval) as the_lab:
         print(f"lab ready in {time.monotonic() - started:.1f}s")

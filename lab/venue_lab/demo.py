@@ -1,4 +1,4 @@
-"""`venue-operator demo`: the whole system on the local lab, remediating a fault live.
+"""`venue-lab demo` (scripts/demo): the whole system on the local lab, remediating a fault live.
 
 Control plane + Prometheus + the simulator (following the Deployment's image) + the
 operator as its own process; then a fault (a bad rollout by default), the Events as

@@ -37,6 +37,7 @@ CONTROLLERS = (
     "serviceaccount-token-controller",
     "ttl-after-finished-controller",
     "root-ca-certificate-publisher-controller",
+    "clusterrole-aggregation-controller",  # manifests/user-roles.yaml into view/edit/admin
 )
 FAKE_NODE = "kwok-node-0"
 SA_ISSUER = "https://kubernetes.default.svc.cluster.local"

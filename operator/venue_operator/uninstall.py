@@ -1,0 +1,62 @@
+"""`venue-operator uninstall`: release the VenueServices an uninstalled operator leaves behind.
+
+Kopf puts a finalizer on every VenueService it runs a daemon for, and removes it when the
+VenueService is deleted while the operator runs. With the operator gone, a deleted
+VenueService would wait for it forever (and so would its namespace). This removes that
+finalizer, and the operator's bookkeeping annotations, from every VenueService left; run
+it after the operator's Deployment is gone, before deleting the CRD.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from kubernetes.aio import client
+
+from venue_operator import kube
+from venue_operator.model import GROUP, PLURAL, VERSION
+
+FINALIZER = "kopf.zalando.org/KopfFinalizerMarker"  # Kopf's default, which handlers keep
+ANNOTATION_PREFIX = "venue.ops.tickettoken.io/"  # Kopf's progress, in handlers.configure
+
+
+def release(item: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The JSON patch that releases one VenueService, or None if nothing is ours. The test
+    ops make it refuse (422) if someone changed the finalizers in between."""
+    meta = item["metadata"]
+    finalizers = list(meta.get("finalizers") or [])
+    ours = [k for k in (meta.get("annotations") or {}) if k.startswith(ANNOTATION_PREFIX)]
+    if FINALIZER not in finalizers and not ours:
+        return None
+    ops: list[dict[str, Any]] = [kube.resource_version_test(item)]
+    if FINALIZER in finalizers:
+        ops.append({"op": "replace", "path": "/metadata/finalizers",
+                    "value": [f for f in finalizers if f != FINALIZER]})  # fmt: skip
+    for key in ours:
+        ops.append({"op": "remove", "path": "/metadata/annotations/" + key.replace("/", "~1")})
+    return ops
+
+
+async def run_uninstall() -> int:
+    api = await kube.connect()
+    objects = client.CustomObjectsApi(api)
+    try:
+        listed = cast(
+            dict[str, Any], await objects.list_cluster_custom_object(GROUP, VERSION, PLURAL)
+        )
+        released = 0
+        for item in listed.get("items", []):
+            ops = release(item)
+            if ops is None:
+                continue
+            meta = item["metadata"]
+            await objects.patch_namespaced_custom_object(
+                GROUP, VERSION, meta["namespace"], PLURAL, meta["name"], ops,
+                _content_type=kube.JSON_PATCH,
+            )  # fmt: skip
+            released += 1
+            print(f"released {meta['namespace']}/{meta['name']}")
+        print(f"{released} VenueService(s) released; the CRD can be deleted now")
+    finally:
+        await api.close()
+    return 0

@@ -1,0 +1,351 @@
+"""The Helm chart (charts/venue-operator) with the real helm built from the Go module proxy:
+lint and template pass, defaults render what `kubectl kustomize manifests/` does (a drift test
+that fails on any difference in RBAC rules, container args or security context), and a real
+`helm install` into the lab runs the Deployment under Pod Security "restricted"."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tomllib
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.harness import fresh_namespace
+from venue_lab.cluster import ensure_binaries
+from venue_lab.helm import helm
+from venue_lab.session import Lab
+from venue_operator.crd import CRD_PATH
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "charts" / "venue-operator"
+RELEASE = NS = "venue-operator"  # the names manifests/ uses: a default release renders them
+KEEP = {"helm.sh/resource-policy": "keep"}
+SERVICE_MONITOR_CRD = (
+    REPO / "tests" / "data" / "prometheus-operator" / ("monitoring.coreos.com_servicemonitors.yaml")
+)
+
+# helm is built from Go (like the control plane): not part of the fast tier.
+needs_helm = pytest.mark.cluster
+
+Docs = list[dict[str, Any]]
+
+
+def template(*args: str, release: str = RELEASE, namespace: str = NS) -> Docs:
+    out = helm("template", release, str(CHART), "--namespace", namespace, *args).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def kustomized() -> Docs:
+    kubectl = ensure_binaries() / "kubectl"
+    out = subprocess.run([str(kubectl), "kustomize", str(REPO / "manifests")],
+                         capture_output=True, text=True, check=True, timeout=60).stdout  # fmt: skip
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def named(items: Docs, kind: str, name: str) -> dict[str, Any]:
+    (found,) = [d for d in items if d["kind"] == kind and d["metadata"]["name"] == name]
+    return found
+
+
+def aggregation(role: dict[str, Any]) -> dict[str, str]:
+    labels = role["metadata"].get("labels", {})
+    return {k: v for k, v in labels.items() if k.startswith("rbac.authorization.k8s.io/")}
+
+
+def drift(chart: Docs, kustomize: Docs) -> list[str]:
+    """What an operator installed by the chart would do differently from manifests/: RBAC
+    (rules, aggregation, who is bound), and the whole pod spec (args, security context,
+    image, probes, resources, volumes), replicas and strategy."""
+    found: list[str] = []
+
+    def same(what: str, ours: Any, theirs: Any) -> None:
+        if ours != theirs:
+            found.append(f"{what}: chart {json.dumps(ours)} != kustomize {json.dumps(theirs)}")
+
+    role, kust_role = named(chart, "ClusterRole", RELEASE), named(kustomize, "ClusterRole", NS)
+    same("ClusterRole rules", role["rules"], kust_role["rules"])
+    for user_role in ("venueservices-view", "venueservices-edit"):
+        ours = named(chart, "ClusterRole", f"{RELEASE}-{user_role}")
+        theirs = named(kustomize, "ClusterRole", user_role)
+        same(f"{user_role} rules", ours["rules"], theirs["rules"])
+        same(f"{user_role} aggregation", aggregation(ours), aggregation(theirs))
+    binding, kust_binding = (named(d, "ClusterRoleBinding", NS) for d in (chart, kustomize))
+    same("ClusterRoleBinding subjects", binding["subjects"], kust_binding["subjects"])
+    same("ClusterRoleBinding roleRef", binding["roleRef"], kust_binding["roleRef"])
+    dep, kust_dep = (named(d, "Deployment", NS)["spec"] for d in (chart, kustomize))
+    pod, kust_pod = dep["template"]["spec"], kust_dep["template"]["spec"]
+    (container,), (kust_container,) = pod["containers"], kust_pod["containers"]
+    same("container args", container["args"], kust_container["args"])
+    same("container securityContext", container["securityContext"],
+         kust_container["securityContext"])  # fmt: skip
+    same("pod securityContext", pod["securityContext"], kust_pod["securityContext"])
+    same("pod spec", pod, kust_pod)
+    same("replicas", dep["replicas"], kust_dep["replicas"])
+    same("strategy", dep.get("strategy"), kust_dep.get("strategy"))
+    same("pod annotations", dep["template"]["metadata"]["annotations"],
+         kust_dep["template"]["metadata"]["annotations"])  # fmt: skip
+    service = named(chart, "Service", f"{RELEASE}-metrics")["spec"]
+    kust_service = named(kustomize, "Service", f"{NS}-metrics")["spec"]
+    same("metrics Service ports", service["ports"], kust_service["ports"])
+    return found
+
+
+def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return selector.items() <= labels.items()
+
+
+def test_metrics_service_and_service_monitor_select_the_operator() -> None:
+    """manifests/: the ServiceMonitor selects the Service, the Service the operator's pods,
+    on the port the operator serves /metrics on."""
+    service = named(docs("service.yaml"), "Service", f"{NS}-metrics")
+    monitor = named(docs("optional/servicemonitor.yaml"), "ServiceMonitor", NS)
+    dep = named(docs("deployment.yaml"), "Deployment", NS)
+    (container,) = dep["spec"]["template"]["spec"]["containers"]
+    assert selects(monitor["spec"]["selector"]["matchLabels"], service["metadata"]["labels"])
+    assert selects(service["spec"]["selector"], dep["spec"]["template"]["metadata"]["labels"])
+    assert monitor["metadata"]["namespace"] == service["metadata"]["namespace"]
+    (port,) = service["spec"]["ports"]
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] == port["name"] and endpoint["path"] == "/metrics"
+    served = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert f"--metrics-port={served[port['targetPort']]}" in container["args"]
+
+
+def docs(path: str) -> Docs:
+    return [d for d in yaml.safe_load_all((REPO / "manifests" / path).read_text()) if d]
+
+
+# --- no cluster -----------------------------------------------------------------------
+
+
+def test_chart_version_and_app_version_are_the_package_version() -> None:
+    package = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["version"] == chart["appVersion"] == package
+
+
+def test_chart_crd_file_is_the_generated_crd() -> None:
+    # .Files.Get reads inside the chart only, so the chart holds a copy; regenerate with
+    # `cp crds/venueservices.ops.tickettoken.io.yaml charts/venue-operator/files/`.
+    copy = CHART / "files" / CRD_PATH.name
+    assert copy.read_text() == (REPO / CRD_PATH).read_text(), "copy it again"
+
+
+@needs_helm
+def test_helm_lint_strict_passes() -> None:
+    out = helm("lint", str(CHART), "--strict").stdout
+    assert "1 chart(s) linted, 0 chart(s) failed" in out
+
+
+@needs_helm
+def test_rendered_crd_is_the_generated_one_kept_on_uninstall() -> None:
+    (crd,) = [d for d in template() if d["kind"] == "CustomResourceDefinition"]
+    assert crd["metadata"].pop("annotations") == KEEP
+    assert crd == yaml.safe_load((REPO / CRD_PATH).read_text())
+    off = template("--set", "crds.install=false")
+    assert not [d for d in off if d["kind"] == "CustomResourceDefinition"]
+
+
+@needs_helm
+def test_defaults_render_what_kustomize_does() -> None:
+    chart, kustomize = template(), kustomized()
+    assert drift(chart, kustomize) == []
+    kinds = sorted(d["kind"] for d in chart)
+    assert kinds == sorted(d["kind"] for d in kustomize if d["kind"] != "Namespace")
+
+
+@needs_helm
+@pytest.mark.parametrize(
+    ("setting", "difference"),
+    [
+        ("logJson=false", "container args"),
+        ("prometheusUrl=http://elsewhere:9090", "container args"),
+        ("peering.enabled=true", "replicas"),
+        ("userRoles.create=false", None),  # the roles are gone: `named` finds none
+    ],
+)
+def test_drift_check_sees_a_changed_value(setting: str, difference: str | None) -> None:
+    """The drift check is not vacuous: one changed value is reported."""
+    kustomize = kustomized()
+    if difference is None:
+        with pytest.raises(ValueError):
+            drift(template("--set", setting), kustomize)
+        return
+    assert any(line.startswith(difference) for line in drift(template("--set", setting), kustomize))
+
+
+@needs_helm
+def test_values_reach_the_pod() -> None:
+    settings = ("peering.enabled=true", "peering.lifetime=30", "image.tag=0.2.0",
+                "watchNamespaces={prod-*,staging}")  # fmt: skip
+    rendered = template(*(arg for s in settings for arg in ("--set", s)))
+    dep = named(rendered, "Deployment", RELEASE)
+    (container,) = dep["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "venue-operator:0.2.0"
+    assert container["args"][-4:] == [
+        "--namespace=prod-*",
+        "--namespace=staging",
+        "--peering=venue-operator",
+        "--peering-lifetime=30",
+    ]
+    assert named(rendered, "ClusterKopfPeering", "venue-operator")
+    assert named(rendered, "ClusterRole", f"{RELEASE}-peering")["rules"][0]["apiGroups"] == [
+        "kopf.dev"
+    ]
+    assert dep["spec"]["replicas"] == 2 and "strategy" not in dep["spec"]
+
+
+@needs_helm
+def test_chart_service_monitor_is_the_optional_manifest_for_the_release() -> None:
+    assert not [d for d in template() if d["kind"] == "ServiceMonitor"]  # off by default
+    rendered = template("--set", "serviceMonitor.enabled=true",
+                        "--set", "serviceMonitor.labels.release=kube-prometheus-stack")  # fmt: skip
+    monitor = named(rendered, "ServiceMonitor", RELEASE)
+    service = named(rendered, "Service", f"{RELEASE}-metrics")
+    dep = named(rendered, "Deployment", RELEASE)
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert selects(monitor["spec"]["selector"]["matchLabels"], service["metadata"]["labels"])
+    assert selects(service["spec"]["selector"], dep["spec"]["template"]["metadata"]["labels"])
+    optional = named(docs("optional/servicemonitor.yaml"), "ServiceMonitor", NS)
+    assert monitor["spec"]["endpoints"] == optional["spec"]["endpoints"]
+
+
+@needs_helm
+def test_namespace_create_needs_a_name() -> None:
+    result = helm("template", RELEASE, str(CHART), "--set", "namespace.create=true", check=False)
+    assert result.returncode != 0 and "namespace.create needs namespace.name" in result.stderr
+
+
+# --- the lab --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def release(the_lab: Lab) -> Iterator[tuple[str, str]]:
+    """A release name and the fresh namespace the chart creates for it; uninstalled after."""
+    suffix = uuid.uuid4().hex[:8]
+    name, namespace = f"venue-operator-{suffix}", f"h-{suffix}"
+    yield name, namespace
+    helm("uninstall", name, "--namespace", "default", "--wait", "--timeout=60s",
+         cluster=the_lab.cluster, check=False)  # fmt: skip
+    the_lab.cluster.kubectl("delete", "namespace", namespace, "--ignore-not-found",
+                            "--wait=false", check=False)  # fmt: skip
+
+
+def test_helm_install_runs_the_operator_under_restricted_pod_security(
+    the_lab: Lab, release: tuple[str, str]
+) -> None:
+    """A real install (the lab's CRD is not Helm's, so crds.install=false) in a namespace the
+    chart creates with Pod Security "restricted": the Deployment becomes available (kwok
+    runs its pod), so the restricted admission accepted the pod."""
+    name, namespace = release
+    kubectl = the_lab.cluster.kubectl
+    helm("install", name, str(CHART), "--namespace", "default", "--wait", "--timeout=90s",
+         "--set", "crds.install=false", "--set", "namespace.create=true",
+         "--set", f"namespace.name={namespace}", cluster=the_lab.cluster)  # fmt: skip
+    ns = json.loads(kubectl("get", "namespace", namespace, "-o", "json").stdout)
+    assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    kubectl("rollout", "status", f"deployment/{name}", "-n", namespace, "--timeout=60s")
+    sa = f"system:serviceaccount:{namespace}:{name}"
+    for verb, resource, allowed in (("patch", "deployments.apps", "yes"),
+                                    ("list", "venueservices.ops.tickettoken.io", "yes"),
+                                    ("get", "secrets", "no")):  # fmt: skip
+        answer = kubectl("auth", "can-i", verb, resource, f"--as={sa}", "-A", check=False)
+        assert answer.stdout.strip() == allowed, (verb, resource, answer.stderr)
+    status = json.loads(helm("status", name, "--namespace", "default", "-o", "json",
+                             cluster=the_lab.cluster).stdout)  # fmt: skip
+    assert status["info"]["status"] == "deployed"
+
+
+@pytest.fixture(scope="module")
+def service_monitor_crd(the_lab: Lab) -> Lab:
+    """The Prometheus Operator's real ServiceMonitor CRD (tests/data), served by the lab."""
+    kubectl = the_lab.cluster.kubectl
+    kubectl("apply", "--server-side", "-f", str(SERVICE_MONITOR_CRD))
+    kubectl("wait", "--for=condition=Established",
+            "crd/servicemonitors.monitoring.coreos.com", "--timeout=60s")  # fmt: skip
+    return the_lab
+
+
+def test_service_monitors_are_accepted_by_the_real_crd(service_monitor_crd: Lab) -> None:
+    """manifests/optional/servicemonitor.yaml and the chart's, applied server-side to the
+    real schema (which does validate: a scheme it does not know is refused)."""
+    lab, kubectl = service_monitor_crd, service_monitor_crd.cluster.kubectl
+    chart = template("--set", "serviceMonitor.enabled=true", "-s",
+                     "templates/servicemonitor.yaml")  # fmt: skip
+    with fresh_namespace(lab, "m") as ns:
+        for monitor in (*docs("optional/servicemonitor.yaml"), *chart):
+            monitor["metadata"]["namespace"] = ns
+            kubectl("apply", "--server-side", "-f", "-", input=json.dumps(monitor))
+            name = monitor["metadata"]["name"]
+            stored = json.loads(kubectl("get", "servicemonitor", name, "-n", ns, "-o",
+                                        "json").stdout)  # fmt: skip
+            assert stored["spec"]["endpoints"] == monitor["spec"]["endpoints"]
+        bad = json.loads(json.dumps(monitor))
+        bad["metadata"]["name"] = "bad"
+        bad["spec"]["endpoints"][0]["scheme"] = "ftp"
+        refused = kubectl("apply", "--server-side", "-f", "-", input=json.dumps(bad),
+                          check=False)  # fmt: skip
+        assert refused.returncode != 0 and "scheme" in refused.stderr, refused.stderr
+
+
+# --- NetworkPolicy --------------------------------------------------------------------
+
+
+def peers_and_ports(rule: dict[str, Any], side: str) -> tuple[list[Any], set[tuple[Any, str]]]:
+    return rule.get(side, []), {(p["port"], p["protocol"]) for p in rule["ports"]}
+
+
+def check_network_policy(policy: dict[str, Any], pod_labels: dict[str, str]) -> None:
+    """The operator's NetworkPolicy as the API server stored it: both directions closed but
+    for metrics from `monitoring`, DNS, the API server, Prometheus and the services' 3002."""
+    spec = policy["spec"]
+    assert selects(spec["podSelector"]["matchLabels"], pod_labels)
+    assert sorted(spec["policyTypes"]) == ["Egress", "Ingress"]
+    monitoring = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name":
+                                                        "monitoring"}}}  # fmt: skip
+    (ingress,) = spec["ingress"]
+    assert peers_and_ports(ingress, "from") == ([monitoring], {("metrics", "TCP")})
+    egress = [peers_and_ports(rule, "to") for rule in spec["egress"]]
+    dns, api, prometheus, services = egress
+    assert dns[1] == {(53, "UDP"), (53, "TCP")}
+    assert dns[0][0]["podSelector"] == {"matchLabels": {"k8s-app": "kube-dns"}}
+    assert api == ([], {(443, "TCP"), (6443, "TCP")})
+    assert prometheus == ([monitoring], {(9090, "TCP")})
+    assert services == ([{"namespaceSelector": {}}], {(3002, "TCP")})
+
+
+def test_network_policies_are_admitted_with_these_rules(the_lab: Lab) -> None:
+    """manifests/optional/networkpolicy.yaml and the chart's, applied with --dry-run=server:
+    what the API server would store is checked rule by rule."""
+    kubectl = the_lab.cluster.kubectl
+    (optional,) = docs("optional/networkpolicy.yaml")
+    rendered = template("--set", "networkPolicy.enabled=true")
+    chart = named(rendered, "NetworkPolicy", RELEASE)
+    kustomize_pod = named(docs("deployment.yaml"), "Deployment", NS)["spec"]["template"]
+    chart_pod = named(rendered, "Deployment", RELEASE)["spec"]["template"]
+    assert not [d for d in template() if d["kind"] == "NetworkPolicy"]  # off by default
+    with fresh_namespace(the_lab, "n") as ns:
+        for policy, pod in ((optional, kustomize_pod), (chart, chart_pod)):
+            policy["metadata"]["namespace"] = ns
+            out = kubectl("apply", "--dry-run=server", "-o", "json", "-f", "-",
+                          input=json.dumps(policy)).stdout  # fmt: skip
+            check_network_policy(json.loads(out), pod["metadata"]["labels"])
+        refused = json.loads(json.dumps(optional))
+        refused["spec"]["egress"][0]["ports"][0]["protocol"] = "ICMP"
+        result = kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(refused),
+                         check=False)  # fmt: skip
+        assert result.returncode != 0 and "protocol" in result.stderr, result.stderr
+
+
+@needs_helm
+def test_chart_network_policy_narrows_the_api_server_to_given_addresses() -> None:
+    rendered = template("--set", "networkPolicy.enabled=true",
+                        "--set", "networkPolicy.apiServerCidrs={10.96.0.1/32}")  # fmt: skip
+    api = named(rendered, "NetworkPolicy", RELEASE)["spec"]["egress"][1]
+    assert api["to"] == [{"ipBlock": {"cidr": "10.96.0.1/32"}}]

@@ -1,0 +1,40 @@
+"""`venue-operator uninstall` releases only what is the operator's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from venue_operator.uninstall import FINALIZER, release
+
+
+def item(finalizers: list[str], annotations: dict[str, str]) -> dict[str, Any]:
+    return {"metadata": {"name": "v", "namespace": "n", "resourceVersion": "7",
+                         "finalizers": finalizers, "annotations": annotations}}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("finalizers", "annotations", "expected"),
+    [
+        ([], {}, None),
+        (["example.com/keep"], {"team": "a"}, None),
+        ([FINALIZER], {}, [{"op": "replace", "path": "/metadata/finalizers", "value": []}]),
+        ([FINALIZER, "example.com/keep"], {"team": "a"},
+         [{"op": "replace", "path": "/metadata/finalizers", "value": ["example.com/keep"]}]),
+        ([], {"venue.ops.tickettoken.io/last-handled-configuration": "{}"},
+         [{"op": "remove",
+           "path": "/metadata/annotations/venue.ops.tickettoken.io~1last-handled-configuration"}]),
+    ],
+)  # fmt: skip
+def test_release(
+    finalizers: list[str], annotations: dict[str, str], expected: list[dict[str, Any]] | None
+) -> None:
+    ops = release(item(finalizers, annotations))
+    if expected is None:
+        assert ops is None
+        return
+    assert ops is not None
+    test, *changes = ops
+    assert test == {"op": "test", "path": "/metadata/resourceVersion", "value": "7"}
+    assert changes == expected
