@@ -12,6 +12,14 @@ import httpx
 
 from venue_lab.processes import Lifecycle, Managed, free_port, wait_until
 
+# The lab's services answer on loopback and its tests act in seconds: the tenant boundaries'
+# safe defaults (tenancy.py) would refuse both, so the lab's operator is told so, as an admin
+# would. Caps stay on (a test can still exceed max replicas to see it clamped).
+LAB_TENANCY = (
+    "--allow-service-cidr=127.0.0.0/8", "--min-cooldown=0", "--min-probe-interval=0",
+    "--max-actions-per-hour=100", "--max-replicas=20",
+)  # fmt: skip
+
 
 class OperatorProcess(Lifecycle):
     """`venue-operator run` against a kubeconfig; ready when its liveness endpoint answers."""
@@ -25,6 +33,7 @@ class OperatorProcess(Lifecycle):
         extra_args: tuple[str, ...] = (),
         env: dict[str, str] | None = None,
         entry: tuple[str, ...] = ("-m", "venue_operator.cli"),
+        tenancy_args: tuple[str, ...] = LAB_TENANCY,
     ) -> None:
         self.kubeconfig = kubeconfig
         self.prometheus_url = prometheus_url
@@ -33,6 +42,7 @@ class OperatorProcess(Lifecycle):
         self.metrics_port = free_port()
         self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="venue-operator-"))
         self.extra_args = extra_args
+        self.tenancy_args = tenancy_args
         self.extra_env = env or {}
         self.entry = entry  # what `python` runs: the operator, or a test's wrapper of it
         self.proc: Managed | None = None
@@ -51,7 +61,7 @@ class OperatorProcess(Lifecycle):
         argv = [
             sys.executable, *self.entry, "--log-json", "run",
             f"--liveness-port={self.liveness_port}", f"--metrics-port={self.metrics_port}",
-            *self.extra_args,
+            *self.tenancy_args, *self.extra_args,
         ]  # fmt: skip
         if self.prometheus_url:
             argv.append(f"--prometheus-url={self.prometheus_url}")

@@ -25,7 +25,13 @@ from venue_operator.model import (
     Threshold,
     VenueServiceSpec,
 )
-from venue_operator.observations import NO_SERIES, Observations, ProbeResult, Reading
+from venue_operator.observations import (
+    NO_SERIES,
+    Observations,
+    ProbeFailure,
+    ProbeResult,
+    Reading,
+)
 
 # Runbook sections, as titled in the runbook.
 HEALTH_CHECKS = "Health Checks"
@@ -94,6 +100,8 @@ def _metric(reading: Reading, threshold: Threshold, scale: float, unit: str) -> 
 def _probe(probe: ProbeResult) -> Raw:
     if probe.ok:
         return Raw(Level.OK, value=probe.status_code)
+    if probe.failure is ProbeFailure.NOT_ALLOWED:  # not probed: unknown, never "down"
+        return Raw(Level.UNKNOWN, reason=probe.detail)
     reason = f"{probe.failure}: {probe.detail}" if probe.detail else str(probe.failure)
     return Raw(Level.CRITICAL, value=probe.status_code, reason=reason)
 

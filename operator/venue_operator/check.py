@@ -6,6 +6,7 @@ same observe -> assess code as the operator, and writes nothing.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from kubernetes.aio import client
@@ -16,10 +17,12 @@ from venue_operator.model import VenueServiceSpec
 from venue_operator.observations import WorkloadState
 from venue_operator.observe import cluster
 from venue_operator.observe.batcher import MetricsBatcher
+from venue_operator.observe.bounded_session import PrometheusAuth
 from venue_operator.observe.health import probe_session
 from venue_operator.observe.prometheus import PrometheusReader
 from venue_operator.record import describe
 from venue_operator.status_store import parse_status
+from venue_operator.tenancy import Tenancy
 
 
 async def _workload(api: client.ApiClient, namespace: str, spec: VenueServiceSpec) -> WorkloadState:
@@ -57,7 +60,10 @@ def _table(rows: list[list[str]]) -> str:
     )
 
 
-async def run_check(namespace: str, name: str, prometheus_url: str | None) -> int:
+async def run_check(
+    namespace: str, name: str, prometheus_url: str | None, tenancy: Tenancy | None = None,
+    auth: PrometheusAuth | None = None,
+) -> int:  # fmt: skip
     api = await kube.connect()
     try:
         body: dict[str, Any] = await kube.get_venueservice(api, namespace, name)
@@ -68,8 +74,9 @@ async def run_check(namespace: str, name: str, prometheus_url: str | None) -> in
     async with probe_session() as http:
         ctx = Context(
             http=http,
-            metrics=MetricsBatcher(PrometheusReader()),
+            metrics=MetricsBatcher(PrometheusReader(auth=auth, auth_url=prometheus_url)),
             default_prometheus_url=prometheus_url,
+            tenancy=dataclasses.replace(tenancy or Tenancy(), api_server=api.configuration.host),
         )
         outcome = await evaluate(
             ctx, namespace, name, spec, parse_status(body.get("status")), workload, None

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 from venue_operator import logs
 from venue_operator.crd import CRD_PATH, render_crd
+from venue_operator.observe.bounded_session import PrometheusAuth
 from venue_operator.settings import Settings
+from venue_operator.tenancy import Caps, Tenancy
 
 
 def _crd(args: argparse.Namespace) -> int:
@@ -37,7 +41,109 @@ def settings_from(args: argparse.Namespace) -> Settings:
         priority=args.priority if args.priority is not None else random.randint(1, 1_000_000),
         peering_lifetime=args.peering_lifetime,
         verbose=args.verbose,
+        prometheus_auth=prometheus_auth_from(args),
+        tenancy=tenancy_from(args),
     )
+
+
+def prometheus_auth_from(args: argparse.Namespace) -> PrometheusAuth | None:
+    files = (args.prometheus_bearer_token_file, args.prometheus_basic_auth_file,
+             args.prometheus_ca_file)  # fmt: skip
+    if not any(files):
+        return None
+    return PrometheusAuth(*files)
+
+
+def _prometheus_auth_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "Prometheus credentials",
+        "for --prometheus-url only: files of a Secret in the operator's namespace mounted "
+        "into its pod (never sent to a URL a VenueService names)",
+    )
+    group.add_argument("--prometheus-bearer-token-file", metavar="PATH",
+                       help="a bearer token (read at every query: rotations apply)")  # fmt: skip
+    group.add_argument("--prometheus-basic-auth-file", metavar="PATH",
+                       help="one line, user:password")  # fmt: skip
+    group.add_argument("--prometheus-ca-file", metavar="PATH", help="CA bundle (PEM) for https")
+
+
+SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def _own_namespace(given: str | None) -> str | None:
+    if given:
+        return given
+    if os.environ.get("POD_NAMESPACE"):
+        return os.environ["POD_NAMESPACE"]
+    return SA_NAMESPACE.read_text().strip() if SA_NAMESPACE.is_file() else None
+
+
+def tenancy_from(args: argparse.Namespace) -> Tenancy:
+    """The cluster admin's tenant boundaries (what a namespace user's spec may ask for)."""
+    caps = Caps(
+        max_replicas=args.max_replicas,
+        min_cooldown=timedelta(seconds=args.min_cooldown),
+        max_actions_per_hour=args.max_actions_per_hour,
+        min_probe_interval=timedelta(seconds=args.min_probe_interval),
+    )
+    return Tenancy(
+        caps=caps,
+        prometheus_urls=tuple(args.allow_prometheus_url or ()),
+        service_hosts=tuple(h.lower() for h in args.allow_service_host or ()),
+        service_cidrs=tuple(args.allow_service_cidr or ()),
+        act_namespaces=tuple(args.act_namespace or ()),
+        operator_namespace=_own_namespace(args.operator_namespace),
+    )
+
+
+def _cidr(text: str) -> str:
+    import ipaddress
+
+    try:
+        return str(ipaddress.ip_network(text, strict=False))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _tenancy_flags(run: argparse.ArgumentParser) -> None:
+    caps = Caps()
+    group = run.add_argument_group(
+        "tenant boundaries", "what a VenueService (written by a namespace user) may ask for"
+    )
+    group.add_argument(
+        "--allow-prometheus-url", action="append", metavar="URL",
+        help="a spec.prometheus.url allowed besides --prometheus-url (repeatable; default: none)",
+    )  # fmt: skip
+    group.add_argument(
+        "--allow-service-host", action="append", metavar="PATTERN",
+        help="host pattern (fnmatch) spec.service.url may name besides *.<own namespace>.svc "
+        "(repeatable)",
+    )  # fmt: skip
+    group.add_argument(
+        "--allow-service-cidr", action="append", metavar="CIDR", type=_cidr,
+        help="network spec.service.url may name by IP, e.g. 127.0.0.0/8 in a lab (repeatable; "
+        "default: none: IP addresses, loopback and link-local are refused)",
+    )  # fmt: skip
+    group.add_argument(
+        "--act-namespace", action="append", metavar="GLOB",
+        help="namespaces where the operator may act (repeatable; default: all but kube-* and "
+        "its own); elsewhere it only observes and reports",
+    )  # fmt: skip
+    group.add_argument(
+        "--operator-namespace", help="the operator's own namespace (default: POD_NAMESPACE)"
+    )
+    group.add_argument("--max-replicas", type=int, default=caps.max_replicas,
+                       help="cap on spec remediation.scale.maxReplicas")  # fmt: skip
+    group.add_argument(
+        "--min-cooldown", type=float, metavar="SECONDS",
+        default=caps.min_cooldown.total_seconds(), help="floor of every spec cooldown",
+    )  # fmt: skip
+    group.add_argument("--max-actions-per-hour", type=int, default=caps.max_actions_per_hour,
+                       help="cap on spec remediation.maxActionsPerHour")  # fmt: skip
+    group.add_argument(
+        "--min-probe-interval", type=float, metavar="SECONDS",
+        default=caps.min_probe_interval.total_seconds(), help="floor of spec probe.interval",
+    )  # fmt: skip
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -63,7 +169,9 @@ def _check(args: argparse.Namespace) -> int:
 
     from venue_operator.check import run_check
 
-    return asyncio.run(run_check(args.namespace, args.name, args.prometheus_url))
+    tenancy = tenancy_from(args)  # the run flags' boundaries: what the operator would fetch
+    auth = prometheus_auth_from(args)
+    return asyncio.run(run_check(args.namespace, args.name, args.prometheus_url, tenancy, auth))
 
 
 def _uninstall(args: argparse.Namespace) -> int:
@@ -102,12 +210,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds before a silent peer is considered gone (the failover time)",
     )  # fmt: skip
     run.add_argument("--verbose", action="store_true")
+    _prometheus_auth_flags(run)
+    _tenancy_flags(run)
     run.set_defaults(func=_run)
 
     check = sub.add_parser("check", help="evaluate one VenueService now and print it")
     check.add_argument("name")
     check.add_argument("--namespace", "-n", default="default")
     check.add_argument("--prometheus-url")
+    _prometheus_auth_flags(check)
+    _tenancy_flags(check)
     check.set_defaults(func=_check)
 
     crd = sub.add_parser("crd", help="print the CRD generated from the models")

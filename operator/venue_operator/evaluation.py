@@ -6,19 +6,35 @@ Kopf-free and write-free, so that `venue-operator check` runs the very same code
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Any
 
 import aiohttp
 
 from venue_operator.assess import Assessment, assess
 from venue_operator.durations import format_duration
 from venue_operator.model import RUNBOOK_PORT, VenueServiceSpec, VenueServiceStatus
-from venue_operator.observations import Observations, WorkloadState
+from venue_operator.observations import (
+    MetricReadings,
+    Observations,
+    ProbeFailure,
+    ProbeResult,
+    Reading,
+    WorkloadState,
+)
 from venue_operator.observe import health
 from venue_operator.observe.batcher import MetricsBatcher
-from venue_operator.observe.prometheus import TEMPLATES, Target
+from venue_operator.observe.prometheus import TEMPLATES, Target, camel, selector
+from venue_operator.promql_scope import Refused, scope
 from venue_operator.record import EventSpec, next_status, transition_events
+from venue_operator.tenancy import (
+    Tenancy,
+    labels_refusal,
+    prometheus_url_refusal,
+    service_url_refusal,
+)
 
 
 @dataclass
@@ -31,6 +47,7 @@ class Context:
     # Oldest shared metrics snapshot a cycle may use; None: half the probe interval. Set it
     # to Prometheus' scrape interval for detection at the floor (more queries, same for any N).
     metrics_max_age: float | None = None
+    tenancy: Tenancy = field(default_factory=Tenancy)
 
 
 @dataclass(frozen=True)
@@ -39,32 +56,72 @@ class Outcome:
     status: VenueServiceStatus
     events: list[EventSpec]
     observations: Observations
+    refused: tuple[str, ...] = ()  # what the tenant boundaries refused to fetch or query
+
+
+def default_service_url(spec: VenueServiceSpec, namespace: str) -> str:
+    return f"http://{spec.deployment.name}.{namespace}.svc:{RUNBOOK_PORT}"
 
 
 def service_url(spec: VenueServiceSpec, namespace: str) -> str:
-    default = f"http://{spec.deployment.name}.{namespace}.svc:{RUNBOOK_PORT}"
-    return (spec.service.url or default).rstrip("/")
+    return (spec.service.url or default_service_url(spec, namespace)).rstrip("/")
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """The metrics target within the tenant boundaries, and the overrides refused (metric ->
+    reason); `refused` set: nothing of it may be queried."""
+
+    target: Target
+    overrides_refused: Mapping[str, str] = field(default_factory=dict)
+    refused: str | None = None
 
 
 def metrics_target(
-    spec: VenueServiceSpec, namespace: str, name: str, fallback_url: str | None
-) -> Target:
-    labels = dict(spec.prometheus.match_labels) or {
-        "namespace": namespace,
-        "service": spec.deployment.name,
-    }
-    overrides = {
-        metric: query
-        for metric, query in spec.prometheus.queries.model_dump().items()
-        if query is not None and metric in TEMPLATES
-    }
-    return Target(
+    spec: VenueServiceSpec, namespace: str, name: str, fallback_url: str | None,
+    tenancy: Tenancy | None = None,
+) -> Admitted:  # fmt: skip
+    """The VenueService's metrics source: its series are those of its own namespace (the
+    `namespace` label is forced; every override's selectors too), from an allowed Prometheus."""
+    tenancy = tenancy or Tenancy()
+    labels = dict(spec.prometheus.match_labels) or {"service": spec.deployment.name}
+    refused = labels_refusal(labels, namespace) or prometheus_url_refusal(
+        spec.prometheus.url, fallback_url, tenancy
+    )
+    labels["namespace"] = namespace
+    overrides: dict[str, str] = {}
+    overrides_refused: dict[str, str] = {}
+    for metric, query in spec.prometheus.queries.model_dump().items():
+        if query is None or metric not in TEMPLATES:
+            continue
+        scoped = scope(query.replace("$selector", selector(labels)), namespace)
+        if isinstance(scoped, Refused):
+            overrides_refused[metric] = f"override {camel(metric)} refused: {scoped.reason}"
+        else:
+            overrides[metric] = scoped
+    target = Target(
         key=f"{namespace}/{name}",
         url=spec.prometheus.url or fallback_url,
         labels=labels,
         window=format_duration(spec.prometheus.rate_window),
         overrides=overrides,
     )
+    return Admitted(target, overrides_refused, refused)
+
+
+async def _metrics(ctx: Context, admitted: Admitted, max_age: float) -> MetricReadings:
+    if admitted.refused is not None:  # nothing fetched
+        refused: dict[str, Any] = dict.fromkeys(TEMPLATES, Reading.unknown(admitted.refused))
+        return MetricReadings(**refused)
+    readings = await ctx.metrics.get(admitted.target, max_age=max_age)
+    if not admitted.overrides_refused:
+        return readings
+    unknown: dict[str, Any] = {m: Reading.unknown(w) for m, w in admitted.overrides_refused.items()}
+    return replace(readings, **unknown)
+
+
+def _not_probed(reason: str) -> ProbeResult:
+    return ProbeResult(ProbeFailure.NOT_ALLOWED, reason)
 
 
 async def evaluate(
@@ -80,14 +137,22 @@ async def evaluate(
     base = service_url(spec, namespace)
     timeout = spec.probe.timeout.total_seconds()
     interval = spec.probe.interval.total_seconds()
-    target = metrics_target(spec, namespace, name, ctx.default_prometheus_url)
-    live, full, metrics = await asyncio.gather(
-        health.probe(ctx.http, base + spec.service.health_path, timeout),
-        health.probe(ctx.http, base + spec.service.full_health_path, timeout),
-        ctx.metrics.get(target, max_age=min(interval / 2, ctx.metrics_max_age or interval)),
-    )
+    admitted = metrics_target(spec, namespace, name, ctx.default_prometheus_url, ctx.tenancy)
+    max_age = min(interval / 2, ctx.metrics_max_age or interval)
+    refused = service_url_refusal(base, namespace, default_service_url(spec, namespace),
+                                  ctx.tenancy)  # fmt: skip
+    if refused is not None:
+        live = full = _not_probed(refused)
+        metrics = await _metrics(ctx, admitted, max_age)
+    else:
+        live, full, metrics = await asyncio.gather(
+            health.probe(ctx.http, base + spec.service.health_path, timeout),
+            health.probe(ctx.http, base + spec.service.full_health_path, timeout),
+            _metrics(ctx, admitted, max_age),
+        )
     obs = Observations(datetime.now(UTC), live, full, metrics, workload)
-    return judge(obs, spec, stored, generation)
+    said = (refused, admitted.refused, *admitted.overrides_refused.values())
+    return replace(judge(obs, spec, stored, generation), refused=tuple(r for r in said if r))
 
 
 def judge(

@@ -8,6 +8,7 @@ the resources the ServiceAccount may list and watch: a watch Kopf is refused mak
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 from collections.abc import Callable
@@ -90,9 +91,13 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.probes = probe_session()
     memo.ctx = Context(
         http=memo.probes,
-        metrics=MetricsBatcher(PrometheusReader()),
+        metrics=MetricsBatcher(
+            PrometheusReader(auth=ours.prometheus_auth, auth_url=ours.prometheus_url)
+        ),
         default_prometheus_url=ours.prometheus_url,
         metrics_max_age=ours.metrics_max_age,
+        # the API server as this operator reaches it: never a service URL a tenant may name
+        tenancy=dataclasses.replace(ours.tenancy, api_server=memo.api.configuration.host),
     )
     memo.notifier = Notifier(memo.api, memo.http)
     memo.writer = WorkloadWriter(memo.api)
@@ -178,5 +183,6 @@ async def watch_venue_service(
         page=functools.partial(memo.notifier.send, ns, name),
         forget_metrics=memo.ctx.metrics.forget,
         missing_permissions=memo.missing_permissions,
+        tenancy=memo.ctx.tenancy,
     )
     await ServiceLoop(ns, name, body, indexes, ports).run(stopped)

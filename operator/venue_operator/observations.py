@@ -21,6 +21,7 @@ class ProbeFailure(StrEnum):
     HTTP_STATUS = "HttpStatus"
     INVALID_JSON = "InvalidJson"
     CHECK_FAILING = "CheckFailing"
+    NOT_ALLOWED = "NotAllowed"  # refused by the operator's tenant boundaries: never probed
 
 
 @dataclass(frozen=True)

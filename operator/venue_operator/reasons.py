@@ -32,3 +32,7 @@ class Reason(StrEnum):
     EVALUATION_FAILED = "EvaluationFailed"
     DUPLICATE_TARGET = "DuplicateTarget"
     PERMISSION_MISSING = "PermissionMissing"
+    # What the cluster admin's tenant boundaries changed or refused (tenancy.py).
+    SPEC_CLAMPED = "SpecClamped"
+    TARGET_REFUSED = "TargetRefused"
+    OBSERVE_ONLY = "ObserveOnly"

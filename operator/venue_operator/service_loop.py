@@ -37,6 +37,7 @@ from venue_operator.record import EventSpec, write_causes
 from venue_operator.redact import redact
 from venue_operator.remediate import Acts, Events, Remediator, Subject, severity_pages
 from venue_operator.status_store import StatusStore, StatusWrite, parse_status
+from venue_operator.tenancy import Tenancy, clamp, may_act, observe_only
 
 log = structlog.get_logger(__name__)
 DEFAULT_INTERVAL_S = 15.0
@@ -65,6 +66,8 @@ class LoopPorts:
     forget_metrics: Callable[[str], None] = lambda key: None
     # index or verb -> why the operator cannot use it (missing RBAC), see permissions.py
     missing_permissions: Mapping[str, str] = field(default_factory=dict)
+    # the cluster admin's caps and where the operator may act (the flags' defaults here)
+    tenancy: Tenancy = field(default_factory=Tenancy)
 
 
 def workload_from_indexes(
@@ -97,6 +100,8 @@ class ServiceLoop:
         self._raw_spec: dict[str, Any] | None = None
         self._pages: list[EventSpec] = []  # SeverityChanged pages waiting for their write
         self._said: set[str] = set()  # problems said once until they clear
+        self._clamped: tuple[str, ...] = ()  # what the caps changed in the current spec
+        self._acts = may_act(namespace, ports.tenancy)
 
     @property
     def key(self) -> str:
@@ -140,12 +145,17 @@ class ServiceLoop:
         raw = dict(self.body.spec)
         if self._raw_spec != raw or self.spec is None:
             try:
-                self.spec = VenueServiceSpec.model_validate(raw)
+                valid = VenueServiceSpec.model_validate(raw)
             except ValidationError as exc:
                 error = exc.errors()[0]
                 where = ".".join(str(p) for p in error.get("loc", ()))
                 raise InvalidSpec(redact(f"spec cannot be evaluated: {where}: "
                                          f"{error.get('msg')}")[:500]) from None  # fmt: skip
+            # The spec is the namespace user's: the admin's caps bound it, and outside the
+            # namespaces it may act in, the operator only observes (decide stays pure).
+            self.spec, self._clamped = clamp(valid, self.ports.tenancy.caps)
+            if not self._acts:
+                self.spec = observe_only(self.spec)
             self._raw_spec = raw
         return self.spec
 
@@ -160,13 +170,15 @@ class ServiceLoop:
             return
         self._said.discard("DuplicateTarget")
         await self._report_missing_permissions()
+        await self._report_boundaries()
         workload, deployment_ref = self._workload(spec)
         generation = self.body.meta.get("generation")
         outcome = await self.ports.evaluate(self.namespace, self.name, spec, self.store.known,
                                             workload, generation)  # fmt: skip
         self._count(outcome.assessment)
+        await self._report_refused(outcome.refused)
         now = outcome.observations.at
-        status = self._post_transitions(outcome)
+        status = self._observe_only_condition(self._post_transitions(outcome))
         self.store.known = status
 
         subject = Subject(self.namespace, self.name, spec, deployment_ref)
@@ -237,6 +249,40 @@ class ServiceLoop:
         for what, why in sorted(self.ports.missing_permissions.items()):
             event = EventSpec("Warning", Reason.PERMISSION_MISSING, why)
             await self._say_once(f"PermissionMissing:{what}", event)
+
+    async def _report_boundaries(self) -> None:
+        """One SpecClamped per clamped spec; one ObserveOnly while it may not act here."""
+        said = "SpecClamped:" + "; ".join(self._clamped)
+        self._said = {s for s in self._said if not s.startswith("SpecClamped:") or s == said}
+        if self._clamped:
+            message = ("spec clamped to the operator's caps (set by the cluster admin): "
+                       + "; ".join(self._clamped))  # fmt: skip
+            await self._say_once(said, EventSpec("Warning", Reason.SPEC_CLAMPED, message))
+        if not self._acts:
+            event = EventSpec("Warning", Reason.OBSERVE_ONLY, self._observe_only_message())
+            await self._say_once("ObserveOnly", event)
+
+    def _observe_only_message(self) -> str:
+        return (f"namespace {self.namespace} is not one the operator may act in (its "
+                "--act-namespace flag): observed and reported, never acted on")  # fmt: skip
+
+    async def _report_refused(self, refused: tuple[str, ...]) -> None:
+        """One TargetRefused per refusal, said again only after it cleared."""
+        now = {f"TargetRefused:{r}" for r in refused}
+        self._said = {s for s in self._said if not s.startswith("TargetRefused:") or s in now}
+        for reason in refused:
+            event = EventSpec("Warning", Reason.TARGET_REFUSED, reason)
+            await self._say_once(f"TargetRefused:{reason}", event)
+
+    def _observe_only_condition(self, status: VenueServiceStatus) -> VenueServiceStatus:
+        if self._acts:
+            return status
+        before = next((c for c in self.store.known.conditions if c.type == "ActionsAllowed"), None)
+        condition = Condition(type="ActionsAllowed", status="False", reason="ObserveOnly",
+                              message=self._observe_only_message(),
+                              last_transition_time=before.last_transition_time
+                              if before else datetime.now(UTC))  # fmt: skip
+        return status.model_copy(update={"conditions": [*status.conditions, condition]})
 
     async def _say_once(self, what: str, event: EventSpec, key: str = "") -> None:
         """A problem is said once until it clears (not every cycle)."""

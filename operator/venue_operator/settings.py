@@ -4,7 +4,10 @@ variables passed between modules."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from venue_operator.observe.bounded_session import PrometheusAuth
+from venue_operator.tenancy import Tenancy
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,12 @@ class Settings:
 
     verbose: bool = False
     """Kopf's debug logging."""
+
+    prometheus_auth: PrometheusAuth | None = None
+    """Credentials for --prometheus-url only (files of a Secret mounted in the pod)."""
+
+    tenancy: Tenancy = field(default_factory=Tenancy)
+    """Tenant boundaries: allowed URLs, caps that clamp specs, namespaces it may act in."""
 
     @property
     def clusterwide(self) -> bool:

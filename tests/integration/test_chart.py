@@ -166,6 +166,7 @@ def test_defaults_render_what_kustomize_does() -> None:
     [
         ("logJson=false", "container args"),
         ("prometheusUrl=http://elsewhere:9090", "container args"),
+        ("tenancy.maxReplicas=1000", "container args"),
         ("peering.enabled=true", "replicas"),
         ("userRoles.create=false", None),  # the roles are gone: `named` finds none
     ],
@@ -349,3 +350,21 @@ def test_chart_network_policy_narrows_the_api_server_to_given_addresses() -> Non
                         "--set", "networkPolicy.apiServerCidrs={10.96.0.1/32}")  # fmt: skip
     api = named(rendered, "NetworkPolicy", RELEASE)["spec"]["egress"][1]
     assert api["to"] == [{"ipBlock": {"cidr": "10.96.0.1/32"}}]
+
+
+@needs_helm
+def test_tenant_boundaries_and_prometheus_credentials_reach_the_pod() -> None:
+    settings = ("tenancy.maxReplicas=5", "tenancy.allowServiceCidrs={10.0.0.0/8}",
+                "tenancy.actNamespaces={prod-*}", "prometheusCredentials.secretName=prom-auth",
+                "prometheusCredentials.ca=true")  # fmt: skip
+    rendered = template(*(arg for s in settings for arg in ("--set", s)))
+    pod = named(rendered, "Deployment", RELEASE)["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    for arg in ("--max-replicas=5", "--allow-service-cidr=10.0.0.0/8", "--act-namespace=prod-*",
+                "--prometheus-bearer-token-file=/var/run/prometheus/token",
+                "--prometheus-ca-file=/var/run/prometheus/ca.crt"):  # fmt: skip
+        assert arg in container["args"], arg
+    assert {"name": "prometheus-credentials", "secret": {"secretName": "prom-auth"}} in pod[
+        "volumes"
+    ]
+    assert any(m["name"] == "prometheus-credentials" for m in container["volumeMounts"])

@@ -23,6 +23,7 @@ from venue_operator.reasons import Reason
 from venue_operator.record import EventSpec
 from venue_operator.service_loop import LoopPorts, ServiceLoop
 from venue_operator.status_store import parse_status
+from venue_operator.tenancy import Caps, Tenancy
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 NS, NAME = "shop", "venue-service"
@@ -121,6 +122,9 @@ class World:
     spec: dict[str, Any] = field(default_factory=lambda: dict(SPEC))
     claims: list[dict[str, Any]] = field(default_factory=list)
     failing: bool = False
+    refused: tuple[str, ...] = ()  # what the evaluation's tenant boundaries refused
+    tenancy: Tenancy = field(default_factory=lambda: Tenancy(caps=Caps(
+        min_cooldown=timedelta(0), min_probe_interval=timedelta(0))))  # fmt: skip
     # pod-template-hash -> (revision, created): the Deployment's ReplicaSets
     revisions: dict[str, tuple[int, datetime]] = field(default_factory=lambda: {
         "aaa": (1, T0 - timedelta(days=1)), "bbb": (2, T0 - timedelta(minutes=2))})  # fmt: skip
@@ -139,7 +143,7 @@ class World:
             raise RuntimeError("probe exploded")
         obs = Observations(self.now, ProbeResult(status_code=200), self.full_health,
                            self.metrics, workload)  # fmt: skip
-        return judge(obs, spec, stored, generation)
+        return replace(judge(obs, spec, stored, generation), refused=self.refused)
 
     def indexes(self) -> dict[str, Any]:
         if self.template not in self.revisions:  # a rollout: the controller's new ReplicaSet
@@ -173,6 +177,7 @@ class World:
             events=self.events,
             write_status=self.write,
             page=lambda notification, status, event: self.pages.append(event),
+            tenancy=self.tenancy,
         )
         return ServiceLoop(NS, name, body, self.indexes(), ports)
 
@@ -371,3 +376,50 @@ def test_world_observations_are_the_real_core_types() -> None:
     """The stand-in evaluate uses the real pure core (judge), not a copy of it."""
     assert judge.__module__ == "venue_operator.evaluation"
     assert replace(HEALTHY_METRICS).request_rate.value == 20
+
+
+# --- tenant boundaries (#12) ----------------------------------------------------------
+
+
+async def test_an_over_cap_spec_is_clamped_and_said_once() -> None:
+    world = World(tenancy=Tenancy(caps=Caps(max_replicas=5, max_actions_per_hour=2,
+                                            min_cooldown=timedelta(seconds=30))))  # fmt: skip
+    world.spec = {
+        **SPEC,
+        "remediation": {
+            "maxActionsPerHour": 100,
+            "scale": {"maxReplicas": 1000},
+            "cooldowns": {"scale": "1s"},
+        },
+    }
+    loop = world.loop()
+    await world.cycles(loop, 4)
+    clamped = [e for _, e in world.events.posted if e.reason is Reason.SPEC_CLAMPED]
+    assert len(clamped) == 1
+    assert "remediation.scale.maxReplicas 1000 -> 5" in clamped[0].message
+    assert "remediation.maxActionsPerHour 100 -> 2" in clamped[0].message
+    assert "remediation.cooldowns.scale 1s -> 30s" in clamped[0].message
+    assert loop.spec is not None and loop.spec.remediation.scale.max_replicas == 5
+    assert loop.spec.remediation.cooldowns.scale == timedelta(seconds=30)
+
+
+async def test_outside_the_act_namespaces_it_observes_reports_and_never_acts() -> None:
+    world = World(tenancy=Tenancy(act_namespaces=("prod-*",)))
+    loop = await healthy_with_known_good(world)
+    await bad_rollout(world, loop)
+    await world.cycles(loop, 6)
+    assert world.acts.calls == [], "never acted on"
+    assert world.status().health is not None and str(world.status().health) != "Healthy"
+    assert world.events.reasons().count(Reason.OBSERVE_ONLY) == 1
+    allowed = next(c for c in world.status().conditions if c.type == "ActionsAllowed")
+    assert allowed.status == "False" and NS in allowed.message
+
+
+async def test_a_refused_target_is_said_once_while_it_lasts() -> None:
+    world = World(refused=("spec.service.url refused: a link-local address; nothing fetched",))
+    loop = world.loop()
+    await world.cycles(loop, 3)
+    assert world.events.reasons().count(Reason.TARGET_REFUSED) == 1
+    world.refused = ("override errorRate refused: query cannot be parsed: x",)
+    await world.cycles(loop, 3)
+    assert world.events.reasons().count(Reason.TARGET_REFUSED) == 2

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import timedelta
 
 import pytest
 
 from venue_operator.cli import build_parser, settings_from
+from venue_operator.observe.bounded_session import PrometheusAuth
 from venue_operator.settings import Settings
+from venue_operator.tenancy import Caps, Tenancy
 
 
 def settings(*argv: str) -> Settings:
@@ -52,3 +55,43 @@ def test_zero_max_age_and_empty_url_mean_unset() -> None:
 def test_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         settings().prometheus_url = "http://elsewhere"  # type: ignore[misc]
+
+
+def test_tenant_boundaries_default_to_the_safe_side() -> None:
+    tenancy = settings().tenancy
+    assert tenancy.prometheus_urls == () and tenancy.service_cidrs == ()
+    assert tenancy.service_hosts == () and tenancy.act_namespaces == ()
+    assert tenancy.caps == Caps(
+        max_replicas=50, min_cooldown=timedelta(seconds=30), max_actions_per_hour=20,
+        min_probe_interval=timedelta(seconds=5),
+    )  # fmt: skip
+
+
+def test_tenant_boundary_flags() -> None:
+    found = settings(
+        "--allow-prometheus-url=http://tenant-prom:9090", "--allow-service-host=*.example.com",
+        "--allow-service-cidr=127.0.0.1/8", "--act-namespace=prod-*", "--act-namespace=stage",
+        "--operator-namespace=venue-operator", "--max-replicas=5", "--min-cooldown=0",
+        "--max-actions-per-hour=100", "--min-probe-interval=0.5",
+    )  # fmt: skip
+    assert found.tenancy == Tenancy(
+        caps=Caps(max_replicas=5, min_cooldown=timedelta(0), max_actions_per_hour=100,
+                  min_probe_interval=timedelta(seconds=0.5)),
+        prometheus_urls=("http://tenant-prom:9090",), service_hosts=("*.example.com",),
+        service_cidrs=("127.0.0.0/8",), act_namespaces=("prod-*", "stage"),
+        operator_namespace="venue-operator",
+    )  # fmt: skip
+
+
+def test_a_bad_cidr_is_refused_at_startup() -> None:
+    with pytest.raises(SystemExit):
+        settings("--allow-service-cidr=not-a-network")
+
+
+def test_prometheus_credentials_are_files() -> None:
+    assert settings().prometheus_auth is None
+    found = settings("--prometheus-bearer-token-file=/var/run/prometheus/token",
+                     "--prometheus-ca-file=/var/run/prometheus/ca.crt")  # fmt: skip
+    assert found.prometheus_auth == PrometheusAuth(
+        bearer_token_file="/var/run/prometheus/token", ca_file="/var/run/prometheus/ca.crt"
+    )

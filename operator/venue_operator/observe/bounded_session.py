@@ -9,9 +9,12 @@ the body of an answer that is not 200. So the library stays the query client.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import requests
+from requests.auth import _basic_auth_str
 from requests.models import PreparedRequest
 
 CHUNK = 64 * 1024
@@ -35,13 +38,40 @@ class _Body(requests.Response):
         return {"data": {"result": self.content}}
 
 
+@dataclass(frozen=True)
+class PrometheusAuth:
+    """Credentials of the operator's own Prometheus, as files: keys of a Secret in the
+    operator's namespace mounted into its pod (never inline in a VenueService, never sent to
+    a URL a VenueService names). Read at every request, so a rotated token is picked up."""
+
+    bearer_token_file: str | None = None
+    basic_auth_file: str | None = None  # one line: user:password
+    ca_file: str | None = None  # PEM bundle to verify an https Prometheus
+
+    def apply(self, request: PreparedRequest, kwargs: dict[str, Any]) -> None:
+        """Set the Authorization header and the CA bundle; an unreadable file is a
+        `QueryFailed` naming the file, never its content."""
+        try:
+            if self.bearer_token_file:
+                token = Path(self.bearer_token_file).read_text().strip()
+                request.headers["Authorization"] = f"Bearer {token}"
+            elif self.basic_auth_file:
+                user, _, password = Path(self.basic_auth_file).read_text().strip().partition(":")
+                request.headers["Authorization"] = _basic_auth_str(user, password)
+        except OSError as exc:
+            raise QueryFailed(f"Prometheus credentials unreadable: {exc.strerror}") from None
+        if self.ca_file:
+            kwargs["verify"] = self.ca_file
+
+
 class BoundedSession(requests.Session):
     """A session for `PrometheusConnect(session=...)`: each request's `timeout` (seconds)
     is a total deadline, its body is capped at `max_bytes`."""
 
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, auth: PrometheusAuth | None = None) -> None:
         super().__init__()
         self.max_bytes = max_bytes
+        self.credentials = auth
         # No proxies or ~/.netrc credentials from the environment for URLs a tenant chose.
         self.trust_env = False
 
@@ -50,6 +80,8 @@ class BoundedSession(requests.Session):
         if not isinstance(total, int | float):
             raise TypeError("BoundedSession needs a total timeout in seconds")
         deadline = time.monotonic() + total
+        if self.credentials is not None:
+            self.credentials.apply(request, kwargs)
         kwargs.update(stream=True, allow_redirects=False, timeout=(total, total))
         response = super().send(request, **kwargs)
         try:

@@ -24,7 +24,7 @@ from prometheus_api_client import PrometheusConnect
 from urllib3.util.retry import Retry
 
 from venue_operator.observe.answers import Answer, parse
-from venue_operator.observe.bounded_session import BoundedSession, QueryFailed
+from venue_operator.observe.bounded_session import BoundedSession, PrometheusAuth, QueryFailed
 
 GRACE = 0.5  # beyond a thread's own deadline: its more precise reason (cap, status) wins
 
@@ -60,6 +60,14 @@ class Endpoints:
     limits: Limits
     clock: Callable[[], float] = time.monotonic
     by_url: dict[str, Endpoint] = field(default_factory=dict)
+    # credentials for `auth_url` (the operator's --prometheus-url) only
+    auth: PrometheusAuth | None = None
+    auth_url: str | None = None
+
+    def _credentials(self, url: str) -> PrometheusAuth | None:
+        if self.auth is None or self.auth_url is None:
+            return None
+        return self.auth if url.rstrip("/") == self.auth_url.rstrip("/") else None
 
     def get(self, url: str) -> Endpoint:
         """The endpoint of `url`, made if needed; idle ones are evicted on the way."""
@@ -69,7 +77,7 @@ class Endpoints:
         if endpoint is None:
             client = PrometheusConnect(
                 url=url,
-                session=BoundedSession(self.limits.max_bytes),
+                session=BoundedSession(self.limits.max_bytes, self._credentials(url)),
                 # read=False: a read timeout is requests' ReadTimeout, not "Max retries"
                 retry=Retry(total=0, read=False),
             )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from typing import Any
 
@@ -53,12 +54,32 @@ async def _read_bounded(response: aiohttp.ClientResponse) -> bytes | None:
     return bytes(body)
 
 
+# Never reflect a response body into status or Events: a check's state is kept only when it
+# is one of these words, any other value is "not ok"; a name only when it is an identifier.
+STATES = frozenset({
+    "ok", "up", "healthy", "connected", "running", "pass", "passing",
+    "error", "down", "unhealthy", "degraded", "failed", "failing", "fail", "timeout",
+    "unavailable", "unreachable", "disconnected", "pending", "warning", "critical", "unknown",
+})  # fmt: skip
+NOT_OK = "not ok"
+CHECK_NAME = re.compile(rf"^[A-Za-z][A-Za-z0-9_.-]{{0,{MAX_CHECK_NAME - 1}}}$")
+
+
+def known_state(value: object) -> str:
+    """A check's state from the known vocabulary, else "not ok"."""
+    text = value.strip().lower() if isinstance(value, str) else ""
+    return text if text in STATES else NOT_OK
+
+
 def bounded_checks(raw: object) -> dict[str, str]:
-    """The `checks` object as short, redacted, one-line strings (at most `MAX_CHECKS`)."""
+    """The `checks` object as known states under identifier names (at most `MAX_CHECKS`)."""
     if not isinstance(raw, dict):
         return {}
     items = list(raw.items())[:MAX_CHECKS]
-    return {one_line(str(k), MAX_CHECK_NAME): one_line(str(v), MAX_CHECK_VALUE) for k, v in items}
+    return {
+        (str(k) if CHECK_NAME.match(str(k)) else f"check{i}"): known_state(v)
+        for i, (k, v) in enumerate(items)
+    }
 
 
 def _interpret(status: int, body: bytes | None, elapsed: float) -> ProbeResult:
@@ -87,7 +108,7 @@ def _interpret(status: int, body: bytes | None, elapsed: float) -> ProbeResult:
     if status != 200:
         return ProbeResult(ProbeFailure.HTTP_STATUS, f"HTTP {status}", status, checks, elapsed)
     if doc.get("status") != "ok":
-        detail = one_line(f"status={doc.get('status')!r}", MAX_CHECK_VALUE)
+        detail = f"status={known_state(doc.get('status'))!r}"
         return ProbeResult(ProbeFailure.CHECK_FAILING, detail, status, checks, elapsed)
     return ProbeResult(None, "", status, checks, elapsed)
 

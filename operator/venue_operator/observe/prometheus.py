@@ -20,6 +20,7 @@ import structlog
 
 from venue_operator.observations import NO_SERIES, MetricReadings, Reading
 from venue_operator.observe.answers import Sample, Samples, instant
+from venue_operator.observe.bounded_session import PrometheusAuth
 from venue_operator.observe.endpoints import GRACE, Endpoints, Limits
 from venue_operator.redact import one_line, redact
 from venue_operator.telemetry import PROMETHEUS_QUERIES
@@ -117,11 +118,13 @@ class PrometheusReader:
         concurrency: int = 4,
         limits: Limits | None = None,
         clock: Callable[[], float] = time.monotonic,
+        auth: PrometheusAuth | None = None,
+        auth_url: str | None = None,
     ) -> None:
         self.limits = limits or Limits(timeout=timeout, concurrency=concurrency)
         self.timeout = self.limits.timeout
         self.queries = 0  # total queries sent, for metrics and benchmarks
-        self.endpoints = Endpoints(self.limits, clock)
+        self.endpoints = Endpoints(self.limits, clock, auth=auth, auth_url=auth_url)
 
     @property
     def longest_read(self) -> float:

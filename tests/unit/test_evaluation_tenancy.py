@@ -1,0 +1,89 @@
+"""What the evaluation sends and fetches for a tenant's spec (#12): overrides and matchLabels
+confined to the VenueService's namespace, refused URLs never fetched."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import pytest
+
+from venue_operator.evaluation import Context, evaluate, metrics_target
+from venue_operator.model import VenueServiceSpec, VenueServiceStatus
+from venue_operator.observations import MetricReadings, ProbeFailure, WorkloadState
+from venue_operator.observe.batcher import MetricsBatcher
+from venue_operator.observe.prometheus import PrometheusReader, Target
+from venue_operator.tenancy import Tenancy
+
+OWN_PROMETHEUS = "http://prometheus.monitoring.svc:9090"
+
+
+def spec(**prometheus: Any) -> VenueServiceSpec:
+    return VenueServiceSpec.model_validate({"deployment": {"name": "venue"},
+                                            "prometheus": prometheus})  # fmt: skip
+
+
+def test_an_override_written_for_another_namespace_is_sent_for_its_own() -> None:
+    query = 'sum(rate(http_requests_total{namespace="victim",service="venue"}[1m]))'
+    admitted = metrics_target(spec(queries={"errorRate": query}), "mine", "vs", OWN_PROMETHEUS)
+    sent = admitted.target.overrides["error_rate"]
+    assert 'namespace="mine"' in sent and "victim" not in sent
+    assert admitted.refused is None and not admitted.overrides_refused
+
+
+def test_selector_placeholder_and_defaults_carry_the_own_namespace() -> None:
+    admitted = metrics_target(spec(matchLabels={"service": "venue"},
+                                   queries={"p99Latency": "max(latency{$selector})"}),
+                              "mine", "vs", OWN_PROMETHEUS)  # fmt: skip
+    assert admitted.target.labels == {"service": "venue", "namespace": "mine"}
+    assert admitted.target.overrides["p99_latency"] == (
+        'max(latency{service="venue",namespace="mine"})'
+    )
+
+
+@pytest.mark.parametrize(
+    ("prometheus", "refused"),
+    [
+        ({"matchLabels": {"namespace": "victim"}}, "matchLabels.namespace refused"),
+        ({"url": "http://169.254.169.254:80"}, "spec.prometheus.url refused"),
+    ],
+)
+def test_a_refused_source_reads_nothing(prometheus: dict[str, Any], refused: str) -> None:
+    admitted = metrics_target(spec(**prometheus), "mine", "vs", OWN_PROMETHEUS)
+    assert admitted.refused is not None and refused in admitted.refused
+
+
+def test_an_unparsable_override_is_refused_for_that_metric_only() -> None:
+    admitted = metrics_target(spec(queries={"errorRate": "sum("}), "mine", "vs", OWN_PROMETHEUS)
+    assert "error_rate" not in admitted.target.overrides
+    assert "override errorRate refused" in admitted.overrides_refused["error_rate"]
+
+
+class NoMetrics(MetricsBatcher):
+    async def get(self, target: Target, max_age: float) -> MetricReadings:
+        raise AssertionError("a refused Prometheus URL was queried")
+
+
+async def test_refused_urls_fetch_nothing_and_say_why() -> None:
+    requests: list[str] = []
+
+    async def on_request(session: Any, context: Any, params: Any) -> None:
+        requests.append(str(params.url))
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_start.append(on_request)
+    hostile = VenueServiceSpec.model_validate({
+        "deployment": {"name": "venue"},
+        "service": {"url": "http://169.254.169.254/latest/meta-data"},
+        "prometheus": {"url": "http://attacker.example:9090"},
+    })  # fmt: skip
+    async with aiohttp.ClientSession(trace_configs=[trace]) as http:
+        ctx = Context(http, NoMetrics(PrometheusReader()), OWN_PROMETHEUS, tenancy=Tenancy())
+        outcome = await evaluate(ctx, "mine", "vs", hostile, VenueServiceStatus(),
+                                 WorkloadState(found=False), 1)  # fmt: skip
+    assert requests == []
+    assert outcome.observations.health.failure is ProbeFailure.NOT_ALLOWED
+    assert any("link-local" in r for r in outcome.refused)
+    assert any("spec.prometheus.url refused" in r for r in outcome.refused)
+    health = outcome.assessment.check("health")
+    assert str(health.level) == "unknown", "not probed is unknown, never down"
