@@ -118,6 +118,7 @@ class ServiceLoop:
                 await stopped.wait(max(0.1, self._interval() - (time.monotonic() - started)))
         finally:
             self.ports.forget_metrics(self.key)
+            telemetry.forget(self.namespace, self.name)
 
     async def step(self) -> None:
         """One cycle; never raises (the loop must outlive its own bugs)."""

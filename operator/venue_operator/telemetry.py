@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from prometheus_client import Counter, Gauge, Histogram, Info
 
 from venue_operator import __version__
@@ -46,3 +48,15 @@ PERMISSION_MISSING = Gauge(
 )
 
 LEVEL_VALUE = {"ok": 0, "warning": 1, "critical": 2, "unknown": -1}
+
+
+def forget(namespace: str, name: str) -> None:
+    """Drop a deleted VenueService's series: thousands of services come and go over a
+    process's life, and their last values must not be scraped (or kept) forever."""
+    for metric in (EVALUATIONS, ERRORS):
+        with contextlib.suppress(KeyError):
+            metric.remove(namespace, name)
+    for labels in list(CHECK_LEVEL._metrics):
+        if labels[:2] == (namespace, name):
+            with contextlib.suppress(KeyError):
+                CHECK_LEVEL.remove(*labels)
