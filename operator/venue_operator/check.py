@@ -18,6 +18,7 @@ from venue_operator.observations import WorkloadState
 from venue_operator.observe import cluster
 from venue_operator.observe.batcher import MetricsBatcher
 from venue_operator.observe.bounded_session import PrometheusAuth
+from venue_operator.observe.endpoints import Limits
 from venue_operator.observe.health import probe_session
 from venue_operator.observe.prometheus import PrometheusReader
 from venue_operator.record import describe
@@ -62,7 +63,7 @@ def _table(rows: list[list[str]]) -> str:
 
 async def run_check(
     namespace: str, name: str, prometheus_url: str | None, tenancy: Tenancy | None = None,
-    auth: PrometheusAuth | None = None,
+    auth: PrometheusAuth | None = None, limits: Limits | None = None,
 ) -> int:  # fmt: skip
     api = await kube.connect()
     try:
@@ -74,7 +75,9 @@ async def run_check(
     async with probe_session() as http:
         ctx = Context(
             http=http,
-            metrics=MetricsBatcher(PrometheusReader(auth=auth, auth_url=prometheus_url)),
+            metrics=MetricsBatcher(
+                PrometheusReader(limits=limits, auth=auth, auth_url=prometheus_url)
+            ),
             default_prometheus_url=prometheus_url,
             tenancy=dataclasses.replace(tenancy or Tenancy(), api_server=api.configuration.host),
         )
@@ -86,8 +89,8 @@ async def run_check(
     for c in a.checks:
         unit = "" if c.unit is None else (c.unit if c.unit in ("%", "ms") else f" {c.unit}")
         value = "" if c.value is None else f"{c.value:g}{unit}"
-        limits = [_num(c.warning), _num(c.critical)]
-        rows.append([c.name, str(c.observed), str(c.level), value, *limits, c.section])
+        thresholds = [_num(c.warning), _num(c.critical)]
+        rows.append([c.name, str(c.observed), str(c.level), value, *thresholds, c.section])
     print(
         f"{namespace}/{name}: {a.health} ({a.severity}), metrics available: {a.metrics_available}"
     )

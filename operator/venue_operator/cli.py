@@ -12,6 +12,7 @@ from pathlib import Path
 from venue_operator import logs
 from venue_operator.crd import CRD_PATH, render_crd
 from venue_operator.observe.bounded_session import PrometheusAuth
+from venue_operator.observe.endpoints import Limits
 from venue_operator.settings import Settings
 from venue_operator.tenancy import Caps, Tenancy
 
@@ -42,8 +43,30 @@ def settings_from(args: argparse.Namespace) -> Settings:
         peering_lifetime=args.peering_lifetime,
         verbose=args.verbose,
         prometheus_auth=prometheus_auth_from(args),
+        prometheus_limits=prometheus_limits_from(args),
         tenancy=tenancy_from(args),
     )
+
+
+def prometheus_limits_from(args: argparse.Namespace) -> Limits:
+    return Limits(timeout=args.prometheus_timeout, concurrency=args.prometheus_concurrency,
+                  max_bytes=args.prometheus_max_body_bytes)  # fmt: skip
+
+
+def _prometheus_limit_flags(parser: argparse.ArgumentParser) -> None:
+    defaults = Limits()
+    group = parser.add_argument_group(
+        "Prometheus limits", "bounds of every query, per Prometheus URL (one slow, hung or "
+        "huge-bodied Prometheus delays only the VenueServices that use it)",
+    )  # fmt: skip
+    group.add_argument("--prometheus-timeout", type=float, default=defaults.timeout,
+                       metavar="SECONDS", help="total deadline of one query: connect, "
+                       "read and body (default %(default)s)")  # fmt: skip
+    group.add_argument("--prometheus-concurrency", type=int, default=defaults.concurrency,
+                       metavar="N", help="queries in flight per URL (%(default)s)")  # fmt: skip
+    group.add_argument("--prometheus-max-body-bytes", type=int, default=defaults.max_bytes,
+                       metavar="BYTES", help="largest answer read; beyond it the reading is "
+                       "unknown, never read further (default %(default)s)")  # fmt: skip
 
 
 def prometheus_auth_from(args: argparse.Namespace) -> PrometheusAuth | None:
@@ -170,8 +193,10 @@ def _check(args: argparse.Namespace) -> int:
     from venue_operator.check import run_check
 
     tenancy = tenancy_from(args)  # the run flags' boundaries: what the operator would fetch
-    auth = prometheus_auth_from(args)
-    return asyncio.run(run_check(args.namespace, args.name, args.prometheus_url, tenancy, auth))
+    auth, limits = prometheus_auth_from(args), prometheus_limits_from(args)
+    return asyncio.run(
+        run_check(args.namespace, args.name, args.prometheus_url, tenancy, auth, limits)
+    )
 
 
 def _uninstall(args: argparse.Namespace) -> int:
@@ -211,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     run.add_argument("--verbose", action="store_true")
     _prometheus_auth_flags(run)
+    _prometheus_limit_flags(run)
     _tenancy_flags(run)
     run.set_defaults(func=_run)
 
@@ -219,6 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--namespace", "-n", default="default")
     check.add_argument("--prometheus-url")
     _prometheus_auth_flags(check)
+    _prometheus_limit_flags(check)
     _tenancy_flags(check)
     check.set_defaults(func=_check)
 

@@ -92,7 +92,11 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.ctx = Context(
         http=memo.probes,
         metrics=MetricsBatcher(
-            PrometheusReader(auth=ours.prometheus_auth, auth_url=ours.prometheus_url)
+            PrometheusReader(
+                limits=ours.prometheus_limits,
+                auth=ours.prometheus_auth,
+                auth_url=ours.prometheus_url,
+            )
         ),
         default_prometheus_url=ours.prometheus_url,
         metrics_max_age=ours.metrics_max_age,

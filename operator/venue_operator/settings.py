@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from venue_operator.observe.bounded_session import PrometheusAuth
+from venue_operator.observe.endpoints import Limits
 from venue_operator.tenancy import Tenancy
 
 
@@ -47,6 +48,9 @@ class Settings:
 
     prometheus_auth: PrometheusAuth | None = None
     """Credentials for --prometheus-url only (files of a Secret mounted in the pod)."""
+
+    prometheus_limits: Limits = field(default_factory=Limits)
+    """Bounds of every Prometheus query, per URL: total deadline, queries in flight, body."""
 
     tenancy: Tenancy = field(default_factory=Tenancy)
     """Tenant boundaries: allowed URLs, caps that clamp specs, namespaces it may act in."""

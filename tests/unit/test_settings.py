@@ -9,6 +9,7 @@ import pytest
 
 from venue_operator.cli import build_parser, settings_from
 from venue_operator.observe.bounded_session import PrometheusAuth
+from venue_operator.observe.endpoints import Limits
 from venue_operator.settings import Settings
 from venue_operator.tenancy import Caps, Tenancy
 
@@ -95,3 +96,12 @@ def test_prometheus_credentials_are_files() -> None:
     assert found.prometheus_auth == PrometheusAuth(
         bearer_token_file="/var/run/prometheus/token", ca_file="/var/run/prometheus/ca.crt"
     )
+
+
+def test_prometheus_limits_are_flags() -> None:
+    """#12: the body cap (and deadline, concurrency) are the cluster admin's to set."""
+    assert settings().prometheus_limits == Limits()
+    found = settings("--prometheus-timeout=5", "--prometheus-concurrency=2",
+                     "--prometheus-max-body-bytes=1048576")  # fmt: skip
+    limits = found.prometheus_limits
+    assert (limits.timeout, limits.concurrency, limits.max_bytes) == (5.0, 2, 1048576)
