@@ -1,0 +1,41 @@
+"""The hostile-tenant acceptance test of #12, on the real lab: 20 healthy VenueServices (one
+simulator process) and one hostile VenueService at a time. For each hostile input: the hostile
+one gets a clear condition or Event; every other one keeps being evaluated at least 0.95
+times per interval and stays Healthy with no action; the operator's RSS stays under the
+manifest's memory limit; no hostile body, secret or other namespace's value shows in any
+status, Event or log line.
+
+The Prometheus URLs it names are loopback servers, allowed with `--allow-prometheus-url`: the
+session operator does not allow them, so the module runs an operator of its own over the
+`h-*` namespaces. The cases and their setup live in `venue_lab.hostile` (`bench/isolation.py`
+prints the same measurements as a table).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from venue_lab.hostile import CASES, Setup, arena, memory_limit_mb, try_case
+from venue_lab.session import Lab
+from venue_lab.simulator.process import SimulatorProcess
+
+
+@pytest.fixture(scope="module")
+def setup(the_lab: Lab, simulator: SimulatorProcess) -> Iterator[Setup]:
+    with arena(the_lab, simulator, count=20) as ready:
+        yield ready
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_one_hostile_venue_service_costs_the_others_nothing(setup: Setup, case: str) -> None:
+    observed = try_case(setup, case)
+    print(f"{case}: {observed}")
+    assert observed.per_interval_min >= 0.95, observed
+    assert observed.per_interval_mean >= 0.95, observed
+    assert not observed.unhealthy, f"the others changed beside {case}: {observed.unhealthy}"
+    limit = memory_limit_mb()
+    assert observed.rss_peak_mb < limit, f"RSS {observed.rss_peak_mb:.0f} MB >= {limit} MiB"
+    assert not observed.leaks, observed.leaks
+    assert "Traceback" not in setup.operator.log(100_000)
