@@ -11,7 +11,6 @@ import os
 import secrets
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 import httpx
 import structlog
 
-from venue_lab.processes import LabError, Lifecycle, Managed, free_port, wait_until
+from venue_lab.processes import LabError, Lifecycle, Managed, built, free_port, wait_until
 
 log = structlog.get_logger(__name__)
 
@@ -45,15 +44,7 @@ SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
 
 def ensure_binaries() -> Path:
     """Build (first time, with progress on stderr) or reuse the cached control plane."""
-    override = os.environ.get("VENUE_CLUSTER_BIN")
-    if override:
-        return Path(override)
-    result = subprocess.run(
-        ["bash", str(BUILD_SCRIPT)], stdout=subprocess.PIPE, stderr=sys.stderr, text=True
-    )
-    if result.returncode != 0:
-        raise LabError(f"control-plane build failed (exit {result.returncode}); see output above")
-    return Path(result.stdout.strip().splitlines()[-1])
+    return built(BUILD_SCRIPT, "control-plane", "VENUE_CLUSTER_BIN")
 
 
 def _openssl(*args: str, cwd: Path) -> None:

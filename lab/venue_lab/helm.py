@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from functools import cache
 from pathlib import Path
 
 from venue_lab.cluster import REPO_ROOT, LocalCluster
-from venue_lab.processes import LabError
+from venue_lab.processes import LabError, built
 
 BUILD_SCRIPT = REPO_ROOT / "tools" / "helm" / "build.sh"
 
@@ -18,15 +17,9 @@ BUILD_SCRIPT = REPO_ROOT / "tools" / "helm" / "build.sh"
 @cache
 def ensure_helm() -> Path:
     """The helm binary: built the first time (a minute or two), then reused at once."""
-    override = os.environ.get("VENUE_HELM")
-    if override:
-        return Path(override)
-    result = subprocess.run(
-        ["bash", str(BUILD_SCRIPT)], stdout=subprocess.PIPE, stderr=sys.stderr, text=True
-    )
-    if result.returncode != 0:
-        raise LabError(f"helm build failed (exit {result.returncode}); see output above")
-    return Path(result.stdout.strip().splitlines()[-1]) / "helm"
+    if os.environ.get("VENUE_HELM"):  # names the binary itself
+        return Path(os.environ["VENUE_HELM"])
+    return built(BUILD_SCRIPT, "helm") / "helm"
 
 
 def helm(

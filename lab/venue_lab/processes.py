@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -146,3 +147,16 @@ class Managed:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(proc.pid, signal.SIGKILL)
             proc.wait(timeout=grace)
+
+
+def built(script: Path, what: str, override: str | None = None) -> Path:
+    """The output directory of a build script under tools/ (it builds the first time, with
+    progress on stderr, then answers from the cache; its last stdout line is the directory).
+    The environment variable `override` names a prebuilt directory instead."""
+    if override and os.environ.get(override):
+        return Path(os.environ[override])
+    result = subprocess.run(["bash", str(script)], stdout=subprocess.PIPE, stderr=sys.stderr,
+                            text=True)  # fmt: skip
+    if result.returncode != 0:
+        raise LabError(f"{what} build failed (exit {result.returncode}); see output above")
+    return Path(result.stdout.strip().splitlines()[-1])

@@ -37,6 +37,7 @@ from venue_operator.model import (
     Level,
     Mode,
     RemediationPolicy,
+    Severity,
     VenueServiceStatus,
 )
 from venue_operator.observations import Revision, WorkloadState
@@ -59,7 +60,6 @@ class Action(StrEnum):
 # Actions that write a workload: they are verified, cooled down and budgeted.
 WORKLOAD_ACTIONS = {Action.ROLL_BACK, Action.SCALE_UP, Action.RUN_MIGRATION}
 PROTECTIVE_ACTIONS = {Action.OPEN_CIRCUIT, Action.CLOSE_CIRCUIT}
-_SEVERITY_RANK = {"P1": 1, "P2": 2, "P3": 3, "P4": 4, "None": 5}
 
 
 @dataclass(frozen=True)
@@ -263,7 +263,8 @@ def _guard(
 
 
 def _worse(now: str, then: str | None) -> bool:
-    return then is not None and _SEVERITY_RANK.get(now, 5) < _SEVERITY_RANK.get(then, 5)
+    known = {s.value for s in Severity}
+    return then in known and now in known and Severity(now).rank < Severity(then or "").rank
 
 
 def _held_to_escalation(decision: Decision, a: Assessment, status: VenueServiceStatus) -> Decision:

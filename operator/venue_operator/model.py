@@ -342,6 +342,11 @@ class Severity(StrEnum):
     P4 = "P4"
     NONE = "None"
 
+    @property
+    def rank(self) -> int:
+        """0 for P1 (the worst) up to 4 for None: a smaller rank is a worse severity."""
+        return list(Severity).index(self)
+
 
 class CheckStatus(Model):
     """One check after hysteresis: `level` is confirmed, `observed` is this cycle's raw level."""

@@ -164,16 +164,13 @@ def track_incident(previous: Incident | None, a: Assessment, now: datetime) -> I
     last_severity = previous.timeline[-1].severity if previous.timeline else None
     if degraded and a.severity != last_severity:
         entry = IncidentEntry(at=now, severity=a.severity, message=_summary(a))
-        worst = min(previous.severity, a.severity, key=_SEVERITY_ORDER.index)
+        worst = min(previous.severity, a.severity, key=lambda s: s.rank)
         return add_timeline(previous, entry).model_copy(update={"severity": worst})
     return previous
 
 
 def add_timeline(incident: Incident, entry: IncidentEntry) -> Incident:
     return incident.model_copy(update={"timeline": [*incident.timeline, entry][-100:]})
-
-
-_SEVERITY_ORDER = [Severity.P1, Severity.P2, Severity.P3, Severity.P4, Severity.NONE]
 
 
 def _summary(a: Assessment) -> str:

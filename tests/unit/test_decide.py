@@ -325,3 +325,31 @@ def test_a_rollback_of_ours_is_not_a_rollout_to_blame() -> None:
     facts = rollout_facts(workload, with_history(ours))
     assert facts.started_at is None
     assert rollout_facts(workload, KNOWN).started_at == NOW - timedelta(minutes=3)
+
+
+@pytest.mark.parametrize(
+    ("taken_at", "now_obs", "escalates"),
+    [
+        ("P2", SLOW, False),  # same severity as when it scaled: the cooldown only waits
+        ("P2", {"health": ProbeResult(ProbeFailure.CONNECTION_REFUSED), **SLOW}, True),  # P1
+        (None, {"health": ProbeResult(ProbeFailure.CONNECTION_REFUSED), **SLOW}, False),
+    ],
+)
+def test_a_cooldown_under_a_worsening_incident_escalates_once(
+    taken_at: str | None, now_obs: dict[str, Any], escalates: bool
+) -> None:
+    """#10: the cooldown holds a second scale-up; worse than when the first was taken, a
+    human is told (once per severity), otherwise the cooldown just waits."""
+    scaled = record(Action.SCALE_UP, 1)
+    if taken_at:
+        scaled = scaled.model_copy(update={"inputs": {"severity": taken_at}})
+    verified = policy(verify_window="30s")  # verified, still bad: the 5 min cooldown holds
+    decision = decide(assessed(**now_obs), OLD_ROLLOUT, with_history(scaled), verified, NOW)
+    if not escalates:
+        assert decision.suppressed_by == "cooldown", decision.reason
+        return
+    assert decision.action is Action.ESCALATE and decision.key == "cooldown:ScaleUp:P1"
+    said = with_history(scaled, incident=INCIDENT.model_copy(
+        update={"escalations": [decision.key]}))  # fmt: skip
+    again = decide(assessed(**now_obs), OLD_ROLLOUT, said, verified, NOW)
+    assert again.suppressed_by == "cooldown"  # said once; the cooldown holds quietly
