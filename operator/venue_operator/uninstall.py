@@ -18,6 +18,7 @@ from venue_operator.model import GROUP, PLURAL, VERSION
 
 FINALIZER = "kopf.zalando.org/KopfFinalizerMarker"  # Kopf's default, which handlers keep
 ANNOTATION_PREFIX = "venue.ops.tickettoken.io/"  # Kopf's progress, in handlers.configure
+MAX_ATTEMPTS = 5
 
 
 def release(item: dict[str, Any]) -> list[dict[str, Any]] | None:
@@ -37,26 +38,48 @@ def release(item: dict[str, Any]) -> list[dict[str, Any]] | None:
     return ops
 
 
+async def _release_one(objects: client.CustomObjectsApi, item: dict[str, Any]) -> bool:
+    """Release one VenueService, re-reading it when it changed in between (its status is
+    still being written while others' operators run); False if it had nothing of ours."""
+    meta = item["metadata"]
+    for _ in range(MAX_ATTEMPTS):
+        ops = release(item)
+        if ops is None:
+            return False
+        try:
+            await objects.patch_namespaced_custom_object(
+                GROUP, VERSION, meta["namespace"], PLURAL, meta["name"], ops,
+                _content_type=kube.JSON_PATCH,
+            )  # fmt: skip
+            return True
+        except client.ApiException as exc:
+            if exc.status not in kube.CONFLICT_STATUSES:
+                raise
+        item = cast(dict[str, Any], await objects.get_namespaced_custom_object(
+            GROUP, VERSION, meta["namespace"], PLURAL, meta["name"]))  # fmt: skip
+    raise RuntimeError(f"{meta['namespace']}/{meta['name']} kept changing")
+
+
 async def run_uninstall() -> int:
     api = await kube.connect()
     objects = client.CustomObjectsApi(api)
+    failed = 0
     try:
         listed = cast(
             dict[str, Any], await objects.list_cluster_custom_object(GROUP, VERSION, PLURAL)
         )
         released = 0
         for item in listed.get("items", []):
-            ops = release(item)
-            if ops is None:
-                continue
-            meta = item["metadata"]
-            await objects.patch_namespaced_custom_object(
-                GROUP, VERSION, meta["namespace"], PLURAL, meta["name"], ops,
-                _content_type=kube.JSON_PATCH,
-            )  # fmt: skip
-            released += 1
-            print(f"released {meta['namespace']}/{meta['name']}")
-        print(f"{released} VenueService(s) released; the CRD can be deleted now")
+            where = f"{item['metadata']['namespace']}/{item['metadata']['name']}"
+            try:
+                if await _release_one(objects, item):
+                    released += 1
+                    print(f"released {where}")
+            except (client.ApiException, RuntimeError) as exc:  # one stuck, go on with the rest
+                failed += 1
+                print(f"not released {where}: {getattr(exc, 'status', '')} {exc}"[:300])
+        print(f"{released} VenueService(s) released, {failed} not; "
+              + ("the CRD can be deleted now" if not failed else "run again"))  # fmt: skip
     finally:
         await api.close()
-    return 0
+    return 1 if failed else 0
