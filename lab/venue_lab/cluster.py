@@ -37,6 +37,8 @@ CONTROLLERS = (
     "ttl-after-finished-controller",
     "root-ca-certificate-publisher-controller",
     "clusterrole-aggregation-controller",  # manifests/user-roles.yaml into view/edit/admin
+    # enforces an HPA's minReplicas even without a metrics API (tests/e2e/test_coexistence.py)
+    "horizontal-pod-autoscaler-controller",
 )
 FAKE_NODE = "kwok-node-0"
 SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
@@ -172,6 +174,8 @@ class LocalCluster(Lifecycle):
                 f"--root-ca-file={pki / 'ca.crt'}", "-v=1",
                 # 20 QPS (the default) makes 1,000 Deployments take minutes to become Available
                 "--kube-api-qps=200", "--kube-api-burst=400",
+                # 15 s by default: a raised minReplicas should scale within a lab test's cycle
+                "--horizontal-pod-autoscaler-sync-period=1s",
             ]  # fmt: skip
         if name == "kube-scheduler":
             return [

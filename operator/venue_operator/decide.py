@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from venue_operator import keys
+from venue_operator import capacity, keys
 from venue_operator.assess import (
     DB_FAILURES,
     DB_OPERATIONS,
@@ -37,10 +37,11 @@ from venue_operator.model import (
     Level,
     Mode,
     RemediationPolicy,
+    ScaledKind,
     Severity,
     VenueServiceStatus,
 )
-from venue_operator.observations import Revision, WorkloadState
+from venue_operator.observations import Revision, Scaler, WorkloadState
 from venue_operator.wording import above, fmt
 
 ROLLBACK_SECTION = "Rollback Procedure"
@@ -55,10 +56,12 @@ class Action(StrEnum):
     CLOSE_CIRCUIT = "CloseCircuit"
     ESCALATE = "Escalate"
     DIAGNOSE_RATE_LIMIT = "DiagnoseRateLimit"
+    SCALE_BACK = "ScaleBack"  # give back capacity lent in an incident (capacity.py)
+    ABANDON_RESTORE = "AbandonRestore"  # somebody else owns the lent field now
 
 
 # Actions that write a workload: they are verified, cooled down and budgeted.
-WORKLOAD_ACTIONS = {Action.ROLL_BACK, Action.SCALE_UP, Action.RUN_MIGRATION}
+WORKLOAD_ACTIONS = {Action.ROLL_BACK, Action.SCALE_UP, Action.RUN_MIGRATION, Action.SCALE_BACK}
 PROTECTIVE_ACTIONS = {Action.OPEN_CIRCUIT, Action.CLOSE_CIRCUIT}
 
 
@@ -74,6 +77,9 @@ class RolloutFacts:
     # still exists: a rollout replaced them even if revisionHistoryLimit cleaned them up.
     earlier_known_good: tuple[str, ...] = ()
     revision_history_limit: int | None = None
+    deployment: str = ""
+    scaler: Scaler | None = None  # an HPA (or KEDA) owns the replica count
+    scaler_unreadable: str | None = None
 
 
 @dataclass(frozen=True)
@@ -117,6 +123,9 @@ def rollout_facts(workload: WorkloadState, status: VenueServiceStatus) -> Rollou
             h for h in status.healthy_templates if h != workload.template_hash
         ),
         revision_history_limit=workload.revision_history_limit,
+        deployment=workload.name,
+        scaler=workload.scaler,
+        scaler_unreadable=workload.scaler_unreadable,
     )
 
 
@@ -422,7 +431,7 @@ def _rules(
     capacity = [n for n in service_critical
                 if n in ("p99_latency", "pool_utilisation", "pool_pending", "memory")]  # fmt: skip
     if capacity:
-        return _scale_up(a, rollout, status, policy, capacity)
+        return _scale_up(a, rollout, status, policy, capacity, now)
     return _escalate(f"{_describe(a, service_critical)} with no rollout, capacity or dependency "
                      "cause the runbook automates", P1_SECTION, status, "no-cause")  # fmt: skip
 
@@ -466,21 +475,56 @@ def _scale_up(
     rollout: RolloutFacts,
     status: VenueServiceStatus,
     policy: RemediationPolicy,
-    capacity: list[str],
+    saturated: list[str],
+    now: datetime,
 ) -> Decision:
-    why = _describe(a, capacity)
+    why = _describe(a, saturated)
     scale = policy.scale
     if not scale.enabled:
         return _escalate(f"{why}; automatic scaling disabled", HIGH_LATENCY, status,
                          "scale-disabled")  # fmt: skip
-    if rollout.replicas >= scale.max_replicas:
-        return _escalate(f"{why}; already at maxReplicas {scale.max_replicas}", HIGH_LATENCY,
-                         status, "max-replicas")  # fmt: skip
-    target = min(scale.max_replicas, max(rollout.replicas + scale.step, scale.min_replicas))
+    if rollout.scaler_unreadable:
+        return _escalate(f"{why}; not scaling: {rollout.scaler_unreadable}", HIGH_LATENCY,
+                         status, "scaler-unreadable")  # fmt: skip
+    target = capacity.scale_target(rollout.deployment, rollout.replicas, rollout.scaler, scale)
+    if target.current is None:
+        return _escalate(f"{why}; not scaling: {target.describe()} could not be read",
+                         HIGH_LATENCY, status, "scaler-unreadable")  # fmt: skip
+    to = capacity.next_size(target, rollout.replicas, scale)
+    if to is None:
+        return _escalate(f"{why}; already at {target.bound_by}", HIGH_LATENCY, status,
+                         "max-replicas")  # fmt: skip
+    what = "" if target.kind is ScaledKind.DEPLOYMENT else f" {target.describe()}"
+    loan = capacity.lend(status.capacity, target.kind, target.name, target.current, now)
     return Decision(
-        Action.SCALE_UP, f"{why}: scale {rollout.replicas} -> {target}", HIGH_LATENCY,
-        {"fromReplicas": str(rollout.replicas), "toReplicas": str(target)},
+        Action.SCALE_UP, f"{why}: scale{what} {target.current} -> {to}", HIGH_LATENCY,
+        {"fromReplicas": str(target.current), "toReplicas": str(to),
+         "scaleKind": target.kind.value, "scaleName": target.name,
+         "originalReplicas": str(loan.original)},
     )  # fmt: skip
+
+
+def _restore(
+    a: Assessment, rollout: RolloutFacts, status: VenueServiceStatus,
+    policy: RemediationPolicy, now: datetime,
+) -> Decision | None:  # fmt: skip
+    """Give lent capacity back (capacity.restore), or record that it is somebody else's."""
+    loan = status.capacity
+    if loan is None:
+        return None
+    value = capacity.loan_value(loan, rollout.replicas, rollout.scaler)
+    last = _last(status.history, {Action.SCALE_BACK})
+    step = capacity.restore(loan, value, a.health, status.incident, last.at if last else None,
+                            policy, now)  # fmt: skip
+    if step is None:
+        return None
+    params = {"scaleKind": loan.kind.value, "scaleName": loan.name,
+              "fromReplicas": str(value[0] if value[0] is not None else loan.written),
+              "originalReplicas": str(loan.original)}  # fmt: skip
+    if step.abandon:
+        return Decision(Action.ABANDON_RESTORE, step.reason, HIGH_LATENCY, params)
+    return Decision(Action.SCALE_BACK, step.reason, HIGH_LATENCY,
+                    {**params, "toReplicas": str(step.to_value)})  # fmt: skip
 
 
 def _diagnose_rate_limit(a: Assessment, status: VenueServiceStatus) -> Decision:
@@ -512,5 +556,11 @@ def decide(
         return _none(f"paused by annotation {keys.PAUSED}", held="paused")
     if a.health is Health.UNKNOWN:
         return _none("health unknown: no action on missing data")
-    guarded = _guard(_rules(a, rollout, status, policy, now), status, policy, now)
+    restoring = _restore(a, rollout, status, policy, now)
+    if restoring is not None and restoring.action is Action.ABANDON_RESTORE:
+        return restoring  # only a record: nothing is written, nothing to guard
+    decision = _rules(a, rollout, status, policy, now)
+    if decision.action is None and restoring is not None:
+        decision = restoring
+    guarded = _guard(decision, status, policy, now)
     return _held_to_escalation(guarded, a, status)

@@ -59,3 +59,23 @@ Duration = Annotated[
         }
     ),
 ]
+
+
+# A duration where 0 means "never" (e.g. remediation.scale.restoreAfter).
+DurationOrZero = Annotated[
+    timedelta,
+    BeforeValidator(_coerce),
+    PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": PATTERN,
+            "x-kubernetes-validations": [
+                {
+                    "rule": "duration(self) >= duration('0s')",
+                    "message": "must be a duration such as 0s, 30s, 5m or 1h",
+                }
+            ],
+        }
+    ),
+]

@@ -24,7 +24,7 @@ from venue_operator.evaluation import Context, evaluate
 from venue_operator.events import KubeEvents
 from venue_operator.model import GROUP, PLURAL, VERSION
 from venue_operator.notify import Notifier
-from venue_operator.observe import cluster
+from venue_operator.observe import cluster, scalers
 from venue_operator.observe.batcher import MetricsBatcher
 from venue_operator.observe.health import probe_session
 from venue_operator.observe.prometheus import PrometheusReader
@@ -148,6 +148,11 @@ async def jobs(namespace: str | None, body: kopf.Body, **_: Any) -> Any:
     return {(namespace, summary["cronjob"]): summary} if summary["cronjob"] else None
 
 
+async def horizontalpodautoscalers(namespace: str | None, body: kopf.Body, **_: Any) -> Any:
+    summary = scalers.hpa_summary(body)
+    return {(namespace, summary["deployment"]): summary} if summary else None
+
+
 async def venueservices(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
     """Who claims which Deployment: the first VenueService naming one owns it."""
     deployment = ((body.get("spec") or {}).get("deployment") or {}).get("name")
@@ -161,6 +166,7 @@ INDEXES: dict[str, tuple[str, Callable[..., Any]]] = {
     "replicasets": ("v1", replicasets),
     "pods": ("v1", pods),
     "jobs": ("v1", jobs),
+    "horizontalpodautoscalers": ("v2", horizontalpodautoscalers),
     "venueservices": (VERSION, venueservices),
 }
 
@@ -188,5 +194,6 @@ async def watch_venue_service(
         forget_metrics=memo.ctx.metrics.forget,
         missing_permissions=memo.missing_permissions,
         tenancy=memo.ctx.tenancy,
+        read_scaler=functools.partial(scalers.with_scaled_object, memo.api),
     )
     await ServiceLoop(ns, name, body, indexes, ports).run(stopped)

@@ -32,3 +32,6 @@ ROLLED_BACK_TO = "ops.tickettoken.io/rolled-back-to"
 CIRCUIT_SET_BY = "ops.tickettoken.io/circuit-set-by"
 CIRCUIT_SET_AT = "ops.tickettoken.io/circuit-set-at"
 CIRCUIT_REASON = "ops.tickettoken.io/circuit-reason"
+# On a Deployment, HPA or ScaledObject we scaled up: the value of the field before our
+# first scale-up (replicas, minReplicas, minReplicaCount), removed when it is given back.
+SCALED_FROM = "ops.tickettoken.io/scaled-from"

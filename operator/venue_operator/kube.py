@@ -70,6 +70,41 @@ async def list_replicasets(api: client.ApiClient, namespace: str) -> list[dict[s
     return cast(list[dict[str, Any]], as_dict(api, result)["items"])
 
 
+KEDA = ("keda.sh", "v1alpha1", "scaledobjects")  # group, version, plural
+
+
+async def get_hpa(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
+    hpa = await client.AutoscalingV2Api(api).read_namespaced_horizontal_pod_autoscaler(
+        name, namespace
+    )
+    return as_dict(api, hpa)
+
+
+async def patch_hpa(
+    api: client.ApiClient, namespace: str, name: str, ops: list[dict[str, Any]]
+) -> None:
+    await client.AutoscalingV2Api(api).patch_namespaced_horizontal_pod_autoscaler(
+        name, namespace, ops, _content_type=JSON_PATCH
+    )
+
+
+async def get_scaled_object(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
+    group, version, plural = KEDA
+    found = await client.CustomObjectsApi(api).get_namespaced_custom_object(
+        group, version, namespace, plural, name
+    )
+    return cast(dict[str, Any], found)
+
+
+async def patch_scaled_object(
+    api: client.ApiClient, namespace: str, name: str, ops: list[dict[str, Any]]
+) -> None:
+    group, version, plural = KEDA
+    await client.CustomObjectsApi(api).patch_namespaced_custom_object(
+        group, version, namespace, plural, name, ops, _content_type=JSON_PATCH
+    )
+
+
 def resource_version_test(obj: dict[str, Any]) -> dict[str, Any]:
     return {
         "op": "test",

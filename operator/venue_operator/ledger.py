@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from venue_operator import capacity
 from venue_operator.decide import Action, Decision
 from venue_operator.model import (
     HISTORY_LIMIT,
@@ -17,6 +18,7 @@ from venue_operator.model import (
     ActionResult,
     Incident,
     IncidentEntry,
+    ScaledKind,
     Severity,
     VenueServiceStatus,
 )
@@ -64,6 +66,12 @@ def begin(status: VenueServiceStatus, rec: ActionRecord) -> VenueServiceStatus:
     if bad and bad not in status.rolled_back_templates:
         kept = [*status.rolled_back_templates, bad][-HISTORY_LIMIT:]
         status = status.model_copy(update={"rolled_back_templates": kept})
+    if rec.action == Action.SCALE_UP and "scaleKind" in rec.inputs:
+        # The original size is in status before the write: a crash cannot lose it.
+        kind, name = ScaledKind(rec.inputs["scaleKind"]), rec.inputs["scaleName"]
+        start = int(rec.inputs["fromReplicas"])
+        loan = capacity.lend(status.capacity, kind, name, start, rec.at)
+        status = status.model_copy(update={"capacity": loan})
     return status
 
 
@@ -80,7 +88,18 @@ def finish(
         Action.CLOSE_CIRCUIT,
     ):
         status = status.model_copy(update={"circuit_open": rec.action == Action.OPEN_CIRCUIT})
+    lent = rec.action in (Action.SCALE_UP, Action.SCALE_BACK) and "scaleKind" in rec.inputs
+    if result is ActionResult.SUCCEEDED and lent:
+        loan = capacity.after_write(status.capacity, ScaledKind(rec.inputs["scaleKind"]),
+                                    rec.inputs["scaleName"], int(rec.inputs["toReplicas"]),
+                                    rec.at)  # fmt: skip
+        status = status.model_copy(update={"capacity": loan})
     return status
+
+
+def abandon_restore(status: VenueServiceStatus) -> VenueServiceStatus:
+    """Somebody else wrote the lent field: it is theirs now, nothing is given back."""
+    return status.model_copy(update={"capacity": None})
 
 
 def already_suppressed(status: VenueServiceStatus, decision: Decision) -> bool:

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
-from venue_operator.durations import Duration
+from venue_operator.durations import Duration, DurationOrZero
 
 GROUP = "ops.tickettoken.io"
 VERSION = "v1alpha1"
@@ -240,6 +240,13 @@ class ScalePolicy(Model):
     min_replicas: int = Field(default=2, ge=1, le=1000)
     max_replicas: int = Field(default=10, ge=1, le=1000)
     step: int = Field(default=1, ge=1, le=100)
+    restore_after: DurationOrZero = Field(
+        default=timedelta(minutes=30),
+        description=(
+            "Give capacity added in an incident back once the service has been healthy this "
+            "long after it (step by step, each step verified); 0s: never."
+        ),
+    )
 
     @model_validator(mode="after")
     def _min_below_max(self) -> ScalePolicy:
@@ -448,6 +455,27 @@ class RolloutRecord(Model):
     )
 
 
+class ScaledKind(StrEnum):
+    """What a scale-up writes: the Deployment, or whoever owns its replica count."""
+
+    DEPLOYMENT = "Deployment"
+    HPA = "HorizontalPodAutoscaler"
+    SCALED_OBJECT = "ScaledObject"
+
+
+class CapacityLoan(Model):
+    """Capacity added in an incident, to give back after it (scale.restoreAfter): which
+    field of which object, its value before the first scale-up, and the value we last wrote
+    (anything else found there later means somebody else owns it now)."""
+
+    kind: ScaledKind
+    name: str
+    field: str = Field(description="spec.replicas, spec.minReplicas or spec.minReplicaCount.")
+    original: int = Field(ge=0)
+    written: int = Field(ge=0)
+    at: datetime = Field(description="When the field was last written by the operator.")
+
+
 class EvaluationError(Model):
     at: datetime
     reason: str
@@ -470,6 +498,9 @@ class VenueServiceStatus(Model):
     healthy_templates: list[str] = Field(default_factory=list, max_length=HISTORY_LIMIT)
     rolled_back_templates: list[str] = Field(default_factory=list, max_length=HISTORY_LIMIT)
     circuit_open: bool = False
+    capacity: CapacityLoan | None = Field(
+        default=None, description="Capacity added by scale-ups, not given back yet."
+    )
     last_error: EvaluationError | None = Field(
         default=None, description="The last evaluation that failed; cleared by the next success."
     )

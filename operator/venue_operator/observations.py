@@ -86,10 +86,25 @@ class Revision:
 
 
 @dataclass(frozen=True)
+class Scaler:
+    """An autoscaling/v2 HorizontalPodAutoscaler whose scaleTargetRef is the Deployment, and
+    the KEDA ScaledObject that owns it, if one does (KEDA would reset the HPA)."""
+
+    hpa: str
+    min_replicas: int
+    max_replicas: int
+    scaled_object: str | None = None
+    # The ScaledObject's own counts, read when one owns the HPA (None: not read).
+    scaled_object_min: int | None = None
+    scaled_object_max: int | None = None
+
+
+@dataclass(frozen=True)
 class WorkloadState:
     """The Deployment as the watch-fed indexes see it."""
 
     found: bool
+    name: str = ""
     desired: int = 0
     ready: int = 0
     revision: int | None = None
@@ -102,6 +117,8 @@ class WorkloadState:
     rolled_back_to: str | None = None  # keys.ROLLED_BACK_TO on the Deployment
     unreadable: str | None = None  # why the operator cannot see the workload (RBAC)
     revision_history_limit: int | None = None
+    scaler: Scaler | None = None  # who owns the replica count, if not the Deployment
+    scaler_unreadable: str | None = None  # why HPAs (or the ScaledObject) cannot be seen
 
 
 @dataclass(frozen=True)

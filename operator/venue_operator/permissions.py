@@ -66,6 +66,10 @@ INDEXES: dict[str, Need] = {  # the watch-fed indexes of handlers.py, by index n
     "replicasets": _watch("replicasets", "apps", "replicasets"),
     "pods": _watch("pods", "", "pods"),
     "jobs": _watch("jobs", "batch", "jobs"),
+    # Who owns the replica count (observe/scalers.py); without it, no scale-up (escalation).
+    "horizontalpodautoscalers": _watch(
+        "horizontalpodautoscalers", "autoscaling", "horizontalpodautoscalers"
+    ),
 }
 WATCHED = {VENUESERVICES.key: VENUESERVICES, **INDEXES}  # what Kopf watches, by handler id
 WRITES = (  # and the reads that only act/ does
@@ -73,6 +77,10 @@ WRITES = (  # and the reads that only act/ does
     _write("patch", GROUP, f"{PLURAL}/status"),  # kube.patch_status
     _write("get", "apps", "deployments"),  # rollback, scale: read before the patch
     _write("patch", "apps", "deployments"),  # rollback, scale
+    _write("get", "autoscaling", "horizontalpodautoscalers"),  # act/capacity.py
+    _write("patch", "autoscaling", "horizontalpodautoscalers"),  # its minReplicas
+    _write("get", "keda.sh", "scaledobjects"),  # observe/scalers.py, act/capacity.py
+    _write("patch", "keda.sh", "scaledobjects"),  # its minReplicaCount
     _write("get", "batch", "jobs"),  # the migration Job's outcome
     _write("create", "batch", "jobs"),  # the migration Job
     _write("get", "batch", "cronjobs"),  # the migration Job's template

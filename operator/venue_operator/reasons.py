@@ -15,6 +15,8 @@ class Reason(StrEnum):
     # What the operator did, or would have done.
     ROLLED_BACK = "RolledBack"
     SCALED_UP = "ScaledUp"
+    SCALED_BACK = "ScaledBack"
+    RESTORE_ABANDONED = "RestoreAbandoned"
     MIGRATION_STARTED = "MigrationStarted"
     MIGRATION_SUCCEEDED = "MigrationSucceeded"
     MIGRATION_FAILED = "MigrationFailed"

@@ -29,6 +29,7 @@ from venue_operator.model import (
     ActionRecord,
     ActionResult,
     Level,
+    ScaledKind,
     Severity,
     VenueServiceSpec,
     VenueServiceStatus,
@@ -48,10 +49,12 @@ DONE_REASON = {
     Action.CLOSE_CIRCUIT: Reason.CIRCUIT_CLOSED,
     Action.ESCALATE: Reason.ESCALATED,
     Action.DIAGNOSE_RATE_LIMIT: Reason.RATE_LIMIT_DIAGNOSED,
+    Action.SCALE_BACK: Reason.SCALED_BACK,
+    Action.ABANDON_RESTORE: Reason.RESTORE_ABANDONED,
 }
 WARNING_ACTIONS = {Action.ESCALATE, Action.OPEN_CIRCUIT, Action.DIAGNOSE_RATE_LIMIT}
 # Actions whose effect lands on the Deployment: their Events go there too.
-ON_DEPLOYMENT = {Action.ROLL_BACK, Action.SCALE_UP}
+ON_DEPLOYMENT = {Action.ROLL_BACK, Action.SCALE_UP, Action.SCALE_BACK}
 
 
 class Acts(Protocol):
@@ -61,6 +64,15 @@ class Acts(Protocol):
         self, namespace: str, deployment: str, to_template: str, cause: str, rid: str
     ) -> ActResult: ...
     async def scale_up(self, namespace: str, deployment: str, replicas: int) -> ActResult: ...
+    async def set_count(
+        self,
+        namespace: str,
+        kind: ScaledKind,
+        name: str,
+        value: int,
+        scaled_from: int | None,
+        expect: int | None = None,
+    ) -> ActResult: ...
     async def run_migration(self, namespace: str, cronjob: str, rid: str) -> ActResult: ...
     async def migration_outcome(self, namespace: str, job: str) -> str | None: ...
     async def set_circuit(
@@ -145,6 +157,8 @@ class Remediator:
             return await self._dry_run(status, decision, now)
         if decision.action in (Action.ESCALATE, Action.DIAGNOSE_RATE_LIMIT):
             return await self._announce(status, decision, now)
+        if decision.action is Action.ABANDON_RESTORE:
+            return await self._announce(ledger.abandon_restore(status), decision, now)
         rec = self._record(decision, now, ActionResult.IN_PROGRESS, status)
         status = ledger.begin(status, rec)
         await self.store.save(status, "remediation")  # write-ahead: the intent survives a crash
@@ -202,8 +216,8 @@ class Remediator:
         cause = f"{WHO}: {decision.reason}"[:1000]
         if decision.action is Action.ROLL_BACK:
             return await self.acts.roll_back(ns, deployment, p["toTemplate"], cause, rid)
-        if decision.action is Action.SCALE_UP:
-            return await self.acts.scale_up(ns, deployment, int(p["toReplicas"]))
+        if decision.action in (Action.SCALE_UP, Action.SCALE_BACK):
+            return await self._scale(ns, deployment, decision)
         if decision.action is Action.RUN_MIGRATION:
             return await self.acts.run_migration(ns, p["cronJob"], rid)
         if decision.action in (Action.OPEN_CIRCUIT, Action.CLOSE_CIRCUIT):
@@ -213,6 +227,22 @@ class Remediator:
                 f"{WHO} ({subject.namespace}/{subject.name})", decision.reason,
             )  # fmt: skip
         raise ActError(f"no writer for {decision.action}")
+
+    async def _scale(self, ns: str, deployment: str, decision: Decision) -> ActResult:
+        """Up: the Deployment's replicas, or its HPA's / ScaledObject's minimum (the original
+        kept in an annotation there); back: only over the value the operator wrote."""
+        p = decision.params
+        kind = ScaledKind(p.get("scaleKind", ScaledKind.DEPLOYMENT))
+        to = int(p["toReplicas"])
+        if decision.action is Action.SCALE_UP:
+            if kind is ScaledKind.DEPLOYMENT:
+                return await self.acts.scale_up(ns, deployment, to)
+            original = int(p.get("originalReplicas", p["fromReplicas"]))
+            return await self.acts.set_count(ns, kind, p["scaleName"], to, original)
+        original = int(p["originalReplicas"])
+        keep = None if to <= original or kind is ScaledKind.DEPLOYMENT else original
+        return await self.acts.set_count(ns, kind, p["scaleName"], to, keep,
+                                         expect=int(p["fromReplicas"]))  # fmt: skip
 
     async def _follow_migration(
         self, subject: Subject, status: VenueServiceStatus, rec: ActionRecord, now: datetime

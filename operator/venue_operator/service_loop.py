@@ -8,6 +8,7 @@ never acts.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -31,7 +32,7 @@ from venue_operator.model import (
     VenueServiceStatus,
 )
 from venue_operator.observations import WorkloadState
-from venue_operator.observe import cluster
+from venue_operator.observe import cluster, scalers
 from venue_operator.reasons import Reason
 from venue_operator.record import EventSpec, write_causes
 from venue_operator.redact import redact
@@ -42,6 +43,7 @@ from venue_operator.tenancy import Tenancy, clamp, may_act, observe_only
 log = structlog.get_logger(__name__)
 DEFAULT_INTERVAL_S = 15.0
 WORKLOAD_INDEXES = ("deployments", "replicasets", "pods", "jobs")
+HPA_INDEX = "horizontalpodautoscalers"
 
 Evaluate = Callable[
     [str, str, VenueServiceSpec, VenueServiceStatus, WorkloadState, int | None],
@@ -52,6 +54,10 @@ Page = Callable[[Notification | None, VenueServiceStatus, EventSpec], None]
 
 class InvalidSpec(Exception):
     """The spec cannot be read: the only cause of an InvalidSpec Event."""
+
+
+async def _as_is(namespace: str, workload: WorkloadState) -> WorkloadState:
+    return workload
 
 
 @dataclass
@@ -68,6 +74,8 @@ class LoopPorts:
     missing_permissions: Mapping[str, str] = field(default_factory=dict)
     # the cluster admin's caps and where the operator may act (the flags' defaults here)
     tenancy: Tenancy = field(default_factory=Tenancy)
+    # fills in the KEDA ScaledObject behind the Deployment's HPA (observe/scalers.py)
+    read_scaler: Callable[[str, WorkloadState], Awaitable[WorkloadState]] = _as_is
 
 
 def workload_from_indexes(
@@ -80,11 +88,14 @@ def workload_from_indexes(
     pods_by_rs = {r["name"]: list(indexes["pods"].get((namespace, r["name"]), [])) for r in rs}
     migration: Any = indexes["jobs"].get((namespace, spec.remediation.migration.cron_job_name), [])
     deployment = found[0] if found else None
+    hpas = indexes.get(HPA_INDEX)
+    scaler = scalers.scaler_of(hpas.get((namespace, name), [])) if hpas is not None else None
     ref = None
     if deployment is not None:
         meta = {"name": name, "namespace": namespace, "uid": deployment["uid"]}
         ref = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta}
-    return cluster.workload_state(deployment, rs, pods_by_rs, list(migration)), ref
+    state = cluster.workload_state(deployment, rs, pods_by_rs, list(migration))
+    return dataclasses.replace(state, scaler=scaler) if state.found else state, ref
 
 
 class ServiceLoop:
@@ -172,7 +183,7 @@ class ServiceLoop:
         self._said.discard("DuplicateTarget")
         await self._report_missing_permissions()
         await self._report_boundaries()
-        workload, deployment_ref = self._workload(spec)
+        workload, deployment_ref = await self._workload(spec)
         generation = self.body.meta.get("generation")
         outcome = await self.ports.evaluate(self.namespace, self.name, spec, self.store.known,
                                             workload, generation)  # fmt: skip
@@ -197,12 +208,19 @@ class ServiceLoop:
         log.debug("cycle.done", namespace=self.namespace, name=self.name,
                   health=outcome.assessment.health, decision=decision.reason)  # fmt: skip
 
-    def _workload(self, spec: VenueServiceSpec) -> tuple[WorkloadState, dict[str, Any] | None]:
+    async def _workload(
+        self, spec: VenueServiceSpec
+    ) -> tuple[WorkloadState, dict[str, Any] | None]:
         missing = [self.ports.missing_permissions[k] for k in WORKLOAD_INDEXES
                    if k not in self.indexes and k in self.ports.missing_permissions]  # fmt: skip
         if missing:
             return WorkloadState(found=False, unreadable="; ".join(missing)), None
-        return workload_from_indexes(self.namespace, spec, self.indexes)
+        workload, ref = workload_from_indexes(self.namespace, spec, self.indexes)
+        if HPA_INDEX not in self.indexes and HPA_INDEX in self.ports.missing_permissions:
+            why = self.ports.missing_permissions[HPA_INDEX]
+            return dataclasses.replace(workload, scaler_unreadable=f"whether an HPA scales it is "
+                                       f"unknown: {why}"), ref  # fmt: skip
+        return await self.ports.read_scaler(self.namespace, workload), ref
 
     def _post_transitions(self, outcome: Outcome) -> VenueServiceStatus:
         """Post the Events of what changed; a P1/P2 severity change pages, once per incident

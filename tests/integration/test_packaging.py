@@ -49,6 +49,8 @@ NEEDED: dict[tuple[str, str], set[str]] = {
     ("", "pods"): {"list", "watch"},  # index
     ("batch", "jobs"): {"get", "list", "watch", "create"},  # index; migration Job
     ("batch", "cronjobs"): {"get"},  # the migration Job's template
+    ("autoscaling", "horizontalpodautoscalers"): {"get", "list", "watch", "patch"},  # minReplicas
+    ("keda.sh", "scaledobjects"): {"get", "patch"},  # minReplicaCount
     ("", "configmaps"): {"get", "create", "patch"},  # circuit breaker
     ("", "events"): {"create"},  # Kopf posts core v1 Events
     ("", "namespaces"): {"list", "watch"},  # Kopf: namespace globs (-n 'prod-*')

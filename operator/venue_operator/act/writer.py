@@ -1,5 +1,5 @@
 """The one writer of workloads that the remediator is given: each method is one act
-(rollback.py, scale.py, jobs.py, breaker.py) against the Kubernetes API. Tests give the
+(rollback.py, scale.py, capacity.py, jobs.py, breaker.py) against the Kubernetes API. Tests give the
 remediator another object with the same methods (`remediate.Acts`)."""
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 from kubernetes.aio import client
 
-from venue_operator.act import ActResult, breaker, jobs, rollback, scale
+from venue_operator.act import ActResult, breaker, capacity, jobs, rollback, scale
+from venue_operator.model import ScaledKind
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,13 @@ class WorkloadWriter:
 
     async def scale_up(self, namespace: str, deployment: str, replicas: int) -> ActResult:
         return await scale.scale_up(self.api, namespace, deployment, replicas)
+
+    async def set_count(
+        self, namespace: str, kind: ScaledKind, name: str, value: int, scaled_from: int | None,
+        expect: int | None = None,
+    ) -> ActResult:  # fmt: skip
+        return await capacity.set_count(self.api, namespace, kind, name, value, scaled_from,
+                                        expect)  # fmt: skip
 
     async def run_migration(self, namespace: str, cronjob: str, rid: str) -> ActResult:
         return await jobs.run_migration(self.api, namespace, cronjob, rid)

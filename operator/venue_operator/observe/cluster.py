@@ -95,6 +95,7 @@ def workload_state(
     )
     return WorkloadState(
         found=True,
+        name=deployment.get("name") or "",
         desired=deployment["replicas"],
         ready=deployment["ready"],
         revision=deployment["revision"] or None,

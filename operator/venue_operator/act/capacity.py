@@ -1,0 +1,102 @@
+"""Write a replica count where it belongs: a Deployment's `spec.replicas`, an HPA's
+`spec.minReplicas` or a KEDA ScaledObject's `spec.minReplicaCount`, with the value before
+the first scale-up kept in an annotation (keys.SCALED_FROM) on the same object.
+
+Every write is a JSON patch starting with a resourceVersion test, and idempotent: a value
+already there is no write. A restore (`expect` given) writes only over the value the
+operator itself left: anything else there is somebody else's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubernetes.aio import client
+
+from venue_operator import keys, kube
+from venue_operator.act import ActError, ActResult
+from venue_operator.model import ScaledKind
+
+MAX_ATTEMPTS = 5
+FIELD = {
+    ScaledKind.DEPLOYMENT: "replicas",
+    ScaledKind.HPA: "minReplicas",
+    ScaledKind.SCALED_OBJECT: "minReplicaCount",
+}
+ANNOTATION_PATH = "/metadata/annotations/" + keys.SCALED_FROM.replace("/", "~1")
+
+
+async def read(
+    api: client.ApiClient, namespace: str, kind: ScaledKind, name: str
+) -> dict[str, Any]:
+    if kind is ScaledKind.DEPLOYMENT:
+        return await kube.get_deployment(api, namespace, name)
+    if kind is ScaledKind.HPA:
+        return await kube.get_hpa(api, namespace, name)
+    return await kube.get_scaled_object(api, namespace, name)
+
+
+async def _patch(
+    api: client.ApiClient, namespace: str, kind: ScaledKind, name: str, ops: list[dict[str, Any]]
+) -> None:
+    if kind is ScaledKind.DEPLOYMENT:
+        await kube.patch_deployment(api, namespace, name, ops)
+    elif kind is ScaledKind.HPA:
+        await kube.patch_hpa(api, namespace, name, ops)
+    else:
+        await kube.patch_scaled_object(api, namespace, name, ops)
+
+
+def count_of(obj: dict[str, Any], kind: ScaledKind) -> int:
+    """The field's value; the API's defaults when unset (replicas 1, minReplicas 1, KEDA 0)."""
+    default = 0 if kind is ScaledKind.SCALED_OBJECT else 1
+    return int((obj.get("spec") or {}).get(FIELD[kind], default))
+
+
+def _annotation_ops(obj: dict[str, Any], scaled_from: int | None) -> list[dict[str, Any]]:
+    annotations = (obj.get("metadata") or {}).get("annotations")
+    present = annotations is not None and keys.SCALED_FROM in annotations
+    if scaled_from is None:
+        return [{"op": "remove", "path": ANNOTATION_PATH}] if present else []
+    if annotations is None:
+        return [{"op": "add", "path": "/metadata/annotations",
+                 "value": {keys.SCALED_FROM: str(scaled_from)}}]  # fmt: skip
+    if annotations.get(keys.SCALED_FROM) == str(scaled_from):
+        return []
+    return [{"op": "add", "path": ANNOTATION_PATH, "value": str(scaled_from)}]
+
+
+async def set_count(
+    api: client.ApiClient,
+    namespace: str,
+    kind: ScaledKind,
+    name: str,
+    value: int,
+    scaled_from: int | None,
+    expect: int | None = None,
+) -> ActResult:
+    """Raise (expect None: only upwards) or restore (only over `expect`) the count to `value`;
+    the annotation says `scaled_from`, or goes when it is None (all given back)."""
+    what = f"{kind} {name} spec.{FIELD[kind]}"
+    for _ in range(MAX_ATTEMPTS):
+        obj = await read(api, namespace, kind, name)
+        current = count_of(obj, kind)
+        done = current >= value if expect is None else current == value
+        if done:
+            return ActResult(False, f"{what} already {current} (wanted {value})")
+        if expect is not None and current != expect:
+            raise ActError(f"{what} is {current}, not the {expect} the operator wrote: "
+                           "left to whoever changed it")  # fmt: skip
+        ops = [
+            kube.resource_version_test(obj),
+            {"op": "add", "path": f"/spec/{FIELD[kind]}", "value": value},
+            *_annotation_ops(obj, scaled_from),
+        ]
+        try:
+            await _patch(api, namespace, kind, name, ops)
+        except client.ApiException as exc:
+            if exc.status in kube.CONFLICT_STATUSES:
+                continue
+            raise
+        return ActResult(True, f"{what} {current} -> {value}")
+    raise ActError(f"gave up after {MAX_ATTEMPTS} conflicting writes")
