@@ -563,4 +563,6 @@ def decide(
     if decision.action is None and restoring is not None:
         decision = restoring
     guarded = _guard(decision, status, policy, now)
+    if guarded.action is Action.SCALE_BACK and guarded.suppressed_by is not None:
+        return _none(guarded.reason)  # giving capacity back can wait: no page, no Event
     return _held_to_escalation(guarded, a, status)

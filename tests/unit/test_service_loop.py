@@ -82,6 +82,9 @@ class FakeActs:
     async def set_circuit(self, *args: Any) -> ActResult:
         return await self._do("set_circuit", *args)
 
+    async def set_count(self, *args: Any, **kwargs: Any) -> ActResult:
+        return await self._do("set_count", *args, *kwargs.values())
+
 
 @dataclass
 class FakeEvents:
@@ -121,6 +124,8 @@ class World:
     template: str = "bbb"  # the Deployment's current pod-template-hash
     spec: dict[str, Any] = field(default_factory=lambda: dict(SPEC))
     claims: list[dict[str, Any]] = field(default_factory=list)
+    hpas: list[dict[str, Any]] = field(default_factory=list)  # HPA index summaries
+    replicas: int = 3
     failing: bool = False
     refused: tuple[str, ...] = ()  # what the evaluation's tenant boundaries refused
     tenancy: Tenancy = field(default_factory=lambda: Tenancy(caps=Caps(
@@ -153,7 +158,7 @@ class World:
                "created": created.isoformat(), "migration": None, "backward_compatible": False}
               for h, (n, created) in self.revisions.items()]  # fmt: skip
         deployment = {
-            "name": NAME, "uid": "u-1", "replicas": 3, "paused": False, "ready": 3,
+            "name": NAME, "uid": "u-1", "replicas": self.replicas, "paused": False, "ready": 3,
             "revision": self.revisions[self.template][0], "rolled_back_to": None,
             "revision_history_limit": 10,
         }  # fmt: skip
@@ -163,6 +168,7 @@ class World:
             "pods": {},
             "jobs": {},
             "venueservices": {(NS, NAME): self.claims},
+            "horizontalpodautoscalers": {(NS, NAME): self.hpas},
         }
 
     def loop(self, name: str = NAME) -> ServiceLoop:

@@ -1,0 +1,74 @@
+"""The glue of HPA-aware scaling and the restore, fast: the real loop, decide and ledger,
+the World of test_service_loop with an HPA in its index. Who is written, what status keeps
+(the loan survives a restart: it is read back from the stored status), which Events go out."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from tests.unit.builders import HEALTHY_METRICS, metrics
+from tests.unit.test_service_loop import NAME, NS, SPEC, World
+from venue_operator.model import ScaledKind
+from venue_operator.observations import Reading
+from venue_operator.reasons import Reason
+
+SLOW = metrics(p99_latency=Reading.of(3.0))
+HPA = {"name": "venue-hpa", "deployment": NAME, "min": 2, "max": 10, "scaled_object": None}
+
+
+def world_with_hpa() -> World:
+    spec = {
+        **SPEC,
+        "remediation": {
+            "rollback": {"bakeTime": "5s", "recentRolloutWindow": "1s"},
+            "scale": {"restoreAfter": "10s"},
+            "verifyWindow": "3s",
+            "cooldowns": {"scale": "1s"},
+        },
+    }
+    return World(spec=spec, hpas=[dict(HPA)], replicas=2)  # fmt: skip
+
+
+async def test_an_hpa_gets_its_min_raised_then_restored_after_the_incident() -> None:
+    world = world_with_hpa()
+    loop = world.loop()
+    await world.cycles(loop, 3)
+    world.metrics = SLOW
+    await world.cycles(loop, 4)
+    ups = [args for what, args in world.acts.calls if what == "set_count"]
+    assert ups == [(NS, ScaledKind.HPA, "venue-hpa", 3, 2)], world.acts.calls
+    assert not [c for c in world.acts.calls if c[0] == "scale_up"]  # never the Deployment
+    loan = world.status().capacity
+    assert loan is not None and (loan.original, loan.written) == (2, 3)
+    world.hpas = [{**HPA, "min": 3}]  # what the write did
+    world.metrics = HEALTHY_METRICS
+    world.acts.calls.clear()
+    loop = world.loop()  # a restart: the loan comes back from the stored status
+    await world.cycles(loop, 5)  # recovered, but not yet healthy for restoreAfter
+    assert world.acts.calls == []
+    await world.cycles(loop, 10)
+    (back,) = world.acts.calls
+    assert back == ("set_count", (NS, ScaledKind.HPA, "venue-hpa", 2, None, 3))
+    assert world.status().capacity is None  # all given back
+    assert Reason.SCALED_BACK in world.events.reasons()
+    assert Reason.SCALED_BACK in world.events.reasons("Deployment")
+
+
+async def test_somebody_elses_value_is_left_alone_and_said_once() -> None:
+    world = world_with_hpa()
+    loop = world.loop()
+    await world.cycles(loop, 3)
+    world.metrics = SLOW
+    await world.cycles(loop, 2)
+    world.hpas = [{**HPA, "min": 3}]  # what the write did
+    await world.cycles(loop, 2)
+    world.metrics = HEALTHY_METRICS
+    world.now += timedelta(seconds=30)  # past the settling of our own write
+    world.hpas = [{**HPA, "min": 5}]  # a human raised it further
+    world.acts.calls.clear()
+    await world.cycles(loop, 20)
+    assert world.acts.calls == []
+    assert world.events.reasons().count(Reason.RESTORE_ABANDONED) == 1
+    assert world.status().capacity is None
+    (abandoned,) = world.history("AbandonRestore")
+    assert "is 5, not the 3 the operator wrote" in abandoned.reason
