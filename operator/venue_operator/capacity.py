@@ -130,7 +130,9 @@ def restore(
     if gone:
         return Restore(f"{gone}: the restore of {what} to {loan.original} is left to its owner",
                        loan, abandon=True)  # fmt: skip
-    if current is not None and current != loan.written and now - loan.at >= SETTLE:
+    if current is not None and current != loan.written:
+        if now - loan.at < SETTLE:
+            return None  # our own write may not have reached the cache yet: look again
         return Restore(
             f"{what} is {current}, not the {loan.written} the operator wrote: somebody else "
             f"owns it now; the restore to {loan.original} is abandoned", loan, abandon=True,

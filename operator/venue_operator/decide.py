@@ -519,12 +519,16 @@ def _restore(
     if step is None:
         return None
     params = {"scaleKind": loan.kind.value, "scaleName": loan.name,
-              "fromReplicas": str(value[0] if value[0] is not None else loan.written),
               "originalReplicas": str(loan.original)}  # fmt: skip
     if step.abandon:
-        return Decision(Action.ABANDON_RESTORE, step.reason, HIGH_LATENCY, params)
+        found = {"foundReplicas": str(value[0])} if value[0] is not None else {}
+        return Decision(Action.ABANDON_RESTORE, step.reason, HIGH_LATENCY,
+                        {**params, **found, "wroteReplicas": str(loan.written)})  # fmt: skip
+    # From what the operator wrote: the act writes only over that value (a guard for a
+    # change between this decision and the write).
     return Decision(Action.SCALE_BACK, step.reason, HIGH_LATENCY,
-                    {**params, "toReplicas": str(step.to_value)})  # fmt: skip
+                    {**params, "fromReplicas": str(loan.written),
+                     "toReplicas": str(step.to_value)})  # fmt: skip
 
 
 def _diagnose_rate_limit(a: Assessment, status: VenueServiceStatus) -> Decision:

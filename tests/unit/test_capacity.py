@@ -29,9 +29,9 @@ KEDA_UNREAD = Scaler(hpa="keda-hpa-venue", min_replicas=2, max_replicas=10,
 SCALE = ScalePolicy(min_replicas=2, max_replicas=8, step=1)
 
 
-def policy(**scale: Any) -> RemediationPolicy:
+def policy(verify: str = "2m", **scale: Any) -> RemediationPolicy:
     return RemediationPolicy.model_validate(
-        {"scale": {"restoreAfter": "10m", **scale}, "verifyWindow": "2m"}
+        {"scale": {"restoreAfter": "10m", **scale}, "verifyWindow": verify}
     )
 
 
@@ -134,6 +134,9 @@ RESTORES: list[tuple[Any, ...]] = [
     ("a different value right after our own write: the cache lags, wait", loan(minutes_ago=0.05),
      4, Scaler(hpa="venue-hpa", min_replicas=3, max_replicas=10), Health.HEALTHY, RESOLVED,
      None, policy(), None),
+    ("changed right after our write, restore due: neither abandon nor write over it",
+     loan(minutes_ago=0.05), 4, Scaler(hpa="venue-hpa", min_replicas=5, max_replicas=10),
+     Health.HEALTHY, RESOLVED, None, policy(verify="1s"), None),
     ("the HPA is gone: abandoned", loan(), 4, None, Health.HEALTHY, RESOLVED, None, policy(),
      "abandon"),
     ("KEDA took the HPA over: abandoned", loan(), 4,

@@ -1,0 +1,161 @@
+"""Living with the cluster's other controllers, on the real lab: a capacity breach raises the
+HPA's minReplicas (the real HPA controller then scales the Deployment) or, when KEDA owns the
+HPA, the ScaledObject's minReplicaCount (KEDA's real CRD, no KEDA controller); never the
+Deployment's replicas. After recovery plus `restoreAfter` the capacity is given back, step by
+step; a human's own value stops the restore."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.harness import Venue, deployment, evaluations, history
+from venue_lab.processes import wait_until
+from venue_lab.session import Lab
+
+KEDA_CRD = Path(__file__).parents[1] / "data" / "keda" / "keda.sh_scaledobjects.yaml"
+SCALED_FROM = "ops.tickettoken.io/scaled-from"
+# Quick steps up and back: 2 -> 3 -> 4 (the policy's bound), then 4 -> 3 -> 2.
+CAPACITY = {
+    "mode": "Auto",
+    "rollback": {"recentRolloutWindow": "1s"},  # no rollout is "recent": a capacity problem
+    "scale": {"minReplicas": 2, "maxReplicas": 4, "step": 1, "restoreAfter": "2s"},
+    "cooldowns": {"scale": "1s"},
+    "verifyWindow": "2s",
+}
+
+
+def hpa_manifest(name: str, owner: dict[str, Any] | None = None) -> str:
+    meta: dict[str, Any] = {"name": name}
+    if owner is not None:
+        meta["ownerReferences"] = [owner]
+    return yaml.safe_dump({
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": meta,
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+            "minReplicas": 2, "maxReplicas": 10,
+            "metrics": [{"type": "Resource", "resource": {
+                "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}],
+        },
+    })  # fmt: skip
+
+
+def scaled_object_manifest(name: str) -> str:
+    return yaml.safe_dump({
+        "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"name": name},
+        "spec": {"scaleTargetRef": {"name": name}, "minReplicaCount": 2, "maxReplicaCount": 10,
+                 "triggers": [{"type": "cpu", "metricType": "Utilization",
+                               "metadata": {"value": "80"}}]},
+    })  # fmt: skip
+
+
+def get(lab: Lab, kind: str, namespace: str, name: str) -> dict[str, Any]:
+    out = lab.cluster.kubectl("get", kind, name, "-n", namespace, "-o", "json").stdout
+    found: dict[str, Any] = json.loads(out)
+    return found
+
+
+def replicas_managers(d: dict[str, Any]) -> set[str]:
+    """Who owns Deployment.spec.replicas, per its managedFields."""
+    return {
+        entry["manager"]
+        for entry in d["metadata"].get("managedFields", [])
+        if "f:replicas" in (entry.get("fieldsV1") or {}).get("f:spec", {})
+    }
+
+
+def managers(obj: dict[str, Any]) -> set[str]:
+    return {entry["manager"] for entry in obj["metadata"].get("managedFields", [])}
+
+
+def test_hpa_and_scaled_object_minimums_are_raised_then_given_back(
+    the_lab: Lab, following_venue: Callable[..., Venue]
+) -> None:
+    """(a) an HPA (min 2, max 10) and (b) a ScaledObject owning an HPA, side by side."""
+    kubectl = the_lab.cluster.kubectl
+    kubectl("apply", "-f", str(KEDA_CRD))
+    kubectl("wait", "--for=condition=Established", "crd/scaledobjects.keda.sh", "--timeout=30s")
+    hpa_venue = following_venue(name="hpa-venue", remediation=CAPACITY)
+    ns = hpa_venue.namespace
+    kubectl("apply", "-n", ns, "-f", "-", input=hpa_manifest("hpa-venue"))
+    keda_venue = following_venue(name="keda-venue", remediation=CAPACITY)
+    kubectl("apply", "-n", ns, "-f", "-", input=scaled_object_manifest("keda-venue"))
+    so_uid = get(the_lab, "scaledobject", ns, "keda-venue")["metadata"]["uid"]
+    owner = {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "name": "keda-venue",
+             "uid": so_uid, "controller": True, "blockOwnerDeletion": True}  # fmt: skip
+    kubectl("apply", "-n", ns, "-f", "-", input=hpa_manifest("keda-venue", owner))
+    hpa_before = managers(get(the_lab, "hpa", ns, "keda-venue"))
+
+    hpa_venue.inject(pool_saturation=True)
+    keda_venue.inject(pool_saturation=True)
+    wait_until(
+        "the HPA's minReplicas raised to the bound 4",
+        lambda: get(the_lab, "hpa", ns, "hpa-venue")["spec"]["minReplicas"] == 4,
+        90,
+    )
+    wait_until("the ScaledObject's minReplicaCount raised to the bound 4",
+               lambda: get(the_lab, "scaledobject", ns, "keda-venue")["spec"]["minReplicaCount"]
+               == 4, 60)  # fmt: skip
+    # The real HPA controller, not the operator, scales the Deployment.
+    wait_until(
+        "the HPA controller scales the Deployment to 4",
+        lambda: deployment(the_lab, ns, "hpa-venue")["spec"]["replicas"] == 4,
+        30,
+    )
+    hpa = get(the_lab, "hpa", ns, "hpa-venue")
+    assert hpa["metadata"]["annotations"][SCALED_FROM] == "2"
+    assert [r["inputs"]["toReplicas"] for r in history(hpa_venue, "ScaleUp")] == ["3", "4"]
+    assert {r["inputs"]["scaleKind"] for r in history(keda_venue, "ScaleUp")} == {"ScaledObject"}
+    assert hpa_venue.status()["capacity"]["original"] == 2
+
+    hpa_venue.heal()
+    keda_venue.heal()
+    wait_until(
+        "the HPA back to minReplicas 2",
+        lambda: get(the_lab, "hpa", ns, "hpa-venue")["spec"]["minReplicas"] == 2,
+        60,
+    )
+    wait_until("the ScaledObject back to minReplicaCount 2",
+               lambda: get(the_lab, "scaledobject", ns, "keda-venue")["spec"]["minReplicaCount"]
+               == 2, 60)  # fmt: skip
+    for venue in (hpa_venue, keda_venue):
+        backs = history(venue, "ScaleBack")
+        assert [r["inputs"]["toReplicas"] for r in backs] == ["3", "2"], backs
+        assert "capacity" not in venue.status()
+        assert venue.events("ScaledBack")
+    assert SCALED_FROM not in (get(the_lab, "hpa", ns, "hpa-venue")["metadata"].get("annotations")
+                               or {})  # fmt: skip
+    # Only the HPA / the ScaledObject was written: never Deployment.spec.replicas, and the
+    # KEDA-owned HPA not at all (KEDA would reset it).
+    for name in ("hpa-venue", "keda-venue"):
+        owners = replicas_managers(deployment(the_lab, ns, name))
+        assert owners <= {"kubectl-client-side-apply", "kube-controller-manager"}, owners
+    assert managers(get(the_lab, "hpa", ns, "keda-venue")) == hpa_before
+    assert get(the_lab, "hpa", ns, "keda-venue")["spec"]["minReplicas"] == 2
+
+
+def test_replicas_scaled_back_until_a_human_scales(
+    the_lab: Lab, operator: Any, following_venue: Callable[..., Venue]
+) -> None:
+    """(c) no HPA: replicas 2 -> 4, then back one step; a human scaling stops the restore."""
+    slow_steps = {**CAPACITY, "verifyWindow": "4s"}  # time for the human between two steps
+    venue = following_venue(remediation=slow_steps)
+    ns = venue.namespace
+    venue.inject(pool_saturation=True)
+    wait_until("scaled up to 4", lambda: deployment(the_lab, ns)["spec"]["replicas"] == 4, 90)
+    venue.heal()
+    venue.wait_event("ScaledBack", timeout=60)
+    assert deployment(the_lab, ns)["spec"]["replicas"] == 3
+    the_lab.cluster.kubectl("scale", "deployment/venue-service", "-n", ns, "--replicas=5")
+    event = venue.wait_event("RestoreAbandoned", timeout=30)
+    assert "is 5, not the 3 the operator wrote" in event["message"]
+    # ... and the human's 5 stays: nothing else is given back, the loan is gone.
+    seen = evaluations(operator, venue)
+    wait_until("5 more evaluations", lambda: evaluations(operator, venue) >= seen + 5, 30)
+    assert deployment(the_lab, ns)["spec"]["replicas"] == 5
+    assert len(history(venue, "ScaleBack")) == 1
+    assert "capacity" not in venue.status()
