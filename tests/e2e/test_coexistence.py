@@ -72,26 +72,33 @@ def managers(obj: dict[str, Any]) -> set[str]:
     return {entry["manager"] for entry in obj["metadata"].get("managedFields", [])}
 
 
-def test_hpa_and_scaled_object_minimums_are_raised_then_given_back(
-    the_lab: Lab, following_venue: Callable[..., Venue]
+def test_hpa_scaled_object_and_replicas_are_raised_then_given_back(
+    the_lab: Lab, operator: Any, make_venue: Callable[..., Venue]
 ) -> None:
-    """(a) an HPA (min 2, max 10) and (b) a ScaledObject owning an HPA, side by side."""
+    """One capacity incident for three services side by side (one lab scenario):
+    (a) an HPA (min 2, max 10), (b) a ScaledObject owning an HPA, (c) no HPA, where a human
+    scales the Deployment between two restore steps."""
     kubectl = the_lab.cluster.kubectl
     kubectl("apply", "-f", str(KEDA_CRD))
     kubectl("wait", "--for=condition=Established", "crd/scaledobjects.keda.sh", "--timeout=30s")
-    hpa_venue = following_venue(name="hpa-venue", remediation=CAPACITY)
+    hpa_venue = make_venue("hpa-venue", remediation=CAPACITY)
     ns = hpa_venue.namespace
     kubectl("apply", "-n", ns, "-f", "-", input=hpa_manifest("hpa-venue"))
-    keda_venue = following_venue(name="keda-venue", remediation=CAPACITY)
+    keda_venue = make_venue("keda-venue", remediation=CAPACITY)
     kubectl("apply", "-n", ns, "-f", "-", input=scaled_object_manifest("keda-venue"))
     so_uid = get(the_lab, "scaledobject", ns, "keda-venue")["metadata"]["uid"]
     owner = {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "name": "keda-venue",
              "uid": so_uid, "controller": True, "blockOwnerDeletion": True}  # fmt: skip
     kubectl("apply", "-n", ns, "-f", "-", input=hpa_manifest("keda-venue", owner))
-    hpa_before = managers(get(the_lab, "hpa", ns, "keda-venue"))
+    keda_hpa_managers = managers(get(the_lab, "hpa", ns, "keda-venue"))
+    # Slower restore steps for (c): time for the human between two of them.
+    plain = make_venue("plain-venue", remediation={**CAPACITY, "verifyWindow": "4s"})
+    venues = (hpa_venue, keda_venue, plain)
+    for venue in venues:
+        venue.wait_health("Healthy", "None")
 
-    hpa_venue.inject(pool_saturation=True)
-    keda_venue.inject(pool_saturation=True)
+    for venue in venues:
+        venue.inject(pool_saturation=True)
     wait_until(
         "the HPA's minReplicas raised to the bound 4",
         lambda: get(the_lab, "hpa", ns, "hpa-venue")["spec"]["minReplicas"] == 4,
@@ -100,20 +107,29 @@ def test_hpa_and_scaled_object_minimums_are_raised_then_given_back(
     wait_until("the ScaledObject's minReplicaCount raised to the bound 4",
                lambda: get(the_lab, "scaledobject", ns, "keda-venue")["spec"]["minReplicaCount"]
                == 4, 60)  # fmt: skip
-    # The real HPA controller, not the operator, scales the Deployment.
+    wait_until(
+        "replicas scaled up to 4",
+        lambda: deployment(the_lab, ns, "plain-venue")["spec"]["replicas"] == 4,
+        60,
+    )
+    # The real HPA controller, not the operator, scales the HPA's Deployment.
     wait_until(
         "the HPA controller scales the Deployment to 4",
         lambda: deployment(the_lab, ns, "hpa-venue")["spec"]["replicas"] == 4,
         30,
     )
-    hpa = get(the_lab, "hpa", ns, "hpa-venue")
-    assert hpa["metadata"]["annotations"][SCALED_FROM] == "2"
+    assert get(the_lab, "hpa", ns, "hpa-venue")["metadata"]["annotations"][SCALED_FROM] == "2"
+    assert get(the_lab, "scaledobject", ns, "keda-venue")["metadata"]["annotations"][
+        SCALED_FROM] == "2"  # fmt: skip
     assert [r["inputs"]["toReplicas"] for r in history(hpa_venue, "ScaleUp")] == ["3", "4"]
     assert {r["inputs"]["scaleKind"] for r in history(keda_venue, "ScaleUp")} == {"ScaledObject"}
     assert hpa_venue.status()["capacity"]["original"] == 2
 
-    hpa_venue.heal()
-    keda_venue.heal()
+    for venue in venues:
+        venue.heal()
+    plain.wait_event("ScaledBack", timeout=60)
+    assert deployment(the_lab, ns, "plain-venue")["spec"]["replicas"] == 3
+    kubectl("scale", "deployment/plain-venue", "-n", ns, "--replicas=5")  # a human
     wait_until(
         "the HPA back to minReplicas 2",
         lambda: get(the_lab, "hpa", ns, "hpa-venue")["spec"]["minReplicas"] == 2,
@@ -127,35 +143,22 @@ def test_hpa_and_scaled_object_minimums_are_raised_then_given_back(
         assert [r["inputs"]["toReplicas"] for r in backs] == ["3", "2"], backs
         assert "capacity" not in venue.status()
         assert venue.events("ScaledBack")
-    assert SCALED_FROM not in (get(the_lab, "hpa", ns, "hpa-venue")["metadata"].get("annotations")
-                               or {})  # fmt: skip
+    for kind, name in (("hpa", "hpa-venue"), ("scaledobject", "keda-venue")):
+        assert SCALED_FROM not in (get(the_lab, kind, ns, name)["metadata"].get("annotations")
+                                   or {})  # fmt: skip
     # Only the HPA / the ScaledObject was written: never Deployment.spec.replicas, and the
     # KEDA-owned HPA not at all (KEDA would reset it).
     for name in ("hpa-venue", "keda-venue"):
         owners = replicas_managers(deployment(the_lab, ns, name))
         assert owners <= {"kubectl-client-side-apply", "kube-controller-manager"}, owners
-    assert managers(get(the_lab, "hpa", ns, "keda-venue")) == hpa_before
+    assert managers(get(the_lab, "hpa", ns, "keda-venue")) == keda_hpa_managers
     assert get(the_lab, "hpa", ns, "keda-venue")["spec"]["minReplicas"] == 2
 
-
-def test_replicas_scaled_back_until_a_human_scales(
-    the_lab: Lab, operator: Any, following_venue: Callable[..., Venue]
-) -> None:
-    """(c) no HPA: replicas 2 -> 4, then back one step; a human scaling stops the restore."""
-    slow_steps = {**CAPACITY, "verifyWindow": "4s"}  # time for the human between two steps
-    venue = following_venue(remediation=slow_steps)
-    ns = venue.namespace
-    venue.inject(pool_saturation=True)
-    wait_until("scaled up to 4", lambda: deployment(the_lab, ns)["spec"]["replicas"] == 4, 90)
-    venue.heal()
-    venue.wait_event("ScaledBack", timeout=60)
-    assert deployment(the_lab, ns)["spec"]["replicas"] == 3
-    the_lab.cluster.kubectl("scale", "deployment/venue-service", "-n", ns, "--replicas=5")
-    event = venue.wait_event("RestoreAbandoned", timeout=30)
+    # (c) the human's 5 stops the restore: said once, the loan gone, nothing written over it.
+    event = plain.wait_event("RestoreAbandoned", timeout=30)
     assert "is 5, not the 3 the operator wrote" in event["message"]
-    # ... and the human's 5 stays: nothing else is given back, the loan is gone.
-    seen = evaluations(operator, venue)
-    wait_until("5 more evaluations", lambda: evaluations(operator, venue) >= seen + 5, 30)
-    assert deployment(the_lab, ns)["spec"]["replicas"] == 5
-    assert len(history(venue, "ScaleBack")) == 1
-    assert "capacity" not in venue.status()
+    seen = evaluations(operator, plain)
+    wait_until("5 more evaluations", lambda: evaluations(operator, plain) >= seen + 5, 30)
+    assert deployment(the_lab, ns, "plain-venue")["spec"]["replicas"] == 5
+    assert len(history(plain, "ScaleBack")) == 1
+    assert "capacity" not in plain.status()
