@@ -5,6 +5,7 @@ the World of test_service_loop with an HPA in its index. Who is written, what st
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from tests.unit.builders import HEALTHY_METRICS, metrics
 from tests.unit.test_service_loop import NAME, NS, SPEC, World
@@ -72,3 +73,26 @@ async def test_somebody_elses_value_is_left_alone_and_said_once() -> None:
     assert world.status().capacity is None
     (abandoned,) = world.history("AbandonRestore")
     assert "is 5, not the 3 the operator wrote" in abandoned.reason
+
+
+class WorldWithoutHpaWatch(World):
+    """RBAC denied list/watch on HPAs: handlers.register left the index out."""
+
+    def indexes(self) -> dict[str, Any]:
+        found = super().indexes()
+        del found["horizontalpodautoscalers"]
+        return found
+
+
+async def test_without_the_hpa_watch_a_capacity_breach_escalates_instead_of_scaling() -> None:
+    world = WorldWithoutHpaWatch(spec=world_with_hpa().spec, replicas=2)
+    loop = world.loop()
+    why = "the operator's ServiceAccount may not list/watch horizontalpodautoscalers.autoscaling"
+    loop.ports.missing_permissions = {"horizontalpodautoscalers": why}
+    await world.cycles(loop, 3)
+    world.metrics = SLOW
+    await world.cycles(loop, 4)
+    assert world.acts.calls == []  # neither the Deployment nor anything else is written
+    (escalation,) = world.history("Escalate")
+    assert "whether an HPA scales it is unknown" in escalation.reason and why in escalation.reason
+    assert Reason.PERMISSION_MISSING in world.events.reasons()
