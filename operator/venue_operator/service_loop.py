@@ -195,6 +195,8 @@ class ServiceLoop:
 
         subject = Subject(self.namespace, self.name, spec, deployment_ref)
         status = await self.remediator.finish_in_progress(subject, status, now)
+        if scalers.scaled_object_needed(workload, status):
+            workload = await self.ports.read_scaler(self.namespace, workload)
         paused = (self.body.meta.get("annotations") or {}).get(keys.PAUSED) == "true"
         decision = decide(outcome.assessment, rollout_facts(workload, status), status,
                           spec.remediation, now, paused)  # fmt: skip
@@ -220,7 +222,7 @@ class ServiceLoop:
             why = self.ports.missing_permissions[HPA_INDEX]
             return dataclasses.replace(workload, scaler_unreadable=f"whether an HPA scales it is "
                                        f"unknown: {why}"), ref  # fmt: skip
-        return await self.ports.read_scaler(self.namespace, workload), ref
+        return workload, ref
 
     def _post_transitions(self, outcome: Outcome) -> VenueServiceStatus:
         """Post the Events of what changed; a P1/P2 severity change pages, once per incident

@@ -1,6 +1,6 @@
 """Who owns a Deployment's replica count: the HorizontalPodAutoscaler (autoscaling/v2) whose
 scaleTargetRef names it, from a watch-fed index, and the KEDA ScaledObject owning that HPA,
-read when there is one (KEDA's CRD may not be installed: no watch on it)."""
+read (GET) only when a decision may need it (KEDA's CRD may not be installed: no watch)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import structlog
 from kubernetes.aio import client
 
 from venue_operator import kube
+from venue_operator.model import Level, VenueServiceStatus
 from venue_operator.observations import Scaler, WorkloadState
 
 log = structlog.get_logger(__name__)
@@ -48,6 +49,15 @@ def scaler_of(hpas: Iterable[Mapping[str, Any]]) -> Scaler | None:
     h = found[0]
     return Scaler(hpa=h["name"], min_replicas=h["min"], max_replicas=h["max"],
                   scaled_object=h["scaled_object"])  # fmt: skip
+
+
+def scaled_object_needed(workload: WorkloadState, status: VenueServiceStatus) -> bool:
+    """Read the ScaledObject only when decide may use it: a check is critical (a scale-up may
+    follow) or capacity is lent (a restore may); not every cycle of every KEDA service."""
+    scaler = workload.scaler
+    if scaler is None or scaler.scaled_object is None:
+        return False
+    return status.capacity is not None or any(c.level is Level.CRITICAL for c in status.checks)
 
 
 async def with_scaled_object(
