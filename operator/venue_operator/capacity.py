@@ -123,7 +123,7 @@ def restore(
 
     `value` is `loan_value`'s answer; `last_attempt` the last ScaleBack tried (a failed one
     waits a verify window too)."""
-    if loan is None:
+    if loan is None or loan.written <= loan.original:
         return None
     current, gone = value
     what = f"{loan.kind} {loan.name} {loan.field}"
@@ -171,3 +171,8 @@ def after_write(loan: CapacityLoan | None, kind: ScaledKind, name: str, value: i
     if value <= loan.original:
         return None
     return loan.model_copy(update={"written": value, "at": at})
+
+
+def nothing_lent(loan: CapacityLoan | None) -> CapacityLoan | None:
+    """After a failed write: a loan that never got above its original is no loan."""
+    return None if loan is None or loan.written <= loan.original else loan

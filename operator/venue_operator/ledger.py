@@ -94,6 +94,8 @@ def finish(
                                     rec.inputs["scaleName"], int(rec.inputs["toReplicas"]),
                                     rec.at)  # fmt: skip
         status = status.model_copy(update={"capacity": loan})
+    elif result is ActionResult.FAILED and lent:
+        status = status.model_copy(update={"capacity": capacity.nothing_lent(status.capacity)})
     return status
 
 

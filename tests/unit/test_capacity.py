@@ -106,6 +106,8 @@ HPA_AT_4 = Scaler(hpa="venue-hpa", min_replicas=4, max_replicas=10)
 #  expected: None, "abandon", or the value of the next step)
 RESTORES: list[tuple[Any, ...]] = [
     ("nothing lent", None, 4, HPA_AT_4, Health.HEALTHY, RESOLVED, None, policy(), None),
+    ("a loan never written above its original: nothing to give back", loan(written=2), 2,
+     HPA, Health.HEALTHY, RESOLVED, None, policy(), None),
     ("healthy restoreAfter since the incident: one step down", loan(), 4, HPA_AT_4,
      Health.HEALTHY, RESOLVED, None, policy(), 3),
     ("a step of 5 stops at the original", loan(), 4, HPA_AT_4, Health.HEALTHY, RESOLVED, None,
@@ -197,3 +199,9 @@ def test_the_loan_keeps_its_original_across_steps_and_ends_when_given_back() -> 
     # Another object (an HPA appeared): a new loan from its own value.
     other = capacity.lend(up, ScaledKind.SCALED_OBJECT, "so", 5, NOW)
     assert (other.kind, other.original) == (ScaledKind.SCALED_OBJECT, 5)
+
+
+def test_a_failed_first_write_leaves_no_loan_a_failed_later_one_keeps_it() -> None:
+    assert capacity.nothing_lent(loan(written=2)) is None
+    assert capacity.nothing_lent(loan(written=3)) == loan(written=3)
+    assert capacity.nothing_lent(None) is None

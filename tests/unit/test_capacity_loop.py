@@ -7,8 +7,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from tests.unit.builders import HEALTHY_METRICS, metrics
-from tests.unit.test_service_loop import NAME, NS, SPEC, World
+from tests.unit.test_service_loop import NAME, NS, SPEC, Crash, World
 from venue_operator.model import ScaledKind
 from venue_operator.observations import Reading
 from venue_operator.reasons import Reason
@@ -96,3 +98,39 @@ async def test_without_the_hpa_watch_a_capacity_breach_escalates_instead_of_scal
     (escalation,) = world.history("Escalate")
     assert "whether an HPA scales it is unknown" in escalation.reason and why in escalation.reason
     assert Reason.PERMISSION_MISSING in world.events.reasons()
+
+
+async def test_killed_before_raising_the_hpa_the_original_is_already_in_status() -> None:
+    """Written ahead: the loan (original minReplicas 2) is in status before the HPA write; a
+    restart finishes the one write, from that record."""
+    world = world_with_hpa()
+    loop = world.loop()
+    await world.cycles(loop, 3)
+    world.metrics = SLOW
+    world.acts.crash_next = True
+    with pytest.raises(Crash):
+        await world.cycles(loop, 4)
+    (pending,) = world.history("ScaleUp")
+    loan = world.status().capacity
+    assert pending.result == "InProgress" and world.acts.calls == []
+    assert loan is not None and (loan.kind, loan.original) == (ScaledKind.HPA, 2)
+    restarted = world.loop()
+    await world.cycles(restarted, 1)
+    assert world.acts.calls == [("set_count", (NS, ScaledKind.HPA, "venue-hpa", 3, 2))]
+    (done,) = world.history("ScaleUp")
+    assert done.result == "Succeeded" and done.correlation_id == pending.correlation_id
+    after = world.status().capacity
+    assert after is not None and (after.original, after.written) == (2, 3)
+
+
+async def test_a_refused_first_hpa_write_lends_nothing() -> None:
+    world = world_with_hpa()
+    loop = world.loop()
+    await world.cycles(loop, 3)
+    world.metrics = SLOW
+    world.acts.refuse = True
+    await world.cycles(loop, 4)
+    failed = world.history("ScaleUp")  # retried after each (1 s) cooldown, each refused
+    assert failed and all(r.result == "Failed" and "forbidden" in r.reason for r in failed)
+    assert world.status().capacity is None  # nothing was lent: nothing to give back
+    assert Reason.ESCALATED in world.events.reasons()
