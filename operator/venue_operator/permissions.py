@@ -11,8 +11,10 @@ and watched (handlers.register), and what is missing is reported in the log, the
 `/healthz` and `memo.missing_permissions` for the per-VenueService loop.
 
 Not checked: `get secrets` (per namespace and per Secret name, from each VenueService's
-spec: a denied read fails that page only), and what Kopf itself degrades on (namespaces,
-CRDs: it logs "Not enough permissions" and carries on).
+spec: a denied read fails that page only), `get`/`patch` on KEDA's `scaledobjects` (optional
+where KEDA is not used; a denied read or write escalates for that VenueService only), and
+what Kopf itself degrades on (namespaces, CRDs: it logs "Not enough permissions" and carries
+on).
 """
 
 from __future__ import annotations
@@ -79,8 +81,6 @@ WRITES = (  # and the reads that only act/ does
     _write("patch", "apps", "deployments"),  # rollback, scale
     _write("get", "autoscaling", "horizontalpodautoscalers"),  # act/capacity.py
     _write("patch", "autoscaling", "horizontalpodautoscalers"),  # its minReplicas
-    _write("get", "keda.sh", "scaledobjects"),  # observe/scalers.py, act/capacity.py
-    _write("patch", "keda.sh", "scaledobjects"),  # its minReplicaCount
     _write("get", "batch", "jobs"),  # the migration Job's outcome
     _write("create", "batch", "jobs"),  # the migration Job
     _write("get", "batch", "cronjobs"),  # the migration Job's template
