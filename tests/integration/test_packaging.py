@@ -114,8 +114,12 @@ def can_i(
 
 @pytest.fixture(scope="module")
 def installed(the_lab: Lab) -> Iterator[Lab]:
-    """The namespace and the RBAC part of manifests/, applied for real."""
+    """The namespace and the RBAC part of manifests/, applied for real; KEDA's ScaledObject CRD
+    too (never deleted: other tests share it), as `kubectl auth can-i` resolves resources by
+    discovery and answers "no" for one the API server does not serve."""
     kubectl = the_lab.cluster.kubectl
+    kubectl("apply", "-f", str(REPO / "tests" / "data" / "keda" / "keda.sh_scaledobjects.yaml"))
+    kubectl("wait", "--for=condition=Established", "crd/scaledobjects.keda.sh", "--timeout=30s")
     files = ("-f", str(MANIFESTS / "namespace.yaml"), "-f", str(MANIFESTS / "rbac.yaml"))
     kubectl("apply", *files)
     yield the_lab
