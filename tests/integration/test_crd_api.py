@@ -75,6 +75,8 @@ INVALID = [
     ("duration-not-a-duration", {"probe": {"interval": "soon"}}, "spec.probe.interval"),
     ("duration-zero", {"remediation": {"cooldowns": {"rollback": "0s"}}},
      "spec.remediation.cooldowns.rollback: Invalid value: \"0s\": must be a positive duration"),
+    ("restore-after-not-a-duration", {"remediation": {"scale": {"restoreAfter": "never"}}},
+     "spec.remediation.scale.restoreAfter"),
     ("timeout-not-below-interval", {"probe": {"interval": "15s", "timeout": "20s"}},
      "spec.probe: Invalid value: timeout must be shorter than interval"),
     ("url-wrong-scheme", {"service": {"url": "ftp://venue-service:3002"}},
@@ -136,6 +138,15 @@ def test_valid_spec_is_accepted_as_control(the_lab: Lab, namespace: str) -> None
         "create", "-n", namespace, "-f", "-", input=manifest(valid_spec())
     )
     assert "created" in result.stdout
+
+
+def test_restore_after_zero_means_never_and_is_accepted(the_lab: Lab, namespace: str) -> None:
+    spec = merged(valid_spec(), {"remediation": {"scale": {"restoreAfter": "0s"}}})
+    result = the_lab.cluster.kubectl("create", "-n", namespace, "-f", "-", input=manifest(spec))
+    assert "created" in result.stdout
+    out = the_lab.cluster.kubectl("get", "venueservice", "venue-service", "-n", namespace,
+                                  "-o", "jsonpath={.spec.remediation.scale}").stdout  # fmt: skip
+    assert json.loads(out)["restoreAfter"] == "0s"
 
 
 def test_printer_columns_show_status(the_lab: Lab, namespace: str) -> None:

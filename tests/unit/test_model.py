@@ -69,6 +69,7 @@ def test_camel_case_on_the_wire() -> None:
         ({"remediation": {"scale": {"minReplicas": 5, "maxReplicas": 2}}}, "minReplicas"),
         ({"probe": {"interval": "2s", "timeout": "5s"}}, "shorter than"),
         ({"probe": {"interval": "soon"}}, "invalid duration"),
+        ({"remediation": {"scale": {"restoreAfter": "never"}}}, "invalid duration"),
         ({"remediation": {"mode": "Yolo"}}, "Auto"),
         ({"unknownField": 1}, "Extra inputs"),
     ],
@@ -76,3 +77,11 @@ def test_camel_case_on_the_wire() -> None:
 def test_invalid_specs_are_rejected(spec: dict[str, object], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         minimal(**spec)
+
+
+def test_restore_after_defaults_to_30m_and_0s_means_never() -> None:
+    assert minimal().remediation.scale.restore_after == timedelta(minutes=30)
+    never = minimal(remediation={"scale": {"restoreAfter": "0s"}})
+    assert never.remediation.scale.restore_after == timedelta(0)
+    wire = never.model_dump(mode="json", by_alias=True)
+    assert wire["remediation"]["scale"]["restoreAfter"] == "0s"
