@@ -105,7 +105,6 @@ class Restore:
     """One step of giving capacity back (to_value), or abandoning it (abandon)."""
 
     reason: str
-    loan: CapacityLoan
     to_value: int | None = None
     abandon: bool = False
 
@@ -129,13 +128,13 @@ def restore(
     what = f"{loan.kind} {loan.name} {loan.field}"
     if gone:
         return Restore(f"{gone}: the restore of {what} to {loan.original} is left to its owner",
-                       loan, abandon=True)  # fmt: skip
+                       abandon=True)  # fmt: skip
     if current is not None and current != loan.written:
         if now - loan.at < SETTLE:
             return None  # our own write may not have reached the cache yet: look again
         return Restore(
             f"{what} is {current}, not the {loan.written} the operator wrote: somebody else "
-            f"owns it now; the restore to {loan.original} is abandoned", loan, abandon=True,
+            f"owns it now; the restore to {loan.original} is abandoned", abandon=True,
         )  # fmt: skip
     wait = policy.scale.restore_after
     if current is None or not wait or health is not Health.HEALTHY:
@@ -149,7 +148,7 @@ def restore(
     healthy = int(wait.total_seconds())
     return Restore(
         f"healthy for {healthy}s or more since the incident: {what} {current} -> {to} "
-        f"(back towards {loan.original})", loan, to_value=to,
+        f"(back towards {loan.original})", to_value=to,
     )  # fmt: skip
 
 
@@ -164,7 +163,7 @@ def lend(loan: CapacityLoan | None, kind: ScaledKind, name: str, start: int,
 
 
 def after_write(loan: CapacityLoan | None, kind: ScaledKind, name: str, value: int,
-           at: datetime) -> CapacityLoan | None:  # fmt: skip
+                at: datetime) -> CapacityLoan | None:  # fmt: skip
     """The loan after a scale-up or a restore step wrote `value`; None once all given back."""
     if loan is None or (loan.kind, loan.name) != (kind, name):
         return loan
