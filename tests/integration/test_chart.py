@@ -169,6 +169,7 @@ def test_defaults_render_what_kustomize_does() -> None:
         ("tenancy.maxReplicas=1000", "container args"),
         ("peering.enabled=true", "replicas"),
         ("userRoles.create=false", None),  # the roles are gone: `named` finds none
+        ("keda.rbac=false", "ClusterRole rules"),  # optional without KEDA
     ],
 )
 def test_drift_check_sees_a_changed_value(setting: str, difference: str | None) -> None:
