@@ -92,7 +92,7 @@ def test_hpa_scaled_object_and_replicas_are_raised_then_given_back(
     kubectl("apply", "-n", ns, "-f", "-", input=hpa_manifest("keda-venue", owner))
     keda_hpa_managers = managers(get(the_lab, "hpa", ns, "keda-venue"))
     # Slower restore steps for (c): time for the human between two of them.
-    plain = make_venue("plain-venue", remediation={**CAPACITY, "verifyWindow": "4s"})
+    plain = make_venue("plain-venue", remediation={**CAPACITY, "verifyWindow": "6s"})
     venues = (hpa_venue, keda_venue, plain)
     for venue in venues:
         venue.wait_health("Healthy", "None")
