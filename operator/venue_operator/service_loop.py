@@ -189,6 +189,8 @@ class ServiceLoop:
                           spec.remediation, now, paused)  # fmt: skip
         status = await self.remediator.carry_out(subject, status, decision, now)
         self.store.known = status
+        held_by = decision.suppressed_by or decision.params.get("heldBy") or None
+        telemetry.service_state(self.namespace, self.name, status, held_by)
         causes = write_causes(self.store.written, status)
         if causes:
             await self.store.save(status, causes[0])
