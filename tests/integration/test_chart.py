@@ -10,35 +10,32 @@ import subprocess
 import tomllib
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from tests.chart import (
+    CHART,
+    NS,
+    RELEASE,
+    REPO,
+    Docs,
+    docs,
+    install_prometheus_operator_crd,
+    named,
+    template,
+)
 from tests.harness import fresh_namespace
 from venue_lab.cluster import ensure_binaries
 from venue_lab.helm import helm
 from venue_lab.session import Lab
 from venue_operator.crd import CRD_PATH
 
-REPO = Path(__file__).resolve().parents[2]
-CHART = REPO / "charts" / "venue-operator"
-RELEASE = NS = "venue-operator"  # the names manifests/ uses: a default release renders them
 KEEP = {"helm.sh/resource-policy": "keep"}
-SERVICE_MONITOR_CRD = (
-    REPO / "tests" / "data" / "prometheus-operator" / ("monitoring.coreos.com_servicemonitors.yaml")
-)
 
 # helm is built from Go (like the control plane): not part of the fast tier.
 needs_helm = pytest.mark.cluster
-
-Docs = list[dict[str, Any]]
-
-
-def template(*args: str, release: str = RELEASE, namespace: str = NS) -> Docs:
-    out = helm("template", release, str(CHART), "--namespace", namespace, *args).stdout
-    return [d for d in yaml.safe_load_all(out) if d]
 
 
 def kustomized() -> Docs:
@@ -46,11 +43,6 @@ def kustomized() -> Docs:
     out = subprocess.run([str(kubectl), "kustomize", str(REPO / "manifests")],
                          capture_output=True, text=True, check=True, timeout=60).stdout  # fmt: skip
     return [d for d in yaml.safe_load_all(out) if d]
-
-
-def named(items: Docs, kind: str, name: str) -> dict[str, Any]:
-    (found,) = [d for d in items if d["kind"] == kind and d["metadata"]["name"] == name]
-    return found
 
 
 def aggregation(role: dict[str, Any]) -> dict[str, str]:
@@ -115,10 +107,6 @@ def test_metrics_service_and_service_monitor_select_the_operator() -> None:
     assert endpoint["port"] == port["name"] and endpoint["path"] == "/metrics"
     served = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert f"--metrics-port={served[port['targetPort']]}" in container["args"]
-
-
-def docs(path: str) -> Docs:
-    return [d for d in yaml.safe_load_all((REPO / "manifests" / path).read_text()) if d]
 
 
 # --- no cluster -----------------------------------------------------------------------
@@ -266,10 +254,7 @@ def test_helm_install_runs_the_operator_under_restricted_pod_security(
 @pytest.fixture(scope="module")
 def service_monitor_crd(the_lab: Lab) -> Lab:
     """The Prometheus Operator's real ServiceMonitor CRD (tests/data), served by the lab."""
-    kubectl = the_lab.cluster.kubectl
-    kubectl("apply", "--server-side", "-f", str(SERVICE_MONITOR_CRD))
-    kubectl("wait", "--for=condition=Established",
-            "crd/servicemonitors.monitoring.coreos.com", "--timeout=60s")  # fmt: skip
+    install_prometheus_operator_crd(the_lab, "servicemonitors")
     return the_lab
 
 

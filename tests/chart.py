@@ -1,0 +1,59 @@
+"""The Helm chart's test helpers (test_chart*.py): render it with the real helm, pick objects."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from venue_lab.helm import helm
+from venue_lab.session import Lab
+
+REPO = Path(__file__).resolve().parents[1]
+CHART = REPO / "charts" / "venue-operator"
+RELEASE = NS = "venue-operator"  # the names manifests/ uses: a default release renders them
+PROMETHEUS_OPERATOR = REPO / "tests" / "data" / "prometheus-operator"
+
+Docs = list[dict[str, Any]]
+
+
+def template(*args: str, release: str = RELEASE, namespace: str = NS) -> Docs:
+    out = helm("template", release, str(CHART), "--namespace", namespace, *args).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def named(items: Docs, kind: str, name: str) -> dict[str, Any]:
+    (found,) = [d for d in items if d["kind"] == kind and d["metadata"]["name"] == name]
+    return found
+
+
+def docs(path: str) -> Docs:
+    """The objects of one file under manifests/."""
+    return [d for d in yaml.safe_load_all((REPO / "manifests" / path).read_text()) if d]
+
+
+def install_prometheus_operator_crd(lab: Lab, plural: str) -> None:
+    """One of the Prometheus Operator's real CRDs (tests/data, v0.93.0), served by the lab."""
+    crd = PROMETHEUS_OPERATOR / f"monitoring.coreos.com_{plural}.yaml"
+    lab.cluster.kubectl("apply", "--server-side", "-f", str(crd))
+    lab.cluster.kubectl("wait", "--for=condition=Established",
+                        f"crd/{plural}.monitoring.coreos.com", "--timeout=60s")  # fmt: skip
+
+
+DASHBOARD = CHART / "files" / "dashboards" / "venue-operator.json"
+
+
+def dashboard_queries(dashboard: dict[str, Any], values: dict[str, str]) -> list[tuple[str, str]]:
+    """(panel title, PromQL) for every query of every panel, rows' panels included, with the
+    template variables ($name, ${name}) replaced by `values`; KeyError on one it lacks."""
+    found: list[tuple[str, str]] = []
+    stack = list(dashboard["panels"])
+    while stack:
+        panel = stack.pop(0)
+        stack.extend(panel.get("panels", []))
+        for target in panel.get("targets", []):
+            expr = re.sub(r"\$\{?(\w+)\}?", lambda m: values[m.group(1)], target["expr"])
+            found.append((panel["title"], expr))
+    return found
