@@ -1,15 +1,13 @@
 """The Helm chart (charts/venue-operator) with the real helm built from the Go module proxy:
 lint and template pass, defaults render what `kubectl kustomize manifests/` does (a drift test
-that fails on any difference in RBAC rules, container args or security context), and a real
-`helm install` into the lab runs the Deployment under Pod Security "restricted"."""
+that fails on any difference in RBAC rules, container args or security context). The real
+`helm install` is test_chart_install.py; the alerts and dashboard, test_chart_monitoring.py."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import tomllib
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -212,43 +210,6 @@ def test_namespace_create_needs_a_name() -> None:
 
 
 # --- the lab --------------------------------------------------------------------------
-
-
-@pytest.fixture
-def release(the_lab: Lab) -> Iterator[tuple[str, str]]:
-    """A release name and the fresh namespace the chart creates for it; uninstalled after."""
-    suffix = uuid.uuid4().hex[:8]
-    name, namespace = f"venue-operator-{suffix}", f"h-{suffix}"
-    yield name, namespace
-    helm("uninstall", name, "--namespace", "default", "--wait", "--timeout=60s",
-         cluster=the_lab.cluster, check=False)  # fmt: skip
-    the_lab.cluster.kubectl("delete", "namespace", namespace, "--ignore-not-found",
-                            "--wait=false", check=False)  # fmt: skip
-
-
-def test_helm_install_runs_the_operator_under_restricted_pod_security(
-    the_lab: Lab, release: tuple[str, str]
-) -> None:
-    """A real install (the lab's CRD is not Helm's, so crds.install=false) in a namespace the
-    chart creates with Pod Security "restricted": the Deployment becomes available (kwok
-    runs its pod), so the restricted admission accepted the pod."""
-    name, namespace = release
-    kubectl = the_lab.cluster.kubectl
-    helm("install", name, str(CHART), "--namespace", "default", "--wait", "--timeout=90s",
-         "--set", "crds.install=false", "--set", "namespace.create=true",
-         "--set", f"namespace.name={namespace}", cluster=the_lab.cluster)  # fmt: skip
-    ns = json.loads(kubectl("get", "namespace", namespace, "-o", "json").stdout)
-    assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
-    kubectl("rollout", "status", f"deployment/{name}", "-n", namespace, "--timeout=60s")
-    sa = f"system:serviceaccount:{namespace}:{name}"
-    for verb, resource, allowed in (("patch", "deployments.apps", "yes"),
-                                    ("list", "venueservices.ops.tickettoken.io", "yes"),
-                                    ("get", "secrets", "no")):  # fmt: skip
-        answer = kubectl("auth", "can-i", verb, resource, f"--as={sa}", "-A", check=False)
-        assert answer.stdout.strip() == allowed, (verb, resource, answer.stderr)
-    status = json.loads(helm("status", name, "--namespace", "default", "-o", "json",
-                             cluster=the_lab.cluster).stdout)  # fmt: skip
-    assert status["info"]["status"] == "deployed"
 
 
 @pytest.fixture(scope="module")
