@@ -123,10 +123,18 @@ def test_chart_crd_file_is_the_generated_crd() -> None:
     assert copy.read_text() == (REPO / CRD_PATH).read_text(), "copy it again"
 
 
+EVERY_OPTION = ("serviceMonitor.enabled=true", "prometheusRule.enabled=true",
+                "dashboards.enabled=true", "networkPolicy.enabled=true", "peering.enabled=true",
+                "namespace.create=true", "namespace.name=ops")  # fmt: skip
+
+
 @needs_helm
-def test_helm_lint_strict_passes() -> None:
-    out = helm("lint", str(CHART), "--strict").stdout
+@pytest.mark.parametrize("options", [(), EVERY_OPTION], ids=["defaults", "every option"])
+def test_helm_lint_strict_passes(options: tuple[str, ...]) -> None:
+    out = helm("lint", str(CHART), "--strict", *(a for o in options for a in ("--set", o))).stdout
     assert "1 chart(s) linted, 0 chart(s) failed" in out
+    kinds = {d["kind"] for d in template(*(a for o in options for a in ("--set", o)))}
+    assert not options or {"PrometheusRule", "ConfigMap", "ServiceMonitor"} <= kinds
 
 
 @needs_helm
