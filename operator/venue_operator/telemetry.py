@@ -104,7 +104,8 @@ def service_state(
     incident = status.incident
     escalated = incident is not None and incident.resolved_at is None and incident.escalated
     ESCALATED.labels(namespace, name).set(int(escalated))
-    for by in sorted({*HELD_BY, *([held_by] if held_by else [])}):
+    seen = {labels[2] for labels in HELD._metrics if labels[:2] == (namespace, name)}
+    for by in sorted({*HELD_BY, *seen, *([held_by] if held_by else [])}):
         HELD.labels(namespace, name, by).set(int(by == held_by))
     for check in status.checks:
         if check.value is None:

@@ -92,3 +92,12 @@ def test_service_state_exports_health_severity_escalation_and_what_holds_back(
 def test_every_event_reason_is_counted_from_zero() -> None:
     for reason in Reason:
         assert value("venue_operator_events_total", reason=str(reason)) is not None
+
+
+def test_a_guardrail_that_no_longer_holds_reads_zero() -> None:
+    status = status_of(Health.DEGRADED, Severity.P2)
+    telemetry.service_state("ns", "held", status, "something-new")
+    telemetry.service_state("ns", "held", status, None)
+    for by in (*telemetry.HELD_BY, "something-new"):
+        assert value("venue_operator_remediation_held", namespace="ns", name="held", by=by) == 0
+    telemetry.forget("ns", "held")
