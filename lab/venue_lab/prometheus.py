@@ -112,11 +112,18 @@ class LocalPrometheus(Lifecycle):
     def load_rules(self, name: str, groups: list[dict[str, object]], timeout: float = 30.0) -> None:
         """Evaluate these rule groups (a rules file's `groups`, e.g. a PrometheusRule's
         spec.groups) from now on: written as rules/NAME.json, then a config reload."""
-        (self.rules_dir / f"{name}.json").write_text(json.dumps({"groups": groups}))
-        self._reload_until(lambda loaded: {g["name"] for g in groups} <= loaded, timeout)
+        path = self.rules_dir / f"{name}.json"
+        path.write_text(json.dumps({"groups": groups}))
+        try:
+            self._reload_until(lambda loaded: {g["name"] for g in groups} <= loaded, timeout)
+        except LabError:
+            path.unlink()  # a file Prometheus refuses would fail every later reload
+            raise
 
     def remove_rules(self, name: str, timeout: float = 30.0) -> None:
         path = self.rules_dir / f"{name}.json"
+        if not path.exists():
+            return  # never loaded (e.g. a test failed before): nothing to remove
         groups = {g["name"] for g in json.loads(path.read_text())["groups"]}
         path.unlink()
         self._reload_until(lambda loaded: not groups & loaded, timeout)
