@@ -46,14 +46,26 @@ DASHBOARD = CHART / "files" / "dashboards" / "venue-operator.json"
 
 
 def dashboard_queries(dashboard: dict[str, Any], values: dict[str, str]) -> list[tuple[str, str]]:
-    """(panel title, PromQL) for every query of every panel, rows' panels included, with the
-    template variables ($name, ${name}) replaced by `values`; KeyError on one it lacks."""
+    """(title, PromQL) for every query of every panel, rows' panels included, and of every
+    template variable (Grafana's `label_values(SELECTOR, LABEL)` as `count by (LABEL)
+    (SELECTOR)`), with the variables ($name, ${name}) replaced by `values` (KeyError on one
+    it lacks)."""
+
+    def substituted(expr: str) -> str:
+        return re.sub(r"\$\{?(\w+)\}?", lambda m: values[m.group(1)], expr)
+
     found: list[tuple[str, str]] = []
+    for variable in dashboard["templating"]["list"]:
+        if variable["type"] == "query":
+            query = re.fullmatch(r"label_values\((.*), (\w+)\)", variable["definition"])
+            assert query, f"{variable['name']}: {variable['definition']}"
+            selector, label = query.groups()
+            found.append((f"variable {variable['name']}",
+                          f"count by ({label}) ({substituted(selector)})"))  # fmt: skip
     stack = list(dashboard["panels"])
     while stack:
         panel = stack.pop(0)
         stack.extend(panel.get("panels", []))
         for target in panel.get("targets", []):
-            expr = re.sub(r"\$\{?(\w+)\}?", lambda m: values[m.group(1)], target["expr"])
-            found.append((panel["title"], expr))
+            found.append((panel["title"], substituted(target["expr"])))
     return found
