@@ -1,4 +1,5 @@
-"""Entry points: `venue-operator run | check | crd` (the lab and demo: `venue-lab`)."""
+"""Entry points: `venue-operator run | check | crd | uninstall | resume` (the lab and demo:
+`venue-lab`)."""
 
 from __future__ import annotations
 
@@ -207,6 +208,14 @@ def _uninstall(args: argparse.Namespace) -> int:
     return asyncio.run(run_uninstall())
 
 
+def _resume(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from venue_operator.resume import run_resume
+
+    return asyncio.run(run_resume(args.namespace, args.name))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="venue-operator", description=__doc__)
     parser.add_argument("--log-json", action="store_true", help="log JSON lines")
@@ -260,6 +269,14 @@ def build_parser() -> argparse.ArgumentParser:
         "(Kopf's finalizer and annotations), so they and their namespaces can be deleted",
     )  # fmt: skip
     uninstall.set_defaults(func=_uninstall)
+
+    resume = sub.add_parser(
+        "resume", help="undo the GitOps suspension (Flux suspend, Argo CD automated sync) made "
+        "after a rollback of this VenueService's Deployment",
+    )  # fmt: skip
+    resume.add_argument("name")
+    resume.add_argument("--namespace", "-n", default="default")
+    resume.set_defaults(func=_resume)
 
     return parser
 

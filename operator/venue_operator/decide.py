@@ -40,11 +40,13 @@ from venue_operator.model import (
     Severity,
     VenueServiceStatus,
 )
-from venue_operator.observations import Revision, WorkloadState
+from venue_operator.observations import GitOpsRef, Revision, WorkloadState
 from venue_operator.wording import above, fmt
 
 ROLLBACK_SECTION = "Rollback Procedure"
 P1_SECTION = "P1 Procedure"
+# Escalation key (with the template hash) of a rolled-back-from template re-applied by GitOps.
+REAPPLIED_BY_GITOPS = "reapplied-by-gitops"
 
 
 class Action(StrEnum):
@@ -74,6 +76,7 @@ class RolloutFacts:
     # still exists: a rollout replaced them even if revisionHistoryLimit cleaned them up.
     earlier_known_good: tuple[str, ...] = ()
     revision_history_limit: int | None = None
+    gitops: GitOpsRef | None = None  # the Flux/Argo CD object that re-applies the Deployment
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,7 @@ def rollout_facts(workload: WorkloadState, status: VenueServiceStatus) -> Rollou
             h for h in status.healthy_templates if h != workload.template_hash
         ),
         revision_history_limit=workload.revision_history_limit,
+        gitops=workload.gitops,
     )
 
 
@@ -436,6 +440,9 @@ def _rollback(
 ) -> Decision:
     number = rollout.current.number if rollout.current else "?"
     why = f"{_describe(a, critical)} after the rollout of revision {number}"
+    reapplied = _reapplied_by_gitops(rollout, status, why)
+    if reapplied is not None:
+        return reapplied
     if not policy.rollback.enabled:
         return _escalate(f"{why}; automatic rollback disabled", ROLLBACK_SECTION, status,
                          "rollback-disabled")  # fmt: skip
@@ -459,6 +466,27 @@ def _rollback(
             "toTemplate": target.template_hash,
         },
     )
+
+
+def _reapplied_by_gitops(
+    rollout: RolloutFacts, status: VenueServiceStatus, why: str
+) -> Decision | None:
+    """The loop guard: a GitOps controller re-applied a template we rolled back from. Rolling
+    back again would only start a loop with it (each sync undoes the rollback): hand over to
+    humans, once per incident, and leave the bookkeeping as it is (the template stays rolled
+    back from, never known-good)."""
+    current, ref = rollout.current, rollout.gitops
+    if ref is None or current is None or current.template_hash not in status.rolled_back_templates:
+        return None
+    reason = (f"{why}: {ref} re-applied pod template {current.template_hash}, which was rolled "
+              "back from; not rolling back again (it would loop with the GitOps controller): "
+              "revert the bad commit in Git, or suspend it")  # fmt: skip
+    key = f"{REAPPLIED_BY_GITOPS}:{current.template_hash}"
+    if _escalated(status, key):
+        return _none(f"already escalated: {reason}", held="escalated")
+    return Decision(Action.ESCALATE, reason, ROLLBACK_SECTION,
+                    {"reappliedTemplate": current.template_hash, "gitops": str(ref)},
+                    key=key)  # fmt: skip
 
 
 def _scale_up(

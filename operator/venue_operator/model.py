@@ -276,6 +276,18 @@ class Cooldowns(Model):
     circuit_breaker: Duration = Field(default=timedelta(minutes=1))
 
 
+class GitOpsPolicy(Model):
+    suspend: bool = Field(
+        default=False,
+        description=(
+            "After rolling back a Deployment applied by Flux or Argo CD, suspend the "
+            "Kustomization/HelmRelease (spec.suspend) or turn off the Application's automated "
+            "sync, so that it does not re-apply the bad revision; `venue-operator resume` undoes "
+            "it. Only an object in this namespace, or one whose own status lists the Deployment."
+        ),
+    )
+
+
 class RemediationPolicy(Model):
     mode: Mode = Field(
         default=Mode.AUTO, description="Auto acts; DryRun records; Off only watches."
@@ -285,6 +297,7 @@ class RemediationPolicy(Model):
     migration: MigrationPolicy = Field(default_factory=MigrationPolicy)
     circuit_breaker: CircuitBreakerPolicy = Field(default_factory=CircuitBreakerPolicy)
     cooldowns: Cooldowns = Field(default_factory=Cooldowns)
+    gitops: GitOpsPolicy = Field(default_factory=GitOpsPolicy)
     max_actions_per_hour: int = Field(default=6, ge=0, le=100)
     verify_window: Duration = Field(
         default=timedelta(minutes=5), description="After acting, how long to wait for recovery."
@@ -448,6 +461,34 @@ class RolloutRecord(Model):
     )
 
 
+class GitOpsObject(Model):
+    kind: Literal["Kustomization", "HelmRelease", "Application"]
+    name: str = Field(max_length=253)
+    namespace: str = Field(max_length=63)
+
+
+class GitOpsSuspension(Model):
+    """What the operator changed on a GitOps object (also in its annotation, for `resume`)."""
+
+    at: datetime
+    correlation_id: str = Field(description="The rollback that the suspension followed.")
+    object: GitOpsObject
+    change: str = Field(max_length=256, description="e.g. spec.suspend: false -> true.")
+    previous: str | None = Field(
+        default=None, max_length=4096, description="The field's value before, as JSON."
+    )
+
+
+class GitOpsStatus(Model):
+    managed_by: GitOpsObject | None = Field(
+        default=None, description="Who applies the Deployment, per its labels/annotations."
+    )
+    suspension: GitOpsSuspension | None = None
+    suspend_error: str | None = Field(
+        default=None, max_length=1024, description="Why the last suspension was not made."
+    )
+
+
 class EvaluationError(Model):
     at: datetime
     reason: str
@@ -470,6 +511,7 @@ class VenueServiceStatus(Model):
     healthy_templates: list[str] = Field(default_factory=list, max_length=HISTORY_LIMIT)
     rolled_back_templates: list[str] = Field(default_factory=list, max_length=HISTORY_LIMIT)
     circuit_open: bool = False
+    gitops: GitOpsStatus | None = None
     last_error: EvaluationError | None = Field(
         default=None, description="The last evaluation that failed; cleared by the next success."
     )

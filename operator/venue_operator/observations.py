@@ -86,6 +86,19 @@ class Revision:
 
 
 @dataclass(frozen=True)
+class GitOpsRef:
+    """The GitOps object a Deployment's labels or annotations say applies it (a claim by the
+    Deployment: untrusted until the object itself lists the Deployment, see gitops.py)."""
+
+    kind: str  # Kustomization | HelmRelease | Application
+    name: str
+    namespace: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
 class WorkloadState:
     """The Deployment as the watch-fed indexes see it."""
 
@@ -102,6 +115,7 @@ class WorkloadState:
     rolled_back_to: str | None = None  # keys.ROLLED_BACK_TO on the Deployment
     unreadable: str | None = None  # why the operator cannot see the workload (RBAC)
     revision_history_limit: int | None = None
+    gitops: GitOpsRef | None = None  # who re-applies the Deployment from Git, if anyone
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from venue_operator import gitops
 from venue_operator.assess import DEPLOYMENT_NOT_FOUND, Assessment
 from venue_operator.model import (
     HISTORY_LIMIT,
@@ -193,7 +194,10 @@ def next_status(
     rollout = bake(track_rollout(previous.rollout, workload, now), a, now)
     healthy = previous.healthy_templates
     since = rollout.healthy_since if rollout is not None else None
-    if since is not None and now - since >= bake_time:
+    # A template rolled back from stays bad even if it bakes healthy once re-applied (by a
+    # GitOps sync): one template is never both a rollback target and one rolled back from.
+    rolled_back = workload.template_hash in previous.rolled_back_templates
+    if since is not None and now - since >= bake_time and not rolled_back:
         healthy = _remember(healthy, workload.template_hash)
     return previous.model_copy(
         update={
@@ -208,6 +212,7 @@ def next_status(
             "rollout": rollout,
             "healthy_templates": healthy,
             "incident": track_incident(previous.incident, a, now),
+            "gitops": gitops.shown(previous.gitops, workload.gitops),
         }
     )
 
