@@ -8,17 +8,16 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from tests.harness import BAD_IMAGE, FAST, Venue, evaluations, fresh_namespace, history, set_image
+from tests.upstream_crds import DATA, install
 from venue_lab.operator_process import OperatorProcess
 from venue_lab.processes import wait_until
 from venue_lab.session import Lab
 from venue_operator import keys
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "fluxcd"
-KUSTOMIZATION_CRD = DATA / "kustomize.toolkit.fluxcd.io_kustomizations.yaml"
+KUSTOMIZATION_CRD = DATA / "fluxcd" / "kustomize.toolkit.fluxcd.io_kustomizations.yaml"
 
 
 def kustomization(lab: Lab, namespace: str) -> dict[str, Any]:
@@ -32,9 +31,7 @@ def flux_owns(lab: Lab, venue: Venue, flux_ns: str) -> None:
     """A Kustomization in another namespace that lists the Deployment in its inventory (what
     kustomize-controller writes), and the labels it puts on what it applies."""
     kubectl = lab.cluster.kubectl
-    kubectl("apply", "--server-side", "-f", str(KUSTOMIZATION_CRD))
-    kubectl("wait", "--for=condition=Established",
-            "crd/kustomizations.kustomize.toolkit.fluxcd.io", "--timeout=60s")  # fmt: skip
+    install(lab, KUSTOMIZATION_CRD)
     body = {"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
             "metadata": {"name": "apps", "namespace": flux_ns},
             "spec": {"interval": "10m", "path": "./apps", "prune": True,

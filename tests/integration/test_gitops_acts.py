@@ -15,18 +15,18 @@ import pytest
 from kubernetes.aio import client
 
 from tests.harness import fresh_namespace
+from tests.upstream_crds import DATA, install
+from venue_lab.processes import wait_until
 from venue_lab.session import Lab
 from venue_operator import keys, kube
 from venue_operator.act import ActError, gitops
 from venue_operator.observations import GitOpsRef
 
-DATA = Path(__file__).resolve().parents[1] / "data"
-CRDS = {
-    "applications.argoproj.io": DATA / "argo-cd" / "application-crd.yaml",
-    "helmreleases.helm.toolkit.fluxcd.io": (
-        DATA / "fluxcd" / "helm.toolkit.fluxcd.io_helmreleases.yaml"
-    ),
-}
+CRDS = (
+    DATA / "argo-cd" / "application-crd.yaml",
+    DATA / "fluxcd" / "helm.toolkit.fluxcd.io_helmreleases.yaml",
+    DATA / "fluxcd" / "kustomize.toolkit.fluxcd.io_kustomizations.yaml",  # for can-i only
+)
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 AUTOMATED = {"prune": True, "selfHeal": True}
 
@@ -40,10 +40,8 @@ async def api(the_lab: Lab) -> AsyncIterator[client.ApiClient]:
 
 @pytest.fixture
 def gitops_ns(the_lab: Lab) -> Iterator[str]:
-    kubectl = the_lab.cluster.kubectl
-    for name, path in CRDS.items():
-        kubectl("apply", "--server-side", "-f", str(path))  # the Argo CD CRD is 400 kB
-        kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
+    for path in CRDS:
+        install(the_lab, path)
     with fresh_namespace(the_lab, "gitops") as ns:
         yield ns
 
@@ -112,3 +110,27 @@ async def test_a_helmrelease_in_the_services_namespace_is_suspended_and_resumed(
     assert get(the_lab, "helmrelease", gitops_ns, "venue")["spec"]["suspend"] is True
     assert (await gitops.resume(api, ref)).changed
     assert "suspend" not in get(the_lab, "helmrelease", gitops_ns, "venue")["spec"]
+
+
+def test_the_optional_rbac_grants_exactly_get_and_patch(the_lab: Lab, gitops_ns: str) -> None:
+    """manifests/optional/gitops-rbac.yaml, applied to the real API server: the operator's
+    ServiceAccount may get and patch the three kinds, and nothing more of them."""
+    kubectl = the_lab.cluster.kubectl
+    rbac = str(Path(__file__).resolve().parents[2] / "manifests" / "optional" / "gitops-rbac.yaml")
+    sa = "--as=system:serviceaccount:venue-operator:venue-operator"
+    kinds = ("kustomizations.kustomize.toolkit.fluxcd.io", "helmreleases.helm.toolkit.fluxcd.io",
+             "applications.argoproj.io")  # fmt: skip
+
+    def can(verb: str, kind: str) -> bool:
+        out = kubectl("auth", "can-i", verb, kind, "-n", gitops_ns, sa, check=False)
+        return out.stdout.strip() == "yes"
+
+    kubectl("apply", "-f", rbac)
+    try:  # the authorizer sees RBAC changes through a watch: poll for the first answer
+        wait_until("the binding in effect", lambda: can("patch", kinds[0]), 30)
+        for kind in kinds:
+            assert can("get", kind) and can("patch", kind), kind
+            assert not can("delete", kind) and not can("update", kind), kind
+    finally:
+        kubectl("delete", "-f", rbac, "--wait=false", check=False)
+    wait_until("the binding gone", lambda: not can("patch", kinds[0]), 30)
