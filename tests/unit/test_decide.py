@@ -379,6 +379,10 @@ LOOP_GUARD = [
     ("no GitOps owner: the usual rules (a human re-applied it)",
      replace(REAPPLIED, gitops=None), ROLLED_BACK_CCC, Action.ROLL_BACK, None),
     ("never rolled back from: rolled back as usual", REAPPLIED, KNOWN, Action.ROLL_BACK, None),
+    ("re-applied inside the rollback's verify window -> escalate, not wait", REAPPLIED,
+     ROLLED_BACK_CCC.model_copy(update={"history": [record(Action.ROLL_BACK, 1)]}),
+     Action.ESCALATE, GUARD_KEY),
+    ("re-applied but not critical -> nothing", REAPPLIED, ROLLED_BACK_CCC, None, None),
 ]  # fmt: skip
 
 
@@ -388,7 +392,8 @@ def test_loop_guard(
     case: str, rollout: RolloutFacts, status: VenueServiceStatus, action: Action | None,
     key: str | None,
 ) -> None:  # fmt: skip
-    decision = decide(assessed(**ERRORS), rollout, status, POLICY, NOW)
+    obs = {} if "not critical" in case else ERRORS
+    decision = decide(assessed(**obs), rollout, status, POLICY, NOW)
     assert decision.action is action, decision.reason
     assert decision.key == key
     if key is not None:
