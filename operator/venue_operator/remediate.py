@@ -216,23 +216,16 @@ class Remediator:
             )  # fmt: skip
         except (ActError, client.ApiException) as exc:
             denied = isinstance(exc, client.ApiException) and exc.status == 403
-            error = redact(
-                f"{ref} not suspended: "
-                + (
-                    "permission missing (the GitOps RBAC is optional, see the README): "
-                    if denied
-                    else ""
-                )
-                + refusal(exc)
-            )
+            missing = "permission missing (the GitOps RBAC is optional, see the README): "
+            error = redact(f"{ref} not suspended: {missing if denied else ''}{refusal(exc)}")
+            error = error[:1000]
             log.warning("gitops.not_suspended", namespace=subject.namespace, name=subject.name,
                         error=error)  # fmt: skip
             reason = Reason.PERMISSION_MISSING if denied else Reason.GITOPS_SUSPEND_FAILED
-            await self.events.post_once(None, EventSpec("Warning", reason, error[:1000]),
+            await self.events.post_once(None, EventSpec("Warning", reason, error),
                                         f"{rec.correlation_id}/gitops")  # fmt: skip
-            return gitops.suspended(status, None, error[:1000]), "; " + gitops.advice(
-                ref, None, resume
-            )
+            advice = gitops.advice(ref, None, resume)
+            return gitops.suspended(status, None, error), f"; {advice}"
         status = gitops.suspended(status, suspension, None)
         if result.changed:
             event = EventSpec("Normal", Reason.GITOPS_SUSPENDED, f"{result.message} after "

@@ -18,7 +18,7 @@ from tests.unit.test_service_loop import (
     healthy_with_known_good,
 )
 from venue_operator import keys
-from venue_operator.act import ActResult
+from venue_operator.act import ActError, ActResult
 from venue_operator.model import GitOpsObject, GitOpsSuspension
 from venue_operator.observations import GitOpsRef
 from venue_operator.reasons import Reason
@@ -31,12 +31,16 @@ FLUX = GitOpsRef("Kustomization", "apps", "flux-system")
 class FakeGitOps:
     calls: list[tuple[Any, ...]] = field(default_factory=list)
     refuse: bool = False
+    untrusted: bool = False
 
     async def suspend_gitops(
         self, ref: GitOpsRef, namespace: str, deployment: str, who: str, rid: str, now: datetime
     ) -> tuple[ActResult, GitOpsSuspension | None]:
         if self.refuse:
             raise forbidden()
+        if self.untrusted:
+            raise ActError(f"{ref} is in another namespace and its status.inventory does not "
+                           f"list Deployment {namespace}/{deployment}: not suspended")  # fmt: skip
         done = bool(self.calls)  # the second call finds it suspended, as the real act does
         self.calls.append((ref, namespace, deployment, rid))
         obj = GitOpsObject(kind="Kustomization", name=ref.name, namespace=ref.namespace)
@@ -134,3 +138,16 @@ async def test_resume_is_acknowledged_once_by_correlation_id() -> None:
     await world.cycles(world.loop(), 3)
     assert world.status().gitops.suspension is None  # type: ignore[union-attr]
     assert world.events.reasons().count(Reason.GITOPS_RESUMED) == 1
+
+
+async def test_an_object_the_trust_rule_refuses_is_said_and_recorded() -> None:
+    world = suspending()
+    world.gitops.untrusted = True
+    loop = await healthy_with_known_good(world)
+    await bad_rollout(world, loop)
+    await world.cycles(loop, 6)
+    failed = message(world, Reason.GITOPS_SUSPEND_FAILED)
+    assert "does not list Deployment shop/venue-service" in failed
+    assert Reason.PERMISSION_MISSING not in world.events.reasons()
+    status = world.status().gitops
+    assert status is not None and status.suspension is None and status.suspend_error == failed
