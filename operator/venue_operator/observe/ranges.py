@@ -49,7 +49,7 @@ async def query_range(
         try:
             body = client.custom_query_range(
                 promql, start_time=start, end_time=end, step=f"{step}s",
-                params={"timeout": f"{timeout:g}s"},
+                params={"timeout": f"{timeout:g}s"}, timeout=timeout,
             )  # fmt: skip
             return matrix(body)
         except QueryFailed as exc:
