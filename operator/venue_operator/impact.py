@@ -65,10 +65,11 @@ def _tenants(
         affected = percent is not None and percent > warning_percent
         above += affected
         old = kept.get(name)
+        peaks = [p for p in (percent, old.error_percent if old else None) if p is not None]
         kept[name] = TenantImpact(
             tenant=name,
             failed_requests=(old.failed_requests if old else 0.0) + failing * seconds,
-            error_percent=None if percent is None else round(percent, 2),
+            error_percent=round(max(peaks), 2) if peaks else None,
             affected=affected or (old is not None and old.affected),
         )
     ranked = sorted(kept.values(), key=lambda t: (-t.failed_requests, t.tenant))
@@ -84,7 +85,7 @@ def assess_impact(
     warning_percent: float, now: datetime,
 ) -> Impact:  # fmt: skip
     """The impact after this cycle: `previous` carried forward by the time since its update
-    (or since `since`, the incident's opening, for the first)."""
+    (or since `since`, the first breach observed, for the first)."""
     last = previous.updated_at if previous is not None else since
     seconds = max(0.0, (now - last).total_seconds())
     stale = seconds > MAX_STEP.total_seconds()
@@ -98,6 +99,9 @@ def assess_impact(
         updated_at=now,
         request_rate=_rounded(_rate(metrics.request_rate.value)),
         failing_rate=_rounded(failing),
+        peak_failing_rate=max(
+            _rounded(failing) or 0.0, previous.peak_failing_rate if previous else 0
+        ),
         failed_requests=round((previous.failed_requests if previous else 0.0) + added, 1),
         tenants_affected=max(above, previous.tenants_affected if previous else 0),
         top_tenants=tenants,
@@ -127,10 +131,12 @@ def material(impact: Impact | None) -> object:
 
 
 def summary(impact: Impact) -> str:
-    """One line: `~120 failed requests (4.1/s of 21/s); 2 tenants affected: tenant-b ...`."""
+    """One line: `~120 failed requests (now 4.1/s of 21/s failing, peak 5/s); ...`; a
+    tenant's share is the highest it had."""
     rates = ""
     if impact.failing_rate is not None and impact.request_rate:
-        rates = f" ({fmt(impact.failing_rate, '/s')} of {fmt(impact.request_rate, '/s')} failing)"
+        rates = (f" (now {fmt(impact.failing_rate, '/s')} of {fmt(impact.request_rate, '/s')}"
+                 f" failing, peak {fmt(impact.peak_failing_rate, '/s')})")  # fmt: skip
     text = f"~{impact.failed_requests:.0f} failed requests{rates}"
     named = [t for t in impact.top_tenants if t.failed_requests >= 1]
     if impact.tenants_affected or named:
@@ -164,7 +170,8 @@ def with_impact(
         return status
     if incident.began_at is None:
         incident = incident.model_copy(update={"began_at": began(incident, a, interval)})
-    impact = assess_impact(incident.impact, incident.opened_at, metrics, a, warning_percent, now)
+    since = incident.began_at or incident.opened_at  # counted from the first breach observed
+    impact = assess_impact(incident.impact, since, metrics, a, warning_percent, now)
     if material(impact) != material(incident.impact) and impact.failed_requests >= 1:
         entry = IncidentEntry(at=now, severity=incident.severity,
                               message=f"impact: {summary(impact)}")  # fmt: skip

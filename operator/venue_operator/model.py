@@ -418,8 +418,10 @@ class TenantImpact(Model):
     """One tenant's share of an incident (a bounded top N; names are label values)."""
 
     tenant: str = Field(max_length=64)
-    failed_requests: float = Field(ge=0, description="Estimated failed requests since opened.")
-    error_percent: float | None = Field(default=None, ge=0, le=100, description="Latest.")
+    failed_requests: float = Field(ge=0, description="Estimated failed requests since it began.")
+    error_percent: float | None = Field(
+        default=None, ge=0, le=100, description="Its highest error share in the incident."
+    )
     affected: bool = Field(
         default=False, description="Its error share was above the warning threshold."
     )
@@ -431,7 +433,10 @@ class Impact(Model):
     updated_at: datetime
     request_rate: float | None = Field(default=None, ge=0, description="Requests per second.")
     failing_rate: float | None = Field(default=None, ge=0, description="5xx per second.")
-    failed_requests: float = Field(default=0, ge=0, description="Estimated since opened.")
+    peak_failing_rate: float = Field(default=0, ge=0, description="Highest 5xx per second.")
+    failed_requests: float = Field(
+        default=0, ge=0, description="Estimated, since the first breach observed."
+    )
     tenants_affected: int = Field(
         default=0, ge=0, description="Most tenants above the warning error share at once."
     )

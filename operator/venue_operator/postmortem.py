@@ -20,6 +20,7 @@ from venue_operator.incidents import text, times
 from venue_operator.model import ActionRecord, Incident, Threshold, VenueServiceSpec
 
 MARGIN = timedelta(minutes=2)  # graphed before the first breach and after recovery
+MIN_MARGIN = timedelta(seconds=30)
 POINTS = 240  # per graph: the range query's step is the window over this
 
 # Runbook "Resolution" lists, per section: the follow-up once the fire is out.
@@ -94,10 +95,11 @@ def query(graph: GraphSpec, selector: str, window: str) -> str:
 
 
 def window(incident: Incident, now: datetime) -> tuple[datetime, datetime]:
-    """From a margin before the first breach to a margin after recovery (or now)."""
-    start = (incident.began_at or incident.opened_at) - MARGIN
-    end = min(now, (incident.resolved_at or now) + MARGIN)
-    return start, max(end, start + timedelta(seconds=POINTS))
+    """From a margin before the first breach to a margin after recovery (or now): as long
+    as the incident, between `MIN_MARGIN` and `MARGIN`."""
+    began = incident.began_at or incident.opened_at
+    margin = min(MARGIN, max(MIN_MARGIN, (incident.resolved_at or now) - began))
+    return began - margin, max(began, min(now, (incident.resolved_at or now) + margin))
 
 
 def step_seconds(start: datetime, end: datetime) -> int:
@@ -231,7 +233,7 @@ def _impact(d: Draft) -> list[str]:
     rows = [[t.tenant, f"{t.failed_requests:.0f}",
              "" if t.error_percent is None else f"{t.error_percent:g}%",
              "yes" if t.affected else "no"] for t in impact.top_tenants]  # fmt: skip
-    head = ["tenant", "failed requests (est.)", "error share (last)", "above warning"]
+    head = ["tenant", "failed requests (est.)", "highest error share", "above warning"]
     return ["", "## Impact by tenant", "", *_table(head, rows)]
 
 

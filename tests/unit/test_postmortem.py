@@ -84,7 +84,11 @@ def test_without_prometheus_the_draft_says_so() -> None:
 def test_graphs_window_and_markers() -> None:
     assert [g.check for g in postmortem.graphs(INCIDENT, SPEC)] == ["error_rate"]
     start, end = postmortem.window(INCIDENT, T0 + timedelta(hours=1))
-    assert (start, end) == (T0 - postmortem.MARGIN, INCIDENT.resolved_at + postmortem.MARGIN)
+    # a margin as long as the incident (40 s), within 30 s .. 2 min
+    assert (start, end) == (
+        T0 - timedelta(seconds=40),
+        INCIDENT.resolved_at + timedelta(seconds=40),
+    )
     kinds = [(m.kind, m.label) for m in postmortem.markers(INCIDENT)]
     assert kinds == [("breach", "breach observed"), ("confirmed", "breach confirmed"),
                      ("action", "RollBack"), ("recovery", "recovered")]  # fmt: skip
