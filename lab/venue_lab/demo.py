@@ -179,6 +179,8 @@ def _run(the_lab: Lab, scenario: str, keep: bool) -> Timeline:
             tail.reasons.clear()
             timeline.started = time.monotonic()
             sim.set_faults(NAME, **DEMO_TENANTS)
+            say("three tenants (a 50%, b 20%, c 30% of the traffic); a failing release fails "
+                "tenant-b four times as often")  # fmt: skip
             say(f"fault injected: {_inject(the_lab, sim, scenario)}")
             timeline.mark("fault injected")
             action = ACTION_OF[scenario]

@@ -72,7 +72,9 @@ def _tenants(
             error_percent=round(max(peaks), 2) if peaks else None,
             affected=affected or (old is not None and old.affected),
         )
-    ranked = sorted(kept.values(), key=lambda t: (-t.failed_requests, t.tenant))
+    # a tenant that never failed is not part of the impact (its series exist all the same)
+    hit = [t for t in kept.values() if t.failed_requests > 0 or t.affected]
+    ranked = sorted(hit, key=lambda t: (-t.failed_requests, t.tenant))
     return ranked[:IMPACT_TENANTS], above
 
 

@@ -59,6 +59,7 @@ def draw(
         ax.set_ylim(bottom=0)
         ax.set_title(graph.title, fontsize=10)
         ax.set_ylabel(graph.unit)
+        ax.set_xlabel("UTC", fontsize=7)
         ax.legend(fontsize=7, loc="best")
         ax.tick_params(labelsize=7)
         fig.autofmt_xdate()

@@ -105,6 +105,11 @@ def test_a_tenant_keeps_its_total_and_affected_mark_after_it_recovers() -> None:
     assert later.tenants_affected == 1
 
 
+def test_a_tenant_that_never_failed_is_not_listed() -> None:
+    impact = step(None, readings(10, 0.5, TenantRate("a", 5, 5), TenantRate("idle", 5, 0)), 5)
+    assert [t.tenant for t in impact.top_tenants] == ["a"]
+
+
 def test_a_tenant_without_a_request_rate_has_no_share() -> None:
     impact = step(None, readings(10, 0.5, TenantRate("a", None, 2)), 5)
     assert impact.top_tenants[0].error_percent is None and impact.tenants_affected == 0
