@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import struct
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import pytest
 
 from tests.unit.builders import SPEC
 from venue_operator import postmortem
@@ -18,7 +21,7 @@ from venue_operator.model import (
     TenantImpact,
 )
 from venue_operator.observe.ranges import matrix
-from venue_operator.report_graphs import DPI, HEIGHT_IN, WIDTH_IN, draw
+from venue_operator.report_graphs import DPI, HEIGHT_IN, WIDTH_IN, GraphsUnavailable, draw
 
 T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 ROLLBACK_REASON = (
@@ -120,3 +123,13 @@ def test_range_answers_are_checked() -> None:
     assert isinstance(
         matrix(b'{"status":"success","data":{"resultType":"vector","result":[]}}'), str
     )
+
+
+def test_without_matplotlib_drawing_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
+    graph = postmortem.graphs(INCIDENT, SPEC)[0]
+    with pytest.raises(GraphsUnavailable, match=r"pip install 'venue-operator\[report\]'"):
+        draw(graph, [], [], T0, T0 + timedelta(minutes=1), tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()
