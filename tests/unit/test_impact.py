@@ -200,16 +200,17 @@ def _incident(i: int, began: int = 0, mitigated: int | None = 20, resolved: int 
         (0, None, ("10s", None, "1m")),  # recovered without an action
     ],
 )
-def test_ttd_ttm_ttr(began: int | None, mitigated: int | None, expected: tuple) -> None:
+def test_ttd_ttm_ttr(
+    began: int | None, mitigated: int | None, expected: tuple[str | None, ...]
+) -> None:
     incident = _incident(0, mitigated=mitigated)
     if began is None:
         incident = incident.model_copy(update={"began_at": None})
     settled = incidents.settle(incident)
     assert settled is not None
     assert (settled.time_to_detect, settled.time_to_mitigate, settled.time_to_recover) == expected
-    assert (
-        incidents.settle(incident.model_copy(update={"resolved_at": None})).time_to_recover is None
-    )
+    still_open = incidents.settle(incident.model_copy(update={"resolved_at": None}))
+    assert still_open is not None and still_open.time_to_recover is None
 
 
 def test_the_first_succeeded_workload_action_marks_mitigation() -> None:
@@ -218,6 +219,7 @@ def test_the_first_succeeded_workload_action_marks_mitigation() -> None:
         Decision(Action.ESCALATE, "r", "s"), T0, ActionResult.IN_PROGRESS, "e", None
     )
     status = finish(status, escalate, ActionResult.SUCCEEDED)
+    assert status.incident is not None
     assert status.incident.mitigated_at is None  # telling humans mitigates nothing
     later = T0 + timedelta(seconds=30)
     roll = new_record(
@@ -226,7 +228,7 @@ def test_the_first_succeeded_workload_action_marks_mitigation() -> None:
     status = finish(status, roll, ActionResult.SUCCEEDED)
     scale = roll.model_copy(update={"at": later + timedelta(seconds=30), "correlation_id": "x"})
     status = finish(status, scale, ActionResult.SUCCEEDED)
-    assert status.incident.mitigated_at == later
+    assert status.incident is not None and status.incident.mitigated_at == later
 
 
 def test_the_last_resolved_incidents_are_kept_compacted_and_found() -> None:
