@@ -1,5 +1,5 @@
-"""Entry points: `venue-operator run | check | crd | uninstall | resume` (the lab and demo:
-`venue-lab`)."""
+"""Entry points: `venue-operator run | check | report | crd | uninstall | resume` (the lab and
+demo: `venue-lab`)."""
 
 from __future__ import annotations
 
@@ -200,6 +200,23 @@ def _check(args: argparse.Namespace) -> int:
     )
 
 
+def _report(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from venue_operator.report import ReportError, Source, write_report
+
+    source = Source(args.prometheus_url, tenancy_from(args), prometheus_auth_from(args),
+                    prometheus_limits_from(args))  # fmt: skip
+    out = Path(args.out) if args.out else None
+    try:
+        path = asyncio.run(write_report(args.namespace, args.name, args.incident, out, source))
+    except ReportError as exc:
+        print(f"venue-operator report: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {path}")
+    return 0
+
+
 def _uninstall(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -257,6 +274,20 @@ def build_parser() -> argparse.ArgumentParser:
     _prometheus_limit_flags(check)
     _tenancy_flags(check)
     check.set_defaults(func=_check)
+
+    report = sub.add_parser(
+        "report", help="write an incident's post-mortem draft (Markdown + PNG graphs); reads only"
+    )
+    report.add_argument("name")
+    report.add_argument("--namespace", "-n", default="default")
+    report.add_argument("--incident", metavar="ID", help="default: the newest incident")
+    report.add_argument("--out", metavar="DIR",
+                        help="default: ./postmortem-<namespace>-<name>-<incident>")  # fmt: skip
+    report.add_argument("--prometheus-url", help="for the graphs (without it: none)")
+    _prometheus_auth_flags(report)
+    _prometheus_limit_flags(report)
+    _tenancy_flags(report)
+    report.set_defaults(func=_report)
 
     crd = sub.add_parser("crd", help="print the CRD generated from the models")
     crd.add_argument(

@@ -61,6 +61,15 @@ NO_SERIES = "no series for"
 
 
 @dataclass(frozen=True)
+class TenantRate:
+    """One tenant's traffic in the rate window (read while an incident is open or near)."""
+
+    tenant: str
+    requests: float | None  # requests per second (None: not among the busiest read)
+    failing: float  # 5xx per second
+
+
+@dataclass(frozen=True)
 class MetricReadings:
     """Prometheus readings for one service. Ratios are fractions (0.05 = 5%)."""
 
@@ -73,6 +82,7 @@ class MetricReadings:
     memory_utilisation: Reading = UNOBSERVED  # resident / limit
     rate_limited: Reading = UNOBSERVED  # 429 / all
     top_limited_tenants: tuple[tuple[str, float], ...] = ()  # (tenant, 429/s), worst first
+    tenants: tuple[TenantRate, ...] = ()  # for the incident's impact, most failing first
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,8 @@ from typing import Any
 
 from venue_operator import gitops
 from venue_operator.assess import DEPLOYMENT_NOT_FOUND, Assessment
+from venue_operator.impact import material
+from venue_operator.incidents import archive, settle
 from venue_operator.model import (
     HISTORY_LIMIT,
     CheckStatus,
@@ -191,6 +193,7 @@ def next_status(
     remembered as known-good after `bake_time` of confirmed Healthy cycles with no unknown
     reading (runbook: verify the deployment), so a bad release is not trusted in its first
     healthy seconds, nor for a gap in the data."""
+    incident = settle(track_incident(previous.incident, a, now))
     rollout = bake(track_rollout(previous.rollout, workload, now), a, now)
     healthy = previous.healthy_templates
     since = rollout.healthy_since if rollout is not None else None
@@ -211,8 +214,9 @@ def next_status(
             "last_error": None,
             "rollout": rollout,
             "healthy_templates": healthy,
-            "incident": track_incident(previous.incident, a, now),
+            "incident": incident,
             "gitops": gitops.shown(previous.gitops, workload.gitops),
+            "incidents": archive(previous, incident).incidents,
         }
     )
 
@@ -229,6 +233,8 @@ def _significant(status: VenueServiceStatus) -> dict[str, Any]:
     ]
     for cond in data["conditions"]:
         cond.pop("message", None)
+    if status.incident is not None and data["incident"]:  # its impact moves every cycle
+        data["incident"]["impact"] = material(status.incident.impact)
     return data
 
 

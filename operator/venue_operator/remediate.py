@@ -14,7 +14,7 @@ import contextlib
 import json
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -25,6 +25,7 @@ from venue_operator import gitops, ledger
 from venue_operator.act import ActError, ActResult, jobs
 from venue_operator.assess import DB_OPERATIONS
 from venue_operator.decide import P1_SECTION, REAPPLIED_BY_GITOPS, Action, Decision
+from venue_operator.impact import with_impact_line
 from venue_operator.model import (
     ActionRecord,
     ActionResult,
@@ -303,11 +304,14 @@ class Remediator:
         escalating = decision.action is Action.ESCALATE
         if escalating:
             status = ledger.escalate(status, decision.key or rec.correlation_id)
-        event = EventSpec("Warning", DONE_REASON[decision.action], decision.reason)
+        reason = DONE_REASON[decision.action]
+        if (decision.key or "").startswith(REAPPLIED_BY_GITOPS):
+            reason = Reason.REAPPLIED_BY_GITOPS
+        event = EventSpec("Warning", reason, decision.reason)
+        if escalating:
+            event = replace(event, message=with_impact_line(event.message, status))
         incident = status.incident.id if status.incident else "none"
         key = f"{incident}/{decision.key}" if decision.key else rec.correlation_id
-        if (decision.key or "").startswith(REAPPLIED_BY_GITOPS):
-            event = EventSpec("Warning", Reason.REAPPLIED_BY_GITOPS, decision.reason)
         first = await self.events.post_once(None, event, key)
         await self.store.save(status, "remediation")
         if escalating and first:
