@@ -188,5 +188,6 @@ async def watch_venue_service(
         forget_metrics=memo.ctx.metrics.forget,
         missing_permissions=memo.missing_permissions,
         tenancy=memo.ctx.tenancy,
+        gitops=memo.writer,
     )
     await ServiceLoop(ns, name, body, indexes, ports).run(stopped)

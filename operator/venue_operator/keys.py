@@ -32,3 +32,18 @@ ROLLED_BACK_TO = "ops.tickettoken.io/rolled-back-to"
 CIRCUIT_SET_BY = "ops.tickettoken.io/circuit-set-by"
 CIRCUIT_SET_AT = "ops.tickettoken.io/circuit-set-at"
 CIRCUIT_REASON = "ops.tickettoken.io/circuit-reason"
+
+# GitOps controllers' marks on what they apply (read only: untrusted, any namespace user can
+# set them on a Deployment; gitops.py validates them).
+ARGOCD_INSTANCE = "argocd.argoproj.io/instance"
+ARGOCD_TRACKING_ID = "argocd.argoproj.io/tracking-id"
+FLUX_KUSTOMIZATION_NAME = "kustomize.toolkit.fluxcd.io/name"
+FLUX_KUSTOMIZATION_NAMESPACE = "kustomize.toolkit.fluxcd.io/namespace"
+FLUX_HELMRELEASE_NAME = "helm.toolkit.fluxcd.io/name"
+FLUX_HELMRELEASE_NAMESPACE = "helm.toolkit.fluxcd.io/namespace"
+# Written by the operator on a Flux Kustomization/HelmRelease or an Argo CD Application it
+# suspended: what it changed and the value before (JSON), so that it can be undone.
+GITOPS_SUSPENDED = "ops.tickettoken.io/gitops-suspended"
+# Set on a VenueService by `venue-operator resume`: the correlation id of the suspension it
+# undid, so that the operator (the one status writer) clears it from status.
+GITOPS_RESUMED = "ops.tickettoken.io/gitops-resumed"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -16,6 +17,7 @@ import httpx
 import structlog
 from kubernetes.aio import client
 
+from venue_operator.impact import with_impact_line
 from venue_operator.model import Notification, Severity, VenueServiceStatus
 from venue_operator.record import EventSpec
 from venue_operator.redact import redact
@@ -28,6 +30,7 @@ _PD_SEVERITY = {Severity.P1: "critical", Severity.P2: "error", Severity.P3: "war
 def payload(fmt: str, url: str, source: str, status: VenueServiceStatus, event: EventSpec) -> Any:
     """Slack-style `{"text"}` or a PagerDuty Events v2 trigger (routing_key from the URL)."""
     severity = status.severity or Severity.NONE
+    event = replace(event, message=with_impact_line(event.message, status))
     summary = f"[{severity}] {source}: {event.reason}: {event.message}"[:1000]
     if fmt == "PagerDuty":
         routing = parse_qs(urlsplit(url).query).get("routing_key", [""])[0]

@@ -19,7 +19,7 @@ import kopf
 import structlog
 from pydantic import ValidationError
 
-from venue_operator import keys, ledger, telemetry
+from venue_operator import gitops, keys, ledger, telemetry
 from venue_operator.assess import Assessment
 from venue_operator.decide import decide, rollout_facts
 from venue_operator.evaluation import Outcome
@@ -35,7 +35,14 @@ from venue_operator.observe import cluster
 from venue_operator.reasons import Reason
 from venue_operator.record import EventSpec, write_causes
 from venue_operator.redact import redact
-from venue_operator.remediate import Acts, Events, Remediator, Subject, severity_pages
+from venue_operator.remediate import (
+    Acts,
+    Events,
+    GitOpsActs,
+    Remediator,
+    Subject,
+    severity_pages,
+)
 from venue_operator.status_store import StatusStore, StatusWrite, parse_status
 from venue_operator.tenancy import Tenancy, clamp, may_act, observe_only
 
@@ -68,6 +75,7 @@ class LoopPorts:
     missing_permissions: Mapping[str, str] = field(default_factory=dict)
     # the cluster admin's caps and where the operator may act (the flags' defaults here)
     tenancy: Tenancy = field(default_factory=Tenancy)
+    gitops: GitOpsActs | None = None  # suspends Flux/Argo CD after a rollback (act/writer.py)
 
 
 def workload_from_indexes(
@@ -95,7 +103,8 @@ class ServiceLoop:
         self.namespace, self.name, self.body, self.indexes = namespace, name, body, indexes
         self.ports = ports
         self.store = StatusStore(ports.write_status, parse_status(body.status))
-        self.remediator = Remediator(ports.acts, ports.events, self.store, self._page_now)
+        self.remediator = Remediator(ports.acts, ports.events, self.store, self._page_now,
+                                     gitops=ports.gitops)  # fmt: skip
         self.spec: VenueServiceSpec | None = None  # the last valid spec
         self._raw_spec: dict[str, Any] | None = None
         self._pages: list[EventSpec] = []  # SeverityChanged pages waiting for their write
@@ -182,7 +191,8 @@ class ServiceLoop:
         status = self._observe_only_condition(self._post_transitions(outcome))
         self.store.known = status
 
-        subject = Subject(self.namespace, self.name, spec, deployment_ref)
+        status = await self._acknowledge_resume(status)
+        subject = Subject(self.namespace, self.name, spec, deployment_ref, workload.gitops)
         status = await self.remediator.finish_in_progress(subject, status, now)
         paused = (self.body.meta.get("annotations") or {}).get(keys.PAUSED) == "true"
         decision = decide(outcome.assessment, rollout_facts(workload, status), status,
@@ -198,6 +208,17 @@ class ServiceLoop:
         self._said = {s for s in self._said if not s.startswith("EvaluationFailed")}
         log.debug("cycle.done", namespace=self.namespace, name=self.name,
                   health=outcome.assessment.health, decision=decision.reason)  # fmt: skip
+
+    async def _acknowledge_resume(self, status: VenueServiceStatus) -> VenueServiceStatus:
+        """`venue-operator resume` undid the GitOps suspension: clear it from status."""
+        cleared = gitops.acknowledge_resume(status, self.body.meta.get("annotations"))
+        if cleared is None or status.gitops is None or status.gitops.suspension is None:
+            return status
+        suspension = status.gitops.suspension
+        event = EventSpec("Normal", Reason.GITOPS_RESUMED,
+                          gitops.resumed_message(suspension, datetime.now(UTC)))  # fmt: skip
+        await self.ports.events.post_once(None, event, f"{suspension.correlation_id}/resumed")
+        return cleared
 
     def _workload(self, spec: VenueServiceSpec) -> tuple[WorkloadState, dict[str, Any] | None]:
         missing = [self.ports.missing_permissions[k] for k in WORKLOAD_INDEXES

@@ -18,7 +18,13 @@ from tests.unit.builders import HEALTHY_FULL, HEALTHY_METRICS, metrics
 from venue_operator.act import ActResult
 from venue_operator.evaluation import Outcome, judge
 from venue_operator.model import VenueServiceSpec, VenueServiceStatus
-from venue_operator.observations import Observations, ProbeFailure, ProbeResult, Reading
+from venue_operator.observations import (
+    Observations,
+    ProbeFailure,
+    ProbeResult,
+    Reading,
+    TenantRate,
+)
 from venue_operator.reasons import Reason
 from venue_operator.record import EventSpec
 from venue_operator.service_loop import LoopPorts, ServiceLoop
@@ -260,6 +266,22 @@ async def test_a_refused_rollback_escalates_at_once_and_pages_once() -> None:
     reasons = world.events.reasons()
     assert reasons.count(Reason.REMEDIATION_FAILED) == 1 and reasons.count(Reason.ESCALATED) == 1
     assert [e.reason for e in world.pages].count(Reason.ESCALATED) == 1
+
+
+async def test_the_escalation_and_its_page_say_the_impact() -> None:
+    world = World()
+    loop = await healthy_with_known_good(world)
+    await bad_rollout(world, loop)
+    world.metrics = replace(ERRORS, tenants=(TenantRate("tenant-b", 5.0, 2.5),))
+    world.acts.refuse = True
+    await world.cycles(loop, 8)
+    (escalated,) = [e for _, e in world.events.posted if e.reason is Reason.ESCALATED]
+    assert "; impact: ~" in escalated.message and "tenant-b" in escalated.message
+    (page,) = [e for e in world.pages if e.reason is Reason.ESCALATED]
+    assert page.message == escalated.message
+    incident = world.status().incident
+    assert incident is not None and incident.impact is not None
+    assert incident.impact.top_tenants[0].tenant == "tenant-b"
 
 
 async def test_following_a_migration_job_to_its_end() -> None:
