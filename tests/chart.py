@@ -8,13 +8,14 @@ from typing import Any
 
 import yaml
 
+from tests import upstream_crds
 from venue_lab.helm import helm
 from venue_lab.session import Lab
 
 REPO = Path(__file__).resolve().parents[1]
 CHART = REPO / "charts" / "venue-operator"
 RELEASE = NS = "venue-operator"  # the names manifests/ uses: a default release renders them
-PROMETHEUS_OPERATOR = REPO / "tests" / "data" / "prometheus-operator"
+PROMETHEUS_OPERATOR = upstream_crds.DATA / "prometheus-operator"
 
 Docs = list[dict[str, Any]]
 
@@ -36,10 +37,7 @@ def docs(path: str) -> Docs:
 
 def install_prometheus_operator_crd(lab: Lab, plural: str) -> None:
     """One of the Prometheus Operator's real CRDs (tests/data, v0.93.0), served by the lab."""
-    crd = PROMETHEUS_OPERATOR / f"monitoring.coreos.com_{plural}.yaml"
-    lab.cluster.kubectl("apply", "--server-side", "-f", str(crd))
-    lab.cluster.kubectl("wait", "--for=condition=Established",
-                        f"crd/{plural}.monitoring.coreos.com", "--timeout=60s")  # fmt: skip
+    upstream_crds.install(lab, PROMETHEUS_OPERATOR / f"monitoring.coreos.com_{plural}.yaml")
 
 
 DASHBOARD = CHART / "files" / "dashboards" / "venue-operator.json"
