@@ -48,6 +48,8 @@ Evaluate = Callable[
     Awaitable[Outcome],
 ]
 Page = Callable[[Notification | None, VenueServiceStatus, EventSpec], None]
+# alertmanager.py: post what the incident means for Alertmanager; the problem to report
+Alert = Callable[[Notification | None, VenueServiceStatus], EventSpec | None]
 
 
 class InvalidSpec(Exception):
@@ -64,6 +66,7 @@ class LoopPorts:
     write_status: StatusWrite
     page: Page
     forget_metrics: Callable[[str], None] = lambda key: None
+    alert: Alert = lambda notification, status: None
     # index or verb -> why the operator cannot use it (missing RBAC), see permissions.py
     missing_permissions: Mapping[str, str] = field(default_factory=dict)
     # the cluster admin's caps and where the operator may act (the flags' defaults here)
@@ -118,6 +121,7 @@ class ServiceLoop:
                 await stopped.wait(max(0.1, self._interval() - (time.monotonic() - started)))
         finally:
             self.ports.forget_metrics(self.key)
+            self.ports.alert(None, self.store.known)  # forgets it; the alert expires by endsAt
             telemetry.forget(self.namespace, self.name)
 
     async def step(self) -> None:
@@ -193,6 +197,7 @@ class ServiceLoop:
         if causes:
             await self.store.save(status, causes[0])
         await self._send_pages(status)
+        await self._report_alert(self.ports.alert(spec.notification, status))
         self._said = {s for s in self._said if not s.startswith("EvaluationFailed")}
         log.debug("cycle.done", namespace=self.namespace, name=self.name,
                   health=outcome.assessment.health, decision=decision.reason)  # fmt: skip
@@ -274,6 +279,13 @@ class ServiceLoop:
         for reason in refused:
             event = EventSpec("Warning", Reason.TARGET_REFUSED, reason)
             await self._say_once(f"TargetRefused:{reason}", event)
+
+    async def _report_alert(self, problem: EventSpec | None) -> None:
+        """One Event per alerting problem (refused URL, failed post), again after it cleared."""
+        said = f"Alert:{problem.message}" if problem else None
+        self._said = {s for s in self._said if not s.startswith("Alert:") or s == said}
+        if problem is not None and said is not None:
+            await self._say_once(said, problem)
 
     def _observe_only_condition(self, status: VenueServiceStatus) -> VenueServiceStatus:
         if self._acts:
