@@ -71,6 +71,10 @@ class AlertmanagerSender:
                 task.add_done_callback(lambda _: self._tasks.pop(key, None))
         return self._problems.get(key)
 
+    async def settle(self) -> None:
+        """Wait for the posts in flight (each ends within its deadline)."""
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
     def forget(self, key: str) -> None:
         for state in (self._sent, self._problems, self._retry_at):
             state.pop(key, None)
