@@ -90,7 +90,7 @@ INVALID = [
     ("webhook-url-inline", {"notification": {"url": "https://hooks.example/T0K3N"}},
      "spec.notification"),
     ("notification-without-a-sink", {"notification": {"format": "Slack"}},
-     "spec.notification: Invalid value: \"object\": set webhookSecretRef, alertmanager or both"),
+     "spec.notification: Invalid value: set webhookSecretRef, alertmanager or both"),
     ("alertmanager-url-wrong-scheme", {"notification": {"alertmanager": {"url": "ftp://am"}}},
      "spec.notification.alertmanager.url"),
     ("label-key-invalid", {"prometheus": {"matchLabels": {"bad-key": "x"}}},
