@@ -137,3 +137,18 @@ async def test_a_refused_alertmanager_is_never_posted_to(  # type: ignore[no-unt
     assert problem is not None and problem.reason is Reason.TARGET_REFUSED
     assert refused in problem.message
     assert not sender._tasks
+
+
+async def test_an_open_incident_is_re_sent_every_period(am) -> None:  # type: ignore[no-untyped-def]
+    fake, url = am
+    async with httpx.AsyncClient() as http:
+        sender = AlertmanagerSender(None, http, url, Tenancy(),  # type: ignore[arg-type]
+                                    resend=timedelta(milliseconds=200))  # fmt: skip
+        deadline = time.monotonic() + 5
+        while len(fake.bodies) < 3 and time.monotonic() < deadline:
+            sender.update("shop", "venue", SINK, OPEN)  # as the loop does, every cycle
+            await asyncio.sleep(0.02)
+        await sender.settle()
+    assert len(fake.bodies) == 3
+    ends = [body[0]["endsAt"] for body in fake.bodies]
+    assert ends == sorted(ends) and len(set(ends)) == 3, "each re-send extends its validity"
