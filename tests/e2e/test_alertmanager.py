@@ -17,6 +17,7 @@ from tests.harness import (
     Venue,
     fresh_namespace,
     set_image,
+    venue_manifest,
     venue_outside_session,
 )
 from venue_lab.alertmanager import LocalAlertmanager
@@ -58,6 +59,10 @@ def _incident_alerted_and_resolved(
     op: OperatorProcess,
 ) -> None:  # fmt: skip
     ns = venue.namespace
+    # A namespace user naming another Alertmanager (here: the cloud metadata address).
+    elsewhere = {"notification": {"alertmanager": {"url": "http://169.254.169.254"}}}
+    the_lab.cluster.kubectl("apply", "-n", ns, "-f", "-",
+                            input=venue_manifest("elsewhere", venue.port, **elsewhere))  # fmt: skip
     venue.wait_status("known-good template", lambda s: bool(s.get("healthyTemplates")))
     assert alertmanager.alerts(namespace=ns) == [], "no incident, no alert"
 
@@ -92,3 +97,11 @@ def _incident_alerted_and_resolved(
     events = the_lab.cluster.kubectl("get", "events", "-n", ns, "-o", "json").stdout
     assert TOKEN not in json.dumps(venue.status()) + events + op.log(2000)
     assert not venue.events("AlertNotDelivered")
+    (delivered,) = [c for c in venue.status()["conditions"] if c["type"] == "AlertsDelivered"]
+    assert delivered["status"] == "True"
+
+    refused = Venue(the_lab, venue.simulator, ns, "elsewhere", venue.port, venue.sim_name)
+    event = refused.wait_event("TargetRefused")
+    assert "spec.notification.alertmanager.url refused" in event["message"]
+    (condition,) = [c for c in refused.status()["conditions"] if c["type"] == "AlertsDelivered"]
+    assert condition["status"] == "False" and condition["reason"] == "TargetRefused"

@@ -399,3 +399,9 @@ async def test_the_alert_sink_sees_each_cycles_incident_and_its_problem_is_said_
     assert world.events.reasons().count(Reason.ALERT_NOT_DELIVERED) == 2
     await world.cycles(loop, 1)
     assert world.events.reasons().count(Reason.ALERT_NOT_DELIVERED) == 2
+    (condition,) = [c for c in world.status().conditions if c.type == "AlertsDelivered"]
+    assert condition.status == "False" and "HTTP 503" in condition.message
+    world.alert_problem = None
+    await world.cycles(loop, 1)
+    (condition,) = [c for c in world.status().conditions if c.type == "AlertsDelivered"]
+    assert condition.status == "True" and condition.reason == "Delivered"
