@@ -3,8 +3,8 @@
 what to post; this posts it).
 
 Called once per cycle by the loop and never waits: a post runs in the background, one at a
-time per VenueService and a few at a time in all, each within a total deadline, reading no
-response body. A failure is kept and handed back to the loop to report (an Event, once),
+time per VenueService and a few at a time per Alertmanager, each within a total deadline,
+reading no response body. A failure is kept and handed back to the loop to report (an Event, once),
 and the post is retried; a token or a response never reaches logs, Events or status.
 """
 
@@ -26,7 +26,7 @@ from venue_operator.tenancy import Tenancy, alertmanager_url_refusal
 
 log = structlog.get_logger(__name__)
 TIMEOUT_S = 5.0
-CONCURRENCY = 4  # posts in flight for all VenueServices: a slow Alertmanager ties up no more
+CONCURRENCY = 4  # posts in flight per Alertmanager: a slow one ties up no more, and no other
 
 
 class PostFailed(Exception):
@@ -40,7 +40,7 @@ class AlertmanagerSender:
     ) -> None:  # fmt: skip
         self.api, self.http, self.default_url, self.tenancy = api, http, default_url, tenancy
         self.resend, self.timeout = resend, timeout
-        self._slots = asyncio.Semaphore(CONCURRENCY)
+        self._slots: dict[str, asyncio.Semaphore] = {}
         self._sent: dict[str, alerts.Sent] = {}
         self._problems: dict[str, EventSpec] = {}
         self._retry_at: dict[str, datetime] = {}
@@ -85,7 +85,8 @@ class AlertmanagerSender:
     ) -> None:  # fmt: skip
         url = (sink.url or self.default_url or "").rstrip("/") + "/api/v2/alerts"
         try:
-            async with self._slots, asyncio.timeout(self.timeout):
+            slots = self._slots.setdefault(url, asyncio.Semaphore(CONCURRENCY))
+            async with slots, asyncio.timeout(self.timeout):
                 headers = await self._auth(namespace, sink.bearer_token_secret_ref)
                 body = alerts.body(posts, now, self.resend)
                 async with self.http.stream("POST", url, json=body, headers=headers,

@@ -43,9 +43,11 @@ class Alertmanager:
     def __init__(self) -> None:
         self.bodies: list[list[dict[str, Any]]] = []
         self.status, self.delay = 200, 0.0
+        self.received = asyncio.Event()
 
     async def handle(self, request: web.Request) -> web.Response:
         self.bodies.append(await request.json())
+        self.received.set()
         await asyncio.sleep(self.delay)
         return web.Response(status=self.status)
 
@@ -152,3 +154,27 @@ async def test_an_open_incident_is_re_sent_every_period(am) -> None:  # type: ig
     assert len(fake.bodies) == 3
     ends = [body[0]["endsAt"] for body in fake.bodies]
     assert ends == sorted(ends) and len(set(ends)) == 3, "each re-send extends its validity"
+
+
+async def test_a_hung_alertmanager_delays_no_other(am, sender_for) -> None:  # type: ignore[no-untyped-def]
+    fake, url = am
+    hung = Alertmanager()
+    hung.delay = 5.0
+    app = web.Application()
+    app.router.add_post("/api/v2/alerts", hung.handle)
+    runner = web.AppRunner(app, shutdown_timeout=0.5)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    hung_url = f"http://127.0.0.1:{port}"
+    sender = sender_for(url, timeout=2.0, alertmanager_urls=(hung_url,))
+    tenant = Notification.model_validate({"alertmanager": {"url": hung_url}})
+    try:
+        for i in range(8):  # more than its slots
+            sender.update("shop", f"hung-{i}", tenant, OPEN)
+        sender.update("shop", "venue", SINK, OPEN)
+        # well within the 2 s a post waiting for a slot behind the hung ones would take
+        await asyncio.wait_for(fake.received.wait(), 1.5)
+        await sender.settle()
+    finally:
+        await runner.cleanup()
