@@ -167,14 +167,14 @@ async def test_a_hung_alertmanager_delays_no_other(am, sender_for) -> None:  # t
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     hung_url = f"http://127.0.0.1:{port}"
-    sender = sender_for(url, timeout=2.0, alertmanager_urls=(hung_url,))
+    sender = sender_for(url, timeout=1.0, alertmanager_urls=(hung_url,))
     tenant = Notification.model_validate({"alertmanager": {"url": hung_url}})
     try:
         for i in range(8):  # more than its slots
             sender.update("shop", f"hung-{i}", tenant, OPEN)
         sender.update("shop", "venue", SINK, OPEN)
-        # well within the 2 s a post waiting for a slot behind the hung ones would take
-        await asyncio.wait_for(fake.received.wait(), 1.5)
+        # sooner than the 1 s a post waiting for a slot behind the hung ones would take
+        await asyncio.wait_for(fake.received.wait(), 0.9)
         await sender.settle()
     finally:
         await runner.cleanup()
