@@ -10,7 +10,7 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from venue_operator import logs
+from venue_operator import alerts, logs
 from venue_operator.crd import CRD_PATH, render_crd
 from venue_operator.observe.bounded_session import PrometheusAuth
 from venue_operator.observe.endpoints import Limits
@@ -35,6 +35,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return Settings(
         namespaces=tuple(args.namespace or ()),
         prometheus_url=args.prometheus_url or None,
+        alertmanager_url=args.alertmanager_url or None,
+        alertmanager_resend=timedelta(seconds=args.alertmanager_resend_interval),
         metrics_max_age=args.metrics_max_age or None,
         liveness_port=args.liveness_port,
         metrics_port=args.metrics_port,
@@ -113,6 +115,7 @@ def tenancy_from(args: argparse.Namespace) -> Tenancy:
     return Tenancy(
         caps=caps,
         prometheus_urls=tuple(args.allow_prometheus_url or ()),
+        alertmanager_urls=tuple(getattr(args, "allow_alertmanager_url", None) or ()),
         service_hosts=tuple(h.lower() for h in args.allow_service_host or ()),
         service_cidrs=tuple(args.allow_service_cidr or ()),
         act_namespaces=tuple(args.act_namespace or ()),
@@ -243,6 +246,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--namespace", "-n", action="append", help="watch only these namespaces (repeatable)"
     )
     run.add_argument("--prometheus-url", help="Prometheus for VenueServices that name none")
+    run.add_argument(
+        "--alertmanager-url", metavar="URL",
+        help="Alertmanager for VenueServices whose spec.notification.alertmanager names none",
+    )  # fmt: skip
+    run.add_argument(
+        "--alertmanager-resend-interval", type=float, metavar="SECONDS",
+        default=alerts.RESEND.total_seconds(),
+        help="re-send an open incident's alert this often; it stays valid for 4 of these "
+        "(default %(default)s)",
+    )  # fmt: skip
+    run.add_argument(
+        "--allow-alertmanager-url", action="append", metavar="URL",
+        help="a spec.notification.alertmanager.url allowed besides --alertmanager-url "
+        "(repeatable; default: none)",
+    )  # fmt: skip
     run.add_argument(
         "--metrics-max-age", type=float, metavar="SECONDS",
         help="oldest shared Prometheus snapshot a cycle may use (default: half the interval; "

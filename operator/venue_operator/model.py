@@ -311,11 +311,47 @@ class SecretKeyRef(Model):
     key: str = Field(min_length=1, max_length=253, pattern=CONFIGMAP_KEY)
 
 
+class AlertmanagerSink(Model):
+    """Alerts for the open incident, posted to Alertmanager's `/api/v2/alerts` (alerts.py)."""
+
+    url: HttpUrl | None = Field(
+        default=None,
+        description=(
+            "Alertmanager base URL. Default: the operator's --alertmanager-url; any other "
+            "must be allowed by the cluster admin (--allow-alertmanager-url)."
+        ),
+    )
+    bearer_token_secret_ref: SecretKeyRef | None = Field(
+        default=None, description="Secret key holding a bearer token for the Alertmanager."
+    )
+
+
 class Notification(Model):
-    webhook_secret_ref: SecretKeyRef = Field(
-        description="Secret key holding the webhook URL (never inline: URLs carry tokens)."
+    model_config = ConfigDict(
+        json_schema_extra=_cel(
+            (
+                "has(self.webhookSecretRef) || has(self.alertmanager)",
+                "set webhookSecretRef, alertmanager or both",
+            )
+        )
+    )
+
+    webhook_secret_ref: SecretKeyRef | None = Field(
+        default=None,
+        description="Secret key holding the webhook URL (never inline: URLs carry tokens).",
     )
     format: Literal["PagerDuty", "Slack"] = "Slack"
+    alertmanager: AlertmanagerSink | None = Field(
+        default=None,
+        description="Alert through Alertmanager while an incident is open ({} for the "
+        "operator's --alertmanager-url).",
+    )
+
+    @model_validator(mode="after")
+    def _a_sink(self) -> Notification:
+        if self.webhook_secret_ref is None and self.alertmanager is None:
+            raise ValueError("set webhookSecretRef, alertmanager or both")
+        return self
 
 
 class DeploymentRef(Model):

@@ -55,8 +55,8 @@ class Notifier:
         status: VenueServiceStatus, event: EventSpec,
     ) -> None:  # fmt: skip
         """Fire and forget (the task is kept until done)."""
-        if notification is None:
-            return
+        if notification is None or notification.webhook_secret_ref is None:
+            return  # no webhook (alerts only: alertmanager.py)
         task = asyncio.create_task(self._send(namespace, name, notification, status, event))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -66,6 +66,7 @@ class Notifier:
         status: VenueServiceStatus, event: EventSpec,
     ) -> None:  # fmt: skip
         ref = notification.webhook_secret_ref
+        assert ref is not None  # send() checked
         try:
             secret = await client.CoreV1Api(self.api).read_namespaced_secret(ref.name, namespace)
             url = base64.b64decode((secret.data or {})[ref.key]).decode().strip()

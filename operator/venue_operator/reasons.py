@@ -41,3 +41,5 @@ class Reason(StrEnum):
     SPEC_CLAMPED = "SpecClamped"
     TARGET_REFUSED = "TargetRefused"
     OBSERVE_ONLY = "ObserveOnly"
+    # What the notification sinks could not deliver (alertmanager.py).
+    ALERT_NOT_DELIVERED = "AlertNotDelivered"

@@ -55,6 +55,8 @@ Evaluate = Callable[
     Awaitable[Outcome],
 ]
 Page = Callable[[Notification | None, VenueServiceStatus, EventSpec], None]
+# alertmanager.py: post what the incident means for Alertmanager; the problem to report
+Alert = Callable[[Notification | None, VenueServiceStatus], EventSpec | None]
 
 
 class InvalidSpec(Exception):
@@ -71,6 +73,7 @@ class LoopPorts:
     write_status: StatusWrite
     page: Page
     forget_metrics: Callable[[str], None] = lambda key: None
+    alert: Alert = lambda notification, status: None
     # index or verb -> why the operator cannot use it (missing RBAC), see permissions.py
     missing_permissions: Mapping[str, str] = field(default_factory=dict)
     # the cluster admin's caps and where the operator may act (the flags' defaults here)
@@ -127,6 +130,7 @@ class ServiceLoop:
                 await stopped.wait(max(0.1, self._interval() - (time.monotonic() - started)))
         finally:
             self.ports.forget_metrics(self.key)
+            self.ports.alert(None, self.store.known)  # forgets it; the alert expires by endsAt
             telemetry.forget(self.namespace, self.name)
 
     async def step(self) -> None:
@@ -198,6 +202,8 @@ class ServiceLoop:
         decision = decide(outcome.assessment, rollout_facts(workload, status), status,
                           spec.remediation, now, paused)  # fmt: skip
         status = await self.remediator.carry_out(subject, status, decision, now)
+        alerting = self.ports.alert(spec.notification, status)
+        status = self._alert_condition(spec, status, alerting)
         self.store.known = status
         held_by = decision.suppressed_by or decision.params.get("heldBy") or None
         telemetry.service_state(self.namespace, self.name, status, held_by)
@@ -205,6 +211,7 @@ class ServiceLoop:
         if causes:
             await self.store.save(status, causes[0])
         await self._send_pages(status)
+        await self._report_alert(alerting)
         self._said = {s for s in self._said if not s.startswith("EvaluationFailed")}
         log.debug("cycle.done", namespace=self.namespace, name=self.name,
                   health=outcome.assessment.health, decision=decision.reason)  # fmt: skip
@@ -297,6 +304,31 @@ class ServiceLoop:
         for reason in refused:
             event = EventSpec("Warning", Reason.TARGET_REFUSED, reason)
             await self._say_once(f"TargetRefused:{reason}", event)
+
+    async def _report_alert(self, problem: EventSpec | None) -> None:
+        """One Event per alerting problem (refused URL, failed post), again after it cleared."""
+        said = f"Alert:{problem.message}" if problem else None
+        self._said = {s for s in self._said if not s.startswith("Alert:") or s == said}
+        if problem is not None and said is not None:
+            await self._say_once(said, problem)
+
+    def _alert_condition(
+        self, spec: VenueServiceSpec, status: VenueServiceStatus, problem: EventSpec | None
+    ) -> VenueServiceStatus:
+        """`AlertsDelivered` while alerting through Alertmanager: False with the problem."""
+        if spec.notification is None or spec.notification.alertmanager is None:
+            return status
+        before = next((c for c in self.store.known.conditions if c.type == "AlertsDelivered"),
+                      None)  # fmt: skip
+        state = "False" if problem else "True"
+        condition = Condition(
+            type="AlertsDelivered", status=state,
+            reason=str(problem.reason) if problem else "Delivered",
+            message=problem.message if problem else "Alertmanager took every alert posted",
+            last_transition_time=before.last_transition_time
+            if before and before.status == state else datetime.now(UTC),
+        )  # fmt: skip
+        return status.model_copy(update={"conditions": [*status.conditions, condition]})
 
     def _observe_only_condition(self, status: VenueServiceStatus) -> VenueServiceStatus:
         if self._acts:

@@ -37,6 +37,11 @@ STATUS_WRITES = Counter(
 EVENTS = Counter("venue_operator_events_total", "Events posted", ["reason"])
 for _reason in Reason:  # every reason from 0, so increase() sees the first one
     EVENTS.labels(str(_reason))
+ALERT_POSTS = Counter(
+    "venue_operator_alertmanager_posts_total",
+    "Posts to Alertmanager's /api/v2/alerts, by result (sent, failed)",
+    ["result"],
+)
 PROMETHEUS_QUERIES = Counter("venue_operator_prometheus_queries_total", "PromQL queries sent")
 
 DEGRADED = Gauge(

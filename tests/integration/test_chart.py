@@ -329,3 +329,19 @@ def test_tenant_boundaries_and_prometheus_credentials_reach_the_pod() -> None:
         "volumes"
     ]
     assert any(m["name"] == "prometheus-credentials" for m in container["volumeMounts"])
+
+
+@needs_helm
+def test_alertmanager_url_reaches_the_pod_and_opens_its_egress() -> None:
+    default = named(template(), "Deployment", RELEASE)["spec"]["template"]["spec"]["containers"]
+    assert not [a for a in default[0]["args"] if "alertmanager" in a]  # off by default
+    rendered = template("--set", "alertmanagerUrl=http://am.monitoring.svc:9093",
+                        "--set", "tenancy.allowAlertmanagerUrls={http://team-am.shop.svc:9093}",
+                        "--set", "networkPolicy.enabled=true")  # fmt: skip
+    (container,) = named(rendered, "Deployment", RELEASE)["spec"]["template"]["spec"]["containers"]
+    for arg in ("--alertmanager-url=http://am.monitoring.svc:9093",
+                "--alertmanager-resend-interval=60",
+                "--allow-alertmanager-url=http://team-am.shop.svc:9093"):  # fmt: skip
+        assert arg in container["args"], arg
+    egress = named(rendered, "NetworkPolicy", RELEASE)["spec"]["egress"]
+    assert any(p["port"] == 9093 for rule in egress for p in rule["ports"])

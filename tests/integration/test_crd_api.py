@@ -89,6 +89,10 @@ INVALID = [
      "spec.remediation.maxActionsPerHour"),
     ("webhook-url-inline", {"notification": {"url": "https://hooks.example/T0K3N"}},
      "spec.notification"),
+    ("notification-without-a-sink", {"notification": {"format": "Slack"}},
+     "spec.notification: Invalid value: set webhookSecretRef, alertmanager or both"),
+    ("alertmanager-url-wrong-scheme", {"notification": {"alertmanager": {"url": "ftp://am"}}},
+     "spec.notification.alertmanager.url"),
     ("label-key-invalid", {"prometheus": {"matchLabels": {"bad-key": "x"}}},
      "spec.prometheus.matchLabels"),
 ]  # fmt: skip
@@ -135,6 +139,12 @@ def test_valid_spec_is_accepted_as_control(the_lab: Lab, namespace: str) -> None
     result = the_lab.cluster.kubectl(
         "create", "-n", namespace, "-f", "-", input=manifest(valid_spec())
     )
+    assert "created" in result.stdout
+
+
+def test_alertmanager_alone_is_a_notification(the_lab: Lab, namespace: str) -> None:
+    spec = {**valid_spec(), "notification": {"alertmanager": {}}}
+    result = the_lab.cluster.kubectl("create", "-n", namespace, "-f", "-", input=manifest(spec))
     assert "created" in result.stdout
 
 

@@ -71,6 +71,7 @@ def test_camel_case_on_the_wire() -> None:
         ({"probe": {"interval": "soon"}}, "invalid duration"),
         ({"remediation": {"mode": "Yolo"}}, "Auto"),
         ({"unknownField": 1}, "Extra inputs"),
+        ({"notification": {"format": "PagerDuty"}}, "webhookSecretRef, alertmanager or both"),
     ],
 )
 def test_invalid_specs_are_rejected(spec: dict[str, object], message: str) -> None:

@@ -128,6 +128,8 @@ class World:
     spec: dict[str, Any] = field(default_factory=lambda: dict(SPEC))
     claims: list[dict[str, Any]] = field(default_factory=list)
     failing: bool = False
+    alert_problem: EventSpec | None = None  # what the Alertmanager sink reports
+    alerted: list[tuple[Any, VenueServiceStatus]] = field(default_factory=list)
     refused: tuple[str, ...] = ()  # what the evaluation's tenant boundaries refused
     tenancy: Tenancy = field(default_factory=lambda: Tenancy(caps=Caps(
         min_cooldown=timedelta(0), min_probe_interval=timedelta(0))))  # fmt: skip
@@ -184,8 +186,13 @@ class World:
             write_status=self.write,
             page=lambda notification, status, event: self.pages.append(event),
             tenancy=self.tenancy,
+            alert=self.alert,
         )
         return ServiceLoop(NS, name, body, self.indexes(), ports)
+
+    def alert(self, notification: Any, status: VenueServiceStatus) -> EventSpec | None:
+        self.alerted.append((notification, status))
+        return self.alert_problem
 
     async def cycles(self, loop: ServiceLoop, n: int) -> None:
         for _ in range(n):
@@ -392,3 +399,31 @@ async def test_held_back_while_critical_says_why_once() -> None:
     await world.cycles(loop, 8)
     held = [e for _, e in world.events.posted if e.reason is Reason.REMEDIATION_HELD]
     assert len(held) == 1 and "mode Off" in held[0].message
+
+
+async def test_the_alert_sink_sees_each_cycles_incident_and_its_problem_is_said_once() -> None:
+    world = World()
+    world.spec = {**SPEC, "notification": {"alertmanager": {}}}
+    loop = await healthy_with_known_good(world)
+    world.metrics = ERRORS
+    await world.cycles(loop, 3)
+    notification, status = world.alerted[-1]
+    assert notification.alertmanager is not None
+    assert status.incident is not None and status.incident.resolved_at is None
+    failed = EventSpec("Warning", Reason.ALERT_NOT_DELIVERED, "Alertmanager did not take the "
+                       "alert: HTTP 500; retrying")  # fmt: skip
+    world.alert_problem = failed
+    await world.cycles(loop, 3)
+    world.alert_problem = None  # delivered again
+    await world.cycles(loop, 1)
+    world.alert_problem = replace(failed, message=failed.message.replace("500", "503"))
+    await world.cycles(loop, 2)
+    assert world.events.reasons().count(Reason.ALERT_NOT_DELIVERED) == 2
+    await world.cycles(loop, 1)
+    assert world.events.reasons().count(Reason.ALERT_NOT_DELIVERED) == 2
+    (condition,) = [c for c in world.status().conditions if c.type == "AlertsDelivered"]
+    assert condition.status == "False" and "HTTP 503" in condition.message
+    world.alert_problem = None
+    await world.cycles(loop, 1)
+    (condition,) = [c for c in world.status().conditions if c.type == "AlertsDelivered"]
+    assert condition.status == "True" and condition.reason == "Delivered"
