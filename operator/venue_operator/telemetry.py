@@ -42,6 +42,8 @@ ALERT_POSTS = Counter(
     "Posts to Alertmanager's /api/v2/alerts, by result (sent, failed)",
     ["result"],
 )
+for _result in ("sent", "failed"):  # from 0: the alert on failed posts needs the series
+    ALERT_POSTS.labels(_result)
 PROMETHEUS_QUERIES = Counter("venue_operator_prometheus_queries_total", "PromQL queries sent")
 
 DEGRADED = Gauge(

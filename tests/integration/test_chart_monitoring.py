@@ -64,7 +64,8 @@ def test_every_alert_links_its_own_readme_entry() -> None:
 def test_alerts_cover_the_operator_and_the_services_it_guards() -> None:
     assert set(alerts(optional_rule())) == {
         "VenueOperatorDown", "VenueOperatorNotEvaluating", "VenueOperatorEvaluationErrors",
-        "VenueOperatorDegraded", "VenueServiceDown", "VenueServiceCritical",
+        "VenueOperatorDegraded", "VenueOperatorAlertmanagerFailing", "VenueServiceDown",
+        "VenueServiceCritical",
         "VenueServiceEscalated", "VenueServiceRemediationFailed", "VenueServiceBudgetExhausted",
         "VenueServiceMetricsUnavailable",
     }  # fmt: skip
@@ -212,6 +213,12 @@ PROMTOOL_CASES: list[tuple[str, dict[str, str], str, list[dict[str, str]]]] = [
      {'venue_operator_degraded{reason="permission_missing"}': "1x10",
       'venue_operator_degraded{reason="permission_unchecked"}': "0x10"}, "6m",
      [{"reason": "permission_missing"}]),
+    ("VenueOperatorAlertmanagerFailing",
+     {'venue_operator_alertmanager_posts_total{result="failed"}': "0+2x20",
+      'venue_operator_alertmanager_posts_total{result="sent"}': "0+5x20"}, "15m", [{}]),
+    ("VenueOperatorAlertmanagerFailing",
+     {'venue_operator_alertmanager_posts_total{result="failed"}': "0x20",
+      'venue_operator_alertmanager_posts_total{result="sent"}': "0+5x20"}, "15m", []),
     ("VenueServiceDown",
      {'venue_operator_health{namespace="a",name="s",health="Down"}': "0 1x10",
       'venue_operator_health{namespace="a",name="s",health="Healthy"}': "1 0x10"}, "4m",
