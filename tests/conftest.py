@@ -51,6 +51,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             report.sections.append((f"{name} log (tail)", tail))
         if running.prometheus.proc is not None:
             report.sections.append(("prometheus log (tail)", running.prometheus.proc.tail()))
+        alertmanager = item.funcargs.get("alertmanager")
+        if alertmanager is not None and hasattr(alertmanager, "tail"):
+            report.sections.append(("alertmanager log (tail)", alertmanager.tail()))
         operator = item.funcargs.get("operator")
         if operator is not None and hasattr(operator, "log"):
             report.sections.append(("venue-operator log (tail)", operator.log()))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import threading
 import time
 import uuid
@@ -182,6 +183,31 @@ def venue_outside_session(lab: Lab, ns: str, **spec: Any) -> Iterator[Venue]:
         manifest = venue_manifest("venue-service", port, remediation=remediation, **spec)
         kubectl("apply", "-n", ns, "-f", "-", input=manifest)
         yield Venue(lab, sim, ns, "venue-service", port, "venue-service")
+
+
+@contextlib.contextmanager
+def rolls_back_a_bad_rollout(lab: Lab, ns: str, operator: OperatorProcess) -> Iterator[Venue]:
+    """The packaging check: `operator` (started here; e.g. as the ServiceAccount an install
+    created, watching `ns`) rolls a bad rollout in `ns` back, once, to v1. Yields the healed
+    venue while the operator still runs; after it stops, its log has no permission error."""
+    with venue_outside_session(lab, ns, **FAST) as venue, operator:
+        venue.wait_status("Healthy with a known-good template",
+                          lambda s: s.get("health") == "Healthy"
+                          and bool(s.get("healthyTemplates")))  # fmt: skip
+        set_image(lab, ns, BAD_IMAGE)
+        venue.wait_event("RolledBack", timeout=60)
+        venue.wait_health("Healthy", "None")
+        assert image_of(deployment(lab, ns)) == "gcr.io/tickettoken/venue-service:v1"
+        on_deployment = lab.cluster.kubectl(
+            "get", "events", "-n", ns, "--field-selector",
+            "involvedObject.kind=Deployment,reason=RolledBack", "-o", "name",
+        ).stdout.split()  # fmt: skip
+        assert len(on_deployment) == 1
+        yield venue
+    log = (operator.log_dir / "operator.log").read_text(errors="replace")
+    denied = [line for line in log.splitlines()
+              if re.search(r"forbidden|not enough permissions|\(403\)", line, re.I)]  # fmt: skip
+    assert not denied, "\n".join(denied[:5])
 
 
 BAD_IMAGE = "gcr.io/tickettoken/venue-service:v2-bad"

@@ -8,10 +8,15 @@ they happen, `kubectl describe venueservice`, and a timeline.
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -36,6 +41,9 @@ DEMO_SPEC: dict[str, Any] = {
     },
 }
 SCENARIOS = ("rollback", "capacity", "database")
+# Three tenants; the bad release fails tenant-b four times as often (the report's impact).
+DEMO_TENANTS = {"tenant_traffic": "tenant-a=5,tenant-b=2,tenant-c=3",
+                "tenant_error_weight": "tenant-b=4"}  # fmt: skip
 
 
 @dataclass
@@ -170,6 +178,9 @@ def _run(the_lab: Lab, scenario: str, keep: bool) -> Timeline:
             tail.poll()
             tail.reasons.clear()
             timeline.started = time.monotonic()
+            sim.set_faults(NAME, **DEMO_TENANTS)
+            say("three tenants (a 50%, b 20%, c 30% of the traffic); a failing release fails "
+                "tenant-b four times as often")  # fmt: skip
             say(f"fault injected: {_inject(the_lab, sim, scenario)}")
             timeline.mark("fault injected")
             action = ACTION_OF[scenario]
@@ -183,9 +194,22 @@ def _run(the_lab: Lab, scenario: str, keep: bool) -> Timeline:
             print(kubectl("get", "venueservices", "-n", NAMESPACE).stdout)
             say(f"kubectl describe venueservice {NAME} -n {NAMESPACE}")
             print(kubectl("describe", "venueservice", NAME, "-n", NAMESPACE).stdout)
+            say(f"post-mortem draft: {_report(the_lab)}")
             if keep:
                 _hold(the_lab)
     return timeline
+
+
+def _report(the_lab: Lab) -> Path:
+    """`venue-operator report` for the incident just resolved; the Markdown's path."""
+    out = Path(tempfile.mkdtemp(prefix="venue-demo-report-"))
+    argv = [sys.executable, "-m", "venue_operator.cli", "report", NAME, "-n", NAMESPACE,
+            "--prometheus-url", the_lab.prometheus.url, "--out", str(out)]  # fmt: skip
+    env = {**os.environ, "KUBECONFIG": str(the_lab.cluster.kubeconfig)}
+    subprocess.run(argv, env=env, check=True, capture_output=True, text=True, timeout=120)
+    graphs = ", ".join(sorted(p.name for p in out.glob("*.png"))) or "none"
+    say(f"graphs: {graphs}")
+    return out / "report.md"
 
 
 def _hold(the_lab: Lab) -> None:

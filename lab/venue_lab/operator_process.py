@@ -34,12 +34,16 @@ class OperatorProcess(Lifecycle):
         env: dict[str, str] | None = None,
         entry: tuple[str, ...] = ("-m", "venue_operator.cli"),
         tenancy_args: tuple[str, ...] = LAB_TENANCY,
+        args: tuple[str, ...] | None = None,
     ) -> None:
         self.kubeconfig = kubeconfig
         self.prometheus_url = prometheus_url
         self.namespaces = namespaces
-        self.liveness_port = free_port()
-        self.metrics_port = free_port()
+        # The whole command line after `venue-operator` (e.g. a Deployment's container args),
+        # instead of the lab's: its ports are the ones it names.
+        self.args = args
+        self.liveness_port = _port_in(args, "--liveness-port") or free_port()
+        self.metrics_port = _port_in(args, "--metrics-port") or free_port()
         self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="venue-operator-"))
         self.extra_args = extra_args
         self.tenancy_args = tenancy_args
@@ -58,6 +62,8 @@ class OperatorProcess(Lifecycle):
         return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
     def argv(self) -> list[str]:
+        if self.args is not None:
+            return [sys.executable, *self.entry, *self.args]
         argv = [
             sys.executable, *self.entry, "--log-json", "run",
             f"--liveness-port={self.liveness_port}", f"--metrics-port={self.metrics_port}",
@@ -96,3 +102,8 @@ class OperatorProcess(Lifecycle):
 
     def log(self, lines: int = 200) -> str:
         return self.proc.tail(lines) if self.proc else ""
+
+
+def _port_in(args: tuple[str, ...] | None, flag: str) -> int | None:
+    found = [a.partition("=")[2] for a in args or () if a.startswith(f"{flag}=")]
+    return int(found[-1]) if found else None

@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -39,16 +40,19 @@ class LocalPrometheus(Lifecycle):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.targets_dir = self.workdir / "targets"
+        self.rules_dir = self.workdir / "rules"
         self.proc: Managed | None = None
 
     def start(self, timeout: float = 60.0) -> None:
         self.targets_dir.mkdir(parents=True, exist_ok=True)
+        self.rules_dir.mkdir(parents=True, exist_ok=True)
         config = self.workdir / "prometheus.yml"
         config.write_text(
             "global:\n"
             f"  scrape_interval: {self.scrape_interval}\n"
             f"  evaluation_interval: {self.scrape_interval}\n"
             f"  scrape_timeout: {self.scrape_interval}\n"
+            f"rule_files: ['{self.rules_dir}/*.json']\n"
             "scrape_configs:\n"
             "- job_name: venue\n"
             "  file_sd_configs:\n"
@@ -104,6 +108,35 @@ class LocalPrometheus(Lifecycle):
 
     def remove_target(self, address: str) -> None:
         (self.targets_dir / f"{_file_name(address)}.json").unlink(missing_ok=True)
+
+    def load_rules(self, name: str, groups: list[dict[str, object]], timeout: float = 30.0) -> None:
+        """Evaluate these rule groups (a rules file's `groups`, e.g. a PrometheusRule's
+        spec.groups) from now on: written as rules/NAME.json, then a config reload."""
+        path = self.rules_dir / f"{name}.json"
+        path.write_text(json.dumps({"groups": groups}))
+        try:
+            self._reload_until(lambda loaded: {g["name"] for g in groups} <= loaded, timeout)
+        except LabError:
+            path.unlink()  # a file Prometheus refuses would fail every later reload
+            raise
+
+    def remove_rules(self, name: str, timeout: float = 30.0) -> None:
+        path = self.rules_dir / f"{name}.json"
+        if not path.exists():
+            return  # never loaded (e.g. a test failed before): nothing to remove
+        groups = {g["name"] for g in json.loads(path.read_text())["groups"]}
+        path.unlink()
+        self._reload_until(lambda loaded: not groups & loaded, timeout)
+
+    def _reload_until(self, done: Callable[[set[str]], bool], timeout: float) -> None:
+        def loaded() -> set[str]:
+            body = httpx.get(f"{self.url}/api/v1/rules", timeout=2.0).json()
+            return {g["name"] for g in body["data"]["groups"]}
+
+        response = httpx.post(f"{self.url}/-/reload", timeout=10.0)
+        if response.status_code != 200:  # e.g. a rules file Prometheus refuses
+            raise LabError(f"prometheus reload failed: {response.text.strip()}")
+        wait_until("prometheus rules reloaded", lambda: done(loaded()), timeout, interval=0.2)
 
     def wait_target_up(self, address: str, timeout: float = 30.0) -> None:
         """Until Prometheus has scraped `address` successfully at least once."""

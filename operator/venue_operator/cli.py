@@ -1,4 +1,5 @@
-"""Entry points: `venue-operator run | check | crd` (the lab and demo: `venue-lab`)."""
+"""Entry points: `venue-operator run | check | report | crd | uninstall | resume` (the lab and
+demo: `venue-lab`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from venue_operator import logs
+from venue_operator import alerts, logs
 from venue_operator.crd import CRD_PATH, render_crd
 from venue_operator.observe.bounded_session import PrometheusAuth
 from venue_operator.observe.endpoints import Limits
@@ -34,6 +35,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return Settings(
         namespaces=tuple(args.namespace or ()),
         prometheus_url=args.prometheus_url or None,
+        alertmanager_url=args.alertmanager_url or None,
+        alertmanager_resend=timedelta(seconds=args.alertmanager_resend_interval),
         metrics_max_age=args.metrics_max_age or None,
         liveness_port=args.liveness_port,
         metrics_port=args.metrics_port,
@@ -112,6 +115,7 @@ def tenancy_from(args: argparse.Namespace) -> Tenancy:
     return Tenancy(
         caps=caps,
         prometheus_urls=tuple(args.allow_prometheus_url or ()),
+        alertmanager_urls=tuple(getattr(args, "allow_alertmanager_url", None) or ()),
         service_hosts=tuple(h.lower() for h in args.allow_service_host or ()),
         service_cidrs=tuple(args.allow_service_cidr or ()),
         act_namespaces=tuple(args.act_namespace or ()),
@@ -199,12 +203,37 @@ def _check(args: argparse.Namespace) -> int:
     )
 
 
+def _report(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from venue_operator.report import ReportError, Source, write_report
+
+    source = Source(args.prometheus_url, tenancy_from(args), prometheus_auth_from(args),
+                    prometheus_limits_from(args))  # fmt: skip
+    out = Path(args.out) if args.out else None
+    try:
+        path = asyncio.run(write_report(args.namespace, args.name, args.incident, out, source))
+    except ReportError as exc:
+        print(f"venue-operator report: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {path}")
+    return 0
+
+
 def _uninstall(args: argparse.Namespace) -> int:
     import asyncio
 
     from venue_operator.uninstall import run_uninstall
 
     return asyncio.run(run_uninstall())
+
+
+def _resume(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from venue_operator.resume import run_resume
+
+    return asyncio.run(run_resume(args.namespace, args.name))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -217,6 +246,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--namespace", "-n", action="append", help="watch only these namespaces (repeatable)"
     )
     run.add_argument("--prometheus-url", help="Prometheus for VenueServices that name none")
+    run.add_argument(
+        "--alertmanager-url", metavar="URL",
+        help="Alertmanager for VenueServices whose spec.notification.alertmanager names none",
+    )  # fmt: skip
+    run.add_argument(
+        "--alertmanager-resend-interval", type=float, metavar="SECONDS",
+        default=alerts.RESEND.total_seconds(),
+        help="re-send an open incident's alert this often; it stays valid for 4 of these "
+        "(default %(default)s)",
+    )  # fmt: skip
+    run.add_argument(
+        "--allow-alertmanager-url", action="append", metavar="URL",
+        help="a spec.notification.alertmanager.url allowed besides --alertmanager-url "
+        "(repeatable; default: none)",
+    )  # fmt: skip
     run.add_argument(
         "--metrics-max-age", type=float, metavar="SECONDS",
         help="oldest shared Prometheus snapshot a cycle may use (default: half the interval; "
@@ -249,6 +293,20 @@ def build_parser() -> argparse.ArgumentParser:
     _tenancy_flags(check)
     check.set_defaults(func=_check)
 
+    report = sub.add_parser(
+        "report", help="write an incident's post-mortem draft (Markdown + PNG graphs); reads only"
+    )
+    report.add_argument("name")
+    report.add_argument("--namespace", "-n", default="default")
+    report.add_argument("--incident", metavar="ID", help="default: the newest incident")
+    report.add_argument("--out", metavar="DIR",
+                        help="default: ./postmortem-<namespace>-<name>-<incident>")  # fmt: skip
+    report.add_argument("--prometheus-url", help="for the graphs (without it: none)")
+    _prometheus_auth_flags(report)
+    _prometheus_limit_flags(report)
+    _tenancy_flags(report)
+    report.set_defaults(func=_report)
+
     crd = sub.add_parser("crd", help="print the CRD generated from the models")
     crd.add_argument(
         "--write", nargs="?", const=str(CRD_PATH), help=f"write it (default {CRD_PATH})"
@@ -260,6 +318,14 @@ def build_parser() -> argparse.ArgumentParser:
         "(Kopf's finalizer and annotations), so they and their namespaces can be deleted",
     )  # fmt: skip
     uninstall.set_defaults(func=_uninstall)
+
+    resume = sub.add_parser(
+        "resume", help="undo the GitOps suspension (Flux suspend, Argo CD automated sync) made "
+        "after a rollback of this VenueService's Deployment",
+    )  # fmt: skip
+    resume.add_argument("name")
+    resume.add_argument("--namespace", "-n", default="default")
+    resume.set_defaults(func=_resume)
 
     return parser
 

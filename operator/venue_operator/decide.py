@@ -41,11 +41,13 @@ from venue_operator.model import (
     Severity,
     VenueServiceStatus,
 )
-from venue_operator.observations import Revision, Scaler, WorkloadState
+from venue_operator.observations import GitOpsRef, Revision, Scaler, WorkloadState
 from venue_operator.wording import above, fmt
 
 ROLLBACK_SECTION = "Rollback Procedure"
 P1_SECTION = "P1 Procedure"
+# Escalation key (with the template hash) of a rolled-back-from template re-applied by GitOps.
+REAPPLIED_BY_GITOPS = "reapplied-by-gitops"
 
 
 class Action(StrEnum):
@@ -60,6 +62,9 @@ class Action(StrEnum):
     ABANDON_RESTORE = "AbandonRestore"  # somebody else owns the lent field now
 
 
+# The checks of the service itself (not its dependencies, migrations or 429s).
+SERVICE_CHECKS = ("health", "pods", "error_rate", "p99_latency", "pool_utilisation",
+                  "pool_pending", "memory")  # fmt: skip
 # Actions that write a workload: they are verified, cooled down and budgeted.
 WORKLOAD_ACTIONS = {Action.ROLL_BACK, Action.SCALE_UP, Action.RUN_MIGRATION, Action.SCALE_BACK}
 PROTECTIVE_ACTIONS = {Action.OPEN_CIRCUIT, Action.CLOSE_CIRCUIT}
@@ -80,6 +85,7 @@ class RolloutFacts:
     deployment: str = ""
     scaler: Scaler | None = None  # an HPA (or KEDA) owns the replica count
     scaler_unreadable: str | None = None
+    gitops: GitOpsRef | None = None  # the Flux/Argo CD object that re-applies the Deployment
 
 
 @dataclass(frozen=True)
@@ -126,6 +132,7 @@ def rollout_facts(workload: WorkloadState, status: VenueServiceStatus) -> Rollou
         deployment=workload.name,
         scaler=workload.scaler,
         scaler_unreadable=workload.scaler_unreadable,
+        gitops=workload.gitops,
     )
 
 
@@ -395,6 +402,11 @@ def _rules(
     if echo is not None:
         return echo
 
+    # Before verification: a sync can re-apply the bad template inside the verify window.
+    reapplied = _reapplied_by_gitops(a, rollout, status)
+    if reapplied is not None:
+        return reapplied
+
     verifying = _verification(a, status, policy, now)
     if verifying is not None:
         return verifying
@@ -411,8 +423,7 @@ def _rules(
         return _escalate("migrations pending and automatic migration is disabled",
                          DB_OPERATIONS, status, "migration-disabled")  # fmt: skip
 
-    service_critical = _critical(a, "health", "pods", "error_rate", "p99_latency",
-                                 "pool_utilisation", "pool_pending", "memory")  # fmt: skip
+    service_critical = _critical(a, *SERVICE_CHECKS)
     if not service_critical:
         if a.check("rate_limited").level in (Level.WARNING, Level.CRITICAL):
             return _diagnose_rate_limit(a, status)
@@ -468,6 +479,31 @@ def _rollback(
             "toTemplate": target.template_hash,
         },
     )
+
+
+def _reapplied_by_gitops(
+    a: Assessment, rollout: RolloutFacts, status: VenueServiceStatus
+) -> Decision | None:
+    """The loop guard: a GitOps controller re-applied a template we rolled back from, and the
+    service is critical again. Rolling back again would only start a loop with it (each sync
+    undoes the rollback): hand over to humans, once per incident, and leave the bookkeeping
+    as it is (the template stays rolled back from, never known-good)."""
+    current, ref = rollout.current, rollout.gitops
+    if ref is None or current is None or current.template_hash not in status.rolled_back_templates:
+        return None
+    critical = _critical(a, *SERVICE_CHECKS)
+    if not critical:
+        return None
+    why = f"{_describe(a, critical)} after the rollout of revision {current.number}"
+    reason = (f"{why}: {ref} re-applied pod template {current.template_hash}, which was rolled "
+              "back from; not rolling back again (it would loop with the GitOps controller): "
+              "revert the bad commit in Git, or suspend it")  # fmt: skip
+    key = f"{REAPPLIED_BY_GITOPS}:{current.template_hash}"
+    if _escalated(status, key):
+        return _none(f"already escalated: {reason}", held="escalated")
+    return Decision(Action.ESCALATE, reason, ROLLBACK_SECTION,
+                    {"reappliedTemplate": current.template_hash, "gitops": str(ref)},
+                    key=key)  # fmt: skip
 
 
 def _scale_up(

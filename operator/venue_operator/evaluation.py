@@ -15,7 +15,8 @@ import aiohttp
 
 from venue_operator.assess import Assessment, assess
 from venue_operator.durations import format_duration
-from venue_operator.model import RUNBOOK_PORT, VenueServiceSpec, VenueServiceStatus
+from venue_operator.impact import with_impact
+from venue_operator.model import RUNBOOK_PORT, Level, VenueServiceSpec, VenueServiceStatus
 from venue_operator.observations import (
     MetricReadings,
     Observations,
@@ -120,6 +121,13 @@ async def _metrics(ctx: Context, admitted: Admitted, max_age: float) -> MetricRe
     return replace(readings, **unknown)
 
 
+def wants_impact(stored: VenueServiceStatus) -> bool:
+    """Tenants' traffic is read while an incident is open or a breach is being confirmed
+    (so the incident's first cycle has it), not while the service is healthy."""
+    open_ = stored.incident is not None and stored.incident.resolved_at is None
+    return open_ or any(c.observed in (Level.WARNING, Level.CRITICAL) for c in stored.checks)
+
+
 def _not_probed(reason: str) -> ProbeResult:
     return ProbeResult(ProbeFailure.NOT_ALLOWED, reason)
 
@@ -138,6 +146,7 @@ async def evaluate(
     timeout = spec.probe.timeout.total_seconds()
     interval = spec.probe.interval.total_seconds()
     admitted = metrics_target(spec, namespace, name, ctx.default_prometheus_url, ctx.tenancy)
+    admitted = replace(admitted, target=replace(admitted.target, impact=wants_impact(stored)))
     max_age = min(interval / 2, ctx.metrics_max_age or interval)
     refused = service_url_refusal(base, namespace, default_service_url(spec, namespace),
                                   ctx.tenancy)  # fmt: skip
@@ -162,4 +171,6 @@ def judge(
     a = assess(obs, spec, stored.checks)
     bake = spec.remediation.rollback.bake_time
     status = next_status(a, obs.workload, stored, obs.at, generation, bake)
+    warning = spec.thresholds.error_rate_percent.warning
+    status = with_impact(status, a, obs.metrics, warning, spec.probe.interval, obs.at)
     return Outcome(a, status, transition_events(stored, a), obs)

@@ -20,6 +20,7 @@ import structlog
 
 from venue_operator import kube, memory, permissions
 from venue_operator.act.writer import WorkloadWriter
+from venue_operator.alertmanager import AlertmanagerSender
 from venue_operator.evaluation import Context, evaluate
 from venue_operator.events import KubeEvents
 from venue_operator.model import GROUP, PLURAL, VERSION
@@ -104,6 +105,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         tenancy=dataclasses.replace(ours.tenancy, api_server=memo.api.configuration.host),
     )
     memo.notifier = Notifier(memo.api, memo.http)
+    memo.alerts = AlertmanagerSender(memo.api, memo.http, ours.alertmanager_url, ours.tenancy,
+                                     ours.alertmanager_resend)  # fmt: skip
     memo.writer = WorkloadWriter(memo.api)
     memo.trimmer = asyncio.create_task(memory.trim_forever())
 
@@ -192,8 +195,10 @@ async def watch_venue_service(
         write_status=functools.partial(kube.replace_status, memo.api, ns, name),
         page=functools.partial(memo.notifier.send, ns, name),
         forget_metrics=memo.ctx.metrics.forget,
+        alert=functools.partial(memo.alerts.update, ns, name),
         missing_permissions=memo.missing_permissions,
         tenancy=memo.ctx.tenancy,
         read_scaler=functools.partial(scalers.with_scaled_object, memo.api),
+        gitops=memo.writer,
     )
     await ServiceLoop(ns, name, body, indexes, ports).run(stopped)

@@ -35,3 +35,18 @@ CIRCUIT_REASON = "ops.tickettoken.io/circuit-reason"
 # On a Deployment, HPA or ScaledObject we scaled up: the value of the field before our
 # first scale-up (replicas, minReplicas, minReplicaCount), removed when it is given back.
 SCALED_FROM = "ops.tickettoken.io/scaled-from"
+
+# GitOps controllers' marks on what they apply (read only: untrusted, any namespace user can
+# set them on a Deployment; gitops.py validates them).
+ARGOCD_INSTANCE = "argocd.argoproj.io/instance"
+ARGOCD_TRACKING_ID = "argocd.argoproj.io/tracking-id"
+FLUX_KUSTOMIZATION_NAME = "kustomize.toolkit.fluxcd.io/name"
+FLUX_KUSTOMIZATION_NAMESPACE = "kustomize.toolkit.fluxcd.io/namespace"
+FLUX_HELMRELEASE_NAME = "helm.toolkit.fluxcd.io/name"
+FLUX_HELMRELEASE_NAMESPACE = "helm.toolkit.fluxcd.io/namespace"
+# Written by the operator on a Flux Kustomization/HelmRelease or an Argo CD Application it
+# suspended: what it changed and the value before (JSON), so that it can be undone.
+GITOPS_SUSPENDED = "ops.tickettoken.io/gitops-suspended"
+# Set on a VenueService by `venue-operator resume`: the correlation id of the suspension it
+# undid, so that the operator (the one status writer) clears it from status.
+GITOPS_RESUMED = "ops.tickettoken.io/gitops-resumed"

@@ -83,6 +83,8 @@ def finish(
     if result is ActionResult.FAILED and message:
         update["reason"] = message[:2000]
     status = with_record(status, rec.model_copy(update=update))
+    if result is ActionResult.SUCCEEDED and not rec.dry_run:
+        status = _mitigated(status, rec)
     if result is ActionResult.SUCCEEDED and rec.action in (
         Action.OPEN_CIRCUIT,
         Action.CLOSE_CIRCUIT,
@@ -102,6 +104,20 @@ def finish(
 def abandon_restore(status: VenueServiceStatus) -> VenueServiceStatus:
     """Somebody else wrote the lent field: it is theirs now, nothing is given back."""
     return status.model_copy(update={"capacity": None})
+
+
+MITIGATIONS = {Action.ROLL_BACK, Action.SCALE_UP, Action.RUN_MIGRATION, Action.OPEN_CIRCUIT}
+
+
+def _mitigated(status: VenueServiceStatus, rec: ActionRecord) -> VenueServiceStatus:
+    """The open incident's first workload action that succeeded (its TTM ends there)."""
+    incident = status.incident
+    if incident is None or incident.resolved_at is not None or incident.mitigated_at is not None:
+        return status
+    if rec.action not in MITIGATIONS:
+        return status
+    mitigated = incident.model_copy(update={"mitigated_at": rec.at})
+    return status.model_copy(update={"incident": mitigated})
 
 
 def already_suppressed(status: VenueServiceStatus, decision: Decision) -> bool:

@@ -28,6 +28,8 @@ SHORT_NAMES = ["venuesvc", "vsvc"]
 
 RUNBOOK_PORT = 3002
 HISTORY_LIMIT = 50
+INCIDENTS_KEPT = 5  # resolved incidents kept in status.incidents, each compacted
+IMPACT_TENANTS = 5  # tenants named in an incident's impact
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
@@ -283,6 +285,18 @@ class Cooldowns(Model):
     circuit_breaker: Duration = Field(default=timedelta(minutes=1))
 
 
+class GitOpsPolicy(Model):
+    suspend: bool = Field(
+        default=False,
+        description=(
+            "After rolling back a Deployment applied by Flux or Argo CD, suspend the "
+            "Kustomization/HelmRelease (spec.suspend) or turn off the Application's automated "
+            "sync, so that it does not re-apply the bad revision; `venue-operator resume` undoes "
+            "it. Only an object in this namespace, or one whose own status lists the Deployment."
+        ),
+    )
+
+
 class RemediationPolicy(Model):
     mode: Mode = Field(
         default=Mode.AUTO, description="Auto acts; DryRun records; Off only watches."
@@ -292,6 +306,7 @@ class RemediationPolicy(Model):
     migration: MigrationPolicy = Field(default_factory=MigrationPolicy)
     circuit_breaker: CircuitBreakerPolicy = Field(default_factory=CircuitBreakerPolicy)
     cooldowns: Cooldowns = Field(default_factory=Cooldowns)
+    gitops: GitOpsPolicy = Field(default_factory=GitOpsPolicy)
     max_actions_per_hour: int = Field(default=6, ge=0, le=100)
     verify_window: Duration = Field(
         default=timedelta(minutes=5), description="After acting, how long to wait for recovery."
@@ -303,11 +318,47 @@ class SecretKeyRef(Model):
     key: str = Field(min_length=1, max_length=253, pattern=CONFIGMAP_KEY)
 
 
+class AlertmanagerSink(Model):
+    """Alerts for the open incident, posted to Alertmanager's `/api/v2/alerts` (alerts.py)."""
+
+    url: HttpUrl | None = Field(
+        default=None,
+        description=(
+            "Alertmanager base URL. Default: the operator's --alertmanager-url; any other "
+            "must be allowed by the cluster admin (--allow-alertmanager-url)."
+        ),
+    )
+    bearer_token_secret_ref: SecretKeyRef | None = Field(
+        default=None, description="Secret key holding a bearer token for the Alertmanager."
+    )
+
+
 class Notification(Model):
-    webhook_secret_ref: SecretKeyRef = Field(
-        description="Secret key holding the webhook URL (never inline: URLs carry tokens)."
+    model_config = ConfigDict(
+        json_schema_extra=_cel(
+            (
+                "has(self.webhookSecretRef) || has(self.alertmanager)",
+                "set webhookSecretRef, alertmanager or both",
+            )
+        )
+    )
+
+    webhook_secret_ref: SecretKeyRef | None = Field(
+        default=None,
+        description="Secret key holding the webhook URL (never inline: URLs carry tokens).",
     )
     format: Literal["PagerDuty", "Slack"] = "Slack"
+    alertmanager: AlertmanagerSink | None = Field(
+        default=None,
+        description="Alert through Alertmanager while an incident is open ({} for the "
+        "operator's --alertmanager-url).",
+    )
+
+    @model_validator(mode="after")
+    def _a_sink(self) -> Notification:
+        if self.webhook_secret_ref is None and self.alertmanager is None:
+            raise ValueError("set webhookSecretRef, alertmanager or both")
+        return self
 
 
 class DeploymentRef(Model):
@@ -419,14 +470,56 @@ class IncidentEntry(Model):
     message: str = Field(max_length=2048)
 
 
+class TenantImpact(Model):
+    """One tenant's share of an incident (a bounded top N; names are label values)."""
+
+    tenant: str = Field(max_length=64)
+    failed_requests: float = Field(ge=0, description="Estimated failed requests since it began.")
+    error_percent: float | None = Field(
+        default=None, ge=0, le=100, description="Its highest error share in the incident."
+    )
+    affected: bool = Field(
+        default=False, description="Its error share was above the warning threshold."
+    )
+
+
+class Impact(Model):
+    """What an incident costs users (runbook P1 step 3, "assess impact"); estimates."""
+
+    updated_at: datetime
+    request_rate: float | None = Field(default=None, ge=0, description="Requests per second.")
+    failing_rate: float | None = Field(default=None, ge=0, description="5xx per second.")
+    peak_failing_rate: float = Field(default=0, ge=0, description="Highest 5xx per second.")
+    failed_requests: float = Field(
+        default=0, ge=0, description="Estimated, since the first breach observed."
+    )
+    tenants_affected: int = Field(
+        default=0, ge=0, description="Most tenants above the warning error share at once."
+    )
+    top_tenants: list[TenantImpact] = Field(default_factory=list, max_length=IMPACT_TENANTS)
+    checks: list[str] = Field(default_factory=list, max_length=32)
+    sections: list[str] = Field(default_factory=list, max_length=32)
+
+
 class Incident(Model):
     """One episode of non-healthy service, for the post-mortem the runbook asks for."""
 
     id: str
     opened_at: datetime
     resolved_at: datetime | None = None
+    began_at: datetime | None = Field(
+        default=None, description="First breach observed (before confirmation)."
+    )
+    mitigated_at: datetime | None = Field(
+        default=None, description="First workload action that succeeded."
+    )
     severity: Severity
     escalated: bool = False
+    impact: Impact | None = None
+    # From the first breach observed, set when it resolves: "45s", "1m30s" (incidents.py).
+    time_to_detect: str | None = Field(default=None, max_length=32)
+    time_to_mitigate: str | None = Field(default=None, max_length=32)
+    time_to_recover: str | None = Field(default=None, max_length=32)
     timeline: list[IncidentEntry] = Field(default_factory=list, max_length=100)
     # Keys of what was said once per incident, so that a restart never says it again.
     escalations: list[str] = Field(
@@ -476,6 +569,34 @@ class CapacityLoan(Model):
     at: datetime = Field(description="When the field was last written by the operator.")
 
 
+class GitOpsObject(Model):
+    kind: Literal["Kustomization", "HelmRelease", "Application"]
+    name: str = Field(max_length=253)
+    namespace: str = Field(max_length=63)
+
+
+class GitOpsSuspension(Model):
+    """What the operator changed on a GitOps object (also in its annotation, for `resume`)."""
+
+    at: datetime
+    correlation_id: str = Field(description="The rollback that the suspension followed.")
+    object: GitOpsObject
+    change: str = Field(max_length=256, description="e.g. spec.suspend: false -> true.")
+    previous: str | None = Field(
+        default=None, max_length=4096, description="The field's value before, as JSON."
+    )
+
+
+class GitOpsStatus(Model):
+    managed_by: GitOpsObject | None = Field(
+        default=None, description="Who applies the Deployment, per its labels/annotations."
+    )
+    suspension: GitOpsSuspension | None = None
+    suspend_error: str | None = Field(
+        default=None, max_length=1024, description="Why the last suspension was not made."
+    )
+
+
 class EvaluationError(Model):
     at: datetime
     reason: str
@@ -493,6 +614,11 @@ class VenueServiceStatus(Model):
     last_action: ActionRecord | None = None
     history: list[ActionRecord] = Field(default_factory=list, max_length=HISTORY_LIMIT)
     incident: Incident | None = None
+    incidents: list[Incident] = Field(
+        default_factory=list,
+        max_length=INCIDENTS_KEPT,
+        description="Resolved incidents before `incident`, oldest first (for post-mortems).",
+    )
     rollout: RolloutRecord | None = None
     # pod-template-hash, not revision numbers: a rollback renumbers the revision it reuses.
     healthy_templates: list[str] = Field(default_factory=list, max_length=HISTORY_LIMIT)
@@ -501,6 +627,7 @@ class VenueServiceStatus(Model):
     capacity: CapacityLoan | None = Field(
         default=None, description="Capacity added by scale-ups, not given back yet."
     )
+    gitops: GitOpsStatus | None = None
     last_error: EvaluationError | None = Field(
         default=None, description="The last evaluation that failed; cleared by the next success."
     )

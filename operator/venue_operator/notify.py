@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -16,6 +17,7 @@ import httpx
 import structlog
 from kubernetes.aio import client
 
+from venue_operator.impact import with_impact_line
 from venue_operator.model import Notification, Severity, VenueServiceStatus
 from venue_operator.record import EventSpec
 from venue_operator.redact import redact
@@ -28,6 +30,7 @@ _PD_SEVERITY = {Severity.P1: "critical", Severity.P2: "error", Severity.P3: "war
 def payload(fmt: str, url: str, source: str, status: VenueServiceStatus, event: EventSpec) -> Any:
     """Slack-style `{"text"}` or a PagerDuty Events v2 trigger (routing_key from the URL)."""
     severity = status.severity or Severity.NONE
+    event = replace(event, message=with_impact_line(event.message, status))
     summary = f"[{severity}] {source}: {event.reason}: {event.message}"[:1000]
     if fmt == "PagerDuty":
         routing = parse_qs(urlsplit(url).query).get("routing_key", [""])[0]
@@ -52,8 +55,8 @@ class Notifier:
         status: VenueServiceStatus, event: EventSpec,
     ) -> None:  # fmt: skip
         """Fire and forget (the task is kept until done)."""
-        if notification is None:
-            return
+        if notification is None or notification.webhook_secret_ref is None:
+            return  # no webhook (alerts only: alertmanager.py)
         task = asyncio.create_task(self._send(namespace, name, notification, status, event))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -63,6 +66,7 @@ class Notifier:
         status: VenueServiceStatus, event: EventSpec,
     ) -> None:  # fmt: skip
         ref = notification.webhook_secret_ref
+        assert ref is not None  # send() checked
         try:
             secret = await client.CoreV1Api(self.api).read_namespaced_secret(ref.name, namespace)
             url = base64.b64decode((secret.data or {})[ref.key]).decode().strip()

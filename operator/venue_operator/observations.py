@@ -61,6 +61,15 @@ NO_SERIES = "no series for"
 
 
 @dataclass(frozen=True)
+class TenantRate:
+    """One tenant's traffic in the rate window (read while an incident is open or near)."""
+
+    tenant: str
+    requests: float | None  # requests per second (None: not among the busiest read)
+    failing: float  # 5xx per second
+
+
+@dataclass(frozen=True)
 class MetricReadings:
     """Prometheus readings for one service. Ratios are fractions (0.05 = 5%)."""
 
@@ -73,6 +82,7 @@ class MetricReadings:
     memory_utilisation: Reading = UNOBSERVED  # resident / limit
     rate_limited: Reading = UNOBSERVED  # 429 / all
     top_limited_tenants: tuple[tuple[str, float], ...] = ()  # (tenant, 429/s), worst first
+    tenants: tuple[TenantRate, ...] = ()  # for the incident's impact, most failing first
 
 
 @dataclass(frozen=True)
@@ -100,6 +110,19 @@ class Scaler:
 
 
 @dataclass(frozen=True)
+class GitOpsRef:
+    """The GitOps object a Deployment's labels or annotations say applies it (a claim by the
+    Deployment: untrusted until the object itself lists the Deployment, see gitops.py)."""
+
+    kind: str  # Kustomization | HelmRelease | Application
+    name: str
+    namespace: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
 class WorkloadState:
     """The Deployment as the watch-fed indexes see it."""
 
@@ -119,6 +142,7 @@ class WorkloadState:
     revision_history_limit: int | None = None
     scaler: Scaler | None = None  # who owns the replica count, if not the Deployment
     scaler_unreadable: str | None = None  # why HPAs (or the ScaledObject) cannot be seen
+    gitops: GitOpsRef | None = None  # who re-applies the Deployment from Git, if anyone
 
 
 @dataclass(frozen=True)

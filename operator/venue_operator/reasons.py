@@ -24,6 +24,11 @@ class Reason(StrEnum):
     CIRCUIT_CLOSED = "CircuitClosed"
     RATE_LIMIT_DIAGNOSED = "RateLimitDiagnosed"
     DRY_RUN = "DryRun"
+    # A GitOps controller (Argo CD, Flux) applies the Deployment (gitops.py).
+    GITOPS_SUSPENDED = "GitOpsSuspended"
+    GITOPS_SUSPEND_FAILED = "GitOpsSuspendFailed"
+    GITOPS_RESUMED = "GitOpsResumed"
+    REAPPLIED_BY_GITOPS = "ReappliedByGitOps"
     # Why it did not act, and when it handed over to humans.
     REMEDIATION_SUPPRESSED = "RemediationSuppressed"
     REMEDIATION_HELD = "RemediationHeld"
@@ -38,3 +43,5 @@ class Reason(StrEnum):
     SPEC_CLAMPED = "SpecClamped"
     TARGET_REFUSED = "TargetRefused"
     OBSERVE_ONLY = "ObserveOnly"
+    # What the notification sinks could not deliver (alertmanager.py).
+    ALERT_NOT_DELIVERED = "AlertNotDelivered"

@@ -11,7 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from venue_operator import gitops
 from venue_operator.assess import DEPLOYMENT_NOT_FOUND, Assessment
+from venue_operator.impact import material
+from venue_operator.incidents import archive, settle
 from venue_operator.model import (
     HISTORY_LIMIT,
     CheckStatus,
@@ -190,10 +193,14 @@ def next_status(
     remembered as known-good after `bake_time` of confirmed Healthy cycles with no unknown
     reading (runbook: verify the deployment), so a bad release is not trusted in its first
     healthy seconds, nor for a gap in the data."""
+    incident = settle(track_incident(previous.incident, a, now))
     rollout = bake(track_rollout(previous.rollout, workload, now), a, now)
     healthy = previous.healthy_templates
     since = rollout.healthy_since if rollout is not None else None
-    if since is not None and now - since >= bake_time:
+    # A template rolled back from stays bad even if it bakes healthy once re-applied (by a
+    # GitOps sync): one template is never both a rollback target and one rolled back from.
+    rolled_back = workload.template_hash in previous.rolled_back_templates
+    if since is not None and now - since >= bake_time and not rolled_back:
         healthy = _remember(healthy, workload.template_hash)
     return previous.model_copy(
         update={
@@ -207,7 +214,9 @@ def next_status(
             "last_error": None,
             "rollout": rollout,
             "healthy_templates": healthy,
-            "incident": track_incident(previous.incident, a, now),
+            "incident": incident,
+            "gitops": gitops.shown(previous.gitops, workload.gitops),
+            "incidents": archive(previous, incident).incidents,
         }
     )
 
@@ -224,6 +233,8 @@ def _significant(status: VenueServiceStatus) -> dict[str, Any]:
     ]
     for cond in data["conditions"]:
         cond.pop("message", None)
+    if status.incident is not None and data["incident"]:  # its impact moves every cycle
+        data["incident"]["impact"] = material(status.incident.impact)
     return data
 
 

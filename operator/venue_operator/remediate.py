@@ -14,26 +14,29 @@ import contextlib
 import json
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 
 import structlog
 from kubernetes.aio import client
 
-from venue_operator import ledger
+from venue_operator import gitops, ledger
 from venue_operator.act import ActError, ActResult, jobs
 from venue_operator.assess import DB_OPERATIONS
-from venue_operator.decide import P1_SECTION, Action, Decision
+from venue_operator.decide import P1_SECTION, REAPPLIED_BY_GITOPS, Action, Decision
+from venue_operator.impact import with_impact_line
 from venue_operator.model import (
     ActionRecord,
     ActionResult,
+    GitOpsSuspension,
     Level,
     ScaledKind,
     Severity,
     VenueServiceSpec,
     VenueServiceStatus,
 )
+from venue_operator.observations import GitOpsRef
 from venue_operator.reasons import Reason
 from venue_operator.record import EventSpec
 from venue_operator.redact import redact
@@ -80,6 +83,14 @@ class Acts(Protocol):
     ) -> ActResult: ...
 
 
+class GitOpsActs(Protocol):
+    """Suspending the GitOps object that would re-apply a rolled-back Deployment."""
+
+    async def suspend_gitops(
+        self, ref: GitOpsRef, namespace: str, deployment: str, who: str, rid: str, now: datetime
+    ) -> tuple[ActResult, GitOpsSuspension | None]: ...
+
+
 class Events(Protocol):
     """Events on the VenueService (ref None) or on another object (a ref)."""
 
@@ -104,6 +115,7 @@ class Subject:
     name: str
     spec: VenueServiceSpec
     deployment_ref: dict[str, Any] | None  # apiVersion/kind/metadata for Events
+    gitops: GitOpsRef | None = None  # the Flux/Argo CD object that applies the Deployment
 
 
 def correlation_id(action: Action) -> str:
@@ -128,6 +140,7 @@ class Remediator:
     store: Store
     pager: Pager
     new_id: Callable[[Action], str] = correlation_id
+    gitops: GitOpsActs | None = None
 
     async def finish_in_progress(
         self, subject: Subject, status: VenueServiceStatus, now: datetime
@@ -186,11 +199,54 @@ class Remediator:
             status = ledger.with_record(status, following)
         else:
             status = ledger.finish(status, rec, ActionResult.SUCCEEDED)
+        note, paged = "", None
+        if action is Action.ROLL_BACK and subject.gitops is not None:
+            status, note = await self._follow_gitops(subject, status, rec)
+            paged = ledger.page(status, f"{Reason.ROLLED_BACK}:{rec.correlation_id}")
+            status = paged or status
         kind = "Warning" if action in WARNING_ACTIONS else "Normal"
-        event = EventSpec(kind, DONE_REASON[action], f"{decision.reason} ({result.message})")
+        message = f"{decision.reason} ({result.message}){note}"
+        event = EventSpec(kind, DONE_REASON[action], message)
         await self._post_once(subject, action, event, rec.correlation_id)
         await self.store.save(status, "remediation")
+        if paged is not None:  # a human must act before the next sync: page once
+            await self.pager(status, event)
         return status
+
+    async def _follow_gitops(
+        self, subject: Subject, status: VenueServiceStatus, rec: ActionRecord
+    ) -> tuple[VenueServiceStatus, str]:
+        """After rolling back a Deployment that Flux or Argo CD applies: suspend it if the
+        spec asks, and say what a human must do (the note for the RolledBack Event)."""
+        ref = subject.gitops
+        assert ref is not None
+        resume = f"venue-operator resume {subject.name} -n {subject.namespace}"
+        if not subject.spec.remediation.gitops.suspend or self.gitops is None:
+            return status, "; " + gitops.advice(ref, None, resume)
+        who = f"{WHO} ({subject.namespace}/{subject.name})"
+        try:
+            result, suspension = await self.gitops.suspend_gitops(
+                ref, subject.namespace, subject.spec.deployment.name, who, rec.correlation_id,
+                rec.at,
+            )  # fmt: skip
+        except (ActError, client.ApiException) as exc:
+            denied = isinstance(exc, client.ApiException) and exc.status == 403
+            missing = "permission missing (the GitOps RBAC is optional, see the README): "
+            error = redact(f"{ref} not suspended: {missing if denied else ''}{refusal(exc)}")
+            error = error[:1000]
+            log.warning("gitops.not_suspended", namespace=subject.namespace, name=subject.name,
+                        error=error)  # fmt: skip
+            reason = Reason.PERMISSION_MISSING if denied else Reason.GITOPS_SUSPEND_FAILED
+            await self.events.post_once(None, EventSpec("Warning", reason, error),
+                                        f"{rec.correlation_id}/gitops")  # fmt: skip
+            advice = gitops.advice(ref, None, resume)
+            return gitops.suspended(status, None, error), f"; {advice}"
+        status = gitops.suspended(status, suspension, None)
+        if result.changed:
+            event = EventSpec("Normal", Reason.GITOPS_SUSPENDED, f"{result.message} after "
+                              f"rollback {rec.correlation_id}; undo: {resume}")  # fmt: skip
+            await self.events.post_once(None, event, f"{rec.correlation_id}/gitops")
+        return status, "; " + gitops.advice(ref, suspension, resume)
 
     async def _failed(
         self, subject: Subject, status: VenueServiceStatus, rec: ActionRecord, exc: Exception
@@ -278,7 +334,12 @@ class Remediator:
         escalating = decision.action is Action.ESCALATE
         if escalating:
             status = ledger.escalate(status, decision.key or rec.correlation_id)
-        event = EventSpec("Warning", DONE_REASON[decision.action], decision.reason)
+        reason = DONE_REASON[decision.action]
+        if (decision.key or "").startswith(REAPPLIED_BY_GITOPS):
+            reason = Reason.REAPPLIED_BY_GITOPS
+        event = EventSpec("Warning", reason, decision.reason)
+        if escalating:
+            event = replace(event, message=with_impact_line(event.message, status))
         incident = status.incident.id if status.incident else "none"
         key = f"{incident}/{decision.key}" if decision.key else rec.correlation_id
         first = await self.events.post_once(None, event, key)

@@ -20,7 +20,7 @@ import kopf
 import structlog
 from pydantic import ValidationError
 
-from venue_operator import keys, ledger, telemetry
+from venue_operator import gitops, keys, ledger, telemetry
 from venue_operator.assess import Assessment
 from venue_operator.decide import decide, rollout_facts
 from venue_operator.evaluation import Outcome
@@ -36,7 +36,14 @@ from venue_operator.observe import cluster, scalers
 from venue_operator.reasons import Reason
 from venue_operator.record import EventSpec, write_causes
 from venue_operator.redact import redact
-from venue_operator.remediate import Acts, Events, Remediator, Subject, severity_pages
+from venue_operator.remediate import (
+    Acts,
+    Events,
+    GitOpsActs,
+    Remediator,
+    Subject,
+    severity_pages,
+)
 from venue_operator.status_store import StatusStore, StatusWrite, parse_status
 from venue_operator.tenancy import Tenancy, clamp, may_act, observe_only
 
@@ -50,6 +57,8 @@ Evaluate = Callable[
     Awaitable[Outcome],
 ]
 Page = Callable[[Notification | None, VenueServiceStatus, EventSpec], None]
+# alertmanager.py: post what the incident means for Alertmanager; the problem to report
+Alert = Callable[[Notification | None, VenueServiceStatus], EventSpec | None]
 
 
 class InvalidSpec(Exception):
@@ -70,12 +79,14 @@ class LoopPorts:
     write_status: StatusWrite
     page: Page
     forget_metrics: Callable[[str], None] = lambda key: None
+    alert: Alert = lambda notification, status: None
     # index or verb -> why the operator cannot use it (missing RBAC), see permissions.py
     missing_permissions: Mapping[str, str] = field(default_factory=dict)
     # the cluster admin's caps and where the operator may act (the flags' defaults here)
     tenancy: Tenancy = field(default_factory=Tenancy)
     # fills in the KEDA ScaledObject behind the Deployment's HPA (observe/scalers.py)
     read_scaler: Callable[[str, WorkloadState], Awaitable[WorkloadState]] = _as_is
+    gitops: GitOpsActs | None = None  # suspends Flux/Argo CD after a rollback (act/writer.py)
 
 
 def workload_from_indexes(
@@ -106,7 +117,8 @@ class ServiceLoop:
         self.namespace, self.name, self.body, self.indexes = namespace, name, body, indexes
         self.ports = ports
         self.store = StatusStore(ports.write_status, parse_status(body.status))
-        self.remediator = Remediator(ports.acts, ports.events, self.store, self._page_now)
+        self.remediator = Remediator(ports.acts, ports.events, self.store, self._page_now,
+                                     gitops=ports.gitops)  # fmt: skip
         self.spec: VenueServiceSpec | None = None  # the last valid spec
         self._raw_spec: dict[str, Any] | None = None
         self._pages: list[EventSpec] = []  # SeverityChanged pages waiting for their write
@@ -129,6 +141,7 @@ class ServiceLoop:
                 await stopped.wait(max(0.1, self._interval() - (time.monotonic() - started)))
         finally:
             self.ports.forget_metrics(self.key)
+            self.ports.alert(None, self.store.known)  # forgets it; the alert expires by endsAt
             telemetry.forget(self.namespace, self.name)
 
     async def step(self) -> None:
@@ -193,7 +206,8 @@ class ServiceLoop:
         status = self._observe_only_condition(self._post_transitions(outcome))
         self.store.known = status
 
-        subject = Subject(self.namespace, self.name, spec, deployment_ref)
+        status = await self._acknowledge_resume(status)
+        subject = Subject(self.namespace, self.name, spec, deployment_ref, workload.gitops)
         status = await self.remediator.finish_in_progress(subject, status, now)
         if scalers.scaled_object_needed(workload, status):
             workload = await self.ports.read_scaler(self.namespace, workload)
@@ -201,14 +215,30 @@ class ServiceLoop:
         decision = decide(outcome.assessment, rollout_facts(workload, status), status,
                           spec.remediation, now, paused)  # fmt: skip
         status = await self.remediator.carry_out(subject, status, decision, now)
+        alerting = self.ports.alert(spec.notification, status)
+        status = self._alert_condition(spec, status, alerting)
         self.store.known = status
+        held_by = decision.suppressed_by or decision.params.get("heldBy") or None
+        telemetry.service_state(self.namespace, self.name, status, held_by)
         causes = write_causes(self.store.written, status)
         if causes:
             await self.store.save(status, causes[0])
         await self._send_pages(status)
+        await self._report_alert(alerting)
         self._said = {s for s in self._said if not s.startswith("EvaluationFailed")}
         log.debug("cycle.done", namespace=self.namespace, name=self.name,
                   health=outcome.assessment.health, decision=decision.reason)  # fmt: skip
+
+    async def _acknowledge_resume(self, status: VenueServiceStatus) -> VenueServiceStatus:
+        """`venue-operator resume` undid the GitOps suspension: clear it from status."""
+        cleared = gitops.acknowledge_resume(status, self.body.meta.get("annotations"))
+        if cleared is None or status.gitops is None or status.gitops.suspension is None:
+            return status
+        suspension = status.gitops.suspension
+        event = EventSpec("Normal", Reason.GITOPS_RESUMED,
+                          gitops.resumed_message(suspension, datetime.now(UTC)))  # fmt: skip
+        await self.ports.events.post_once(None, event, f"{suspension.correlation_id}/resumed")
+        return cleared
 
     async def _workload(
         self, spec: VenueServiceSpec
@@ -294,6 +324,31 @@ class ServiceLoop:
         for reason in refused:
             event = EventSpec("Warning", Reason.TARGET_REFUSED, reason)
             await self._say_once(f"TargetRefused:{reason}", event)
+
+    async def _report_alert(self, problem: EventSpec | None) -> None:
+        """One Event per alerting problem (refused URL, failed post), again after it cleared."""
+        said = f"Alert:{problem.message}" if problem else None
+        self._said = {s for s in self._said if not s.startswith("Alert:") or s == said}
+        if problem is not None and said is not None:
+            await self._say_once(said, problem)
+
+    def _alert_condition(
+        self, spec: VenueServiceSpec, status: VenueServiceStatus, problem: EventSpec | None
+    ) -> VenueServiceStatus:
+        """`AlertsDelivered` while alerting through Alertmanager: False with the problem."""
+        if spec.notification is None or spec.notification.alertmanager is None:
+            return status
+        before = next((c for c in self.store.known.conditions if c.type == "AlertsDelivered"),
+                      None)  # fmt: skip
+        state = "False" if problem else "True"
+        condition = Condition(
+            type="AlertsDelivered", status=state,
+            reason=str(problem.reason) if problem else "Delivered",
+            message=problem.message if problem else "Alertmanager took every alert posted",
+            last_transition_time=before.last_transition_time
+            if before and before.status == state else datetime.now(UTC),
+        )  # fmt: skip
+        return status.model_copy(update={"conditions": [*status.conditions, condition]})
 
     def _observe_only_condition(self, status: VenueServiceStatus) -> VenueServiceStatus:
         if self._acts:

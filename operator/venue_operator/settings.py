@@ -5,7 +5,9 @@ variables passed between modules."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
+from venue_operator import alerts
 from venue_operator.observe.bounded_session import PrometheusAuth
 from venue_operator.observe.endpoints import Limits
 from venue_operator.tenancy import Tenancy
@@ -20,6 +22,12 @@ class Settings:
 
     prometheus_url: str | None = None
     """Prometheus for VenueServices whose spec names none (None: those have no metrics)."""
+
+    alertmanager_url: str | None = None
+    """Alertmanager for VenueServices whose spec.notification.alertmanager names none."""
+
+    alertmanager_resend: timedelta = alerts.RESEND
+    """How often an open incident's alert is re-sent (it stays valid for 4 of these)."""
 
     metrics_max_age: float | None = None
     """Oldest shared Prometheus snapshot a cycle may use, in seconds; None: half the

@@ -41,6 +41,8 @@ class Tenancy:
     """Networks spec.service.url may name by IP address (loopback, link-local included)."""
     api_server: str | None = None
     """The API server's URL as the operator reaches it (refused as a service URL)."""
+    alertmanager_urls: tuple[str, ...] = ()
+    """spec.notification.alertmanager.url values allowed besides --alertmanager-url."""
     act_namespaces: tuple[str, ...] = ()
     """Namespace globs the operator may act in; empty: all but kube-* and its own."""
     operator_namespace: str | None = None
@@ -126,6 +128,20 @@ def prometheus_url_refusal(url: str | None, default: str | None, tenancy: Tenanc
         return None
     return ("spec.prometheus.url refused: not the operator's Prometheus (the cluster "
             "admin allows others with --allow-prometheus-url); nothing fetched")  # fmt: skip
+
+
+def alertmanager_url_refusal(url: str | None, default: str | None, tenancy: Tenancy) -> str | None:
+    """Why the Alertmanager a VenueService alerts through is refused, or None: the operator's
+    own (--alertmanager-url) and those the admin listed; none at all is refused too."""
+    if url is None and default is None:
+        return ("spec.notification.alertmanager refused: the operator has no "
+                "--alertmanager-url and the spec names none; no alert sent")  # fmt: skip
+    allowed = {_normal(u) for u in (*tenancy.alertmanager_urls, default) if u}
+    if url is None or _normal(url) in allowed:
+        return None
+    return ("spec.notification.alertmanager.url refused: not the operator's Alertmanager "
+            "(the cluster admin allows others with --allow-alertmanager-url); "
+            "no alert sent")  # fmt: skip
 
 
 def labels_refusal(labels: dict[str, str], namespace: str) -> str | None:

@@ -8,6 +8,7 @@ import gzip
 import time
 import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -253,3 +254,34 @@ async def test_a_range_vector_override_costs_that_metric_of_that_service_only(
     )
     assert out["prod/good"].p99_latency.value == 0.25, "its other metrics are read"
     assert_good(out["dev/good"])
+
+
+async def test_tenant_rates_are_read_only_for_services_near_an_incident(
+    serve: Serve, reader: PrometheusReader
+) -> None:
+    queries: list[str] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        query = request.query.get("query", "")
+        queries.append(query)
+        if "tenant" in query and "topk" in query:
+            b = {**GOOD_LABELS, "tenant": "tenant-b"}
+            a = {**GOOD_LABELS, "tenant": "tenant-a"}
+            failing = "5.." in query
+            return web.json_response(
+                vector((b, "2" if failing else "4"), (a, "0.5" if failing else "10"))
+            )
+        return web.json_response(vector((GOOD_LABELS, "0.25")))
+
+    url = await serve(handle)
+    calm = (await reader.read([target(url)]))["prod/good"]
+    assert calm.tenants == () and not any("topk" in q for q in queries)
+    queries.clear()
+    near = replace(target(url), impact=True)
+    readings = (await reader.read([near]))["prod/good"]
+    assert [q for q in queries if "topk" in q] and len(queries) == len(TEMPLATES) + 1 + 2
+    assert all('namespace=~"prod"' in q for q in queries if "topk" in q)
+    assert [(t.tenant, t.requests, t.failing) for t in readings.tenants] == [
+        ("tenant-b", 4, 2),
+        ("tenant-a", 10, 0.5),
+    ]

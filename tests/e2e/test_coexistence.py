@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import yaml
 
+from tests import upstream_crds
 from tests.harness import Venue, deployment, evaluations, history
 from venue_lab.processes import wait_until
 from venue_lab.session import Lab
 
-KEDA_CRD = Path(__file__).parents[1] / "data" / "keda" / "keda.sh_scaledobjects.yaml"
+KEDA_CRD = upstream_crds.DATA / "keda" / "keda.sh_scaledobjects.yaml"
 SCALED_FROM = "ops.tickettoken.io/scaled-from"
 # Quick steps up and back: 2 -> 3 -> 4 (the policy's bound), then 4 -> 3 -> 2.
 CAPACITY = {
@@ -79,8 +79,7 @@ def test_hpa_scaled_object_and_replicas_are_raised_then_given_back(
     (a) an HPA (min 2, max 10), (b) a ScaledObject owning an HPA, (c) no HPA, where a human
     scales the Deployment between two restore steps."""
     kubectl = the_lab.cluster.kubectl
-    kubectl("apply", "-f", str(KEDA_CRD))
-    kubectl("wait", "--for=condition=Established", "crd/scaledobjects.keda.sh", "--timeout=30s")
+    upstream_crds.install(the_lab, KEDA_CRD)
     hpa_venue = make_venue("hpa-venue", remediation=CAPACITY)
     ns = hpa_venue.namespace
     kubectl("apply", "-n", ns, "-f", "-", input=hpa_manifest("hpa-venue"))

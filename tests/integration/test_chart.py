@@ -1,44 +1,39 @@
 """The Helm chart (charts/venue-operator) with the real helm built from the Go module proxy:
 lint and template pass, defaults render what `kubectl kustomize manifests/` does (a drift test
-that fails on any difference in RBAC rules, container args or security context), and a real
-`helm install` into the lab runs the Deployment under Pod Security "restricted"."""
+that fails on any difference in RBAC rules, container args or security context). The real
+`helm install` is test_chart_install.py; the alerts and dashboard, test_chart_monitoring.py."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import tomllib
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from tests.chart import (
+    CHART,
+    NS,
+    RELEASE,
+    REPO,
+    Docs,
+    docs,
+    install_prometheus_operator_crd,
+    named,
+    template,
+)
 from tests.harness import fresh_namespace
 from venue_lab.cluster import ensure_binaries
 from venue_lab.helm import helm
 from venue_lab.session import Lab
 from venue_operator.crd import CRD_PATH
 
-REPO = Path(__file__).resolve().parents[2]
-CHART = REPO / "charts" / "venue-operator"
-RELEASE = NS = "venue-operator"  # the names manifests/ uses: a default release renders them
 KEEP = {"helm.sh/resource-policy": "keep"}
-SERVICE_MONITOR_CRD = (
-    REPO / "tests" / "data" / "prometheus-operator" / ("monitoring.coreos.com_servicemonitors.yaml")
-)
 
 # helm is built from Go (like the control plane): not part of the fast tier.
 needs_helm = pytest.mark.cluster
-
-Docs = list[dict[str, Any]]
-
-
-def template(*args: str, release: str = RELEASE, namespace: str = NS) -> Docs:
-    out = helm("template", release, str(CHART), "--namespace", namespace, *args).stdout
-    return [d for d in yaml.safe_load_all(out) if d]
 
 
 def kustomized() -> Docs:
@@ -46,11 +41,6 @@ def kustomized() -> Docs:
     out = subprocess.run([str(kubectl), "kustomize", str(REPO / "manifests")],
                          capture_output=True, text=True, check=True, timeout=60).stdout  # fmt: skip
     return [d for d in yaml.safe_load_all(out) if d]
-
-
-def named(items: Docs, kind: str, name: str) -> dict[str, Any]:
-    (found,) = [d for d in items if d["kind"] == kind and d["metadata"]["name"] == name]
-    return found
 
 
 def aggregation(role: dict[str, Any]) -> dict[str, str]:
@@ -117,10 +107,6 @@ def test_metrics_service_and_service_monitor_select_the_operator() -> None:
     assert f"--metrics-port={served[port['targetPort']]}" in container["args"]
 
 
-def docs(path: str) -> Docs:
-    return [d for d in yaml.safe_load_all((REPO / "manifests" / path).read_text()) if d]
-
-
 # --- no cluster -----------------------------------------------------------------------
 
 
@@ -130,6 +116,13 @@ def test_chart_version_and_app_version_are_the_package_version() -> None:
     assert chart["version"] == chart["appVersion"] == package
 
 
+def test_readme_table_names_every_template() -> None:
+    readme = (REPO / "README.md").read_text()
+    table = readme[readme.index("| the chart installs (template) |") :].split("\n\n")[0]
+    for path in (CHART / "templates").glob("*.yaml"):
+        assert f"`{path.name}`" in table, f"README's chart table lacks {path.name}"
+
+
 def test_chart_crd_file_is_the_generated_crd() -> None:
     # .Files.Get reads inside the chart only, so the chart holds a copy; regenerate with
     # `cp crds/venueservices.ops.tickettoken.io.yaml charts/venue-operator/files/`.
@@ -137,10 +130,18 @@ def test_chart_crd_file_is_the_generated_crd() -> None:
     assert copy.read_text() == (REPO / CRD_PATH).read_text(), "copy it again"
 
 
+EVERY_OPTION = ("serviceMonitor.enabled=true", "prometheusRule.enabled=true",
+                "dashboards.enabled=true", "networkPolicy.enabled=true", "peering.enabled=true",
+                "namespace.create=true", "namespace.name=ops")  # fmt: skip
+
+
 @needs_helm
-def test_helm_lint_strict_passes() -> None:
-    out = helm("lint", str(CHART), "--strict").stdout
+@pytest.mark.parametrize("options", [(), EVERY_OPTION], ids=["defaults", "every option"])
+def test_helm_lint_strict_passes(options: tuple[str, ...]) -> None:
+    out = helm("lint", str(CHART), "--strict", *(a for o in options for a in ("--set", o))).stdout
     assert "1 chart(s) linted, 0 chart(s) failed" in out
+    kinds = {d["kind"] for d in template(*(a for o in options for a in ("--set", o)))}
+    assert not options or {"PrometheusRule", "ConfigMap", "ServiceMonitor"} <= kinds
 
 
 @needs_helm
@@ -227,50 +228,10 @@ def test_namespace_create_needs_a_name() -> None:
 # --- the lab --------------------------------------------------------------------------
 
 
-@pytest.fixture
-def release(the_lab: Lab) -> Iterator[tuple[str, str]]:
-    """A release name and the fresh namespace the chart creates for it; uninstalled after."""
-    suffix = uuid.uuid4().hex[:8]
-    name, namespace = f"venue-operator-{suffix}", f"h-{suffix}"
-    yield name, namespace
-    helm("uninstall", name, "--namespace", "default", "--wait", "--timeout=60s",
-         cluster=the_lab.cluster, check=False)  # fmt: skip
-    the_lab.cluster.kubectl("delete", "namespace", namespace, "--ignore-not-found",
-                            "--wait=false", check=False)  # fmt: skip
-
-
-def test_helm_install_runs_the_operator_under_restricted_pod_security(
-    the_lab: Lab, release: tuple[str, str]
-) -> None:
-    """A real install (the lab's CRD is not Helm's, so crds.install=false) in a namespace the
-    chart creates with Pod Security "restricted": the Deployment becomes available (kwok
-    runs its pod), so the restricted admission accepted the pod."""
-    name, namespace = release
-    kubectl = the_lab.cluster.kubectl
-    helm("install", name, str(CHART), "--namespace", "default", "--wait", "--timeout=90s",
-         "--set", "crds.install=false", "--set", "namespace.create=true",
-         "--set", f"namespace.name={namespace}", cluster=the_lab.cluster)  # fmt: skip
-    ns = json.loads(kubectl("get", "namespace", namespace, "-o", "json").stdout)
-    assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
-    kubectl("rollout", "status", f"deployment/{name}", "-n", namespace, "--timeout=60s")
-    sa = f"system:serviceaccount:{namespace}:{name}"
-    for verb, resource, allowed in (("patch", "deployments.apps", "yes"),
-                                    ("list", "venueservices.ops.tickettoken.io", "yes"),
-                                    ("get", "secrets", "no")):  # fmt: skip
-        answer = kubectl("auth", "can-i", verb, resource, f"--as={sa}", "-A", check=False)
-        assert answer.stdout.strip() == allowed, (verb, resource, answer.stderr)
-    status = json.loads(helm("status", name, "--namespace", "default", "-o", "json",
-                             cluster=the_lab.cluster).stdout)  # fmt: skip
-    assert status["info"]["status"] == "deployed"
-
-
 @pytest.fixture(scope="module")
 def service_monitor_crd(the_lab: Lab) -> Lab:
     """The Prometheus Operator's real ServiceMonitor CRD (tests/data), served by the lab."""
-    kubectl = the_lab.cluster.kubectl
-    kubectl("apply", "--server-side", "-f", str(SERVICE_MONITOR_CRD))
-    kubectl("wait", "--for=condition=Established",
-            "crd/servicemonitors.monitoring.coreos.com", "--timeout=60s")  # fmt: skip
+    install_prometheus_operator_crd(the_lab, "servicemonitors")
     return the_lab
 
 
@@ -369,3 +330,19 @@ def test_tenant_boundaries_and_prometheus_credentials_reach_the_pod() -> None:
         "volumes"
     ]
     assert any(m["name"] == "prometheus-credentials" for m in container["volumeMounts"])
+
+
+@needs_helm
+def test_alertmanager_url_reaches_the_pod_and_opens_its_egress() -> None:
+    default = named(template(), "Deployment", RELEASE)["spec"]["template"]["spec"]["containers"]
+    assert not [a for a in default[0]["args"] if "alertmanager" in a]  # off by default
+    rendered = template("--set", "alertmanagerUrl=http://am.monitoring.svc:9093",
+                        "--set", "tenancy.allowAlertmanagerUrls={http://team-am.shop.svc:9093}",
+                        "--set", "networkPolicy.enabled=true")  # fmt: skip
+    (container,) = named(rendered, "Deployment", RELEASE)["spec"]["template"]["spec"]["containers"]
+    for arg in ("--alertmanager-url=http://am.monitoring.svc:9093",
+                "--alertmanager-resend-interval=60",
+                "--allow-alertmanager-url=http://team-am.shop.svc:9093"):  # fmt: skip
+        assert arg in container["args"], arg
+    egress = named(rendered, "NetworkPolicy", RELEASE)["spec"]["egress"]
+    assert any(p["port"] == 9093 for rule in egress for p in rule["ports"])

@@ -91,6 +91,10 @@ INVALID = [
      "spec.remediation.maxActionsPerHour"),
     ("webhook-url-inline", {"notification": {"url": "https://hooks.example/T0K3N"}},
      "spec.notification"),
+    ("notification-without-a-sink", {"notification": {"format": "Slack"}},
+     "spec.notification: Invalid value: set webhookSecretRef, alertmanager or both"),
+    ("alertmanager-url-wrong-scheme", {"notification": {"alertmanager": {"url": "ftp://am"}}},
+     "spec.notification.alertmanager.url"),
     ("label-key-invalid", {"prometheus": {"matchLabels": {"bad-key": "x"}}},
      "spec.prometheus.matchLabels"),
 ]  # fmt: skip
@@ -147,6 +151,12 @@ def test_restore_after_zero_means_never_and_is_accepted(the_lab: Lab, namespace:
     out = the_lab.cluster.kubectl("get", "venueservice", "venue-service", "-n", namespace,
                                   "-o", "jsonpath={.spec.remediation.scale}").stdout  # fmt: skip
     assert json.loads(out)["restoreAfter"] == "0s"
+
+
+def test_alertmanager_alone_is_a_notification(the_lab: Lab, namespace: str) -> None:
+    spec = {**valid_spec(), "notification": {"alertmanager": {}}}
+    result = the_lab.cluster.kubectl("create", "-n", namespace, "-f", "-", input=manifest(spec))
+    assert "created" in result.stdout
 
 
 def test_printer_columns_show_status(the_lab: Lab, namespace: str) -> None:

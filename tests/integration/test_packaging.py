@@ -18,15 +18,8 @@ import pytest
 import yaml
 from kubernetes.aio import client, config
 
-from tests.harness import (
-    BAD_IMAGE,
-    FAST,
-    deployment,
-    fresh_namespace,
-    image_of,
-    set_image,
-    venue_outside_session,
-)
+from tests import upstream_crds
+from tests.harness import fresh_namespace, rolls_back_a_bad_rollout
 from venue_lab.operator_process import OperatorProcess
 from venue_lab.processes import wait_until
 from venue_lab.session import Lab
@@ -118,8 +111,7 @@ def installed(the_lab: Lab) -> Iterator[Lab]:
     too (never deleted: other tests share it), as `kubectl auth can-i` resolves resources by
     discovery and answers "no" for one the API server does not serve."""
     kubectl = the_lab.cluster.kubectl
-    kubectl("apply", "-f", str(REPO / "tests" / "data" / "keda" / "keda.sh_scaledobjects.yaml"))
-    kubectl("wait", "--for=condition=Established", "crd/scaledobjects.keda.sh", "--timeout=30s")
+    upstream_crds.install(the_lab, upstream_crds.DATA / "keda" / "keda.sh_scaledobjects.yaml")
     files = ("-f", str(MANIFESTS / "namespace.yaml"), "-f", str(MANIFESTS / "rbac.yaml"))
     kubectl("apply", *files)
     yield the_lab
@@ -273,28 +265,12 @@ async def _settled_outcome(api: client.ApiClient, ns: str, job: str) -> str:
 
 
 def test_operator_as_service_account_rolls_back_a_bad_rollout(installed: Lab) -> None:
-    lab, kubectl = installed, installed.cluster.kubectl
-    with fresh_namespace(lab, "r") as ns, venue_outside_session(lab, ns, **FAST) as venue:
+    with fresh_namespace(installed, "r") as ns:
         # Only r-* namespaces: the session operator (t-*) never acts here.
-        as_sa = OperatorProcess(lab.cluster.kubeconfig_for("venue-operator", NS),
-                                lab.prometheus.url, namespaces=("r-*",))  # fmt: skip
-        with as_sa:
-            venue.wait_status("Healthy with a known-good template",
-                              lambda s: s.get("health") == "Healthy"
-                              and bool(s.get("healthyTemplates")))  # fmt: skip
-            set_image(lab, ns, BAD_IMAGE)
-            venue.wait_event("RolledBack", timeout=60)
-            venue.wait_health("Healthy", "None")
-            log = (as_sa.log_dir / "operator.log").read_text(errors="replace")
-        assert image_of(deployment(lab, ns)) == "gcr.io/tickettoken/venue-service:v1"
-        on_deployment = kubectl(
-            "get", "events", "-n", ns, "--field-selector",
-            "involvedObject.kind=Deployment,reason=RolledBack", "-o", "name",
-        ).stdout.split()  # fmt: skip
-        assert len(on_deployment) == 1
-    denied = [line for line in log.splitlines()
-              if re.search(r"forbidden|not enough permissions|\(403\)", line, re.I)]  # fmt: skip
-    assert not denied, "\n".join(denied[:5])
+        as_sa = OperatorProcess(installed.cluster.kubeconfig_for("venue-operator", NS),
+                                installed.prometheus.url, namespaces=("r-*",))  # fmt: skip
+        with rolls_back_a_bad_rollout(installed, ns, as_sa):
+            pass
 
 
 # --- the Deployment and the image -----------------------------------------------------

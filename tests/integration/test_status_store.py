@@ -40,10 +40,23 @@ records = st.builds(
     section=maybe(st.none(), words), inputs=st.dictionaries(words, words, max_size=3),
 )  # fmt: skip
 entries = st.builds(model.IncidentEntry, at=times, severity=severities, message=words)
+amounts = st.floats(0, 1e6, allow_nan=False)
+tenants = st.builds(
+    model.TenantImpact, tenant=st.text(max_size=64), failedRequests=amounts,
+    errorPercent=maybe(st.none(), st.floats(0, 100)), affected=st.booleans(),
+)  # fmt: skip
+impacts = st.builds(
+    model.Impact, updatedAt=times, requestRate=maybe(st.none(), amounts),
+    failingRate=maybe(st.none(), amounts), peakFailingRate=amounts, failedRequests=amounts,
+    tenantsAffected=st.integers(0, 100), topTenants=st.lists(tenants, max_size=3),
+    checks=st.lists(words, max_size=2), sections=st.lists(words, max_size=2),
+)  # fmt: skip
 incidents = st.builds(
     model.Incident, id=words, openedAt=times, resolvedAt=maybe(st.none(), times),
+    beganAt=maybe(st.none(), times), mitigatedAt=maybe(st.none(), times),
     severity=severities, escalated=st.booleans(), timeline=st.lists(entries, max_size=3),
     escalations=st.lists(words, max_size=3), pages=st.lists(words, max_size=3),
+    impact=maybe(st.none(), impacts), timeToRecover=maybe(st.none(), st.just("1m30s")),
 )  # fmt: skip
 rollouts = st.builds(
     model.RolloutRecord, templateHash=words, revision=st.integers(0, 9), seenAt=times,
@@ -54,6 +67,7 @@ statuses = st.builds(
     severity=maybe(st.none(), severities), revision=maybe(st.none(), st.integers(0, 100)),
     checks=st.lists(checks, max_size=3), lastAction=maybe(st.none(), records),
     history=st.lists(records, max_size=3), incident=maybe(st.none(), incidents),
+    incidents=st.lists(incidents, max_size=2),
     rollout=maybe(st.none(), rollouts), healthyTemplates=st.lists(words, max_size=3),
     circuitOpen=st.booleans(),
 )  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -9,7 +10,7 @@ import pytest
 
 from tests.unit.builders import ONE_SHOT, SPEC, metrics, observe
 from venue_operator.assess import Assessment, assess
-from venue_operator.decide import Action, RolloutFacts, decide, rollback_target
+from venue_operator.decide import Action, RolloutFacts, decide, rollback_target, rollout_facts
 from venue_operator.model import (
     ActionRecord,
     ActionResult,
@@ -20,6 +21,7 @@ from venue_operator.model import (
     VenueServiceStatus,
 )
 from venue_operator.observations import (
+    GitOpsRef,
     Observations,
     ProbeFailure,
     ProbeResult,
@@ -353,3 +355,53 @@ def test_a_cooldown_under_a_worsening_incident_escalates_once(
         update={"escalations": [decision.key]}))  # fmt: skip
     again = decide(assessed(**now_obs), OLD_ROLLOUT, said, verified, NOW)
     assert again.suppressed_by == "cooldown"  # said once; the cooldown holds quietly
+
+
+# --- the GitOps loop guard: a template rolled back from, re-applied by Flux or Argo CD --------
+
+FLUX = GitOpsRef("Kustomization", "apps", "flux-system")
+R4 = Revision(4, "ccc")  # revision 3's template again: a rollout, as Flux would apply it
+REAPPLIED = RolloutFacts(current=R4, revisions=(R1, R2, R4), started_at=FRESH_ROLLOUT.started_at,
+                         replicas=3, gitops=FLUX)  # fmt: skip
+ROLLED_BACK_CCC = KNOWN.model_copy(update={"rolled_back_templates": ["ccc"]})
+GUARD_KEY = "reapplied-by-gitops:ccc"
+
+# (id, rollout, status, expected action, escalation key or None)
+LOOP_GUARD = [
+    ("GitOps re-applied a template rolled back from -> escalate, no rollback", REAPPLIED,
+     ROLLED_BACK_CCC, Action.ESCALATE, GUARD_KEY),
+    ("escalated once per incident, then held", REAPPLIED,
+     ROLLED_BACK_CCC.model_copy(update={"incident": INCIDENT.model_copy(
+         update={"escalations": [GUARD_KEY]})}), None, None),
+    ("a new bad template from GitOps is rolled back as usual",
+     replace(REAPPLIED, current=Revision(4, "ddd"), revisions=(R1, R2, Revision(4, "ddd"))),
+     ROLLED_BACK_CCC, Action.ROLL_BACK, None),
+    ("no GitOps owner: the usual rules (a human re-applied it)",
+     replace(REAPPLIED, gitops=None), ROLLED_BACK_CCC, Action.ROLL_BACK, None),
+    ("never rolled back from: rolled back as usual", REAPPLIED, KNOWN, Action.ROLL_BACK, None),
+    ("re-applied inside the rollback's verify window -> escalate, not wait", REAPPLIED,
+     ROLLED_BACK_CCC.model_copy(update={"history": [record(Action.ROLL_BACK, 1)]}),
+     Action.ESCALATE, GUARD_KEY),
+    ("re-applied but not critical -> nothing", REAPPLIED, ROLLED_BACK_CCC, None, None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "rollout", "status", "action", "key"), LOOP_GUARD,
+                         ids=[c[0] for c in LOOP_GUARD])  # fmt: skip
+def test_loop_guard(
+    case: str, rollout: RolloutFacts, status: VenueServiceStatus, action: Action | None,
+    key: str | None,
+) -> None:  # fmt: skip
+    obs = {} if "not critical" in case else ERRORS
+    decision = decide(assessed(**obs), rollout, status, POLICY, NOW)
+    assert decision.action is action, decision.reason
+    assert decision.key == key
+    if key is not None:
+        assert "Kustomization flux-system/apps re-applied pod template ccc" in decision.reason
+        assert decision.params["gitops"] == "Kustomization flux-system/apps"
+
+
+def test_rollout_facts_carry_the_gitops_owner() -> None:
+    workload = WorkloadState(found=True, revision=4, template_hash="ccc",
+                             revisions=(Revision(4, "ccc"),), gitops=FLUX)  # fmt: skip
+    assert rollout_facts(workload, KNOWN).gitops == FLUX

@@ -72,6 +72,7 @@ def test_camel_case_on_the_wire() -> None:
         ({"remediation": {"scale": {"restoreAfter": "never"}}}, "invalid duration"),
         ({"remediation": {"mode": "Yolo"}}, "Auto"),
         ({"unknownField": 1}, "Extra inputs"),
+        ({"notification": {"format": "PagerDuty"}}, "webhookSecretRef, alertmanager or both"),
     ],
 )
 def test_invalid_specs_are_rejected(spec: dict[str, object], message: str) -> None:

@@ -13,6 +13,7 @@ from venue_operator import ledger
 from venue_operator.assess import assess
 from venue_operator.model import Incident, IncidentEntry, Level, Severity, VenueServiceStatus
 from venue_operator.observations import (
+    GitOpsRef,
     MetricReadings,
     ProbeFailure,
     ProbeResult,
@@ -199,3 +200,25 @@ def test_a_template_is_known_good_only_after_bake_time_of_clean_healthy_cycles()
             known_at = i
     # the gap at cycle 3 restarted the 5 min (20 cycles) bake at cycle 4
     assert known_at == 24, known_at
+
+
+def test_a_template_rolled_back_from_is_never_remembered_as_known_good() -> None:
+    """Re-applied by a GitOps sync and healthy for a while, it stays rolled back from only."""
+    workload = WorkloadState(found=True, desired=3, ready=3, revision=4, template_hash="bad")
+    status = VenueServiceStatus(healthy_templates=["good"], rolled_back_templates=["bad"])
+    for i in range(30):  # 7.5 min of clean Healthy cycles: past the 5 min bake
+        a = assess(observe(workload=workload), SPEC, status.checks)
+        status = next_status(a, workload, status, NOW + timedelta(seconds=15 * i), 1)
+    assert status.healthy_templates == ["good"] and status.rolled_back_templates == ["bad"]
+
+
+def test_status_shows_the_gitops_owner() -> None:
+    ref = GitOpsRef("Application", "venue", "argocd")
+    workload = WorkloadState(found=True, desired=3, ready=3, revision=2, template_hash="abc",
+                             gitops=ref)  # fmt: skip
+    a = assess(observe(workload=workload), SPEC, [])
+    status = next_status(a, workload, VenueServiceStatus(), NOW, 1)
+    assert status.gitops is not None and status.gitops.managed_by is not None
+    assert status.gitops.managed_by.model_dump() == {"kind": "Application", "name": "venue",
+                                                     "namespace": "argocd"}  # fmt: skip
+    assert "gitops" in write_causes(VenueServiceStatus(), status)

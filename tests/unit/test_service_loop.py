@@ -18,7 +18,13 @@ from tests.unit.builders import HEALTHY_FULL, HEALTHY_METRICS, metrics
 from venue_operator.act import ActResult
 from venue_operator.evaluation import Outcome, judge
 from venue_operator.model import VenueServiceSpec, VenueServiceStatus
-from venue_operator.observations import Observations, ProbeFailure, ProbeResult, Reading
+from venue_operator.observations import (
+    Observations,
+    ProbeFailure,
+    ProbeResult,
+    Reading,
+    TenantRate,
+)
 from venue_operator.reasons import Reason
 from venue_operator.record import EventSpec
 from venue_operator.service_loop import LoopPorts, ServiceLoop
@@ -127,6 +133,8 @@ class World:
     hpas: list[dict[str, Any]] = field(default_factory=list)  # HPA index summaries
     replicas: int = 3
     failing: bool = False
+    alert_problem: EventSpec | None = None  # what the Alertmanager sink reports
+    alerted: list[tuple[Any, VenueServiceStatus]] = field(default_factory=list)
     refused: tuple[str, ...] = ()  # what the evaluation's tenant boundaries refused
     tenancy: Tenancy = field(default_factory=lambda: Tenancy(caps=Caps(
         min_cooldown=timedelta(0), min_probe_interval=timedelta(0))))  # fmt: skip
@@ -184,8 +192,13 @@ class World:
             write_status=self.write,
             page=lambda notification, status, event: self.pages.append(event),
             tenancy=self.tenancy,
+            alert=self.alert,
         )
         return ServiceLoop(NS, name, body, self.indexes(), ports)
+
+    def alert(self, notification: Any, status: VenueServiceStatus) -> EventSpec | None:
+        self.alerted.append((notification, status))
+        return self.alert_problem
 
     async def cycles(self, loop: ServiceLoop, n: int) -> None:
         for _ in range(n):
@@ -266,6 +279,22 @@ async def test_a_refused_rollback_escalates_at_once_and_pages_once() -> None:
     reasons = world.events.reasons()
     assert reasons.count(Reason.REMEDIATION_FAILED) == 1 and reasons.count(Reason.ESCALATED) == 1
     assert [e.reason for e in world.pages].count(Reason.ESCALATED) == 1
+
+
+async def test_the_escalation_and_its_page_say_the_impact() -> None:
+    world = World()
+    loop = await healthy_with_known_good(world)
+    await bad_rollout(world, loop)
+    world.metrics = replace(ERRORS, tenants=(TenantRate("tenant-b", 5.0, 2.5),))
+    world.acts.refuse = True
+    await world.cycles(loop, 8)
+    (escalated,) = [e for _, e in world.events.posted if e.reason is Reason.ESCALATED]
+    assert "; impact: ~" in escalated.message and "tenant-b" in escalated.message
+    (page,) = [e for e in world.pages if e.reason is Reason.ESCALATED]
+    assert page.message == escalated.message
+    incident = world.status().incident
+    assert incident is not None and incident.impact is not None
+    assert incident.impact.top_tenants[0].tenant == "tenant-b"
 
 
 async def test_following_a_migration_job_to_its_end() -> None:
@@ -376,3 +405,31 @@ async def test_held_back_while_critical_says_why_once() -> None:
     await world.cycles(loop, 8)
     held = [e for _, e in world.events.posted if e.reason is Reason.REMEDIATION_HELD]
     assert len(held) == 1 and "mode Off" in held[0].message
+
+
+async def test_the_alert_sink_sees_each_cycles_incident_and_its_problem_is_said_once() -> None:
+    world = World()
+    world.spec = {**SPEC, "notification": {"alertmanager": {}}}
+    loop = await healthy_with_known_good(world)
+    world.metrics = ERRORS
+    await world.cycles(loop, 3)
+    notification, status = world.alerted[-1]
+    assert notification.alertmanager is not None
+    assert status.incident is not None and status.incident.resolved_at is None
+    failed = EventSpec("Warning", Reason.ALERT_NOT_DELIVERED, "Alertmanager did not take the "
+                       "alert: HTTP 500; retrying")  # fmt: skip
+    world.alert_problem = failed
+    await world.cycles(loop, 3)
+    world.alert_problem = None  # delivered again
+    await world.cycles(loop, 1)
+    world.alert_problem = replace(failed, message=failed.message.replace("500", "503"))
+    await world.cycles(loop, 2)
+    assert world.events.reasons().count(Reason.ALERT_NOT_DELIVERED) == 2
+    await world.cycles(loop, 1)
+    assert world.events.reasons().count(Reason.ALERT_NOT_DELIVERED) == 2
+    (condition,) = [c for c in world.status().conditions if c.type == "AlertsDelivered"]
+    assert condition.status == "False" and "HTTP 503" in condition.message
+    world.alert_problem = None
+    await world.cycles(loop, 1)
+    (condition,) = [c for c in world.status().conditions if c.type == "AlertsDelivered"]
+    assert condition.status == "True" and condition.reason == "Delivered"

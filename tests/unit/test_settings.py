@@ -105,3 +105,12 @@ def test_prometheus_limits_are_flags() -> None:
                      "--prometheus-max-body-bytes=1048576")  # fmt: skip
     limits = found.prometheus_limits
     assert (limits.timeout, limits.concurrency, limits.max_bytes) == (5.0, 2, 1048576)
+
+
+def test_alertmanager_flags() -> None:
+    found = settings("--alertmanager-url=http://am:9093", "--alertmanager-resend-interval=30",
+                     "--allow-alertmanager-url=http://team-am.shop.svc:9093")  # fmt: skip
+    assert found.alertmanager_url == "http://am:9093"
+    assert found.alertmanager_resend == timedelta(seconds=30)
+    assert found.tenancy.alertmanager_urls == ("http://team-am.shop.svc:9093",)
+    assert settings("--alertmanager-url=").alertmanager_url is None

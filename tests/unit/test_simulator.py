@@ -29,6 +29,7 @@ from venue_lab.simulator import (
     faults_for_image,
     image_tag,
     kubernetes_image_reader,
+    parse_overrides,
 )
 from venue_lab.simulator.behaviour import BUCKETS, TENANTS
 
@@ -671,3 +672,24 @@ async def test_follower_applies_rollouts_and_survives_api_errors(
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
     assert (await client.get(f"{service.url}/health")).status_code == 200
+
+
+def test_tenant_traffic_and_error_weights_shape_each_tenants_requests() -> None:
+    behaviour = ServiceBehaviour(rate=100, seed=0, now=0.0)
+    faults = Faults(error_ratio=0.1, tenant_traffic="a=5,b=2,c=3", tenant_error_weight="b=4")
+    behaviour.set_faults(faults, now=0.0)
+    behaviour.advance(100.0)
+
+    def served(tenant: str, errors: bool = False) -> float:
+        return sum(v for (_, code, t), v in behaviour.requests.items()
+                   if t == tenant and (code == "500" or not errors))  # fmt: skip
+
+    assert served("a") == pytest.approx(5000, rel=0.05) and served("d") == 0
+    assert served("b", errors=True) / served("b") == pytest.approx(0.4, abs=0.04)
+    assert served("a", errors=True) / served("a") == pytest.approx(0.1, abs=0.02)
+
+
+@pytest.mark.parametrize("bad", ["a", "a=x", "=1", "a=-1", "a b=1", "a=1e9", 3])
+def test_tenant_weights_are_validated(bad: object) -> None:
+    with pytest.raises(FaultError):
+        parse_overrides({"tenant_traffic": bad})

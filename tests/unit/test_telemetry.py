@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+import pytest
 from prometheus_client import REGISTRY
 
 from venue_operator import telemetry
+from venue_operator.model import (
+    CheckStatus,
+    Health,
+    Incident,
+    Level,
+    Severity,
+    VenueServiceStatus,
+)
+from venue_operator.reasons import Reason
 
 
 def series_of(namespace: str, name: str) -> list[str]:
@@ -27,3 +39,65 @@ def test_forget_drops_every_series_of_one_service_only() -> None:
     assert len(series_of("ns", "stays")) >= 4
     telemetry.forget("ns", "never-seen")  # nothing to drop: no error
     telemetry.forget("ns", "stays")
+
+
+def value(metric: str, /, **labels: str) -> float | None:
+    return REGISTRY.get_sample_value(metric, labels)
+
+
+def status_of(health: Health, severity: Severity, escalated: bool = False,
+              resolved: bool = False) -> VenueServiceStatus:  # fmt: skip
+    at = datetime(2026, 11, 27, tzinfo=UTC)
+    incident = Incident(id="i-1", opened_at=at, severity=severity, escalated=escalated,
+                        resolved_at=at if resolved else None)  # fmt: skip
+    check = CheckStatus(name="error_rate", level=Level.CRITICAL, value=7.5, warning=1,
+                        critical=5, section="Monitoring")  # fmt: skip
+    unknown = CheckStatus(name="memory", level=Level.UNKNOWN, warning=70, critical=85,
+                          section="Monitoring")  # fmt: skip
+    return VenueServiceStatus(health=health, severity=severity, checks=[check, unknown],
+                              incident=incident)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("health", "severity", "escalated", "resolved", "held_by", "exported_escalated"),
+    [
+        (Health.DOWN, Severity.P1, True, False, "budget", 1),
+        (Health.DEGRADED, Severity.P2, True, True, None, 0),  # resolved: no longer escalated
+        (Health.HEALTHY, Severity.NONE, False, False, "cooldown", 0),
+    ],
+)
+def test_service_state_exports_health_severity_escalation_and_what_holds_back(
+    health: Health, severity: Severity, escalated: bool, resolved: bool, held_by: str | None,
+    exported_escalated: int,
+) -> None:  # fmt: skip
+    ns = {"namespace": "ns", "name": "svc"}
+    telemetry.service_state("ns", "svc", status_of(health, severity, escalated, resolved), held_by)
+    for h in Health:
+        assert value("venue_operator_health", **ns, health=h.value) == int(h is health)
+    for s in Severity:
+        assert value("venue_operator_severity", **ns, severity=s.value) == int(s is severity)
+    assert value("venue_operator_incident_escalated", **ns) == exported_escalated
+    for by in telemetry.HELD_BY:
+        assert value("venue_operator_remediation_held", **ns, by=by) == int(by == held_by)
+    assert value("venue_operator_evaluation_errors_total", **ns) == 0  # exists from the start
+    assert value("venue_operator_check_value", **ns, check="error_rate") == 7.5
+    assert value("venue_operator_check_value", **ns, check="memory") is None  # unknown: absent
+    for check, level, threshold in (("error_rate", "critical", 5), ("memory", "warning", 70)):
+        assert value("venue_operator_check_threshold", **ns, check=check,
+                     level=level) == threshold  # fmt: skip
+    telemetry.forget("ns", "svc")
+    assert series_of("ns", "svc") == []
+
+
+def test_every_event_reason_is_counted_from_zero() -> None:
+    for reason in Reason:
+        assert value("venue_operator_events_total", reason=str(reason)) is not None
+
+
+def test_a_guardrail_that_no_longer_holds_reads_zero() -> None:
+    status = status_of(Health.DEGRADED, Severity.P2)
+    telemetry.service_state("ns", "held", status, "something-new")
+    telemetry.service_state("ns", "held", status, None)
+    for by in (*telemetry.HELD_BY, "something-new"):
+        assert value("venue_operator_remediation_held", namespace="ns", name="held", by=by) == 0
+    telemetry.forget("ns", "held")

@@ -13,6 +13,7 @@ from venue_operator.promql_scope import Refused, scope
 from venue_operator.tenancy import (
     Caps,
     Tenancy,
+    alertmanager_url_refusal,
     clamp,
     labels_refusal,
     may_act,
@@ -129,6 +130,27 @@ def test_service_url(url: str, tenancy: Tenancy, why: str | None) -> None:
 def test_prometheus_url(url: str | None, allowed: tuple[str, ...], refused: bool) -> None:
     why = prometheus_url_refusal(url, "http://prometheus:9090", Tenancy(prometheus_urls=allowed))
     assert (why is not None) is refused
+
+
+@pytest.mark.parametrize(
+    ("url", "default", "allowed", "refused"),
+    [
+        (None, "http://alertmanager:9093", (), None),  # the operator's own
+        ("http://alertmanager:9093/", "http://alertmanager:9093", (), None),
+        (None, None, (), "has no --alertmanager-url"),  # nowhere to send
+        ("http://am.mine.svc:9093", "http://alertmanager:9093", (), "not the operator's"),
+        ("http://am.mine.svc:9093", None, ("http://am.mine.svc:9093",), None),
+        ("http://169.254.169.254", "http://alertmanager:9093", (), "not the operator's"),
+    ],
+)  # fmt: skip
+def test_alertmanager_url(
+    url: str | None, default: str | None, allowed: tuple[str, ...], refused: str | None
+) -> None:
+    why = alertmanager_url_refusal(url, default, Tenancy(alertmanager_urls=allowed))
+    if refused is None:
+        assert why is None
+    else:
+        assert why is not None and refused in why and "no alert sent" in why
 
 
 # --- caps and namespaces ----------------------------------------------------------------

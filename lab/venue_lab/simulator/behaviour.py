@@ -12,7 +12,7 @@ import math
 import random
 from dataclasses import dataclass
 
-from venue_lab.simulator.faults import HEALTHY, Faults
+from venue_lab.simulator.faults import HEALTHY, Faults, tenant_weights
 
 ROUTES = ("/api/v1/venues", "/api/v1/venues/:id")
 TENANTS = ("tenant-a", "tenant-b", "tenant-c", "tenant-d", "tenant-e")
@@ -68,7 +68,9 @@ class ServiceBehaviour:
             raise ValueError(f"rate must be a finite number >= 0, got {rate!r}")
         self.rate = rate
         self._random = random.Random(seed)
-        self._faults = faults
+        self._faults = HEALTHY
+        self._tenants, self._tenant_weights = list(TENANTS), [1.0] * len(TENANTS)
+        self._error_weight: dict[str, float] = {}
         self._last = now
         self._carry = 0.0
         self._surge_carry = 0.0
@@ -81,6 +83,7 @@ class ServiceBehaviour:
         self.rate_limited = dict.fromkeys(TENANTS, 0.0)
         self.buckets = {route: [0.0] * (len(BUCKETS) + 1) for route in ROUTES}
         self.latency_sum = dict.fromkeys(ROUTES, 0.0)
+        self.set_faults(faults, now)
 
     @property
     def faults(self) -> Faults:
@@ -90,6 +93,9 @@ class ServiceBehaviour:
         """Traffic up to `now` is served with the old faults, after it with the new."""
         self.advance(now)
         self._faults = faults
+        traffic = tenant_weights(faults.tenant_traffic) or dict.fromkeys(TENANTS, 1.0)
+        self._tenants, self._tenant_weights = list(traffic), list(traffic.values())
+        self._error_weight = tenant_weights(faults.tenant_error_weight)
 
     def advance(self, now: float) -> None:
         """Serve the synthetic requests that arrived since the last call."""
@@ -113,8 +119,8 @@ class ServiceBehaviour:
         rng = self._random
         for _ in range(samples):
             route = rng.choice(ROUTES)
-            tenant = surge_tenant or rng.choice(TENANTS)
-            code = self._status(surge=surge_tenant is not None)
+            tenant = surge_tenant or rng.choices(self._tenants, self._tenant_weights)[0]
+            code = self._status(surge=surge_tenant is not None, tenant=tenant)
             latency = self._latency(fast=code in ("429", "503"))
             key = (route, code, tenant)
             self.requests[key] = self.requests.get(key, 0.0) + weight
@@ -123,7 +129,7 @@ class ServiceBehaviour:
             self.buckets[route][bisect.bisect_left(BUCKETS, latency)] += weight
             self.latency_sum[route] += latency * weight
 
-    def _status(self, surge: bool) -> str:
+    def _status(self, surge: bool, tenant: str) -> str:
         faults, rng = self._faults, self._random
         if surge:
             return "429" if rng.random() < SURGE_REJECTED_RATIO else "200"
@@ -134,6 +140,7 @@ class ServiceBehaviour:
             faults.error_ratio,
             REDIS_DOWN_ERROR_RATIO if faults.redis_down else 0.0,
         )
+        error_ratio = min(1.0, error_ratio * self._error_weight.get(tenant, 1.0))
         return "500" if rng.random() < error_ratio else "200"
 
     def _latency(self, fast: bool) -> float:

@@ -36,6 +36,11 @@ class Faults:
     slow_health: bool = False
     malformed_health: bool = False
     junk_health: bool = False  # 10 MB of non-JSON on both health endpoints
+    # "tenant-a=5,tenant-b=2": each tenant's share of the traffic (unnamed tenants: none);
+    # None: the five default tenants alike.
+    tenant_traffic: str | None = None
+    # "tenant-b=4": the tenant's error ratio is this many times the service's (at most 1).
+    tenant_error_weight: str | None = None
 
     def to_json(self) -> dict[str, FaultValue]:
         return dataclasses.asdict(self)
@@ -84,7 +89,36 @@ def _tenant(value: object) -> str | None:
     raise FaultError(f"must be null or a tenant name like 'tenant-a', got {value!r}")
 
 
+def tenant_weights(text: str | None) -> dict[str, float]:
+    """`tenant-a=5,tenant-b=2` -> {tenant-a: 5.0, tenant-b: 2.0} ({} for None)."""
+    weights: dict[str, float] = {}
+    for part in (text or "").split(","):
+        if not part.strip():
+            continue
+        name, sep, number = part.strip().partition("=")
+        if not sep or not _TENANT.fullmatch(name):
+            raise FaultError(f"must be tenant=weight pairs like 'tenant-a=2', got {part!r}")
+        try:
+            weight = float(number)
+        except ValueError:
+            raise FaultError(f"weight of {name} is not a number: {number!r}") from None
+        if not math.isfinite(weight) or not 0 <= weight <= 1000:
+            raise FaultError(f"weight of {name} must be in [0, 1000], got {number!r}")
+        weights[name] = weight
+    return weights
+
+
+def _weights(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not tenant_weights(value):
+        raise FaultError(f"must be null or tenant=weight pairs, got {value!r}")
+    return value
+
+
 _PARSERS = {
+    "tenant_traffic": _weights,
+    "tenant_error_weight": _weights,
     "error_ratio": _ratio,
     "added_latency_ms": _milliseconds,
     "rate_limit_tenant": _tenant,

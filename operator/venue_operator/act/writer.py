@@ -5,11 +5,13 @@ remediator another object with the same methods (`remediate.Acts`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from kubernetes.aio import client
 
-from venue_operator.act import ActResult, breaker, capacity, jobs, rollback, scale
-from venue_operator.model import ScaledKind
+from venue_operator.act import ActResult, breaker, capacity, gitops, jobs, rollback, scale
+from venue_operator.model import GitOpsSuspension, ScaledKind
+from venue_operator.observations import GitOpsRef
 
 
 @dataclass(frozen=True)
@@ -41,3 +43,8 @@ class WorkloadWriter:
         self, namespace: str, config_map: str, key: str, open_: bool, who: str, reason: str
     ) -> ActResult:
         return await breaker.set_circuit(self.api, namespace, config_map, key, open_, who, reason)
+
+    async def suspend_gitops(
+        self, ref: GitOpsRef, namespace: str, deployment: str, who: str, rid: str, now: datetime
+    ) -> tuple[ActResult, GitOpsSuspension | None]:
+        return await gitops.suspend(self.api, ref, namespace, deployment, who, rid, now)

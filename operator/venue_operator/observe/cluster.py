@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from venue_operator import keys
+from venue_operator import gitops, keys
 from venue_operator.observations import Revision, WorkloadState
 
 
@@ -37,6 +37,7 @@ def deployment_summary(body: Mapping[str, Any]) -> dict[str, Any]:
         "revision": int(annotations.get(keys.REVISION, 0) or 0),
         "rolled_back_to": annotations.get(keys.ROLLED_BACK_TO),
         "revision_history_limit": spec.get("revisionHistoryLimit"),
+        "gitops": gitops.owner(meta.get("labels"), annotations),
     }
 
 
@@ -107,4 +108,5 @@ def workload_state(
         migration_running=any(j["active"] > 0 for j in migration_jobs),
         rolled_back_to=deployment.get("rolled_back_to"),
         revision_history_limit=deployment.get("revision_history_limit"),
+        gitops=deployment.get("gitops"),
     )

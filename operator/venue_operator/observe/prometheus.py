@@ -18,7 +18,7 @@ from typing import Any, cast
 
 import structlog
 
-from venue_operator.observations import NO_SERIES, MetricReadings, Reading
+from venue_operator.observations import NO_SERIES, MetricReadings, Reading, TenantRate
 from venue_operator.observe.answers import Sample, Samples, instant
 from venue_operator.observe.bounded_session import PrometheusAuth
 from venue_operator.observe.endpoints import GRACE, Endpoints, Limits
@@ -53,6 +53,16 @@ TEMPLATES: dict[str, str] = {
 }
 SHARES = ("error_rate", "rate_limited")  # batch answers are req/s; readings are shares
 TENANTS_TEMPLATE = "sum by ({by}, tenant) (rate(rate_limit_exceeded_total{{{sel}}}[{w}])) > 0"
+# Per-tenant traffic for an incident's impact, only for services in (or near) an incident;
+# topk keeps a service with thousands of tenants from filling the answer.
+IMPACT_TENANTS = 20
+TENANT_REQUESTS = (
+    "topk by ({by}) (%d, sum by ({by}, tenant) (rate(http_requests_total{{{sel}%s}}[{w}])))"
+)
+TENANT_TEMPLATES = {
+    "requests": TENANT_REQUESTS % (IMPACT_TENANTS * 2, ""),
+    "failing": TENANT_REQUESTS % (IMPACT_TENANTS, ',status_code=~"5.."'),
+}
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,7 @@ class Target:
     labels: Mapping[str, str]
     window: str = "1m"
     overrides: Mapping[str, str] = field(default_factory=dict)
+    impact: bool = False  # read its tenants' traffic too (an incident is open or near)
 
     @property
     def batch(self) -> tuple[str | None, tuple[str, ...], str]:
@@ -183,11 +194,35 @@ class PrometheusReader:
         )
         batch = dict(zip(names, cast(list[Samples | str], answers[: len(names)]), strict=True))
         out = split(targets, keys, batch, cast(Samples | str, answers[len(names)]))
+        out = await self._tenant_traffic(url, [t for t in targets if t.impact], keys, window, out)
         changes: dict[str, dict[str, Reading]] = defaultdict(dict)
         for (target, metric, _), reading in zip(overrides, answers[len(names) + 1 :], strict=True):
             changes[target.key][metric] = cast(Reading, reading)
         for key, changed in changes.items():
             out[key] = replace(out[key], **cast(dict[str, Any], changed))
+        return out
+
+    async def _tenant_traffic(
+        self, url: str, targets: list[Target], keys: tuple[str, ...], window: str,
+        out: dict[str, MetricReadings],
+    ) -> dict[str, MetricReadings]:  # fmt: skip
+        """Two more queries, for the services that asked for their tenants' traffic only."""
+        if not targets:
+            return out
+        fill = {"sel": batch_selector(targets, keys), "by": ",".join(keys), "w": window}
+        requests, failing = await asyncio.gather(
+            *(self._ask(url, q.format(**fill), f"query tenant {n}")
+              for n, q in TENANT_TEMPLATES.items())
+        )  # fmt: skip
+        by_requests, by_failing = _tenant_rates(requests, keys), _tenant_rates(failing, keys)
+        for target in targets:
+            wanted = tuple(target.labels.get(k, "") for k in keys)
+            rates = dict(by_requests.get(wanted, []))
+            tenants = tuple(
+                TenantRate(tenant, rates.get(tenant), value)
+                for tenant, value in sorted(by_failing.get(wanted, []), key=lambda i: -i[1])
+            )
+            out[target.key] = replace(out[target.key], tenants=tenants)
         return out
 
     async def _override(self, url: str, target: Target, metric: str, template: str) -> Reading:
@@ -246,6 +281,14 @@ def _tenants_by_service(
                 tenant = one_line(s.labels.get("tenant", "?"), TENANT_CHARS)
                 out[_group(s, keys)].append((tenant, s.reading.value))
     return out
+
+
+def _tenant_rates(
+    answer: Samples | str, keys: Sequence[str]
+) -> dict[tuple[str, ...], list[tuple[str, float]]]:
+    """Per service, (tenant, value) of a per-tenant answer; NaN and negatives dropped."""
+    rates = _tenants_by_service(answer, keys)
+    return {k: [(t, v) for t, v in items if v >= 0] for k, items in rates.items()}
 
 
 def _share(

@@ -1,0 +1,180 @@
+"""Suspend (and resume) the Flux Kustomization/HelmRelease or the Argo CD Application that
+re-applies a Deployment we rolled back, guarded by resourceVersion like every act.
+
+Flux: `spec.suspend: true`. Argo CD: `spec.syncPolicy.automated` removed (manual sync
+stays possible). What was changed and the value before are kept in an annotation on the
+object (keys.GITOPS_SUSPENDED), so that a rerun finds it done and `resume` can undo exactly
+that, and only if nobody changed the field since.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from kubernetes.aio import client
+
+from venue_operator import gitops, keys, kube
+from venue_operator.act import ActError, ActResult
+from venue_operator.model import GitOpsSuspension
+from venue_operator.observations import GitOpsRef
+
+MAX_ATTEMPTS = 5
+_ANNOTATION_PATH = "/metadata/annotations/" + keys.GITOPS_SUSPENDED.replace("~", "~0").replace(
+    "/", "~1"
+)
+Ops = list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Plan:
+    ops: Ops | None  # None: nothing to write
+    message: str
+    suspension: GitOpsSuspension | None = None  # what is (now) suspended by us
+
+
+def _spec(obj: dict[str, Any]) -> dict[str, Any]:
+    spec = obj.get("spec")
+    return spec if isinstance(spec, dict) else {}
+
+
+def _ours(obj: dict[str, Any]) -> dict[str, Any] | None:
+    raw = (obj.get("metadata", {}).get("annotations") or {}).get(keys.GITOPS_SUSPENDED)
+    try:
+        record = json.loads(raw) if raw else None
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _annotate(obj: dict[str, Any], value: str) -> dict[str, Any]:
+    if obj.get("metadata", {}).get("annotations") is None:
+        return {"op": "add", "path": "/metadata/annotations",
+                "value": {keys.GITOPS_SUSPENDED: value}}  # fmt: skip
+    return {"op": "add", "path": _ANNOTATION_PATH, "value": value}
+
+
+def _suspension(ref: GitOpsRef, record: dict[str, Any]) -> GitOpsSuspension:
+    return GitOpsSuspension(
+        at=datetime.fromisoformat(str(record["at"])), correlation_id=str(record["correlationId"]),
+        object=gitops.as_object(ref), change=str(record["change"])[:256],
+        previous=str(record["previous"])[:4096] if record.get("previous") is not None else None,
+    )  # fmt: skip
+
+
+def plan_suspend(ref: GitOpsRef, obj: dict[str, Any], who: str, rid: str, now: datetime) -> Plan:
+    """The JSON patch that suspends `obj` and records how (pure)."""
+    ours = _ours(obj)
+    if ours is not None:
+        try:
+            suspension = _suspension(ref, ours)
+        except (KeyError, ValueError, TypeError):
+            raise ActError(f"{ref} carries an unreadable {keys.GITOPS_SUSPENDED}") from None
+        return Plan(None, f"{ref} already suspended by {ours.get('by')}", suspension)
+    spec = _spec(obj)
+    if ref.kind == gitops.APPLICATION:
+        automated = (spec.get("syncPolicy") or {}).get("automated")
+        if not isinstance(automated, dict) or automated.get("enabled") is False:
+            return Plan(None, f"{ref} has no automated sync: nothing to suspend")
+        op: dict[str, Any] = {"op": "remove", "path": "/spec/syncPolicy/automated"}
+        change = "spec.syncPolicy.automated removed"
+        previous: str | None = json.dumps(automated)
+    else:
+        if spec.get("suspend") is True:
+            return Plan(None, f"{ref} already suspended (not by the operator)")
+        before = json.dumps(spec["suspend"]) if "suspend" in spec else "unset"
+        op = {"op": "add", "path": "/spec/suspend", "value": True}
+        change = f"spec.suspend: {before} -> true"
+        previous = json.dumps(spec["suspend"]) if "suspend" in spec else None
+    record = {"by": who, "correlationId": rid, "at": now.isoformat(), "change": change,
+              "previous": previous}  # fmt: skip
+    ops = [kube.resource_version_test(obj), op, _annotate(obj, json.dumps(record))]
+    return Plan(ops, f"{ref} suspended ({change})", _suspension(ref, record))
+
+
+def plan_resume(ref: GitOpsRef, obj: dict[str, Any]) -> Plan:
+    """The JSON patch that undoes our suspension, if the field is still as we left it (pure)."""
+    ours = _ours(obj)
+    if ours is None:
+        return Plan(None, f"{ref} is not suspended by the operator: nothing to resume")
+    previous = ours.get("previous")
+    spec = _spec(obj)
+    ops: Ops = [kube.resource_version_test(obj)]
+    if ref.kind == gitops.APPLICATION:
+        policy = spec.get("syncPolicy")
+        still = not isinstance(policy, dict) or policy.get("automated") is None
+        automated = json.loads(previous) if isinstance(previous, str) else None
+        if still and isinstance(automated, dict):
+            ops.append({"op": "add", "path": "/spec/syncPolicy/automated", "value": automated}
+                       if isinstance(policy, dict) else
+                       {"op": "add", "path": "/spec/syncPolicy",
+                        "value": {"automated": automated}})  # fmt: skip
+        restored = "spec.syncPolicy.automated restored"
+    else:
+        still = spec.get("suspend") is True
+        if still:
+            ops.append({"op": "remove", "path": "/spec/suspend"} if previous is None else
+                       {"op": "replace", "path": "/spec/suspend",
+                        "value": json.loads(previous)})  # fmt: skip
+        restored = f"spec.suspend restored to {previous or 'unset'}"
+    ops.append({"op": "remove", "path": _ANNOTATION_PATH})
+    if not still:
+        return Plan(ops, f"{ref}: the field was changed since the suspension (by someone "
+                         "else): left as is, our record removed")  # fmt: skip
+    return Plan(ops, f"{ref} resumed ({restored})")
+
+
+async def _get(api: client.ApiClient, ref: GitOpsRef) -> dict[str, Any]:
+    group, version, plural = gitops.API[ref.kind]
+    obj = await client.CustomObjectsApi(api).get_namespaced_custom_object(
+        group, version, ref.namespace, plural, ref.name
+    )
+    return cast(dict[str, Any], obj)
+
+
+async def _patch(api: client.ApiClient, ref: GitOpsRef, ops: Ops) -> None:
+    group, version, plural = gitops.API[ref.kind]
+    await client.CustomObjectsApi(api).patch_namespaced_custom_object(
+        group, version, ref.namespace, plural, ref.name, ops, _content_type=kube.JSON_PATCH
+    )
+
+
+async def suspend(
+    api: client.ApiClient, ref: GitOpsRef, namespace: str, deployment: str, who: str, rid: str,
+    now: datetime,
+) -> tuple[ActResult, GitOpsSuspension | None]:  # fmt: skip
+    """Suspend `ref` for the Deployment `namespace/deployment`, if the trust rule allows it."""
+    for _ in range(MAX_ATTEMPTS):
+        obj = await _get(api, ref)
+        refused = gitops.refusal(ref, obj, namespace, deployment)
+        if refused is not None:
+            raise ActError(refused)
+        plan = plan_suspend(ref, obj, who, rid, now)
+        if plan.ops is None:
+            return ActResult(False, plan.message), plan.suspension
+        try:
+            await _patch(api, ref, plan.ops)
+        except client.ApiException as exc:
+            if exc.status in kube.CONFLICT_STATUSES:
+                continue
+            raise
+        return ActResult(True, plan.message), plan.suspension
+    raise ActError(f"gave up suspending {ref} after {MAX_ATTEMPTS} conflicting writes")
+
+
+async def resume(api: client.ApiClient, ref: GitOpsRef) -> ActResult:
+    """Undo our suspension of `ref` (idempotent: nothing to do once undone)."""
+    for _ in range(MAX_ATTEMPTS):
+        plan = plan_resume(ref, await _get(api, ref))
+        if plan.ops is None:
+            return ActResult(False, plan.message)
+        try:
+            await _patch(api, ref, plan.ops)
+        except client.ApiException as exc:
+            if exc.status in kube.CONFLICT_STATUSES:
+                continue
+            raise
+        return ActResult(True, plan.message)
+    raise ActError(f"gave up resuming {ref} after {MAX_ATTEMPTS} conflicting writes")

@@ -1,0 +1,46 @@
+"""`venue-operator resume NAME [-n NS]`: undo the GitOps suspension the operator made after a
+rollback (status.gitops.suspension of the VenueService), once the bad commit is reverted.
+
+The object gets back the value its annotation recorded, unless somebody changed that field
+since (then it is left as it is). The VenueService is annotated with the suspension's
+correlation id, and the operator, the one writer of its status, clears the suspension there.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from kubernetes.aio import client
+
+from venue_operator import keys, kube
+from venue_operator.act import ActError, gitops
+from venue_operator.model import GROUP, PLURAL, VERSION, GitOpsStatus
+from venue_operator.observations import GitOpsRef
+
+
+async def run_resume(namespace: str, name: str) -> int:
+    api = await kube.connect()
+    try:
+        venue = await kube.get_venueservice(api, namespace, name)
+        raw: Any = (venue.get("status") or {}).get("gitops")
+        suspension = GitOpsStatus.model_validate(raw).suspension if raw else None
+        if suspension is None:
+            print(f"{namespace}/{name}: no GitOps suspension to resume")
+            return 0
+        obj = suspension.object
+        ref = GitOpsRef(obj.kind, obj.name, obj.namespace)
+        try:
+            result = await gitops.resume(api, ref)
+        except (ActError, client.ApiException) as exc:
+            print(f"{ref} not resumed: {getattr(exc, 'status', '')} {getattr(exc, 'reason', exc)}")
+            return 1
+        print(result.message)
+        patch = {"metadata": {"annotations": {keys.GITOPS_RESUMED: suspension.correlation_id}}}
+        await client.CustomObjectsApi(api).patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, name, cast(Any, patch),
+            _content_type="application/merge-patch+json",
+        )  # fmt: skip
+        print(f"{namespace}/{name}: the operator clears status.gitops.suspension next cycle")
+        return 0
+    finally:
+        await api.close()

@@ -1,0 +1,69 @@
+"""The Helm chart's test helpers (test_chart*.py): render it with the real helm, pick objects."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests import upstream_crds
+from venue_lab.helm import helm
+from venue_lab.session import Lab
+
+REPO = Path(__file__).resolve().parents[1]
+CHART = REPO / "charts" / "venue-operator"
+RELEASE = NS = "venue-operator"  # the names manifests/ uses: a default release renders them
+PROMETHEUS_OPERATOR = upstream_crds.DATA / "prometheus-operator"
+
+Docs = list[dict[str, Any]]
+
+
+def template(*args: str, release: str = RELEASE, namespace: str = NS) -> Docs:
+    out = helm("template", release, str(CHART), "--namespace", namespace, *args).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def named(items: Docs, kind: str, name: str) -> dict[str, Any]:
+    (found,) = [d for d in items if d["kind"] == kind and d["metadata"]["name"] == name]
+    return found
+
+
+def docs(path: str) -> Docs:
+    """The objects of one file under manifests/."""
+    return [d for d in yaml.safe_load_all((REPO / "manifests" / path).read_text()) if d]
+
+
+def install_prometheus_operator_crd(lab: Lab, plural: str) -> None:
+    """One of the Prometheus Operator's real CRDs (tests/data, v0.93.0), served by the lab."""
+    upstream_crds.install(lab, PROMETHEUS_OPERATOR / f"monitoring.coreos.com_{plural}.yaml")
+
+
+DASHBOARD = CHART / "files" / "dashboards" / "venue-operator.json"
+
+
+def dashboard_queries(dashboard: dict[str, Any], values: dict[str, str]) -> list[tuple[str, str]]:
+    """(title, PromQL) for every query of every panel, rows' panels included, and of every
+    template variable (Grafana's `label_values(SELECTOR, LABEL)` as `count by (LABEL)
+    (SELECTOR)`), with the variables ($name, ${name}) replaced by `values` (KeyError on one
+    it lacks)."""
+
+    def substituted(expr: str) -> str:
+        return re.sub(r"\$\{?(\w+)\}?", lambda m: values[m.group(1)], expr)
+
+    found: list[tuple[str, str]] = []
+    for variable in dashboard["templating"]["list"]:
+        if variable["type"] == "query":
+            query = re.fullmatch(r"label_values\((.*), (\w+)\)", variable["definition"])
+            assert query, f"{variable['name']}: {variable['definition']}"
+            selector, label = query.groups()
+            found.append((f"variable {variable['name']}",
+                          f"count by ({label}) ({substituted(selector)})"))  # fmt: skip
+    stack = list(dashboard["panels"])
+    while stack:
+        panel = stack.pop(0)
+        stack.extend(panel.get("panels", []))
+        for target in panel.get("targets", []):
+            found.append((panel["title"], substituted(target["expr"])))
+    return found

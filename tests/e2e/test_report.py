@@ -1,0 +1,126 @@
+"""Impact and the post-mortem on the real lab: a bad rollout that hits one of three tenants
+hardest, rolled back; the incident's impact names that tenant first; `venue-operator report`
+writes the Markdown (its timeline is the status's) and valid PNGs; an incident five
+incidents old is still reported from the history status keeps."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from tests.harness import BAD_IMAGE, FAST, Venue, fresh_namespace, set_image, venue_manifest
+from venue_lab.session import Lab
+from venue_operator import incidents
+from venue_operator.model import INCIDENTS_KEPT, Incident, VenueServiceStatus
+from venue_operator.report_graphs import DPI, HEIGHT_IN, WIDTH_IN
+
+# tenant-b carries the least traffic but the bad release fails it four times as often:
+# by failed requests it is hit hardest (0.2 x 48% against 0.5 x 12% and 0.3 x 12%).
+TENANTS = {
+    "tenant_traffic": "tenant-a=5,tenant-b=2,tenant-c=3",
+    "tenant_error_weight": "tenant-b=4",
+}
+
+
+def report(lab: Lab, namespace: str, out: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KUBECONFIG": str(lab.cluster.kubeconfig)}
+    argv = [sys.executable, "-m", "venue_operator.cli", "report", "venue-service",
+            "-n", namespace, "--out", str(out), *args]  # fmt: skip
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR", path
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+def timeline_rows(markdown: str) -> list[str]:
+    section = markdown[markdown.index("## Timeline") : markdown.index("## Graphs")]
+    return [line for line in section.splitlines() if line.startswith("| 20")]
+
+
+def assert_timeline_matches(markdown: str, incident: dict[str, Any]) -> None:
+    """Every entry of the incident's timeline in status is a row, in the same order."""
+    rows = timeline_rows(markdown)
+    wanted = []
+    for entry in incident["timeline"]:
+        at = datetime.fromisoformat(entry["at"].replace("Z", "+00:00"))
+        message = entry["message"].replace("|", "\\|")
+        wanted.append(f"| {at:%Y-%m-%d %H:%M:%S} UTC | {entry['severity']} | {message} |")
+    found = [next(i for i, row in enumerate(rows) if row.startswith(w)) for w in wanted]
+    assert found == sorted(found) and len(rows) >= len(wanted), (rows, wanted)
+
+
+def test_bad_rollout_impact_names_the_tenant_hit_hardest_and_the_report_tells_it(
+    the_lab: Lab, following_venue: Callable[..., Venue], tmp_path: Path
+) -> None:
+    venue = following_venue(**FAST)
+    venue.inject(**TENANTS)
+    set_image(the_lab, venue.namespace, BAD_IMAGE)
+    venue.wait_event("RolledBack", timeout=60)
+    venue.wait_status("incident resolved", lambda s: bool(s.get("incident", {}).get("resolvedAt")))
+    status = venue.status()
+    incident = status["incident"]
+    impact = incident["impact"]
+    tenants = [t["tenant"] for t in impact["topTenants"]]
+    assert tenants[0] == "tenant-b" and {"tenant-a", "tenant-c"} <= set(tenants), impact
+    assert impact["failedRequests"] > 0 and impact["tenantsAffected"] >= 1
+    assert "error_rate" in impact["checks"] and impact["sections"]
+    assert incident["timeToDetect"] and incident["timeToMitigate"] and incident["timeToRecover"]
+    assert any(e["message"].startswith("impact: ") for e in incident["timeline"])
+
+    out = tmp_path / "current"
+    report(the_lab, venue.namespace, out, "--prometheus-url", the_lab.prometheus.url)
+    markdown = (out / "report.md").read_text()
+    assert f"incident {incident['id']}" in markdown and "tenant-b" in markdown
+    assert_timeline_matches(markdown, incident)
+    pngs = sorted(out.glob("*.png"))
+    assert [p.name for p in pngs] == ["error_rate.png"], markdown
+    assert all(png_size(p) == (int(WIDTH_IN * DPI), int(HEIGHT_IN * DPI)) for p in pngs)
+    assert "![Error rate (5xx share)](error_rate.png)" in markdown
+
+    _old_incident_from_kept_history(the_lab, status, tmp_path / "old")
+
+
+def _newer(incident: Incident, n: int) -> Incident:
+    """A later incident like this one (the kept history only needs it to exist)."""
+    shift = timedelta(minutes=10 * n)
+    return incident.model_copy(update={
+        "id": f"{incident.id}-later-{n}", "opened_at": incident.opened_at + shift,
+        "began_at": None, "resolved_at": (incident.resolved_at or incident.opened_at) + shift,
+    })  # fmt: skip
+
+
+def _old_incident_from_kept_history(lab: Lab, observed: dict[str, Any], out: Path) -> None:
+    """The real incident, pushed five incidents back by the operator's own archiving, written
+    to a copy outside the operator's namespaces (it would write its own status over it)."""
+    status = VenueServiceStatus.model_validate(observed)
+    real = status.incident
+    assert real is not None
+    for n in range(1, INCIDENTS_KEPT + 1):
+        later = _newer(real, n)
+        status = incidents.archive(status, later).model_copy(update={"incident": later})
+    assert status.incidents[0].id == real.id  # five newer ones: four kept, one current
+    with fresh_namespace(lab, "r") as ns:
+        lab.cluster.kubectl("apply", "-n", ns, "-f", "-",
+                            input=venue_manifest("venue-service", 1))  # fmt: skip
+        body = status.model_dump(mode="json", by_alias=True, exclude_none=True)
+        lab.cluster.kubectl("patch", "venueservice", "venue-service", "-n", ns,
+                            "--subresource=status", "--type=merge",
+                            "-p", json.dumps({"status": body}))  # fmt: skip
+        result = report(lab, ns, out, "--incident", real.id)  # and no Prometheus
+    markdown = (out / "report.md").read_text()
+    assert f"incident {real.id}" in markdown and "tenant-b" in markdown, result.stdout
+    assert_timeline_matches(markdown, status.incidents[0].model_dump(mode="json", by_alias=True))
+    assert "No Prometheus given" in markdown and not list(out.glob("*.png"))

@@ -1,0 +1,153 @@
+"""GitOps in the glue, fast: the ServiceLoop of test_service_loop.py, with a Deployment that
+Flux applies and a stand-in for the GitOps writer (suspends, or is refused)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import kopf
+
+from tests.unit.test_service_loop import (
+    NAME,
+    NS,
+    World,
+    bad_rollout,
+    forbidden,
+    healthy_with_known_good,
+)
+from venue_operator import keys
+from venue_operator.act import ActError, ActResult
+from venue_operator.model import GitOpsObject, GitOpsSuspension
+from venue_operator.observations import GitOpsRef
+from venue_operator.reasons import Reason
+from venue_operator.service_loop import ServiceLoop
+
+FLUX = GitOpsRef("Kustomization", "apps", "flux-system")
+
+
+@dataclass
+class FakeGitOps:
+    calls: list[tuple[Any, ...]] = field(default_factory=list)
+    refuse: bool = False
+    untrusted: bool = False
+
+    async def suspend_gitops(
+        self, ref: GitOpsRef, namespace: str, deployment: str, who: str, rid: str, now: datetime
+    ) -> tuple[ActResult, GitOpsSuspension | None]:
+        if self.refuse:
+            raise forbidden()
+        if self.untrusted:
+            raise ActError(f"{ref} is in another namespace and its status.inventory does not "
+                           f"list Deployment {namespace}/{deployment}: not suspended")  # fmt: skip
+        done = bool(self.calls)  # the second call finds it suspended, as the real act does
+        self.calls.append((ref, namespace, deployment, rid))
+        obj = GitOpsObject(kind="Kustomization", name=ref.name, namespace=ref.namespace)
+        suspension = GitOpsSuspension(at=now, correlation_id=rid, object=obj,
+                                      change="spec.suspend: unset -> true")  # fmt: skip
+        return ActResult(not done, f"{ref} suspended (spec.suspend: unset -> true)"), suspension
+
+
+@dataclass
+class FluxWorld(World):
+    gitops: FakeGitOps = field(default_factory=FakeGitOps)
+    annotations: dict[str, str] = field(default_factory=dict)  # on the VenueService
+
+    def indexes(self) -> dict[str, Any]:
+        indexes = super().indexes()
+        indexes["deployments"][(NS, NAME)][0]["gitops"] = FLUX
+        return indexes
+
+    def loop(self, name: str = NAME) -> ServiceLoop:
+        loop = super().loop(name)
+        loop.ports.gitops = self.gitops
+        loop.remediator.gitops = self.gitops
+        raw = dict(loop.body)
+        loop.body = kopf.Body({**raw, "metadata": {**raw["metadata"],
+                                                   "annotations": self.annotations}})  # fmt: skip
+        return loop
+
+
+def suspending() -> FluxWorld:
+    world = FluxWorld()
+    world.spec = {**world.spec, "remediation": {**world.spec["remediation"],
+                                                "gitops": {"suspend": True}}}  # fmt: skip
+    return world
+
+
+def message(world: World, reason: Reason) -> str:
+    (event,) = [e for k, e in world.events.posted if k == "VenueService" and e.reason is reason]
+    return event.message
+
+
+async def test_a_rollback_suspends_the_kustomization_says_so_and_pages_once() -> None:
+    world = suspending()
+    loop = await healthy_with_known_good(world)
+    assert world.status().gitops is not None
+    assert world.status().gitops.managed_by.name == "apps"  # type: ignore[union-attr]
+    await bad_rollout(world, loop)
+    await world.cycles(loop, 6)
+    (rollback,) = world.history("RollBack")
+    assert [c[3] for c in world.gitops.calls] == [rollback.correlation_id]
+    rolled_back = message(world, Reason.ROLLED_BACK)
+    assert "Kustomization flux-system/apps suspended by the operator" in rolled_back
+    assert f"venue-operator resume {NAME} -n {NS}" in rolled_back
+    assert world.events.reasons().count(Reason.GITOPS_SUSPENDED) == 1
+    suspension = world.status().gitops.suspension  # type: ignore[union-attr]
+    assert suspension is not None and suspension.correlation_id == rollback.correlation_id
+    assert [e.reason for e in world.pages].count(Reason.ROLLED_BACK) == 1
+
+
+async def test_without_suspend_the_event_says_what_a_human_must_do() -> None:
+    world = FluxWorld()
+    loop = await healthy_with_known_good(world)
+    await bad_rollout(world, loop)
+    await world.cycles(loop, 6)
+    assert world.gitops.calls == []
+    rolled_back = message(world, Reason.ROLLED_BACK)
+    assert "Kustomization flux-system/apps will re-apply the rolled-back revision" in rolled_back
+    assert "flux suspend kustomization apps -n flux-system" in rolled_back
+
+
+async def test_a_missing_permission_is_said_and_recorded_not_raised() -> None:
+    world = suspending()
+    world.gitops.refuse = True
+    loop = await healthy_with_known_good(world)
+    await bad_rollout(world, loop)
+    await world.cycles(loop, 6)
+    assert world.history("RollBack")[0].result == "Succeeded"  # the rollback itself stands
+    missing = message(world, Reason.PERMISSION_MISSING)
+    assert "permission missing" in missing and "403 Forbidden" in missing
+    status = world.status().gitops
+    assert status is not None and status.suspension is None
+    assert status.suspend_error and "permission missing" in status.suspend_error
+    assert "flux suspend kustomization" in message(world, Reason.ROLLED_BACK)
+
+
+async def test_resume_is_acknowledged_once_by_correlation_id() -> None:
+    world = suspending()
+    loop = await healthy_with_known_good(world)
+    await bad_rollout(world, loop)
+    await world.cycles(loop, 6)
+    rid = world.history("RollBack")[0].correlation_id
+    world.annotations = {keys.GITOPS_RESUMED: "some-other-id"}
+    await world.cycles(world.loop(), 2)
+    assert world.status().gitops.suspension is not None  # type: ignore[union-attr]
+    world.annotations = {keys.GITOPS_RESUMED: rid}
+    await world.cycles(world.loop(), 3)
+    assert world.status().gitops.suspension is None  # type: ignore[union-attr]
+    assert world.events.reasons().count(Reason.GITOPS_RESUMED) == 1
+
+
+async def test_an_object_the_trust_rule_refuses_is_said_and_recorded() -> None:
+    world = suspending()
+    world.gitops.untrusted = True
+    loop = await healthy_with_known_good(world)
+    await bad_rollout(world, loop)
+    await world.cycles(loop, 6)
+    failed = message(world, Reason.GITOPS_SUSPEND_FAILED)
+    assert "does not list Deployment shop/venue-service" in failed
+    assert Reason.PERMISSION_MISSING not in world.events.reasons()
+    status = world.status().gitops
+    assert status is not None and status.suspension is None and status.suspend_error == failed

@@ -1,0 +1,135 @@
+"""postmortem (pure) and the PNGs: the draft's sections, timeline, graphs and markers."""
+
+from __future__ import annotations
+
+import struct
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.unit.builders import SPEC
+from venue_operator import postmortem
+from venue_operator.model import (
+    ActionRecord,
+    ActionResult,
+    Impact,
+    Incident,
+    IncidentEntry,
+    Severity,
+    TenantImpact,
+)
+from venue_operator.observe.ranges import matrix
+from venue_operator.report_graphs import DPI, HEIGHT_IN, WIDTH_IN, GraphsUnavailable, draw
+
+T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
+ROLLBACK_REASON = (
+    "error_rate 19% > critical 5% after a rollout: 2 -> 1 [runbook: Rollback Procedure]"
+)
+INCIDENT = Incident(
+    id="inc-20261127-100010", opened_at=T0 + timedelta(seconds=10), began_at=T0,
+    mitigated_at=T0 + timedelta(seconds=12), resolved_at=T0 + timedelta(seconds=40),
+    severity=Severity.P2, time_to_recover="40s",
+    impact=Impact(updated_at=T0 + timedelta(seconds=39), request_rate=20, failing_rate=0,
+                  failed_requests=96, tenants_affected=3, checks=["error_rate"],
+                  sections=["Monitoring & Alerts"],
+                  top_tenants=[TenantImpact(tenant="tenant-b", failed_requests=50,
+                                            error_percent=0.5, affected=True)]),
+    timeline=[
+        IncidentEntry(at=T0 + timedelta(seconds=10), severity=Severity.P2,
+                      message="Degraded (P2): error_rate 19% > critical 5% "
+                      "[runbook: Monitoring & Alerts]"),
+        IncidentEntry(at=T0 + timedelta(seconds=12), severity=Severity.P2,
+                      message=f"RollBack Succeeded: {ROLLBACK_REASON}"),
+        IncidentEntry(at=T0 + timedelta(seconds=40), severity=Severity.NONE,
+                      message="recovered: all checks ok"),
+    ],
+)  # fmt: skip
+HISTORY = [
+    ActionRecord(at=T0 + timedelta(seconds=12), action="RollBack", reason=ROLLBACK_REASON,
+                 result=ActionResult.SUCCEEDED, correlation_id="rollback-1",
+                 section="Rollback Proc"),
+]  # fmt: skip
+
+
+def draft(**changes: object) -> postmortem.Draft:
+    base = {"namespace": "ns", "name": "venue-service", "incident": INCIDENT, "history": HISTORY,
+            "events": [], "graphs": [postmortem.Graph("Error rate", "error_rate.png")],
+            "graphs_note": None, "generated_at": T0 + timedelta(minutes=5)}  # fmt: skip
+    return postmortem.Draft(**{**base, **changes})  # type: ignore[arg-type]
+
+
+def test_the_draft_has_the_facts_and_empty_sections_for_humans() -> None:
+    text = postmortem.markdown(draft())
+    assert "**Time to detect / mitigate / recover:** 10s / 12s / 40s" in text
+    assert "~96 failed requests" in text and "| tenant-b | 50 | 0.5% | yes |" in text
+    assert "![Error rate](error_rate.png)" in text
+    for section in ("## Root cause", "## Action items", "## What went well"):
+        assert section in text
+    assert "- [ ] Follow the runbook section of each breached check (Monitoring & Alerts)" in text
+    assert "- [ ] Migration tested in staging" in text  # after a rollback
+
+
+def test_the_timeline_rows_are_the_incidents_own_with_the_actions_runbook_section() -> None:
+    rows = postmortem.timeline_rows(INCIDENT, HISTORY)
+    assert [r[2] for r in rows] == ["breach first observed"] + [
+        e.message for e in INCIDENT.timeline
+    ]
+    assert rows[2][3] == "Rollback Proc" and rows[1][3] == "Monitoring & Alerts"
+
+
+def test_without_prometheus_the_draft_says_so() -> None:
+    text = postmortem.markdown(draft(graphs=[], graphs_note="No Prometheus given: no graphs."))
+    assert "_No Prometheus given: no graphs._" in text and "![" not in text
+
+
+def test_graphs_window_and_markers() -> None:
+    assert [g.check for g in postmortem.graphs(INCIDENT, SPEC)] == ["error_rate"]
+    start, end = postmortem.window(INCIDENT, T0 + timedelta(hours=1))
+    # a margin as long as the incident (40 s), within 30 s .. 2 min
+    assert (start, end) == (
+        T0 - timedelta(seconds=40),
+        T0 + timedelta(seconds=80),  # resolved at 40 s
+    )
+    kinds = [(m.kind, m.label) for m in postmortem.markers(INCIDENT)]
+    assert kinds == [("breach", "breach observed"), ("confirmed", "breach confirmed"),
+                     ("action", "RollBack"), ("recovery", "recovered")]  # fmt: skip
+    query = postmortem.query(postmortem.graphs(INCIDENT, SPEC)[0], 'namespace="ns"', "1m")
+    assert 'http_requests_total{namespace="ns",status_code=~"5.."}[1m]' in query
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+def test_a_graph_is_a_png_of_the_expected_size(tmp_path: Path) -> None:
+    graph = postmortem.graphs(INCIDENT, SPEC)[0]
+    points = [(T0 + timedelta(seconds=s), 19.0 if 0 <= s < 20 else 0.1) for s in range(-60, 80)]
+    start, end = postmortem.window(INCIDENT, T0 + timedelta(hours=1))
+    path = tmp_path / "error_rate.png"
+    draw(graph, points, postmortem.markers(INCIDENT), start, end, path)
+    assert png_size(path) == (int(WIDTH_IN * DPI), int(HEIGHT_IN * DPI))
+
+
+def test_range_answers_are_checked() -> None:
+    ok = b'{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1764237600,"1.5"],[1764237601,"NaN"]]}]}}'  # noqa: E501
+    assert matrix(ok) == [(datetime.fromtimestamp(1764237600, UTC), 1.5)]
+    assert matrix(b'{"status":"success","data":{"resultType":"matrix","result":[]}}') == []
+    assert isinstance(matrix(b"junk"), str)
+    assert isinstance(
+        matrix(b'{"status":"success","data":{"resultType":"vector","result":[]}}'), str
+    )
+
+
+def test_without_matplotlib_drawing_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
+    graph = postmortem.graphs(INCIDENT, SPEC)[0]
+    with pytest.raises(GraphsUnavailable, match=r"pip install 'venue-operator\[report\]'"):
+        draw(graph, [], [], T0, T0 + timedelta(minutes=1), tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()
