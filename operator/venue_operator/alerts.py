@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from venue_operator.impact import IMPACT_PREFIX, summary
 from venue_operator.model import Level, Severity, VenueServiceStatus
 
 ALERTNAME = "VenueServiceIncident"
@@ -71,13 +72,17 @@ def firing(namespace: str, name: str, status: VenueServiceStatus) -> Alert | Non
         "severity": str(severity),
         "runbook_section": _section(status),
     }
-    reason = incident.timeline[-1].message if incident.timeline else str(status.health)
+    # the latest line about the service itself, not the impact lines written beside it
+    said = [e.message for e in incident.timeline if not e.message.startswith(IMPACT_PREFIX)]
+    reason = said[-1] if said else str(status.health)
     annotations = {
         "summary": f"VenueService {namespace}/{name} is {status.health} ({severity})",
         "description": reason[:1000],
         "incident_id": incident.id,
         "escalated": "true" if incident.escalated else "false",
     }
+    if incident.impact is not None:
+        annotations["impact"] = summary(incident.impact)[:1000]
     if status.last_action is not None:
         annotations["last_action"] = (f"{status.last_action.action} "
                                       f"{status.last_action.result}")  # fmt: skip

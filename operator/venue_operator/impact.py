@@ -82,6 +82,9 @@ def _union(before: Iterable[str], now: Iterable[str]) -> list[str]:
     return sorted({*before, *now})[:32]
 
 
+IMPACT_PREFIX = "impact: "  # marks the timeline lines this module writes
+
+
 def assess_impact(
     previous: Impact | None, since: datetime, metrics: MetricReadings, a: Assessment,
     warning_percent: float, now: datetime,
@@ -176,7 +179,7 @@ def with_impact(
     impact = assess_impact(incident.impact, since, metrics, a, warning_percent, now)
     if material(impact) != material(incident.impact) and impact.failed_requests >= 1:
         entry = IncidentEntry(at=now, severity=incident.severity,
-                              message=f"impact: {summary(impact)}")  # fmt: skip
+                              message=f"{IMPACT_PREFIX}{summary(impact)}")  # fmt: skip
         incident = incident.model_copy(update={"timeline": [*incident.timeline, entry][-100:]})
     return status.model_copy(update={"incident": incident.model_copy(update={"impact": impact})})
 

@@ -8,11 +8,13 @@ from typing import Any
 import pytest
 
 from venue_operator.alerts import ALERTNAME, Alert, Sent, after_post, body, firing, to_post
+from venue_operator.impact import IMPACT_PREFIX, summary
 from venue_operator.model import (
     ActionRecord,
     ActionResult,
     CheckStatus,
     Health,
+    Impact,
     Incident,
     IncidentEntry,
     Level,
@@ -148,3 +150,21 @@ def test_body_is_alertmanagers_postable_alerts() -> None:
     assert fired["endsAt"] == "2026-11-27T15:04:00Z"
     (ended,) = body([P2.ended(NOW)], NOW, RESEND)
     assert ended["endsAt"] == "2026-11-27T15:00:00Z"
+
+
+def test_the_description_is_the_latest_line_about_the_service_and_impact_its_own_annotation() -> (
+    None
+):
+    status = _status()
+    assert status.incident is not None
+    impact = Impact(updated_at=NOW, request_rate=20, failing_rate=2.4, failed_requests=130,
+                    tenants_affected=2)  # fmt: skip
+    line = IncidentEntry(at=NOW, severity=Severity.P2, message=f"{IMPACT_PREFIX}{summary(impact)}")
+    incident = status.incident.model_copy(
+        update={"impact": impact, "timeline": [*status.incident.timeline, line]}
+    )
+    annotations = dict(firing("shop", "venue", status.model_copy(update={"incident": incident}))
+                       .annotations)  # type: ignore[union-attr]  # fmt: skip
+    assert annotations["description"] == "Degraded (P2): error_rate 12% > critical 5%"
+    assert annotations["impact"].startswith("~130 failed requests")
+    assert "impact" not in dict(firing("shop", "venue", status).annotations)  # type: ignore[union-attr]
