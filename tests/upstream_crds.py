@@ -6,8 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from venue_lab.processes import wait_until
-from venue_lab.session import Lab
+from venue_lab.session import Lab, wait_established
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -18,7 +17,4 @@ def install(lab: Lab, path: Path) -> None:
     name = yaml.safe_load(path.read_text())["metadata"]["name"]
     kubectl = lab.cluster.kubectl
     kubectl("apply", "--server-side", "-f", str(path))
-    established = '{.status.conditions[?(@.type=="Established")].status}'
-    wait_until(f"CRD {name} established",
-               lambda: kubectl("get", "crd", name, "-o", f"jsonpath={established}",
-                               check=False).stdout == "True", 60)  # fmt: skip
+    wait_established(lab.cluster, name)

@@ -26,13 +26,23 @@ class Lab:
     prometheus: LocalPrometheus
 
 
+def wait_established(cluster: LocalCluster, name: str, timeout: float = 60.0) -> None:
+    """Poll a CRD for Established (`kubectl wait --for=condition=...` fails at once while a new
+    CRD has no conditions yet: it did under load)."""
+    established = '{.status.conditions[?(@.type=="Established")].status}'
+
+    def served() -> bool:
+        got = cluster.kubectl("get", "crd", name, "-o", f"jsonpath={established}", check=False)
+        return got.stdout == "True"
+
+    wait_until(f"CRD {name} established", served, timeout, interval=0.2)
+
+
 def install_crd(cluster: LocalCluster, timeout: float = 60.0) -> None:
     """Apply the committed CRD and wait until the API server serves it."""
     name = "venueservices.ops.tickettoken.io"
     cluster.kubectl("apply", "--server-side", "-f", str(REPO_ROOT / CRD_PATH))
-    cluster.kubectl(
-        "wait", "--for=condition=Established", f"crd/{name}", f"--timeout={int(timeout)}s"
-    )
+    wait_established(cluster, name, timeout)
     # Established can precede discovery by a moment; kubectl needs discovery.
     wait_until(
         "VenueService in discovery",

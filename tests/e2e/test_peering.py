@@ -19,7 +19,7 @@ from tests.harness import (
 )
 from venue_lab.operator_process import OperatorProcess
 from venue_lab.processes import wait_until
-from venue_lab.session import REPO_ROOT, Lab
+from venue_lab.session import REPO_ROOT, Lab, wait_established
 
 LIFETIME_S = 15  # Kopf renews 5-10 s before expiry: shorter lifetimes flap
 
@@ -36,8 +36,8 @@ def peered_namespace(the_lab: Lab) -> Iterator[str]:
     kubectl = the_lab.cluster.kubectl
     optional = REPO_ROOT / "manifests" / "optional"
     kubectl("apply", "-f", str(optional / "peering-crds.yaml"))
-    kubectl("wait", "--for=condition=Established", "crd/kopfpeerings.kopf.dev",
-            "crd/clusterkopfpeerings.kopf.dev", "--timeout=30s")  # fmt: skip
+    for crd in ("kopfpeerings.kopf.dev", "clusterkopfpeerings.kopf.dev"):
+        wait_established(the_lab.cluster, crd, 30)
     peering = str(optional / "peering.yaml")
     applied = lambda: kubectl("apply", "-f", peering, check=False).returncode == 0  # noqa: E731
     wait_until("peering kinds served", applied, 30)
