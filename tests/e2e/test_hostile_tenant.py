@@ -21,6 +21,9 @@ from venue_lab.hostile import CASES, Setup, arena, memory_limit_mb, try_case
 from venue_lab.session import Lab
 from venue_lab.simulator.process import SimulatorProcess
 
+# module-scoped fixtures: the whole module runs on one xdist worker, in order
+pytestmark = pytest.mark.xdist_group("test_hostile_tenant")
+
 
 @pytest.fixture(scope="module")
 def setup(the_lab: Lab, simulator: SimulatorProcess) -> Iterator[Setup]:

@@ -23,6 +23,9 @@ from venue_lab.operator_process import OperatorProcess
 from venue_lab.processes import wait_until
 from venue_lab.session import Lab
 
+# module-scoped fixtures: the whole module runs on one xdist worker, in order
+pytestmark = pytest.mark.xdist_group("test_permissions")
+
 RBAC = Path(__file__).resolve().parents[2] / "manifests" / "rbac.yaml"
 MISSING = "the operator's ServiceAccount may not list/watch deployments.apps (cluster-wide)"
 

@@ -30,6 +30,9 @@ from venue_lab.helm import helm
 from venue_lab.session import Lab
 from venue_operator.crd import CRD_PATH
 
+# module-scoped fixtures: the whole module runs on one xdist worker, in order
+pytestmark = pytest.mark.xdist_group("test_chart")
+
 KEEP = {"helm.sh/resource-policy": "keep"}
 
 # helm is built from Go (like the control plane): not part of the fast tier.

@@ -26,6 +26,9 @@ from venue_lab.session import Lab
 from venue_operator.act import breaker, jobs
 from venue_operator.crd import CRD_PATH
 
+# module-scoped fixtures: the whole module runs on one xdist worker, in order
+pytestmark = pytest.mark.xdist_group("test_packaging")
+
 REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = REPO / "manifests"
 NS = "venue-operator"

@@ -20,6 +20,9 @@ from venue_lab.session import Lab
 from venue_operator import kube, model
 from venue_operator.status_store import StatusStore, parse_status
 
+# module-scoped fixtures: the whole module runs on one xdist worker, in order
+pytestmark = pytest.mark.xdist_group("test_status_store")
+
 T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 times = st.integers(0, 10_000).map(lambda s: T0 + timedelta(seconds=s))
 words = st.text(st.characters(min_codepoint=32, max_codepoint=0x2FFF), max_size=40)
