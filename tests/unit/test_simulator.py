@@ -671,3 +671,43 @@ async def test_follower_applies_rollouts_and_survives_api_errors(
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
     assert (await client.get(f"{service.url}/health")).status_code == 200
+
+
+async def test_follower_serves_each_pod_on_its_own_ip_as_its_image_says(
+    sim: Simulator, service: SimulatedService, client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    from venue_lab.pod_network import PodNetwork
+    from venue_lab.simulator.follow import PodView
+
+    network = PodNetwork.allocate()
+    port = 3002
+    old = PodView("venue-a", f"127.{network.octet}.0.2", "venue-service:v1")
+    bad = PodView("venue-b", f"127.{network.octet}.0.3", "venue-service:v2-bad")
+    pods = [old]
+    target = FollowTarget.parse("venue/venue-service=venue")
+    follower = DeploymentFollower(sim, [target], lambda ns, d: "venue-service:v1")
+    follower.serve_pods(lambda ns, d: list(pods), port)
+    try:
+        await follower.poll_once()
+        pods.append(bad)
+        await follower.poll_once()
+        clock.advance(100)
+        errors = {}
+        for pod in (old, bad):
+            text = (await client.get(f"http://{pod.ip}:{port}/metrics")).text
+            samples = {
+                (sample.name, frozenset(sample.labels.items())): sample.value
+                for family in text_string_to_metric_families(text)
+                for sample in family.samples
+            }
+            errors[pod.name] = share(samples, "5")
+        assert errors["venue-a"] < 0.01 and 0.08 < errors["venue-b"] < 0.16
+        assert (await client.get(f"{service.url}/health")).status_code == 200  # still served
+
+        pods.remove(old)  # the ReplicaSet scaled it down
+        await follower.poll_once()
+        assert await refused(f"http://{old.ip}:{port}/health")
+        assert set(sim.pods) == {"venue/venue-b"}
+    finally:
+        await sim.stop()
+        network.release()

@@ -23,6 +23,19 @@ log = structlog.get_logger(__name__)
 # (namespace, deployment) -> the image of the pod template's first container; raises on failure.
 ImageReader = Callable[[str, str], str]
 
+
+@dataclass(frozen=True)
+class PodView:
+    """What the simulator needs of one of the Deployment's pods."""
+
+    name: str
+    ip: str
+    image: str
+
+
+# (namespace, deployment) -> its running pods that have an IP; raises on failure.
+PodReader = Callable[[str, str], list[PodView]]
+
 _SPEC = re.compile(r"(?P<namespace>[^/=\s]+)/(?P<deployment>[^/=\s]+)(=(?P<service>[^/=\s]+))?")
 REQUEST_TIMEOUT_S = 5.0
 
@@ -64,6 +77,36 @@ def kubernetes_image_reader(kubeconfig: str | None = None) -> ImageReader:
     return read_image
 
 
+def kubernetes_pod_reader(kubeconfig: str | None = None) -> PodReader:
+    """A PodReader: the pods matching the Deployment's selector, by the `kubernetes` client."""
+    from kubernetes import client, config
+
+    new_client: Callable[..., Any] = config.new_client_from_config  # untyped upstream
+    api = new_client(config_file=kubeconfig)
+    apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
+
+    def read_pods(namespace: str, deployment: str) -> list[PodView]:
+        found = apps.read_namespaced_deployment(
+            deployment, namespace, _request_timeout=REQUEST_TIMEOUT_S
+        )
+        labels = (found.spec.selector.match_labels or {}) if found.spec else {}
+        selector = ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
+        pods = core.list_namespaced_pod(
+            namespace, label_selector=selector, _request_timeout=REQUEST_TIMEOUT_S
+        )
+        views = []
+        for pod in pods.items:
+            meta, spec, status = pod.metadata, pod.spec, pod.status
+            if meta is None or spec is None or status is None or meta.deletion_timestamp:
+                continue
+            image = spec.containers[0].image if spec.containers else None
+            if meta.name and status.pod_ip and image:
+                views.append(PodView(meta.name, status.pod_ip, image))
+        return views
+
+    return read_pods
+
+
 @dataclass
 class _Progress:
     image: str | None = None
@@ -88,6 +131,17 @@ class DeploymentFollower:
         self.interval = interval
         self.max_backoff = max_backoff
         self._progress = {target: _Progress() for target in self.targets}
+        self.read_pods: PodReader | None = None
+        self.pod_port = 0
+        # per target: "namespace/pod" -> the (ip, image) its endpoint serves
+        self._pod_identity: dict[FollowTarget, dict[str, tuple[str, str]]] = {
+            target: {} for target in self.targets
+        }
+
+    def serve_pods(self, read_pods: PodReader, port: int) -> None:
+        """Also serve each pod's own endpoint on podIP:port (the lab's pod IPs are loopback)."""
+        self.read_pods = read_pods
+        self.pod_port = port
 
     async def run(self) -> None:
         """Poll until cancelled; API errors are logged and retried with backoff."""
@@ -108,6 +162,9 @@ class DeploymentFollower:
             if image != progress.image:
                 await self.simulator.service(target.service).set_image(image)
                 progress.image = image
+            if self.read_pods is not None:
+                pods = await asyncio.to_thread(self.read_pods, target.namespace, target.deployment)
+                await self._sync_pods(self._pod_identity[target], target.namespace, pods)
         except Exception as exc:
             progress.failures += 1
             delay = min(self.max_backoff, self.interval * 2**progress.failures)
@@ -123,3 +180,21 @@ class DeploymentFollower:
         if progress.failures:
             log.info("following deployment again", deployment=target.deployment)
         progress.failures = 0
+
+    async def _sync_pods(
+        self, served: dict[str, tuple[str, str]], namespace: str, pods: list[PodView]
+    ) -> None:
+        """Gone (or changed) pods first: kwok may hand a deleted pod's IP to a new one."""
+        wanted = {f"{namespace}/{pod.name}": (pod.ip, pod.image) for pod in pods}
+        for name, identity in list(served.items()):
+            if wanted.get(name) != identity:
+                await self.simulator.remove_pod(name)
+                del served[name]
+        for name, (ip, image) in wanted.items():
+            if name not in served:
+                try:
+                    await self.simulator.add_pod(name, ip, self.pod_port, image)
+                except OSError as exc:
+                    log.warning("cannot serve pod", pod=name, ip=ip, error=str(exc))
+                    continue
+                served[name] = (ip, image)
