@@ -32,3 +32,6 @@ ROLLED_BACK_TO = "ops.tickettoken.io/rolled-back-to"
 CIRCUIT_SET_BY = "ops.tickettoken.io/circuit-set-by"
 CIRCUIT_SET_AT = "ops.tickettoken.io/circuit-set-at"
 CIRCUIT_REASON = "ops.tickettoken.io/circuit-reason"
+# On a Deployment the rollout guard paused: the pausing action's correlation id. Only a
+# rollout paused by us is resumed by our rollback; a human's pause is left alone.
+PAUSED_BY_GUARD = "ops.tickettoken.io/paused-by-guard"

@@ -36,6 +36,7 @@ from venue_operator.reasons import Reason
 from venue_operator.record import EventSpec, write_causes
 from venue_operator.redact import redact
 from venue_operator.remediate import Acts, Events, Remediator, Subject, severity_pages
+from venue_operator.rollout_watch import ReadPods, RolloutWatch, paused_by_annotation
 from venue_operator.status_store import StatusStore, StatusWrite, parse_status
 from venue_operator.tenancy import Tenancy, clamp, may_act, observe_only
 
@@ -68,6 +69,7 @@ class LoopPorts:
     missing_permissions: Mapping[str, str] = field(default_factory=dict)
     # the cluster admin's caps and where the operator may act (the flags' defaults here)
     tenancy: Tenancy = field(default_factory=Tenancy)
+    read_pods: ReadPods | None = None  # the rollout guard's pod reader (observe/pods.py)
 
 
 def workload_from_indexes(
@@ -102,6 +104,12 @@ class ServiceLoop:
         self._said: set[str] = set()  # problems said once until they clear
         self._clamped: tuple[str, ...] = ()  # what the caps changed in the current spec
         self._acts = may_act(namespace, ports.tenancy)
+        self._guarded_at = 0.0  # time.monotonic() of the last guard tick
+        self.watch = (
+            RolloutWatch(namespace, ports.read_pods, self.remediator, self.store)
+            if ports.read_pods is not None
+            else None
+        )
 
     @property
     def key(self) -> str:
@@ -115,7 +123,7 @@ class ServiceLoop:
             while not stopped:
                 started = time.monotonic()
                 await self.step()
-                await stopped.wait(max(0.1, self._interval() - (time.monotonic() - started)))
+                await self._wait_guarding(stopped, started)
         finally:
             self.ports.forget_metrics(self.key)
             telemetry.forget(self.namespace, self.name)
@@ -133,6 +141,51 @@ class ServiceLoop:
             await self._report_failure(exc)
         finally:
             telemetry.EVALUATION_SECONDS.observe(time.monotonic() - started)
+
+    async def _wait_guarding(self, stopped: kopf.DaemonStopped, started: float) -> None:
+        """Until the next cycle is due; meanwhile the rollout guard's ticks, every
+        `rolloutGuard.interval` (a template change is noticed within one)."""
+        while not stopped:
+            now = time.monotonic()
+            cycle_at = started + self._interval()
+            guard = self._guard_interval()
+            guard_at = None if guard is None else self._guarded_at + guard
+            if guard_at is not None and guard_at <= now:
+                self._guarded_at = now
+                await self.guard_step()
+                continue
+            wake = cycle_at if guard_at is None else min(cycle_at, guard_at)
+            if cycle_at <= now:
+                return
+            await stopped.wait(max(0.05, wake - now))
+            if time.monotonic() >= cycle_at and (guard_at is None or guard_at > cycle_at):
+                return
+
+    def _guard_interval(self) -> float | None:
+        try:
+            spec = self._spec()
+        except InvalidSpec:
+            return None
+        if self.watch is None or not spec.rollout_guard.enabled:
+            return None
+        return spec.rollout_guard.interval.total_seconds()
+
+    async def guard_step(self) -> None:
+        """One tick of the rollout watch; never raises (as `step`)."""
+        assert self.watch is not None
+        try:
+            spec = self._spec()
+            if self.body.meta.get("deletionTimestamp") or self._owner(spec) is not None:
+                return
+            workload, deployment_ref = self._workload(spec)
+            if workload.unreadable:
+                return
+            subject = Subject(self.namespace, self.name, spec, deployment_ref)
+            paused = paused_by_annotation(self.body.meta)
+            await self.watch.tick(spec, self.indexes, workload, subject, paused)
+        except Exception:
+            telemetry.ERRORS.labels(self.namespace, self.name).inc()
+            log.exception("rollout_guard.failed", namespace=self.namespace, name=self.name)
 
     def _interval(self) -> float:
         try:

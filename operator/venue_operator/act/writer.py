@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from kubernetes.aio import client
 
-from venue_operator.act import ActResult, breaker, jobs, rollback, scale
+from venue_operator.act import ActResult, breaker, jobs, pause, rollback, scale
 
 
 @dataclass(frozen=True)
@@ -16,9 +16,20 @@ class WorkloadWriter:
     api: client.ApiClient
 
     async def roll_back(
-        self, namespace: str, deployment: str, to_template: str, cause: str, rid: str
+        self,
+        namespace: str,
+        deployment: str,
+        to_template: str,
+        cause: str,
+        rid: str,
+        resume: bool = False,
     ) -> ActResult:
-        return await rollback.roll_back(self.api, namespace, deployment, to_template, cause, rid)
+        return await rollback.roll_back(
+            self.api, namespace, deployment, to_template, cause, rid, resume
+        )
+
+    async def pause_rollout(self, namespace: str, deployment: str, rid: str) -> ActResult:
+        return await pause.pause_rollout(self.api, namespace, deployment, rid)
 
     async def scale_up(self, namespace: str, deployment: str, replicas: int) -> ActResult:
         return await scale.scale_up(self.api, namespace, deployment, replicas)
