@@ -2,7 +2,9 @@
 
 During a rollout every pod is read directly (its own /metrics and /health/full); pods of the
 new ReplicaSet are one version, all others the old one. Counters are differenced between
-reads (a drop is a restart, counted from zero), so the tallies cover the watch only.
+reads (a drop is a restart, counted from zero), so the tallies cover the watch only. A pod's
+first read is only its baseline, even for a pod born during the watch: a pod IP can be reused,
+and what answers on it first may not be the new pod yet.
 
 "Worse" needs both, so that a few requests or an already noisy old version never trigger it:
 - a one-sided Fisher exact test on the 5xx counts below `significance`, and
@@ -177,9 +179,6 @@ def _fold(state: GuardState, read: RolloutRead, limits: GuardLimits) -> GuardSta
             if before is not None:
                 memory[pod.name] = before
             continue
-        if before is None and pod.created_at >= state.started_at:
-            # Born during the watch: everything it ever counted is this version's.
-            before = _PodMemory(0.0, 0.0, {}, pod.restarts)
         requests = counter_delta(before.requests if before else None, pod.requests)
         errors = counter_delta(before.errors if before else None, pod.errors)
         latency = _latency(before, pod, read.at, limits.warm_up)
@@ -267,8 +266,8 @@ def _new_pods_failing(state: GuardState, read: RolloutRead) -> tuple[str, None] 
         restarted = memory is not None and pod.restarts > memory.restarts
         if pod.crash_looping or restarted:
             return f"new pod {pod.name} restarting ({pod.restarts} restarts)", None
-    if any(p.health_ok is False for p in old):
-        return None  # a shared dependency, not the version
+    if any(p.health_ok is False for p in old) or not any(p.health_ok for p in old):
+        return None  # a shared dependency, not the version; or no old pod to compare with
     failing = [p.name for p in new if p.health_ok is False]
     if failing:
         return (

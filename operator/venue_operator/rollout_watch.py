@@ -28,6 +28,7 @@ from venue_operator.remediate import Remediator, Subject
 from venue_operator.rollout_guard import (
     GuardLimits,
     GuardState,
+    Judgement,
     PodSample,
     RolloutRead,
     Verdict,
@@ -138,7 +139,7 @@ class RolloutWatch:
 
     async def _act(
         self,
-        judgement: Any,
+        judgement: Judgement,
         workload: WorkloadState,
         subject: Subject,
         paused: bool,

@@ -78,7 +78,8 @@ def new_pod(at: float, error_ratio: float, born: float = 0.0, **fields: object) 
     return pod("new-0", NEW, served, served * error_ratio, born=born, **fields)
 
 
-def rollout(new_ratio: float, old_ratio: float = 0.002, reads: int = 3) -> Judgement:
+def rollout(new_ratio: float, old_ratio: float = 0.002, reads: int = 4) -> Judgement:
+    """Reads every 2 s; the first is the baseline, so read k has counted 40 * (k - 1) new."""
     return run(
         *(
             (2.0 * k, [*old_pods(2.0 * k, old_ratio), new_pod(2.0 * k, new_ratio)])
@@ -91,10 +92,10 @@ def rollout(new_ratio: float, old_ratio: float = 0.002, reads: int = 3) -> Judge
     ("case", "judgement", "verdict"),
     [
         ("equal versions", lambda: rollout(0.002), Verdict.WATCHING),
-        ("tiny sample: 2 of 10 failed", lambda: rollout(0.2, reads=1), Verdict.WATCHING),
+        ("tiny sample: 8 of 40 failed", lambda: rollout(0.2, reads=2), Verdict.WATCHING),
         ("slightly worse, under the 5% floor", lambda: rollout(0.03, reads=6), Verdict.WATCHING),
-        ("clearly bad, one read", lambda: rollout(0.12, reads=2), Verdict.SUSPECT),
-        ("clearly bad, confirmed", lambda: rollout(0.12, reads=3), Verdict.BAD),
+        ("clearly bad, one read", lambda: rollout(0.12, reads=3), Verdict.SUSPECT),
+        ("clearly bad, confirmed", lambda: rollout(0.12, reads=4), Verdict.BAD),
         ("old pods already as bad", lambda: rollout(0.12, old_ratio=0.11), Verdict.WATCHING),
     ],
 )
@@ -104,7 +105,7 @@ def test_error_ratio_table(case: str, judgement: object, verdict: Verdict) -> No
 
 
 def test_a_bad_version_is_named_with_the_comparison() -> None:
-    judgement = rollout(0.12, reads=3)
+    judgement = rollout(0.12, reads=4)
     assert judgement.verdict == Verdict.BAD
     assert judgement.reason.startswith("new 12.0% 5xx over 120 requests vs old 0.2% over ")
     assert judgement.reason.endswith(", p < 0.001")
@@ -160,6 +161,8 @@ def test_a_new_pod_failing_health_while_old_ones_pass_is_bad() -> None:
     failing = run((2.0, at(2.0, True)), (4.0, at(4.0, True)))
     assert failing.verdict == Verdict.BAD and "failing /health/full" in failing.reason
     assert run((2.0, at(2.0, False)), (4.0, at(4.0, False))).verdict == Verdict.WATCHING
+    alone = [PodSample("new-0", NEW, T0, reachable=False, health_ok=False)]
+    assert run((2.0, alone), (4.0, alone)).verdict == Verdict.WATCHING  # nothing to compare
 
 
 def test_a_rollout_past_its_progress_deadline_is_stalled() -> None:
