@@ -123,7 +123,10 @@ async def read_pod(
 
 
 async def read_pods(
-    session: aiohttp.ClientSession, pods: Iterable[PodTarget], seconds: float
+    session: aiohttp.ClientSession,
+    pods: Iterable[PodTarget],
+    seconds: float,
+    port: int = RUNBOOK_PORT,
 ) -> tuple[PodSample, ...]:
     """Every pod at once, each bounded by `seconds`: one hung pod delays none of the others."""
-    return tuple(await asyncio.gather(*(read_pod(session, pod, seconds) for pod in pods)))
+    return tuple(await asyncio.gather(*(read_pod(session, pod, seconds, port) for pod in pods)))
