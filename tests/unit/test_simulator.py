@@ -31,6 +31,7 @@ from venue_lab.simulator import (
     kubernetes_image_reader,
 )
 from venue_lab.simulator.behaviour import BUCKETS, TENANTS
+from venue_lab.simulator.behaviour import ROUTES as ROUTES_
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -604,6 +605,26 @@ def test_a_long_catch_up_is_bounded_but_counts_every_request() -> None:
 )
 def test_image_tag_decides_the_faults(image: str, faults: Faults) -> None:
     assert faults_for_image(image) == faults
+
+
+def test_noisy_bursts_average_under_one_percent_and_warm_up_slowness_passes() -> None:
+    noisy = ServiceBehaviour(200.0, "noisy", 0.0, faults_for_image("venue:v2-noisy"))
+    per_second = []
+    for t in range(1, 101):
+        before = sum(v for (_, code, _), v in noisy.requests.items() if code == "500")
+        noisy.advance(float(t))
+        after = sum(v for (_, code, _), v in noisy.requests.items() if code == "500")
+        per_second.append((after - before) / 200)
+    served = sum(noisy.requests.values())
+    failed = sum(v for (_, code, _), v in noisy.requests.items() if code == "500")
+    assert 0.005 < failed / served < 0.011
+    assert max(per_second) > 0.04  # the bursts
+    warm = ServiceBehaviour(200.0, "warm", 0.0, faults_for_image("venue:v2-warmup"))
+    warm.advance(5.0)
+    slow_early = sum(c for route in ROUTES_ for c in warm.buckets[route][-4:])
+    warm.advance(60.0)
+    slow_total = sum(c for route in ROUTES_ for c in warm.buckets[route][-4:])
+    assert slow_early == pytest.approx(1000, rel=0.01) and slow_total == slow_early
 
 
 def test_image_tag_ignores_registry_ports_and_digests() -> None:
