@@ -107,6 +107,46 @@ def kubernetes_pod_reader(kubeconfig: str | None = None) -> PodReader:
     return read_pods
 
 
+# One read for every target at once: (namespace, deployment) -> (image, its pods).
+BulkReader = Callable[[], dict[tuple[str, str], tuple[str, list[PodView]]]]
+
+
+def kubernetes_bulk_reader(kubeconfig: str | None = None) -> BulkReader:
+    """Every Deployment and its pods (by the lab's `app: <deployment>` label) in two list
+    calls, however many targets: a benchmark following a hundred Deployments costs the API
+    server two requests per poll instead of two hundred."""
+    from kubernetes import client, config
+
+    new_client: Callable[..., Any] = config.new_client_from_config  # untyped upstream
+    api = new_client(config_file=kubeconfig)
+    apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
+
+    def read_all() -> dict[tuple[str, str], tuple[str, list[PodView]]]:
+        deployments = apps.list_deployment_for_all_namespaces(_request_timeout=REQUEST_TIMEOUT_S)
+        pods = core.list_pod_for_all_namespaces(
+            label_selector="app", _request_timeout=REQUEST_TIMEOUT_S
+        )
+        by_app: dict[tuple[str, str], list[PodView]] = {}
+        for pod in pods.items:
+            meta, spec, status = pod.metadata, pod.spec, pod.status
+            if meta is None or spec is None or status is None or meta.deletion_timestamp:
+                continue
+            app = (meta.labels or {}).get("app")
+            image = spec.containers[0].image if spec.containers else None
+            if app and meta.name and meta.namespace and status.pod_ip and image:
+                view = PodView(meta.name, status.pod_ip, image)
+                by_app.setdefault((meta.namespace, app), []).append(view)
+        out = {}
+        for d in deployments.items:
+            containers = d.spec.template.spec.containers if d.spec and d.spec.template.spec else []
+            if d.metadata and d.metadata.namespace and d.metadata.name and containers:
+                key = (d.metadata.namespace, d.metadata.name)
+                out[key] = (str(containers[0].image), by_app.get(key, []))
+        return out
+
+    return read_all
+
+
 @dataclass
 class _Progress:
     image: str | None = None
@@ -132,6 +172,7 @@ class DeploymentFollower:
         self.max_backoff = max_backoff
         self._progress = {target: _Progress() for target in self.targets}
         self.read_pods: PodReader | None = None
+        self.read_all: BulkReader | None = None
         self.pod_port = 0
         # per target: "namespace/pod" -> the (ip, image) its endpoint serves
         self._pod_identity: dict[FollowTarget, dict[str, tuple[str, str]]] = {
@@ -149,8 +190,16 @@ class DeploymentFollower:
             await self.poll_once()
             await asyncio.sleep(self.interval)
 
+    def follow_in_bulk(self, read_all: BulkReader, port: int) -> None:
+        """Read every target (and serve its pods on podIP:port) with one `read_all` per poll."""
+        self.read_all = read_all
+        self.pod_port = port
+
     async def poll_once(self) -> None:
         """One pass over the targets that are not backing off."""
+        if self.read_all is not None:
+            await self._poll_bulk(self.read_all)
+            return
         for target in self.targets:
             progress = self._progress[target]
             if time.monotonic() >= progress.retry_at:
@@ -180,6 +229,23 @@ class DeploymentFollower:
         if progress.failures:
             log.info("following deployment again", deployment=target.deployment)
         progress.failures = 0
+
+    async def _poll_bulk(self, read_all: BulkReader) -> None:
+        try:
+            snapshot = await asyncio.to_thread(read_all)
+        except Exception as exc:
+            log.warning("cannot follow deployments", error=str(exc) or type(exc).__name__)
+            return
+        for target in self.targets:
+            found = snapshot.get((target.namespace, target.deployment))
+            if found is None:
+                continue
+            image, pods = found
+            progress = self._progress[target]
+            if image != progress.image:
+                await self.simulator.service(target.service).set_image(image)
+                progress.image = image
+            await self._sync_pods(self._pod_identity[target], target.namespace, pods)
 
     async def _sync_pods(
         self, served: dict[str, tuple[str, str]], namespace: str, pods: list[PodView]
