@@ -19,7 +19,7 @@ import structlog
 from venue_operator import keys
 from venue_operator.decide import rollout_facts
 from venue_operator.guard_decide import decide_guard
-from venue_operator.model import VenueServiceSpec
+from venue_operator.model import Condition, VenueServiceSpec
 from venue_operator.observations import WorkloadState
 from venue_operator.observe.pods import PodTarget
 from venue_operator.reasons import Reason
@@ -57,6 +57,7 @@ class RolloutWatch:
     seen_hash: str | None = None
     complete_since: datetime | None = None
     settled: bool = False  # acted (or said why not) on this rollout: judge no more
+    unreachable: tuple[int, int] | None = None  # (not answering, Ready pods) when all failed
     _said: set[str] = field(default_factory=set)
 
     @property
@@ -91,6 +92,9 @@ class RolloutWatch:
         ]
         seconds = min(spec.probe.timeout, spec.rollout_guard.interval).total_seconds()
         samples = await self.read_pods(pods, seconds)
+        ready = [s for s in samples if s.ready]
+        blind = bool(ready) and not any(s.reachable for s in ready)
+        self.unreachable = (len(ready), len(ready)) if blind else None
         read = RolloutRead(
             now, self.state.new_hash, samples, bool(deployment.get("progress_deadline_exceeded"))
         )
@@ -164,6 +168,29 @@ class RolloutWatch:
         causes = write_causes(self.store.written, status)
         if causes:
             await self.store.save(status, causes[0])
+
+
+def guard_condition(
+    watch: RolloutWatch | None, before: Condition | None, now: datetime
+) -> Condition | None:
+    """`RolloutGuard` in status while a rollout is watched: True while the pods answer on
+    their own IPs, False (PodsUnreachable) when none does (e.g. a NetworkPolicy)."""
+    if watch is None or watch.state is None:
+        return None
+    template = watch.state.new_hash
+    if watch.unreachable is None:
+        status, reason = "True", "Watching"
+        message = f"comparing the new pods (template {template}) with the old ones on podIP:3002"
+    else:
+        status, reason = "False", "PodsUnreachable"
+        message = (
+            f"none of {watch.unreachable[1]} Ready pods answered on podIP:3002: the rollout "
+            f"guard cannot compare template {template} with the old one (no Prometheus "
+            "fallback); only the service-wide checks protect this rollout"
+        )
+    since = before.last_transition_time if before and before.status == status else now
+    return Condition(type="RolloutGuard", status=status, reason=reason, message=message,
+                     last_transition_time=since)  # fmt: skip
 
 
 def paused_by_annotation(meta: Mapping[str, Any]) -> bool:

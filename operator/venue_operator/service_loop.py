@@ -36,7 +36,12 @@ from venue_operator.reasons import Reason
 from venue_operator.record import EventSpec, write_causes
 from venue_operator.redact import redact
 from venue_operator.remediate import Acts, Events, Remediator, Subject, severity_pages
-from venue_operator.rollout_watch import ReadPods, RolloutWatch, paused_by_annotation
+from venue_operator.rollout_watch import (
+    ReadPods,
+    RolloutWatch,
+    guard_condition,
+    paused_by_annotation,
+)
 from venue_operator.status_store import StatusStore, StatusWrite, parse_status
 from venue_operator.tenancy import Tenancy, clamp, may_act, observe_only
 
@@ -233,6 +238,7 @@ class ServiceLoop:
         await self._report_refused(outcome.refused)
         now = outcome.observations.at
         status = self._observe_only_condition(self._post_transitions(outcome))
+        status = self._with_guard_condition(status, now)
         self.store.known = status
 
         subject = Subject(self.namespace, self.name, spec, deployment_ref)
@@ -336,6 +342,15 @@ class ServiceLoop:
                               message=self._observe_only_message(),
                               last_transition_time=before.last_transition_time
                               if before else datetime.now(UTC))  # fmt: skip
+        return status.model_copy(update={"conditions": [*status.conditions, condition]})
+
+    def _with_guard_condition(
+        self, status: VenueServiceStatus, now: datetime
+    ) -> VenueServiceStatus:
+        before = next((c for c in self.store.known.conditions if c.type == "RolloutGuard"), None)
+        condition = guard_condition(self.watch, before, now)
+        if condition is None:
+            return status
         return status.model_copy(update={"conditions": [*status.conditions, condition]})
 
     async def _say_once(self, what: str, event: EventSpec, key: str = "") -> None:
