@@ -11,8 +11,9 @@ and what answers on it first may not be the new pod yet.
 - the new version's own ratio above the runbook's critical threshold (5%), over at least
   `minRequests` requests.
 Latency is judged the same way on p99 from the histogram buckets, leaving out each pod's first
-`warmUp` (a JIT or a cold cache is slow, not broken). Health failures, restarts and
-CrashLoopBackOff of new pods while the old ones are fine count too. A finding must hold for
+`warmUp` (a JIT or a cold cache is slow, not broken). Health failures (after the same
+warm-up: a pod can be Ready a moment before it answers), restarts and CrashLoopBackOff of new
+pods while the old ones are fine count too. A finding must hold for
 `confirmations` consecutive reads; a rollout past its progressDeadlineSeconds is stalled.
 """
 
@@ -212,7 +213,7 @@ def _finding(
     for found in (
         _errors_worse(state, limits),
         _latency_worse(state, limits),
-        _new_pods_failing(state, read),
+        _new_pods_failing(state, read, limits.warm_up),
     ):
         if found is not None:
             return found
@@ -258,7 +259,9 @@ def _latency_worse(state: GuardState, limits: GuardLimits) -> tuple[str, None] |
     )
 
 
-def _new_pods_failing(state: GuardState, read: RolloutRead) -> tuple[str, None] | None:
+def _new_pods_failing(
+    state: GuardState, read: RolloutRead, warm_up: timedelta
+) -> tuple[str, None] | None:
     new = [p for p in read.pods if p.template_hash == read.new_hash]
     old = [p for p in read.pods if p.template_hash != read.new_hash]
     for pod in new:
@@ -268,7 +271,8 @@ def _new_pods_failing(state: GuardState, read: RolloutRead) -> tuple[str, None] 
             return f"new pod {pod.name} restarting ({pod.restarts} restarts)", None
     if any(p.health_ok is False for p in old) or not any(p.health_ok for p in old):
         return None  # a shared dependency, not the version; or no old pod to compare with
-    failing = [p.name for p in new if p.health_ok is False]
+    # A pod just started may not answer yet (Ready before it listens): judged after warm-up.
+    failing = [p.name for p in new if p.health_ok is False and read.at - p.created_at >= warm_up]
     if failing:
         return (
             f"new pod {failing[0]} failing /health/full "

@@ -158,11 +158,13 @@ def test_a_new_pod_failing_health_while_old_ones_pass_is_bad() -> None:
         old = [PodSample(p.name, OLD, p.created_at, health_ok=old_ok) for p in old_pods(t)]
         return [*old, PodSample("new-0", NEW, T0, reachable=False, health_ok=False)]
 
-    failing = run((2.0, at(2.0, True)), (4.0, at(4.0, True)))
+    failing = run((12.0, at(12.0, True)), (14.0, at(14.0, True)))
     assert failing.verdict == Verdict.BAD and "failing /health/full" in failing.reason
-    assert run((2.0, at(2.0, False)), (4.0, at(4.0, False))).verdict == Verdict.WATCHING
+    assert run((12.0, at(12.0, False)), (14.0, at(14.0, False))).verdict == Verdict.WATCHING
     alone = [PodSample("new-0", NEW, T0, reachable=False, health_ok=False)]
-    assert run((2.0, alone), (4.0, alone)).verdict == Verdict.WATCHING  # nothing to compare
+    assert run((12.0, alone), (14.0, alone)).verdict == Verdict.WATCHING  # nothing to compare
+    # In its first 10 s (warm-up) a new pod that does not answer yet is not judged.
+    assert run((2.0, at(2.0, True)), (4.0, at(4.0, True))).verdict == Verdict.WATCHING
 
 
 def test_a_rollout_past_its_progress_deadline_is_stalled() -> None:
