@@ -9,7 +9,8 @@ calls per poll) and serving every pod on its own loopback pod IP. Each trial is 
 namespace, Deployment and VenueService, at the VenueService defaults except
 `rollback.bakeTime` (30 s instead of 5 min, as bench/latency.py --defaults) and, for the
 "off" trials, `rolloutGuard.enabled: false`; Prometheus scrapes every 15 s. The bad trials
-run all at once; the false-positive rollouts in batches of `--batch`.
+run in batches of `--bad-batch` (guard on and off interleaved), the false-positive rollouts
+in batches of `--batch`.
 
 Per trial, from `kubectl set image` (the fault): seconds to the RolloutPaused Event, seconds
 until the Deployment runs the good template again, the most pods that ran the bad version at
@@ -242,6 +243,7 @@ def main() -> None:
     parser.add_argument("--noisy", type=int, default=50, help="good rollouts, noisy profile")
     parser.add_argument("--warmup", type=int, default=20, help="good rollouts, slow warm-up")
     parser.add_argument("--batch", type=int, default=18, help="false-positive rollouts at once")
+    parser.add_argument("--bad-batch", type=int, default=10, help="bad rollouts at once")
     parser.add_argument("--timeout", type=float, default=240.0, help="per phase, seconds")
     args = parser.parse_args()
     run = uuid.uuid4().hex[:4]
@@ -272,9 +274,14 @@ def main() -> None:
             bad = [t for t in trials if t.kind in ("on", "off")]
             wait_known_good(the_lab, bad, 600)
             known_good = wait_known_good(the_lab, trials, 60)
-            print(f"bad rollouts: {len(bad)} at once", flush=True)
-            roll_out(the_lab, bad)
-            observe(the_lab, bad, args.timeout)
+            # guard on and off interleaved, so each batch has as many of both
+            interleaved = [t for pair in zip(bad[: args.trials], bad[args.trials :], strict=True)
+                           for t in pair]  # fmt: skip
+            for first in range(0, len(interleaved), args.bad_batch):
+                batch = interleaved[first : first + args.bad_batch]
+                print(f"bad rollouts {first + 1}-{first + len(batch)} of {len(bad)}", flush=True)
+                roll_out(the_lab, batch)
+                observe(the_lab, batch, args.timeout)
             good = [t for t in trials if t.kind in ("noisy", "warmup")]
             for first in range(0, len(good), args.batch):
                 batch = good[first : first + args.batch]

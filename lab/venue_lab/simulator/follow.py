@@ -8,6 +8,7 @@ So a real `kubectl set image ...:v1.2.4-bad` breaks the simulated service and a 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -121,27 +122,32 @@ def kubernetes_bulk_reader(kubeconfig: str | None = None) -> BulkReader:
     api = new_client(config_file=kubeconfig)
     apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
 
+    def listed(response: Any) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = json.loads(response.data)["items"]
+        return items
+
     def read_all() -> dict[tuple[str, str], tuple[str, list[PodView]]]:
-        deployments = apps.list_deployment_for_all_namespaces(_request_timeout=REQUEST_TIMEOUT_S)
-        pods = core.list_pod_for_all_namespaces(
-            label_selector="app", _request_timeout=REQUEST_TIMEOUT_S
-        )
+        # Raw JSON, not the client's models: deserialising a thousand pods into models took
+        # seconds per poll, long enough for a new pod to go unserved past a guard's reads.
+        raw: dict[str, Any] = {"_request_timeout": REQUEST_TIMEOUT_S, "_preload_content": False}
+        deployments = listed(apps.list_deployment_for_all_namespaces(**raw))
+        pods = listed(core.list_pod_for_all_namespaces(label_selector="app", **raw))
         by_app: dict[tuple[str, str], list[PodView]] = {}
-        for pod in pods.items:
-            meta, spec, status = pod.metadata, pod.spec, pod.status
-            if meta is None or spec is None or status is None or meta.deletion_timestamp:
+        for pod in pods:
+            meta, spec, status = pod["metadata"], pod.get("spec") or {}, pod.get("status") or {}
+            if meta.get("deletionTimestamp") or not status.get("podIP"):
                 continue
-            app = (meta.labels or {}).get("app")
-            image = spec.containers[0].image if spec.containers else None
-            if app and meta.name and meta.namespace and status.pod_ip and image:
-                view = PodView(meta.name, status.pod_ip, image)
-                by_app.setdefault((meta.namespace, app), []).append(view)
+            containers = spec.get("containers") or [{}]
+            app, image = (meta.get("labels") or {}).get("app"), containers[0].get("image")
+            if app and image:
+                view = PodView(meta["name"], status["podIP"], image)
+                by_app.setdefault((meta["namespace"], app), []).append(view)
         out = {}
-        for d in deployments.items:
-            containers = d.spec.template.spec.containers if d.spec and d.spec.template.spec else []
-            if d.metadata and d.metadata.namespace and d.metadata.name and containers:
-                key = (d.metadata.namespace, d.metadata.name)
-                out[key] = (str(containers[0].image), by_app.get(key, []))
+        for d in deployments:
+            containers = d["spec"]["template"]["spec"].get("containers") or []
+            if containers:
+                key = (d["metadata"]["namespace"], d["metadata"]["name"])
+                out[key] = (str(containers[0]["image"]), by_app.get(key, []))
         return out
 
     return read_all
