@@ -244,6 +244,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=20, help="good rollouts, slow warm-up")
     parser.add_argument("--batch", type=int, default=18, help="false-positive rollouts at once")
     parser.add_argument("--bad-batch", type=int, default=10, help="bad rollouts at once")
+    parser.add_argument(
+        "--name", default="rollout-guard", help="results/NAME.json, NAME-operator.log"
+    )
     parser.add_argument("--timeout", type=float, default=240.0, help="per phase, seconds")
     args = parser.parse_args()
     run = uuid.uuid4().hex[:4]
@@ -323,13 +326,13 @@ def report(
             )
     print(f"\ntotal {seconds / 60:.1f} min")
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / "rollout-guard.json"
+    out = RESULTS / f"{args.name}.json"
     out.write_text(json.dumps({
         "args": vars(args), "guard_on": on, "guard_off": off, "false_positives": fp,
         "trials": [{k: v for k, v in t.__dict__.items() if k != "events"}
                    | {"events": sorted(t.events)} for t in trials],
     }, indent=2))  # fmt: skip
-    (RESULTS / "rollout-guard-operator.log").write_text(log)
+    (RESULTS / f"{args.name}-operator.log").write_text(log)
     print(f"wrote {out}")
 
 

@@ -122,6 +122,9 @@ class _PodMemory:
     errors: float
     cumulative: Mapping[float, float]
     restarts: int  # as first seen: more later is a restart during the watch
+    # Warm-up runs from when the process first answered (a pod created during the watch can
+    # start serving seconds after its creationTimestamp) or last restarted (counters reset).
+    answering_since: datetime
 
 
 @dataclass(frozen=True)
@@ -182,22 +185,26 @@ def _fold(state: GuardState, read: RolloutRead, limits: GuardLimits) -> GuardSta
             continue
         requests = counter_delta(before.requests if before else None, pod.requests)
         errors = counter_delta(before.errors if before else None, pod.errors)
-        latency = _latency(before, pod, read.at, limits.warm_up)
+        if before is None:
+            since = pod.created_at if pod.created_at < state.started_at else read.at
+        else:
+            since = read.at if pod.requests < before.requests else before.answering_since
+        latency = _latency(before, pod, read.at - since, limits.warm_up)
         if pod.template_hash == read.new_hash:
             new = new.plus(requests, errors, latency)
         else:
             old = old.plus(requests, errors, latency)
         restarts = before.restarts if before else pod.restarts
-        memory[pod.name] = _PodMemory(pod.requests, pod.errors, dict(pod.buckets), restarts)
+        memory[pod.name] = _PodMemory(pod.requests, pod.errors, dict(pod.buckets), restarts, since)
     return replace(state, pods=memory, new=new, old=old, source=read.source)
 
 
 def _latency(
-    before: _PodMemory | None, pod: PodSample, at: datetime, warm_up: timedelta
+    before: _PodMemory | None, pod: PodSample, answering: timedelta, warm_up: timedelta
 ) -> dict[float, float]:
     """Per-bucket (non-cumulative) counts since the last read, nothing while warming up."""
     delta = bucket_delta(before.cumulative if before else None, pod.buckets)
-    if at - pod.created_at < warm_up:
+    if answering < warm_up:
         return {}
     counts, below = {}, 0.0
     for le in sorted(delta):

@@ -149,6 +149,9 @@ def test_warm_up_slowness_is_not_judged_but_lasting_slowness_is() -> None:
         return reads
 
     assert run(*slow_for(5.0)).verdict == Verdict.WATCHING
+    # Created at T0 but first answering 8 s later: its warm-up runs from then.
+    late = [(t + 8.0, [*old_pods(t + 8.0), *pods[-1:]]) for t, pods in slow_for(5.0)]
+    assert run(*late).verdict == Verdict.WATCHING
     judgement = run(*slow_for(60.0))
     assert judgement.verdict == Verdict.BAD and judgement.reason.startswith("new p99 ")
 
