@@ -122,7 +122,9 @@ class RolloutWatch:
         self.seen_hash = new_hash
         ours = deployment.get("rolled_back_to") == new_hash
         in_progress = not deployment.get("complete")
-        if changed and not ours and (not first or in_progress):
+        # A Deployment's first ReplicaSet replaces nothing: there is no old version to compare.
+        replacing = any(0 < (rs.get("revision") or 0) < current["revision"] for rs in replicasets)
+        if changed and not ours and replacing and (not first or in_progress):
             started = _time(current.get("created")) or now
             self.state = GuardState.begin(min(started, now), new_hash)
             self.complete_since, self.settled = None, False

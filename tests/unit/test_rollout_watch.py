@@ -77,6 +77,13 @@ async def test_a_template_change_starts_a_watch_and_our_rollback_does_not() -> N
     assert not w.watching  # the template we rolled back to
 
 
+async def test_a_first_deployment_is_no_rollout() -> None:
+    w = watch(Reader())
+    idx = indexes(1, complete=False)
+    await tick(w, idx)
+    assert not w.watching
+
+
 async def test_a_rollout_in_progress_at_start_is_watched_until_complete_and_baked() -> None:
     w = watch(Reader())
     await tick(w, indexes(2, complete=False))
@@ -92,7 +99,7 @@ async def test_status_says_whether_pods_answer_directly() -> None:
     assert guard_condition(watch(Reader()), None, NOW) is None  # not watching
     seeing, blind = watch(Reader()), watch(Reader(reachable=False))
     for w in (seeing, blind):
-        await tick(w, indexes(1, complete=False))
+        await tick(w, indexes(2, complete=False))
     ok = guard_condition(seeing, None, NOW)
     assert ok is not None and (ok.status, ok.reason) == ("True", "Watching")
     no = guard_condition(blind, ok, NOW)
