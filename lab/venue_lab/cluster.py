@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import structlog
 
+from venue_lab.pod_network import PodNetwork
 from venue_lab.processes import LabError, Lifecycle, Managed, built, free_port, wait_until
 
 log = structlog.get_logger(__name__)
@@ -88,6 +89,7 @@ class LocalCluster(Lifecycle):
         self.kubeconfig = self.workdir / "kubeconfig"
         self.server = f"https://127.0.0.1:{self.ports['kube-apiserver']}"
         self.startup_seconds: float | None = None
+        self.pod_network = PodNetwork.allocate()  # pod IPs on loopback: the simulator serves them
 
     # --- lifecycle ---------------------------------------------------------------
 
@@ -115,6 +117,7 @@ class LocalCluster(Lifecycle):
             proc = self.procs.get(name)
             if proc is not None:
                 proc.stop()
+        self.pod_network.release()
         if not self.keep:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -188,7 +191,7 @@ class LocalCluster(Lifecycle):
                 kubeconfig, f"--config={self.bin_dir.parent / 'kwok-stages.yaml'}",
                 "--manage-all-nodes=false",
                 "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-                "--cidr=10.244.0.1/16", "--node-ip=10.0.0.1",
+                f"--cidr={self.pod_network.cidr}", "--node-ip=10.0.0.1",
                 f"--server-address=127.0.0.1:{p['kwok']}",
             ]  # fmt: skip
         raise ValueError(name)

@@ -278,6 +278,9 @@ def _guard(
     return replace(decision, dry_run=policy.mode is Mode.DRY_RUN)
 
 
+apply_guardrails = _guard  # for the rollout guard's decision (guard_decide.py)
+
+
 def _worse(now: str, then: str | None) -> bool:
     known = {s.value for s in Severity}
     return then in known and now in known and Severity(now).rank < Severity(then or "").rank

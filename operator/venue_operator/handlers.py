@@ -28,6 +28,7 @@ from venue_operator.notify import Notifier
 from venue_operator.observe import cluster, scalers
 from venue_operator.observe.batcher import MetricsBatcher
 from venue_operator.observe.health import probe_session
+from venue_operator.observe.pods import read_pods
 from venue_operator.observe.prometheus import PrometheusReader
 from venue_operator.permissions import PermissionReport
 from venue_operator.service_loop import LoopPorts, ServiceLoop
@@ -200,5 +201,6 @@ async def watch_venue_service(
         tenancy=memo.ctx.tenancy,
         read_scaler=functools.partial(scalers.with_scaled_object, memo.api),
         gitops=memo.writer,
+        read_pods=functools.partial(read_pods, memo.probes),
     )
     await ServiceLoop(ns, name, body, indexes, ports).run(stopped)

@@ -50,3 +50,6 @@ GITOPS_SUSPENDED = "ops.tickettoken.io/gitops-suspended"
 # Set on a VenueService by `venue-operator resume`: the correlation id of the suspension it
 # undid, so that the operator (the one status writer) clears it from status.
 GITOPS_RESUMED = "ops.tickettoken.io/gitops-resumed"
+# On a Deployment the rollout guard paused: the pausing action's correlation id. Only a
+# rollout paused by us is resumed by our rollback; a human's pause is left alone.
+PAUSED_BY_GUARD = "ops.tickettoken.io/paused-by-guard"

@@ -361,6 +361,51 @@ class Notification(Model):
         return self
 
 
+class RolloutGuard(Model):
+    """Compare a rollout's new pods with its old ones while it rolls out (rollout_guard.py).
+
+    Its limits are `thresholds` (the runbook's critical error rate and P99): the new version
+    must cross them and be significantly worse than the old one.
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra=_cel(
+            (
+                "!has(self.interval) || duration(self.interval) >= duration('500ms')",
+                "interval must be at least 500ms",
+            )
+        )
+    )
+
+    enabled: bool = True
+    interval: Duration = Field(
+        default=timedelta(seconds=2),
+        description="How often each pod's /metrics and /health/full are read during a rollout.",
+    )
+    significance: float = Field(
+        default=0.001,
+        ge=1e-9,
+        le=0.1,
+        description="One-sided Fisher test on 5xx counts: the new version is worse below this p.",
+    )
+    min_requests: int = Field(
+        default=50, ge=10, le=1_000_000, description="New-version requests before judging."
+    )
+    confirmations: int = Field(
+        default=2, ge=1, le=10, description="Consecutive reads that must find it worse."
+    )
+    warm_up: Duration = Field(
+        default=timedelta(seconds=10),
+        description="Each new pod's first seconds, left out of its latency (not its errors).",
+    )
+
+    @model_validator(mode="after")
+    def _interval_at_least_half_a_second(self) -> RolloutGuard:
+        if self.interval < timedelta(milliseconds=500):
+            raise ValueError("rolloutGuard.interval must be at least 500ms")
+        return self
+
+
 class DeploymentRef(Model):
     name: ObjectName
 
@@ -373,6 +418,7 @@ class VenueServiceSpec(Model):
     thresholds: Thresholds = Field(default_factory=Thresholds)
     confirmation: Confirmation = Field(default_factory=Confirmation)
     remediation: RemediationPolicy = Field(default_factory=RemediationPolicy)
+    rollout_guard: RolloutGuard = Field(default_factory=RolloutGuard)
     notification: Notification | None = None
 
 

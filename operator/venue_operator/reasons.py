@@ -14,6 +14,7 @@ class Reason(StrEnum):
     WAITING_FOR_DEPLOYMENT = "WaitingForDeployment"
     # What the operator did, or would have done.
     ROLLED_BACK = "RolledBack"
+    ROLLOUT_PAUSED = "RolloutPaused"  # the rollout guard stopped a bad version mid-rollout
     SCALED_UP = "ScaledUp"
     SCALED_BACK = "ScaledBack"
     RESTORE_ABANDONED = "RestoreAbandoned"

@@ -64,8 +64,15 @@ class Acts(Protocol):
     """The workload writes a remediation can make (act/writer.py is the real one)."""
 
     async def roll_back(
-        self, namespace: str, deployment: str, to_template: str, cause: str, rid: str
+        self,
+        namespace: str,
+        deployment: str,
+        to_template: str,
+        cause: str,
+        rid: str,
+        resume: bool = False,
     ) -> ActResult: ...
+    async def pause_rollout(self, namespace: str, deployment: str, rid: str) -> ActResult: ...
     async def scale_up(self, namespace: str, deployment: str, replicas: int) -> ActResult: ...
     async def set_count(
         self,
@@ -270,6 +277,8 @@ class Remediator:
         p, ns, spec = decision.params, subject.namespace, subject.spec
         deployment = spec.deployment.name
         cause = f"{WHO}: {decision.reason}"[:1000]
+        if decision.action is Action.ROLL_BACK and p.get("pauseFirst") == "true":
+            return await self._pause_and_roll_back(subject, decision, cause, rid)
         if decision.action is Action.ROLL_BACK:
             return await self.acts.roll_back(ns, deployment, p["toTemplate"], cause, rid)
         if decision.action in (Action.SCALE_UP, Action.SCALE_BACK):
@@ -299,6 +308,19 @@ class Remediator:
         keep = None if to <= original or kind is ScaledKind.DEPLOYMENT else original
         return await self.acts.set_count(ns, kind, p["scaleName"], to, keep,
                                          expect=int(p["fromReplicas"]))  # fmt: skip
+
+    async def _pause_and_roll_back(
+        self, subject: Subject, decision: Decision, cause: str, rid: str
+    ) -> ActResult:
+        """The rollout guard's: stop the rollout at once, then roll back and resume in one
+        guarded write (both idempotent: a crash in between is finished by the rerun)."""
+        deployment = subject.spec.deployment.name
+        paused = await self.acts.pause_rollout(subject.namespace, deployment, rid)
+        if paused.changed:
+            event = EventSpec("Warning", Reason.ROLLOUT_PAUSED, decision.reason)
+            await self._post_once(subject, Action.ROLL_BACK, event, f"{rid}/paused")
+        to = decision.params["toTemplate"]
+        return await self.acts.roll_back(subject.namespace, deployment, to, cause, rid, True)
 
     async def _follow_migration(
         self, subject: Subject, status: VenueServiceStatus, rec: ActionRecord, now: datetime
@@ -352,7 +374,7 @@ class Remediator:
         self, status: VenueServiceStatus, decision: Decision, now: datetime
     ) -> VenueServiceStatus:
         rec = self._record(decision, now, ActionResult.DRY_RUN, status)
-        message = f"would {decision.action}: {decision.reason}"
+        message = f"would {decision.params.get('would', decision.action)}: {decision.reason}"
         await self.events.post_once(None, EventSpec("Normal", Reason.DRY_RUN, message),
                                     rec.correlation_id)  # fmt: skip
         return ledger.with_record(status, rec)

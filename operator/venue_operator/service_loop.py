@@ -44,6 +44,12 @@ from venue_operator.remediate import (
     Subject,
     severity_pages,
 )
+from venue_operator.rollout_watch import (
+    ReadPods,
+    RolloutWatch,
+    guard_condition,
+    paused_by_annotation,
+)
 from venue_operator.status_store import StatusStore, StatusWrite, parse_status
 from venue_operator.tenancy import Tenancy, clamp, may_act, observe_only
 
@@ -87,6 +93,7 @@ class LoopPorts:
     # fills in the KEDA ScaledObject behind the Deployment's HPA (observe/scalers.py)
     read_scaler: Callable[[str, WorkloadState], Awaitable[WorkloadState]] = _as_is
     gitops: GitOpsActs | None = None  # suspends Flux/Argo CD after a rollback (act/writer.py)
+    read_pods: ReadPods | None = None  # the rollout guard's pod reader (observe/pods.py)
 
 
 def workload_from_indexes(
@@ -125,6 +132,12 @@ class ServiceLoop:
         self._said: set[str] = set()  # problems said once until they clear
         self._clamped: tuple[str, ...] = ()  # what the caps changed in the current spec
         self._acts = may_act(namespace, ports.tenancy)
+        self._guarded_at = 0.0  # time.monotonic() of the last guard tick
+        self.watch = (
+            RolloutWatch(namespace, ports.read_pods, self.remediator, self.store)
+            if ports.read_pods is not None
+            else None
+        )
 
     @property
     def key(self) -> str:
@@ -138,7 +151,7 @@ class ServiceLoop:
             while not stopped:
                 started = time.monotonic()
                 await self.step()
-                await stopped.wait(max(0.1, self._interval() - (time.monotonic() - started)))
+                await self._wait_guarding(stopped, started)
         finally:
             self.ports.forget_metrics(self.key)
             self.ports.alert(None, self.store.known)  # forgets it; the alert expires by endsAt
@@ -157,6 +170,51 @@ class ServiceLoop:
             await self._report_failure(exc)
         finally:
             telemetry.EVALUATION_SECONDS.observe(time.monotonic() - started)
+
+    async def _wait_guarding(self, stopped: kopf.DaemonStopped, started: float) -> None:
+        """Until the next cycle is due; meanwhile the rollout guard's ticks, every
+        `rolloutGuard.interval` (a template change is noticed within one)."""
+        while not stopped:
+            now = time.monotonic()
+            cycle_at = started + self._interval()
+            guard = self._guard_interval()
+            guard_at = None if guard is None else self._guarded_at + guard
+            if guard_at is not None and guard_at <= now:
+                self._guarded_at = now
+                await self.guard_step()
+                continue
+            wake = cycle_at if guard_at is None else min(cycle_at, guard_at)
+            if cycle_at <= now:
+                return
+            await stopped.wait(max(0.05, wake - now))
+            if time.monotonic() >= cycle_at and (guard_at is None or guard_at > cycle_at):
+                return
+
+    def _guard_interval(self) -> float | None:
+        try:
+            spec = self._spec()
+        except InvalidSpec:
+            return None
+        if self.watch is None or not spec.rollout_guard.enabled:
+            return None
+        return spec.rollout_guard.interval.total_seconds()
+
+    async def guard_step(self) -> None:
+        """One tick of the rollout watch; never raises (as `step`)."""
+        assert self.watch is not None
+        try:
+            spec = self._spec()
+            if self.body.meta.get("deletionTimestamp") or self._owner(spec) is not None:
+                return
+            workload, deployment_ref = await self._workload(spec)
+            if workload.unreadable:
+                return
+            subject = Subject(self.namespace, self.name, spec, deployment_ref)
+            paused = paused_by_annotation(self.body.meta)
+            await self.watch.tick(spec, self.indexes, workload, subject, paused)
+        except Exception:
+            telemetry.ERRORS.labels(self.namespace, self.name).inc()
+            log.exception("rollout_guard.failed", namespace=self.namespace, name=self.name)
 
     def _interval(self) -> float:
         try:
@@ -204,6 +262,7 @@ class ServiceLoop:
         await self._report_refused(outcome.refused)
         now = outcome.observations.at
         status = self._observe_only_condition(self._post_transitions(outcome))
+        status = self._with_guard_condition(status, now)
         self.store.known = status
 
         status = await self._acknowledge_resume(status)
@@ -358,6 +417,15 @@ class ServiceLoop:
                               message=self._observe_only_message(),
                               last_transition_time=before.last_transition_time
                               if before else datetime.now(UTC))  # fmt: skip
+        return status.model_copy(update={"conditions": [*status.conditions, condition]})
+
+    def _with_guard_condition(
+        self, status: VenueServiceStatus, now: datetime
+    ) -> VenueServiceStatus:
+        before = next((c for c in self.store.known.conditions if c.type == "RolloutGuard"), None)
+        condition = guard_condition(self.watch, before, now)
+        if condition is None:
+            return status
         return status.model_copy(update={"conditions": [*status.conditions, condition]})
 
     async def _say_once(self, what: str, event: EventSpec, key: str = "") -> None:

@@ -79,6 +79,9 @@ class FakeActs:
     async def scale_up(self, *args: Any) -> ActResult:
         return await self._do("scale_up", *args)
 
+    async def pause_rollout(self, *args: Any) -> ActResult:
+        return await self._do("pause_rollout", *args)
+
     async def run_migration(self, *args: Any) -> ActResult:
         return await self._do("run_migration", *args)
 

@@ -32,6 +32,7 @@ from venue_lab.simulator import (
     parse_overrides,
 )
 from venue_lab.simulator.behaviour import BUCKETS, TENANTS
+from venue_lab.simulator.behaviour import ROUTES as ROUTES_
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -607,6 +608,26 @@ def test_image_tag_decides_the_faults(image: str, faults: Faults) -> None:
     assert faults_for_image(image) == faults
 
 
+def test_noisy_bursts_average_under_one_percent_and_warm_up_slowness_passes() -> None:
+    noisy = ServiceBehaviour(200.0, "noisy", 0.0, faults_for_image("venue:v2-noisy"))
+    per_second = []
+    for t in range(1, 101):
+        before = sum(v for (_, code, _), v in noisy.requests.items() if code == "500")
+        noisy.advance(float(t))
+        after = sum(v for (_, code, _), v in noisy.requests.items() if code == "500")
+        per_second.append((after - before) / 200)
+    served = sum(noisy.requests.values())
+    failed = sum(v for (_, code, _), v in noisy.requests.items() if code == "500")
+    assert 0.005 < failed / served < 0.011
+    assert max(per_second) > 0.04  # the bursts
+    warm = ServiceBehaviour(200.0, "warm", 0.0, faults_for_image("venue:v2-warmup"))
+    warm.advance(5.0)
+    slow_early = sum(c for route in ROUTES_ for c in warm.buckets[route][-4:])
+    warm.advance(60.0)
+    slow_total = sum(c for route in ROUTES_ for c in warm.buckets[route][-4:])
+    assert slow_early == pytest.approx(1000, rel=0.01) and slow_total == slow_early
+
+
 def test_image_tag_ignores_registry_ports_and_digests() -> None:
     assert image_tag("localhost:5000/venue:v1-bad") == "v1-bad"
     assert image_tag("localhost:5000/venue") == ""
@@ -693,3 +714,43 @@ def test_tenant_traffic_and_error_weights_shape_each_tenants_requests() -> None:
 def test_tenant_weights_are_validated(bad: object) -> None:
     with pytest.raises(FaultError):
         parse_overrides({"tenant_traffic": bad})
+
+
+async def test_follower_serves_each_pod_on_its_own_ip_as_its_image_says(
+    sim: Simulator, service: SimulatedService, client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    from venue_lab.pod_network import PodNetwork
+    from venue_lab.simulator.follow import PodView
+
+    network = PodNetwork.allocate()
+    port = 3002
+    old = PodView("venue-a", f"127.{network.octet}.0.2", "venue-service:v1")
+    bad = PodView("venue-b", f"127.{network.octet}.0.3", "venue-service:v2-bad")
+    pods = [old]
+    target = FollowTarget.parse("venue/venue-service=venue")
+    follower = DeploymentFollower(sim, [target], lambda ns, d: "venue-service:v1")
+    follower.serve_pods(lambda ns, d: list(pods), port)
+    try:
+        await follower.poll_once()
+        pods.append(bad)
+        await follower.poll_once()
+        clock.advance(100)
+        errors = {}
+        for pod in (old, bad):
+            text = (await client.get(f"http://{pod.ip}:{port}/metrics")).text
+            samples = {
+                (sample.name, frozenset(sample.labels.items())): sample.value
+                for family in text_string_to_metric_families(text)
+                for sample in family.samples
+            }
+            errors[pod.name] = share(samples, "5")
+        assert errors["venue-a"] < 0.01 and 0.08 < errors["venue-b"] < 0.16
+        assert (await client.get(f"{service.url}/health")).status_code == 200  # still served
+
+        pods.remove(old)  # the ReplicaSet scaled it down
+        await follower.poll_once()
+        assert await refused(f"http://{old.ip}:{port}/health")
+        assert set(sim.pods) == {"venue/venue-b"}
+    finally:
+        await sim.stop()
+        network.release()

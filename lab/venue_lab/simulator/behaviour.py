@@ -35,6 +35,11 @@ POOL_WAIT_MEAN_S = 0.2
 FAST_FAILURE_FACTOR = 0.1
 SURGE_FACTOR = 1.0  # the abusive tenant's extra traffic, relative to the service's rate
 SURGE_REJECTED_RATIO = 0.9
+# `error_bursts`: 1 s of every 10 s at 6% 5xx (over the 5% critical limit), the rest at the
+# fault's own ratio; each service bursts at its own phase.
+BURST_ERROR_RATIO = 0.06
+BURST_PERIOD_S, BURST_S = 10.0, 1.0
+WARM_UP_ADDED_S = 2.5
 
 # Bounds the work of one catch-up (e.g. after an hour unscraped); beyond it, samples weigh more.
 MAX_SAMPLES_PER_ADVANCE = 20_000
@@ -71,6 +76,8 @@ class ServiceBehaviour:
         self._faults = HEALTHY
         self._tenants, self._tenant_weights = list(TENANTS), [1.0] * len(TENANTS)
         self._error_weight: dict[str, float] = {}
+        self._born = now
+        self._burst_phase = self._random.uniform(0, BURST_PERIOD_S)
         self._last = now
         self._carry = 0.0
         self._surge_carry = 0.0
@@ -99,29 +106,32 @@ class ServiceBehaviour:
 
     def advance(self, now: float) -> None:
         """Serve the synthetic requests that arrived since the last call."""
+        start = self._last
         elapsed, self._last = now - self._last, max(now, self._last)
         if elapsed <= 0 or self._faults.not_starting:
             return  # a service that does not start serves nothing
         self._carry += elapsed * self.rate
         served, self._carry = divmod(self._carry, 1.0)
-        self._serve(int(served), surge_tenant=None)
+        self._serve(int(served), None, start, elapsed)
         tenant = self._faults.rate_limit_tenant
         if tenant is not None:
             self._surge_carry += elapsed * self.rate * SURGE_FACTOR
             surged, self._surge_carry = divmod(self._surge_carry, 1.0)
-            self._serve(int(surged), surge_tenant=tenant)
+            self._serve(int(surged), tenant, start, elapsed)
 
-    def _serve(self, count: int, surge_tenant: str | None) -> None:
+    def _serve(self, count: int, surge_tenant: str | None, start: float, elapsed: float) -> None:
+        """`count` requests spread evenly over `elapsed` seconds from `start`."""
         if count <= 0:
             return
         samples = min(count, MAX_SAMPLES_PER_ADVANCE)
         weight = count / samples
         rng = self._random
-        for _ in range(samples):
+        for i in range(samples):
+            at = start + elapsed * (i + 0.5) / samples
             route = rng.choice(ROUTES)
             tenant = surge_tenant or rng.choices(self._tenants, self._tenant_weights)[0]
-            code = self._status(surge=surge_tenant is not None, tenant=tenant)
-            latency = self._latency(fast=code in ("429", "503"))
+            code = self._status(surge=surge_tenant is not None, tenant=tenant, at=at)
+            latency = self._latency(fast=code in ("429", "503"), at=at)
             key = (route, code, tenant)
             self.requests[key] = self.requests.get(key, 0.0) + weight
             if code == "429":
@@ -129,27 +139,30 @@ class ServiceBehaviour:
             self.buckets[route][bisect.bisect_left(BUCKETS, latency)] += weight
             self.latency_sum[route] += latency * weight
 
-    def _status(self, surge: bool, tenant: str) -> str:
+    def _status(self, surge: bool, tenant: str, at: float) -> str:
         faults, rng = self._faults, self._random
         if surge:
             return "429" if rng.random() < SURGE_REJECTED_RATIO else "200"
         if faults.database_down and rng.random() < DATABASE_DOWN_ERROR_RATIO:
             return "503"
+        bursting = faults.error_bursts and (at + self._burst_phase) % BURST_PERIOD_S < BURST_S
         error_ratio = max(
             BASELINE_ERROR_RATIO,
-            faults.error_ratio,
+            BURST_ERROR_RATIO if bursting else faults.error_ratio,
             REDIS_DOWN_ERROR_RATIO if faults.redis_down else 0.0,
         )
         error_ratio = min(1.0, error_ratio * self._error_weight.get(tenant, 1.0))
         return "500" if rng.random() < error_ratio else "200"
 
-    def _latency(self, fast: bool) -> float:
+    def _latency(self, fast: bool, at: float) -> float:
         faults, rng = self._faults, self._random
         latency = rng.lognormvariate(math.log(MEDIAN_LATENCY_S), LATENCY_SIGMA)
         if fast:
             return latency * FAST_FAILURE_FACTOR
         if faults.pool_saturation:
             latency += rng.expovariate(1 / POOL_WAIT_MEAN_S)
+        if at - self._born < faults.warm_up_slow_s:
+            latency += WARM_UP_ADDED_S
         return latency + faults.added_latency_ms / 1000
 
     def health(self) -> Health:

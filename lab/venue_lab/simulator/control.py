@@ -51,6 +51,7 @@ class Simulator:
         self.slow_health_seconds = slow_health_seconds
         self.clock = clock
         self._services: dict[str, SimulatedService] = {}
+        self._pods: dict[str, SimulatedService] = {}  # pod name -> its own endpoint
         self._runner: web.AppRunner | None = None
 
     async def __aenter__(self) -> Simulator:
@@ -118,9 +119,32 @@ class Simulator:
             raise
         return service
 
+    @property
+    def pods(self) -> Mapping[str, SimulatedService]:
+        return self._pods
+
+    async def add_pod(self, name: str, ip: str, port: int, image: str) -> SimulatedService:
+        """A pod's own endpoint on its IP, with its own counters, behaving as its image says."""
+        behaviour = ServiceBehaviour(self.rate, f"{self.seed}:pod:{name}", self.clock())
+        pod = SimulatedService(name, port, behaviour, self.clock, self.slow_health_seconds, host=ip)
+        try:
+            await pod.set_image(image)
+            await pod.start()
+        except BaseException:
+            await pod.stop()
+            raise
+        self._pods[name] = pod
+        return pod
+
+    async def remove_pod(self, name: str) -> None:
+        pod = self._pods.pop(name, None)
+        if pod is not None:
+            await pod.stop()
+
     async def stop(self) -> None:
-        """Close every service and the control port."""
-        await asyncio.gather(*(service.stop() for service in self._services.values()))
+        """Close every service, every pod endpoint and the control port."""
+        endpoints = [*self._services.values(), *self._pods.values()]
+        await asyncio.gather(*(endpoint.stop() for endpoint in endpoints))
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -134,6 +158,7 @@ class Simulator:
                 {"name": name, "port": svc.port, "url": svc.url}
                 for name, svc in self._services.items()
             ],
+            "pods": [{"name": name, "url": pod.url} for name, pod in self._pods.items()],
         }
 
 

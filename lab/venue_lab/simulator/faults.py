@@ -41,6 +41,8 @@ class Faults:
     tenant_traffic: str | None = None
     # "tenant-b=4": the tenant's error ratio is this many times the service's (at most 1).
     tenant_error_weight: str | None = None
+    error_bursts: bool = False  # 1 s of every 10 s at 6% 5xx (phase per service)
+    warm_up_slow_s: float = 0.0  # the first seconds after start are 2.5 s slower
 
     def to_json(self) -> dict[str, FaultValue]:
         return dataclasses.asdict(self)
@@ -116,10 +118,17 @@ def _weights(value: object) -> str | None:
     return value
 
 
+def _warm_up_seconds(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 600:
+        raise FaultError(f"must be a number of seconds in [0, 600], got {value!r}")
+    return float(value)
+
+
 _PARSERS = {
     "tenant_traffic": _weights,
     "tenant_error_weight": _weights,
     "error_ratio": _ratio,
+    "warm_up_slow_s": _warm_up_seconds,
     "added_latency_ms": _milliseconds,
     "rate_limit_tenant": _tenant,
 }
@@ -154,6 +163,9 @@ IMAGE_TAG_FAULTS: dict[str, Faults] = {
     "-crash": Faults(not_starting=True),
     "-migrate": Faults(migrations_pending=True),
     "-leak": Faults(memory_pressure=True),
+    # The rollout guard's false-positive runs: noisy but healthy, and slow only while warming up.
+    "-noisy": Faults(error_ratio=0.0022, added_latency_ms=300.0, error_bursts=True),
+    "-warmup": Faults(warm_up_slow_s=5.0),
 }
 
 

@@ -8,6 +8,7 @@ So a real `kubectl set image ...:v1.2.4-bad` breaks the simulated service and a 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -22,6 +23,19 @@ log = structlog.get_logger(__name__)
 
 # (namespace, deployment) -> the image of the pod template's first container; raises on failure.
 ImageReader = Callable[[str, str], str]
+
+
+@dataclass(frozen=True)
+class PodView:
+    """What the simulator needs of one of the Deployment's pods."""
+
+    name: str
+    ip: str
+    image: str
+
+
+# (namespace, deployment) -> its running pods that have an IP; raises on failure.
+PodReader = Callable[[str, str], list[PodView]]
 
 _SPEC = re.compile(r"(?P<namespace>[^/=\s]+)/(?P<deployment>[^/=\s]+)(=(?P<service>[^/=\s]+))?")
 REQUEST_TIMEOUT_S = 5.0
@@ -64,6 +78,81 @@ def kubernetes_image_reader(kubeconfig: str | None = None) -> ImageReader:
     return read_image
 
 
+def kubernetes_pod_reader(kubeconfig: str | None = None) -> PodReader:
+    """A PodReader: the pods matching the Deployment's selector, by the `kubernetes` client."""
+    from kubernetes import client, config
+
+    new_client: Callable[..., Any] = config.new_client_from_config  # untyped upstream
+    api = new_client(config_file=kubeconfig)
+    apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
+
+    def read_pods(namespace: str, deployment: str) -> list[PodView]:
+        found = apps.read_namespaced_deployment(
+            deployment, namespace, _request_timeout=REQUEST_TIMEOUT_S
+        )
+        labels = (found.spec.selector.match_labels or {}) if found.spec else {}
+        selector = ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
+        pods = core.list_namespaced_pod(
+            namespace, label_selector=selector, _request_timeout=REQUEST_TIMEOUT_S
+        )
+        views = []
+        for pod in pods.items:
+            meta, spec, status = pod.metadata, pod.spec, pod.status
+            if meta is None or spec is None or status is None or meta.deletion_timestamp:
+                continue
+            image = spec.containers[0].image if spec.containers else None
+            if meta.name and status.pod_ip and image:
+                views.append(PodView(meta.name, status.pod_ip, image))
+        return views
+
+    return read_pods
+
+
+# One read for every target at once: (namespace, deployment) -> (image, its pods).
+BulkReader = Callable[[], dict[tuple[str, str], tuple[str, list[PodView]]]]
+
+
+def kubernetes_bulk_reader(kubeconfig: str | None = None) -> BulkReader:
+    """Every Deployment and its pods (by the lab's `app: <deployment>` label) in two list
+    calls, however many targets: a benchmark following a hundred Deployments costs the API
+    server two requests per poll instead of two hundred."""
+    from kubernetes import client, config
+
+    new_client: Callable[..., Any] = config.new_client_from_config  # untyped upstream
+    api = new_client(config_file=kubeconfig)
+    apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
+
+    def listed(response: Any) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = json.loads(response.data)["items"]
+        return items
+
+    def read_all() -> dict[tuple[str, str], tuple[str, list[PodView]]]:
+        # Raw JSON, not the client's models: deserialising a thousand pods into models took
+        # seconds per poll, long enough for a new pod to go unserved past a guard's reads.
+        raw: dict[str, Any] = {"_request_timeout": REQUEST_TIMEOUT_S, "_preload_content": False}
+        deployments = listed(apps.list_deployment_for_all_namespaces(**raw))
+        pods = listed(core.list_pod_for_all_namespaces(label_selector="app", **raw))
+        by_app: dict[tuple[str, str], list[PodView]] = {}
+        for pod in pods:
+            meta, spec, status = pod["metadata"], pod.get("spec") or {}, pod.get("status") or {}
+            if meta.get("deletionTimestamp") or not status.get("podIP"):
+                continue
+            containers = spec.get("containers") or [{}]
+            app, image = (meta.get("labels") or {}).get("app"), containers[0].get("image")
+            if app and image:
+                view = PodView(meta["name"], status["podIP"], image)
+                by_app.setdefault((meta["namespace"], app), []).append(view)
+        out = {}
+        for d in deployments:
+            containers = d["spec"]["template"]["spec"].get("containers") or []
+            if containers:
+                key = (d["metadata"]["namespace"], d["metadata"]["name"])
+                out[key] = (str(containers[0]["image"]), by_app.get(key, []))
+        return out
+
+    return read_all
+
+
 @dataclass
 class _Progress:
     image: str | None = None
@@ -88,6 +177,18 @@ class DeploymentFollower:
         self.interval = interval
         self.max_backoff = max_backoff
         self._progress = {target: _Progress() for target in self.targets}
+        self.read_pods: PodReader | None = None
+        self.read_all: BulkReader | None = None
+        self.pod_port = 0
+        # per target: "namespace/pod" -> the (ip, image) its endpoint serves
+        self._pod_identity: dict[FollowTarget, dict[str, tuple[str, str]]] = {
+            target: {} for target in self.targets
+        }
+
+    def serve_pods(self, read_pods: PodReader, port: int) -> None:
+        """Also serve each pod's own endpoint on podIP:port (the lab's pod IPs are loopback)."""
+        self.read_pods = read_pods
+        self.pod_port = port
 
     async def run(self) -> None:
         """Poll until cancelled; API errors are logged and retried with backoff."""
@@ -95,8 +196,16 @@ class DeploymentFollower:
             await self.poll_once()
             await asyncio.sleep(self.interval)
 
+    def follow_in_bulk(self, read_all: BulkReader, port: int) -> None:
+        """Read every target (and serve its pods on podIP:port) with one `read_all` per poll."""
+        self.read_all = read_all
+        self.pod_port = port
+
     async def poll_once(self) -> None:
         """One pass over the targets that are not backing off."""
+        if self.read_all is not None:
+            await self._poll_bulk(self.read_all)
+            return
         for target in self.targets:
             progress = self._progress[target]
             if time.monotonic() >= progress.retry_at:
@@ -108,6 +217,9 @@ class DeploymentFollower:
             if image != progress.image:
                 await self.simulator.service(target.service).set_image(image)
                 progress.image = image
+            if self.read_pods is not None:
+                pods = await asyncio.to_thread(self.read_pods, target.namespace, target.deployment)
+                await self._sync_pods(self._pod_identity[target], target.namespace, pods)
         except Exception as exc:
             progress.failures += 1
             delay = min(self.max_backoff, self.interval * 2**progress.failures)
@@ -123,3 +235,38 @@ class DeploymentFollower:
         if progress.failures:
             log.info("following deployment again", deployment=target.deployment)
         progress.failures = 0
+
+    async def _poll_bulk(self, read_all: BulkReader) -> None:
+        try:
+            snapshot = await asyncio.to_thread(read_all)
+        except Exception as exc:
+            log.warning("cannot follow deployments", error=str(exc) or type(exc).__name__)
+            return
+        for target in self.targets:
+            found = snapshot.get((target.namespace, target.deployment))
+            if found is None:
+                continue
+            image, pods = found
+            progress = self._progress[target]
+            if image != progress.image:
+                await self.simulator.service(target.service).set_image(image)
+                progress.image = image
+            await self._sync_pods(self._pod_identity[target], target.namespace, pods)
+
+    async def _sync_pods(
+        self, served: dict[str, tuple[str, str]], namespace: str, pods: list[PodView]
+    ) -> None:
+        """Gone (or changed) pods first: kwok may hand a deleted pod's IP to a new one."""
+        wanted = {f"{namespace}/{pod.name}": (pod.ip, pod.image) for pod in pods}
+        for name, identity in list(served.items()):
+            if wanted.get(name) != identity:
+                await self.simulator.remove_pod(name)
+                del served[name]
+        for name, (ip, image) in wanted.items():
+            if name not in served:
+                try:
+                    await self.simulator.add_pod(name, ip, self.pod_port, image)
+                except OSError as exc:
+                    log.warning("cannot serve pod", pod=name, ip=ip, error=str(exc))
+                    continue
+                served[name] = (ip, image)

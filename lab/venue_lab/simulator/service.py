@@ -1,7 +1,8 @@
 """One simulated venue service: its faults, its behaviour and its own aiohttp site.
 
-It listens on 127.0.0.1 only. With `not_starting` it really closes its listening
-socket (connections are refused), so its faults stay reachable through the control port.
+It listens on loopback only (127.0.0.1, or a lab pod's own 127.X.Y.Z). With `not_starting`
+it really closes its listening socket (connections are refused), so its faults stay reachable
+through the control port.
 """
 
 from __future__ import annotations
@@ -45,8 +46,10 @@ class SimulatedService:
         clock: Clock,
         hang_s: float,
         overrides: FaultOverrides | None = None,
+        host: str = HOST,
     ) -> None:
         self.name = name
+        self.host = host
         self.port = port
         self.behaviour = behaviour
         self._clock = clock
@@ -62,7 +65,7 @@ class SimulatedService:
 
     @property
     def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def faults(self) -> Faults:
@@ -165,7 +168,7 @@ class SimulatedService:
         app.add_routes(SERVICE_ROUTES)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
         await runner.setup()
-        site = web.TCPSite(runner, HOST, self.port)
+        site = web.TCPSite(runner, self.host, self.port)
         try:
             await site.start()
         except OSError:

@@ -55,9 +55,15 @@ def plan(
     to_hash: str,
     cause: str,
     rid: str,
+    resume: bool = False,
 ) -> list[dict[str, Any]] | None:
-    """The JSON patch for the rollback, or None when the template already matches."""
-    if deployment["spec"].get("paused"):
+    """The JSON patch for the rollback, or None when the template already matches.
+
+    `resume`: the rollout guard paused it (keys.PAUSED_BY_GUARD); the same write resumes it.
+    A pause by anyone else is refused: a human is holding that rollout."""
+    paused = bool(deployment["spec"].get("paused"))
+    ours = keys.PAUSED_BY_GUARD in (deployment["metadata"].get("annotations") or {})
+    if paused and not (resume and ours):
         raise ActError("the Deployment is paused: resume it before rolling back")
     target = next(
         (
@@ -70,9 +76,16 @@ def plan(
     if target is None:
         raise ActError(f"no ReplicaSet with {HASH_LABEL}={to_hash} owned by the Deployment")
     template = _without_hash(target["spec"]["template"])
-    if _without_hash(deployment["spec"]["template"]) == template:
-        return None
     current = deployment["metadata"].get("annotations") or {}
+    if _without_hash(deployment["spec"]["template"]) == template:
+        if not paused:
+            return None
+        kept = {k: v for k, v in current.items() if k != keys.PAUSED_BY_GUARD}
+        return [  # rolled back before a crash, not resumed yet
+            kube.resource_version_test(deployment),
+            {"op": "replace", "path": "/spec/paused", "value": False},
+            {"op": "replace", "path": "/metadata/annotations", "value": kept},
+        ]
     annotations = {k: v for k, v in current.items() if k in ANNOTATIONS_TO_SKIP}
     annotations.update(
         {k: v for k, v in (target["metadata"].get("annotations") or {}).items()
@@ -81,20 +94,31 @@ def plan(
     annotations[keys.CHANGE_CAUSE] = cause
     annotations[keys.REMEDIATION_ID] = rid
     annotations[keys.ROLLED_BACK_TO] = to_hash
-    return [
+    annotations.pop(keys.PAUSED_BY_GUARD, None)
+    ops = [
         kube.resource_version_test(deployment),
         {"op": "replace", "path": "/spec/template", "value": template},
         {"op": "replace", "path": "/metadata/annotations", "value": annotations},
     ]
+    if paused:
+        ops.append({"op": "replace", "path": "/spec/paused", "value": False})
+    return ops
 
 
 async def roll_back(
-    api: client.ApiClient, namespace: str, name: str, to_hash: str, cause: str, rid: str
+    api: client.ApiClient,
+    namespace: str,
+    name: str,
+    to_hash: str,
+    cause: str,
+    rid: str,
+    resume: bool = False,
 ) -> ActResult:
     """Roll `name` back to the ReplicaSet whose pod-template-hash is `to_hash`."""
     for _ in range(MAX_ATTEMPTS):
         deployment = await kube.get_deployment(api, namespace, name)
-        patch = plan(deployment, await kube.list_replicasets(api, namespace), to_hash, cause, rid)
+        replicasets = await kube.list_replicasets(api, namespace)
+        patch = plan(deployment, replicasets, to_hash, cause, rid, resume)
         if patch is None:
             return ActResult(False, f"already at pod template {to_hash}")
         try:

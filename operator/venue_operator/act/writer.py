@@ -9,7 +9,7 @@ from datetime import datetime
 
 from kubernetes.aio import client
 
-from venue_operator.act import ActResult, breaker, capacity, gitops, jobs, rollback, scale
+from venue_operator.act import ActResult, breaker, capacity, gitops, jobs, pause, rollback, scale
 from venue_operator.model import GitOpsSuspension, ScaledKind
 from venue_operator.observations import GitOpsRef
 
@@ -19,9 +19,20 @@ class WorkloadWriter:
     api: client.ApiClient
 
     async def roll_back(
-        self, namespace: str, deployment: str, to_template: str, cause: str, rid: str
+        self,
+        namespace: str,
+        deployment: str,
+        to_template: str,
+        cause: str,
+        rid: str,
+        resume: bool = False,
     ) -> ActResult:
-        return await rollback.roll_back(self.api, namespace, deployment, to_template, cause, rid)
+        return await rollback.roll_back(
+            self.api, namespace, deployment, to_template, cause, rid, resume
+        )
+
+    async def pause_rollout(self, namespace: str, deployment: str, rid: str) -> ActResult:
+        return await pause.pause_rollout(self.api, namespace, deployment, rid)
 
     async def scale_up(self, namespace: str, deployment: str, replicas: int) -> ActResult:
         return await scale.scale_up(self.api, namespace, deployment, replicas)

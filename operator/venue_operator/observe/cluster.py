@@ -38,7 +38,24 @@ def deployment_summary(body: Mapping[str, Any]) -> dict[str, Any]:
         "rolled_back_to": annotations.get(keys.ROLLED_BACK_TO),
         "revision_history_limit": spec.get("revisionHistoryLimit"),
         "gitops": gitops.owner(meta.get("labels"), annotations),
+        "paused_by_guard": keys.PAUSED_BY_GUARD in annotations,
+        "progress_deadline_exceeded": any(
+            c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded"
+            for c in status.get("conditions") or []
+        ),
+        "complete": _complete(spec, status, meta),
     }
+
+
+def _complete(spec: Mapping[str, Any], status: Mapping[str, Any], meta: Mapping[str, Any]) -> bool:
+    """`kubectl rollout status` done: every replica updated and available, nothing left over."""
+    replicas = spec.get("replicas", 1)
+    return (
+        (status.get("observedGeneration") or 0) >= (meta.get("generation") or 0)
+        and (status.get("updatedReplicas") or 0) >= replicas
+        and (status.get("replicas") or 0) <= (status.get("updatedReplicas") or 0)
+        and (status.get("availableReplicas") or 0) >= replicas
+    )
 
 
 def replicaset_summary(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -57,12 +74,22 @@ def replicaset_summary(body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def pod_summary(body: Mapping[str, Any]) -> dict[str, Any]:
-    statuses = (body.get("status", {}) or {}).get("containerStatuses", []) or []
+    status = body.get("status", {}) or {}
+    statuses = status.get("containerStatuses", []) or []
     waiting = [((s.get("state") or {}).get("waiting") or {}).get("reason") for s in statuses]
+    meta = body.get("metadata", {})
+    conditions = status.get("conditions") or []
     return {
-        "name": body.get("metadata", {}).get("name"),
+        "name": meta.get("name"),
         "replicaset": _owner(body, "ReplicaSet"),
         "crash_looping": "CrashLoopBackOff" in waiting,
+        # for the rollout guard (observe/pods.py): where to read it, which version it runs
+        "ip": status.get("podIP"),
+        "hash": (meta.get("labels") or {}).get(keys.HASH_LABEL),
+        "created": meta.get("creationTimestamp"),
+        "ready": any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions),
+        "restarts": sum(int(s.get("restartCount") or 0) for s in statuses),
+        "deleting": bool(meta.get("deletionTimestamp")),
     }
 
 

@@ -1,0 +1,41 @@
+"""Pause a rollout (`kubectl rollout pause`), marked as the rollout guard's, guarded by
+resourceVersion: no more pods are replaced while the rollback is prepared."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubernetes.aio import client
+
+from venue_operator import keys, kube
+from venue_operator.act import ActError, ActResult
+
+MAX_ATTEMPTS = 5
+
+
+def plan(deployment: dict[str, Any], rid: str) -> list[dict[str, Any]] | None:
+    """The JSON patch that pauses it, or None when it is paused already (idempotent)."""
+    if deployment["spec"].get("paused"):
+        return None
+    annotations = dict(deployment["metadata"].get("annotations") or {})
+    annotations[keys.PAUSED_BY_GUARD] = rid
+    return [
+        kube.resource_version_test(deployment),
+        {"op": "add", "path": "/spec/paused", "value": True},
+        {"op": "add", "path": "/metadata/annotations", "value": annotations},
+    ]
+
+
+async def pause_rollout(api: client.ApiClient, namespace: str, name: str, rid: str) -> ActResult:
+    for _ in range(MAX_ATTEMPTS):
+        patch = plan(await kube.get_deployment(api, namespace, name), rid)
+        if patch is None:
+            return ActResult(False, "already paused")
+        try:
+            await kube.patch_deployment(api, namespace, name, patch)
+        except client.ApiException as exc:
+            if exc.status in kube.CONFLICT_STATUSES:
+                continue
+            raise
+        return ActResult(True, "paused")
+    raise ActError(f"gave up after {MAX_ATTEMPTS} conflicting writes")

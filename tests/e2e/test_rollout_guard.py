@@ -1,0 +1,122 @@
+"""The rollout guard on the real lab: every pod has its own endpoint on its loopback pod IP
+(the simulator's --pod-port), behaving as its own image says, so new pods really are worse
+than old ones while the Deployment controller rolls out."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+
+from tests.harness import BAD_IMAGE, Venue, deployment, image_of, set_image
+from venue_lab.processes import wait_until
+from venue_lab.session import Lab
+
+POD_ENDPOINTS = ("--pod-port=3002",)
+GOOD_V2 = "gcr.io/tickettoken/venue-service:v2"
+REPLICAS = 4
+# The service-wide path confirms slowly here (its simulated endpoint turns bad all at once,
+# not pod by pod), so what acts is the guard, reading pods every second.
+GUARDED = {
+    "probe": {"interval": "1s", "timeout": "500ms"},
+    "confirmation": {"breaches": 15, "recoveries": 2, "minRequestRate": 1},
+    "rolloutGuard": {"interval": "1s"},
+}
+COMPARISON = re.compile(
+    r"new \d+\.\d% 5xx over [\d,]+ requests vs old \d+\.\d% over [\d,]+, p < 0\.001"
+)
+
+
+def rolling_slowly(lab: Lab, namespace: str, **spec: object) -> None:
+    """One pod at a time, each available 3 s after Ready (kwok makes pods Ready at once)."""
+    patch = {"spec": {"minReadySeconds": 3, "strategy": {"type": "RollingUpdate",
+             "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}, **spec}}  # fmt: skip
+    lab.cluster.kubectl("patch", "deployment", "venue-service", "-n", namespace,
+                        "--type=merge", "-p", json.dumps(patch))  # fmt: skip
+
+
+def most_pods_scaled_up(lab: Lab, namespace: str, template: str) -> int:
+    """The most replicas the Deployment controller ever gave `template`'s ReplicaSet."""
+    out = lab.cluster.kubectl("get", "events", "-n", namespace, "--field-selector",
+                              "reason=ScalingReplicaSet", "-o", "json").stdout  # fmt: skip
+    found = [0]
+    for event in json.loads(out)["items"]:
+        match = re.search(rf"Scaled up replica set \S+-{template}\S* from \d+ to (\d+)",
+                          event["message"])  # fmt: skip
+        if match:
+            found.append(int(match[1]))
+    return max(found)
+
+
+def template_hash_of(lab: Lab, namespace: str, image: str) -> str:
+    out = lab.cluster.kubectl("get", "rs", "-n", namespace, "-o", "json").stdout
+    for rs in json.loads(out)["items"]:
+        if rs["spec"]["template"]["spec"]["containers"][0]["image"] == image:
+            return str(rs["metadata"]["labels"]["pod-template-hash"])
+    raise AssertionError(f"no ReplicaSet runs {image}")
+
+
+def test_good_rollout_is_untouched_and_a_bad_one_is_paused_early_and_rolled_back(
+    the_lab: Lab, following_venue: Callable[..., Venue]
+) -> None:
+    venue = following_venue(replicas=REPLICAS, sim_args=POD_ENDPOINTS, **GUARDED)
+    ns, kubectl = venue.namespace, the_lab.cluster.kubectl
+    rolling_slowly(the_lab, ns)
+
+    set_image(the_lab, ns, GOOD_V2)
+    kubectl("rollout", "status", "-n", ns, "deployment/venue-service", "--timeout=60s")
+    good = template_hash_of(the_lab, ns, GOOD_V2)
+    venue.wait_status("v2 known-good", lambda s: good in s.get("healthyTemplates", []), 30)
+    assert not venue.events("RolloutPaused") and not venue.events("RolledBack")
+    assert not deployment(the_lab, ns)["spec"].get("paused")
+
+    set_image(the_lab, ns, BAD_IMAGE)
+    paused = venue.wait_event("RolloutPaused", timeout=30)
+    rolled = venue.wait_event("RolledBack", timeout=15)
+    assert COMPARISON.search(paused["message"]), paused["message"]
+    assert COMPARISON.search(rolled["message"]) and "3 -> 2" in rolled["message"]
+    after = deployment(the_lab, ns)
+    assert image_of(after) == GOOD_V2 and not after["spec"].get("paused")
+    bad = template_hash_of(the_lab, ns, BAD_IMAGE)
+    assert most_pods_scaled_up(the_lab, ns, bad) <= REPLICAS // 2  # most never ran it
+    described = kubectl("describe", "venueservice", "venue-service", "-n", ns).stdout
+    assert COMPARISON.search(" ".join(described.split())), described
+
+
+def test_a_stalled_rollout_is_rolled_back(
+    the_lab: Lab, following_venue: Callable[..., Venue]
+) -> None:
+    venue = following_venue(replicas=2, sim_args=POD_ENDPOINTS, **GUARDED)
+    ns = venue.namespace
+    rolling_slowly(the_lab, ns, progressDeadlineSeconds=5)
+    # New pods that no node can take: Pending, never Ready, the rollout makes no progress.
+    unschedulable = [{"op": "add", "path": "/spec/template/spec/nodeSelector",
+                      "value": {"venue-lab/no-such-node": "true"}}]  # fmt: skip
+    the_lab.cluster.kubectl("patch", "deployment", "venue-service", "-n", ns, "--type=json",
+                            "-p", json.dumps(unschedulable))  # fmt: skip
+    rolled = venue.wait_event("RolledBack", timeout=45)
+    assert "progressDeadlineSeconds" in rolled["message"]
+    after = deployment(the_lab, ns)
+    assert "nodeSelector" not in after["spec"]["template"]["spec"]
+    assert not after["spec"].get("paused")
+
+
+def test_dry_run_says_it_would_pause_and_writes_nothing(
+    the_lab: Lab, following_venue: Callable[..., Venue]
+) -> None:
+    venue = following_venue(replicas=REPLICAS, sim_args=POD_ENDPOINTS,
+                            remediation={"mode": "DryRun"}, **GUARDED)  # fmt: skip
+    ns = venue.namespace
+    rolling_slowly(the_lab, ns)
+    set_image(the_lab, ns, BAD_IMAGE)
+
+    def would_pause() -> bool:
+        return any("would pause" in e["message"] for e in venue.events("DryRun"))
+
+    wait_until("a DryRun Event saying it would pause", would_pause, 30, interval=0.25)
+    message = next(e["message"] for e in venue.events("DryRun") if "would pause" in e["message"])
+    assert COMPARISON.search(message), message
+    d = deployment(the_lab, ns)
+    assert image_of(d) == BAD_IMAGE and not d["spec"].get("paused")
+    assert not venue.events("RolloutPaused") and not venue.events("RolledBack")
+    assert any(r["result"] == "DryRun" for r in venue.status().get("history", []))
