@@ -384,7 +384,8 @@ class RolloutGuard(Model):
     )
     significance: float = Field(
         default=0.001,
-        ge=1e-9,
+        # not below 1e-4: kustomize writes smaller bounds as 1e-05, a string to YAML 1.1
+        ge=0.0001,
         le=0.1,
         description="One-sided Fisher test on 5xx counts: the new version is worse below this p.",
     )
