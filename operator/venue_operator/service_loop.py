@@ -179,13 +179,15 @@ class ServiceLoop:
             cycle_at = started + self._interval()
             guard = self._guard_interval()
             guard_at = None if guard is None else self._guarded_at + guard
+            # the cycle first: guard ticks slower than their interval (unreachable pods under
+            # load) would otherwise run back to back and starve the steady loop
+            if cycle_at <= now:
+                return
             if guard_at is not None and guard_at <= now:
                 self._guarded_at = now
                 await self.guard_step()
                 continue
             wake = cycle_at if guard_at is None else min(cycle_at, guard_at)
-            if cycle_at <= now:
-                return
             await stopped.wait(max(0.05, wake - now))
             if time.monotonic() >= cycle_at and (guard_at is None or guard_at > cycle_at):
                 return
