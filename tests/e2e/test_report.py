@@ -82,7 +82,9 @@ def test_bad_rollout_impact_names_the_tenant_hit_hardest_and_the_report_tells_it
     assert any(e["message"].startswith("impact: ") for e in incident["timeline"])
 
     out = tmp_path / "current"
-    report(the_lab, venue.namespace, out, "--prometheus-url", the_lab.prometheus.url)
+    # by id: a second incident may open (and move this one to status.incidents) before the report
+    report(the_lab, venue.namespace, out, "--incident", incident["id"],
+           "--prometheus-url", the_lab.prometheus.url)  # fmt: skip
     markdown = (out / "report.md").read_text()
     assert f"incident {incident['id']}" in markdown and "tenant-b" in markdown
     assert_timeline_matches(markdown, incident)
