@@ -15,18 +15,14 @@ from kubernetes.aio import client
 
 from venue_operator import keys, kube
 from venue_operator.act import ActError, ActResult
+from venue_operator.capacity import FIELDS
 from venue_operator.model import ScaledKind
 
 MAX_ATTEMPTS = 5
-FIELD = {
-    ScaledKind.DEPLOYMENT: "replicas",
-    ScaledKind.HPA: "minReplicas",
-    ScaledKind.SCALED_OBJECT: "minReplicaCount",
-}
 ANNOTATION_PATH = "/metadata/annotations/" + keys.SCALED_FROM.replace("/", "~1")
 
 
-async def read(
+async def _read(
     api: client.ApiClient, namespace: str, kind: ScaledKind, name: str
 ) -> dict[str, Any]:
     if kind is ScaledKind.DEPLOYMENT:
@@ -50,7 +46,7 @@ async def _patch(
 def count_of(obj: dict[str, Any], kind: ScaledKind) -> int:
     """The field's value; the API's defaults when unset (replicas 1, minReplicas 1, KEDA 0)."""
     default = 0 if kind is ScaledKind.SCALED_OBJECT else 1
-    return int((obj.get("spec") or {}).get(FIELD[kind], default))
+    return int((obj.get("spec") or {}).get(FIELDS[kind].removeprefix("spec."), default))
 
 
 def _annotation_ops(obj: dict[str, Any], scaled_from: int | None) -> list[dict[str, Any]]:
@@ -77,9 +73,9 @@ async def set_count(
 ) -> ActResult:
     """Raise (expect None: only upwards) or restore (only over `expect`) the count to `value`;
     the annotation says `scaled_from`, or goes when it is None (all given back)."""
-    what = f"{kind} {name} spec.{FIELD[kind]}"
+    what = f"{kind} {name} {FIELDS[kind]}"
     for _ in range(MAX_ATTEMPTS):
-        obj = await read(api, namespace, kind, name)
+        obj = await _read(api, namespace, kind, name)
         current = count_of(obj, kind)
         done = current >= value if expect is None else current == value
         if done:
@@ -89,7 +85,7 @@ async def set_count(
                            "left to whoever changed it")  # fmt: skip
         ops = [
             kube.resource_version_test(obj),
-            {"op": "add", "path": f"/spec/{FIELD[kind]}", "value": value},
+            {"op": "add", "path": "/" + FIELDS[kind].replace(".", "/"), "value": value},
             *_annotation_ops(obj, scaled_from),
         ]
         try:
