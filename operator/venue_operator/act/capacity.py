@@ -79,7 +79,7 @@ async def set_count(
         current = count_of(obj, kind)
         done = current >= value if expect is None else current == value
         if done:
-            return ActResult(False, f"{what} already {current} (wanted {value})")
+            return ActResult(False, f"{what} already at {current} (wanted {value})")
         if expect is not None and current != expect:
             raise ActError(f"{what} is {current}, not the {expect} the operator wrote: "
                            "left to whoever changed it")  # fmt: skip
