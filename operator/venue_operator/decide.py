@@ -250,10 +250,11 @@ def _cooldown(action: Action, policy: RemediationPolicy) -> timedelta:
     }.get(action, timedelta(0))
 
 
-def _guard(
+def apply_guardrails(
     decision: Decision, status: VenueServiceStatus, policy: RemediationPolicy, now: datetime
 ) -> Decision:
-    """Cooldown per action type and the hourly budget; DryRun flag last."""
+    """Cooldown per action type and the hourly budget; DryRun flag last (the rollout
+    guard's decisions too, guard_decide.py)."""
     action = decision.action
     if action is None:
         return decision
@@ -276,9 +277,6 @@ def _guard(
                            f"{policy.max_actions_per_hour} actions/hour used "
                            f"(next at {again:%H:%M:%S})")  # fmt: skip
     return replace(decision, dry_run=policy.mode is Mode.DRY_RUN)
-
-
-apply_guardrails = _guard  # for the rollout guard's decision (guard_decide.py)
 
 
 def _worse(now: str, then: str | None) -> bool:
@@ -605,7 +603,7 @@ def decide(
     decision = _rules(a, rollout, status, policy, now)
     if decision.action is None and restoring is not None:
         decision = restoring
-    guarded = _guard(decision, status, policy, now)
+    guarded = apply_guardrails(decision, status, policy, now)
     if guarded.action is Action.SCALE_BACK and guarded.suppressed_by is not None:
         return _none(guarded.reason)  # giving capacity back can wait: no page, no Event
     return _held_to_escalation(guarded, a, status)
