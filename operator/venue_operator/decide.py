@@ -342,11 +342,14 @@ def _escalated(status: VenueServiceStatus, key: str) -> bool:
     return status.incident is not None and key in status.incident.escalations
 
 
-def _escalate(reason: str, section: str, status: VenueServiceStatus, key: str) -> Decision:
+def _escalate(
+    reason: str, section: str, status: VenueServiceStatus, key: str,
+    params: Mapping[str, str] | None = None,
+) -> Decision:  # fmt: skip
     """Hand over to humans, once per incident and cause."""
     if _escalated(status, key):
         return _none(f"already escalated: {reason}", held="escalated")
-    return Decision(Action.ESCALATE, reason, section, key=key)
+    return Decision(Action.ESCALATE, reason, section, params or {}, key=key)
 
 
 def _dependency_echo(
@@ -499,12 +502,9 @@ def _reapplied_by_gitops(
     reason = (f"{why}: {ref} re-applied pod template {current.template_hash}, which was rolled "
               "back from; not rolling back again (it would loop with the GitOps controller): "
               "revert the bad commit in Git, or suspend it")  # fmt: skip
-    key = f"{REAPPLIED_BY_GITOPS}:{current.template_hash}"
-    if _escalated(status, key):
-        return _none(f"already escalated: {reason}", held="escalated")
-    return Decision(Action.ESCALATE, reason, ROLLBACK_SECTION,
-                    {"reappliedTemplate": current.template_hash, "gitops": str(ref)},
-                    key=key)  # fmt: skip
+    return _escalate(reason, ROLLBACK_SECTION, status,
+                     f"{REAPPLIED_BY_GITOPS}:{current.template_hash}",
+                     {"reappliedTemplate": current.template_hash, "gitops": str(ref)})  # fmt: skip
 
 
 def _scale_up(
