@@ -65,6 +65,8 @@ class Action(StrEnum):
 # The checks of the service itself (not its dependencies, migrations or 429s).
 SERVICE_CHECKS = ("health", "pods", "error_rate", "p99_latency", "pool_utilisation",
                   "pool_pending", "memory")  # fmt: skip
+# Those of them that more replicas can fix: rule 4 scales up on these only.
+CAPACITY_CHECKS = ("p99_latency", "pool_utilisation", "pool_pending", "memory")
 # Actions that write a workload: they are verified, cooled down and budgeted.
 WORKLOAD_ACTIONS = {Action.ROLL_BACK, Action.SCALE_UP, Action.RUN_MIGRATION, Action.SCALE_BACK}
 PROTECTIVE_ACTIONS = {Action.OPEN_CIRCUIT, Action.CLOSE_CIRCUIT}
@@ -443,8 +445,7 @@ def _rules(
             return _rollback(a, rollout, status, policy, service_critical)
 
     # 4. Capacity.
-    capacity = [n for n in service_critical
-                if n in ("p99_latency", "pool_utilisation", "pool_pending", "memory")]  # fmt: skip
+    capacity = [n for n in service_critical if n in CAPACITY_CHECKS]
     if capacity:
         return _scale_up(a, rollout, status, policy, capacity, now)
     return _escalate(f"{_describe(a, service_critical)} with no rollout, capacity or dependency "

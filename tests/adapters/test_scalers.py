@@ -63,13 +63,19 @@ KEDA_SCALED = WorkloadState(found=True, scaler=Scaler(hpa="h", min_replicas=2, m
 PLAIN_HPA = WorkloadState(found=True, scaler=Scaler(hpa="h", min_replicas=2, max_replicas=10))
 CRITICAL = VenueServiceStatus(checks=[CheckStatus(name="p99_latency", level=Level.CRITICAL,
                                                   section="High Latency")])  # fmt: skip
-LENT = VenueServiceStatus(capacity=CapacityLoan(
-    kind=ScaledKind.SCALED_OBJECT, name="so", field="spec.minReplicaCount", original=2,
-    written=3, at=datetime(2026, 11, 27, tzinfo=UTC)))  # fmt: skip
+DB_DOWN = VenueServiceStatus(checks=[CheckStatus(name="database", level=Level.CRITICAL,
+                                                 section="Database Failures")])  # fmt: skip
+SO_LOAN = CapacityLoan(kind=ScaledKind.SCALED_OBJECT, name="so", field="spec.minReplicaCount",
+                       original=2, written=3, at=datetime(2026, 11, 27, tzinfo=UTC))  # fmt: skip
+LENT = VenueServiceStatus(capacity=SO_LOAN)
+HPA_LENT = VenueServiceStatus(capacity=SO_LOAN.model_copy(
+    update={"kind": ScaledKind.HPA, "name": "h", "field": "spec.minReplicas"}))  # fmt: skip
 NEEDED = [
     ("KEDA, all well: no GET", KEDA_SCALED, VenueServiceStatus(), False),
-    ("KEDA, something critical: a scale-up may follow", KEDA_SCALED, CRITICAL, True),
-    ("KEDA, capacity lent: a restore may follow", KEDA_SCALED, LENT, True),
+    ("KEDA, a capacity check critical: a scale-up may follow", KEDA_SCALED, CRITICAL, True),
+    ("KEDA, the database down: no scale-up follows, no GET", KEDA_SCALED, DB_DOWN, False),
+    ("KEDA, the ScaledObject lent: a restore may follow", KEDA_SCALED, LENT, True),
+    ("KEDA took over an HPA we lent: abandoned without its counts", KEDA_SCALED, HPA_LENT, False),
     ("a plain HPA: never (the index has it)", PLAIN_HPA, CRITICAL, False),
     ("no HPA: never", WorkloadState(found=True), CRITICAL, False),
 ]

@@ -12,7 +12,8 @@ import structlog
 from kubernetes.aio import client
 
 from venue_operator import kube
-from venue_operator.model import Level, VenueServiceStatus
+from venue_operator.decide import CAPACITY_CHECKS
+from venue_operator.model import Level, ScaledKind, VenueServiceStatus
 from venue_operator.observations import Scaler, WorkloadState
 
 log = structlog.get_logger(__name__)
@@ -52,12 +53,16 @@ def scaler_of(hpas: Iterable[Mapping[str, Any]]) -> Scaler | None:
 
 
 def scaled_object_needed(workload: WorkloadState, status: VenueServiceStatus) -> bool:
-    """Read the ScaledObject only when decide may use it: a check is critical (a scale-up may
-    follow) or capacity is lent (a restore may); not every cycle of every KEDA service."""
+    """Read the ScaledObject only when decide may use its counts: a capacity check is
+    critical (a scale-up may follow) or the ScaledObject holds a loan (a restore may); not
+    every cycle of every KEDA service, nor in a database outage (no scale-up follows)."""
     scaler = workload.scaler
     if scaler is None or scaler.scaled_object is None:
         return False
-    return status.capacity is not None or any(c.level is Level.CRITICAL for c in status.checks)
+    loan = status.capacity
+    if loan is not None and loan.kind is ScaledKind.SCALED_OBJECT:
+        return True
+    return any(c.level is Level.CRITICAL and c.name in CAPACITY_CHECKS for c in status.checks)
 
 
 async def with_scaled_object(
