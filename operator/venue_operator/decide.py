@@ -5,9 +5,13 @@ Pure. Rules, in the order the runbook's P1 procedure implies:
      dependency back -> close it;
   2. service not starting with migrations pending -> run the migration Job;
   3. degradation that began after a recent rollout -> roll back to the last
-     revision known healthy;
-  4. capacity (latency / pool / memory critical), no recent rollout -> scale up;
+     revision known healthy; a template rolled back from that Flux or Argo CD re-applied
+     -> escalate instead (rolling back again would loop with it);
+  4. capacity (latency / pool / memory critical), no recent rollout -> scale up (the
+     Deployment, its HPA, or the KEDA ScaledObject owning that: capacity.py);
   5. 429 surge -> a diagnosis naming the top tenants.
+When no rule acts, capacity lent in an incident is given back step by step (ScaleBack),
+or abandoned when somebody else wrote the field since (AbandonRestore, before any rule).
 Guardrails on top: mode, pause, unknown data, verify-after-action (then escalate,
 never chain), cooldown per action type, and an hourly budget. Nothing held back is silent:
 a budget used up, or a cooldown holding while the incident worsens, escalates (once per
