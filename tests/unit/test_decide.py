@@ -366,33 +366,33 @@ REAPPLIED = RolloutFacts(current=R4, revisions=(R1, R2, R4), started_at=FRESH_RO
 ROLLED_BACK_CCC = KNOWN.model_copy(update={"rolled_back_templates": ["ccc"]})
 GUARD_KEY = "reapplied-by-gitops:ccc"
 
-# (id, rollout, status, expected action, escalation key or None)
+# (id, observation, rollout, status, expected action, escalation key or None)
 LOOP_GUARD = [
-    ("GitOps re-applied a template rolled back from -> escalate, no rollback", REAPPLIED,
+    ("GitOps re-applied a template rolled back from -> escalate, no rollback", ERRORS, REAPPLIED,
      ROLLED_BACK_CCC, Action.ESCALATE, GUARD_KEY),
-    ("escalated once per incident, then held", REAPPLIED,
+    ("escalated once per incident, then held", ERRORS, REAPPLIED,
      ROLLED_BACK_CCC.model_copy(update={"incident": INCIDENT.model_copy(
          update={"escalations": [GUARD_KEY]})}), None, None),
-    ("a new bad template from GitOps is rolled back as usual",
+    ("a new bad template from GitOps is rolled back as usual", ERRORS,
      replace(REAPPLIED, current=Revision(4, "ddd"), revisions=(R1, R2, Revision(4, "ddd"))),
      ROLLED_BACK_CCC, Action.ROLL_BACK, None),
-    ("no GitOps owner: the usual rules (a human re-applied it)",
+    ("no GitOps owner: the usual rules (a human re-applied it)", ERRORS,
      replace(REAPPLIED, gitops=None), ROLLED_BACK_CCC, Action.ROLL_BACK, None),
-    ("never rolled back from: rolled back as usual", REAPPLIED, KNOWN, Action.ROLL_BACK, None),
-    ("re-applied inside the rollback's verify window -> escalate, not wait", REAPPLIED,
+    ("never rolled back from: rolled back as usual", ERRORS, REAPPLIED, KNOWN, Action.ROLL_BACK,
+     None),
+    ("re-applied inside the rollback's verify window -> escalate, not wait", ERRORS, REAPPLIED,
      ROLLED_BACK_CCC.model_copy(update={"history": [record(Action.ROLL_BACK, 1)]}),
      Action.ESCALATE, GUARD_KEY),
-    ("re-applied but not critical -> nothing", REAPPLIED, ROLLED_BACK_CCC, None, None),
+    ("re-applied but not critical -> nothing", {}, REAPPLIED, ROLLED_BACK_CCC, None, None),
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("case", "rollout", "status", "action", "key"), LOOP_GUARD,
-                         ids=[c[0] for c in LOOP_GUARD])  # fmt: skip
+@pytest.mark.parametrize(("obs", "rollout", "status", "action", "key"),
+                         [c[1:] for c in LOOP_GUARD], ids=[c[0] for c in LOOP_GUARD])  # fmt: skip
 def test_loop_guard(
-    case: str, rollout: RolloutFacts, status: VenueServiceStatus, action: Action | None,
-    key: str | None,
+    obs: dict[str, Any], rollout: RolloutFacts, status: VenueServiceStatus,
+    action: Action | None, key: str | None,
 ) -> None:  # fmt: skip
-    obs = {} if "not critical" in case else ERRORS
     decision = decide(assessed(**obs), rollout, status, POLICY, NOW)
     assert decision.action is action, decision.reason
     assert decision.key == key
