@@ -16,9 +16,9 @@ from tests import upstream_crds
 from tests.harness import Venue, deployment, evaluations, history
 from venue_lab.processes import wait_until
 from venue_lab.session import Lab
+from venue_operator.keys import SCALED_FROM
 
 KEDA_CRD = upstream_crds.DATA / "keda" / "keda.sh_scaledobjects.yaml"
-SCALED_FROM = "ops.tickettoken.io/scaled-from"
 # Quick steps up and back: 2 -> 3 -> 4 (the policy's bound), then 4 -> 3 -> 2.
 CAPACITY = {
     "mode": "Auto",
@@ -72,6 +72,15 @@ def managers(obj: dict[str, Any]) -> set[str]:
     return {entry["manager"] for entry in obj["metadata"].get("managedFields", [])}
 
 
+def wait_minimums(lab: Lab, ns: str, value: int, timeout: float) -> None:
+    """The HPA's minReplicas and the ScaledObject's minReplicaCount both at `value`."""
+    minimums = (("hpa", "hpa-venue", "minReplicas"),
+                ("scaledobject", "keda-venue", "minReplicaCount"))  # fmt: skip
+    wait_until(f"the HPA's and the ScaledObject's minimums at {value}",
+               lambda: all(get(lab, kind, ns, name)["spec"][field] == value
+                           for kind, name, field in minimums), timeout)  # fmt: skip
+
+
 def test_hpa_scaled_object_and_replicas_are_raised_then_given_back(
     the_lab: Lab, operator: Any, make_venue: Callable[..., Venue]
 ) -> None:
@@ -98,14 +107,7 @@ def test_hpa_scaled_object_and_replicas_are_raised_then_given_back(
 
     for venue in venues:
         venue.inject(pool_saturation=True)
-    wait_until(
-        "the HPA's minReplicas raised to the bound 4",
-        lambda: get(the_lab, "hpa", ns, "hpa-venue")["spec"]["minReplicas"] == 4,
-        90,
-    )
-    wait_until("the ScaledObject's minReplicaCount raised to the bound 4",
-               lambda: get(the_lab, "scaledobject", ns, "keda-venue")["spec"]["minReplicaCount"]
-               == 4, 60)  # fmt: skip
+    wait_minimums(the_lab, ns, 4, 120)  # raised to the policy's bound
     wait_until(
         "replicas scaled up to 4",
         lambda: deployment(the_lab, ns, "plain-venue")["spec"]["replicas"] == 4,
@@ -129,14 +131,7 @@ def test_hpa_scaled_object_and_replicas_are_raised_then_given_back(
     plain.wait_event("ScaledBack", timeout=60)
     assert deployment(the_lab, ns, "plain-venue")["spec"]["replicas"] == 3
     kubectl("scale", "deployment/plain-venue", "-n", ns, "--replicas=5")  # a human
-    wait_until(
-        "the HPA back to minReplicas 2",
-        lambda: get(the_lab, "hpa", ns, "hpa-venue")["spec"]["minReplicas"] == 2,
-        60,
-    )
-    wait_until("the ScaledObject back to minReplicaCount 2",
-               lambda: get(the_lab, "scaledobject", ns, "keda-venue")["spec"]["minReplicaCount"]
-               == 2, 60)  # fmt: skip
+    wait_minimums(the_lab, ns, 2, 90)  # given back
     for venue in (hpa_venue, keda_venue):
         backs = history(venue, "ScaleBack")
         assert [r["inputs"]["toReplicas"] for r in backs] == ["3", "2"], backs

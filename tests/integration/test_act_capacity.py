@@ -4,18 +4,18 @@ operator wrote, and the annotation removed once all is given back."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from kubernetes.aio import client
 
-from tests.e2e.test_coexistence import SCALED_FROM, hpa_manifest
+from tests.e2e.test_coexistence import get, hpa_manifest
 from tests.harness import deployment_manifest
 from venue_lab.session import Lab
 from venue_operator import kube
 from venue_operator.act import ActError, capacity
+from venue_operator.keys import SCALED_FROM
 from venue_operator.model import ScaledKind
 
 
@@ -27,9 +27,7 @@ async def api(the_lab: Lab) -> AsyncIterator[client.ApiClient]:
 
 
 def hpa(lab: Lab, ns: str) -> dict[str, Any]:
-    out = lab.cluster.kubectl("get", "hpa", "venue-service", "-n", ns, "-o", "json").stdout
-    found: dict[str, Any] = json.loads(out)
-    return found
+    return get(lab, "hpa", ns, "venue-service")
 
 
 async def test_hpa_min_raised_restored_and_never_over_somebody_elses_value(
