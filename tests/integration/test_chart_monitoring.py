@@ -29,6 +29,7 @@ from tests.chart import (
 from tests.harness import fresh_namespace
 from venue_lab.session import Lab
 from venue_operator.assess import METRIC_CHECKS
+from venue_operator.reasons import Reason
 
 needs_helm = pytest.mark.cluster  # helm is built from Go, like the control plane
 
@@ -71,6 +72,15 @@ def test_alerts_cover_the_operator_and_the_services_it_guards() -> None:
     unavailable = alerts(optional_rule())["VenueServiceMetricsUnavailable"]["expr"]
     (checks,) = re.findall(r'check=~"([^"]+)"', unavailable)
     assert set(checks.split("|")) == set(METRIC_CHECKS), "the checks assess reads from Prometheus"
+
+
+def test_every_reason_an_alert_or_panel_selects_is_an_event_reason() -> None:
+    """A renamed Event reason would leave a `reason=~` matcher selecting nothing, silently."""
+    text = json.dumps(optional_rule()) + DASHBOARD.read_text()
+    selected = {name for names in re.findall(r'reason=~\\*"([\w|]+)', text)
+                for name in names.split("|")}  # fmt: skip
+    assert {"RemediationFailed", "RolledBack"} <= selected
+    assert selected <= {str(reason) for reason in Reason}
 
 
 def test_every_dashboard_query_parses() -> None:
