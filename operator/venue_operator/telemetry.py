@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from typing import NamedTuple
 
 from prometheus_client import Counter, Gauge, Histogram, Info
 
@@ -98,9 +99,17 @@ PER_SERVICE = (EVALUATIONS, ERRORS, CHECK_LEVEL, HEALTH, SEVERITY, CHECK_VALUE, 
                ESCALATED, HELD)  # fmt: skip
 
 
+class _Exported(NamedTuple):
+    health: Health | None
+    severity: Severity | None
+    escalated: bool
+    held_by: str | None
+    thresholds: tuple[tuple[str, float | None, float | None], ...]
+
+
 # What service_state last exported per VenueService, so that a steady service costs one
 # comparison a cycle rather than ~40 label look-ups (a round of 1,000 services: 24 ms, not 183).
-_EXPORTED: dict[tuple[str, str], tuple[object, ...]] = {}
+_EXPORTED: dict[tuple[str, str], _Exported] = {}
 
 
 def service_state(
@@ -111,14 +120,15 @@ def service_state(
     incident = status.incident
     escalated = incident is not None and incident.resolved_at is None and incident.escalated
     thresholds = tuple((c.name, c.warning, c.critical) for c in status.checks)
-    state = (status.health, status.severity, escalated, held_by, thresholds)
+    state = _Exported(status.health, status.severity, escalated, held_by, thresholds)
     for check in status.checks:
         if check.value is None:
             with contextlib.suppress(KeyError):
                 CHECK_VALUE.remove(namespace, name, check.name)
         else:
             CHECK_VALUE.labels(namespace, name, check.name).set(check.value)
-    if _EXPORTED.get((namespace, name)) == state:
+    previous = _EXPORTED.get((namespace, name))
+    if previous == state:
         return
     _EXPORTED[(namespace, name)] = state
     ERRORS.labels(namespace, name)
@@ -127,8 +137,9 @@ def service_state(
     for severity in Severity:
         SEVERITY.labels(namespace, name, severity.value).set(int(status.severity is severity))
     ESCALATED.labels(namespace, name).set(int(escalated))
-    seen = {labels[2] for labels in HELD._metrics if labels[:2] == (namespace, name)}
-    for by in sorted({*HELD_BY, *seen, *([held_by] if held_by else [])}):
+    # a guardrail that held last time reads 0 now (each change comes through here)
+    was_held = previous.held_by if previous else None
+    for by in {*HELD_BY, *(b for b in (held_by, was_held) if b)}:
         HELD.labels(namespace, name, by).set(int(by == held_by))
     for check_name, warning, critical in thresholds:
         for level, threshold in (("warning", warning), ("critical", critical)):

@@ -118,13 +118,15 @@ def _normal(url: str) -> str:
     return url.strip().rstrip("/")
 
 
+def _listed(url: str, default: str | None, allowed: tuple[str, ...]) -> bool:
+    """Whether `url` is the operator's own (`default`) or one the admin allowed."""
+    return _normal(url) in {_normal(u) for u in (*allowed, default) if u}
+
+
 def prometheus_url_refusal(url: str | None, default: str | None, tenancy: Tenancy) -> str | None:
     """Why spec.prometheus.url is refused, or None: only the operator's own Prometheus and
     the URLs the admin listed are queried (the answer lands in the tenant's status)."""
-    if url is None:
-        return None
-    allowed = {_normal(u) for u in (*tenancy.prometheus_urls, default) if u}
-    if _normal(url) in allowed:
+    if url is None or _listed(url, default, tenancy.prometheus_urls):
         return None
     return ("spec.prometheus.url refused: not the operator's Prometheus (the cluster "
             "admin allows others with --allow-prometheus-url); nothing fetched")  # fmt: skip
@@ -136,8 +138,7 @@ def alertmanager_url_refusal(url: str | None, default: str | None, tenancy: Tena
     if url is None and default is None:
         return ("spec.notification.alertmanager refused: the operator has no "
                 "--alertmanager-url and the spec names none; no alert sent")  # fmt: skip
-    allowed = {_normal(u) for u in (*tenancy.alertmanager_urls, default) if u}
-    if url is None or _normal(url) in allowed:
+    if url is None or _listed(url, default, tenancy.alertmanager_urls):
         return None
     return ("spec.notification.alertmanager.url refused: not the operator's Alertmanager "
             "(the cluster admin allows others with --allow-alertmanager-url); "

@@ -4,6 +4,7 @@ refusing, failing or hung Alertmanager is reported, bounded and retried, never r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -15,6 +16,7 @@ from aiohttp import web
 
 from venue_lab.processes import free_port
 from venue_operator.alertmanager import AlertmanagerSender
+from venue_operator.alerts import RESEND
 from venue_operator.model import (
     Health,
     Incident,
@@ -52,26 +54,36 @@ class Alertmanager:
         return web.Response(status=self.status)
 
 
-@pytest.fixture
-async def am() -> AsyncIterator[tuple[Alertmanager, str]]:
-    fake = Alertmanager()
+@contextlib.asynccontextmanager
+async def serving(fake: Alertmanager) -> AsyncIterator[str]:
+    """`fake` on a loopback port; its URL."""
     app = web.Application()
     app.router.add_post("/api/v2/alerts", fake.handle)
     runner = web.AppRunner(app, shutdown_timeout=0.5)
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield fake, f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def am() -> AsyncIterator[tuple[Alertmanager, str]]:
+    fake = Alertmanager()
+    async with serving(fake) as url:
+        yield fake, url
 
 
 @pytest.fixture
 async def sender_for() -> AsyncIterator[Callable[..., AlertmanagerSender]]:
     async with httpx.AsyncClient() as http:
 
-        def make(url: str | None, timeout: float = 2.0, **tenancy: Any) -> AlertmanagerSender:
+        def make(url: str | None, timeout: float = 2.0, resend: timedelta = RESEND,
+                 **tenancy: Any) -> AlertmanagerSender:  # fmt: skip
             return AlertmanagerSender(None, http, url, Tenancy(**tenancy),  # type: ignore[arg-type]
-                                      timeout=timeout)  # fmt: skip
+                                      resend=resend, timeout=timeout)  # fmt: skip
 
         yield make
 
@@ -141,16 +153,14 @@ async def test_a_refused_alertmanager_is_never_posted_to(  # type: ignore[no-unt
     assert not sender._tasks
 
 
-async def test_an_open_incident_is_re_sent_every_period(am) -> None:  # type: ignore[no-untyped-def]
+async def test_an_open_incident_is_re_sent_every_period(am, sender_for) -> None:  # type: ignore[no-untyped-def]
     fake, url = am
-    async with httpx.AsyncClient() as http:
-        sender = AlertmanagerSender(None, http, url, Tenancy(),  # type: ignore[arg-type]
-                                    resend=timedelta(milliseconds=200))  # fmt: skip
-        deadline = time.monotonic() + 5
-        while len(fake.bodies) < 3 and time.monotonic() < deadline:
-            sender.update("shop", "venue", SINK, OPEN)  # as the loop does, every cycle
-            await asyncio.sleep(0.02)
-        await sender.settle()
+    sender = sender_for(url, resend=timedelta(milliseconds=200))
+    deadline = time.monotonic() + 5
+    while len(fake.bodies) < 3 and time.monotonic() < deadline:
+        sender.update("shop", "venue", SINK, OPEN)  # as the loop does, every cycle
+        await asyncio.sleep(0.02)
+    await sender.settle()
     assert len(fake.bodies) == 3
     ends = [body[0]["endsAt"] for body in fake.bodies]
     assert ends == sorted(ends) and len(set(ends)) == 3, "each re-send extends its validity"
@@ -160,21 +170,12 @@ async def test_a_hung_alertmanager_delays_no_other(am, sender_for) -> None:  # t
     fake, url = am
     hung = Alertmanager()
     hung.delay = 5.0
-    app = web.Application()
-    app.router.add_post("/api/v2/alerts", hung.handle)
-    runner = web.AppRunner(app, shutdown_timeout=0.5)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    hung_url = f"http://127.0.0.1:{port}"
-    sender = sender_for(url, timeout=1.0, alertmanager_urls=(hung_url,))
-    tenant = Notification.model_validate({"alertmanager": {"url": hung_url}})
-    try:
+    async with serving(hung) as hung_url:
+        sender = sender_for(url, timeout=1.0, alertmanager_urls=(hung_url,))
+        tenant = Notification.model_validate({"alertmanager": {"url": hung_url}})
         for i in range(8):  # more than its slots
             sender.update("shop", f"hung-{i}", tenant, OPEN)
         sender.update("shop", "venue", SINK, OPEN)
         # sooner than the 1 s a post waiting for a slot behind the hung ones would take
         await asyncio.wait_for(fake.received.wait(), 0.9)
         await sender.settle()
-    finally:
-        await runner.cleanup()

@@ -349,3 +349,10 @@ def test_alertmanager_url_reaches_the_pod_and_opens_its_egress() -> None:
         assert arg in container["args"], arg
     egress = named(rendered, "NetworkPolicy", RELEASE)["spec"]["egress"]
     assert any(p["port"] == 9093 for rule in egress for p in rule["ports"])
+    # Only tenants' own Alertmanagers: their alerts are re-sent at the interval set too.
+    tenants_only = template("--set", "tenancy.allowAlertmanagerUrls={http://team-am.shop.svc:9093}",
+                            "--set", "alertmanagerResendSeconds=30")  # fmt: skip
+    (container,) = named(tenants_only, "Deployment", RELEASE)["spec"]["template"]["spec"][
+        "containers"]  # fmt: skip
+    assert "--alertmanager-resend-interval=30" in container["args"]
+    assert not [a for a in container["args"] if a.startswith("--alertmanager-url")]
