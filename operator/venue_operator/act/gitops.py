@@ -176,6 +176,13 @@ async def suspend(
 
 
 async def resume(api: client.ApiClient, ref: GitOpsRef) -> ActResult:
-    """Undo our suspension of `ref` (idempotent: nothing to do once undone)."""
-    changed, done = await _write(api, ref, lambda obj: plan_resume(ref, obj), "resuming")
+    """Undo our suspension of `ref` (idempotent: nothing to do once undone, or once the
+    object is gone: a deleted Kustomization suspends nothing, and its suspension must not
+    stay in status for ever)."""
+    try:
+        changed, done = await _write(api, ref, lambda obj: plan_resume(ref, obj), "resuming")
+    except client.ApiException as exc:
+        if exc.status != 404:
+            raise
+        return ActResult(False, f"{ref} not found: nothing to resume")
     return ActResult(changed, done.message)
