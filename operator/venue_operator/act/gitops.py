@@ -85,10 +85,9 @@ def plan_suspend(ref: GitOpsRef, obj: dict[str, Any], who: str, rid: str, now: d
     else:
         if spec.get("suspend") is True:
             return Plan(None, f"{ref} already suspended (not by the operator)")
-        before = json.dumps(spec["suspend"]) if "suspend" in spec else "unset"
-        op = {"op": "add", "path": "/spec/suspend", "value": True}
-        change = f"spec.suspend: {before} -> true"
         previous = json.dumps(spec["suspend"]) if "suspend" in spec else None
+        op = {"op": "add", "path": "/spec/suspend", "value": True}
+        change = f"spec.suspend: {previous or 'unset'} -> true"
     record = {"by": who, "correlationId": rid, "at": now.isoformat(), "change": change,
               "previous": previous}  # fmt: skip
     ops = [kube.resource_version_test(obj), op, _annotate(obj, json.dumps(record))]
