@@ -144,11 +144,7 @@ def shown(previous: GitOpsStatus | None, ref: GitOpsRef | None) -> GitOpsStatus 
     """status.gitops after this cycle: who manages the Deployment now; a suspension stays
     until it is resumed, even if the labels went away."""
     managed = as_object(ref) if ref is not None else None
-    if previous is None:
-        return GitOpsStatus(managed_by=managed) if managed else None
-    if previous.managed_by == managed:
-        return previous
-    updated = previous.model_copy(update={"managed_by": managed})
+    updated = (previous or GitOpsStatus()).model_copy(update={"managed_by": managed})
     return updated if updated != GitOpsStatus() else None
 
 
