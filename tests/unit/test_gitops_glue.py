@@ -17,7 +17,7 @@ from tests.unit.test_service_loop import (
     forbidden,
     healthy_with_known_good,
 )
-from venue_operator import keys
+from venue_operator import gitops, keys
 from venue_operator.act import ActError, ActResult
 from venue_operator.model import GitOpsObject, GitOpsSuspension
 from venue_operator.observations import GitOpsRef
@@ -38,9 +38,8 @@ class FakeGitOps:
     ) -> tuple[ActResult, GitOpsSuspension | None]:
         if self.refuse:
             raise forbidden()
-        if self.untrusted:
-            raise ActError(f"{ref} is in another namespace and its status.inventory does not "
-                           f"list Deployment {namespace}/{deployment}: not suspended")  # fmt: skip
+        if self.untrusted:  # the real rule, on a Kustomization whose status lists nothing
+            raise ActError(gitops.refusal(ref, {}, namespace, deployment) or "allowed")
         done = bool(self.calls)  # the second call finds it suspended, as the real act does
         self.calls.append((ref, namespace, deployment, rid))
         obj = GitOpsObject(kind="Kustomization", name=ref.name, namespace=ref.namespace)
