@@ -19,7 +19,8 @@ from tests.unit.test_service_loop import (
 )
 from venue_operator import gitops, keys
 from venue_operator.act import ActError, ActResult
-from venue_operator.model import GitOpsObject, GitOpsSuspension
+from venue_operator.act.gitops import plan_suspend
+from venue_operator.model import GitOpsSuspension
 from venue_operator.observations import GitOpsRef
 from venue_operator.reasons import Reason
 from venue_operator.service_loop import ServiceLoop
@@ -29,6 +30,9 @@ FLUX = GitOpsRef("Kustomization", "apps", "flux-system")
 
 @dataclass
 class FakeGitOps:
+    """act/gitops.suspend without the API server: its own trust rule and plan, on an
+    unsuspended Kustomization (the round trip itself is tests/integration/test_gitops_acts.py)."""
+
     calls: list[tuple[Any, ...]] = field(default_factory=list)
     refuse: bool = False
     untrusted: bool = False
@@ -42,10 +46,8 @@ class FakeGitOps:
             raise ActError(gitops.refusal(ref, {}, namespace, deployment) or "allowed")
         done = bool(self.calls)  # the second call finds it suspended, as the real act does
         self.calls.append((ref, namespace, deployment, rid))
-        obj = GitOpsObject(kind="Kustomization", name=ref.name, namespace=ref.namespace)
-        suspension = GitOpsSuspension(at=now, correlation_id=rid, object=obj,
-                                      change="spec.suspend: unset -> true")  # fmt: skip
-        return ActResult(not done, f"{ref} suspended (spec.suspend: unset -> true)"), suspension
+        plan = plan_suspend(ref, {"metadata": {"resourceVersion": "1"}, "spec": {}}, who, rid, now)
+        return ActResult(not done, plan.message), plan.suspension
 
 
 @dataclass
