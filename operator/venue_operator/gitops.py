@@ -15,7 +15,14 @@ from datetime import datetime
 from typing import Any
 
 from venue_operator import keys
-from venue_operator.model import GitOpsObject, GitOpsStatus, GitOpsSuspension, VenueServiceStatus
+from venue_operator.model import (
+    DNS_LABEL,
+    DNS_SUBDOMAIN,
+    GitOpsObject,
+    GitOpsStatus,
+    GitOpsSuspension,
+    VenueServiceStatus,
+)
 from venue_operator.observations import GitOpsRef
 
 KUSTOMIZATION = "Kustomization"
@@ -31,18 +38,18 @@ API = {
 # "applications in any namespace" form of the instance label and tracking id).
 ARGOCD_NAMESPACE = "argocd"
 
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+def _valid(value: object, pattern: str, limit: int) -> str | None:
+    ok = isinstance(value, str) and len(value) <= limit and re.fullmatch(pattern, value)
+    return value if ok and isinstance(value, str) else None
 
 
 def _name(value: object) -> str | None:
-    ok = isinstance(value, str) and len(value) <= 253 and _NAME.fullmatch(value)
-    return value if ok and isinstance(value, str) else None
+    return _valid(value, DNS_SUBDOMAIN, 253)
 
 
 def _namespace(value: object) -> str | None:
-    ok = isinstance(value, str) and len(value) <= 63 and _NAMESPACE.fullmatch(value)
-    return value if ok and isinstance(value, str) else None
+    return _valid(value, DNS_LABEL, 63)
 
 
 def _flux(labels: Mapping[str, Any], kind: str, name_key: str, ns_key: str) -> GitOpsRef | None:
@@ -137,11 +144,7 @@ def shown(previous: GitOpsStatus | None, ref: GitOpsRef | None) -> GitOpsStatus 
     """status.gitops after this cycle: who manages the Deployment now; a suspension stays
     until it is resumed, even if the labels went away."""
     managed = as_object(ref) if ref is not None else None
-    if previous is None:
-        return GitOpsStatus(managed_by=managed) if managed else None
-    if previous.managed_by == managed:
-        return previous
-    updated = previous.model_copy(update={"managed_by": managed})
+    updated = (previous or GitOpsStatus()).model_copy(update={"managed_by": managed})
     return updated if updated != GitOpsStatus() else None
 
 

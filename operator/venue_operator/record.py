@@ -233,7 +233,7 @@ def _significant(status: VenueServiceStatus) -> dict[str, Any]:
     ]
     for cond in data["conditions"]:
         cond.pop("message", None)
-    if status.incident is not None and data["incident"]:  # its impact moves every cycle
+    if status.incident is not None:  # its impact moves every cycle
         data["incident"]["impact"] = material(status.incident.impact)
     return data
 

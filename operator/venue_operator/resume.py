@@ -16,6 +16,7 @@ from venue_operator import keys, kube
 from venue_operator.act import ActError, gitops
 from venue_operator.model import GROUP, PLURAL, VERSION, GitOpsStatus
 from venue_operator.observations import GitOpsRef
+from venue_operator.remediate import refusal
 
 
 async def run_resume(namespace: str, name: str) -> int:
@@ -32,7 +33,7 @@ async def run_resume(namespace: str, name: str) -> int:
         try:
             result = await gitops.resume(api, ref)
         except (ActError, client.ApiException) as exc:
-            print(f"{ref} not resumed: {getattr(exc, 'status', '')} {getattr(exc, 'reason', exc)}")
+            print(f"{ref} not resumed: {refusal(exc)}")
             return 1
         print(result.message)
         patch = {"metadata": {"annotations": {keys.GITOPS_RESUMED: suspension.correlation_id}}}

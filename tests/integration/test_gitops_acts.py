@@ -111,6 +111,11 @@ async def test_a_helmrelease_in_the_services_namespace_is_suspended_and_resumed(
     assert (await gitops.resume(api, ref)).changed
     assert "suspend" not in get(the_lab, "helmrelease", gitops_ns, "venue")["spec"]
 
+    # Deleted since (by a human, or pruned from Git): nothing to undo, the CLI clears status.
+    the_lab.cluster.kubectl("delete", "helmrelease", "venue", "-n", gitops_ns)
+    gone = await gitops.resume(api, ref)
+    assert not gone.changed and "not found" in gone.message
+
 
 def test_the_optional_rbac_grants_exactly_get_and_patch(the_lab: Lab, gitops_ns: str) -> None:
     """manifests/optional/gitops-rbac.yaml, applied to the real API server: the operator's

@@ -186,11 +186,10 @@ def suspended_by_us(ref: GitOpsRef, spec: dict[str, Any]) -> dict[str, Any]:
         if plan.ops[2]["path"].endswith("annotations")
         else {"ops.tickettoken.io/gitops-suspended": plan.ops[2]["value"]}
     )
-    for op in plan.ops[1:2]:  # apply the field change by hand
-        if op["op"] == "add":
-            obj["spec"]["suspend"] = True
-        else:
-            obj["spec"]["syncPolicy"].pop("automated")
+    if ref.kind == "Application":  # the field change, applied by hand
+        obj["spec"]["syncPolicy"].pop("automated")
+    else:
+        obj["spec"]["suspend"] = True
     return obj
 
 

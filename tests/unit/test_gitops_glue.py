@@ -17,9 +17,10 @@ from tests.unit.test_service_loop import (
     forbidden,
     healthy_with_known_good,
 )
-from venue_operator import keys
+from venue_operator import gitops, keys
 from venue_operator.act import ActError, ActResult
-from venue_operator.model import GitOpsObject, GitOpsSuspension
+from venue_operator.act.gitops import plan_suspend
+from venue_operator.model import GitOpsSuspension
 from venue_operator.observations import GitOpsRef
 from venue_operator.reasons import Reason
 from venue_operator.service_loop import ServiceLoop
@@ -29,6 +30,9 @@ FLUX = GitOpsRef("Kustomization", "apps", "flux-system")
 
 @dataclass
 class FakeGitOps:
+    """act/gitops.suspend without the API server: its own trust rule and plan, on an
+    unsuspended Kustomization (the round trip itself is tests/integration/test_gitops_acts.py)."""
+
     calls: list[tuple[Any, ...]] = field(default_factory=list)
     refuse: bool = False
     untrusted: bool = False
@@ -38,15 +42,12 @@ class FakeGitOps:
     ) -> tuple[ActResult, GitOpsSuspension | None]:
         if self.refuse:
             raise forbidden()
-        if self.untrusted:
-            raise ActError(f"{ref} is in another namespace and its status.inventory does not "
-                           f"list Deployment {namespace}/{deployment}: not suspended")  # fmt: skip
+        if self.untrusted:  # the real rule, on a Kustomization whose status lists nothing
+            raise ActError(gitops.refusal(ref, {}, namespace, deployment) or "allowed")
         done = bool(self.calls)  # the second call finds it suspended, as the real act does
         self.calls.append((ref, namespace, deployment, rid))
-        obj = GitOpsObject(kind="Kustomization", name=ref.name, namespace=ref.namespace)
-        suspension = GitOpsSuspension(at=now, correlation_id=rid, object=obj,
-                                      change="spec.suspend: unset -> true")  # fmt: skip
-        return ActResult(not done, f"{ref} suspended (spec.suspend: unset -> true)"), suspension
+        plan = plan_suspend(ref, {"metadata": {"resourceVersion": "1"}, "spec": {}}, who, rid, now)
+        return ActResult(not done, plan.message), plan.suspension
 
 
 @dataclass
@@ -81,13 +82,17 @@ def message(world: World, reason: Reason) -> str:
     return event.message
 
 
-async def test_a_rollback_suspends_the_kustomization_says_so_and_pages_once() -> None:
-    world = suspending()
+async def after_a_rollback(world: FluxWorld) -> None:
+    """Known-good, then a bad rollout, and cycles enough for the rollback and what follows."""
     loop = await healthy_with_known_good(world)
-    assert world.status().gitops is not None
-    assert world.status().gitops.managed_by.name == "apps"  # type: ignore[union-attr]
     await bad_rollout(world, loop)
     await world.cycles(loop, 6)
+
+
+async def test_a_rollback_suspends_the_kustomization_says_so_and_pages_once() -> None:
+    world = suspending()
+    await after_a_rollback(world)
+    assert world.status().gitops.managed_by.name == "apps"  # type: ignore[union-attr]
     (rollback,) = world.history("RollBack")
     assert [c[3] for c in world.gitops.calls] == [rollback.correlation_id]
     rolled_back = message(world, Reason.ROLLED_BACK)
@@ -101,9 +106,7 @@ async def test_a_rollback_suspends_the_kustomization_says_so_and_pages_once() ->
 
 async def test_without_suspend_the_event_says_what_a_human_must_do() -> None:
     world = FluxWorld()
-    loop = await healthy_with_known_good(world)
-    await bad_rollout(world, loop)
-    await world.cycles(loop, 6)
+    await after_a_rollback(world)
     assert world.gitops.calls == []
     rolled_back = message(world, Reason.ROLLED_BACK)
     assert "Kustomization flux-system/apps will re-apply the rolled-back revision" in rolled_back
@@ -113,9 +116,7 @@ async def test_without_suspend_the_event_says_what_a_human_must_do() -> None:
 async def test_a_missing_permission_is_said_and_recorded_not_raised() -> None:
     world = suspending()
     world.gitops.refuse = True
-    loop = await healthy_with_known_good(world)
-    await bad_rollout(world, loop)
-    await world.cycles(loop, 6)
+    await after_a_rollback(world)
     assert world.history("RollBack")[0].result == "Succeeded"  # the rollback itself stands
     missing = message(world, Reason.PERMISSION_MISSING)
     assert "permission missing" in missing and "403 Forbidden" in missing
@@ -127,9 +128,7 @@ async def test_a_missing_permission_is_said_and_recorded_not_raised() -> None:
 
 async def test_resume_is_acknowledged_once_by_correlation_id() -> None:
     world = suspending()
-    loop = await healthy_with_known_good(world)
-    await bad_rollout(world, loop)
-    await world.cycles(loop, 6)
+    await after_a_rollback(world)
     rid = world.history("RollBack")[0].correlation_id
     world.annotations = {keys.GITOPS_RESUMED: "some-other-id"}
     await world.cycles(world.loop(), 2)
@@ -143,9 +142,7 @@ async def test_resume_is_acknowledged_once_by_correlation_id() -> None:
 async def test_an_object_the_trust_rule_refuses_is_said_and_recorded() -> None:
     world = suspending()
     world.gitops.untrusted = True
-    loop = await healthy_with_known_good(world)
-    await bad_rollout(world, loop)
-    await world.cycles(loop, 6)
+    await after_a_rollback(world)
     failed = message(world, Reason.GITOPS_SUSPEND_FAILED)
     assert "does not list Deployment shop/venue-service" in failed
     assert Reason.PERMISSION_MISSING not in world.events.reasons()

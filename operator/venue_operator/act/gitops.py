@@ -10,6 +10,7 @@ that, and only if nobody changed the field since.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -84,10 +85,9 @@ def plan_suspend(ref: GitOpsRef, obj: dict[str, Any], who: str, rid: str, now: d
     else:
         if spec.get("suspend") is True:
             return Plan(None, f"{ref} already suspended (not by the operator)")
-        before = json.dumps(spec["suspend"]) if "suspend" in spec else "unset"
-        op = {"op": "add", "path": "/spec/suspend", "value": True}
-        change = f"spec.suspend: {before} -> true"
         previous = json.dumps(spec["suspend"]) if "suspend" in spec else None
+        op = {"op": "add", "path": "/spec/suspend", "value": True}
+        change = f"spec.suspend: {previous or 'unset'} -> true"
     record = {"by": who, "correlationId": rid, "at": now.isoformat(), "change": change,
               "previous": previous}  # fmt: skip
     ops = [kube.resource_version_test(obj), op, _annotate(obj, json.dumps(record))]
@@ -141,40 +141,47 @@ async def _patch(api: client.ApiClient, ref: GitOpsRef, ops: Ops) -> None:
     )
 
 
+async def _write(api: client.ApiClient, ref: GitOpsRef, plan: Callable[[dict[str, Any]], Plan],
+                 doing: str) -> tuple[bool, Plan]:  # fmt: skip
+    """Read `ref`, plan, patch; re-read and re-plan when someone wrote in between. True: written."""
+    for _ in range(MAX_ATTEMPTS):
+        planned = plan(await _get(api, ref))
+        if planned.ops is None:
+            return False, planned
+        try:
+            await _patch(api, ref, planned.ops)
+        except client.ApiException as exc:
+            if exc.status in kube.CONFLICT_STATUSES:
+                continue
+            raise
+        return True, planned
+    raise ActError(f"gave up {doing} {ref} after {MAX_ATTEMPTS} conflicting writes")
+
+
 async def suspend(
     api: client.ApiClient, ref: GitOpsRef, namespace: str, deployment: str, who: str, rid: str,
     now: datetime,
 ) -> tuple[ActResult, GitOpsSuspension | None]:  # fmt: skip
     """Suspend `ref` for the Deployment `namespace/deployment`, if the trust rule allows it."""
-    for _ in range(MAX_ATTEMPTS):
-        obj = await _get(api, ref)
+
+    def plan(obj: dict[str, Any]) -> Plan:
         refused = gitops.refusal(ref, obj, namespace, deployment)
         if refused is not None:
             raise ActError(refused)
-        plan = plan_suspend(ref, obj, who, rid, now)
-        if plan.ops is None:
-            return ActResult(False, plan.message), plan.suspension
-        try:
-            await _patch(api, ref, plan.ops)
-        except client.ApiException as exc:
-            if exc.status in kube.CONFLICT_STATUSES:
-                continue
-            raise
-        return ActResult(True, plan.message), plan.suspension
-    raise ActError(f"gave up suspending {ref} after {MAX_ATTEMPTS} conflicting writes")
+        return plan_suspend(ref, obj, who, rid, now)
+
+    changed, done = await _write(api, ref, plan, "suspending")
+    return ActResult(changed, done.message), done.suspension
 
 
 async def resume(api: client.ApiClient, ref: GitOpsRef) -> ActResult:
-    """Undo our suspension of `ref` (idempotent: nothing to do once undone)."""
-    for _ in range(MAX_ATTEMPTS):
-        plan = plan_resume(ref, await _get(api, ref))
-        if plan.ops is None:
-            return ActResult(False, plan.message)
-        try:
-            await _patch(api, ref, plan.ops)
-        except client.ApiException as exc:
-            if exc.status in kube.CONFLICT_STATUSES:
-                continue
+    """Undo our suspension of `ref` (idempotent: nothing to do once undone, or once the
+    object is gone: a deleted Kustomization suspends nothing, and its suspension must not
+    stay in status for ever)."""
+    try:
+        changed, done = await _write(api, ref, lambda obj: plan_resume(ref, obj), "resuming")
+    except client.ApiException as exc:
+        if exc.status != 404:
             raise
-        return ActResult(True, plan.message)
-    raise ActError(f"gave up resuming {ref} after {MAX_ATTEMPTS} conflicting writes")
+        return ActResult(False, f"{ref} not found: nothing to resume")
+    return ActResult(changed, done.message)
