@@ -41,10 +41,6 @@ log = structlog.get_logger(__name__)
 ReadPods = Callable[[Iterable[PodTarget], float], Awaitable[tuple[PodSample, ...]]]
 
 
-def _time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
-
-
 @dataclass
 class RolloutWatch:
     """One VenueService's watch; `state` is None between rollouts."""
@@ -81,7 +77,7 @@ class RolloutWatch:
             self.state = None
             return
         deployment = found[0]
-        self._follow(deployment, replicasets, spec, now)
+        self._follow(deployment, workload, spec, now)
         if self.state is None or self.settled:
             return
         pods = [
@@ -109,23 +105,22 @@ class RolloutWatch:
     def _follow(
         self,
         deployment: Mapping[str, Any],
-        replicasets: list[Mapping[str, Any]],
+        workload: WorkloadState,
         spec: VenueServiceSpec,
         now: datetime,
     ) -> None:
-        current = next((rs for rs in replicasets if rs["revision"] == deployment["revision"]), None)
-        if current is None or not current.get("hash"):
+        new_hash = workload.template_hash
+        if not new_hash:
             return
-        new_hash = str(current["hash"])
         first = self.seen_hash is None
         changed = new_hash != self.seen_hash
         self.seen_hash = new_hash
-        ours = deployment.get("rolled_back_to") == new_hash
+        ours = workload.rolled_back_to == new_hash
         in_progress = not deployment.get("complete")
         # A Deployment's first ReplicaSet replaces nothing: there is no old version to compare.
-        replacing = any(0 < (rs.get("revision") or 0) < current["revision"] for rs in replicasets)
+        replacing = any(r.number < (workload.revision or 0) for r in workload.revisions)
         if changed and not ours and replacing and (not first or in_progress):
-            started = _time(current.get("created")) or now
+            started = workload.rollout_started_at or now
             self.state = GuardState.begin(min(started, now), new_hash)
             self.complete_since, self.settled = None, False
             log.info("rollout_guard.watching", namespace=self.namespace,

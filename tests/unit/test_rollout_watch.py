@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from venue_operator.model import VenueServiceSpec
-from venue_operator.observations import WorkloadState
 from venue_operator.observe.pods import PodTarget
 from venue_operator.remediate import Subject
 from venue_operator.rollout_guard import PodSample
 from venue_operator.rollout_watch import RolloutWatch, guard_condition
+from venue_operator.service_loop import workload_from_indexes
 
 SPEC = VenueServiceSpec.model_validate(
     {"deployment": {"name": "venue"}, "remediation": {"rollback": {"bakeTime": "30s"}}}
@@ -21,18 +21,27 @@ NOW = datetime.now(UTC)
 
 
 def indexes(revision: int, complete: bool, rolled_back_to: str | None = None) -> dict[str, Any]:
-    deployment = {"name": "venue", "revision": revision, "complete": complete, "paused": False,
+    deployment = {"name": "venue", "uid": "u1", "replicas": 1, "ready": 1, "revision": revision,
+                  "complete": complete, "paused": False,
                   "rolled_back_to": rolled_back_to}  # fmt: skip
     replicasets = [
-        {"name": f"venue-h{n}", "revision": n, "hash": f"h{n}", "created": NOW.isoformat()}
+        {
+            "name": f"venue-h{n}",
+            "revision": n,
+            "hash": f"h{n}",
+            "created": NOW.isoformat(),
+            "migration": None,
+            "backward_compatible": False,
+        }
         for n in (1, 2, 3)
     ]
     pod = {"name": "venue-h1-a", "ip": "127.9.0.2", "hash": "h1", "ready": True,
-           "created": (NOW - timedelta(hours=1)).isoformat()}  # fmt: skip
+           "crash_looping": False, "created": (NOW - timedelta(hours=1)).isoformat()}  # fmt: skip
     return {
         "deployments": {("ns", "venue"): [deployment]},
         "replicasets": {("ns", "venue"): replicasets},
         "pods": {("ns", "venue-h1"): [pod]},
+        "jobs": {},
     }
 
 
@@ -61,8 +70,9 @@ def watch(reader: Reader) -> RolloutWatch:
 
 
 async def tick(w: RolloutWatch, idx: dict[str, Any]) -> None:
-    subject = Subject("ns", "venue", SPEC, None)
-    await w.tick(SPEC, idx, WorkloadState(found=True), subject, paused=False)
+    """One tick, given the WorkloadState the service loop builds from the same indexes."""
+    workload, ref = workload_from_indexes("ns", SPEC, idx)
+    await w.tick(SPEC, idx, workload, Subject("ns", "venue", SPEC, ref), paused=False)
 
 
 async def test_a_template_change_starts_a_watch_and_our_rollback_does_not() -> None:
