@@ -10,7 +10,7 @@ from the watch-fed indexes, so noticing a template change costs no API call.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,8 +53,7 @@ class RolloutWatch:
     seen_hash: str | None = None
     complete_since: datetime | None = None
     settled: bool = False  # acted (or said why not) on this rollout: judge no more
-    unreachable: tuple[int, int] | None = None  # (not answering, Ready pods) when all failed
-    _said: set[str] = field(default_factory=set)
+    unreachable: int | None = None  # Ready pods, when none of them answered
 
     @property
     def watching(self) -> bool:
@@ -90,7 +89,7 @@ class RolloutWatch:
         samples = await self.read_pods(pods, seconds)
         ready = [s for s in samples if s.ready]
         blind = bool(ready) and not any(s.reachable for s in ready)
-        self.unreachable = (len(ready), len(ready)) if blind else None
+        self.unreachable = len(ready) if blind else None
         read = RolloutRead(
             now, self.state.new_hash, samples, bool(deployment.get("progress_deadline_exceeded"))
         )
@@ -181,7 +180,7 @@ def guard_condition(
     else:
         status, reason = "False", "PodsUnreachable"
         message = (
-            f"none of {watch.unreachable[1]} Ready pods answered on podIP:3002: the rollout "
+            f"none of {watch.unreachable} Ready pods answered on podIP:3002: the rollout "
             f"guard cannot compare template {template} with the old one (no Prometheus "
             "fallback); only the service-wide checks protect this rollout"
         )
