@@ -4,8 +4,8 @@ by side; then false positives: good rollouts under a noisy profile and a slow wa
 
     .venv/bin/python bench/rollout_guard.py --trials 20 --noisy 50 --warmup 20
 
-One lab, one operator, one simulator process following every Deployment (`--bulk`: two list
-calls per poll) and serving every pod on its own loopback pod IP. Each trial is its own
+One lab, one operator, one simulator process following every Deployment (`--pod-port`: two
+list calls per poll) and serving every pod on its own loopback pod IP. Each trial is its own
 namespace, Deployment and VenueService, at the VenueService defaults except
 `rollback.bakeTime` (30 s instead of 5 min, as bench/latency.py --defaults) and, for the
 "off" trials, `rolloutGuard.enabled: false`; Prometheus scrapes every 15 s. The bad trials
@@ -259,7 +259,7 @@ def main() -> None:
         set_up(the_lab, trials)
         follow = [f"--follow={t.namespace}/venue-service={t.service}" for t in trials]
         sim_args = (*follow, f"--kubeconfig={the_lab.cluster.kubeconfig}", "--poll-interval=0.5",
-                    "--pod-port=3002", "--bulk")  # fmt: skip
+                    "--pod-port=3002")  # fmt: skip
         with (
             SimulatorProcess(extra_args=sim_args) as sim,
             OperatorProcess(the_lab.cluster.kubeconfig, the_lab.prometheus.url,

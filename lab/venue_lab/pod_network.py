@@ -19,7 +19,6 @@ from typing import IO
 # 127.0.0.0/16 is the usual loopback; 127.53.x is where resolvers like to sit.
 _SECOND_OCTETS = tuple(o for o in range(10, 250) if o != 53)
 LOCK_DIR = Path(tempfile.gettempdir()) / "venue-lab-pod-cidrs"
-POD_PORT = 3002
 
 
 class PodNetwork:
@@ -33,9 +32,6 @@ class PodNetwork:
     def cidr(self) -> str:
         """kwok's `--cidr` form: the gateway address and the prefix length."""
         return f"127.{self.octet}.0.1/16"
-
-    def contains(self, ip: str) -> bool:
-        return ip.startswith(f"127.{self.octet}.")
 
     def release(self) -> None:
         self._lock.close()

@@ -32,9 +32,6 @@ from venue_operator.guard_stats import (
 )
 from venue_operator.model import VenueServiceSpec
 
-PODS = "pods"
-PROMETHEUS = "prometheus"
-
 
 @dataclass(frozen=True)
 class PodSample:
@@ -55,13 +52,12 @@ class PodSample:
 
 @dataclass(frozen=True)
 class RolloutRead:
-    """Every pod of the Deployment at one instant, and where the numbers came from."""
+    """Every pod of the Deployment at one instant."""
 
     at: datetime
     new_hash: str
     pods: tuple[PodSample, ...]
     progress_deadline_exceeded: bool = False
-    source: str = PODS
 
 
 @dataclass(frozen=True)
@@ -137,7 +133,6 @@ class GuardState:
     new: VersionTally = VersionTally()
     old: VersionTally = VersionTally()
     streak: int = 0  # consecutive reads that found the new version worse
-    source: str = PODS
 
     @classmethod
     def begin(cls, started_at: datetime, new_hash: str) -> GuardState:
@@ -196,7 +191,7 @@ def _fold(state: GuardState, read: RolloutRead, limits: GuardLimits) -> GuardSta
             old = old.plus(requests, errors, latency)
         restarts = before.restarts if before else pod.restarts
         memory[pod.name] = _PodMemory(pod.requests, pod.errors, dict(pod.buckets), restarts, since)
-    return replace(state, pods=memory, new=new, old=old, source=read.source)
+    return replace(state, pods=memory, new=new, old=old)
 
 
 def _latency(

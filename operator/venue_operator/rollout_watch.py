@@ -10,7 +10,7 @@ from the watch-fed indexes, so noticing a template change costs no API call.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,10 +41,6 @@ log = structlog.get_logger(__name__)
 ReadPods = Callable[[Iterable[PodTarget], float], Awaitable[tuple[PodSample, ...]]]
 
 
-def _time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
-
-
 @dataclass
 class RolloutWatch:
     """One VenueService's watch; `state` is None between rollouts."""
@@ -57,8 +53,7 @@ class RolloutWatch:
     seen_hash: str | None = None
     complete_since: datetime | None = None
     settled: bool = False  # acted (or said why not) on this rollout: judge no more
-    unreachable: tuple[int, int] | None = None  # (not answering, Ready pods) when all failed
-    _said: set[str] = field(default_factory=set)
+    unreachable: int | None = None  # Ready pods, when none of them answered
 
     @property
     def watching(self) -> bool:
@@ -81,7 +76,7 @@ class RolloutWatch:
             self.state = None
             return
         deployment = found[0]
-        self._follow(deployment, replicasets, spec, now)
+        self._follow(deployment, workload, spec, now)
         if self.state is None or self.settled:
             return
         pods = [
@@ -94,7 +89,7 @@ class RolloutWatch:
         samples = await self.read_pods(pods, seconds)
         ready = [s for s in samples if s.ready]
         blind = bool(ready) and not any(s.reachable for s in ready)
-        self.unreachable = (len(ready), len(ready)) if blind else None
+        self.unreachable = len(ready) if blind else None
         read = RolloutRead(
             now, self.state.new_hash, samples, bool(deployment.get("progress_deadline_exceeded"))
         )
@@ -109,23 +104,22 @@ class RolloutWatch:
     def _follow(
         self,
         deployment: Mapping[str, Any],
-        replicasets: list[Mapping[str, Any]],
+        workload: WorkloadState,
         spec: VenueServiceSpec,
         now: datetime,
     ) -> None:
-        current = next((rs for rs in replicasets if rs["revision"] == deployment["revision"]), None)
-        if current is None or not current.get("hash"):
+        new_hash = workload.template_hash
+        if not new_hash:
             return
-        new_hash = str(current["hash"])
         first = self.seen_hash is None
         changed = new_hash != self.seen_hash
         self.seen_hash = new_hash
-        ours = deployment.get("rolled_back_to") == new_hash
+        ours = workload.rolled_back_to == new_hash
         in_progress = not deployment.get("complete")
         # A Deployment's first ReplicaSet replaces nothing: there is no old version to compare.
-        replacing = any(0 < (rs.get("revision") or 0) < current["revision"] for rs in replicasets)
+        replacing = any(r.number < (workload.revision or 0) for r in workload.revisions)
         if changed and not ours and replacing and (not first or in_progress):
-            started = _time(current.get("created")) or now
+            started = workload.rollout_started_at or now
             self.state = GuardState.begin(min(started, now), new_hash)
             self.complete_since, self.settled = None, False
             log.info("rollout_guard.watching", namespace=self.namespace,
@@ -186,7 +180,7 @@ def guard_condition(
     else:
         status, reason = "False", "PodsUnreachable"
         message = (
-            f"none of {watch.unreachable[1]} Ready pods answered on podIP:3002: the rollout "
+            f"none of {watch.unreachable} Ready pods answered on podIP:3002: the rollout "
             f"guard cannot compare template {template} with the old one (no Prometheus "
             "fallback); only the service-wide checks protect this rollout"
         )

@@ -729,7 +729,7 @@ async def test_follower_serves_each_pod_on_its_own_ip_as_its_image_says(
     pods = [old]
     target = FollowTarget.parse("venue/venue-service=venue")
     follower = DeploymentFollower(sim, [target], lambda ns, d: "venue-service:v1")
-    follower.serve_pods(lambda ns, d: list(pods), port)
+    follower.follow_in_bulk(lambda: {("venue", "venue-service"): ("venue-service:v1", pods)}, port)
     try:
         await follower.poll_once()
         pods.append(bad)

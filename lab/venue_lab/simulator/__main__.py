@@ -21,7 +21,6 @@ from venue_lab.simulator.follow import (
     FollowTarget,
     kubernetes_bulk_reader,
     kubernetes_image_reader,
-    kubernetes_pod_reader,
 )
 from venue_operator.logs import configure as configure_logs
 
@@ -70,13 +69,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--pod-port",
         type=int,
         default=0,
-        help="for --follow: also serve each pod's own endpoint on its podIP:PORT (0 = off)",
-    )
-    parser.add_argument(
-        "--bulk",
-        action="store_true",
-        help="for --follow --pod-port: read every target in two list calls per poll "
-        "(pods by their `app: <deployment>` label)",
+        help="for --follow: also serve each pod's own endpoint on its podIP:PORT (0 = off); "
+        "every target is then read in two list calls per poll (pods by their "
+        "`app: <deployment>` label)",
     )
     parser.add_argument("--log-json", action="store_true")
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning"))
@@ -119,10 +114,8 @@ async def serve(args: argparse.Namespace) -> None:
             except Exception as exc:  # the client's ConfigException and friends
                 raise StartError(f"cannot load the kubeconfig: {exc}") from exc
             follower = DeploymentFollower(sim, args.follow, reader, args.poll_interval)
-            if args.pod_port and args.bulk:
+            if args.pod_port:
                 follower.follow_in_bulk(kubernetes_bulk_reader(args.kubeconfig), args.pod_port)
-            elif args.pod_port:
-                follower.serve_pods(kubernetes_pod_reader(args.kubeconfig), args.pod_port)
             await follower.poll_once()  # the ready file then reflects the current images
         if args.ready_file:
             write_ready_file(args.ready_file, sim.ready_info())

@@ -34,9 +34,6 @@ class PodView:
     image: str
 
 
-# (namespace, deployment) -> its running pods that have an IP; raises on failure.
-PodReader = Callable[[str, str], list[PodView]]
-
 _SPEC = re.compile(r"(?P<namespace>[^/=\s]+)/(?P<deployment>[^/=\s]+)(=(?P<service>[^/=\s]+))?")
 REQUEST_TIMEOUT_S = 5.0
 
@@ -76,36 +73,6 @@ def kubernetes_image_reader(kubeconfig: str | None = None) -> ImageReader:
         return image
 
     return read_image
-
-
-def kubernetes_pod_reader(kubeconfig: str | None = None) -> PodReader:
-    """A PodReader: the pods matching the Deployment's selector, by the `kubernetes` client."""
-    from kubernetes import client, config
-
-    new_client: Callable[..., Any] = config.new_client_from_config  # untyped upstream
-    api = new_client(config_file=kubeconfig)
-    apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
-
-    def read_pods(namespace: str, deployment: str) -> list[PodView]:
-        found = apps.read_namespaced_deployment(
-            deployment, namespace, _request_timeout=REQUEST_TIMEOUT_S
-        )
-        labels = (found.spec.selector.match_labels or {}) if found.spec else {}
-        selector = ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
-        pods = core.list_namespaced_pod(
-            namespace, label_selector=selector, _request_timeout=REQUEST_TIMEOUT_S
-        )
-        views = []
-        for pod in pods.items:
-            meta, spec, status = pod.metadata, pod.spec, pod.status
-            if meta is None or spec is None or status is None or meta.deletion_timestamp:
-                continue
-            image = spec.containers[0].image if spec.containers else None
-            if meta.name and status.pod_ip and image:
-                views.append(PodView(meta.name, status.pod_ip, image))
-        return views
-
-    return read_pods
 
 
 # One read for every target at once: (namespace, deployment) -> (image, its pods).
@@ -177,18 +144,12 @@ class DeploymentFollower:
         self.interval = interval
         self.max_backoff = max_backoff
         self._progress = {target: _Progress() for target in self.targets}
-        self.read_pods: PodReader | None = None
         self.read_all: BulkReader | None = None
         self.pod_port = 0
         # per target: "namespace/pod" -> the (ip, image) its endpoint serves
         self._pod_identity: dict[FollowTarget, dict[str, tuple[str, str]]] = {
             target: {} for target in self.targets
         }
-
-    def serve_pods(self, read_pods: PodReader, port: int) -> None:
-        """Also serve each pod's own endpoint on podIP:port (the lab's pod IPs are loopback)."""
-        self.read_pods = read_pods
-        self.pod_port = port
 
     async def run(self) -> None:
         """Poll until cancelled; API errors are logged and retried with backoff."""
@@ -197,7 +158,8 @@ class DeploymentFollower:
             await asyncio.sleep(self.interval)
 
     def follow_in_bulk(self, read_all: BulkReader, port: int) -> None:
-        """Read every target (and serve its pods on podIP:port) with one `read_all` per poll."""
+        """Read every target with one `read_all` per poll, and serve each of its pods' own
+        endpoint on podIP:port (the lab's pod IPs are loopback)."""
         self.read_all = read_all
         self.pod_port = port
 
@@ -217,9 +179,6 @@ class DeploymentFollower:
             if image != progress.image:
                 await self.simulator.service(target.service).set_image(image)
                 progress.image = image
-            if self.read_pods is not None:
-                pods = await asyncio.to_thread(self.read_pods, target.namespace, target.deployment)
-                await self._sync_pods(self._pod_identity[target], target.namespace, pods)
         except Exception as exc:
             progress.failures += 1
             delay = min(self.max_backoff, self.interval * 2**progress.failures)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -110,16 +110,14 @@ async def read_pod(
         return_exceptions=True,
     )
     health_ok = health.ok if not isinstance(health, BaseException) else False
+    unread = replace(base, health_ok=health_ok)
     if isinstance(metrics, BaseException):
-        return PodSample(**{**base.__dict__, "health_ok": health_ok})
+        return unread
     try:
         requests, errors, buckets = counters(metrics)
     except ValueError:
-        return PodSample(**{**base.__dict__, "health_ok": health_ok})
-    return PodSample(
-        pod.name, pod.template_hash, pod.created_at, pod.ready, pod.restarts, pod.crash_looping,
-        reachable=True, requests=requests, errors=errors, buckets=buckets, health_ok=health_ok,
-    )  # fmt: skip
+        return unread
+    return replace(unread, reachable=True, requests=requests, errors=errors, buckets=buckets)
 
 
 async def read_pods(
