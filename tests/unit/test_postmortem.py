@@ -133,3 +133,20 @@ def test_without_matplotlib_drawing_says_what_to_install(
     with pytest.raises(GraphsUnavailable, match=r"pip install 'venue-operator\[report\]'"):
         draw(graph, [], [], T0, T0 + timedelta(minutes=1), tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        f"RollBack Suppressed: {ROLLBACK_REASON}",  # held back by a guardrail
+        f"RollBack Failed: {ROLLBACK_REASON}",
+        f"RollBack DryRun (dry run): {ROLLBACK_REASON}",
+    ],
+)
+def test_an_action_not_carried_out_is_neither_marked_nor_followed_up_as_one(line: str) -> None:
+    said = [e.model_copy(update={"message": line}) if e.message.startswith("RollBack") else e
+            for e in INCIDENT.timeline]  # fmt: skip
+    incident = INCIDENT.model_copy(update={"timeline": said})
+    assert "action" not in [m.kind for m in postmortem.markers(incident)]
+    text = postmortem.markdown(draft(incident=incident))
+    assert line in text and "Migration tested in staging" not in text
