@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 import subprocess
 import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from PIL import Image
 
 from tests.harness import BAD_IMAGE, FAST, Venue, fresh_namespace, set_image, venue_manifest
 from venue_lab.session import Lab
@@ -37,13 +38,6 @@ def report(lab: Lab, namespace: str, out: Path, *args: str) -> subprocess.Comple
     result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     return result
-
-
-def png_size(path: Path) -> tuple[int, int]:
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR", path
-    width, height = struct.unpack(">II", data[16:24])
-    return width, height
 
 
 def timeline_rows(markdown: str) -> list[str]:
@@ -90,7 +84,9 @@ def test_bad_rollout_impact_names_the_tenant_hit_hardest_and_the_report_tells_it
     assert_timeline_matches(markdown, incident)
     pngs = sorted(out.glob("*.png"))
     assert [p.name for p in pngs] == ["error_rate.png"], markdown
-    assert all(png_size(p) == (int(WIDTH_IN * DPI), int(HEIGHT_IN * DPI)) for p in pngs)
+    for png in pngs:
+        with Image.open(png) as image:
+            assert (image.format, image.size) == ("PNG", (WIDTH_IN * DPI, HEIGHT_IN * DPI)), png
     assert "![Error rate (5xx share)](error_rate.png)" in markdown
 
     _old_incident_from_kept_history(the_lab, status, tmp_path / "old")
