@@ -222,14 +222,13 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 def _summary(d: Draft) -> list[str]:
     i, t = d.incident, times(d.incident)
     what = i.timeline[0].message if i.timeline else "no timeline kept"
-    duration = t.recover if i.resolved_at else None
     lines = [
         "## Summary", "",
         f"- **What happened:** {what}",
         f"- **Severity:** {i.severity} (worst during the incident)",
         f"- **Began:** {_t(i.began_at or i.opened_at)}; **resolved:** "
         + (_t(i.resolved_at) if i.resolved_at else "not yet (still open)"),
-        f"- **Duration:** {_duration(duration)}",
+        f"- **Duration:** {_duration(t.recover)}",  # TTR: None while open
         f"- **Time to detect / mitigate / recover:** {_duration(t.detect)} / "
         f"{_duration(t.mitigate)} / {_duration(t.recover)} (from the first breach observed)",
         f"- **Escalated to humans:** {'yes' if i.escalated else 'no'}",
