@@ -20,7 +20,7 @@ import kopf
 import structlog
 from pydantic import ValidationError
 
-from venue_operator import gitops, keys, ledger, telemetry
+from venue_operator import gitops, ledger, telemetry
 from venue_operator.assess import Assessment
 from venue_operator.decide import decide, rollout_facts
 from venue_operator.evaluation import Outcome
@@ -272,7 +272,7 @@ class ServiceLoop:
         status = await self.remediator.finish_in_progress(subject, status, now)
         if scalers.scaled_object_needed(workload, status):
             workload = await self.ports.read_scaler(self.namespace, workload)
-        paused = (self.body.meta.get("annotations") or {}).get(keys.PAUSED) == "true"
+        paused = paused_by_annotation(self.body.meta)
         decision = decide(outcome.assessment, rollout_facts(workload, status), status,
                           spec.remediation, now, paused)  # fmt: skip
         status = await self.remediator.carry_out(subject, status, decision, now)
@@ -346,12 +346,8 @@ class ServiceLoop:
     async def _refuse_duplicate(self, spec: VenueServiceSpec, owner: str) -> None:
         message = (f"Deployment {spec.deployment.name} is already watched by VenueService "
                    f"{owner}: this one is refused and never acts; delete one of them")  # fmt: skip
-        now = datetime.now(UTC)
-        before = next((c for c in self.store.known.conditions if c.type == "DuplicateTarget"), None)
-        condition = Condition(type="DuplicateTarget", status="True", reason="DeploymentClaimed",
-                              message=message, last_transition_time=before.last_transition_time
-                              if before else now)  # fmt: skip
-        status = VenueServiceStatus(conditions=[condition])
+        status = self._with_condition(VenueServiceStatus(), "DuplicateTarget", "True",
+                                      "DeploymentClaimed", message)  # fmt: skip
         if write_causes(self.store.written, status):
             await self.store.save(status, "duplicate")
         await self._say_once("DuplicateTarget", EventSpec("Warning", Reason.DUPLICATE_TARGET,
@@ -399,35 +395,39 @@ class ServiceLoop:
         """`AlertsDelivered` while alerting through Alertmanager: False with the problem."""
         if spec.notification is None or spec.notification.alertmanager is None:
             return status
-        before = next((c for c in self.store.known.conditions if c.type == "AlertsDelivered"),
-                      None)  # fmt: skip
-        state = "False" if problem else "True"
-        condition = Condition(
-            type="AlertsDelivered", status=state,
-            reason=str(problem.reason) if problem else "Delivered",
-            message=problem.message if problem else "Alertmanager took every alert posted",
-            last_transition_time=before.last_transition_time
-            if before and before.status == state else datetime.now(UTC),
-        )  # fmt: skip
-        return status.model_copy(update={"conditions": [*status.conditions, condition]})
+        if problem is not None:
+            return self._with_condition(status, "AlertsDelivered", "False", str(problem.reason),
+                                        problem.message)  # fmt: skip
+        return self._with_condition(status, "AlertsDelivered", "True", "Delivered",
+                                    "Alertmanager took every alert posted")  # fmt: skip
 
     def _observe_only_condition(self, status: VenueServiceStatus) -> VenueServiceStatus:
         if self._acts:
             return status
-        before = next((c for c in self.store.known.conditions if c.type == "ActionsAllowed"), None)
-        condition = Condition(type="ActionsAllowed", status="False", reason="ObserveOnly",
-                              message=self._observe_only_message(),
-                              last_transition_time=before.last_transition_time
-                              if before else datetime.now(UTC))  # fmt: skip
-        return status.model_copy(update={"conditions": [*status.conditions, condition]})
+        return self._with_condition(status, "ActionsAllowed", "False", "ObserveOnly",
+                                    self._observe_only_message())  # fmt: skip
 
     def _with_guard_condition(
         self, status: VenueServiceStatus, now: datetime
     ) -> VenueServiceStatus:
-        before = next((c for c in self.store.known.conditions if c.type == "RolloutGuard"), None)
-        condition = guard_condition(self.watch, before, now)
+        condition = guard_condition(self.watch, self._known_condition("RolloutGuard"), now)
         if condition is None:
             return status
+        return status.model_copy(update={"conditions": [*status.conditions, condition]})
+
+    def _known_condition(self, kind: str) -> Condition | None:
+        return next((c for c in self.store.known.conditions if c.type == kind), None)
+
+    def _with_condition(
+        self, status: VenueServiceStatus, kind: str, state: str, reason: str, message: str
+    ) -> VenueServiceStatus:
+        """The loop's own conditions (besides record's): the transition time stays while the
+        condition's status does."""
+        before = self._known_condition(kind)
+        since = (before.last_transition_time if before and before.status == state
+                 else datetime.now(UTC))  # fmt: skip
+        condition = Condition(type=kind, status=state, reason=reason, message=message,
+                              last_transition_time=since)  # fmt: skip
         return status.model_copy(update={"conditions": [*status.conditions, condition]})
 
     async def _say_once(self, what: str, event: EventSpec, key: str = "") -> None:
