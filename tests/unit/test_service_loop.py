@@ -410,6 +410,53 @@ async def test_held_back_while_critical_says_why_once() -> None:
     assert len(held) == 1 and "mode Off" in held[0].message
 
 
+# --- tenant boundaries (#12) ----------------------------------------------------------
+
+
+async def test_an_over_cap_spec_is_clamped_and_said_once() -> None:
+    world = World(tenancy=Tenancy(caps=Caps(max_replicas=5, max_actions_per_hour=2,
+                                            min_cooldown=timedelta(seconds=30))))  # fmt: skip
+    world.spec = {
+        **SPEC,
+        "remediation": {
+            "maxActionsPerHour": 100,
+            "scale": {"maxReplicas": 1000},
+            "cooldowns": {"scale": "1s"},
+        },
+    }
+    loop = world.loop()
+    await world.cycles(loop, 4)
+    clamped = [e for _, e in world.events.posted if e.reason is Reason.SPEC_CLAMPED]
+    assert len(clamped) == 1
+    assert "remediation.scale.maxReplicas 1000 -> 5" in clamped[0].message
+    assert "remediation.maxActionsPerHour 100 -> 2" in clamped[0].message
+    assert "remediation.cooldowns.scale 1s -> 30s" in clamped[0].message
+    assert loop.spec is not None and loop.spec.remediation.scale.max_replicas == 5
+    assert loop.spec.remediation.cooldowns.scale == timedelta(seconds=30)
+
+
+async def test_outside_the_act_namespaces_it_observes_reports_and_never_acts() -> None:
+    world = World(tenancy=Tenancy(act_namespaces=("prod-*",)))
+    loop = await healthy_with_known_good(world)
+    await bad_rollout(world, loop)
+    await world.cycles(loop, 6)
+    assert world.acts.calls == [], "never acted on"
+    assert world.status().health is not None and str(world.status().health) != "Healthy"
+    assert world.events.reasons().count(Reason.OBSERVE_ONLY) == 1
+    allowed = next(c for c in world.status().conditions if c.type == "ActionsAllowed")
+    assert allowed.status == "False" and NS in allowed.message
+
+
+async def test_a_refused_target_is_said_once_while_it_lasts() -> None:
+    world = World(refused=("spec.service.url refused: a link-local address; nothing fetched",))
+    loop = world.loop()
+    await world.cycles(loop, 3)
+    assert world.events.reasons().count(Reason.TARGET_REFUSED) == 1
+    world.refused = ("override errorRate refused: query cannot be parsed: x",)
+    await world.cycles(loop, 3)
+    assert world.events.reasons().count(Reason.TARGET_REFUSED) == 2
+
+
 async def test_the_alert_sink_sees_each_cycles_incident_and_its_problem_is_said_once() -> None:
     world = World()
     world.spec = {**SPEC, "notification": {"alertmanager": {}}}
