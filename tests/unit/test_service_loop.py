@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import kopf
@@ -15,6 +16,7 @@ import pytest
 from kubernetes.aio import client
 
 from tests.unit.builders import HEALTHY_FULL, HEALTHY_METRICS, metrics
+from venue_operator import service_loop
 from venue_operator.act import ActResult
 from venue_operator.evaluation import Outcome, judge
 from venue_operator.model import VenueServiceSpec, VenueServiceStatus
@@ -485,31 +487,37 @@ async def test_the_alert_sink_sees_each_cycles_incident_and_its_problem_is_said_
     assert condition.status == "True" and condition.reason == "Delivered"
 
 
-async def test_guard_ticks_slower_than_their_interval_never_starve_the_cycle() -> None:
+async def test_guard_ticks_slower_than_their_interval_never_starve_the_cycle(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """A rollout watch whose ticks take longer than `rolloutGuard.interval` (pods that do not
-    answer, a loaded machine) still lets the steady cycle run when it is due."""
-    import asyncio
+    answer, a loaded machine) still lets the steady cycle run when it is due. A fake clock:
+    each tick takes 30 ms of it, a wait takes what it was asked for, no real time passes."""
     import time
 
+    clock = [1000.0]
+    monkeypatch.setattr(service_loop, "time",
+                        SimpleNamespace(monotonic=lambda: clock[0], time=time.time))  # fmt: skip
     loop = World().loop()
     ticks: list[float] = []
 
     async def slow_tick() -> None:
-        ticks.append(time.monotonic())
-        await asyncio.sleep(0.03)  # longer than the guard interval below
+        ticks.append(clock[0])
+        clock[0] += 0.03  # longer than the guard interval below
+        assert len(ticks) < 100, "guard ticks back to back: the cycle never came"
 
     loop.guard_step = slow_tick  # type: ignore[method-assign]
     loop._guard_interval = lambda: 0.01  # type: ignore[method-assign]
     loop._interval = lambda: 0.1  # type: ignore[method-assign]
-    started = time.monotonic()
+    started = clock[0]
 
     class Running:  # kopf's DaemonStopped as the loop uses it: never stopped, waits a while
         def __bool__(self) -> bool:
             return False
 
         async def wait(self, seconds: float) -> None:
-            await asyncio.sleep(seconds)
+            clock[0] += seconds
 
-    await asyncio.wait_for(loop._wait_guarding(Running(), started), timeout=2)  # type: ignore[arg-type]
+    await loop._wait_guarding(Running(), started)  # type: ignore[arg-type]
     assert ticks, "the guard ticked while the cycle was not due"
-    assert time.monotonic() - started < 0.5, "the cycle came late: guard ticks starved it"
+    assert clock[0] - started < 0.1 + 0.03, "the cycle came later than one tick after due"
