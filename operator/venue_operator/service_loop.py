@@ -211,7 +211,7 @@ class ServiceLoop:
             workload, deployment_ref = await self._workload(spec)
             if workload.unreadable:
                 return
-            subject = Subject(self.namespace, self.name, spec, deployment_ref)
+            subject = self._subject(spec, workload, deployment_ref)
             paused = paused_by_annotation(self.body.meta)
             await self.watch.tick(spec, self.indexes, workload, subject, paused)
         except Exception:
@@ -268,7 +268,7 @@ class ServiceLoop:
         self.store.known = status
 
         status = await self._acknowledge_resume(status)
-        subject = Subject(self.namespace, self.name, spec, deployment_ref, workload.gitops)
+        subject = self._subject(spec, workload, deployment_ref)
         status = await self.remediator.finish_in_progress(subject, status, now)
         if scalers.scaled_object_needed(workload, status):
             workload = await self.ports.read_scaler(self.namespace, workload)
@@ -289,6 +289,13 @@ class ServiceLoop:
         self._said = {s for s in self._said if not s.startswith("EvaluationFailed")}
         log.debug("cycle.done", namespace=self.namespace, name=self.name,
                   health=outcome.assessment.health, decision=decision.reason)  # fmt: skip
+
+    def _subject(
+        self, spec: VenueServiceSpec, workload: WorkloadState, ref: dict[str, Any] | None
+    ) -> Subject:
+        """What the cycle and the rollout guard act for: the same, so that a rollback by
+        either follows the GitOps controller that applies the Deployment."""
+        return Subject(self.namespace, self.name, spec, ref, workload.gitops)
 
     async def _acknowledge_resume(self, status: VenueServiceStatus) -> VenueServiceStatus:
         """`venue-operator resume` undid the GitOps suspension: clear it from status."""

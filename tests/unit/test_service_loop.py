@@ -21,6 +21,7 @@ from venue_operator.act import ActResult
 from venue_operator.evaluation import Outcome, judge
 from venue_operator.model import VenueServiceSpec, VenueServiceStatus
 from venue_operator.observations import (
+    GitOpsRef,
     Observations,
     ProbeFailure,
     ProbeResult,
@@ -485,6 +486,24 @@ async def test_the_alert_sink_sees_each_cycles_incident_and_its_problem_is_said_
     await world.cycles(loop, 1)
     (condition,) = [c for c in world.status().conditions if c.type == "AlertsDelivered"]
     assert condition.status == "True" and condition.reason == "Delivered"
+
+
+async def test_the_guard_acts_for_the_same_subject_as_the_cycle() -> None:
+    """The rollout guard's rollback of a Deployment Flux applies must follow Flux (suspend,
+    advice, page) as the cycle's does: it is handed the GitOps owner too."""
+    flux = GitOpsRef("Kustomization", "apps", "flux-system")
+    loop = World().loop()
+    loop.indexes["deployments"][(NS, NAME)][0]["gitops"] = flux
+    handed: list[Any] = []
+
+    class Watch:  # the real RolloutWatch needs pods; this test is about what it is handed
+        async def tick(self, *args: Any) -> None:
+            handed.append(args[3])
+
+    loop.watch = Watch()  # type: ignore[assignment]
+    await loop.guard_step()
+    (subject,) = handed
+    assert subject.gitops == flux and subject.deployment_ref is not None
 
 
 async def test_guard_ticks_slower_than_their_interval_never_starve_the_cycle(
