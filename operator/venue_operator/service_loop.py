@@ -116,6 +116,24 @@ def workload_from_indexes(
     return dataclasses.replace(state, scaler=scaler) if state.found else state, ref
 
 
+def _condition(status: VenueServiceStatus, kind: str) -> Condition | None:
+    return next((c for c in status.conditions if c.type == kind), None)
+
+
+def with_condition(
+    status: VenueServiceStatus, previous: VenueServiceStatus, kind: str, state: str,
+    reason: str, message: str,
+) -> VenueServiceStatus:  # fmt: skip
+    """Add one of the loop's own conditions (record makes the others) to `status`; its
+    transition time is `previous`'s while the condition's status stays."""
+    before = _condition(previous, kind)
+    since = (before.last_transition_time if before and before.status == state
+             else datetime.now(UTC))  # fmt: skip
+    condition = Condition(type=kind, status=state, reason=reason, message=message,
+                          last_transition_time=since)  # fmt: skip
+    return status.model_copy(update={"conditions": [*status.conditions, condition]})
+
+
 class ServiceLoop:
     def __init__(
         self, namespace: str, name: str, body: kopf.Body, indexes: Mapping[str, Any],
@@ -258,13 +276,14 @@ class ServiceLoop:
         await self._report_boundaries()
         workload, deployment_ref = await self._workload(spec)
         generation = self.body.meta.get("generation")
-        outcome = await self.ports.evaluate(self.namespace, self.name, spec, self.store.known,
+        previous = self.store.known  # the last cycle's: the loop's conditions carry on from it
+        outcome = await self.ports.evaluate(self.namespace, self.name, spec, previous,
                                             workload, generation)  # fmt: skip
         self._count(outcome.assessment)
         await self._report_refused(outcome.refused)
         now = outcome.observations.at
-        status = self._observe_only_condition(self._post_transitions(outcome))
-        status = self._with_guard_condition(status, now)
+        status = self._observe_only_condition(self._post_transitions(outcome), previous)
+        status = self._with_guard_condition(status, previous, now)
         self.store.known = status
 
         status = await self._acknowledge_resume(status)
@@ -277,7 +296,7 @@ class ServiceLoop:
                           spec.remediation, now, paused)  # fmt: skip
         status = await self.remediator.carry_out(subject, status, decision, now)
         alerting = self.ports.alert(spec.notification, status)
-        status = self._alert_condition(spec, status, alerting)
+        status = self._alert_condition(spec, status, previous, alerting)
         self.store.known = status
         held_by = decision.suppressed_by or decision.params.get("heldBy") or None
         telemetry.service_state(self.namespace, self.name, status, held_by)
@@ -353,8 +372,8 @@ class ServiceLoop:
     async def _refuse_duplicate(self, spec: VenueServiceSpec, owner: str) -> None:
         message = (f"Deployment {spec.deployment.name} is already watched by VenueService "
                    f"{owner}: this one is refused and never acts; delete one of them")  # fmt: skip
-        status = self._with_condition(VenueServiceStatus(), "DuplicateTarget", "True",
-                                      "DeploymentClaimed", message)  # fmt: skip
+        status = with_condition(VenueServiceStatus(), self.store.known, "DuplicateTarget", "True",
+                                "DeploymentClaimed", message)  # fmt: skip
         if write_causes(self.store.written, status):
             await self.store.save(status, "duplicate")
         await self._say_once("DuplicateTarget", EventSpec("Warning", Reason.DUPLICATE_TARGET,
@@ -397,44 +416,35 @@ class ServiceLoop:
             await self._say_once(said, problem)
 
     def _alert_condition(
-        self, spec: VenueServiceSpec, status: VenueServiceStatus, problem: EventSpec | None
+        self,
+        spec: VenueServiceSpec,
+        status: VenueServiceStatus,
+        previous: VenueServiceStatus,
+        problem: EventSpec | None,
     ) -> VenueServiceStatus:
         """`AlertsDelivered` while alerting through Alertmanager: False with the problem."""
         if spec.notification is None or spec.notification.alertmanager is None:
             return status
         if problem is not None:
-            return self._with_condition(status, "AlertsDelivered", "False", str(problem.reason),
-                                        problem.message)  # fmt: skip
-        return self._with_condition(status, "AlertsDelivered", "True", "Delivered",
-                                    "Alertmanager took every alert posted")  # fmt: skip
+            return with_condition(status, previous, "AlertsDelivered", "False",
+                                  str(problem.reason), problem.message)  # fmt: skip
+        return with_condition(status, previous, "AlertsDelivered", "True", "Delivered",
+                              "Alertmanager took every alert posted")  # fmt: skip
 
-    def _observe_only_condition(self, status: VenueServiceStatus) -> VenueServiceStatus:
+    def _observe_only_condition(
+        self, status: VenueServiceStatus, previous: VenueServiceStatus
+    ) -> VenueServiceStatus:
         if self._acts:
             return status
-        return self._with_condition(status, "ActionsAllowed", "False", "ObserveOnly",
-                                    self._observe_only_message())  # fmt: skip
+        return with_condition(status, previous, "ActionsAllowed", "False", "ObserveOnly",
+                              self._observe_only_message())  # fmt: skip
 
     def _with_guard_condition(
-        self, status: VenueServiceStatus, now: datetime
+        self, status: VenueServiceStatus, previous: VenueServiceStatus, now: datetime
     ) -> VenueServiceStatus:
-        condition = guard_condition(self.watch, self._known_condition("RolloutGuard"), now)
+        condition = guard_condition(self.watch, _condition(previous, "RolloutGuard"), now)
         if condition is None:
             return status
-        return status.model_copy(update={"conditions": [*status.conditions, condition]})
-
-    def _known_condition(self, kind: str) -> Condition | None:
-        return next((c for c in self.store.known.conditions if c.type == kind), None)
-
-    def _with_condition(
-        self, status: VenueServiceStatus, kind: str, state: str, reason: str, message: str
-    ) -> VenueServiceStatus:
-        """The loop's own conditions (besides record's): the transition time stays while the
-        condition's status does."""
-        before = self._known_condition(kind)
-        since = (before.last_transition_time if before and before.status == state
-                 else datetime.now(UTC))  # fmt: skip
-        condition = Condition(type=kind, status=state, reason=reason, message=message,
-                              last_transition_time=since)  # fmt: skip
         return status.model_copy(update={"conditions": [*status.conditions, condition]})
 
     async def _say_once(self, what: str, event: EventSpec, key: str = "") -> None:

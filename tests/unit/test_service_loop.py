@@ -488,6 +488,18 @@ async def test_the_alert_sink_sees_each_cycles_incident_and_its_problem_is_said_
     assert condition.status == "True" and condition.reason == "Delivered"
 
 
+async def test_a_steady_alerts_delivered_condition_keeps_its_time_and_writes_nothing() -> None:
+    world = World()
+    world.spec = {**SPEC, "notification": {"alertmanager": {}}}
+    loop = await healthy_with_known_good(world)
+    written = loop.store.written
+    (delivered,) = [c for c in written.conditions if c.type == "AlertsDelivered"]
+    await world.cycles(loop, 3)
+    assert loop.store.written is written, "a healthy, unchanged service wrote its status"
+    (still,) = [c for c in world.status().conditions if c.type == "AlertsDelivered"]
+    assert still.last_transition_time == delivered.last_transition_time
+
+
 async def test_the_guard_acts_for_the_same_subject_as_the_cycle() -> None:
     """The rollout guard's rollback of a Deployment Flux applies must follow Flux (suspend,
     advice, page) as the cycle's does: it is handed the GitOps owner too."""
