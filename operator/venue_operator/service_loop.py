@@ -207,8 +207,6 @@ class ServiceLoop:
                 continue
             wake = cycle_at if guard_at is None else min(cycle_at, guard_at)
             await stopped.wait(max(0.05, wake - now))
-            if time.monotonic() >= cycle_at and (guard_at is None or guard_at > cycle_at):
-                return
 
     def _guard_interval(self) -> float | None:
         try:
