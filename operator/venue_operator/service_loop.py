@@ -284,7 +284,7 @@ class ServiceLoop:
         status = self._with_guard_condition(status, previous, now)
         self.store.known = status
 
-        status = await self._acknowledge_resume(status)
+        status = await self._acknowledge_resume(status, now)
         subject = self._subject(spec, workload, deployment_ref)
         status = await self.remediator.finish_in_progress(subject, status, now)
         if scalers.scaled_object_needed(workload, status):
@@ -314,14 +314,15 @@ class ServiceLoop:
         either follows the GitOps controller that applies the Deployment."""
         return Subject(self.namespace, self.name, spec, ref, workload.gitops)
 
-    async def _acknowledge_resume(self, status: VenueServiceStatus) -> VenueServiceStatus:
+    async def _acknowledge_resume(
+        self, status: VenueServiceStatus, now: datetime
+    ) -> VenueServiceStatus:
         """`venue-operator resume` undid the GitOps suspension: clear it from status."""
         cleared = gitops.acknowledge_resume(status, self.body.meta.get("annotations"))
         if cleared is None or status.gitops is None or status.gitops.suspension is None:
             return status
         suspension = status.gitops.suspension
-        event = EventSpec("Normal", Reason.GITOPS_RESUMED,
-                          gitops.resumed_message(suspension, datetime.now(UTC)))  # fmt: skip
+        event = EventSpec("Normal", Reason.GITOPS_RESUMED, gitops.resumed_message(suspension, now))
         await self.ports.events.post_once(None, event, f"{suspension.correlation_id}/resumed")
         return cleared
 
