@@ -115,7 +115,7 @@ def tenancy_from(args: argparse.Namespace) -> Tenancy:
     return Tenancy(
         caps=caps,
         prometheus_urls=tuple(args.allow_prometheus_url or ()),
-        alertmanager_urls=tuple(getattr(args, "allow_alertmanager_url", None) or ()),
+        alertmanager_urls=tuple(args.allow_alertmanager_url or ()),
         service_hosts=tuple(h.lower() for h in args.allow_service_host or ()),
         service_cidrs=tuple(args.allow_service_cidr or ()),
         act_namespaces=tuple(args.act_namespace or ()),
@@ -140,6 +140,11 @@ def _tenancy_flags(run: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--allow-prometheus-url", action="append", metavar="URL",
         help="a spec.prometheus.url allowed besides --prometheus-url (repeatable; default: none)",
+    )  # fmt: skip
+    group.add_argument(
+        "--allow-alertmanager-url", action="append", metavar="URL",
+        help="a spec.notification.alertmanager.url allowed besides --alertmanager-url "
+        "(repeatable; default: none)",
     )  # fmt: skip
     group.add_argument(
         "--allow-service-host", action="append", metavar="PATTERN",
@@ -255,11 +260,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=alerts.RESEND.total_seconds(),
         help="re-send an open incident's alert this often; it stays valid for 4 of these "
         "(default %(default)s)",
-    )  # fmt: skip
-    run.add_argument(
-        "--allow-alertmanager-url", action="append", metavar="URL",
-        help="a spec.notification.alertmanager.url allowed besides --alertmanager-url "
-        "(repeatable; default: none)",
     )  # fmt: skip
     run.add_argument(
         "--metrics-max-age", type=float, metavar="SECONDS",

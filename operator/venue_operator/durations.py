@@ -42,40 +42,29 @@ def _coerce(value: Any) -> Any:
     return parse_duration(value) if isinstance(value, str) else value
 
 
+def _schema(rule: str, message: str) -> WithJsonSchema:
+    """The CRD's view: a duration string the API server checks with CEL `duration()`."""
+    return WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": PATTERN,
+            "x-kubernetes-validations": [{"rule": rule, "message": message}],
+        }
+    )
+
+
+# Module-level Annotated aliases (not a function returning one): mypy sees them as types.
 Duration = Annotated[
     timedelta,
     BeforeValidator(_coerce),
     PlainSerializer(format_duration, return_type=str),
-    WithJsonSchema(
-        {
-            "type": "string",
-            "pattern": PATTERN,
-            "x-kubernetes-validations": [
-                {
-                    "rule": "duration(self) > duration('0s')",
-                    "message": "must be a positive duration such as 30s, 5m or 1h",
-                }
-            ],
-        }
-    ),
+    _schema("duration(self) > duration('0s')", "must be a positive duration such as 30s, 5m or 1h"),
 ]
-
 
 # A duration where 0 means "never" (e.g. remediation.scale.restoreAfter).
 DurationOrZero = Annotated[
     timedelta,
     BeforeValidator(_coerce),
     PlainSerializer(format_duration, return_type=str),
-    WithJsonSchema(
-        {
-            "type": "string",
-            "pattern": PATTERN,
-            "x-kubernetes-validations": [
-                {
-                    "rule": "duration(self) >= duration('0s')",
-                    "message": "must be a duration such as 0s, 30s, 5m or 1h",
-                }
-            ],
-        }
-    ),
+    _schema("duration(self) >= duration('0s')", "must be a duration such as 0s, 30s, 5m or 1h"),
 ]

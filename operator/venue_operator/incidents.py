@@ -75,9 +75,14 @@ def archive(status: VenueServiceStatus, opened: Incident | None) -> VenueService
     return status.model_copy(update={"incidents": kept})
 
 
+def every(status: VenueServiceStatus) -> list[Incident]:
+    """The incidents status holds, oldest first: those kept, then the current one."""
+    return [*status.incidents, *([status.incident] if status.incident else [])]
+
+
 def find(status: VenueServiceStatus, incident_id: str | None) -> Incident | None:
     """The incident by id (default: the current one, else the newest kept)."""
-    every = [*status.incidents, *([status.incident] if status.incident else [])]
+    held = every(status)
     if incident_id is None:
-        return every[-1] if every else None
-    return next((i for i in every if i.id == incident_id), None)
+        return held[-1] if held else None
+    return next((i for i in held if i.id == incident_id), None)

@@ -17,7 +17,13 @@ from venue_operator import assess
 from venue_operator.decide import Action
 from venue_operator.impact import summary
 from venue_operator.incidents import text, times
-from venue_operator.model import ActionRecord, Incident, Threshold, VenueServiceSpec
+from venue_operator.model import (
+    ActionRecord,
+    ActionResult,
+    Incident,
+    Threshold,
+    VenueServiceSpec,
+)
 
 MARGIN = timedelta(minutes=2)  # graphed before the first breach and after recovery
 MIN_MARGIN = timedelta(seconds=30)
@@ -117,8 +123,17 @@ _ACTIONS = tuple(a.value for a in Action)
 
 
 def _action_name(message: str) -> str | None:
+    """The action a timeline line records (ledger: `RollBack Succeeded: ...`), whatever came
+    of it."""
     first = message.split(" ", 1)[0]
     return first if first in _ACTIONS else None
+
+
+def _taken(message: str) -> str | None:
+    """The action a timeline line records, if it was carried out: not held back
+    (Suppressed), failed or a dry run (`Succeeded (dry run):`)."""
+    name = _action_name(message)
+    return name if message.startswith(f"{name} {ActionResult.SUCCEEDED}:") else None
 
 
 def markers(incident: Incident) -> list[Marker]:
@@ -128,7 +143,7 @@ def markers(incident: Incident) -> list[Marker]:
         out.append(Marker(incident.began_at, "breach", "breach observed"))
     out.append(Marker(incident.opened_at, "confirmed", "breach confirmed"))
     for entry in incident.timeline:
-        name = _action_name(entry.message)
+        name = _taken(entry.message)
         if name is not None and name != Action.ESCALATE:
             out.append(Marker(entry.at, "action", name))
     if incident.resolved_at is not None:
@@ -207,14 +222,13 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 def _summary(d: Draft) -> list[str]:
     i, t = d.incident, times(d.incident)
     what = i.timeline[0].message if i.timeline else "no timeline kept"
-    duration = t.recover if i.resolved_at else None
     lines = [
         "## Summary", "",
         f"- **What happened:** {what}",
         f"- **Severity:** {i.severity} (worst during the incident)",
         f"- **Began:** {_t(i.began_at or i.opened_at)}; **resolved:** "
         + (_t(i.resolved_at) if i.resolved_at else "not yet (still open)"),
-        f"- **Duration:** {_duration(duration)}",
+        f"- **Duration:** {_duration(t.recover)}",  # TTR: None while open
         f"- **Time to detect / mitigate / recover:** {_duration(t.detect)} / "
         f"{_duration(t.mitigate)} / {_duration(t.recover)} (from the first breach observed)",
         f"- **Escalated to humans:** {'yes' if i.escalated else 'no'}",
@@ -245,7 +259,7 @@ def _follow_up(d: Draft) -> list[str]:
     for section in sections:
         for item in FOLLOW_UP.get(section, ()):
             lines.append(f"- [ ] {item} ({section})")
-    if any(_action_name(e.message) == Action.ROLL_BACK for e in i.timeline):
+    if any(_taken(e.message) == Action.ROLL_BACK for e in i.timeline):
         lines += [f"- [ ] {item} (Deployment: pre-deployment checklist, for the rolled-back "
                   "release)" for item in AFTER_ROLLBACK]  # fmt: skip
     return lines + [f"- [ ] {item}" for item in ALWAYS]

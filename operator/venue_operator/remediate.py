@@ -299,12 +299,11 @@ class Remediator:
         p = decision.params
         kind = ScaledKind(p.get("scaleKind", ScaledKind.DEPLOYMENT))
         to = int(p["toReplicas"])
+        if decision.action is Action.SCALE_UP and kind is ScaledKind.DEPLOYMENT:
+            return await self.acts.scale_up(ns, deployment, to)
+        original = int(p["originalReplicas"])  # decide sets it with every scaleKind
         if decision.action is Action.SCALE_UP:
-            if kind is ScaledKind.DEPLOYMENT:
-                return await self.acts.scale_up(ns, deployment, to)
-            original = int(p.get("originalReplicas", p["fromReplicas"]))
             return await self.acts.set_count(ns, kind, p["scaleName"], to, original)
-        original = int(p["originalReplicas"])
         keep = None if to <= original or kind is ScaledKind.DEPLOYMENT else original
         return await self.acts.set_count(ns, kind, p["scaleName"], to, keep,
                                          expect=int(p["fromReplicas"]))  # fmt: skip

@@ -19,7 +19,7 @@ from kubernetes.aio import client
 
 from venue_operator import kube, postmortem
 from venue_operator.evaluation import metrics_target
-from venue_operator.incidents import find
+from venue_operator.incidents import every, find
 from venue_operator.model import Incident, VenueServiceSpec, VenueServiceStatus
 from venue_operator.observe.bounded_session import PrometheusAuth
 from venue_operator.observe.endpoints import Endpoints, Limits
@@ -63,7 +63,7 @@ async def _read(namespace: str, name: str) -> tuple[dict[str, Any], list[dict[st
         listed = await client.CoreV1Api(api).list_namespaced_event(
             namespace, field_selector=selector_
         )
-        events: list[dict[str, Any]] = api.sanitize_for_serialization(listed).get("items", [])
+        events: list[dict[str, Any]] = kube.as_dict(api, listed)["items"]
     finally:
         await api.close()
     return body, events
@@ -83,7 +83,7 @@ def _events(events: list[dict[str, Any]], start: datetime, end: datetime) -> lis
 
 async def _graphs(
     namespace: str, name: str, spec: VenueServiceSpec, incident: Incident, source: Source,
-    out: Path, now: datetime,
+    out: Path, start: datetime, end: datetime,
 ) -> tuple[list[Graph], str | None]:  # fmt: skip
     """The PNGs written, and why some or all are missing."""
     admitted = metrics_target(spec, namespace, name, source.prometheus_url, source.tenancy)
@@ -92,7 +92,6 @@ async def _graphs(
         return [], "No Prometheus given (--prometheus-url): this report has no graphs."
     if admitted.refused is not None:
         return [], f"Prometheus refused by the tenant boundaries ({admitted.refused}): no graphs."
-    start, end = postmortem.window(incident, now)
     step = postmortem.step_seconds(start, end)
     sel, rate_window = selector(admitted.target.labels), admitted.target.window
     endpoints = Endpoints(source.limits, auth=source.auth, auth_url=source.prometheus_url)
@@ -128,14 +127,14 @@ async def write_report(
     status: VenueServiceStatus = parse_status(body.get("status"))
     incident = find(status, incident_id)
     if incident is None:
-        known = [i.id for i in status.incidents] + ([status.incident.id] if status.incident else [])
+        known = [i.id for i in every(status)]
         raise ReportError(f"no incident {incident_id or ''} in {namespace}/{name}'s status "
                           f"(kept: {', '.join(known) or 'none'})")  # fmt: skip
     now = datetime.now(UTC)
     out = out or Path(f"postmortem-{namespace}-{name}-{incident.id}")
     out.mkdir(parents=True, exist_ok=True)
-    graphs, note = await _graphs(namespace, name, spec, incident, source, out, now)
     start, end = postmortem.window(incident, now)
+    graphs, note = await _graphs(namespace, name, spec, incident, source, out, start, end)
     draft = Draft(namespace, name, incident, status.history, _events(raw_events, start, end),
                   graphs, note, now)  # fmt: skip
     path = out / "report.md"

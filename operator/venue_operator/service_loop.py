@@ -20,7 +20,7 @@ import kopf
 import structlog
 from pydantic import ValidationError
 
-from venue_operator import gitops, keys, ledger, telemetry
+from venue_operator import gitops, ledger, telemetry
 from venue_operator.assess import Assessment
 from venue_operator.decide import decide, rollout_facts
 from venue_operator.evaluation import Outcome
@@ -116,6 +116,24 @@ def workload_from_indexes(
     return dataclasses.replace(state, scaler=scaler) if state.found else state, ref
 
 
+def _condition(status: VenueServiceStatus, kind: str) -> Condition | None:
+    return next((c for c in status.conditions if c.type == kind), None)
+
+
+def with_condition(
+    status: VenueServiceStatus, previous: VenueServiceStatus, kind: str, state: str,
+    reason: str, message: str,
+) -> VenueServiceStatus:  # fmt: skip
+    """Add one of the loop's own conditions (record makes the others) to `status`; its
+    transition time is `previous`'s while the condition's status stays."""
+    before = _condition(previous, kind)
+    since = (before.last_transition_time if before and before.status == state
+             else datetime.now(UTC))  # fmt: skip
+    condition = Condition(type=kind, status=state, reason=reason, message=message,
+                          last_transition_time=since)  # fmt: skip
+    return status.model_copy(update={"conditions": [*status.conditions, condition]})
+
+
 class ServiceLoop:
     def __init__(
         self, namespace: str, name: str, body: kopf.Body, indexes: Mapping[str, Any],
@@ -189,8 +207,6 @@ class ServiceLoop:
                 continue
             wake = cycle_at if guard_at is None else min(cycle_at, guard_at)
             await stopped.wait(max(0.05, wake - now))
-            if time.monotonic() >= cycle_at and (guard_at is None or guard_at > cycle_at):
-                return
 
     def _guard_interval(self) -> float | None:
         try:
@@ -211,7 +227,7 @@ class ServiceLoop:
             workload, deployment_ref = await self._workload(spec)
             if workload.unreadable:
                 return
-            subject = Subject(self.namespace, self.name, spec, deployment_ref)
+            subject = self._subject(spec, workload, deployment_ref)
             paused = paused_by_annotation(self.body.meta)
             await self.watch.tick(spec, self.indexes, workload, subject, paused)
         except Exception:
@@ -258,26 +274,27 @@ class ServiceLoop:
         await self._report_boundaries()
         workload, deployment_ref = await self._workload(spec)
         generation = self.body.meta.get("generation")
-        outcome = await self.ports.evaluate(self.namespace, self.name, spec, self.store.known,
+        previous = self.store.known  # the last cycle's: the loop's conditions carry on from it
+        outcome = await self.ports.evaluate(self.namespace, self.name, spec, previous,
                                             workload, generation)  # fmt: skip
         self._count(outcome.assessment)
         await self._report_refused(outcome.refused)
         now = outcome.observations.at
-        status = self._observe_only_condition(self._post_transitions(outcome))
-        status = self._with_guard_condition(status, now)
+        status = self._observe_only_condition(self._post_transitions(outcome), previous)
+        status = self._with_guard_condition(status, previous, now)
         self.store.known = status
 
-        status = await self._acknowledge_resume(status)
-        subject = Subject(self.namespace, self.name, spec, deployment_ref, workload.gitops)
+        status = await self._acknowledge_resume(status, now)
+        subject = self._subject(spec, workload, deployment_ref)
         status = await self.remediator.finish_in_progress(subject, status, now)
         if scalers.scaled_object_needed(workload, status):
             workload = await self.ports.read_scaler(self.namespace, workload)
-        paused = (self.body.meta.get("annotations") or {}).get(keys.PAUSED) == "true"
+        paused = paused_by_annotation(self.body.meta)
         decision = decide(outcome.assessment, rollout_facts(workload, status), status,
                           spec.remediation, now, paused)  # fmt: skip
         status = await self.remediator.carry_out(subject, status, decision, now)
         alerting = self.ports.alert(spec.notification, status)
-        status = self._alert_condition(spec, status, alerting)
+        status = self._alert_condition(spec, status, previous, alerting)
         self.store.known = status
         held_by = decision.suppressed_by or decision.params.get("heldBy") or None
         telemetry.service_state(self.namespace, self.name, status, held_by)
@@ -290,14 +307,22 @@ class ServiceLoop:
         log.debug("cycle.done", namespace=self.namespace, name=self.name,
                   health=outcome.assessment.health, decision=decision.reason)  # fmt: skip
 
-    async def _acknowledge_resume(self, status: VenueServiceStatus) -> VenueServiceStatus:
+    def _subject(
+        self, spec: VenueServiceSpec, workload: WorkloadState, ref: dict[str, Any] | None
+    ) -> Subject:
+        """What the cycle and the rollout guard act for: the same, so that a rollback by
+        either follows the GitOps controller that applies the Deployment."""
+        return Subject(self.namespace, self.name, spec, ref, workload.gitops)
+
+    async def _acknowledge_resume(
+        self, status: VenueServiceStatus, now: datetime
+    ) -> VenueServiceStatus:
         """`venue-operator resume` undid the GitOps suspension: clear it from status."""
         cleared = gitops.acknowledge_resume(status, self.body.meta.get("annotations"))
         if cleared is None or status.gitops is None or status.gitops.suspension is None:
             return status
         suspension = status.gitops.suspension
-        event = EventSpec("Normal", Reason.GITOPS_RESUMED,
-                          gitops.resumed_message(suspension, datetime.now(UTC)))  # fmt: skip
+        event = EventSpec("Normal", Reason.GITOPS_RESUMED, gitops.resumed_message(suspension, now))
         await self.ports.events.post_once(None, event, f"{suspension.correlation_id}/resumed")
         return cleared
 
@@ -346,12 +371,8 @@ class ServiceLoop:
     async def _refuse_duplicate(self, spec: VenueServiceSpec, owner: str) -> None:
         message = (f"Deployment {spec.deployment.name} is already watched by VenueService "
                    f"{owner}: this one is refused and never acts; delete one of them")  # fmt: skip
-        now = datetime.now(UTC)
-        before = next((c for c in self.store.known.conditions if c.type == "DuplicateTarget"), None)
-        condition = Condition(type="DuplicateTarget", status="True", reason="DeploymentClaimed",
-                              message=message, last_transition_time=before.last_transition_time
-                              if before else now)  # fmt: skip
-        status = VenueServiceStatus(conditions=[condition])
+        status = with_condition(VenueServiceStatus(), self.store.known, "DuplicateTarget", "True",
+                                "DeploymentClaimed", message)  # fmt: skip
         if write_causes(self.store.written, status):
             await self.store.save(status, "duplicate")
         await self._say_once("DuplicateTarget", EventSpec("Warning", Reason.DUPLICATE_TARGET,
@@ -394,38 +415,33 @@ class ServiceLoop:
             await self._say_once(said, problem)
 
     def _alert_condition(
-        self, spec: VenueServiceSpec, status: VenueServiceStatus, problem: EventSpec | None
+        self,
+        spec: VenueServiceSpec,
+        status: VenueServiceStatus,
+        previous: VenueServiceStatus,
+        problem: EventSpec | None,
     ) -> VenueServiceStatus:
         """`AlertsDelivered` while alerting through Alertmanager: False with the problem."""
         if spec.notification is None or spec.notification.alertmanager is None:
             return status
-        before = next((c for c in self.store.known.conditions if c.type == "AlertsDelivered"),
-                      None)  # fmt: skip
-        state = "False" if problem else "True"
-        condition = Condition(
-            type="AlertsDelivered", status=state,
-            reason=str(problem.reason) if problem else "Delivered",
-            message=problem.message if problem else "Alertmanager took every alert posted",
-            last_transition_time=before.last_transition_time
-            if before and before.status == state else datetime.now(UTC),
-        )  # fmt: skip
-        return status.model_copy(update={"conditions": [*status.conditions, condition]})
+        if problem is not None:
+            return with_condition(status, previous, "AlertsDelivered", "False",
+                                  str(problem.reason), problem.message)  # fmt: skip
+        return with_condition(status, previous, "AlertsDelivered", "True", "Delivered",
+                              "Alertmanager took every alert posted")  # fmt: skip
 
-    def _observe_only_condition(self, status: VenueServiceStatus) -> VenueServiceStatus:
+    def _observe_only_condition(
+        self, status: VenueServiceStatus, previous: VenueServiceStatus
+    ) -> VenueServiceStatus:
         if self._acts:
             return status
-        before = next((c for c in self.store.known.conditions if c.type == "ActionsAllowed"), None)
-        condition = Condition(type="ActionsAllowed", status="False", reason="ObserveOnly",
-                              message=self._observe_only_message(),
-                              last_transition_time=before.last_transition_time
-                              if before else datetime.now(UTC))  # fmt: skip
-        return status.model_copy(update={"conditions": [*status.conditions, condition]})
+        return with_condition(status, previous, "ActionsAllowed", "False", "ObserveOnly",
+                              self._observe_only_message())  # fmt: skip
 
     def _with_guard_condition(
-        self, status: VenueServiceStatus, now: datetime
+        self, status: VenueServiceStatus, previous: VenueServiceStatus, now: datetime
     ) -> VenueServiceStatus:
-        before = next((c for c in self.store.known.conditions if c.type == "RolloutGuard"), None)
-        condition = guard_condition(self.watch, before, now)
+        condition = guard_condition(self.watch, _condition(previous, "RolloutGuard"), now)
         if condition is None:
             return status
         return status.model_copy(update={"conditions": [*status.conditions, condition]})

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import struct
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from tests.unit.builders import SPEC
 from venue_operator import postmortem
@@ -99,20 +99,14 @@ def test_graphs_window_and_markers() -> None:
     assert 'http_requests_total{namespace="ns",status_code=~"5.."}[1m]' in query
 
 
-def png_size(path: Path) -> tuple[int, int]:
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
-    width, height = struct.unpack(">II", data[16:24])
-    return width, height
-
-
 def test_a_graph_is_a_png_of_the_expected_size(tmp_path: Path) -> None:
     graph = postmortem.graphs(INCIDENT, SPEC)[0]
     points = [(T0 + timedelta(seconds=s), 19.0 if 0 <= s < 20 else 0.1) for s in range(-60, 80)]
     start, end = postmortem.window(INCIDENT, T0 + timedelta(hours=1))
     path = tmp_path / "error_rate.png"
     draw(graph, points, postmortem.markers(INCIDENT), start, end, path)
-    assert png_size(path) == (int(WIDTH_IN * DPI), int(HEIGHT_IN * DPI))
+    with Image.open(path) as image:
+        assert (image.format, image.size) == ("PNG", (WIDTH_IN * DPI, HEIGHT_IN * DPI))
 
 
 def test_range_answers_are_checked() -> None:
@@ -133,3 +127,20 @@ def test_without_matplotlib_drawing_says_what_to_install(
     with pytest.raises(GraphsUnavailable, match=r"pip install 'venue-operator\[report\]'"):
         draw(graph, [], [], T0, T0 + timedelta(minutes=1), tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        f"RollBack Suppressed: {ROLLBACK_REASON}",  # held back by a guardrail
+        f"RollBack Failed: {ROLLBACK_REASON}",
+        f"RollBack DryRun (dry run): {ROLLBACK_REASON}",
+    ],
+)
+def test_an_action_not_carried_out_is_neither_marked_nor_followed_up_as_one(line: str) -> None:
+    said = [e.model_copy(update={"message": line}) if e.message.startswith("RollBack") else e
+            for e in INCIDENT.timeline]  # fmt: skip
+    incident = INCIDENT.model_copy(update={"timeline": said})
+    assert "action" not in [m.kind for m in postmortem.markers(incident)]
+    text = postmortem.markdown(draft(incident=incident))
+    assert line in text and "Migration tested in staging" not in text

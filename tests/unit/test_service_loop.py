@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import kopf
@@ -15,10 +16,12 @@ import pytest
 from kubernetes.aio import client
 
 from tests.unit.builders import HEALTHY_FULL, HEALTHY_METRICS, metrics
+from venue_operator import service_loop
 from venue_operator.act import ActResult
 from venue_operator.evaluation import Outcome, judge
 from venue_operator.model import VenueServiceSpec, VenueServiceStatus
 from venue_operator.observations import (
+    GitOpsRef,
     Observations,
     ProbeFailure,
     ProbeResult,
@@ -410,6 +413,53 @@ async def test_held_back_while_critical_says_why_once() -> None:
     assert len(held) == 1 and "mode Off" in held[0].message
 
 
+# --- tenant boundaries (#12) ----------------------------------------------------------
+
+
+async def test_an_over_cap_spec_is_clamped_and_said_once() -> None:
+    world = World(tenancy=Tenancy(caps=Caps(max_replicas=5, max_actions_per_hour=2,
+                                            min_cooldown=timedelta(seconds=30))))  # fmt: skip
+    world.spec = {
+        **SPEC,
+        "remediation": {
+            "maxActionsPerHour": 100,
+            "scale": {"maxReplicas": 1000},
+            "cooldowns": {"scale": "1s"},
+        },
+    }
+    loop = world.loop()
+    await world.cycles(loop, 4)
+    clamped = [e for _, e in world.events.posted if e.reason is Reason.SPEC_CLAMPED]
+    assert len(clamped) == 1
+    assert "remediation.scale.maxReplicas 1000 -> 5" in clamped[0].message
+    assert "remediation.maxActionsPerHour 100 -> 2" in clamped[0].message
+    assert "remediation.cooldowns.scale 1s -> 30s" in clamped[0].message
+    assert loop.spec is not None and loop.spec.remediation.scale.max_replicas == 5
+    assert loop.spec.remediation.cooldowns.scale == timedelta(seconds=30)
+
+
+async def test_outside_the_act_namespaces_it_observes_reports_and_never_acts() -> None:
+    world = World(tenancy=Tenancy(act_namespaces=("prod-*",)))
+    loop = await healthy_with_known_good(world)
+    await bad_rollout(world, loop)
+    await world.cycles(loop, 6)
+    assert world.acts.calls == [], "never acted on"
+    assert world.status().health is not None and str(world.status().health) != "Healthy"
+    assert world.events.reasons().count(Reason.OBSERVE_ONLY) == 1
+    allowed = next(c for c in world.status().conditions if c.type == "ActionsAllowed")
+    assert allowed.status == "False" and NS in allowed.message
+
+
+async def test_a_refused_target_is_said_once_while_it_lasts() -> None:
+    world = World(refused=("spec.service.url refused: a link-local address; nothing fetched",))
+    loop = world.loop()
+    await world.cycles(loop, 3)
+    assert world.events.reasons().count(Reason.TARGET_REFUSED) == 1
+    world.refused = ("override errorRate refused: query cannot be parsed: x",)
+    await world.cycles(loop, 3)
+    assert world.events.reasons().count(Reason.TARGET_REFUSED) == 2
+
+
 async def test_the_alert_sink_sees_each_cycles_incident_and_its_problem_is_said_once() -> None:
     world = World()
     world.spec = {**SPEC, "notification": {"alertmanager": {}}}
@@ -438,31 +488,67 @@ async def test_the_alert_sink_sees_each_cycles_incident_and_its_problem_is_said_
     assert condition.status == "True" and condition.reason == "Delivered"
 
 
-async def test_guard_ticks_slower_than_their_interval_never_starve_the_cycle() -> None:
+async def test_a_steady_alerts_delivered_condition_keeps_its_time_and_writes_nothing() -> None:
+    world = World()
+    world.spec = {**SPEC, "notification": {"alertmanager": {}}}
+    loop = await healthy_with_known_good(world)
+    written = loop.store.written
+    (delivered,) = [c for c in written.conditions if c.type == "AlertsDelivered"]
+    await world.cycles(loop, 3)
+    assert loop.store.written is written, "a healthy, unchanged service wrote its status"
+    (still,) = [c for c in world.status().conditions if c.type == "AlertsDelivered"]
+    assert still.last_transition_time == delivered.last_transition_time
+
+
+async def test_the_guard_acts_for_the_same_subject_as_the_cycle() -> None:
+    """The rollout guard's rollback of a Deployment Flux applies must follow Flux (suspend,
+    advice, page) as the cycle's does: it is handed the GitOps owner too."""
+    flux = GitOpsRef("Kustomization", "apps", "flux-system")
+    loop = World().loop()
+    loop.indexes["deployments"][(NS, NAME)][0]["gitops"] = flux
+    handed: list[Any] = []
+
+    class Watch:  # the real RolloutWatch needs pods; this test is about what it is handed
+        async def tick(self, *args: Any) -> None:
+            handed.append(args[3])
+
+    loop.watch = Watch()  # type: ignore[assignment]
+    await loop.guard_step()
+    (subject,) = handed
+    assert subject.gitops == flux and subject.deployment_ref is not None
+
+
+async def test_guard_ticks_slower_than_their_interval_never_starve_the_cycle(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """A rollout watch whose ticks take longer than `rolloutGuard.interval` (pods that do not
-    answer, a loaded machine) still lets the steady cycle run when it is due."""
-    import asyncio
+    answer, a loaded machine) still lets the steady cycle run when it is due. A fake clock:
+    each tick takes 30 ms of it, a wait takes what it was asked for, no real time passes."""
     import time
 
+    clock = [1000.0]
+    monkeypatch.setattr(service_loop, "time",
+                        SimpleNamespace(monotonic=lambda: clock[0], time=time.time))  # fmt: skip
     loop = World().loop()
     ticks: list[float] = []
 
     async def slow_tick() -> None:
-        ticks.append(time.monotonic())
-        await asyncio.sleep(0.03)  # longer than the guard interval below
+        ticks.append(clock[0])
+        clock[0] += 0.03  # longer than the guard interval below
+        assert len(ticks) < 100, "guard ticks back to back: the cycle never came"
 
     loop.guard_step = slow_tick  # type: ignore[method-assign]
     loop._guard_interval = lambda: 0.01  # type: ignore[method-assign]
     loop._interval = lambda: 0.1  # type: ignore[method-assign]
-    started = time.monotonic()
+    started = clock[0]
 
     class Running:  # kopf's DaemonStopped as the loop uses it: never stopped, waits a while
         def __bool__(self) -> bool:
             return False
 
         async def wait(self, seconds: float) -> None:
-            await asyncio.sleep(seconds)
+            clock[0] += seconds
 
-    await asyncio.wait_for(loop._wait_guarding(Running(), started), timeout=2)  # type: ignore[arg-type]
+    await loop._wait_guarding(Running(), started)  # type: ignore[arg-type]
     assert ticks, "the guard ticked while the cycle was not due"
-    assert time.monotonic() - started < 0.5, "the cycle came late: guard ticks starved it"
+    assert clock[0] - started < 0.1 + 0.03, "the cycle came later than one tick after due"

@@ -54,14 +54,15 @@ TEMPLATES: dict[str, str] = {
 SHARES = ("error_rate", "rate_limited")  # batch answers are req/s; readings are shares
 TENANTS_TEMPLATE = "sum by ({by}, tenant) (rate(rate_limit_exceeded_total{{{sel}}}[{w}])) > 0"
 # Per-tenant traffic for an incident's impact, only for services in (or near) an incident;
-# topk keeps a service with thousands of tenants from filling the answer.
-IMPACT_TENANTS = 20
+# topk keeps a service with thousands of tenants from filling the answer. More are read than
+# model.IMPACT_TENANTS names: a tenant's failed requests add up over the incident's cycles.
+TENANTS_READ = 20
 TENANT_REQUESTS = (
     "topk by ({by}) (%d, sum by ({by}, tenant) (rate(http_requests_total{{{sel}%s}}[{w}])))"
 )
 TENANT_TEMPLATES = {
-    "requests": TENANT_REQUESTS % (IMPACT_TENANTS * 2, ""),
-    "failing": TENANT_REQUESTS % (IMPACT_TENANTS, ',status_code=~"5.."'),
+    "requests": TENANT_REQUESTS % (TENANTS_READ * 2, ""),
+    "failing": TENANT_REQUESTS % (TENANTS_READ, ',status_code=~"5.."'),
 }
 
 
