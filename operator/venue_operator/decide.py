@@ -46,12 +46,11 @@ from venue_operator.model import (
     VenueServiceStatus,
 )
 from venue_operator.observations import GitOpsRef, Revision, Scaler, WorkloadState
+from venue_operator.reasons import Reason
 from venue_operator.wording import above, fmt
 
 ROLLBACK_SECTION = "Rollback Procedure"
 P1_SECTION = "P1 Procedure"
-# Escalation key (with the template hash) of a rolled-back-from template re-applied by GitOps.
-REAPPLIED_BY_GITOPS = "reapplied-by-gitops"
 
 
 class Action(StrEnum):
@@ -106,6 +105,8 @@ class Decision:
     held: str | None = None
     # An escalation's cause, kept in the incident so that it is made (and paged) once.
     key: str | None = None
+    # The Event reason when it is not the action's usual one (remediate.DONE_REASON).
+    event_reason: Reason | None = None
 
 
 def rollout_facts(workload: WorkloadState, status: VenueServiceStatus) -> RolloutFacts:
@@ -350,12 +351,13 @@ def _escalated(status: VenueServiceStatus, key: str) -> bool:
 
 def _escalate(
     reason: str, section: str, status: VenueServiceStatus, key: str,
-    params: Mapping[str, str] | None = None,
+    params: Mapping[str, str] | None = None, event_reason: Reason | None = None,
 ) -> Decision:  # fmt: skip
     """Hand over to humans, once per incident and cause."""
     if _escalated(status, key):
         return _none(f"already escalated: {reason}", held="escalated")
-    return Decision(Action.ESCALATE, reason, section, params or {}, key=key)
+    return Decision(Action.ESCALATE, reason, section, params or {}, key=key,
+                    event_reason=event_reason)  # fmt: skip
 
 
 def _dependency_echo(
@@ -507,9 +509,12 @@ def _reapplied_by_gitops(
     reason = (f"{why}: {ref} re-applied pod template {current.template_hash}, which was rolled "
               "back from; not rolling back again (it would loop with the GitOps controller): "
               "revert the bad commit in Git, or suspend it")  # fmt: skip
+    # The key is in status (incident.escalations): kept as it was, or an operator upgraded
+    # mid-incident would escalate and page again.
     return _escalate(reason, ROLLBACK_SECTION, status,
-                     f"{REAPPLIED_BY_GITOPS}:{current.template_hash}",
-                     {"reappliedTemplate": current.template_hash, "gitops": str(ref)})  # fmt: skip
+                     f"reapplied-by-gitops:{current.template_hash}",
+                     {"reappliedTemplate": current.template_hash, "gitops": str(ref)},
+                     Reason.REAPPLIED_BY_GITOPS)  # fmt: skip
 
 
 def _scale_up(

@@ -24,7 +24,7 @@ from kubernetes.aio import client
 from venue_operator import gitops, ledger
 from venue_operator.act import ActError, ActResult, jobs
 from venue_operator.assess import DB_OPERATIONS
-from venue_operator.decide import P1_SECTION, REAPPLIED_BY_GITOPS, Action, Decision
+from venue_operator.decide import P1_SECTION, Action, Decision
 from venue_operator.impact import with_impact_line
 from venue_operator.model import (
     ActionRecord,
@@ -355,9 +355,7 @@ class Remediator:
         escalating = decision.action is Action.ESCALATE
         if escalating:
             status = ledger.escalate(status, decision.key or rec.correlation_id)
-        reason = DONE_REASON[decision.action]
-        if (decision.key or "").startswith(REAPPLIED_BY_GITOPS):
-            reason = Reason.REAPPLIED_BY_GITOPS
+        reason = decision.event_reason or DONE_REASON[decision.action]
         event = EventSpec("Warning", reason, decision.reason)
         if escalating:
             event = replace(event, message=with_impact_line(event.message, status))

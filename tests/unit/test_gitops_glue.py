@@ -113,6 +113,18 @@ async def test_without_suspend_the_event_says_what_a_human_must_do() -> None:
     assert "flux suspend kustomization apps -n flux-system" in rolled_back
 
 
+async def test_the_template_re_applied_by_gitops_is_said_as_such_and_paged_once() -> None:
+    """The Deployment stays on the bad template (as if Flux re-applied it at once): the loop
+    guard escalates under its own reason, not `Escalated`, and once."""
+    world = FluxWorld()
+    await after_a_rollback(world)
+    reapplied = message(world, Reason.REAPPLIED_BY_GITOPS)
+    assert "Kustomization flux-system/apps re-applied pod template ccc" in reapplied
+    assert Reason.ESCALATED not in world.events.reasons()
+    assert [e.reason for e in world.pages].count(Reason.REAPPLIED_BY_GITOPS) == 1
+    assert len(world.history("RollBack")) == 1
+
+
 async def test_a_missing_permission_is_said_and_recorded_not_raised() -> None:
     world = suspending()
     world.gitops.refuse = True
