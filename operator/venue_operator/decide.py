@@ -225,6 +225,56 @@ def rollback_target(
     return None, "no earlier revision is known healthy"
 
 
+@dataclass(frozen=True)
+class RollbackPlan:
+    """A rollback every guardrail allows (`params` for the act, `summary` says from -> to),
+    or why not (`held`: the key decide escalates with and the rollout guard holds with)."""
+
+    summary: str
+    params: Mapping[str, str] = field(default_factory=dict)
+    held: str | None = None
+
+
+def switched_off(policy: RemediationPolicy, paused: bool) -> tuple[str, str] | None:
+    """Why no action at all may be taken (mode Off, the pause annotation) -> (why, held key)."""
+    if policy.mode is Mode.OFF:
+        return "remediation mode Off: watching only", "mode-off"
+    if paused:
+        return f"paused by annotation {keys.PAUSED}", "paused"
+    return None
+
+
+def rollback_or_why_not(
+    rollout: RolloutFacts,
+    status: VenueServiceStatus,
+    policy: RemediationPolicy,
+    paused_by_guard: bool = False,
+) -> RollbackPlan:
+    """The guardrails of every rollback, decide's rule 3 and the rollout guard's alike:
+    rollback enabled, a Deployment nobody else paused, and a known-good target that never
+    crosses an incompatible migration (rollback_target). Cooldown, budget and DryRun come
+    after, from apply_guardrails."""
+    if not policy.rollback.enabled:
+        return RollbackPlan("automatic rollback disabled", held="rollback-disabled")
+    if rollout.paused and not paused_by_guard:
+        return RollbackPlan("the Deployment is paused", held="deployment-paused")
+    target, why_not = rollback_target(
+        rollout, status.healthy_templates, status.rolled_back_templates
+    )
+    current = rollout.current
+    if target is None or current is None:
+        return RollbackPlan(f"cannot roll back: {why_not}", held="no-rollback-target")
+    return RollbackPlan(
+        f"roll back {current.number} -> {target.number}",
+        {
+            "fromRevision": str(current.number),
+            "fromTemplate": current.template_hash,
+            "toRevision": str(target.number),
+            "toTemplate": target.template_hash,
+        },
+    )
+
+
 # Attempts count, failed ones too: a write that keeps failing must not be retried every cycle.
 ATTEMPTED = {
     ActionResult.SUCCEEDED,
@@ -467,29 +517,10 @@ def _rollback(
 ) -> Decision:
     number = rollout.current.number if rollout.current else "?"
     why = f"{_describe(a, critical)} after the rollout of revision {number}"
-    if not policy.rollback.enabled:
-        return _escalate(f"{why}; automatic rollback disabled", ROLLBACK_SECTION, status,
-                         "rollback-disabled")  # fmt: skip
-    if rollout.paused:
-        return _escalate(f"{why}; the Deployment is paused", ROLLBACK_SECTION, status,
-                         "deployment-paused")  # fmt: skip
-    target, why_not = rollback_target(
-        rollout, status.healthy_templates, status.rolled_back_templates
-    )
-    if target is None or rollout.current is None:
-        return _escalate(f"{why}; cannot roll back: {why_not}", ROLLBACK_SECTION, status,
-                         "no-rollback-target")  # fmt: skip
-    return Decision(
-        Action.ROLL_BACK,
-        f"{why}: roll back {rollout.current.number} -> {target.number}",
-        ROLLBACK_SECTION,
-        {
-            "fromRevision": str(rollout.current.number),
-            "fromTemplate": rollout.current.template_hash,
-            "toRevision": str(target.number),
-            "toTemplate": target.template_hash,
-        },
-    )
+    plan = rollback_or_why_not(rollout, status, policy)
+    if plan.held is not None:
+        return _escalate(f"{why}; {plan.summary}", ROLLBACK_SECTION, status, plan.held)
+    return Decision(Action.ROLL_BACK, f"{why}: {plan.summary}", ROLLBACK_SECTION, plan.params)
 
 
 def _reapplied_by_gitops(
@@ -601,10 +632,9 @@ def decide(
     paused: bool = False,
 ) -> Decision:
     """At most one action for this cycle, with a reason naming the runbook section."""
-    if policy.mode is Mode.OFF:
-        return _none("remediation mode Off: watching only", held="mode-off")
-    if paused:
-        return _none(f"paused by annotation {keys.PAUSED}", held="paused")
+    off = switched_off(policy, paused)
+    if off is not None:
+        return _none(*off)
     if a.health is Health.UNKNOWN:
         return _none("health unknown: no action on missing data")
     restoring = _restore(a, rollout, status, policy, now)
