@@ -244,6 +244,21 @@ def switched_off(policy: RemediationPolicy, paused: bool) -> tuple[str, str] | N
     return None
 
 
+def _reapplied_key(template: str) -> str:
+    # Kept in status (incident.escalations) as it always was: a new key would escalate and
+    # page again after an upgrade mid-incident.
+    return f"reapplied-by-gitops:{template}"
+
+
+def reapplied_by(rollout: RolloutFacts, status: VenueServiceStatus) -> GitOpsRef | None:
+    """The Flux or Argo CD object that re-applied a template we rolled back from (current
+    again), or None: rolling back again would only loop with it."""
+    current, ref = rollout.current, rollout.gitops
+    if ref is None or current is None or current.template_hash not in status.rolled_back_templates:
+        return None
+    return ref
+
+
 def rollback_or_why_not(
     rollout: RolloutFacts,
     status: VenueServiceStatus,
@@ -251,13 +266,19 @@ def rollback_or_why_not(
     paused_by_guard: bool = False,
 ) -> RollbackPlan:
     """The guardrails of every rollback, decide's rule 3 and the rollout guard's alike:
-    rollback enabled, a Deployment nobody else paused, and a known-good target that never
-    crosses an incompatible migration (rollback_target). Cooldown, budget and DryRun come
-    after, from apply_guardrails."""
+    rollback enabled, a Deployment nobody else paused, never again from a template GitOps
+    re-applied, and a known-good target that never crosses an incompatible migration
+    (rollback_target). Cooldown, budget and DryRun come after, from apply_guardrails."""
     if not policy.rollback.enabled:
         return RollbackPlan("automatic rollback disabled", held="rollback-disabled")
     if rollout.paused and not paused_by_guard:
         return RollbackPlan("the Deployment is paused", held="deployment-paused")
+    ref = reapplied_by(rollout, status)
+    if ref is not None and rollout.current is not None:
+        bad = rollout.current.template_hash
+        return RollbackPlan(f"{ref} re-applied pod template {bad}, which was rolled back from; "
+                            "not rolling back again (it would loop with the GitOps controller)",
+                            held=_reapplied_key(bad))  # fmt: skip
     target, why_not = rollback_target(
         rollout, status.healthy_templates, status.rolled_back_templates
     )
@@ -530,20 +551,15 @@ def _reapplied_by_gitops(
     service is critical again. Rolling back again would only start a loop with it (each sync
     undoes the rollback): hand over to humans, once per incident, and leave the bookkeeping
     as it is (the template stays rolled back from, never known-good)."""
-    current, ref = rollout.current, rollout.gitops
-    if ref is None or current is None or current.template_hash not in status.rolled_back_templates:
-        return None
+    current, ref = rollout.current, reapplied_by(rollout, status)
     critical = _critical(a, *SERVICE_CHECKS)
-    if not critical:
+    if ref is None or current is None or not critical:
         return None
     why = f"{_describe(a, critical)} after the rollout of revision {current.number}"
     reason = (f"{why}: {ref} re-applied pod template {current.template_hash}, which was rolled "
               "back from; not rolling back again (it would loop with the GitOps controller): "
               "revert the bad commit in Git, or suspend it")  # fmt: skip
-    # The key is in status (incident.escalations): kept as it was, or an operator upgraded
-    # mid-incident would escalate and page again.
-    return _escalate(reason, ROLLBACK_SECTION, status,
-                     f"reapplied-by-gitops:{current.template_hash}",
+    return _escalate(reason, ROLLBACK_SECTION, status, _reapplied_key(current.template_hash),
                      {"reappliedTemplate": current.template_hash, "gitops": str(ref)},
                      Reason.REAPPLIED_BY_GITOPS)  # fmt: skip
 

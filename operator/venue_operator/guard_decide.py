@@ -3,10 +3,10 @@ Pure.
 
 The same guardrails as every rollback, from decide.py itself, so that one added there holds
 here too: mode and the pause annotation (switched_off); rollback enabled, a human's pause of
-the Deployment, the known-good target that never crosses an incompatible migration
-(rollback_or_why_not); cooldown, budget, DryRun (apply_guardrails). The decision is one
-ROLL_BACK whose `pauseFirst` makes the remediator pause the Deployment before the guarded
-rollback write, which resumes it.
+the Deployment, never again from a template GitOps re-applied, the known-good target that
+never crosses an incompatible migration (rollback_or_why_not); cooldown, budget, DryRun
+(apply_guardrails). The decision is one ROLL_BACK whose `pauseFirst` makes the remediator
+pause the Deployment before the guarded rollback write, which resumes it.
 """
 
 from __future__ import annotations

@@ -9,7 +9,16 @@ from typing import Any
 
 import pytest
 
-from tests.unit.test_decide import ERRORS, FRESH_ROLLOUT, INCIDENT, KNOWN, R1, R2, assessed
+from tests.unit.test_decide import (
+    ERRORS,
+    FLUX,
+    FRESH_ROLLOUT,
+    INCIDENT,
+    KNOWN,
+    R1,
+    R2,
+    assessed,
+)
 from tests.unit.test_decide import NOW as NOW_DECIDE
 from venue_operator import keys
 from venue_operator.act import ActError, pause, rollback
@@ -139,6 +148,10 @@ REFUSED = [
     ("across an incompatible migration",
      replace(FRESH_ROLLOUT, current=MIGRATED, revisions=(R1, R2, MIGRATED)), KNOWN, policy(),
      "no-rollback-target"),
+    # Flux re-applied the template rolled back from: once more would loop with it.
+    ("re-applied by GitOps", replace(FRESH_ROLLOUT, gitops=FLUX),
+     KNOWN.model_copy(update={"rolled_back_templates": ["ccc"]}), policy(),
+     "reapplied-by-gitops:ccc"),
 ]  # fmt: skip
 
 
