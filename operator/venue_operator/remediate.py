@@ -253,7 +253,9 @@ class Remediator:
             event = EventSpec("Normal", Reason.GITOPS_SUSPENDED, f"{result.message} after "
                               f"rollback {rec.correlation_id}; undo: {resume}")  # fmt: skip
             await self.events.post_once(None, event, f"{rec.correlation_id}/gitops")
-        return status, "; " + gitops.advice(ref, suspension, resume)
+        # None of ours: a human suspended it, or it has no automated sync (the act says which).
+        found = result.message if suspension is None else None
+        return status, "; " + gitops.advice(ref, suspension, resume, found)
 
     async def _failed(
         self, subject: Subject, status: VenueServiceStatus, rec: ActionRecord, exc: Exception
