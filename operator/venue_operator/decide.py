@@ -46,12 +46,11 @@ from venue_operator.model import (
     VenueServiceStatus,
 )
 from venue_operator.observations import GitOpsRef, Revision, Scaler, WorkloadState
+from venue_operator.reasons import Reason
 from venue_operator.wording import above, fmt
 
 ROLLBACK_SECTION = "Rollback Procedure"
 P1_SECTION = "P1 Procedure"
-# Escalation key (with the template hash) of a rolled-back-from template re-applied by GitOps.
-REAPPLIED_BY_GITOPS = "reapplied-by-gitops"
 
 
 class Action(StrEnum):
@@ -106,6 +105,8 @@ class Decision:
     held: str | None = None
     # An escalation's cause, kept in the incident so that it is made (and paged) once.
     key: str | None = None
+    # The Event reason when it is not the action's usual one (remediate.DONE_REASON).
+    event_reason: Reason | None = None
 
 
 def rollout_facts(workload: WorkloadState, status: VenueServiceStatus) -> RolloutFacts:
@@ -222,6 +223,77 @@ def rollback_target(
             f"garbage-collected (revisionHistoryLimit {'unset' if limit is None else limit})"
         )
     return None, "no earlier revision is known healthy"
+
+
+@dataclass(frozen=True)
+class RollbackPlan:
+    """A rollback every guardrail allows (`params` for the act, `summary` says from -> to),
+    or why not (`held`: the key decide escalates with and the rollout guard holds with)."""
+
+    summary: str
+    params: Mapping[str, str] = field(default_factory=dict)
+    held: str | None = None
+
+
+def switched_off(policy: RemediationPolicy, paused: bool) -> tuple[str, str] | None:
+    """Why no action at all may be taken (mode Off, the pause annotation) -> (why, held key)."""
+    if policy.mode is Mode.OFF:
+        return "remediation mode Off: watching only", "mode-off"
+    if paused:
+        return f"paused by annotation {keys.PAUSED}", "paused"
+    return None
+
+
+def _reapplied_key(template: str) -> str:
+    # Kept in status (incident.escalations) as it always was: a new key would escalate and
+    # page again after an upgrade mid-incident.
+    return f"reapplied-by-gitops:{template}"
+
+
+def reapplied_by(rollout: RolloutFacts, status: VenueServiceStatus) -> GitOpsRef | None:
+    """The Flux or Argo CD object that re-applied a template we rolled back from (current
+    again), or None: rolling back again would only loop with it."""
+    current, ref = rollout.current, rollout.gitops
+    if ref is None or current is None or current.template_hash not in status.rolled_back_templates:
+        return None
+    return ref
+
+
+def rollback_or_why_not(
+    rollout: RolloutFacts,
+    status: VenueServiceStatus,
+    policy: RemediationPolicy,
+    paused_by_guard: bool = False,
+) -> RollbackPlan:
+    """The guardrails of every rollback, decide's rule 3 and the rollout guard's alike:
+    rollback enabled, a Deployment nobody else paused, never again from a template GitOps
+    re-applied, and a known-good target that never crosses an incompatible migration
+    (rollback_target). Cooldown, budget and DryRun come after, from apply_guardrails."""
+    if not policy.rollback.enabled:
+        return RollbackPlan("automatic rollback disabled", held="rollback-disabled")
+    if rollout.paused and not paused_by_guard:
+        return RollbackPlan("the Deployment is paused", held="deployment-paused")
+    ref = reapplied_by(rollout, status)
+    if ref is not None and rollout.current is not None:
+        bad = rollout.current.template_hash
+        return RollbackPlan(f"{ref} re-applied pod template {bad}, which was rolled back from; "
+                            "not rolling back again (it would loop with the GitOps controller)",
+                            held=_reapplied_key(bad))  # fmt: skip
+    target, why_not = rollback_target(
+        rollout, status.healthy_templates, status.rolled_back_templates
+    )
+    current = rollout.current
+    if target is None or current is None:
+        return RollbackPlan(f"cannot roll back: {why_not}", held="no-rollback-target")
+    return RollbackPlan(
+        f"roll back {current.number} -> {target.number}",
+        {
+            "fromRevision": str(current.number),
+            "fromTemplate": current.template_hash,
+            "toRevision": str(target.number),
+            "toTemplate": target.template_hash,
+        },
+    )
 
 
 # Attempts count, failed ones too: a write that keeps failing must not be retried every cycle.
@@ -350,12 +422,13 @@ def _escalated(status: VenueServiceStatus, key: str) -> bool:
 
 def _escalate(
     reason: str, section: str, status: VenueServiceStatus, key: str,
-    params: Mapping[str, str] | None = None,
+    params: Mapping[str, str] | None = None, event_reason: Reason | None = None,
 ) -> Decision:  # fmt: skip
     """Hand over to humans, once per incident and cause."""
     if _escalated(status, key):
         return _none(f"already escalated: {reason}", held="escalated")
-    return Decision(Action.ESCALATE, reason, section, params or {}, key=key)
+    return Decision(Action.ESCALATE, reason, section, params or {}, key=key,
+                    event_reason=event_reason)  # fmt: skip
 
 
 def _dependency_echo(
@@ -465,29 +538,10 @@ def _rollback(
 ) -> Decision:
     number = rollout.current.number if rollout.current else "?"
     why = f"{_describe(a, critical)} after the rollout of revision {number}"
-    if not policy.rollback.enabled:
-        return _escalate(f"{why}; automatic rollback disabled", ROLLBACK_SECTION, status,
-                         "rollback-disabled")  # fmt: skip
-    if rollout.paused:
-        return _escalate(f"{why}; the Deployment is paused", ROLLBACK_SECTION, status,
-                         "deployment-paused")  # fmt: skip
-    target, why_not = rollback_target(
-        rollout, status.healthy_templates, status.rolled_back_templates
-    )
-    if target is None or rollout.current is None:
-        return _escalate(f"{why}; cannot roll back: {why_not}", ROLLBACK_SECTION, status,
-                         "no-rollback-target")  # fmt: skip
-    return Decision(
-        Action.ROLL_BACK,
-        f"{why}: roll back {rollout.current.number} -> {target.number}",
-        ROLLBACK_SECTION,
-        {
-            "fromRevision": str(rollout.current.number),
-            "fromTemplate": rollout.current.template_hash,
-            "toRevision": str(target.number),
-            "toTemplate": target.template_hash,
-        },
-    )
+    plan = rollback_or_why_not(rollout, status, policy)
+    if plan.held is not None:
+        return _escalate(f"{why}; {plan.summary}", ROLLBACK_SECTION, status, plan.held)
+    return Decision(Action.ROLL_BACK, f"{why}: {plan.summary}", ROLLBACK_SECTION, plan.params)
 
 
 def _reapplied_by_gitops(
@@ -497,19 +551,17 @@ def _reapplied_by_gitops(
     service is critical again. Rolling back again would only start a loop with it (each sync
     undoes the rollback): hand over to humans, once per incident, and leave the bookkeeping
     as it is (the template stays rolled back from, never known-good)."""
-    current, ref = rollout.current, rollout.gitops
-    if ref is None or current is None or current.template_hash not in status.rolled_back_templates:
-        return None
+    current, ref = rollout.current, reapplied_by(rollout, status)
     critical = _critical(a, *SERVICE_CHECKS)
-    if not critical:
+    if ref is None or current is None or not critical:
         return None
     why = f"{_describe(a, critical)} after the rollout of revision {current.number}"
     reason = (f"{why}: {ref} re-applied pod template {current.template_hash}, which was rolled "
               "back from; not rolling back again (it would loop with the GitOps controller): "
               "revert the bad commit in Git, or suspend it")  # fmt: skip
-    return _escalate(reason, ROLLBACK_SECTION, status,
-                     f"{REAPPLIED_BY_GITOPS}:{current.template_hash}",
-                     {"reappliedTemplate": current.template_hash, "gitops": str(ref)})  # fmt: skip
+    return _escalate(reason, ROLLBACK_SECTION, status, _reapplied_key(current.template_hash),
+                     {"reappliedTemplate": current.template_hash, "gitops": str(ref)},
+                     Reason.REAPPLIED_BY_GITOPS)  # fmt: skip
 
 
 def _scale_up(
@@ -596,10 +648,9 @@ def decide(
     paused: bool = False,
 ) -> Decision:
     """At most one action for this cycle, with a reason naming the runbook section."""
-    if policy.mode is Mode.OFF:
-        return _none("remediation mode Off: watching only", held="mode-off")
-    if paused:
-        return _none(f"paused by annotation {keys.PAUSED}", held="paused")
+    off = switched_off(policy, paused)
+    if off is not None:
+        return _none(*off)
     if a.health is Health.UNKNOWN:
         return _none("health unknown: no action on missing data")
     restoring = _restore(a, rollout, status, policy, now)

@@ -126,11 +126,17 @@ def _suspend_command(ref: GitOpsRef) -> str:
     return f"flux suspend {ref.kind.lower()} {ref.name} -n {ref.namespace}"
 
 
-def advice(ref: GitOpsRef, suspension: GitOpsSuspension | None, resume: str) -> str:
-    """What a human must do after a rollback, for the RolledBack Event and the page."""
+def advice(
+    ref: GitOpsRef, suspension: GitOpsSuspension | None, resume: str, found: str | None = None
+) -> str:
+    """What a human must do after a rollback, for the RolledBack Event and the page.
+    `found`: what the suspend act found instead of a sync to suspend (suspended by a human,
+    no automated sync): said as it is, never "suspend it"."""
     if suspension is not None:
         return (f"GitOps: {ref} suspended by the operator ({suspension.change}); revert the "
                 f"bad commit in Git, then `{resume}`")  # fmt: skip
+    if found is not None:
+        return f"GitOps: {found}; revert the bad commit in Git before its next sync"
     return (f"GitOps: {ref} will re-apply the rolled-back revision at its next sync: revert "
             f"the bad commit in Git, or suspend it (`{_suspend_command(ref)}`)")  # fmt: skip
 

@@ -1,27 +1,28 @@
 """decide, for the rollout guard: a confirmed bad or stalled rollout -> pause and roll back.
 Pure.
 
-The same guardrails as every rollback (decide.py): mode, the pause annotation, rollback
-enabled, a human's pause of the Deployment, the known-good target that never crosses an
-incompatible migration, cooldown, budget, DryRun. The decision is one ROLL_BACK whose
-`pauseFirst` makes the remediator pause the Deployment before the guarded rollback write,
-which resumes it.
+The same guardrails as every rollback, from decide.py itself, so that one added there holds
+here too: mode and the pause annotation (switched_off); rollback enabled, a human's pause of
+the Deployment, never again from a template GitOps re-applied, the known-good target that
+never crosses an incompatible migration (rollback_or_why_not); cooldown, budget, DryRun
+(apply_guardrails). The decision is one ROLL_BACK whose `pauseFirst` makes the remediator
+pause the Deployment before the guarded rollback write, which resumes it.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from venue_operator import keys
 from venue_operator.decide import (
     ROLLBACK_SECTION,
     Action,
     Decision,
     RolloutFacts,
     apply_guardrails,
-    rollback_target,
+    rollback_or_why_not,
+    switched_off,
 )
-from venue_operator.model import Mode, RemediationPolicy, VenueServiceStatus
+from venue_operator.model import RemediationPolicy, VenueServiceStatus
 from venue_operator.rollout_guard import Judgement, Verdict
 
 
@@ -39,32 +40,21 @@ def decide_guard(
         return Decision(None, "rollout guard: nothing wrong")
     number = rollout.current.number if rollout.current else "?"
     why = f"rollout guard, revision {number}: {judgement.reason}"
-    if policy.mode is Mode.OFF:
-        return Decision(None, f"{why}; remediation mode Off: watching only", held="mode-off")
-    if paused:
-        return Decision(None, f"{why}; paused by annotation {keys.PAUSED}", held="paused")
-    if not policy.rollback.enabled:
-        return Decision(None, f"{why}; automatic rollback disabled", held="rollback-disabled")
-    if rollout.paused and not paused_by_guard:
-        return Decision(None, f"{why}; the Deployment is paused by someone else",
-                        held="deployment-paused")  # fmt: skip
-    target, why_not = rollback_target(
-        rollout, status.healthy_templates, status.rolled_back_templates
-    )
-    if target is None or rollout.current is None:
-        return Decision(None, f"{why}; cannot roll back: {why_not}", held="no-rollback-target")
+    off = switched_off(policy, paused)
+    if off is not None:
+        return Decision(None, f"{why}; {off[0]}", held=off[1])
+    plan = rollback_or_why_not(rollout, status, policy, paused_by_guard)
+    if plan.held is not None:
+        return Decision(None, f"{why}; {plan.summary}", held=plan.held)
     decision = Decision(
         Action.ROLL_BACK,
-        f"{why}: paused, roll back {rollout.current.number} -> {target.number}",
+        f"{why}: paused, {plan.summary}",
         ROLLBACK_SECTION,
         {
-            "fromRevision": str(rollout.current.number),
-            "fromTemplate": rollout.current.template_hash,
-            "toRevision": str(target.number),
-            "toTemplate": target.template_hash,
+            **plan.params,
             "pauseFirst": "true",
-            "would": f"pause the rollout of revision {rollout.current.number} and roll back "
-            f"to {target.number}",
+            "would": f"pause the rollout of revision {number} and roll back to "
+            f"{plan.params['toRevision']}",
         },
     )
     return apply_guardrails(decision, status, policy, now)

@@ -42,9 +42,10 @@ def text(value: timedelta | None) -> str | None:
     return format_duration(timedelta(seconds=round(value.total_seconds())))
 
 
-def settle(incident: Incident | None) -> Incident | None:
-    """A resolved incident with its TTD/TTM/TTR written down (once)."""
-    if incident is None or incident.resolved_at is None or incident.time_to_recover is not None:
+def settle(incident: Incident) -> Incident:
+    """The incident, with its TTD/TTM/TTR written down once it is resolved (once; an open
+    one is returned as it is)."""
+    if incident.resolved_at is None or incident.time_to_recover is not None:
         return incident
     t = times(incident)
     return incident.model_copy(update={"time_to_detect": text(t.detect),
@@ -65,14 +66,14 @@ def compact(incident: Incident) -> Incident:
     )
 
 
-def archive(status: VenueServiceStatus, opened: Incident | None) -> VenueServiceStatus:
-    """Keep the incident `opened` replaces (the last few, oldest first)."""
+def archive(status: VenueServiceStatus, opened: Incident | None) -> list[Incident]:
+    """status.incidents once `opened` replaces the current incident: the last few resolved
+    ones, oldest first, the replaced one settled and compacted."""
     before = status.incident
     if before is None or opened is None or before.id == opened.id:
-        return status
+        return status.incidents
     kept = [i for i in status.incidents if i.id != before.id]
-    kept = [*kept, compact(settle(before) or before)][-INCIDENTS_KEPT:]
-    return status.model_copy(update={"incidents": kept})
+    return [*kept, compact(settle(before))][-INCIDENTS_KEPT:]
 
 
 def every(status: VenueServiceStatus) -> list[Incident]:

@@ -14,6 +14,7 @@ from venue_operator import capacity
 from venue_operator.decide import Action, Decision
 from venue_operator.model import (
     HISTORY_LIMIT,
+    SECTION_CHARS,
     ActionRecord,
     ActionResult,
     Incident,
@@ -54,7 +55,9 @@ def with_record(status: VenueServiceStatus, rec: ActionRecord) -> VenueServiceSt
     if status.incident is not None and rec.result is not ActionResult.IN_PROGRESS:
         dry = " (dry run)" if rec.dry_run else ""
         message = f"{rec.action} {rec.result}{dry}: {rec.reason}"[:2000]
-        entry = IncidentEntry(at=rec.at, severity=status.incident.severity, message=message)
+        section = (rec.section or "")[:SECTION_CHARS] or None  # for the post-mortem, later
+        entry = IncidentEntry(at=rec.at, severity=status.incident.severity, message=message,
+                              section=section)  # fmt: skip
         updated = updated.model_copy(update={"incident": add_timeline(status.incident, entry)})
     return updated
 

@@ -511,10 +511,19 @@ class ActionRecord(Model):
     inputs: dict[str, str] = Field(default_factory=dict)
 
 
+SECTION_CHARS = 256
+
+
 class IncidentEntry(Model):
     at: datetime
     severity: Severity
     message: str = Field(max_length=2048)
+    section: str | None = Field(
+        default=None,
+        max_length=SECTION_CHARS,
+        description="Runbook section of the action this entry records (kept with the "
+        "incident: status.history holds only the last actions).",
+    )
 
 
 class TenantImpact(Model):

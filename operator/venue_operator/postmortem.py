@@ -21,6 +21,7 @@ from venue_operator.model import (
     ActionRecord,
     ActionResult,
     Incident,
+    IncidentEntry,
     Threshold,
     VenueServiceSpec,
 )
@@ -194,12 +195,16 @@ def _duration(value: timedelta | None) -> str:
 _SECTION = re.compile(r"\[runbook: ([^\]]+)\]")
 
 
-def _section(entry_at: datetime, message: str, history: Sequence[ActionRecord]) -> str:
-    name = _action_name(message)
-    record = next((r for r in history if r.action == name and r.at == entry_at), None)
+def _section(entry: IncidentEntry, history: Sequence[ActionRecord]) -> str:
+    """The entry's own section (an action's, kept with the incident); else its history
+    record's (entries kept from before they had one); else `[runbook: ...]` in the text."""
+    if entry.section:
+        return entry.section
+    name = _action_name(entry.message)
+    record = next((r for r in history if r.action == name and r.at == entry.at), None)
     if record is not None and record.section:
         return record.section
-    found = _SECTION.findall(message)
+    found = _SECTION.findall(entry.message)
     return found[-1] if found else ""
 
 
@@ -210,7 +215,7 @@ def timeline_rows(incident: Incident, history: Sequence[ActionRecord]) -> list[l
     if incident.began_at is not None and incident.began_at < incident.opened_at:
         rows.append([_t(incident.began_at), "", "breach first observed", ""])
     for e in incident.timeline:
-        rows.append([_t(e.at), str(e.severity), e.message, _section(e.at, e.message, history)])
+        rows.append([_t(e.at), str(e.severity), e.message, _section(e, history)])
     return rows
 
 

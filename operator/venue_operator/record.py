@@ -193,7 +193,8 @@ def next_status(
     remembered as known-good after `bake_time` of confirmed Healthy cycles with no unknown
     reading (runbook: verify the deployment), so a bad release is not trusted in its first
     healthy seconds, nor for a gap in the data."""
-    incident = settle(track_incident(previous.incident, a, now))
+    tracked = track_incident(previous.incident, a, now)
+    incident = settle(tracked) if tracked is not None else None
     rollout = bake(track_rollout(previous.rollout, workload, now), a, now)
     healthy = previous.healthy_templates
     since = rollout.healthy_since if rollout is not None else None
@@ -216,7 +217,7 @@ def next_status(
             "healthy_templates": healthy,
             "incident": incident,
             "gitops": gitops.shown(previous.gitops, workload.gitops),
-            "incidents": archive(previous, incident).incidents,
+            "incidents": archive(previous, incident),
         }
     )
 

@@ -24,7 +24,7 @@ from kubernetes.aio import client
 from venue_operator import gitops, ledger
 from venue_operator.act import ActError, ActResult, jobs
 from venue_operator.assess import DB_OPERATIONS
-from venue_operator.decide import P1_SECTION, REAPPLIED_BY_GITOPS, Action, Decision
+from venue_operator.decide import P1_SECTION, Action, Decision
 from venue_operator.impact import with_impact_line
 from venue_operator.model import (
     ActionRecord,
@@ -253,7 +253,9 @@ class Remediator:
             event = EventSpec("Normal", Reason.GITOPS_SUSPENDED, f"{result.message} after "
                               f"rollback {rec.correlation_id}; undo: {resume}")  # fmt: skip
             await self.events.post_once(None, event, f"{rec.correlation_id}/gitops")
-        return status, "; " + gitops.advice(ref, suspension, resume)
+        # None of ours: a human suspended it, or it has no automated sync (the act says which).
+        found = result.message if suspension is None else None
+        return status, "; " + gitops.advice(ref, suspension, resume, found)
 
     async def _failed(
         self, subject: Subject, status: VenueServiceStatus, rec: ActionRecord, exc: Exception
@@ -355,9 +357,7 @@ class Remediator:
         escalating = decision.action is Action.ESCALATE
         if escalating:
             status = ledger.escalate(status, decision.key or rec.correlation_id)
-        reason = DONE_REASON[decision.action]
-        if (decision.key or "").startswith(REAPPLIED_BY_GITOPS):
-            reason = Reason.REAPPLIED_BY_GITOPS
+        reason = decision.event_reason or DONE_REASON[decision.action]
         event = EventSpec("Warning", reason, decision.reason)
         if escalating:
             event = replace(event, message=with_impact_line(event.message, status))

@@ -116,7 +116,8 @@ def _old_incident_from_kept_history(lab: Lab, observed: dict[str, Any], out: Pat
     assert real is not None
     for n in range(1, INCIDENTS_KEPT + 1):
         later = _newer(real, n)
-        status = incidents.archive(status, later).model_copy(update={"incident": later})
+        kept = incidents.archive(status, later)
+        status = status.model_copy(update={"incidents": kept, "incident": later})
     assert status.incidents[0].id == real.id  # five newer ones: four kept, one current
     with fresh_namespace(lab, "r") as ns:
         lab.cluster.kubectl("apply", "-n", ns, "-f", "-",

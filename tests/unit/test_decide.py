@@ -29,6 +29,7 @@ from venue_operator.observations import (
     Revision,
     WorkloadState,
 )
+from venue_operator.reasons import Reason
 
 NOW = datetime(2026, 11, 26, 20, 0, tzinfo=UTC)
 POLICY = RemediationPolicy()
@@ -396,6 +397,8 @@ def test_loop_guard(
     decision = decide(assessed(**obs), rollout, status, POLICY, NOW)
     assert decision.action is action, decision.reason
     assert decision.key == key
+    # Said as ReappliedByGitOps, not the usual Escalated (remediate posts this reason).
+    assert decision.event_reason is (Reason.REAPPLIED_BY_GITOPS if key else None)
     if key is not None:
         assert "Kustomization flux-system/apps re-applied pod template ccc" in decision.reason
         assert decision.params["gitops"] == "Kustomization flux-system/apps"

@@ -107,6 +107,9 @@ def test_advice_names_the_object_and_what_to_do() -> None:
                                   change="spec.suspend: unset -> true")  # fmt: skip
     said = gitops.advice(KS, suspension, resume)
     assert "suspended by the operator (spec.suspend: unset -> true)" in said and resume in said
+    found = "Kustomization shop/venue already suspended (not by the operator)"
+    left = gitops.advice(KS, None, resume, found)
+    assert left == f"GitOps: {found}; revert the bad commit in Git before its next sync"
 
 
 def test_status_keeps_a_suspension_when_the_labels_go() -> None:

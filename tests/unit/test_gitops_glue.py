@@ -31,11 +31,13 @@ FLUX = GitOpsRef("Kustomization", "apps", "flux-system")
 @dataclass
 class FakeGitOps:
     """act/gitops.suspend without the API server: its own trust rule and plan, on an
-    unsuspended Kustomization (the round trip itself is tests/integration/test_gitops_acts.py)."""
+    unsuspended Kustomization, or one a human suspended (the round trip itself is
+    tests/integration/test_gitops_acts.py)."""
 
     calls: list[tuple[Any, ...]] = field(default_factory=list)
     refuse: bool = False
     untrusted: bool = False
+    by_a_human: bool = False  # spec.suspend already true, set by somebody else
 
     async def suspend_gitops(
         self, ref: GitOpsRef, namespace: str, deployment: str, who: str, rid: str, now: datetime
@@ -46,7 +48,11 @@ class FakeGitOps:
             raise ActError(gitops.refusal(ref, {}, namespace, deployment) or "allowed")
         done = bool(self.calls)  # the second call finds it suspended, as the real act does
         self.calls.append((ref, namespace, deployment, rid))
-        plan = plan_suspend(ref, {"metadata": {"resourceVersion": "1"}, "spec": {}}, who, rid, now)
+        spec = {"suspend": True} if self.by_a_human else {}
+        plan = plan_suspend(ref, {"metadata": {"resourceVersion": "1"}, "spec": spec}, who, rid,
+                            now)  # fmt: skip
+        if plan.ops is None and plan.suspension is None:
+            return ActResult(False, plan.message), None
         return ActResult(not done, plan.message), plan.suspension
 
 
@@ -111,6 +117,32 @@ async def test_without_suspend_the_event_says_what_a_human_must_do() -> None:
     rolled_back = message(world, Reason.ROLLED_BACK)
     assert "Kustomization flux-system/apps will re-apply the rolled-back revision" in rolled_back
     assert "flux suspend kustomization apps -n flux-system" in rolled_back
+
+
+async def test_the_template_re_applied_by_gitops_is_said_as_such_and_paged_once() -> None:
+    """The Deployment stays on the bad template (as if Flux re-applied it at once): the loop
+    guard escalates under its own reason, not `Escalated`, and once."""
+    world = FluxWorld()
+    await after_a_rollback(world)
+    reapplied = message(world, Reason.REAPPLIED_BY_GITOPS)
+    assert "Kustomization flux-system/apps re-applied pod template ccc" in reapplied
+    assert Reason.ESCALATED not in world.events.reasons()
+    assert [e.reason for e in world.pages].count(Reason.REAPPLIED_BY_GITOPS) == 1
+    assert len(world.history("RollBack")) == 1
+
+
+async def test_a_kustomization_a_human_suspended_is_said_so_not_to_be_suspended() -> None:
+    world = suspending()
+    world.gitops.by_a_human = True
+    await after_a_rollback(world)
+    rolled_back = message(world, Reason.ROLLED_BACK)
+    assert "Kustomization flux-system/apps already suspended (not by the operator)" in rolled_back
+    assert "suspend it" not in rolled_back and "flux suspend" not in rolled_back
+    assert Reason.GITOPS_SUSPENDED not in world.events.reasons()
+    (page,) = [e for e in world.pages if e.reason is Reason.ROLLED_BACK]
+    assert page.message == rolled_back
+    status = world.status().gitops
+    assert status is not None and status.suspension is None  # nothing of ours to resume
 
 
 async def test_a_missing_permission_is_said_and_recorded_not_raised() -> None:

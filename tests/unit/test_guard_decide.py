@@ -3,14 +3,26 @@ act/rollback.py with resume), by tables: pure, no cluster."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from tests.unit.test_decide import (
+    ERRORS,
+    FLUX,
+    FRESH_ROLLOUT,
+    INCIDENT,
+    KNOWN,
+    R1,
+    R2,
+    assessed,
+)
+from tests.unit.test_decide import NOW as NOW_DECIDE
 from venue_operator import keys
 from venue_operator.act import ActError, pause, rollback
-from venue_operator.decide import Action, RolloutFacts
+from venue_operator.decide import Action, RolloutFacts, decide
 from venue_operator.guard_decide import decide_guard
 from venue_operator.model import (
     ActionRecord,
@@ -122,3 +134,35 @@ def test_rollback_resumes_only_a_rollout_the_guard_paused() -> None:
         "/spec/paused",
         "/metadata/annotations",
     ]
+
+
+# Each reason to refuse a rollback, as decide's rule 3 and the guard both meet it.
+MIGRATED = Revision(3, "ccc", migration="20261126_drop_seats")
+REFUSED = [
+    ("rollback disabled", FRESH_ROLLOUT, KNOWN, policy(rollback={"enabled": False}),
+     "rollback-disabled"),
+    ("a human paused it", replace(FRESH_ROLLOUT, paused=True), KNOWN, policy(),
+     "deployment-paused"),
+    ("no known-good target", FRESH_ROLLOUT, VenueServiceStatus(incident=INCIDENT), policy(),
+     "no-rollback-target"),
+    ("across an incompatible migration",
+     replace(FRESH_ROLLOUT, current=MIGRATED, revisions=(R1, R2, MIGRATED)), KNOWN, policy(),
+     "no-rollback-target"),
+    # Flux re-applied the template rolled back from: once more would loop with it.
+    ("re-applied by GitOps", replace(FRESH_ROLLOUT, gitops=FLUX),
+     KNOWN.model_copy(update={"rolled_back_templates": ["ccc"]}), policy(),
+     "reapplied-by-gitops:ccc"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("rollout", "status", "limits", "key"), [c[1:] for c in REFUSED],
+                         ids=[c[0] for c in REFUSED])  # fmt: skip
+def test_decide_and_the_guard_refuse_a_rollback_for_the_same_reasons(
+    rollout: RolloutFacts, status: VenueServiceStatus, limits: RemediationPolicy, key: str
+) -> None:
+    """One list of rollback guardrails (decide.rollback_or_why_not): decide escalates where
+    the guard holds, under the same key."""
+    escalated = decide(assessed(**ERRORS), rollout, status, limits, NOW_DECIDE)
+    assert (escalated.action, escalated.key) == (Action.ESCALATE, key), escalated.reason
+    held = decide_guard(BAD, rollout, status, limits, NOW_DECIDE)
+    assert (held.action, held.held) == (None, key), held.reason

@@ -207,10 +207,9 @@ def test_ttd_ttm_ttr(
     if began is None:
         incident = incident.model_copy(update={"began_at": None})
     settled = incidents.settle(incident)
-    assert settled is not None
     assert (settled.time_to_detect, settled.time_to_mitigate, settled.time_to_recover) == expected
     still_open = incidents.settle(incident.model_copy(update={"resolved_at": None}))
-    assert still_open is not None and still_open.time_to_recover is None
+    assert still_open.time_to_recover is None
 
 
 def test_the_first_succeeded_workload_action_marks_mitigation() -> None:
@@ -234,8 +233,8 @@ def test_the_first_succeeded_workload_action_marks_mitigation() -> None:
 def test_the_last_resolved_incidents_are_kept_compacted_and_found() -> None:
     status = VenueServiceStatus()
     for i in range(INCIDENTS_KEPT + 3):
-        status = incidents.archive(status, _incident(i))  # a new incident opens
-        status = status.model_copy(update={"incident": _incident(i)})
+        kept = incidents.archive(status, _incident(i))  # a new incident opens
+        status = status.model_copy(update={"incidents": kept, "incident": _incident(i)})
     kept = status.incidents
     assert [i.id for i in kept] == [f"inc-{n}" for n in range(2, 7)]
     assert all(len(i.timeline) == 30 and len(i.timeline[0].message) == 500 for i in kept)

@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from tests.unit.builders import SPEC
-from venue_operator import postmortem
+from venue_operator import incidents, ledger, postmortem
+from venue_operator.decide import ROLLBACK_SECTION, Action, Decision
 from venue_operator.model import (
     ActionRecord,
     ActionResult,
@@ -19,6 +20,7 @@ from venue_operator.model import (
     IncidentEntry,
     Severity,
     TenantImpact,
+    VenueServiceStatus,
 )
 from venue_operator.observe.ranges import matrix
 from venue_operator.report_graphs import DPI, HEIGHT_IN, WIDTH_IN, GraphsUnavailable, draw
@@ -77,6 +79,22 @@ def test_the_timeline_rows_are_the_incidents_own_with_the_actions_runbook_sectio
         e.message for e in INCIDENT.timeline
     ]
     assert rows[2][3] == "Rollback Proc" and rows[1][3] == "Monitoring & Alerts"
+
+
+def test_an_old_kept_incident_keeps_each_actions_runbook_section() -> None:
+    """status.history holds the last 50 actions, status.incidents 5 incidents: the runbook
+    column of an old one comes from its own (compacted) timeline, not from history."""
+    status = VenueServiceStatus(incident=Incident(id="i", opened_at=T0, severity=Severity.P2))
+    decision = Decision(Action.ROLL_BACK, "error_rate 19% > 5%: roll back 2 -> 1",
+                        ROLLBACK_SECTION)  # fmt: skip
+    rec = ledger.new_record(decision, T0, ActionResult.IN_PROGRESS, "rollback-1", None)
+    status = ledger.finish(ledger.begin(status, rec), rec, ActionResult.SUCCEEDED)
+    assert status.incident is not None
+    kept = incidents.compact(status.incident)
+    (row,) = postmortem.timeline_rows(kept, history=[])
+    assert row[2].startswith("RollBack Succeeded") and row[3] == ROLLBACK_SECTION
+    text = postmortem.markdown(draft(incident=kept, history=[]))
+    assert f"roll back 2 -> 1 | {ROLLBACK_SECTION} |" in text
 
 
 def test_without_prometheus_the_draft_says_so() -> None:
