@@ -14,11 +14,11 @@ from typing import Any, cast
 from kubernetes.aio import client
 
 from venue_operator import kube
+from venue_operator.act.retry import retry_conflicts
 from venue_operator.model import GROUP, PLURAL, VERSION
 
 FINALIZER = "kopf.zalando.org/KopfFinalizerMarker"  # Kopf's default, which handlers keep
 ANNOTATION_PREFIX = "venue.ops.tickettoken.io/"  # Kopf's progress, in handlers.configure
-MAX_ATTEMPTS = 5
 
 
 def release(item: dict[str, Any]) -> list[dict[str, Any]] | None:
@@ -41,23 +41,25 @@ def release(item: dict[str, Any]) -> list[dict[str, Any]] | None:
 async def _release_one(objects: client.CustomObjectsApi, item: dict[str, Any]) -> bool:
     """Release one VenueService, re-reading it when it changed in between (its status is
     still being written while others' operators run); False if it had nothing of ours."""
-    meta = item["metadata"]
-    for _ in range(MAX_ATTEMPTS):
-        ops = release(item)
+    namespace, name = item["metadata"]["namespace"], item["metadata"]["name"]
+    listed = [item]  # the first attempt plans from the list; each retry reads afresh
+
+    async def attempt() -> bool:
+        if listed:
+            current = listed.pop()
+        else:
+            found = await objects.get_namespaced_custom_object(GROUP, VERSION, namespace,
+                                                               PLURAL, name)  # fmt: skip
+            current = cast(dict[str, Any], found)
+        ops = release(current)
         if ops is None:
             return False
-        try:
-            await objects.patch_namespaced_custom_object(
-                GROUP, VERSION, meta["namespace"], PLURAL, meta["name"], ops,
-                _content_type=kube.JSON_PATCH,
-            )  # fmt: skip
-            return True
-        except client.ApiException as exc:
-            if exc.status not in kube.CONFLICT_STATUSES:
-                raise
-        item = cast(dict[str, Any], await objects.get_namespaced_custom_object(
-            GROUP, VERSION, meta["namespace"], PLURAL, meta["name"]))  # fmt: skip
-    raise RuntimeError(f"{meta['namespace']}/{meta['name']} kept changing")
+        await objects.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, name, ops, _content_type=kube.JSON_PATCH
+        )
+        return True
+
+    return await retry_conflicts(attempt, f"releasing {namespace}/{name}")
 
 
 async def run_uninstall() -> int:

@@ -15,10 +15,10 @@ from kubernetes.aio import client
 
 from venue_operator import keys, kube
 from venue_operator.act import ActError, ActResult
+from venue_operator.act.retry import retry_conflicts
 from venue_operator.capacity import FIELDS
 from venue_operator.model import ScaledKind
 
-MAX_ATTEMPTS = 5
 ANNOTATION_PATH = "/metadata/annotations/" + keys.SCALED_FROM.replace("/", "~1")
 
 
@@ -74,7 +74,8 @@ async def set_count(
     """Raise (expect None: only upwards) or restore (only over `expect`) the count to `value`;
     the annotation says `scaled_from`, or goes when it is None (all given back)."""
     what = f"{kind} {name} {FIELDS[kind]}"
-    for _ in range(MAX_ATTEMPTS):
+
+    async def attempt() -> ActResult:
         obj = await _read(api, namespace, kind, name)
         current = count_of(obj, kind)
         done = current >= value if expect is None else current == value
@@ -88,11 +89,7 @@ async def set_count(
             {"op": "add", "path": "/" + FIELDS[kind].replace(".", "/"), "value": value},
             *_annotation_ops(obj, scaled_from),
         ]
-        try:
-            await _patch(api, namespace, kind, name, ops)
-        except client.ApiException as exc:
-            if exc.status in kube.CONFLICT_STATUSES:
-                continue
-            raise
+        await _patch(api, namespace, kind, name, ops)
         return ActResult(True, f"{what} {current} -> {value}")
-    raise ActError(f"gave up after {MAX_ATTEMPTS} conflicting writes")
+
+    return await retry_conflicts(attempt)

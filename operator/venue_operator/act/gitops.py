@@ -19,10 +19,10 @@ from kubernetes.aio import client
 
 from venue_operator import gitops, keys, kube
 from venue_operator.act import ActError, ActResult
+from venue_operator.act.retry import retry_conflicts
 from venue_operator.model import GitOpsSuspension
 from venue_operator.observations import GitOpsRef
 
-MAX_ATTEMPTS = 5
 _ANNOTATION_PATH = "/metadata/annotations/" + keys.GITOPS_SUSPENDED.replace("~", "~0").replace(
     "/", "~1"
 )
@@ -144,18 +144,15 @@ async def _patch(api: client.ApiClient, ref: GitOpsRef, ops: Ops) -> None:
 async def _write(api: client.ApiClient, ref: GitOpsRef, plan: Callable[[dict[str, Any]], Plan],
                  doing: str) -> tuple[bool, Plan]:  # fmt: skip
     """Read `ref`, plan, patch; re-read and re-plan when someone wrote in between. True: written."""
-    for _ in range(MAX_ATTEMPTS):
+
+    async def attempt() -> tuple[bool, Plan]:
         planned = plan(await _get(api, ref))
         if planned.ops is None:
             return False, planned
-        try:
-            await _patch(api, ref, planned.ops)
-        except client.ApiException as exc:
-            if exc.status in kube.CONFLICT_STATUSES:
-                continue
-            raise
+        await _patch(api, ref, planned.ops)
         return True, planned
-    raise ActError(f"gave up {doing} {ref} after {MAX_ATTEMPTS} conflicting writes")
+
+    return await retry_conflicts(attempt, f"{doing} {ref}")
 
 
 async def suspend(
