@@ -19,8 +19,6 @@ from venue_operator.act.retry import retry_conflicts
 from venue_operator.capacity import FIELDS
 from venue_operator.model import ScaledKind
 
-ANNOTATION_PATH = "/metadata/annotations/" + keys.SCALED_FROM.replace("/", "~1")
-
 
 async def _read(
     api: client.ApiClient, namespace: str, kind: ScaledKind, name: str
@@ -50,16 +48,13 @@ def count_of(obj: dict[str, Any], kind: ScaledKind) -> int:
 
 
 def _annotation_ops(obj: dict[str, Any], scaled_from: int | None) -> list[dict[str, Any]]:
-    annotations = (obj.get("metadata") or {}).get("annotations")
-    present = annotations is not None and keys.SCALED_FROM in annotations
+    current = ((obj.get("metadata") or {}).get("annotations") or {}).get(keys.SCALED_FROM)
     if scaled_from is None:
-        return [{"op": "remove", "path": ANNOTATION_PATH}] if present else []
-    if annotations is None:
-        return [{"op": "add", "path": "/metadata/annotations",
-                 "value": {keys.SCALED_FROM: str(scaled_from)}}]  # fmt: skip
-    if annotations.get(keys.SCALED_FROM) == str(scaled_from):
+        remove = {"op": "remove", "path": kube.annotation_path(keys.SCALED_FROM)}
+        return [] if current is None else [remove]
+    if current == str(scaled_from):
         return []
-    return [{"op": "add", "path": ANNOTATION_PATH, "value": str(scaled_from)}]
+    return [kube.set_annotation_op(obj, keys.SCALED_FROM, str(scaled_from))]
 
 
 async def set_count(
