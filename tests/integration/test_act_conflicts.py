@@ -4,7 +4,7 @@ changes the Deployment between our read and our write; we retry and lose no upda
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,13 +16,6 @@ from venue_lab.session import Lab
 from venue_operator import kube
 from venue_operator.act import capacity, rollback
 from venue_operator.model import ScaledKind
-
-
-@pytest.fixture
-async def api(the_lab: Lab) -> AsyncIterator[client.ApiClient]:
-    connection = await kube.connect(str(the_lab.cluster.kubeconfig))
-    yield connection
-    await connection.close()
 
 
 def interfere_once(
