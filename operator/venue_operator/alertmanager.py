@@ -11,14 +11,13 @@ and the post is retried; a token or a response never reaches logs, Events or sta
 from __future__ import annotations
 
 import asyncio
-import base64
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import structlog
 from kubernetes.aio import client
 
-from venue_operator import alerts, telemetry
+from venue_operator import alerts, kube, telemetry
 from venue_operator.model import AlertmanagerSink, Notification, SecretKeyRef, VenueServiceStatus
 from venue_operator.reasons import Reason
 from venue_operator.record import EventSpec
@@ -119,8 +118,7 @@ class AlertmanagerSender:
         if ref is None:
             return {}
         try:
-            secret = await client.CoreV1Api(self.api).read_namespaced_secret(ref.name, namespace)
-            token = base64.b64decode((secret.data or {})[ref.key]).decode().strip()
+            token = await kube.secret_value(self.api, namespace, ref)
         except Exception as exc:
             status = getattr(exc, "status", None)
             why = f"HTTP {status}" if status else type(exc).__name__

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any, cast
 
 from kubernetes.aio import client, config
 from kubernetes.aio.config.config_exception import ConfigException
 
-from venue_operator.model import GROUP, PLURAL, VERSION
+from venue_operator.model import GROUP, PLURAL, VERSION, SecretKeyRef
 
 JSON_PATCH = "application/json-patch+json"
+Resource = tuple[str, str, str]  # a custom resource's group, version, plural
+VENUESERVICES: Resource = (GROUP, VERSION, PLURAL)
+KEDA: Resource = ("keda.sh", "v1alpha1", "scaledobjects")
 
 
 async def connect(kubeconfig: str | None = None) -> client.ApiClient:
@@ -36,11 +40,30 @@ async def replace_status(
     )
 
 
-async def get_venueservice(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
-    result = await client.CustomObjectsApi(api).get_namespaced_custom_object(
-        GROUP, VERSION, namespace, PLURAL, name
+async def get_custom(
+    api: client.ApiClient, resource: Resource, namespace: str, name: str
+) -> dict[str, Any]:
+    """A custom object (a VenueService, a ScaledObject, a Flux or Argo CD object) as a dict."""
+    group, version, plural = resource
+    found = await client.CustomObjectsApi(api).get_namespaced_custom_object(
+        group, version, namespace, plural, name
     )
-    return cast(dict[str, Any], result)
+    return cast(dict[str, Any], found)
+
+
+async def patch_custom(
+    api: client.ApiClient, resource: Resource, namespace: str, name: str,
+    ops: list[dict[str, Any]],
+) -> None:  # fmt: skip
+    """JSON patch; callers start `ops` with a resourceVersion test for optimistic concurrency."""
+    group, version, plural = resource
+    await client.CustomObjectsApi(api).patch_namespaced_custom_object(
+        group, version, namespace, plural, name, ops, _content_type=JSON_PATCH
+    )
+
+
+async def get_venueservice(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
+    return await get_custom(api, VENUESERVICES, namespace, name)
 
 
 CONFLICT_STATUSES = {409, 422}  # 422: a JSON-patch "test" op failed (resourceVersion moved)
@@ -70,9 +93,6 @@ async def list_replicasets(api: client.ApiClient, namespace: str) -> list[dict[s
     return cast(list[dict[str, Any]], as_dict(api, result)["items"])
 
 
-KEDA = ("keda.sh", "v1alpha1", "scaledobjects")  # group, version, plural
-
-
 async def get_hpa(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
     hpa = await client.AutoscalingV2Api(api).read_namespaced_horizontal_pod_autoscaler(
         name, namespace
@@ -89,20 +109,13 @@ async def patch_hpa(
 
 
 async def get_scaled_object(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
-    group, version, plural = KEDA
-    found = await client.CustomObjectsApi(api).get_namespaced_custom_object(
-        group, version, namespace, plural, name
-    )
-    return cast(dict[str, Any], found)
+    return await get_custom(api, KEDA, namespace, name)
 
 
 async def patch_scaled_object(
     api: client.ApiClient, namespace: str, name: str, ops: list[dict[str, Any]]
 ) -> None:
-    group, version, plural = KEDA
-    await client.CustomObjectsApi(api).patch_namespaced_custom_object(
-        group, version, namespace, plural, name, ops, _content_type=JSON_PATCH
-    )
+    await patch_custom(api, KEDA, namespace, name, ops)
 
 
 def resource_version_test(obj: dict[str, Any]) -> dict[str, Any]:
@@ -111,3 +124,23 @@ def resource_version_test(obj: dict[str, Any]) -> dict[str, Any]:
         "path": "/metadata/resourceVersion",
         "value": obj["metadata"]["resourceVersion"],
     }
+
+
+def annotation_path(key: str) -> str:
+    """The JSON pointer (RFC 6901) to annotation `key`: `~` as `~0`, `/` as `~1`."""
+    return "/metadata/annotations/" + key.replace("~", "~0").replace("/", "~1")
+
+
+def set_annotation_op(obj: dict[str, Any], key: str, value: str) -> dict[str, Any]:
+    """The JSON-patch op setting annotation `key` on `obj` as read: the whole map when it has
+    none yet (a pointer into a missing map fails the patch)."""
+    if (obj.get("metadata") or {}).get("annotations") is None:
+        return {"op": "add", "path": "/metadata/annotations", "value": {key: value}}
+    return {"op": "add", "path": annotation_path(key), "value": value}
+
+
+async def secret_value(api: client.ApiClient, namespace: str, ref: SecretKeyRef) -> str:
+    """One key of a Secret, decoded. A credential (a URL with a token, a bearer token): the
+    caller never logs it, nor an error's text beyond its type (KeyError: the key is missing)."""
+    secret = await client.CoreV1Api(api).read_namespaced_secret(ref.name, namespace)
+    return base64.b64decode((secret.data or {})[ref.key]).decode().strip()

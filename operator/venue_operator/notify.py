@@ -8,7 +8,6 @@ failing receiver never delays remediation.
 from __future__ import annotations
 
 import asyncio
-import base64
 from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -17,6 +16,7 @@ import httpx
 import structlog
 from kubernetes.aio import client
 
+from venue_operator import kube
 from venue_operator.impact import with_impact_line
 from venue_operator.model import Notification, Severity, VenueServiceStatus
 from venue_operator.record import EventSpec
@@ -68,8 +68,7 @@ class Notifier:
         ref = notification.webhook_secret_ref
         assert ref is not None  # send() checked
         try:
-            secret = await client.CoreV1Api(self.api).read_namespaced_secret(ref.name, namespace)
-            url = base64.b64decode((secret.data or {})[ref.key]).decode().strip()
+            url = await kube.secret_value(self.api, namespace, ref)
             body = payload(notification.format, url, f"{namespace}/{name}", status, event)
             response = await self.http.post(url, json=body, timeout=TIMEOUT_S)
             response.raise_for_status()

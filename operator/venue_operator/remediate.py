@@ -73,7 +73,6 @@ class Acts(Protocol):
         resume: bool = False,
     ) -> ActResult: ...
     async def pause_rollout(self, namespace: str, deployment: str, rid: str) -> ActResult: ...
-    async def scale_up(self, namespace: str, deployment: str, replicas: int) -> ActResult: ...
     async def set_count(
         self,
         namespace: str,
@@ -302,7 +301,8 @@ class Remediator:
         kind = ScaledKind(p.get("scaleKind", ScaledKind.DEPLOYMENT))
         to = int(p["toReplicas"])
         if decision.action is Action.SCALE_UP and kind is ScaledKind.DEPLOYMENT:
-            return await self.acts.scale_up(ns, deployment, to)
+            # The Deployment's loan is kept in status only: no annotation on it.
+            return await self.acts.set_count(ns, ScaledKind.DEPLOYMENT, deployment, to, None)
         original = int(p["originalReplicas"])  # decide sets it with every scaleKind
         if decision.action is Action.SCALE_UP:
             return await self.acts.set_count(ns, kind, p["scaleName"], to, original)

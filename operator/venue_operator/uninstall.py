@@ -14,11 +14,11 @@ from typing import Any, cast
 from kubernetes.aio import client
 
 from venue_operator import kube
+from venue_operator.act.retry import retry_conflicts
 from venue_operator.model import GROUP, PLURAL, VERSION
 
 FINALIZER = "kopf.zalando.org/KopfFinalizerMarker"  # Kopf's default, which handlers keep
 ANNOTATION_PREFIX = "venue.ops.tickettoken.io/"  # Kopf's progress, in handlers.configure
-MAX_ATTEMPTS = 5
 
 
 def release(item: dict[str, Any]) -> list[dict[str, Any]] | None:
@@ -34,30 +34,26 @@ def release(item: dict[str, Any]) -> list[dict[str, Any]] | None:
         ops.append({"op": "replace", "path": "/metadata/finalizers",
                     "value": [f for f in finalizers if f != FINALIZER]})  # fmt: skip
     for key in ours:
-        ops.append({"op": "remove", "path": "/metadata/annotations/" + key.replace("/", "~1")})
+        ops.append({"op": "remove", "path": kube.annotation_path(key)})
     return ops
 
 
-async def _release_one(objects: client.CustomObjectsApi, item: dict[str, Any]) -> bool:
+async def _release_one(api: client.ApiClient, item: dict[str, Any]) -> bool:
     """Release one VenueService, re-reading it when it changed in between (its status is
     still being written while others' operators run); False if it had nothing of ours."""
-    meta = item["metadata"]
-    for _ in range(MAX_ATTEMPTS):
-        ops = release(item)
+    namespace, name = item["metadata"]["namespace"], item["metadata"]["name"]
+    listed = [item]  # the first attempt plans from the list; each retry reads afresh
+
+    async def attempt() -> bool:
+        current = listed.pop() if listed else await kube.get_custom(
+            api, kube.VENUESERVICES, namespace, name)  # fmt: skip
+        ops = release(current)
         if ops is None:
             return False
-        try:
-            await objects.patch_namespaced_custom_object(
-                GROUP, VERSION, meta["namespace"], PLURAL, meta["name"], ops,
-                _content_type=kube.JSON_PATCH,
-            )  # fmt: skip
-            return True
-        except client.ApiException as exc:
-            if exc.status not in kube.CONFLICT_STATUSES:
-                raise
-        item = cast(dict[str, Any], await objects.get_namespaced_custom_object(
-            GROUP, VERSION, meta["namespace"], PLURAL, meta["name"]))  # fmt: skip
-    raise RuntimeError(f"{meta['namespace']}/{meta['name']} kept changing")
+        await kube.patch_custom(api, kube.VENUESERVICES, namespace, name, ops)
+        return True
+
+    return await retry_conflicts(attempt, f"releasing {namespace}/{name}")
 
 
 async def run_uninstall() -> int:
@@ -72,7 +68,7 @@ async def run_uninstall() -> int:
         for item in listed.get("items", []):
             where = f"{item['metadata']['namespace']}/{item['metadata']['name']}"
             try:
-                if await _release_one(objects, item):
+                if await _release_one(api, item):
                     released += 1
                     print(f"released {where}")
             except (client.ApiException, RuntimeError) as exc:  # one stuck, go on with the rest

@@ -4,7 +4,7 @@ changes the Deployment between our read and our write; we retry and lose no upda
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,14 +14,8 @@ from tests.harness import deployment_manifest
 from venue_lab.processes import wait_until
 from venue_lab.session import Lab
 from venue_operator import kube
-from venue_operator.act import rollback, scale
-
-
-@pytest.fixture
-async def api(the_lab: Lab) -> AsyncIterator[client.ApiClient]:
-    connection = await kube.connect(str(the_lab.cluster.kubeconfig))
-    yield connection
-    await connection.close()
+from venue_operator.act import capacity, rollback
+from venue_operator.model import ScaledKind
 
 
 def interfere_once(
@@ -55,7 +49,8 @@ async def test_scale_retries_after_a_conflict_and_respects_the_other_writer(
     kubectl("apply", "-n", namespace, "-f", "-", input=deployment_manifest("venue-service"))
     reads = interfere_once(monkeypatch, lambda: kubectl(
         "scale", "-n", namespace, "deployment/venue-service", "--replicas=5"))  # fmt: skip
-    result = await scale.scale_up(api, namespace, "venue-service", 3)
+    deployment = ScaledKind.DEPLOYMENT
+    result = await capacity.set_count(api, namespace, deployment, "venue-service", 3, None)
     assert len(reads) == 2, "the first patch failed its resourceVersion test and was retried"
     assert not result.changed and "already at 5" in result.message
     assert get(the_lab, namespace)["spec"]["replicas"] == 5  # the other writer's 5 stands

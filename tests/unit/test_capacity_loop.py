@@ -39,8 +39,8 @@ async def test_an_hpa_gets_its_min_raised_then_restored_after_the_incident() -> 
     world.metrics = SLOW
     await world.cycles(loop, 4)
     ups = [args for what, args in world.acts.calls if what == "set_count"]
+    # the HPA's minimum, never the Deployment's replicas (both go through set_count)
     assert ups == [(NS, ScaledKind.HPA, "venue-hpa", 3, 2)], world.acts.calls
-    assert not [c for c in world.acts.calls if c[0] == "scale_up"]  # never the Deployment
     loan = world.status().capacity
     assert loan is not None and (loan.original, loan.written) == (2, 3)
     world.hpas = [{**HPA, "min": 3}]  # what the write did
@@ -134,3 +134,17 @@ async def test_a_refused_first_hpa_write_lends_nothing() -> None:
     assert failed and all(r.result == "Failed" and "forbidden" in r.reason for r in failed)
     assert world.status().capacity is None  # nothing was lent: nothing to give back
     assert Reason.ESCALATED in world.events.reasons()
+
+
+async def test_without_an_hpa_the_deployment_is_raised_through_the_same_writer() -> None:
+    world = World(spec=world_with_hpa().spec, replicas=2)
+    loop = world.loop()
+    await world.cycles(loop, 3)
+    world.metrics = SLOW
+    await world.cycles(loop, 4)
+    # no annotation on the Deployment (scaled_from None): its loan is kept in status only
+    assert world.acts.calls == [("set_count", (NS, ScaledKind.DEPLOYMENT, NAME, 3, None))]
+    loan = world.status().capacity
+    assert loan is not None and (loan.kind, loan.original, loan.written) == (
+        ScaledKind.DEPLOYMENT, 2, 3)  # fmt: skip
+    assert Reason.SCALED_UP in world.events.reasons("Deployment")

@@ -79,9 +79,6 @@ class FakeActs:
     async def roll_back(self, *args: Any) -> ActResult:
         return await self._do("roll_back", *args)
 
-    async def scale_up(self, *args: Any) -> ActResult:
-        return await self._do("scale_up", *args)
-
     async def pause_rollout(self, *args: Any) -> ActResult:
         return await self._do("pause_rollout", *args)
 

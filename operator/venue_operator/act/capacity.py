@@ -15,11 +15,9 @@ from kubernetes.aio import client
 
 from venue_operator import keys, kube
 from venue_operator.act import ActError, ActResult
+from venue_operator.act.retry import retry_conflicts
 from venue_operator.capacity import FIELDS
 from venue_operator.model import ScaledKind
-
-MAX_ATTEMPTS = 5
-ANNOTATION_PATH = "/metadata/annotations/" + keys.SCALED_FROM.replace("/", "~1")
 
 
 async def _read(
@@ -50,16 +48,13 @@ def count_of(obj: dict[str, Any], kind: ScaledKind) -> int:
 
 
 def _annotation_ops(obj: dict[str, Any], scaled_from: int | None) -> list[dict[str, Any]]:
-    annotations = (obj.get("metadata") or {}).get("annotations")
-    present = annotations is not None and keys.SCALED_FROM in annotations
+    current = ((obj.get("metadata") or {}).get("annotations") or {}).get(keys.SCALED_FROM)
     if scaled_from is None:
-        return [{"op": "remove", "path": ANNOTATION_PATH}] if present else []
-    if annotations is None:
-        return [{"op": "add", "path": "/metadata/annotations",
-                 "value": {keys.SCALED_FROM: str(scaled_from)}}]  # fmt: skip
-    if annotations.get(keys.SCALED_FROM) == str(scaled_from):
+        remove = {"op": "remove", "path": kube.annotation_path(keys.SCALED_FROM)}
+        return [] if current is None else [remove]
+    if current == str(scaled_from):
         return []
-    return [{"op": "add", "path": ANNOTATION_PATH, "value": str(scaled_from)}]
+    return [kube.set_annotation_op(obj, keys.SCALED_FROM, str(scaled_from))]
 
 
 async def set_count(
@@ -74,7 +69,8 @@ async def set_count(
     """Raise (expect None: only upwards) or restore (only over `expect`) the count to `value`;
     the annotation says `scaled_from`, or goes when it is None (all given back)."""
     what = f"{kind} {name} {FIELDS[kind]}"
-    for _ in range(MAX_ATTEMPTS):
+
+    async def attempt() -> ActResult:
         obj = await _read(api, namespace, kind, name)
         current = count_of(obj, kind)
         done = current >= value if expect is None else current == value
@@ -88,11 +84,7 @@ async def set_count(
             {"op": "add", "path": "/" + FIELDS[kind].replace(".", "/"), "value": value},
             *_annotation_ops(obj, scaled_from),
         ]
-        try:
-            await _patch(api, namespace, kind, name, ops)
-        except client.ApiException as exc:
-            if exc.status in kube.CONFLICT_STATUSES:
-                continue
-            raise
+        await _patch(api, namespace, kind, name, ops)
         return ActResult(True, f"{what} {current} -> {value}")
-    raise ActError(f"gave up after {MAX_ATTEMPTS} conflicting writes")
+
+    return await retry_conflicts(attempt)

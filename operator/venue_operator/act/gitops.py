@@ -13,19 +13,16 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from kubernetes.aio import client
 
 from venue_operator import gitops, keys, kube
 from venue_operator.act import ActError, ActResult
+from venue_operator.act.retry import retry_conflicts
 from venue_operator.model import GitOpsSuspension
 from venue_operator.observations import GitOpsRef
 
-MAX_ATTEMPTS = 5
-_ANNOTATION_PATH = "/metadata/annotations/" + keys.GITOPS_SUSPENDED.replace("~", "~0").replace(
-    "/", "~1"
-)
 Ops = list[dict[str, Any]]
 
 
@@ -48,13 +45,6 @@ def _ours(obj: dict[str, Any]) -> dict[str, Any] | None:
     except ValueError:
         return None
     return record if isinstance(record, dict) else None
-
-
-def _annotate(obj: dict[str, Any], value: str) -> dict[str, Any]:
-    if obj.get("metadata", {}).get("annotations") is None:
-        return {"op": "add", "path": "/metadata/annotations",
-                "value": {keys.GITOPS_SUSPENDED: value}}  # fmt: skip
-    return {"op": "add", "path": _ANNOTATION_PATH, "value": value}
 
 
 def _suspension(ref: GitOpsRef, record: dict[str, Any]) -> GitOpsSuspension:
@@ -90,7 +80,8 @@ def plan_suspend(ref: GitOpsRef, obj: dict[str, Any], who: str, rid: str, now: d
         change = f"spec.suspend: {previous or 'unset'} -> true"
     record = {"by": who, "correlationId": rid, "at": now.isoformat(), "change": change,
               "previous": previous}  # fmt: skip
-    ops = [kube.resource_version_test(obj), op, _annotate(obj, json.dumps(record))]
+    annotation = kube.set_annotation_op(obj, keys.GITOPS_SUSPENDED, json.dumps(record))
+    ops = [kube.resource_version_test(obj), op, annotation]
     return Plan(ops, f"{ref} suspended ({change})", _suspension(ref, record))
 
 
@@ -119,43 +110,26 @@ def plan_resume(ref: GitOpsRef, obj: dict[str, Any]) -> Plan:
                        {"op": "replace", "path": "/spec/suspend",
                         "value": json.loads(previous)})  # fmt: skip
         restored = f"spec.suspend restored to {previous or 'unset'}"
-    ops.append({"op": "remove", "path": _ANNOTATION_PATH})
+    ops.append({"op": "remove", "path": kube.annotation_path(keys.GITOPS_SUSPENDED)})
     if not still:
         return Plan(ops, f"{ref}: the field was changed since the suspension (by someone "
                          "else): left as is, our record removed")  # fmt: skip
     return Plan(ops, f"{ref} resumed ({restored})")
 
 
-async def _get(api: client.ApiClient, ref: GitOpsRef) -> dict[str, Any]:
-    group, version, plural = gitops.API[ref.kind]
-    obj = await client.CustomObjectsApi(api).get_namespaced_custom_object(
-        group, version, ref.namespace, plural, ref.name
-    )
-    return cast(dict[str, Any], obj)
-
-
-async def _patch(api: client.ApiClient, ref: GitOpsRef, ops: Ops) -> None:
-    group, version, plural = gitops.API[ref.kind]
-    await client.CustomObjectsApi(api).patch_namespaced_custom_object(
-        group, version, ref.namespace, plural, ref.name, ops, _content_type=kube.JSON_PATCH
-    )
-
-
 async def _write(api: client.ApiClient, ref: GitOpsRef, plan: Callable[[dict[str, Any]], Plan],
                  doing: str) -> tuple[bool, Plan]:  # fmt: skip
     """Read `ref`, plan, patch; re-read and re-plan when someone wrote in between. True: written."""
-    for _ in range(MAX_ATTEMPTS):
-        planned = plan(await _get(api, ref))
+
+    async def attempt() -> tuple[bool, Plan]:
+        resource = gitops.API[ref.kind]
+        planned = plan(await kube.get_custom(api, resource, ref.namespace, ref.name))
         if planned.ops is None:
             return False, planned
-        try:
-            await _patch(api, ref, planned.ops)
-        except client.ApiException as exc:
-            if exc.status in kube.CONFLICT_STATUSES:
-                continue
-            raise
+        await kube.patch_custom(api, resource, ref.namespace, ref.name, planned.ops)
         return True, planned
-    raise ActError(f"gave up {doing} {ref} after {MAX_ATTEMPTS} conflicting writes")
+
+    return await retry_conflicts(attempt, f"{doing} {ref}")
 
 
 async def suspend(

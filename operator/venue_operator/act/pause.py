@@ -8,9 +8,8 @@ from typing import Any
 from kubernetes.aio import client
 
 from venue_operator import keys, kube
-from venue_operator.act import ActError, ActResult
-
-MAX_ATTEMPTS = 5
+from venue_operator.act import ActResult
+from venue_operator.act.retry import retry_conflicts
 
 
 def plan(deployment: dict[str, Any], rid: str) -> list[dict[str, Any]] | None:
@@ -27,15 +26,11 @@ def plan(deployment: dict[str, Any], rid: str) -> list[dict[str, Any]] | None:
 
 
 async def pause_rollout(api: client.ApiClient, namespace: str, name: str, rid: str) -> ActResult:
-    for _ in range(MAX_ATTEMPTS):
+    async def attempt() -> ActResult:
         patch = plan(await kube.get_deployment(api, namespace, name), rid)
         if patch is None:
             return ActResult(False, "already paused")
-        try:
-            await kube.patch_deployment(api, namespace, name, patch)
-        except client.ApiException as exc:
-            if exc.status in kube.CONFLICT_STATUSES:
-                continue
-            raise
+        await kube.patch_deployment(api, namespace, name, patch)
         return ActResult(True, "paused")
-    raise ActError(f"gave up after {MAX_ATTEMPTS} conflicting writes")
+
+    return await retry_conflicts(attempt)

@@ -17,6 +17,7 @@ from kubernetes.aio import client
 
 from venue_operator import keys, kube
 from venue_operator.act import ActError, ActResult
+from venue_operator.act.retry import retry_conflicts
 
 HASH_LABEL = keys.HASH_LABEL
 ANNOTATIONS_TO_SKIP = {  # kubectl's: the rollout's own bookkeeping stays the Deployment's
@@ -27,7 +28,6 @@ ANNOTATIONS_TO_SKIP = {  # kubectl's: the rollout's own bookkeeping stays the De
     keys.MAX_REPLICAS,
     "deprecated.deployment.rollback.to",
 }
-MAX_ATTEMPTS = 5
 
 
 def _without_hash(template: dict[str, Any]) -> dict[str, Any]:
@@ -115,17 +115,14 @@ async def roll_back(
     resume: bool = False,
 ) -> ActResult:
     """Roll `name` back to the ReplicaSet whose pod-template-hash is `to_hash`."""
-    for _ in range(MAX_ATTEMPTS):
+
+    async def attempt() -> ActResult:
         deployment = await kube.get_deployment(api, namespace, name)
         replicasets = await kube.list_replicasets(api, namespace)
         patch = plan(deployment, replicasets, to_hash, cause, rid, resume)
         if patch is None:
             return ActResult(False, f"already at pod template {to_hash}")
-        try:
-            await kube.patch_deployment(api, namespace, name, patch)
-        except client.ApiException as exc:
-            if exc.status in kube.CONFLICT_STATUSES:
-                continue  # someone else wrote in between: re-read and re-plan
-            raise
+        await kube.patch_deployment(api, namespace, name, patch)
         return ActResult(True, f"rolled back to pod template {to_hash}")
-    raise ActError(f"gave up after {MAX_ATTEMPTS} conflicting writes")
+
+    return await retry_conflicts(attempt)

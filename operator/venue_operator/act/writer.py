@@ -1,6 +1,6 @@
 """The one writer of workloads that the remediator is given: each method is one act
-(rollback.py, scale.py, capacity.py, jobs.py, breaker.py) against the Kubernetes API. Tests give the
-remediator another object with the same methods (`remediate.Acts`)."""
+(rollback.py, pause.py, capacity.py, jobs.py, breaker.py, gitops.py) against the Kubernetes
+API. Tests give the remediator another object with the same methods (`remediate.Acts`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import datetime
 
 from kubernetes.aio import client
 
-from venue_operator.act import ActResult, breaker, capacity, gitops, jobs, pause, rollback, scale
+from venue_operator.act import ActResult, breaker, capacity, gitops, jobs, pause, rollback
 from venue_operator.model import GitOpsSuspension, ScaledKind
 from venue_operator.observations import GitOpsRef
 
@@ -33,9 +33,6 @@ class WorkloadWriter:
 
     async def pause_rollout(self, namespace: str, deployment: str, rid: str) -> ActResult:
         return await pause.pause_rollout(self.api, namespace, deployment, rid)
-
-    async def scale_up(self, namespace: str, deployment: str, replicas: int) -> ActResult:
-        return await scale.scale_up(self.api, namespace, deployment, replicas)
 
     async def set_count(
         self, namespace: str, kind: ScaledKind, name: str, value: int, scaled_from: int | None,

@@ -1,0 +1,29 @@
+"""Optimistic concurrency, once for every writer: read, plan, write with a resourceVersion
+test; when someone else wrote in between, read again and re-plan instead of overwriting."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from kubernetes.aio import client
+
+from venue_operator import kube
+from venue_operator.act import ActError
+
+T = TypeVar("T")
+TRIES = 5  # a busy object (a Deployment mid-rollout) moves a few times a second at most
+
+
+async def retry_conflicts(attempt: Callable[[], Awaitable[T]], doing: str = "",
+                          tries: int = TRIES) -> T:  # fmt: skip
+    """`attempt()` (read, plan, write), again while its write conflicts (409, or a 422 from a
+    failed resourceVersion test); ActError after `tries`. A read never answers 409 or 422,
+    so the whole attempt may run inside; any other error is raised as it is."""
+    for _ in range(tries):
+        try:
+            return await attempt()
+        except client.ApiException as exc:
+            if exc.status not in kube.CONFLICT_STATUSES:
+                raise
+    raise ActError(f"gave up {doing + ' ' if doing else ''}after {tries} conflicting writes")

@@ -1,0 +1,72 @@
+"""act.retry: a write that conflicts is re-read and re-planned, a bounded number of times;
+any other refusal goes through at once. No cluster: fakes raise what the API answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from kubernetes.aio import client
+
+from venue_operator import kube
+from venue_operator.act import ActError, ActResult, pause
+from venue_operator.act.retry import TRIES, retry_conflicts
+
+
+class Writes:
+    """An attempt whose write answers each status in turn (None: accepted)."""
+
+    def __init__(self, *answers: int | None) -> None:
+        self.answers, self.calls = list(answers), 0
+
+    async def __call__(self) -> str:
+        self.calls += 1
+        status = self.answers.pop(0) if self.answers else None
+        if status is not None:
+            raise client.ApiException(status=status, reason="refused")
+        return f"written on attempt {self.calls}"
+
+
+async def test_a_conflict_or_a_failed_resource_version_test_is_tried_again() -> None:
+    attempt = Writes(409, 422)
+    assert await retry_conflicts(attempt) == "written on attempt 3"
+
+
+async def test_any_other_refusal_is_raised_at_once() -> None:
+    attempt = Writes(403)
+    with pytest.raises(client.ApiException) as refused:
+        await retry_conflicts(attempt)
+    assert refused.value.status == 403 and attempt.calls == 1
+
+
+async def test_it_gives_up_after_the_tries_and_says_what_it_was_doing() -> None:
+    attempt = Writes(*[409] * TRIES)
+    with pytest.raises(ActError, match=f"gave up suspending x after {TRIES} conflicting"):
+        await retry_conflicts(attempt, "suspending x")
+    assert attempt.calls == TRIES
+
+
+async def test_pause_rereads_after_a_conflict_and_finds_it_paused_by_the_other_writer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Someone paused it between our read and our write: the rerun sees that, writes nothing."""
+    reads: list[int] = []
+    patches: list[list[dict[str, Any]]] = []
+
+    async def get_deployment(api: Any, namespace: str, name: str) -> dict[str, Any]:
+        reads.append(1)
+        paused = len(reads) > 1  # the other writer's pause landed after our first read
+        return {"metadata": {"resourceVersion": str(len(reads)), "annotations": {}},
+                "spec": {"paused": paused}}  # fmt: skip
+
+    async def patch_deployment(api: Any, namespace: str, name: str, ops: Any) -> dict[str, Any]:
+        patches.append(ops)
+        raise client.ApiException(status=422, reason="the resourceVersion test failed")
+
+    monkeypatch.setattr(kube, "get_deployment", get_deployment)
+    monkeypatch.setattr(kube, "patch_deployment", patch_deployment)
+    api: Any = None  # the fakes above take no client
+    result = await pause.pause_rollout(api, "shop", "venue-service", "rid-1")
+    assert result == ActResult(False, "already paused")
+    assert len(reads) == 2 and len(patches) == 1
+    assert patches[0][0] == {"op": "test", "path": "/metadata/resourceVersion", "value": "1"}

@@ -1,0 +1,71 @@
+"""kube's small helpers: JSON pointers to annotations, the op that sets one (and the ops
+act/capacity builds with it), and reading one key of a Secret."""
+
+from __future__ import annotations
+
+import base64
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from venue_operator import keys, kube
+from venue_operator.act import capacity
+from venue_operator.model import SecretKeyRef
+
+SCALED_FROM = kube.annotation_path(keys.SCALED_FROM)
+
+
+def test_an_annotation_key_is_escaped_as_a_json_pointer() -> None:
+    assert kube.annotation_path("example.com/a~b") == "/metadata/annotations/example.com~1a~0b"
+
+
+def test_setting_an_annotation_adds_the_map_when_there_is_none() -> None:
+    bare: dict[str, Any] = {"metadata": {"name": "x"}}
+    assert kube.set_annotation_op(bare, "a/b", "1") == {
+        "op": "add", "path": "/metadata/annotations", "value": {"a/b": "1"}}  # fmt: skip
+    annotated = {"metadata": {"annotations": {"team": "t"}}}
+    assert kube.set_annotation_op(annotated, "a/b", "1") == {
+        "op": "add", "path": "/metadata/annotations/a~1b", "value": "1"}  # fmt: skip
+
+
+# (id, annotations as read, scaled_from, the ops after the count)
+SCALED_FROM_OPS = [
+    ("no map, a loan", None, 2,
+     [{"op": "add", "path": "/metadata/annotations", "value": {keys.SCALED_FROM: "2"}}]),
+    ("a map, a loan", {"team": "t"}, 2, [{"op": "add", "path": SCALED_FROM, "value": "2"}]),
+    ("already recorded", {keys.SCALED_FROM: "2"}, 2, []),
+    ("another value recorded", {keys.SCALED_FROM: "3"}, 2,
+     [{"op": "add", "path": SCALED_FROM, "value": "2"}]),
+    ("all given back", {keys.SCALED_FROM: "2"}, None, [{"op": "remove", "path": SCALED_FROM}]),
+    ("given back, nothing recorded", {"team": "t"}, None, []),
+    ("given back, no map", None, None, []),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "annotations", "scaled_from", "expected"), SCALED_FROM_OPS,
+                         ids=[c[0] for c in SCALED_FROM_OPS])  # fmt: skip
+def test_the_scaled_from_annotation_ops(
+    case: str, annotations: dict[str, str] | None, scaled_from: int | None, expected: Any
+) -> None:
+    obj = {"metadata": {"annotations": annotations}}
+    assert capacity._annotation_ops(obj, scaled_from) == expected
+
+
+async def test_a_secret_value_is_decoded_and_stripped(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = {"url": base64.b64encode(b"https://hooks.example/T0K3N\n").decode()}
+
+    class CoreV1Api:
+        def __init__(self, api: Any) -> None:
+            pass
+
+        async def read_namespaced_secret(self, name: str, namespace: str) -> Any:
+            assert (name, namespace) == ("pager", "shop")
+            return SimpleNamespace(data=data)
+
+    monkeypatch.setattr(kube.client, "CoreV1Api", CoreV1Api)
+    api: Any = None  # the fake above takes no client
+    ref = SecretKeyRef(name="pager", key="url")
+    assert await kube.secret_value(api, "shop", ref) == "https://hooks.example/T0K3N"
+    with pytest.raises(KeyError):  # a missing key: the callers report the type only
+        await kube.secret_value(api, "shop", SecretKeyRef(name="pager", key="token"))
