@@ -4,7 +4,6 @@ operator wrote, and the annotation removed once all is given back."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -17,13 +16,6 @@ from venue_operator import kube
 from venue_operator.act import ActError, capacity
 from venue_operator.keys import SCALED_FROM
 from venue_operator.model import ScaledKind
-
-
-@pytest.fixture
-async def api(the_lab: Lab) -> AsyncIterator[client.ApiClient]:
-    connection = await kube.connect(str(the_lab.cluster.kubeconfig))
-    yield connection
-    await connection.close()
 
 
 def hpa(lab: Lab, ns: str) -> dict[str, Any]:

@@ -6,7 +6,7 @@ that does not list the Deployment."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from tests.harness import fresh_namespace
 from tests.upstream_crds import DATA, install
 from venue_lab.processes import wait_until
 from venue_lab.session import Lab
-from venue_operator import keys, kube
+from venue_operator import keys
 from venue_operator.act import ActError, gitops
 from venue_operator.observations import GitOpsRef
 
@@ -29,13 +29,6 @@ CRDS = (
 )
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 AUTOMATED = {"prune": True, "selfHeal": True}
-
-
-@pytest.fixture
-async def api(the_lab: Lab) -> AsyncIterator[client.ApiClient]:
-    connection = await kube.connect(str(the_lab.cluster.kubeconfig))
-    yield connection
-    await connection.close()
 
 
 @pytest.fixture
