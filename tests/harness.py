@@ -66,10 +66,8 @@ class Venue:
         self.simulator.clear_faults(self.sim_name)
 
     def status(self) -> dict[str, Any]:
-        out = self.lab.cluster.kubectl(
-            "get", "venueservice", self.name, "-n", self.namespace, "-o", "json"
-        ).stdout
-        status: dict[str, Any] = json.loads(out).get("status", {})
+        found = get(self.lab, "venueservice", self.namespace, self.name)
+        status: dict[str, Any] = found.get("status", {})
         return status
 
     def wait_status(
@@ -226,10 +224,15 @@ FAST = {
 }
 
 
+def get(lab: Lab, kind: str, namespace: str, name: str) -> dict[str, Any]:
+    """`kubectl get KIND NAME -n NAMESPACE -o json`, parsed: one namespaced object."""
+    out = lab.cluster.kubectl("get", kind, name, "-n", namespace, "-o", "json").stdout
+    found: dict[str, Any] = json.loads(out)
+    return found
+
+
 def deployment(lab: Lab, namespace: str, name: str = "venue-service") -> dict[str, Any]:
-    out = lab.cluster.kubectl("get", "deployment", name, "-n", namespace, "-o", "json").stdout
-    result: dict[str, Any] = json.loads(out)
-    return result
+    return get(lab, "deployment", namespace, name)
 
 
 def image_of(d: dict[str, Any]) -> str:

@@ -7,7 +7,6 @@ webhook (e.g. tests/harness.py's Receiver), with waits short enough for a test.
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -15,18 +14,9 @@ from typing import Any
 
 import httpx
 
-from venue_lab.processes import LabError, Lifecycle, Managed, free_port, wait_until
+from venue_lab.processes import Lifecycle, Managed, find_binary, free_port
 
-BINARY_CANDIDATES = ("prometheus-alertmanager", "/usr/bin/prometheus-alertmanager")
 GROUP_BY = ("namespace", "venueservice")
-
-
-def find_binary() -> str:
-    for candidate in (os.environ.get("VENUE_ALERTMANAGER_BIN"), *BINARY_CANDIDATES):
-        if candidate and shutil.which(candidate):
-            return candidate
-    raise LabError("alertmanager not found: run scripts/bootstrap (installs Debian's "
-                   "prometheus-alertmanager)")  # fmt: skip
 
 
 def config(webhook_url: str, group_by: tuple[str, ...] = GROUP_BY) -> str:
@@ -63,7 +53,7 @@ class LocalAlertmanager(Lifecycle):
         self.proc = Managed(
             "alertmanager",
             [
-                find_binary(),
+                find_binary("prometheus-alertmanager", "VENUE_ALERTMANAGER_BIN"),
                 f"--config.file={path}",
                 f"--storage.path={self.workdir / 'data'}",
                 f"--web.listen-address=127.0.0.1:{self.port}",
@@ -72,14 +62,7 @@ class LocalAlertmanager(Lifecycle):
             ],
             self.workdir / "alertmanager.log",
         )
-        self.proc.start()
-        proc = self.proc
-
-        def ready() -> bool:
-            proc.check_alive()
-            return httpx.get(f"{self.url}/-/ready", timeout=2.0).status_code == 200
-
-        wait_until(f"alertmanager at {self.url}", ready, timeout)
+        self.proc.start_ready(f"{self.url}/-/ready", timeout)
 
     def stop(self) -> None:
         if self.proc is not None:

@@ -8,9 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-import httpx
-
-from venue_lab.processes import Lifecycle, Managed, free_port, wait_until
+from venue_lab.processes import Lifecycle, Managed, free_port
 
 # The lab's services answer on loopback and its tests act in seconds: the tenant boundaries'
 # safe defaults (tenancy.py) would refuse both, so the lab's operator is told so, as an admin
@@ -80,15 +78,7 @@ class OperatorProcess(Lifecycle):
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1",
                **self.extra_env}  # fmt: skip
         self.proc = Managed("venue-operator", self.argv(), self.log_dir / "operator.log", env=env)
-        self.proc.start()
-        proc = self.proc
-        url = f"http://127.0.0.1:{self.liveness_port}/healthz"
-
-        def alive() -> bool:
-            proc.check_alive()
-            return httpx.get(url, timeout=1.0).status_code == 200
-
-        wait_until("venue-operator liveness", alive, timeout, interval=0.2)
+        self.proc.start_ready(f"http://127.0.0.1:{self.liveness_port}/healthz", timeout, 0.2)
 
     def kill(self) -> None:
         """SIGKILL, as a crash or an OOM kill would."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -15,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Self
+
+import httpx
 
 _PR_SET_PDEATHSIG = 1
 
@@ -117,6 +120,17 @@ class Managed:
                 preexec_fn=_die_with_parent,
             )
 
+    def start_ready(self, url: str, timeout: float, interval: float = 0.1) -> None:
+        """Start, then poll `url` until it answers 200; an exit meanwhile fails at once, with
+        the log's last lines."""
+        self.start()
+
+        def ready() -> bool:
+            self.check_alive()
+            return httpx.get(url, timeout=2.0).status_code == 200
+
+        wait_until(f"{self.name} at {url}", ready, timeout, interval)
+
     @property
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -147,6 +161,16 @@ class Managed:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(proc.pid, signal.SIGKILL)
             proc.wait(timeout=grace)
+
+
+def find_binary(name: str, env_var: str) -> str:
+    """`$env_var` if set and executable, else `name` on PATH or in /usr/bin (Debian's package
+    of that name, which scripts/bootstrap installs)."""
+    for candidate in (os.environ.get(env_var), name, f"/usr/bin/{name}"):
+        if candidate and shutil.which(candidate):
+            return candidate
+    raise LabError(f"{name} not found (${env_var}, PATH): run scripts/bootstrap (installs "
+                   f"Debian's {name})")  # fmt: skip
 
 
 def built(script: Path, what: str, override: str | None = None) -> Path:

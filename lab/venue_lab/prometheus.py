@@ -7,7 +7,6 @@ file per target, which Prometheus picks up without a restart.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import tempfile
@@ -16,16 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from venue_lab.processes import LabError, Lifecycle, Managed, free_port, wait_until
-
-BINARY_CANDIDATES = ("prometheus", "/usr/bin/prometheus")
-
-
-def find_binary() -> str:
-    for candidate in (os.environ.get("VENUE_PROMETHEUS_BIN"), *BINARY_CANDIDATES):
-        if candidate and shutil.which(candidate):
-            return candidate
-    raise LabError("prometheus not found: run scripts/bootstrap (installs Debian's prometheus)")
+from venue_lab.processes import LabError, Lifecycle, Managed, find_binary, free_port, wait_until
 
 
 class LocalPrometheus(Lifecycle):
@@ -62,7 +52,7 @@ class LocalPrometheus(Lifecycle):
         self.proc = Managed(
             "prometheus",
             [
-                find_binary(),
+                find_binary("prometheus", "VENUE_PROMETHEUS_BIN"),
                 f"--config.file={config}",
                 f"--storage.tsdb.path={self.workdir / 'data'}",
                 f"--web.listen-address=127.0.0.1:{self.port}",
@@ -72,14 +62,7 @@ class LocalPrometheus(Lifecycle):
             ],
             self.workdir / "prometheus.log",
         )
-        self.proc.start()
-        proc = self.proc
-
-        def ready() -> bool:
-            proc.check_alive()
-            return httpx.get(f"{self.url}/-/ready", timeout=2.0).status_code == 200
-
-        wait_until(f"prometheus at {self.url}", ready, timeout)
+        self.proc.start_ready(f"{self.url}/-/ready", timeout)
 
     def close(self) -> None:
         self.stop()

@@ -4,6 +4,7 @@ demo: `venue-lab`)."""
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import random
 import sys
@@ -132,6 +133,19 @@ def _cidr(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _positive_float(text: str) -> float:
+    """Seconds, above 0 and finite: at 0 or less an alert would be posted every cycle and end
+    as it is sent (endsAt is 4 intervals ahead); inf and nan failed later, in timedelta,
+    naming no flag."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive, finite number")
+    return value
+
+
 def _tenancy_flags(run: argparse.ArgumentParser) -> None:
     caps = Caps()
     group = run.add_argument_group(
@@ -256,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="Alertmanager for VenueServices whose spec.notification.alertmanager names none",
     )  # fmt: skip
     run.add_argument(
-        "--alertmanager-resend-interval", type=float, metavar="SECONDS",
+        "--alertmanager-resend-interval", type=_positive_float, metavar="SECONDS",
         default=alerts.RESEND.total_seconds(),
         help="re-send an open incident's alert this often; it stays valid for 4 of these "
         "(default %(default)s)",

@@ -6,14 +6,13 @@ step; a human's own value stops the restore."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
 import yaml
 
 from tests import upstream_crds
-from tests.harness import Venue, deployment, evaluations, history
+from tests.harness import Venue, deployment, evaluations, get, history
 from venue_lab.processes import wait_until
 from venue_lab.session import Lab
 from venue_operator.keys import SCALED_FROM
@@ -51,12 +50,6 @@ def scaled_object_manifest(name: str) -> str:
                  "triggers": [{"type": "cpu", "metricType": "Utilization",
                                "metadata": {"value": "80"}}]},
     })  # fmt: skip
-
-
-def get(lab: Lab, kind: str, namespace: str, name: str) -> dict[str, Any]:
-    out = lab.cluster.kubectl("get", kind, name, "-n", namespace, "-o", "json").stdout
-    found: dict[str, Any] = json.loads(out)
-    return found
 
 
 def replicas_managers(d: dict[str, Any]) -> set[str]:

@@ -10,7 +10,16 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from tests.harness import BAD_IMAGE, FAST, Venue, evaluations, fresh_namespace, history, set_image
+from tests.harness import (
+    BAD_IMAGE,
+    FAST,
+    Venue,
+    evaluations,
+    fresh_namespace,
+    get,
+    history,
+    set_image,
+)
 from tests.upstream_crds import DATA, install
 from venue_lab.operator_process import OperatorProcess
 from venue_lab.processes import wait_until
@@ -21,10 +30,7 @@ KUSTOMIZATION_CRD = DATA / "fluxcd" / "kustomize.toolkit.fluxcd.io_kustomization
 
 
 def kustomization(lab: Lab, namespace: str) -> dict[str, Any]:
-    out = lab.cluster.kubectl("get", "kustomization.kustomize.toolkit.fluxcd.io", "apps", "-n",
-                              namespace, "-o", "json").stdout  # fmt: skip
-    result: dict[str, Any] = json.loads(out)
-    return result
+    return get(lab, "kustomization.kustomize.toolkit.fluxcd.io", namespace, "apps")
 
 
 def flux_owns(lab: Lab, venue: Venue, flux_ns: str) -> None:

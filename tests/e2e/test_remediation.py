@@ -13,6 +13,7 @@ from tests.harness import (
     Venue,
     deployment,
     evaluations,
+    get,
     history,
     image_of,
     set_image,
@@ -114,9 +115,7 @@ def test_database_down_opens_the_breaker_and_does_not_roll_back(
     venue.inject(database_down=True)
     set_image(the_lab, venue.namespace, BAD_IMAGE)  # a bad rollout at the same time
     venue.wait_event("CircuitOpened", timeout=60)
-    data = json.loads(the_lab.cluster.kubectl(
-        "get", "configmap", "venue-service-circuit-breaker", "-n", venue.namespace, "-o", "json"
-    ).stdout)  # fmt: skip
+    data = get(the_lab, "configmap", venue.namespace, "venue-service-circuit-breaker")
     assert data["data"]["open"] == "true"
     assert data["metadata"]["annotations"]["ops.tickettoken.io/circuit-set-by"].startswith(
         "venue-operator"
@@ -124,9 +123,7 @@ def test_database_down_opens_the_breaker_and_does_not_roll_back(
     venue.heal()
     set_image(the_lab, venue.namespace, "gcr.io/tickettoken/venue-service:v1")
     venue.wait_event("CircuitClosed", timeout=60)
-    closed = json.loads(the_lab.cluster.kubectl(
-        "get", "configmap", "venue-service-circuit-breaker", "-n", venue.namespace, "-o", "json"
-    ).stdout)  # fmt: skip
+    closed = get(the_lab, "configmap", venue.namespace, "venue-service-circuit-breaker")
     assert closed["data"]["open"] == "false"
     assert venue.events("RolledBack") == [] and venue.events("ScaledUp") == []
 

@@ -3,12 +3,11 @@ finalizer; `venue-operator uninstall` releases it (the supported order is in the
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 
-from tests.harness import FAST, fresh_namespace, venue_outside_session
+from tests.harness import FAST, fresh_namespace, get, venue_outside_session
 from venue_lab.operator_process import OperatorProcess
 from venue_lab.processes import wait_until
 from venue_lab.session import Lab
@@ -24,13 +23,12 @@ def test_venueservices_deleted_after_the_operator_are_released_by_uninstall(
             venue.wait_status("evaluated", lambda s: bool(s.get("health")), 60)
 
         def finalizers() -> list[str]:
-            out = kubectl("get", "venueservice", venue.name, "-n", ns, "-o", "json").stdout
-            return list(json.loads(out)["metadata"].get("finalizers") or [])
+            meta = get(lab, "venueservice", ns, venue.name)["metadata"]
+            return list(meta.get("finalizers") or [])
 
         assert FINALIZER in finalizers()  # the operator is gone, its finalizer is not
         kubectl("delete", "venueservice", venue.name, "-n", ns, "--wait=false")
-        stuck = json.loads(kubectl("get", "venueservice", venue.name, "-n", ns, "-o",
-                                   "json").stdout)  # fmt: skip
+        stuck = get(lab, "venueservice", ns, venue.name)
         assert stuck["metadata"].get("deletionTimestamp"), "waits for the finalizer"
 
         env = {**os.environ, "KUBECONFIG": str(lab.cluster.kubeconfig)}

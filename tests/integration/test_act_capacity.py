@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from kubernetes.aio import client
 
-from tests.e2e.test_coexistence import get, hpa_manifest
-from tests.harness import deployment_manifest
+from tests.e2e.test_coexistence import hpa_manifest
+from tests.harness import deployment_manifest, get
 from venue_lab.session import Lab
 from venue_operator import kube
 from venue_operator.act import ActError, capacity

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.chart import CHART, dashboard_queries, install_prometheus_operator_crd
-from tests.harness import fresh_namespace, rolls_back_a_bad_rollout
+from tests.harness import fresh_namespace, get, rolls_back_a_bad_rollout
 from venue_lab.helm import helm
 from venue_lab.operator_process import OperatorProcess
 from venue_lab.processes import free_port, wait_until
@@ -60,15 +60,9 @@ def install(lab: Lab, name: str, namespace: str) -> None:
          *(arg for s in settings for arg in ("--set", s)), cluster=lab.cluster)  # fmt: skip
 
 
-def installed(lab: Lab, kind: str, name: str, namespace: str) -> dict[str, Any]:
-    out = lab.cluster.kubectl("get", kind, name, "-n", namespace, "-o", "json").stdout
-    found: dict[str, Any] = json.loads(out)
-    return found
-
-
 def chart_operator(lab: Lab, name: str, namespace: str) -> OperatorProcess:
     """The operator as the chart configured it: its ServiceAccount, its container args."""
-    pod = installed(lab, "deployment", name, namespace)["spec"]["template"]["spec"]
+    pod = get(lab, "deployment", namespace, name)["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     args = [
         # In a pod 0.0.0.0 is the pod's own address; on this host, loopback is.
@@ -101,16 +95,16 @@ def test_chart_install_runs_rolls_back_alerts_and_answers_the_dashboard(
     assert status["info"]["status"] == "deployed"
 
     operator = chart_operator(lab, name, namespace)
-    monitor = installed(lab, "servicemonitor", name, namespace)
+    monitor = get(lab, "servicemonitor", namespace, name)
     # What the Prometheus Operator makes of the ServiceMonitor: job = the Service's name,
     # the operator's own labels kept (honorLabels).
     (endpoint,) = monitor["spec"]["endpoints"]
     assert endpoint["honorLabels"] is True
     job = f"{name}-metrics"
-    installed(lab, "service", job, namespace)
+    get(lab, "service", namespace, job)
     target = f"127.0.0.1:{operator.metrics_port}"
     lab.prometheus.add_target(target, {"job": job})
-    rule = installed(lab, "prometheusrule", name, namespace)
+    rule = get(lab, "prometheusrule", namespace, name)
     lab.prometheus.load_rules(name, rule["spec"]["groups"])
     try:
         with (
@@ -119,7 +113,7 @@ def test_chart_install_runs_rolls_back_alerts_and_answers_the_dashboard(
         ):
             fired = alert_fired(lab, FIRES, venue_ns)
             assert fired["name"] == venue.name and fired["severity"] == "warning"
-            dashboard = installed(lab, "configmap", f"{name}-dashboard", namespace)
+            dashboard = get(lab, "configmap", namespace, f"{name}-dashboard")
             answers_every_query(lab, json.loads(dashboard["data"]["venue-operator.json"]),
                                 job, venue_ns, venue.name)  # fmt: skip
     finally:

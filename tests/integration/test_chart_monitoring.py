@@ -26,7 +26,7 @@ from tests.chart import (
     named,
     template,
 )
-from tests.harness import fresh_namespace
+from tests.harness import fresh_namespace, get
 from venue_lab.session import Lab
 from venue_operator.assess import METRIC_CHECKS
 from venue_operator.reasons import Reason
@@ -167,8 +167,7 @@ def test_prometheus_rules_are_accepted_by_the_real_crd(the_lab: Lab) -> None:
             rule["metadata"]["name"] += "-chart" if "helm.sh/chart" in rule["metadata"][
                 "labels"] else ""  # fmt: skip
             kubectl("apply", "--server-side", "-f", "-", input=json.dumps(rule))
-            stored = json.loads(kubectl("get", "prometheusrule", rule["metadata"]["name"],
-                                        "-n", ns, "-o", "json").stdout)  # fmt: skip
+            stored = get(the_lab, "prometheusrule", ns, rule["metadata"]["name"])
             assert stored["spec"] == rule["spec"]
         bad = json.loads(json.dumps(rule))
         bad["metadata"]["name"] = "bad"

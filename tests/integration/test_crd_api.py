@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.harness import get
 from venue_lab.session import Lab, example
 from venue_operator.model import VenueServiceSpec
 
@@ -40,9 +41,7 @@ def test_example_gets_the_runbook_defaults_from_the_api_server(
 ) -> None:
     kubectl = the_lab.cluster.kubectl
     kubectl("apply", "-n", namespace, "-f", str(example("venueservice.yaml")))
-    stored = json.loads(
-        kubectl("get", "venuesvc", "venue-service", "-n", namespace, "-o", "json").stdout
-    )
+    stored = get(the_lab, "venuesvc", namespace, "venue-service")
     spec = stored["spec"]
     # The API server filled in every default, exactly as the pydantic models define them.
     expected = VenueServiceSpec.model_validate(spec).model_dump(

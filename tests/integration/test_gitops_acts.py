@@ -9,12 +9,11 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 from kubernetes.aio import client
 
-from tests.harness import fresh_namespace
+from tests.harness import fresh_namespace, get
 from tests.upstream_crds import DATA, install
 from venue_lab.processes import wait_until
 from venue_lab.session import Lab
@@ -37,12 +36,6 @@ def gitops_ns(the_lab: Lab) -> Iterator[str]:
         install(the_lab, path)
     with fresh_namespace(the_lab, "gitops") as ns:
         yield ns
-
-
-def get(lab: Lab, kind: str, ns: str, name: str) -> dict[str, Any]:
-    out = lab.cluster.kubectl("get", kind, name, "-n", ns, "-o", "json").stdout
-    result: dict[str, Any] = json.loads(out)
-    return result
 
 
 def application(ns: str, resources: list[dict[str, str]]) -> str:

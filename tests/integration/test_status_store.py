@@ -5,7 +5,6 @@ before it, because a merge patch of a dump without None fields never removes a f
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kubernetes.aio import client, config
 
-from tests.harness import fresh_namespace, venue_manifest
+from tests.harness import fresh_namespace, get, venue_manifest
 from venue_lab.session import Lab
 from venue_operator import kube, model
 from venue_operator.status_store import StatusStore, parse_status
@@ -84,8 +83,7 @@ def target(the_lab: Lab) -> Iterator[tuple[Lab, str]]:
 
 
 def read_back(lab: Lab, ns: str) -> dict[str, Any]:
-    out = lab.cluster.kubectl("get", "venueservice", "store", "-n", ns, "-o", "json").stdout
-    status: dict[str, Any] = json.loads(out).get("status", {})
+    status: dict[str, Any] = get(lab, "venueservice", ns, "store").get("status", {})
     return status
 
 

@@ -114,3 +114,14 @@ def test_alertmanager_flags() -> None:
     assert found.alertmanager_resend == timedelta(seconds=30)
     assert found.tenancy.alertmanager_urls == ("http://team-am.shop.svc:9093",)
     assert settings("--alertmanager-url=").alertmanager_url is None
+
+
+@pytest.mark.parametrize("given", ["0", "-30", "inf", "nan", "thirty"])
+def test_a_non_positive_or_non_finite_resend_interval_is_refused_at_startup(
+    given: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """0 or less would post alerts that end as they are sent; inf and nan broke timedelta."""
+    with pytest.raises(SystemExit) as exited:
+        settings(f"--alertmanager-resend-interval={given}")
+    assert exited.value.code == 2  # argparse's usage error, not a traceback
+    assert f"argument --alertmanager-resend-interval: '{given}' is not a" in capsys.readouterr().err
