@@ -4,10 +4,9 @@ a fresh namespace per test. Every test that uses the lab is marked `cluster`, so
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import pytest
-from kubernetes.aio import client
 
 from tests.harness import (  # noqa: F401 - fixtures
     following_venue,
@@ -18,7 +17,6 @@ from tests.harness import (  # noqa: F401 - fixtures
     simulator,
 )
 from venue_lab.session import Lab, lab
-from venue_operator import kube
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -59,11 +57,3 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         operator = item.funcargs.get("operator")
         if operator is not None and hasattr(operator, "log"):
             report.sections.append(("venue-operator log (tail)", operator.log()))
-
-
-@pytest.fixture
-async def api(the_lab: Lab) -> AsyncIterator[client.ApiClient]:
-    """The operator's own API client (kube.connect), on the lab's control plane."""
-    connection = await kube.connect(str(the_lab.cluster.kubeconfig))
-    yield connection
-    await connection.close()
