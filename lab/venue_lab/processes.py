@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import random
 import shutil
 import signal
 import socket
@@ -28,11 +29,37 @@ def _die_with_parent() -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+# Ports are handed out below Linux's ephemeral range (32768-60999), where the kernel picks the
+# source port of every outgoing connection: a port picked there and released can be taken by
+# one of the lab's many connections before its server binds it (seen under load: a launched
+# operator exiting with "Address already in use"). Each pytest-xdist worker draws from its own
+# slice, so two workers never hand out the same port; other runs share the last slice.
+_PORTS_FROM, _SLICE, _SLICES = 20_000, 1_000, 12
+_next_port: list[int] = []
+
+
+def _slice_start() -> int:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    index = int(worker[2:]) % (_SLICES - 1) if worker[2:].isdigit() else _SLICES - 1
+    return _PORTS_FROM + index * _SLICE
+
+
 def free_port() -> int:
-    """A free TCP port on 127.0.0.1 (the OS picks; a race is possible but rare)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free TCP port on 127.0.0.1, from this process's slice (see above); the next call
+    tries the next port, from a start that differs between processes."""
+    start = _slice_start()
+    if not _next_port:
+        _next_port.append(random.Random(os.getpid()).randrange(_SLICE))
+    for _ in range(_SLICE):
+        port = start + _next_port[0] % _SLICE
+        _next_port[0] += 1
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise LabError(f"no free port in 127.0.0.1:{start}-{start + _SLICE - 1}")
 
 
 def rss_mb(pid: int) -> float:

@@ -3,9 +3,13 @@ evaluation counter is read from the operator's real metric, in its real expositi
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from prometheus_client import generate_latest
 
 from tests.harness import evaluation_count
+from venue_lab import processes
 from venue_operator import telemetry
 
 
@@ -16,3 +20,19 @@ def test_evaluation_count_reads_the_operators_own_counter() -> None:
     assert evaluation_count(text, "unit-harness", "venue-service") == 3
     assert evaluation_count(text, "unit-harness", "other") == 7
     assert evaluation_count(text, "unit-harness-2", "venue-service") == 0
+
+
+def test_free_ports_are_outside_the_ephemeral_range_and_per_worker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Outgoing connections take ephemeral ports (from 32768): a port handed out there could be
+    taken before its server binds it. Two xdist workers never share a port."""
+    low, high = (int(n) for n in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    seen: dict[str, set[int]] = {}
+    for worker in ("gw0", "gw1"):
+        monkeypatch.setenv("PYTEST_XDIST_WORKER", worker)
+        monkeypatch.setattr(processes, "_next_port", [])
+        seen[worker] = {processes.free_port() for _ in range(20)}
+        assert len(seen[worker]) == 20
+        assert all(p < low or p > high for p in seen[worker])
+    assert not seen["gw0"] & seen["gw1"]
