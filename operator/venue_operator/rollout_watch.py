@@ -23,7 +23,7 @@ from venue_operator.model import Condition, VenueServiceSpec
 from venue_operator.observations import WorkloadState
 from venue_operator.observe.pods import PodTarget
 from venue_operator.reasons import Reason
-from venue_operator.record import EventSpec, write_causes
+from venue_operator.record import EventSpec
 from venue_operator.remediate import Remediator, Subject
 from venue_operator.rollout_guard import (
     GuardLimits,
@@ -160,10 +160,7 @@ class RolloutWatch:
             await self.remediator.events.post_once(None, event, f"guard/{key}")
             return
         status = await self.remediator.carry_out(subject, status, decision, now)
-        self.store.known = status
-        causes = write_causes(self.store.written, status)
-        if causes:
-            await self.store.save(status, causes[0])
+        await self.store.save_changes(status)
 
 
 def guard_condition(

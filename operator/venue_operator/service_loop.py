@@ -295,12 +295,9 @@ class ServiceLoop:
         status = await self.remediator.carry_out(subject, status, decision, now)
         alerting = self.ports.alert(spec.notification, status)
         status = self._alert_condition(spec, status, previous, alerting)
-        self.store.known = status
         held_by = decision.suppressed_by or decision.params.get("heldBy") or None
         telemetry.service_state(self.namespace, self.name, status, held_by)
-        causes = write_causes(self.store.written, status)
-        if causes:
-            await self.store.save(status, causes[0])
+        await self.store.save_changes(status)
         await self._send_pages(status)
         await self._report_alert(alerting)
         self._said = {s for s in self._said if not s.startswith("EvaluationFailed")}
