@@ -202,5 +202,7 @@ async def watch_venue_service(
         read_scaler=functools.partial(scalers.with_scaled_object, memo.api),
         gitops=memo.writer,
         read_pods=functools.partial(read_pods, memo.probes),
+        read_series=memo.ctx.metrics.reader.query,
+        prometheus_url=memo.ctx.default_prometheus_url,
     )
     await ServiceLoop(ns, name, body, indexes, ports).run(stopped)

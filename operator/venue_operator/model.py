@@ -653,6 +653,24 @@ class GitOpsStatus(Model):
     )
 
 
+class GuardSource(StrEnum):
+    """Where the rollout guard reads each pod's counters."""
+
+    DIRECT = "Direct"  # the pod's own /metrics on podIP:3002
+    PROMETHEUS = "Prometheus"  # its series labelled by `pod`: where :3002 is unreachable
+
+
+class RolloutGuardStatus(Model):
+    """The rollout being watched (absent between rollouts)."""
+
+    template: str = Field(max_length=63, description="pod-template-hash of the new version.")
+    source: GuardSource = Field(
+        description="Direct: every pod answered on podIP:3002. Prometheus: some did not (e.g. "
+        "a NetworkPolicy), their counters come from Prometheus series labelled by `pod`."
+    )
+    message: str = Field(default="", max_length=1024)
+
+
 class EvaluationError(Model):
     at: datetime
     reason: str
@@ -684,6 +702,7 @@ class VenueServiceStatus(Model):
         default=None, description="Capacity added by scale-ups, not given back yet."
     )
     gitops: GitOpsStatus | None = None
+    rollout_guard: RolloutGuardStatus | None = None
     last_error: EvaluationError | None = Field(
         default=None, description="The last evaluation that failed; cleared by the next success."
     )

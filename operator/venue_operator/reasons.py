@@ -36,6 +36,7 @@ class Reason(StrEnum):
     REMEDIATION_FAILED = "RemediationFailed"
     ESCALATED = "Escalated"
     # What it cannot do.
+    GUARD_SOURCE_CHANGED = "GuardSourceChanged"  # rollout guard: pods read directly or not
     INVALID_SPEC = "InvalidSpec"
     EVALUATION_FAILED = "EvaluationFailed"
     DUPLICATE_TARGET = "DuplicateTarget"

@@ -4,7 +4,10 @@ During a rollout every pod is read directly (its own /metrics and /health/full);
 new ReplicaSet are one version, all others the old one. Counters are differenced between
 reads (a drop is a restart, counted from zero), so the tallies cover the watch only. A pod's
 first read is only its baseline, even for a pod born during the watch: a pod IP can be reused,
-and what answers on it first may not be the new pod yet.
+and what answers on it first may not be the new pod yet. Where a pod cannot be reached
+(a NetworkPolicy), its counters come from Prometheus series labelled by `pod` instead
+(observe/pod_series.py): the same process totals, only older; a pod whose source changes is
+baselined again, since a scrape older than the last direct read would look like a restart.
 
 "Worse" needs both, so that a few requests or an already noisy old version never trigger it:
 - a one-sided Fisher exact test on the 5xx counts below `significance`, and
@@ -30,7 +33,7 @@ from venue_operator.guard_stats import (
     fisher_greater,
     quantile_from_buckets,
 )
-from venue_operator.model import VenueServiceSpec
+from venue_operator.model import GuardSource, VenueServiceSpec
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,7 @@ class PodSample:
     errors: float = 0.0  # the 5xx among them
     buckets: Mapping[float, float] = field(default_factory=dict)  # le -> cumulative count
     health_ok: bool | None = None  # /health/full; None: not probed (not Ready, or fallback)
+    source: GuardSource = GuardSource.DIRECT  # where the counters were read
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,7 @@ class _PodMemory:
     # Warm-up runs from when the process first answered (a pod created during the watch can
     # start serving seconds after its creationTimestamp) or last restarted (counters reset).
     answering_since: datetime
+    source: GuardSource = GuardSource.DIRECT
 
 
 @dataclass(frozen=True)
@@ -178,19 +183,24 @@ def _fold(state: GuardState, read: RolloutRead, limits: GuardLimits) -> GuardSta
             if before is not None:
                 memory[pod.name] = before
             continue
-        requests = counter_delta(before.requests if before else None, pod.requests)
-        errors = counter_delta(before.errors if before else None, pod.errors)
+        # counters from another source: a baseline only (this read's gain is not counted)
+        counted = before if before is not None and before.source is pod.source else None
+        requests = counter_delta(counted.requests if counted else None, pod.requests)
+        errors = counter_delta(counted.errors if counted else None, pod.errors)
         if before is None:
             since = pod.created_at if pod.created_at < state.started_at else read.at
+        elif counted is None:
+            since = before.answering_since
         else:
             since = read.at if pod.requests < before.requests else before.answering_since
-        latency = _latency(before, pod, read.at - since, limits.warm_up)
+        latency = _latency(counted, pod, read.at - since, limits.warm_up)
         if pod.template_hash == read.new_hash:
             new = new.plus(requests, errors, latency)
         else:
             old = old.plus(requests, errors, latency)
         restarts = before.restarts if before else pod.restarts
-        memory[pod.name] = _PodMemory(pod.requests, pod.errors, dict(pod.buckets), restarts, since)
+        memory[pod.name] = _PodMemory(pod.requests, pod.errors, dict(pod.buckets), restarts,
+                                      since, pod.source)  # fmt: skip
     return replace(state, pods=memory, new=new, old=old)
 
 

@@ -33,6 +33,7 @@ from venue_operator.model import (
 )
 from venue_operator.observations import WorkloadState
 from venue_operator.observe import cluster, scalers
+from venue_operator.observe.pod_series import Query
 from venue_operator.reasons import Reason
 from venue_operator.record import EventSpec, write_causes
 from venue_operator.redact import redact
@@ -47,8 +48,8 @@ from venue_operator.remediate import (
 from venue_operator.rollout_watch import (
     ReadPods,
     RolloutWatch,
-    guard_condition,
     paused_by_annotation,
+    with_guard,
 )
 from venue_operator.status_store import StatusStore, StatusWrite, parse_status
 from venue_operator.tenancy import Tenancy, clamp, may_act, observe_only
@@ -94,6 +95,9 @@ class LoopPorts:
     read_scaler: Callable[[str, WorkloadState], Awaitable[WorkloadState]] = _as_is
     gitops: GitOpsActs | None = None  # suspends Flux/Argo CD after a rollback (act/writer.py)
     read_pods: ReadPods | None = None  # the rollout guard's pod reader (observe/pods.py)
+    # its fallback for pods it cannot reach: Prometheus queries, and the default URL
+    read_series: Query | None = None
+    prometheus_url: str | None = None
 
 
 def workload_from_indexes(
@@ -151,11 +155,11 @@ class ServiceLoop:
         self._clamped: tuple[str, ...] = ()  # what the caps changed in the current spec
         self._acts = may_act(namespace, ports.tenancy)
         self._guarded_at = 0.0  # time.monotonic() of the last guard tick
-        self.watch = (
-            RolloutWatch(namespace, ports.read_pods, self.remediator, self.store)
-            if ports.read_pods is not None
-            else None
-        )
+        self.watch = None if ports.read_pods is None else RolloutWatch(
+            namespace, ports.read_pods, self.remediator, self.store,
+            read_series=ports.read_series, prometheus_url=ports.prometheus_url,
+            tenancy=ports.tenancy,
+        )  # fmt: skip
 
     @property
     def key(self) -> str:
@@ -281,7 +285,7 @@ class ServiceLoop:
         await self._report_refused(outcome.refused)
         now = outcome.observations.at
         status = self._observe_only_condition(self._post_transitions(outcome), previous)
-        status = self._with_guard_condition(status, previous, now)
+        status = with_guard(status, previous, self.watch, now)
         self.store.known = status
 
         status = await self._acknowledge_resume(status, now)
@@ -295,12 +299,9 @@ class ServiceLoop:
         status = await self.remediator.carry_out(subject, status, decision, now)
         alerting = self.ports.alert(spec.notification, status)
         status = self._alert_condition(spec, status, previous, alerting)
-        self.store.known = status
         held_by = decision.suppressed_by or decision.params.get("heldBy") or None
         telemetry.service_state(self.namespace, self.name, status, held_by)
-        causes = write_causes(self.store.written, status)
-        if causes:
-            await self.store.save(status, causes[0])
+        await self.store.save_changes(status)
         await self._send_pages(status)
         await self._report_alert(alerting)
         self._said = {s for s in self._said if not s.startswith("EvaluationFailed")}
@@ -437,14 +438,6 @@ class ServiceLoop:
             return status
         return with_condition(status, previous, "ActionsAllowed", "False", "ObserveOnly",
                               self._observe_only_message())  # fmt: skip
-
-    def _with_guard_condition(
-        self, status: VenueServiceStatus, previous: VenueServiceStatus, now: datetime
-    ) -> VenueServiceStatus:
-        condition = guard_condition(self.watch, _condition(previous, "RolloutGuard"), now)
-        if condition is None:
-            return status
-        return status.model_copy(update={"conditions": [*status.conditions, condition]})
 
     async def _say_once(self, what: str, event: EventSpec, key: str = "") -> None:
         """A problem is said once until it clears (not every cycle)."""

@@ -13,6 +13,7 @@ from typing import Any
 
 from venue_operator import telemetry
 from venue_operator.model import VenueServiceStatus
+from venue_operator.record import write_causes
 
 StatusWrite = Callable[[dict[str, Any]], Awaitable[None]]  # the status body -> stored
 
@@ -42,3 +43,12 @@ class StatusStore:
         await self._write(status_body(status))
         telemetry.STATUS_WRITES.labels(cause).inc()
         self.known = self.written = status
+
+    async def save_changes(self, status: VenueServiceStatus) -> bool:
+        """`status` becomes `known`, and is stored when something worth a write changed since
+        the last write (record.write_causes; its first cause labels the write). True: stored."""
+        self.known = status
+        causes = write_causes(self.written, status)
+        if causes:
+            await self.save(status, causes[0])
+        return bool(causes)

@@ -81,6 +81,47 @@ def test_good_rollout_is_untouched_and_a_bad_one_is_paused_early_and_rolled_back
     assert most_pods_scaled_up(the_lab, ns, bad) <= REPLICAS // 2  # most never ran it
     described = kubectl("describe", "venueservice", "venue-service", "-n", ns).stdout
     assert COMPARISON.search(" ".join(described.split())), described
+    assert not venue.events("GuardSourceChanged")  # every pod read directly throughout
+
+
+def test_pods_unreachable_on_3002_are_judged_from_prometheus_series_by_pod(
+    the_lab: Lab, following_venue: Callable[..., Venue], namespace: str
+) -> None:
+    """As behind a NetworkPolicy that lets Prometheus in but not the operator: each pod serves
+    on its own IP, but on :3003, where the lab's Prometheus scrapes it (file discovery,
+    labelled `pod`); the operator's reads of podIP:3002 are refused."""
+    listed = the_lab.prometheus.targets_dir / f"pods-{namespace}.json"
+    venue = following_venue(replicas=REPLICAS, sim_args=("--pod-port=3003",
+                            f"--pod-targets={listed}"), **GUARDED)  # fmt: skip
+    ns, kubectl = venue.namespace, the_lab.cluster.kubectl
+    wait_until("Prometheus series labelled by pod",
+               lambda: len(the_lab.prometheus.query(
+                   f'sum by (pod) (http_requests_total{{namespace="{ns}",pod!=""}})'))
+               == REPLICAS, 20, interval=0.5)  # fmt: skip
+    # Each new pod is judged a scrape (1 s) later than a direct read would: 5 s per pod.
+    rolling_slowly(the_lab, ns, minReadySeconds=5)
+
+    set_image(the_lab, ns, BAD_IMAGE)
+    venue.wait_status("the guard reading Prometheus",
+                      lambda s: (s.get("rolloutGuard") or {}).get("source") == "Prometheus",
+                      20)  # fmt: skip
+    switched = venue.wait_event("GuardSourceChanged", timeout=10)
+    assert switched["type"] == "Warning"
+    assert "pods unreachable on :3002; reading Prometheus series by pod" in switched["message"]
+    paused = venue.wait_event("RolloutPaused", timeout=30)
+    rolled = venue.wait_event("RolledBack", timeout=15)
+    for message in (paused["message"], rolled["message"]):
+        assert COMPARISON.search(message) and "from Prometheus series by pod" in message, message
+    after = deployment(the_lab, ns)
+    assert image_of(after) == "gcr.io/tickettoken/venue-service:v1"
+    assert not after["spec"].get("paused")
+    bad = template_hash_of(the_lab, ns, BAD_IMAGE)
+    assert most_pods_scaled_up(the_lab, ns, bad) < REPLICAS  # paused with old pods left
+    rollback = [r for r in venue.status().get("history", []) if r["action"] == "RollBack"]
+    assert rollback and "from Prometheus series by pod" in rollback[-1]["reason"]
+    assert len(venue.events("GuardSourceChanged")) == 1  # said once, not every read
+    described = kubectl("describe", "venueservice", "venue-service", "-n", ns).stdout
+    assert "from Prometheus series by pod" in " ".join(described.split())
 
 
 def test_a_stalled_rollout_is_rolled_back(

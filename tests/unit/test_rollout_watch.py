@@ -9,14 +9,23 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from tests.unit.test_service_loop import FakeActs, FakeEvents
-from venue_operator.model import VenueServiceSpec, VenueServiceStatus
+from venue_operator.model import (
+    Condition,
+    GuardSource,
+    RolloutGuardStatus,
+    VenueServiceSpec,
+    VenueServiceStatus,
+)
+from venue_operator.observations import Reading
+from venue_operator.observe.answers import Sample, Samples
 from venue_operator.observe.pods import PodTarget
 from venue_operator.reasons import Reason
 from venue_operator.remediate import Remediator, Subject
 from venue_operator.rollout_guard import PodSample
-from venue_operator.rollout_watch import RolloutWatch, guard_condition
+from venue_operator.rollout_watch import RolloutWatch, guard_condition, guard_status, with_guard
 from venue_operator.service_loop import workload_from_indexes
 from venue_operator.status_store import StatusStore
+from venue_operator.tenancy import Tenancy
 
 SPEC = VenueServiceSpec.model_validate(
     {"deployment": {"name": "venue"}, "remediation": {"rollback": {"bakeTime": "30s"}}}
@@ -69,8 +78,12 @@ class Reader:
         )
 
 
+async def nowhere(*_: Any) -> None:  # the status write and the pager
+    pass
+
+
 def watch(reader: Reader) -> RolloutWatch:
-    return RolloutWatch("ns", reader, cast(Any, None), cast(Any, None))
+    return RolloutWatch("ns", reader, cast(Any, None), StatusStore(nowhere, VenueServiceStatus()))
 
 
 async def tick(w: RolloutWatch, idx: dict[str, Any]) -> None:
@@ -118,7 +131,12 @@ async def test_status_says_whether_pods_answer_directly() -> None:
     assert ok is not None and (ok.status, ok.reason) == ("True", "Watching")
     no = guard_condition(blind, ok, NOW)
     assert no is not None and (no.status, no.reason) == ("False", "PodsUnreachable")
-    assert "no Prometheus fallback" in no.message and no.last_transition_time == NOW
+    assert "Prometheus did not stand in (no Prometheus reader)" in no.message
+    assert no.last_transition_time == NOW
+    assert guard_status(seeing) == RolloutGuardStatus(
+        template="h2", source=GuardSource.DIRECT, message="reading each pod on podIP:3002"
+    )
+    assert seeing.store.written.rollout_guard == guard_status(seeing)  # said at once
 
 
 class Counting(Reader):
@@ -148,15 +166,11 @@ def rolling_out() -> dict[str, Any]:
     return idx
 
 
-def acting_watch(reader: Reader) -> tuple[RolloutWatch, FakeActs, FakeEvents]:
+def acting_watch(reader: Reader, **fallback: Any) -> tuple[RolloutWatch, FakeActs, FakeEvents]:
     acts, events = FakeActs(), FakeEvents()
-
-    async def nowhere(*_: Any) -> None:  # the status write and the pager
-        pass
-
     store = StatusStore(nowhere, VenueServiceStatus(healthy_templates=["h1"]))
     remediator = Remediator(acts, events, store, nowhere)
-    return RolloutWatch("ns", reader, remediator, store), acts, events
+    return RolloutWatch("ns", reader, remediator, store, **fallback), acts, events
 
 
 async def ticks(w: RolloutWatch, spec: VenueServiceSpec, count: int) -> None:
@@ -195,3 +209,133 @@ async def test_an_equal_version_is_left_alone() -> None:
     w, acts, events = acting_watch(reader)
     await ticks(w, SPEC, 5)
     assert reader.calls == 5 and not acts.calls and not events.posted and w.watching
+
+
+# --- the Prometheus fallback: pods that do not answer on podIP:3002 ------------------------
+
+
+class Prometheus:
+    """Answers the fallback's two queries as Prometheus would, from Counting's totals (one
+    read behind: a scrape is older than a direct read); records every query."""
+
+    def __init__(self, counting: Counting) -> None:
+        self.counting = counting
+        self.queries: list[tuple[str, str]] = []
+        self.down = False
+
+    async def __call__(self, url: str, promql: str, what: str) -> Samples | str:
+        self.queries.append((url, promql))
+        if self.down:
+            return "prometheus query failed: connection refused"
+        k = max(self.counting.calls - 1, 1)
+        totals = {"venue-h1-a": (1000.0 * k, 1.0 * k),
+                  "venue-h2-a": (100.0 * k, 100 * k * self.counting.new_ratio)}  # fmt: skip
+        if "le" in promql:
+            return tuple(Sample({"pod": p, "le": "+Inf"}, Reading.of(r))
+                         for p, (r, _) in totals.items())  # fmt: skip
+        return tuple(
+            Sample({"pod": p, "status_code": code}, Reading.of(value))
+            for p, (r, e) in totals.items()
+            for code, value in (("200", r - e), ("500", e))
+        )
+
+
+class Blocked(Counting):
+    """A NetworkPolicy in the way: no pod answers on :3002 (its counters still count)."""
+
+    async def __call__(self, pods: Iterable[PodTarget], seconds: float) -> tuple[PodSample, ...]:
+        read = await super().__call__(pods, seconds)
+        return tuple(PodSample(s.name, s.template_hash, s.created_at, s.ready, reachable=False,
+                               health_ok=False) for s in read)  # fmt: skip
+
+
+PROM = "http://prometheus.monitoring.svc:9090"
+
+
+def fallback(reader: Counting, **more: Any) -> tuple[RolloutWatch, FakeActs, FakeEvents, Any]:
+    prometheus = Prometheus(reader)
+    w, acts, events = acting_watch(reader, read_series=prometheus, prometheus_url=PROM, **more)
+    return w, acts, events, prometheus
+
+
+async def test_pods_unreachable_are_read_from_prometheus_by_pod_and_status_says_so() -> None:
+    w, acts, events, prometheus = fallback(Blocked(new_ratio=0.001))
+    await ticks(w, SPEC, 4)
+    assert w.source is GuardSource.PROMETHEUS and w.unreachable is None
+    assert not acts.calls  # an equal version, judged on the series
+    url, query = prometheus.queries[0]
+    assert url == PROM and 'namespace="ns"' in query and 'service="venue"' in query
+    assert 'pod=~"venue-h1-a|venue-h2-a"' in query
+    said = [e for _, e in events.posted if e.reason is Reason.GUARD_SOURCE_CHANGED]
+    assert len(said) == 1 and said[0].type == "Warning"  # once, not every read
+    assert said[0].message.startswith("pods unreachable on :3002; reading Prometheus series by pod")
+    written = w.store.written
+    assert written.rollout_guard == RolloutGuardStatus(
+        template="h2", source=GuardSource.PROMETHEUS,
+        message="pods unreachable on :3002; reading Prometheus series by pod")  # fmt: skip
+    condition = next(c for c in written.conditions if c.type == "RolloutGuard")
+    assert (condition.status, condition.reason) == ("True", "ReadingPrometheus")
+    assert w.state is not None and w.state.old.requests == 2000  # counted from the series
+
+
+async def test_a_bad_version_read_from_prometheus_is_rolled_back_saying_so() -> None:
+    w, acts, _, _ = fallback(Blocked(new_ratio=0.2))
+    await ticks(w, SPEC, 6)
+    assert [what for what, _ in acts.calls] == ["pause_rollout", "roll_back"]
+    cause = acts.calls[1][1][3]
+    assert "vs old 0.1% over" in cause and "from Prometheus series by pod" in cause
+    assert w.store.written.rollout_guard is not None
+    assert w.store.written.rollout_guard.source is GuardSource.PROMETHEUS
+
+
+async def test_pods_answering_again_are_read_directly_and_that_is_said_once() -> None:
+    reader = Blocked(new_ratio=0.001)
+    w, _, events, _ = fallback(reader)
+    await ticks(w, SPEC, 2)
+    w.read_pods = Counting(new_ratio=0.001)
+    await ticks(w, SPEC, 3)
+    said = [e for _, e in events.posted if e.reason is Reason.GUARD_SOURCE_CHANGED]
+    assert [e.type for e in said] == ["Warning", "Normal"]
+    assert "again" in said[1].message and w.source is GuardSource.DIRECT
+    assert w.store.written.rollout_guard is not None
+    assert w.store.written.rollout_guard.source is GuardSource.DIRECT
+
+
+async def test_without_series_or_prometheus_the_guard_says_it_is_blind() -> None:
+    w, _, events, prometheus = fallback(Blocked(new_ratio=0.001))
+    prometheus.down = True
+    await ticks(w, SPEC, 2)
+    condition = next(c for c in w.store.written.conditions if c.type == "RolloutGuard")
+    assert (condition.status, condition.reason) == ("False", "PodsUnreachable")
+    assert "connection refused" in condition.message
+    assert not [e for _, e in events.posted if e.reason is Reason.GUARD_SOURCE_CHANGED]
+
+
+async def test_a_prometheus_the_tenant_may_not_use_is_never_asked() -> None:
+    elsewhere = VenueServiceSpec.model_validate(
+        {"deployment": {"name": "venue"}, "prometheus": {"url": "http://evil.example:9090"}}
+    )
+    w, _, _, prometheus = fallback(Blocked(new_ratio=0.2), tenancy=Tenancy())
+    await ticks(w, elsewhere, 3)
+    assert not prometheus.queries and w.unreachable == 2
+    condition = next(c for c in w.store.written.conditions if c.type == "RolloutGuard")
+    assert condition.reason == "PodsUnreachable"
+    assert "spec.prometheus.url refused" in condition.message
+
+
+async def test_the_guards_condition_is_replaced_in_place_and_gone_after_the_watch() -> None:
+    w = watch(Reader())
+    assert with_guard(VenueServiceStatus(), VenueServiceStatus(), w, NOW) == VenueServiceStatus()
+    await tick(w, indexes(2, complete=False))
+    then = NOW - timedelta(minutes=5)
+    others = [Condition(type=t, status="True", reason="r", last_transition_time=then)
+              for t in ("MetricsAvailable", "RolloutGuard", "AlertsDelivered")]  # fmt: skip
+    status = VenueServiceStatus(conditions=others)
+    watching = with_guard(status, status, w, NOW)
+    assert [c.type for c in watching.conditions] == [c.type for c in others]  # no reordering
+    assert watching.conditions[1].reason == "Watching"
+    assert watching.conditions[1].last_transition_time == then  # still True: same transition
+    w.state = None
+    done = with_guard(watching, watching, w, NOW)
+    assert done.rollout_guard is None
+    assert [c.type for c in done.conditions] == ["MetricsAvailable", "AlertsDelivered"]

@@ -717,8 +717,9 @@ def test_tenant_weights_are_validated(bad: object) -> None:
 
 
 async def test_follower_serves_each_pod_on_its_own_ip_as_its_image_says(
-    sim: Simulator, service: SimulatedService, client: httpx.AsyncClient, clock: FakeClock
-) -> None:
+    sim: Simulator, service: SimulatedService, client: httpx.AsyncClient, clock: FakeClock,
+    tmp_path: Path,
+) -> None:  # fmt: skip
     from venue_lab.pod_network import PodNetwork
     from venue_lab.simulator.follow import PodView
 
@@ -729,11 +730,19 @@ async def test_follower_serves_each_pod_on_its_own_ip_as_its_image_says(
     pods = [old]
     target = FollowTarget.parse("venue/venue-service=venue")
     follower = DeploymentFollower(sim, [target], lambda ns, d: "venue-service:v1")
-    follower.follow_in_bulk(lambda: {("venue", "venue-service"): ("venue-service:v1", pods)}, port)
+    listed = tmp_path / "pods.json"  # for Prometheus' file discovery
+    follower.follow_in_bulk(
+        lambda: {("venue", "venue-service"): ("venue-service:v1", pods)}, port, listed
+    )
     try:
         await follower.poll_once()
         pods.append(bad)
         await follower.poll_once()
+        assert json.loads(listed.read_text()) == [
+            {"targets": [f"{p.ip}:{port}"],
+             "labels": {"namespace": "venue", "service": "venue", "pod": p.name}}
+            for p in (old, bad)
+        ]  # fmt: skip
         clock.advance(100)
         errors = {}
         for pod in (old, bad):
@@ -751,6 +760,9 @@ async def test_follower_serves_each_pod_on_its_own_ip_as_its_image_says(
         await follower.poll_once()
         assert await refused(f"http://{old.ip}:{port}/health")
         assert set(sim.pods) == {"venue/venue-b"}
+        assert [g["labels"]["pod"] for g in json.loads(listed.read_text())] == ["venue-b"]
+        follower.stop_listing()
+        assert not listed.exists()
     finally:
         await sim.stop()
         network.release()

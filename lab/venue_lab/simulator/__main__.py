@@ -73,11 +73,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "every target is then read in two list calls per poll (pods by their "
         "`app: <deployment>` label)",
     )
+    parser.add_argument(
+        "--pod-targets",
+        type=Path,
+        help="with --pod-port: list the pod endpoints in this file (Prometheus file_sd JSON, "
+        "labels namespace/service/pod), removed on exit",
+    )
     parser.add_argument("--log-json", action="store_true")
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning"))
     args = parser.parse_args(argv)
     if args.services < 0:
         parser.error("--services must be >= 0")
+    if args.pod_targets and not args.pod_port:
+        parser.error("--pod-targets needs --pod-port")
     return args
 
 
@@ -115,7 +123,9 @@ async def serve(args: argparse.Namespace) -> None:
                 raise StartError(f"cannot load the kubeconfig: {exc}") from exc
             follower = DeploymentFollower(sim, args.follow, reader, args.poll_interval)
             if args.pod_port:
-                follower.follow_in_bulk(kubernetes_bulk_reader(args.kubeconfig), args.pod_port)
+                follower.follow_in_bulk(
+                    kubernetes_bulk_reader(args.kubeconfig), args.pod_port, args.pod_targets
+                )
             await follower.poll_once()  # the ready file then reflects the current images
         if args.ready_file:
             write_ready_file(args.ready_file, sim.ready_info())
@@ -128,6 +138,8 @@ async def serve(args: argparse.Namespace) -> None:
                 following.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await following
+            if follower:
+                follower.stop_listing()
             if args.ready_file:
                 args.ready_file.unlink(missing_ok=True)
     log.info("simulator stopped")

@@ -13,6 +13,7 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -146,6 +147,8 @@ class DeploymentFollower:
         self._progress = {target: _Progress() for target in self.targets}
         self.read_all: BulkReader | None = None
         self.pod_port = 0
+        self.targets_file: Path | None = None
+        self._listed: list[dict[str, Any]] | None = None  # what targets_file holds
         # per target: "namespace/pod" -> the (ip, image) its endpoint serves
         self._pod_identity: dict[FollowTarget, dict[str, tuple[str, str]]] = {
             target: {} for target in self.targets
@@ -157,11 +160,16 @@ class DeploymentFollower:
             await self.poll_once()
             await asyncio.sleep(self.interval)
 
-    def follow_in_bulk(self, read_all: BulkReader, port: int) -> None:
+    def follow_in_bulk(
+        self, read_all: BulkReader, port: int, targets_file: Path | None = None
+    ) -> None:
         """Read every target with one `read_all` per poll, and serve each of its pods' own
-        endpoint on podIP:port (the lab's pod IPs are loopback)."""
+        endpoint on podIP:port (the lab's pod IPs are loopback). With `targets_file`, list
+        those endpoints there for Prometheus' file discovery, labelled `namespace`, `service`
+        and `pod` as a ServiceMonitor labels a pod's series."""
         self.read_all = read_all
         self.pod_port = port
+        self.targets_file = targets_file
 
     async def poll_once(self) -> None:
         """One pass over the targets that are not backing off."""
@@ -211,6 +219,29 @@ class DeploymentFollower:
                 await self.simulator.service(target.service).set_image(image)
                 progress.image = image
             await self._sync_pods(self._pod_identity[target], target.namespace, pods)
+        if self.targets_file is not None:
+            self._list_targets(self.targets_file)
+
+    def _list_targets(self, path: Path) -> None:
+        """The served pod endpoints as file_sd groups, rewritten only when they change."""
+        groups = [
+            {"targets": [f"{ip}:{self.pod_port}"],
+             "labels": {"namespace": target.namespace, "service": target.service,
+                        "pod": name.split("/", 1)[1]}}
+            for target in self.targets
+            for name, (ip, _) in sorted(self._pod_identity[target].items())
+        ]  # fmt: skip
+        if groups == self._listed:
+            return
+        partial = path.with_name(f".{path.name}.tmp")
+        partial.write_text(json.dumps(groups))
+        partial.replace(path)  # atomic: Prometheus never reads half a file
+        self._listed = groups
+
+    def stop_listing(self) -> None:
+        """Remove targets_file (the endpoints it lists are gone)."""
+        if self.targets_file is not None:
+            self.targets_file.unlink(missing_ok=True)
 
     async def _sync_pods(
         self, served: dict[str, tuple[str, str]], namespace: str, pods: list[PodView]

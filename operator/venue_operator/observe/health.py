@@ -45,11 +45,12 @@ def _refused(exc: BaseException) -> bool:
     return False
 
 
-async def _read_bounded(response: aiohttp.ClientResponse) -> bytes | None:
+async def read_bounded(response: aiohttp.ClientResponse, limit: int) -> bytes | None:
+    """The body, or None once it is over `limit` bytes (read no further: junk is not kept)."""
     body = bytearray()
     async for chunk in response.content.iter_chunked(16384):
         body.extend(chunk)
-        if len(body) > MAX_BODY_BYTES:
+        if len(body) > limit:
             return None
     return bytes(body)
 
@@ -119,7 +120,7 @@ async def probe(session: aiohttp.ClientSession, url: str, seconds: float) -> Pro
     try:
         async with asyncio.timeout(seconds):
             async with session.get(url, allow_redirects=False) as response:
-                body = await _read_bounded(response)
+                body = await read_bounded(response, MAX_BODY_BYTES)
                 return _interpret(response.status, body, time.monotonic() - started)
     except TimeoutError:
         return ProbeResult(ProbeFailure.TIMEOUT, f"no answer within {seconds:g}s")

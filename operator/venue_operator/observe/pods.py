@@ -18,7 +18,7 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from venue_operator.model import RUNBOOK_PORT
-from venue_operator.observe.health import probe
+from venue_operator.observe.health import probe, read_bounded
 from venue_operator.rollout_guard import PodSample
 
 MAX_METRICS_BYTES = 1024 * 1024
@@ -81,11 +81,9 @@ async def _metrics_text(session: aiohttp.ClientSession, url: str, seconds: float
             async with session.get(url, allow_redirects=False) as response:
                 if response.status != 200:
                     raise Unreadable(f"HTTP {response.status}")
-                body = bytearray()
-                async for chunk in response.content.iter_chunked(65536):
-                    body.extend(chunk)
-                    if len(body) > MAX_METRICS_BYTES:
-                        raise Unreadable(f"over {MAX_METRICS_BYTES} bytes")
+                body = await read_bounded(response, MAX_METRICS_BYTES)
+                if body is None:
+                    raise Unreadable(f"over {MAX_METRICS_BYTES} bytes")
                 return body.decode("utf-8", errors="replace")
     except TimeoutError:
         raise Unreadable(f"no answer within {seconds:g}s") from None

@@ -86,7 +86,8 @@ def _string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _regex_string(values: Iterable[str]) -> str:
+def regex_string(values: Iterable[str]) -> str:
+    """A quoted regex matching exactly `values` (for `label=~...`)."""
     escaped = []
     for value in sorted(set(values)):
         escaped.append("".join("\\" + c if c in r".^$*+?()[]{}|\\" else c for c in value))
@@ -106,7 +107,7 @@ def batch_selector(targets: Sequence[Target], keys: Sequence[str]) -> str:
     (the answer is split per service client-side anyway)."""
     matchers = []
     for key in keys:
-        regex = _regex_string(t.labels[key] for t in targets)
+        regex = regex_string(t.labels[key] for t in targets)
         matchers.append(f"{key}=~{regex}" if len(regex) <= MAX_MATCHER_CHARS else f'{key}!=""')
     return ",".join(matchers)
 
@@ -146,6 +147,11 @@ class PrometheusReader:
     def close(self) -> None:
         """Drop every client and its threads (queries still running end on their own)."""
         self.endpoints.close()
+
+    async def query(self, url: str, promql: str, what: str) -> Samples | str:
+        """One instant query for a caller of its own (the rollout guard's fallback): the
+        same bounds, auth and accounting as the batches."""
+        return await self._ask(url, promql, what)
 
     async def _ask(
         self, url: str, promql: str, what: str, scalar_ok: bool = False
