@@ -90,10 +90,8 @@ class Venue:
         selector = f"involvedObject.kind=VenueService,involvedObject.name={self.name}"
         if reason:
             selector += f",reason={reason}"
-        out = self.lab.cluster.kubectl(
-            "get", "events", "-n", self.namespace, "--field-selector", selector, "-o", "json"
-        ).stdout
-        items: list[dict[str, Any]] = json.loads(out)["items"]
+        path = f"/api/v1/namespaces/{self.namespace}/events"
+        items: list[dict[str, Any]] = self.lab.cluster.read(path, fieldSelector=selector)["items"]
         return items
 
     def wait_event(self, reason: str, timeout: float = 30.0) -> dict[str, Any]:
@@ -224,8 +222,20 @@ FAST = {
 }
 
 
+# The kinds tests poll, read over one kept-alive connection (LocalCluster.read); others by kubectl.
+API_PATHS = {
+    "venueservice": "/apis/ops.tickettoken.io/v1alpha1/namespaces/{ns}/venueservices/{name}",
+    "venuesvc": "/apis/ops.tickettoken.io/v1alpha1/namespaces/{ns}/venueservices/{name}",
+    "deployment": "/apis/apps/v1/namespaces/{ns}/deployments/{name}",
+    "hpa": "/apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers/{name}",
+    "configmap": "/api/v1/namespaces/{ns}/configmaps/{name}",
+}
+
+
 def get(lab: Lab, kind: str, namespace: str, name: str) -> dict[str, Any]:
     """`kubectl get KIND NAME -n NAMESPACE -o json`, parsed: one namespaced object."""
+    if kind in API_PATHS:
+        return lab.cluster.read(API_PATHS[kind].format(ns=namespace, name=name))
     out = lab.cluster.kubectl("get", kind, name, "-n", namespace, "-o", "json").stdout
     found: dict[str, Any] = json.loads(out)
     return found

@@ -72,8 +72,7 @@ class EventTail:
         self.reasons: list[str] = []
 
     def poll(self) -> None:
-        out = self.lab.cluster.kubectl("get", "events", "-n", NAMESPACE, "-o", "json").stdout
-        items = json.loads(out)["items"]
+        items = self.lab.cluster.read(f"/api/v1/namespaces/{NAMESPACE}/events")["items"]
         items.sort(key=lambda e: e.get("eventTime") or e.get("lastTimestamp") or "")
         for event in items:
             uid = event["metadata"]["uid"]
@@ -89,8 +88,8 @@ class EventTail:
 
 
 def _status(the_lab: Lab) -> dict[str, Any]:
-    out = the_lab.cluster.kubectl("get", "venueservice", NAME, "-n", NAMESPACE, "-o", "json")
-    status: dict[str, Any] = json.loads(out.stdout).get("status", {})
+    path = f"/apis/ops.tickettoken.io/v1alpha1/namespaces/{NAMESPACE}/venueservices/{NAME}"
+    status: dict[str, Any] = the_lab.cluster.read(path).get("status", {})
     return status
 
 

@@ -179,9 +179,8 @@ class Fleet:
     interval_s: float
 
     def venues(self) -> dict[str, dict[str, Any]]:
-        out = self.lab.cluster.kubectl("get", "venueservices", "-n", self.namespace,
-                                       "-o", "json").stdout  # fmt: skip
-        return {v["metadata"]["name"]: v for v in json.loads(out)["items"]}
+        path = f"/apis/ops.tickettoken.io/v1alpha1/namespaces/{self.namespace}/venueservices"
+        return {v["metadata"]["name"]: v for v in self.lab.cluster.read(path)["items"]}
 
     def unhealthy(self) -> list[str]:
         """The fleet's services that are not Healthy with an empty history (as a clean run)."""
@@ -202,10 +201,8 @@ class Fleet:
 
     def events(self, name: str) -> list[dict[str, Any]]:
         selector = f"involvedObject.kind=VenueService,involvedObject.name={name}"
-        kubectl = self.lab.cluster.kubectl
-        out = kubectl("get", "events", "-n", self.namespace, "--field-selector", selector,
-                      "-o", "json").stdout  # fmt: skip
-        items: list[dict[str, Any]] = json.loads(out)["items"]
+        path = f"/api/v1/namespaces/{self.namespace}/events"
+        items: list[dict[str, Any]] = self.lab.cluster.read(path, fieldSelector=selector)["items"]
         return items
 
 
