@@ -62,7 +62,10 @@ def replicas_managers(d: dict[str, Any]) -> set[str]:
 
 
 def managers(obj: dict[str, Any]) -> set[str]:
-    return {entry["manager"] for entry in obj["metadata"].get("managedFields", [])}
+    """Who wrote the object's spec or metadata: writes of the status subresource (the HPA
+    controller's, whenever it first gets to it) are left out."""
+    return {entry["manager"] for entry in obj["metadata"].get("managedFields", [])
+            if entry.get("subresource") != "status"}  # fmt: skip
 
 
 def wait_minimums(lab: Lab, ns: str, value: int, timeout: float) -> None:

@@ -53,7 +53,8 @@ def test_an_override_reading_another_namespace_gets_nothing_of_it(
         wait_until("the tenant's error rate measured ten times", observed_ten_times, 60)
         assert victim_share() > 0.5, "the other namespace's series were there to be read"
         assert all(v is None or v < 5 for v in seen), f"another namespace's value leaked: {seen}"
-        assert seen[-1] == 0, "the override read its own namespace's (error-free) series"
+        # Its own namespace's series: the simulator's 0.1 % baseline, under the 1 % warning.
+        assert seen[-1] < 1, "the override read its own namespace's series"
     ours = [line for line in operator.log(100_000).splitlines()[before:]
             if tenant.namespace in line or victim in line]  # fmt: skip
     assert not [line for line in ours if "Traceback" in line], "the rewrite failed somewhere"
