@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from statistics import mean
 from typing import Any
 
 import httpx
@@ -250,6 +251,16 @@ class Observed:
     rss_peak_mb: float
     unhealthy: list[str] = field(default_factory=list)
     leaks: list[str] = field(default_factory=list)
+    # the same, over a window just before the hostile one was applied: what the machine gave
+    # the operator then (a CPU-bound test run starves it with or without a hostile tenant)
+    baseline_min: float = 1.0
+    baseline_mean: float = 1.0
+
+    def kept_pace(self) -> bool:
+        """The fleet kept >= 0.95 evaluations per interval, or >= 0.95 of its own rate just
+        before the hostile one (when the machine did not give it one per interval)."""
+        return self.per_interval_min >= 0.95 * min(1.0, self.baseline_min) and \
+            self.per_interval_mean >= 0.95 * min(1.0, self.baseline_mean)  # fmt: skip
 
 
 def watch(
@@ -272,6 +283,16 @@ def watch(
 
     wait_until(f"{case}: the hostile VenueService's clear error", cleared, timeout, interval=0.25)
     to_error = time.monotonic() - started
+    rates, peak = fleet_rates(fleet, operator, window_s, peak)
+    return Observed(case, to_error, said[-1], min(rates), sum(rates) / len(rates), peak,
+                    fleet.unhealthy())  # fmt: skip
+
+
+def fleet_rates(
+    fleet: Fleet, operator: OperatorProcess, window_s: float, peak: float = 0.0
+) -> tuple[list[float], float]:
+    """Each fleet service's evaluations per interval over `window_s`, and the operator's
+    peak RSS meanwhile."""
     before, began = evaluation_counts(operator, fleet.namespace), time.monotonic()
     deadline = began + window_s
     while time.monotonic() < deadline:  # a fixed window, measured by the counters below
@@ -280,9 +301,7 @@ def watch(
     after, window = evaluation_counts(operator, fleet.namespace), time.monotonic() - began
     intervals = window / fleet.interval_s
     # one evaluation of slack per service: a cycle may straddle either edge of the window
-    rates = [(after.get(n, 0) - before.get(n, 0) + 1) / intervals for n in fleet.names]
-    return Observed(case, to_error, said[-1], min(rates), sum(rates) / len(rates), peak,
-                    fleet.unhealthy())  # fmt: skip
+    return [(after.get(n, 0) - before.get(n, 0) + 1) / intervals for n in fleet.names], peak
 
 
 def leaks(fleet: Fleet, operator_log: Path, names: list[str], *needles: str) -> list[str]:
@@ -455,11 +474,15 @@ def arena(lab: Lab, simulator: SimulatorProcess, count: int = 20) -> Iterator[Se
             yield Setup(lab, fleet, operator, server, f"http://127.0.0.1:{port}", victim)
 
 
+BASELINE_WINDOW_S = 6.0
+
+
 def try_case(setup: Setup, case: str) -> Observed:
     """Apply the hostile VenueService of `case`, watch it and the fleet (`watch`), grep for
     leaks while it still exists, then delete it."""
     fleet, spec = setup.fleet, CASES[case]
     name = f"hostile-{case}"[:63]
+    baseline, _ = fleet_rates(fleet, setup.operator, BASELINE_WINDOW_S)
     fleet.apply(manifests.deployment(name, manifests.IMAGE, 2),
                 venue_object(name, spec.spec(setup)))  # fmt: skip
 
@@ -473,6 +496,7 @@ def try_case(setup: Setup, case: str) -> Observed:
             status = fleet.venues().get(name, {}).get("status", {})
             said = [(e["reason"], e["message"]) for e in fleet.events(name)]
             raise LabError(f"{exc}\nstatus: {status}\nEvents: {said}") from None
+        observed.baseline_min, observed.baseline_mean = min(baseline), mean(baseline)
         observed.leaks = leaks(fleet, setup.operator.log_dir / "operator.log",
                                [name, *fleet.names], MARKER, SECRET)  # fmt: skip
         return observed
