@@ -13,9 +13,14 @@ from venue_operator.observations import (
     Reading,
     WorkloadState,
 )
+from venue_operator.rollout_guard import GuardLimits
 
 NOW = datetime(2026, 11, 26, 20, 0, tzinfo=UTC)
 SPEC = VenueServiceSpec.model_validate({"deployment": {"name": "venue-service"}})
+# The rollout guard's tables: a watch begun at GUARD_T0, a new and an old pod-template hash.
+GUARD_T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+NEW, OLD = "new5f7c", "old6b9d"
+GUARD_LIMITS = GuardLimits.from_spec(SPEC)
 ONE_SHOT = VenueServiceSpec.model_validate(
     {"deployment": {"name": "v"}, "confirmation": {"breaches": 1, "recoveries": 1}}
 )

@@ -5,11 +5,12 @@ counter resets, pods missing from Prometheus, and pods whose source changes."""
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
-from venue_operator.model import GuardSource, VenueServiceSpec
+from tests.unit.builders import GUARD_LIMITS, GUARD_T0, NEW, OLD
+from venue_operator.model import GuardSource
 from venue_operator.observations import Reading
 from venue_operator.observe.answers import Sample
 from venue_operator.observe.pod_series import (
@@ -19,11 +20,9 @@ from venue_operator.observe.pod_series import (
     pod_queries,
 )
 from venue_operator.promql_scope import Refused
-from venue_operator.rollout_guard import GuardLimits, GuardState, PodSample, RolloutRead, advance
+from venue_operator.rollout_guard import GuardState, PodSample, RolloutRead, advance
 
-T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
-NEW, OLD = "new5f7c", "old6b9d"
-LIMITS = GuardLimits.from_spec(VenueServiceSpec.model_validate({"deployment": {"name": "venue"}}))
+T0, LIMITS = GUARD_T0, GUARD_LIMITS
 INF = math.inf
 
 

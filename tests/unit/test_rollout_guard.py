@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
+from tests.unit.builders import GUARD_LIMITS, GUARD_T0, NEW, OLD
 from venue_operator.guard_stats import (
     bucket_delta,
     counter_delta,
     fisher_greater,
     quantile_from_buckets,
 )
-from venue_operator.model import VenueServiceSpec
 from venue_operator.rollout_guard import (
-    GuardLimits,
     GuardState,
     Judgement,
     PodSample,
@@ -24,9 +23,7 @@ from venue_operator.rollout_guard import (
     advance,
 )
 
-T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
-NEW, OLD = "new5f7c", "old6b9d"
-LIMITS = GuardLimits.from_spec(VenueServiceSpec.model_validate({"deployment": {"name": "venue"}}))
+T0, LIMITS = GUARD_T0, GUARD_LIMITS
 FAST, SLOW = 0.05, 2.6  # seconds: healthy requests, requests of a version slower than 2 s
 
 
