@@ -20,7 +20,7 @@ from tests.unit.test_service_loop import (
 from venue_operator import gitops, keys
 from venue_operator.act import ActError, ActResult
 from venue_operator.act.gitops import plan_suspend
-from venue_operator.model import GitOpsSuspension
+from venue_operator.model import GitOpsStatus, GitOpsSuspension
 from venue_operator.observations import GitOpsRef
 from venue_operator.reasons import Reason
 from venue_operator.service_loop import ServiceLoop
@@ -88,6 +88,13 @@ def message(world: World, reason: Reason) -> str:
     return event.message
 
 
+def nothing_suspended(world: World) -> GitOpsStatus:
+    """The GitOps status, which records no suspension of ours (nothing to resume)."""
+    status = world.status().gitops
+    assert status is not None and status.suspension is None
+    return status
+
+
 async def after_a_rollback(world: FluxWorld) -> None:
     """Known-good, then a bad rollout, and cycles enough for the rollback and what follows."""
     loop = await healthy_with_known_good(world)
@@ -141,8 +148,7 @@ async def test_a_kustomization_a_human_suspended_is_said_so_not_to_be_suspended(
     assert Reason.GITOPS_SUSPENDED not in world.events.reasons()
     (page,) = [e for e in world.pages if e.reason is Reason.ROLLED_BACK]
     assert page.message == rolled_back
-    status = world.status().gitops
-    assert status is not None and status.suspension is None  # nothing of ours to resume
+    nothing_suspended(world)
 
 
 async def test_a_missing_permission_is_said_and_recorded_not_raised() -> None:
@@ -152,8 +158,7 @@ async def test_a_missing_permission_is_said_and_recorded_not_raised() -> None:
     assert world.history("RollBack")[0].result == "Succeeded"  # the rollback itself stands
     missing = message(world, Reason.PERMISSION_MISSING)
     assert "permission missing" in missing and "403 Forbidden" in missing
-    status = world.status().gitops
-    assert status is not None and status.suspension is None
+    status = nothing_suspended(world)
     assert status.suspend_error and "permission missing" in status.suspend_error
     assert "flux suspend kustomization" in message(world, Reason.ROLLED_BACK)
 
@@ -178,5 +183,4 @@ async def test_an_object_the_trust_rule_refuses_is_said_and_recorded() -> None:
     failed = message(world, Reason.GITOPS_SUSPEND_FAILED)
     assert "does not list Deployment shop/venue-service" in failed
     assert Reason.PERMISSION_MISSING not in world.events.reasons()
-    status = world.status().gitops
-    assert status is not None and status.suspension is None and status.suspend_error == failed
+    assert nothing_suspended(world).suspend_error == failed
