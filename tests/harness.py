@@ -87,12 +87,7 @@ class Venue:
         )
 
     def events(self, reason: str | None = None) -> list[dict[str, Any]]:
-        selector = f"involvedObject.kind=VenueService,involvedObject.name={self.name}"
-        if reason:
-            selector += f",reason={reason}"
-        path = f"/api/v1/namespaces/{self.namespace}/events"
-        items: list[dict[str, Any]] = self.lab.cluster.read(path, fieldSelector=selector)["items"]
-        return items
+        return self.lab.cluster.events_of(self.namespace, "VenueService", self.name, reason)
 
     def wait_event(self, reason: str, timeout: float = 30.0) -> dict[str, Any]:
         wait_until(f"Event {reason} on {self.name}", lambda: bool(self.events(reason)), timeout,

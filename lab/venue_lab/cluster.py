@@ -311,6 +311,17 @@ status:
         found: dict[str, Any] = response.json()
         return found
 
+    def events_of(
+        self, namespace: str, kind: str, name: str, reason: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The Events about one object (optionally of one reason), as the API lists them."""
+        selector = f"involvedObject.kind={kind},involvedObject.name={name}"
+        if reason:
+            selector += f",reason={reason}"
+        found = self.read(f"/api/v1/namespaces/{namespace}/events", fieldSelector=selector)
+        items: list[dict[str, Any]] = found["items"]
+        return items
+
     def kubeconfig_for(self, service_account: str, namespace: str) -> Path:
         """A kubeconfig that authenticates as a ServiceAccount (RBAC tests, least privilege)."""
         token = self.kubectl(

@@ -201,10 +201,7 @@ class Fleet:
         self.lab.cluster.kubectl("apply", "-n", self.namespace, "-f", "-", input=docs)
 
     def events(self, name: str) -> list[dict[str, Any]]:
-        selector = f"involvedObject.kind=VenueService,involvedObject.name={name}"
-        path = f"/api/v1/namespaces/{self.namespace}/events"
-        items: list[dict[str, Any]] = self.lab.cluster.read(path, fieldSelector=selector)["items"]
-        return items
+        return self.lab.cluster.events_of(self.namespace, "VenueService", name)
 
 
 def start_fleet(
