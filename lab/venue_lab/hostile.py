@@ -236,6 +236,15 @@ def evaluation_counts(operator: OperatorProcess, namespace: str) -> dict[str, fl
     return counts
 
 
+def counted_at(operator: OperatorProcess, namespace: str) -> tuple[dict[str, float], float]:
+    """`evaluation_counts` and when they were read: the middle of the request, since a
+    loaded machine takes up to half a second to answer, which would otherwise be counted
+    as window without evaluations."""
+    asked = time.monotonic()
+    counts = evaluation_counts(operator, namespace)
+    return counts, (asked + time.monotonic()) / 2
+
+
 @dataclass
 class Observed:
     """What one hostile VenueService cost the fleet beside it."""
@@ -290,13 +299,13 @@ def fleet_rates(
 ) -> tuple[list[float], float]:
     """Each fleet service's evaluations per interval over `window_s`, and the operator's
     peak RSS meanwhile."""
-    before, began = evaluation_counts(operator, fleet.namespace), time.monotonic()
+    before, began = counted_at(operator, fleet.namespace)
     deadline = began + window_s
     while time.monotonic() < deadline:  # a fixed window, measured by the counters below
         peak = max(peak, rss_mb(operator.pid))
         time.sleep(0.25)
-    after, window = evaluation_counts(operator, fleet.namespace), time.monotonic() - began
-    intervals = window / fleet.interval_s
+    after, ended = counted_at(operator, fleet.namespace)
+    intervals = (ended - began) / fleet.interval_s
     # one evaluation of slack per service: a cycle may straddle either edge of the window
     return [(after.get(n, 0) - before.get(n, 0) + 1) / intervals for n in fleet.names], peak
 
