@@ -179,5 +179,8 @@ def acknowledge_resume(
 
 def resumed_message(suspension: GitOpsSuspension, at: datetime) -> str:
     obj = suspension.object
-    return (f"{obj.kind} {obj.namespace}/{obj.name} resumed at {at:%H:%M:%S} (suspended "
-            f"after rollback {suspension.correlation_id}: {suspension.change})")  # fmt: skip
+    # "resumed" would not be true when the object was deleted meanwhile (resume then has
+    # nothing to undo): what holds in both cases is that our suspension is over
+    return (f"{obj.kind} {obj.namespace}/{obj.name} no longer suspended by the operator at "
+            f"{at:%H:%M:%S} (`venue-operator resume`; suspended after rollback "
+            f"{suspension.correlation_id}: {suspension.change})")  # fmt: skip

@@ -133,6 +133,16 @@ def test_resume_is_acknowledged_only_for_the_suspension_it_names() -> None:
     assert cleared is not None and cleared.gitops is not None and cleared.gitops.suspension is None
 
 
+def test_the_resumed_message_claims_only_that_our_suspension_is_over() -> None:
+    """`resume` also ends a suspension whose object was deleted meanwhile: nothing was
+    resumed then, so the Event must not say so."""
+    suspension = GitOpsSuspension(at=NOW, correlation_id="r-1", object=gitops.as_object(KS),
+                                  change="spec.suspend: unset -> true")  # fmt: skip
+    said = gitops.resumed_message(suspension, NOW)
+    assert "no longer suspended by the operator" in said and "resumed at" not in said
+    assert "r-1" in said and "spec.suspend: unset -> true" in said
+
+
 # --- the act's plans (pure) ---------------------------------------------------------------
 
 META = {"name": "apps", "namespace": "flux-system", "resourceVersion": "7"}

@@ -14,7 +14,7 @@ def configured(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     levels = {name: logging.getLogger(name).level for name in logs.QUIET_LOGGERS}
     logs.configure()
     yield
-    structlog.reset_defaults()
+    logs.configure()  # as tests/conftest.py left it for every other test
     for name, level in levels.items():
         logging.getLogger(name).setLevel(level)
 
