@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any, cast
 
 from kubernetes.aio import client, config
@@ -66,7 +67,21 @@ async def get_venueservice(api: client.ApiClient, namespace: str, name: str) -> 
     return await get_custom(api, VENUESERVICES, namespace, name)
 
 
-CONFLICT_STATUSES = {409, 422}  # 422: a JSON-patch "test" op failed (resourceVersion moved)
+def is_conflict(exc: client.ApiException) -> bool:
+    """Someone else wrote first: a 409, or a 422 for a JSON patch that did not apply to the
+    object as it is now (our resourceVersion "test" op failed, or a path we planned on was
+    removed): re-read and re-plan. A 422 that names the invalid fields (`details.causes`) is
+    an object the server will never take: trying again cannot help."""
+    if exc.status == 409:
+        return True
+    if exc.status != 422:
+        return False
+    try:
+        answer = json.loads(exc.body or "{}")
+    except (TypeError, ValueError):
+        return True
+    details = answer.get("details") if isinstance(answer, dict) else None
+    return not (isinstance(details, dict) and details.get("causes"))
 
 
 def as_dict(api: client.ApiClient, obj: Any) -> dict[str, Any]:

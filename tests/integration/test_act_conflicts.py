@@ -14,7 +14,7 @@ from tests.harness import deployment_manifest
 from venue_lab.processes import wait_until
 from venue_lab.session import Lab
 from venue_operator import kube
-from venue_operator.act import capacity, rollback
+from venue_operator.act import breaker, capacity, rollback
 from venue_operator.model import ScaledKind
 
 
@@ -80,3 +80,50 @@ async def test_rollback_retries_after_a_conflict_and_keeps_the_other_writers_cha
     assert after["spec"]["replicas"] == 4  # not lost
     wait_until("revision 3", lambda: get(the_lab, namespace)["metadata"]["annotations"][
         "deployment.kubernetes.io/revision"] == "3", 30)  # fmt: skip
+
+
+async def test_the_api_servers_failed_test_op_is_a_conflict_and_an_invalid_value_is_not(
+    the_lab: Lab, namespace: str, api: client.ApiClient
+) -> None:
+    """What `retry_conflicts` retries, as the real API server words it: a stale resourceVersion
+    test is a conflict; a value it will never take (422 too) is not."""
+    the_lab.cluster.kubectl("apply", "-n", namespace, "-f", "-",
+                            input=deployment_manifest("venue-service"))  # fmt: skip
+    stale = [{"op": "test", "path": "/metadata/resourceVersion", "value": "1"},
+             {"op": "replace", "path": "/spec/replicas", "value": 3}]  # fmt: skip
+    invalid = [{"op": "replace", "path": "/spec/replicas", "value": -1}]
+    answers = []
+    for ops in (stale, invalid):
+        with pytest.raises(client.ApiException) as refused:
+            await kube.patch_deployment(api, namespace, "venue-service", ops)
+        answers.append(refused.value)
+    assert [a.status for a in answers] == [422, 422]
+    assert kube.is_conflict(answers[0]) and not kube.is_conflict(answers[1])
+
+
+async def test_the_breaker_rereads_when_a_human_opened_it_between_our_read_and_write(
+    the_lab: Lab, namespace: str, api: client.ApiClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The human's write moves the resourceVersion: our merge patch gets a 409, the re-read
+    finds the breaker open already, and the human's who/why annotations stand."""
+    kubectl = the_lab.cluster.kubectl
+    kubectl("create", "configmap", "venue-flags", "-n", namespace, "--from-literal=breaker=false")
+    reads: list[Any] = []
+    original = client.CoreV1Api.read_namespaced_config_map
+
+    async def read_then_interfere(self: client.CoreV1Api, name: str, ns: str) -> Any:
+        found = await original(self, name, ns)
+        reads.append(found)
+        if len(reads) == 1:
+            kubectl("patch", "configmap", "venue-flags", "-n", ns, "--type=merge", "-p",
+                    '{"metadata":{"annotations":{"ops.tickettoken.io/circuit-set-by":"alice"}},'
+                    '"data":{"breaker":"true"}}')  # fmt: skip
+        return found
+
+    monkeypatch.setattr(client.CoreV1Api, "read_namespaced_config_map", read_then_interfere)
+    result = await breaker.set_circuit(api, namespace, "venue-flags", "breaker", True,
+                                       "venue-operator", "database down")  # fmt: skip
+    assert len(reads) == 2 and not result.changed and "already has breaker=true" in result.message
+    got = kubectl("get", "configmap", "venue-flags", "-n", namespace, "-o", "json")
+    cm = json.loads(got.stdout)
+    assert cm["metadata"]["annotations"]["ops.tickettoken.io/circuit-set-by"] == "alice"

@@ -12,24 +12,44 @@ from venue_operator import kube
 from venue_operator.act import ActError, ActResult, pause
 from venue_operator.act.retry import TRIES, retry_conflicts
 
+# what the real API server answers (kube-apiserver in the lab, tests/integration/
+# test_act_conflicts.py): a JSON patch that does not apply, e.g. its "test" op failed ...
+NOT_APPLIED = b'{"kind":"Status","status":"Failure","message":"the server rejected our ' \
+    b'request due to an error in our request","reason":"Invalid","details":{},' \
+    b'"code":422}'  # fmt: skip
+# ... and an object it will never take
+INVALID = b'{"kind":"Status","status":"Failure","message":"Deployment.apps \\"x\\" is ' \
+    b'invalid: spec.replicas: Invalid value: -1","reason":"Invalid","details":{"causes":' \
+    b'[{"reason":"FieldValueInvalid","field":"spec.replicas"}]},"code":422}'  # fmt: skip
+
 
 class Writes:
     """An attempt whose write answers each status in turn (None: accepted)."""
 
-    def __init__(self, *answers: int | None) -> None:
+    def __init__(self, *answers: int | tuple[int, bytes] | None) -> None:
         self.answers, self.calls = list(answers), 0
 
     async def __call__(self) -> str:
         self.calls += 1
-        status = self.answers.pop(0) if self.answers else None
-        if status is not None:
-            raise client.ApiException(status=status, reason="refused")
+        answer = self.answers.pop(0) if self.answers else None
+        if answer is not None:
+            status, body = answer if isinstance(answer, tuple) else (answer, b"")
+            refused = client.ApiException(status=status, reason="refused")
+            refused.body = body
+            raise refused
         return f"written on attempt {self.calls}"
 
 
 async def test_a_conflict_or_a_failed_resource_version_test_is_tried_again() -> None:
-    attempt = Writes(409, 422)
+    attempt = Writes(409, (422, NOT_APPLIED))
     assert await retry_conflicts(attempt) == "written on attempt 3"
+
+
+async def test_an_invalid_patch_is_raised_at_once_not_retried_as_a_conflict() -> None:
+    attempt = Writes((422, INVALID))
+    with pytest.raises(client.ApiException) as refused:
+        await retry_conflicts(attempt)
+    assert refused.value.status == 422 and attempt.calls == 1
 
 
 async def test_any_other_refusal_is_raised_at_once() -> None:
@@ -61,7 +81,9 @@ async def test_pause_rereads_after_a_conflict_and_finds_it_paused_by_the_other_w
 
     async def patch_deployment(api: Any, namespace: str, name: str, ops: Any) -> dict[str, Any]:
         patches.append(ops)
-        raise client.ApiException(status=422, reason="the resourceVersion test failed")
+        refused = client.ApiException(status=422, reason="the resourceVersion test failed")
+        refused.body = NOT_APPLIED
+        raise refused
 
     monkeypatch.setattr(kube, "get_deployment", get_deployment)
     monkeypatch.setattr(kube, "patch_deployment", patch_deployment)

@@ -8,13 +8,15 @@ from kubernetes.aio import client
 
 from venue_operator import keys
 from venue_operator.act import ActResult
+from venue_operator.act.retry import retry_conflicts
 
 
 async def set_circuit(
     api: client.ApiClient, namespace: str, config_map: str, key: str, open_: bool, who: str,
     reason: str,
 ) -> ActResult:  # fmt: skip
-    """Set `key` to "true"/"false"; creates the ConfigMap if missing. Idempotent."""
+    """Set `key` to "true"/"false"; creates the ConfigMap if missing. Idempotent; guarded by
+    resourceVersion like every act (a human's write in between is re-read, not overwritten)."""
     core = client.CoreV1Api(api)
     value = "true" if open_ else "false"
     annotations = {
@@ -22,28 +24,31 @@ async def set_circuit(
         keys.CIRCUIT_SET_AT: datetime.now(UTC).isoformat(),
         keys.CIRCUIT_REASON: reason[:500],
     }
-    try:
-        current = await core.read_namespaced_config_map(config_map, namespace)
-    except client.ApiException as exc:
-        if exc.status != 404:
-            raise
-        body = {
-            "apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": config_map, "annotations": annotations}, "data": {key: value},
-        }  # fmt: skip
+
+    async def attempt() -> ActResult:
         try:
+            current = await core.read_namespaced_config_map(config_map, namespace)
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
+            body = {
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": config_map, "annotations": annotations},
+                "data": {key: value},
+            }  # fmt: skip
             config = client.V1ConfigMap.from_dict(body)
             assert config is not None
-            await core.create_namespaced_config_map(namespace, config)
+            await core.create_namespaced_config_map(namespace, config)  # 409: someone was first
             return ActResult(True, f"created {config_map} with {key}={value}")
-        except client.ApiException as again:
-            if again.status != 409:
-                raise
-            current = await core.read_namespaced_config_map(config_map, namespace)
-    if (current.data or {}).get(key) == value:
-        return ActResult(False, f"{config_map} already has {key}={value}")
-    patch = {"metadata": {"annotations": annotations}, "data": {key: value}}
-    await core.patch_namespaced_config_map(
-        config_map, namespace, patch, _content_type="application/merge-patch+json"
-    )
-    return ActResult(True, f"set {config_map} {key}={value}")
+        if (current.data or {}).get(key) == value:
+            return ActResult(False, f"{config_map} already has {key}={value}")
+        # the resourceVersion makes the merge patch a 409 if anyone wrote since our read
+        version = current.metadata.resource_version if current.metadata else None
+        meta = {"annotations": annotations, "resourceVersion": version}
+        await core.patch_namespaced_config_map(
+            config_map, namespace, {"metadata": meta, "data": {key: value}},
+            _content_type="application/merge-patch+json",
+        )  # fmt: skip
+        return ActResult(True, f"set {config_map} {key}={value}")
+
+    return await retry_conflicts(attempt, f"setting {config_map} {key}")

@@ -17,13 +17,13 @@ TRIES = 5  # a busy object (a Deployment mid-rollout) moves a few times a second
 
 async def retry_conflicts(attempt: Callable[[], Awaitable[T]], doing: str = "",
                           tries: int = TRIES) -> T:  # fmt: skip
-    """`attempt()` (read, plan, write), again while its write conflicts (409, or a 422 from a
-    failed resourceVersion test); ActError after `tries`. A read never answers 409 or 422,
-    so the whole attempt may run inside; any other error is raised as it is."""
+    """`attempt()` (read, plan, write), again while its write conflicts (`kube.is_conflict`:
+    409, or a 422 from a failed resourceVersion test); ActError after `tries`. A read never
+    answers either, so the whole attempt may run inside; any other error is raised as it is."""
     for _ in range(tries):
         try:
             return await attempt()
         except client.ApiException as exc:
-            if exc.status not in kube.CONFLICT_STATUSES:
+            if not kube.is_conflict(exc):
                 raise
     raise ActError(f"gave up {doing + ' ' if doing else ''}after {tries} conflicting writes")
