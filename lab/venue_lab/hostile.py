@@ -262,11 +262,12 @@ class Observed:
     baseline_min: float = 1.0
     baseline_mean: float = 1.0
 
-    def kept_pace(self) -> bool:
-        """The fleet kept >= 0.95 evaluations per interval, or >= 0.95 of its own rate just
-        before the hostile one (when the machine did not give it one per interval)."""
-        return self.per_interval_min >= 0.95 * min(1.0, self.baseline_min) and \
-            self.per_interval_mean >= 0.95 * min(1.0, self.baseline_mean)  # fmt: skip
+    def kept_pace(self, slowest: float, mean: float) -> bool:
+        """Every fleet service kept >= `slowest` evaluations per interval and the fleet >=
+        `mean` on average, or that share of its own rate just before the hostile one (when
+        the machine did not give it one per interval)."""
+        return self.per_interval_min >= slowest * min(1.0, self.baseline_min) and \
+            self.per_interval_mean >= mean * min(1.0, self.baseline_mean)  # fmt: skip
 
 
 def watch(
