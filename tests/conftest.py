@@ -19,6 +19,8 @@ from tests.harness import (  # noqa: F401 - fixtures
 from venue_lab.session import Lab, lab
 from venue_operator import logs
 
+pytest_plugins = ("pytester",)  # tests/unit/test_harness.py runs pytest-xdist on a module
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark `cluster` every test that needs the lab, directly or through another fixture."""

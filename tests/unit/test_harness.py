@@ -36,3 +36,32 @@ def test_free_ports_are_outside_the_ephemeral_range_and_per_worker(
         assert len(seen[worker]) == 20
         assert all(p < low or p > high for p in seen[worker])
     assert not seen["gw0"] & seen["gw1"]
+
+
+GROUPED_MODULE = '''
+import os, pytest
+pytestmark = pytest.mark.xdist_group("one-worker")
+
+@pytest.fixture(scope="module")
+def built():
+    with open(os.environ["SETUPS_LOG"], "a") as log:
+        log.write(os.environ.get("PYTEST_XDIST_WORKER", "main") + "\\n")
+
+@pytest.mark.parametrize("case", range(8))
+def test_grouped(built, case):
+    pass
+'''
+
+
+def test_an_xdist_group_runs_on_one_worker_and_builds_its_module_fixtures_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pytester: pytest.Pytester
+) -> None:
+    """The full tier pins modules with costly module fixtures (the hostile fleet, the
+    packaging RBAC) to one worker with `--dist loadgroup`; a pytest and pytest-xdist pair
+    that ignores the mark silently builds them on every worker."""
+    log = tmp_path / "setups"
+    monkeypatch.setenv("SETUPS_LOG", str(log))
+    pytester.makepyfile(test_grouped=GROUPED_MODULE, test_other="def test_other(): pass\n")
+    result = pytester.runpytest_subprocess("-n", "2", "--dist", "loadgroup")
+    result.assert_outcomes(passed=9)
+    assert len(log.read_text().split()) == 1, log.read_text()
