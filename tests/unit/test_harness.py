@@ -38,7 +38,7 @@ def test_free_ports_are_outside_the_ephemeral_range_and_per_worker(
     assert not seen["gw0"] & seen["gw1"]
 
 
-GROUPED_MODULE = '''
+GROUPED_MODULE = """
 import os, pytest
 pytestmark = pytest.mark.xdist_group("one-worker")
 
@@ -50,7 +50,7 @@ def built():
 @pytest.mark.parametrize("case", range(8))
 def test_grouped(built, case):
     pass
-'''
+"""
 
 
 def test_an_xdist_group_runs_on_one_worker_and_builds_its_module_fixtures_once(
