@@ -40,6 +40,7 @@ ANNOTATION_PREFIX = "venue.ops.tickettoken.io"
 
 async def serve(ours: Settings) -> None:
     """Check the permissions, register what they allow, and run Kopf until it stops."""
+    kube.import_api_classes()
     api = await kube.connect()
     try:
         found = await permissions.check(api, ours.namespaces)

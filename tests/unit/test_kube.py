@@ -1,14 +1,21 @@
 """kube's small helpers: JSON pointers to annotations, the op that sets one (and the ops
-act/capacity builds with it), and reading one key of a Secret."""
+act/capacity builds with it), reading one key of a Secret, and the API classes imported
+before the loop runs."""
 
 from __future__ import annotations
 
 import base64
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+import venue_operator
 from venue_operator import keys, kube
 from venue_operator.act import capacity
 from venue_operator.model import SecretKeyRef
@@ -69,3 +76,37 @@ async def test_a_secret_value_is_decoded_and_stripped(monkeypatch: pytest.Monkey
     assert await kube.secret_value(api, "shop", ref) == "https://hooks.example/T0K3N"
     with pytest.raises(KeyError):  # a missing key: the callers report the type only
         await kube.secret_value(api, "shop", SecretKeyRef(name="pager", key="token"))
+
+
+def test_every_api_class_the_operator_calls_is_imported_at_start() -> None:
+    source = Path(venue_operator.__file__).parent
+    called = {name for path in source.rglob("*.py")
+              for name in re.findall(r"\bclient\.(\w+Api)\b", path.read_text())}  # fmt: skip
+    assert called, "no API class found: has the client been imported under another name?"
+    missing = called - set(kube.API_CLASSES)
+    assert not missing, f"called, not in kube.API_CLASSES: {missing}"
+
+
+# serve() in a process of its own (this one has imported API classes already): which of them
+# are imported by its first API call
+FIRST_CALL = """
+import asyncio, json
+from kubernetes.aio import client
+from venue_operator import handlers, kube
+from venue_operator.settings import Settings
+
+async def connect(kubeconfig=None):
+    print(json.dumps(sorted(n for n in kube.API_CLASSES if n in vars(client))))
+    raise SystemExit(0)
+
+kube.connect = connect
+asyncio.run(handlers.serve(Settings()))
+"""
+
+
+def test_the_operator_imports_its_api_classes_before_it_runs_any_loop() -> None:
+    """A class imported on first use blocked the event loop (CoreV1Api: 0.4 s) in the cycle
+    that posted the first Event, and every other VenueService's cycle waited."""
+    ran = subprocess.run([sys.executable, "-c", FIRST_CALL], capture_output=True, text=True,
+                         timeout=60, check=True)  # fmt: skip
+    assert json.loads(ran.stdout) == sorted(kube.API_CLASSES)
