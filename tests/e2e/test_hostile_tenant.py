@@ -31,16 +31,15 @@ def setup(the_lab: Lab, simulator: SimulatorProcess) -> Iterator[Setup]:
 
 # The pace the fleet must keep beside each hostile one: evaluations per interval, of the
 # slowest service and on average (or that share of the rate measured just before the hostile
-# one was applied, when the machine gave less than one per interval). Not 0.95: under the
-# full tier's load (4 labs on 2 cores) two windows 10 s apart differ by up to 18 % with
-# nothing hostile in them (cross-namespace-promql: 0.947 after 1.13 before; 50mb-body: 0.938
-# after 1.14; both 1.12 and 1.12 on an idle machine). What this counts is evaluations lost,
-# not their lateness: a hostile service blocking the loop for 0.8 s of each of its cycles
-# cost the others none (they ran in the gaps: 16 of 16 in 16.7 s each, measured); one that
-# held the shared Prometheus batch for its timeout (21 s) would cost them nearly all.
-# `bench/isolation.py` on an idle machine is the fine measurement.
-PACE_SLOWEST = 0.8
-PACE_MEAN = 0.9
+# one was applied, when the machine gave less than one per interval). This counts evaluations
+# lost, not their lateness: a hostile service blocking the loop for 0.8 s of each of its
+# cycles cost the others none (they ran in the gaps: 16 of 16 in 16.7 s each, measured). It
+# caught a real one: the client imported CoreV1Api's module on the loop at the first Event
+# (0.41 s idle, more on a starved CPU), and the fleet beside the first case that posted one
+# read 0.86-0.95 (fixed: `kube.import_api_classes`). `bench/isolation.py` on an idle machine
+# gives the absolute figures.
+PACE_SLOWEST = 0.95
+PACE_MEAN = 0.95
 
 
 @pytest.mark.parametrize("case", list(CASES))
