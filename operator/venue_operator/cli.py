@@ -244,7 +244,7 @@ def _uninstall(args: argparse.Namespace) -> int:
 
     from venue_operator.uninstall import run_uninstall
 
-    return asyncio.run(run_uninstall())
+    return asyncio.run(run_uninstall(args.namespace))
 
 
 def _resume(args: argparse.Namespace) -> int:
@@ -330,6 +330,11 @@ def build_parser() -> argparse.ArgumentParser:
     uninstall = sub.add_parser(
         "uninstall", help="after removing the operator: release the VenueServices it leaves "
         "(Kopf's finalizer and annotations), so they and their namespaces can be deleted",
+    )  # fmt: skip
+    uninstall.add_argument(
+        "--namespace", "-n", default=None,
+        help="only this namespace's (default: every namespace; e.g. an operator that watched "
+        "some namespaces only, or one of several operators removed)",
     )  # fmt: skip
     uninstall.set_defaults(func=_uninstall)
 

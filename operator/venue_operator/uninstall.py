@@ -53,17 +53,25 @@ async def _release_one(api: client.ApiClient, item: dict[str, Any]) -> bool:
         await kube.patch_custom(api, kube.VENUESERVICES, namespace, name, ops)
         return True
 
-    return await retry_conflicts(attempt, f"releasing {namespace}/{name}")
+    try:
+        return await retry_conflicts(attempt, f"releasing {namespace}/{name}")
+    except client.ApiException as exc:
+        if exc.status == 404:  # deleted meanwhile (by its namespace's deletion): nothing holds it
+            return False
+        raise
 
 
-async def run_uninstall() -> int:
+async def run_uninstall(namespace: str | None = None) -> int:
+    """Release every VenueService of the cluster, or of `namespace` only."""
     api = await kube.connect()
     objects = client.CustomObjectsApi(api)
     failed = 0
     try:
-        listed = cast(
-            dict[str, Any], await objects.list_cluster_custom_object(GROUP, VERSION, PLURAL)
-        )
+        if namespace is None:
+            found = await objects.list_cluster_custom_object(GROUP, VERSION, PLURAL)
+        else:
+            found = await objects.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+        listed = cast(dict[str, Any], found)
         released = 0
         for item in listed.get("items", []):
             where = f"{item['metadata']['namespace']}/{item['metadata']['name']}"

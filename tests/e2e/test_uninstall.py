@@ -32,8 +32,12 @@ def test_venueservices_deleted_after_the_operator_are_released_by_uninstall(
         assert stuck["metadata"].get("deletionTimestamp"), "waits for the finalizer"
 
         env = {**os.environ, "KUBECONFIG": str(lab.cluster.kubeconfig)}
-        done = subprocess.run([sys.executable, "-m", "venue_operator.cli", "uninstall"],
-                              env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+        # -n: the lab is shared, and the session operator still runs over the t-* namespaces
+        # (uninstalling under a running operator is not the supported order)
+        done = subprocess.run(
+            [sys.executable, "-m", "venue_operator.cli", "uninstall", "-n", ns],
+            env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
         assert done.returncode == 0, done.stderr
         assert f"released {ns}/{venue.name}" in done.stdout
         wait_until("the VenueService deleted", lambda: not kubectl(

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from kubernetes.aio import client
 
+from venue_operator import kube, uninstall
 from venue_operator.uninstall import FINALIZER, release
 
 
@@ -38,3 +40,26 @@ def test_release(
     test, *changes = ops
     assert test == {"op": "test", "path": "/metadata/resourceVersion", "value": "7"}
     assert changes == expected
+
+
+async def test_one_deleted_meanwhile_counts_as_released_not_failed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its namespace's deletion took it between the list and the patch: nothing holds it."""
+
+    async def gone(*_: Any) -> None:
+        raise client.ApiException(status=404, reason="Not Found")
+
+    monkeypatch.setattr(kube, "patch_custom", gone)
+    api: Any = None  # the fake above takes no client
+    assert await uninstall._release_one(api, item([FINALIZER], {})) is False
+
+
+async def test_any_other_refusal_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def forbidden(*_: Any) -> None:
+        raise client.ApiException(status=403, reason="Forbidden")
+
+    monkeypatch.setattr(kube, "patch_custom", forbidden)
+    api: Any = None
+    with pytest.raises(client.ApiException):
+        await uninstall._release_one(api, item([FINALIZER], {}))
