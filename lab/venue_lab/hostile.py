@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from statistics import mean
 from typing import Any
 
 import httpx
@@ -257,17 +256,6 @@ class Observed:
     rss_peak_mb: float
     unhealthy: list[str] = field(default_factory=list)
     leaks: list[str] = field(default_factory=list)
-    # the same, over a window just before the hostile one was applied: what the machine gave
-    # the operator then (a CPU-bound test run starves it with or without a hostile tenant)
-    baseline_min: float = 1.0
-    baseline_mean: float = 1.0
-
-    def kept_pace(self, slowest: float, mean: float) -> bool:
-        """Every fleet service kept >= `slowest` evaluations per interval and the fleet >=
-        `mean` on average, or that share of its own rate just before the hostile one (when
-        the machine did not give it one per interval)."""
-        return self.per_interval_min >= slowest * min(1.0, self.baseline_min) and \
-            self.per_interval_mean >= mean * min(1.0, self.baseline_mean)  # fmt: skip
 
 
 def watch(
@@ -481,15 +469,11 @@ def arena(lab: Lab, simulator: SimulatorProcess, count: int = 20) -> Iterator[Se
             yield Setup(lab, fleet, operator, server, f"http://127.0.0.1:{port}", victim)
 
 
-BASELINE_WINDOW_S = 6.0
-
-
 def try_case(setup: Setup, case: str) -> Observed:
     """Apply the hostile VenueService of `case`, watch it and the fleet (`watch`), grep for
     leaks while it still exists, then delete it."""
     fleet, spec = setup.fleet, CASES[case]
     name = f"hostile-{case}"[:63]
-    baseline, _ = fleet_rates(fleet, setup.operator, BASELINE_WINDOW_S)
     fleet.apply(manifests.deployment(name, manifests.IMAGE, 2),
                 venue_object(name, spec.spec(setup)))  # fmt: skip
 
@@ -503,7 +487,6 @@ def try_case(setup: Setup, case: str) -> Observed:
             status = fleet.venues().get(name, {}).get("status", {})
             said = [(e["reason"], e["message"]) for e in fleet.events(name)]
             raise LabError(f"{exc}\nstatus: {status}\nEvents: {said}") from None
-        observed.baseline_min, observed.baseline_mean = min(baseline), mean(baseline)
         observed.leaks = leaks(fleet, setup.operator.log_dir / "operator.log",
                                [name, *fleet.names], MARKER, SECRET)  # fmt: skip
         return observed

@@ -1,6 +1,6 @@
 """The hostile-tenant acceptance test of #12, on the real lab: 20 healthy VenueServices (one
 simulator process) and one hostile VenueService at a time. For each hostile input: the hostile
-one gets a clear condition or Event; every other one keeps being evaluated (see PACE_*) and
+one gets a clear condition or Event; every other one keeps being evaluated (see PACE) and
 stays Healthy with no action; the operator's RSS stays under the manifest's memory limit; no
 hostile body, secret or other namespace's value shows in any status, Event or log line.
 
@@ -30,23 +30,21 @@ def setup(the_lab: Lab, simulator: SimulatorProcess) -> Iterator[Setup]:
 
 
 # The pace the fleet must keep beside each hostile one: evaluations per interval, of the
-# slowest service and on average (or that share of the rate measured just before the hostile
-# one was applied, when the machine gave less than one per interval). This counts evaluations
-# lost, not their lateness: a hostile service blocking the loop for 0.8 s of each of its
-# cycles cost the others none (they ran in the gaps: 16 of 16 in 16.7 s each, measured). It
-# caught a real one: the client imported CoreV1Api's module on the loop at the first Event
-# (0.41 s idle, more on a starved CPU), and the fleet beside the first case that posted one
-# read 0.86-0.95 (fixed: `kube.import_api_classes`). `bench/isolation.py` on an idle machine
-# gives the absolute figures.
-PACE_SLOWEST = 0.95
-PACE_MEAN = 0.95
+# slowest service and on average. It counts evaluations lost, not their lateness: a hostile
+# service blocking the loop for 0.8 s of each of its cycles cost the others none (they ran in
+# the gaps: 16 of 16 in 16.7 s each, measured). It caught a real one: the client imported
+# CoreV1Api's module on the loop at the first Event (0.41 s idle, more on a starved CPU), and
+# the fleet beside the first case that posted one read 0.86-0.95 (fixed:
+# `kube.import_api_classes`; 1.10 per interval since, even beside 4 busy loops on 2 cores).
+PACE = 0.95
 
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_one_hostile_venue_service_costs_the_others_nothing(setup: Setup, case: str) -> None:
     observed = try_case(setup, case)
     print(f"{case}: {observed}")
-    assert observed.kept_pace(PACE_SLOWEST, PACE_MEAN), observed
+    assert observed.per_interval_min >= PACE, observed
+    assert observed.per_interval_mean >= PACE, observed
     assert not observed.unhealthy, f"the others changed beside {case}: {observed.unhealthy}"
     limit = memory_limit_mb()
     assert observed.rss_peak_mb < limit, f"RSS {observed.rss_peak_mb:.0f} MB >= {limit} MiB"
