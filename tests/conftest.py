@@ -17,7 +17,7 @@ from tests.harness import (  # noqa: F401 - fixtures
     simulator,
 )
 from venue_lab.session import Lab, lab
-from venue_operator import logs
+from venue_operator.cli import logs
 
 pytest_plugins = ("pytester",)  # tests/unit/test_harness.py runs pytest-xdist on a module
 

@@ -9,8 +9,8 @@ import asyncio
 import sys
 from typing import Any
 
-from venue_operator import cli, handlers
 from venue_operator.act.writer import WorkloadWriter
+from venue_operator.cli import handlers, main
 
 
 def slow_writer(seconds: float) -> type[WorkloadWriter]:
@@ -31,4 +31,4 @@ def slow_writer(seconds: float) -> type[WorkloadWriter]:
 
 if __name__ == "__main__":
     handlers.WorkloadWriter = slow_writer(float(sys.argv[1]))  # type: ignore[misc]
-    sys.exit(cli.main(sys.argv[2:]))
+    sys.exit(main.main(sys.argv[2:]))

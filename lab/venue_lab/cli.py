@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from venue_operator import logs
+from venue_operator.cli import logs
 
 
 def _lab(args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ from venue_lab.cluster import REPO_ROOT, LocalCluster
 from venue_lab.processes import wait_until
 from venue_lab.prometheus import LocalPrometheus
 from venue_lab.simulator.process import SimulatorProcess
-from venue_operator.crd import CRD_PATH
+from venue_operator.model.crd import CRD_PATH
 
 log = structlog.get_logger(__name__)
 

@@ -15,18 +15,18 @@ import pytest
 from aiohttp import web
 
 from venue_lab.processes import free_port
-from venue_operator.alertmanager import AlertmanagerSender
-from venue_operator.alerts import RESEND
-from venue_operator.model import (
+from venue_operator.model.reasons import Reason
+from venue_operator.model.spec import Notification
+from venue_operator.model.status import (
     Health,
     Incident,
     IncidentEntry,
-    Notification,
     Severity,
     VenueServiceStatus,
 )
-from venue_operator.reasons import Reason
-from venue_operator.tenancy import Tenancy
+from venue_operator.paging.alertmanager import AlertmanagerSender
+from venue_operator.paging.alerts import RESEND
+from venue_operator.tenancy.policy import Tenancy
 
 SINK = Notification.model_validate({"alertmanager": {}})
 OPENED = datetime.now(UTC) - timedelta(minutes=1)

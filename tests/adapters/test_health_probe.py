@@ -13,7 +13,7 @@ from aiohttp import web
 
 from tests.adapters.conftest import Handler
 from venue_lab.processes import free_port
-from venue_operator.observations import ProbeFailure
+from venue_operator.model.observations import ProbeFailure
 from venue_operator.observe.health import (
     MAX_BODY_BYTES,
     MAX_CHECK_VALUE,

@@ -15,8 +15,8 @@ from aiohttp import web
 from tests.adapters.conftest import Handler
 from venue_lab.processes import free_port
 from venue_lab.simulator import Simulator
+from venue_operator.guard.pod_metrics import PodTarget, counters, read_pod, read_pods
 from venue_operator.observe.health import probe_session
-from venue_operator.observe.pods import PodTarget, counters, read_pod, read_pods
 
 BORN = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 

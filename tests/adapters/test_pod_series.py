@@ -16,13 +16,13 @@ from aiohttp import web
 
 from tests.adapters.conftest import Handler
 from venue_lab.processes import free_port
-from venue_operator.model import GuardSource
+from venue_operator.guard.pod_metrics import PodTarget, read_pods
+from venue_operator.guard.pod_series import from_prometheus, pod_queries, read_pod_series
+from venue_operator.model.status import GuardSource
 from venue_operator.observe.endpoints import GRACE, Limits
 from venue_operator.observe.health import probe_session
-from venue_operator.observe.pod_series import from_prometheus, pod_queries, read_pod_series
-from venue_operator.observe.pods import PodTarget, read_pods
 from venue_operator.observe.prometheus import PrometheusReader
-from venue_operator.promql_scope import Refused
+from venue_operator.tenancy.promql_scope import Refused
 
 Serve = Callable[[Handler], Awaitable[str]]
 BORN = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)

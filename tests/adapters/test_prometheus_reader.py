@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 
 from tests.adapters.conftest import Handler
-from venue_operator.observations import MetricReadings
+from venue_operator.model.observations import MetricReadings
 from venue_operator.observe.endpoints import GRACE, Limits
 from venue_operator.observe.prometheus import TEMPLATES, PrometheusReader, Target
 

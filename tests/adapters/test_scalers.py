@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-from venue_operator.model import (
+from venue_operator.model.observations import Scaler, WorkloadState
+from venue_operator.model.status import (
     CapacityLoan,
     CheckStatus,
     Level,
     ScaledKind,
     VenueServiceStatus,
 )
-from venue_operator.observations import Scaler, WorkloadState
 from venue_operator.observe import scalers
 
 KEDA_OWNER = {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "name": "so",

@@ -15,7 +15,7 @@ from tests import upstream_crds
 from tests.harness import Venue, deployment, evaluations, get, history
 from venue_lab.processes import wait_until
 from venue_lab.session import Lab
-from venue_operator.keys import SCALED_FROM
+from venue_operator.model.keys import SCALED_FROM
 
 KEDA_CRD = upstream_crds.DATA / "keda" / "keda.sh_scaledobjects.yaml"
 # Quick steps up and back: 2 -> 3 -> 4 (the policy's bound), then 4 -> 3 -> 2.

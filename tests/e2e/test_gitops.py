@@ -24,7 +24,7 @@ from tests.upstream_crds import DATA, install
 from venue_lab.operator_process import OperatorProcess
 from venue_lab.processes import wait_until
 from venue_lab.session import Lab
-from venue_operator import keys
+from venue_operator.model import keys
 
 KUSTOMIZATION_CRD = DATA / "fluxcd" / "kustomize.toolkit.fluxcd.io_kustomizations.yaml"
 

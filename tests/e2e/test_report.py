@@ -18,9 +18,9 @@ from PIL import Image
 
 from tests.harness import BAD_IMAGE, FAST, Venue, fresh_namespace, set_image, venue_manifest
 from venue_lab.session import Lab
-from venue_operator import incidents
-from venue_operator.model import INCIDENTS_KEPT, Incident, VenueServiceStatus
-from venue_operator.report_graphs import DPI, HEIGHT_IN, WIDTH_IN
+from venue_operator.incident import bookkeeping
+from venue_operator.incident.graphs import DPI, HEIGHT_IN, WIDTH_IN
+from venue_operator.model.status import INCIDENTS_KEPT, Incident, VenueServiceStatus
 
 # tenant-b carries the least traffic but the bad release fails nearly all of it: by failed
 # requests it is hit hardest, by far (0.2 x 96% against 0.5 x 12% and 0.3 x 12%; at four
@@ -116,7 +116,7 @@ def _old_incident_from_kept_history(lab: Lab, observed: dict[str, Any], out: Pat
     assert real is not None
     for n in range(1, INCIDENTS_KEPT + 1):
         later = _newer(real, n)
-        kept = incidents.archive(status, later)
+        kept = bookkeeping.archive(status, later)
         status = status.model_copy(update={"incidents": kept, "incident": later})
     assert status.incidents[0].id == real.id  # five newer ones: four kept, one current
     with fresh_namespace(lab, "r") as ns:

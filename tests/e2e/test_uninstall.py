@@ -11,7 +11,7 @@ from tests.harness import FAST, fresh_namespace, get, venue_outside_session
 from venue_lab.operator_process import OperatorProcess
 from venue_lab.processes import wait_until
 from venue_lab.session import Lab
-from venue_operator.uninstall import FINALIZER
+from venue_operator.cli.uninstall import FINALIZER
 
 
 def test_venueservices_deleted_after_the_operator_are_released_by_uninstall(

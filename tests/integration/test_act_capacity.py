@@ -12,10 +12,10 @@ from kubernetes.aio import client
 from tests.e2e.test_coexistence import hpa_manifest
 from tests.harness import deployment_manifest, get
 from venue_lab.session import Lab
-from venue_operator import kube
-from venue_operator.act import ActError, capacity
-from venue_operator.keys import SCALED_FROM
-from venue_operator.model import ScaledKind
+from venue_operator.act import ActError, scale
+from venue_operator.kube import calls
+from venue_operator.model.keys import SCALED_FROM
+from venue_operator.model.status import ScaledKind
 
 
 def hpa(lab: Lab, ns: str) -> dict[str, Any]:
@@ -31,15 +31,15 @@ async def test_hpa_min_raised_restored_and_never_over_somebody_elses_value(
     assert "annotations" not in hpa(the_lab, namespace)["metadata"]  # `create`: none at all
     hpa_kind = ScaledKind.HPA
 
-    raised = await capacity.set_count(api, namespace, hpa_kind, "venue-service", 3, 2)
+    raised = await scale.set_count(api, namespace, hpa_kind, "venue-service", 3, 2)
     assert raised.changed and hpa(the_lab, namespace)["spec"]["minReplicas"] == 3
     assert hpa(the_lab, namespace)["metadata"]["annotations"] == {SCALED_FROM: "2"}
-    again = await capacity.set_count(api, namespace, hpa_kind, "venue-service", 3, 2)
+    again = await scale.set_count(api, namespace, hpa_kind, "venue-service", 3, 2)
     assert not again.changed  # idempotent: a rerun after a crash writes nothing
 
     # A second writer between our read and our write: the resourceVersion test fails, we
     # read again and write over the new object, losing nothing.
-    original = kube.get_hpa
+    original = calls.get_hpa
     reads: list[dict[str, Any]] = []
 
     async def read_then_interfere(api: client.ApiClient, ns: str, name: str) -> dict[str, Any]:
@@ -48,16 +48,16 @@ async def test_hpa_min_raised_restored_and_never_over_somebody_elses_value(
             kubectl("annotate", "hpa", "venue-service", "-n", ns, "team=payments")
         return reads[-1]
 
-    monkeypatch.setattr(kube, "get_hpa", read_then_interfere)
-    up = await capacity.set_count(api, namespace, hpa_kind, "venue-service", 4, 2)
+    monkeypatch.setattr(calls, "get_hpa", read_then_interfere)
+    up = await scale.set_count(api, namespace, hpa_kind, "venue-service", 4, 2)
     assert up.changed and len(reads) == 2
     assert hpa(the_lab, namespace)["metadata"]["annotations"]["team"] == "payments"
-    monkeypatch.setattr(kube, "get_hpa", original)
+    monkeypatch.setattr(calls, "get_hpa", original)
 
     with pytest.raises(ActError, match="is 4, not the 3 the operator wrote"):
-        await capacity.set_count(api, namespace, hpa_kind, "venue-service", 2, None, expect=3)
+        await scale.set_count(api, namespace, hpa_kind, "venue-service", 2, None, expect=3)
     assert hpa(the_lab, namespace)["spec"]["minReplicas"] == 4
-    back = await capacity.set_count(api, namespace, hpa_kind, "venue-service", 2, None, expect=4)
+    back = await scale.set_count(api, namespace, hpa_kind, "venue-service", 2, None, expect=4)
     assert back.changed
     restored = hpa(the_lab, namespace)
     assert restored["spec"]["minReplicas"] == 2

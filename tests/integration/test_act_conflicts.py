@@ -13,9 +13,9 @@ from kubernetes.aio import client
 from tests.harness import deployment_manifest
 from venue_lab.processes import wait_until
 from venue_lab.session import Lab
-from venue_operator import kube
-from venue_operator.act import breaker, capacity, rollback
-from venue_operator.model import ScaledKind
+from venue_operator.act import breaker, rollback, scale
+from venue_operator.kube import calls
+from venue_operator.model.status import ScaledKind
 
 
 def interfere_once(
@@ -23,7 +23,7 @@ def interfere_once(
 ) -> list[dict[str, Any]]:
     """Wrap kube.get_deployment: after the first read, another writer acts."""
     reads: list[dict[str, Any]] = []
-    original = kube.get_deployment
+    original = calls.get_deployment
 
     async def read_then_interfere(api: client.ApiClient, ns: str, name: str) -> dict[str, Any]:
         found = await original(api, ns, name)
@@ -32,7 +32,7 @@ def interfere_once(
             action()
         return found
 
-    monkeypatch.setattr(kube, "get_deployment", read_then_interfere)
+    monkeypatch.setattr(calls, "get_deployment", read_then_interfere)
     return reads
 
 
@@ -50,7 +50,7 @@ async def test_scale_retries_after_a_conflict_and_respects_the_other_writer(
     reads = interfere_once(monkeypatch, lambda: kubectl(
         "scale", "-n", namespace, "deployment/venue-service", "--replicas=5"))  # fmt: skip
     deployment = ScaledKind.DEPLOYMENT
-    result = await capacity.set_count(api, namespace, deployment, "venue-service", 3, None)
+    result = await scale.set_count(api, namespace, deployment, "venue-service", 3, None)
     assert len(reads) == 2, "the first patch failed its resourceVersion test and was retried"
     assert not result.changed and "already at 5" in result.message
     assert get(the_lab, namespace)["spec"]["replicas"] == 5  # the other writer's 5 stands
@@ -95,10 +95,10 @@ async def test_the_api_servers_failed_test_op_is_a_conflict_and_an_invalid_value
     answers = []
     for ops in (stale, invalid):
         with pytest.raises(client.ApiException) as refused:
-            await kube.patch_deployment(api, namespace, "venue-service", ops)
+            await calls.patch_deployment(api, namespace, "venue-service", ops)
         answers.append(refused.value)
     assert [a.status for a in answers] == [422, 422]
-    assert kube.is_conflict(answers[0]) and not kube.is_conflict(answers[1])
+    assert calls.is_conflict(answers[0]) and not calls.is_conflict(answers[1])
 
 
 async def test_the_breaker_rereads_when_a_human_opened_it_between_our_read_and_write(

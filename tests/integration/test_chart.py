@@ -28,7 +28,7 @@ from tests.harness import fresh_namespace
 from venue_lab.cluster import ensure_binaries
 from venue_lab.helm import helm
 from venue_lab.session import Lab
-from venue_operator.crd import CRD_PATH
+from venue_operator.model.crd import CRD_PATH
 
 # module-scoped fixtures: the whole module runs on one xdist worker, in order
 pytestmark = pytest.mark.xdist_group("test_chart")

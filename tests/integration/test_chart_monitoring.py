@@ -28,8 +28,8 @@ from tests.chart import (
 )
 from tests.harness import fresh_namespace, get
 from venue_lab.session import Lab
-from venue_operator.assess import METRIC_CHECKS
-from venue_operator.reasons import Reason
+from venue_operator.assess.assessment import METRIC_CHECKS
+from venue_operator.model.reasons import Reason
 
 needs_helm = pytest.mark.cluster  # helm is built from Go, like the control plane
 

@@ -10,7 +10,7 @@ import yaml
 
 from tests.harness import get
 from venue_lab.session import Lab, example
-from venue_operator.model import VenueServiceSpec
+from venue_operator.model.spec import VenueServiceSpec
 
 
 def manifest(spec: dict[str, Any], name: str = "venue-service") -> str:

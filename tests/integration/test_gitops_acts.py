@@ -17,9 +17,9 @@ from tests.harness import fresh_namespace, get
 from tests.upstream_crds import DATA, install
 from venue_lab.processes import wait_until
 from venue_lab.session import Lab
-from venue_operator import keys
-from venue_operator.act import ActError, gitops
-from venue_operator.observations import GitOpsRef
+from venue_operator.act import ActError, gitops_sync
+from venue_operator.model import keys
+from venue_operator.model.observations import GitOpsRef
 
 CRDS = (
     DATA / "argo-cd" / "application-crd.yaml",
@@ -56,13 +56,13 @@ async def test_argo_cd_automated_sync_off_and_back_on_only_when_the_app_lists_it
     kubectl, ref = the_lab.cluster.kubectl, GitOpsRef("Application", "venue", gitops_ns)
     kubectl("apply", "-f", "-", input=application(gitops_ns, []))
     with pytest.raises(ActError, match="does not list Deployment shop/venue-service"):
-        await gitops.suspend(api, ref, "shop", "venue-service", "venue-operator", "r-1", NOW)
+        await gitops_sync.suspend(api, ref, "shop", "venue-service", "venue-operator", "r-1", NOW)
     assert get(the_lab, "application", gitops_ns, "venue")["spec"]["syncPolicy"]["automated"]
 
     listed = [{"group": "apps", "version": "v1", "kind": "Deployment", "namespace": "shop",
                "name": "venue-service"}]  # fmt: skip
     kubectl("apply", "-f", "-", input=application(gitops_ns, listed))
-    result, suspension = await gitops.suspend(api, ref, "shop", "venue-service",
+    result, suspension = await gitops_sync.suspend(api, ref, "shop", "venue-service",
                                               "venue-operator", "r-1", NOW)  # fmt: skip
     assert result.changed and suspension is not None
     assert suspension.change == "spec.syncPolicy.automated removed"
@@ -70,15 +70,16 @@ async def test_argo_cd_automated_sync_off_and_back_on_only_when_the_app_lists_it
     assert "automated" not in app["spec"].get("syncPolicy", {})
     record = json.loads(app["metadata"]["annotations"][keys.GITOPS_SUSPENDED])
     assert record["correlationId"] == "r-1" and json.loads(record["previous"]) == AUTOMATED
-    again, same = await gitops.suspend(api, ref, "shop", "venue-service", "venue-operator", "r-2",
-                                       NOW)  # fmt: skip
+    again, same = await gitops_sync.suspend(
+        api, ref, "shop", "venue-service", "venue-operator", "r-2", NOW
+    )
     assert not again.changed and same == suspension  # a rerun finds it done
 
-    assert (await gitops.resume(api, ref)).changed
+    assert (await gitops_sync.resume(api, ref)).changed
     app = get(the_lab, "application", gitops_ns, "venue")
     assert app["spec"]["syncPolicy"]["automated"] == AUTOMATED
     assert keys.GITOPS_SUSPENDED not in (app["metadata"].get("annotations") or {})
-    assert not (await gitops.resume(api, ref)).changed
+    assert not (await gitops_sync.resume(api, ref)).changed
 
 
 async def test_a_helmrelease_in_the_services_namespace_is_suspended_and_resumed(
@@ -90,16 +91,16 @@ async def test_a_helmrelease_in_the_services_namespace_is_suspended_and_resumed(
                                                         "name": "venue"}}}  # fmt: skip
     the_lab.cluster.kubectl("apply", "-f", "-", input=json.dumps(release))
     ref = GitOpsRef("HelmRelease", "venue", gitops_ns)
-    result, _ = await gitops.suspend(api, ref, gitops_ns, "venue-service", "venue-operator",
+    result, _ = await gitops_sync.suspend(api, ref, gitops_ns, "venue-service", "venue-operator",
                                      "r-1", NOW)  # fmt: skip
     assert result.changed
     assert get(the_lab, "helmrelease", gitops_ns, "venue")["spec"]["suspend"] is True
-    assert (await gitops.resume(api, ref)).changed
+    assert (await gitops_sync.resume(api, ref)).changed
     assert "suspend" not in get(the_lab, "helmrelease", gitops_ns, "venue")["spec"]
 
     # Deleted since (by a human, or pruned from Git): nothing to undo, the CLI clears status.
     the_lab.cluster.kubectl("delete", "helmrelease", "venue", "-n", gitops_ns)
-    gone = await gitops.resume(api, ref)
+    gone = await gitops_sync.resume(api, ref)
     assert not gone.changed and "not found" in gone.message
 
 

@@ -23,8 +23,8 @@ from tests.harness import fresh_namespace, rolls_back_a_bad_rollout
 from venue_lab.operator_process import OperatorProcess
 from venue_lab.processes import wait_until
 from venue_lab.session import Lab
-from venue_operator.act import breaker, jobs
-from venue_operator.crd import CRD_PATH
+from venue_operator.act import breaker, migration
+from venue_operator.model.crd import CRD_PATH
 
 # module-scoped fixtures: the whole module runs on one xdist worker, in order
 pytestmark = pytest.mark.xdist_group("test_packaging")
@@ -248,12 +248,12 @@ async def test_write_paths_work_as_the_service_account(installed: Lab) -> None:
             opened = await breaker.set_circuit(api, ns, name, "open", True, "test", "db down")
             closed = await breaker.set_circuit(api, ns, name, "open", False, "test", "db up")
             assert opened.changed and "created" in opened.message and closed.changed
-            started = await jobs.run_migration(api, ns, "venue-migrate", "rid-1")
+            started = await migration.run_migration(api, ns, "venue-migrate", "rid-1")
             assert started.changed
-            job = jobs.job_name("venue-migrate", "rid-1")
+            job = migration.job_name("venue-migrate", "rid-1")
             assert await _settled_outcome(api, ns, job) == "Succeeded"  # kwok completes its pod
-            assert await jobs.job_outcome(api, ns, "no-such-job") == "Failed"  # gone = failed
-            again = await jobs.run_migration(api, ns, "venue-migrate", "rid-1")
+            assert await migration.job_outcome(api, ns, "no-such-job") == "Failed"  # gone = failed
+            again = await migration.run_migration(api, ns, "venue-migrate", "rid-1")
             assert not again.changed  # exists: the 409 path
 
 
@@ -261,7 +261,7 @@ async def _settled_outcome(api: client.ApiClient, ns: str, job: str) -> str:
     """The Job's outcome once it has one (kwok runs its pod to completion in seconds)."""
     async with asyncio.timeout(60):
         while True:
-            outcome = await jobs.job_outcome(api, ns, job)
+            outcome = await migration.job_outcome(api, ns, job)
             if outcome is not None:
                 return outcome
             await asyncio.sleep(0.25)  # polling the API server, under the deadline above

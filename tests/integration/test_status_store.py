@@ -16,8 +16,9 @@ from kubernetes.aio import client, config
 
 from tests.harness import fresh_namespace, get, venue_manifest
 from venue_lab.session import Lab
-from venue_operator import kube, model
-from venue_operator.status_store import StatusStore, parse_status
+from venue_operator.kube import calls
+from venue_operator.kube.status_store import StatusStore, parse_status
+from venue_operator.model import status as model
 
 # module-scoped fixtures: the whole module runs on one xdist worker, in order
 pytestmark = pytest.mark.xdist_group("test_status_store")
@@ -100,7 +101,7 @@ def test_any_status_written_over_any_other_reads_back_as_itself(
         await config.load_kube_config(config_file=str(lab.cluster.kubeconfig),
                                       client_configuration=cfg)  # fmt: skip
         async with client.ApiClient(configuration=cfg) as api:
-            store = StatusStore(lambda body: kube.replace_status(api, ns, "store", body),
+            store = StatusStore(lambda body: calls.replace_status(api, ns, "store", body),
                                 model.VenueServiceStatus())  # fmt: skip
             await store.save(first, "test")
             await store.save(second, "test")

@@ -5,15 +5,15 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from venue_operator.model import VenueServiceSpec
-from venue_operator.observations import (
+from venue_operator.guard.judge import GuardLimits
+from venue_operator.model.observations import (
     MetricReadings,
     Observations,
     ProbeResult,
     Reading,
     WorkloadState,
 )
-from venue_operator.rollout_guard import GuardLimits
+from venue_operator.model.spec import VenueServiceSpec
 
 NOW = datetime(2026, 11, 26, 20, 0, tzinfo=UTC)
 SPEC = VenueServiceSpec.model_validate({"deployment": {"name": "venue-service"}})

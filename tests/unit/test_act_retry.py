@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from kubernetes.aio import client
 
-from venue_operator import kube
 from venue_operator.act import ActError, ActResult, pause
 from venue_operator.act.retry import TRIES, retry_conflicts
+from venue_operator.kube import calls
 
 # what the real API server answers (kube-apiserver in the lab, tests/integration/
 # test_act_conflicts.py): a JSON patch that does not apply, e.g. its "test" op failed ...
@@ -85,8 +85,8 @@ async def test_pause_rereads_after_a_conflict_and_finds_it_paused_by_the_other_w
         refused.body = NOT_APPLIED
         raise refused
 
-    monkeypatch.setattr(kube, "get_deployment", get_deployment)
-    monkeypatch.setattr(kube, "patch_deployment", patch_deployment)
+    monkeypatch.setattr(calls, "get_deployment", get_deployment)
+    monkeypatch.setattr(calls, "patch_deployment", patch_deployment)
     api: Any = None  # the fakes above take no client
     result = await pause.pause_rollout(api, "shop", "venue-service", "rid-1")
     assert result == ActResult(False, "already paused")

@@ -7,9 +7,8 @@ from typing import Any
 
 import pytest
 
-from venue_operator.alerts import ALERTNAME, Alert, Sent, after_post, body, firing, to_post
-from venue_operator.impact import IMPACT_PREFIX, summary
-from venue_operator.model import (
+from venue_operator.incident.impact import IMPACT_PREFIX, summary
+from venue_operator.model.status import (
     ActionRecord,
     ActionResult,
     CheckStatus,
@@ -21,6 +20,7 @@ from venue_operator.model import (
     Severity,
     VenueServiceStatus,
 )
+from venue_operator.paging.alerts import ALERTNAME, Alert, Sent, after_post, body, firing, to_post
 
 NOW = datetime(2026, 11, 27, 15, 0, tzinfo=UTC)
 OPENED = NOW - timedelta(minutes=3)

@@ -8,17 +8,8 @@ from dataclasses import replace
 import pytest
 
 from tests.unit.builders import HEALTHY_METRICS, ONE_SHOT, SPEC, metrics, observe
-from venue_operator.assess import Assessment, assess, confirm, level_of
-from venue_operator.model import (
-    CheckStatus,
-    Confirmation,
-    Health,
-    Level,
-    Severity,
-    Threshold,
-    VenueServiceSpec,
-)
-from venue_operator.observations import (
+from venue_operator.assess.assessment import Assessment, assess, confirm, level_of
+from venue_operator.model.observations import (
     MetricReadings,
     Observations,
     ProbeFailure,
@@ -26,6 +17,8 @@ from venue_operator.observations import (
     Reading,
     WorkloadState,
 )
+from venue_operator.model.spec import Confirmation, Threshold, VenueServiceSpec
+from venue_operator.model.status import CheckStatus, Health, Level, Severity
 
 
 def run(cycles: Sequence[Observations], spec: VenueServiceSpec = SPEC) -> list[Assessment]:

@@ -7,17 +7,10 @@ from typing import Any
 
 import pytest
 
-from venue_operator import capacity
-from venue_operator.model import (
-    CapacityLoan,
-    Health,
-    Incident,
-    RemediationPolicy,
-    ScaledKind,
-    ScalePolicy,
-    Severity,
-)
-from venue_operator.observations import Scaler
+from venue_operator.decide import capacity
+from venue_operator.model.observations import Scaler
+from venue_operator.model.spec import RemediationPolicy, ScalePolicy
+from venue_operator.model.status import CapacityLoan, Health, Incident, ScaledKind, Severity
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 HPA = Scaler(hpa="venue-hpa", min_replicas=2, max_replicas=10)

@@ -11,9 +11,9 @@ import pytest
 
 from tests.unit.builders import HEALTHY_METRICS, metrics
 from tests.unit.test_service_loop import NAME, NS, SPEC, Crash, World
-from venue_operator.model import ScaledKind
-from venue_operator.observations import Reading
-from venue_operator.reasons import Reason
+from venue_operator.model.observations import Reading
+from venue_operator.model.reasons import Reason
+from venue_operator.model.status import ScaledKind
 
 SLOW = metrics(p99_latency=Reading.of(3.0))
 HPA = {"name": "venue-hpa", "deployment": NAME, "min": 2, "max": 10, "scaled_object": None}

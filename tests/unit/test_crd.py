@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from venue_operator.crd import CRD_PATH, build_crd, render_crd
+from venue_operator.model.crd import CRD_PATH, build_crd, render_crd
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -9,18 +9,15 @@ from typing import Any
 import pytest
 
 from tests.unit.builders import ONE_SHOT, SPEC, metrics, observe
-from venue_operator.assess import Assessment, assess
-from venue_operator.decide import Action, RolloutFacts, decide, rollback_target, rollout_facts
-from venue_operator.model import (
-    ActionRecord,
-    ActionResult,
-    Incident,
-    Level,
-    RemediationPolicy,
-    Severity,
-    VenueServiceStatus,
+from venue_operator.assess.assessment import Assessment, assess
+from venue_operator.decide.decision import (
+    Action,
+    RolloutFacts,
+    decide,
+    rollback_target,
+    rollout_facts,
 )
-from venue_operator.observations import (
+from venue_operator.model.observations import (
     GitOpsRef,
     Observations,
     ProbeFailure,
@@ -29,7 +26,16 @@ from venue_operator.observations import (
     Revision,
     WorkloadState,
 )
-from venue_operator.reasons import Reason
+from venue_operator.model.reasons import Reason
+from venue_operator.model.spec import RemediationPolicy
+from venue_operator.model.status import (
+    ActionRecord,
+    ActionResult,
+    Incident,
+    Level,
+    Severity,
+    VenueServiceStatus,
+)
 
 NOW = datetime(2026, 11, 26, 20, 0, tzinfo=UTC)
 POLICY = RemediationPolicy()
@@ -319,7 +325,7 @@ def test_a_failed_attempt_counts_for_the_cooldown() -> None:
 
 
 def test_a_rollback_of_ours_is_not_a_rollout_to_blame() -> None:
-    from venue_operator.decide import rollout_facts
+    from venue_operator.decide.decision import rollout_facts
 
     ours = record(Action.ROLL_BACK, 3).model_copy(update={"inputs": {"toTemplate": "bbb"}})
     workload = WorkloadState(found=True, desired=3, ready=3, revision=4, template_hash="bbb",

@@ -18,16 +18,16 @@ from tests.unit.test_decide import (
     policy,
     record,
 )
-from venue_operator.decide import Action, RolloutFacts, decide
-from venue_operator.model import (
+from venue_operator.decide.decision import Action, RolloutFacts, decide
+from venue_operator.model.observations import Scaler
+from venue_operator.model.spec import Mode
+from venue_operator.model.status import (
     CapacityLoan,
     Incident,
-    Mode,
     ScaledKind,
     Severity,
     VenueServiceStatus,
 )
-from venue_operator.observations import Scaler
 
 HPA = Scaler(hpa="venue-hpa", min_replicas=2, max_replicas=10)
 KEDA = Scaler(hpa="keda-hpa-venue", min_replicas=2, max_replicas=10, scaled_object="venue-so",

@@ -17,8 +17,7 @@ import pytest
 from prometheus_client import generate_latest
 
 import venue_operator
-from venue_operator import telemetry  # noqa: F401 - registers the operator's metrics
-from venue_operator.cli import build_parser
+from venue_operator.cli.main import build_parser
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -48,7 +47,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
 def test_wheel_holds_the_operator_and_not_the_lab(wheel: zipfile.ZipFile) -> None:
     top = {name.split("/")[0] for name in wheel.namelist()}
     assert top == {"venue_operator", f"venue_operator-{version('venue-operator')}.dist-info"}
-    assert "venue_operator/cli.py" in wheel.namelist()
+    assert "venue_operator/cli/main.py" in wheel.namelist()
     assert not [name for name in wheel.namelist() if "venue_lab" in name]
 
 

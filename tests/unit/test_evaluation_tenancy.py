@@ -8,12 +8,14 @@ from typing import Any
 import aiohttp
 import pytest
 
-from venue_operator.evaluation import Context, evaluate, metrics_target
-from venue_operator.model import VenueServiceSpec, VenueServiceStatus
-from venue_operator.observations import MetricReadings, ProbeFailure, WorkloadState
+from venue_operator.loop.evaluation import Context, evaluate
+from venue_operator.model.observations import MetricReadings, ProbeFailure, WorkloadState
+from venue_operator.model.spec import VenueServiceSpec
+from venue_operator.model.status import VenueServiceStatus
 from venue_operator.observe.batcher import MetricsBatcher
+from venue_operator.observe.metrics_source import metrics_target
 from venue_operator.observe.prometheus import PrometheusReader, Target
-from venue_operator.tenancy import Tenancy
+from venue_operator.tenancy.policy import Tenancy
 
 OWN_PROMETHEUS = "http://prometheus.monitoring.svc:9090"
 

@@ -9,11 +9,16 @@ from typing import Any
 
 import pytest
 
-from venue_operator import gitops
 from venue_operator.act import ActError
-from venue_operator.act.gitops import plan_resume, plan_suspend
-from venue_operator.model import GitOpsObject, GitOpsStatus, GitOpsSuspension, VenueServiceStatus
-from venue_operator.observations import GitOpsRef
+from venue_operator.act.gitops_sync import plan_resume, plan_suspend
+from venue_operator.decide import gitops
+from venue_operator.model.observations import GitOpsRef
+from venue_operator.model.status import (
+    GitOpsObject,
+    GitOpsStatus,
+    GitOpsSuspension,
+    VenueServiceStatus,
+)
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 KS = GitOpsRef("Kustomization", "apps", "flux-system")

@@ -17,13 +17,14 @@ from tests.unit.test_service_loop import (
     forbidden,
     healthy_with_known_good,
 )
-from venue_operator import gitops, keys
 from venue_operator.act import ActError, ActResult
-from venue_operator.act.gitops import plan_suspend
-from venue_operator.model import GitOpsStatus, GitOpsSuspension
-from venue_operator.observations import GitOpsRef
-from venue_operator.reasons import Reason
-from venue_operator.service_loop import ServiceLoop
+from venue_operator.act.gitops_sync import plan_suspend
+from venue_operator.decide import gitops
+from venue_operator.loop.service_loop import ServiceLoop
+from venue_operator.model import keys
+from venue_operator.model.observations import GitOpsRef
+from venue_operator.model.reasons import Reason
+from venue_operator.model.status import GitOpsStatus, GitOpsSuspension
 
 FLUX = GitOpsRef("Kustomization", "apps", "flux-system")
 

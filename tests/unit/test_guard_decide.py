@@ -20,19 +20,14 @@ from tests.unit.test_decide import (
     assessed,
 )
 from tests.unit.test_decide import NOW as NOW_DECIDE
-from venue_operator import keys
 from venue_operator.act import ActError, pause, rollback
-from venue_operator.decide import Action, RolloutFacts, decide
-from venue_operator.guard_decide import decide_guard
-from venue_operator.model import (
-    ActionRecord,
-    ActionResult,
-    Mode,
-    RemediationPolicy,
-    VenueServiceStatus,
-)
-from venue_operator.observations import Revision
-from venue_operator.rollout_guard import Judgement, Verdict
+from venue_operator.decide.decision import Action, RolloutFacts, decide
+from venue_operator.guard.judge import Judgement, Verdict
+from venue_operator.guard.verdict import decide_guard
+from venue_operator.model import keys
+from venue_operator.model.observations import Revision
+from venue_operator.model.spec import Mode, RemediationPolicy
+from venue_operator.model.status import ActionRecord, ActionResult, VenueServiceStatus
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 OLD, NEW = Revision(1, "good1"), Revision(2, "bad2")

@@ -10,7 +10,7 @@ from prometheus_client import generate_latest
 
 from tests.harness import evaluation_count
 from venue_lab import processes
-from venue_operator import telemetry
+from venue_operator.record import telemetry
 
 
 def test_evaluation_count_reads_the_operators_own_counter() -> None:

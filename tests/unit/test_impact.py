@@ -8,19 +8,19 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.unit.builders import SPEC, metrics, observe
-from venue_operator import incidents
-from venue_operator.assess import Assessment, assess
-from venue_operator.decide import Action, Decision
-from venue_operator.evaluation import judge
-from venue_operator.impact import (
+from venue_operator.assess.assessment import Assessment, assess
+from venue_operator.decide.decision import Action, Decision
+from venue_operator.incident import bookkeeping
+from venue_operator.incident.impact import (
     MAX_STEP,
     assess_impact,
     magnitude,
     summary,
     with_impact_line,
 )
-from venue_operator.ledger import finish, new_record
-from venue_operator.model import (
+from venue_operator.loop.evaluation import judge
+from venue_operator.model.observations import MetricReadings, Reading, TenantRate
+from venue_operator.model.status import (
     IMPACT_TENANTS,
     INCIDENTS_KEPT,
     ActionResult,
@@ -31,8 +31,8 @@ from venue_operator.model import (
     TenantImpact,
     VenueServiceStatus,
 )
-from venue_operator.observations import MetricReadings, Reading, TenantRate
-from venue_operator.record import write_causes
+from venue_operator.record.ledger import finish, new_record
+from venue_operator.record.transitions import write_causes
 
 T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 CALM = assess(observe(), SPEC, [])
@@ -206,9 +206,9 @@ def test_ttd_ttm_ttr(
     incident = _incident(0, mitigated=mitigated)
     if began is None:
         incident = incident.model_copy(update={"began_at": None})
-    settled = incidents.settle(incident)
+    settled = bookkeeping.settle(incident)
     assert (settled.time_to_detect, settled.time_to_mitigate, settled.time_to_recover) == expected
-    still_open = incidents.settle(incident.model_copy(update={"resolved_at": None}))
+    still_open = bookkeeping.settle(incident.model_copy(update={"resolved_at": None}))
     assert still_open.time_to_recover is None
 
 
@@ -233,7 +233,7 @@ def test_the_first_succeeded_workload_action_marks_mitigation() -> None:
 def test_the_last_resolved_incidents_are_kept_compacted_and_found() -> None:
     status = VenueServiceStatus()
     for i in range(INCIDENTS_KEPT + 3):
-        kept = incidents.archive(status, _incident(i))  # a new incident opens
+        kept = bookkeeping.archive(status, _incident(i))  # a new incident opens
         status = status.model_copy(update={"incidents": kept, "incident": _incident(i)})
     kept = status.incidents
     assert [i.id for i in kept] == [f"inc-{n}" for n in range(2, 7)]
@@ -241,9 +241,9 @@ def test_the_last_resolved_incidents_are_kept_compacted_and_found() -> None:
     assert all(i.pages == [] and i.time_to_recover == "1m" for i in kept)
     size = sum(len(i.model_dump_json(by_alias=True)) for i in kept)
     assert size < 100_000  # well under etcd's 1.5 MB, whatever the incidents held
-    assert incidents.find(status, "inc-2") == kept[0]
-    assert incidents.find(status, None) == status.incident
-    assert incidents.find(status, "inc-0") is None
+    assert bookkeeping.find(status, "inc-2") == kept[0]
+    assert bookkeeping.find(status, None) == status.incident
+    assert bookkeeping.find(status, "inc-0") is None
 
 
 def test_the_next_incident_archives_the_resolved_one_through_record() -> None:
@@ -256,9 +256,9 @@ def test_the_next_incident_archives_the_resolved_one_through_record() -> None:
 
 
 def test_every_page_carries_the_impact() -> None:
-    from venue_operator.notify import payload
-    from venue_operator.reasons import Reason
-    from venue_operator.record import EventSpec
+    from venue_operator.model.reasons import Reason
+    from venue_operator.paging.webhook import payload
+    from venue_operator.record.transitions import EventSpec
 
     impact = step(None, readings(20, 0.2, TenantRate("tenant-b", 5, 2.5)), 10)
     status = VenueServiceStatus(severity=Severity.P2, incident=Incident(

@@ -16,23 +16,24 @@ from typing import Any
 import pytest
 
 import venue_operator
-from venue_operator import keys, kube
-from venue_operator.act import capacity
-from venue_operator.model import SecretKeyRef
+from venue_operator.act import scale
+from venue_operator.kube import calls
+from venue_operator.model import keys
+from venue_operator.model.spec import SecretKeyRef
 
-SCALED_FROM = kube.annotation_path(keys.SCALED_FROM)
+SCALED_FROM = calls.annotation_path(keys.SCALED_FROM)
 
 
 def test_an_annotation_key_is_escaped_as_a_json_pointer() -> None:
-    assert kube.annotation_path("example.com/a~b") == "/metadata/annotations/example.com~1a~0b"
+    assert calls.annotation_path("example.com/a~b") == "/metadata/annotations/example.com~1a~0b"
 
 
 def test_setting_an_annotation_adds_the_map_when_there_is_none() -> None:
     bare: dict[str, Any] = {"metadata": {"name": "x"}}
-    assert kube.set_annotation_op(bare, "a/b", "1") == {
+    assert calls.set_annotation_op(bare, "a/b", "1") == {
         "op": "add", "path": "/metadata/annotations", "value": {"a/b": "1"}}  # fmt: skip
     annotated = {"metadata": {"annotations": {"team": "t"}}}
-    assert kube.set_annotation_op(annotated, "a/b", "1") == {
+    assert calls.set_annotation_op(annotated, "a/b", "1") == {
         "op": "add", "path": "/metadata/annotations/a~1b", "value": "1"}  # fmt: skip
 
 
@@ -56,7 +57,7 @@ def test_the_scaled_from_annotation_ops(
     case: str, annotations: dict[str, str] | None, scaled_from: int | None, expected: Any
 ) -> None:
     obj = {"metadata": {"annotations": annotations}}
-    assert capacity._annotation_ops(obj, scaled_from) == expected
+    assert scale._annotation_ops(obj, scaled_from) == expected
 
 
 async def test_a_secret_value_is_decoded_and_stripped(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -70,12 +71,12 @@ async def test_a_secret_value_is_decoded_and_stripped(monkeypatch: pytest.Monkey
             assert (name, namespace) == ("pager", "shop")
             return SimpleNamespace(data=data)
 
-    monkeypatch.setattr(kube.client, "CoreV1Api", CoreV1Api)
+    monkeypatch.setattr(calls.client, "CoreV1Api", CoreV1Api)
     api: Any = None  # the fake above takes no client
     ref = SecretKeyRef(name="pager", key="url")
-    assert await kube.secret_value(api, "shop", ref) == "https://hooks.example/T0K3N"
+    assert await calls.secret_value(api, "shop", ref) == "https://hooks.example/T0K3N"
     with pytest.raises(KeyError):  # a missing key: the callers report the type only
-        await kube.secret_value(api, "shop", SecretKeyRef(name="pager", key="token"))
+        await calls.secret_value(api, "shop", SecretKeyRef(name="pager", key="token"))
 
 
 def test_every_api_class_the_operator_calls_is_imported_at_start() -> None:
@@ -83,7 +84,7 @@ def test_every_api_class_the_operator_calls_is_imported_at_start() -> None:
     called = {name for path in source.rglob("*.py")
               for name in re.findall(r"\bclient\.(\w+Api)\b", path.read_text())}  # fmt: skip
     assert called, "no API class found: has the client been imported under another name?"
-    missing = called - set(kube.API_CLASSES)
+    missing = called - set(calls.API_CLASSES)
     assert not missing, f"called, not in kube.API_CLASSES: {missing}"
 
 
@@ -92,14 +93,15 @@ def test_every_api_class_the_operator_calls_is_imported_at_start() -> None:
 FIRST_CALL = """
 import asyncio, json
 from kubernetes.aio import client
-from venue_operator import handlers, kube
-from venue_operator.settings import Settings
+from venue_operator.cli import handlers
+from venue_operator.cli.settings import Settings
+from venue_operator.kube import calls
 
 async def connect(kubeconfig=None):
-    print(json.dumps(sorted(n for n in kube.API_CLASSES if n in vars(client))))
+    print(json.dumps(sorted(n for n in calls.API_CLASSES if n in vars(client))))
     raise SystemExit(0)
 
-kube.connect = connect
+calls.connect = connect
 asyncio.run(handlers.serve(Settings()))
 """
 
@@ -109,4 +111,4 @@ def test_the_operator_imports_its_api_classes_before_it_runs_any_loop() -> None:
     that posted the first Event, and every other VenueService's cycle waited."""
     ran = subprocess.run([sys.executable, "-c", FIRST_CALL], capture_output=True, text=True,
                          timeout=60, check=True)  # fmt: skip
-    assert json.loads(ran.stdout) == sorted(kube.API_CLASSES)
+    assert json.loads(ran.stdout) == sorted(calls.API_CLASSES)

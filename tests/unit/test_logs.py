@@ -5,7 +5,7 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from venue_operator import logs
+from venue_operator.cli import logs
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from venue_operator.observations import MetricReadings, Reading
+from venue_operator.model.observations import MetricReadings, Reading
 from venue_operator.observe.batcher import MetricsBatcher
 from venue_operator.observe.prometheus import PrometheusReader, Target
 

@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 from pydantic import ValidationError
 
-from venue_operator.durations import format_duration, parse_duration
-from venue_operator.model import Mode, VenueServiceSpec
+from venue_operator.model.durations import format_duration, parse_duration
+from venue_operator.model.spec import Mode, VenueServiceSpec
 
 
 def minimal(**spec: object) -> VenueServiceSpec:

@@ -8,8 +8,8 @@ import kopf
 import pytest
 import yaml
 
-from venue_operator import handlers
-from venue_operator.permissions import (
+from venue_operator.cli import handlers
+from venue_operator.kube.permissions import (
     CLUSTER_WIDE,
     NEEDS,
     Denied,

@@ -10,17 +10,12 @@ from datetime import timedelta
 import pytest
 
 from tests.unit.builders import GUARD_LIMITS, GUARD_T0, NEW, OLD
-from venue_operator.model import GuardSource
-from venue_operator.observations import Reading
+from venue_operator.guard.judge import GuardState, PodSample, RolloutRead, advance
+from venue_operator.guard.pod_series import PodCounters, from_prometheus, pod_counters, pod_queries
+from venue_operator.model.observations import Reading
+from venue_operator.model.status import GuardSource
 from venue_operator.observe.answers import Sample
-from venue_operator.observe.pod_series import (
-    PodCounters,
-    from_prometheus,
-    pod_counters,
-    pod_queries,
-)
-from venue_operator.promql_scope import Refused
-from venue_operator.rollout_guard import GuardState, PodSample, RolloutRead, advance
+from venue_operator.tenancy.promql_scope import Refused
 
 T0, LIMITS = GUARD_T0, GUARD_LIMITS
 INF = math.inf

@@ -10,9 +10,10 @@ import pytest
 from PIL import Image
 
 from tests.unit.builders import SPEC
-from venue_operator import incidents, ledger, postmortem
-from venue_operator.decide import ROLLBACK_SECTION, Action, Decision
-from venue_operator.model import (
+from venue_operator.decide.decision import ROLLBACK_SECTION, Action, Decision
+from venue_operator.incident import bookkeeping, postmortem
+from venue_operator.incident.graphs import DPI, HEIGHT_IN, WIDTH_IN, GraphsUnavailable, draw
+from venue_operator.model.status import (
     ActionRecord,
     ActionResult,
     Impact,
@@ -23,7 +24,7 @@ from venue_operator.model import (
     VenueServiceStatus,
 )
 from venue_operator.observe.ranges import matrix
-from venue_operator.report_graphs import DPI, HEIGHT_IN, WIDTH_IN, GraphsUnavailable, draw
+from venue_operator.record import ledger
 
 T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 ROLLBACK_REASON = (
@@ -90,7 +91,7 @@ def test_an_old_kept_incident_keeps_each_actions_runbook_section() -> None:
     rec = ledger.new_record(decision, T0, ActionResult.IN_PROGRESS, "rollback-1", None)
     status = ledger.finish(ledger.begin(status, rec), rec, ActionResult.SUCCEEDED)
     assert status.incident is not None
-    kept = incidents.compact(status.incident)
+    kept = bookkeeping.compact(status.incident)
     (row,) = postmortem.timeline_rows(kept, history=[])
     assert row[2].startswith("RollBack Succeeded") and row[3] == ROLLBACK_SECTION
     text = postmortem.markdown(draft(incident=kept, history=[]))

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from venue_operator.observations import Reading
+from venue_operator.model.observations import Reading
 from venue_operator.observe.answers import Answer, Sample, instant, parse
 
 A = {"namespace": "prod", "service": "a"}

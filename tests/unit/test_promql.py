@@ -3,13 +3,7 @@
 from __future__ import annotations
 
 from venue_operator.observe.answers import Sample, Samples, reading
-from venue_operator.observe.prometheus import (
-    TEMPLATES,
-    Target,
-    batch_selector,
-    selector,
-    split,
-)
+from venue_operator.observe.prometheus import TEMPLATES, Target, batch_selector, selector, split
 
 
 def target(service: str, namespace: str = "prod") -> Target:

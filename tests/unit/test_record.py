@@ -9,10 +9,8 @@ from typing import Any
 import pytest
 
 from tests.unit.builders import HEALTHY_METRICS, ONE_SHOT, SPEC, metrics, observe
-from venue_operator import ledger
-from venue_operator.assess import assess
-from venue_operator.model import Incident, IncidentEntry, Level, Severity, VenueServiceStatus
-from venue_operator.observations import (
+from venue_operator.assess.assessment import assess
+from venue_operator.model.observations import (
     GitOpsRef,
     MetricReadings,
     ProbeFailure,
@@ -20,7 +18,9 @@ from venue_operator.observations import (
     Reading,
     WorkloadState,
 )
-from venue_operator.record import (
+from venue_operator.model.status import Incident, IncidentEntry, Level, Severity, VenueServiceStatus
+from venue_operator.record import ledger
+from venue_operator.record.transitions import (
     describe,
     next_status,
     track_incident,

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from venue_operator.redact import one_line, redact
+from venue_operator.tenancy.redact import one_line, redact
 
 SECRET = "s3cr3t"
 

@@ -8,19 +8,19 @@ from datetime import timedelta
 import pytest
 
 from tests.unit.builders import GUARD_LIMITS, GUARD_T0, NEW, OLD
-from venue_operator.guard_stats import (
-    bucket_delta,
-    counter_delta,
-    fisher_greater,
-    quantile_from_buckets,
-)
-from venue_operator.rollout_guard import (
+from venue_operator.guard.judge import (
     GuardState,
     Judgement,
     PodSample,
     RolloutRead,
     Verdict,
     advance,
+)
+from venue_operator.guard.stats import (
+    bucket_delta,
+    counter_delta,
+    fisher_greater,
+    quantile_from_buckets,
 )
 
 T0, LIMITS = GUARD_T0, GUARD_LIMITS

@@ -9,23 +9,23 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from tests.unit.test_service_loop import FakeActs, FakeEvents
-from venue_operator.model import (
+from venue_operator.guard.judge import PodSample
+from venue_operator.guard.pod_metrics import PodTarget
+from venue_operator.guard.watch import RolloutWatch, guard_condition, guard_status, with_guard
+from venue_operator.kube.status_store import StatusStore
+from venue_operator.loop.service_loop import workload_from_indexes
+from venue_operator.model.observations import Reading
+from venue_operator.model.reasons import Reason
+from venue_operator.model.spec import VenueServiceSpec
+from venue_operator.model.status import (
     Condition,
     GuardSource,
     RolloutGuardStatus,
-    VenueServiceSpec,
     VenueServiceStatus,
 )
-from venue_operator.observations import Reading
 from venue_operator.observe.answers import Sample, Samples
-from venue_operator.observe.pods import PodTarget
-from venue_operator.reasons import Reason
-from venue_operator.remediate import Remediator, Subject
-from venue_operator.rollout_guard import PodSample
-from venue_operator.rollout_watch import RolloutWatch, guard_condition, guard_status, with_guard
-from venue_operator.service_loop import workload_from_indexes
-from venue_operator.status_store import StatusStore
-from venue_operator.tenancy import Tenancy
+from venue_operator.remediate.remediator import Remediator, Subject
+from venue_operator.tenancy.policy import Tenancy
 
 SPEC = VenueServiceSpec.model_validate(
     {"deployment": {"name": "venue"}, "remediation": {"rollback": {"bakeTime": "30s"}}}

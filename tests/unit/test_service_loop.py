@@ -16,11 +16,12 @@ import pytest
 from kubernetes.aio import client
 
 from tests.unit.builders import HEALTHY_FULL, HEALTHY_METRICS, metrics
-from venue_operator import service_loop
 from venue_operator.act import ActResult
-from venue_operator.evaluation import Outcome, judge
-from venue_operator.model import VenueServiceSpec, VenueServiceStatus
-from venue_operator.observations import (
+from venue_operator.kube.status_store import parse_status
+from venue_operator.loop import service_loop
+from venue_operator.loop.evaluation import Outcome, judge
+from venue_operator.loop.service_loop import LoopPorts, ServiceLoop
+from venue_operator.model.observations import (
     GitOpsRef,
     Observations,
     ProbeFailure,
@@ -28,11 +29,11 @@ from venue_operator.observations import (
     Reading,
     TenantRate,
 )
-from venue_operator.reasons import Reason
-from venue_operator.record import EventSpec
-from venue_operator.service_loop import LoopPorts, ServiceLoop
-from venue_operator.status_store import parse_status
-from venue_operator.tenancy import Caps, Tenancy
+from venue_operator.model.reasons import Reason
+from venue_operator.model.spec import VenueServiceSpec
+from venue_operator.model.status import VenueServiceStatus
+from venue_operator.record.transitions import EventSpec
+from venue_operator.tenancy.policy import Caps, Tenancy
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 NS, NAME = "shop", "venue-service"

@@ -7,11 +7,11 @@ from datetime import timedelta
 
 import pytest
 
-from venue_operator.cli import build_parser, settings_from
+from venue_operator.cli.main import build_parser, settings_from
+from venue_operator.cli.settings import Settings
 from venue_operator.observe.bounded_session import PrometheusAuth
 from venue_operator.observe.endpoints import Limits
-from venue_operator.settings import Settings
-from venue_operator.tenancy import Caps, Tenancy
+from venue_operator.tenancy.policy import Caps, Tenancy
 
 
 def settings(*argv: str) -> Settings:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from venue_operator.model import Health, VenueServiceStatus
-from venue_operator.status_store import StatusStore
+from venue_operator.kube.status_store import StatusStore
+from venue_operator.model.status import Health, VenueServiceStatus
 
 
 async def test_save_changes_writes_what_changed_and_only_that() -> None:

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import pytest
 from prometheus_client import REGISTRY
 
-from venue_operator import telemetry
-from venue_operator.model import (
+from venue_operator.model.reasons import Reason
+from venue_operator.model.status import (
     CheckStatus,
     Health,
     Incident,
@@ -16,7 +16,7 @@ from venue_operator.model import (
     Severity,
     VenueServiceStatus,
 )
-from venue_operator.reasons import Reason
+from venue_operator.record import telemetry
 
 
 def series_of(namespace: str, name: str) -> list[str]:

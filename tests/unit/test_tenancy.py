@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
-from venue_operator.model import Mode, VenueServiceSpec
-from venue_operator.promql_scope import Refused, scope
-from venue_operator.tenancy import (
+from venue_operator.model.spec import Mode, VenueServiceSpec
+from venue_operator.tenancy.policy import (
     Caps,
     Tenancy,
     alertmanager_url_refusal,
@@ -21,6 +20,7 @@ from venue_operator.tenancy import (
     prometheus_url_refusal,
     service_url_refusal,
 )
+from venue_operator.tenancy.promql_scope import Refused, scope
 
 # --- PromQL ------------------------------------------------------------------------
 

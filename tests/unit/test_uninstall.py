@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 from kubernetes.aio import client
 
-from venue_operator import kube, uninstall
-from venue_operator.uninstall import FINALIZER, release
+from venue_operator.cli import uninstall
+from venue_operator.cli.uninstall import FINALIZER, release
+from venue_operator.kube import calls
 
 
 def item(finalizers: list[str], annotations: dict[str, str]) -> dict[str, Any]:
@@ -50,7 +51,7 @@ async def test_one_deleted_meanwhile_counts_as_released_not_failed(
     async def gone(*_: Any) -> None:
         raise client.ApiException(status=404, reason="Not Found")
 
-    monkeypatch.setattr(kube, "patch_custom", gone)
+    monkeypatch.setattr(calls, "patch_custom", gone)
     api: Any = None  # the fake above takes no client
     assert await uninstall._release_one(api, item([FINALIZER], {})) is False
 
@@ -59,7 +60,7 @@ async def test_any_other_refusal_is_reported(monkeypatch: pytest.MonkeyPatch) ->
     async def forbidden(*_: Any) -> None:
         raise client.ApiException(status=403, reason="Forbidden")
 
-    monkeypatch.setattr(kube, "patch_custom", forbidden)
+    monkeypatch.setattr(calls, "patch_custom", forbidden)
     api: Any = None
     with pytest.raises(client.ApiException):
         await uninstall._release_one(api, item([FINALIZER], {}))

@@ -22,7 +22,7 @@ from venue_lab.simulator.follow import (
     kubernetes_bulk_reader,
     kubernetes_image_reader,
 )
-from venue_operator.logs import configure as configure_logs
+from venue_operator.cli.logs import configure as configure_logs
 
 log = structlog.get_logger(__name__)
 

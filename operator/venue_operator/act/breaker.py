@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 from kubernetes.aio import client
 
-from venue_operator import keys
 from venue_operator.act import ActResult
 from venue_operator.act.retry import retry_conflicts
+from venue_operator.model import keys
 
 
 async def set_circuit(

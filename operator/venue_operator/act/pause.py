@@ -7,9 +7,10 @@ from typing import Any
 
 from kubernetes.aio import client
 
-from venue_operator import keys, kube
 from venue_operator.act import ActResult
 from venue_operator.act.retry import retry_conflicts
+from venue_operator.kube import calls
+from venue_operator.model import keys
 
 
 def plan(deployment: dict[str, Any], rid: str) -> list[dict[str, Any]] | None:
@@ -19,7 +20,7 @@ def plan(deployment: dict[str, Any], rid: str) -> list[dict[str, Any]] | None:
     annotations = dict(deployment["metadata"].get("annotations") or {})
     annotations[keys.PAUSED_BY_GUARD] = rid
     return [
-        kube.resource_version_test(deployment),
+        calls.resource_version_test(deployment),
         {"op": "add", "path": "/spec/paused", "value": True},
         {"op": "add", "path": "/metadata/annotations", "value": annotations},
     ]
@@ -27,10 +28,10 @@ def plan(deployment: dict[str, Any], rid: str) -> list[dict[str, Any]] | None:
 
 async def pause_rollout(api: client.ApiClient, namespace: str, name: str, rid: str) -> ActResult:
     async def attempt() -> ActResult:
-        patch = plan(await kube.get_deployment(api, namespace, name), rid)
+        patch = plan(await calls.get_deployment(api, namespace, name), rid)
         if patch is None:
             return ActResult(False, "already paused")
-        await kube.patch_deployment(api, namespace, name, patch)
+        await calls.patch_deployment(api, namespace, name, patch)
         return ActResult(True, "paused")
 
     return await retry_conflicts(attempt)

@@ -8,8 +8,8 @@ from typing import TypeVar
 
 from kubernetes.aio import client
 
-from venue_operator import kube
 from venue_operator.act import ActError
+from venue_operator.kube import calls
 
 T = TypeVar("T")
 TRIES = 5  # a busy object (a Deployment mid-rollout) moves a few times a second at most
@@ -24,6 +24,6 @@ async def retry_conflicts(attempt: Callable[[], Awaitable[T]], doing: str = "",
         try:
             return await attempt()
         except client.ApiException as exc:
-            if not kube.is_conflict(exc):
+            if not calls.is_conflict(exc):
                 raise
     raise ActError(f"gave up {doing + ' ' if doing else ''}after {tries} conflicting writes")

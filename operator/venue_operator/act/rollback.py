@@ -15,9 +15,10 @@ from typing import Any
 
 from kubernetes.aio import client
 
-from venue_operator import keys, kube
 from venue_operator.act import ActError, ActResult
 from venue_operator.act.retry import retry_conflicts
+from venue_operator.kube import calls
+from venue_operator.model import keys
 
 HASH_LABEL = keys.HASH_LABEL
 ANNOTATIONS_TO_SKIP = {  # kubectl's: the rollout's own bookkeeping stays the Deployment's
@@ -82,7 +83,7 @@ def plan(
             return None
         kept = {k: v for k, v in current.items() if k != keys.PAUSED_BY_GUARD}
         return [  # rolled back before a crash, not resumed yet
-            kube.resource_version_test(deployment),
+            calls.resource_version_test(deployment),
             {"op": "replace", "path": "/spec/paused", "value": False},
             {"op": "replace", "path": "/metadata/annotations", "value": kept},
         ]
@@ -96,7 +97,7 @@ def plan(
     annotations[keys.ROLLED_BACK_TO] = to_hash
     annotations.pop(keys.PAUSED_BY_GUARD, None)
     ops = [
-        kube.resource_version_test(deployment),
+        calls.resource_version_test(deployment),
         {"op": "replace", "path": "/spec/template", "value": template},
         {"op": "replace", "path": "/metadata/annotations", "value": annotations},
     ]
@@ -117,12 +118,12 @@ async def roll_back(
     """Roll `name` back to the ReplicaSet whose pod-template-hash is `to_hash`."""
 
     async def attempt() -> ActResult:
-        deployment = await kube.get_deployment(api, namespace, name)
-        replicasets = await kube.list_replicasets(api, namespace)
+        deployment = await calls.get_deployment(api, namespace, name)
+        replicasets = await calls.list_replicasets(api, namespace)
         patch = plan(deployment, replicasets, to_hash, cause, rid, resume)
         if patch is None:
             return ActResult(False, f"already at pod template {to_hash}")
-        await kube.patch_deployment(api, namespace, name, patch)
+        await calls.patch_deployment(api, namespace, name, patch)
         return ActResult(True, f"rolled back to pod template {to_hash}")
 
     return await retry_conflicts(attempt)

@@ -9,9 +9,9 @@ from datetime import datetime
 
 from kubernetes.aio import client
 
-from venue_operator.act import ActResult, breaker, capacity, gitops, jobs, pause, rollback
-from venue_operator.model import GitOpsSuspension, ScaledKind
-from venue_operator.observations import GitOpsRef
+from venue_operator.act import ActResult, breaker, gitops_sync, migration, pause, rollback, scale
+from venue_operator.model.observations import GitOpsRef
+from venue_operator.model.status import GitOpsSuspension, ScaledKind
 
 
 @dataclass(frozen=True)
@@ -38,14 +38,14 @@ class WorkloadWriter:
         self, namespace: str, kind: ScaledKind, name: str, value: int, scaled_from: int | None,
         expect: int | None = None,
     ) -> ActResult:  # fmt: skip
-        return await capacity.set_count(self.api, namespace, kind, name, value, scaled_from,
+        return await scale.set_count(self.api, namespace, kind, name, value, scaled_from,
                                         expect)  # fmt: skip
 
     async def run_migration(self, namespace: str, cronjob: str, rid: str) -> ActResult:
-        return await jobs.run_migration(self.api, namespace, cronjob, rid)
+        return await migration.run_migration(self.api, namespace, cronjob, rid)
 
     async def migration_outcome(self, namespace: str, job: str) -> str | None:
-        return await jobs.job_outcome(self.api, namespace, job)
+        return await migration.job_outcome(self.api, namespace, job)
 
     async def set_circuit(
         self, namespace: str, config_map: str, key: str, open_: bool, who: str, reason: str
@@ -55,4 +55,4 @@ class WorkloadWriter:
     async def suspend_gitops(
         self, ref: GitOpsRef, namespace: str, deployment: str, who: str, rid: str, now: datetime
     ) -> tuple[ActResult, GitOpsSuspension | None]:
-        return await gitops.suspend(self.api, ref, namespace, deployment, who, rid, now)
+        return await gitops_sync.suspend(self.api, ref, namespace, deployment, who, rid, now)

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from venue_operator.observations import Reading
+from venue_operator.model.observations import Reading
 
 RESULT_TYPES = {
     "vector": "an instant vector",

@@ -9,9 +9,9 @@ from typing import Any
 
 import structlog
 
-from venue_operator.observations import MetricReadings, Reading
+from venue_operator.model.observations import MetricReadings, Reading
 from venue_operator.observe.prometheus import TEMPLATES, PrometheusReader, Target
-from venue_operator.redact import redact
+from venue_operator.tenancy.redact import redact
 
 log = structlog.get_logger(__name__)
 

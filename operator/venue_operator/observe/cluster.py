@@ -9,8 +9,9 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from venue_operator import gitops, keys
-from venue_operator.observations import Revision, WorkloadState
+from venue_operator.decide import gitops
+from venue_operator.model import keys
+from venue_operator.model.observations import Revision, WorkloadState
 
 
 def _owner(body: Mapping[str, Any], kind: str) -> str | None:

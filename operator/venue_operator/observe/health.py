@@ -15,8 +15,8 @@ from typing import Any
 
 import aiohttp
 
-from venue_operator.observations import ProbeFailure, ProbeResult
-from venue_operator.redact import one_line
+from venue_operator.model.observations import ProbeFailure, ProbeResult
+from venue_operator.tenancy.redact import one_line
 
 MAX_BODY_BYTES = 64 * 1024  # a health answer is a few hundred bytes; junk is cut off here
 # Check values reach status and Events (fields of at most 1,024 characters): a long database

@@ -18,12 +18,12 @@ from typing import Any, cast
 
 import structlog
 
-from venue_operator.observations import NO_SERIES, MetricReadings, Reading, TenantRate
+from venue_operator.model.observations import NO_SERIES, MetricReadings, Reading, TenantRate
 from venue_operator.observe.answers import Sample, Samples, instant
 from venue_operator.observe.bounded_session import PrometheusAuth
 from venue_operator.observe.endpoints import GRACE, Endpoints, Limits
-from venue_operator.redact import one_line, redact
-from venue_operator.telemetry import PROMETHEUS_QUERIES
+from venue_operator.record.telemetry import PROMETHEUS_QUERIES
+from venue_operator.tenancy.redact import one_line, redact
 
 log = structlog.get_logger(__name__)
 

@@ -11,10 +11,10 @@ from typing import Any
 import structlog
 from kubernetes.aio import client
 
-from venue_operator import kube
-from venue_operator.decide import CAPACITY_CHECKS
-from venue_operator.model import Level, ScaledKind, VenueServiceStatus
-from venue_operator.observations import Scaler, WorkloadState
+from venue_operator.decide.decision import CAPACITY_CHECKS
+from venue_operator.kube import calls
+from venue_operator.model.observations import Scaler, WorkloadState
+from venue_operator.model.status import Level, ScaledKind, VenueServiceStatus
 
 log = structlog.get_logger(__name__)
 
@@ -29,7 +29,7 @@ def hpa_summary(body: Mapping[str, Any]) -> dict[str, Any] | None:
     owner = next(
         (ref.get("name") for ref in meta.get("ownerReferences") or []
          if ref.get("kind") == "ScaledObject" and str(ref.get("apiVersion", "")).startswith(
-             f"{kube.KEDA[0]}/")),
+             f"{calls.KEDA[0]}/")),
         None,
     )  # fmt: skip
     return {
@@ -73,7 +73,7 @@ async def with_scaled_object(
     if scaler is None or scaler.scaled_object is None:
         return workload
     try:
-        obj = await kube.get_scaled_object(api, namespace, scaler.scaled_object)
+        obj = await calls.get_scaled_object(api, namespace, scaler.scaled_object)
     except client.ApiException as exc:
         why = f"ScaledObject {scaler.scaled_object} cannot be read (API {exc.status} {exc.reason})"
         log.warning("scaler.unreadable", namespace=namespace, scaled_object=scaler.scaled_object,

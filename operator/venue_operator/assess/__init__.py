@@ -1,0 +1,1 @@
+"""assess, pure: observations + thresholds -> each check's level, health and severity."""

@@ -1,0 +1,1 @@
+"""Entry points: the `venue-operator` commands and the Kopf registrations `run` starts."""

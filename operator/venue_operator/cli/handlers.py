@@ -1,0 +1,210 @@
+"""Kopf registrations: settings, watch-fed indexes, and one daemon per VenueService
+that runs its loop (service_loop.py) every `spec.probe.interval`.
+
+The indexes and the daemon are registered by `serve`, after a permission check, only for
+the resources the ServiceAccount may list and watch: a watch Kopf is refused makes it exit
+(permissions.py), while a missing index only leaves a gap that the loop reports."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import kopf
+import structlog
+
+from venue_operator.act.writer import WorkloadWriter
+from venue_operator.cli import memory
+from venue_operator.cli.settings import Settings
+from venue_operator.guard.pod_metrics import read_pods
+from venue_operator.kube import calls, permissions
+from venue_operator.kube.events import KubeEvents
+from venue_operator.kube.permissions import PermissionReport
+from venue_operator.loop.evaluation import Context, evaluate
+from venue_operator.loop.service_loop import LoopPorts, ServiceLoop
+from venue_operator.model.spec import GROUP, PLURAL, VERSION
+from venue_operator.observe import cluster, scalers
+from venue_operator.observe.batcher import MetricsBatcher
+from venue_operator.observe.health import probe_session
+from venue_operator.observe.prometheus import PrometheusReader
+from venue_operator.paging.alertmanager import AlertmanagerSender
+from venue_operator.paging.webhook import Notifier
+
+log = structlog.get_logger(__name__)
+ANNOTATION_PREFIX = "venue.ops.tickettoken.io"
+
+
+async def serve(ours: Settings) -> None:
+    """Check the permissions, register what they allow, and run Kopf until it stops."""
+    calls.import_api_classes()
+    api = await calls.connect()
+    try:
+        found = await permissions.check(api, ours.namespaces)
+    finally:
+        await api.close()
+    permissions.publish(found)
+    register(found)
+    await kopf.operator(
+        standalone=not ours.peering,
+        peering_name=ours.peering,
+        priority=ours.priority,
+        clusterwide=ours.clusterwide,
+        namespaces=ours.namespaces,
+        liveness_endpoint=ours.liveness_endpoint,
+        memo=kopf.Memo(settings=ours, permissions=found, missing_permissions=dict(found.missing)),
+    )
+
+
+def register(found: PermissionReport, registry: kopf.OperatorRegistry | None = None) -> None:
+    """The indexes and the daemon whose resources the ServiceAccount may list and watch."""
+    for name, (version, fn) in INDEXES.items():
+        need = permissions.WATCHED[name]
+        if found.allows(name):
+            kopf.index(need.group, version, need.resource, id=name, registry=registry)(fn)
+    if found.allows(permissions.VENUESERVICES.key):
+        kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=5.0, registry=registry)(
+            watch_venue_service
+        )
+
+
+@kopf.on.startup()
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    ours: Settings = memo.settings  # `settings` is Kopf's own
+    # The CRD's status is schema'd: Kopf keeps its bookkeeping in annotations instead.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+        prefix=ANNOTATION_PREFIX
+    )
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
+    )
+    settings.posting.level = logging.WARNING  # our Events are explicit; no log chatter
+    settings.posting.reporting_component = "venue-operator"
+    settings.watching.server_timeout = 300
+    if ours.peering:
+        settings.peering.mandatory = True
+        settings.peering.lifetime = ours.peering_lifetime
+        settings.peering.stealth = True
+    settings.networking.request_timeout = 30
+    memo.api = await calls.connect()
+    memo.http = httpx.AsyncClient(follow_redirects=False)  # paging webhooks
+    memo.probes = probe_session()
+    memo.ctx = Context(
+        http=memo.probes,
+        metrics=MetricsBatcher(
+            PrometheusReader(
+                limits=ours.prometheus_limits,
+                auth=ours.prometheus_auth,
+                auth_url=ours.prometheus_url,
+            )
+        ),
+        default_prometheus_url=ours.prometheus_url,
+        metrics_max_age=ours.metrics_max_age,
+        # the API server as this operator reaches it: never a service URL a tenant may name
+        tenancy=dataclasses.replace(ours.tenancy, api_server=memo.api.configuration.host),
+    )
+    memo.notifier = Notifier(memo.api, memo.http)
+    memo.alerts = AlertmanagerSender(memo.api, memo.http, ours.alertmanager_url, ours.tenancy,
+                                     ours.alertmanager_resend)  # fmt: skip
+    memo.writer = WorkloadWriter(memo.api)
+    memo.trimmer = asyncio.create_task(memory.trim_forever())
+
+
+@kopf.on.cleanup()
+async def close(memo: kopf.Memo, **_: Any) -> None:
+    memo.trimmer.cancel()
+    memo.ctx.metrics.reader.close()
+    await memo.http.aclose()
+    await memo.probes.close()
+    await memo.api.close()
+
+
+@kopf.on.probe(id="permissions")
+async def permissions_probe(memo: kopf.Memo, **_: Any) -> dict[str, Any]:
+    """In `/healthz`, which stays 200: a restart cannot grant a missing permission."""
+    found: PermissionReport = memo.permissions
+    return found.probe()
+
+
+# --- watch-fed indexes: cluster state without per-cycle GETs ---------------------------
+# async on purpose: Kopf runs sync handlers in a thread pool, a hop per watch event.
+# Registered by `register`, under the names the daemon receives them by.
+
+
+async def deployments(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
+    return {(namespace, name): cluster.deployment_summary(body)}
+
+
+async def replicasets(namespace: str | None, body: kopf.Body, **_: Any) -> Any:
+    summary = cluster.replicaset_summary(body)
+    return {(namespace, summary["deployment"]): summary} if summary["deployment"] else None
+
+
+async def pods(namespace: str | None, body: kopf.Body, **_: Any) -> Any:
+    summary = cluster.pod_summary(body)
+    return {(namespace, summary["replicaset"]): summary} if summary["replicaset"] else None
+
+
+async def jobs(namespace: str | None, body: kopf.Body, **_: Any) -> Any:
+    summary = cluster.job_summary(body)
+    return {(namespace, summary["cronjob"]): summary} if summary["cronjob"] else None
+
+
+async def horizontalpodautoscalers(namespace: str | None, body: kopf.Body, **_: Any) -> Any:
+    summary = scalers.hpa_summary(body)
+    return {(namespace, summary["deployment"]): summary} if summary else None
+
+
+async def venueservices(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
+    """Who claims which Deployment: the first VenueService naming one owns it."""
+    deployment = ((body.get("spec") or {}).get("deployment") or {}).get("name")
+    created = body.get("metadata", {}).get("creationTimestamp")
+    return {(namespace, deployment): {"name": name, "created": created}} if deployment else None
+
+
+# name -> (API version, handler); the group and resource are permissions.WATCHED[name]'s.
+INDEXES: dict[str, tuple[str, Callable[..., Any]]] = {
+    "deployments": ("v1", deployments),
+    "replicasets": ("v1", replicasets),
+    "pods": ("v1", pods),
+    "jobs": ("v1", jobs),
+    "horizontalpodautoscalers": ("v2", horizontalpodautoscalers),
+    "venueservices": (VERSION, venueservices),
+}
+
+
+# --- the loop ---------------------------------------------------------------------------
+
+
+async def watch_venue_service(
+    namespace: str | None,
+    name: str,
+    body: kopf.Body,
+    memo: kopf.Memo,
+    stopped: kopf.DaemonStopped,
+    **kwargs: Any,
+) -> None:
+    """Runs until the VenueService is deleted; one failed cycle never stops the next."""
+    ns = namespace or "default"
+    indexes = {k: kwargs[k] for k in INDEXES if k in kwargs}  # those registered only
+    ports = LoopPorts(
+        evaluate=functools.partial(evaluate, memo.ctx),
+        acts=memo.writer,
+        events=KubeEvents(memo.api, body),
+        write_status=functools.partial(calls.replace_status, memo.api, ns, name),
+        page=functools.partial(memo.notifier.send, ns, name),
+        forget_metrics=memo.ctx.metrics.forget,
+        alert=functools.partial(memo.alerts.update, ns, name),
+        missing_permissions=memo.missing_permissions,
+        tenancy=memo.ctx.tenancy,
+        read_scaler=functools.partial(scalers.with_scaled_object, memo.api),
+        gitops=memo.writer,
+        read_pods=functools.partial(read_pods, memo.probes),
+        read_series=memo.ctx.metrics.reader.query,
+        prometheus_url=memo.ctx.default_prometheus_url,
+    )
+    await ServiceLoop(ns, name, body, indexes, ports).run(stopped)

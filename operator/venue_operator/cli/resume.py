@@ -1,0 +1,49 @@
+"""`venue-operator resume NAME [-n NS]`: undo the GitOps suspension the operator made after a
+rollback (status.gitops.suspension of the VenueService), once the bad commit is reverted.
+
+The object gets back the value its annotation recorded, unless somebody changed that field
+since (then it is left as it is). The VenueService is annotated with the suspension's
+correlation id, and the operator, the one writer of its status, clears the suspension there.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from kubernetes.aio import client
+
+from venue_operator.act import ActError, gitops_sync
+from venue_operator.kube import calls
+from venue_operator.model import keys
+from venue_operator.model.observations import GitOpsRef
+from venue_operator.model.spec import GROUP, PLURAL, VERSION
+from venue_operator.model.status import GitOpsStatus
+from venue_operator.remediate.remediator import refusal
+
+
+async def run_resume(namespace: str, name: str) -> int:
+    api = await calls.connect()
+    try:
+        venue = await calls.get_venueservice(api, namespace, name)
+        raw: Any = (venue.get("status") or {}).get("gitops")
+        suspension = GitOpsStatus.model_validate(raw).suspension if raw else None
+        if suspension is None:
+            print(f"{namespace}/{name}: no GitOps suspension to resume")
+            return 0
+        obj = suspension.object
+        ref = GitOpsRef(obj.kind, obj.name, obj.namespace)
+        try:
+            result = await gitops_sync.resume(api, ref)
+        except (ActError, client.ApiException) as exc:
+            print(f"{ref} not resumed: {refusal(exc)}")
+            return 1
+        print(result.message)
+        patch = {"metadata": {"annotations": {keys.GITOPS_RESUMED: suspension.correlation_id}}}
+        await client.CustomObjectsApi(api).patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, name, cast(Any, patch),
+            _content_type="application/merge-patch+json",
+        )  # fmt: skip
+        print(f"{namespace}/{name}: the operator clears status.gitops.suspension next cycle")
+        return 0
+    finally:
+        await api.close()

@@ -1,0 +1,1 @@
+"""decide, pure: an assessment + history + policy -> at most one action, with its reason."""

@@ -1,0 +1,1 @@
+"""The rollout guard: from a template change until the rollout is baked, new pods vs old."""

@@ -1,0 +1,128 @@
+"""The rollout guard's eyes: each pod's own /metrics and /health/full on podIP:3002.
+
+Read directly, not through Prometheus: no scrape interval or rate window between a bad
+version and the guard. Every read is bounded in time and size and isolated per pod; a pod
+that cannot be read is `reachable=False`, never a zero.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+
+from venue_operator.guard.judge import PodSample
+from venue_operator.model.spec import RUNBOOK_PORT
+from venue_operator.observe.health import probe, read_bounded
+
+MAX_METRICS_BYTES = 1024 * 1024
+REQUESTS = "http_requests_total"
+BUCKET = "http_request_duration_seconds_bucket"
+
+
+class Unreadable(Exception):
+    """A pod's /metrics could not be read or parsed; the message is one short line."""
+
+
+@dataclass(frozen=True)
+class PodTarget:
+    """One pod as the watch-fed index sees it."""
+
+    name: str
+    ip: str | None
+    template_hash: str
+    created_at: datetime
+    ready: bool
+    restarts: int
+    crash_looping: bool
+
+    @classmethod
+    def of(cls, summary: Mapping[str, Any]) -> PodTarget | None:
+        created = summary.get("created")
+        if not summary.get("hash") or not created:
+            return None
+        return cls(
+            name=str(summary["name"]),
+            ip=summary.get("ip"),
+            template_hash=str(summary["hash"]),
+            created_at=datetime.fromisoformat(str(created).replace("Z", "+00:00")),
+            ready=bool(summary.get("ready")),
+            restarts=int(summary.get("restarts") or 0),
+            crash_looping=bool(summary.get("crash_looping")),
+        )
+
+
+def counters(text: str) -> tuple[float, float, dict[float, float]]:
+    """(requests, 5xx, le -> cumulative count over every route) from an exposition."""
+    requests = errors = 0.0
+    buckets: dict[float, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == REQUESTS:
+                requests += sample.value
+                if str(sample.labels.get("status_code", "")).startswith("5"):
+                    errors += sample.value
+            elif sample.name == BUCKET:
+                le = float(sample.labels.get("le", "nan"))
+                if not math.isnan(le):
+                    buckets[le] = buckets.get(le, 0.0) + sample.value
+    return requests, errors, buckets
+
+
+async def _metrics_text(session: aiohttp.ClientSession, url: str, seconds: float) -> str:
+    try:
+        async with asyncio.timeout(seconds):
+            async with session.get(url, allow_redirects=False) as response:
+                if response.status != 200:
+                    raise Unreadable(f"HTTP {response.status}")
+                body = await read_bounded(response, MAX_METRICS_BYTES)
+                if body is None:
+                    raise Unreadable(f"over {MAX_METRICS_BYTES} bytes")
+                return body.decode("utf-8", errors="replace")
+    except TimeoutError:
+        raise Unreadable(f"no answer within {seconds:g}s") from None
+    except (aiohttp.ClientError, OSError, ValueError) as exc:
+        raise Unreadable(type(exc).__name__) from None
+
+
+async def read_pod(
+    session: aiohttp.ClientSession, pod: PodTarget, seconds: float, port: int = RUNBOOK_PORT
+) -> PodSample:
+    """One pod's counters and health; a pod not Ready is not probed (it serves no traffic)."""
+    base = PodSample(
+        pod.name, pod.template_hash, pod.created_at, pod.ready, pod.restarts, pod.crash_looping,
+        reachable=False,
+    )  # fmt: skip
+    if not pod.ip or not pod.ready:
+        return base
+    root = f"http://{pod.ip}:{port}"
+    health, metrics = await asyncio.gather(
+        probe(session, f"{root}/health/full", seconds),
+        _metrics_text(session, f"{root}/metrics", seconds),
+        return_exceptions=True,
+    )
+    health_ok = health.ok if not isinstance(health, BaseException) else False
+    unread = replace(base, health_ok=health_ok)
+    if isinstance(metrics, BaseException):
+        return unread
+    try:
+        requests, errors, buckets = counters(metrics)
+    except ValueError:
+        return unread
+    return replace(unread, reachable=True, requests=requests, errors=errors, buckets=buckets)
+
+
+async def read_pods(
+    session: aiohttp.ClientSession,
+    pods: Iterable[PodTarget],
+    seconds: float,
+    port: int = RUNBOOK_PORT,
+) -> tuple[PodSample, ...]:
+    """Every pod at once, each bounded by `seconds`: one hung pod delays none of the others."""
+    return tuple(await asyncio.gather(*(read_pod(session, pod, seconds, port) for pod in pods)))

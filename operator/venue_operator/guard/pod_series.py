@@ -1,0 +1,124 @@
+"""The rollout guard's fallback where pods cannot be reached on podIP:3002 (a NetworkPolicy
+that lets Prometheus in, not the operator): each pod's counters from its series labelled by
+`pod`, as a ServiceMonitor or PodMonitor scrape labels them.
+
+Raw counters, not increase(): the last scraped totals of each pod's process, which the guard
+differences between reads exactly as it does a direct read (rollout_guard.py). A restart
+between two reads is then a drop like any other, and the counts stay whole numbers for
+Fisher's test (increase() extrapolates to the edges of its window). A pod without series (not
+scraped yet, or its scrapes failing: Prometheus marks the series stale) stays unreachable,
+never a zero. The queries carry the VenueService's own selector with its namespace forced
+(promql_scope.py), like every query a tenant's spec shapes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from venue_operator.guard.judge import PodSample
+from venue_operator.model.status import GuardSource
+from venue_operator.observe.answers import Samples
+from venue_operator.observe.prometheus import MAX_MATCHER_CHARS, regex_string, selector
+from venue_operator.tenancy.promql_scope import Refused, scope
+
+POD = "pod"
+REQUESTS = "sum by (pod, status_code) (http_requests_total{{{sel}}})"
+BUCKETS = "sum by (pod, le) (http_request_duration_seconds_bucket{{{sel}}})"
+
+# (url, promql, what was asked) -> the instant vector, or why there is none
+Query = Callable[[str, str, str], Awaitable[Samples | str]]
+
+
+@dataclass(frozen=True)
+class PodCounters:
+    """One pod's totals as Prometheus last scraped them (every route summed)."""
+
+    requests: float = 0.0
+    errors: float = 0.0  # the 5xx among them
+    buckets: Mapping[float, float] = field(default_factory=dict)  # le -> cumulative count
+
+
+def pod_queries(
+    labels: Mapping[str, str], namespace: str, pods: Iterable[str]
+) -> tuple[str, str] | Refused:
+    """The requests and latency-bucket queries for `pods`, within the service's selector
+    and its namespace; a pod list too long for a URL reads the service's every pod."""
+    names = regex_string(pods)
+    only = f"{POD}=~{names}" if len(names) <= MAX_MATCHER_CHARS else f'{POD}!=""'
+    sel = f"{selector(labels)},{only}"
+    scoped = [scope(template.format(sel=sel), namespace) for template in (REQUESTS, BUCKETS)]
+    requests, buckets = scoped
+    if isinstance(requests, Refused):
+        return requests
+    if isinstance(buckets, Refused):
+        return buckets
+    return requests, buckets
+
+
+def pod_counters(requests: Samples, buckets: Samples) -> dict[str, PodCounters]:
+    """Per pod, from the two answers; a pod with no request series is left out (unknown),
+    and a sample without a value or a usable `le` is skipped."""
+    totals: dict[str, list[float]] = {}
+    for sample in requests:
+        pod, value = sample.labels.get(POD), sample.reading.value
+        if not pod or value is None:
+            continue
+        counted = totals.setdefault(pod, [0.0, 0.0])
+        counted[0] += value
+        if sample.labels.get("status_code", "").startswith("5"):
+            counted[1] += value
+    cumulative: dict[str, dict[float, float]] = {}
+    for sample in buckets:
+        pod, value = sample.labels.get(POD), sample.reading.value
+        le = _bound(sample.labels.get("le"))
+        if pod in totals and value is not None and le is not None:
+            cumulative.setdefault(pod, {})[le] = value
+    return {
+        pod: PodCounters(requests, errors, cumulative.get(pod, {}))
+        for pod, (requests, errors) in totals.items()
+    }
+
+
+def _bound(le: str | None) -> float | None:
+    try:
+        bound = float(le or "nan")
+    except ValueError:
+        return None
+    return None if math.isnan(bound) else bound
+
+
+def from_prometheus(
+    samples: Sequence[PodSample], found: Mapping[str, PodCounters]
+) -> tuple[PodSample, ...]:
+    """The direct reads, with every Ready pod that did not answer read from `found` instead
+    (its health then unknown: it was not probed)."""
+    out = []
+    for sample in samples:
+        counters = found.get(sample.name)
+        if sample.reachable or not sample.ready or counters is None:
+            out.append(sample)
+            continue
+        out.append(replace(
+            sample, reachable=True, health_ok=None, source=GuardSource.PROMETHEUS,
+            requests=counters.requests, errors=counters.errors, buckets=dict(counters.buckets),
+        ))  # fmt: skip
+    return tuple(out)
+
+
+async def read_pod_series(
+    query: Query, url: str, queries: tuple[str, str]
+) -> dict[str, PodCounters] | str:
+    """Both queries at once; either failing is the reason there are no counters this read
+    (requests without their buckets would read as a histogram reset)."""
+    requests, buckets = await asyncio.gather(
+        query(url, queries[0], "query pod requests"),
+        query(url, queries[1], "query pod latency buckets"),
+    )
+    if isinstance(requests, str):
+        return requests
+    if isinstance(buckets, str):
+        return buckets
+    return pod_counters(requests, buckets)

@@ -1,0 +1,336 @@
+"""The rollout watch: from a pod-template change until the rollout is complete and baked,
+every `rolloutGuard.interval`, read every pod of the Deployment, judge new against old
+(rollout_guard.py), and on a confirmed bad or stalled version pause and roll back
+(guard_decide.py, carried out by the Remediator with its write-ahead record).
+
+Pods are read on podIP:3002; a Ready pod that does not answer there (a NetworkPolicy) is read
+from Prometheus instead, its series labelled by `pod` (observe/pod_series.py), within the
+VenueService's own selector and namespace. Status says which (`rolloutGuard.source`), and an
+Event says when that changes.
+
+Driven by the service loop between its cycles; the Deployment, its ReplicaSets and pods come
+from the watch-fed indexes, so noticing a template change costs no API call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from venue_operator.decide.decision import rollout_facts
+from venue_operator.guard.judge import (
+    GuardLimits,
+    GuardState,
+    Judgement,
+    PodSample,
+    RolloutRead,
+    Verdict,
+    advance,
+)
+from venue_operator.guard.pod_metrics import PodTarget
+from venue_operator.guard.pod_series import (
+    PodCounters,
+    Query,
+    from_prometheus,
+    pod_queries,
+    read_pod_series,
+)
+from venue_operator.guard.verdict import decide_guard
+from venue_operator.kube.status_store import StatusStore
+from venue_operator.model import keys
+from venue_operator.model.observations import WorkloadState
+from venue_operator.model.reasons import Reason
+from venue_operator.model.spec import RUNBOOK_PORT, VenueServiceSpec
+from venue_operator.model.status import (
+    Condition,
+    GuardSource,
+    RolloutGuardStatus,
+    VenueServiceStatus,
+)
+from venue_operator.observe.metrics_source import metrics_target
+from venue_operator.record.transitions import EventSpec
+from venue_operator.remediate.remediator import Remediator, Subject
+from venue_operator.tenancy.policy import Tenancy
+from venue_operator.tenancy.promql_scope import Refused
+
+log = structlog.get_logger(__name__)
+
+ReadPods = Callable[[Iterable[PodTarget], float], Awaitable[tuple[PodSample, ...]]]
+UNREACHABLE = f"pods unreachable on :{RUNBOOK_PORT}"
+READING_PROMETHEUS = f"{UNREACHABLE}; reading Prometheus series by pod"
+NO_SERIES = "Prometheus has no series labelled by pod for them"
+
+
+@dataclass
+class RolloutWatch:
+    """One VenueService's watch; `state` is None between rollouts."""
+
+    namespace: str
+    read_pods: ReadPods
+    remediator: Remediator
+    store: StatusStore
+    state: GuardState | None = None
+    seen_hash: str | None = None
+    complete_since: datetime | None = None
+    settled: bool = False  # acted (or said why not) on this rollout: judge no more
+    unreachable: int | None = None  # Ready pods, when none of them could be read either way
+    # The fallback: Prometheus (observe/prometheus.py's reader), the operator's
+    # --prometheus-url, and the tenant boundaries every query of a spec's keeps within.
+    read_series: Query | None = None
+    prometheus_url: str | None = None
+    tenancy: Tenancy = field(default_factory=Tenancy)
+    source: GuardSource = GuardSource.DIRECT  # of the last read that read any pod
+    no_stand_in: str = ""  # why Prometheus did not stand in for pods :3002 did not reach
+
+    @property
+    def watching(self) -> bool:
+        return self.state is not None
+
+    async def tick(
+        self,
+        spec: VenueServiceSpec,
+        indexes: Mapping[str, Any],
+        workload: WorkloadState,
+        subject: Subject,
+        paused: bool,
+    ) -> None:
+        """Start, continue or end the watch; read and judge while it runs."""
+        now = datetime.now(UTC)
+        name = spec.deployment.name
+        found = list(indexes["deployments"].get((self.namespace, name), []))
+        replicasets = list(indexes["replicasets"].get((self.namespace, name), []))
+        if not spec.rollout_guard.enabled or not found:
+            self.state = None
+            return
+        deployment = found[0]
+        self._follow(deployment, workload, spec, now)
+        if self.state is None or self.settled:
+            return
+        pods = [
+            target
+            for rs in replicasets
+            for summary in indexes["pods"].get((self.namespace, rs["name"]), [])
+            if not summary.get("deleting") and (target := PodTarget.of(summary)) is not None
+        ]
+        seconds = min(spec.probe.timeout, spec.rollout_guard.interval).total_seconds()
+        direct = await self.read_pods(pods, seconds)
+        samples = await self._stand_in(spec, subject.name, pods, direct)
+        ready = [s for s in samples if s.ready]
+        blind = bool(ready) and not any(s.reachable for s in ready)
+        self.unreachable = len(ready) if blind else None
+        await self._follow_source(samples, now)
+        await self._say_in_status(now)
+        read = RolloutRead(
+            now, self.state.new_hash, samples, bool(deployment.get("progress_deadline_exceeded"))
+        )
+        self.state, judgement = advance(self.state, read, GuardLimits.from_spec(spec))
+        if judgement.verdict is Verdict.SUSPECT:
+            log.info("rollout_guard.suspect", namespace=self.namespace, deployment=name,
+                     reason=judgement.reason)  # fmt: skip
+        if judgement.verdict not in (Verdict.BAD, Verdict.STALLED):
+            return
+        await self._act(judgement, workload, subject, paused, deployment, now)
+
+    def _follow(
+        self,
+        deployment: Mapping[str, Any],
+        workload: WorkloadState,
+        spec: VenueServiceSpec,
+        now: datetime,
+    ) -> None:
+        new_hash = workload.template_hash
+        if not new_hash:
+            return
+        first = self.seen_hash is None
+        changed = new_hash != self.seen_hash
+        self.seen_hash = new_hash
+        ours = workload.rolled_back_to == new_hash
+        in_progress = not deployment.get("complete")
+        # A Deployment's first ReplicaSet replaces nothing: there is no old version to compare.
+        replacing = any(r.number < (workload.revision or 0) for r in workload.revisions)
+        if changed and not ours and replacing and (not first or in_progress):
+            started = workload.rollout_started_at or now
+            self.state = GuardState.begin(min(started, now), new_hash)
+            self.complete_since, self.settled = None, False
+            self.source, self.unreachable, self.no_stand_in = GuardSource.DIRECT, None, ""
+            log.info("rollout_guard.watching", namespace=self.namespace,
+                     deployment=deployment["name"], template=new_hash)  # fmt: skip
+            return
+        if changed and ours:
+            self.state = None
+        if self.state is None:
+            return
+        if not deployment.get("complete") or deployment.get("paused"):
+            self.complete_since = None
+            return
+        self.complete_since = self.complete_since or now
+        if now - self.complete_since >= spec.remediation.rollback.bake_time:
+            log.info("rollout_guard.done", namespace=self.namespace, template=new_hash)
+            self.state = None
+
+    async def _stand_in(
+        self, spec: VenueServiceSpec, name: str, pods: Sequence[PodTarget],
+        samples: tuple[PodSample, ...],
+    ) -> tuple[PodSample, ...]:  # fmt: skip
+        """The Ready pods that did not answer on podIP:3002 read from Prometheus instead,
+        where it has their series (one that does proves the pod serves: our path is blocked)."""
+        unread = [t.name for t, s in zip(pods, samples, strict=True)
+                  if t.ip and s.ready and not s.reachable]  # fmt: skip
+        self.no_stand_in = ""
+        if not unread:
+            return samples
+        found = await self._series(spec, name, unread)
+        if isinstance(found, str):
+            self.no_stand_in = found
+            return samples
+        if not found:
+            self.no_stand_in = NO_SERIES
+        return from_prometheus(samples, found)
+
+    async def _series(
+        self, spec: VenueServiceSpec, name: str, pods: list[str]
+    ) -> dict[str, PodCounters] | str:
+        """Their counters from the VenueService's own Prometheus and series, or why not."""
+        if self.read_series is None:
+            return "no Prometheus reader"
+        admitted = metrics_target(spec, self.namespace, name, self.prometheus_url, self.tenancy)
+        if admitted.refused is not None:
+            return admitted.refused
+        if admitted.target.url is None:
+            return "no Prometheus URL: set spec.prometheus.url or --prometheus-url"
+        queries = pod_queries(admitted.target.labels, self.namespace, pods)
+        if isinstance(queries, Refused):
+            return f"pod query refused: {queries.reason}"
+        return await read_pod_series(self.read_series, admitted.target.url, queries)
+
+    async def _say_in_status(self, now: datetime) -> None:
+        """The watch's condition and `rolloutGuard` in status as soon as they change. A failed
+        write never stops the judgement: the next read or cycle writes them again."""
+        status = with_guard(self.store.known, self.store.known, self, now)
+        try:
+            await self.store.save_changes(status)
+        except Exception:
+            log.warning("rollout_guard.status_not_written", namespace=self.namespace,
+                        exc_info=True)  # fmt: skip
+
+    async def _follow_source(self, samples: Sequence[PodSample], now: datetime) -> None:
+        """Note where the pods were read; say it once when that changes (not every read)."""
+        read = [s for s in samples if s.reachable]
+        if not read or self.state is None:
+            return  # nothing read either way: the condition says so, the source stands
+        from_prometheus = [s for s in read if s.source is GuardSource.PROMETHEUS]
+        source = GuardSource.PROMETHEUS if from_prometheus else GuardSource.DIRECT
+        if source is self.source:
+            return
+        self.source = source
+        template = self.state.new_hash
+        if source is GuardSource.PROMETHEUS:
+            ready = sum(1 for s in samples if s.ready)
+            message = (f"{READING_PROMETHEUS} ({len(from_prometheus)} of {ready} Ready pods) "
+                       f"to compare template {template} with the old one")  # fmt: skip
+            event = EventSpec("Warning", Reason.GUARD_SOURCE_CHANGED, message)
+        else:
+            message = f"pods answer on :{RUNBOOK_PORT} again: read directly (template {template})"
+            event = EventSpec("Normal", Reason.GUARD_SOURCE_CHANGED, message)
+        log.info("rollout_guard.source", namespace=self.namespace, source=source,
+                 template=template)  # fmt: skip
+        key = f"guard-source/{template}/{source}/{now.timestamp():.0f}"
+        await self.remediator.events.post_once(None, event, key)
+
+    async def _act(
+        self,
+        judgement: Judgement,
+        workload: WorkloadState,
+        subject: Subject,
+        paused: bool,
+        deployment: Mapping[str, Any],
+        now: datetime,
+    ) -> None:
+        status = self.store.known
+        if self.source is GuardSource.PROMETHEUS:  # the audit trail says what it judged on
+            judgement = replace(judgement, reason=f"{judgement.reason} (from Prometheus "
+                                f"series by pod: {UNREACHABLE})")  # fmt: skip
+        decision = decide_guard(
+            judgement, rollout_facts(workload, status), status, subject.spec.remediation, now,
+            paused, bool(deployment.get("paused_by_guard")),
+        )  # fmt: skip
+        self.settled = True
+        log.warning("rollout_guard.bad", namespace=self.namespace, reason=decision.reason,
+                    action=decision.action, dry_run=decision.dry_run)  # fmt: skip
+        if decision.action is None:
+            key = f"{self.state.new_hash if self.state else ''}/{decision.held}"
+            event = EventSpec("Warning", Reason.REMEDIATION_HELD, decision.reason)
+            await self.remediator.events.post_once(None, event, f"guard/{key}")
+            return
+        status = await self.remediator.carry_out(subject, status, decision, now)
+        await self.store.save_changes(status)
+
+
+GUARD_CONDITION = "RolloutGuard"
+
+
+def guard_condition(
+    watch: RolloutWatch | None, before: Condition | None, now: datetime
+) -> Condition | None:
+    """`RolloutGuard` in status while a rollout is watched: True while the pods are read, on
+    their own IPs (Watching) or from Prometheus (ReadingPrometheus), False (PodsUnreachable)
+    when none can be read either way."""
+    if watch is None or watch.state is None:
+        return None
+    template = watch.state.new_hash
+    comparing = f"comparing the new pods (template {template}) with the old ones"
+    if watch.unreachable is not None:
+        status, reason = "False", "PodsUnreachable"
+        why = f" ({watch.no_stand_in})" if watch.no_stand_in else ""
+        message = (
+            f"none of {watch.unreachable} Ready pods answered on podIP:{RUNBOOK_PORT} and "
+            f"Prometheus did not stand in{why}: the rollout guard cannot compare template "
+            f"{template} with the old one; only the service-wide checks protect this rollout"
+        )
+    elif watch.source is GuardSource.PROMETHEUS:
+        status, reason, message = "True", "ReadingPrometheus", f"{READING_PROMETHEUS}: {comparing}"
+    else:
+        status, reason, message = "True", "Watching", f"{comparing} on podIP:{RUNBOOK_PORT}"
+    since = before.last_transition_time if before and before.status == status else now
+    return Condition(type=GUARD_CONDITION, status=status, reason=reason, message=message,
+                     last_transition_time=since)  # fmt: skip
+
+
+def guard_status(watch: RolloutWatch | None) -> RolloutGuardStatus | None:
+    """`status.rolloutGuard` while a rollout is watched (its message stays the same from read
+    to read: it is compared for writes, unlike a condition's)."""
+    if watch is None or watch.state is None:
+        return None
+    if watch.unreachable is not None:
+        message = f"{UNREACHABLE} and not read from Prometheus: {watch.no_stand_in or 'no pod IP'}"
+    elif watch.source is GuardSource.PROMETHEUS:
+        message = READING_PROMETHEUS
+    else:
+        message = f"reading each pod on podIP:{RUNBOOK_PORT}"
+    return RolloutGuardStatus(template=watch.state.new_hash, source=watch.source,
+                              message=message[:1024])  # fmt: skip
+
+
+def with_guard(
+    status: VenueServiceStatus, previous: VenueServiceStatus, watch: RolloutWatch | None,
+    now: datetime,
+) -> VenueServiceStatus:  # fmt: skip
+    """`status` with the watch's condition (in place of the one there, if any; its transition
+    time carried on from `previous`) and `rolloutGuard`; both gone between rollouts."""
+    before = next((c for c in previous.conditions if c.type == GUARD_CONDITION), None)
+    condition = guard_condition(watch, before, now)
+    others = [c for c in status.conditions if c.type != GUARD_CONDITION]
+    at = next((i for i, c in enumerate(status.conditions) if c.type == GUARD_CONDITION),
+              len(others))  # fmt: skip
+    conditions = others if condition is None else [*others[:at], condition, *others[at:]]
+    return status.model_copy(
+        update={"conditions": conditions, "rollout_guard": guard_status(watch)}
+    )
+
+
+def paused_by_annotation(meta: Mapping[str, Any]) -> bool:
+    return (meta.get("annotations") or {}).get(keys.PAUSED) == "true"

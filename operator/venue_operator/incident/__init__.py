@@ -1,0 +1,1 @@
+"""The incident: its bookkeeping, its impact on users and its post-mortem draft."""

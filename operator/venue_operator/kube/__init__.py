@@ -1,0 +1,1 @@
+"""The Kubernetes adapters: the only code that imports the Kubernetes client."""

@@ -1,0 +1,54 @@
+"""The one writer of a VenueService's status.
+
+Every status write goes through `StatusStore.save`, which replaces the whole status
+(a JSON patch `add /status`): a field that is now empty is gone from the stored object,
+so an open incident can never keep the `resolvedAt` of the one before it. The store
+also remembers what it last wrote, which the loop trusts over a watch that may lag.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from venue_operator.model.status import VenueServiceStatus
+from venue_operator.record import telemetry
+from venue_operator.record.transitions import write_causes
+
+StatusWrite = Callable[[dict[str, Any]], Awaitable[None]]  # the status body -> stored
+
+
+def parse_status(raw: Mapping[str, Any] | None) -> VenueServiceStatus:
+    """The stored status, tolerating fields written by others (e.g. Kopf's own)."""
+    known = set(VenueServiceStatus.model_fields) | {
+        f.alias for f in VenueServiceStatus.model_fields.values() if f.alias
+    }
+    return VenueServiceStatus.model_validate({k: v for k, v in (raw or {}).items() if k in known})
+
+
+def status_body(status: VenueServiceStatus) -> dict[str, Any]:
+    """The whole status as stored: absent (None) fields are left out, so they are removed."""
+    return status.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class StatusStore:
+    """`written`: the status last stored; `known`: the loop's latest view of it."""
+
+    def __init__(self, write: StatusWrite, stored: VenueServiceStatus) -> None:
+        self._write = write
+        self.known = self.written = stored
+
+    async def save(self, status: VenueServiceStatus, cause: str) -> None:
+        """Store `status` (raises if the API refuses; `written` then stays as it was)."""
+        await self._write(status_body(status))
+        telemetry.STATUS_WRITES.labels(cause).inc()
+        self.known = self.written = status
+
+    async def save_changes(self, status: VenueServiceStatus) -> bool:
+        """`status` becomes `known`, and is stored when something worth a write changed since
+        the last write (record.write_causes; its first cause labels the write). True: stored."""
+        self.known = status
+        causes = write_causes(self.written, status)
+        if causes:
+            await self.save(status, causes[0])
+        return bool(causes)

@@ -1,0 +1,1 @@
+"""The per-service loop: every interval, observe -> assess -> decide -> act -> record."""

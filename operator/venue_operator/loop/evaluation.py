@@ -1,0 +1,128 @@
+"""One evaluation of one VenueService: observe -> assess -> the new status and its Events.
+
+Kopf-free and write-free, so that `venue-operator check` runs the very same code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+
+from venue_operator.assess.assessment import Assessment, assess
+from venue_operator.incident.impact import with_impact
+from venue_operator.model.observations import (
+    MetricReadings,
+    Observations,
+    ProbeFailure,
+    ProbeResult,
+    Reading,
+    WorkloadState,
+)
+from venue_operator.model.spec import RUNBOOK_PORT, VenueServiceSpec
+from venue_operator.model.status import Level, VenueServiceStatus
+from venue_operator.observe import health
+from venue_operator.observe.batcher import MetricsBatcher
+from venue_operator.observe.metrics_source import Admitted, metrics_target
+from venue_operator.observe.prometheus import TEMPLATES
+from venue_operator.record.transitions import EventSpec, next_status, transition_events
+from venue_operator.tenancy.policy import Tenancy, service_url_refusal
+
+
+@dataclass
+class Context:
+    """What a cycle needs from the running operator (or from `venue-operator check`)."""
+
+    http: aiohttp.ClientSession  # for health probes
+    metrics: MetricsBatcher
+    default_prometheus_url: str | None = None
+    # Oldest shared metrics snapshot a cycle may use; None: half the probe interval. Set it
+    # to Prometheus' scrape interval for detection at the floor (more queries, same for any N).
+    metrics_max_age: float | None = None
+    tenancy: Tenancy = field(default_factory=Tenancy)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    assessment: Assessment
+    status: VenueServiceStatus
+    events: list[EventSpec]
+    observations: Observations
+    refused: tuple[str, ...] = ()  # what the tenant boundaries refused to fetch or query
+
+
+def default_service_url(spec: VenueServiceSpec, namespace: str) -> str:
+    return f"http://{spec.deployment.name}.{namespace}.svc:{RUNBOOK_PORT}"
+
+
+def service_url(spec: VenueServiceSpec, namespace: str) -> str:
+    return (spec.service.url or default_service_url(spec, namespace)).rstrip("/")
+
+
+async def _metrics(ctx: Context, admitted: Admitted, max_age: float) -> MetricReadings:
+    if admitted.refused is not None:  # nothing fetched
+        refused: dict[str, Any] = dict.fromkeys(TEMPLATES, Reading.unknown(admitted.refused))
+        return MetricReadings(**refused)
+    readings = await ctx.metrics.get(admitted.target, max_age=max_age)
+    if not admitted.overrides_refused:
+        return readings
+    unknown: dict[str, Any] = {m: Reading.unknown(w) for m, w in admitted.overrides_refused.items()}
+    return replace(readings, **unknown)
+
+
+def wants_impact(stored: VenueServiceStatus) -> bool:
+    """Tenants' traffic is read while an incident is open or a breach is being confirmed
+    (so the incident's first cycle has it), not while the service is healthy."""
+    open_ = stored.incident is not None and stored.incident.resolved_at is None
+    return open_ or any(c.observed in (Level.WARNING, Level.CRITICAL) for c in stored.checks)
+
+
+def _not_probed(reason: str) -> ProbeResult:
+    return ProbeResult(ProbeFailure.NOT_ALLOWED, reason)
+
+
+async def evaluate(
+    ctx: Context,
+    namespace: str,
+    name: str,
+    spec: VenueServiceSpec,
+    stored: VenueServiceStatus,
+    workload: WorkloadState,
+    generation: int | None,
+) -> Outcome:
+    """Observe, assess and compute the new status and Events; writes nothing."""
+    base = service_url(spec, namespace)
+    timeout = spec.probe.timeout.total_seconds()
+    interval = spec.probe.interval.total_seconds()
+    admitted = metrics_target(spec, namespace, name, ctx.default_prometheus_url, ctx.tenancy)
+    admitted = replace(admitted, target=replace(admitted.target, impact=wants_impact(stored)))
+    max_age = min(interval / 2, ctx.metrics_max_age or interval)
+    refused = service_url_refusal(base, namespace, default_service_url(spec, namespace),
+                                  ctx.tenancy)  # fmt: skip
+    if refused is not None:
+        live = full = _not_probed(refused)
+        metrics = await _metrics(ctx, admitted, max_age)
+    else:
+        live, full, metrics = await asyncio.gather(
+            health.probe(ctx.http, base + spec.service.health_path, timeout),
+            health.probe(ctx.http, base + spec.service.full_health_path, timeout),
+            _metrics(ctx, admitted, max_age),
+        )
+    obs = Observations(datetime.now(UTC), live, full, metrics, workload)
+    said = (refused, admitted.refused, *admitted.overrides_refused.values())
+    return replace(judge(obs, spec, stored, generation), refused=tuple(r for r in said if r))
+
+
+def judge(
+    obs: Observations, spec: VenueServiceSpec, stored: VenueServiceStatus, generation: int | None
+) -> Outcome:
+    """What the observations mean: the assessment, the new status and its Events. Pure."""
+    a = assess(obs, spec, stored.checks)
+    bake = spec.remediation.rollback.bake_time
+    status = next_status(a, obs.workload, stored, obs.at, generation, bake)
+    warning = spec.thresholds.error_rate_percent.warning
+    status = with_impact(status, a, obs.metrics, warning, spec.probe.interval, obs.at)
+    return Outcome(a, status, transition_events(stored, a), obs)

@@ -1,0 +1,463 @@
+"""The loop for one VenueService: every interval, observe -> assess -> decide -> act -> record.
+
+Runs inside the Kopf daemon of that VenueService (handlers.py wires its ports). Status
+is written by its `StatusStore` only; the Remediator orders the writes an action needs.
+One VenueService per Deployment: a second one naming the same Deployment is refused and
+never acts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+import structlog
+from pydantic import ValidationError
+
+from venue_operator.assess.assessment import Assessment
+from venue_operator.decide import gitops
+from venue_operator.decide.decision import decide, rollout_facts
+from venue_operator.guard.pod_series import Query
+from venue_operator.guard.watch import ReadPods, RolloutWatch, paused_by_annotation, with_guard
+from venue_operator.kube.status_store import StatusStore, StatusWrite, parse_status
+from venue_operator.loop.evaluation import Outcome
+from venue_operator.model.observations import WorkloadState
+from venue_operator.model.reasons import Reason
+from venue_operator.model.spec import Notification, VenueServiceSpec
+from venue_operator.model.status import Condition, EvaluationError, VenueServiceStatus
+from venue_operator.observe import cluster, scalers
+from venue_operator.record import ledger, telemetry
+from venue_operator.record.transitions import EventSpec, write_causes
+from venue_operator.remediate.remediator import (
+    Acts,
+    Events,
+    GitOpsActs,
+    Remediator,
+    Subject,
+    severity_pages,
+)
+from venue_operator.tenancy.policy import Tenancy, clamp, may_act, observe_only
+from venue_operator.tenancy.redact import redact
+
+log = structlog.get_logger(__name__)
+DEFAULT_INTERVAL_S = 15.0
+WORKLOAD_INDEXES = ("deployments", "replicasets", "pods", "jobs")
+HPA_INDEX = "horizontalpodautoscalers"
+
+Evaluate = Callable[
+    [str, str, VenueServiceSpec, VenueServiceStatus, WorkloadState, int | None],
+    Awaitable[Outcome],
+]
+Page = Callable[[Notification | None, VenueServiceStatus, EventSpec], None]
+# alertmanager.py: post what the incident means for Alertmanager; the problem to report
+Alert = Callable[[Notification | None, VenueServiceStatus], EventSpec | None]
+
+
+class InvalidSpec(Exception):
+    """The spec cannot be read: the only cause of an InvalidSpec Event."""
+
+
+async def _as_is(namespace: str, workload: WorkloadState) -> WorkloadState:
+    return workload
+
+
+@dataclass
+class LoopPorts:
+    """What one loop talks to; handlers.py gives the real ones, fast tests their own."""
+
+    evaluate: Evaluate  # observe + assess + record (evaluation.evaluate)
+    acts: Acts  # the workload writer (act/writer.py)
+    events: Events
+    write_status: StatusWrite
+    page: Page
+    forget_metrics: Callable[[str], None] = lambda key: None
+    alert: Alert = lambda notification, status: None
+    # index or verb -> why the operator cannot use it (missing RBAC), see permissions.py
+    missing_permissions: Mapping[str, str] = field(default_factory=dict)
+    # the cluster admin's caps and where the operator may act (the flags' defaults here)
+    tenancy: Tenancy = field(default_factory=Tenancy)
+    # fills in the KEDA ScaledObject behind the Deployment's HPA (observe/scalers.py)
+    read_scaler: Callable[[str, WorkloadState], Awaitable[WorkloadState]] = _as_is
+    gitops: GitOpsActs | None = None  # suspends Flux/Argo CD after a rollback (act/writer.py)
+    read_pods: ReadPods | None = None  # the rollout guard's pod reader (observe/pods.py)
+    # its fallback for pods it cannot reach: Prometheus queries, and the default URL
+    read_series: Query | None = None
+    prometheus_url: str | None = None
+
+
+def workload_from_indexes(
+    namespace: str, spec: VenueServiceSpec, indexes: Mapping[str, Any]
+) -> tuple[WorkloadState, dict[str, Any] | None]:
+    """The Deployment's state, and a reference to it for Events, from the watch caches."""
+    name = spec.deployment.name
+    found = list(indexes["deployments"].get((namespace, name), []))
+    rs = list(indexes["replicasets"].get((namespace, name), []))
+    pods_by_rs = {r["name"]: list(indexes["pods"].get((namespace, r["name"]), [])) for r in rs}
+    migration: Any = indexes["jobs"].get((namespace, spec.remediation.migration.cron_job_name), [])
+    deployment = found[0] if found else None
+    hpas = indexes.get(HPA_INDEX)
+    scaler = scalers.scaler_of(hpas.get((namespace, name), [])) if hpas is not None else None
+    ref = None
+    if deployment is not None:
+        meta = {"name": name, "namespace": namespace, "uid": deployment["uid"]}
+        ref = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta}
+    state = cluster.workload_state(deployment, rs, pods_by_rs, list(migration))
+    return dataclasses.replace(state, scaler=scaler) if state.found else state, ref
+
+
+def _condition(status: VenueServiceStatus, kind: str) -> Condition | None:
+    return next((c for c in status.conditions if c.type == kind), None)
+
+
+def with_condition(
+    status: VenueServiceStatus, previous: VenueServiceStatus, kind: str, state: str,
+    reason: str, message: str,
+) -> VenueServiceStatus:  # fmt: skip
+    """Add one of the loop's own conditions (record makes the others) to `status`; its
+    transition time is `previous`'s while the condition's status stays."""
+    before = _condition(previous, kind)
+    since = (before.last_transition_time if before and before.status == state
+             else datetime.now(UTC))  # fmt: skip
+    condition = Condition(type=kind, status=state, reason=reason, message=message,
+                          last_transition_time=since)  # fmt: skip
+    return status.model_copy(update={"conditions": [*status.conditions, condition]})
+
+
+class ServiceLoop:
+    def __init__(
+        self, namespace: str, name: str, body: kopf.Body, indexes: Mapping[str, Any],
+        ports: LoopPorts,
+    ) -> None:  # fmt: skip
+        self.namespace, self.name, self.body, self.indexes = namespace, name, body, indexes
+        self.ports = ports
+        self.store = StatusStore(ports.write_status, parse_status(body.status))
+        self.remediator = Remediator(ports.acts, ports.events, self.store, self._page_now,
+                                     gitops=ports.gitops)  # fmt: skip
+        self.spec: VenueServiceSpec | None = None  # the last valid spec
+        self._raw_spec: dict[str, Any] | None = None
+        self._pages: list[EventSpec] = []  # SeverityChanged pages waiting for their write
+        self._said: set[str] = set()  # problems said once until they clear
+        self._clamped: tuple[str, ...] = ()  # what the caps changed in the current spec
+        self._acts = may_act(namespace, ports.tenancy)
+        self._guarded_at = 0.0  # time.monotonic() of the last guard tick
+        self.watch = None if ports.read_pods is None else RolloutWatch(
+            namespace, ports.read_pods, self.remediator, self.store,
+            read_series=ports.read_series, prometheus_url=ports.prometheus_url,
+            tenancy=ports.tenancy,
+        )  # fmt: skip
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    async def run(self, stopped: kopf.DaemonStopped) -> None:
+        # Spread the cycles over the whole interval: 1,000 services starting within a few
+        # seconds of each other probe in bursts, and the bursts' loop lag reads as slow probes.
+        await stopped.wait(random.uniform(0, self._interval()))
+        try:
+            while not stopped:
+                started = time.monotonic()
+                await self.step()
+                await self._wait_guarding(stopped, started)
+        finally:
+            self.ports.forget_metrics(self.key)
+            self.ports.alert(None, self.store.known)  # forgets it; the alert expires by endsAt
+            telemetry.forget(self.namespace, self.name)
+
+    async def step(self) -> None:
+        """One cycle; never raises (the loop must outlive its own bugs)."""
+        started = time.monotonic()
+        try:
+            await self.cycle()
+        except InvalidSpec as exc:
+            await self._say_once("InvalidSpec", EventSpec("Warning", Reason.INVALID_SPEC, str(exc)))
+        except Exception as exc:
+            telemetry.ERRORS.labels(self.namespace, self.name).inc()
+            log.exception("cycle.failed", namespace=self.namespace, name=self.name)
+            await self._report_failure(exc)
+        finally:
+            telemetry.EVALUATION_SECONDS.observe(time.monotonic() - started)
+
+    async def _wait_guarding(self, stopped: kopf.DaemonStopped, started: float) -> None:
+        """Until the next cycle is due; meanwhile the rollout guard's ticks, every
+        `rolloutGuard.interval` (a template change is noticed within one)."""
+        while not stopped:
+            now = time.monotonic()
+            cycle_at = started + self._interval()
+            guard = self._guard_interval()
+            guard_at = None if guard is None else self._guarded_at + guard
+            # the cycle first: guard ticks slower than their interval (unreachable pods under
+            # load) would otherwise run back to back and starve the steady loop
+            if cycle_at <= now:
+                return
+            if guard_at is not None and guard_at <= now:
+                self._guarded_at = now
+                await self.guard_step()
+                continue
+            wake = cycle_at if guard_at is None else min(cycle_at, guard_at)
+            await stopped.wait(max(0.05, wake - now))
+
+    def _guard_interval(self) -> float | None:
+        try:
+            spec = self._spec()
+        except InvalidSpec:
+            return None
+        if self.watch is None or not spec.rollout_guard.enabled:
+            return None
+        return spec.rollout_guard.interval.total_seconds()
+
+    async def guard_step(self) -> None:
+        """One tick of the rollout watch; never raises (as `step`)."""
+        assert self.watch is not None
+        try:
+            spec = self._spec()
+            if self.body.meta.get("deletionTimestamp") or self._owner(spec) is not None:
+                return
+            workload, deployment_ref = await self._workload(spec)
+            if workload.unreadable:
+                return
+            subject = self._subject(spec, workload, deployment_ref)
+            paused = paused_by_annotation(self.body.meta)
+            await self.watch.tick(spec, self.indexes, workload, subject, paused)
+        except Exception:
+            telemetry.ERRORS.labels(self.namespace, self.name).inc()
+            log.exception("rollout_guard.failed", namespace=self.namespace, name=self.name)
+
+    def _interval(self) -> float:
+        try:
+            return self._spec().probe.interval.total_seconds()
+        except InvalidSpec:
+            return DEFAULT_INTERVAL_S
+
+    def _spec(self) -> VenueServiceSpec:
+        """The validated spec, re-validated only when the spec changed (at 1,000 services,
+        validating every cycle was 7% of the operator's CPU)."""
+        raw = dict(self.body.spec)
+        if self._raw_spec != raw or self.spec is None:
+            try:
+                valid = VenueServiceSpec.model_validate(raw)
+            except ValidationError as exc:
+                error = exc.errors()[0]
+                where = ".".join(str(p) for p in error.get("loc", ()))
+                raise InvalidSpec(redact(f"spec cannot be evaluated: {where}: "
+                                         f"{error.get('msg')}")[:500]) from None  # fmt: skip
+            # The spec is the namespace user's: the admin's caps bound it, and outside the
+            # namespaces it may act in, the operator only observes (decide stays pure).
+            self.spec, self._clamped = clamp(valid, self.ports.tenancy.caps)
+            if not self._acts:
+                self.spec = observe_only(self.spec)
+            self._raw_spec = raw
+        return self.spec
+
+    async def cycle(self) -> None:
+        if self.body.meta.get("deletionTimestamp"):
+            return  # being deleted (e.g. its namespace is terminating): nothing left to heal
+        spec = self._spec()
+        self._said.discard("InvalidSpec")
+        owner = self._owner(spec)
+        if owner is not None:
+            await self._refuse_duplicate(spec, owner)
+            return
+        self._said.discard("DuplicateTarget")
+        await self._report_missing_permissions()
+        await self._report_boundaries()
+        workload, deployment_ref = await self._workload(spec)
+        generation = self.body.meta.get("generation")
+        previous = self.store.known  # the last cycle's: the loop's conditions carry on from it
+        outcome = await self.ports.evaluate(self.namespace, self.name, spec, previous,
+                                            workload, generation)  # fmt: skip
+        self._count(outcome.assessment)
+        await self._report_refused(outcome.refused)
+        now = outcome.observations.at
+        status = self._observe_only_condition(self._post_transitions(outcome), previous)
+        status = with_guard(status, previous, self.watch, now)
+        self.store.known = status
+
+        status = await self._acknowledge_resume(status, now)
+        subject = self._subject(spec, workload, deployment_ref)
+        status = await self.remediator.finish_in_progress(subject, status, now)
+        if scalers.scaled_object_needed(workload, status):
+            workload = await self.ports.read_scaler(self.namespace, workload)
+        paused = paused_by_annotation(self.body.meta)
+        decision = decide(outcome.assessment, rollout_facts(workload, status), status,
+                          spec.remediation, now, paused)  # fmt: skip
+        status = await self.remediator.carry_out(subject, status, decision, now)
+        alerting = self.ports.alert(spec.notification, status)
+        status = self._alert_condition(spec, status, previous, alerting)
+        held_by = decision.suppressed_by or decision.params.get("heldBy") or None
+        telemetry.service_state(self.namespace, self.name, status, held_by)
+        await self.store.save_changes(status)
+        await self._send_pages(status)
+        await self._report_alert(alerting)
+        self._said = {s for s in self._said if not s.startswith("EvaluationFailed")}
+        log.debug("cycle.done", namespace=self.namespace, name=self.name,
+                  health=outcome.assessment.health, decision=decision.reason)  # fmt: skip
+
+    def _subject(
+        self, spec: VenueServiceSpec, workload: WorkloadState, ref: dict[str, Any] | None
+    ) -> Subject:
+        """What the cycle and the rollout guard act for: the same, so that a rollback by
+        either follows the GitOps controller that applies the Deployment."""
+        return Subject(self.namespace, self.name, spec, ref, workload.gitops)
+
+    async def _acknowledge_resume(
+        self, status: VenueServiceStatus, now: datetime
+    ) -> VenueServiceStatus:
+        """`venue-operator resume` undid the GitOps suspension: clear it from status."""
+        cleared = gitops.acknowledge_resume(status, self.body.meta.get("annotations"))
+        if cleared is None or status.gitops is None or status.gitops.suspension is None:
+            return status
+        suspension = status.gitops.suspension
+        event = EventSpec("Normal", Reason.GITOPS_RESUMED, gitops.resumed_message(suspension, now))
+        await self.ports.events.post_once(None, event, f"{suspension.correlation_id}/resumed")
+        return cleared
+
+    async def _workload(
+        self, spec: VenueServiceSpec
+    ) -> tuple[WorkloadState, dict[str, Any] | None]:
+        missing = [self.ports.missing_permissions[k] for k in WORKLOAD_INDEXES
+                   if k not in self.indexes and k in self.ports.missing_permissions]  # fmt: skip
+        if missing:
+            return WorkloadState(found=False, unreadable="; ".join(missing)), None
+        workload, ref = workload_from_indexes(self.namespace, spec, self.indexes)
+        if HPA_INDEX not in self.indexes and HPA_INDEX in self.ports.missing_permissions:
+            why = self.ports.missing_permissions[HPA_INDEX]
+            return dataclasses.replace(workload, scaler_unreadable=f"whether an HPA scales it is "
+                                       f"unknown: {why}"), ref  # fmt: skip
+        return workload, ref
+
+    def _post_transitions(self, outcome: Outcome) -> VenueServiceStatus:
+        """Post the Events of what changed; a P1/P2 severity change pages, once per incident
+        and severity (sent after the status that says so is written)."""
+        status = outcome.status
+        for event in outcome.events:
+            self.ports.events.post(None, event)
+            if event.reason is Reason.SEVERITY_CHANGED and severity_pages(status.severity):
+                paged = ledger.page(status, f"{event.reason}:{status.severity}")
+                if paged is not None:
+                    status = paged
+                    self._pages.append(event)
+        return status
+
+    async def _send_pages(self, status: VenueServiceStatus) -> None:
+        if self.store.written is status:
+            for event in self._pages:
+                await self._page_now(status, event)
+            self._pages.clear()
+
+    def _owner(self, spec: VenueServiceSpec) -> str | None:
+        """The VenueService that watches this Deployment first, when that is not this one."""
+        index = self.indexes.get("venueservices")
+        claims = list(index.get((self.namespace, spec.deployment.name), [])) if index else []
+        if not claims:
+            return None
+        first = min(claims, key=lambda c: (c.get("created") or "", c["name"]))
+        return None if first["name"] == self.name else str(first["name"])
+
+    async def _refuse_duplicate(self, spec: VenueServiceSpec, owner: str) -> None:
+        message = (f"Deployment {spec.deployment.name} is already watched by VenueService "
+                   f"{owner}: this one is refused and never acts; delete one of them")  # fmt: skip
+        status = with_condition(VenueServiceStatus(), self.store.known, "DuplicateTarget", "True",
+                                "DeploymentClaimed", message)  # fmt: skip
+        if write_causes(self.store.written, status):
+            await self.store.save(status, "duplicate")
+        await self._say_once("DuplicateTarget", EventSpec("Warning", Reason.DUPLICATE_TARGET,
+                                                          message), key=owner)  # fmt: skip
+
+    async def _report_missing_permissions(self) -> None:
+        for what, why in sorted(self.ports.missing_permissions.items()):
+            event = EventSpec("Warning", Reason.PERMISSION_MISSING, why)
+            await self._say_once(f"PermissionMissing:{what}", event)
+
+    async def _report_boundaries(self) -> None:
+        """One SpecClamped per clamped spec; one ObserveOnly while it may not act here."""
+        said = "SpecClamped:" + "; ".join(self._clamped)
+        self._said = {s for s in self._said if not s.startswith("SpecClamped:") or s == said}
+        if self._clamped:
+            message = ("spec clamped to the operator's caps (set by the cluster admin): "
+                       + "; ".join(self._clamped))  # fmt: skip
+            await self._say_once(said, EventSpec("Warning", Reason.SPEC_CLAMPED, message))
+        if not self._acts:
+            event = EventSpec("Warning", Reason.OBSERVE_ONLY, self._observe_only_message())
+            await self._say_once("ObserveOnly", event)
+
+    def _observe_only_message(self) -> str:
+        return (f"namespace {self.namespace} is not one the operator may act in (its "
+                "--act-namespace flag): observed and reported, never acted on")  # fmt: skip
+
+    async def _report_refused(self, refused: tuple[str, ...]) -> None:
+        """One TargetRefused per refusal, said again only after it cleared."""
+        now = {f"TargetRefused:{r}" for r in refused}
+        self._said = {s for s in self._said if not s.startswith("TargetRefused:") or s in now}
+        for reason in refused:
+            event = EventSpec("Warning", Reason.TARGET_REFUSED, reason)
+            await self._say_once(f"TargetRefused:{reason}", event)
+
+    async def _report_alert(self, problem: EventSpec | None) -> None:
+        """One Event per alerting problem (refused URL, failed post), again after it cleared."""
+        said = f"Alert:{problem.message}" if problem else None
+        self._said = {s for s in self._said if not s.startswith("Alert:") or s == said}
+        if problem is not None and said is not None:
+            await self._say_once(said, problem)
+
+    def _alert_condition(
+        self,
+        spec: VenueServiceSpec,
+        status: VenueServiceStatus,
+        previous: VenueServiceStatus,
+        problem: EventSpec | None,
+    ) -> VenueServiceStatus:
+        """`AlertsDelivered` while alerting through Alertmanager: False with the problem."""
+        if spec.notification is None or spec.notification.alertmanager is None:
+            return status
+        if problem is not None:
+            return with_condition(status, previous, "AlertsDelivered", "False",
+                                  str(problem.reason), problem.message)  # fmt: skip
+        return with_condition(status, previous, "AlertsDelivered", "True", "Delivered",
+                              "Alertmanager took every alert posted")  # fmt: skip
+
+    def _observe_only_condition(
+        self, status: VenueServiceStatus, previous: VenueServiceStatus
+    ) -> VenueServiceStatus:
+        if self._acts:
+            return status
+        return with_condition(status, previous, "ActionsAllowed", "False", "ObserveOnly",
+                              self._observe_only_message())  # fmt: skip
+
+    async def _say_once(self, what: str, event: EventSpec, key: str = "") -> None:
+        """A problem is said once until it clears (not every cycle)."""
+        if what in self._said:
+            return
+        self._said.add(what)
+        uid = self.body.meta.get("uid") or ""
+        await self.ports.events.post_once(None, event, f"{uid}/{what}/{key}/{time.time():.0f}")
+
+    def _count(self, assessment: Assessment) -> None:
+        telemetry.EVALUATIONS.labels(self.namespace, self.name).inc()
+        for check in assessment.checks:
+            telemetry.CHECK_LEVEL.labels(self.namespace, self.name, check.name).set(
+                telemetry.LEVEL_VALUE[check.level.value]
+            )
+
+    async def _page_now(self, status: VenueServiceStatus, event: EventSpec) -> None:
+        notification = self.spec.notification if self.spec else None
+        self.ports.page(notification, status, event)
+
+    async def _report_failure(self, exc: Exception) -> None:
+        """Say in status (and once in an Event) that evaluating failed, without letting that
+        failure escape too; the next good cycle clears `lastError`."""
+        message = redact(f"{type(exc).__name__}: {exc}")[:500]
+        error = EvaluationError(at=datetime.now(UTC), reason=type(exc).__name__, message=message)
+        event = EventSpec("Warning", Reason.EVALUATION_FAILED, f"evaluation failed: {message}")
+        try:
+            await self._say_once(f"EvaluationFailed:{type(exc).__name__}", event)
+            status = self.store.known.model_copy(update={"last_error": error})
+            await self.store.save(status, "last_error")
+        except Exception:
+            log.warning("cycle.failure_not_recorded", namespace=self.namespace, name=self.name)

@@ -1,0 +1,420 @@
+"""The VenueService spec: what a platform team asks for, with the runbook's defaults.
+
+These pydantic models are the one source of truth for the CR's shape: the CRD in
+`crds/` is generated from them (`venue-operator crd`), and a test fails when the
+committed CRD differs. Cross-field rules live twice on purpose: as CEL on the
+API server (bad specs never get in) and as validators here (the operator
+double-checks what it reads).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+from venue_operator.model.durations import Duration, DurationOrZero
+
+GROUP = "ops.tickettoken.io"
+VERSION = "v1alpha1"
+KIND = "VenueService"
+PLURAL = "venueservices"
+SINGULAR = "venueservice"
+# `vs` is Istio's VirtualService; `venuesvc` collides with nothing well known.
+SHORT_NAMES = ["venuesvc", "vsvc"]
+
+RUNBOOK_PORT = 3002
+
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+CONFIGMAP_KEY = r"^[-._a-zA-Z0-9]+$"
+HTTP_URL_RULE = "isURL(self) && url(self).getScheme() in ['http', 'https']"
+
+ObjectName = Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)]
+HttpPath = Annotated[str, Field(min_length=1, max_length=1024, pattern=r"^/[^\s?#]*$")]
+Percent = Annotated[float, Field(ge=0, le=100)]
+HttpUrl = Annotated[
+    str,
+    Field(
+        max_length=2048,
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": HTTP_URL_RULE, "message": "must be an http:// or https:// URL"}
+            ]
+        },
+    ),
+]
+
+
+def _cel(*rules: tuple[str, str]) -> dict[str, Any]:
+    """json_schema_extra carrying CEL rules (rule, message) for the generated CRD."""
+    return {"x-kubernetes-validations": [{"rule": r, "message": m} for r, m in rules]}
+
+
+class Model(BaseModel):
+    """camelCase on the wire, snake_case in Python; unknown fields are an error."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+# --- spec -------------------------------------------------------------------------
+
+
+class Mode(StrEnum):
+    AUTO = "Auto"
+    DRY_RUN = "DryRun"
+    OFF = "Off"
+
+
+class ServiceEndpoint(Model):
+    """Where the Venue Service answers: runbook "Service Overview" and "Health Checks"."""
+
+    url: HttpUrl | None = Field(
+        default=None,
+        description=(
+            "Base URL of the service. Default: http://<deployment>.<namespace>.svc:3002 "
+            "(the runbook's port)."
+        ),
+    )
+    health_path: HttpPath = Field(default="/health", description="Liveness endpoint.")
+    full_health_path: HttpPath = Field(
+        default="/health/full", description="Detailed health with checks.database and checks.redis."
+    )
+
+
+class Probe(Model):
+    model_config = ConfigDict(
+        json_schema_extra=_cel(
+            (
+                # has(): the API server also checks this rule against the bare default {}.
+                "!has(self.timeout) || !has(self.interval) || "
+                "duration(self.timeout) < duration(self.interval)",
+                "timeout must be shorter than interval",
+            )
+        )
+    )
+
+    interval: Duration = Field(
+        default=timedelta(seconds=15), description="How often the service is evaluated."
+    )
+    timeout: Duration = Field(
+        default=timedelta(seconds=2), description="Connect and read timeout of each health probe."
+    )
+
+    @model_validator(mode="after")
+    def _timeout_below_interval(self) -> Probe:
+        if self.timeout >= self.interval:
+            raise ValueError("probe.timeout must be shorter than probe.interval")
+        return self
+
+
+class PromQLOverrides(Model):
+    """Replace a default query. `$selector` expands to the service's label matchers."""
+
+    error_rate: str | None = Field(default=None, min_length=1, max_length=4096)
+    p99_latency: str | None = Field(default=None, min_length=1, max_length=4096)
+    pool_utilisation: str | None = Field(default=None, min_length=1, max_length=4096)
+    pool_pending: str | None = Field(default=None, min_length=1, max_length=4096)
+    memory_utilisation: str | None = Field(default=None, min_length=1, max_length=4096)
+    request_rate: str | None = Field(default=None, min_length=1, max_length=4096)
+    rate_limited: str | None = Field(default=None, min_length=1, max_length=4096)
+
+
+class PrometheusSource(Model):
+    url: HttpUrl | None = Field(
+        default=None,
+        description="Prometheus base URL. Default: the operator's --prometheus-url.",
+    )
+    match_labels: dict[
+        Annotated[str, Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")],
+        Annotated[str, Field(max_length=1024)],
+    ] = Field(
+        default_factory=dict,
+        max_length=16,
+        description=(
+            "Labels selecting this service's series. Default: "
+            "{namespace: <namespace>, service: <deployment>}."
+        ),
+    )
+    rate_window: Duration = Field(
+        default=timedelta(minutes=1), description="Range of rate() and histogram_quantile()."
+    )
+    queries: PromQLOverrides = Field(default_factory=PromQLOverrides)
+
+
+class Threshold(Model):
+    """A warning and a critical limit; a value strictly above a limit crosses it."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_cel(("self.warning < self.critical", "warning must be below critical"))
+    )
+
+    warning: float = Field(ge=0)
+    critical: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _warning_below_critical(self) -> Threshold:
+        if self.warning >= self.critical:
+            raise ValueError("warning must be below critical")
+        return self
+
+
+class PercentThreshold(Threshold):
+    warning: Percent
+    critical: Percent
+
+
+class Thresholds(Model):
+    """Runbook "Monitoring & Alerts" -> Key Metrics."""
+
+    error_rate_percent: PercentThreshold = Field(
+        default=PercentThreshold(warning=1, critical=5), description="5xx share of requests."
+    )
+    p99_latency_ms: Threshold = Field(
+        default=Threshold(warning=500, critical=2000), description="P99 request latency."
+    )
+    pool_utilisation_percent: PercentThreshold = Field(
+        default=PercentThreshold(warning=70, critical=90), description="DB pool in use / size."
+    )
+    pool_pending: Threshold = Field(
+        default=Threshold(warning=0, critical=5),
+        description=(
+            "Requests waiting for a database connection (db_pool_pending): sustained, it is "
+            'pool exhaustion (runbook "Database Connection Failures"; the numbers are ours).'
+        ),
+    )
+    memory_percent: PercentThreshold = Field(
+        default=PercentThreshold(warning=70, critical=85), description="Resident memory / limit."
+    )
+    rate_limited_percent: PercentThreshold = Field(
+        default=PercentThreshold(warning=5, critical=25),
+        description=(
+            '429 share of requests (runbook "Rate Limit Errors"; the runbook gives no number, '
+            "these are ours)."
+        ),
+    )
+
+
+class Confirmation(Model):
+    """Hysteresis: how many observations make a breach or a recovery real."""
+
+    breaches: int = Field(default=3, ge=1, le=100, description="Consecutive breaching cycles.")
+    recoveries: int = Field(default=3, ge=1, le=100, description="Consecutive passing cycles.")
+    min_request_rate: float = Field(
+        default=1.0,
+        ge=0,
+        description="Requests per second below which the error rate is not judged.",
+    )
+
+
+class RollbackPolicy(Model):
+    enabled: bool = True
+    recent_rollout_window: Duration = Field(
+        default=timedelta(minutes=30),
+        description="A rollout started this recently is a rollback candidate.",
+    )
+    bake_time: Duration = Field(
+        default=timedelta(minutes=5),
+        description="A revision becomes a known-good rollback target after this long healthy.",
+    )
+
+
+class ScalePolicy(Model):
+    model_config = ConfigDict(
+        json_schema_extra=_cel(
+            (
+                "!has(self.minReplicas) || !has(self.maxReplicas) || "
+                "self.minReplicas <= self.maxReplicas",
+                "minReplicas must not exceed maxReplicas",
+            )
+        )
+    )
+
+    enabled: bool = True
+    min_replicas: int = Field(default=2, ge=1, le=1000)
+    max_replicas: int = Field(default=10, ge=1, le=1000)
+    step: int = Field(default=1, ge=1, le=100)
+    restore_after: DurationOrZero = Field(
+        default=timedelta(minutes=30),
+        description=(
+            "Give capacity added in an incident back once the service has been healthy this "
+            "long after it (step by step, each step verified); 0s: never."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _min_below_max(self) -> ScalePolicy:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("minReplicas must not exceed maxReplicas")
+        return self
+
+
+class MigrationPolicy(Model):
+    enabled: bool = True
+    cron_job_name: ObjectName = Field(
+        default="venue-migrate", description="CronJob whose template the migration Job copies."
+    )
+    timeout: Duration = Field(default=timedelta(minutes=10))
+
+
+class CircuitBreakerPolicy(Model):
+    enabled: bool = True
+    config_map_name: ObjectName = Field(default="venue-service-circuit-breaker")
+    key: str = Field(default="open", min_length=1, max_length=253, pattern=CONFIGMAP_KEY)
+    echo_window: Duration = Field(
+        default=timedelta(minutes=2),
+        description=(
+            "After the circuit closes, how long errors and latency are taken as the echo of "
+            "the dependency outage (rate windows lag it) before the usual rules apply again."
+        ),
+    )
+
+
+class Cooldowns(Model):
+    rollback: Duration = Field(default=timedelta(minutes=10))
+    scale: Duration = Field(default=timedelta(minutes=5))
+    migration: Duration = Field(default=timedelta(minutes=15))
+    circuit_breaker: Duration = Field(default=timedelta(minutes=1))
+
+
+class GitOpsPolicy(Model):
+    suspend: bool = Field(
+        default=False,
+        description=(
+            "After rolling back a Deployment applied by Flux or Argo CD, suspend the "
+            "Kustomization/HelmRelease (spec.suspend) or turn off the Application's automated "
+            "sync, so that it does not re-apply the bad revision; `venue-operator resume` undoes "
+            "it. Only an object in this namespace, or one whose own status lists the Deployment."
+        ),
+    )
+
+
+class RemediationPolicy(Model):
+    mode: Mode = Field(
+        default=Mode.AUTO, description="Auto acts; DryRun records; Off only watches."
+    )
+    rollback: RollbackPolicy = Field(default_factory=RollbackPolicy)
+    scale: ScalePolicy = Field(default_factory=ScalePolicy)
+    migration: MigrationPolicy = Field(default_factory=MigrationPolicy)
+    circuit_breaker: CircuitBreakerPolicy = Field(default_factory=CircuitBreakerPolicy)
+    cooldowns: Cooldowns = Field(default_factory=Cooldowns)
+    gitops: GitOpsPolicy = Field(default_factory=GitOpsPolicy)
+    max_actions_per_hour: int = Field(default=6, ge=0, le=100)
+    verify_window: Duration = Field(
+        default=timedelta(minutes=5), description="After acting, how long to wait for recovery."
+    )
+
+
+class SecretKeyRef(Model):
+    name: ObjectName
+    key: str = Field(min_length=1, max_length=253, pattern=CONFIGMAP_KEY)
+
+
+class AlertmanagerSink(Model):
+    """Alerts for the open incident, posted to Alertmanager's `/api/v2/alerts` (alerts.py)."""
+
+    url: HttpUrl | None = Field(
+        default=None,
+        description=(
+            "Alertmanager base URL. Default: the operator's --alertmanager-url; any other "
+            "must be allowed by the cluster admin (--allow-alertmanager-url)."
+        ),
+    )
+    bearer_token_secret_ref: SecretKeyRef | None = Field(
+        default=None, description="Secret key holding a bearer token for the Alertmanager."
+    )
+
+
+class Notification(Model):
+    model_config = ConfigDict(
+        json_schema_extra=_cel(
+            (
+                "has(self.webhookSecretRef) || has(self.alertmanager)",
+                "set webhookSecretRef, alertmanager or both",
+            )
+        )
+    )
+
+    webhook_secret_ref: SecretKeyRef | None = Field(
+        default=None,
+        description="Secret key holding the webhook URL (never inline: URLs carry tokens).",
+    )
+    format: Literal["PagerDuty", "Slack"] = "Slack"
+    alertmanager: AlertmanagerSink | None = Field(
+        default=None,
+        description="Alert through Alertmanager while an incident is open ({} for the "
+        "operator's --alertmanager-url).",
+    )
+
+    @model_validator(mode="after")
+    def _a_sink(self) -> Notification:
+        if self.webhook_secret_ref is None and self.alertmanager is None:
+            raise ValueError("set webhookSecretRef, alertmanager or both")
+        return self
+
+
+class RolloutGuard(Model):
+    """Compare a rollout's new pods with its old ones while it rolls out (rollout_guard.py).
+
+    Its limits are `thresholds` (the runbook's critical error rate and P99): the new version
+    must cross them and be significantly worse than the old one.
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra=_cel(
+            (
+                "!has(self.interval) || duration(self.interval) >= duration('500ms')",
+                "interval must be at least 500ms",
+            )
+        )
+    )
+
+    enabled: bool = True
+    interval: Duration = Field(
+        default=timedelta(seconds=2),
+        description="How often each pod's /metrics and /health/full are read during a rollout.",
+    )
+    significance: float = Field(
+        default=0.001,
+        # not below 1e-4: kustomize writes smaller bounds as 1e-05, a string to YAML 1.1
+        ge=0.0001,
+        le=0.1,
+        description="One-sided Fisher test on 5xx counts: the new version is worse below this p.",
+    )
+    min_requests: int = Field(
+        default=50, ge=10, le=1_000_000, description="New-version requests before judging."
+    )
+    confirmations: int = Field(
+        default=2, ge=1, le=10, description="Consecutive reads that must find it worse."
+    )
+    warm_up: Duration = Field(
+        default=timedelta(seconds=10),
+        description="Each new pod's first seconds, left out of its latency (not its errors).",
+    )
+
+    @model_validator(mode="after")
+    def _interval_at_least_half_a_second(self) -> RolloutGuard:
+        if self.interval < timedelta(milliseconds=500):
+            raise ValueError("rolloutGuard.interval must be at least 500ms")
+        return self
+
+
+class DeploymentRef(Model):
+    name: ObjectName
+
+
+class VenueServiceSpec(Model):
+    deployment: DeploymentRef = Field(description="The Deployment this resource watches and heals.")
+    service: ServiceEndpoint = Field(default_factory=ServiceEndpoint)
+    probe: Probe = Field(default_factory=Probe)
+    prometheus: PrometheusSource = Field(default_factory=PrometheusSource)
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+    confirmation: Confirmation = Field(default_factory=Confirmation)
+    remediation: RemediationPolicy = Field(default_factory=RemediationPolicy)
+    rollout_guard: RolloutGuard = Field(default_factory=RolloutGuard)
+    notification: Notification | None = None

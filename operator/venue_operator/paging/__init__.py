@@ -1,0 +1,1 @@
+"""Paging and sinks: the webhook page, Alertmanager and the alerts they carry."""

@@ -1,0 +1,164 @@
+"""The action ledger: what an action, an escalation or a page does to status. Pure.
+
+`status.history` holds the last actions (written ahead of every workload write, so a
+crash cannot lose one); the open incident keeps its timeline and the keys of what was
+said once per incident (escalations, pages, reasons for holding back), so that neither
+a restart nor a retried status write says it twice.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from venue_operator.decide import capacity
+from venue_operator.decide.decision import Action, Decision
+from venue_operator.model.status import (
+    HISTORY_LIMIT,
+    SECTION_CHARS,
+    ActionRecord,
+    ActionResult,
+    Incident,
+    IncidentEntry,
+    ScaledKind,
+    Severity,
+    VenueServiceStatus,
+)
+from venue_operator.record.transitions import add_timeline
+
+ONCE_LIMIT = 50  # keys kept per incident (Incident.escalations/pages/held hold 50)
+
+
+def new_record(
+    decision: Decision, now: datetime, result: ActionResult, rid: str, severity: Severity | None
+) -> ActionRecord:
+    """A history record for `decision`; the severity it was taken at is kept, so that a
+    cooldown can tell a worsening incident from a waiting one."""
+    assert decision.action is not None
+    inputs = dict(decision.params)
+    if severity is not None:
+        inputs["severity"] = str(severity)
+    if decision.suppressed_by is not None:
+        inputs["heldBy"] = decision.suppressed_by
+    return ActionRecord(
+        at=now, action=decision.action.value, reason=decision.reason[:2000], result=result,
+        dry_run=decision.dry_run, correlation_id=rid, section=decision.section or None,
+        inputs=inputs,
+    )  # fmt: skip
+
+
+def with_record(status: VenueServiceStatus, rec: ActionRecord) -> VenueServiceStatus:
+    """Add or replace (by correlation id) a history record, and keep last_action in step;
+    a finished record also goes into the open incident's timeline."""
+    history = [r for r in status.history if r.correlation_id != rec.correlation_id]
+    history = [*history, rec][-HISTORY_LIMIT:]
+    updated = status.model_copy(update={"history": history, "last_action": rec})
+    if status.incident is not None and rec.result is not ActionResult.IN_PROGRESS:
+        dry = " (dry run)" if rec.dry_run else ""
+        message = f"{rec.action} {rec.result}{dry}: {rec.reason}"[:2000]
+        section = (rec.section or "")[:SECTION_CHARS] or None  # for the post-mortem, later
+        entry = IncidentEntry(at=rec.at, severity=status.incident.severity, message=message,
+                              section=section)  # fmt: skip
+        updated = updated.model_copy(update={"incident": add_timeline(status.incident, entry)})
+    return updated
+
+
+def begin(status: VenueServiceStatus, rec: ActionRecord) -> VenueServiceStatus:
+    """The write-ahead record; a rollback also marks the template it leaves, for good."""
+    status = with_record(status, rec)
+    bad = rec.inputs.get("fromTemplate") if rec.action == Action.ROLL_BACK else None
+    if bad and bad not in status.rolled_back_templates:
+        kept = [*status.rolled_back_templates, bad][-HISTORY_LIMIT:]
+        status = status.model_copy(update={"rolled_back_templates": kept})
+    if rec.action == Action.SCALE_UP and "scaleKind" in rec.inputs:
+        # The original size is in status before the write: a crash cannot lose it.
+        kind, name = ScaledKind(rec.inputs["scaleKind"]), rec.inputs["scaleName"]
+        start = int(rec.inputs["fromReplicas"])
+        loan = capacity.lend(status.capacity, kind, name, start, rec.at)
+        status = status.model_copy(update={"capacity": loan})
+    return status
+
+
+def finish(
+    status: VenueServiceStatus, rec: ActionRecord, result: ActionResult, message: str = ""
+) -> VenueServiceStatus:
+    """Close a record; a failure's message replaces its reason (it says what was refused)."""
+    update: dict[str, object] = {"result": result}
+    if result is ActionResult.FAILED and message:
+        update["reason"] = message[:2000]
+    status = with_record(status, rec.model_copy(update=update))
+    if result is ActionResult.SUCCEEDED and not rec.dry_run:
+        status = _mitigated(status, rec)
+    if result is ActionResult.SUCCEEDED and rec.action in (
+        Action.OPEN_CIRCUIT,
+        Action.CLOSE_CIRCUIT,
+    ):
+        status = status.model_copy(update={"circuit_open": rec.action == Action.OPEN_CIRCUIT})
+    lent = rec.action in (Action.SCALE_UP, Action.SCALE_BACK) and "scaleKind" in rec.inputs
+    if result is ActionResult.SUCCEEDED and lent:
+        loan = capacity.after_write(status.capacity, ScaledKind(rec.inputs["scaleKind"]),
+                                    rec.inputs["scaleName"], int(rec.inputs["toReplicas"]),
+                                    rec.at)  # fmt: skip
+        status = status.model_copy(update={"capacity": loan})
+    elif result is ActionResult.FAILED and lent:
+        status = status.model_copy(update={"capacity": capacity.nothing_lent(status.capacity)})
+    return status
+
+
+def abandon_restore(status: VenueServiceStatus) -> VenueServiceStatus:
+    """Somebody else wrote the lent field: it is theirs now, nothing is given back."""
+    return status.model_copy(update={"capacity": None})
+
+
+MITIGATIONS = {Action.ROLL_BACK, Action.SCALE_UP, Action.RUN_MIGRATION, Action.OPEN_CIRCUIT}
+
+
+def _mitigated(status: VenueServiceStatus, rec: ActionRecord) -> VenueServiceStatus:
+    """The open incident's first workload action that succeeded (its TTM ends there)."""
+    incident = status.incident
+    if incident is None or incident.resolved_at is not None or incident.mitigated_at is not None:
+        return status
+    if rec.action not in MITIGATIONS:
+        return status
+    mitigated = incident.model_copy(update={"mitigated_at": rec.at})
+    return status.model_copy(update={"incident": mitigated})
+
+
+def already_suppressed(status: VenueServiceStatus, decision: Decision) -> bool:
+    """The last record already says this guardrail holds this action (said once)."""
+    last = status.history[-1] if status.history else None
+    return (
+        last is not None
+        and last.result is ActionResult.SUPPRESSED
+        and last.action == decision.action
+        and last.inputs.get("heldBy") == decision.suppressed_by
+    )
+
+
+def _once(incident: Incident, field: str, key: str) -> Incident | None:
+    """The incident with `key` added to one of its say-once lists, or None if said."""
+    said: list[str] = getattr(incident, field)
+    if key in said:
+        return None
+    return incident.model_copy(update={field: [*said, key][-ONCE_LIMIT:]})
+
+
+def escalate(status: VenueServiceStatus, key: str) -> VenueServiceStatus:
+    """Mark the open incident escalated for `key` (decide makes each key once)."""
+    if status.incident is None:
+        return status
+    incident = _once(status.incident, "escalations", key) or status.incident
+    return status.model_copy(update={"incident": incident.model_copy(update={"escalated": True})})
+
+
+def hold(status: VenueServiceStatus, key: str) -> VenueServiceStatus | None:
+    """Record that the reason `key` for holding back was given, or None if it was."""
+    incident = status.incident
+    updated = _once(incident, "held", key) if incident is not None else None
+    return None if updated is None else status.model_copy(update={"incident": updated})
+
+
+def page(status: VenueServiceStatus, key: str) -> VenueServiceStatus | None:
+    """Record the page `key` (e.g. "SeverityChanged:P2"), or None if it was sent."""
+    incident = status.incident
+    updated = _once(incident, "pages", key) if incident is not None else None
+    return None if updated is None else status.model_copy(update={"incident": updated})

@@ -1,0 +1,1 @@
+"""remediate: carry out a decision (write-ahead record -> act -> record) through ports."""

@@ -1,0 +1,1 @@
+"""Tenant boundaries: which URLs and PromQL a namespace user may name, and redaction."""

@@ -1,0 +1,216 @@
+"""Tenant boundaries set by the cluster admin (operator flags): what a namespace user's
+VenueService may make the operator fetch, query and do. Pure: the loop and the evaluation
+apply these; nothing here does I/O (a host name is judged by its text, never resolved).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import ipaddress
+from dataclasses import dataclass, field
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from venue_operator.model.spec import Mode, VenueServiceSpec
+
+LINK_LOCAL = (ipaddress.ip_network("169.254.0.0/16"), ipaddress.ip_network("fe80::/10"))
+API_SERVER_NAMES = ("kubernetes", "kubernetes.default", "kubernetes.default.svc",
+                    "kubernetes.default.svc.cluster.local")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Caps:
+    """Limits that clamp every spec (a namespace user sets the spec's numbers)."""
+
+    max_replicas: int = 50
+    min_cooldown: timedelta = timedelta(seconds=30)
+    max_actions_per_hour: int = 20
+    min_probe_interval: timedelta = timedelta(seconds=5)
+
+
+@dataclass(frozen=True)
+class Tenancy:
+    """The operator's tenant boundaries (cli.py's flags); the defaults are the safe ones."""
+
+    caps: Caps = field(default_factory=Caps)
+    prometheus_urls: tuple[str, ...] = ()
+    """spec.prometheus.url values allowed besides the operator's own --prometheus-url."""
+    service_hosts: tuple[str, ...] = ()
+    """Host patterns (fnmatch) spec.service.url may name besides the own namespace's Services."""
+    service_cidrs: tuple[str, ...] = ()
+    """Networks spec.service.url may name by IP address (loopback, link-local included)."""
+    api_server: str | None = None
+    """The API server's URL as the operator reaches it (refused as a service URL)."""
+    alertmanager_urls: tuple[str, ...] = ()
+    """spec.notification.alertmanager.url values allowed besides --alertmanager-url."""
+    act_namespaces: tuple[str, ...] = ()
+    """Namespace globs the operator may act in; empty: all but kube-* and its own."""
+    operator_namespace: str | None = None
+
+
+# --- caps ---------------------------------------------------------------------------
+
+
+def _seconds(value: timedelta) -> str:
+    return f"{value.total_seconds():g}s"
+
+
+def clamp(spec: VenueServiceSpec, caps: Caps) -> tuple[VenueServiceSpec, tuple[str, ...]]:
+    """The spec within the caps, and what was clamped (`field from -> to`, spec names)."""
+    said: list[str] = []
+    r = spec.remediation
+    scale = r.scale
+    if scale.max_replicas > caps.max_replicas:
+        said.append(f"remediation.scale.maxReplicas {scale.max_replicas} -> {caps.max_replicas}")
+        scale = scale.model_copy(update={"max_replicas": caps.max_replicas})
+    if scale.min_replicas > scale.max_replicas:
+        said.append(f"remediation.scale.minReplicas {scale.min_replicas} -> {scale.max_replicas}")
+        scale = scale.model_copy(update={"min_replicas": scale.max_replicas})
+    cooldowns = {}
+    for name in type(r.cooldowns).model_fields:
+        value: timedelta = getattr(r.cooldowns, name)
+        if value < caps.min_cooldown:
+            said.append(f"remediation.cooldowns.{_camel(name)} {_seconds(value)} -> "
+                        f"{_seconds(caps.min_cooldown)}")  # fmt: skip
+            cooldowns[name] = caps.min_cooldown
+    actions = min(r.max_actions_per_hour, caps.max_actions_per_hour)
+    if actions < r.max_actions_per_hour:
+        said.append(f"remediation.maxActionsPerHour {r.max_actions_per_hour} -> {actions}")
+    probe = spec.probe
+    if probe.interval < caps.min_probe_interval:
+        said.append(f"probe.interval {_seconds(probe.interval)} -> "
+                    f"{_seconds(caps.min_probe_interval)}")  # fmt: skip
+        probe = probe.model_copy(update={"interval": caps.min_probe_interval})
+    if not said:
+        return spec, ()
+    remediation = r.model_copy(update={
+        "scale": scale, "cooldowns": r.cooldowns.model_copy(update=cooldowns),
+        "max_actions_per_hour": actions,
+    })  # fmt: skip
+    return spec.model_copy(update={"remediation": remediation, "probe": probe}), tuple(said)
+
+
+def _camel(name: str) -> str:
+    first, *rest = name.split("_")
+    return first + "".join(word.title() for word in rest)
+
+
+# --- where it acts -------------------------------------------------------------------
+
+
+def may_act(namespace: str, tenancy: Tenancy) -> bool:
+    """Whether the operator may change workloads in `namespace` (else it only observes)."""
+    if tenancy.act_namespaces:
+        return any(fnmatch.fnmatchcase(namespace, glob) for glob in tenancy.act_namespaces)
+    return not namespace.startswith("kube-") and namespace != tenancy.operator_namespace
+
+
+def observe_only(spec: VenueServiceSpec) -> VenueServiceSpec:
+    """The spec with remediation Off: observed and reported, never acted on."""
+    remediation = spec.remediation.model_copy(update={"mode": Mode.OFF})
+    return spec.model_copy(update={"remediation": remediation})
+
+
+# --- what it fetches ------------------------------------------------------------------
+
+
+def _normal(url: str) -> str:
+    return url.strip().rstrip("/")
+
+
+def _listed(url: str, default: str | None, allowed: tuple[str, ...]) -> bool:
+    """Whether `url` is the operator's own (`default`) or one the admin allowed."""
+    return _normal(url) in {_normal(u) for u in (*allowed, default) if u}
+
+
+def prometheus_url_refusal(url: str | None, default: str | None, tenancy: Tenancy) -> str | None:
+    """Why spec.prometheus.url is refused, or None: only the operator's own Prometheus and
+    the URLs the admin listed are queried (the answer lands in the tenant's status)."""
+    if url is None or _listed(url, default, tenancy.prometheus_urls):
+        return None
+    return ("spec.prometheus.url refused: not the operator's Prometheus (the cluster "
+            "admin allows others with --allow-prometheus-url); nothing fetched")  # fmt: skip
+
+
+def alertmanager_url_refusal(url: str | None, default: str | None, tenancy: Tenancy) -> str | None:
+    """Why the Alertmanager a VenueService alerts through is refused, or None: the operator's
+    own (--alertmanager-url) and those the admin listed; none at all is refused too."""
+    if url is None and default is None:
+        return ("spec.notification.alertmanager refused: the operator has no "
+                "--alertmanager-url and the spec names none; no alert sent")  # fmt: skip
+    if url is None or _listed(url, default, tenancy.alertmanager_urls):
+        return None
+    return ("spec.notification.alertmanager.url refused: not the operator's Alertmanager "
+            "(the cluster admin allows others with --allow-alertmanager-url); "
+            "no alert sent")  # fmt: skip
+
+
+def labels_refusal(labels: dict[str, str], namespace: str) -> str | None:
+    """matchLabels may not name another namespace."""
+    if labels.get("namespace", namespace) != namespace:
+        return "spec.prometheus.matchLabels.namespace refused: it must be the VenueService's own"
+    return None
+
+
+def _host_port(url: str) -> tuple[str, int] | None:
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").rstrip(".").lower()
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return None
+    return (host, port) if host and parts.scheme in ("http", "https") else None
+
+
+def _is_api_server(host: str, port: int, tenancy: Tenancy) -> bool:
+    if host in API_SERVER_NAMES:
+        return True
+    api = _host_port(tenancy.api_server) if tenancy.api_server else None
+    return api == (host, port)
+
+
+def _own_service(host: str, namespace: str) -> bool:
+    """`<service>.<ns>.svc` or `<service>.<ns>.svc.cluster.local` (one or more labels)."""
+    for suffix in (f".{namespace}.svc", f".{namespace}.svc.cluster.local"):
+        if host.endswith(suffix) and host[: -len(suffix)]:
+            return True
+    return False
+
+
+def _ip_refusal(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, tenancy: Tenancy) -> str | None:
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    for cidr in tenancy.service_cidrs:
+        if ip in ipaddress.ip_network(cidr, strict=False):
+            return None
+    if ip.is_loopback:
+        return "a loopback address"
+    if any(ip in net for net in LINK_LOCAL):
+        return "a link-local address"
+    return "an IP address outside --allow-service-cidr"
+
+
+def service_url_refusal(url: str, namespace: str, default: str, tenancy: Tenancy) -> str | None:
+    """Why spec.service.url is refused, or None. Allowed: the default URL, Services of the
+    VenueService's own namespace, the admin's host patterns and networks; never the API
+    server, loopback or link-local unless the admin listed them."""
+    found = _host_port(url)
+    if found is None:
+        return "spec.service.url refused: not an http(s) URL with a host; nothing fetched"
+    host, port = found
+    listed = any(fnmatch.fnmatchcase(host, p) for p in tenancy.service_hosts)
+    why: str | None
+    if _is_api_server(host, port, tenancy) and host not in tenancy.service_hosts:
+        why = "the Kubernetes API server"
+    elif listed or _normal(url) == _normal(default):
+        why = None
+    else:
+        try:
+            why = _ip_refusal(ipaddress.ip_address(host.strip("[]")), tenancy)
+        except ValueError:
+            why = None if _own_service(host, namespace) else (
+                f"not a Service of namespace {namespace} (*.{namespace}.svc)")  # fmt: skip
+    if why is None:
+        return None
+    return (f"spec.service.url refused: {why} (the cluster admin allows others with "
+            "--allow-service-host, --allow-service-cidr); nothing fetched")  # fmt: skip
