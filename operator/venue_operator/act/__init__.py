@@ -12,7 +12,18 @@ class ActResult:
 
     changed: bool
     message: str
+    job: str | None = None  # the migration Job this act created (or found created)
 
 
 class ActError(RuntimeError):
-    """The action cannot be carried out (refused, missing object, conflicts exhausted)."""
+    """The action cannot be carried out (refused, missing object, conflicts exhausted): the
+    message says why in one line; `status` is the API server's HTTP status when it refused."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def denied(self) -> bool:
+        """The operator's ServiceAccount lacks the permission (an optional RBAC part)."""
+        return self.status == 403
