@@ -21,7 +21,7 @@ from typing import Any
 
 sys.path.insert(0, ".")
 
-from tests.unit import test_service_loop as t  # noqa: E402
+from tests.unit import test_service_loop as t
 
 PKG = "venue_operator."
 
@@ -43,7 +43,8 @@ class Trace:
             return
         here, caller = module_of(frame), module_of(frame.f_back)
         fn = frame.f_code.co_name
-        if event == "call" and fn == "roll_back" and frame.f_globals["__name__"].startswith("tests"):
+        from_tests = frame.f_globals["__name__"].startswith("tests")
+        if event == "call" and fn == "roll_back" and from_tests:
             if self.on and self.write_at is None:
                 self.write_at = len(self.path)
             return

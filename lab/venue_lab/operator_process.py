@@ -11,7 +11,7 @@ from pathlib import Path
 from venue_lab.processes import Lifecycle, Managed, free_port
 
 # The lab's services answer on loopback and its tests act in seconds: the tenant boundaries'
-# safe defaults (tenancy.py) would refuse both, so the lab's operator is told so, as an admin
+# safe defaults (tenancy/policy.py) would refuse both, so the lab's operator is told so, as an admin
 # would. Caps stay on (a test can still exceed max replicas to see it clamped).
 LAB_TENANCY = (
     "--allow-service-cidr=127.0.0.0/8", "--min-cooldown=0", "--min-probe-interval=0",

@@ -1,4 +1,4 @@
-"""The rollout guard's pod reader (observe/pods.py) against the simulator's real per-pod
+"""The rollout guard's pod reader (guard/pod_metrics.py) against the simulator's real per-pod
 endpoints on loopback: counters, health, and every way a pod can fail to answer."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """A missing permission degrades the operator instead of killing it (issue #10).
 
 The operator runs as its own process, as a ServiceAccount whose ClusterRole is the repo's
-manifests/rbac.yaml without list/watch on Deployments. Before permissions.py, Kopf retried
+manifests/rbac.yaml without list/watch on Deployments. Before kube/permissions.py, Kopf retried
 the forbidden watch for 54 s, evaluated no VenueService meanwhile (it starts handlers only
 once every index is listed), then exited 1."""
 

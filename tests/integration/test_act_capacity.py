@@ -1,4 +1,4 @@
-"""act/capacity.py against the real API server: an HPA's minReplicas raised with the original
+"""act/scale.py against the real API server: an HPA's minReplicas raised with the original
 in an annotation, idempotently, with a resourceVersion test; a restore only over the value the
 operator wrote, and the annotation removed once all is given back."""
 

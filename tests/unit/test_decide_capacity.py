@@ -1,4 +1,4 @@
-"""decide with an HPA, a ScaledObject and capacity to give back (capacity.py's rules in the
+"""decide with an HPA, a ScaledObject and capacity to give back (decide/capacity.py's rules in the
 loop of decisions: who is written, when it escalates, and how restores meet the other rules)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The rollout guard's decision (guard_decide.py) and its writes' plans (act/pause.py,
+"""The rollout guard's decision (guard/verdict.py) and its writes' plans (act/pause.py,
 act/rollback.py with resume), by tables: pure, no cluster."""
 
 from __future__ import annotations

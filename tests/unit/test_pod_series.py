@@ -1,5 +1,5 @@
-"""The rollout guard's Prometheus fallback, pure parts (observe/pod_series.py): series by `pod`
--> each pod's counters -> the samples the guard folds per version (rollout_guard.py), with
+"""The rollout guard's Prometheus fallback, pure parts (guard/pod_series.py): series by `pod`
+-> each pod's counters -> the samples the guard folds per version (guard/judge.py), with
 counter resets, pods missing from Prometheus, and pods whose source changes."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The rollout guard: its judgement (rollout_guard.py) and statistics (guard_stats.py)."""
+"""The rollout guard: its judgement (guard/judge.py) and statistics (guard/stats.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The one status writer (status_store.py): a status is stored only when something worth a
+"""The one status writer (kube/status_store.py): a status is stored only when something worth a
 write changed, and `known` always follows the loop's latest view."""
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Kopf registrations: settings, watch-fed indexes, and one daemon per VenueService
-that runs its loop (service_loop.py) every `spec.probe.interval`.
+that runs its loop (loop/service_loop.py) every `spec.probe.interval`.
 
 The indexes and the daemon are registered by `serve`, after a permission check, only for
 the resources the ServiceAccount may list and watch: a watch Kopf is refused makes it exit
-(permissions.py), while a missing index only leaves a gap that the loop reports."""
+(kube/permissions.py), while a missing index only leaves a gap that the loop reports."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What `venue-operator run` was told: one frozen object, built by cli.py from the command
+"""What `venue-operator run` was told: one frozen object, built by cli/main.py from the command
 line and handed to the handlers in Kopf's memo (`memo.settings`), instead of environment
 variables passed between modules."""
 

@@ -8,7 +8,7 @@ Pure. Rules, in the order the runbook's P1 procedure implies:
      revision known healthy; a template rolled back from that Flux or Argo CD re-applied
      -> escalate instead (rolling back again would loop with it);
   4. capacity (latency / pool / memory critical), no recent rollout -> scale up (the
-     Deployment, its HPA, or the KEDA ScaledObject owning that: capacity.py);
+     Deployment, its HPA, or the KEDA ScaledObject owning that: decide/capacity.py);
   5. 429 surge -> a diagnosis naming the top tenants.
 When no rule acts, capacity lent in an incident is given back step by step (ScaleBack),
 or abandoned when somebody else wrote the field since (AbandonRestore, before any rule).
@@ -61,7 +61,7 @@ class Action(StrEnum):
     CLOSE_CIRCUIT = "CloseCircuit"
     ESCALATE = "Escalate"
     DIAGNOSE_RATE_LIMIT = "DiagnoseRateLimit"
-    SCALE_BACK = "ScaleBack"  # give back capacity lent in an incident (capacity.py)
+    SCALE_BACK = "ScaleBack"  # give back capacity lent in an incident (decide/capacity.py)
     ABANDON_RESTORE = "AbandonRestore"  # somebody else owns the lent field now
 
 
@@ -332,7 +332,7 @@ def apply_guardrails(
     decision: Decision, status: VenueServiceStatus, policy: RemediationPolicy, now: datetime
 ) -> Decision:
     """Cooldown per action type and the hourly budget; DryRun flag last (the rollout
-    guard's decisions too, guard_decide.py)."""
+    guard's decisions too, guard/verdict.py)."""
     action = decision.action
     if action is None:
         return decision

@@ -6,7 +6,7 @@ reads (a drop is a restart, counted from zero), so the tallies cover the watch o
 first read is only its baseline, even for a pod born during the watch: a pod IP can be reused,
 and what answers on it first may not be the new pod yet. Where a pod cannot be reached
 (a NetworkPolicy), its counters come from Prometheus series labelled by `pod` instead
-(observe/pod_series.py): the same process totals, only older; a pod whose source changes is
+(guard/pod_series.py): the same process totals, only older; a pod whose source changes is
 baselined again, since a scrape older than the last direct read would look like a restart.
 
 "Worse" needs both, so that a few requests or an already noisy old version never trigger it:

@@ -3,12 +3,12 @@ that lets Prometheus in, not the operator): each pod's counters from its series 
 `pod`, as a ServiceMonitor or PodMonitor scrape labels them.
 
 Raw counters, not increase(): the last scraped totals of each pod's process, which the guard
-differences between reads exactly as it does a direct read (rollout_guard.py). A restart
+differences between reads exactly as it does a direct read (guard/judge.py). A restart
 between two reads is then a drop like any other, and the counts stay whole numbers for
 Fisher's test (increase() extrapolates to the edges of its window). A pod without series (not
 scraped yet, or its scrapes failing: Prometheus marks the series stale) stays unreachable,
 never a zero. The queries carry the VenueService's own selector with its namespace forced
-(promql_scope.py), like every query a tenant's spec shapes.
+(tenancy/promql_scope.py), like every query a tenant's spec shapes.
 """
 
 from __future__ import annotations

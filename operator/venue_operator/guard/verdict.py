@@ -1,7 +1,7 @@
 """decide, for the rollout guard: a confirmed bad or stalled rollout -> pause and roll back.
 Pure.
 
-The same guardrails as every rollback, from decide.py itself, so that one added there holds
+The same guardrails as every rollback, from decide/decision.py itself, so that one added there holds
 here too: mode and the pause annotation (switched_off); rollback enabled, a human's pause of
 the Deployment, never again from a template GitOps re-applied, the known-good target that
 never crosses an incompatible migration (rollback_or_why_not); cooldown, budget, DryRun

@@ -1,10 +1,10 @@
 """The rollout watch: from a pod-template change until the rollout is complete and baked,
 every `rolloutGuard.interval`, read every pod of the Deployment, judge new against old
-(rollout_guard.py), and on a confirmed bad or stalled version pause and roll back
-(guard_decide.py, carried out by the Remediator with its write-ahead record).
+(guard/judge.py), and on a confirmed bad or stalled version pause and roll back
+(guard/verdict.py, carried out by the Remediator with its write-ahead record).
 
 Pods are read on podIP:3002; a Ready pod that does not answer there (a NetworkPolicy) is read
-from Prometheus instead, its series labelled by `pod` (observe/pod_series.py), within the
+from Prometheus instead, its series labelled by `pod` (guard/pod_series.py), within the
 VenueService's own selector and namespace. Status says which (`rolloutGuard.source`), and an
 Event says when that changes.
 

@@ -3,7 +3,7 @@
 What the operator knows goes in (summary, impact, TTD/TTM/TTR, the timeline, the
 actions with their runbook sections, the Events, the graphs); what only humans know is
 left as empty sections for them. Which metrics to graph, over which window and with
-which markers is decided here too, so the I/O around it (report.py) stays thin.
+which markers is decided here too, so the I/O around it (cli/report.py) stays thin.
 """
 
 from __future__ import annotations

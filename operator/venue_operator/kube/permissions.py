@@ -63,7 +63,7 @@ def _write(verb: str, group: str, resource: str) -> Need:
 
 
 VENUESERVICES = _watch("venueservices", GROUP, PLURAL)
-INDEXES: dict[str, Need] = {  # the watch-fed indexes of handlers.py, by index name
+INDEXES: dict[str, Need] = {  # the watch-fed indexes of cli/handlers.py, by index name
     "deployments": _watch("deployments", "apps", "deployments"),
     "replicasets": _watch("replicasets", "apps", "replicasets"),
     "pods": _watch("pods", "", "pods"),
@@ -79,7 +79,7 @@ WRITES = (  # and the reads that only act/ does
     _write("patch", GROUP, f"{PLURAL}/status"),  # kube.patch_status
     _write("get", "apps", "deployments"),  # rollback, scale: read before the patch
     _write("patch", "apps", "deployments"),  # rollback, scale
-    _write("get", "autoscaling", "horizontalpodautoscalers"),  # act/capacity.py
+    _write("get", "autoscaling", "horizontalpodautoscalers"),  # act/scale.py
     _write("patch", "autoscaling", "horizontalpodautoscalers"),  # its minReplicas
     _write("get", "batch", "jobs"),  # the migration Job's outcome
     _write("create", "batch", "jobs"),  # the migration Job

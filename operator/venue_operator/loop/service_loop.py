@@ -1,6 +1,6 @@
 """The loop for one VenueService: every interval, observe -> assess -> decide -> act -> record.
 
-Runs inside the Kopf daemon of that VenueService (handlers.py wires its ports). Status
+Runs inside the Kopf daemon of that VenueService (cli/handlers.py wires its ports). Status
 is written by its `StatusStore` only; the Remediator orders the writes an action needs.
 One VenueService per Deployment: a second one naming the same Deployment is refused and
 never acts.
@@ -55,7 +55,7 @@ Evaluate = Callable[
     Awaitable[Outcome],
 ]
 Page = Callable[[Notification | None, VenueServiceStatus, EventSpec], None]
-# alertmanager.py: post what the incident means for Alertmanager; the problem to report
+# paging/alertmanager.py: post what the incident means for Alertmanager; the problem to report
 Alert = Callable[[Notification | None, VenueServiceStatus], EventSpec | None]
 
 
@@ -69,7 +69,7 @@ async def _as_is(namespace: str, workload: WorkloadState) -> WorkloadState:
 
 @dataclass
 class LoopPorts:
-    """What one loop talks to; handlers.py gives the real ones, fast tests their own."""
+    """What one loop talks to; cli/handlers.py gives the real ones, fast tests their own."""
 
     evaluate: Evaluate  # observe + assess + record (evaluation.evaluate)
     acts: Acts  # the workload writer (act/writer.py)
@@ -78,14 +78,14 @@ class LoopPorts:
     page: Page
     forget_metrics: Callable[[str], None] = lambda key: None
     alert: Alert = lambda notification, status: None
-    # index or verb -> why the operator cannot use it (missing RBAC), see permissions.py
+    # index or verb -> why the operator cannot use it (missing RBAC), see kube/permissions.py
     missing_permissions: Mapping[str, str] = field(default_factory=dict)
     # the cluster admin's caps and where the operator may act (the flags' defaults here)
     tenancy: Tenancy = field(default_factory=Tenancy)
     # fills in the KEDA ScaledObject behind the Deployment's HPA (observe/scalers.py)
     read_scaler: Callable[[str, WorkloadState], Awaitable[WorkloadState]] = _as_is
     gitops: GitOpsActs | None = None  # suspends Flux/Argo CD after a rollback (act/writer.py)
-    read_pods: ReadPods | None = None  # the rollout guard's pod reader (observe/pods.py)
+    read_pods: ReadPods | None = None  # the rollout guard's pod reader (guard/pod_metrics.py)
     # its fallback for pods it cannot reach: Prometheus queries, and the default URL
     read_series: Query | None = None
     prometheus_url: str | None = None

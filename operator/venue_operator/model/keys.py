@@ -37,7 +37,7 @@ CIRCUIT_REASON = "ops.tickettoken.io/circuit-reason"
 SCALED_FROM = "ops.tickettoken.io/scaled-from"
 
 # GitOps controllers' marks on what they apply (read only: untrusted, any namespace user can
-# set them on a Deployment; gitops.py validates them).
+# set them on a Deployment; decide/gitops.py validates them).
 ARGOCD_INSTANCE = "argocd.argoproj.io/instance"
 ARGOCD_TRACKING_ID = "argocd.argoproj.io/tracking-id"
 FLUX_KUSTOMIZATION_NAME = "kustomize.toolkit.fluxcd.io/name"

@@ -112,7 +112,7 @@ class Scaler:
 @dataclass(frozen=True)
 class GitOpsRef:
     """The GitOps object a Deployment's labels or annotations say applies it (a claim by the
-    Deployment: untrusted until the object itself lists the Deployment, see gitops.py)."""
+    Deployment: untrusted until the object itself lists the Deployment, see decide/gitops.py)."""
 
     kind: str  # Kustomization | HelmRelease | Application
     name: str

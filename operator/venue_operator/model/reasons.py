@@ -25,7 +25,7 @@ class Reason(StrEnum):
     CIRCUIT_CLOSED = "CircuitClosed"
     RATE_LIMIT_DIAGNOSED = "RateLimitDiagnosed"
     DRY_RUN = "DryRun"
-    # A GitOps controller (Argo CD, Flux) applies the Deployment (gitops.py).
+    # A GitOps controller (Argo CD, Flux) applies the Deployment (decide/gitops.py).
     GITOPS_SUSPENDED = "GitOpsSuspended"
     GITOPS_SUSPEND_FAILED = "GitOpsSuspendFailed"
     GITOPS_RESUMED = "GitOpsResumed"
@@ -41,9 +41,9 @@ class Reason(StrEnum):
     EVALUATION_FAILED = "EvaluationFailed"
     DUPLICATE_TARGET = "DuplicateTarget"
     PERMISSION_MISSING = "PermissionMissing"
-    # What the cluster admin's tenant boundaries changed or refused (tenancy.py).
+    # What the cluster admin's tenant boundaries changed or refused (tenancy/policy.py).
     SPEC_CLAMPED = "SpecClamped"
     TARGET_REFUSED = "TargetRefused"
     OBSERVE_ONLY = "ObserveOnly"
-    # What the notification sinks could not deliver (alertmanager.py).
+    # What the notification sinks could not deliver (paging/alertmanager.py).
     ALERT_NOT_DELIVERED = "AlertNotDelivered"

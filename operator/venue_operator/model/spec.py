@@ -316,7 +316,8 @@ class SecretKeyRef(Model):
 
 
 class AlertmanagerSink(Model):
-    """Alerts for the open incident, posted to Alertmanager's `/api/v2/alerts` (alerts.py)."""
+    """Alerts for the open incident, posted to Alertmanager's `/api/v2/alerts`
+    (paging/alerts.py)."""
 
     url: HttpUrl | None = Field(
         default=None,
@@ -359,7 +360,7 @@ class Notification(Model):
 
 
 class RolloutGuard(Model):
-    """Compare a rollout's new pods with its old ones while it rolls out (rollout_guard.py).
+    """Compare a rollout's new pods with its old ones while it rolls out (guard/judge.py).
 
     Its limits are `thresholds` (the runbook's critical error rate and P99): the new version
     must cross them and be significantly worse than the old one.

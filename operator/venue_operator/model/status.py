@@ -164,7 +164,8 @@ class Incident(Model):
     severity: Severity
     escalated: bool = False
     impact: Impact | None = None
-    # From the first breach observed, set when it resolves: "45s", "1m30s" (incidents.py).
+    # From the first breach observed, set when it resolves: "45s", "1m30s"
+    # (incident/bookkeeping.py).
     time_to_detect: str | None = Field(default=None, max_length=32)
     time_to_mitigate: str | None = Field(default=None, max_length=32)
     time_to_recover: str | None = Field(default=None, max_length=32)

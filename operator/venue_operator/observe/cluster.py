@@ -1,6 +1,6 @@
 """Cluster state from the watch-fed indexes: summaries of Deployments, ReplicaSets, Pods and
 Jobs, and the WorkloadState of one Deployment built from them. No API calls here: the
-indexes (registered in handlers.py) are fed by Kopf's watches.
+indexes (registered in cli/handlers.py) are fed by Kopf's watches.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def pod_summary(body: Mapping[str, Any]) -> dict[str, Any]:
         "name": meta.get("name"),
         "replicaset": _owner(body, "ReplicaSet"),
         "crash_looping": "CrashLoopBackOff" in waiting,
-        # for the rollout guard (observe/pods.py): where to read it, which version it runs
+        # for the rollout guard (guard/pod_metrics.py): where to read it, which version it runs
         "ip": status.get("podIP"),
         "hash": (meta.get("labels") or {}).get(keys.HASH_LABEL),
         "created": meta.get("creationTimestamp"),

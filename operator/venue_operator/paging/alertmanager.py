@@ -1,5 +1,5 @@
 """Alertmanager as a notification sink: each VenueService's open incident as an alert on
-`POST /api/v2/alerts`, re-sent while it is open and ended when it resolves (alerts.py says
+`POST /api/v2/alerts`, re-sent while it is open and ended when it resolves (paging/alerts.py says
 what to post; this posts it).
 
 Called once per cycle by the loop and never waits: a post runs in the background, one at a

@@ -1,5 +1,5 @@
 """What Alertmanager should know about a VenueService: the alert its open incident fires, and
-what to post now so that Alertmanager's view follows the incident. Pure (alertmanager.py
+what to post now so that Alertmanager's view follows the incident. Pure (paging/alertmanager.py
 posts it).
 
 An alert is identified by its labels, so a severity or runbook section that changes is a new

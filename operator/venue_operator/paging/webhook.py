@@ -57,7 +57,7 @@ class Notifier:
     ) -> None:  # fmt: skip
         """Fire and forget (the task is kept until done)."""
         if notification is None or notification.webhook_secret_ref is None:
-            return  # no webhook (alerts only: alertmanager.py)
+            return  # no webhook (alerts only: paging/alertmanager.py)
         task = asyncio.create_task(self._send(namespace, name, notification, status, event))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -30,7 +30,7 @@ class Caps:
 
 @dataclass(frozen=True)
 class Tenancy:
-    """The operator's tenant boundaries (cli.py's flags); the defaults are the safe ones."""
+    """The operator's tenant boundaries (cli/main.py's flags); the defaults are the safe ones."""
 
     caps: Caps = field(default_factory=Caps)
     prometheus_urls: tuple[str, ...] = ()

@@ -89,7 +89,7 @@ def _scoped_everywhere(expr: pp.Expr, namespace: str) -> bool:
     return True
 
 
-@functools.lru_cache(maxsize=1024)  # at most ~8 MiB: queries are <= 4 KiB (model.py)
+@functools.lru_cache(maxsize=1024)  # at most ~8 MiB: queries are <= 4 KiB (model/spec.py)
 def scope(query: str, namespace: str) -> str | Refused:
     """`query` with every selector forced to `namespace`, or why it is refused (cached: the
     same override is scoped every cycle)."""
