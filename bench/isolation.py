@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from venue_lab.hostile import CASES, arena, memory_limit_mb, try_case
+from venue_lab.hostile.arena import arena
+from venue_lab.hostile.cases import CASES, try_case
+from venue_lab.hostile.measure import memory_limit_mb
 from venue_lab.session import lab
 from venue_lab.simulator.process import SimulatorProcess
 

@@ -15,7 +15,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from venue_lab.hostile import CASES, Setup, arena, memory_limit_mb, try_case
+from venue_lab.hostile.arena import Setup, arena
+from venue_lab.hostile.cases import CASES, try_case
+from venue_lab.hostile.measure import memory_limit_mb
 from venue_lab.session import Lab
 from venue_lab.simulator.process import SimulatorProcess
 

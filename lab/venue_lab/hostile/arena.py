@@ -1,0 +1,143 @@
+"""The arena a hostile VenueService is tried in: a fleet of healthy VenueServices (one
+simulator process), the hostile server, a victim namespace, and an operator of their own."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from venue_lab import manifests
+from venue_lab.hostile.server import HostileServer
+from venue_lab.operator_process import OperatorProcess
+from venue_lab.processes import wait_until
+from venue_lab.session import Lab
+from venue_lab.simulator.process import SimulatorProcess
+
+
+def venue_spec(url: str, interval: str = "1s", **spec: Any) -> dict[str, Any]:
+    """A fast VenueService: its probe every `interval`; a 30 s rate window, over which the
+    simulator's 0.1 % baseline of errors stays under the 1 % warning (a 5 s window can
+    catch one 500 in 100 requests and read Degraded in a clean run)."""
+    body: dict[str, Any] = {
+        "service": {"url": url},
+        "probe": {"interval": interval, "timeout": "500ms"},
+        "prometheus": {"rateWindow": "30s"},
+        "confirmation": {"breaches": 2, "recoveries": 2, "minRequestRate": 1},
+        "remediation": {"mode": "Off"},
+    }
+    body.update(spec)
+    return body
+
+
+def venue_object(name: str, body: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "ops.tickettoken.io/v1alpha1", "kind": "VenueService",
+            "metadata": {"name": name}, "spec": {"deployment": {"name": name}, **body}}  # fmt: skip
+
+
+@dataclass
+class Fleet:
+    """`count` healthy VenueServices in one namespace, served by one simulator process."""
+
+    lab: Lab
+    namespace: str
+    names: list[str]
+    interval_s: float
+
+    def venues(self) -> dict[str, dict[str, Any]]:
+        path = f"/apis/ops.tickettoken.io/v1alpha1/namespaces/{self.namespace}/venueservices"
+        return {v["metadata"]["name"]: v for v in self.lab.cluster.read(path)["items"]}
+
+    def unhealthy(self) -> list[str]:
+        """The fleet's services that are not Healthy with an empty history (as a clean run)."""
+        venues = self.venues()
+        bad = []
+        for name in self.names:
+            status = venues.get(name, {}).get("status", {})
+            if status.get("health") != "Healthy" or status.get("history"):
+                why = [f"{c['name']} {c['level']}: {c.get('reason') or c.get('value')}"
+                       for c in status.get("checks", []) if c["level"] != "ok"]  # fmt: skip
+                bad.append(f"{name}: {status.get('health')} ({'; '.join(why)}), "
+                           f"history {status.get('history')}")  # fmt: skip
+        return bad
+
+    def apply(self, *objects: dict[str, Any]) -> None:
+        docs = "---\n".join(yaml.safe_dump(o) for o in objects)
+        self.lab.cluster.kubectl("apply", "-n", self.namespace, "-f", "-", input=docs)
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        return self.lab.cluster.events_of(self.namespace, "VenueService", name)
+
+
+def start_fleet(
+    lab: Lab, simulator: SimulatorProcess, namespace: str, count: int = 20, interval: str = "1s"
+) -> Fleet:
+    names = [f"steady-{i:02d}" for i in range(count)]
+    objects: list[dict[str, Any]] = []
+    targets = {}
+    for name in names:
+        port = simulator.add_service(f"{namespace}-{name}")
+        targets[f"127.0.0.1:{port}"] = {"namespace": namespace, "service": name}
+        objects.append(manifests.deployment(name, manifests.IMAGE, 2))
+        objects.append(venue_object(name, venue_spec(f"http://127.0.0.1:{port}", interval)))
+    lab.prometheus.add_targets(f"fleet-{namespace}", targets)
+    fleet = Fleet(lab, namespace, names, float(interval.rstrip("s")))
+    fleet.apply(*objects)
+    for target in targets:
+        lab.prometheus.wait_target_up(target, timeout=60)
+    wait_until(f"{count} healthy VenueServices in {namespace}",
+               lambda: not fleet.unhealthy(), 90, interval=0.5)  # fmt: skip
+    return fleet
+
+
+VICTIM_SHARE = 0.9  # the other namespace's error ratio: 90 % would show as a value
+
+
+@dataclass
+class Setup:
+    """What `arena` yields: all a case needs to build its spec and judge its status."""
+
+    lab: Lab
+    fleet: Fleet
+    operator: OperatorProcess
+    server: HostileServer
+    service_url: str  # a healthy simulated endpoint for hostile specs that are bad elsewhere
+    victim: str  # a namespace whose series a tenant must not read
+
+
+@contextlib.contextmanager
+def namespace(lab: Lab, prefix: str) -> Iterator[str]:
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    lab.cluster.kubectl("create", "namespace", name)
+    lab.cluster.wait_for_service_account(name)
+    try:
+        yield name
+    finally:
+        lab.cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@contextlib.contextmanager
+def arena(lab: Lab, simulator: SimulatorProcess, count: int = 20) -> Iterator[Setup]:
+    """The hostile server, an operator of its own over `h-*` that allows its Prometheus URLs,
+    `count` healthy VenueServices, a simulated endpoint for the hostile one, and a victim
+    namespace (outside `h-*`) whose series show a 90 % error rate."""
+    with (
+        HostileServer() as server,
+        namespace(lab, "h") as ns,
+        namespace(lab, "v") as victim,
+    ):
+        allow = tuple(f"--allow-prometheus-url={u}" for u in server.prometheus_urls())
+        with OperatorProcess(lab.cluster.kubeconfig, lab.prometheus.url,
+                             namespaces=("h-*",), extra_args=allow) as operator:  # fmt: skip
+            fleet = start_fleet(lab, simulator, ns, count=count)
+            port = simulator.add_service(f"{ns}-hostile")
+            lab.prometheus.add_target(f"127.0.0.1:{port}", {"namespace": ns, "service": "hostile"})
+            victim_port = simulator.add_service(f"{victim}-venue")
+            simulator.set_faults(f"{victim}-venue", error_ratio=VICTIM_SHARE)
+            labels = {"namespace": victim, "service": "venue-service"}
+            lab.prometheus.add_target(f"127.0.0.1:{victim_port}", labels)
+            yield Setup(lab, fleet, operator, server, f"http://127.0.0.1:{port}", victim)

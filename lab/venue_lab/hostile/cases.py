@@ -1,0 +1,154 @@
+"""The catalogue of hostile VenueServices (`CASES`), each with the clear error it must get,
+and `try_case`, which applies one in the arena and measures what it cost."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from venue_lab import manifests
+from venue_lab.hostile.arena import Setup, venue_object, venue_spec
+from venue_lab.hostile.measure import Observed, leaks, watch
+from venue_lab.hostile.server import MARKER, SECRET
+from venue_lab.processes import LabError, wait_until
+
+
+def hostile_spec(service_url: str, /, **prometheus: Any) -> dict[str, Any]:
+    """A spec reading the series of the hostile endpoint's simulated service."""
+    source = {"rateWindow": "30s", "matchLabels": {"service": "hostile"}, **prometheus}
+    return venue_spec(service_url, prometheus=source)
+
+
+def check(status: dict[str, Any], name: str) -> dict[str, Any]:
+    return next((c for c in status.get("checks", []) if c["name"] == name), {})
+
+
+def condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next((c for c in status.get("conditions", []) if c["type"] == kind), {})
+
+
+@dataclass
+class Case:
+    """One hostile VenueService: its spec, and the clear error it must get."""
+
+    spec: Callable[[Setup], dict[str, Any]]
+    clear: Callable[[Setup, dict[str, Any], list[dict[str, Any]]], str | None]
+    timeout: float = 40.0
+
+
+def prometheus_case(route: str, reason: str) -> Case:
+    """spec.prometheus.url names the hostile server's `route`: every metric check is
+    unknown with `reason` (a regex) and MetricsAvailable is False."""
+
+    def spec(s: Setup) -> dict[str, Any]:
+        return hostile_spec(s.service_url, url=s.server.url(route))
+
+    def clear(s: Setup, status: dict[str, Any], _: list[dict[str, Any]]) -> str | None:
+        said = check(status, "error_rate").get("reason", "")
+        if condition(status, "MetricsAvailable").get("status") == "False" and re.search(
+            reason, said
+        ):
+            return f"MetricsAvailable=False; error_rate unknown: {said}"
+        return None
+
+    return Case(spec, clear)
+
+
+def event_case(url: Callable[[Setup], str], reason: str, text: str, **spec: Any) -> Case:
+    def clear(s: Setup, _: dict[str, Any], events: list[dict[str, Any]]) -> str | None:
+        said = [e["message"] for e in events if e["reason"] == reason and text in e["message"]]
+        return f"Event {reason}: {said[0]}" if said else None
+
+    return Case(lambda s: {**hostile_spec(url(s)), **spec}, clear)
+
+
+def long_check(s: Setup, status: dict[str, Any], events: list[dict[str, Any]]) -> str | None:
+    if any(e["reason"] in ("InvalidSpec", "EvaluationFailed") for e in events):
+        raise AssertionError(f"a long check value failed the evaluation: {events}")
+    database = check(status, "database")
+    said = database.get("reason", "")
+    return f"database {database['level']}: {said}" if "not ok" in said else None
+
+
+def cross_namespace(s: Setup, status: dict[str, Any], _: list[dict[str, Any]]) -> str | None:
+    value = check(status, "error_rate").get("value")
+    assert value is None or value < 5, f"another namespace's error rate leaked: {value}"
+    ours = s.lab.prometheus.query(victim_query(s.victim))
+    theirs = float(ours[0]["value"][1]) if ours else 0.0  # type: ignore[index]
+    if value is not None and theirs > 0.5:
+        return (f"error_rate reads its own namespace: {value} % "
+                f"(the other namespace's is {theirs:.0%})")  # fmt: skip
+    return None
+
+
+def victim_query(victim: str) -> str:
+    return (f'sum(rate(http_requests_total{{namespace="{victim}",status_code=~"5.."}}[5s]))'
+            f' / sum(rate(http_requests_total{{namespace="{victim}"}}[5s]))')  # fmt: skip
+
+
+def range_vector(s: Setup, status: dict[str, Any], _: list[dict[str, Any]]) -> str | None:
+    said = check(status, "error_rate").get("reason", "")
+    return f"error_rate unknown: {said}" if "range vector" in said else None
+
+
+SLOW = "metrics not read within|no answer within|not complete within"
+CASES: dict[str, Case] = {
+    "range-vector-override": Case(
+        lambda s: hostile_spec(s.service_url, queries={"errorRate": "up[1m]"}), range_vector
+    ),
+    "non-json-200": prometheus_case("nonjson", "answer is not JSON"),
+    "50mb-body": prometheus_case("big", r"answer over \d+ bytes"),
+    # the batch's queries outlast the batcher's deadline (2 x (10 s + grace)) before their own
+    "never-ending-stream": prometheus_case("stream", SLOW),
+    "hang": prometheus_case("hang", SLOW),
+    "500-with-1mb-body": prometheus_case("err500", r"HTTP 500"),
+    "redirect-loop": prometheus_case("redirect", r"HTTP 302"),
+    "2000-char-check-value": Case(lambda s: hostile_spec(s.server.url("longcheck")), long_check),
+    "cross-namespace-promql": Case(
+        lambda s: hostile_spec(s.service_url, queries={"errorRate": victim_query(s.victim)}),
+        cross_namespace,
+    ),
+    "ssrf-api-server": event_case(
+        lambda s: s.lab.cluster.server, "TargetRefused", "the Kubernetes API server"
+    ),
+    "ssrf-link-local": event_case(
+        lambda s: f"http://admin:{SECRET}@169.254.169.254/latest/meta-data?api_key={SECRET}",
+        "TargetRefused",
+        "a link-local address",
+    ),
+    "over-cap-max-replicas": event_case(
+        lambda s: s.service_url,
+        "SpecClamped",
+        "remediation.scale.maxReplicas 1000 -> 20",
+        remediation={"mode": "Off", "scale": {"maxReplicas": 1000}},
+    ),
+}
+
+
+def try_case(setup: Setup, case: str) -> Observed:
+    """Apply the hostile VenueService of `case`, watch it and the fleet (`watch`), grep for
+    leaks while it still exists, then delete it."""
+    fleet, spec = setup.fleet, CASES[case]
+    name = f"hostile-{case}"[:63]
+    fleet.apply(manifests.deployment(name, manifests.IMAGE, 2),
+                venue_object(name, spec.spec(setup)))  # fmt: skip
+
+    def clear() -> str | None:
+        return spec.clear(setup, fleet.venues().get(name, {}).get("status", {}), fleet.events(name))
+
+    try:
+        try:
+            observed = watch(fleet, setup.operator, case, clear, timeout=spec.timeout)
+        except LabError as exc:
+            status = fleet.venues().get(name, {}).get("status", {})
+            said = [(e["reason"], e["message"]) for e in fleet.events(name)]
+            raise LabError(f"{exc}\nstatus: {status}\nEvents: {said}") from None
+        observed.leaks = leaks(fleet, setup.operator.log_dir / "operator.log",
+                               [name, *fleet.names], MARKER, SECRET)  # fmt: skip
+        return observed
+    finally:
+        setup.lab.cluster.kubectl("delete", "-n", fleet.namespace, "venueservice,deployment",
+                                  name, "--wait=false", check=False)  # fmt: skip
+        wait_until(f"{name} gone", lambda: name not in fleet.venues(), 30, interval=0.25)
