@@ -13,7 +13,7 @@ from venue_operator.guard.judge import PodSample
 from venue_operator.guard.pod_metrics import PodTarget
 from venue_operator.guard.watch import RolloutWatch, guard_condition, guard_status, with_guard
 from venue_operator.kube.status_store import StatusStore
-from venue_operator.loop.service_loop import workload_from_indexes
+from venue_operator.loop.workload import workload_from_indexes
 from venue_operator.model.observations import Reading
 from venue_operator.model.reasons import Reason
 from venue_operator.model.spec import VenueServiceSpec

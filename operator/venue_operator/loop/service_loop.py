@@ -8,7 +8,6 @@ never acts.
 
 from __future__ import annotations
 
-import dataclasses
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -27,11 +26,18 @@ from venue_operator.guard.pod_series import Query
 from venue_operator.guard.watch import ReadPods, RolloutWatch, paused_by_annotation, with_guard
 from venue_operator.kube.status_store import StatusStore, StatusWrite, parse_status
 from venue_operator.loop.evaluation import Outcome
+from venue_operator.loop.reports import (
+    Reporter,
+    alert_condition,
+    observe_only_message,
+    with_condition,
+)
+from venue_operator.loop.workload import claimed_by, read_workload
 from venue_operator.model.observations import WorkloadState
 from venue_operator.model.reasons import Reason
 from venue_operator.model.spec import Notification, VenueServiceSpec
-from venue_operator.model.status import Condition, EvaluationError, VenueServiceStatus
-from venue_operator.observe import cluster, scalers
+from venue_operator.model.status import EvaluationError, VenueServiceStatus
+from venue_operator.observe import scalers
 from venue_operator.record import ledger, telemetry
 from venue_operator.record.transitions import EventSpec, write_causes
 from venue_operator.remediate.remediator import (
@@ -47,8 +53,6 @@ from venue_operator.tenancy.redact import redact
 
 log = structlog.get_logger(__name__)
 DEFAULT_INTERVAL_S = 15.0
-WORKLOAD_INDEXES = ("deployments", "replicasets", "pods", "jobs")
-HPA_INDEX = "horizontalpodautoscalers"
 
 Evaluate = Callable[
     [str, str, VenueServiceSpec, VenueServiceStatus, WorkloadState, int | None],
@@ -91,44 +95,6 @@ class LoopPorts:
     prometheus_url: str | None = None
 
 
-def workload_from_indexes(
-    namespace: str, spec: VenueServiceSpec, indexes: Mapping[str, Any]
-) -> tuple[WorkloadState, dict[str, Any] | None]:
-    """The Deployment's state, and a reference to it for Events, from the watch caches."""
-    name = spec.deployment.name
-    found = list(indexes["deployments"].get((namespace, name), []))
-    rs = list(indexes["replicasets"].get((namespace, name), []))
-    pods_by_rs = {r["name"]: list(indexes["pods"].get((namespace, r["name"]), [])) for r in rs}
-    migration: Any = indexes["jobs"].get((namespace, spec.remediation.migration.cron_job_name), [])
-    deployment = found[0] if found else None
-    hpas = indexes.get(HPA_INDEX)
-    scaler = scalers.scaler_of(hpas.get((namespace, name), [])) if hpas is not None else None
-    ref = None
-    if deployment is not None:
-        meta = {"name": name, "namespace": namespace, "uid": deployment["uid"]}
-        ref = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta}
-    state = cluster.workload_state(deployment, rs, pods_by_rs, list(migration))
-    return dataclasses.replace(state, scaler=scaler) if state.found else state, ref
-
-
-def _condition(status: VenueServiceStatus, kind: str) -> Condition | None:
-    return next((c for c in status.conditions if c.type == kind), None)
-
-
-def with_condition(
-    status: VenueServiceStatus, previous: VenueServiceStatus, kind: str, state: str,
-    reason: str, message: str,
-) -> VenueServiceStatus:  # fmt: skip
-    """Add one of the loop's own conditions (record makes the others) to `status`; its
-    transition time is `previous`'s while the condition's status stays."""
-    before = _condition(previous, kind)
-    since = (before.last_transition_time if before and before.status == state
-             else datetime.now(UTC))  # fmt: skip
-    condition = Condition(type=kind, status=state, reason=reason, message=message,
-                          last_transition_time=since)  # fmt: skip
-    return status.model_copy(update={"conditions": [*status.conditions, condition]})
-
-
 class ServiceLoop:
     def __init__(
         self, namespace: str, name: str, body: kopf.Body, indexes: Mapping[str, Any],
@@ -142,7 +108,7 @@ class ServiceLoop:
         self.spec: VenueServiceSpec | None = None  # the last valid spec
         self._raw_spec: dict[str, Any] | None = None
         self._pages: list[EventSpec] = []  # SeverityChanged pages waiting for their write
-        self._said: set[str] = set()  # problems said once until they clear
+        self.reporter = Reporter(ports.events, body)  # problems said once until they clear
         self._clamped: tuple[str, ...] = ()  # what the caps changed in the current spec
         self._acts = may_act(namespace, ports.tenancy)
         self._guarded_at = 0.0  # time.monotonic() of the last guard tick
@@ -176,7 +142,9 @@ class ServiceLoop:
         try:
             await self.cycle()
         except InvalidSpec as exc:
-            await self._say_once("InvalidSpec", EventSpec("Warning", Reason.INVALID_SPEC, str(exc)))
+            await self.reporter.say_once(
+                "InvalidSpec", EventSpec("Warning", Reason.INVALID_SPEC, str(exc))
+            )
         except Exception as exc:
             telemetry.ERRORS.labels(self.namespace, self.name).inc()
             log.exception("cycle.failed", namespace=self.namespace, name=self.name)
@@ -259,21 +227,21 @@ class ServiceLoop:
         if self.body.meta.get("deletionTimestamp"):
             return  # being deleted (e.g. its namespace is terminating): nothing left to heal
         spec = self._spec()
-        self._said.discard("InvalidSpec")
+        self.reporter.cleared("InvalidSpec")
         owner = self._owner(spec)
         if owner is not None:
             await self._refuse_duplicate(spec, owner)
             return
-        self._said.discard("DuplicateTarget")
-        await self._report_missing_permissions()
-        await self._report_boundaries()
+        self.reporter.cleared("DuplicateTarget")
+        await self.reporter.missing_permissions(self.ports.missing_permissions)
+        await self.reporter.boundaries(self.namespace, self._clamped, self._acts)
         workload, deployment_ref = await self._workload(spec)
         generation = self.body.meta.get("generation")
         previous = self.store.known  # the last cycle's: the loop's conditions carry on from it
         outcome = await self.ports.evaluate(self.namespace, self.name, spec, previous,
                                             workload, generation)  # fmt: skip
         self._count(outcome.assessment)
-        await self._report_refused(outcome.refused)
+        await self.reporter.refused(outcome.refused)
         now = outcome.observations.at
         status = self._observe_only_condition(self._post_transitions(outcome), previous)
         status = with_guard(status, previous, self.watch, now)
@@ -289,13 +257,13 @@ class ServiceLoop:
                           spec.remediation, now, paused)  # fmt: skip
         status = await self.remediator.carry_out(subject, status, decision, now)
         alerting = self.ports.alert(spec.notification, status)
-        status = self._alert_condition(spec, status, previous, alerting)
+        status = alert_condition(spec, status, previous, alerting)
         held_by = decision.suppressed_by or decision.params.get("heldBy") or None
         telemetry.service_state(self.namespace, self.name, status, held_by)
         await self.store.save_changes(status)
         await self._send_pages(status)
-        await self._report_alert(alerting)
-        self._said = {s for s in self._said if not s.startswith("EvaluationFailed")}
+        await self.reporter.alert(alerting)
+        self.reporter.cleared_all("EvaluationFailed")
         log.debug("cycle.done", namespace=self.namespace, name=self.name,
                   health=outcome.assessment.health, decision=decision.reason)  # fmt: skip
 
@@ -321,16 +289,7 @@ class ServiceLoop:
     async def _workload(
         self, spec: VenueServiceSpec
     ) -> tuple[WorkloadState, dict[str, Any] | None]:
-        missing = [self.ports.missing_permissions[k] for k in WORKLOAD_INDEXES
-                   if k not in self.indexes and k in self.ports.missing_permissions]  # fmt: skip
-        if missing:
-            return WorkloadState(found=False, unreadable="; ".join(missing)), None
-        workload, ref = workload_from_indexes(self.namespace, spec, self.indexes)
-        if HPA_INDEX not in self.indexes and HPA_INDEX in self.ports.missing_permissions:
-            why = self.ports.missing_permissions[HPA_INDEX]
-            return dataclasses.replace(workload, scaler_unreadable=f"whether an HPA scales it is "
-                                       f"unknown: {why}"), ref  # fmt: skip
-        return workload, ref
+        return read_workload(self.namespace, spec, self.indexes, self.ports.missing_permissions)
 
     def _post_transitions(self, outcome: Outcome) -> VenueServiceStatus:
         """Post the Events of what changed; a P1/P2 severity change pages, once per incident
@@ -352,13 +311,7 @@ class ServiceLoop:
             self._pages.clear()
 
     def _owner(self, spec: VenueServiceSpec) -> str | None:
-        """The VenueService that watches this Deployment first, when that is not this one."""
-        index = self.indexes.get("venueservices")
-        claims = list(index.get((self.namespace, spec.deployment.name), [])) if index else []
-        if not claims:
-            return None
-        first = min(claims, key=lambda c: (c.get("created") or "", c["name"]))
-        return None if first["name"] == self.name else str(first["name"])
+        return claimed_by(self.namespace, self.name, spec, self.indexes)
 
     async def _refuse_duplicate(self, spec: VenueServiceSpec, owner: str) -> None:
         message = (f"Deployment {spec.deployment.name} is already watched by VenueService "
@@ -367,60 +320,8 @@ class ServiceLoop:
                                 "DeploymentClaimed", message)  # fmt: skip
         if write_causes(self.store.written, status):
             await self.store.save(status, "duplicate")
-        await self._say_once("DuplicateTarget", EventSpec("Warning", Reason.DUPLICATE_TARGET,
-                                                          message), key=owner)  # fmt: skip
-
-    async def _report_missing_permissions(self) -> None:
-        for what, why in sorted(self.ports.missing_permissions.items()):
-            event = EventSpec("Warning", Reason.PERMISSION_MISSING, why)
-            await self._say_once(f"PermissionMissing:{what}", event)
-
-    async def _report_boundaries(self) -> None:
-        """One SpecClamped per clamped spec; one ObserveOnly while it may not act here."""
-        said = "SpecClamped:" + "; ".join(self._clamped)
-        self._said = {s for s in self._said if not s.startswith("SpecClamped:") or s == said}
-        if self._clamped:
-            message = ("spec clamped to the operator's caps (set by the cluster admin): "
-                       + "; ".join(self._clamped))  # fmt: skip
-            await self._say_once(said, EventSpec("Warning", Reason.SPEC_CLAMPED, message))
-        if not self._acts:
-            event = EventSpec("Warning", Reason.OBSERVE_ONLY, self._observe_only_message())
-            await self._say_once("ObserveOnly", event)
-
-    def _observe_only_message(self) -> str:
-        return (f"namespace {self.namespace} is not one the operator may act in (its "
-                "--act-namespace flag): observed and reported, never acted on")  # fmt: skip
-
-    async def _report_refused(self, refused: tuple[str, ...]) -> None:
-        """One TargetRefused per refusal, said again only after it cleared."""
-        now = {f"TargetRefused:{r}" for r in refused}
-        self._said = {s for s in self._said if not s.startswith("TargetRefused:") or s in now}
-        for reason in refused:
-            event = EventSpec("Warning", Reason.TARGET_REFUSED, reason)
-            await self._say_once(f"TargetRefused:{reason}", event)
-
-    async def _report_alert(self, problem: EventSpec | None) -> None:
-        """One Event per alerting problem (refused URL, failed post), again after it cleared."""
-        said = f"Alert:{problem.message}" if problem else None
-        self._said = {s for s in self._said if not s.startswith("Alert:") or s == said}
-        if problem is not None and said is not None:
-            await self._say_once(said, problem)
-
-    def _alert_condition(
-        self,
-        spec: VenueServiceSpec,
-        status: VenueServiceStatus,
-        previous: VenueServiceStatus,
-        problem: EventSpec | None,
-    ) -> VenueServiceStatus:
-        """`AlertsDelivered` while alerting through Alertmanager: False with the problem."""
-        if spec.notification is None or spec.notification.alertmanager is None:
-            return status
-        if problem is not None:
-            return with_condition(status, previous, "AlertsDelivered", "False",
-                                  str(problem.reason), problem.message)  # fmt: skip
-        return with_condition(status, previous, "AlertsDelivered", "True", "Delivered",
-                              "Alertmanager took every alert posted")  # fmt: skip
+        event = EventSpec("Warning", Reason.DUPLICATE_TARGET, message)
+        await self.reporter.say_once("DuplicateTarget", event, key=owner)
 
     def _observe_only_condition(
         self, status: VenueServiceStatus, previous: VenueServiceStatus
@@ -428,15 +329,7 @@ class ServiceLoop:
         if self._acts:
             return status
         return with_condition(status, previous, "ActionsAllowed", "False", "ObserveOnly",
-                              self._observe_only_message())  # fmt: skip
-
-    async def _say_once(self, what: str, event: EventSpec, key: str = "") -> None:
-        """A problem is said once until it clears (not every cycle)."""
-        if what in self._said:
-            return
-        self._said.add(what)
-        uid = self.body.meta.get("uid") or ""
-        await self.ports.events.post_once(None, event, f"{uid}/{what}/{key}/{time.time():.0f}")
+                              observe_only_message(self.namespace))  # fmt: skip
 
     def _count(self, assessment: Assessment) -> None:
         telemetry.EVALUATIONS.labels(self.namespace, self.name).inc()
@@ -456,7 +349,7 @@ class ServiceLoop:
         error = EvaluationError(at=datetime.now(UTC), reason=type(exc).__name__, message=message)
         event = EventSpec("Warning", Reason.EVALUATION_FAILED, f"evaluation failed: {message}")
         try:
-            await self._say_once(f"EvaluationFailed:{type(exc).__name__}", event)
+            await self.reporter.say_once(f"EvaluationFailed:{type(exc).__name__}", event)
             status = self.store.known.model_copy(update={"last_error": error})
             await self.store.save(status, "last_error")
         except Exception:

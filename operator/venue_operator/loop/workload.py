@@ -1,0 +1,64 @@
+"""What the watch caches say about a VenueService's Deployment: its state (revisions, pods,
+the migration Job, the HPA), and whether another VenueService claimed it first."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from venue_operator.model.observations import WorkloadState
+from venue_operator.model.spec import VenueServiceSpec
+from venue_operator.observe import cluster, scalers
+
+WORKLOAD_INDEXES = ("deployments", "replicasets", "pods", "jobs")
+HPA_INDEX = "horizontalpodautoscalers"
+
+
+def workload_from_indexes(
+    namespace: str, spec: VenueServiceSpec, indexes: Mapping[str, Any]
+) -> tuple[WorkloadState, dict[str, Any] | None]:
+    """The Deployment's state, and a reference to it for Events, from the watch caches."""
+    name = spec.deployment.name
+    found = list(indexes["deployments"].get((namespace, name), []))
+    rs = list(indexes["replicasets"].get((namespace, name), []))
+    pods_by_rs = {r["name"]: list(indexes["pods"].get((namespace, r["name"]), [])) for r in rs}
+    migration: Any = indexes["jobs"].get((namespace, spec.remediation.migration.cron_job_name), [])
+    deployment = found[0] if found else None
+    hpas = indexes.get(HPA_INDEX)
+    scaler = scalers.scaler_of(hpas.get((namespace, name), [])) if hpas is not None else None
+    ref = None
+    if deployment is not None:
+        meta = {"name": name, "namespace": namespace, "uid": deployment["uid"]}
+        ref = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta}
+    state = cluster.workload_state(deployment, rs, pods_by_rs, list(migration))
+    return dataclasses.replace(state, scaler=scaler) if state.found else state, ref
+
+
+def read_workload(
+    namespace: str, spec: VenueServiceSpec, indexes: Mapping[str, Any],
+    missing_permissions: Mapping[str, str],
+) -> tuple[WorkloadState, dict[str, Any] | None]:  # fmt: skip
+    """`workload_from_indexes`, or why it cannot be read (an index the RBAC does not allow)."""
+    missing = [missing_permissions[k] for k in WORKLOAD_INDEXES
+               if k not in indexes and k in missing_permissions]  # fmt: skip
+    if missing:
+        return WorkloadState(found=False, unreadable="; ".join(missing)), None
+    workload, ref = workload_from_indexes(namespace, spec, indexes)
+    if HPA_INDEX not in indexes and HPA_INDEX in missing_permissions:
+        why = missing_permissions[HPA_INDEX]
+        return dataclasses.replace(workload, scaler_unreadable=f"whether an HPA scales it is "
+                                   f"unknown: {why}"), ref  # fmt: skip
+    return workload, ref
+
+
+def claimed_by(
+    namespace: str, name: str, spec: VenueServiceSpec, indexes: Mapping[str, Any]
+) -> str | None:
+    """The VenueService that watches this Deployment first, when that is not `name`."""
+    index = indexes.get("venueservices")
+    claims = list(index.get((namespace, spec.deployment.name), [])) if index else []
+    if not claims:
+        return None
+    first = min(claims, key=lambda c: (c.get("created") or "", c["name"]))
+    return None if first["name"] == name else str(first["name"])
