@@ -23,13 +23,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from venue_operator.assess.assessment import (
-    DB_FAILURES,
-    DB_OPERATIONS,
-    HIGH_LATENCY,
-    RATE_LIMITS,
-    Assessment,
-)
+from venue_operator.assess.assessment import Assessment
+from venue_operator.assess.checks import DB_FAILURES, DB_OPERATIONS, HIGH_LATENCY, RATE_LIMITS
 from venue_operator.decide import capacity
 from venue_operator.decide.decision import (
     P1_SECTION,
