@@ -28,7 +28,7 @@ from tests.chart import (
 )
 from tests.harness import fresh_namespace, get
 from venue_lab.session import Lab
-from venue_operator.assess.assessment import METRIC_CHECKS
+from venue_operator.assess.checks import METRIC_CHECKS
 from venue_operator.model.reasons import Reason
 
 needs_helm = pytest.mark.cluster  # helm is built from Go, like the control plane

@@ -8,7 +8,9 @@ from dataclasses import replace
 import pytest
 
 from tests.unit.builders import HEALTHY_METRICS, ONE_SHOT, SPEC, metrics, observe
-from venue_operator.assess.assessment import Assessment, assess, confirm, level_of
+from venue_operator.assess.assessment import Assessment, assess
+from venue_operator.assess.checks import level_of
+from venue_operator.assess.hysteresis import confirm
 from venue_operator.model.observations import (
     MetricReadings,
     Observations,

@@ -10,13 +10,10 @@ import pytest
 
 from tests.unit.builders import ONE_SHOT, SPEC, metrics, observe
 from venue_operator.assess.assessment import Assessment, assess
-from venue_operator.decide.decision import (
-    Action,
-    RolloutFacts,
-    decide,
-    rollback_target,
-    rollout_facts,
-)
+from venue_operator.decide.decision import Action
+from venue_operator.decide.procedure import decide
+from venue_operator.decide.rollback_target import rollback_target
+from venue_operator.decide.rollout import RolloutFacts, rollout_facts
 from venue_operator.model.observations import (
     GitOpsRef,
     Observations,
@@ -325,7 +322,7 @@ def test_a_failed_attempt_counts_for_the_cooldown() -> None:
 
 
 def test_a_rollback_of_ours_is_not_a_rollout_to_blame() -> None:
-    from venue_operator.decide.decision import rollout_facts
+    from venue_operator.decide.rollout import rollout_facts
 
     ours = record(Action.ROLL_BACK, 3).model_copy(update={"inputs": {"toTemplate": "bbb"}})
     workload = WorkloadState(found=True, desired=3, ready=3, revision=4, template_hash="bbb",

@@ -18,7 +18,9 @@ from tests.unit.test_decide import (
     policy,
     record,
 )
-from venue_operator.decide.decision import Action, RolloutFacts, decide
+from venue_operator.decide.decision import Action
+from venue_operator.decide.procedure import decide
+from venue_operator.decide.rollout import RolloutFacts
 from venue_operator.model.observations import Scaler
 from venue_operator.model.spec import Mode
 from venue_operator.model.status import (

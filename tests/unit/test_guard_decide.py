@@ -21,7 +21,9 @@ from tests.unit.test_decide import (
 )
 from tests.unit.test_decide import NOW as NOW_DECIDE
 from venue_operator.act import ActError, pause, rollback
-from venue_operator.decide.decision import Action, RolloutFacts, decide
+from venue_operator.decide.decision import Action
+from venue_operator.decide.procedure import decide
+from venue_operator.decide.rollout import RolloutFacts
 from venue_operator.guard.judge import Judgement, Verdict
 from venue_operator.guard.verdict import decide_guard
 from venue_operator.model import keys
@@ -155,7 +157,7 @@ REFUSED = [
 def test_decide_and_the_guard_refuse_a_rollback_for_the_same_reasons(
     rollout: RolloutFacts, status: VenueServiceStatus, limits: RemediationPolicy, key: str
 ) -> None:
-    """One list of rollback guardrails (decide.rollback_or_why_not): decide escalates where
+    """One list of rollback guardrails (rollback_target.rollback_or_why_not): decide escalates where
     the guard holds, under the same key."""
     escalated = decide(assessed(**ERRORS), rollout, status, limits, NOW_DECIDE)
     assert (escalated.action, escalated.key) == (Action.ESCALATE, key), escalated.reason

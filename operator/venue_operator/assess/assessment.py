@@ -1,53 +1,19 @@
 """assess: observations + thresholds + previous checks -> checks, health, severity. Pure.
 
-Each check maps to a runbook section. A value strictly above a limit crosses it
-(the runbook says "> 1%"): exactly at the warning limit is ok, exactly at the
-critical limit is warning. Hysteresis: a level change is confirmed after
-`confirmation.breaches` consecutive cycles towards a worse level, or
-`confirmation.recoveries` towards a better one; critical, after `breaches` consecutive
-cycles in breach of which most were critical (see `_critical_held`). Unknown is a level like the
-others: confirmed after `breaches` cycles (a flicker changes neither health nor severity), it
-never counts towards a breach, and a check back from unknown resumes from its last known level
-(after a metrics gap, one good-looking reading cannot call a broken service healthy).
+Each check (checks.py) maps to a runbook section; its level is confirmed by hysteresis
+(hysteresis.py); health and severity follow the runbook's "Severity Levels".
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from venue_operator.model.observations import (
-    NO_SERIES,
-    Observations,
-    ProbeFailure,
-    ProbeResult,
-    Reading,
-)
-from venue_operator.model.spec import Confirmation, Threshold, VenueServiceSpec
+from venue_operator.assess.checks import CHECKS, METRIC_CHECKS, Raw, clip
+from venue_operator.assess.hysteresis import Confirmed, confirm, critical_held
+from venue_operator.model.observations import Observations
+from venue_operator.model.spec import Confirmation, VenueServiceSpec
 from venue_operator.model.status import CheckStatus, Health, Level, Severity
-
-# Runbook sections, as titled in the runbook.
-HEALTH_CHECKS = "Health Checks"
-NOT_STARTING = "Service Not Starting"
-HIGH_LATENCY = "High Latency"
-RATE_LIMITS = "Rate Limit Errors"
-DB_FAILURES = "Database Connection Failures"
-DB_OPERATIONS = "Database Operations"
-MONITORING = "Monitoring & Alerts"
-
-DEPLOYMENT_NOT_FOUND = "Deployment not found"
-_RANK = {Level.OK: 0, Level.WARNING: 1, Level.CRITICAL: 2}
-
-
-@dataclass(frozen=True)
-class Raw:
-    """A check's reading this cycle, before hysteresis."""
-
-    level: Level
-    value: float | None = None
-    unit: str | None = None
-    threshold: Threshold | None = None
-    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -64,223 +30,6 @@ class Assessment:
         return [c for c in self.checks if c.level in (Level.WARNING, Level.CRITICAL)]
 
 
-REASON_LIMIT = 1000  # CheckStatus.reason holds 1,024: cut where a reason is made
-
-
-def clip(text: str | None, limit: int = REASON_LIMIT) -> str | None:
-    """At most `limit` characters, marked when cut (a check value can be a long error)."""
-    if text is None or len(text) <= limit:
-        return text
-    return text[: limit - 1] + "…"
-
-
-def level_of(value: float, threshold: Threshold) -> Level:
-    """Strictly above critical -> critical; strictly above warning -> warning."""
-    if value > threshold.critical:
-        return Level.CRITICAL
-    if value > threshold.warning:
-        return Level.WARNING
-    return Level.OK
-
-
-def _metric(reading: Reading, threshold: Threshold, scale: float, unit: str) -> Raw:
-    if reading.value is None:
-        return Raw(Level.UNKNOWN, unit=unit, threshold=threshold, reason=reading.unknown_reason)
-    value = round(reading.value * scale, 3)
-    return Raw(level_of(value, threshold), value, unit, threshold)
-
-
-def _probe(probe: ProbeResult) -> Raw:
-    if probe.ok:
-        return Raw(Level.OK, value=probe.status_code)
-    if probe.failure is ProbeFailure.NOT_ALLOWED:  # not probed: unknown, never "down"
-        return Raw(Level.UNKNOWN, reason=probe.detail)
-    reason = f"{probe.failure}: {probe.detail}" if probe.detail else str(probe.failure)
-    return Raw(Level.CRITICAL, value=probe.status_code, reason=reason)
-
-
-def _dependency(probe: ProbeResult, key: str) -> Raw:
-    state = probe.checks.get(key)
-    if state is None:
-        why = f"{probe.failure}" if not probe.ok else f"no checks.{key}"
-        return Raw(Level.UNKNOWN, reason=f"/health/full gave no {key} state ({why})")
-    if state == "ok":
-        return Raw(Level.OK)
-    return Raw(Level.CRITICAL, reason=f"checks.{key} = {state!r}")
-
-
-def _migrations(probe: ProbeResult) -> Raw:
-    state = probe.checks.get("migrations")
-    if state in (None, "ok"):
-        return Raw(Level.OK)
-    return Raw(Level.CRITICAL, reason=f"checks.migrations = {state!r}")
-
-
-def _pods(obs: Observations) -> Raw:
-    w = obs.workload
-    if w.unreadable:
-        return Raw(Level.UNKNOWN, reason=clip(f"cannot read the workload: {w.unreadable}"))
-    if not w.found:
-        return Raw(Level.UNKNOWN, reason=DEPLOYMENT_NOT_FOUND)
-    value = float(w.ready)
-    if w.desired > 0 and w.ready == 0:
-        return Raw(Level.CRITICAL, value, "pods", reason=f"0/{w.desired} pods ready")
-    if w.crash_looping:
-        reason = f"{w.crash_looping} pod(s) in CrashLoopBackOff, {w.ready}/{w.desired} ready"
-        return Raw(Level.CRITICAL, value, "pods", reason=reason)
-    if w.ready < w.desired:
-        return Raw(Level.WARNING, value, "pods", reason=f"{w.ready}/{w.desired} pods ready")
-    return Raw(Level.OK, value, "pods")
-
-
-def request_rate(obs: Observations) -> Reading:
-    """Requests per second. A service that never served a request has no request counter
-    series at all (client libraries create it on first use): while its other series are
-    scraped, that is 0 req/s, not a blind spot (an idle service would never bake)."""
-    m = obs.metrics
-    never = (m.requests_served.unknown_reason or "").startswith(NO_SERIES)
-    scraped = m.memory_utilisation.value is not None
-    if m.request_rate.value is None and never and scraped:
-        return Reading.of(0.0)
-    return m.request_rate
-
-
-def _per_request(
-    obs: Observations, spec: VenueServiceSpec, reading: Reading, threshold: Threshold,
-    scale: float, unit: str,
-) -> Raw:  # fmt: skip
-    """A check computed over requests (a share, a quantile) is not judged below
-    `confirmation.minRequestRate`: over a handful of requests it means nothing, and over
-    none it is missing (an idle service would flicker to unknown and never bake)."""
-    rate = request_rate(obs)
-    minimum = spec.confirmation.min_request_rate
-    if rate.value is not None and rate.value < minimum:
-        reason = f"not judged: {rate.value:.2f} req/s is below the minimum {minimum:g} req/s"
-        return Raw(Level.OK, unit=unit, threshold=threshold, reason=reason)
-    if rate.value is None and reading.value is None:
-        return Raw(Level.UNKNOWN, unit=unit, threshold=threshold, reason=rate.unknown_reason)
-    return _metric(reading, threshold, scale, unit)
-
-
-def _error_rate(obs: Observations, spec: VenueServiceSpec) -> Raw:
-    threshold = spec.thresholds.error_rate_percent
-    rate = request_rate(obs)
-    if rate.value is None:
-        return Raw(Level.UNKNOWN, unit="%", threshold=threshold, reason=rate.unknown_reason)
-    return _per_request(obs, spec, obs.metrics.error_rate, threshold, 100, "%")
-
-
-def _p99_latency(obs: Observations, spec: VenueServiceSpec) -> Raw:
-    threshold = spec.thresholds.p99_latency_ms
-    return _per_request(obs, spec, obs.metrics.p99_latency, threshold, 1000, "ms")
-
-
-def _rate_limited(obs: Observations, spec: VenueServiceSpec) -> Raw:
-    threshold = spec.thresholds.rate_limited_percent
-    raw = _per_request(obs, spec, obs.metrics.rate_limited, threshold, 100, "%")
-    tenants = obs.metrics.top_limited_tenants
-    if raw.level in (Level.WARNING, Level.CRITICAL) and tenants:
-        top = ", ".join(f"{name} {rate:.1f}/s" for name, rate in tenants[:3])
-        return Raw(raw.level, raw.value, raw.unit, raw.threshold, f"top tenants: {top}")
-    return raw
-
-
-# name -> (runbook section, how to read it). Order is the order shown in status.
-CHECKS: dict[str, tuple[str, Callable[[Observations, VenueServiceSpec], Raw]]] = {
-    "health": (HEALTH_CHECKS, lambda o, s: _probe(o.health)),
-    "database": (DB_FAILURES, lambda o, s: _dependency(o.full_health, "database")),
-    "redis": (NOT_STARTING, lambda o, s: _dependency(o.full_health, "redis")),
-    "migrations": (DB_OPERATIONS, lambda o, s: _migrations(o.full_health)),
-    "pods": (NOT_STARTING, lambda o, s: _pods(o)),
-    "error_rate": (MONITORING, _error_rate),
-    "p99_latency": (HIGH_LATENCY, _p99_latency),
-    "pool_utilisation": (
-        DB_FAILURES,
-        lambda o, s: _metric(
-            o.metrics.pool_utilisation, s.thresholds.pool_utilisation_percent, 100, "%"
-        ),
-    ),
-    "pool_pending": (
-        DB_FAILURES,
-        lambda o, s: _metric(o.metrics.pool_pending, s.thresholds.pool_pending, 1, ""),
-    ),
-    "memory": (
-        MONITORING,
-        lambda o, s: _metric(o.metrics.memory_utilisation, s.thresholds.memory_percent, 100, "%"),
-    ),
-    "rate_limited": (RATE_LIMITS, _rate_limited),
-}
-METRIC_CHECKS = (
-    "error_rate",
-    "p99_latency",
-    "pool_utilisation",
-    "pool_pending",
-    "memory",
-    "rate_limited",
-)
-
-
-@dataclass(frozen=True)
-class Confirmed:
-    """A check's level after hysteresis, and the streak that may change it."""
-
-    level: Level
-    pending: Level | None = None  # the level the streak moves towards
-    count: int = 0  # consecutive cycles of that streak
-    last_known: Level | None = None  # while unknown: where a known reading resumes from
-
-
-def confirm(observed: Level, previous: CheckStatus | None, conf: Confirmation) -> Confirmed:
-    """Hysteresis for one check. Unknown needs `breaches` cycles like any other level, and
-    a check back from unknown resumes from its last known level: a bad service read once
-    as ok after a metrics gap stays bad until `recoveries` ok cycles say otherwise."""
-    if previous is None:  # first sight: unknown is all there is; a value starts from ok
-        if observed is Level.UNKNOWN:
-            return Confirmed(Level.UNKNOWN)
-        return _towards(observed, Level.OK, None, 0, conf)
-    level = previous.level
-    if observed is Level.UNKNOWN:
-        if level is Level.UNKNOWN:
-            return Confirmed(Level.UNKNOWN, last_known=previous.last_known)
-        count = previous.pending_count + 1 if previous.pending is Level.UNKNOWN else 1
-        if count >= conf.breaches:
-            return Confirmed(Level.UNKNOWN, last_known=level)
-        return Confirmed(level, Level.UNKNOWN, count)
-    base = (previous.last_known if level is Level.UNKNOWN else level) or Level.OK
-    if previous.pending in (None, Level.UNKNOWN):  # an unknown reading broke any streak
-        return _towards(observed, base, None, 0, conf)
-    return _towards(observed, base, previous.pending, previous.pending_count, conf)
-
-
-def _towards(
-    observed: Level, base: Level, pending: Level | None, count: int, conf: Confirmation
-) -> Confirmed:
-    if observed is base:
-        return Confirmed(base)
-    escalating = _RANK[observed] > _RANK[base]
-    if pending is not None and (_RANK[pending] > _RANK[base]) == escalating:
-        count += 1
-        # The streak confirms the mildest level it held: warning+critical+critical -> warning.
-        pick = min if escalating else max
-        pending = pick(pending, observed, key=_RANK.__getitem__)
-    else:
-        pending, count = observed, 1
-    needed = conf.breaches if escalating else conf.recoveries
-    if count >= needed:
-        return Confirmed(pending)
-    return Confirmed(base, pending, count)
-
-
-def _critical_held(breach: Sequence[Level], conf: Confirmation) -> bool:
-    """Critical is confirmed by `breaches` consecutive cycles in breach, most of them critical.
-    A rate ramps through its window (warning, critical, critical), and a 12% error rate
-    measured over ~80 requests dips under the 5% limit now and then (critical, critical,
-    warning): neither should cost another full streak. A lone critical spike amid warnings
-    still confirms only warning."""
-    criticals = sum(level is Level.CRITICAL for level in breach)
-    return len(breach) >= conf.breaches and criticals > conf.breaches // 2
-
-
 def _check_status(
     name: str, section: str, raw: Raw, previous: CheckStatus | None, conf: Confirmation
 ) -> CheckStatus:
@@ -288,7 +37,7 @@ def _check_status(
     breach: list[Level] = []
     if raw.level in (Level.WARNING, Level.CRITICAL):
         breach = [*(previous.breach if previous else []), raw.level][-conf.breaches :]
-    if confirmed.level is not Level.CRITICAL and _critical_held(breach, conf):
+    if confirmed.level is not Level.CRITICAL and critical_held(breach, conf):
         confirmed = Confirmed(Level.CRITICAL)
     return CheckStatus(
         name=name,

@@ -1,27 +1,22 @@
 """decide, for the rollout guard: a confirmed bad or stalled rollout -> pause and roll back.
 Pure.
 
-The same guardrails as every rollback, from decide/decision.py itself, so that one added there holds
-here too: mode and the pause annotation (switched_off); rollback enabled, a human's pause of
-the Deployment, never again from a template GitOps re-applied, the known-good target that
-never crosses an incompatible migration (rollback_or_why_not); cooldown, budget, DryRun
-(apply_guardrails). The decision is one ROLL_BACK whose `pauseFirst` makes the remediator
-pause the Deployment before the guarded rollback write, which resumes it.
+The same guardrails as every rollback, from decide itself, so that one added there holds
+here too: mode and the pause annotation (guardrails.switched_off); rollback enabled, a human's
+pause of the Deployment, never again from a template GitOps re-applied, the known-good target
+that never crosses an incompatible migration (rollback_target.rollback_or_why_not); cooldown,
+budget, DryRun (guardrails.apply_guardrails). The decision is one ROLL_BACK whose `pauseFirst`
+makes the remediator pause the Deployment before the guarded rollback write, which resumes it.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from venue_operator.decide.decision import (
-    ROLLBACK_SECTION,
-    Action,
-    Decision,
-    RolloutFacts,
-    apply_guardrails,
-    rollback_or_why_not,
-    switched_off,
-)
+from venue_operator.decide.decision import ROLLBACK_SECTION, Action, Decision
+from venue_operator.decide.guardrails import apply_guardrails, switched_off
+from venue_operator.decide.rollback_target import rollback_or_why_not
+from venue_operator.decide.rollout import RolloutFacts
 from venue_operator.guard.judge import Judgement, Verdict
 from venue_operator.model.spec import RemediationPolicy
 from venue_operator.model.status import VenueServiceStatus

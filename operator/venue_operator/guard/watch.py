@@ -21,7 +21,7 @@ from typing import Any
 
 import structlog
 
-from venue_operator.decide.decision import rollout_facts
+from venue_operator.decide.rollout import rollout_facts
 from venue_operator.guard.judge import (
     GuardLimits,
     GuardState,

@@ -13,7 +13,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from venue_operator.assess import assessment
+from venue_operator.assess.checks import (
+    DB_FAILURES,
+    DB_OPERATIONS,
+    HEALTH_CHECKS,
+    HIGH_LATENCY,
+    MONITORING,
+    NOT_STARTING,
+    RATE_LIMITS,
+)
 from venue_operator.decide.decision import Action
 from venue_operator.incident.bookkeeping import text, times
 from venue_operator.incident.impact import summary
@@ -26,35 +34,35 @@ POINTS = 240  # per graph: the range query's step is the window over this
 
 # Runbook "Resolution" lists, per section: the follow-up once the fire is out.
 FOLLOW_UP: dict[str, tuple[str, ...]] = {
-    assessment.HIGH_LATENCY: (
+    HIGH_LATENCY: (
         "Check connection pool saturation",
         "Look for missing indexes",
         "Review recent query changes",
     ),
-    assessment.DB_FAILURES: (
+    DB_FAILURES: (
         "Check PgBouncer status if used",
         "Verify connection limits",
         "Look for connection leaks (transactions not closed)",
     ),
-    assessment.NOT_STARTING: (
+    NOT_STARTING: (
         "Verify database credentials in secrets",
         "Check if migrations need to run",
         "Verify Redis connectivity",
     ),
-    assessment.RATE_LIMITS: (
+    RATE_LIMITS: (
         "Identify abusive traffic patterns",
         "Temporarily increase limits if legitimate",
         "Consider tenant-specific overrides",
     ),
-    assessment.DB_OPERATIONS: (
+    DB_OPERATIONS: (
         "Check migration status (`npm run migrate:status`)",
         "Decide whether the migration must be rolled back",
     ),
-    assessment.MONITORING: (
+    MONITORING: (
         "Check logs for errors (`kubectl logs -l app=venue-service --since=5m`)",
         "Follow the runbook section of each breached check",
     ),
-    assessment.HEALTH_CHECKS: ("Check `/health/full` for the failing dependency",),
+    HEALTH_CHECKS: ("Check `/health/full` for the failing dependency",),
 }
 AFTER_ROLLBACK = ("All tests passing", "Migration tested in staging",
                   "Rollback plan documented", "Feature flags configured",

@@ -21,7 +21,8 @@ from pydantic import ValidationError
 
 from venue_operator.assess.assessment import Assessment
 from venue_operator.decide import gitops
-from venue_operator.decide.decision import decide, rollout_facts
+from venue_operator.decide.procedure import decide
+from venue_operator.decide.rollout import rollout_facts
 from venue_operator.guard.pod_series import Query
 from venue_operator.guard.watch import ReadPods, RolloutWatch, paused_by_annotation, with_guard
 from venue_operator.kube.status_store import StatusStore, StatusWrite, parse_status

@@ -11,7 +11,7 @@ from typing import Any
 import structlog
 from kubernetes.aio import client
 
-from venue_operator.decide.decision import CAPACITY_CHECKS
+from venue_operator.decide.rules import CAPACITY_CHECKS
 from venue_operator.kube import calls
 from venue_operator.model.observations import Scaler, WorkloadState
 from venue_operator.model.status import Level, ScaledKind, VenueServiceStatus

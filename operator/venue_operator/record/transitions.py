@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from venue_operator.assess.assessment import DEPLOYMENT_NOT_FOUND, Assessment
+from venue_operator.assess.assessment import Assessment
+from venue_operator.assess.checks import DEPLOYMENT_NOT_FOUND
 from venue_operator.decide import gitops
 from venue_operator.incident.bookkeeping import archive, settle
 from venue_operator.incident.impact import material

@@ -22,7 +22,7 @@ import structlog
 from kubernetes.aio import client
 
 from venue_operator.act import ActError, ActResult, migration
-from venue_operator.assess.assessment import DB_OPERATIONS
+from venue_operator.assess.checks import DB_OPERATIONS
 from venue_operator.decide import gitops
 from venue_operator.decide.decision import P1_SECTION, Action, Decision
 from venue_operator.incident.impact import with_impact_line

@@ -1,0 +1,199 @@
+"""The runbook's checks, pure: each one's runbook section and how it reads one cycle's
+observations into a level, before hysteresis (hysteresis.py).
+
+A value strictly above a limit crosses it (the runbook says "> 1%"): exactly at the warning
+limit is ok, exactly at the critical limit is warning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from venue_operator.model.observations import (
+    NO_SERIES,
+    Observations,
+    ProbeFailure,
+    ProbeResult,
+    Reading,
+)
+from venue_operator.model.spec import Threshold, VenueServiceSpec
+from venue_operator.model.status import Level
+
+# Runbook sections, as titled in the runbook.
+HEALTH_CHECKS = "Health Checks"
+NOT_STARTING = "Service Not Starting"
+HIGH_LATENCY = "High Latency"
+RATE_LIMITS = "Rate Limit Errors"
+DB_FAILURES = "Database Connection Failures"
+DB_OPERATIONS = "Database Operations"
+MONITORING = "Monitoring & Alerts"
+
+DEPLOYMENT_NOT_FOUND = "Deployment not found"
+
+
+@dataclass(frozen=True)
+class Raw:
+    """A check's reading this cycle, before hysteresis."""
+
+    level: Level
+    value: float | None = None
+    unit: str | None = None
+    threshold: Threshold | None = None
+    reason: str | None = None
+
+
+REASON_LIMIT = 1000  # CheckStatus.reason holds 1,024: cut where a reason is made
+
+
+def clip(text: str | None, limit: int = REASON_LIMIT) -> str | None:
+    """At most `limit` characters, marked when cut (a check value can be a long error)."""
+    if text is None or len(text) <= limit:
+        return text
+    return text[: limit - 1] + "…"
+
+
+def level_of(value: float, threshold: Threshold) -> Level:
+    """Strictly above critical -> critical; strictly above warning -> warning."""
+    if value > threshold.critical:
+        return Level.CRITICAL
+    if value > threshold.warning:
+        return Level.WARNING
+    return Level.OK
+
+
+def _metric(reading: Reading, threshold: Threshold, scale: float, unit: str) -> Raw:
+    if reading.value is None:
+        return Raw(Level.UNKNOWN, unit=unit, threshold=threshold, reason=reading.unknown_reason)
+    value = round(reading.value * scale, 3)
+    return Raw(level_of(value, threshold), value, unit, threshold)
+
+
+def _probe(probe: ProbeResult) -> Raw:
+    if probe.ok:
+        return Raw(Level.OK, value=probe.status_code)
+    if probe.failure is ProbeFailure.NOT_ALLOWED:  # not probed: unknown, never "down"
+        return Raw(Level.UNKNOWN, reason=probe.detail)
+    reason = f"{probe.failure}: {probe.detail}" if probe.detail else str(probe.failure)
+    return Raw(Level.CRITICAL, value=probe.status_code, reason=reason)
+
+
+def _dependency(probe: ProbeResult, key: str) -> Raw:
+    state = probe.checks.get(key)
+    if state is None:
+        why = f"{probe.failure}" if not probe.ok else f"no checks.{key}"
+        return Raw(Level.UNKNOWN, reason=f"/health/full gave no {key} state ({why})")
+    if state == "ok":
+        return Raw(Level.OK)
+    return Raw(Level.CRITICAL, reason=f"checks.{key} = {state!r}")
+
+
+def _migrations(probe: ProbeResult) -> Raw:
+    state = probe.checks.get("migrations")
+    if state in (None, "ok"):
+        return Raw(Level.OK)
+    return Raw(Level.CRITICAL, reason=f"checks.migrations = {state!r}")
+
+
+def _pods(obs: Observations) -> Raw:
+    w = obs.workload
+    if w.unreadable:
+        return Raw(Level.UNKNOWN, reason=clip(f"cannot read the workload: {w.unreadable}"))
+    if not w.found:
+        return Raw(Level.UNKNOWN, reason=DEPLOYMENT_NOT_FOUND)
+    value = float(w.ready)
+    if w.desired > 0 and w.ready == 0:
+        return Raw(Level.CRITICAL, value, "pods", reason=f"0/{w.desired} pods ready")
+    if w.crash_looping:
+        reason = f"{w.crash_looping} pod(s) in CrashLoopBackOff, {w.ready}/{w.desired} ready"
+        return Raw(Level.CRITICAL, value, "pods", reason=reason)
+    if w.ready < w.desired:
+        return Raw(Level.WARNING, value, "pods", reason=f"{w.ready}/{w.desired} pods ready")
+    return Raw(Level.OK, value, "pods")
+
+
+def request_rate(obs: Observations) -> Reading:
+    """Requests per second. A service that never served a request has no request counter
+    series at all (client libraries create it on first use): while its other series are
+    scraped, that is 0 req/s, not a blind spot (an idle service would never bake)."""
+    m = obs.metrics
+    never = (m.requests_served.unknown_reason or "").startswith(NO_SERIES)
+    scraped = m.memory_utilisation.value is not None
+    if m.request_rate.value is None and never and scraped:
+        return Reading.of(0.0)
+    return m.request_rate
+
+
+def _per_request(
+    obs: Observations, spec: VenueServiceSpec, reading: Reading, threshold: Threshold,
+    scale: float, unit: str,
+) -> Raw:  # fmt: skip
+    """A check computed over requests (a share, a quantile) is not judged below
+    `confirmation.minRequestRate`: over a handful of requests it means nothing, and over
+    none it is missing (an idle service would flicker to unknown and never bake)."""
+    rate = request_rate(obs)
+    minimum = spec.confirmation.min_request_rate
+    if rate.value is not None and rate.value < minimum:
+        reason = f"not judged: {rate.value:.2f} req/s is below the minimum {minimum:g} req/s"
+        return Raw(Level.OK, unit=unit, threshold=threshold, reason=reason)
+    if rate.value is None and reading.value is None:
+        return Raw(Level.UNKNOWN, unit=unit, threshold=threshold, reason=rate.unknown_reason)
+    return _metric(reading, threshold, scale, unit)
+
+
+def _error_rate(obs: Observations, spec: VenueServiceSpec) -> Raw:
+    threshold = spec.thresholds.error_rate_percent
+    rate = request_rate(obs)
+    if rate.value is None:
+        return Raw(Level.UNKNOWN, unit="%", threshold=threshold, reason=rate.unknown_reason)
+    return _per_request(obs, spec, obs.metrics.error_rate, threshold, 100, "%")
+
+
+def _p99_latency(obs: Observations, spec: VenueServiceSpec) -> Raw:
+    threshold = spec.thresholds.p99_latency_ms
+    return _per_request(obs, spec, obs.metrics.p99_latency, threshold, 1000, "ms")
+
+
+def _rate_limited(obs: Observations, spec: VenueServiceSpec) -> Raw:
+    threshold = spec.thresholds.rate_limited_percent
+    raw = _per_request(obs, spec, obs.metrics.rate_limited, threshold, 100, "%")
+    tenants = obs.metrics.top_limited_tenants
+    if raw.level in (Level.WARNING, Level.CRITICAL) and tenants:
+        top = ", ".join(f"{name} {rate:.1f}/s" for name, rate in tenants[:3])
+        return Raw(raw.level, raw.value, raw.unit, raw.threshold, f"top tenants: {top}")
+    return raw
+
+
+# name -> (runbook section, how to read it). Order is the order shown in status.
+CHECKS: dict[str, tuple[str, Callable[[Observations, VenueServiceSpec], Raw]]] = {
+    "health": (HEALTH_CHECKS, lambda o, s: _probe(o.health)),
+    "database": (DB_FAILURES, lambda o, s: _dependency(o.full_health, "database")),
+    "redis": (NOT_STARTING, lambda o, s: _dependency(o.full_health, "redis")),
+    "migrations": (DB_OPERATIONS, lambda o, s: _migrations(o.full_health)),
+    "pods": (NOT_STARTING, lambda o, s: _pods(o)),
+    "error_rate": (MONITORING, _error_rate),
+    "p99_latency": (HIGH_LATENCY, _p99_latency),
+    "pool_utilisation": (
+        DB_FAILURES,
+        lambda o, s: _metric(
+            o.metrics.pool_utilisation, s.thresholds.pool_utilisation_percent, 100, "%"
+        ),
+    ),
+    "pool_pending": (
+        DB_FAILURES,
+        lambda o, s: _metric(o.metrics.pool_pending, s.thresholds.pool_pending, 1, ""),
+    ),
+    "memory": (
+        MONITORING,
+        lambda o, s: _metric(o.metrics.memory_utilisation, s.thresholds.memory_percent, 100, "%"),
+    ),
+    "rate_limited": (RATE_LIMITS, _rate_limited),
+}
+METRIC_CHECKS = (
+    "error_rate",
+    "p99_latency",
+    "pool_utilisation",
+    "pool_pending",
+    "memory",
+    "rate_limited",
+)
