@@ -9,7 +9,7 @@ import pytest
 
 from venue_operator.decide import capacity
 from venue_operator.model.observations import Scaler
-from venue_operator.model.spec import RemediationPolicy, ScalePolicy
+from venue_operator.model.remediation import RemediationPolicy, ScalePolicy
 from venue_operator.model.status import CapacityLoan, Health, Incident, ScaledKind, Severity
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)

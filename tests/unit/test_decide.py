@@ -24,7 +24,7 @@ from venue_operator.model.observations import (
     WorkloadState,
 )
 from venue_operator.model.reasons import Reason
-from venue_operator.model.spec import RemediationPolicy
+from venue_operator.model.remediation import RemediationPolicy
 from venue_operator.model.status import (
     ActionRecord,
     ActionResult,

@@ -22,7 +22,7 @@ from venue_operator.decide.decision import Action
 from venue_operator.decide.procedure import decide
 from venue_operator.decide.rollout import RolloutFacts
 from venue_operator.model.observations import Scaler
-from venue_operator.model.spec import Mode
+from venue_operator.model.remediation import Mode
 from venue_operator.model.status import (
     CapacityLoan,
     Incident,

@@ -28,7 +28,7 @@ from venue_operator.guard.judge import Judgement, Verdict
 from venue_operator.guard.verdict import decide_guard
 from venue_operator.model import keys
 from venue_operator.model.observations import Revision
-from venue_operator.model.spec import Mode, RemediationPolicy
+from venue_operator.model.remediation import Mode, RemediationPolicy
 from venue_operator.model.status import ActionRecord, ActionResult, VenueServiceStatus
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)

@@ -8,7 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from venue_operator.model.durations import format_duration, parse_duration
-from venue_operator.model.spec import Mode, VenueServiceSpec
+from venue_operator.model.remediation import Mode
+from venue_operator.model.spec import VenueServiceSpec
 
 
 def minimal(**spec: object) -> VenueServiceSpec:

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from venue_operator.model.spec import Mode, VenueServiceSpec
+from venue_operator.model.remediation import Mode
+from venue_operator.model.spec import VenueServiceSpec
 from venue_operator.tenancy.policy import (
     Caps,
     Tenancy,

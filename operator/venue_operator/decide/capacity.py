@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from venue_operator.model.observations import Scaler
-from venue_operator.model.spec import RemediationPolicy, ScalePolicy
+from venue_operator.model.remediation import RemediationPolicy, ScalePolicy
 from venue_operator.model.status import CapacityLoan, Health, Incident, ScaledKind
 
 FIELDS = {

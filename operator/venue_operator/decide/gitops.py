@@ -15,8 +15,8 @@ from datetime import datetime
 from typing import Any
 
 from venue_operator.model import keys
+from venue_operator.model.fields import DNS_LABEL, DNS_SUBDOMAIN
 from venue_operator.model.observations import GitOpsRef
-from venue_operator.model.spec import DNS_LABEL, DNS_SUBDOMAIN
 from venue_operator.model.status import (
     GitOpsObject,
     GitOpsStatus,

@@ -29,7 +29,7 @@ from venue_operator.decide.decision import (
 )
 from venue_operator.model import keys
 from venue_operator.model.reasons import Reason
-from venue_operator.model.spec import Mode, RemediationPolicy
+from venue_operator.model.remediation import Mode, RemediationPolicy
 from venue_operator.model.status import Health, Severity, VenueServiceStatus
 
 

@@ -34,7 +34,7 @@ from venue_operator.decide.guardrails import (
     verification,
 )
 from venue_operator.decide.rollout import RolloutFacts
-from venue_operator.model.spec import RemediationPolicy
+from venue_operator.model.remediation import RemediationPolicy
 from venue_operator.model.status import Health, VenueServiceStatus
 
 

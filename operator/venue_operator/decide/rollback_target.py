@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from venue_operator.decide.rollout import RolloutFacts
 from venue_operator.model import keys
 from venue_operator.model.observations import GitOpsRef, Revision
-from venue_operator.model.spec import RemediationPolicy
+from venue_operator.model.remediation import RemediationPolicy
 from venue_operator.model.status import VenueServiceStatus
 
 

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from venue_operator.decide.decision import EFFECTIVE, Action, last_record
 from venue_operator.model.observations import GitOpsRef, Revision, Scaler, WorkloadState
-from venue_operator.model.spec import RemediationPolicy
+from venue_operator.model.remediation import RemediationPolicy
 from venue_operator.model.status import VenueServiceStatus
 
 

@@ -38,7 +38,7 @@ from venue_operator.decide.guardrails import escalate
 from venue_operator.decide.rollback_target import reapplied_by, reapplied_key, rollback_or_why_not
 from venue_operator.decide.rollout import RolloutFacts, recent_rollout
 from venue_operator.model.reasons import Reason
-from venue_operator.model.spec import RemediationPolicy
+from venue_operator.model.remediation import RemediationPolicy
 from venue_operator.model.status import Level, ScaledKind, VenueServiceStatus
 from venue_operator.model.wording import above, fmt
 

@@ -18,7 +18,7 @@ from venue_operator.decide.guardrails import apply_guardrails, switched_off
 from venue_operator.decide.rollback_target import rollback_or_why_not
 from venue_operator.decide.rollout import RolloutFacts
 from venue_operator.guard.judge import Judgement, Verdict
-from venue_operator.model.spec import RemediationPolicy
+from venue_operator.model.remediation import RemediationPolicy
 from venue_operator.model.status import VenueServiceStatus
 
 

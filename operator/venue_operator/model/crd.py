@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 from pydantic.json_schema import GenerateJsonSchema
 
-from venue_operator.model import spec, status
+from venue_operator.model import fields, spec, status
 from venue_operator.model.durations import format_duration
 
 CRD_PATH = Path("crds") / "venueservices.ops.tickettoken.io.yaml"
@@ -108,7 +108,7 @@ class _NoAliasDumper(yaml.SafeDumper):
         return True
 
 
-def _schema_of(cls: type[spec.Model]) -> dict[str, Any]:
+def _schema_of(cls: type[fields.Model]) -> dict[str, Any]:
     raw = cls.model_json_schema(
         by_alias=True, mode="validation", schema_generator=_KubernetesJsonSchema
     )

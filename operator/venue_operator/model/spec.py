@@ -10,13 +10,21 @@ double-checks what it reads).
 from __future__ import annotations
 
 from datetime import timedelta
-from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import ConfigDict, Field, model_validator
 
-from venue_operator.model.durations import Duration, DurationOrZero
+from venue_operator.model.durations import Duration
+from venue_operator.model.fields import (
+    CONFIGMAP_KEY,
+    HttpPath,
+    HttpUrl,
+    Model,
+    ObjectName,
+    Percent,
+    cel,
+)
+from venue_operator.model.remediation import RemediationPolicy
 
 GROUP = "ops.tickettoken.io"
 VERSION = "v1alpha1"
@@ -27,48 +35,6 @@ SINGULAR = "venueservice"
 SHORT_NAMES = ["venuesvc", "vsvc"]
 
 RUNBOOK_PORT = 3002
-
-DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
-CONFIGMAP_KEY = r"^[-._a-zA-Z0-9]+$"
-HTTP_URL_RULE = "isURL(self) && url(self).getScheme() in ['http', 'https']"
-
-ObjectName = Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)]
-HttpPath = Annotated[str, Field(min_length=1, max_length=1024, pattern=r"^/[^\s?#]*$")]
-Percent = Annotated[float, Field(ge=0, le=100)]
-HttpUrl = Annotated[
-    str,
-    Field(
-        max_length=2048,
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                {"rule": HTTP_URL_RULE, "message": "must be an http:// or https:// URL"}
-            ]
-        },
-    ),
-]
-
-
-def _cel(*rules: tuple[str, str]) -> dict[str, Any]:
-    """json_schema_extra carrying CEL rules (rule, message) for the generated CRD."""
-    return {"x-kubernetes-validations": [{"rule": r, "message": m} for r, m in rules]}
-
-
-class Model(BaseModel):
-    """camelCase on the wire, snake_case in Python; unknown fields are an error."""
-
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
-    )
-
-
-# --- spec -------------------------------------------------------------------------
-
-
-class Mode(StrEnum):
-    AUTO = "Auto"
-    DRY_RUN = "DryRun"
-    OFF = "Off"
 
 
 class ServiceEndpoint(Model):
@@ -89,7 +55,7 @@ class ServiceEndpoint(Model):
 
 class Probe(Model):
     model_config = ConfigDict(
-        json_schema_extra=_cel(
+        json_schema_extra=cel(
             (
                 # has(): the API server also checks this rule against the bare default {}.
                 "!has(self.timeout) || !has(self.interval) || "
@@ -151,7 +117,7 @@ class Threshold(Model):
     """A warning and a critical limit; a value strictly above a limit crosses it."""
 
     model_config = ConfigDict(
-        json_schema_extra=_cel(("self.warning < self.critical", "warning must be below critical"))
+        json_schema_extra=cel(("self.warning < self.critical", "warning must be below critical"))
     )
 
     warning: float = Field(ge=0)
@@ -212,104 +178,6 @@ class Confirmation(Model):
     )
 
 
-class RollbackPolicy(Model):
-    enabled: bool = True
-    recent_rollout_window: Duration = Field(
-        default=timedelta(minutes=30),
-        description="A rollout started this recently is a rollback candidate.",
-    )
-    bake_time: Duration = Field(
-        default=timedelta(minutes=5),
-        description="A revision becomes a known-good rollback target after this long healthy.",
-    )
-
-
-class ScalePolicy(Model):
-    model_config = ConfigDict(
-        json_schema_extra=_cel(
-            (
-                "!has(self.minReplicas) || !has(self.maxReplicas) || "
-                "self.minReplicas <= self.maxReplicas",
-                "minReplicas must not exceed maxReplicas",
-            )
-        )
-    )
-
-    enabled: bool = True
-    min_replicas: int = Field(default=2, ge=1, le=1000)
-    max_replicas: int = Field(default=10, ge=1, le=1000)
-    step: int = Field(default=1, ge=1, le=100)
-    restore_after: DurationOrZero = Field(
-        default=timedelta(minutes=30),
-        description=(
-            "Give capacity added in an incident back once the service has been healthy this "
-            "long after it (step by step, each step verified); 0s: never."
-        ),
-    )
-
-    @model_validator(mode="after")
-    def _min_below_max(self) -> ScalePolicy:
-        if self.min_replicas > self.max_replicas:
-            raise ValueError("minReplicas must not exceed maxReplicas")
-        return self
-
-
-class MigrationPolicy(Model):
-    enabled: bool = True
-    cron_job_name: ObjectName = Field(
-        default="venue-migrate", description="CronJob whose template the migration Job copies."
-    )
-    timeout: Duration = Field(default=timedelta(minutes=10))
-
-
-class CircuitBreakerPolicy(Model):
-    enabled: bool = True
-    config_map_name: ObjectName = Field(default="venue-service-circuit-breaker")
-    key: str = Field(default="open", min_length=1, max_length=253, pattern=CONFIGMAP_KEY)
-    echo_window: Duration = Field(
-        default=timedelta(minutes=2),
-        description=(
-            "After the circuit closes, how long errors and latency are taken as the echo of "
-            "the dependency outage (rate windows lag it) before the usual rules apply again."
-        ),
-    )
-
-
-class Cooldowns(Model):
-    rollback: Duration = Field(default=timedelta(minutes=10))
-    scale: Duration = Field(default=timedelta(minutes=5))
-    migration: Duration = Field(default=timedelta(minutes=15))
-    circuit_breaker: Duration = Field(default=timedelta(minutes=1))
-
-
-class GitOpsPolicy(Model):
-    suspend: bool = Field(
-        default=False,
-        description=(
-            "After rolling back a Deployment applied by Flux or Argo CD, suspend the "
-            "Kustomization/HelmRelease (spec.suspend) or turn off the Application's automated "
-            "sync, so that it does not re-apply the bad revision; `venue-operator resume` undoes "
-            "it. Only an object in this namespace, or one whose own status lists the Deployment."
-        ),
-    )
-
-
-class RemediationPolicy(Model):
-    mode: Mode = Field(
-        default=Mode.AUTO, description="Auto acts; DryRun records; Off only watches."
-    )
-    rollback: RollbackPolicy = Field(default_factory=RollbackPolicy)
-    scale: ScalePolicy = Field(default_factory=ScalePolicy)
-    migration: MigrationPolicy = Field(default_factory=MigrationPolicy)
-    circuit_breaker: CircuitBreakerPolicy = Field(default_factory=CircuitBreakerPolicy)
-    cooldowns: Cooldowns = Field(default_factory=Cooldowns)
-    gitops: GitOpsPolicy = Field(default_factory=GitOpsPolicy)
-    max_actions_per_hour: int = Field(default=6, ge=0, le=100)
-    verify_window: Duration = Field(
-        default=timedelta(minutes=5), description="After acting, how long to wait for recovery."
-    )
-
-
 class SecretKeyRef(Model):
     name: ObjectName
     key: str = Field(min_length=1, max_length=253, pattern=CONFIGMAP_KEY)
@@ -333,7 +201,7 @@ class AlertmanagerSink(Model):
 
 class Notification(Model):
     model_config = ConfigDict(
-        json_schema_extra=_cel(
+        json_schema_extra=cel(
             (
                 "has(self.webhookSecretRef) || has(self.alertmanager)",
                 "set webhookSecretRef, alertmanager or both",
@@ -367,7 +235,7 @@ class RolloutGuard(Model):
     """
 
     model_config = ConfigDict(
-        json_schema_extra=_cel(
+        json_schema_extra=cel(
             (
                 "!has(self.interval) || duration(self.interval) >= duration('500ms')",
                 "interval must be at least 500ms",

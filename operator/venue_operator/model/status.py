@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from venue_operator.model.spec import Model
+from venue_operator.model.fields import Model
 
 HISTORY_LIMIT = 50
 INCIDENTS_KEPT = 5  # resolved incidents kept in status.incidents, each compacted

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from venue_operator.model.spec import Mode, VenueServiceSpec
+from venue_operator.model.remediation import Mode
+from venue_operator.model.spec import VenueServiceSpec
 
 LINK_LOCAL = (ipaddress.ip_network("169.254.0.0/16"), ipaddress.ip_network("fe80::/10"))
 API_SERVER_NAMES = ("kubernetes", "kubernetes.default", "kubernetes.default.svc",
