@@ -1,17 +1,26 @@
-"""The operator's own Kubernetes API calls (kubernetes.aio); Kopf does the watching."""
+"""The operator's own Kubernetes API calls (kubernetes.aio); Kopf does the watching.
+
+Every call takes the opaque `Api` handle and answers plain camelCase dicts (the API's own
+shape), never the client's models; a refusal is an `ApiError`. So the rest of the operator
+never imports the client, and a test's fake answers what the API server would.
+"""
 
 from __future__ import annotations
 
 import base64
-import json
 from typing import Any, cast
 
 from kubernetes.aio import client, config
 from kubernetes.aio.config.config_exception import ConfigException
 
+from venue_operator.kube.errors import ApiError as ApiError
+from venue_operator.kube.errors import is_conflict as is_conflict
+from venue_operator.kube.errors import refusal as refusal
 from venue_operator.model.spec import GROUP, PLURAL, VERSION, SecretKeyRef
 
+Api = client.ApiClient  # the connection every call takes (`connect`)
 JSON_PATCH = "application/json-patch+json"
+MERGE_PATCH = "application/merge-patch+json"
 Resource = tuple[str, str, str]  # a custom resource's group, version, plural
 VENUESERVICES: Resource = (GROUP, VERSION, PLURAL)
 KEDA: Resource = ("keda.sh", "v1alpha1", "scaledobjects")
@@ -29,7 +38,7 @@ def import_api_classes() -> None:
         getattr(client, name)
 
 
-async def connect(kubeconfig: str | None = None) -> client.ApiClient:
+async def connect(kubeconfig: str | None = None) -> Api:
     """In-cluster credentials when running in a pod, else the kubeconfig (KUBECONFIG)."""
     if kubeconfig is None:
         try:
@@ -42,9 +51,7 @@ async def connect(kubeconfig: str | None = None) -> client.ApiClient:
     return client.ApiClient(configuration)
 
 
-async def replace_status(
-    api: client.ApiClient, namespace: str, name: str, status: dict[str, Any]
-) -> None:
+async def replace_status(api: Api, namespace: str, name: str, status: dict[str, Any]) -> None:
     """Replace a VenueService's whole status (JSON patch `add /status`; unlike a merge
     patch, a field missing from `status` is removed)."""
     ops = [{"op": "add", "path": "/status", "value": status}]
@@ -53,9 +60,7 @@ async def replace_status(
     )
 
 
-async def get_custom(
-    api: client.ApiClient, resource: Resource, namespace: str, name: str
-) -> dict[str, Any]:
+async def get_custom(api: Api, resource: Resource, namespace: str, name: str) -> dict[str, Any]:
     """A custom object (a VenueService, a ScaledObject, a Flux or Argo CD object) as a dict."""
     group, version, plural = resource
     found = await client.CustomObjectsApi(api).get_namespaced_custom_object(
@@ -65,7 +70,7 @@ async def get_custom(
 
 
 async def patch_custom(
-    api: client.ApiClient, resource: Resource, namespace: str, name: str,
+    api: Api, resource: Resource, namespace: str, name: str,
     ops: list[dict[str, Any]],
 ) -> None:  # fmt: skip
     """JSON patch; callers start `ops` with a resourceVersion test for optimistic concurrency."""
@@ -75,38 +80,42 @@ async def patch_custom(
     )
 
 
-async def get_venueservice(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
+async def get_venueservice(api: Api, namespace: str, name: str) -> dict[str, Any]:
     return await get_custom(api, VENUESERVICES, namespace, name)
 
 
-def is_conflict(exc: client.ApiException) -> bool:
-    """Someone else wrote first: a 409, or a 422 for a JSON patch that did not apply to the
-    object as it is now (our resourceVersion "test" op failed, or a path we planned on was
-    removed): re-read and re-plan. A 422 that names the invalid fields (`details.causes`) is
-    an object the server will never take: trying again cannot help."""
-    if exc.status == 409:
-        return True
-    if exc.status != 422:
-        return False
-    try:
-        answer = json.loads(exc.body or "{}")
-    except (TypeError, ValueError):
-        return True
-    details = answer.get("details") if isinstance(answer, dict) else None
-    return not (isinstance(details, dict) and details.get("causes"))
+async def list_venueservices(api: Api, namespace: str | None = None) -> list[dict[str, Any]]:
+    """Every VenueService of the cluster, or of `namespace` only."""
+    objects = client.CustomObjectsApi(api)
+    if namespace is None:
+        found = await objects.list_cluster_custom_object(GROUP, VERSION, PLURAL)
+    else:
+        found = await objects.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+    return cast(list[dict[str, Any]], cast(dict[str, Any], found).get("items", []))
 
 
-def as_dict(api: client.ApiClient, obj: Any) -> dict[str, Any]:
+async def annotate_venueservice(
+    api: Api, namespace: str, name: str, annotations: dict[str, str]
+) -> None:
+    """Merge `annotations` into a VenueService's (a merge patch: no resourceVersion needed,
+    nothing else is touched)."""
+    patch: Any = {"metadata": {"annotations": annotations}}
+    await client.CustomObjectsApi(api).patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, name, patch, _content_type=MERGE_PATCH
+    )
+
+
+def as_dict(api: Api, obj: Any) -> dict[str, Any]:
     """A client model as the plain camelCase dict the API speaks."""
     return cast(dict[str, Any], api.sanitize_for_serialization(obj))
 
 
-async def get_deployment(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
+async def get_deployment(api: Api, namespace: str, name: str) -> dict[str, Any]:
     return as_dict(api, await client.AppsV1Api(api).read_namespaced_deployment(name, namespace))
 
 
 async def patch_deployment(
-    api: client.ApiClient, namespace: str, name: str, ops: list[dict[str, Any]]
+    api: Api, namespace: str, name: str, ops: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """JSON patch; callers start `ops` with a resourceVersion test for optimistic concurrency."""
     result = await client.AppsV1Api(api).patch_namespaced_deployment(
@@ -115,32 +124,84 @@ async def patch_deployment(
     return as_dict(api, result)
 
 
-async def list_replicasets(api: client.ApiClient, namespace: str) -> list[dict[str, Any]]:
-    result = await client.AppsV1Api(api).list_namespaced_replica_set(namespace)
-    return cast(list[dict[str, Any]], as_dict(api, result)["items"])
+def _items(api: Api, listed: Any) -> list[dict[str, Any]]:
+    return cast(list[dict[str, Any]], as_dict(api, listed)["items"])
 
 
-async def get_hpa(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
+async def list_replicasets(api: Api, namespace: str) -> list[dict[str, Any]]:
+    return _items(api, await client.AppsV1Api(api).list_namespaced_replica_set(namespace))
+
+
+async def list_pods(api: Api, namespace: str) -> list[dict[str, Any]]:
+    return _items(api, await client.CoreV1Api(api).list_namespaced_pod(namespace))
+
+
+async def list_jobs(api: Api, namespace: str) -> list[dict[str, Any]]:
+    return _items(api, await client.BatchV1Api(api).list_namespaced_job(namespace))
+
+
+async def list_events(api: Api, namespace: str, field_selector: str) -> list[dict[str, Any]]:
+    listed = await client.CoreV1Api(api).list_namespaced_event(
+        namespace, field_selector=field_selector
+    )
+    return _items(api, listed)
+
+
+async def get_cronjob(api: Api, namespace: str, name: str) -> dict[str, Any]:
+    return as_dict(api, await client.BatchV1Api(api).read_namespaced_cron_job(name, namespace))
+
+
+async def get_job(api: Api, namespace: str, name: str) -> dict[str, Any]:
+    return as_dict(api, await client.BatchV1Api(api).read_namespaced_job(name, namespace))
+
+
+async def create_job(api: Api, namespace: str, job: dict[str, Any]) -> None:
+    """Create the Job `job` (a manifest); a 409 when one of its name exists."""
+    model = client.V1Job.from_dict(job)
+    assert model is not None
+    await client.BatchV1Api(api).create_namespaced_job(namespace, model)
+
+
+async def get_config_map(api: Api, namespace: str, name: str) -> dict[str, Any]:
+    return as_dict(api, await client.CoreV1Api(api).read_namespaced_config_map(name, namespace))
+
+
+async def create_config_map(api: Api, namespace: str, config_map: dict[str, Any]) -> None:
+    """Create the ConfigMap `config_map` (a manifest); a 409 when one of its name exists."""
+    model = client.V1ConfigMap.from_dict(config_map)
+    assert model is not None
+    await client.CoreV1Api(api).create_namespaced_config_map(namespace, model)
+
+
+async def merge_patch_config_map(
+    api: Api, namespace: str, name: str, patch: dict[str, Any]
+) -> None:
+    """Merge patch; a `metadata.resourceVersion` in it makes the write a 409 if anyone wrote
+    since that version was read."""
+    await client.CoreV1Api(api).patch_namespaced_config_map(
+        name, namespace, patch, _content_type=MERGE_PATCH
+    )
+
+
+async def get_hpa(api: Api, namespace: str, name: str) -> dict[str, Any]:
     hpa = await client.AutoscalingV2Api(api).read_namespaced_horizontal_pod_autoscaler(
         name, namespace
     )
     return as_dict(api, hpa)
 
 
-async def patch_hpa(
-    api: client.ApiClient, namespace: str, name: str, ops: list[dict[str, Any]]
-) -> None:
+async def patch_hpa(api: Api, namespace: str, name: str, ops: list[dict[str, Any]]) -> None:
     await client.AutoscalingV2Api(api).patch_namespaced_horizontal_pod_autoscaler(
         name, namespace, ops, _content_type=JSON_PATCH
     )
 
 
-async def get_scaled_object(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
+async def get_scaled_object(api: Api, namespace: str, name: str) -> dict[str, Any]:
     return await get_custom(api, KEDA, namespace, name)
 
 
 async def patch_scaled_object(
-    api: client.ApiClient, namespace: str, name: str, ops: list[dict[str, Any]]
+    api: Api, namespace: str, name: str, ops: list[dict[str, Any]]
 ) -> None:
     await patch_custom(api, KEDA, namespace, name, ops)
 
@@ -166,7 +227,7 @@ def set_annotation_op(obj: dict[str, Any], key: str, value: str) -> dict[str, An
     return {"op": "add", "path": annotation_path(key), "value": value}
 
 
-async def secret_value(api: client.ApiClient, namespace: str, ref: SecretKeyRef) -> str:
+async def secret_value(api: Api, namespace: str, ref: SecretKeyRef) -> str:
     """One key of a Secret, decoded. A credential (a URL with a token, a bearer token): the
     caller never logs it, nor an error's text beyond its type (KeyError: the key is missing)."""
     secret = await client.CoreV1Api(api).read_namespaced_secret(ref.name, namespace)
