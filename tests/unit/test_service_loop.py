@@ -16,7 +16,9 @@ import pytest
 from kubernetes.aio import client
 
 from tests.unit.builders import HEALTHY_FULL, HEALTHY_METRICS, metrics
-from venue_operator.act import ActResult
+from venue_operator.act import ActError, ActResult
+from venue_operator.act.migration import job_name
+from venue_operator.kube import calls
 from venue_operator.kube.status_store import parse_status
 from venue_operator.loop import service_loop
 from venue_operator.loop.evaluation import Outcome, judge
@@ -51,14 +53,15 @@ class Crash(BaseException):
     """The process dies here (SIGKILL): nothing after it runs, nothing catches it."""
 
 
-def forbidden() -> client.ApiException:
+def forbidden() -> ActError:
+    """What the Acts port raises when the API server refuses (act/writer.py)."""
     exc = client.ApiException(status=403, reason="Forbidden")
     message = (
         'deployments.apps "venue-service" is forbidden: User "system:serviceaccount:x:y" '
         'cannot patch resource "deployments"'
     )
     exc.body = json.dumps({"message": message})
-    return exc
+    return ActError(calls.refusal(exc), exc.status)
 
 
 @dataclass
@@ -83,8 +86,9 @@ class FakeActs:
     async def pause_rollout(self, *args: Any) -> ActResult:
         return await self._do("pause_rollout", *args)
 
-    async def run_migration(self, *args: Any) -> ActResult:
-        return await self._do("run_migration", *args)
+    async def run_migration(self, namespace: str, cronjob: str, rid: str) -> ActResult:
+        done = await self._do("run_migration", namespace, cronjob, rid)
+        return replace(done, job=job_name(cronjob, rid))  # as act/migration.py names it
 
     async def migration_outcome(self, namespace: str, job: str) -> str | None:
         return self.outcomes.pop(0) if self.outcomes else None

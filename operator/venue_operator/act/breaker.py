@@ -4,20 +4,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from kubernetes.aio import client
-
 from venue_operator.act import ActResult
 from venue_operator.act.retry import retry_conflicts
+from venue_operator.kube import calls
 from venue_operator.model import keys
 
 
 async def set_circuit(
-    api: client.ApiClient, namespace: str, config_map: str, key: str, open_: bool, who: str,
+    api: calls.Api, namespace: str, config_map: str, key: str, open_: bool, who: str,
     reason: str,
 ) -> ActResult:  # fmt: skip
     """Set `key` to "true"/"false"; creates the ConfigMap if missing. Idempotent; guarded by
     resourceVersion like every act (a human's write in between is re-read, not overwritten)."""
-    core = client.CoreV1Api(api)
     value = "true" if open_ else "false"
     annotations = {
         keys.CIRCUIT_SET_BY: who,
@@ -27,8 +25,8 @@ async def set_circuit(
 
     async def attempt() -> ActResult:
         try:
-            current = await core.read_namespaced_config_map(config_map, namespace)
-        except client.ApiException as exc:
+            current = await calls.get_config_map(api, namespace, config_map)
+        except calls.ApiError as exc:
             if exc.status != 404:
                 raise
             body = {
@@ -36,19 +34,16 @@ async def set_circuit(
                 "metadata": {"name": config_map, "annotations": annotations},
                 "data": {key: value},
             }  # fmt: skip
-            config = client.V1ConfigMap.from_dict(body)
-            assert config is not None
-            await core.create_namespaced_config_map(namespace, config)  # 409: someone was first
+            await calls.create_config_map(api, namespace, body)  # 409: someone was first
             return ActResult(True, f"created {config_map} with {key}={value}")
-        if (current.data or {}).get(key) == value:
+        if (current.get("data") or {}).get(key) == value:
             return ActResult(False, f"{config_map} already has {key}={value}")
         # the resourceVersion makes the merge patch a 409 if anyone wrote since our read
-        version = current.metadata.resource_version if current.metadata else None
+        version = (current.get("metadata") or {}).get("resourceVersion")
         meta = {"annotations": annotations, "resourceVersion": version}
-        await core.patch_namespaced_config_map(
-            config_map, namespace, {"metadata": meta, "data": {key: value}},
-            _content_type="application/merge-patch+json",
-        )  # fmt: skip
+        await calls.merge_patch_config_map(
+            api, namespace, config_map, {"metadata": meta, "data": {key: value}}
+        )
         return ActResult(True, f"set {config_map} {key}={value}")
 
     return await retry_conflicts(attempt, f"setting {config_map} {key}")

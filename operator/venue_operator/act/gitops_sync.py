@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from kubernetes.aio import client
-
 from venue_operator.act import ActError, ActResult
 from venue_operator.act.retry import retry_conflicts
 from venue_operator.decide import gitops
@@ -119,7 +117,7 @@ def plan_resume(ref: GitOpsRef, obj: dict[str, Any]) -> Plan:
     return Plan(ops, f"{ref} resumed ({restored})")
 
 
-async def _write(api: client.ApiClient, ref: GitOpsRef, plan: Callable[[dict[str, Any]], Plan],
+async def _write(api: calls.Api, ref: GitOpsRef, plan: Callable[[dict[str, Any]], Plan],
                  doing: str) -> tuple[bool, Plan]:  # fmt: skip
     """Read `ref`, plan, patch; re-read and re-plan when someone wrote in between. True: written."""
 
@@ -135,7 +133,7 @@ async def _write(api: client.ApiClient, ref: GitOpsRef, plan: Callable[[dict[str
 
 
 async def suspend(
-    api: client.ApiClient, ref: GitOpsRef, namespace: str, deployment: str, who: str, rid: str,
+    api: calls.Api, ref: GitOpsRef, namespace: str, deployment: str, who: str, rid: str,
     now: datetime,
 ) -> tuple[ActResult, GitOpsSuspension | None]:  # fmt: skip
     """Suspend `ref` for the Deployment `namespace/deployment`, if the trust rule allows it."""
@@ -150,13 +148,13 @@ async def suspend(
     return ActResult(changed, done.message), done.suspension
 
 
-async def resume(api: client.ApiClient, ref: GitOpsRef) -> ActResult:
+async def resume(api: calls.Api, ref: GitOpsRef) -> ActResult:
     """Undo our suspension of `ref` (idempotent: nothing to do once undone, or once the
     object is gone: a deleted Kustomization suspends nothing, and its suspension must not
     stay in status for ever)."""
     try:
         changed, done = await _write(api, ref, lambda obj: plan_resume(ref, obj), "resuming")
-    except client.ApiException as exc:
+    except calls.ApiError as exc:
         if exc.status != 404:
             raise
         return ActResult(False, f"{ref} not found: nothing to resume")

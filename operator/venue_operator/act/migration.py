@@ -9,8 +9,6 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from kubernetes.aio import client
-
 from venue_operator.act import ActError, ActResult
 from venue_operator.kube import calls
 from venue_operator.model import keys
@@ -53,33 +51,29 @@ def job_from_cronjob(cronjob: dict[str, Any], name: str, rid: str) -> dict[str, 
     }
 
 
-async def run_migration(
-    api: client.ApiClient, namespace: str, cronjob_name: str, rid: str
-) -> ActResult:
-    batch = client.BatchV1Api(api)
+async def run_migration(api: calls.Api, namespace: str, cronjob_name: str, rid: str) -> ActResult:
+    """Create the Job for `rid` from the CronJob (found created on a rerun); `job` names it."""
     name = job_name(cronjob_name, rid)
     try:
-        cronjob = calls.as_dict(api, await batch.read_namespaced_cron_job(cronjob_name, namespace))
-    except client.ApiException as exc:
+        cronjob = await calls.get_cronjob(api, namespace, cronjob_name)
+    except calls.ApiError as exc:
         if exc.status == 404:
             raise ActError(f"CronJob {cronjob_name} not found in {namespace}") from None
         raise
     try:
-        job = client.V1Job.from_dict(job_from_cronjob(cronjob, name, rid))
-        assert job is not None
-        await batch.create_namespaced_job(namespace, job)
-    except client.ApiException as exc:
+        await calls.create_job(api, namespace, job_from_cronjob(cronjob, name, rid))
+    except calls.ApiError as exc:
         if exc.status == 409:
-            return ActResult(False, f"Job {name} already exists")
+            return ActResult(False, f"Job {name} already exists", job=name)
         raise
-    return ActResult(True, f"created Job {name} from cronjob/{cronjob_name}")
+    return ActResult(True, f"created Job {name} from cronjob/{cronjob_name}", job=name)
 
 
-async def job_outcome(api: client.ApiClient, namespace: str, name: str) -> str | None:
+async def job_outcome(api: calls.Api, namespace: str, name: str) -> str | None:
     """'Succeeded', 'Failed', or None while it runs (or when it is gone)."""
     try:
-        job = calls.as_dict(api, await client.BatchV1Api(api).read_namespaced_job(name, namespace))
-    except client.ApiException as exc:
+        job = await calls.get_job(api, namespace, name)
+    except calls.ApiError as exc:
         if exc.status == 404:
             return "Failed"
         raise

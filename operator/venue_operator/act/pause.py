@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubernetes.aio import client
-
 from venue_operator.act import ActResult
 from venue_operator.act.retry import retry_conflicts
 from venue_operator.kube import calls
@@ -26,7 +24,7 @@ def plan(deployment: dict[str, Any], rid: str) -> list[dict[str, Any]] | None:
     ]
 
 
-async def pause_rollout(api: client.ApiClient, namespace: str, name: str, rid: str) -> ActResult:
+async def pause_rollout(api: calls.Api, namespace: str, name: str, rid: str) -> ActResult:
     async def attempt() -> ActResult:
         patch = plan(await calls.get_deployment(api, namespace, name), rid)
         if patch is None:

@@ -6,8 +6,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from kubernetes.aio import client
-
 from venue_operator.act import ActError
 from venue_operator.kube import calls
 
@@ -23,7 +21,7 @@ async def retry_conflicts(attempt: Callable[[], Awaitable[T]], doing: str = "",
     for _ in range(tries):
         try:
             return await attempt()
-        except client.ApiException as exc:
+        except calls.ApiError as exc:
             if not calls.is_conflict(exc):
                 raise
     raise ActError(f"gave up {doing + ' ' if doing else ''}after {tries} conflicting writes")

@@ -13,8 +13,6 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from kubernetes.aio import client
-
 from venue_operator.act import ActError, ActResult
 from venue_operator.act.retry import retry_conflicts
 from venue_operator.kube import calls
@@ -107,7 +105,7 @@ def plan(
 
 
 async def roll_back(
-    api: client.ApiClient,
+    api: calls.Api,
     namespace: str,
     name: str,
     to_hash: str,

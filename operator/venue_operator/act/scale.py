@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubernetes.aio import client
-
 from venue_operator.act import ActError, ActResult
 from venue_operator.act.retry import retry_conflicts
 from venue_operator.decide.capacity import FIELDS
@@ -21,9 +19,7 @@ from venue_operator.model import keys
 from venue_operator.model.status import ScaledKind
 
 
-async def _read(
-    api: client.ApiClient, namespace: str, kind: ScaledKind, name: str
-) -> dict[str, Any]:
+async def _read(api: calls.Api, namespace: str, kind: ScaledKind, name: str) -> dict[str, Any]:
     if kind is ScaledKind.DEPLOYMENT:
         return await calls.get_deployment(api, namespace, name)
     if kind is ScaledKind.HPA:
@@ -32,7 +28,7 @@ async def _read(
 
 
 async def _patch(
-    api: client.ApiClient, namespace: str, kind: ScaledKind, name: str, ops: list[dict[str, Any]]
+    api: calls.Api, namespace: str, kind: ScaledKind, name: str, ops: list[dict[str, Any]]
 ) -> None:
     if kind is ScaledKind.DEPLOYMENT:
         await calls.patch_deployment(api, namespace, name, ops)
@@ -59,7 +55,7 @@ def _annotation_ops(obj: dict[str, Any], scaled_from: int | None) -> list[dict[s
 
 
 async def set_count(
-    api: client.ApiClient,
+    api: calls.Api,
     namespace: str,
     kind: ScaledKind,
     name: str,

@@ -8,17 +8,13 @@ correlation id, and the operator, the one writer of its status, clears the suspe
 
 from __future__ import annotations
 
-from typing import Any, cast
-
-from kubernetes.aio import client
+from typing import Any
 
 from venue_operator.act import ActError, gitops_sync
 from venue_operator.kube import calls
 from venue_operator.model import keys
 from venue_operator.model.observations import GitOpsRef
-from venue_operator.model.spec import GROUP, PLURAL, VERSION
 from venue_operator.model.status import GitOpsStatus
-from venue_operator.remediate.remediator import refusal
 
 
 async def run_resume(namespace: str, name: str) -> int:
@@ -34,15 +30,12 @@ async def run_resume(namespace: str, name: str) -> int:
         ref = GitOpsRef(obj.kind, obj.name, obj.namespace)
         try:
             result = await gitops_sync.resume(api, ref)
-        except (ActError, client.ApiException) as exc:
-            print(f"{ref} not resumed: {refusal(exc)}")
+        except (ActError, calls.ApiError) as exc:
+            print(f"{ref} not resumed: {calls.refusal(exc)}")
             return 1
         print(result.message)
-        patch = {"metadata": {"annotations": {keys.GITOPS_RESUMED: suspension.correlation_id}}}
-        await client.CustomObjectsApi(api).patch_namespaced_custom_object(
-            GROUP, VERSION, namespace, PLURAL, name, cast(Any, patch),
-            _content_type="application/merge-patch+json",
-        )  # fmt: skip
+        resumed = {keys.GITOPS_RESUMED: suspension.correlation_id}
+        await calls.annotate_venueservice(api, namespace, name, resumed)
         print(f"{namespace}/{name}: the operator clears status.gitops.suspension next cycle")
         return 0
     finally:

@@ -10,8 +10,6 @@ posted once by name, however often a failed status write makes the cycle repeat.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -19,9 +17,8 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import structlog
-from kubernetes.aio import client
 
-from venue_operator.act import ActError, ActResult, migration
+from venue_operator.act import ActError, ActResult
 from venue_operator.assess.checks import DB_OPERATIONS
 from venue_operator.decide import gitops
 from venue_operator.decide.decision import P1_SECTION, Action, Decision
@@ -62,7 +59,8 @@ ON_DEPLOYMENT = {Action.ROLL_BACK, Action.SCALE_UP, Action.SCALE_BACK}
 
 
 class Acts(Protocol):
-    """The workload writes a remediation can make (act/writer.py is the real one)."""
+    """The workload writes a remediation can make (act/writer.py is the real one); a write
+    that cannot be made raises ActError, nothing else."""
 
     async def roll_back(
         self,
@@ -129,17 +127,6 @@ def correlation_id(action: Action) -> str:
     return f"{action.value.lower()}-{uuid.uuid4().hex[:8]}"
 
 
-def refusal(exc: Exception) -> str:
-    """A failed write in one line: the API server's own message names the verb, the
-    resource and the object (`deployments.apps "x" is forbidden: ... cannot patch ...`)."""
-    if not isinstance(exc, client.ApiException):
-        return str(exc)
-    detail = ""
-    with contextlib.suppress(ValueError, AttributeError):
-        detail = str(json.loads(exc.body or "{}").get("message", ""))
-    return f"API {exc.status} {exc.reason}" + (f": {detail[:400]}" if detail else "")
-
-
 @dataclass
 class Remediator:
     acts: Acts
@@ -197,12 +184,12 @@ class Remediator:
         action = Action(rec.action)
         try:
             result = await self._act(subject, decision, rec.correlation_id)
-        except (ActError, client.ApiException) as exc:
+        except ActError as exc:
             return await self._failed(subject, status, rec, exc)
         if action is Action.RUN_MIGRATION:
             # Stays InProgress until the Job finishes; _follow_migration closes it.
-            job = migration.job_name(decision.params.get("cronJob", ""), rec.correlation_id)
-            following = rec.model_copy(update={"inputs": {**rec.inputs, "job": job}})
+            assert result.job is not None  # the act names the Job it created (or found)
+            following = rec.model_copy(update={"inputs": {**rec.inputs, "job": result.job}})
             status = ledger.with_record(status, following)
         else:
             status = ledger.finish(status, rec, ActionResult.SUCCEEDED)
@@ -236,10 +223,10 @@ class Remediator:
                 ref, subject.namespace, subject.spec.deployment.name, who, rec.correlation_id,
                 rec.at,
             )  # fmt: skip
-        except (ActError, client.ApiException) as exc:
-            denied = isinstance(exc, client.ApiException) and exc.status == 403
+        except ActError as exc:
+            denied = exc.denied
             missing = "permission missing (the GitOps RBAC is optional, see the README): "
-            error = redact(f"{ref} not suspended: {missing if denied else ''}{refusal(exc)}")
+            error = redact(f"{ref} not suspended: {missing if denied else ''}{exc}")
             error = error[:1000]
             log.warning("gitops.not_suspended", namespace=subject.namespace, name=subject.name,
                         error=error)  # fmt: skip
@@ -258,11 +245,11 @@ class Remediator:
         return status, "; " + gitops.advice(ref, suspension, resume, found)
 
     async def _failed(
-        self, subject: Subject, status: VenueServiceStatus, rec: ActionRecord, exc: Exception
+        self, subject: Subject, status: VenueServiceStatus, rec: ActionRecord, exc: ActError
     ) -> VenueServiceStatus:
         """A refused or impossible write: record it, say it, and hand over to humans now
         (the cooldown would otherwise hold the next attempt for minutes, in silence)."""
-        message = redact(f"{rec.action} failed: {refusal(exc)}")
+        message = redact(f"{rec.action} failed: {exc}")
         log.warning("remediation.failed", namespace=subject.namespace, name=subject.name,
                     action=rec.action, id=rec.correlation_id, error=message)  # fmt: skip
         status = ledger.finish(status, rec, ActionResult.FAILED, message)
@@ -330,8 +317,8 @@ class Remediator:
         job = rec.inputs["job"]
         try:
             outcome = await self.acts.migration_outcome(subject.namespace, job)
-        except client.ApiException as exc:
-            log.warning("migration.unreadable", job=job, error=refusal(exc))
+        except ActError as exc:
+            log.warning("migration.unreadable", job=job, error=str(exc))
             return status
         timeout = subject.spec.remediation.migration.timeout
         if outcome is None and now - rec.at <= timeout:
