@@ -9,8 +9,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from kubernetes.aio import client
-
 from venue_operator.kube import calls
 from venue_operator.kube.status_store import parse_status
 from venue_operator.loop.evaluation import Context, evaluate
@@ -26,25 +24,18 @@ from venue_operator.record.transitions import describe
 from venue_operator.tenancy.policy import Tenancy
 
 
-async def _workload(api: client.ApiClient, namespace: str, spec: VenueServiceSpec) -> WorkloadState:
-    apps, core, batch = client.AppsV1Api(api), client.CoreV1Api(api), client.BatchV1Api(api)
+async def _workload(api: calls.Api, namespace: str, spec: VenueServiceSpec) -> WorkloadState:
     name = spec.deployment.name
     try:
-        dep = api.sanitize_for_serialization(await apps.read_namespaced_deployment(name, namespace))
-    except client.ApiException as exc:
+        dep = await calls.get_deployment(api, namespace, name)
+    except calls.ApiError as exc:
         if exc.status == 404:
             return WorkloadState(found=False)
         raise
-    sanitize = api.sanitize_for_serialization
-    rs_all = sanitize(await apps.list_namespaced_replica_set(namespace))["items"]
+    rs_all = await calls.list_replicasets(api, namespace)
     rs = [s for s in map(cluster.replicaset_summary, rs_all) if s["deployment"] == name]
-    pods = [
-        cluster.pod_summary(p) for p in sanitize(await core.list_namespaced_pod(namespace))["items"]
-    ]
-    jobs = [
-        cluster.job_summary(j)
-        for j in sanitize(await batch.list_namespaced_job(namespace))["items"]
-    ]
+    pods = [cluster.pod_summary(p) for p in await calls.list_pods(api, namespace)]
+    jobs = [cluster.job_summary(j) for j in await calls.list_jobs(api, namespace)]
     by_rs = {r["name"]: [p for p in pods if p["replicaset"] == r["name"]] for r in rs}
     migration = [j for j in jobs if j["cronjob"] == spec.remediation.migration.cron_job_name]
     return cluster.workload_state(cluster.deployment_summary(dep), rs, by_rs, migration)

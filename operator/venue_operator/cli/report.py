@@ -15,8 +15,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kubernetes.aio import client
-
 from venue_operator.incident import postmortem
 from venue_operator.incident.bookkeeping import every, find
 from venue_operator.incident.graphs import GraphsUnavailable, draw
@@ -62,10 +60,7 @@ async def _read(namespace: str, name: str) -> tuple[dict[str, Any], list[dict[st
     try:
         body = await calls.get_venueservice(api, namespace, name)
         selector_ = f"involvedObject.kind=VenueService,involvedObject.name={name}"
-        listed = await client.CoreV1Api(api).list_namespaced_event(
-            namespace, field_selector=selector_
-        )
-        events: list[dict[str, Any]] = calls.as_dict(api, listed)["items"]
+        events = await calls.list_events(api, namespace, selector_)
     finally:
         await api.close()
     return body, events

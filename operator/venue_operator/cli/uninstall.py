@@ -9,13 +9,10 @@ it after the operator's Deployment is gone, before deleting the CRD.
 
 from __future__ import annotations
 
-from typing import Any, cast
-
-from kubernetes.aio import client
+from typing import Any
 
 from venue_operator.act.retry import retry_conflicts
 from venue_operator.kube import calls
-from venue_operator.model.spec import GROUP, PLURAL, VERSION
 
 FINALIZER = "kopf.zalando.org/KopfFinalizerMarker"  # Kopf's default, which handlers keep
 ANNOTATION_PREFIX = "venue.ops.tickettoken.io/"  # Kopf's progress, in handlers.configure
@@ -38,7 +35,7 @@ def release(item: dict[str, Any]) -> list[dict[str, Any]] | None:
     return ops
 
 
-async def _release_one(api: client.ApiClient, item: dict[str, Any]) -> bool:
+async def _release_one(api: calls.Api, item: dict[str, Any]) -> bool:
     """Release one VenueService, re-reading it when it changed in between (its status is
     still being written while others' operators run); False if it had nothing of ours."""
     namespace, name = item["metadata"]["namespace"], item["metadata"]["name"]
@@ -55,7 +52,7 @@ async def _release_one(api: client.ApiClient, item: dict[str, Any]) -> bool:
 
     try:
         return await retry_conflicts(attempt, f"releasing {namespace}/{name}")
-    except client.ApiException as exc:
+    except calls.ApiError as exc:
         if exc.status == 404:  # deleted meanwhile (by its namespace's deletion): nothing holds it
             return False
         raise
@@ -64,22 +61,16 @@ async def _release_one(api: client.ApiClient, item: dict[str, Any]) -> bool:
 async def run_uninstall(namespace: str | None = None) -> int:
     """Release every VenueService of the cluster, or of `namespace` only."""
     api = await calls.connect()
-    objects = client.CustomObjectsApi(api)
     failed = 0
     try:
-        if namespace is None:
-            found = await objects.list_cluster_custom_object(GROUP, VERSION, PLURAL)
-        else:
-            found = await objects.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
-        listed = cast(dict[str, Any], found)
         released = 0
-        for item in listed.get("items", []):
+        for item in await calls.list_venueservices(api, namespace):
             where = f"{item['metadata']['namespace']}/{item['metadata']['name']}"
             try:
                 if await _release_one(api, item):
                     released += 1
                     print(f"released {where}")
-            except (client.ApiException, RuntimeError) as exc:  # one stuck, go on with the rest
+            except (calls.ApiError, RuntimeError) as exc:  # one stuck, go on with the rest
                 failed += 1
                 print(f"not released {where}: {getattr(exc, 'status', '')} {exc}"[:300])
         print(f"{released} VenueService(s) released, {failed} not; "

@@ -9,7 +9,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import structlog
-from kubernetes.aio import client
 
 from venue_operator.decide.rules import CAPACITY_CHECKS
 from venue_operator.kube import calls
@@ -66,7 +65,7 @@ def scaled_object_needed(workload: WorkloadState, status: VenueServiceStatus) ->
 
 
 async def with_scaled_object(
-    api: client.ApiClient, namespace: str, workload: WorkloadState
+    api: calls.Api, namespace: str, workload: WorkloadState
 ) -> WorkloadState:
     """Fill in the ScaledObject's counts when one owns the HPA; unreadable -> said so."""
     scaler = workload.scaler
@@ -74,7 +73,7 @@ async def with_scaled_object(
         return workload
     try:
         obj = await calls.get_scaled_object(api, namespace, scaler.scaled_object)
-    except client.ApiException as exc:
+    except calls.ApiError as exc:
         why = f"ScaledObject {scaler.scaled_object} cannot be read (API {exc.status} {exc.reason})"
         log.warning("scaler.unreadable", namespace=namespace, scaled_object=scaler.scaled_object,
                     status=exc.status)  # fmt: skip

@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import structlog
-from kubernetes.aio import client
 
 from venue_operator.kube import calls
 from venue_operator.model.reasons import Reason
@@ -37,7 +36,7 @@ class PostFailed(Exception):
 
 class AlertmanagerSender:
     def __init__(
-        self, api: client.ApiClient, http: httpx.AsyncClient, default_url: str | None,
+        self, api: calls.Api, http: httpx.AsyncClient, default_url: str | None,
         tenancy: Tenancy, resend: timedelta = alerts.RESEND, timeout: float = TIMEOUT_S,
     ) -> None:  # fmt: skip
         self.api, self.http, self.default_url, self.tenancy = api, http, default_url, tenancy

@@ -14,7 +14,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import structlog
-from kubernetes.aio import client
 
 from venue_operator.incident.impact import with_impact_line
 from venue_operator.kube import calls
@@ -47,7 +46,7 @@ def payload(fmt: str, url: str, source: str, status: VenueServiceStatus, event: 
 
 
 class Notifier:
-    def __init__(self, api: client.ApiClient, http: httpx.AsyncClient) -> None:
+    def __init__(self, api: calls.Api, http: httpx.AsyncClient) -> None:
         self.api, self.http = api, http
         self._tasks: set[asyncio.Task[None]] = set()
 
