@@ -155,11 +155,16 @@ async def get_job(api: Api, namespace: str, name: str) -> dict[str, Any]:
     return as_dict(api, await client.BatchV1Api(api).read_namespaced_job(name, namespace))
 
 
+def _model(model_class: Any, manifest: dict[str, Any]) -> Any:
+    """`manifest` as the client's model of its kind, the body a create call is given."""
+    model = model_class.from_dict(manifest)
+    assert model is not None
+    return model
+
+
 async def create_job(api: Api, namespace: str, job: dict[str, Any]) -> None:
     """Create the Job `job` (a manifest); a 409 when one of its name exists."""
-    model = client.V1Job.from_dict(job)
-    assert model is not None
-    await client.BatchV1Api(api).create_namespaced_job(namespace, model)
+    await client.BatchV1Api(api).create_namespaced_job(namespace, _model(client.V1Job, job))
 
 
 async def get_config_map(api: Api, namespace: str, name: str) -> dict[str, Any]:
@@ -168,9 +173,8 @@ async def get_config_map(api: Api, namespace: str, name: str) -> dict[str, Any]:
 
 async def create_config_map(api: Api, namespace: str, config_map: dict[str, Any]) -> None:
     """Create the ConfigMap `config_map` (a manifest); a 409 when one of its name exists."""
-    model = client.V1ConfigMap.from_dict(config_map)
-    assert model is not None
-    await client.CoreV1Api(api).create_namespaced_config_map(namespace, model)
+    body = _model(client.V1ConfigMap, config_map)
+    await client.CoreV1Api(api).create_namespaced_config_map(namespace, body)
 
 
 async def merge_patch_config_map(
