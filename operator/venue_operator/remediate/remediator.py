@@ -59,8 +59,7 @@ ON_DEPLOYMENT = {Action.ROLL_BACK, Action.SCALE_UP, Action.SCALE_BACK}
 
 
 class Acts(Protocol):
-    """The workload writes a remediation can make (act/writer.py is the real one); a write
-    that cannot be made raises ActError, nothing else."""
+    """The workload writes a remediation can make (act/writer.py); each raises ActError only."""
 
     async def roll_back(
         self,
@@ -186,8 +185,7 @@ class Remediator:
             result = await self._act(subject, decision, rec.correlation_id)
         except ActError as exc:
             return await self._failed(subject, status, rec, exc)
-        if action is Action.RUN_MIGRATION:
-            # Stays InProgress until the Job finishes; _follow_migration closes it.
+        if action is Action.RUN_MIGRATION:  # InProgress until _follow_migration sees the end
             assert result.job is not None  # the act names the Job it created (or found)
             following = rec.model_copy(update={"inputs": {**rec.inputs, "job": result.job}})
             status = ledger.with_record(status, following)
@@ -224,13 +222,12 @@ class Remediator:
                 rec.at,
             )  # fmt: skip
         except ActError as exc:
-            denied = exc.denied
             missing = "permission missing (the GitOps RBAC is optional, see the README): "
-            error = redact(f"{ref} not suspended: {missing if denied else ''}{exc}")
+            error = redact(f"{ref} not suspended: {missing if exc.denied else ''}{exc}")
             error = error[:1000]
             log.warning("gitops.not_suspended", namespace=subject.namespace, name=subject.name,
                         error=error)  # fmt: skip
-            reason = Reason.PERMISSION_MISSING if denied else Reason.GITOPS_SUSPEND_FAILED
+            reason = Reason.PERMISSION_MISSING if exc.denied else Reason.GITOPS_SUSPEND_FAILED
             await self.events.post_once(None, EventSpec("Warning", reason, error),
                                         f"{rec.correlation_id}/gitops")  # fmt: skip
             advice = gitops.advice(ref, None, resume)
