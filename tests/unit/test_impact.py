@@ -23,7 +23,6 @@ from venue_operator.model.observations import MetricReadings, Reading, TenantRat
 from venue_operator.model.status import (
     IMPACT_TENANTS,
     INCIDENTS_KEPT,
-    ActionResult,
     Impact,
     Incident,
     IncidentEntry,
@@ -31,7 +30,7 @@ from venue_operator.model.status import (
     TenantImpact,
     VenueServiceStatus,
 )
-from venue_operator.record.ledger import finish, new_record
+from venue_operator.record import ledger
 from venue_operator.record.transitions import write_causes
 
 T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
@@ -214,19 +213,14 @@ def test_ttd_ttm_ttr(
 
 def test_the_first_succeeded_workload_action_marks_mitigation() -> None:
     status = VenueServiceStatus(incident=Incident(id="i", opened_at=T0, severity=Severity.P2))
-    escalate = new_record(
-        Decision(Action.ESCALATE, "r", "s"), T0, ActionResult.IN_PROGRESS, "e", None
-    )
-    status = finish(status, escalate, ActionResult.SUCCEEDED)
+    status, _ = ledger.announced(status, Decision(Action.ESCALATE, "r", "s"), T0, "e")
     assert status.incident is not None
     assert status.incident.mitigated_at is None  # telling humans mitigates nothing
     later = T0 + timedelta(seconds=30)
-    roll = new_record(
-        Decision(Action.ROLL_BACK, "r", "s"), later, ActionResult.IN_PROGRESS, "r", None
-    )
-    status = finish(status, roll, ActionResult.SUCCEEDED)
+    status, roll = ledger.started(status, Decision(Action.ROLL_BACK, "r", "s"), later, "r")
+    status = ledger.succeeded(status, roll)
     scale = roll.model_copy(update={"at": later + timedelta(seconds=30), "correlation_id": "x"})
-    status = finish(status, scale, ActionResult.SUCCEEDED)
+    status = ledger.succeeded(status, scale)
     assert status.incident is not None and status.incident.mitigated_at == later
 
 

@@ -88,8 +88,8 @@ def test_an_old_kept_incident_keeps_each_actions_runbook_section() -> None:
     status = VenueServiceStatus(incident=Incident(id="i", opened_at=T0, severity=Severity.P2))
     decision = Decision(Action.ROLL_BACK, "error_rate 19% > 5%: roll back 2 -> 1",
                         ROLLBACK_SECTION)  # fmt: skip
-    rec = ledger.new_record(decision, T0, ActionResult.IN_PROGRESS, "rollback-1", None)
-    status = ledger.finish(ledger.begin(status, rec), rec, ActionResult.SUCCEEDED)
+    status, rec = ledger.started(status, decision, T0, "rollback-1")
+    status = ledger.succeeded(status, rec)
     assert status.incident is not None
     kept = bookkeeping.compact(status.incident)
     (row,) = postmortem.timeline_rows(kept, history=[])

@@ -10,6 +10,7 @@ import pytest
 
 from tests.unit.builders import HEALTHY_METRICS, ONE_SHOT, SPEC, metrics, observe
 from venue_operator.assess.assessment import assess
+from venue_operator.decide.decision import Action, Decision
 from venue_operator.model.observations import (
     GitOpsRef,
     MetricReadings,
@@ -165,7 +166,7 @@ def test_incident_rules(
 
 
 @pytest.mark.parametrize(
-    ("say", "field"), [(ledger.page, "pages"), (ledger.hold, "held")]
+    ("say", "field"), [(ledger.paged, "pages"), (ledger.held, "held")]
 )  # fmt: skip
 def test_what_is_said_once_per_incident_is_said_once(
     say: Callable[[VenueServiceStatus, str], VenueServiceStatus | None], field: str
@@ -179,8 +180,9 @@ def test_what_is_said_once_per_incident_is_said_once(
 
 
 def test_an_escalation_marks_the_incident_once_per_cause() -> None:
-    status = ledger.escalate(VenueServiceStatus(incident=OPEN), "budget")
-    again = ledger.escalate(status, "budget")
+    budget = Decision(Action.ESCALATE, "budget used up", "P1", key="budget")
+    status, _ = ledger.announced(VenueServiceStatus(incident=OPEN), budget, NOW, "e-1")
+    again, _ = ledger.announced(status, budget, NOW, "e-2")
     assert again.incident is not None and again.incident.escalations == ["budget"]
     assert again.incident.escalated
 

@@ -24,7 +24,8 @@ from venue_operator.model.status import (
     VenueServiceStatus,
 )
 from venue_operator.observe.answers import Sample, Samples
-from venue_operator.remediate.remediator import Remediator, Subject
+from venue_operator.remediate.ports import Subject
+from venue_operator.remediate.remediator import Remediator
 from venue_operator.tenancy.policy import Tenancy
 
 SPEC = VenueServiceSpec.model_validate(

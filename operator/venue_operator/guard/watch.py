@@ -53,7 +53,8 @@ from venue_operator.model.status import (
 )
 from venue_operator.observe.metrics_source import metrics_target
 from venue_operator.record.transitions import EventSpec
-from venue_operator.remediate.remediator import Remediator, Subject
+from venue_operator.remediate.ports import Subject
+from venue_operator.remediate.remediator import Remediator
 from venue_operator.tenancy.policy import Tenancy
 from venue_operator.tenancy.promql_scope import Refused
 

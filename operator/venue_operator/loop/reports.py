@@ -13,7 +13,7 @@ from venue_operator.model.reasons import Reason
 from venue_operator.model.spec import VenueServiceSpec
 from venue_operator.model.status import Condition, VenueServiceStatus
 from venue_operator.record.transitions import EventSpec
-from venue_operator.remediate.remediator import Events
+from venue_operator.remediate.ports import Events
 
 
 def _condition(status: VenueServiceStatus, kind: str) -> Condition | None:

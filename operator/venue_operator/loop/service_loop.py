@@ -41,14 +41,8 @@ from venue_operator.model.status import EvaluationError, VenueServiceStatus
 from venue_operator.observe import scalers
 from venue_operator.record import ledger, telemetry
 from venue_operator.record.transitions import EventSpec, write_causes
-from venue_operator.remediate.remediator import (
-    Acts,
-    Events,
-    GitOpsActs,
-    Remediator,
-    Subject,
-    severity_pages,
-)
+from venue_operator.remediate.ports import Acts, Events, GitOpsActs, Subject
+from venue_operator.remediate.remediator import Remediator, severity_pages
 from venue_operator.tenancy.policy import Tenancy, clamp, may_act, observe_only
 from venue_operator.tenancy.redact import redact
 
@@ -299,7 +293,7 @@ class ServiceLoop:
         for event in outcome.events:
             self.ports.events.post(None, event)
             if event.reason is Reason.SEVERITY_CHANGED and severity_pages(status.severity):
-                paged = ledger.page(status, f"{event.reason}:{status.severity}")
+                paged = ledger.paged(status, f"{event.reason}:{status.severity}")
                 if paged is not None:
                     status = paged
                     self._pages.append(event)
