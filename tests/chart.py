@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from tests import upstream_crds
+from venue_lab.cluster import ensure_binaries
 from venue_lab.helm import helm
 from venue_lab.session import Lab
 
@@ -20,9 +22,33 @@ PROMETHEUS_OPERATOR = upstream_crds.DATA / "prometheus-operator"
 Docs = list[dict[str, Any]]
 
 
+# Every optional piece on (the chart's largest rendering).
+EVERY_OPTION = ("serviceMonitor.enabled=true", "prometheusRule.enabled=true",
+                "dashboards.enabled=true", "networkPolicy.enabled=true", "peering.enabled=true",
+                "namespace.create=true", "namespace.name=ops")  # fmt: skip
+
+
+def setting(*options: str) -> list[str]:
+    """`--set` arguments for helm."""
+    return [arg for option in options for arg in ("--set", option)]
+
+
+def rendered(*args: str, release: str = RELEASE, namespace: str = NS) -> str:
+    """`helm template` of the chart: the YAML stream."""
+    return helm("template", release, str(CHART), "--namespace", namespace, *args).stdout
+
+
 def template(*args: str, release: str = RELEASE, namespace: str = NS) -> Docs:
-    out = helm("template", release, str(CHART), "--namespace", namespace, *args).stdout
-    return [d for d in yaml.safe_load_all(out) if d]
+    return [d for d in yaml.safe_load_all(rendered(*args, release=release, namespace=namespace))
+            if d]  # fmt: skip
+
+
+def kustomized_text() -> str:
+    """`kubectl kustomize manifests/` with the lab's kubectl: the YAML stream."""
+    kubectl = ensure_binaries() / "kubectl"
+    out = subprocess.run([str(kubectl), "kustomize", str(REPO / "manifests")],
+                         capture_output=True, text=True, check=True, timeout=60)  # fmt: skip
+    return out.stdout
 
 
 def named(items: Docs, kind: str, name: str) -> dict[str, Any]:

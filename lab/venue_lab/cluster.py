@@ -242,7 +242,9 @@ class LocalCluster(Lifecycle):
         )
 
     def _create_fake_node(self, timeout: float) -> None:
-        capacity = '{"cpu": "1000", "memory": "4Ti", "pods": "10000"}'
+        # Every resource a real kubelet reports: a pod that requests ephemeral-storage (the
+        # operator's does) is unschedulable on a node without it.
+        capacity = '{"cpu": "1000", "memory": "4Ti", "ephemeral-storage": "4Ti", "pods": "10000"}'
         manifest = f"""
 apiVersion: v1
 kind: Node

@@ -6,7 +6,6 @@ that fails on any difference in RBAC rules, container args or security context).
 from __future__ import annotations
 
 import json
-import subprocess
 import tomllib
 from typing import Any
 
@@ -15,17 +14,18 @@ import yaml
 
 from tests.chart import (
     CHART,
+    EVERY_OPTION,
     NS,
     RELEASE,
     REPO,
     Docs,
     docs,
     install_prometheus_operator_crd,
+    kustomized_text,
     named,
     template,
 )
 from tests.harness import fresh_namespace
-from venue_lab.cluster import ensure_binaries
 from venue_lab.helm import helm
 from venue_lab.session import Lab
 from venue_operator.model.crd import CRD_PATH
@@ -40,10 +40,7 @@ needs_helm = pytest.mark.cluster
 
 
 def kustomized() -> Docs:
-    kubectl = ensure_binaries() / "kubectl"
-    out = subprocess.run([str(kubectl), "kustomize", str(REPO / "manifests")],
-                         capture_output=True, text=True, check=True, timeout=60).stdout  # fmt: skip
-    return [d for d in yaml.safe_load_all(out) if d]
+    return [d for d in yaml.safe_load_all(kustomized_text()) if d]
 
 
 def aggregation(role: dict[str, Any]) -> dict[str, str]:
@@ -131,11 +128,6 @@ def test_chart_crd_file_is_the_generated_crd() -> None:
     # `cp crds/venueservices.ops.tickettoken.io.yaml charts/venue-operator/files/`.
     copy = CHART / "files" / CRD_PATH.name
     assert copy.read_text() == (REPO / CRD_PATH).read_text(), "copy it again"
-
-
-EVERY_OPTION = ("serviceMonitor.enabled=true", "prometheusRule.enabled=true",
-                "dashboards.enabled=true", "networkPolicy.enabled=true", "peering.enabled=true",
-                "namespace.create=true", "namespace.name=ops")  # fmt: skip
 
 
 @needs_helm

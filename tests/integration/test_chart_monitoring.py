@@ -115,13 +115,15 @@ def test_optional_prometheus_rule_is_the_chart_default() -> None:
 
 @needs_helm
 def test_prometheus_rule_values() -> None:
-    settings = ("prometheusRule.enabled=true", "prometheusRule.namespace=monitoring",
+    settings = ("prometheusRule.namespace=monitoring",
                 "prometheusRule.labels.release=kube-prometheus-stack",
                 "prometheusRule.alertLabels.team=platform",
                 "prometheusRule.for.VenueServiceDown=7m",
                 'prometheusRule.operatorSelector=job="ops"',
                 "prometheusRule.runbookUrl=https://wiki.example/venue")  # fmt: skip
-    rule = named(template(*(a for s in settings for a in ("--set-string", s))),
+    # A boolean given as a string ("false" is true to a template) is refused by the schema.
+    rule = named(template("--set", "prometheusRule.enabled=true",
+                          *(a for s in settings for a in ("--set-string", s))),
                  "PrometheusRule", RELEASE)  # fmt: skip
     assert rule["metadata"]["namespace"] == "monitoring"
     assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
