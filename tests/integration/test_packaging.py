@@ -9,7 +9,6 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,6 @@ import pytest
 import yaml
 from kubernetes.aio import client, config
 
-from tests import upstream_crds
 from tests.harness import fresh_namespace, rolls_back_a_bad_rollout
 from venue_lab.operator_process import OperatorProcess
 from venue_lab.processes import wait_until
@@ -106,19 +104,6 @@ def can_i(
     answer = result.stdout.strip()
     assert answer in ("yes", "no"), f"can-i {verb} {resource}: {result.stderr}"
     return answer == "yes"
-
-
-@pytest.fixture(scope="module")
-def installed(the_lab: Lab) -> Iterator[Lab]:
-    """The namespace and the RBAC part of manifests/, applied for real; KEDA's ScaledObject CRD
-    too (never deleted: other tests share it), as `kubectl auth can-i` resolves resources by
-    discovery and answers "no" for one the API server does not serve."""
-    kubectl = the_lab.cluster.kubectl
-    upstream_crds.install(the_lab, upstream_crds.DATA / "keda" / "keda.sh_scaledobjects.yaml")
-    files = ("-f", str(MANIFESTS / "namespace.yaml"), "-f", str(MANIFESTS / "rbac.yaml"))
-    kubectl("apply", *files)
-    yield the_lab
-    kubectl("delete", *files, "--ignore-not-found", "--wait=false", check=False)
 
 
 # --- kustomize ------------------------------------------------------------------------
@@ -321,9 +306,10 @@ def test_deployment_passes_restricted_pod_security(installed: Lab) -> None:
 
 
 def dockerfile_stages() -> list[list[tuple[str, str]]]:
-    """The Dockerfile's instructions (continuations joined, comments dropped), per stage."""
+    """The Dockerfile's instructions (continuations joined, comments dropped), per stage; the
+    first list holds those before the first FROM (the base's ARG)."""
     text = re.sub(r"\\\n", " ", (REPO / "Dockerfile").read_text())
-    stages: list[list[tuple[str, str]]] = []
+    stages: list[list[tuple[str, str]]] = [[]]
     for line in text.splitlines():
         if not line.strip() or line.lstrip().startswith("#"):
             continue
@@ -351,10 +337,21 @@ def test_dockerfile_entrypoint_cmd_and_deployment_args_run_from_the_installed_pa
     assert cmd[0] == args[0] == "--log-json"  # log pipelines get JSON, Kopf's lines included
 
 
+def test_dockerfile_installs_the_locked_dependencies_on_a_digest_pinned_base() -> None:
+    (base,), builder, runtime = dockerfile_stages()
+    assert base[0] == "ARG" and base[1].startswith("BASE=")
+    # Never a floating tag: a rebuild gets the same base (scripts/image passes a local one).
+    assert re.fullmatch(r"BASE=docker\.io/library/python:3\.11\.\d+-slim-bookworm"
+                        r"@sha256:[0-9a-f]{64}", base[1]), base[1]  # fmt: skip
+    assert builder[0] == ("FROM", "${BASE} AS builder") and runtime[0] == ("FROM", "${BASE}")
+    runs = " ".join(" ".join(rest.split()) for i, rest in builder if i == "RUN")
+    for lock in ("runtime.txt", "build.txt"):  # every download hash-checked, none built here
+        assert f"--require-hashes --only-binary=:all: -r requirements/{lock}" in runs
+    assert "--no-deps --no-build-isolation" in runs  # the operator itself: nothing else fetched
+
+
 def test_dockerfile_runtime_stage_copies_only_the_venv_and_runs_as_10001() -> None:
-    builder, runtime = dockerfile_stages()
-    assert builder[0] == ("FROM", "python:3.11-slim AS builder")
-    assert runtime[0] == ("FROM", "python:3.11-slim")
+    runtime = dockerfile_stages()[-1]
     copies = [rest for i, rest in runtime if i in ("COPY", "ADD")]
     assert copies == ["--from=builder /opt/venv /opt/venv"]
     runs = " ".join(rest for i, rest in runtime if i == "RUN")

@@ -82,12 +82,14 @@ def test_venue_lab_command_runs_the_lab_and_the_demo() -> None:
 
 
 def test_image_build_context_is_the_operator_only() -> None:
-    """.dockerignore allows in exactly what the wheel needs; the Dockerfile copies only that."""
+    """.dockerignore allows in exactly what the wheel needs and the locks the image installs
+    from; the Dockerfile copies only that."""
     lines = [ln.strip() for ln in (REPO / ".dockerignore").read_text().splitlines()]
     rules = [ln for ln in lines if ln and not ln.startswith("#")]
     assert rules[0] == "*"
     allowed = {rule[1:] for rule in rules if rule.startswith("!")}
-    assert allowed == {"pyproject.toml", "README.md", "operator/"}
+    assert allowed == {"pyproject.toml", "README.md", "operator/", "requirements/runtime.txt",
+                       "requirements/build.txt"}  # fmt: skip
     copied = re.findall(r"^COPY (?!--from)(.+?) \S+$", (REPO / "Dockerfile").read_text(), re.M)
     assert {src for line in copied for src in line.split()} == allowed
 
