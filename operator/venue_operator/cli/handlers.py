@@ -3,7 +3,11 @@ that runs its loop (loop/service_loop.py) every `spec.probe.interval`.
 
 The indexes and the daemon are registered by `serve`, after a permission check, only for
 the resources the ServiceAccount may list and watch: a watch Kopf is refused makes it exit
-(kube/permissions.py), while a missing index only leaves a gap that the loop reports."""
+(kube/permissions.py), while a missing index only leaves a gap that the loop reports.
+
+The daemon runs without Kopf's finalizer, so nothing waits for an operator that is gone
+(`helm uninstall`); it stops when the watch sees its VenueService deleted (loop/lifetime.py).
+Kopf removes its finalizer from objects an older version left it on."""
 
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ from venue_operator.kube import calls, permissions
 from venue_operator.kube.events import KubeEvents
 from venue_operator.kube.permissions import PermissionReport
 from venue_operator.loop.evaluation import Context, evaluate
+from venue_operator.loop.lifetime import Deletions, Lifetime
 from venue_operator.loop.service_loop import LoopPorts, ServiceLoop
 from venue_operator.model.spec import GROUP, PLURAL, VERSION
 from venue_operator.observe import cluster, scalers
@@ -56,7 +61,12 @@ async def serve(ours: Settings) -> None:
         clusterwide=ours.clusterwide,
         namespaces=ours.namespaces,
         liveness_endpoint=ours.liveness_endpoint,
-        memo=kopf.Memo(settings=ours, permissions=found, missing_permissions=dict(found.missing)),
+        memo=kopf.Memo(
+            settings=ours,
+            permissions=found,
+            missing_permissions=dict(found.missing),
+            deletions=Deletions(),
+        ),
     )
 
 
@@ -67,9 +77,23 @@ def register(found: PermissionReport, registry: kopf.OperatorRegistry | None = N
         if found.allows(name):
             kopf.index(need.group, version, need.resource, id=name, registry=registry)(fn)
     if found.allows(permissions.VENUESERVICES.key):
+        registry = registry if registry is not None else kopf.get_default_registry()
+        kopf.on.event(GROUP, VERSION, PLURAL, when=_is_deletion, registry=registry)(
+            venueservice_deleted
+        )
         kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=5.0, registry=registry)(
             watch_venue_service
         )
+        without_finalizer(registry)
+
+
+def without_finalizer(registry: kopf.OperatorRegistry) -> None:
+    """Kopf's daemons require its finalizer: `requires_finalizer=True`, fixed in `kopf.daemon`
+    (an option was declined: nolar/kopf#896). Ours stop on the deletion without one."""
+    spawning = registry._spawning  # no public way: the handlers are frozen dataclasses
+    spawning._handlers = [
+        dataclasses.replace(handler, requires_finalizer=False) for handler in spawning._handlers
+    ]
 
 
 @kopf.on.startup()
@@ -180,9 +204,20 @@ INDEXES: dict[str, tuple[str, Callable[..., Any]]] = {
 # --- the loop ---------------------------------------------------------------------------
 
 
+def _is_deletion(type: str | None, **_: Any) -> bool:
+    return type == "DELETED"
+
+
+async def venueservice_deleted(uid: str, memo: kopf.Memo, **_: Any) -> None:
+    """The watch saw a VenueService deleted: its loop stops (loop/lifetime.py)."""
+    deletions: Deletions = memo.deletions
+    deletions.mark(uid)
+
+
 async def watch_venue_service(
     namespace: str | None,
     name: str,
+    uid: str,
     body: kopf.Body,
     memo: kopf.Memo,
     stopped: kopf.DaemonStopped,
@@ -190,12 +225,16 @@ async def watch_venue_service(
 ) -> None:
     """Runs until the VenueService is deleted; one failed cycle never stops the next."""
     ns = namespace or "default"
+    deletions: Deletions = memo.deletions
+    lifetime = Lifetime(stopped, deletions.event(uid))
     indexes = {k: kwargs[k] for k in INDEXES if k in kwargs}  # those registered only
     ports = LoopPorts(
         evaluate=functools.partial(evaluate, memo.ctx),
         acts=memo.writer,
         events=KubeEvents(memo.api, body),
-        write_status=functools.partial(calls.replace_status, memo.api, ns, name),
+        write_status=lifetime.ends_on_not_found(
+            functools.partial(calls.replace_status, memo.api, ns, name)
+        ),
         page=functools.partial(memo.notifier.send, ns, name),
         forget_metrics=memo.ctx.metrics.forget,
         alert=functools.partial(memo.alerts.update, ns, name),
@@ -207,4 +246,7 @@ async def watch_venue_service(
         read_series=memo.ctx.metrics.reader.query,
         prometheus_url=memo.ctx.default_prometheus_url,
     )
-    await ServiceLoop(ns, name, body, indexes, ports).run(stopped)
+    try:
+        await ServiceLoop(ns, name, body, indexes, ports).run(lifetime)
+    finally:
+        deletions.forget(uid)

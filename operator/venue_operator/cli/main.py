@@ -329,8 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
     crd.set_defaults(func=_crd)
 
     uninstall = sub.add_parser(
-        "uninstall", help="after removing the operator: release the VenueServices it leaves "
-        "(Kopf's finalizer and annotations), so they and their namespaces can be deleted",
+        "uninstall", help="after removing an operator of an older version: release the "
+        "VenueServices it left Kopf's finalizer (and annotations) on, so that they and their "
+        "namespaces can be deleted (this version puts no finalizer on them)",
     )  # fmt: skip
     uninstall.add_argument(
         "--namespace", "-n", default=None,

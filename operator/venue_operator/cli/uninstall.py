@@ -1,10 +1,13 @@
-"""`venue-operator uninstall`: release the VenueServices an uninstalled operator leaves behind.
+"""`venue-operator uninstall`: release the VenueServices an operator of an older version left
+behind.
 
-Kopf puts a finalizer on every VenueService it runs a daemon for, and removes it when the
-VenueService is deleted while the operator runs. With the operator gone, a deleted
-VenueService would wait for it forever (and so would its namespace). This removes that
-finalizer, and the operator's bookkeeping annotations, from every VenueService left; run
-it after the operator's Deployment is gone, before deleting the CRD.
+Up to 0.1.0, Kopf put a finalizer on every VenueService it ran a daemon for (the daemons
+run without one since: cli/handlers.py), and removed it only when the VenueService was
+deleted while the operator ran. With that operator gone, a deleted VenueService waits for
+it forever (and so does its namespace). This removes that finalizer, and the operator's
+bookkeeping annotations, from every VenueService left; run it after the operator's
+Deployment is gone, before deleting the CRD. (A running operator of this version removes
+the finalizer itself.)
 """
 
 from __future__ import annotations

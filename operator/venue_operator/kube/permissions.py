@@ -75,7 +75,7 @@ INDEXES: dict[str, Need] = {  # the watch-fed indexes of cli/handlers.py, by ind
 }
 WATCHED = {VENUESERVICES.key: VENUESERVICES, **INDEXES}  # what Kopf watches, by handler id
 WRITES = (  # and the reads that only act/ does
-    _write("patch", GROUP, PLURAL),  # Kopf: finalizer and bookkeeping annotations
+    _write("patch", GROUP, PLURAL),  # Kopf: removes the finalizer older versions left
     _write("patch", GROUP, f"{PLURAL}/status"),  # kube.patch_status
     _write("get", "apps", "deployments"),  # rollback, scale: read before the patch
     _write("patch", "apps", "deployments"),  # rollback, scale

@@ -1,9 +1,9 @@
 """The loop for one VenueService: every interval, observe -> assess -> decide -> act -> record.
 
-Runs inside the Kopf daemon of that VenueService (cli/handlers.py wires its ports). Status
-is written by its `StatusStore` only; the Remediator orders the writes an action needs.
-One VenueService per Deployment: a second one naming the same Deployment is refused and
-never acts.
+Runs inside the Kopf daemon of that VenueService (cli/handlers.py wires its ports) until
+the daemon stops or the VenueService is gone (loop/lifetime.py). Status is written by its
+`StatusStore` only; the Remediator orders the writes an action needs. One VenueService per
+Deployment: a second one naming the same Deployment is refused and never acts.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from venue_operator.guard.pod_series import Query
 from venue_operator.guard.watch import ReadPods, RolloutWatch, paused_by_annotation, with_guard
 from venue_operator.kube.status_store import StatusStore, StatusWrite, parse_status
 from venue_operator.loop.evaluation import Outcome
+from venue_operator.loop.lifetime import StopFlag
 from venue_operator.loop.reports import (
     Reporter,
     alert_condition,
@@ -117,7 +118,7 @@ class ServiceLoop:
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
 
-    async def run(self, stopped: kopf.DaemonStopped) -> None:
+    async def run(self, stopped: StopFlag) -> None:
         # Spread the cycles over the whole interval: 1,000 services starting within a few
         # seconds of each other probe in bursts, and the bursts' loop lag reads as slow probes.
         await stopped.wait(random.uniform(0, self._interval()))
@@ -147,7 +148,7 @@ class ServiceLoop:
         finally:
             telemetry.EVALUATION_SECONDS.observe(time.monotonic() - started)
 
-    async def _wait_guarding(self, stopped: kopf.DaemonStopped, started: float) -> None:
+    async def _wait_guarding(self, stopped: StopFlag, started: float) -> None:
         """Until the next cycle is due; meanwhile the rollout guard's ticks, every
         `rolloutGuard.interval` (a template change is noticed within one)."""
         while not stopped:

@@ -1,0 +1,100 @@
+"""A VenueService's loop runs without Kopf's finalizer and stops when its VenueService is
+gone: the watch's DELETED event, or a 404 on its status write (loop/lifetime.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import kopf
+import pytest
+from kopf._core.intents.stoppers import DaemonStopper
+from kubernetes.aio import client
+
+from venue_operator.cli import handlers
+from venue_operator.kube.permissions import PermissionReport
+from venue_operator.loop.lifetime import Deletions, Lifetime
+
+
+def lifetime(gone: asyncio.Event | None = None) -> tuple[DaemonStopper, Lifetime]:
+    stopper = DaemonStopper()  # Kopf's own: what it sets when the operator stops or pauses
+    return stopper, Lifetime(stopper.async_waiter, gone or asyncio.Event())
+
+
+async def test_a_lifetime_waits_its_time_while_nothing_ends_it() -> None:
+    _, running = lifetime()
+    started = time.monotonic()
+    await running.wait(0.05)
+    assert time.monotonic() - started >= 0.05 and not running
+
+
+@pytest.mark.parametrize("ended_by", ["kopf", "deletion"])
+async def test_a_lifetime_ends_at_once_when_kopf_stops_the_daemon_or_the_object_is_gone(
+    ended_by: str,
+) -> None:
+    stopper, running = lifetime()
+    waiting = asyncio.create_task(running.wait(30))
+    await asyncio.sleep(0)
+    if ended_by == "kopf":
+        stopper.set()
+    else:
+        running.gone.set()
+    await asyncio.wait_for(waiting, 1)
+    assert running
+
+
+async def test_a_deletion_seen_before_the_loop_started_ends_it_at_once() -> None:
+    """Kopf batches events: an object created and deleted within one batch gets its daemon
+    spawned on the DELETED event, after the handler that marked it."""
+    deletions = Deletions()
+    deletions.mark("uid-1")
+    _, running = lifetime(deletions.event("uid-1"))
+    assert running
+    assert not Lifetime(DaemonStopper().async_waiter, deletions.event("uid-2"))
+
+
+def test_old_marks_are_dropped_but_never_a_running_loop_s() -> None:
+    deletions = Deletions()
+    deletions.KEEP = 10
+    waiting = deletions.event("running")
+    for n in range(50):
+        deletions.mark(f"deleted-{n}")
+    assert len(deletions._gone) <= 11
+    assert deletions.event("running") is waiting  # a later mark still reaches its loop
+    deletions.mark("running")
+    assert waiting.is_set()
+    deletions.forget("running")
+    assert "running" not in deletions._gone
+
+
+@pytest.mark.parametrize(("status", "gone"), [(404, True), (409, False), (500, False)])
+async def test_a_status_write_that_finds_no_object_ends_the_lifetime(
+    status: int, gone: bool
+) -> None:
+    """Deleted while the watch was down: a relist sends no DELETED event."""
+
+    async def refused(body: dict[str, Any]) -> None:
+        raise client.ApiException(status=status)
+
+    _, running = lifetime()
+    with pytest.raises(client.ApiException):
+        await running.ends_on_not_found(refused)({})
+    assert bool(running) is gone
+
+
+def test_the_daemon_requires_no_finalizer_and_deletions_are_watched() -> None:
+    registry = kopf.OperatorRegistry()
+    handlers.register(PermissionReport(missing={}), registry)
+    daemons = registry._spawning.get_all_handlers()  # Kopf has no public listing
+    assert [h.id for h in daemons] == ["watch_venue_service"]
+    assert [h.requires_finalizer for h in daemons] == [False]
+    (spy,) = registry._watching.get_all_handlers()
+    assert spy.fn is handlers.venueservice_deleted and spy.when is not None
+    assert spy.when(type="DELETED") and not spy.when(type="MODIFIED") and not spy.when(type=None)
+
+
+async def test_the_deletion_handler_marks_the_uid() -> None:
+    memo = kopf.Memo(deletions=Deletions())
+    await handlers.venueservice_deleted(uid="u", memo=memo)
+    assert memo.deletions.event("u").is_set()
