@@ -29,9 +29,9 @@ import re
 # rarely percent-encode), and over-redacting a rare "http://host/?mail=a@b" is the safe side.
 _USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]{0,63}://)(?:[^\s@'\"<>]{0,1024}@)+")
 # Without a scheme: `user:password@host`, starting after a space or a delimiter, to the last
-# "@" as above (a password does not start with "/": `http://***@host` is not taken again).
+# "@" as above (never after "://": `http://***@host` is not taken again).
 _BARE_USERINFO = re.compile(
-    r"(?<![^\s\"'<>(\[{,;=|])[\w.~%!$*+-]{0,64}+:(?!/)(?:[^\s@\"'<>]{0,255}+@)++"
+    r"(?<![^\s\"'<>(\[{,;=|])[\w.~%!$*+-]{0,64}+:(?!//)(?:[^\s@\"'<>]{0,255}+@)++"
 )
 # `sig` covers sig= and X-Amz-Signature=.
 _SECRET_WORDS = r"token|key|secret|passw(?:or)?d|pwd|sig|auth|credential|cookie"  # noqa: S105
