@@ -7,7 +7,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 
-import aiohttp
+import httpx
 import pytest
 from aiohttp import web
 
@@ -20,14 +20,14 @@ from venue_operator.observe.health import (
     MAX_CHECKS,
     MAX_DETAIL,
     probe,
-    probe_session,
 )
+from venue_operator.observe.http import probe_client
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with probe_session() as session:
-        yield session
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with probe_client() as client:
+        yield client
 
 
 def reply(status: int, body: str) -> Handler:
