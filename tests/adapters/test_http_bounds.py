@@ -82,7 +82,7 @@ async def test_a_body_over_the_cap_on_the_wire_is_cut_off_too(
     padding = b"".join(
         squeeze.compress(b"") + squeeze.flush(zlib.Z_FULL_FLUSH) for _ in range(40_000)
     )
-    status, body = await get_bounded(http, await serve(encoded(padding, "gzip")), 64 * 1024)
+    status, body = await get_bounded(http, await serve(encoded(padding, "gzip")), 64 * 1024, 5.0)
     assert (status, body) == (200, None)
 
 

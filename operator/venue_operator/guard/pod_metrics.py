@@ -79,8 +79,7 @@ def counters(text: str) -> tuple[float, float, dict[float, float]]:
 
 async def _metrics_text(client: httpx.AsyncClient, url: str, seconds: float) -> str:
     try:
-        async with asyncio.timeout(seconds):
-            status, body = await get_bounded(client, url, MAX_METRICS_BYTES)
+        status, body = await get_bounded(client, url, MAX_METRICS_BYTES, seconds)
     except TIMEOUTS:
         raise Unreadable(f"no answer within {seconds:g}s") from None
     except FAILURES as exc:

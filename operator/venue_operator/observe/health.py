@@ -8,7 +8,6 @@ are observe/http.py's.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import time
@@ -101,9 +100,7 @@ async def probe(client: httpx.AsyncClient, url: str, seconds: float) -> ProbeRes
     """One GET of `url` bounded to `seconds` in total; never raises: the outcome is the result."""
     started = time.monotonic()
     try:
-        async with asyncio.timeout(seconds):
-            status, body = await get_bounded(client, url, MAX_BODY_BYTES)
-            return _interpret(status, body, time.monotonic() - started)
+        status, body = await get_bounded(client, url, MAX_BODY_BYTES, seconds)
     except TIMEOUTS:
         return ProbeResult(ProbeFailure.TIMEOUT, f"no answer within {seconds:g}s")
     except FAILURES as exc:
@@ -111,3 +108,4 @@ async def probe(client: httpx.AsyncClient, url: str, seconds: float) -> ProbeRes
         # an error may quote the URL (userinfo and all): one_line redacts it
         detail = type(exc).__name__ + (f": {exc}" if str(exc) else "")
         return ProbeResult(failure, one_line(detail, MAX_DETAIL))
+    return _interpret(status, body, time.monotonic() - started)
