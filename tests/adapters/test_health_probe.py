@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
 
-import httpx
 import pytest
 from aiohttp import web
 
@@ -21,13 +19,6 @@ from venue_operator.observe.health import (
     MAX_DETAIL,
     probe,
 )
-from venue_operator.observe.http import probe_client
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with probe_client() as client:
-        yield client
 
 
 def reply(status: int, body: str) -> Handler:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import gzip
 import tracemalloc
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import httpx
 import pytest
@@ -21,12 +21,6 @@ from venue_operator.observe.http import get_bounded, probe_client
 
 Serve = Callable[[Handler], Awaitable[str]]
 OK = b'{"status": "ok", "checks": {"database": "ok"}}'
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with probe_client() as client:
-        yield client
 
 
 def encoded(body: bytes, encoding: str) -> Handler:

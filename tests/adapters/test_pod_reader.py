@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import httpx
@@ -26,12 +25,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with probe_client() as client:
-        yield client
 
 
 def target(name: str, port_host: str = "127.0.0.1", ready: bool = True) -> PodTarget:

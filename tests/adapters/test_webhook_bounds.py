@@ -7,42 +7,23 @@ import asyncio
 import gzip
 import time
 import tracemalloc
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 import pytest
 from aiohttp import web
 
-from venue_lab.processes import free_port
+from tests.adapters.conftest import Handler
 from venue_operator.model.reasons import Reason
 from venue_operator.model.spec import Notification
 from venue_operator.model.status import VenueServiceStatus
 from venue_operator.paging import webhook
 from venue_operator.record.transitions import EventSpec
 
-PostHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Serve = Callable[[Handler], Awaitable[str]]
 NOTIFY = Notification.model_validate({"webhookSecretRef": {"name": "hook", "key": "url"}})
 EVENT = EventSpec("Warning", Reason.SEVERITY_CHANGED, "P2")
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Callable[[PostHandler], Awaitable[str]]]:
-    runners: list[web.AppRunner] = []
-
-    async def start(handler: PostHandler) -> str:
-        app = web.Application()
-        app.router.add_post("/hook", handler)
-        runner = web.AppRunner(app, shutdown_timeout=0.5)
-        await runner.setup()
-        port = free_port()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        runners.append(runner)
-        return f"http://127.0.0.1:{port}/hook"
-
-    yield start
-    for runner in runners:
-        await runner.cleanup()
 
 
 async def send(url: str, monkeypatch: pytest.MonkeyPatch) -> float:
@@ -60,7 +41,7 @@ async def send(url: str, monkeypatch: pytest.MonkeyPatch) -> float:
 
 
 async def test_an_answer_that_drips_forever_ends_at_the_deadline(
-    receiver: Callable[[PostHandler], Awaitable[str]], monkeypatch: pytest.MonkeyPatch
+    serve: Serve, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async def drip(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse()
@@ -70,18 +51,16 @@ async def test_an_answer_that_drips_forever_ends_at_the_deadline(
             await asyncio.sleep(0.05)  # a write well within any per-read timeout
         return response
 
-    assert await send(await receiver(drip), monkeypatch) < 2.0
+    assert await send(await serve(drip) + "/hook", monkeypatch) < 2.0
 
 
-async def test_an_answers_body_is_never_read(
-    receiver: Callable[[PostHandler], Awaitable[str]], monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_an_answers_body_is_never_read(serve: Serve, monkeypatch: pytest.MonkeyPatch) -> None:
     bomb = gzip.compress(b"0" * (64 * 1024 * 1024), compresslevel=9)
 
     async def answer(_: web.Request) -> web.Response:
         return web.Response(body=bomb, headers={"Content-Encoding": "gzip"})
 
-    url = await receiver(answer)
+    url = await serve(answer) + "/hook"
     tracemalloc.start()
     try:
         await send(url, monkeypatch)
