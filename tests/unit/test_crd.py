@@ -66,3 +66,17 @@ def test_rendered_crd_is_plain_yaml() -> None:
     text = render_crd()
     assert "&id" not in text and "*id" not in text, "no YAML anchors in a CRD"
     assert yaml.safe_load(text)["kind"] == "CustomResourceDefinition"
+
+
+def test_every_query_override_says_its_unit() -> None:
+    # #23: an override's value was multiplied by 100 without saying so
+    spec = build_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    queries = spec["properties"]["prometheus"]["properties"]["queries"]["properties"]
+    units = {name: q.get("description", "") for name, q in queries.items()}
+    for share in ("errorRate", "rateLimited", "poolUtilisation"):
+        assert "ratio from 0 to 1" in units[share] and "multiplies by 100" in units[share]
+        assert "absent(), which is 1, is 100 %" in units[share]
+    assert "multiplies by 100" in units["memoryUtilisation"]
+    assert "seconds, which status multiplies by 1000 into ms" in units["p99Latency"]
+    assert "requests per second, shown as is" in units["requestRate"]
+    assert "a count, shown as is" in units["poolPending"]

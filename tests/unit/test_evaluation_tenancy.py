@@ -16,6 +16,7 @@ from venue_operator.observe.batcher import MetricsBatcher
 from venue_operator.observe.metrics_source import metrics_target
 from venue_operator.observe.prometheus import PrometheusReader, Target
 from venue_operator.tenancy.policy import Tenancy
+from venue_operator.tenancy.promql_scope import EXPORTED
 
 OWN_PROMETHEUS = "http://prometheus.monitoring.svc:9090"
 
@@ -38,8 +39,18 @@ def test_selector_placeholder_and_defaults_carry_the_own_namespace() -> None:
                                    queries={"p99Latency": "max(latency{$selector})"}),
                               "mine", "vs", OWN_PROMETHEUS)  # fmt: skip
     assert admitted.target.labels == {"service": "venue", "namespace": "mine"}
+    pins = ",".join(f'{label}=~"|mine"' for label in EXPORTED)
     assert admitted.target.overrides["p99_latency"] == (
-        'max(latency{service="venue",namespace="mine"})'
+        f'max(latency{{service="venue",namespace="mine",{pins}}})'
+    )
+
+
+def test_an_override_reading_what_an_exporter_labelled_with_another_namespace_is_refused() -> None:
+    query = 'max(shared_info{exported_namespace="victim"})'
+    admitted = metrics_target(spec(queries={"errorRate": query}), "mine", "vs", OWN_PROMETHEUS)
+    assert "error_rate" not in admitted.target.overrides
+    assert admitted.overrides_refused["error_rate"].startswith(
+        'override errorRate refused: exported_namespace="victim" refused: it selects series'
     )
 
 
@@ -47,6 +58,10 @@ def test_selector_placeholder_and_defaults_carry_the_own_namespace() -> None:
     ("prometheus", "refused"),
     [
         ({"matchLabels": {"namespace": "victim"}}, "matchLabels.namespace refused"),
+        (
+            {"matchLabels": {"exported_namespace": "victim"}},
+            'matchLabels.exported_namespace="victim" refused',
+        ),
         ({"url": "http://169.254.169.254:80"}, "spec.prometheus.url refused"),
     ],
 )

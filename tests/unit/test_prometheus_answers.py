@@ -9,6 +9,7 @@ import pytest
 
 from venue_operator.model.observations import Reading
 from venue_operator.observe.answers import Answer, Sample, instant, parse
+from venue_operator.observe.prometheus import override_reading
 
 A = {"namespace": "prod", "service": "a"}
 
@@ -66,3 +67,39 @@ def test_parse(body: bytes, expected: Answer | str) -> None:
 )  # fmt: skip
 def test_instant_names_what_came_back(kind: str, scalar_ok: bool, expected: Any) -> None:
     assert instant(Answer(kind), "override errorRate", scalar_ok) == expected
+
+
+def one(value: float) -> tuple[Sample, ...]:
+    return (Sample({}, Reading.of(value)),)
+
+
+RATIO_REQUIRED = "it must be a ratio from 0 to 1, shown as a percent (0.05 is 5 %)"
+
+
+@pytest.mark.parametrize(
+    ("metric", "answer", "expected"),
+    [
+        # #23: an override answers in its metric's unit (the CRD says which); a share is a
+        # ratio, shown x100: absent() (1) is 100 %, as documented, and 5 is not 500 %
+        ("error_rate", one(0.05), Reading.of(0.05)),
+        ("error_rate", one(1.0), Reading.of(1.0)),
+        ("error_rate", one(5.0),
+         Reading.unknown(f"override errorRate returned 5; {RATIO_REQUIRED}")),
+        ("rate_limited", one(-0.5),
+         Reading.unknown(f"override rateLimited returned -0.5; {RATIO_REQUIRED}")),
+        ("pool_utilisation", one(70.0),
+         Reading.unknown(f"override poolUtilisation returned 70; {RATIO_REQUIRED}")),
+        # not shares: memory may pass its limit, the others are not ratios
+        ("memory_utilisation", one(1.2), Reading.of(1.2)),
+        ("p99_latency", one(2.5), Reading.of(2.5)),
+        ("pool_pending", one(7.0), Reading.of(7.0)),
+        ("request_rate", one(1500.0), Reading.of(1500.0)),
+        # one series or why not
+        ("error_rate", (),
+         Reading.unknown("override errorRate returned 0 series; it must return one")),
+        ("error_rate", "prometheus query failed: HTTP 500",
+         Reading.unknown("prometheus query failed: HTTP 500")),
+    ],
+)  # fmt: skip
+def test_an_override_reads_in_its_metrics_unit(metric: str, answer: Any, expected: Reading) -> None:
+    assert override_reading(metric, answer) == expected

@@ -3,6 +3,7 @@ caps that clamp the spec, namespaces where the operator may act. All pure, table
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -26,28 +27,37 @@ from venue_operator.tenancy.promql_scope import Refused, scope
 # --- PromQL ------------------------------------------------------------------------
 
 
+# what every selector gets: its namespace, and the labels Prometheus moves a clashing
+# `namespace` into pinned to that namespace or absent
+MINE = ('namespace="mine",exported_namespace=~"|mine",exported_exported_namespace=~"|mine",'
+        'exported_exported_exported_namespace=~"|mine"')  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("query", "sent"),
     [
         # written to read another namespace: its own namespace matcher is overridden
         ('sum(rate(http_requests_total{namespace="victim",status_code=~"5.."}[1m]))',
-         'sum(rate(http_requests_total{status_code=~"5..",namespace="mine"}[1m]))'),
-        ('up{namespace=~".+"}', 'up{namespace="mine"}'),
-        ('up{namespace!="mine"}', 'up{namespace="mine"}'),
-        ('{__name__=~".+"}', '{__name__=~".+",namespace="mine"}'),
+         'sum(rate(http_requests_total{status_code=~"5..",<mine>}[1m]))'),
+        ('up{namespace=~".+"}', "up{<mine>}"),
+        ('up{namespace!="mine"}', "up{<mine>}"),
+        ('{__name__=~".+"}', '{__name__=~".+",<mine>}'),
         # no namespace matcher: one is set, on every selector, ranges and subqueries too
-        ("up[1m]", 'up{namespace="mine"}[1m]'),
+        ("up[1m]", "up{<mine>}[1m]"),
         ("a / on () group_left b offset 5m",
-         'a{namespace="mine"} / on () group_left () b{namespace="mine"} offset 5m'),
-        ("max_over_time(up[5m:1m] @ start())",
-         'max_over_time(up{namespace="mine"}[5m:1m] @ start())'),
+         "a{<mine>} / on () group_left () b{<mine>} offset 5m"),
+        ("max_over_time(up[5m:1m] @ start())", "max_over_time(up{<mine>}[5m:1m] @ start())"),
         ('label_replace(up{namespace="victim"}, "namespace", "x", "", "")',
-         'label_replace(up{namespace="mine"}, "namespace", "x", "", "")'),
+         'label_replace(up{<mine>}, "namespace", "x", "", "")'),
         ("scalar(vector(1))", "scalar(vector(1))"),
+        # #23: an exporter's own namespace label, matched as the tenant's or as absent, is kept
+        ('max(shared_info{exported_namespace="mine"})',
+         'max(shared_info{exported_namespace="mine",<mine>})'),
+        ('shared_info{exported_namespace=""}', 'shared_info{exported_namespace="",<mine>}'),
     ],
 )  # fmt: skip
 def test_every_selector_is_forced_to_the_own_namespace(query: str, sent: str) -> None:
-    assert scope(query, "mine") == sent
+    assert scope(query, "mine") == sent.replace("<mine>", MINE)
 
 
 @pytest.mark.parametrize(
@@ -57,17 +67,49 @@ def test_every_selector_is_forced_to_the_own_namespace(query: str, sent: str) ->
         ('up{a="b" or namespace="victim"}', "`or` inside a selector"),
         # the parser's printer leaves quotes unescaped: what would be sent is checked again
         ('up{a="x\\"} or victim_metric{namespace=\\"victim"}', "cannot be confined"),
+        # #23: another namespace's series under the label a scrape moved `namespace` into
+        ('max(shared_info{exported_namespace="victim"})',
+         'exported_namespace="victim" refused: it selects series an exporter labelled with '
+         'another namespace; only "mine" or "" may be matched'),
+        ('up{exported_namespace=~"vic.*"}', 'exported_namespace=~"vic.*" refused'),
+        ('up{exported_namespace!="mine"}', 'exported_namespace!="mine" refused'),
+        ('up{exported_namespace=~"|mine"}', 'exported_namespace=~"|mine" refused'),
+        ('rate(x{exported_exported_namespace="victim"}[1m])',
+         'exported_exported_namespace="victim" refused'),
+        ('up{exported_exported_exported_exported_namespace="victim"}', "refused"),
+        pytest.param("+".join(["up"] * 125), "too long once confined", id="too-long"),
     ],
-)
+)  # fmt: skip
 def test_what_cannot_be_confined_is_refused(query: str, why: str) -> None:
     refused = scope(query, "mine")
     assert isinstance(refused, Refused) and why in refused.reason
 
 
+def test_only_a_namespace_that_is_a_dns_label_is_pinned() -> None:
+    # the pin is a regex: a namespace holding a regex character would match others
+    refused = scope("up", "a.*")
+    assert isinstance(refused, Refused) and "not a DNS label" in refused.reason
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["+".join(["up"] * 1365), "(" * 1000 + "up" + ")" * 1000, "sum(" * 600 + "up" + ")" * 600],
+    ids=["4-kib-of-selectors", "parentheses", "aggregations"],
+)
+def test_a_4_kib_override_is_scoped_or_refused_within_a_second(query: str) -> None:
+    # the library's tree walk was cubic in depth: 100 selectors took 1.6 s, 1,365 ~an hour
+    started = time.process_time()
+    scope.__wrapped__(query, "mine")
+    assert time.process_time() - started < 1.0
+
+
 @pytest.mark.parametrize(
     ("labels", "refused"),
     [({}, False), ({"namespace": "mine"}, False), ({"service": "x"}, False),
-     ({"namespace": "victim"}, True)],
+     ({"namespace": "victim"}, True),
+     # #23: the default queries select by matchLabels too
+     ({"exported_namespace": "mine"}, False), ({"exported_namespace": "victim"}, True),
+     ({"service": "x", "exported_exported_namespace": "victim"}, True)],
 )  # fmt: skip
 def test_match_labels_may_not_name_another_namespace(labels: dict[str, str], refused: bool) -> None:
     assert (labels_refusal(labels, "mine") is not None) is refused

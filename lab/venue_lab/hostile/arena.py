@@ -123,8 +123,9 @@ def namespace(lab: Lab, prefix: str) -> Iterator[str]:
 @contextlib.contextmanager
 def arena(lab: Lab, simulator: SimulatorProcess, count: int = 20) -> Iterator[Setup]:
     """The hostile server, an operator of its own over `h-*` that allows its Prometheus URLs,
-    `count` healthy VenueServices, a simulated endpoint for the hostile one, and a victim
-    namespace (outside `h-*`) whose series show a 90 % error rate."""
+    `count` healthy VenueServices, a simulated endpoint for the hostile one, a victim
+    namespace (outside `h-*`) whose series show a 90 % error rate, and an exporter in the
+    hostile namespace that labels a series with the victim's namespace."""
     with (
         HostileServer() as server,
         namespace(lab, "h") as ns,
@@ -140,4 +141,8 @@ def arena(lab: Lab, simulator: SimulatorProcess, count: int = 20) -> Iterator[Se
             simulator.set_faults(f"{victim}-venue", error_ratio=VICTIM_SHARE)
             labels = {"namespace": victim, "service": "venue-service"}
             lab.prometheus.add_target(f"127.0.0.1:{victim_port}", labels)
+            # an exporter in the hostile namespace labelling a series with the victim's
+            exporter = {"namespace": ns, "service": "exporter",
+                        "__metrics_path__": f"/exported/{victim}"}  # fmt: skip
+            lab.prometheus.add_target(f"127.0.0.1:{server.port}", exporter)
             yield Setup(lab, fleet, operator, server, f"http://127.0.0.1:{port}", victim)

@@ -6,12 +6,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from venue_lab import manifests
 from venue_lab.hostile.arena import Setup, venue_object, venue_spec
 from venue_lab.hostile.measure import Observed, leaks, watch
-from venue_lab.hostile.server import MARKER, SECRET
+from venue_lab.hostile.server import EXPORTED_METRIC, EXPORTED_VALUE, MARKER, SECRET
 from venue_lab.processes import LabError, wait_until
 
 
@@ -88,6 +88,29 @@ def victim_query(victim: str) -> str:
             f' / sum(rate(http_requests_total{{namespace="{victim}"}}[5s]))')  # fmt: skip
 
 
+def exported_queries(s: Setup) -> dict[str, str]:
+    """Another namespace's value, as an exporter in the tenant's namespace labels it: asked
+    for by name, and by an aggregation over every series of the metric."""
+    named = f'max({EXPORTED_METRIC}{{exported_namespace="{s.victim}"}})'
+    return {"errorRate": named, "poolUtilisation": f"max({EXPORTED_METRIC})"}
+
+
+def exported_namespace(s: Setup, status: dict[str, Any], _: list[dict[str, Any]]) -> str | None:
+    shown = [c.get("value") for c in status.get("checks", [])]
+    leaked = [v for v in shown if v is not None and abs(v - EXPORTED_VALUE * 100) < 0.01]
+    assert not leaked, f"the other namespace's {EXPORTED_METRIC} leaked: {status['checks']}"
+    # the victim's series is there to be read, from an exporter in the tenant's namespace
+    stored = s.lab.prometheus.query(f'{EXPORTED_METRIC}{{exported_namespace="{s.victim}"}}')
+    there = [
+        x for x in stored if cast(dict[str, Any], x["metric"]).get("namespace") == s.fleet.namespace
+    ]
+    refused = check(status, "error_rate").get("reason", "")
+    pinned = check(status, "pool_utilisation").get("reason", "")
+    if there and "exported_namespace" in refused and "returned 0 series" in pinned:
+        return f"error_rate unknown: {refused}; pool_utilisation unknown: {pinned}"
+    return None
+
+
 def range_vector(s: Setup, status: dict[str, Any], _: list[dict[str, Any]]) -> str | None:
     said = check(status, "error_rate").get("reason", "")
     return f"error_rate unknown: {said}" if "range vector" in said else None
@@ -109,6 +132,9 @@ CASES: dict[str, Case] = {
     "cross-namespace-promql": Case(
         lambda s: hostile_spec(s.service_url, queries={"errorRate": victim_query(s.victim)}),
         cross_namespace,
+    ),
+    "exported-namespace": Case(
+        lambda s: hostile_spec(s.service_url, queries=exported_queries(s)), exported_namespace
     ),
     "ssrf-api-server": event_case(
         lambda s: s.lab.cluster.server, "TargetRefused", "the Kubernetes API server"

@@ -19,6 +19,10 @@ ERROR_BYTES = 1024 * 1024
 LONG_CHECK_CHARS = 2000
 # Prometheus URLs a hostile VenueService may name (the operator allows them as an admin would)
 PROMETHEUS_PATHS = ("nonjson", "big", "stream", "hang", "err500", "redirect")
+# What the exporter in the hostile namespace says of another namespace (/exported/<namespace>):
+# Prometheus stores it as exported_namespace="<namespace>" (honor_labels: false)
+EXPORTED_METRIC = "shared_info"
+EXPORTED_VALUE = 0.4242
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -80,6 +84,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.redirects += 1
         where = f"/redirect/api/v1/query?access_token={SECRET}&n={self.server.redirects}"
         self._send(302, b"", "text/plain", Location=where)
+
+    def _exported(self) -> None:
+        other = self.path.split("/")[2]
+        series = f'{EXPORTED_METRIC}{{namespace="{other}"}} {EXPORTED_VALUE}'
+        text = f"# TYPE {EXPORTED_METRIC} gauge\n{series}\n"
+        self._send(200, text.encode(), "text/plain; version=0.0.4")
 
     def _longcheck(self) -> None:
         if self.path.rstrip("/").endswith("/health/full"):

@@ -10,7 +10,7 @@ double-checks what it reads).
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -79,16 +79,39 @@ class Probe(Model):
         return self
 
 
+# An override answers in the default query's unit, not in the one status shows: a share is
+# a ratio from 0 to 1 that status multiplies by 100 into a percent (so `absent(...)`, which is
+# 1, reads 100 %), a latency is seconds multiplied by 1000 into ms. A share outside 0-1 is not
+# read (unknown, saying so): a query answering in percent would read 100 times too high.
+RATIO = (
+    "a ratio from 0 to 1, which status multiplies by 100 into a percent "
+    "(0.05 is 5 %; absent(), which is 1, is 100 %)"
+)
+SHARE = RATIO + "; outside 0-1 the reading is unknown"
+SHARE_OVERRIDES = frozenset({"error_rate", "rate_limited", "pool_utilisation"})
+
+
+def _override(what: str, unit: str) -> Any:
+    return Field(
+        default=None, min_length=1, max_length=4096,
+        description=f"PromQL for {what}, answering one series (or a scalar): {unit}.",
+    )  # fmt: skip
+
+
 class PromQLOverrides(Model):
     """Replace a default query. `$selector` expands to the service's label matchers."""
 
-    error_rate: str | None = Field(default=None, min_length=1, max_length=4096)
-    p99_latency: str | None = Field(default=None, min_length=1, max_length=4096)
-    pool_utilisation: str | None = Field(default=None, min_length=1, max_length=4096)
-    pool_pending: str | None = Field(default=None, min_length=1, max_length=4096)
-    memory_utilisation: str | None = Field(default=None, min_length=1, max_length=4096)
-    request_rate: str | None = Field(default=None, min_length=1, max_length=4096)
-    rate_limited: str | None = Field(default=None, min_length=1, max_length=4096)
+    error_rate: str | None = _override("the 5xx share of requests", SHARE)
+    p99_latency: str | None = _override(
+        "the p99 request latency", "seconds, which status multiplies by 1000 into ms"
+    )
+    pool_utilisation: str | None = _override("the DB pool's in use / size", SHARE)
+    pool_pending: str | None = _override(
+        "the requests waiting for a DB connection", "a count, shown as is"
+    )
+    memory_utilisation: str | None = _override("resident memory / its limit", RATIO)
+    request_rate: str | None = _override("the request rate", "requests per second, shown as is")
+    rate_limited: str | None = _override("the 429 share of requests", SHARE)
 
 
 class PrometheusSource(Model):

@@ -9,7 +9,6 @@ are observe/http.py's.
 from __future__ import annotations
 
 import json
-import re
 import time
 from typing import Any
 
@@ -17,13 +16,12 @@ import httpx
 
 from venue_operator.model.observations import ProbeFailure, ProbeResult
 from venue_operator.observe.http import FAILURES, TIMEOUTS, get_bounded
-from venue_operator.tenancy.redact import one_line
+from venue_operator.tenancy.redact import one_line, safe_check_name
 
 MAX_BODY_BYTES = 64 * 1024  # a health answer is a few hundred bytes; junk is cut off here
 # Check values reach status and Events (fields of at most 1,024 characters): a long database
 # error during an incident must not make the whole status invalid, so cut where produced.
 MAX_CHECKS = 16
-MAX_CHECK_NAME = 64
 MAX_CHECK_VALUE = 200
 MAX_DETAIL = 500
 
@@ -38,14 +36,13 @@ def _refused(exc: BaseException) -> bool:
 
 
 # Never reflect a response body into status or Events: a check's state is kept only when it
-# is one of these words, any other value is "not ok"; a name only when it is an identifier.
+# is one of these words, any other value is "not ok"; a name only when it reads as a name.
 STATES = frozenset({
     "ok", "up", "healthy", "connected", "running", "pass", "passing",
     "error", "down", "unhealthy", "degraded", "failed", "failing", "fail", "timeout",
     "unavailable", "unreachable", "disconnected", "pending", "warning", "critical", "unknown",
 })  # fmt: skip
 NOT_OK = "not ok"
-CHECK_NAME = re.compile(rf"^[A-Za-z][A-Za-z0-9_.-]{{0,{MAX_CHECK_NAME - 1}}}$")
 
 
 def known_state(value: object) -> str:
@@ -55,14 +52,11 @@ def known_state(value: object) -> str:
 
 
 def bounded_checks(raw: object) -> dict[str, str]:
-    """The `checks` object as known states under identifier names (at most `MAX_CHECKS`)."""
+    """The `checks` object as known states under safe names (at most `MAX_CHECKS`)."""
     if not isinstance(raw, dict):
         return {}
     items = list(raw.items())[:MAX_CHECKS]
-    return {
-        (str(k) if CHECK_NAME.match(str(k)) else f"check{i}"): known_state(v)
-        for i, (k, v) in enumerate(items)
-    }
+    return {safe_check_name(k, f"check{i}"): known_state(v) for i, (k, v) in enumerate(items)}
 
 
 def _interpret(status: int, body: bytes | None, elapsed: float) -> ProbeResult:

@@ -19,6 +19,7 @@ from typing import Any, cast
 import structlog
 
 from venue_operator.model.observations import NO_SERIES, MetricReadings, Reading, TenantRate
+from venue_operator.model.spec import SHARE_OVERRIDES
 from venue_operator.observe.answers import Sample, Samples, instant
 from venue_operator.observe.bounded_session import PrometheusAuth
 from venue_operator.observe.endpoints import GRACE, Endpoints, Limits
@@ -234,13 +235,23 @@ class PrometheusReader:
 
     async def _override(self, url: str, target: Target, metric: str, template: str) -> Reading:
         promql = template.replace("$selector", selector(target.labels))
-        name = f"override {camel(metric)}"
-        answer = await self._ask(url, promql, name, scalar_ok=True)
-        if isinstance(answer, str):
-            return Reading.unknown(answer)
-        if len(answer) != 1:
-            return Reading.unknown(f"{name} returned {len(answer)} series; it must return one")
-        return answer[0].reading
+        answer = await self._ask(url, promql, f"override {camel(metric)}", scalar_ok=True)
+        return override_reading(metric, answer)
+
+
+def override_reading(metric: str, answer: Samples | str) -> Reading:
+    """An override's one series, in its metric's unit (model/spec.py): a share outside 0-1
+    is not read (it would be shown x100 as a percent: an answer in percent, 100 times over)."""
+    name = f"override {camel(metric)}"
+    if isinstance(answer, str):
+        return Reading.unknown(answer)
+    if len(answer) != 1:
+        return Reading.unknown(f"{name} returned {len(answer)} series; it must return one")
+    value = answer[0].reading.value
+    if metric in SHARE_OVERRIDES and value is not None and not 0 <= value <= 1:
+        return Reading.unknown(f"{name} returned {value:g}; it must be a ratio from 0 to 1, "
+                               "shown as a percent (0.05 is 5 %)")  # fmt: skip
+    return answer[0].reading
 
 
 def _all(reading: Reading) -> MetricReadings:

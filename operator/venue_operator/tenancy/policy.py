@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from venue_operator.model.remediation import Mode
 from venue_operator.model.spec import VenueServiceSpec
+from venue_operator.tenancy.promql_scope import exported_refusal
 
 LINK_LOCAL = (ipaddress.ip_network("169.254.0.0/16"), ipaddress.ip_network("fe80::/10"))
 API_SERVER_NAMES = ("kubernetes", "kubernetes.default", "kubernetes.default.svc",
@@ -147,10 +148,12 @@ def alertmanager_url_refusal(url: str | None, default: str | None, tenancy: Tena
 
 
 def labels_refusal(labels: dict[str, str], namespace: str) -> str | None:
-    """matchLabels may not name another namespace."""
+    """matchLabels may not name another namespace, as `namespace` or as a label Prometheus
+    moves an exporter's `namespace` into (tenancy/promql_scope.py)."""
     if labels.get("namespace", namespace) != namespace:
         return "spec.prometheus.matchLabels.namespace refused: it must be the VenueService's own"
-    return None
+    refused = (exported_refusal(k, v, namespace) for k, v in sorted(labels.items()))
+    return next((f"spec.prometheus.matchLabels.{why}" for why in refused if why), None)
 
 
 def _host_port(url: str) -> tuple[str, int] | None:
