@@ -29,7 +29,7 @@ KEDA: Resource = ("keda.sh", "v1alpha1", "scaledobjects")
 # operator's first Event, and every VenueService's next cycle waited that long (a 1 s fleet
 # beside the first P1 lost up to one evaluation each; more on a CPU-starved node).
 API_CLASSES = ("CoreV1Api", "AppsV1Api", "BatchV1Api", "AutoscalingV2Api", "CustomObjectsApi",
-               "AuthorizationV1Api")  # fmt: skip
+               "AuthorizationV1Api", "DiscoveryV1Api")  # fmt: skip
 
 
 def import_api_classes() -> None:
@@ -49,6 +49,21 @@ async def connect(kubeconfig: str | None = None) -> Api:
     configuration = client.Configuration()
     await config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
     return client.ApiClient(configuration)
+
+
+def api_server_url(api: Api) -> str:
+    """The API server's URL as this connection reaches it (in-cluster: the Service's IP)."""
+    return cast(str, api.configuration.host)
+
+
+async def api_server_objects(api: Api) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The `default/kubernetes` Service and its EndpointSlice (both named `kubernetes`, kept
+    by the API server itself): where the API server answers (observe/targets.py)."""
+    service = await client.CoreV1Api(api).read_namespaced_service("kubernetes", "default")
+    slice_ = await client.DiscoveryV1Api(api).read_namespaced_endpoint_slice(
+        "kubernetes", "default"
+    )
+    return as_dict(api, service), as_dict(api, slice_)
 
 
 async def replace_status(api: Api, namespace: str, name: str, status: dict[str, Any]) -> None:
