@@ -4,6 +4,7 @@ never connected to. A loopback listener counts the requests that reach it."""
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import AsyncIterator, Callable
 
@@ -104,3 +105,32 @@ async def test_an_allowed_name_is_fetched_from_the_address_judged(listener: List
     (request,) = listener.hits
     assert request.headers["Host"] == f"venue.mine.svc:{listener.port}"
     assert "Authorization" not in request.headers
+
+
+async def test_the_api_servers_addresses_are_refreshed_and_kept_on_a_refusal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from venue_operator.observe import targets as module
+
+    service = {"spec": {"clusterIP": "10.96.0.1"}}
+    slice_ = {"endpoints": [{"addresses": ["192.168.1.10"]}], "ports": [{"port": 6443}]}
+
+    async def read(_: object, namespace: str, name: str, answer: dict[str, object]) -> object:
+        assert (namespace, name) == ("default", "kubernetes")
+        return answer
+
+    async def forbidden(*_: object) -> dict[str, object]:
+        raise module.calls.ApiError(status=403, reason="Forbidden")
+
+    monkeypatch.setattr(module.calls, "api_server_url", lambda _: "https://api.lab.test:6443")
+    monkeypatch.setattr(module.calls, "get_service", functools.partial(read, answer=service))
+    monkeypatch.setattr(module.calls, "get_endpoint_slice", functools.partial(read, answer=slice_))
+    found = ProbeTargets(Tenancy(), static_resolver({"api.lab.test": ["203.0.113.7"]}))
+    await found.refresh(object())  # type: ignore[arg-type]
+    ip = ipaddress.ip_address
+    known = {(ip("10.96.0.1"), None), (ip("192.168.1.10"), 6443), (ip("203.0.113.7"), 6443)}
+    assert found.api_server.endpoints == known
+    monkeypatch.setattr(module.calls, "get_endpoint_slice", forbidden)  # none on loopback
+    await found.refresh(object())  # type: ignore[arg-type]
+    assert found.api_server.endpoints == known
+    assert found.judge("x.mine.svc", ip("203.0.113.7"), 6443) is not None

@@ -56,14 +56,16 @@ def api_server_url(api: Api) -> str:
     return cast(str, api.configuration.host)
 
 
-async def api_server_objects(api: Api) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The `default/kubernetes` Service and its EndpointSlice (both named `kubernetes`, kept
-    by the API server itself): where the API server answers (observe/targets.py)."""
-    service = await client.CoreV1Api(api).read_namespaced_service("kubernetes", "default")
-    slice_ = await client.DiscoveryV1Api(api).read_namespaced_endpoint_slice(
-        "kubernetes", "default"
-    )
-    return as_dict(api, service), as_dict(api, slice_)
+async def get_service(api: Api, namespace: str, name: str) -> dict[str, Any]:
+    """A Service (the API server's: `default/kubernetes`, observe/targets.py)."""
+    found = await client.CoreV1Api(api).read_namespaced_service(name, namespace)
+    return as_dict(api, found)
+
+
+async def get_endpoint_slice(api: Api, namespace: str, name: str) -> dict[str, Any]:
+    """An EndpointSlice (the API server keeps one named `kubernetes` in `default`)."""
+    found = await client.DiscoveryV1Api(api).read_namespaced_endpoint_slice(name, namespace)
+    return as_dict(api, found)
 
 
 async def replace_status(api: Api, namespace: str, name: str, status: dict[str, Any]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -78,17 +79,24 @@ class ProbeTargets:
             return []
 
     async def refresh(self, api: calls.Api) -> None:
-        """Read the API server's addresses; on a refusal or failure keep those known (and
-        always the operator's own)."""
+        """Read the API server's addresses; what cannot be read (a refusal, no EndpointSlice:
+        a control plane on loopback keeps none) keeps the addresses known before."""
         own = await self.own_address(calls.api_server_url(api))
+        known = self.api_server.endpoints
+        service = await self._read(calls.get_service(api, "default", "kubernetes"))
+        slice_ = await self._read(calls.get_endpoint_slice(api, "default", "kubernetes"))
+        found = api_server_of(service or {}, slice_ or {}, own).endpoints
+        if service is None or slice_ is None:
+            found |= known
+        self.api_server = ApiServer(found)
+
+    @staticmethod
+    async def _read(call: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any] | None:
         try:
-            service, slice_ = await calls.api_server_objects(api)
+            return await call
         except Exception as exc:
             log.warning("api_server_addresses_unread", error=str(exc)[:200])
-            known = self.api_server.endpoints | {(ip, port) for ip, port in own}
-            self.api_server = ApiServer(frozenset(known))
-            return
-        self.api_server = api_server_of(service, slice_, own)
+            return None
 
     async def refresh_forever(self, api: calls.Api) -> None:
         while True:
