@@ -13,6 +13,7 @@ from aiohttp import web
 
 from venue_lab.processes import free_port
 from venue_operator.model.observations import ProbeFailure
+from venue_operator.observe import targets as module
 from venue_operator.observe.health import probe
 from venue_operator.observe.http import static_resolver
 from venue_operator.observe.targets import ProbeTargets
@@ -110,8 +111,6 @@ async def test_an_allowed_name_is_fetched_from_the_address_judged(listener: List
 async def test_the_api_servers_addresses_are_refreshed_and_kept_on_a_refusal(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from venue_operator.observe import targets as module
-
     service = {"spec": {"clusterIP": "10.96.0.1"}}
     slice_ = {"endpoints": [{"addresses": ["192.168.1.10"]}], "ports": [{"port": 6443}]}
 
