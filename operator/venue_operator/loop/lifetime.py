@@ -21,6 +21,10 @@ from venue_operator.kube import calls
 from venue_operator.kube.status_store import StatusWrite
 
 
+class VenueServiceGone(Exception):
+    """The VenueService's status write found it deleted: its loop ends, nothing to report."""
+
+
 class StopFlag(Protocol):
     """What the loop waits on: true once it must stop; `wait` returns early when it is."""
 
@@ -84,6 +88,7 @@ class Lifetime:
             except calls.ApiError as exc:
                 if exc.status == 404:
                     self.gone.set()
+                    raise VenueServiceGone from None
                 raise
 
         return written

@@ -27,7 +27,7 @@ from venue_operator.guard.pod_series import Query
 from venue_operator.guard.watch import ReadPods, RolloutWatch, paused_by_annotation, with_guard
 from venue_operator.kube.status_store import StatusStore, StatusWrite, parse_status
 from venue_operator.loop.evaluation import Outcome
-from venue_operator.loop.lifetime import StopFlag
+from venue_operator.loop.lifetime import StopFlag, VenueServiceGone
 from venue_operator.loop.reports import (
     Reporter,
     alert_condition,
@@ -141,6 +141,8 @@ class ServiceLoop:
             await self.reporter.say_once(
                 "InvalidSpec", EventSpec("Warning", Reason.INVALID_SPEC, str(exc))
             )
+        except VenueServiceGone:
+            log.info("cycle.venueservice_gone", namespace=self.namespace, name=self.name)
         except Exception as exc:
             telemetry.ERRORS.labels(self.namespace, self.name).inc()
             log.exception("cycle.failed", namespace=self.namespace, name=self.name)
