@@ -1,5 +1,5 @@
 """kube's small helpers: JSON pointers to annotations, the op that sets one (and the ops
-act/capacity builds with it), reading one key of a Secret, and the API classes imported
+act/scale builds with it), reading one key of a Secret, and the API classes imported
 before the loop runs."""
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """The one writer of workloads that the remediator is given: each method is one act
-(rollback.py, pause.py, capacity.py, jobs.py, breaker.py, gitops.py) against the Kubernetes
-API. Tests give the remediator another object with the same methods (`remediate.Acts`).
+(rollback.py, pause.py, scale.py, migration.py, breaker.py, gitops_sync.py) against the
+Kubernetes API. Tests give the remediator another object with the same methods
+(`remediate/ports.py`, `Acts`).
 
 This is the Acts port's boundary: whatever the API server refuses leaves it as an ActError
 (the server's message in one line, its status), so the remediator knows no client errors."""
