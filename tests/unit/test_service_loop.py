@@ -13,6 +13,8 @@ from typing import Any
 
 import kopf
 import pytest
+import structlog
+import structlog.testing
 from kubernetes.aio import client
 
 from tests.unit.builders import HEALTHY_FULL, HEALTHY_METRICS, metrics
@@ -22,6 +24,7 @@ from venue_operator.kube import calls
 from venue_operator.kube.status_store import parse_status
 from venue_operator.loop import service_loop
 from venue_operator.loop.evaluation import Outcome, judge
+from venue_operator.loop.lifetime import VenueServiceGone
 from venue_operator.loop.service_loop import LoopPorts, ServiceLoop
 from venue_operator.model.observations import (
     GitOpsRef,
@@ -131,6 +134,7 @@ class World:
     events: FakeEvents = field(default_factory=FakeEvents)
     stored: dict[str, Any] = field(default_factory=dict)  # status as the API holds it
     refuse_writes: int = 0
+    gone: bool = False  # the VenueService was deleted: a status write finds nothing
     pages: list[EventSpec] = field(default_factory=list)
     now: datetime = T0
     metrics: Any = HEALTHY_METRICS
@@ -151,6 +155,8 @@ class World:
         "aaa": (1, T0 - timedelta(days=1)), "bbb": (2, T0 - timedelta(minutes=2))})  # fmt: skip
 
     async def write(self, body: dict[str, Any]) -> None:
+        if self.gone:
+            raise VenueServiceGone
         if self.refuse_writes:
             self.refuse_writes -= 1
             raise client.ApiException(status=422, reason="Invalid")
@@ -381,6 +387,21 @@ async def test_last_error_is_cleared_by_the_next_good_cycle() -> None:
     world.failing = False
     await world.cycles(loop, 1)
     assert "lastError" not in world.stored
+
+
+async def test_a_deleted_venueservice_ends_its_cycle_quietly() -> None:
+    """Its status write finds it gone (loop/lifetime.py): no traceback, no EvaluationFailed,
+    no lastError written after it (the write would find nothing again)."""
+    world = World()
+    loop = await healthy_with_known_good(world)
+    await bad_rollout(world, loop)  # the next cycles have status to write
+    world.gone = True
+    with structlog.testing.capture_logs() as logged:
+        await world.cycles(loop, 2)
+    events = [e["event"] for e in logged]
+    assert "cycle.venueservice_gone" in events
+    assert "cycle.failed" not in events and "cycle.failure_not_recorded" not in events
+    assert Reason.EVALUATION_FAILED not in world.events.reasons()
 
 
 async def test_an_invalid_spec_is_said_once_and_nothing_else() -> None:

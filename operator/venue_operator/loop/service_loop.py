@@ -191,6 +191,8 @@ class ServiceLoop:
             subject = self._subject(spec, workload, deployment_ref)
             paused = paused_by_annotation(self.body.meta)
             await self.watch.tick(spec, self.indexes, workload, subject, paused)
+        except VenueServiceGone:
+            log.info("rollout_guard.venueservice_gone", namespace=self.namespace, name=self.name)
         except Exception:
             telemetry.ERRORS.labels(self.namespace, self.name).inc()
             log.exception("rollout_guard.failed", namespace=self.namespace, name=self.name)
