@@ -79,7 +79,7 @@ class Reader:
         )
 
 
-async def nowhere(*_: Any) -> None:  # the status write and the pager
+async def nowhere(*_: Any) -> None:  # the status write
     pass
 
 
@@ -170,7 +170,7 @@ def rolling_out() -> dict[str, Any]:
 def acting_watch(reader: Reader, **fallback: Any) -> tuple[RolloutWatch, FakeActs, FakeEvents]:
     acts, events = FakeActs(), FakeEvents()
     store = StatusStore(nowhere, VenueServiceStatus(healthy_templates=["h1"]))
-    remediator = Remediator(acts, events, store, nowhere)
+    remediator = Remediator(acts, events, store)
     return RolloutWatch("ns", reader, remediator, store, **fallback), acts, events
 
 
