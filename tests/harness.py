@@ -260,11 +260,23 @@ def evaluations(operator: OperatorProcess, venue: Venue) -> float:
 
 
 def evaluation_count(exposition: str, namespace: str, name: str) -> float:
+    return sample(exposition, "venue_operator_evaluations_total", namespace, name) or 0.0
+
+
+def sample(exposition: str, metric: str, namespace: str, name: str) -> float | None:
+    """One VenueService's sample of `metric` in a /metrics exposition (None: absent)."""
     wanted = (f'namespace="{namespace}"', f'name="{name}"')
     for line in exposition.splitlines():
-        if line.startswith("venue_operator_evaluations_total{") and all(w in line for w in wanted):
+        if line.startswith(f"{metric}{{") and all(w in line for w in wanted):
             return float(line.split()[-1])
-    return 0.0
+    return None
+
+
+def metric(
+    operator: OperatorProcess, name: str, namespace: str, venue: str = "venue-service"
+) -> float | None:
+    """A per-VenueService metric as the operator's /metrics gives it now."""
+    return sample(httpx.get(operator.metrics_url, timeout=5).text, name, namespace, venue)
 
 
 @contextlib.contextmanager
