@@ -180,6 +180,25 @@ def test_cooldown_holds_a_second_scale_in_a_new_incident() -> None:
     assert "cooldown" in decision.reason
 
 
+def test_a_second_database_outage_opens_the_breaker_at_once() -> None:
+    """#21: opened and closed within the last minute, the database down again: no cooldown
+    holds the breaker open (it was 32 s in the lab)."""
+    status = with_history(record(Action.OPEN_CIRCUIT, 0.8), record(Action.CLOSE_CIRCUIT, 0.3))
+    decision = decide(assessed(**DB_DOWN), OLD_ROLLOUT, status, POLICY, NOW)
+    assert decision.action is Action.OPEN_CIRCUIT and decision.suppressed_by is None
+
+
+@pytest.mark.parametrize(("opened_minutes_ago", "held"), [(0.5, True), (1.5, False)])
+def test_the_breaker_closes_no_sooner_than_its_cooldown_after_it_opened(
+    opened_minutes_ago: float, held: bool
+) -> None:
+    """What keeps it from flapping: the close waits out cooldowns.circuitBreaker (1m)."""
+    status = with_history(record(Action.OPEN_CIRCUIT, opened_minutes_ago), circuit_open=True)
+    decision = decide(assessed(), OLD_ROLLOUT, status, POLICY, NOW)
+    assert decision.action is Action.CLOSE_CIRCUIT
+    assert (decision.suppressed_by == "cooldown") is held
+
+
 def test_budget_used_up_escalates_once_then_holds_quietly() -> None:
     """#10 case 3: running out of maxActionsPerHour is never silent."""
     old = [record(Action.SCALE_UP, m) for m in (50, 40, 30)]
