@@ -177,7 +177,8 @@ def test_budget_used_up_escalates_once(
     venue = following_venue(
         **FAST,
         remediation={"mode": "Auto", "rollback": {"recentRolloutWindow": "1s"},
-                     "scale": {"minReplicas": 2, "maxReplicas": 10}, "cooldowns": {"scale": "1s"},
+                     "scale": {"minReplicas": 2, "maxReplicas": 10, "onPoolSaturation": True},
+                     "cooldowns": {"scale": "1s"},
                      "maxActionsPerHour": 1, "verifyWindow": "2s"},
     )  # fmt: skip
     venue.inject(pool_saturation=True)

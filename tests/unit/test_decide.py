@@ -53,6 +53,8 @@ ERRORS = {"metrics": metrics(error_rate=Reading.of(0.12))}
 DOWN = {"health": ProbeResult(ProbeFailure.CONNECTION_REFUSED)}
 SLOW = {"metrics": metrics(p99_latency=Reading.of(2.6))}
 POOL = {"metrics": metrics(pool_utilisation=Reading.of(0.97))}
+PENDING = {"metrics": metrics(pool_pending=Reading.of(40))}
+SLOW_AND_POOL = {"metrics": metrics(p99_latency=Reading.of(2.6), pool_utilisation=Reading.of(0.97))}
 SURGE = {"metrics": metrics(rate_limited=Reading.of(0.3),
                             top_limited_tenants=(("tenant-b", 9.0),))}  # fmt: skip
 BLIND = {"metrics": metrics(**{k: Reading.unknown("prometheus down") for k in (
@@ -94,7 +96,17 @@ RULES = [
                   replicas=3, paused=True), KNOWN, POLICY, Action.ESCALATE, {}),
     ("old rollout + latency -> scale up", SLOW, OLD_ROLLOUT, KNOWN, POLICY,
      Action.SCALE_UP, {"fromReplicas": "3", "toReplicas": "4"}),
-    ("old rollout + pool -> scale up", POOL, OLD_ROLLOUT, KNOWN, POLICY, Action.SCALE_UP, {}),
+    # #21: pool exhaustion is the runbook's Database Connection Failures, not capacity...
+    ("old rollout + pool -> escalate", POOL, OLD_ROLLOUT, KNOWN, POLICY, Action.ESCALATE, {}),
+    ("pending connections -> escalate", PENDING, OLD_ROLLOUT, KNOWN, POLICY, Action.ESCALATE,
+     {}),
+    ("slow p99 + saturated pool -> escalate", SLOW_AND_POOL, OLD_ROLLOUT, KNOWN, POLICY,
+     Action.ESCALATE, {}),
+    # ...unless the spec says to scale on it; a slow p99 with pool headroom is capacity
+    ("pool + onPoolSaturation -> scale up", POOL, OLD_ROLLOUT, KNOWN,
+     policy(scale={"on_pool_saturation": True}), Action.SCALE_UP, {}),
+    ("slow p99, pool headroom -> scale up", SLOW, OLD_ROLLOUT, KNOWN, POLICY, Action.SCALE_UP,
+     {}),
     ("scale never above max -> escalate", SLOW,
      RolloutFacts(current=R3, revisions=(R3,), started_at=NOW - timedelta(days=2), replicas=10),
      KNOWN, POLICY, Action.ESCALATE, {}),
@@ -134,6 +146,13 @@ def test_rules(
     assert decision.suppressed_by is None
     assert params.items() <= dict(decision.params).items()
     assert decision.reason
+
+
+def test_pool_exhaustion_escalates_with_the_runbooks_database_steps() -> None:
+    decision = decide(assessed(**POOL), OLD_ROLLOUT, KNOWN, POLICY, NOW)
+    assert decision.section == "Database Connection Failures" and decision.key == "pool-exhausted"
+    for step in ("PgBouncer", "connection limits", "connection leaks", "not scaling"):
+        assert step in decision.reason
 
 
 def test_reason_names_the_numbers_and_the_section() -> None:
