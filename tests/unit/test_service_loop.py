@@ -72,6 +72,7 @@ def forbidden() -> ActError:
 class FakeActs:
     calls: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
     crash_next: bool = False
+    crash_after_next: bool = False
     refuse: bool = False
     outcomes: list[str | None] = field(default_factory=list)  # migration_outcome answers
 
@@ -81,7 +82,12 @@ class FakeActs:
             raise Crash
         if self.refuse:
             raise forbidden()
+        if (what, args) in self.calls:  # idempotent, as every act is
+            return ActResult(False, f"{what} found done")
         self.calls.append((what, args))
+        if self.crash_after_next:  # the write landed; the process died before recording it
+            self.crash_after_next = False
+            raise Crash
         return ActResult(True, f"{what} done")
 
     async def roll_back(self, *args: Any) -> ActResult:

@@ -96,5 +96,5 @@ def _first_rule(
         rules.roll_back_after_recent_rollout(a, rollout, status, policy, critical, now,
                                              outage_ended)
         or rules.scale_up_on_saturation(a, rollout, status, policy, critical, now)
-        or rules.escalate_without_cause(a, status, critical)
+        or rules.escalate_without_cause(a, rollout, status, critical)
     )  # fmt: skip

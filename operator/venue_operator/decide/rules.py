@@ -232,11 +232,16 @@ def diagnose_rate_limit(a: Assessment, status: VenueServiceStatus) -> Decision |
 
 
 def escalate_without_cause(
-    a: Assessment, status: VenueServiceStatus, critical: list[str]
+    a: Assessment, rollout: RolloutFacts, status: VenueServiceStatus, critical: list[str]
 ) -> Decision:
     """Critical, and no rule found a cause the runbook automates: hand over to humans."""
-    return escalate(f"{describe(a, critical)} with no rollout, capacity or dependency cause "
-                    "the runbook automates", P1_SECTION, status, "no-cause")  # fmt: skip
+    if rollout.unreadable:
+        why = (f"{describe(a, critical)}; the rollout could not be read ({rollout.unreadable}), "
+               "and no capacity or dependency cause the runbook automates")  # fmt: skip
+    else:
+        why = (f"{describe(a, critical)} with no rollout, capacity or dependency cause the "
+               "runbook automates")  # fmt: skip
+    return escalate(why, P1_SECTION, status, "no-cause")
 
 
 def give_back_lent_capacity(

@@ -80,7 +80,7 @@ class Remediator:
         if pending.action == Action.RUN_MIGRATION and "job" in pending.inputs:
             return await self._follow_migration(subject, status, pending, now)
         log.info("remediation.resume", action=pending.action, id=pending.correlation_id)
-        return await self._act_and_finish(subject, status, decision, pending)
+        return await self._act_and_finish(subject, status, decision, pending, resumed=True)
 
     async def carry_out(
         self, subject: Subject, status: VenueServiceStatus, decision: Decision, now: datetime
@@ -102,8 +102,9 @@ class Remediator:
         return await self._act_and_finish(subject, status, decision, rec)
 
     async def _act_and_finish(
-        self, subject: Subject, status: VenueServiceStatus, decision: Decision, rec: ActionRecord
-    ) -> VenueServiceStatus:
+        self, subject: Subject, status: VenueServiceStatus, decision: Decision, rec: ActionRecord,
+        resumed: bool = False,
+    ) -> VenueServiceStatus:  # fmt: skip
         action, rid = Action(rec.action), rec.correlation_id
 
         async def post(event: EventSpec, key: str) -> None:
@@ -113,6 +114,9 @@ class Remediator:
             result = await writes.perform(self.acts, subject, decision, rid, post)
         except ActError as exc:
             return await self._failed(subject, status, rec, exc)
+        if resumed and not result.changed:  # the write this record announced, made before
+            result = replace(result, message=f"{result.message}: our own write, made before "
+                                             "the operator restarted")  # fmt: skip
         # A migration stays InProgress, following the Job the act names, until it ends.
         status = ledger.succeeded(status, rec, result.job)
         note = ""
@@ -221,6 +225,8 @@ class Remediator:
         critical = any(c.level is Level.CRITICAL for c in status.checks)
         if decision.held is None or not critical or status.incident is None:
             return status
+        if decision.held.startswith("verifying:"):  # an action that worked, taking effect:
+            return status  # status says so (last action, incident); no Warning for it
         updated = ledger.held(status, decision.held)
         if updated is None:
             return status
