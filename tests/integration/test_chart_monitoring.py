@@ -64,8 +64,8 @@ def test_every_alert_links_its_own_readme_entry() -> None:
 def test_alerts_cover_the_operator_and_the_services_it_guards() -> None:
     assert set(alerts(optional_rule())) == {
         "VenueOperatorDown", "VenueOperatorNotEvaluating", "VenueOperatorEvaluationErrors",
-        "VenueOperatorDegraded", "VenueOperatorAlertmanagerFailing", "VenueServiceDown",
-        "VenueServiceCritical",
+        "VenueOperatorDegraded", "VenueOperatorAlertmanagerFailing", "VenueOperatorPagingFailed",
+        "VenueServiceDown", "VenueServiceCritical", "VenueServiceBlind",
         "VenueServiceEscalated", "VenueServiceRemediationFailed", "VenueServiceBudgetExhausted",
         "VenueServiceMetricsUnavailable",
     }  # fmt: skip

@@ -92,7 +92,7 @@ RUNBOOK_ROWS = [
     ("some 429s", {"metrics": metrics(rate_limited=Reading.of(0.08))},
      "rate_limited", Level.WARNING, Health.DEGRADED, Severity.P3),
     ("deployment missing", {"workload": WorkloadState(found=False)},
-     "pods", Level.UNKNOWN, Health.UNKNOWN, Severity.P4),
+     "pods", Level.UNKNOWN, Health.UNKNOWN, Severity.UNKNOWN),
 ]  # fmt: skip
 
 
@@ -158,7 +158,7 @@ def test_unknown_metric_is_never_ok_nor_breach(reading: Reading) -> None:
     result = run([observe(metrics=metrics(p99_latency=reading))] * 5)[-1]
     check = result.check("p99_latency")
     assert check.level is Level.UNKNOWN and check.reason == reading.unknown_reason
-    assert (result.health, result.severity) == (Health.UNKNOWN, Severity.P4)
+    assert (result.health, result.severity) == (Health.UNKNOWN, Severity.UNKNOWN)
 
 
 def test_prometheus_down_means_metrics_unavailable_and_no_breach() -> None:

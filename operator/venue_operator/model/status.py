@@ -38,6 +38,7 @@ class Severity(StrEnum):
     P2 = "P2"
     P3 = "P3"
     P4 = "P4"
+    UNKNOWN = "Unknown"  # blind: no P-level can be given (#21: a blind spot is not "cosmetic")
     NONE = "None"
 
     @property
