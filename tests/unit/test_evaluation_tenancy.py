@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import aiohttp
+import httpx
 import pytest
 
 from venue_operator.loop.evaluation import Context, evaluate
@@ -84,20 +84,21 @@ class NoMetrics(MetricsBatcher):
 async def test_refused_urls_fetch_nothing_and_say_why() -> None:
     requests: list[str] = []
 
-    async def on_request(session: Any, context: Any, params: Any) -> None:
-        requests.append(str(params.url))
+    async def on_request(request: httpx.Request) -> httpx.Response:
+        requests.append(str(request.url))
+        return httpx.Response(200, json={"status": "ok"})
 
-    trace = aiohttp.TraceConfig()
-    trace.on_request_start.append(on_request)
+    def http() -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=httpx.MockTransport(on_request))
+
     hostile = VenueServiceSpec.model_validate({
         "deployment": {"name": "venue"},
         "service": {"url": "http://169.254.169.254/latest/meta-data"},
         "prometheus": {"url": "http://attacker.example:9090"},
     })  # fmt: skip
-    async with aiohttp.ClientSession(trace_configs=[trace]) as http:
-        ctx = Context(http, NoMetrics(PrometheusReader()), OWN_PROMETHEUS, tenancy=Tenancy())
-        outcome = await evaluate(ctx, "mine", "vs", hostile, VenueServiceStatus(),
-                                 WorkloadState(found=False), 1)  # fmt: skip
+    ctx = Context(http, NoMetrics(PrometheusReader()), OWN_PROMETHEUS, tenancy=Tenancy())
+    outcome = await evaluate(ctx, "mine", "vs", hostile, VenueServiceStatus(),
+                             WorkloadState(found=False), 1)  # fmt: skip
     assert requests == []
     assert outcome.observations.health.failure is ProbeFailure.NOT_ALLOWED
     assert any("link-local" in r for r in outcome.refused)

@@ -18,7 +18,7 @@ from venue_operator.observe import cluster
 from venue_operator.observe.batcher import MetricsBatcher
 from venue_operator.observe.bounded_session import PrometheusAuth
 from venue_operator.observe.endpoints import Limits
-from venue_operator.observe.health import probe_session
+from venue_operator.observe.http import probe_client
 from venue_operator.observe.prometheus import PrometheusReader
 from venue_operator.record.transitions import describe
 from venue_operator.tenancy.policy import Tenancy
@@ -63,18 +63,15 @@ async def run_check(
         workload = await _workload(api, namespace, spec)
     finally:
         await api.close()
-    async with probe_session() as http:
-        ctx = Context(
-            http=http,
-            metrics=MetricsBatcher(
-                PrometheusReader(limits=limits, auth=auth, auth_url=prometheus_url)
-            ),
-            default_prometheus_url=prometheus_url,
-            tenancy=dataclasses.replace(tenancy or Tenancy(), api_server=api.configuration.host),
-        )
-        outcome = await evaluate(
-            ctx, namespace, name, spec, parse_status(body.get("status")), workload, None
-        )
+    ctx = Context(
+        http=probe_client,
+        metrics=MetricsBatcher(PrometheusReader(limits=limits, auth=auth, auth_url=prometheus_url)),
+        default_prometheus_url=prometheus_url,
+        tenancy=dataclasses.replace(tenancy or Tenancy(), api_server=api.configuration.host),
+    )
+    outcome = await evaluate(
+        ctx, namespace, name, spec, parse_status(body.get("status")), workload, None
+    )
     a = outcome.assessment
     rows = [["CHECK", "OBSERVED", "CONFIRMED", "VALUE", "WARNING", "CRITICAL", "RUNBOOK"]]
     for c in a.checks:

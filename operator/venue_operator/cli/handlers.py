@@ -35,7 +35,7 @@ from venue_operator.loop.service_loop import LoopPorts, ServiceLoop
 from venue_operator.model.spec import GROUP, PLURAL, VERSION
 from venue_operator.observe import cluster, scalers
 from venue_operator.observe.batcher import MetricsBatcher
-from venue_operator.observe.health import probe_session
+from venue_operator.observe.http import probe_client
 from venue_operator.observe.prometheus import PrometheusReader
 from venue_operator.paging.alertmanager import AlertmanagerSender
 from venue_operator.paging.webhook import Notifier
@@ -116,9 +116,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.networking.request_timeout = 30
     memo.api = await calls.connect()
     memo.http = httpx.AsyncClient(follow_redirects=False)  # paging webhooks
-    memo.probes = probe_session()
     memo.ctx = Context(
-        http=memo.probes,
+        http=probe_client,  # a client per evaluation, closed with it
         metrics=MetricsBatcher(
             PrometheusReader(
                 limits=ours.prometheus_limits,
@@ -143,7 +142,6 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
     memo.trimmer.cancel()
     memo.ctx.metrics.reader.close()
     await memo.http.aclose()
-    await memo.probes.close()
     await memo.api.close()
 
 
@@ -242,7 +240,7 @@ async def watch_venue_service(
         tenancy=memo.ctx.tenancy,
         read_scaler=functools.partial(scalers.with_scaled_object, memo.api),
         gitops=memo.writer,
-        read_pods=functools.partial(read_pods, memo.probes),
+        read_pods=functools.partial(read_pods, probe_client),
         read_series=memo.ctx.metrics.reader.query,
         prometheus_url=memo.ctx.default_prometheus_url,
     )
