@@ -120,6 +120,9 @@ async def evaluate(
         (live, full), metrics = await asyncio.gather(
             _probes(ctx, base, spec, timeout), _metrics(ctx, admitted, max_age)
         )
+    if refused is None:  # an address the connector refused (observe/http.py): nothing fetched
+        refused = next((p.detail for p in (live, full)
+                        if p.failure is ProbeFailure.NOT_ALLOWED), None)  # fmt: skip
     obs = Observations(datetime.now(UTC), live, full, metrics, workload)
     said = (refused, admitted.refused, *admitted.overrides_refused.values())
     return replace(judge(obs, spec, stored, generation), refused=tuple(r for r in said if r))

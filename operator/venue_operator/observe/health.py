@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from venue_operator.model.observations import ProbeFailure, ProbeResult
-from venue_operator.observe.http import FAILURES, TIMEOUTS, get_bounded
+from venue_operator.observe.http import FAILURES, TIMEOUTS, TargetRefused, get_bounded
 from venue_operator.tenancy.redact import one_line, safe_check_name
 
 MAX_BODY_BYTES = 64 * 1024  # a health answer is a few hundred bytes; junk is cut off here
@@ -97,6 +97,8 @@ async def probe(client: httpx.AsyncClient, url: str, seconds: float) -> ProbeRes
         status, body = await get_bounded(client, url, MAX_BODY_BYTES, seconds)
     except TIMEOUTS:
         return ProbeResult(ProbeFailure.TIMEOUT, f"no answer within {seconds:g}s")
+    except TargetRefused as refused:  # an address the tenant boundaries refuse: nothing sent
+        return ProbeResult(ProbeFailure.NOT_ALLOWED, refused.reason)
     except FAILURES as exc:
         failure = ProbeFailure.CONNECTION_REFUSED if _refused(exc) else ProbeFailure.UNREACHABLE
         # an error may quote the URL (userinfo and all): one_line redacts it

@@ -15,13 +15,19 @@ from __future__ import annotations
 import asyncio
 import functools
 import importlib.util
+import ipaddress
+import socket
 import ssl
 import sys
 import zlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from http.cookiejar import CookieJar, DefaultCookiePolicy
+from typing import Any
 
+import httpcore
 import httpx
+
+from venue_operator.tenancy.policy import IPAddress
 
 if importlib.util.find_spec("sniffio") is None:
     # httpcore runs `import sniffio` at every lock and shielded close (7 a probe) and takes
@@ -41,10 +47,98 @@ def _ssl_context() -> ssl.SSLContext:
     return ssl.create_default_context()  # the system's trust store, as aiohttp's was
 
 
-def probe_client() -> httpx.AsyncClient:
-    """A client for one evaluation's probes or one pod's reads: no redirects, no cookies
-    kept, no proxy from the environment, no deadline but get_bounded's; close it after."""
+Resolver = Callable[[str, int], Awaitable[Sequence[IPAddress]]]
+"""A host name's addresses (the port: getaddrinfo's); raises OSError when it has none."""
+Judge = Callable[[str, IPAddress, int], str | None]
+"""Why connecting to an address for a host is refused (tenancy/policy.py's words), or None."""
+
+
+async def system_resolver(host: str, port: int) -> list[IPAddress]:
+    """The host's addresses as the system resolves them (getaddrinfo, /etc/hosts and DNS)."""
+    found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return _unique(ipaddress.ip_address(info[4][0]) for info in found)
+
+
+def static_resolver(names: Mapping[str, Sequence[str]]) -> Resolver:
+    """A resolver that knows only `names` (name -> addresses): tests and the lab."""
+
+    async def resolve(host: str, port: int) -> list[IPAddress]:
+        if host not in names:
+            raise socket.gaierror(socket.EAI_NONAME, f"{host} is not known")
+        return [ipaddress.ip_address(a) for a in names[host]]
+
+    return resolve
+
+
+def _unique(addresses: Iterable[IPAddress]) -> list[IPAddress]:
+    return list(dict.fromkeys(addresses))
+
+
+class TargetRefused(Exception):
+    """A connection the tenant boundaries refused before it was opened; nothing was sent."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class CheckedBackend(httpcore.AsyncNetworkBackend):
+    """Resolve once, judge every address, connect to a judged one: a name cannot resolve to
+    one address for the check and another for the connection. httpcore still hands TLS the
+    URL's host as server name, so the certificate is checked against the name."""
+
+    def __init__(self, judge: Judge, resolver: Resolver = system_resolver) -> None:
+        self.judge = judge
+        self.resolver = resolver
+        self.inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self, host: str, port: int, timeout: float | None = None,  # noqa: ASYNC109 - httpcore's
+        local_address: str | None = None, socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:  # fmt: skip
+        addresses = await self._addresses(host, port)
+        for ip in addresses:
+            why = self.judge(host, ip, port)
+            if why is not None:
+                raise TargetRefused(why)
+        failed: Exception = httpcore.ConnectError(f"{host} has no address")
+        for ip in addresses:
+            try:
+                return await self.inner.connect_tcp(str(ip), port, timeout, local_address,
+                                                    socket_options)  # fmt: skip
+            except httpcore.ConnectError as exc:
+                failed = exc
+        raise failed
+
+    async def _addresses(self, host: str, port: int) -> list[IPAddress]:
+        try:
+            return [ipaddress.ip_address(host.strip("[]"))]
+        except ValueError:
+            pass
+        try:
+            return _unique(await self.resolver(host, port))
+        except OSError as exc:
+            raise httpcore.ConnectError(f"{host} does not resolve: {exc}") from exc
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None,  # noqa: ASYNC109 - httpcore's
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:  # fmt: skip
+        raise TargetRefused("a Unix socket")
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
+
+
+def probe_client(backend: CheckedBackend | None = None) -> httpx.AsyncClient:
+    """A client for one evaluation's probes (through `backend`: a tenant's URL) or one pod's
+    reads: no redirects, no cookies kept, no proxy from the environment, no deadline but
+    get_bounded's; close it after."""
+    transport = httpx.AsyncHTTPTransport(verify=_ssl_context(), trust_env=False, limits=_LIMITS)
+    if backend is not None:
+        transport._pool._network_backend = backend  # httpx takes none; httpcore's pool does
     return httpx.AsyncClient(
+        transport=transport,
         verify=_ssl_context(),
         trust_env=False,
         follow_redirects=False,
@@ -105,7 +199,9 @@ async def get_bounded(
 ) -> tuple[int, bytes | None]:
     """GET `url` within `seconds` in all (connect, answer, body; TimeoutError after): its
     status and its body as `read_bounded` gives it."""
-    async with asyncio.timeout(seconds), client.stream("GET", url) as response:
+    # userinfo in the URL would go out as Authorization: Basic; a probe target gets none
+    bare = httpx.URL(url).copy_with(userinfo=b"")
+    async with asyncio.timeout(seconds), client.stream("GET", bare) as response:
         return response.status_code, await read_bounded(response, limit)
 
 
