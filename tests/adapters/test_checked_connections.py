@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import ssl
+import subprocess
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 from aiohttp import web
 
 from venue_lab.processes import free_port
 from venue_operator.model.observations import ProbeFailure
+from venue_operator.observe import http
 from venue_operator.observe import targets as module
 from venue_operator.observe.health import probe
 from venue_operator.observe.http import static_resolver
@@ -23,6 +27,7 @@ from venue_operator.tenancy.policy import ApiServer, Tenancy
 class Listener:
     def __init__(self) -> None:
         self.hits: list[web.Request] = []
+        self.server_names: list[str | None] = []  # TLS's SNI, as each request came
         self.port = free_port()
 
 
@@ -133,3 +138,60 @@ async def test_the_api_servers_addresses_are_refreshed_and_kept_on_a_refusal(
     await found.refresh(object())  # type: ignore[arg-type]
     assert found.api_server.endpoints == known
     assert found.judge("x.mine.svc", ip("203.0.113.7"), 6443) is not None
+
+
+def _certificates(tmp: Path) -> tuple[Path, Path, Path]:
+    """A CA and a server certificate for venue.mine.svc only (openssl, as the lab's PKI)."""
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=tmp, check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
+            "ca.crt", "-days", "1", "-subj", "/CN=probe-test-ca")  # fmt: skip
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "tls.key", "-out", "tls.csr",
+            "-subj", "/CN=venue.mine.svc")  # fmt: skip
+    (tmp / "san.ext").write_text("subjectAltName=DNS:venue.mine.svc\n")
+    openssl("x509", "-req", "-in", "tls.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "tls.crt", "-days", "1", "-extfile", "san.ext")  # fmt: skip
+    return tmp / "ca.crt", tmp / "tls.crt", tmp / "tls.key"
+
+
+@pytest.fixture
+async def tls_listener(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Listener]:
+    """The healthy listener behind TLS with a certificate for venue.mine.svc; probes trust
+    its CA only."""
+    ca, crt, key = _certificates(tmp_path)
+    seen = Listener()
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(crt, key)
+    server.sni_callback = lambda _tls, name, _context: seen.server_names.append(name)
+    monkeypatch.setattr(http, "_ssl_context", lambda: ssl.create_default_context(cafile=ca))
+
+    async def handler(request: web.Request) -> web.Response:
+        seen.hits.append(request)
+        return web.json_response({"status": "ok"})
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handler)
+    runner = web.AppRunner(app, shutdown_timeout=0.5)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", seen.port, ssl_context=server).start()
+    yield seen
+    await runner.cleanup()
+
+
+async def test_tls_is_checked_against_the_name_while_the_judged_address_is_dialled(
+    tls_listener: Listener,
+) -> None:
+    """The connection goes to 127.0.0.1 (what venue.mine.svc resolved to) and the server's
+    certificate is checked for venue.mine.svc (sent as SNI); the same server reached under a
+    name its certificate does not carry is refused by TLS, before any request."""
+    port = tls_listener.port
+    async with targets(LAB)(port).client() as client:
+        good = await probe(client, f"https://venue.mine.svc:{port}/health", 5.0)
+        wrong = await probe(client, f"https://evil.mine.svc:{port}/health", 5.0)
+    assert good.ok, good
+    assert wrong.failure is ProbeFailure.UNREACHABLE, wrong
+    (request,) = tls_listener.hits
+    assert request.headers["Host"] == f"venue.mine.svc:{port}"
+    assert tls_listener.server_names == ["venue.mine.svc", "evil.mine.svc"]

@@ -24,7 +24,7 @@ import sys
 import zlib
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from http.cookiejar import CookieJar, DefaultCookiePolicy
-from typing import Any
+from typing import Any, TypeVar
 
 import httpcore
 import httpx
@@ -37,6 +37,7 @@ if importlib.util.find_spec("sniffio") is None:
     # made and closed, more per probe). Recorded as absent, the import fails at once.
     sys.modules["sniffio"] = None  # type: ignore[assignment]
 
+T = TypeVar("T")
 Clients = Callable[[], httpx.AsyncClient]  # makes a client; the caller closes it
 ACCEPT_ENCODING = "gzip, deflate"  # what `read_bounded` decodes, and nothing else
 # No pool limit (a probe's deadline would include the wait for a slot), and connections are
@@ -85,6 +86,94 @@ class TargetRefused(Exception):
         self.reason = reason
 
 
+async def _within(work: Awaitable[T], seconds: float | None, late: type[Exception]) -> T:
+    """`work` within `seconds` (None: get_bounded's deadline is the bound), raising httpcore's
+    `late` after."""
+    if seconds is None:
+        return await work
+    try:
+        async with asyncio.timeout(seconds):
+            return await work
+    except TimeoutError as exc:
+        raise late(f"no answer within {seconds} s") from exc
+
+
+class _Stream(httpcore.AsyncNetworkStream):
+    """One connection as asyncio's streams: what httpcore's anyio layer does, without a cancel
+    scope and task group around each read and write (a third of a probe's CPU, measured)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
+        try:
+            return await _within(self._reader.read(max_bytes), timeout, httpcore.ReadTimeout)
+        except OSError as exc:
+            raise httpcore.ReadError(str(exc) or type(exc).__name__) from exc
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        if not buffer:
+            return
+        try:
+            self._writer.write(buffer)
+            await _within(self._writer.drain(), timeout, httpcore.WriteTimeout)
+        except OSError as exc:
+            raise httpcore.WriteError(str(exc) or type(exc).__name__) from exc
+
+    async def aclose(self) -> None:
+        # abort, not close: a probe has read all it will, and a hostile server that never
+        # answers TLS's close_notify must not keep the connection for 30 s after
+        self._writer.transport.abort()
+
+    async def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's
+    ) -> httpcore.AsyncNetworkStream:  # fmt: skip
+        try:
+            handshake = self._writer.start_tls(ssl_context, server_hostname=server_hostname)
+            await _within(handshake, timeout, httpcore.ConnectTimeout)
+        except (OSError, ssl.SSLError) as exc:  # a certificate refused is an SSLError
+            self._writer.transport.abort()
+            raise httpcore.ConnectError(str(exc) or type(exc).__name__) from exc
+        return self
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "is_readable":  # asked of a kept connection (we keep none): never reuse
+            return True
+        names = {"ssl_object": "ssl_object", "client_addr": "sockname",
+                 "server_addr": "peername", "socket": "socket"}  # fmt: skip
+        return self._writer.get_extra_info(names[info]) if info in names else None
+
+
+class StreamBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's connections over asyncio's streams (see `_Stream`)."""
+
+    async def connect_tcp(
+        self, host: str, port: int, timeout: float | None = None,  # noqa: ASYNC109 - httpcore's
+        local_address: str | None = None, socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:  # fmt: skip
+        local = None if local_address is None else (local_address, 0)
+        try:
+            opened = asyncio.open_connection(host, port, local_addr=local)
+            reader, writer = await _within(opened, timeout, httpcore.ConnectTimeout)
+        except (OSError, OverflowError) as exc:  # a port over 65535 is an OverflowError
+            raise httpcore.ConnectError(str(exc) or type(exc).__name__) from exc
+        sock = writer.get_extra_info("socket")
+        for option in socket_options or ():
+            sock.setsockopt(*option)
+        return _Stream(reader, writer)
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None,  # noqa: ASYNC109 - httpcore's
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:  # fmt: skip
+        raise httpcore.ConnectError("Unix sockets are not ours to open")
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
 class CheckedBackend(httpcore.AsyncNetworkBackend):
     """Resolve once, judge every address, connect to a judged one: a name cannot resolve to
     one address for the check and another for the connection. httpcore still hands TLS the
@@ -93,7 +182,7 @@ class CheckedBackend(httpcore.AsyncNetworkBackend):
     def __init__(self, judge: Judge, resolver: Resolver = system_resolver) -> None:
         self.judge = judge
         self.resolver = resolver
-        self.inner = httpcore.AnyIOBackend()
+        self.inner = StreamBackend()
 
     async def connect_tcp(
         self, host: str, port: int, timeout: float | None = None,  # noqa: ASYNC109 - httpcore's
@@ -138,8 +227,8 @@ def probe_client(backend: CheckedBackend | None = None) -> httpx.AsyncClient:
     reads: no redirects, no cookies kept, no proxy from the environment, no deadline but
     get_bounded's; close it after."""
     transport = httpx.AsyncHTTPTransport(verify=_ssl_context(), trust_env=False, limits=_LIMITS)
-    if backend is not None:
-        transport._pool._network_backend = backend  # httpx takes none; httpcore's pool does
+    # httpx takes no network backend; httpcore's pool does
+    transport._pool._network_backend = StreamBackend() if backend is None else backend
     return httpx.AsyncClient(
         transport=transport,
         verify=_ssl_context(),
@@ -209,7 +298,6 @@ async def get_bounded(
 
 
 # What a GET of ours can raise: the deadline's and httpx's timeouts, and every other failure
-# (httpx.InvalidURL is no httpx.HTTPError; anyio's connect wraps what is no OSError, such as
-# the OverflowError of a port over 65535, in an ExceptionGroup).
+# (httpx.InvalidURL is no httpx.HTTPError).
 TIMEOUTS = (TimeoutError, httpx.TimeoutException)
-FAILURES = (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError, ExceptionGroup)
+FAILURES = (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError)
