@@ -182,7 +182,7 @@ class CheckedBackend(httpcore.AsyncNetworkBackend):
     def __init__(self, judge: Judge, resolver: Resolver = system_resolver) -> None:
         self.judge = judge
         self.resolver = resolver
-        self.inner = StreamBackend()
+        self.inner: httpcore.AsyncNetworkBackend = StreamBackend()
 
     async def connect_tcp(
         self, host: str, port: int, timeout: float | None = None,  # noqa: ASYNC109 - httpcore's
