@@ -1,8 +1,8 @@
 """Paging: P1/P2 and escalations to a webhook whose URL lives in a Secret.
 
 The URL is read at send time and never logged, stored or put in an Event (URLs
-carry tokens). Sending runs in the background with a short timeout: a slow or
-failing receiver never delays remediation.
+carry tokens). Sending runs in the background within a short total deadline, reading no
+response body: a slow, failing or hostile receiver never delays remediation.
 """
 
 from __future__ import annotations
@@ -70,8 +70,11 @@ class Notifier:
         try:
             url = await calls.secret_value(self.api, namespace, ref)
             body = payload(notification.format, url, f"{namespace}/{name}", status, event)
-            response = await self.http.post(url, json=body, timeout=TIMEOUT_S)
-            response.raise_for_status()
+            # the whole post within the deadline (a receiver that drips its answer ends here
+            # too), and the answer's body is never read: only its status counts
+            async with asyncio.timeout(TIMEOUT_S):
+                async with self.http.stream("POST", url, json=body) as response:
+                    response.raise_for_status()
             log.info("notify.sent", namespace=namespace, name=name, reason=event.reason)
         except Exception as exc:  # a page that fails must never break the loop
             detail = redact(f"{type(exc).__name__}: {exc}")
