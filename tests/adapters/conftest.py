@@ -4,22 +4,25 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import httpx
 import pytest
 from aiohttp import web
 
 from venue_lab.processes import free_port
+from venue_operator.observe.http import probe_client
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @pytest.fixture
 async def serve() -> AsyncIterator[Callable[[Handler], Awaitable[str]]]:
-    """`await serve(handler)`: the base URL of a loopback server answering every path."""
+    """`await serve(handler)`: the base URL of a loopback server answering every path and
+    method."""
     runners: list[web.AppRunner] = []
 
     async def start(handler: Handler) -> str:
         app = web.Application()
-        app.router.add_get("/{tail:.*}", handler)
+        app.router.add_route("*", "/{tail:.*}", handler)
         runner = web.AppRunner(app, shutdown_timeout=0.5)
         await runner.setup()
         port = free_port()
@@ -30,3 +33,10 @@ async def serve() -> AsyncIterator[Callable[[Handler], Awaitable[str]]]:
     yield start
     for runner in runners:
         await runner.cleanup()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    """The client the operator's own GETs use (observe/http.py)."""
+    async with probe_client() as client:
+        yield client

@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
 
-import aiohttp
 import pytest
 from aiohttp import web
 
@@ -20,14 +18,7 @@ from venue_operator.observe.health import (
     MAX_CHECKS,
     MAX_DETAIL,
     probe,
-    probe_session,
 )
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with probe_session() as session:
-        yield session
 
 
 def reply(status: int, body: str) -> Handler:

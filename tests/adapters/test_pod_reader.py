@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-import aiohttp
+import httpx
 import pytest
 from aiohttp import web
 
@@ -16,7 +15,7 @@ from tests.adapters.conftest import Handler
 from venue_lab.processes import free_port
 from venue_lab.simulator import Simulator
 from venue_operator.guard.pod_metrics import PodTarget, counters, read_pod, read_pods
-from venue_operator.observe.health import probe_session
+from venue_operator.observe.http import probe_client
 
 BORN = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
@@ -28,17 +27,11 @@ class Clock:
         return self.now
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with probe_session() as session:
-        yield session
-
-
 def target(name: str, port_host: str = "127.0.0.1", ready: bool = True) -> PodTarget:
     return PodTarget(name, port_host, "h1", BORN, ready, 0, False)
 
 
-async def test_a_pods_counters_and_health_as_its_image_says(http: aiohttp.ClientSession) -> None:
+async def test_a_pods_counters_and_health_as_its_image_says(http: httpx.AsyncClient) -> None:
     clock = Clock()
     port = free_port()
     async with Simulator(clock=clock, seed=3) as sim:
@@ -52,7 +45,7 @@ async def test_a_pods_counters_and_health_as_its_image_says(http: aiohttp.Client
 
 
 async def test_unreachable_refused_and_not_ready_pods(
-    http: aiohttp.ClientSession, serve: object
+    http: httpx.AsyncClient, serve: object
 ) -> None:
     refused = await read_pod(http, target("gone"), 1.0, free_port())
     assert not refused.reachable and refused.health_ok is False
@@ -61,7 +54,7 @@ async def test_unreachable_refused_and_not_ready_pods(
 
 
 async def test_one_hung_pod_delays_none_of_the_others(
-    http: aiohttp.ClientSession, serve: object
+    http: httpx.AsyncClient, serve: object
 ) -> None:
     async def hang(request: web.Request) -> web.StreamResponse:
         await asyncio.sleep(30)
@@ -72,7 +65,7 @@ async def test_one_hung_pod_delays_none_of_the_others(
     hung_port = int(url.rsplit(":", 1)[1])
     started = time.monotonic()
     pods = [target("hung"), target("refused", "127.0.0.2")]
-    samples = await read_pods(http, pods, 0.5, hung_port)
+    samples = await read_pods(probe_client, pods, 0.5, hung_port)
     assert time.monotonic() - started < 2.0
     assert [s.reachable for s in samples] == [False, False]
     assert [s.health_ok for s in samples] == [False, False]

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import web
 
@@ -20,7 +19,7 @@ from venue_operator.guard.pod_metrics import PodTarget, read_pods
 from venue_operator.guard.pod_series import from_prometheus, pod_queries, read_pod_series
 from venue_operator.model.status import GuardSource
 from venue_operator.observe.endpoints import GRACE, Limits
-from venue_operator.observe.health import probe_session
+from venue_operator.observe.http import probe_client
 from venue_operator.observe.prometheus import PrometheusReader
 from venue_operator.tenancy.promql_scope import Refused
 
@@ -63,12 +62,6 @@ async def reader() -> AsyncIterator[PrometheusReader]:
     reader.close()
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with probe_session() as session:
-        yield session
-
-
 def queries() -> tuple[str, str]:
     scoped = pod_queries({"service": "venue", "namespace": "prod"}, "prod", list(PODS))
     assert not isinstance(scoped, Refused)
@@ -76,13 +69,13 @@ def queries() -> tuple[str, str]:
 
 
 async def test_pods_refused_on_their_port_are_read_from_prometheus(
-    serve: Serve, reader: PrometheusReader, http: aiohttp.ClientSession
+    serve: Serve, reader: PrometheusReader
 ) -> None:
     prometheus = Prometheus()
     url = await serve(prometheus.handle)
     pods = [PodTarget(name, "127.0.0.1", version, BORN, True, 0, False)
             for name, (version, _, _) in PODS.items()]  # fmt: skip
-    direct = await read_pods(http, pods, TIMEOUT, free_port())  # nobody listens there
+    direct = await read_pods(probe_client, pods, TIMEOUT, free_port())  # nobody listens there
     assert not any(s.reachable for s in direct)
     found = await read_pod_series(reader.query, url, queries())
     assert not isinstance(found, str)

@@ -44,11 +44,12 @@ PACE = 0.95
 @pytest.mark.parametrize("case", list(CASES))
 def test_one_hostile_venue_service_costs_the_others_nothing(setup: Setup, case: str) -> None:
     observed = try_case(setup, case)
-    print(f"{case}: {observed}")
+    print(f"{case}: {observed}; canary hits: {setup.canary.server.hits}")
     assert observed.per_interval_min >= PACE, observed
     assert observed.per_interval_mean >= PACE, observed
     assert not observed.unhealthy, f"the others changed beside {case}: {observed.unhealthy}"
     limit = memory_limit_mb()
     assert observed.rss_peak_mb < limit, f"RSS {observed.rss_peak_mb:.0f} MB >= {limit} MiB"
     assert not observed.leaks, observed.leaks
+    assert setup.canary.server.hits == 0, f"{case}: the canary on loopback was fetched"
     assert "Traceback" not in setup.operator.log(100_000)

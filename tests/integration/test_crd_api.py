@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.harness import get
+from tests.harness import fresh_namespace, get
 from venue_lab.session import Lab, example
 from venue_operator.model.spec import VenueServiceSpec
+
+
+@pytest.fixture
+def namespace(the_lab: Lab) -> Iterator[str]:
+    """Not in t-*: no operator of the session watches it, so status is what a test wrote
+    (an operator there rewrote a patched status before `kubectl get` read it)."""
+    with fresh_namespace(the_lab, "crd") as name:
+        yield name
 
 
 def manifest(spec: dict[str, Any], name: str = "venue-service") -> str:

@@ -50,9 +50,16 @@ NEEDED: dict[tuple[str, str], set[str]] = {
     ("", "namespaces"): {"list", "watch"},  # Kopf: namespace globs (-n 'prod-*')
     ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},  # Kopf
 }
+# Read by name only: the API server's addresses (observe/targets.py), so no probe reaches it
+NAMED: dict[tuple[str, str], tuple[set[str], list[str]]] = {
+    ("", "services"): ({"get"}, ["kubernetes"]),
+    ("discovery.k8s.io", "endpointslices"): ({"get"}, ["kubernetes"]),
+}
 DENIED = [  # (verb, group, resource)
     ("get", "", "secrets"),
     ("list", "", "secrets"),
+    ("list", "", "services"),
+    ("get", "discovery.k8s.io", "endpointslices"),  # any but `kubernetes`
     ("watch", "", "secrets"),
     ("delete", "apps", "deployments"),
     ("create", "apps", "deployments"),
@@ -166,14 +173,20 @@ def test_namespace_users_get_venueservices_through_the_built_in_roles(the_lab: L
 def test_cluster_role_is_exactly_what_the_operator_uses() -> None:
     role = of_kind(docs(MANIFESTS / "rbac.yaml"), "ClusterRole")
     granted: dict[tuple[str, str], set[str]] = {}
+    named: dict[tuple[str, str], tuple[set[str], list[str]]] = {}
     for rule in role["rules"]:
-        assert set(rule) == {"apiGroups", "resources", "verbs"}, rule  # no names, no URLs
         for field in rule.values():
             assert "*" not in field, rule
+        if "resourceNames" in rule:
+            (group,), (resource,) = rule["apiGroups"], rule["resources"]
+            named[(group, resource)] = (set(rule["verbs"]), rule["resourceNames"])
+            continue
+        assert set(rule) == {"apiGroups", "resources", "verbs"}, rule  # no names, no URLs
         for group in rule["apiGroups"]:
             for resource in rule["resources"]:
                 granted.setdefault((group, resource), set()).update(rule["verbs"])
     assert granted == NEEDED
+    assert named == NAMED
     assert not any(resource == "secrets" for _, resource in granted)
 
 
@@ -187,6 +200,14 @@ def test_cluster_role_is_exactly_what_the_operator_uses() -> None:
 )
 def test_service_account_can(installed: Lab, verb: str, group: str, resource: str) -> None:
     assert can_i(installed, verb, group, resource)
+
+
+def test_service_account_reads_the_api_servers_addresses_by_name(installed: Lab) -> None:
+    for (group, resource), (verbs, names) in NAMED.items():
+        for verb in verbs:
+            for name in names:
+                assert can_i(installed, verb, group, resource, "-n", "default",
+                             resource_name=name)  # fmt: skip
 
 
 @pytest.mark.parametrize(

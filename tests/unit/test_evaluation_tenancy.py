@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import aiohttp
+import httpx
 import pytest
 
 from venue_operator.loop.evaluation import Context, evaluate
@@ -13,8 +13,10 @@ from venue_operator.model.observations import MetricReadings, ProbeFailure, Work
 from venue_operator.model.spec import VenueServiceSpec
 from venue_operator.model.status import VenueServiceStatus
 from venue_operator.observe.batcher import MetricsBatcher
+from venue_operator.observe.http import static_resolver
 from venue_operator.observe.metrics_source import metrics_target
 from venue_operator.observe.prometheus import PrometheusReader, Target
+from venue_operator.observe.targets import ProbeTargets
 from venue_operator.tenancy.policy import Tenancy
 from venue_operator.tenancy.promql_scope import EXPORTED
 
@@ -84,23 +86,41 @@ class NoMetrics(MetricsBatcher):
 async def test_refused_urls_fetch_nothing_and_say_why() -> None:
     requests: list[str] = []
 
-    async def on_request(session: Any, context: Any, params: Any) -> None:
-        requests.append(str(params.url))
+    async def on_request(request: httpx.Request) -> httpx.Response:
+        requests.append(str(request.url))
+        return httpx.Response(200, json={"status": "ok"})
 
-    trace = aiohttp.TraceConfig()
-    trace.on_request_start.append(on_request)
+    def http() -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=httpx.MockTransport(on_request))
+
     hostile = VenueServiceSpec.model_validate({
         "deployment": {"name": "venue"},
         "service": {"url": "http://169.254.169.254/latest/meta-data"},
         "prometheus": {"url": "http://attacker.example:9090"},
     })  # fmt: skip
-    async with aiohttp.ClientSession(trace_configs=[trace]) as http:
-        ctx = Context(http, NoMetrics(PrometheusReader()), OWN_PROMETHEUS, tenancy=Tenancy())
-        outcome = await evaluate(ctx, "mine", "vs", hostile, VenueServiceStatus(),
-                                 WorkloadState(found=False), 1)  # fmt: skip
+    ctx = Context(http, NoMetrics(PrometheusReader()), OWN_PROMETHEUS, tenancy=Tenancy())
+    outcome = await evaluate(ctx, "mine", "vs", hostile, VenueServiceStatus(),
+                             WorkloadState(found=False), 1)  # fmt: skip
     assert requests == []
     assert outcome.observations.health.failure is ProbeFailure.NOT_ALLOWED
     assert any("link-local" in r for r in outcome.refused)
     assert any("spec.prometheus.url refused" in r for r in outcome.refused)
     health = outcome.assessment.check("health")
     assert str(health.level) == "unknown", "not probed is unknown, never down"
+
+
+async def test_a_name_resolving_where_the_text_would_be_refused_fetches_nothing() -> None:
+    """#23: the text passes (a Service of the own namespace), its address does not: the
+    connector's refusal is the same NotAllowed reading and TargetRefused as the text's."""
+    names = {"venue.mine.svc": ["169.254.169.254"]}
+    targets = ProbeTargets(Tenancy(), static_resolver(names))
+    ctx = Context(targets.client, NoMetrics(PrometheusReader()), OWN_PROMETHEUS)
+    hostile = VenueServiceSpec.model_validate({
+        "deployment": {"name": "venue"}, "service": {"url": "http://venue.mine.svc:3002"},
+        "prometheus": {"url": "http://attacker.example:9090"},
+    })  # fmt: skip
+    outcome = await evaluate(ctx, "mine", "vs", hostile, VenueServiceStatus(),
+                             WorkloadState(found=False), 1)  # fmt: skip
+    assert outcome.observations.health.failure is ProbeFailure.NOT_ALLOWED
+    assert any("venue.mine.svc resolves to a link-local address" in r for r in outcome.refused)
+    assert str(outcome.assessment.check("health").level) == "unknown"

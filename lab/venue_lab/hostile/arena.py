@@ -12,8 +12,9 @@ from typing import Any
 import yaml
 
 from venue_lab import manifests
+from venue_lab.hostile.resolving import LOOPBACK
 from venue_lab.hostile.server import HostileServer
-from venue_lab.operator_process import OperatorProcess
+from venue_lab.operator_process import LAB_TENANCY, OperatorProcess
 from venue_lab.processes import wait_until
 from venue_lab.session import Lab
 from venue_lab.simulator.process import SimulatorProcess
@@ -107,6 +108,7 @@ class Setup:
     server: HostileServer
     service_url: str  # a healthy simulated endpoint for hostile specs that are bad elsewhere
     victim: str  # a namespace whose series a tenant must not read
+    canary: HostileServer  # on loopback outside the allowed network: must count no request
 
 
 @contextlib.contextmanager
@@ -125,15 +127,25 @@ def arena(lab: Lab, simulator: SimulatorProcess, count: int = 20) -> Iterator[Se
     """The hostile server, an operator of its own over `h-*` that allows its Prometheus URLs,
     `count` healthy VenueServices, a simulated endpoint for the hostile one, a victim
     namespace (outside `h-*`) whose series show a 90 % error rate, and an exporter in the
-    hostile namespace that labels a series with the victim's namespace."""
+    hostile namespace that labels a series with the victim's namespace.
+
+    Its operator allows what an admin of a shared cluster might: the services' one loopback
+    address, a wide private network (it holds the API server's ClusterIP) and the host names
+    `*.hostile.test`, which resolve as a hostile DNS would (`venue_lab.hostile.resolving`);
+    a canary listens on loopback outside the allowed address."""
     with (
         HostileServer() as server,
+        HostileServer(LOOPBACK) as canary,
         namespace(lab, "h") as ns,
         namespace(lab, "v") as victim,
     ):
-        allow = tuple(f"--allow-prometheus-url={u}" for u in server.prometheus_urls())
-        with OperatorProcess(lab.cluster.kubeconfig, lab.prometheus.url,
-                             namespaces=("h-*",), extra_args=allow) as operator:  # fmt: skip
+        allow = (*(f"--allow-prometheus-url={u}" for u in server.prometheus_urls()),
+                 "--allow-service-host=*.hostile.test")  # fmt: skip
+        tenancy = tuple(a for a in LAB_TENANCY if not a.startswith("--allow-service-cidr="))
+        tenancy += ("--allow-service-cidr=127.0.0.1/32", "--allow-service-cidr=10.0.0.0/8")
+        with OperatorProcess(lab.cluster.kubeconfig, lab.prometheus.url, namespaces=("h-*",),
+                             extra_args=allow, tenancy_args=tenancy,
+                             entry=("-m", "venue_lab.hostile.resolving")) as operator:  # fmt: skip
             fleet = start_fleet(lab, simulator, ns, count=count)
             port = simulator.add_service(f"{ns}-hostile")
             lab.prometheus.add_target(f"127.0.0.1:{port}", {"namespace": ns, "service": "hostile"})
@@ -145,4 +157,4 @@ def arena(lab: Lab, simulator: SimulatorProcess, count: int = 20) -> Iterator[Se
             exporter = {"namespace": ns, "service": "exporter",
                         "__metrics_path__": f"/exported/{victim}"}  # fmt: skip
             lab.prometheus.add_target(f"127.0.0.1:{server.port}", exporter)
-            yield Setup(lab, fleet, operator, server, f"http://127.0.0.1:{port}", victim)
+            yield Setup(lab, fleet, operator, server, f"http://127.0.0.1:{port}", victim, canary)

@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 from venue_lab import manifests
 from venue_lab.hostile.arena import Setup, venue_object, venue_spec
@@ -62,6 +63,62 @@ def event_case(url: Callable[[Setup], str], reason: str, text: str, **spec: Any)
         return f"Event {reason}: {said[0]}" if said else None
 
     return Case(lambda s: {**hostile_spec(url(s)), **spec}, clear)
+
+
+def api_port(s: Setup) -> int:
+    return urlsplit(s.lab.cluster.server).port or 443
+
+
+def refused(url: Callable[[Setup], str], text: str) -> Case:
+    """spec.service.url names a target the operator must never connect to: a TargetRefused
+    Event saying `text` (the canary counting no request is the test's)."""
+    return event_case(url, "TargetRefused", text)
+
+
+# #23: names that resolve (venue_lab.hostile.resolving) where a literal would be refused, and
+# IPv4-mapped forms of those addresses; userinfo in the URL is never sent, nor reflected
+SSRF_BY_ADDRESS: dict[str, Case] = {
+    "ssrf-name-to-loopback": refused(
+        lambda s: f"http://admin:{SECRET}@loopback.hostile.test:{s.canary.port}",
+        "loopback.hostile.test resolves to a loopback address",
+    ),
+    "ssrf-name-to-mapped-loopback": refused(
+        lambda s: f"http://mapped-loopback.hostile.test:{s.canary.port}",
+        "resolves to a loopback address",
+    ),
+    "ssrf-mapped-loopback": refused(
+        lambda s: f"http://[::ffff:{s.canary.host}]:{s.canary.port}", "a loopback address"
+    ),
+    "ssrf-name-to-link-local": refused(
+        lambda s: f"http://admin:{SECRET}@metadata.hostile.test/latest/meta-data",
+        "metadata.hostile.test resolves to a link-local address",
+    ),
+    "ssrf-name-to-mapped-link-local": refused(
+        lambda s: "http://mapped-metadata.hostile.test/latest", "resolves to a link-local address"
+    ),
+    "ssrf-mapped-link-local": refused(
+        lambda s: "http://[::ffff:169.254.169.254]/latest", "a link-local address"
+    ),
+    "ssrf-name-to-api-server": refused(
+        lambda s: f"https://admin:{SECRET}@apiserver.hostile.test:{api_port(s)}",
+        "the Kubernetes API server",
+    ),
+    "ssrf-name-to-mapped-api-server": refused(
+        lambda s: f"https://mapped-apiserver.hostile.test:{api_port(s)}",
+        "the Kubernetes API server",
+    ),
+    # in the allowed 127.0.0.1/32, as the lab's API server is: known by its address
+    "ssrf-mapped-api-server": refused(
+        lambda s: f"https://[::ffff:127.0.0.1]:{api_port(s)}", "the Kubernetes API server"
+    ),
+    # the default/kubernetes Service's ClusterIP, inside the allowed 10.0.0.0/8
+    "ssrf-api-server-cluster-ip-wide-cidr": refused(
+        lambda s: "https://10.96.0.1", "the Kubernetes API server"
+    ),
+    "ssrf-name-to-api-server-cluster-ip": refused(
+        lambda s: "https://clusterip.hostile.test", "the Kubernetes API server"
+    ),
+}
 
 
 def long_check(s: Setup, status: dict[str, Any], events: list[dict[str, Any]]) -> str | None:
@@ -144,6 +201,7 @@ CASES: dict[str, Case] = {
         "TargetRefused",
         "a link-local address",
     ),
+    **SSRF_BY_ADDRESS,
     "over-cap-max-replicas": event_case(
         lambda s: s.service_url,
         "SpecClamped",

@@ -47,6 +47,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
 
     def do_GET(self) -> None:
+        self.server.hits += 1
         route = self.path.split("/")[1]
         # the operator hanging up mid-body is what a bounded client does
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
@@ -104,20 +105,24 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     released: threading.Event
     redirects: int
+    hits: int
 
 
 class HostileServer(Lifecycle):
-    """One loopback HTTP server; its first path segment picks the misbehaviour."""
+    """One loopback HTTP server; its first path segment picks the misbehaviour. It counts
+    the requests it gets (`server.hits`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
         self.port = free_port()
-        self.server = _Server(("127.0.0.1", self.port), _Handler)
+        self.server = _Server((host, self.port), _Handler)
         self.server.released = threading.Event()
         self.server.redirects = 0
+        self.server.hits = 0  # requests it got: a canary (arena.py) must get none
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def url(self, route: str) -> str:
-        return f"http://127.0.0.1:{self.port}/{route}"
+        return f"http://{self.host}:{self.port}/{route}"
 
     def prometheus_urls(self) -> tuple[str, ...]:
         return tuple(self.url(p) for p in PROMETHEUS_PATHS)

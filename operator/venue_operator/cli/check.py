@@ -18,8 +18,8 @@ from venue_operator.observe import cluster
 from venue_operator.observe.batcher import MetricsBatcher
 from venue_operator.observe.bounded_session import PrometheusAuth
 from venue_operator.observe.endpoints import Limits
-from venue_operator.observe.health import probe_session
 from venue_operator.observe.prometheus import PrometheusReader
+from venue_operator.observe.targets import ProbeTargets
 from venue_operator.record.transitions import describe
 from venue_operator.tenancy.policy import Tenancy
 
@@ -57,24 +57,24 @@ async def run_check(
     auth: PrometheusAuth | None = None, limits: Limits | None = None,
 ) -> int:  # fmt: skip
     api = await calls.connect()
+    tenancy = dataclasses.replace(tenancy or Tenancy(), api_server=calls.api_server_url(api))
+    targets = ProbeTargets(tenancy)
     try:
         body: dict[str, Any] = await calls.get_venueservice(api, namespace, name)
         spec = VenueServiceSpec.model_validate(body["spec"])
         workload = await _workload(api, namespace, spec)
+        await targets.refresh(api)
     finally:
         await api.close()
-    async with probe_session() as http:
-        ctx = Context(
-            http=http,
-            metrics=MetricsBatcher(
-                PrometheusReader(limits=limits, auth=auth, auth_url=prometheus_url)
-            ),
-            default_prometheus_url=prometheus_url,
-            tenancy=dataclasses.replace(tenancy or Tenancy(), api_server=api.configuration.host),
-        )
-        outcome = await evaluate(
-            ctx, namespace, name, spec, parse_status(body.get("status")), workload, None
-        )
+    ctx = Context(
+        http=targets.client,
+        metrics=MetricsBatcher(PrometheusReader(limits=limits, auth=auth, auth_url=prometheus_url)),
+        default_prometheus_url=prometheus_url,
+        tenancy=tenancy,
+    )
+    outcome = await evaluate(
+        ctx, namespace, name, spec, parse_status(body.get("status")), workload, None
+    )
     a = outcome.assessment
     rows = [["CHECK", "OBSERVED", "CONFIRMED", "VALUE", "WARNING", "CRITICAL", "RUNBOOK"]]
     for c in a.checks:

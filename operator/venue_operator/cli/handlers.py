@@ -35,13 +35,17 @@ from venue_operator.loop.service_loop import LoopPorts, ServiceLoop
 from venue_operator.model.spec import GROUP, PLURAL, VERSION
 from venue_operator.observe import cluster, scalers
 from venue_operator.observe.batcher import MetricsBatcher
-from venue_operator.observe.health import probe_session
+from venue_operator.observe.http import Resolver, probe_client, system_resolver
 from venue_operator.observe.prometheus import PrometheusReader
+from venue_operator.observe.targets import ProbeTargets
 from venue_operator.paging.alertmanager import AlertmanagerSender
 from venue_operator.paging.webhook import Pager
 
 log = structlog.get_logger(__name__)
 ANNOTATION_PREFIX = "venue.ops.tickettoken.io"
+# How probe targets' host names are resolved (the lab's hostile tests replace it, as
+# tests/fault_operator.py replaces the writer: the production code has no flag for it)
+RESOLVER: Resolver = system_resolver
 
 
 async def serve(ours: Settings) -> None:
@@ -116,9 +120,12 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.networking.request_timeout = 30
     memo.api = await calls.connect()
     memo.http = httpx.AsyncClient(follow_redirects=False)  # paging webhooks
-    memo.probes = probe_session()
+    # the API server as this operator reaches it: never a service URL a tenant may name
+    tenancy = dataclasses.replace(ours.tenancy, api_server=calls.api_server_url(memo.api))
+    targets = ProbeTargets(tenancy, resolver=RESOLVER)
+    await targets.refresh(memo.api)  # the API server's addresses before the first probe
     memo.ctx = Context(
-        http=memo.probes,
+        http=targets.client,  # a client per evaluation, closed with it
         metrics=MetricsBatcher(
             PrometheusReader(
                 limits=ours.prometheus_limits,
@@ -128,22 +135,22 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         ),
         default_prometheus_url=ours.prometheus_url,
         metrics_max_age=ours.metrics_max_age,
-        # the API server as this operator reaches it: never a service URL a tenant may name
-        tenancy=dataclasses.replace(ours.tenancy, api_server=memo.api.configuration.host),
+        tenancy=tenancy,
     )
     memo.pager = Pager(memo.api, memo.http)
     memo.alerts = AlertmanagerSender(memo.api, memo.http, ours.alertmanager_url, ours.tenancy,
                                      ours.alertmanager_resend)  # fmt: skip
     memo.writer = WorkloadWriter(memo.api)
     memo.trimmer = asyncio.create_task(memory.trim_forever())
+    memo.api_server_refresher = asyncio.create_task(targets.refresh_forever(memo.api))
 
 
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
     memo.trimmer.cancel()
+    memo.api_server_refresher.cancel()
     memo.ctx.metrics.reader.close()
     await memo.http.aclose()
-    await memo.probes.close()
     await memo.api.close()
 
 
@@ -243,7 +250,7 @@ async def watch_venue_service(
         tenancy=memo.ctx.tenancy,
         read_scaler=functools.partial(scalers.with_scaled_object, memo.api),
         gitops=memo.writer,
-        read_pods=functools.partial(read_pods, memo.probes),
+        read_pods=functools.partial(read_pods, probe_client),
         read_series=memo.ctx.metrics.reader.query,
         prometheus_url=memo.ctx.default_prometheus_url,
     )

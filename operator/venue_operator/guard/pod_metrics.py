@@ -1,8 +1,9 @@
 """The rollout guard's eyes: each pod's own /metrics and /health/full on podIP:3002.
 
 Read directly, not through Prometheus: no scrape interval or rate window between a bad
-version and the guard. Every read is bounded in time and size and isolated per pod; a pod
-that cannot be read is `reachable=False`, never a zero.
+version and the guard. Every read is bounded in time and size and isolated per pod (a
+client of its own, observe/http.py); a pod that cannot be read is `reachable=False`, never
+a zero.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-import aiohttp
+import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from venue_operator.guard.judge import PodSample
 from venue_operator.model.spec import RUNBOOK_PORT
-from venue_operator.observe.health import probe, read_bounded
+from venue_operator.observe.health import probe
+from venue_operator.observe.http import FAILURES, TIMEOUTS, Clients, get_bounded
 
 MAX_METRICS_BYTES = 1024 * 1024
 REQUESTS = "http_requests_total"
@@ -75,36 +77,42 @@ def counters(text: str) -> tuple[float, float, dict[float, float]]:
     return requests, errors, buckets
 
 
-async def _metrics_text(session: aiohttp.ClientSession, url: str, seconds: float) -> str:
+async def _metrics_text(client: httpx.AsyncClient, url: str, seconds: float) -> str:
     try:
-        async with asyncio.timeout(seconds):
-            async with session.get(url, allow_redirects=False) as response:
-                if response.status != 200:
-                    raise Unreadable(f"HTTP {response.status}")
-                body = await read_bounded(response, MAX_METRICS_BYTES)
-                if body is None:
-                    raise Unreadable(f"over {MAX_METRICS_BYTES} bytes")
-                return body.decode("utf-8", errors="replace")
-    except TimeoutError:
+        status, body = await get_bounded(client, url, MAX_METRICS_BYTES, seconds)
+    except TIMEOUTS:
         raise Unreadable(f"no answer within {seconds:g}s") from None
-    except (aiohttp.ClientError, OSError, ValueError) as exc:
+    except FAILURES as exc:
         raise Unreadable(type(exc).__name__) from None
+    if status != 200:
+        raise Unreadable(f"HTTP {status}")
+    if body is None:
+        raise Unreadable(f"over {MAX_METRICS_BYTES} bytes")
+    return body.decode("utf-8", errors="replace")
 
 
-async def read_pod(
-    session: aiohttp.ClientSession, pod: PodTarget, seconds: float, port: int = RUNBOOK_PORT
-) -> PodSample:
-    """One pod's counters and health; a pod not Ready is not probed (it serves no traffic)."""
-    base = PodSample(
+def _serves(pod: PodTarget) -> bool:
+    return bool(pod.ip and pod.ready)
+
+
+def _unread(pod: PodTarget) -> PodSample:
+    return PodSample(
         pod.name, pod.template_hash, pod.created_at, pod.ready, pod.restarts, pod.crash_looping,
         reachable=False,
     )  # fmt: skip
-    if not pod.ip or not pod.ready:
+
+
+async def read_pod(
+    client: httpx.AsyncClient, pod: PodTarget, seconds: float, port: int = RUNBOOK_PORT
+) -> PodSample:
+    """One pod's counters and health; a pod not Ready is not probed (it serves no traffic)."""
+    base = _unread(pod)
+    if not _serves(pod):
         return base
     root = f"http://{pod.ip}:{port}"
     health, metrics = await asyncio.gather(
-        probe(session, f"{root}/health/full", seconds),
-        _metrics_text(session, f"{root}/metrics", seconds),
+        probe(client, f"{root}/health/full", seconds),
+        _metrics_text(client, f"{root}/metrics", seconds),
         return_exceptions=True,
     )
     health_ok = health.ok if not isinstance(health, BaseException) else False
@@ -118,11 +126,16 @@ async def read_pod(
     return replace(unread, reachable=True, requests=requests, errors=errors, buckets=buckets)
 
 
+async def _read_alone(clients: Clients, pod: PodTarget, seconds: float, port: int) -> PodSample:
+    if not _serves(pod):
+        return _unread(pod)
+    async with clients() as client:  # a pod of its own: one hung pod ties up no other's pool
+        return await read_pod(client, pod, seconds, port)
+
+
 async def read_pods(
-    session: aiohttp.ClientSession,
-    pods: Iterable[PodTarget],
-    seconds: float,
-    port: int = RUNBOOK_PORT,
+    clients: Clients, pods: Iterable[PodTarget], seconds: float, port: int = RUNBOOK_PORT
 ) -> tuple[PodSample, ...]:
     """Every pod at once, each bounded by `seconds`: one hung pod delays none of the others."""
-    return tuple(await asyncio.gather(*(read_pod(session, pod, seconds, port) for pod in pods)))
+    reads = (_read_alone(clients, pod, seconds, port) for pod in pods)
+    return tuple(await asyncio.gather(*reads))

@@ -29,7 +29,7 @@ KEDA: Resource = ("keda.sh", "v1alpha1", "scaledobjects")
 # operator's first Event, and every VenueService's next cycle waited that long (a 1 s fleet
 # beside the first P1 lost up to one evaluation each; more on a CPU-starved node).
 API_CLASSES = ("CoreV1Api", "AppsV1Api", "BatchV1Api", "AutoscalingV2Api", "CustomObjectsApi",
-               "AuthorizationV1Api")  # fmt: skip
+               "AuthorizationV1Api", "DiscoveryV1Api")  # fmt: skip
 
 
 def import_api_classes() -> None:
@@ -49,6 +49,23 @@ async def connect(kubeconfig: str | None = None) -> Api:
     configuration = client.Configuration()
     await config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
     return client.ApiClient(configuration)
+
+
+def api_server_url(api: Api) -> str:
+    """The API server's URL as this connection reaches it (in-cluster: the Service's IP)."""
+    return cast(str, api.configuration.host)
+
+
+async def get_service(api: Api, namespace: str, name: str) -> dict[str, Any]:
+    """A Service (the API server's: `default/kubernetes`, observe/targets.py)."""
+    found = await client.CoreV1Api(api).read_namespaced_service(name, namespace)
+    return as_dict(api, found)
+
+
+async def get_endpoint_slice(api: Api, namespace: str, name: str) -> dict[str, Any]:
+    """An EndpointSlice (the API server keeps one named `kubernetes` in `default`)."""
+    found = await client.DiscoveryV1Api(api).read_namespaced_endpoint_slice(name, namespace)
+    return as_dict(api, found)
 
 
 async def replace_status(api: Api, namespace: str, name: str, status: dict[str, Any]) -> None:

@@ -10,8 +10,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-import aiohttp
-
 from venue_operator.assess.assessment import Assessment, assess
 from venue_operator.incident.impact import with_impact
 from venue_operator.model.observations import (
@@ -26,6 +24,7 @@ from venue_operator.model.spec import RUNBOOK_PORT, VenueServiceSpec
 from venue_operator.model.status import Level, VenueServiceStatus
 from venue_operator.observe import health
 from venue_operator.observe.batcher import MetricsBatcher
+from venue_operator.observe.http import Clients
 from venue_operator.observe.metrics_source import Admitted, metrics_target
 from venue_operator.observe.prometheus import TEMPLATES
 from venue_operator.record.transitions import EventSpec, next_status, transition_events
@@ -36,7 +35,7 @@ from venue_operator.tenancy.policy import Tenancy, service_url_refusal
 class Context:
     """What a cycle needs from the running operator (or from `venue-operator check`)."""
 
-    http: aiohttp.ClientSession  # for health probes
+    http: Clients  # a client per evaluation for its two probes (observe/http.py)
     metrics: MetricsBatcher
     default_prometheus_url: str | None = None
     # Oldest shared metrics snapshot a cycle may use; None: half the probe interval. Set it
@@ -84,6 +83,18 @@ def _not_probed(reason: str) -> ProbeResult:
     return ProbeResult(ProbeFailure.NOT_ALLOWED, reason)
 
 
+async def _probes(
+    ctx: Context, base: str, spec: VenueServiceSpec, seconds: float
+) -> tuple[ProbeResult, ProbeResult]:
+    """/health and /health/full, over a client of their own (closed with the evaluation)."""
+    async with ctx.http() as client:
+        live, full = await asyncio.gather(
+            health.probe(client, base + spec.service.health_path, seconds),
+            health.probe(client, base + spec.service.full_health_path, seconds),
+        )
+    return live, full
+
+
 async def evaluate(
     ctx: Context,
     namespace: str,
@@ -106,11 +117,12 @@ async def evaluate(
         live = full = _not_probed(refused)
         metrics = await _metrics(ctx, admitted, max_age)
     else:
-        live, full, metrics = await asyncio.gather(
-            health.probe(ctx.http, base + spec.service.health_path, timeout),
-            health.probe(ctx.http, base + spec.service.full_health_path, timeout),
-            _metrics(ctx, admitted, max_age),
+        (live, full), metrics = await asyncio.gather(
+            _probes(ctx, base, spec, timeout), _metrics(ctx, admitted, max_age)
         )
+    if refused is None:  # an address the connector refused (observe/http.py): nothing fetched
+        refused = next((p.detail for p in (live, full)
+                        if p.failure is ProbeFailure.NOT_ALLOWED), None)  # fmt: skip
     obs = Observations(datetime.now(UTC), live, full, metrics, workload)
     said = (refused, admitted.refused, *admitted.overrides_refused.values())
     return replace(judge(obs, spec, stored, generation), refused=tuple(r for r in said if r))

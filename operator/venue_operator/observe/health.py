@@ -2,19 +2,20 @@
 
 Every way a probe can go wrong becomes a distinct `ProbeFailure`, and the total
 time of one probe is bounded by the spec's timeout, so one slow service never
-delays the others (each probe runs in its own task).
+delays the others (each probe runs in its own task). The client and the bounded read
+are observe/http.py's.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from typing import Any
 
-import aiohttp
+import httpx
 
 from venue_operator.model.observations import ProbeFailure, ProbeResult
+from venue_operator.observe.http import FAILURES, TIMEOUTS, TargetRefused, get_bounded
 from venue_operator.tenancy.redact import one_line, safe_check_name
 
 MAX_BODY_BYTES = 64 * 1024  # a health answer is a few hundred bytes; junk is cut off here
@@ -25,32 +26,13 @@ MAX_CHECK_VALUE = 200
 MAX_DETAIL = 500
 
 
-def probe_session() -> aiohttp.ClientSession:
-    """One session for every probe. aiohttp rather than httpx: at 1,000 services (2,000
-    connections per cycle) httpcore's pool bookkeeping, quadratic in open connections,
-    took most of a core. No pool limit either: a probe's timeout would include the wait
-    for a slot, and a healthy service would read as timing out because of our pool."""
-    connector = aiohttp.TCPConnector(limit=0, force_close=True)
-    return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
-
-
 def _refused(exc: BaseException) -> bool:
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, ConnectionRefusedError) or "Connection refused" in str(seen):
             return True
-        seen = getattr(seen, "os_error", None) or seen.__cause__ or seen.__context__
+        seen = seen.__cause__ or seen.__context__
     return False
-
-
-async def read_bounded(response: aiohttp.ClientResponse, limit: int) -> bytes | None:
-    """The body, or None once it is over `limit` bytes (read no further: junk is not kept)."""
-    body = bytearray()
-    async for chunk in response.content.iter_chunked(16384):
-        body.extend(chunk)
-        if len(body) > limit:
-            return None
-    return bytes(body)
 
 
 # Never reflect a response body into status or Events: a check's state is kept only when it
@@ -108,18 +90,18 @@ def _interpret(status: int, body: bytes | None, elapsed: float) -> ProbeResult:
     return ProbeResult(None, "", status, checks, elapsed)
 
 
-async def probe(session: aiohttp.ClientSession, url: str, seconds: float) -> ProbeResult:
+async def probe(client: httpx.AsyncClient, url: str, seconds: float) -> ProbeResult:
     """One GET of `url` bounded to `seconds` in total; never raises: the outcome is the result."""
     started = time.monotonic()
     try:
-        async with asyncio.timeout(seconds):
-            async with session.get(url, allow_redirects=False) as response:
-                body = await read_bounded(response, MAX_BODY_BYTES)
-                return _interpret(response.status, body, time.monotonic() - started)
-    except TimeoutError:
+        status, body = await get_bounded(client, url, MAX_BODY_BYTES, seconds)
+    except TIMEOUTS:
         return ProbeResult(ProbeFailure.TIMEOUT, f"no answer within {seconds:g}s")
-    except (aiohttp.ClientError, OSError, ValueError) as exc:
+    except TargetRefused as refused:  # an address the tenant boundaries refuse: nothing sent
+        return ProbeResult(ProbeFailure.NOT_ALLOWED, refused.reason)
+    except FAILURES as exc:
         failure = ProbeFailure.CONNECTION_REFUSED if _refused(exc) else ProbeFailure.UNREACHABLE
-        # aiohttp quotes the URL (userinfo and all) in some errors, e.g. InvalidURL
+        # an error may quote the URL (userinfo and all): one_line redacts it
         detail = type(exc).__name__ + (f": {exc}" if str(exc) else "")
         return ProbeResult(failure, one_line(detail, MAX_DETAIL))
+    return _interpret(status, body, time.monotonic() - started)

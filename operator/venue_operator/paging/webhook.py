@@ -2,7 +2,8 @@
 
 The URL is read at send time and never logged, stored or put in an Event (URLs carry
 tokens). Sending runs in the background, one VenueService's pages in order and one at a
-time, each within a short timeout: a slow or failing receiver never delays remediation.
+time, each within a short total deadline, reading no response body: a slow, failing or
+hostile receiver never delays remediation.
 What became of each page waits in `results` until the loop writes it into status.
 """
 
@@ -103,8 +104,11 @@ class Pager:
         try:
             url = await calls.secret_value(self.api, namespace, ref)
             body = payload(notification.format, url, f"{namespace}/{name}", page)
-            response = await self.http.post(url, json=body, timeout=TIMEOUT_S)
-            response.raise_for_status()
+            # the whole post within the deadline (a receiver that drips its answer ends here
+            # too), and the answer's body is never read: only its status counts
+            async with asyncio.timeout(TIMEOUT_S):
+                async with self.http.stream("POST", url, json=body) as response:
+                    response.raise_for_status()
         except Exception as exc:  # a page that fails must never break the loop
             # httpx messages can quote the URL: beyond redaction, only the class if they do
             detail = redact(f"{type(exc).__name__}: {exc}")

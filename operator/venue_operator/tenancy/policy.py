@@ -1,6 +1,8 @@
 """Tenant boundaries set by the cluster admin (operator flags): what a namespace user's
 VenueService may make the operator fetch, query and do. Pure: the loop and the evaluation
-apply these; nothing here does I/O (a host name is judged by its text, never resolved).
+apply these; nothing here does I/O. A service URL is judged twice: its text here
+(`service_url_refusal`), then every address its host resolves to (`address_refusal`, applied
+by observe/http.py's connector, which connects to the address it judged).
 """
 
 from __future__ import annotations
@@ -15,7 +17,12 @@ from venue_operator.model.remediation import Mode
 from venue_operator.model.spec import VenueServiceSpec
 from venue_operator.tenancy.promql_scope import exported_refusal
 
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 LINK_LOCAL = (ipaddress.ip_network("169.254.0.0/16"), ipaddress.ip_network("fe80::/10"))
+# IPv6 forms that carry an IPv4 address a connection can reach: NAT64's well-known prefix
+# (RFC 6052) and the deprecated IPv4-compatible ::a.b.c.d; mapped and 6to4 are ipaddress's
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+COMPATIBLE = ipaddress.ip_network("::/96")
 API_SERVER_NAMES = ("kubernetes", "kubernetes.default", "kubernetes.default.svc",
                     "kubernetes.default.svc.cluster.local")  # fmt: skip
 
@@ -166,6 +173,56 @@ def _host_port(url: str) -> tuple[str, int] | None:
     return (host, port) if host and parts.scheme in ("http", "https") else None
 
 
+@dataclass(frozen=True)
+class ApiServer:
+    """Where the Kubernetes API server answers: the `default/kubernetes` Service's ClusterIP
+    (every port: the address is the API server's alone), its EndpointSlices' addresses and
+    the address the operator itself uses (at their port: on a single-node cluster the node's
+    address serves the tenants' NodePorts too)."""
+
+    endpoints: frozenset[tuple[IPAddress, int | None]] = frozenset()
+
+    def has(self, ip: IPAddress, port: int) -> bool:
+        ip = normal_ip(ip)
+        return (ip, None) in self.endpoints or (ip, port) in self.endpoints
+
+
+def normal_ip(ip: IPAddress) -> IPAddress:
+    """The address a connection to `ip` reaches, as policy judges it: the IPv4 address an
+    IPv6 form carries (mapped, compatible, 6to4, NAT64), loopback for the unspecified one
+    (0.0.0.0 and :: connect to this host), the scope of fe80::1%eth0 dropped."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        ip = ipaddress.IPv6Address(ip.packed)  # no scope id
+        if ip.ipv4_mapped is not None:
+            return normal_ip(ip.ipv4_mapped)
+        if ip.sixtofour is not None:
+            return normal_ip(ip.sixtofour)
+        if ip in NAT64 or (ip in COMPATIBLE and int(ip) > 1):
+            return normal_ip(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+        return ipaddress.IPv6Address(1) if ip.is_unspecified else ip
+    return ipaddress.IPv4Address("127.0.0.1") if ip.is_unspecified else ip
+
+
+def address_refusal(
+    host: str, ip: IPAddress, port: int, tenancy: Tenancy, api: ApiServer, *, literal: bool
+) -> str | None:
+    """Why connecting to `ip`:`port` for a service URL naming `host` is refused, or None:
+    never the API server (unless the admin listed `host` exactly in --allow-service-host),
+    loopback or link-local outside --allow-service-cidr; an address written in the URL
+    (`literal`) must be inside --allow-service-cidr."""
+    if api.has(ip, port) and host.strip("[]").lower() not in tenancy.service_hosts:
+        return _refusal("the Kubernetes API server")
+    why = _ip_refusal(ip, tenancy)
+    if why is None or (not literal and why == OUTSIDE):
+        return None
+    return _refusal(why if literal else f"{host} resolves to {why}")
+
+
+def _refusal(why: str) -> str:
+    return (f"spec.service.url refused: {why} (the cluster admin allows others with "
+            "--allow-service-host, --allow-service-cidr); nothing fetched")  # fmt: skip
+
+
 def _is_api_server(host: str, port: int, tenancy: Tenancy) -> bool:
     if host in API_SERVER_NAMES:
         return True
@@ -181,9 +238,11 @@ def _own_service(host: str, namespace: str) -> bool:
     return False
 
 
-def _ip_refusal(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, tenancy: Tenancy) -> str | None:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+OUTSIDE = "an IP address outside --allow-service-cidr"
+
+
+def _ip_refusal(ip: IPAddress, tenancy: Tenancy) -> str | None:
+    ip = normal_ip(ip)
     for cidr in tenancy.service_cidrs:
         if ip in ipaddress.ip_network(cidr, strict=False):
             return None
@@ -191,7 +250,7 @@ def _ip_refusal(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, tenancy: Tena
         return "a loopback address"
     if any(ip in net for net in LINK_LOCAL):
         return "a link-local address"
-    return "an IP address outside --allow-service-cidr"
+    return OUTSIDE
 
 
 def service_url_refusal(url: str, namespace: str, default: str, tenancy: Tenancy) -> str | None:
@@ -214,7 +273,4 @@ def service_url_refusal(url: str, namespace: str, default: str, tenancy: Tenancy
         except ValueError:
             why = None if _own_service(host, namespace) else (
                 f"not a Service of namespace {namespace} (*.{namespace}.svc)")  # fmt: skip
-    if why is None:
-        return None
-    return (f"spec.service.url refused: {why} (the cluster admin allows others with "
-            "--allow-service-host, --allow-service-cidr); nothing fetched")  # fmt: skip
+    return None if why is None else _refusal(why)

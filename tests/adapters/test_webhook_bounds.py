@@ -1,0 +1,71 @@
+"""The paging webhook against hostile receivers on loopback: an answer that drips forever
+ends at the deadline, and an answer's body (a gzip bomb here) is never read."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import time
+import tracemalloc
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from aiohttp import web
+
+from tests.adapters.conftest import Handler
+from venue_operator.model.pages import Page, PageAction
+from venue_operator.model.spec import Notification
+from venue_operator.paging import webhook
+
+Serve = Callable[[Handler], Awaitable[str]]
+NOTIFY = Notification.model_validate({"webhookSecretRef": {"name": "hook", "key": "url"}})
+PAGE = Page(key="inc-1/trigger/P2", dedup_key="ns/venue/inc-1", incident="inc-1",
+            action=PageAction.TRIGGER, severity="P2", reason="SeverityChanged", message="P2",
+            recorded_at=datetime(2026, 12, 6, tzinfo=UTC))  # fmt: skip
+
+
+async def send(url: str, monkeypatch: pytest.MonkeyPatch) -> float:
+    """One page through the webhook; the seconds it took."""
+
+    async def secret_value(*_: Any) -> str:
+        return url
+
+    monkeypatch.setattr(webhook.calls, "secret_value", secret_value)
+    monkeypatch.setattr(webhook, "TIMEOUT_S", 0.5)
+    started = time.monotonic()
+    async with httpx.AsyncClient(follow_redirects=False) as http:
+        await webhook.Pager(None, http)._one("ns", "venue", NOTIFY, PAGE)  # type: ignore[arg-type]
+    return time.monotonic() - started
+
+
+async def test_an_answer_that_drips_forever_ends_at_the_deadline(
+    serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def drip(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        await response.prepare(request)
+        for _ in range(600):
+            await response.write(b" ")
+            await asyncio.sleep(0.05)  # a write well within any per-read timeout
+        return response
+
+    assert await send(await serve(drip) + "/hook", monkeypatch) < 2.0
+
+
+async def test_an_answers_body_is_never_read(serve: Serve, monkeypatch: pytest.MonkeyPatch) -> None:
+    bomb = gzip.compress(b"0" * (64 * 1024 * 1024), compresslevel=9)
+
+    async def answer(_: web.Request) -> web.Response:
+        return web.Response(body=bomb, headers={"Content-Encoding": "gzip"})
+
+    url = await serve(answer) + "/hook"
+    tracemalloc.start()
+    try:
+        await send(url, monkeypatch)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 1024 * 1024, f"{peak} bytes allocated for an answer that is not read"
