@@ -87,7 +87,7 @@ class Remediator:
     ) -> VenueServiceStatus:
         """Record and (unless dry run, suppressed or event-only) perform the decision."""
         if decision.action is None:
-            return await self._held(status, decision)
+            return await self._held(subject, status, decision, now)
         rid = self.new_id(decision.action)
         if decision.suppressed_by is not None:
             return await self._suppressed(status, decision, now, rid)
@@ -220,7 +220,9 @@ class Remediator:
         await self.events.post_once(None, event, rid)
         return updated
 
-    async def _held(self, status: VenueServiceStatus, decision: Decision) -> VenueServiceStatus:
+    async def _held(
+        self, subject: Subject, status: VenueServiceStatus, decision: Decision, now: datetime
+    ) -> VenueServiceStatus:
         """No action while something is critical: say why, once per reason and incident."""
         critical = any(c.level is Level.CRITICAL for c in status.checks)
         if decision.held is None or not critical or status.incident is None:
@@ -232,6 +234,8 @@ class Remediator:
             return status
         event = EventSpec("Warning", Reason.REMEDIATION_HELD, decision.reason)
         await self.events.post_once(None, event, f"{status.incident.id}/held/{decision.held}")
+        if decision.held.startswith("dependency-echo:"):  # a failing release waits: say which
+            updated = self._page(subject, updated, event, decision.held, now)
         return updated
 
     async def _post_once(
