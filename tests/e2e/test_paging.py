@@ -141,7 +141,7 @@ def test_a_database_outage_pages_once_when_it_opens_and_resolves_once(
     venue.wait_event("CircuitOpened", timeout=60)
     venue.heal()
     venue.wait_event("CircuitClosed", timeout=60)
-    venue.wait_health("Healthy", "None", timeout=60)
+    venue.wait_health("Healthy", "None", timeout=90)
     one_page_then_resolved(pagerduty, venue)
     assert pagerduty.pages[0].severity == "critical"
     assert len(triggers(pagerduty)) == 1

@@ -207,15 +207,21 @@ def test_a_second_database_outage_opens_the_breaker_at_once() -> None:
     assert decision.action is Action.OPEN_CIRCUIT and decision.suppressed_by is None
 
 
-@pytest.mark.parametrize(("opened_minutes_ago", "held"), [(0.5, True), (1.5, False)])
-def test_the_breaker_closes_no_sooner_than_its_cooldown_after_it_opened(
-    opened_minutes_ago: float, held: bool
+@pytest.mark.parametrize(("closed_minutes_ago", "held"), [(0.5, True), (1.5, False)])
+def test_a_second_close_waits_out_the_cooldown_after_the_first(
+    closed_minutes_ago: float, held: bool
 ) -> None:
-    """What keeps it from flapping: the close waits out cooldowns.circuitBreaker (1m)."""
-    status = with_history(record(Action.OPEN_CIRCUIT, opened_minutes_ago), circuit_open=True)
+    """What keeps it from flapping: closes at most once per cooldowns.circuitBreaker (1m);
+    a first close is never held (a short outage is not made longer)."""
+    history = [record(Action.OPEN_CIRCUIT, 2), record(Action.CLOSE_CIRCUIT, closed_minutes_ago),
+               record(Action.OPEN_CIRCUIT, 0.2)]  # fmt: skip
+    status = with_history(*history, circuit_open=True)
     decision = decide(assessed(), OLD_ROLLOUT, status, POLICY, NOW)
     assert decision.action is Action.CLOSE_CIRCUIT
     assert (decision.suppressed_by == "cooldown") is held
+    just_opened = with_history(record(Action.OPEN_CIRCUIT, 0.1), circuit_open=True)
+    first = decide(assessed(), OLD_ROLLOUT, just_opened, POLICY, NOW)
+    assert first.action is Action.CLOSE_CIRCUIT and first.suppressed_by is None
 
 
 def test_budget_used_up_escalates_once_then_holds_quietly() -> None:

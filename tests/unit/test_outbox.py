@@ -151,6 +151,20 @@ def test_a_failed_attempt_is_retried_later_and_later_then_given_up() -> None:
     assert outbox.delivered(status, page.key, now) == status
 
 
+def test_a_resolve_never_overtakes_its_trigger() -> None:
+    status = outbox.on_severity(open_at("P2", pages=[]), SOURCE, CHANGED, T0)
+    status = outbox.failed(status, "inc-1/trigger/P2", "the receiver answered 500", T0)
+    resolved = status.model_copy(update={"incident": status.incident.model_copy(  # type: ignore[union-attr]
+        update={"resolved_at": at(30)})})  # fmt: skip
+    status = outbox.on_resolved(status, resolved, SOURCE, at(30))
+    assert [p.action for p in status.outbox] == [PageAction.TRIGGER, PageAction.RESOLVE]
+    assert outbox.due(status, at(1)) == []  # the trigger's retry is not due: nor the resolve
+    retry = status.outbox[0].next_attempt_at
+    assert retry is not None
+    assert [p.action for p in outbox.due(status, retry)] == [PageAction.TRIGGER,
+                                                              PageAction.RESOLVE]  # fmt: skip
+
+
 def test_the_jitter_spreads_services_whose_receiver_failed_together() -> None:
     waits = {outbox.backoff(f"shop-{n}/inc-1/trigger/P2", 3) for n in range(50)}
     ceiling = outbox.RETRY_FIRST * 4

@@ -125,14 +125,12 @@ def _cooldown(action: Action, policy: RemediationPolicy) -> timedelta:
 
 
 def _cooling(action: Action, status: VenueServiceStatus) -> ActionRecord | None:
-    """The record a cooldown counts from: the same action's last, except for the circuit
-    breaker, which opens whenever an outage is confirmed (a second outage a minute after the
-    first must not wait) and closes no sooner than its cooldown after it opened: holding the
-    close is what keeps it from flapping."""
+    """The record a cooldown counts from: the same action's last. Except the breaker's
+    opening: it opens whenever an outage is confirmed (a second outage a minute after the
+    first must not wait); a second close within the cooldown waits, which is what keeps it
+    from flapping."""
     if action is Action.OPEN_CIRCUIT:
         return None
-    if action is Action.CLOSE_CIRCUIT:
-        return last_record(status.history, {Action.OPEN_CIRCUIT})
     return last_record(status.history, {action})
 
 

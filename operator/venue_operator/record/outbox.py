@@ -106,9 +106,17 @@ def on_resolved(
 
 
 def due(status: VenueServiceStatus, now: datetime) -> list[Page]:
-    """Pending pages whose time has come, in the order they were recorded."""
-    return [p for p in status.outbox if p.state is PageState.PENDING
-            and (p.next_attempt_at is None or p.next_attempt_at <= now)]  # fmt: skip
+    """Pending pages whose time has come, in the order they were recorded; a page waits for
+    the pending ones before it under its dedup key (a resolve never overtakes its trigger)."""
+    pages, waiting = [], set()
+    for page in status.outbox:
+        if page.state is not PageState.PENDING:
+            continue
+        if page.dedup_key not in waiting and (page.next_attempt_at or now) <= now:
+            pages.append(page)
+        else:
+            waiting.add(page.dedup_key)
+    return pages
 
 
 def delivered(status: VenueServiceStatus, key: str, now: datetime) -> VenueServiceStatus:
