@@ -7,12 +7,10 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -21,7 +19,8 @@ import yaml
 
 from venue_lab import manifests
 from venue_lab.operator_process import OperatorProcess
-from venue_lab.processes import free_port, wait_until
+from venue_lab.processes import wait_until
+from venue_lab.receiver import PostReceiver
 from venue_lab.session import Lab, following_simulator
 from venue_lab.simulator.process import SimulatorProcess
 
@@ -294,24 +293,16 @@ def fresh_namespace(the_lab: Lab, prefix: str) -> Iterator[str]:
 TOKEN = "s3cr3t-t0ken-do-not-leak"
 
 
-class Receiver:
+class Receiver(PostReceiver):
+    """Keeps every body posted to it and answers 200."""
+
     def __init__(self) -> None:
+        super().__init__()
         self.bodies: list[dict[str, Any]] = []
-        received = self.bodies
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", 0))
-                received.append(json.loads(self.rfile.read(length)))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.port = free_port()
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+    def handle(self, raw: bytes) -> tuple[int, dict[str, Any]]:
+        self.bodies.append(json.loads(raw))
+        return 200, {}
 
     @property
     def url(self) -> str:
@@ -320,11 +311,8 @@ class Receiver:
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    r.thread.start()
-    yield r
-    r.server.shutdown()
-    r.server.server_close()
+    with Receiver() as r:
+        yield r
 
 
 def webhook_secret(lab: Lab, namespace: str, url: str) -> None:

@@ -15,10 +15,9 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from venue_lab.processes import free_port
+from venue_lab.receiver import PostReceiver
 
 ROUTING_KEY = "R0UT1NGKEY0123456789ABCDEFGHIJKL"  # 32 characters, as PagerDuty's keys
 SEVERITIES = ("critical", "error", "warning", "info")
@@ -62,33 +61,15 @@ def problems(event: Any) -> list[str]:
     return found
 
 
-class PagerDutyReceiver:
+class PagerDutyReceiver(PostReceiver):
     def __init__(self) -> None:
+        super().__init__()
         self.alerts: dict[str, Alert] = {}
         self.pages: list[Alert] = []  # every alert opened, in order
         self.received: list[dict[str, Any]] = []  # every body, accepted or not
         self.refused = 0  # 400s and 500s answered
         self._failing_until = 0.0
         self._lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", 0))
-                code, body = receiver.handle(self.rfile.read(length))
-                data = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.port = free_port()
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
@@ -131,11 +112,3 @@ class PagerDutyReceiver:
             alert.status = "resolved"
             alert.log.append("resolved")
         return {"status": "success", "message": "Event processed", "dedup_key": key}
-
-    def __enter__(self) -> PagerDutyReceiver:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
