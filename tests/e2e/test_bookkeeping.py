@@ -115,6 +115,8 @@ def test_a_restart_mid_incident_keeps_the_incident_and_pages_once(
             "id") != first and bool((s.get("incident") or {}).get("escalated")), 60)  # fmt: skip
         second = venue.status()["incident"]
         assert "resolvedAt" not in second, second
+        venue.wait_status("every page recorded so far delivered", lambda s: all(
+            p["state"] == "Delivered" for p in s.get("outbox", [])))  # fmt: skip
         pages = len(receiver.bodies)
 
         op.kill()  # SIGKILL mid-incident...

@@ -12,7 +12,7 @@ import pytest
 from tests import harness
 from venue_lab.operator_process import OperatorProcess
 from venue_lab.pagerduty import PagerDutyReceiver
-from venue_lab.processes import wait_until
+from venue_lab.processes import LabError, wait_until
 from venue_lab.session import Lab
 
 PAGERDUTY = {"notification": {"webhookSecretRef": {"name": "pager", "key": "url"},
@@ -53,7 +53,11 @@ def one_page_then_resolved(receiver: PagerDutyReceiver, venue: harness.Venue) ->
     def resolved() -> bool:
         return bool(receiver.pages) and receiver.pages[0].status == "resolved"
 
-    wait_until("the PagerDuty alert resolved", resolved, 90)
+    try:
+        wait_until("the PagerDuty alert resolved", resolved, 90)
+    except LabError as exc:
+        sent = [(e.get("event_action"), e.get("dedup_key")) for e in receiver.received]
+        raise AssertionError(f"{exc}; outbox {outbox(venue)}; received {sent}") from exc
     assert len(receiver.pages) == 1, [a.summary for a in receiver.pages]
     (alert,) = receiver.pages
     assert alert.dedup_key.startswith(f"{venue.namespace}/venue-service/inc-")
