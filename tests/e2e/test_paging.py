@@ -47,14 +47,16 @@ def triggers(receiver: PagerDutyReceiver) -> list[dict[str, object]]:
     return [e for e in receiver.received if e.get("event_action") == "trigger"]
 
 
-def one_page_then_resolved(receiver: PagerDutyReceiver, venue: harness.Venue) -> None:
+def one_page_then_resolved(
+    receiver: PagerDutyReceiver, venue: harness.Venue, timeout: float = 90
+) -> None:
     """The incident paged once (repeats only under its dedup key), then resolved there."""
 
     def resolved() -> bool:
         return bool(receiver.pages) and receiver.pages[0].status == "resolved"
 
     try:
-        wait_until("the PagerDuty alert resolved", resolved, 90)
+        wait_until("the PagerDuty alert resolved", resolved, timeout)
     except LabError as exc:
         sent = [(e.get("event_action"), e.get("dedup_key")) for e in receiver.received]
         raise AssertionError(f"{exc}; outbox {outbox(venue)}; received {sent}") from exc
@@ -121,7 +123,8 @@ def test_a_receiver_down_for_two_minutes_is_retried_said_and_paged_once_it_is_ba
             running, "venue_operator_paging_failing", ns) == 1.0, 30)  # fmt: skip
         venue.wait_health("Healthy", "None", timeout=90)  # remediation never waited on it
         assert pagerduty.pages == []
-        one_page_then_resolved(pagerduty, venue)
+        # back after its two minutes, then at most one backoff (a minute) and a cycle
+        one_page_then_resolved(pagerduty, venue, timeout=120 + 60 + 15)
         attempts = len(pagerduty.received)
         assert 6 <= attempts <= 20, attempts  # backed off: 2 s doubling to 60 s, not every cycle
         venue.wait_status(
