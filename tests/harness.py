@@ -7,12 +7,10 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -21,7 +19,8 @@ import yaml
 
 from venue_lab import manifests
 from venue_lab.operator_process import OperatorProcess
-from venue_lab.processes import free_port, wait_until
+from venue_lab.processes import wait_until
+from venue_lab.receiver import PostReceiver
 from venue_lab.session import Lab, following_simulator
 from venue_lab.simulator.process import SimulatorProcess
 
@@ -260,11 +259,23 @@ def evaluations(operator: OperatorProcess, venue: Venue) -> float:
 
 
 def evaluation_count(exposition: str, namespace: str, name: str) -> float:
+    return sample(exposition, "venue_operator_evaluations_total", namespace, name) or 0.0
+
+
+def sample(exposition: str, metric: str, namespace: str, name: str) -> float | None:
+    """One VenueService's sample of `metric` in a /metrics exposition (None: absent)."""
     wanted = (f'namespace="{namespace}"', f'name="{name}"')
     for line in exposition.splitlines():
-        if line.startswith("venue_operator_evaluations_total{") and all(w in line for w in wanted):
+        if line.startswith(f"{metric}{{") and all(w in line for w in wanted):
             return float(line.split()[-1])
-    return 0.0
+    return None
+
+
+def metric(
+    operator: OperatorProcess, name: str, namespace: str, venue: str = "venue-service"
+) -> float | None:
+    """A per-VenueService metric as the operator's /metrics gives it now."""
+    return sample(httpx.get(operator.metrics_url, timeout=5).text, name, namespace, venue)
 
 
 @contextlib.contextmanager
@@ -282,24 +293,16 @@ def fresh_namespace(the_lab: Lab, prefix: str) -> Iterator[str]:
 TOKEN = "s3cr3t-t0ken-do-not-leak"
 
 
-class Receiver:
+class Receiver(PostReceiver):
+    """Keeps every body posted to it and answers 200."""
+
     def __init__(self) -> None:
+        super().__init__()
         self.bodies: list[dict[str, Any]] = []
-        received = self.bodies
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", 0))
-                received.append(json.loads(self.rfile.read(length)))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.port = free_port()
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+    def handle(self, raw: bytes) -> tuple[int, dict[str, Any]]:
+        self.bodies.append(json.loads(raw))
+        return 200, {}
 
     @property
     def url(self) -> str:
@@ -308,11 +311,8 @@ class Receiver:
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    r.thread.start()
-    yield r
-    r.server.shutdown()
-    r.server.server_close()
+    with Receiver() as r:
+        yield r
 
 
 def webhook_secret(lab: Lab, namespace: str, url: str) -> None:

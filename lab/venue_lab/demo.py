@@ -143,7 +143,12 @@ def _setup(the_lab: Lab, scenario: str) -> dict[str, Any]:
     spec: dict[str, Any] = json.loads(json.dumps(DEMO_SPEC))  # a deep copy
     if scenario == "capacity":
         spec["remediation"]["rollback"]["recentRolloutWindow"] = "1s"
-        spec["remediation"]["scale"] = {"minReplicas": 2, "maxReplicas": 4, "step": 1}
+        spec["remediation"]["scale"] = {
+            "minReplicas": 2,
+            "maxReplicas": 4,
+            "step": 1,
+            "onPoolSaturation": True,
+        }
         spec["remediation"]["verifyWindow"] = "6s"
     return spec
 

@@ -4,6 +4,7 @@ never connected to. A loopback listener counts the requests that reach it."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import ipaddress
 import ssl
@@ -31,10 +32,9 @@ class Listener:
         self.port = free_port()
 
 
-@pytest.fixture
-async def listener() -> AsyncIterator[Listener]:
+@contextlib.asynccontextmanager
+async def serving(seen: Listener, tls: ssl.SSLContext | None = None) -> AsyncIterator[Listener]:
     """A healthy service on 127.0.0.1 that keeps every request it gets."""
-    seen = Listener()
 
     async def handler(request: web.Request) -> web.Response:
         seen.hits.append(request)
@@ -44,9 +44,17 @@ async def listener() -> AsyncIterator[Listener]:
     app.router.add_get("/{tail:.*}", handler)
     runner = web.AppRunner(app, shutdown_timeout=0.5)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", seen.port).start()
-    yield seen
-    await runner.cleanup()
+    await web.TCPSite(runner, "127.0.0.1", seen.port, ssl_context=tls).start()
+    try:
+        yield seen
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def listener() -> AsyncIterator[Listener]:
+    async with serving(Listener()) as seen:
+        yield seen
 
 
 NAMES = {"evil.mine.svc": ["127.0.0.1"], "meta.mine.svc": ["169.254.169.254"],
@@ -166,18 +174,8 @@ async def tls_listener(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Async
     server.load_cert_chain(crt, key)
     server.sni_callback = lambda _tls, name, _context: seen.server_names.append(name)
     monkeypatch.setattr(http, "_ssl_context", lambda: ssl.create_default_context(cafile=ca))
-
-    async def handler(request: web.Request) -> web.Response:
-        seen.hits.append(request)
-        return web.json_response({"status": "ok"})
-
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", handler)
-    runner = web.AppRunner(app, shutdown_timeout=0.5)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", seen.port, ssl_context=server).start()
-    yield seen
-    await runner.cleanup()
+    async with serving(seen, server):
+        yield seen
 
 
 async def test_tls_is_checked_against_the_name_while_the_judged_address_is_dialled(

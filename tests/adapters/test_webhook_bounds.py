@@ -8,6 +8,7 @@ import gzip
 import time
 import tracemalloc
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -15,18 +16,20 @@ import pytest
 from aiohttp import web
 
 from tests.adapters.conftest import Handler
-from venue_operator.model.reasons import Reason
+from venue_operator.model.pages import Page, PageAction
 from venue_operator.model.spec import Notification
-from venue_operator.model.status import VenueServiceStatus
 from venue_operator.paging import webhook
-from venue_operator.record.transitions import EventSpec
 
 Serve = Callable[[Handler], Awaitable[str]]
 NOTIFY = Notification.model_validate({"webhookSecretRef": {"name": "hook", "key": "url"}})
-EVENT = EventSpec("Warning", Reason.SEVERITY_CHANGED, "P2")
+PAGE = Page(key="inc-1/trigger/P2", dedup_key="ns/venue/inc-1", incident="inc-1",
+            action=PageAction.TRIGGER, severity="P2", reason="SeverityChanged", message="P2",
+            recorded_at=datetime(2026, 12, 6, tzinfo=UTC))  # fmt: skip
 
 
 async def send(url: str, monkeypatch: pytest.MonkeyPatch) -> float:
+    """One page through the webhook; the seconds it took."""
+
     async def secret_value(*_: Any) -> str:
         return url
 
@@ -34,9 +37,7 @@ async def send(url: str, monkeypatch: pytest.MonkeyPatch) -> float:
     monkeypatch.setattr(webhook, "TIMEOUT_S", 0.5)
     started = time.monotonic()
     async with httpx.AsyncClient(follow_redirects=False) as http:
-        await webhook.Notifier(None, http)._send(  # type: ignore[arg-type]
-            "ns", "venue", NOTIFY, VenueServiceStatus(), EVENT
-        )
+        await webhook.Pager(None, http)._one("ns", "venue", NOTIFY, PAGE)  # type: ignore[arg-type]
     return time.monotonic() - started
 
 

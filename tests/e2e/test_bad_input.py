@@ -107,7 +107,7 @@ def test_the_longest_name_and_a_unicode_label_are_evaluated(
     the_lab.prometheus.add_target(f"127.0.0.1:{port}",
                                   {"namespace": namespace, "service": "venue-long"})  # fmt: skip
     kubectl("apply", "-n", namespace, "-f", "-", input=deployment_manifest("venue-long"))
-    scale_up = {"mode": "Auto", "scale": {"maxReplicas": 3}}
+    scale_up = {"mode": "Auto", "scale": {"maxReplicas": 3, "onPoolSaturation": True}}
     kubectl("apply", "-n", namespace, "-f", "-", input=venue_manifest(
         longest, port, deployment={"name": "venue-long"}, remediation=scale_up))  # fmt: skip
     venue = Venue(the_lab, simulator, namespace, longest, port, f"{namespace}-long")

@@ -115,6 +115,8 @@ def test_a_restart_mid_incident_keeps_the_incident_and_pages_once(
             "id") != first and bool((s.get("incident") or {}).get("escalated")), 60)  # fmt: skip
         second = venue.status()["incident"]
         assert "resolvedAt" not in second, second
+        venue.wait_status("every page recorded so far delivered", lambda s: all(
+            p["state"] == "Delivered" for p in s.get("outbox", [])))  # fmt: skip
         pages = len(receiver.bodies)
 
         op.kill()  # SIGKILL mid-incident...
@@ -177,7 +179,8 @@ def test_budget_used_up_escalates_once(
     venue = following_venue(
         **FAST,
         remediation={"mode": "Auto", "rollback": {"recentRolloutWindow": "1s"},
-                     "scale": {"minReplicas": 2, "maxReplicas": 10}, "cooldowns": {"scale": "1s"},
+                     "scale": {"minReplicas": 2, "maxReplicas": 10, "onPoolSaturation": True},
+                     "cooldowns": {"scale": "1s"},
                      "maxActionsPerHour": 1, "verifyWindow": "2s"},
     )  # fmt: skip
     venue.inject(pool_saturation=True)

@@ -22,7 +22,13 @@ KEDA_CRD = upstream_crds.DATA / "keda" / "keda.sh_scaledobjects.yaml"
 CAPACITY = {
     "mode": "Auto",
     "rollback": {"recentRolloutWindow": "1s"},  # no rollout is "recent": a capacity problem
-    "scale": {"minReplicas": 2, "maxReplicas": 4, "step": 1, "restoreAfter": "2s"},
+    "scale": {
+        "minReplicas": 2,
+        "maxReplicas": 4,
+        "step": 1,
+        "restoreAfter": "2s",
+        "onPoolSaturation": True,
+    },
     "cooldowns": {"scale": "1s"},
     "verifyWindow": "2s",
 }

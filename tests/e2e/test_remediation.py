@@ -89,7 +89,7 @@ def test_capacity_saturation_scales_up_to_the_bound_and_stops(
         remediation={
             "mode": "Auto",
             "rollback": {"recentRolloutWindow": "1s"},  # no rollout is "recent": capacity
-            "scale": {"minReplicas": 2, "maxReplicas": 4, "step": 1},
+            "scale": {"minReplicas": 2, "maxReplicas": 4, "step": 1, "onPoolSaturation": True},
             "cooldowns": {"scale": "2s"},
             "verifyWindow": "3s",
         },
@@ -191,7 +191,7 @@ def test_budget_and_cooldown_stop_a_flapping_service(
     venue = following_venue(
         **FAST,
         remediation={"mode": "Auto", "rollback": {"recentRolloutWindow": "1s"},
-                     "scale": {"minReplicas": 2, "maxReplicas": 10},
+                     "scale": {"minReplicas": 2, "maxReplicas": 10, "onPoolSaturation": True},
                      "maxActionsPerHour": 1, "verifyWindow": "2s"},
     )  # fmt: skip
     venue.inject(pool_saturation=True)

@@ -64,8 +64,8 @@ def test_every_alert_links_its_own_readme_entry() -> None:
 def test_alerts_cover_the_operator_and_the_services_it_guards() -> None:
     assert set(alerts(optional_rule())) == {
         "VenueOperatorDown", "VenueOperatorNotEvaluating", "VenueOperatorEvaluationErrors",
-        "VenueOperatorDegraded", "VenueOperatorAlertmanagerFailing", "VenueServiceDown",
-        "VenueServiceCritical",
+        "VenueOperatorDegraded", "VenueOperatorAlertmanagerFailing", "VenueOperatorPagingFailed",
+        "VenueServiceDown", "VenueServiceCritical", "VenueServiceBlind",
         "VenueServiceEscalated", "VenueServiceRemediationFailed", "VenueServiceBudgetExhausted",
         "VenueServiceMetricsUnavailable",
     }  # fmt: skip
@@ -212,6 +212,9 @@ PROMTOOL_CASES: list[tuple[str, dict[str, str], str, list[dict[str, str]]]] = [
     ("VenueOperatorAlertmanagerFailing",
      {'venue_operator_alertmanager_posts_total{result="failed"}': "0x20",
       'venue_operator_alertmanager_posts_total{result="sent"}': "0+5x20"}, "15m", []),
+    ("VenueOperatorPagingFailed",  # a page failing for 3 minutes; another recovered at once
+     {'venue_operator_paging_failing{namespace="a",name="s"}': "0 1x5 0",
+      'venue_operator_paging_failing{namespace="a",name="t"}': "0 1 0x5"}, "4m", [SVC]),
     ("VenueServiceDown",
      {'venue_operator_health{namespace="a",name="s",health="Down"}': "0 1x10",
       'venue_operator_health{namespace="a",name="s",health="Healthy"}': "1 0x10"}, "4m",
@@ -233,6 +236,10 @@ PROMTOOL_CASES: list[tuple[str, dict[str, str], str, list[dict[str, str]]]] = [
      {'venue_operator_remediation_held{namespace="a",name="s",by="budget"}': "1x5",
       'venue_operator_remediation_held{namespace="a",name="s",by="cooldown"}': "1x5"}, "3m",
      [{**SVC, "by": "budget"}]),
+    ("VenueServiceBlind",  # blind for 12 minutes; another only for 3
+     {'venue_operator_health{namespace="a",name="s",health="Unknown"}': "1x15",
+      'venue_operator_health{namespace="a",name="t",health="Unknown"}': "0 1x3 0x10"}, "12m",
+     [{**SVC, "health": "Unknown"}]),
     ("VenueServiceMetricsUnavailable",  # a health probe's unknown is not a metrics problem
      {'venue_operator_check_level{namespace="a",name="s",check="error_rate"}': "-1x20",
       'venue_operator_check_level{namespace="a",name="s",check="memory"}': "-1x20",

@@ -88,7 +88,7 @@ def test_runbook_section_is_the_worst_checks(checks: tuple[CheckStatus, ...], se
 @pytest.mark.parametrize(
     ("current", "label"),
     [(Severity.P1, "P1"), (Severity.P3, "P3"), (Severity.P4, "P4"),
-     (Severity.NONE, "P2"), (None, "P2")],  # no current severity: the incident's
+     (Severity.NONE, "P2"), (Severity.UNKNOWN, "P2"), (None, "P2")],  # none known: the incident's
 )  # fmt: skip
 def test_severity_label(current: Severity | None, label: str) -> None:
     assert _labels(firing("ns", "v", _status(severity=current)))["severity"] == label

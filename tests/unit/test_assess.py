@@ -92,7 +92,7 @@ RUNBOOK_ROWS = [
     ("some 429s", {"metrics": metrics(rate_limited=Reading.of(0.08))},
      "rate_limited", Level.WARNING, Health.DEGRADED, Severity.P3),
     ("deployment missing", {"workload": WorkloadState(found=False)},
-     "pods", Level.UNKNOWN, Health.UNKNOWN, Severity.P4),
+     "pods", Level.UNKNOWN, Health.UNKNOWN, Severity.UNKNOWN),
 ]  # fmt: skip
 
 
@@ -158,7 +158,7 @@ def test_unknown_metric_is_never_ok_nor_breach(reading: Reading) -> None:
     result = run([observe(metrics=metrics(p99_latency=reading))] * 5)[-1]
     check = result.check("p99_latency")
     assert check.level is Level.UNKNOWN and check.reason == reading.unknown_reason
-    assert (result.health, result.severity) == (Health.UNKNOWN, Severity.P4)
+    assert (result.health, result.severity) == (Health.UNKNOWN, Severity.UNKNOWN)
 
 
 def test_prometheus_down_means_metrics_unavailable_and_no_breach() -> None:
@@ -266,12 +266,19 @@ C, W, O, U = Level.CRITICAL, Level.WARNING, Level.OK, Level.UNKNOWN  # noqa: E74
         pytest.param((O, U, 2, None), O, (O, None, 0, None), id="a flicker to unknown is gone"),
         pytest.param((O, C, 2, None), U, (O, U, 1, None), id="a gap breaks a breach streak"),
         pytest.param((U, None, 0, C), U, (U, None, 0, C), id="still unknown, still remembers"),
-        # ...and a check back from unknown resumes from its last known level.
+        # ...a check back from unknown resumes from its last known breach...
         pytest.param((U, None, 0, C), C, (C, None, 0, None), id="back critical: critical"),
         pytest.param((U, None, 0, C), O, (C, O, 1, None), id="back ok: must recover first"),
-        pytest.param((U, None, 0, O), C, (O, C, 1, None), id="back bad from ok: a streak"),
-        pytest.param((U, None, 0, None), O, (O, None, 0, None), id="never known: from ok"),
-        pytest.param((U, None, 0, None), C, (O, C, 1, None), id="never known, bad: a streak"),
+        # ...and from a healthy past (or none) stays unknown until a streak confirms (#21)
+        pytest.param((U, None, 0, O), O, (U, O, 1, O), id="back ok from ok: not yet ok"),
+        pytest.param((U, O, 2, O), O, (O, None, 0, None), id="third ok: ok"),
+        pytest.param((U, None, 0, O), C, (U, C, 1, O), id="back bad from ok: a streak"),
+        pytest.param((U, C, 1, O), W, (U, W, 2, O), id="a breach streak keeps its mildest"),
+        pytest.param((U, W, 2, O), C, (W, None, 0, None), id="third breach: warning"),
+        pytest.param((U, C, 2, O), O, (U, O, 1, O), id="ok breaks a breach streak"),
+        pytest.param((U, O, 2, O), U, (U, None, 0, O), id="a gap breaks it too"),
+        pytest.param((U, None, 0, None), O, (U, O, 1, None), id="never known: not yet ok"),
+        pytest.param((U, None, 0, None), C, (U, C, 1, None), id="never known, bad: a streak"),
     ],
 )
 def test_confirm_table(
@@ -320,6 +327,25 @@ def test_a_metrics_gap_does_not_call_a_broken_service_healthy() -> None:
     assert Health.UNKNOWN in healths[3:7]
     assert healths[7:] == [Health.DEGRADED] * 3, healths  # resumed; recovering takes 3 cycles
     assert results[7].check("error_rate").level is Level.CRITICAL
+
+
+def test_after_a_gap_one_good_reading_calls_nothing_healthy() -> None:
+    """#21: healthy, Prometheus gone long enough to confirm unknown, a bad release rolled out
+    meanwhile whose first reading (a rate window still spanning the gap) looks fine: Unknown
+    until the readings confirm, never Healthy on the way to Degraded."""
+    names = ("request_rate", "error_rate", "p99_latency", "pool_utilisation", "pool_pending",
+             "memory_utilisation", "rate_limited")  # fmt: skip
+    gone = Reading.unknown("prometheus unreachable")
+    gap = observe(metrics=replace(HEALTHY_METRICS, **dict.fromkeys(names, gone)))
+    bad = observe(metrics=metrics(error_rate=Reading.of(0.12)))
+    results = run([observe()] * 3 + [gap] * 4 + [observe(), bad, bad, bad, bad])
+    healths = [r.health for r in results]
+    assert healths[6:8] == [Health.UNKNOWN, Health.UNKNOWN], healths
+    assert Health.HEALTHY not in healths[6:], healths
+    assert healths[-1] is Health.DEGRADED
+    # and a good service is Healthy again once `recoveries` readings say so
+    back = [r.health for r in run([observe()] * 3 + [gap] * 4 + [observe()] * 4)]
+    assert back[7:] == [Health.UNKNOWN, Health.UNKNOWN, Health.HEALTHY, Health.HEALTHY], back
 
 
 def test_unknown_flicker_changes_neither_health_nor_severity() -> None:

@@ -53,6 +53,8 @@ ERRORS = {"metrics": metrics(error_rate=Reading.of(0.12))}
 DOWN = {"health": ProbeResult(ProbeFailure.CONNECTION_REFUSED)}
 SLOW = {"metrics": metrics(p99_latency=Reading.of(2.6))}
 POOL = {"metrics": metrics(pool_utilisation=Reading.of(0.97))}
+PENDING = {"metrics": metrics(pool_pending=Reading.of(40))}
+SLOW_AND_POOL = {"metrics": metrics(p99_latency=Reading.of(2.6), pool_utilisation=Reading.of(0.97))}
 SURGE = {"metrics": metrics(rate_limited=Reading.of(0.3),
                             top_limited_tenants=(("tenant-b", 9.0),))}  # fmt: skip
 BLIND = {"metrics": metrics(**{k: Reading.unknown("prometheus down") for k in (
@@ -94,7 +96,17 @@ RULES = [
                   replicas=3, paused=True), KNOWN, POLICY, Action.ESCALATE, {}),
     ("old rollout + latency -> scale up", SLOW, OLD_ROLLOUT, KNOWN, POLICY,
      Action.SCALE_UP, {"fromReplicas": "3", "toReplicas": "4"}),
-    ("old rollout + pool -> scale up", POOL, OLD_ROLLOUT, KNOWN, POLICY, Action.SCALE_UP, {}),
+    # #21: pool exhaustion is the runbook's Database Connection Failures, not capacity...
+    ("old rollout + pool -> escalate", POOL, OLD_ROLLOUT, KNOWN, POLICY, Action.ESCALATE, {}),
+    ("pending connections -> escalate", PENDING, OLD_ROLLOUT, KNOWN, POLICY, Action.ESCALATE,
+     {}),
+    ("slow p99 + saturated pool -> escalate", SLOW_AND_POOL, OLD_ROLLOUT, KNOWN, POLICY,
+     Action.ESCALATE, {}),
+    # ...unless the spec says to scale on it; a slow p99 with pool headroom is capacity
+    ("pool + onPoolSaturation -> scale up", POOL, OLD_ROLLOUT, KNOWN,
+     policy(scale={"on_pool_saturation": True}), Action.SCALE_UP, {}),
+    ("slow p99, pool headroom -> scale up", SLOW, OLD_ROLLOUT, KNOWN, POLICY, Action.SCALE_UP,
+     {}),
     ("scale never above max -> escalate", SLOW,
      RolloutFacts(current=R3, revisions=(R3,), started_at=NOW - timedelta(days=2), replicas=10),
      KNOWN, POLICY, Action.ESCALATE, {}),
@@ -134,6 +146,13 @@ def test_rules(
     assert decision.suppressed_by is None
     assert params.items() <= dict(decision.params).items()
     assert decision.reason
+
+
+def test_pool_exhaustion_escalates_with_the_runbooks_database_steps() -> None:
+    decision = decide(assessed(**POOL), OLD_ROLLOUT, KNOWN, POLICY, NOW)
+    assert decision.section == "Database Connection Failures" and decision.key == "pool-exhausted"
+    for step in ("PgBouncer", "connection limits", "connection leaks", "not scaling"):
+        assert step in decision.reason
 
 
 def test_reason_names_the_numbers_and_the_section() -> None:
@@ -178,6 +197,31 @@ def test_cooldown_holds_a_second_scale_in_a_new_incident() -> None:
     decision = decide(assessed(**SLOW), OLD_ROLLOUT, status, POLICY, NOW)
     assert decision.action is Action.SCALE_UP and decision.suppressed_by == "cooldown"
     assert "cooldown" in decision.reason
+
+
+def test_a_second_database_outage_opens_the_breaker_at_once() -> None:
+    """#21: opened and closed within the last minute, the database down again: no cooldown
+    holds the breaker open (it was 32 s in the lab)."""
+    status = with_history(record(Action.OPEN_CIRCUIT, 0.8), record(Action.CLOSE_CIRCUIT, 0.3))
+    decision = decide(assessed(**DB_DOWN), OLD_ROLLOUT, status, POLICY, NOW)
+    assert decision.action is Action.OPEN_CIRCUIT and decision.suppressed_by is None
+
+
+@pytest.mark.parametrize(("closed_minutes_ago", "held"), [(0.5, True), (1.5, False)])
+def test_a_second_close_waits_out_the_cooldown_after_the_first(
+    closed_minutes_ago: float, held: bool
+) -> None:
+    """What keeps it from flapping: closes at most once per cooldowns.circuitBreaker (1m);
+    a first close is never held (a short outage is not made longer)."""
+    history = [record(Action.OPEN_CIRCUIT, 2), record(Action.CLOSE_CIRCUIT, closed_minutes_ago),
+               record(Action.OPEN_CIRCUIT, 0.2)]  # fmt: skip
+    status = with_history(*history, circuit_open=True)
+    decision = decide(assessed(), OLD_ROLLOUT, status, POLICY, NOW)
+    assert decision.action is Action.CLOSE_CIRCUIT
+    assert (decision.suppressed_by == "cooldown") is held
+    just_opened = with_history(record(Action.OPEN_CIRCUIT, 0.1), circuit_open=True)
+    first = decide(assessed(), OLD_ROLLOUT, just_opened, POLICY, NOW)
+    assert first.action is Action.CLOSE_CIRCUIT and first.suppressed_by is None
 
 
 def test_budget_used_up_escalates_once_then_holds_quietly() -> None:
@@ -281,8 +325,21 @@ def test_after_a_dependency_outage_lagging_errors_are_not_blamed_on_the_rollout(
     opened = record(Action.OPEN_CIRCUIT, 2)
     closed = record(Action.CLOSE_CIRCUIT, 1)
     decision = decide(assessed(**ERRORS), FRESH_ROLLOUT, with_history(opened, closed), POLICY, NOW)
-    assert decision.action is None and decision.held == "dependency-echo"
+    assert decision.action is None and decision.held == "dependency-echo:ccc"
     assert "apply again at 20:01:00 (120s echo window" in decision.reason
+    # #21: the release that waits is named: which revision fails, and what is held
+    assert decision.reason.startswith(
+        "error_rate 12% > 5% after the rollout of revision 3: "
+        "roll back 3 -> 2; held: recovering from a dependency"
+    )
+
+
+def test_the_echo_window_names_no_release_when_none_is_to_blame() -> None:
+    opened = record(Action.OPEN_CIRCUIT, 2)
+    closed = record(Action.CLOSE_CIRCUIT, 1)
+    decision = decide(assessed(**ERRORS), OLD_ROLLOUT, with_history(opened, closed), POLICY, NOW)
+    assert decision.action is None and decision.held == "dependency-echo"
+    assert decision.reason.startswith("recovering from a dependency outage")
 
 
 @pytest.mark.parametrize(

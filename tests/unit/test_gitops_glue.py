@@ -16,6 +16,7 @@ from tests.unit.test_service_loop import (
     bad_rollout,
     forbidden,
     healthy_with_known_good,
+    pages_saying,
 )
 from venue_operator.act import ActError, ActResult
 from venue_operator.act.gitops_sync import plan_suspend
@@ -115,7 +116,7 @@ async def test_a_rollback_suspends_the_kustomization_says_so_and_pages_once() ->
     assert world.events.reasons().count(Reason.GITOPS_SUSPENDED) == 1
     suspension = world.status().gitops.suspension  # type: ignore[union-attr]
     assert suspension is not None and suspension.correlation_id == rollback.correlation_id
-    assert [e.reason for e in world.pages].count(Reason.ROLLED_BACK) == 1
+    assert len(pages_saying(world, Reason.ROLLED_BACK)) == 1
 
 
 async def test_without_suspend_the_event_says_what_a_human_must_do() -> None:
@@ -135,7 +136,7 @@ async def test_the_template_re_applied_by_gitops_is_said_as_such_and_paged_once(
     reapplied = message(world, Reason.REAPPLIED_BY_GITOPS)
     assert "Kustomization flux-system/apps re-applied pod template ccc" in reapplied
     assert Reason.ESCALATED not in world.events.reasons()
-    assert [e.reason for e in world.pages].count(Reason.REAPPLIED_BY_GITOPS) == 1
+    assert len(pages_saying(world, Reason.REAPPLIED_BY_GITOPS)) == 1
     assert len(world.history("RollBack")) == 1
 
 
@@ -147,8 +148,8 @@ async def test_a_kustomization_a_human_suspended_is_said_so_not_to_be_suspended(
     assert "Kustomization flux-system/apps already suspended (not by the operator)" in rolled_back
     assert "suspend it" not in rolled_back and "flux suspend" not in rolled_back
     assert Reason.GITOPS_SUSPENDED not in world.events.reasons()
-    (page,) = [e for e in world.pages if e.reason is Reason.ROLLED_BACK]
-    assert page.message == rolled_back
+    (page,) = pages_saying(world, Reason.ROLLED_BACK)
+    assert page.message.endswith(rolled_back)
     nothing_suspended(world)
 
 

@@ -252,11 +252,14 @@ def test_the_next_incident_archives_the_resolved_one_through_record() -> None:
 def test_every_page_carries_the_impact() -> None:
     from venue_operator.model.reasons import Reason
     from venue_operator.paging.webhook import payload
+    from venue_operator.record import outbox
     from venue_operator.record.transitions import EventSpec
 
     impact = step(None, readings(20, 0.2, TenantRate("tenant-b", 5, 2.5)), 10)
     status = VenueServiceStatus(severity=Severity.P2, incident=Incident(
         id="i", opened_at=T0, severity=Severity.P2, impact=impact))  # fmt: skip
     event = EventSpec("Warning", Reason.SEVERITY_CHANGED, "None -> P2")
-    text = payload("Slack", "https://hooks.example/x", "ns/v", status, event)["text"]
-    assert text.startswith("[P2] ns/v: SeverityChanged: None -> P2; impact: ~40 failed")
+    (page,) = outbox.on_severity(status, "ns/v", event, T0).outbox
+    body = payload("Slack", "https://hooks.example/x", "ns/v", page)
+    assert body["text"].startswith("[P2] ns/v: SeverityChanged: None -> P2; impact: ~40 failed")
+    assert (body["dedup_key"], body["event_action"], body["incident"]) == ("ns/v/i", "trigger", "i")

@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from tests.unit.test_service_loop import FakeActs, FakeEvents
+from venue_operator.decide.decision import Action
+from venue_operator.decide.guardrails import dependency_echo
 from venue_operator.guard.judge import PodSample
 from venue_operator.guard.pod_metrics import PodTarget
 from venue_operator.guard.watch import RolloutWatch, guard_condition, guard_status, with_guard
@@ -16,11 +18,16 @@ from venue_operator.kube.status_store import StatusStore
 from venue_operator.loop.workload import workload_from_indexes
 from venue_operator.model.observations import Reading
 from venue_operator.model.reasons import Reason
+from venue_operator.model.remediation import RemediationPolicy
 from venue_operator.model.spec import VenueServiceSpec
 from venue_operator.model.status import (
+    ActionRecord,
+    ActionResult,
     Condition,
     GuardSource,
+    Incident,
     RolloutGuardStatus,
+    Severity,
     VenueServiceStatus,
 )
 from venue_operator.observe.answers import Sample, Samples
@@ -79,7 +86,7 @@ class Reader:
         )
 
 
-async def nowhere(*_: Any) -> None:  # the status write and the pager
+async def nowhere(*_: Any) -> None:  # the status write
     pass
 
 
@@ -170,7 +177,7 @@ def rolling_out() -> dict[str, Any]:
 def acting_watch(reader: Reader, **fallback: Any) -> tuple[RolloutWatch, FakeActs, FakeEvents]:
     acts, events = FakeActs(), FakeEvents()
     store = StatusStore(nowhere, VenueServiceStatus(healthy_templates=["h1"]))
-    remediator = Remediator(acts, events, store, nowhere)
+    remediator = Remediator(acts, events, store)
     return RolloutWatch("ns", reader, remediator, store, **fallback), acts, events
 
 
@@ -340,3 +347,27 @@ async def test_the_guards_condition_is_replaced_in_place_and_gone_after_the_watc
     done = with_guard(watching, watching, w, NOW)
     assert done.rollout_guard is None
     assert [c.type for c in done.conditions] == ["MetricsAvailable", "AlertsDelivered"]
+
+
+async def test_during_a_dependency_outages_echo_old_and_new_pods_are_still_compared() -> None:
+    """#21: the cycle waits out the echo window after the circuit closed (the errors may be
+    the outage's), but while old and new pods can be compared the guard needs no wait: the
+    old pods are healthy, so the new version is to blame, and it is rolled back now."""
+
+    def record(action: Action, seconds_ago: int) -> ActionRecord:
+        at = NOW - timedelta(seconds=seconds_ago)
+        return ActionRecord(at=at, action=action, reason="db", result=ActionResult.SUCCEEDED,
+                            correlation_id=f"c-{seconds_ago}")  # fmt: skip
+
+    echoing = VenueServiceStatus(
+        healthy_templates=["h1"],
+        incident=Incident(id="i-1", opened_at=NOW - timedelta(minutes=3), severity=Severity.P1),
+        history=[record(Action.OPEN_CIRCUIT, 150), record(Action.CLOSE_CIRCUIT, 30)],
+    )
+    held, _ = dependency_echo(echoing, RemediationPolicy(), NOW)
+    assert held is not None and held.held == "dependency-echo"  # the cycle would wait
+    w, acts, events = acting_watch(Counting(new_ratio=0.2))
+    w.store.known = w.store.written = echoing
+    await ticks(w, SPEC, 5)
+    assert [what for what, _ in acts.calls] == ["pause_rollout", "roll_back"]
+    assert Reason.ROLLED_BACK in events.reasons()

@@ -33,9 +33,11 @@ from venue_operator.model.observations import (
     Reading,
     TenantRate,
 )
+from venue_operator.model.pages import Page
 from venue_operator.model.reasons import Reason
 from venue_operator.model.spec import VenueServiceSpec
 from venue_operator.model.status import VenueServiceStatus
+from venue_operator.paging.webhook import Delivery
 from venue_operator.record.transitions import EventSpec
 from venue_operator.tenancy.policy import Caps, Tenancy
 
@@ -70,6 +72,7 @@ def forbidden() -> ActError:
 class FakeActs:
     calls: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
     crash_next: bool = False
+    crash_after_next: bool = False
     refuse: bool = False
     outcomes: list[str | None] = field(default_factory=list)  # migration_outcome answers
 
@@ -79,7 +82,12 @@ class FakeActs:
             raise Crash
         if self.refuse:
             raise forbidden()
+        if (what, args) in self.calls:  # idempotent, as every act is
+            return ActResult(False, f"{what} found done")
         self.calls.append((what, args))
+        if self.crash_after_next:  # the write landed; the process died before recording it
+            self.crash_after_next = False
+            raise Crash
         return ActResult(True, f"{what} done")
 
     async def roll_back(self, *args: Any) -> ActResult:
@@ -135,7 +143,9 @@ class World:
     refuse_writes: int = 0
     gone: bool = False  # the VenueService was deleted: a status write finds nothing
     gone_writes: int = 0  # status writes that found it gone
-    pages: list[EventSpec] = field(default_factory=list)
+    pages: list[Page] = field(default_factory=list)  # every page the webhook was sent
+    webhook_down: bool = False  # the receiver answers 500
+    deliveries: list[Delivery] = field(default_factory=list)  # not yet handed to the loop
     now: datetime = T0
     metrics: Any = HEALTHY_METRICS
     full_health: ProbeResult = HEALTHY_FULL
@@ -205,11 +215,24 @@ class World:
             acts=self.acts,
             events=self.events,
             write_status=self.write,
-            page=lambda notification, status, event: self.pages.append(event),
+            page=self.send_pages,
+            page_results=self.page_results,
             tenancy=self.tenancy,
             alert=self.alert,
         )
         return ServiceLoop(NS, name, body, self.indexes(), ports)
+
+    def send_pages(self, notification: Any, pages: list[Page]) -> None:
+        for page in pages:
+            self.pages.append(page)
+            error = "the receiver answered 500" if self.webhook_down else None
+            self.deliveries.append(Delivery(page.key, error))
+            if error:
+                return
+
+    def page_results(self) -> list[Delivery]:
+        taken, self.deliveries = self.deliveries, []
+        return taken
 
     def alert(self, notification: Any, status: VenueServiceStatus) -> EventSpec | None:
         self.alerted.append((notification, status))
@@ -226,6 +249,11 @@ class World:
 
     def history(self, action: str) -> list[Any]:
         return [r for r in self.status().history if r.action == action]
+
+
+def pages_saying(world: World, reason: Reason) -> list[Page]:
+    """Pages sent for `reason`: as their own, or folded into the incident's waiting page."""
+    return [p for p in world.pages if p.reason == reason or f"then {reason}: " in p.message]
 
 
 async def healthy_with_known_good(world: World) -> ServiceLoop:
@@ -293,7 +321,7 @@ async def test_a_refused_rollback_escalates_at_once_and_pages_once() -> None:
     assert 'cannot patch resource "deployments"' in failed.reason
     reasons = world.events.reasons()
     assert reasons.count(Reason.REMEDIATION_FAILED) == 1 and reasons.count(Reason.ESCALATED) == 1
-    assert [e.reason for e in world.pages].count(Reason.ESCALATED) == 1
+    assert len(pages_saying(world, Reason.ESCALATED)) == 1, world.pages
 
 
 async def test_the_escalation_and_its_page_say_the_impact() -> None:
@@ -305,8 +333,8 @@ async def test_the_escalation_and_its_page_say_the_impact() -> None:
     await world.cycles(loop, 8)
     (escalated,) = [e for _, e in world.events.posted if e.reason is Reason.ESCALATED]
     assert "; impact: ~" in escalated.message and "tenant-b" in escalated.message
-    (page,) = [e for e in world.pages if e.reason is Reason.ESCALATED]
-    assert page.message == escalated.message
+    (page,) = [p for p in world.pages if escalated.message in p.message]
+    assert page.message.endswith(f"{Reason.ESCALATED}: {escalated.message}")
     incident = world.status().incident
     assert incident is not None and incident.impact is not None
     assert incident.impact.top_tenants[0].tenant == "tenant-b"

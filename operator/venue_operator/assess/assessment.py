@@ -57,7 +57,9 @@ def _check_status(
 
 
 def overall(checks: Iterable[CheckStatus]) -> tuple[Health, Severity]:
-    """Runbook "Severity Levels": down -> P1, critical -> P2, warning -> P3, blind spot -> P4."""
+    """Runbook "Severity Levels": down -> P1, critical -> P2, warning -> P3. A check that
+    cannot be judged is no P-level (P4 is "cosmetic", which undersells a blind spot): health
+    and severity Unknown, the Healthy condition says what is missing."""
     by_name = {c.name: c for c in checks}
     levels = {c.level for c in by_name.values()}
     pods = by_name.get("pods")
@@ -70,7 +72,7 @@ def overall(checks: Iterable[CheckStatus]) -> tuple[Health, Severity]:
     if Level.WARNING in levels:
         return Health.DEGRADED, Severity.P3
     if Level.UNKNOWN in levels:
-        return Health.UNKNOWN, Severity.P4
+        return Health.UNKNOWN, Severity.UNKNOWN
     return Health.HEALTHY, Severity.NONE
 
 

@@ -4,9 +4,10 @@ A level change is confirmed after `confirmation.breaches` consecutive cycles tow
 level, or `confirmation.recoveries` towards a better one; critical, after `breaches`
 consecutive cycles in breach of which most were critical (see `critical_held`). Unknown is a
 level like the others: confirmed after `breaches` cycles (a flicker changes neither health nor
-severity), it never counts towards a breach, and a check back from unknown resumes from its
-last known level (after a metrics gap, one good-looking reading cannot call a broken service
-healthy).
+severity) and never counting towards a breach. A check back from unknown resumes from its
+last known level when that was a breach (a broken service read once as ok stays broken until
+it recovers), and otherwise stays unknown until a streak confirms where it is: after a
+metrics gap, one reading can call nothing healthy.
 """
 
 from __future__ import annotations
@@ -31,9 +32,8 @@ class Confirmed:
 
 
 def confirm(observed: Level, previous: CheckStatus | None, conf: Confirmation) -> Confirmed:
-    """Hysteresis for one check. Unknown needs `breaches` cycles like any other level, and
-    a check back from unknown resumes from its last known level: a bad service read once
-    as ok after a metrics gap stays bad until `recoveries` ok cycles say otherwise."""
+    """Hysteresis for one check. Unknown needs `breaches` cycles like any other level; a
+    check back from unknown resumes from its last known breach, or is confirmed afresh."""
     if previous is None:  # first sight: unknown is all there is; a value starts from ok
         if observed is Level.UNKNOWN:
             return Confirmed(Level.UNKNOWN)
@@ -47,9 +47,25 @@ def confirm(observed: Level, previous: CheckStatus | None, conf: Confirmation) -
             return Confirmed(Level.UNKNOWN, last_known=level)
         return Confirmed(level, Level.UNKNOWN, count)
     base = (previous.last_known if level is Level.UNKNOWN else level) or Level.OK
+    if level is Level.UNKNOWN and base is Level.OK:
+        return _out_of_unknown(observed, previous, conf)
     if previous.pending in (None, Level.UNKNOWN):  # an unknown reading broke any streak
         return _towards(observed, base, None, 0, conf)
     return _towards(observed, base, previous.pending, previous.pending_count, conf)
+
+
+def _out_of_unknown(observed: Level, previous: CheckStatus, conf: Confirmation) -> Confirmed:
+    """Unknown after a healthy past is left only by a confirmed streak: `recoveries` ok
+    readings, or `breaches` in breach (the mildest level they held). A rate read just after
+    a metrics gap still spans the gap, and a bad release rolled out during it reads ok."""
+    pending = previous.pending if previous.pending is not Level.UNKNOWN else None
+    same = pending is not None and (pending is Level.OK) == (observed is Level.OK)
+    count = previous.pending_count + 1 if same else 1
+    if same and pending is not None and observed is not Level.OK:
+        observed = min(pending, observed, key=_RANK.__getitem__)
+    if count >= (conf.recoveries if observed is Level.OK else conf.breaches):
+        return Confirmed(observed)
+    return Confirmed(Level.UNKNOWN, observed, count, last_known=previous.last_known)
 
 
 def _towards(

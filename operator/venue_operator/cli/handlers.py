@@ -39,7 +39,7 @@ from venue_operator.observe.http import Resolver, probe_client, system_resolver
 from venue_operator.observe.prometheus import PrometheusReader
 from venue_operator.observe.targets import ProbeTargets
 from venue_operator.paging.alertmanager import AlertmanagerSender
-from venue_operator.paging.webhook import Notifier
+from venue_operator.paging.webhook import Pager
 
 log = structlog.get_logger(__name__)
 ANNOTATION_PREFIX = "venue.ops.tickettoken.io"
@@ -137,7 +137,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         metrics_max_age=ours.metrics_max_age,
         tenancy=tenancy,
     )
-    memo.notifier = Notifier(memo.api, memo.http)
+    memo.pager = Pager(memo.api, memo.http)
     memo.alerts = AlertmanagerSender(memo.api, memo.http, ours.alertmanager_url, ours.tenancy,
                                      ours.alertmanager_resend)  # fmt: skip
     memo.writer = WorkloadWriter(memo.api)
@@ -242,7 +242,8 @@ async def watch_venue_service(
         write_status=lifetime.ends_on_not_found(
             functools.partial(calls.replace_status, memo.api, ns, name)
         ),
-        page=functools.partial(memo.notifier.send, ns, name),
+        page=functools.partial(memo.pager.send, ns, name),
+        page_results=functools.partial(memo.pager.results, ns, name),
         forget_metrics=memo.ctx.metrics.forget,
         alert=functools.partial(memo.alerts.update, ns, name),
         missing_permissions=memo.missing_permissions,

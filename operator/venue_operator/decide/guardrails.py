@@ -30,7 +30,7 @@ from venue_operator.decide.decision import (
 from venue_operator.model import keys
 from venue_operator.model.reasons import Reason
 from venue_operator.model.remediation import Mode, RemediationPolicy
-from venue_operator.model.status import Health, Severity, VenueServiceStatus
+from venue_operator.model.status import ActionRecord, Health, Severity, VenueServiceStatus
 
 
 def switched_off(policy: RemediationPolicy, paused: bool) -> tuple[str, str] | None:
@@ -124,6 +124,16 @@ def _cooldown(action: Action, policy: RemediationPolicy) -> timedelta:
     }.get(action, timedelta(0))
 
 
+def _cooling(action: Action, status: VenueServiceStatus) -> ActionRecord | None:
+    """The record a cooldown counts from: the same action's last. Except the breaker's
+    opening: it opens whenever an outage is confirmed (a second outage a minute after the
+    first must not wait); a second close within the cooldown waits, which is what keeps it
+    from flapping."""
+    if action is Action.OPEN_CIRCUIT:
+        return None
+    return last_record(status.history, {action})
+
+
 def apply_guardrails(
     decision: Decision, status: VenueServiceStatus, policy: RemediationPolicy, now: datetime
 ) -> Decision:
@@ -133,7 +143,7 @@ def apply_guardrails(
     if action is None:
         return decision
     if action in WORKLOAD_ACTIONS | PROTECTIVE_ACTIONS:
-        last = last_record(status.history, {action})
+        last = _cooling(action, status)
         cooldown = _cooldown(action, policy)
         if last and now - last.at < cooldown:
             left = int((cooldown - (now - last.at)).total_seconds())

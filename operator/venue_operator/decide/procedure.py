@@ -21,6 +21,7 @@ that is said once per incident (remediate posts it).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from venue_operator.assess.assessment import Assessment
@@ -78,7 +79,7 @@ def _first_rule(
         return dependency  # nothing else may act
     echo, outage_ended = dependency_echo(status, policy, now)
     if echo is not None:
-        return echo
+        return _naming_the_held_release(echo, a, rollout, status, policy, now)
     early = (
         # Before verification: a sync can re-apply the bad template inside the verify window.
         rules.escalate_gitops_reapplied(a, rollout, status)
@@ -96,5 +97,23 @@ def _first_rule(
         rules.roll_back_after_recent_rollout(a, rollout, status, policy, critical, now,
                                              outage_ended)
         or rules.scale_up_on_saturation(a, rollout, status, policy, critical, now)
-        or rules.escalate_without_cause(a, status, critical)
+        or rules.escalate_without_cause(a, rollout, status, critical)
     )  # fmt: skip
+
+
+def _naming_the_held_release(
+    echo: Decision, a: Assessment, rollout: RolloutFacts, status: VenueServiceStatus,
+    policy: RemediationPolicy, now: datetime,
+) -> Decision:  # fmt: skip
+    """The echo window holds everything; when a recent rollout would be rolled back but for
+    it, the hold says which revision is failing and what waits (its Event, and a page)."""
+    critical = rules.confirmed_critical(a, *rules.SERVICE_CHECKS)
+    would = critical and rules.roll_back_after_recent_rollout(
+        a, rollout, status, policy, critical, now, None
+    )
+    if not would or would.action is not Action.ROLL_BACK:
+        return echo
+    template = would.params.get("fromTemplate") or (
+        rollout.current.template_hash if rollout.current else "?")  # fmt: skip
+    return replace(echo, reason=f"{would.reason}; held: {echo.reason}",
+                   held=f"dependency-echo:{template}")  # fmt: skip

@@ -28,6 +28,7 @@ class RolloutFacts:
     scaler: Scaler | None = None  # an HPA (or KEDA) owns the replica count
     scaler_unreadable: str | None = None
     gitops: GitOpsRef | None = None  # the Flux/Argo CD object that re-applies the Deployment
+    unreadable: str | None = None  # why the Deployment and its rollout could not be read
 
 
 def rollout_facts(workload: WorkloadState, status: VenueServiceStatus) -> RolloutFacts:
@@ -58,6 +59,7 @@ def rollout_facts(workload: WorkloadState, status: VenueServiceStatus) -> Rollou
         ),
         revision_history_limit=workload.revision_history_limit,
         deployment=workload.name,
+        unreadable=workload.unreadable,
         scaler=workload.scaler,
         scaler_unreadable=workload.scaler_unreadable,
         gitops=workload.gitops,

@@ -47,7 +47,8 @@ DEPENDENCIES = ("database", "redis")
 SERVICE_CHECKS = ("health", "pods", "error_rate", "p99_latency", "pool_utilisation",
                   "pool_pending", "memory")  # fmt: skip
 # Those of them that more replicas can fix: rule 4 scales up on these only.
-CAPACITY_CHECKS = ("p99_latency", "pool_utilisation", "pool_pending", "memory")
+CAPACITY_CHECKS = ("p99_latency", "memory")
+POOL_CHECKS = ("pool_utilisation", "pool_pending")  # capacity only by spec.remediation.scale
 
 
 def confirmed_critical(a: Assessment, *names: str) -> list[str]:
@@ -175,11 +176,20 @@ def scale_up_on_saturation(
     a: Assessment, rollout: RolloutFacts, status: VenueServiceStatus, policy: RemediationPolicy,
     critical: list[str], now: datetime,
 ) -> Decision | None:  # fmt: skip
-    """Rule 4. Capacity: one step up (capacity.py says where and how far), else escalate."""
-    saturated = [n for n in critical if n in CAPACITY_CHECKS]
+    """Rule 4. Capacity: one step up (capacity.py says where and how far), else escalate. A
+    saturated connection pool is the runbook's Database Connection Failures, not capacity
+    (unless `scale.onPoolSaturation`): escalated with its steps, even beside a slow p99."""
+    scale = policy.scale
+    pool = [n for n in critical if n in POOL_CHECKS]
+    if pool and not scale.on_pool_saturation:
+        return escalate(f"{describe(a, pool)}: the connection pool, not capacity: check "
+                        "PgBouncer, the database's connection limits and connection leaks; "
+                        "not scaling (more pods open more connections to the same database)",
+                        DB_FAILURES, status, "pool-exhausted")  # fmt: skip
+    saturated = [n for n in critical if n in CAPACITY_CHECKS + POOL_CHECKS]
     if not saturated:
         return None
-    why, scale = describe(a, saturated), policy.scale
+    why = describe(a, saturated)
     if not scale.enabled:
         return escalate(f"{why}; automatic scaling disabled", HIGH_LATENCY, status,
                         "scale-disabled")  # fmt: skip
@@ -222,11 +232,16 @@ def diagnose_rate_limit(a: Assessment, status: VenueServiceStatus) -> Decision |
 
 
 def escalate_without_cause(
-    a: Assessment, status: VenueServiceStatus, critical: list[str]
+    a: Assessment, rollout: RolloutFacts, status: VenueServiceStatus, critical: list[str]
 ) -> Decision:
     """Critical, and no rule found a cause the runbook automates: hand over to humans."""
-    return escalate(f"{describe(a, critical)} with no rollout, capacity or dependency cause "
-                    "the runbook automates", P1_SECTION, status, "no-cause")  # fmt: skip
+    if rollout.unreadable:
+        why = (f"{describe(a, critical)}; the rollout could not be read ({rollout.unreadable}), "
+               "and no capacity or dependency cause the runbook automates")  # fmt: skip
+    else:
+        why = (f"{describe(a, critical)} with no rollout, capacity or dependency cause the "
+               "runbook automates")  # fmt: skip
+    return escalate(why, P1_SECTION, status, "no-cause")
 
 
 def give_back_lent_capacity(

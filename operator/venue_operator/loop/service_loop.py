@@ -28,6 +28,7 @@ from venue_operator.guard.watch import ReadPods, RolloutWatch, paused_by_annotat
 from venue_operator.kube.status_store import StatusStore, StatusWrite, parse_status
 from venue_operator.loop.evaluation import Outcome
 from venue_operator.loop.lifetime import StopFlag, VenueServiceGone
+from venue_operator.loop.page_delivery import PageDesk, PageResults, SendPages
 from venue_operator.loop.reports import (
     Reporter,
     alert_condition,
@@ -40,10 +41,10 @@ from venue_operator.model.reasons import Reason
 from venue_operator.model.spec import Notification, VenueServiceSpec
 from venue_operator.model.status import EvaluationError, VenueServiceStatus
 from venue_operator.observe import scalers
-from venue_operator.record import ledger, telemetry
+from venue_operator.record import telemetry
 from venue_operator.record.transitions import EventSpec, write_causes
 from venue_operator.remediate.ports import Acts, Events, GitOpsActs, Subject
-from venue_operator.remediate.remediator import Remediator, severity_pages
+from venue_operator.remediate.remediator import Remediator
 from venue_operator.tenancy.policy import Tenancy, clamp, may_act, observe_only
 from venue_operator.tenancy.redact import redact
 
@@ -54,7 +55,6 @@ Evaluate = Callable[
     [str, str, VenueServiceSpec, VenueServiceStatus, WorkloadState, int | None],
     Awaitable[Outcome],
 ]
-Page = Callable[[Notification | None, VenueServiceStatus, EventSpec], None]
 # paging/alertmanager.py: post what the incident means for Alertmanager; the problem to report
 Alert = Callable[[Notification | None, VenueServiceStatus], EventSpec | None]
 
@@ -75,7 +75,8 @@ class LoopPorts:
     acts: Acts  # the workload writer (act/writer.py)
     events: Events
     write_status: StatusWrite
-    page: Page
+    page: SendPages  # paging/webhook.py: the outbox's due pages, sent in the background
+    page_results: PageResults = list  # and what became of them since the last call
     forget_metrics: Callable[[str], None] = lambda key: None
     alert: Alert = lambda notification, status: None
     # index or verb -> why the operator cannot use it (missing RBAC), see kube/permissions.py
@@ -99,11 +100,10 @@ class ServiceLoop:
         self.namespace, self.name, self.body, self.indexes = namespace, name, body, indexes
         self.ports = ports
         self.store = StatusStore(ports.write_status, parse_status(body.status))
-        self.remediator = Remediator(ports.acts, ports.events, self.store, self._page_now,
-                                     gitops=ports.gitops)  # fmt: skip
+        self.remediator = Remediator(ports.acts, ports.events, self.store, gitops=ports.gitops)
+        self.pages = PageDesk(self.key, ports.page, ports.page_results, ports.events)
         self.spec: VenueServiceSpec | None = None  # the last valid spec
         self._raw_spec: dict[str, Any] | None = None
-        self._pages: list[EventSpec] = []  # SeverityChanged pages waiting for their write
         self.reporter = Reporter(ports.events, body)  # problems said once until they clear
         self._clamped: tuple[str, ...] = ()  # what the caps changed in the current spec
         self._acts = may_act(namespace, ports.tenancy)
@@ -243,7 +243,9 @@ class ServiceLoop:
         self._count(outcome.assessment)
         await self.reporter.refused(outcome.refused)
         now = outcome.observations.at
-        status = self._observe_only_condition(self._post_transitions(outcome), previous)
+        status = self.pages.record(spec, previous, self._post_transitions(outcome),
+                                   outcome.events, now)  # fmt: skip
+        status = self._observe_only_condition(status, previous)
         status = with_guard(status, previous, self.watch, now)
         self.store.known = status
 
@@ -258,10 +260,11 @@ class ServiceLoop:
         status = await self.remediator.carry_out(subject, status, decision, now)
         alerting = self.ports.alert(spec.notification, status)
         status = alert_condition(spec, status, previous, alerting)
+        status = await self.pages.settle(spec, status, previous, now)
         held_by = decision.suppressed_by or decision.params.get("heldBy") or None
         telemetry.service_state(self.namespace, self.name, status, held_by)
         await self.store.save_changes(status)
-        await self._send_pages(status)
+        self.pages.send_due(spec, self.store.written, now)
         await self.reporter.alert(alerting)
         self.reporter.cleared_all("EvaluationFailed")
         log.debug("cycle.done", namespace=self.namespace, name=self.name,
@@ -292,23 +295,10 @@ class ServiceLoop:
         return read_workload(self.namespace, spec, self.indexes, self.ports.missing_permissions)
 
     def _post_transitions(self, outcome: Outcome) -> VenueServiceStatus:
-        """Post the Events of what changed; a P1/P2 severity change pages, once per incident
-        and severity (sent after the status that says so is written)."""
-        status = outcome.status
+        """Post the Events of what changed."""
         for event in outcome.events:
             self.ports.events.post(None, event)
-            if event.reason is Reason.SEVERITY_CHANGED and severity_pages(status.severity):
-                paged = ledger.paged(status, f"{event.reason}:{status.severity}")
-                if paged is not None:
-                    status = paged
-                    self._pages.append(event)
-        return status
-
-    async def _send_pages(self, status: VenueServiceStatus) -> None:
-        if self.store.written is status:
-            for event in self._pages:
-                await self._page_now(status, event)
-            self._pages.clear()
+        return outcome.status
 
     def _owner(self, spec: VenueServiceSpec) -> str | None:
         return claimed_by(self.namespace, self.name, spec, self.indexes)
@@ -337,10 +327,6 @@ class ServiceLoop:
             telemetry.CHECK_LEVEL.labels(self.namespace, self.name, check.name).set(
                 telemetry.LEVEL_VALUE[check.level.value]
             )
-
-    async def _page_now(self, status: VenueServiceStatus, event: EventSpec) -> None:
-        notification = self.spec.notification if self.spec else None
-        self.ports.page(notification, status, event)
 
     async def _report_failure(self, exc: Exception) -> None:
         """Say in status (and once in an Event) that evaluating failed, without letting that

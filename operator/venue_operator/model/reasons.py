@@ -47,3 +47,4 @@ class Reason(StrEnum):
     OBSERVE_ONLY = "ObserveOnly"
     # What the notification sinks could not deliver (paging/alertmanager.py).
     ALERT_NOT_DELIVERED = "AlertNotDelivered"
+    PAGING_FAILED = "PagingFailed"

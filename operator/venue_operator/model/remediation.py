@@ -50,6 +50,14 @@ class ScalePolicy(Model):
     min_replicas: int = Field(default=2, ge=1, le=1000)
     max_replicas: int = Field(default=10, ge=1, le=1000)
     step: int = Field(default=1, ge=1, le=100)
+    on_pool_saturation: bool = Field(
+        default=False,
+        description=(
+            "Also scale up when the database connection pool is saturated. Off by default: "
+            "the runbook files pool exhaustion under Database Connection Failures (PgBouncer, "
+            "connection limits, leaks), and more pods add connections to the same database."
+        ),
+    )
     restore_after: DurationOrZero = Field(
         default=timedelta(minutes=30),
         description=(

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field
 
 from venue_operator.model.fields import Model
+from venue_operator.model.pages import OUTBOX_LIMIT, Page
 
 HISTORY_LIMIT = 50
 INCIDENTS_KEPT = 5  # resolved incidents kept in status.incidents, each compacted
@@ -37,6 +38,7 @@ class Severity(StrEnum):
     P2 = "P2"
     P3 = "P3"
     P4 = "P4"
+    UNKNOWN = "Unknown"  # blind: no P-level can be given (#21: a blind spot is not "cosmetic")
     NONE = "None"
 
     @property
@@ -298,4 +300,9 @@ class VenueServiceStatus(Model):
     rollout_guard: RolloutGuardStatus | None = None
     last_error: EvaluationError | None = Field(
         default=None, description="The last evaluation that failed; cleared by the next success."
+    )
+    outbox: list[Page] = Field(
+        default_factory=list,
+        max_length=OUTBOX_LIMIT,
+        description="Pages to the webhook: recorded before they are sent, kept until delivered.",
     )

@@ -10,7 +10,7 @@ from typing import Any
 
 import structlog
 
-from venue_operator.decide.rules import CAPACITY_CHECKS
+from venue_operator.decide.rules import CAPACITY_CHECKS, POOL_CHECKS
 from venue_operator.kube import calls
 from venue_operator.model.observations import Scaler, WorkloadState
 from venue_operator.model.status import Level, ScaledKind, VenueServiceStatus
@@ -61,7 +61,9 @@ def scaled_object_needed(workload: WorkloadState, status: VenueServiceStatus) ->
     loan = status.capacity
     if loan is not None and loan.kind is ScaledKind.SCALED_OBJECT:
         return True
-    return any(c.level is Level.CRITICAL and c.name in CAPACITY_CHECKS for c in status.checks)
+    return any(
+        c.level is Level.CRITICAL and c.name in CAPACITY_CHECKS + POOL_CHECKS for c in status.checks
+    )
 
 
 async def with_scaled_object(

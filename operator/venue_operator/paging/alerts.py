@@ -52,9 +52,10 @@ def _section(status: VenueServiceStatus) -> str:
 
 
 def _severity(status: VenueServiceStatus) -> Severity:
-    """The current severity; while it is None inside an open incident, the incident's."""
+    """The current severity; while it is None or Unknown (blind) inside an open incident, the
+    incident's (the alert keeps its identity through a metrics gap)."""
     current = status.severity
-    if current is not None and current is not Severity.NONE:
+    if current is not None and current not in (Severity.NONE, Severity.UNKNOWN):
         return current
     return status.incident.severity if status.incident else Severity.NONE
 

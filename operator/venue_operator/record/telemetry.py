@@ -8,6 +8,7 @@ from typing import NamedTuple
 from prometheus_client import Counter, Gauge, Histogram, Info
 
 from venue_operator import __version__
+from venue_operator.model.pages import PageState
 from venue_operator.model.reasons import Reason
 from venue_operator.model.status import Health, Severity, VenueServiceStatus
 
@@ -45,6 +46,18 @@ ALERT_POSTS = Counter(
 )
 for _result in ("sent", "failed"):  # from 0: the alert on failed posts needs the series
     ALERT_POSTS.labels(_result)
+PAGES = Counter(
+    "venue_operator_pages_total",
+    "Page deliveries to webhooks, by result (delivered, failed)",
+    ["result"],
+)
+for _result in ("delivered", "failed"):
+    PAGES.labels(_result)
+PAGING_FAILING = Gauge(
+    "venue_operator_paging_failing",
+    "1 while a page of this VenueService is not delivered after a failed attempt, else 0",
+    ["namespace", "name"],
+)
 PROMETHEUS_QUERIES = Counter("venue_operator_prometheus_queries_total", "PromQL queries sent")
 
 DEGRADED = Gauge(
@@ -96,7 +109,7 @@ HELD_BY = ("budget", "cooldown")
 
 LEVEL_VALUE = {"ok": 0, "warning": 1, "critical": 2, "unknown": -1}
 PER_SERVICE = (EVALUATIONS, ERRORS, CHECK_LEVEL, HEALTH, SEVERITY, CHECK_VALUE, CHECK_THRESHOLD,
-               ESCALATED, HELD)  # fmt: skip
+               ESCALATED, HELD, PAGING_FAILING)  # fmt: skip
 
 
 class _Exported(NamedTuple):
@@ -127,6 +140,9 @@ def service_state(
                 CHECK_VALUE.remove(namespace, name, check.name)
         else:
             CHECK_VALUE.labels(namespace, name, check.name).set(check.value)
+    failing = any(p.last_error is not None and p.state is not PageState.DELIVERED
+                  for p in status.outbox)  # fmt: skip
+    PAGING_FAILING.labels(namespace, name).set(int(failing))
     previous = _EXPORTED.get((namespace, name))
     if previous == state:
         return

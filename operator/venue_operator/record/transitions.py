@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from venue_operator.assess.assessment import Assessment
-from venue_operator.assess.checks import DEPLOYMENT_NOT_FOUND
+from venue_operator.assess.checks import DEPLOYMENT_NOT_FOUND, METRIC_CHECKS
 from venue_operator.decide import gitops
 from venue_operator.incident.bookkeeping import archive, settle
 from venue_operator.incident.impact import material
@@ -88,7 +88,7 @@ def conditions(
     breaches = "; ".join(describe(c) for c in a.breaches()) or _calm(a)
     healthy = None if a.health is Health.UNKNOWN else a.health is Health.HEALTHY
     degraded = None if a.health is Health.UNKNOWN else a.health is not Health.HEALTHY
-    unknown = [c.name for c in a.checks if c.level is Level.UNKNOWN]
+    unknown = [c.name for c in a.checks if c.level is Level.UNKNOWN and c.name in METRIC_CHECKS]
     metrics_msg = "Prometheus answered" if a.metrics_available else _first_reason(a, "error_rate")
     return [
         _condition("Healthy", healthy, str(a.health), breaches, now, before, generation),
@@ -286,7 +286,18 @@ def transition_events(previous: VenueServiceStatus, a: Assessment) -> list[Event
             EventSpec(
                 "Warning" if a.health is not Health.HEALTHY else "Normal",
                 Reason.SEVERITY_CHANGED,
-                f"{previous.severity} -> {a.severity} ({previous.health} -> {a.health})",
+                severity_change(previous, a),
             )
         )
     return events
+
+
+def severity_change(previous: VenueServiceStatus, a: Assessment) -> str:
+    """`P3 -> P2 (still Degraded): error_rate warning -> critical`: what moved it."""
+    health = (f"still {a.health}" if previous.health == a.health
+              else f"{previous.health} -> {a.health}")  # fmt: skip
+    before = {c.name: c.level for c in previous.checks}
+    moved = [f"{c.name} {before.get(c.name, Level.OK)} -> {c.level}" for c in a.checks
+             if before.get(c.name, Level.OK) is not c.level]  # fmt: skip
+    because = f": {', '.join(moved)}" if moved else ""
+    return f"{previous.severity} -> {a.severity} ({health}){because}"

@@ -4,7 +4,6 @@ Tests hand the remediator their own objects with the same methods."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -66,9 +65,6 @@ class Store(Protocol):
     async def save(self, status: VenueServiceStatus, cause: str) -> None: ...
 
 
-Pager = Callable[[VenueServiceStatus, EventSpec], Awaitable[None]]
-
-
 @dataclass(frozen=True)
 class Subject:
     """The VenueService a remediation is for, and the Deployment its Events also go to."""
@@ -78,3 +74,8 @@ class Subject:
     spec: VenueServiceSpec
     deployment_ref: dict[str, Any] | None  # apiVersion/kind/metadata for Events
     gitops: GitOpsRef | None = None  # the Flux/Argo CD object that applies the Deployment
+
+    @property
+    def source(self) -> str:
+        """namespace/name: how pages name the VenueService."""
+        return f"{self.namespace}/{self.name}"

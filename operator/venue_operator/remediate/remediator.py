@@ -27,14 +27,13 @@ from venue_operator.model.status import (
     ActionRecord,
     ActionResult,
     Level,
-    Severity,
     VenueServiceStatus,
 )
-from venue_operator.record import ledger
+from venue_operator.record import ledger, outbox
 from venue_operator.record.transitions import EventSpec
 from venue_operator.remediate import writes
 from venue_operator.remediate.gitops_follow import follow_gitops
-from venue_operator.remediate.ports import Acts, Events, GitOpsActs, Pager, Store, Subject
+from venue_operator.remediate.ports import Acts, Events, GitOpsActs, Store, Subject
 from venue_operator.tenancy.redact import redact
 
 log = structlog.get_logger(__name__)
@@ -64,7 +63,6 @@ class Remediator:
     acts: Acts
     events: Events
     store: Store
-    pager: Pager
     new_id: Callable[[Action], str] = correlation_id
     gitops: GitOpsActs | None = None
 
@@ -82,30 +80,31 @@ class Remediator:
         if pending.action == Action.RUN_MIGRATION and "job" in pending.inputs:
             return await self._follow_migration(subject, status, pending, now)
         log.info("remediation.resume", action=pending.action, id=pending.correlation_id)
-        return await self._act_and_finish(subject, status, decision, pending)
+        return await self._act_and_finish(subject, status, decision, pending, resumed=True)
 
     async def carry_out(
         self, subject: Subject, status: VenueServiceStatus, decision: Decision, now: datetime
     ) -> VenueServiceStatus:
         """Record and (unless dry run, suppressed or event-only) perform the decision."""
         if decision.action is None:
-            return await self._held(status, decision)
+            return await self._held(subject, status, decision, now)
         rid = self.new_id(decision.action)
         if decision.suppressed_by is not None:
             return await self._suppressed(status, decision, now, rid)
         if decision.dry_run:
             return await self._dry_run(status, decision, now, rid)
         if decision.action in (Action.ESCALATE, Action.DIAGNOSE_RATE_LIMIT):
-            return await self._announce(status, decision, now, rid)
+            return await self._announce(subject, status, decision, now, rid)
         if decision.action is Action.ABANDON_RESTORE:
-            return await self._announce(ledger.abandon_restore(status), decision, now, rid)
+            return await self._announce(subject, ledger.abandon_restore(status), decision, now, rid)
         status, rec = ledger.started(status, decision, now, rid)
         await self.store.save(status, "remediation")  # write-ahead: the intent survives a crash
         return await self._act_and_finish(subject, status, decision, rec)
 
     async def _act_and_finish(
-        self, subject: Subject, status: VenueServiceStatus, decision: Decision, rec: ActionRecord
-    ) -> VenueServiceStatus:
+        self, subject: Subject, status: VenueServiceStatus, decision: Decision, rec: ActionRecord,
+        resumed: bool = False,
+    ) -> VenueServiceStatus:  # fmt: skip
         action, rid = Action(rec.action), rec.correlation_id
 
         async def post(event: EventSpec, key: str) -> None:
@@ -115,19 +114,20 @@ class Remediator:
             result = await writes.perform(self.acts, subject, decision, rid, post)
         except ActError as exc:
             return await self._failed(subject, status, rec, exc)
+        if resumed and not result.changed:  # the write this record announced, made before
+            result = replace(result, message=f"{result.message}: our own write, made before "
+                                             "the operator restarted")  # fmt: skip
         # A migration stays InProgress, following the Job the act names, until it ends.
         status = ledger.succeeded(status, rec, result.job)
-        note, paged = "", None
+        note = ""
         if action is Action.ROLL_BACK and subject.gitops is not None:
             status, note = await follow_gitops(self.gitops, self.events, subject, status, rec)
-            paged = ledger.paged(status, f"{Reason.ROLLED_BACK}:{rid}")
-            status = paged or status
         kind = "Warning" if action in WARNING_ACTIONS else "Normal"
         event = EventSpec(kind, DONE_REASON[action], f"{decision.reason} ({result.message}){note}")
+        if note:  # a human must act before the next sync: page, with the incident
+            status = self._page(subject, status, event, f"{Reason.ROLLED_BACK}:{rid}", rec.at)
         await post(event, rid)
         await self.store.save(status, "remediation")
-        if paged is not None:  # a human must act before the next sync: page once
-            await self.pager(status, event)
         return status
 
     async def _failed(
@@ -146,7 +146,9 @@ class Remediator:
             P1_SECTION, {"after": rec.action, "correlationId": rec.correlation_id},
             key=f"failed:{rec.correlation_id}",
         )  # fmt: skip
-        return await self._announce(status, escalation, rec.at, self.new_id(Action.ESCALATE))
+        return await self._announce(
+            subject, status, escalation, rec.at, self.new_id(Action.ESCALATE)
+        )
 
     async def _follow_migration(
         self, subject: Subject, status: VenueServiceStatus, rec: ActionRecord, now: datetime
@@ -172,8 +174,9 @@ class Remediator:
         return status
 
     async def _announce(
-        self, status: VenueServiceStatus, decision: Decision, now: datetime, rid: str
-    ) -> VenueServiceStatus:
+        self, subject: Subject, status: VenueServiceStatus, decision: Decision, now: datetime,
+        rid: str,
+    ) -> VenueServiceStatus:  # fmt: skip
         """Escalations and diagnoses: no workload write, an Event (and a page) once."""
         assert decision.action is not None
         status, rec = ledger.announced(status, decision, now, rid)
@@ -184,11 +187,20 @@ class Remediator:
             event = replace(event, message=with_impact_line(event.message, status))
         incident = status.incident.id if status.incident else "none"
         key = f"{incident}/{decision.key}" if decision.key else rec.correlation_id
-        first = await self.events.post_once(None, event, key)
+        if escalating:
+            status = self._page(subject, status, event, decision.key or rid, now)
+        await self.events.post_once(None, event, key)
         await self.store.save(status, "remediation")
-        if escalating and first:
-            await self.pager(status, event)
         return status
+
+    @staticmethod
+    def _page(
+        subject: Subject, status: VenueServiceStatus, event: EventSpec, key: str, now: datetime
+    ) -> VenueServiceStatus:
+        """The page in the outbox of the status about to be written (the loop sends it)."""
+        if not outbox.pages_to_webhook(subject.spec):
+            return status
+        return outbox.on_escalation(status, subject.source, event, key, now)
 
     async def _dry_run(
         self, status: VenueServiceStatus, decision: Decision, now: datetime, rid: str
@@ -208,16 +220,22 @@ class Remediator:
         await self.events.post_once(None, event, rid)
         return updated
 
-    async def _held(self, status: VenueServiceStatus, decision: Decision) -> VenueServiceStatus:
+    async def _held(
+        self, subject: Subject, status: VenueServiceStatus, decision: Decision, now: datetime
+    ) -> VenueServiceStatus:
         """No action while something is critical: say why, once per reason and incident."""
         critical = any(c.level is Level.CRITICAL for c in status.checks)
         if decision.held is None or not critical or status.incident is None:
             return status
+        if decision.held.startswith("verifying:"):  # an action that worked, taking effect:
+            return status  # status says so (last action, incident); no Warning for it
         updated = ledger.held(status, decision.held)
         if updated is None:
             return status
         event = EventSpec("Warning", Reason.REMEDIATION_HELD, decision.reason)
         await self.events.post_once(None, event, f"{status.incident.id}/held/{decision.held}")
+        if decision.held.startswith("dependency-echo:"):  # a failing release waits: say which
+            updated = self._page(subject, updated, event, decision.held, now)
         return updated
 
     async def _post_once(
@@ -226,7 +244,3 @@ class Remediator:
         await self.events.post_once(None, event, rid)
         if action in ON_DEPLOYMENT and subject.deployment_ref is not None:
             await self.events.post_once(subject.deployment_ref, event, rid)
-
-
-def severity_pages(severity: Severity | None) -> bool:
-    return severity in (Severity.P1, Severity.P2)
