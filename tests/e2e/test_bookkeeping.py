@@ -5,6 +5,7 @@ Deployment, and words that say what is true. (A missing permission: test_permiss
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import re
 import time
@@ -20,6 +21,7 @@ from tests.harness import (
     Receiver,
     Venue,
     deployment,
+    deployment_manifest,
     evaluations,
     fresh_namespace,
     history,
@@ -382,3 +384,29 @@ def test_an_idle_service_earns_a_known_good_template_and_reasons_never_read_equa
     event = venue.wait_event("RolledBack", timeout=60)
     for value, limit in re.findall(r"error_rate ([\d.]+)% > ([\d.]+)%", event["message"]):
         assert float(value) > float(limit), event["message"]
+
+
+# --- 6. a template rolled back from, applied again by any writer, is not rolled back again --
+
+
+def test_a_bad_template_applied_four_times_is_rolled_back_once_and_its_writer_named(
+    the_lab: Lab, operator: OperatorProcess, following_venue: Callable[..., Venue]
+) -> None:
+    """#22 item 3: `kubectl apply` of the bad template four times, as a sync loop without
+    Argo CD or Flux labels would: one rollback, one escalation naming the field manager."""
+    venue = following_venue(**FAST)
+    bad = deployment_manifest("venue-service", image=BAD_IMAGE)
+    apply = functools.partial(the_lab.cluster.kubectl, "apply", "-n", venue.namespace, "-f", "-",
+                              input=bad)  # fmt: skip
+    apply()
+    venue.wait_event("RolledBack", timeout=60)
+    wait_until("the rollback landed", lambda: image_of(deployment(
+        the_lab, venue.namespace)) != BAD_IMAGE, 30)  # fmt: skip
+    for _ in range(3):
+        apply()
+    said = venue.wait_event("TemplateReapplied", timeout=60)
+    assert "field manager kubectl-client-side-apply applied pod template" in said["message"]
+    assert "not rolling back again" in said["message"]
+    more_evaluations(operator, venue, 5)
+    assert count(venue, "RolledBack") == 1 and count(venue, "TemplateReapplied") == 1
+    assert image_of(deployment(the_lab, venue.namespace)) == BAD_IMAGE  # left for a human

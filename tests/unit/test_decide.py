@@ -437,8 +437,6 @@ LOOP_GUARD = [
     ("a new bad template from GitOps is rolled back as usual", ERRORS,
      replace(REAPPLIED, current=Revision(4, "ddd"), revisions=(R1, R2, Revision(4, "ddd"))),
      ROLLED_BACK_CCC, Action.ROLL_BACK, None),
-    ("no GitOps owner: the usual rules (a human re-applied it)", ERRORS,
-     replace(REAPPLIED, gitops=None), ROLLED_BACK_CCC, Action.ROLL_BACK, None),
     ("never rolled back from: rolled back as usual", ERRORS, REAPPLIED, KNOWN, Action.ROLL_BACK,
      None),
     ("re-applied inside the rollback's verify window -> escalate, not wait", ERRORS, REAPPLIED,
@@ -462,6 +460,59 @@ def test_loop_guard(
     if key is not None:
         assert "Kustomization flux-system/apps re-applied pod template ccc" in decision.reason
         assert decision.params["gitops"] == "Kustomization flux-system/apps"
+
+
+@pytest.mark.parametrize(
+    ("writer", "named"),
+    [("kubectl-client-side-apply", "field manager kubectl-client-side-apply"),
+     (None, "a writer the Deployment's managedFields do not name")],
+)  # fmt: skip
+def test_any_writer_re_applying_a_template_rolled_back_from_is_escalated_once_by_name(
+    writer: str | None, named: str
+) -> None:
+    """#22 item 3: without GitOps metadata (a `kubectl apply` loop, a pipeline) the template
+    rolled back from is not rolled back again: one escalation names who applied it."""
+    # our rollback to bbb went through (its mark is on the Deployment), and ccc is current
+    rollout = replace(REAPPLIED, gitops=None, template_writer=writer, deployment="venue",
+                      rolled_back_to="bbb")  # fmt: skip
+    ours = record(Action.ROLL_BACK, 5).model_copy(update={"inputs": {"fromTemplate": "ccc"}})
+    came_back = ROLLED_BACK_CCC.model_copy(update={"history": [ours]})
+    decision = decide(assessed(**ERRORS), rollout, came_back, POLICY, NOW)
+    assert decision.action is Action.ESCALATE and decision.key == "reapplied:ccc"
+    assert decision.event_reason is Reason.TEMPLATE_REAPPLIED
+    assert f"{named} applied pod template ccc again, which was rolled back from" in decision.reason
+    assert "kubectl rollout undo deployment/venue" in decision.reason
+    said = came_back.model_copy(update={"incident": INCIDENT.model_copy(
+        update={"escalations": [decision.key]})})  # fmt: skip
+    again = decide(assessed(**ERRORS), rollout, said, POLICY, NOW)
+    assert again.action is None  # said once; never a rollback
+    # A template that never left is no re-apply: our rollback was refused, or the watch has
+    # not caught up with it yet (no mark seen)
+    refused = ours.model_copy(update={"result": ActionResult.FAILED})
+    never_left = came_back.model_copy(update={"history": [refused]})
+    assert decide(assessed(**ERRORS), rollout, never_left, POLICY, NOW).key != "reapplied:ccc"
+    lagging = replace(rollout, rolled_back_to=None)
+    assert decide(assessed(**ERRORS), lagging, came_back, POLICY, NOW).key != "reapplied:ccc"
+
+
+def test_the_template_writer_is_the_newest_manager_of_the_pod_template() -> None:
+    from venue_operator.observe.cluster import template_writer
+
+    managed = [
+        {"manager": "kubectl-client-side-apply", "operation": "Update",
+         "time": "2026-12-06T10:00:00Z", "fieldsV1": {"f:spec": {"f:template": {}}}},
+        {"manager": "venue-operator", "operation": "Update", "time": "2026-12-06T10:01:00Z",
+         "fieldsV1": {"f:spec": {"f:template": {}}}},
+        {"manager": "kubectl-set", "operation": "Update", "time": "2026-12-06T10:02:00Z",
+         "fieldsV1": {"f:spec": {"f:replicas": {}}}},  # not the template
+        {"manager": "kube-controller-manager", "operation": "Update", "subresource": "status",
+         "time": "2026-12-06T10:03:00Z", "fieldsV1": {"f:status": {}}},
+        {"manager": "ci-pipeline", "operation": "Apply", "time": "2026-12-06T10:04:00Z",
+         "fieldsV1": {"f:spec": {"f:template": {"f:spec": {}}}}},
+    ]  # fmt: skip
+    assert template_writer(managed) == "ci-pipeline"
+    assert template_writer(managed[:3]) == "venue-operator"
+    assert template_writer([]) is None
 
 
 def test_rollout_facts_carry_the_gitops_owner() -> None:

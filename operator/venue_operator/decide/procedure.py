@@ -82,7 +82,7 @@ def _first_rule(
         return _naming_the_held_release(echo, a, rollout, status, policy, now)
     early = (
         # Before verification: a sync can re-apply the bad template inside the verify window.
-        rules.escalate_gitops_reapplied(a, rollout, status)
+        rules.escalate_reapplied(a, rollout, status)
         or verification(a, status, policy, now)
         or rules.run_pending_migrations(a, rollout, status, policy)
     )

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 from venue_operator.decide.rollout import RolloutFacts
 from venue_operator.model import keys
-from venue_operator.model.observations import GitOpsRef, Revision
+from venue_operator.model.observations import Revision
 from venue_operator.model.remediation import RemediationPolicy
-from venue_operator.model.status import VenueServiceStatus
+from venue_operator.model.status import ActionResult, VenueServiceStatus
 
 
 def rollback_target(
@@ -67,19 +67,38 @@ class RollbackPlan:
     held: str | None = None
 
 
-def reapplied_key(template: str) -> str:
+def reapplied_key(template: str, gitops: bool = True) -> str:
     # Kept in status (incident.escalations) as it always was: a new key would escalate and
     # page again after an upgrade mid-incident.
-    return f"reapplied-by-gitops:{template}"
+    return f"reapplied-by-gitops:{template}" if gitops else f"reapplied:{template}"
 
 
-def reapplied_by(rollout: RolloutFacts, status: VenueServiceStatus) -> GitOpsRef | None:
-    """The Flux or Argo CD object that re-applied a template we rolled back from (current
-    again), or None: rolling back again would only loop with it."""
-    current, ref = rollout.current, rollout.gitops
-    if ref is None or current is None or current.template_hash not in status.rolled_back_templates:
+def reapplied_by(rollout: RolloutFacts, status: VenueServiceStatus) -> str | None:
+    """Who applied again a template we rolled back from (current again), or None: the Flux
+    or Argo CD object, else the field manager that last wrote the pod template (a `kubectl
+    apply` loop, a pipeline). Rolling back again would only be undone by the same writer."""
+    current = rollout.current
+    if current is None or current.template_hash not in status.rolled_back_templates:
         return None
-    return ref
+    if rollout.gitops is not None:
+        return str(rollout.gitops)
+    if not _came_back(current.template_hash, rollout, status):
+        return None  # it never left (our rollback failed, or has not landed yet)
+    if rollout.template_writer:
+        return f"field manager {rollout.template_writer}"
+    return "a writer the Deployment's managedFields do not name"
+
+
+def _came_back(template: str, rollout: RolloutFacts, status: VenueServiceStatus) -> bool:
+    """Our rollback from `template` went through, and somebody made it current again: the
+    Deployment still carries our rollback's mark (keys.ROLLED_BACK_TO, written with the
+    rollback) naming another template. A watch cache that has not caught up with our own
+    rollback shows neither the mark nor the change, so it never reads as a re-apply."""
+    left = any(
+        r.action == "RollBack" and r.result is ActionResult.SUCCEEDED
+        and r.inputs.get("fromTemplate") == template for r in status.history
+    )  # fmt: skip
+    return left and rollout.rolled_back_to not in (None, template)
 
 
 def rollback_or_why_not(
@@ -96,12 +115,17 @@ def rollback_or_why_not(
         return RollbackPlan("automatic rollback disabled", held="rollback-disabled")
     if rollout.paused and not paused_by_guard:
         return RollbackPlan("the Deployment is paused", held="deployment-paused")
-    ref = reapplied_by(rollout, status)
-    if ref is not None and rollout.current is not None:
-        bad = rollout.current.template_hash
-        return RollbackPlan(f"{ref} re-applied pod template {bad}, which was rolled back from; "
-                            "not rolling back again (it would loop with the GitOps controller)",
-                            held=reapplied_key(bad))  # fmt: skip
+    writer = reapplied_by(rollout, status)
+    if writer is not None and rollout.current is not None:
+        bad, gitops = rollout.current.template_hash, rollout.gitops is not None
+        loop = (
+            "it would loop with the GitOps controller"
+            if gitops
+            else "the same writer would undo it"
+        )
+        return RollbackPlan(f"{writer} re-applied pod template {bad}, which was rolled back "
+                            f"from; not rolling back again ({loop})",
+                            held=reapplied_key(bad, gitops))  # fmt: skip
     target, why_not = rollback_target(
         rollout, status.healthy_templates, status.rolled_back_templates
     )

@@ -29,6 +29,8 @@ class RolloutFacts:
     scaler_unreadable: str | None = None
     gitops: GitOpsRef | None = None  # the Flux/Argo CD object that re-applies the Deployment
     unreadable: str | None = None  # why the Deployment and its rollout could not be read
+    template_writer: str | None = None  # the field manager that last wrote the pod template
+    rolled_back_to: str | None = None  # our last rollback's target (keys.ROLLED_BACK_TO)
 
 
 def rollout_facts(workload: WorkloadState, status: VenueServiceStatus) -> RolloutFacts:
@@ -60,6 +62,8 @@ def rollout_facts(workload: WorkloadState, status: VenueServiceStatus) -> Rollou
         revision_history_limit=workload.revision_history_limit,
         deployment=workload.name,
         unreadable=workload.unreadable,
+        template_writer=workload.template_writer,
+        rolled_back_to=workload.rolled_back_to,
         scaler=workload.scaler,
         scaler_unreadable=workload.scaler_unreadable,
         gitops=workload.gitops,

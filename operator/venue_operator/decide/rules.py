@@ -8,8 +8,8 @@ order the runbook's P1 procedure implies, with the guardrails between them.
    Database Operations.
 3. roll_back_after_recent_rollout: degradation that began after a recent rollout -> roll
    back to the last revision known healthy (rollback_target.py). Rollback Procedure.
-   escalate_gitops_reapplied: a template rolled back from that Flux or Argo CD re-applied
-   -> escalate instead (rolling back again would loop with it). Rollback Procedure.
+   escalate_reapplied: a template rolled back from that Flux, Argo CD or any other writer
+   applied again -> escalate instead, naming it (rolling back again would loop with it).
 4. scale_up_on_saturation: latency / pool / memory critical, no recent rollout -> scale up
    the Deployment, its HPA or the KEDA ScaledObject owning it (capacity.py). High Latency.
 5. diagnose_rate_limit: a 429 surge -> a diagnosis naming the top tenants. Rate Limit Errors.
@@ -152,24 +152,34 @@ def roll_back_after_recent_rollout(
     return Decision(Action.ROLL_BACK, f"{why}: {plan.summary}", ROLLBACK_SECTION, plan.params)
 
 
-def escalate_gitops_reapplied(
+def escalate_reapplied(
     a: Assessment, rollout: RolloutFacts, status: VenueServiceStatus
 ) -> Decision | None:
-    """The loop guard: a GitOps controller re-applied a template we rolled back from, and the
-    service is critical again. Rolling back again would only start a loop with it (each sync
-    undoes the rollback): hand over to humans, once per incident, and leave the bookkeeping
-    as it is (the template stays rolled back from, never known-good)."""
-    current, ref = rollout.current, reapplied_by(rollout, status)
+    """The loop guard: a template we rolled back from is current again, re-applied by a
+    GitOps controller or by any other writer (a `kubectl apply` loop, a pipeline), and the
+    service is critical again. Rolling back again would only start a loop with that writer
+    (each apply undoes the rollback): hand over to humans, once per incident, naming the
+    writer, and leave the bookkeeping as it is (the template stays rolled back from)."""
+    current, writer = rollout.current, reapplied_by(rollout, status)
     critical = confirmed_critical(a, *SERVICE_CHECKS)
-    if ref is None or current is None or not critical:
+    if writer is None or current is None or not critical:
         return None
     why = f"{describe(a, critical)} after the rollout of revision {current.number}"
-    reason = (f"{why}: {ref} re-applied pod template {current.template_hash}, which was rolled "
-              "back from; not rolling back again (it would loop with the GitOps controller): "
-              "revert the bad commit in Git, or suspend it")  # fmt: skip
-    return escalate(reason, ROLLBACK_SECTION, status, reapplied_key(current.template_hash),
-                    {"reappliedTemplate": current.template_hash, "gitops": str(ref)},
-                    Reason.REAPPLIED_BY_GITOPS)  # fmt: skip
+    bad = current.template_hash
+    if rollout.gitops is not None:
+        reason = (f"{why}: {writer} re-applied pod template {bad}, which was rolled back "
+                  "from; not rolling back again (it would loop with the GitOps controller): "
+                  "revert the bad commit in Git, or suspend it")  # fmt: skip
+        return escalate(reason, ROLLBACK_SECTION, status, reapplied_key(bad),
+                        {"reappliedTemplate": bad, "gitops": writer},
+                        Reason.REAPPLIED_BY_GITOPS)  # fmt: skip
+    reason = (f"{why}: {writer} applied pod template {bad} again, which was rolled back from; "
+              "not rolling back again (the same writer would undo it): stop it applying that "
+              f"template, then roll back by hand (kubectl rollout undo deployment/"
+              f"{rollout.deployment}) or roll out a fix")  # fmt: skip
+    return escalate(reason, ROLLBACK_SECTION, status, reapplied_key(bad, gitops=False),
+                    {"reappliedTemplate": bad, "writer": writer},
+                    Reason.TEMPLATE_REAPPLIED)  # fmt: skip
 
 
 def scale_up_on_saturation(

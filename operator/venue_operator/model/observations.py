@@ -143,6 +143,7 @@ class WorkloadState:
     scaler: Scaler | None = None  # who owns the replica count, if not the Deployment
     scaler_unreadable: str | None = None  # why HPAs (or the ScaledObject) cannot be seen
     gitops: GitOpsRef | None = None  # who re-applies the Deployment from Git, if anyone
+    template_writer: str | None = None  # the field manager that last wrote the pod template
 
 
 @dataclass(frozen=True)

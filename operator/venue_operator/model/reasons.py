@@ -30,6 +30,7 @@ class Reason(StrEnum):
     GITOPS_SUSPEND_FAILED = "GitOpsSuspendFailed"
     GITOPS_RESUMED = "GitOpsResumed"
     REAPPLIED_BY_GITOPS = "ReappliedByGitOps"
+    TEMPLATE_REAPPLIED = "TemplateReapplied"
     # Why it did not act, and when it handed over to humans.
     REMEDIATION_SUPPRESSED = "RemediationSuppressed"
     REMEDIATION_HELD = "RemediationHeld"

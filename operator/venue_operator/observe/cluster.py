@@ -39,6 +39,7 @@ def deployment_summary(body: Mapping[str, Any]) -> dict[str, Any]:
         "rolled_back_to": annotations.get(keys.ROLLED_BACK_TO),
         "revision_history_limit": spec.get("revisionHistoryLimit"),
         "gitops": gitops.owner(meta.get("labels"), annotations),
+        "template_writer": template_writer(meta.get("managedFields") or []),
         "paused_by_guard": keys.PAUSED_BY_GUARD in annotations,
         "progress_deadline_exceeded": any(
             c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded"
@@ -46,6 +47,17 @@ def deployment_summary(body: Mapping[str, Any]) -> dict[str, Any]:
         ),
         "complete": _complete(spec, status, meta),
     }
+
+
+def template_writer(managed: Iterable[Mapping[str, Any]]) -> str | None:
+    """The field manager that last wrote the pod template (`managedFields`: the newest entry
+    on the main resource whose fields include spec.template), or None."""
+    writes = [m for m in managed if not m.get("subresource")
+              and "f:template" in ((m.get("fieldsV1") or {}).get("f:spec") or {})]  # fmt: skip
+    if not writes:
+        return None
+    newest = max(writes, key=lambda m: str(m.get("time") or ""))
+    return str(newest.get("manager") or "") or None
 
 
 def _complete(spec: Mapping[str, Any], status: Mapping[str, Any], meta: Mapping[str, Any]) -> bool:
@@ -137,4 +149,5 @@ def workload_state(
         rolled_back_to=deployment.get("rolled_back_to"),
         revision_history_limit=deployment.get("revision_history_limit"),
         gitops=deployment.get("gitops"),
+        template_writer=deployment.get("template_writer"),
     )
