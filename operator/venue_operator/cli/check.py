@@ -34,7 +34,8 @@ async def _workload(api: calls.Api, namespace: str, spec: VenueServiceSpec) -> W
         raise
     rs_all = await calls.list_replicasets(api, namespace)
     rs = [s for s in map(cluster.replicaset_summary, rs_all) if s["deployment"] == name]
-    pods = [cluster.pod_summary(p) for p in await calls.list_pods(api, namespace)]
+    pods = [cluster.own_view(cluster.pod_summary(p), spec.deployment.container, spec.service.port)
+            for p in await calls.list_pods(api, namespace)]  # fmt: skip
     jobs = [cluster.job_summary(j) for j in await calls.list_jobs(api, namespace)]
     by_rs = {r["name"]: [p for p in pods if p["replicaset"] == r["name"]] for r in rs}
     migration = [j for j in jobs if j["cronjob"] == spec.remediation.migration.cron_job_name]

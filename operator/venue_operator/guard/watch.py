@@ -51,6 +51,7 @@ from venue_operator.model.status import (
     RolloutGuardStatus,
     VenueServiceStatus,
 )
+from venue_operator.observe.cluster import own_view
 from venue_operator.observe.metrics_source import metrics_target
 from venue_operator.record.transitions import EventSpec
 from venue_operator.remediate.ports import Subject
@@ -115,7 +116,13 @@ class RolloutWatch:
             target
             for rs in replicasets
             for summary in indexes["pods"].get((self.namespace, rs["name"]), [])
-            if not summary.get("deleting") and (target := PodTarget.of(summary)) is not None
+            if not summary.get("deleting")
+            and (
+                target := PodTarget.of(
+                    own_view(summary, spec.deployment.container, spec.service.port)
+                )
+            )
+            is not None
         ]
         seconds = min(spec.probe.timeout, spec.rollout_guard.interval).total_seconds()
         direct = await self.read_pods(pods, seconds)

@@ -4,6 +4,7 @@ the migration Job, the HPA), and whether another VenueService claimed it first."
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,7 +23,10 @@ def workload_from_indexes(
     name = spec.deployment.name
     found = list(indexes["deployments"].get((namespace, name), []))
     rs = list(indexes["replicasets"].get((namespace, name), []))
-    pods_by_rs = {r["name"]: list(indexes["pods"].get((namespace, r["name"]), [])) for r in rs}
+    own = functools.partial(cluster.own_view, container=spec.deployment.container,
+                            port=spec.service.port)  # fmt: skip
+    pods_by_rs = {r["name"]: [own(p) for p in indexes["pods"].get((namespace, r["name"]), [])]
+                  for r in rs}  # fmt: skip
     migration: Any = indexes["jobs"].get((namespace, spec.remediation.migration.cron_job_name), [])
     deployment = found[0] if found else None
     hpas = indexes.get(HPA_INDEX)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -51,6 +52,18 @@ class ServiceEndpoint(Model):
     full_health_path: HttpPath = Field(
         default="/health/full", description="Detailed health with checks.database and checks.redis."
     )
+
+    @property
+    def port(self) -> int:
+        """The port the service answers on: the URL's (its scheme's by default), or the
+        runbook's when no URL is given."""
+        if self.url is None:
+            return RUNBOOK_PORT
+        try:
+            parsed = urlsplit(self.url)
+            return parsed.port or (443 if parsed.scheme == "https" else 80)
+        except ValueError:  # a port out of range: the probe says so; no container has it
+            return 0
 
 
 class Probe(Model):
@@ -298,6 +311,15 @@ class RolloutGuard(Model):
 
 class DeploymentRef(Model):
     name: ObjectName
+    container: str | None = Field(
+        default=None,
+        max_length=63,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        description=(
+            "The service's own container in the pod: only its restarts and readiness count "
+            "against a version. Default: the container exposing the service URL's port."
+        ),
+    )
 
 
 class VenueServiceSpec(Model):

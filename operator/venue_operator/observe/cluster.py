@@ -103,7 +103,43 @@ def pod_summary(body: Mapping[str, Any]) -> dict[str, Any]:
         "ready": any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions),
         "restarts": sum(int(s.get("restartCount") or 0) for s in statuses),
         "deleting": bool(meta.get("deletionTimestamp")),
+        "containers": _containers(body.get("spec") or {}, statuses),
     }
+
+
+def _containers(
+    spec: Mapping[str, Any], statuses: Iterable[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """Each container's own restarts, crash loop, readiness and ports: a sidecar's are not the
+    service's (`own_view`)."""
+    ports = {c.get("name"): [int(p.get("containerPort") or 0) for p in c.get("ports") or []]
+             for c in spec.get("containers") or []}  # fmt: skip
+    return [
+        {
+            "name": s.get("name"),
+            "restarts": int(s.get("restartCount") or 0),
+            "crash_looping": ((s.get("state") or {}).get("waiting") or {}).get("reason")
+            == "CrashLoopBackOff",
+            "ready": bool(s.get("ready")),
+            "ports": ports.get(s.get("name"), []),
+        }
+        for s in statuses
+    ]
+
+
+def own_view(summary: Mapping[str, Any], container: str | None, port: int | None) -> dict[str, Any]:
+    """The pod as the service's own container has it: that container's restarts, crash loop
+    and readiness, so that a sidecar's never count against a version. The container is the
+    one named (spec.deployment.container), else the one exposing the service's port; when
+    neither is found, the whole pod as before."""
+    containers = summary.get("containers") or []
+    own = next((c for c in containers if container and c.get("name") == container), None)
+    if own is None and container is None and port:
+        own = next((c for c in containers if port in c.get("ports", [])), None)
+    if own is None:
+        return dict(summary)
+    return {**summary, "restarts": own["restarts"], "crash_looping": own["crash_looping"],
+            "ready": own["ready"]}  # fmt: skip
 
 
 def job_summary(body: Mapping[str, Any]) -> dict[str, Any]:
