@@ -15,7 +15,7 @@ from venue_lab.processes import Lifecycle, Managed, free_port
 # would. Caps stay on (a test can still exceed max replicas to see it clamped).
 LAB_TENANCY = (
     "--allow-service-cidr=127.0.0.0/8", "--min-cooldown=0", "--min-probe-interval=0",
-    "--max-actions-per-hour=100", "--max-replicas=20",
+    "--max-actions-per-hour=100", "--max-replicas=20", "--max-fleet-actions-per-minute=600",
 )  # fmt: skip
 
 

@@ -39,6 +39,7 @@ from venue_operator.model.spec import VenueServiceSpec
 from venue_operator.model.status import VenueServiceStatus
 from venue_operator.paging.webhook import Delivery
 from venue_operator.record.transitions import EventSpec
+from venue_operator.remediate.fleet_rate import FleetRate
 from venue_operator.tenancy.policy import Caps, Tenancy
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -146,6 +147,7 @@ class World:
     pages: list[Page] = field(default_factory=list)  # every page the webhook was sent
     webhook_down: bool = False  # the receiver answers 500
     deliveries: list[Delivery] = field(default_factory=list)  # not yet handed to the loop
+    fleet: FleetRate | None = None  # the operator-wide action rate, shared between Worlds
     now: datetime = T0
     metrics: Any = HEALTHY_METRICS
     full_health: ProbeResult = HEALTHY_FULL
@@ -219,6 +221,7 @@ class World:
             page_results=self.page_results,
             tenancy=self.tenancy,
             alert=self.alert,
+            fleet=self.fleet,
         )
         return ServiceLoop(NS, name, body, self.indexes(), ports)
 

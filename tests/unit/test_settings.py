@@ -64,7 +64,7 @@ def test_tenant_boundaries_default_to_the_safe_side() -> None:
     assert tenancy.service_hosts == () and tenancy.act_namespaces == ()
     assert tenancy.caps == Caps(
         max_replicas=50, min_cooldown=timedelta(seconds=30), max_actions_per_hour=20,
-        min_probe_interval=timedelta(seconds=5),
+        min_probe_interval=timedelta(seconds=5), fleet_actions_per_minute=10,
     )  # fmt: skip
 
 
@@ -74,10 +74,11 @@ def test_tenant_boundary_flags() -> None:
         "--allow-service-cidr=127.0.0.1/8", "--act-namespace=prod-*", "--act-namespace=stage",
         "--operator-namespace=venue-operator", "--max-replicas=5", "--min-cooldown=0",
         "--max-actions-per-hour=100", "--min-probe-interval=0.5",
+        "--max-fleet-actions-per-minute=3",
     )  # fmt: skip
     assert found.tenancy == Tenancy(
         caps=Caps(max_replicas=5, min_cooldown=timedelta(0), max_actions_per_hour=100,
-                  min_probe_interval=timedelta(seconds=0.5)),
+                  min_probe_interval=timedelta(seconds=0.5), fleet_actions_per_minute=3),
         prometheus_urls=("http://tenant-prom:9090",), service_hosts=("*.example.com",),
         service_cidrs=("127.0.0.0/8",), act_namespaces=("prod-*", "stage"),
         operator_namespace="venue-operator",

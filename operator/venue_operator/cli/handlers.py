@@ -40,6 +40,7 @@ from venue_operator.observe.prometheus import PrometheusReader
 from venue_operator.observe.targets import ProbeTargets
 from venue_operator.paging.alertmanager import AlertmanagerSender
 from venue_operator.paging.webhook import Pager
+from venue_operator.remediate.fleet_rate import FleetRate
 
 log = structlog.get_logger(__name__)
 ANNOTATION_PREFIX = "venue.ops.tickettoken.io"
@@ -141,6 +142,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.alerts = AlertmanagerSender(memo.api, memo.http, ours.alertmanager_url, ours.tenancy,
                                      ours.alertmanager_resend)  # fmt: skip
     memo.writer = WorkloadWriter(memo.api)
+    per_minute = tenancy.caps.fleet_actions_per_minute
+    memo.fleet = FleetRate(per_minute) if per_minute > 0 else None
     memo.trimmer = asyncio.create_task(memory.trim_forever())
     memo.api_server_refresher = asyncio.create_task(targets.refresh_forever(memo.api))
 
@@ -250,6 +253,7 @@ async def watch_venue_service(
         tenancy=memo.ctx.tenancy,
         read_scaler=functools.partial(scalers.with_scaled_object, memo.api),
         gitops=memo.writer,
+        fleet=memo.fleet,
         read_pods=functools.partial(read_pods, probe_client),
         read_series=memo.ctx.metrics.reader.query,
         prometheus_url=memo.ctx.default_prometheus_url,

@@ -113,6 +113,7 @@ def tenancy_from(args: argparse.Namespace) -> Tenancy:
         min_cooldown=timedelta(seconds=args.min_cooldown),
         max_actions_per_hour=args.max_actions_per_hour,
         min_probe_interval=timedelta(seconds=args.min_probe_interval),
+        fleet_actions_per_minute=args.max_fleet_actions_per_minute,
     )
     return Tenancy(
         caps=caps,
@@ -190,6 +191,12 @@ def _tenancy_flags(run: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--min-probe-interval", type=float, metavar="SECONDS",
         default=caps.min_probe_interval.total_seconds(), help="floor of spec probe.interval",
+    )  # fmt: skip
+    group.add_argument(
+        "--max-fleet-actions-per-minute", type=int, metavar="N",
+        default=caps.fleet_actions_per_minute,
+        help="workload actions a minute across every VenueService (a shared outage never "
+        "makes the whole fleet act at once); excess ones are held and escalated; 0: no limit",
     )  # fmt: skip
 
 

@@ -43,6 +43,7 @@ from venue_operator.model.status import EvaluationError, VenueServiceStatus
 from venue_operator.observe import scalers
 from venue_operator.record import telemetry
 from venue_operator.record.transitions import EventSpec, write_causes
+from venue_operator.remediate.fleet_rate import FleetRate
 from venue_operator.remediate.ports import Acts, Events, GitOpsActs, Subject
 from venue_operator.remediate.remediator import Remediator
 from venue_operator.tenancy.policy import Tenancy, clamp, may_act, observe_only
@@ -86,6 +87,7 @@ class LoopPorts:
     # fills in the KEDA ScaledObject behind the Deployment's HPA (observe/scalers.py)
     read_scaler: Callable[[str, WorkloadState], Awaitable[WorkloadState]] = _as_is
     gitops: GitOpsActs | None = None  # suspends Flux/Argo CD after a rollback (act/writer.py)
+    fleet: FleetRate | None = None  # the operator-wide action rate (remediate/fleet_rate.py)
     read_pods: ReadPods | None = None  # the rollout guard's pod reader (guard/pod_metrics.py)
     # its fallback for pods it cannot reach: Prometheus queries, and the default URL
     read_series: Query | None = None
@@ -100,7 +102,8 @@ class ServiceLoop:
         self.namespace, self.name, self.body, self.indexes = namespace, name, body, indexes
         self.ports = ports
         self.store = StatusStore(ports.write_status, parse_status(body.status))
-        self.remediator = Remediator(ports.acts, ports.events, self.store, gitops=ports.gitops)
+        self.remediator = Remediator(ports.acts, ports.events, self.store, gitops=ports.gitops,
+                                     fleet=ports.fleet)  # fmt: skip
         self.pages = PageDesk(self.key, ports.page, ports.page_results, ports.events)
         self.spec: VenueServiceSpec | None = None  # the last valid spec
         self._raw_spec: dict[str, Any] | None = None

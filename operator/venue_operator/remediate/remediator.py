@@ -20,7 +20,7 @@ import structlog
 
 from venue_operator.act import ActError
 from venue_operator.assess.checks import DB_OPERATIONS
-from venue_operator.decide.decision import P1_SECTION, Action, Decision
+from venue_operator.decide.decision import P1_SECTION, WORKLOAD_ACTIONS, Action, Decision
 from venue_operator.incident.impact import with_impact_line
 from venue_operator.model.reasons import Reason
 from venue_operator.model.status import (
@@ -32,6 +32,7 @@ from venue_operator.model.status import (
 from venue_operator.record import ledger, outbox
 from venue_operator.record.transitions import EventSpec
 from venue_operator.remediate import writes
+from venue_operator.remediate.fleet_rate import FleetRate
 from venue_operator.remediate.gitops_follow import follow_gitops
 from venue_operator.remediate.ports import Acts, Events, GitOpsActs, Store, Subject
 from venue_operator.tenancy.redact import redact
@@ -65,6 +66,7 @@ class Remediator:
     store: Store
     new_id: Callable[[Action], str] = correlation_id
     gitops: GitOpsActs | None = None
+    fleet: FleetRate | None = None  # the operator-wide action rate, shared by every loop
 
     async def finish_in_progress(
         self, subject: Subject, status: VenueServiceStatus, now: datetime
@@ -95,6 +97,9 @@ class Remediator:
             return await self._dry_run(status, decision, now, rid)
         if decision.action in (Action.ESCALATE, Action.DIAGNOSE_RATE_LIMIT):
             return await self._announce(subject, status, decision, now, rid)
+        if decision.action in WORKLOAD_ACTIONS and self.fleet is not None \
+                and not self.fleet.take():  # fmt: skip
+            return await self._fleet_held(subject, status, decision, now, rid)
         if decision.action is Action.ABANDON_RESTORE:
             return await self._announce(subject, ledger.abandon_restore(status), decision, now, rid)
         status, rec = ledger.started(status, decision, now, rid)
@@ -201,6 +206,26 @@ class Remediator:
         if not outbox.pages_to_webhook(subject.spec):
             return status
         return outbox.on_escalation(status, subject.source, event, key, now)
+
+    async def _fleet_held(
+        self, subject: Subject, status: VenueServiceStatus, decision: Decision, now: datetime,
+        rid: str,
+    ) -> VenueServiceStatus:  # fmt: skip
+        """The fleet's action rate is used up: held, and a human told once per incident."""
+        assert self.fleet is not None and decision.action is not None
+        why = (f"{decision.reason}; held: the operator's fleet-wide rate of "
+               f"{self.fleet.per_minute} actions a minute is used up (many services acting "
+               "at once)")  # fmt: skip
+        incident = status.incident
+        if incident is not None and "fleet-rate" not in incident.escalations:
+            escalation = Decision(
+                Action.ESCALATE, f"{why}: a human must act", P1_SECTION,
+                {"held": decision.action.value, "heldBy": "fleet-rate"}, key="fleet-rate",
+            )  # fmt: skip
+            return await self._announce(subject, status, escalation, now,
+                                        self.new_id(Action.ESCALATE))  # fmt: skip
+        held = replace(decision, suppressed_by="fleet-rate", reason=why)
+        return await self._suppressed(status, held, now, rid)
 
     async def _dry_run(
         self, status: VenueServiceStatus, decision: Decision, now: datetime, rid: str
