@@ -69,3 +69,31 @@ async def test_an_answers_body_is_never_read(serve: Serve, monkeypatch: pytest.M
     finally:
         tracemalloc.stop()
     assert peak < 4 * 1024 * 1024, f"{peak} bytes allocated for an answer that is not read"
+
+
+async def test_a_result_taken_while_its_page_is_in_flight_is_not_lost(
+    serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loop takes the results every cycle; a page still on its way then must still hand
+    its result to the next take (else it would be sent again)."""
+    arrived, answer = asyncio.Event(), asyncio.Event()
+
+    async def slow(_: web.Request) -> web.Response:
+        arrived.set()
+        await answer.wait()
+        return web.Response(status=202)
+
+    url = await serve(slow) + "/hook"
+
+    async def secret_value(*_: Any) -> str:
+        return url
+
+    monkeypatch.setattr(webhook.calls, "secret_value", secret_value)
+    async with httpx.AsyncClient() as http:
+        pager = webhook.Pager(None, http)  # type: ignore[arg-type]
+        pager.send("ns", "venue", NOTIFY, [PAGE])
+        await asyncio.wait_for(arrived.wait(), 5)  # the post is on its way
+        assert pager.results("ns", "venue") == []
+        answer.set()
+        await pager.settle()
+        assert pager.results("ns", "venue") == [webhook.Delivery(PAGE.key, None)]

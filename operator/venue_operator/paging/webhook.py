@@ -87,11 +87,12 @@ class Pager:
     async def _send(
         self, namespace: str, name: str, notification: Notification | None, pages: list[Page]
     ) -> None:
-        results = self._results.setdefault(f"{namespace}/{name}", [])
+        key = f"{namespace}/{name}"
         for page in pages:
             error = await self._one(namespace, name, notification, page)
             telemetry.PAGES.labels("failed" if error else "delivered").inc()
-            results.append(Delivery(page.key, error))
+            # looked up at each result: the loop may have taken the list since the send began
+            self._results.setdefault(key, []).append(Delivery(page.key, error))
             if error is not None:
                 return  # in order: the later ones wait for this one's retry
 
