@@ -325,7 +325,7 @@ def test_after_a_dependency_outage_lagging_errors_are_not_blamed_on_the_rollout(
     opened = record(Action.OPEN_CIRCUIT, 2)
     closed = record(Action.CLOSE_CIRCUIT, 1)
     decision = decide(assessed(**ERRORS), FRESH_ROLLOUT, with_history(opened, closed), POLICY, NOW)
-    assert decision.action is None and decision.held == "dependency-echo:ccc"
+    assert decision.action is None and decision.held == "dependency-echo:ccc" and decision.pages
     assert "apply again at 20:01:00 (120s echo window" in decision.reason
     # #21: the release that waits is named: which revision fails, and what is held
     assert decision.reason.startswith(
@@ -338,7 +338,7 @@ def test_the_echo_window_names_no_release_when_none_is_to_blame() -> None:
     opened = record(Action.OPEN_CIRCUIT, 2)
     closed = record(Action.CLOSE_CIRCUIT, 1)
     decision = decide(assessed(**ERRORS), OLD_ROLLOUT, with_history(opened, closed), POLICY, NOW)
-    assert decision.action is None and decision.held == "dependency-echo"
+    assert decision.action is None and decision.held == "dependency-echo" and not decision.pages
     assert decision.reason.startswith("recovering from a dependency outage")
 
 

@@ -45,6 +45,7 @@ class Decision:
     suppressed_by: str | None = None  # "cooldown", "budget", ... when an action was held back
     # No action although something may be critical: a stable key for "why", said once.
     held: str | None = None
+    pages: bool = False  # a hold the on-call must hear of (paged once, with the incident's key)
     # An escalation's cause, kept in the incident so that it is made (and paged) once.
     key: str | None = None
     # The Event reason when it is not the action's usual one (remediate.DONE_REASON).

@@ -99,8 +99,9 @@ def verification(
     waited = now - last.at
     if waited < policy.verify_window:
         left = int((policy.verify_window - waited).total_seconds())
+        # not held back: an action was taken and is taking effect (status says so; no Warning)
         return no_action(f"verifying {last.action} ({last.correlation_id}): {left}s of the "
-                         "window left", held=f"verifying:{last.correlation_id}")  # fmt: skip
+                         "window left")  # fmt: skip
     if last.action == Action.SCALE_UP:
         return None  # capacity is fixed step by step: the scale rule decides (max -> escalate)
     return Decision(

@@ -116,4 +116,4 @@ def _naming_the_held_release(
     template = would.params.get("fromTemplate") or (
         rollout.current.template_hash if rollout.current else "?")  # fmt: skip
     return replace(echo, reason=f"{would.reason}; held: {echo.reason}",
-                   held=f"dependency-echo:{template}")  # fmt: skip
+                   held=f"dependency-echo:{template}", pages=True)  # fmt: skip

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from venue_operator.decide.decision import Action
 from venue_operator.decide.rollout import RolloutFacts
 from venue_operator.model import keys
 from venue_operator.model.observations import Revision
@@ -95,7 +96,7 @@ def _came_back(template: str, rollout: RolloutFacts, status: VenueServiceStatus)
     rollback) naming another template. A watch cache that has not caught up with our own
     rollback shows neither the mark nor the change, so it never reads as a re-apply."""
     left = any(
-        r.action == "RollBack" and r.result is ActionResult.SUCCEEDED
+        r.action == Action.ROLL_BACK and r.result is ActionResult.SUCCEEDED
         and r.inputs.get("fromTemplate") == template for r in status.history
     )  # fmt: skip
     return left and rollout.rolled_back_to not in (None, template)

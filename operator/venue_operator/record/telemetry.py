@@ -8,9 +8,9 @@ from typing import NamedTuple
 from prometheus_client import Counter, Gauge, Histogram, Info
 
 from venue_operator import __version__
-from venue_operator.model.pages import PageState
 from venue_operator.model.reasons import Reason
 from venue_operator.model.status import Health, Severity, VenueServiceStatus
+from venue_operator.record import outbox
 
 BUILD = Info("venue_operator_build", "The running operator's version")
 BUILD.info({"version": __version__})
@@ -140,9 +140,7 @@ def service_state(
                 CHECK_VALUE.remove(namespace, name, check.name)
         else:
             CHECK_VALUE.labels(namespace, name, check.name).set(check.value)
-    failing = any(p.last_error is not None and p.state is not PageState.DELIVERED
-                  for p in status.outbox)  # fmt: skip
-    PAGING_FAILING.labels(namespace, name).set(int(failing))
+    PAGING_FAILING.labels(namespace, name).set(int(outbox.failing(status) is not None))
     previous = _EXPORTED.get((namespace, name))
     if previous == state:
         return

@@ -252,14 +252,12 @@ class Remediator:
         critical = any(c.level is Level.CRITICAL for c in status.checks)
         if decision.held is None or not critical or status.incident is None:
             return status
-        if decision.held.startswith("verifying:"):  # an action that worked, taking effect:
-            return status  # status says so (last action, incident); no Warning for it
         updated = ledger.held(status, decision.held)
         if updated is None:
             return status
         event = EventSpec("Warning", Reason.REMEDIATION_HELD, decision.reason)
         await self.events.post_once(None, event, f"{status.incident.id}/held/{decision.held}")
-        if decision.held.startswith("dependency-echo:"):  # a failing release waits: say which
+        if decision.pages:  # e.g. a failing release that waits: the on-call hears which
             updated = self._page(subject, updated, event, decision.held, now)
         return updated
 
