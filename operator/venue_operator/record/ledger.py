@@ -109,7 +109,8 @@ def held(status: VenueServiceStatus, key: str) -> VenueServiceStatus | None:
 
 
 def paged(status: VenueServiceStatus, key: str) -> VenueServiceStatus | None:
-    """Record the page `key` (e.g. "SeverityChanged:P2"), or None if it was sent."""
+    """Record the page `key` (record/outbox.py: "trigger:P2", "escalation:<key>") as said in
+    the open incident, or None if it was."""
     incident = status.incident
     updated = _once(incident, "pages", key) if incident is not None else None
     return None if updated is None else status.model_copy(update={"incident": updated})

@@ -24,6 +24,7 @@ from venue_operator.incident.impact import with_impact_line
 from venue_operator.model.pages import OUTBOX_LIMIT, Page, PageAction, PageState
 from venue_operator.model.spec import VenueServiceSpec
 from venue_operator.model.status import Incident, Severity, VenueServiceStatus
+from venue_operator.record import ledger
 from venue_operator.record.transitions import EventSpec
 
 PAGING = (Severity.P1, Severity.P2)
@@ -54,7 +55,7 @@ def on_severity(
     worst = _worst_triggered(incident)
     if worst is not None and worst.rank <= severity.rank:
         return status
-    return _record(status, incident, _trigger(status, source, incident, event, now, severity))
+    return _record(status, _trigger(status, source, incident, event, now, severity))
 
 
 def on_escalation(
@@ -67,11 +68,10 @@ def on_escalation(
     if incident is None:  # nothing open (e.g. a migration failed): a page of its own
         alone = Incident(id=key, opened_at=now, severity=status.severity or Severity.P3)
         return _add(status, _trigger(status, source, alone, event, now, alone.severity, key))
-    said = f"escalation:{key}"
-    if said in incident.pages:
+    marked = ledger.paged(status, f"escalation:{key}")  # said once per incident
+    if marked is None:
         return status
-    incident = incident.model_copy(update={"pages": [*incident.pages, said]})
-    status = status.model_copy(update={"incident": incident})
+    status = marked
     # the incident's page recorded in this same cycle is not sent yet (pages go out after
     # the cycle's status is written); one from an earlier cycle may be on its way already
     waiting = next((p for p in status.outbox if p.incident == incident.id
@@ -83,7 +83,7 @@ def on_escalation(
     severity = status.severity if status.severity not in (None, Severity.NONE) else None
     page = _trigger(status, source, incident, event, now, severity or incident.severity,
                     f"escalation/{key}")  # fmt: skip
-    return _record(status, incident, page)
+    return _record(status, page)
 
 
 def on_resolved(
@@ -185,14 +185,12 @@ def _trigger(
     )  # fmt: skip
 
 
-def _record(status: VenueServiceStatus, incident: Incident, page: Page) -> VenueServiceStatus:
-    """The page in the outbox, and the incident's level marked as paged."""
+def _record(status: VenueServiceStatus, page: Page) -> VenueServiceStatus:
+    """The page in the outbox, and the open incident's level marked as paged (the ledger's
+    say-once list)."""
     if page.key in _keys(status):
         return status
-    said = f"trigger:{page.severity}"
-    pages = incident.pages if said in incident.pages else [*incident.pages, said]
-    status = status.model_copy(update={"incident": incident.model_copy(update={"pages": pages})})
-    return _add(status, page)
+    return _add(ledger.paged(status, f"trigger:{page.severity}") or status, page)
 
 
 def _keys(status: VenueServiceStatus) -> set[str]:
