@@ -97,3 +97,21 @@ async def test_a_result_taken_while_its_page_is_in_flight_is_not_lost(
         answer.set()
         await pager.settle()
         assert pager.results("ns", "venue") == [webhook.Delivery(PAGE.key, None)]
+
+
+async def test_an_unreadable_webhook_secret_is_said_by_name_and_status(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without the optional Role the Secret read is refused: the page says which Secret and
+    the HTTP status (in PagingFailed), never more of the error."""
+
+    class Forbidden(Exception):
+        status = 403
+
+    async def secret_value(*_: Any) -> str:
+        raise Forbidden('secrets "pager" is forbidden: User ... cannot get resource')
+
+    monkeypatch.setattr(webhook.calls, "secret_value", secret_value)
+    async with httpx.AsyncClient() as http:
+        error = await webhook.Pager(None, http)._one("ns", "venue", NOTIFY, PAGE)  # type: ignore[arg-type]
+    assert error == "webhook Secret hook/url unreadable (HTTP 403)"

@@ -248,6 +248,13 @@ def set_annotation_op(obj: dict[str, Any], key: str, value: str) -> dict[str, An
     return {"op": "add", "path": annotation_path(key), "value": value}
 
 
+def unreadable(exc: Exception) -> str:
+    """Why a Secret could not be read, safe to show: the HTTP status (403 without the
+    optional Role, 404) or the error's type (KeyError: no such key); never its text."""
+    status = getattr(exc, "status", None)
+    return f"HTTP {status}" if status else type(exc).__name__
+
+
 async def secret_value(api: Api, namespace: str, ref: SecretKeyRef) -> str:
     """One key of a Secret, decoded. A credential (a URL with a token, a bearer token): the
     caller never logs it, nor an error's text beyond its type (KeyError: the key is missing)."""

@@ -122,8 +122,6 @@ class AlertmanagerSender:
         try:
             token = await calls.secret_value(self.api, namespace, ref)
         except Exception as exc:
-            status = getattr(exc, "status", None)
-            why = f"HTTP {status}" if status else type(exc).__name__
-            what = f"bearer token Secret {ref.name}/{ref.key} unreadable ({why})"
+            what = f"bearer token Secret {ref.name}/{ref.key} unreadable ({calls.unreadable(exc)})"
             raise PostFailed(what) from None
         return {"Authorization": f"Bearer {token}"}

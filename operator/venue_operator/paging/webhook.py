@@ -104,6 +104,12 @@ class Pager:
             return "no webhook: spec.notification.webhookSecretRef is not set"
         try:
             url = await calls.secret_value(self.api, namespace, ref)
+        except Exception as exc:  # e.g. no Role for it (manifests/optional/webhook-secret-reader)
+            detail = f"webhook Secret {ref.name}/{ref.key} unreadable ({calls.unreadable(exc)})"
+            log.warning("page.failed", namespace=namespace, name=name, page=page.key,
+                        detail=detail)  # fmt: skip
+            return detail
+        try:
             body = payload(notification.format, url, f"{namespace}/{name}", page)
             # the whole post within the deadline (a receiver that drips its answer ends here
             # too), and the answer's body is never read: only its status counts
