@@ -10,6 +10,12 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests import harness
+from tests.integration.test_chart_install import (  # noqa: F401 - release: a fixture
+    chart_operator,
+    install,
+    release,
+)
+from venue_lab.helm import helm
 from venue_lab.operator_process import OperatorProcess
 from venue_lab.pagerduty import PagerDutyReceiver
 from venue_lab.processes import LabError, wait_until
@@ -152,3 +158,38 @@ def test_a_database_outage_pages_once_when_it_opens_and_resolves_once(
     one_page_then_resolved(pagerduty, venue)
     assert pagerduty.pages[0].severity == "critical"
     assert len(triggers(pagerduty)) == 1
+
+
+def test_a_helm_installed_operator_pages_through_the_secret_the_chart_lets_it_read(
+    the_lab: Lab,
+    release: tuple[str, str],  # noqa: F811
+    pagerduty: PagerDutyReceiver,
+) -> None:
+    """The user's path: `helm install` with `secretReaders` for the namespace that pages; the
+    operator as the chart configured it (its ServiceAccount, its args) pages a bad rollout
+    once and resolves it. It reads that Secret only; `helm uninstall` takes the grant away."""
+    name, namespace = release
+    lab, kubectl = the_lab, the_lab.cluster.kubectl
+
+    def may_get(ns: str, secret: str) -> bool:
+        asked = kubectl("auth", "can-i", "get", f"secrets/{secret}", "-n", ns,
+                        f"--as=system:serviceaccount:{namespace}:{name}", check=False)  # fmt: skip
+        return asked.stdout.strip() == "yes"
+
+    with harness.fresh_namespace(lab, "c") as ns:
+        install(lab, name, namespace, f"secretReaders[0].namespace={ns}",
+                "secretReaders[0].secrets={pager}")  # fmt: skip
+        assert may_get(ns, "pager") and not may_get(ns, "another")
+        assert not may_get("default", "pager")
+        harness.webhook_secret(lab, ns, pagerduty.url)
+        with harness.venue_outside_session(lab, ns, **harness.FAST, **PAGERDUTY) as venue, \
+                chart_operator(lab, name, namespace):  # fmt: skip
+            venue.wait_status("known-good template", lambda s: bool(s.get("healthyTemplates")))
+            harness.set_image(lab, ns, harness.BAD_IMAGE)
+            venue.wait_event("RolledBack", timeout=60)
+            venue.wait_health("Healthy", "None", timeout=90)
+            one_page_then_resolved(pagerduty, venue)
+        assert not venue.events("PagingFailed")
+        helm("uninstall", name, "--namespace", "default", "--wait", "--timeout=60s",
+             cluster=lab.cluster)  # fmt: skip
+        assert not may_get(ns, "pager")

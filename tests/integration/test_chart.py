@@ -23,6 +23,7 @@ from tests.chart import (
     install_prometheus_operator_crd,
     kustomized_text,
     named,
+    setting,
     template,
 )
 from tests.harness import fresh_namespace
@@ -212,6 +213,30 @@ def test_chart_service_monitor_is_the_optional_manifest_for_the_release() -> Non
     assert selects(service["spec"]["selector"], dep["spec"]["template"]["metadata"]["labels"])
     optional = named(docs("optional/servicemonitor.yaml"), "ServiceMonitor", NS)
     assert monitor["spec"]["endpoints"] == optional["spec"]["endpoints"]
+
+
+@needs_helm
+def test_secret_readers_grant_what_the_optional_role_does_per_namespace() -> None:
+    """`secretReaders`: one Role per namespace listed, the rules of
+    manifests/optional/webhook-secret-reader.yaml with its Secrets, bound to the chart's
+    ServiceAccount; none by default (the operator reads no Secret)."""
+    assert not [d for d in template() if d["kind"] in ("Role", "RoleBinding")]
+    rendered = template(*setting("secretReaders[0].namespace=shop",
+                                 "secretReaders[0].secrets={pager,am-token}",
+                                 "secretReaders[1].namespace=cafe",
+                                 "secretReaders[1].secrets={pager}"))  # fmt: skip
+    roles = {d["metadata"]["namespace"]: d for d in rendered if d["kind"] == "Role"}
+    bindings = {d["metadata"]["namespace"]: d for d in rendered if d["kind"] == "RoleBinding"}
+    assert set(roles) == set(bindings) == {"shop", "cafe"}
+    optional = docs("optional/webhook-secret-reader.yaml")
+    (rule,) = named(optional, "Role", "venue-operator-webhook-secret")["rules"]
+    assert roles["shop"]["rules"] == [{**rule, "resourceNames": ["pager", "am-token"]}]
+    assert roles["cafe"]["rules"] == [{**rule, "resourceNames": ["pager"]}]
+    account = named(rendered, "ServiceAccount", RELEASE)["metadata"]
+    for binding in bindings.values():
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account["name"],
+                                        "namespace": account["namespace"]}]  # fmt: skip
+        assert binding["roleRef"]["name"] == roles["shop"]["metadata"]["name"]
 
 
 @needs_helm

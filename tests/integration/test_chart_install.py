@@ -45,9 +45,10 @@ def release(the_lab: Lab) -> Iterator[tuple[str, str]]:
                             "--wait=false", check=False)  # fmt: skip
 
 
-def install(lab: Lab, name: str, namespace: str) -> None:
+def install(lab: Lab, name: str, namespace: str, *more: str) -> None:
     """Everything on; the values a platform team would set for this cluster (its Prometheus,
-    its namespaces, its tenant boundaries), plus free ports: the process runs on this host."""
+    its namespaces, its tenant boundaries), plus free ports: the process runs on this host.
+    `more`: further `--set` values."""
     settings = (
         "crds.install=false",  # the lab's CRD is not Helm's
         "namespace.create=true", f"namespace.name={namespace}",
@@ -55,6 +56,7 @@ def install(lab: Lab, name: str, namespace: str) -> None:
         f"livenessPort={free_port()}", f"metricsPort={free_port()}", *LAB_TENANCY,
         "serviceMonitor.enabled=true", "prometheusRule.enabled=true", "dashboards.enabled=true",
         f"prometheusRule.for.{FIRES}=0s",  # the test's scenario is seconds long, not 10 min
+        *more,
     )  # fmt: skip
     helm("install", name, str(CHART), "--namespace", "default", "--wait", "--timeout=90s",
          *(arg for s in settings for arg in ("--set", s)), cluster=lab.cluster)  # fmt: skip

@@ -31,6 +31,8 @@ BAD_VALUES = [
     ("metricsPort=70000", "- at '/metricsPort': maximum: got 70,000, want 65,535"),
     ("image.pullPolicy=Sometimes", "- at '/image/pullPolicy': value must be one of 'Always', "
      "'IfNotPresent', 'Never'"),
+    ("secretReaders[0].namespace=shop",  # which Secrets: never all of them
+     "- at '/secretReaders/0': missing property 'secrets'"),
     ("prometheusRule.for.VenueServiceDwn=5m",
      "- at '/prometheusRule/for': additional properties 'VenueServiceDwn' not allowed"),
 ]  # fmt: skip
