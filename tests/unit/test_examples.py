@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from venue_operator.cli.main import build_parser, settings_from
+from venue_operator.cli.flags import settings_from
+from venue_operator.cli.main import build_parser
 from venue_operator.cli.settings import Settings
 from venue_operator.loop.evaluation import default_service_url, service_url
 from venue_operator.model.spec import VenueServiceSpec

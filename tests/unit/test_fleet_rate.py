@@ -1,11 +1,11 @@
-"""#22 item 2: a fleet-wide action rate across the operator (remediate/fleet_rate.py); an
+"""#22 item 2: a fleet-wide action rate across the operator (fleet/rate.py); an
 action beyond it is held and escalated once (remediate/remediator.py)."""
 
 from __future__ import annotations
 
 from tests.unit.test_service_loop import World, bad_rollout, healthy_with_known_good
+from venue_operator.fleet.rate import FleetRate
 from venue_operator.model.reasons import Reason
-from venue_operator.remediate.fleet_rate import FleetRate
 
 
 def test_a_burst_of_the_rate_then_one_per_interval() -> None:

@@ -19,6 +19,7 @@ from prometheus_client import REGISTRY
 from tests.unit.builders import HEALTHY_FULL, HEALTHY_METRICS, metrics
 from venue_operator.act import ActError, ActResult
 from venue_operator.act.migration import job_name
+from venue_operator.fleet.rate import FleetRate
 from venue_operator.kube import calls
 from venue_operator.kube.status_store import parse_status
 from venue_operator.loop import service_loop
@@ -39,7 +40,6 @@ from venue_operator.model.spec import VenueServiceSpec
 from venue_operator.model.status import VenueServiceStatus
 from venue_operator.paging.webhook import Delivery
 from venue_operator.record.transitions import EventSpec
-from venue_operator.remediate.fleet_rate import FleetRate
 from venue_operator.tenancy.policy import Caps, Tenancy
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)

@@ -7,7 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from venue_operator.cli.main import build_parser, settings_from
+from venue_operator.cli.flags import settings_from
+from venue_operator.cli.main import build_parser
 from venue_operator.cli.settings import Settings
 from venue_operator.observe.bounded_session import PrometheusAuth
 from venue_operator.observe.endpoints import Limits

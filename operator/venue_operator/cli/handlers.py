@@ -15,6 +15,7 @@ import asyncio
 import dataclasses
 import functools
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +26,9 @@ import structlog
 from venue_operator.act.writer import WorkloadWriter
 from venue_operator.cli import memory
 from venue_operator.cli.settings import Settings
+from venue_operator.fleet.board import FleetBoard
+from venue_operator.fleet.rate import FleetRate
+from venue_operator.fleet.storm_watch import FleetWatch, Post
 from venue_operator.guard.pod_metrics import read_pods
 from venue_operator.kube import calls, permissions
 from venue_operator.kube.events import KubeEvents
@@ -40,7 +44,7 @@ from venue_operator.observe.prometheus import PrometheusReader
 from venue_operator.observe.targets import ProbeTargets
 from venue_operator.paging.alertmanager import AlertmanagerSender
 from venue_operator.paging.webhook import Pager
-from venue_operator.remediate.fleet_rate import FleetRate
+from venue_operator.record.transitions import EventSpec
 
 log = structlog.get_logger(__name__)
 ANNOTATION_PREFIX = "venue.ops.tickettoken.io"
@@ -144,13 +148,36 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.writer = WorkloadWriter(memo.api)
     per_minute = tenancy.caps.fleet_actions_per_minute
     memo.fleet = FleetRate(per_minute) if per_minute > 0 else None
+    memo.board = FleetBoard(ours.storm) if ours.storm.enabled else None
+    memo.fleet_watch = None
+    if memo.board is not None:
+        watch = FleetWatch(memo.board, _on_own_pod(memo.api))
+        memo.fleet_watch = asyncio.create_task(watch.run_forever())
     memo.trimmer = asyncio.create_task(memory.trim_forever())
     memo.api_server_refresher = asyncio.create_task(targets.refresh_forever(memo.api))
+
+
+def _on_own_pod(api: Any) -> Post | None:
+    """Fleet Events go on the operator's own Pod (POD_NAME and POD_NAMESPACE, from the
+    downward API in the chart and manifests/); without them, only the log and /metrics."""
+    name, namespace = os.environ.get("POD_NAME"), os.environ.get("POD_NAMESPACE")
+    if not name or not namespace:
+        log.info("fleet.events_off", why="POD_NAME or POD_NAMESPACE not set")
+        return None
+    ref = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace}}
+    events = KubeEvents(api, kopf.Body({}))
+
+    async def post(event: EventSpec, key: str) -> bool:
+        return await events.post_once(ref, event, key)
+
+    return post
 
 
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
     memo.trimmer.cancel()
+    if memo.fleet_watch is not None:
+        memo.fleet_watch.cancel()
     memo.api_server_refresher.cancel()
     memo.ctx.metrics.reader.close()
     await memo.http.aclose()
@@ -254,6 +281,7 @@ async def watch_venue_service(
         read_scaler=functools.partial(scalers.with_scaled_object, memo.api),
         gitops=memo.writer,
         fleet=memo.fleet,
+        board=memo.board,
         read_pods=functools.partial(read_pods, probe_client),
         read_series=memo.ctx.metrics.reader.query,
         prometheus_url=memo.ctx.default_prometheus_url,

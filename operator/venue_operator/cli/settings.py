@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from venue_operator.decide.storm import StormRule
 from venue_operator.observe.bounded_session import PrometheusAuth
 from venue_operator.observe.endpoints import Limits
 from venue_operator.paging import alerts
@@ -62,6 +63,9 @@ class Settings:
 
     tenancy: Tenancy = field(default_factory=Tenancy)
     """Tenant boundaries: allowed URLs, caps that clamp specs, namespaces it may act in."""
+
+    storm: StormRule = field(default_factory=StormRule)
+    """When many services breaching together hold their scale-ups and rollbacks."""
 
     @property
     def clusterwide(self) -> bool:

@@ -13,7 +13,8 @@ Pure. The rules (rules.py), in the order the runbook's P1 procedure implies:
 When no rule acts, capacity lent in an incident is given back step by step (ScaleBack),
 or abandoned when somebody else wrote the field since (AbandonRestore, before any rule).
 Guardrails on top (guardrails.py): mode, pause, unknown data, verify-after-action (then
-escalate, never chain), cooldown per action type, and an hourly budget. Nothing held back is
+escalate, never chain), cooldown per action type, and an hourly budget; a fleet storm holds
+the scale-ups and rollbacks it explains (storm.py). Nothing held back is
 silent: a budget used up, or a cooldown holding while the incident worsens, escalates (once
 per incident and cause); any other reason to hold back while critical carries a `held` key
 that is said once per incident (remediate posts it).
@@ -21,6 +22,7 @@ that is said once per incident (remediate posts it).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -35,6 +37,7 @@ from venue_operator.decide.guardrails import (
     verification,
 )
 from venue_operator.decide.rollout import RolloutFacts
+from venue_operator.decide.storm import Storm, explaining, held_by_storm
 from venue_operator.model.remediation import RemediationPolicy
 from venue_operator.model.status import Health, VenueServiceStatus
 
@@ -46,8 +49,10 @@ def decide(
     policy: RemediationPolicy,
     now: datetime,
     paused: bool = False,
+    storms: Sequence[Storm] = (),
 ) -> Decision:
-    """At most one action for this cycle, with a reason naming the runbook section."""
+    """At most one action for this cycle, with a reason naming the runbook section.
+    `storms`: the fleet storms in this service's scopes (decide/storm.py)."""
     off = switched_off(policy, paused)
     if off is not None:
         return no_action(*off)
@@ -60,6 +65,8 @@ def decide(
     if decision.action is None and restoring is not None:
         decision = restoring
     guarded = apply_guardrails(decision, status, policy, now)
+    storm = explaining(storms, rules.confirmed_critical(a, *rules.SERVICE_CHECKS))
+    guarded = held_by_storm(guarded, storm)
     if guarded.action is Action.SCALE_BACK and guarded.suppressed_by is not None:
         return no_action(guarded.reason)  # giving capacity back can wait: no page, no Event
     return held_to_escalation(guarded, a, status)

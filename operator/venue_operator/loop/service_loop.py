@@ -20,9 +20,12 @@ import structlog
 from pydantic import ValidationError
 
 from venue_operator.assess.assessment import Assessment
-from venue_operator.decide import gitops
+from venue_operator.decide import gitops, rules
 from venue_operator.decide.procedure import decide
 from venue_operator.decide.rollout import rollout_facts
+from venue_operator.decide.storm import Storm
+from venue_operator.fleet.board import FleetBoard
+from venue_operator.fleet.rate import FleetRate
 from venue_operator.guard.pod_series import Query
 from venue_operator.guard.watch import ReadPods, RolloutWatch, paused_by_annotation, with_guard
 from venue_operator.kube.status_store import StatusStore, StatusWrite, parse_status
@@ -43,7 +46,6 @@ from venue_operator.model.status import EvaluationError, VenueServiceStatus
 from venue_operator.observe import scalers
 from venue_operator.record import telemetry
 from venue_operator.record.transitions import EventSpec, write_causes
-from venue_operator.remediate.fleet_rate import FleetRate
 from venue_operator.remediate.ports import Acts, Events, GitOpsActs, Subject
 from venue_operator.remediate.remediator import Remediator
 from venue_operator.tenancy.policy import Tenancy, clamp, may_act, observe_only
@@ -87,7 +89,8 @@ class LoopPorts:
     # fills in the KEDA ScaledObject behind the Deployment's HPA (observe/scalers.py)
     read_scaler: Callable[[str, WorkloadState], Awaitable[WorkloadState]] = _as_is
     gitops: GitOpsActs | None = None  # suspends Flux/Argo CD after a rollback (act/writer.py)
-    fleet: FleetRate | None = None  # the operator-wide action rate (remediate/fleet_rate.py)
+    fleet: FleetRate | None = None  # the operator-wide action rate (fleet/rate.py)
+    board: FleetBoard | None = None  # every loop's breaches, and their storms (fleet/board.py)
     read_pods: ReadPods | None = None  # the rollout guard's pod reader (guard/pod_metrics.py)
     # its fallback for pods it cannot reach: Prometheus queries, and the default URL
     read_series: Query | None = None
@@ -132,6 +135,8 @@ class ServiceLoop:
                 await self._wait_guarding(stopped, started)
         finally:
             self.ports.forget_metrics(self.key)
+            if self.ports.board is not None:
+                self.ports.board.forget(self.namespace, self.name)
             self.ports.alert(None, self.store.known)  # forgets it; the alert expires by endsAt
             telemetry.forget(self.namespace, self.name)
 
@@ -258,8 +263,9 @@ class ServiceLoop:
         if scalers.scaled_object_needed(workload, status):
             workload = await self.ports.read_scaler(self.namespace, workload)
         paused = paused_by_annotation(self.body.meta)
+        storms = self._storms(spec, outcome, now)
         decision = decide(outcome.assessment, rollout_facts(workload, status), status,
-                          spec.remediation, now, paused)  # fmt: skip
+                          spec.remediation, now, paused, storms)  # fmt: skip
         status = await self.remediator.carry_out(subject, status, decision, now)
         alerting = self.ports.alert(spec.notification, status)
         status = alert_condition(spec, status, previous, alerting)
@@ -272,6 +278,15 @@ class ServiceLoop:
         self.reporter.cleared_all("EvaluationFailed")
         log.debug("cycle.done", namespace=self.namespace, name=self.name,
                   health=outcome.assessment.health, decision=decision.reason)  # fmt: skip
+
+    def _storms(self, spec: VenueServiceSpec, outcome: Outcome, now: datetime) -> tuple[Storm, ...]:
+        """Say this cycle's breaches on the fleet board; the storms around this service."""
+        board = self.ports.board
+        if board is None:
+            return ()
+        critical = rules.confirmed_critical(outcome.assessment, *rules.SERVICE_CHECKS)
+        board.report(self.namespace, self.name, spec.depends_on, critical, now)
+        return board.around(self.namespace, spec.depends_on, now)
 
     def _subject(
         self, spec: VenueServiceSpec, workload: WorkloadState, ref: dict[str, Any] | None

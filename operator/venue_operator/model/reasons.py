@@ -31,6 +31,9 @@ class Reason(StrEnum):
     GITOPS_RESUMED = "GitOpsResumed"
     REAPPLIED_BY_GITOPS = "ReappliedByGitOps"
     TEMPLATE_REAPPLIED = "TemplateReapplied"
+    # Many services breaching together (fleet/storm_watch.py): on the operator's own Pod.
+    FLEET_STORM = "FleetStorm"
+    FLEET_STORM_OVER = "FleetStormOver"
     # Why it did not act, and when it handed over to humans.
     REMEDIATION_SUPPRESSED = "RemediationSuppressed"
     REMEDIATION_HELD = "RemediationHeld"

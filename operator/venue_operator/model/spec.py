@@ -18,6 +18,7 @@ from pydantic import ConfigDict, Field, model_validator
 from venue_operator.model.durations import Duration
 from venue_operator.model.fields import (
     CONFIGMAP_KEY,
+    DNS_LABEL,
     HttpPath,
     HttpUrl,
     Model,
@@ -36,6 +37,7 @@ SINGULAR = "venueservice"
 SHORT_NAMES = ["venuesvc", "vsvc"]
 
 RUNBOOK_PORT = 3002
+DependencyName = Annotated[str, Field(min_length=1, max_length=63, pattern=DNS_LABEL)]
 
 
 class ServiceEndpoint(Model):
@@ -332,3 +334,12 @@ class VenueServiceSpec(Model):
     remediation: RemediationPolicy = Field(default_factory=RemediationPolicy)
     rollout_guard: RolloutGuard = Field(default_factory=RolloutGuard)
     notification: Notification | None = None
+    depends_on: list[DependencyName] = Field(
+        default_factory=list, max_length=8,
+        description=(
+            "Shared dependencies of this service (e.g. the name of the database behind it). "
+            "Services naming the same one are judged together by the operator's fleet storm "
+            "guard: when many of them breach a check at once, their scale-ups and rollbacks "
+            "are held as a shared cause (README \"Fleet storms\")."
+        ),
+    )  # fmt: skip

@@ -105,7 +105,13 @@ HELD = Gauge(
     "cooldown, ...), else 0",
     ["namespace", "name", "by"],
 )
-HELD_BY = ("budget", "cooldown")
+HELD_BY = ("budget", "cooldown", "storm")
+FLEET_STORM = Gauge(
+    "venue_operator_fleet_storm",
+    "Services breaching this check together in a storm within this scope (namespace NAME, "
+    "dependency NAME, cluster); no series when there is none (fleet/storm_watch.py)",
+    ["scope", "check"],
+)
 
 LEVEL_VALUE = {"ok": 0, "warning": 1, "critical": 2, "unknown": -1}
 PER_SERVICE = (EVALUATIONS, ERRORS, CHECK_LEVEL, HEALTH, SEVERITY, CHECK_VALUE, CHECK_THRESHOLD,

@@ -21,6 +21,7 @@ import structlog
 from venue_operator.act import ActError
 from venue_operator.assess.checks import DB_OPERATIONS
 from venue_operator.decide.decision import P1_SECTION, WORKLOAD_ACTIONS, Action, Decision
+from venue_operator.fleet.rate import FleetRate
 from venue_operator.incident.impact import with_impact_line
 from venue_operator.model.reasons import Reason
 from venue_operator.model.status import (
@@ -32,7 +33,6 @@ from venue_operator.model.status import (
 from venue_operator.record import ledger, outbox
 from venue_operator.record.transitions import EventSpec
 from venue_operator.remediate import writes
-from venue_operator.remediate.fleet_rate import FleetRate
 from venue_operator.remediate.gitops_follow import follow_gitops
 from venue_operator.remediate.ports import Acts, Events, GitOpsActs, Store, Subject
 from venue_operator.tenancy.redact import redact

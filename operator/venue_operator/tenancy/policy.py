@@ -35,7 +35,7 @@ class Caps:
     min_cooldown: timedelta = timedelta(seconds=30)
     max_actions_per_hour: int = 20
     min_probe_interval: timedelta = timedelta(seconds=5)
-    # Across every VenueService (remediate/fleet_rate.py); 0: no fleet-wide limit.
+    # Across every VenueService (fleet/rate.py); 0: no fleet-wide limit.
     fleet_actions_per_minute: int = 10
 
 

@@ -1,0 +1,80 @@
+"""The fleet watch: says when a storm starts and ends, once, for the whole fleet.
+
+Every few seconds it compares the board's storms with the ones it knew: a new storm posts a
+Warning `FleetStorm` Event on the operator's own Pod and sets `venue_operator_fleet_storm`
+(the PrometheusRule's `VenueOperatorFleetStorm` alert: the fleet's one page); an ended one
+posts a Normal `FleetStormOver` and drops its series. Each held VenueService says why in its
+own `RemediationSuppressed` Event (remediate/remediator.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+import structlog
+
+from venue_operator.decide.storm import Storm
+from venue_operator.fleet.board import FleetBoard
+from venue_operator.model.reasons import Reason
+from venue_operator.record import telemetry
+from venue_operator.record.transitions import EventSpec
+
+log = structlog.get_logger(__name__)
+TICK_S = 2.0
+
+# (the Event, a key naming it once) -> posted; None: the operator does not know its Pod
+Post = Callable[[EventSpec, str], Awaitable[object]]
+
+
+def _started(storm: Storm) -> EventSpec:
+    message = (f"{storm.describe()}: a shared cause; their scale-ups and service-wide "
+               "rollbacks are held (the rollout guard still judges each rollout)")  # fmt: skip
+    return EventSpec("Warning", Reason.FLEET_STORM, message)
+
+
+def _ended(storm: Storm) -> EventSpec:
+    return EventSpec("Normal", Reason.FLEET_STORM_OVER,
+                     f"fewer services breaching {storm.check} together ({storm.scope}): each "
+                     "acts on its own rules again")  # fmt: skip
+
+
+class FleetWatch:
+    def __init__(
+        self, board: FleetBoard, post: Post | None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:  # fmt: skip
+        self.board, self.post, self.clock = board, post, clock
+        self.active: dict[tuple[str, str], tuple[Storm, datetime]] = {}
+
+    async def tick(self) -> None:
+        now = self.clock()
+        current = {storm.key: storm for storm in self.board.storms(now)}
+        for key, storm in current.items():
+            telemetry.FLEET_STORM.labels(*key).set(storm.breaching)
+            if key not in self.active:
+                self.active[key] = (storm, now)
+                log.warning("fleet.storm", scope=storm.scope, check=storm.check,
+                            breaching=storm.breaching, services=storm.services)  # fmt: skip
+                await self._say(_started(storm), key, now)
+            else:
+                self.active[key] = (storm, self.active[key][1])
+        for key in [k for k in self.active if k not in current]:
+            storm, since = self.active.pop(key)
+            with contextlib.suppress(KeyError):
+                telemetry.FLEET_STORM.remove(*key)
+            log.info("fleet.storm_over", scope=storm.scope, check=storm.check)
+            await self._say(_ended(storm), key, since)
+
+    async def _say(self, event: EventSpec, key: tuple[str, str], since: datetime) -> None:
+        if self.post is not None:
+            await self.post(event, f"storm/{key[0]}/{key[1]}/{since:%Y%m%dT%H%M%S}")
+
+    async def run_forever(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except Exception:  # the watch must outlive a failed Event post
+                log.exception("fleet.watch_failed")
+            await asyncio.sleep(TICK_S)
