@@ -65,7 +65,7 @@ def test_alerts_cover_the_operator_and_the_services_it_guards() -> None:
     assert set(alerts(optional_rule())) == {
         "VenueOperatorDown", "VenueOperatorNotEvaluating", "VenueOperatorEvaluationErrors",
         "VenueOperatorDegraded", "VenueOperatorAlertmanagerFailing", "VenueOperatorPagingFailed",
-        "VenueServiceDown", "VenueServiceCritical", "VenueServiceBlind",
+        "VenueOperatorFleetStorm", "VenueServiceDown", "VenueServiceCritical", "VenueServiceBlind",
         "VenueServiceEscalated", "VenueServiceRemediationFailed", "VenueServiceBudgetExhausted",
         "VenueServiceMetricsUnavailable",
     }  # fmt: skip
@@ -215,6 +215,11 @@ PROMTOOL_CASES: list[tuple[str, dict[str, str], str, list[dict[str, str]]]] = [
     ("VenueOperatorPagingFailed",  # a page failing for 3 minutes; another recovered at once
      {'venue_operator_paging_failing{namespace="a",name="s"}': "0 1x5 0",
       'venue_operator_paging_failing{namespace="a",name="t"}': "0 1 0x5"}, "4m", [SVC]),
+    ("VenueOperatorFleetStorm",  # one alert for the fleet, however many scopes storm
+     {'venue_operator_fleet_storm{scope="namespace a",check="p99_latency"}': "_ 6x5",
+      'venue_operator_fleet_storm{scope="cluster",check="p99_latency"}': "_ 9x5"}, "2m", [{}]),
+    ("VenueOperatorFleetStorm",  # over: the series are gone
+     {'venue_operator_fleet_storm{scope="cluster",check="p99_latency"}': "6 6 stale"}, "3m", []),
     ("VenueServiceDown",
      {'venue_operator_health{namespace="a",name="s",health="Down"}': "0 1x10",
       'venue_operator_health{namespace="a",name="s",health="Healthy"}': "1 0x10"}, "4m",
