@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ import yaml
 from tests import upstream_crds
 from venue_lab.cluster import ensure_binaries
 from venue_lab.helm import helm
+from venue_lab.operator_process import OperatorProcess
 from venue_lab.session import Lab
 
 REPO = Path(__file__).resolve().parents[1]
@@ -93,3 +96,20 @@ def dashboard_queries(dashboard: dict[str, Any], values: dict[str, str]) -> list
         for target in panel.get("targets", []):
             found.append((panel["title"], substituted(target["expr"])))
     return found
+
+
+@contextlib.contextmanager
+def the_chart_alerts_on(lab: Lab, running: OperatorProcess, *at_once: str) -> Iterator[None]:
+    """The lab's Prometheus scrapes `running` and evaluates the chart's PrometheusRule, with
+    the `for:` of the alerts named at 0 s (the lab's scenarios are seconds long)."""
+    now = (f"prometheusRule.for.{alert}=0s" for alert in at_once)
+    rendered = template(*setting("prometheusRule.enabled=true", *now))
+    (rule,) = [d for d in rendered if d["kind"] == "PrometheusRule"]
+    target, name = f"127.0.0.1:{running.metrics_port}", f"rules-{running.metrics_port}"
+    lab.prometheus.add_target(target, {"job": name})
+    lab.prometheus.load_rules(name, rule["spec"]["groups"])
+    try:
+        yield
+    finally:
+        lab.prometheus.remove_target(target)
+        lab.prometheus.remove_rules(name)

@@ -5,13 +5,12 @@ a receiver outage, and resolved when the incident is over."""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from tests import harness
-from tests.chart import setting, template
+from tests.chart import the_chart_alerts_on
 from tests.integration.test_chart_install import (  # noqa: F401 - release: a fixture
     alert_fired,
     chart_operator,
@@ -50,23 +49,6 @@ def operator(lab: Lab, *entry: str) -> OperatorProcess:
 def outbox(venue: harness.Venue) -> list[dict[str, object]]:
     pages: list[dict[str, object]] = venue.status().get("outbox", [])
     return pages
-
-
-@contextlib.contextmanager
-def the_chart_alerts_on(lab: Lab, running: OperatorProcess) -> Iterator[None]:
-    """The lab's Prometheus scrapes `running` and evaluates the chart's PrometheusRule (its
-    `for:` at 0 s: the lab's scenarios are seconds long)."""
-    rendered = template(*setting("prometheusRule.enabled=true",
-                                 "prometheusRule.for.VenueOperatorPagingFailed=0s"))  # fmt: skip
-    (rule,) = [d for d in rendered if d["kind"] == "PrometheusRule"]
-    target, name = f"127.0.0.1:{running.metrics_port}", f"paging-{running.metrics_port}"
-    lab.prometheus.add_target(target, {"job": name})
-    lab.prometheus.load_rules(name, rule["spec"]["groups"])
-    try:
-        yield
-    finally:
-        lab.prometheus.remove_target(target)
-        lab.prometheus.remove_rules(name)
 
 
 def triggers(receiver: PagerDutyReceiver) -> list[dict[str, object]]:
@@ -147,7 +129,7 @@ def test_a_receiver_down_for_two_minutes_is_retried_said_and_paged_once_it_is_ba
         )
         wait_until("paging_failing on /metrics", lambda: harness.metric(
             running, "venue_operator_paging_failing", ns) == 1.0, 30)  # fmt: skip
-        with the_chart_alerts_on(the_lab, running):
+        with the_chart_alerts_on(the_lab, running, "VenueOperatorPagingFailed"):
             alert_fired(the_lab, "VenueOperatorPagingFailed", ns)
         venue.wait_health("Healthy", "None", timeout=90)  # remediation never waited on it
         assert pagerduty.pages == []

@@ -162,3 +162,15 @@ async def test_the_watch_says_a_storm_once_when_it_starts_and_when_it_ends() -> 
     assert ("namespace shop", "p99_latency") not in {
         tuple(labels) for labels in telemetry.FLEET_STORM._metrics
     }
+
+
+def test_the_fifth_service_to_breach_sees_the_storm_it_makes_within_the_same_second() -> None:
+    board = FleetBoard(RULE)
+    for i in range(10):
+        board.report("shop", f"s{i}", (), [], NOW)
+    assert board.around("shop", (), NOW) == ()
+    seen = []
+    for i in range(6):  # one after another, as their cycles come
+        board.report("shop", f"s{i}", (), ["p99_latency"], NOW + timedelta(milliseconds=i))
+        seen.append(len(board.around("shop", (), NOW + timedelta(milliseconds=i))))
+    assert seen == [0, 0, 0, 0, 1, 1]
