@@ -183,9 +183,13 @@ def test_a_shared_dependency_slowing_down_is_one_storm_held_and_said_once(
 
         # A bad release of one of them, during the storm: its own pods are compared.
         set_image(lab, ns, BAD_IMAGE, name=GUARDED)
-        wait_until(f"{GUARDED} rolled back", lambda: any(
-            e["involvedObject"]["name"] == GUARDED
-            for e in events(lab, ns, "RolledBack")), 60)  # fmt: skip
+        try:
+            wait_until(f"{GUARDED} rolled back", lambda: any(
+                e["involvedObject"]["name"] == GUARDED
+                for e in events(lab, ns, "RolledBack")), 90)  # fmt: skip
+        except LabError as exc:
+            guard = statuses(lab, ns)[GUARDED].get("rolloutGuard")
+            raise AssertionError(f"{exc}: guard {guard}; {diagnosis(lab, ns, operator)}") from exc
         assert image_of(deployment(lab, ns, GUARDED)) == GOOD
         assert any(e["involvedObject"]["name"] == GUARDED
                    for e in events(lab, ns, "RolloutPaused"))  # fmt: skip

@@ -180,6 +180,9 @@ def test_dry_run_records_but_writes_no_workload(
     after = deployment(the_lab, venue.namespace)
     assert image_of(after) == BAD_IMAGE
     assert after["metadata"]["generation"] == before["metadata"]["generation"] + 1  # ours only
+    # the Event is posted in the cycle, the history written at its end
+    venue.wait_status("the dry run recorded", lambda s: any(
+        r.get("action") == "RollBack" for r in s.get("history", [])), 30)  # fmt: skip
     (record,) = history(venue, "RollBack")
     assert record["dryRun"] is True and record["result"] == "DryRun"
     assert venue.events("RolledBack") == []

@@ -58,8 +58,8 @@ def test_after_helm_uninstall_a_namespace_with_a_venueservice_is_deleted_in_seco
     """The chart's operator runs the daemons of a VenueService alone in its namespace and of
     one beside its Deployment; then `helm uninstall`. Kubernetes itself paces a namespace's
     deletion (the namespace controller starts 5 s after the request, and passes again 5 s
-    later when pods had to terminate), so the namespace with pods is held to its twin without
-    a VenueService. Measured: 5.5 s for an empty namespace or one with a VenueService only,
+    later when pods had to terminate), so the namespace with pods may take that second pass.
+    Measured: 5.5 s for an empty namespace or one with a VenueService only,
     10.5 s with the Deployment's pods, with or without a VenueService (6.3 s and 11.5 s with
     the lab under load); before, both waited for `venue-operator uninstall`."""
     name, namespace = release
@@ -83,9 +83,7 @@ def test_after_helm_uninstall_a_namespace_with_a_venueservice_is_deleted_in_seco
         # Leaving the block sends SIGTERM, as the kubelet does once Helm deleted the Deployment
         # (and with it the ServiceAccount and RBAC the operator would need to clean up).
         assert finalizers(lab, beside, venue.name) == finalizers(lab, alone, "alone") == []
-        # Twins only when their pods are: a pod not yet bound to a node is deleted at once,
-        # one on a node terminates first (CI once compared 10.3 s with a twin at 5.5 s).
-        for ns in (beside, twin):
+        for ns in (beside, twin):  # the same pods, on a node, in both
             wait_until(f"both pods running in {ns}", lambda ns=ns: running_pods(lab, ns) == 2, 60)
         namespaces = (alone, beside, twin)
         with ThreadPoolExecutor(len(namespaces)) as pool:  # deleted together
@@ -95,7 +93,10 @@ def test_after_helm_uninstall_a_namespace_with_a_venueservice_is_deleted_in_seco
               f"{took[beside]:.1f} s with a VenueService and pods, {took[twin]:.1f} s with "
               "the same pods only")  # fmt: skip
         assert took[alone] < NAMESPACE_DELETED_WITHIN_S
-        assert took[beside] < took[twin] + 2.0
+        # Pods make the namespace controller pass again 5 s later, or not, as their deletion
+        # races its first pass (CI saw 10.3 s beside a twin of 5.5 s, and the other way
+        # round): at most that second pass, never a wait for an operator that is gone.
+        assert took[beside] < NAMESPACE_DELETED_WITHIN_S + 5.0 + 2.0
 
 
 def running_pods(lab: Lab, ns: str) -> int:

@@ -285,8 +285,9 @@ class ServiceLoop:
         if board is None:
             return ()
         critical = rules.confirmed_critical(outcome.assessment, *rules.SERVICE_CHECKS)
-        board.report(self.namespace, self.name, spec.depends_on, critical, now)
-        return board.around(self.namespace, spec.depends_on, now)
+        depends_on = spec.depends_on or ()
+        board.report(self.namespace, self.name, depends_on, critical, now)
+        return board.around(self.namespace, depends_on, now)
 
     def _subject(
         self, spec: VenueServiceSpec, workload: WorkloadState, ref: dict[str, Any] | None

@@ -334,8 +334,8 @@ class VenueServiceSpec(Model):
     remediation: RemediationPolicy = Field(default_factory=RemediationPolicy)
     rollout_guard: RolloutGuard = Field(default_factory=RolloutGuard)
     notification: Notification | None = None
-    depends_on: list[DependencyName] = Field(
-        default_factory=list, max_length=8,
+    depends_on: list[DependencyName] | None = Field(
+        default=None, max_length=8,
         description=(
             "Shared dependencies of this service (e.g. the name of the database behind it). "
             "Services naming the same one are judged together by the operator's fleet storm "
