@@ -22,6 +22,7 @@ from venue_operator.guard.stats import (
     fisher_greater,
     quantile_from_buckets,
 )
+from venue_operator.model.status import GuardSource
 
 T0, LIMITS = GUARD_T0, GUARD_LIMITS
 FAST, SLOW = 0.05, 2.6  # seconds: healthy requests, requests of a version slower than 2 s
@@ -195,3 +196,21 @@ def test_p99_interpolates_like_histogram_quantile() -> None:
     assert quantile_from_buckets(0.99, buckets) == pytest.approx(0.492)
     assert quantile_from_buckets(0.99, [(0.1, 0.0), (math.inf, 10.0)]) == 0.1
     assert quantile_from_buckets(0.99, [(math.inf, 0.0)]) is None
+
+
+@pytest.mark.parametrize(
+    ("source", "counted"),
+    [(GuardSource.PROMETHEUS, 200.0), (GuardSource.DIRECT, 0.0)],
+)
+def test_a_new_pods_first_scrape_counts_from_zero_but_a_first_direct_read_does_not(
+    source: GuardSource, counted: float
+) -> None:
+    """A pod born during the watch has series of its own name: its first scrape is a whole
+    window. On its IP, what answers first may still be the pod that had the IP before."""
+    state = GuardState.begin(T0, NEW)
+    pods = (*old_pods(10.0), new_pod(10.0, 0.12, born=0.0, source=source))
+    state, _ = advance(state, RolloutRead(T0 + timedelta(seconds=10), NEW, pods), LIMITS)
+    assert state.new.requests == counted
+    before = pod("old-born", OLD, 200, 0, born=-1.0, source=GuardSource.PROMETHEUS)
+    state, _ = advance(GuardState.begin(T0, NEW), RolloutRead(T0, NEW, (before,)), LIMITS)
+    assert state.old.requests == 0  # born before the watch: its totals are not the watch's

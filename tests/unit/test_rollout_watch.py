@@ -8,6 +8,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
+import pytest
+
 from tests.unit.test_service_loop import FakeActs, FakeEvents
 from venue_operator.decide.decision import Action
 from venue_operator.decide.guardrails import dependency_echo
@@ -19,7 +21,7 @@ from venue_operator.loop.workload import workload_from_indexes
 from venue_operator.model.observations import Reading
 from venue_operator.model.reasons import Reason
 from venue_operator.model.remediation import RemediationPolicy
-from venue_operator.model.spec import VenueServiceSpec
+from venue_operator.model.spec import PodEndpoint, VenueServiceSpec
 from venue_operator.model.status import (
     ActionRecord,
     ActionResult,
@@ -39,6 +41,7 @@ SPEC = VenueServiceSpec.model_validate(
     {"deployment": {"name": "venue"}, "remediation": {"rollback": {"bakeTime": "30s"}}}
 )
 NOW = datetime.now(UTC)
+POD_ENDPOINT = PodEndpoint()
 
 
 def indexes(revision: int, complete: bool, rolled_back_to: str | None = None) -> dict[str, Any]:
@@ -71,7 +74,9 @@ class Reader:
         self.reachable = reachable
         self.calls = 0
 
-    async def __call__(self, pods: Iterable[PodTarget], seconds: float) -> tuple[PodSample, ...]:
+    async def __call__(
+        self, pods: Iterable[PodTarget], seconds: float, endpoint: PodEndpoint = POD_ENDPOINT
+    ) -> tuple[PodSample, ...]:
         self.calls += 1
         return tuple(
             PodSample(
@@ -154,7 +159,9 @@ class Counting(Reader):
         super().__init__()
         self.new_ratio = new_ratio
 
-    async def __call__(self, pods: Iterable[PodTarget], seconds: float) -> tuple[PodSample, ...]:
+    async def __call__(
+        self, pods: Iterable[PodTarget], seconds: float, endpoint: PodEndpoint = POD_ENDPOINT
+    ) -> tuple[PodSample, ...]:
         self.calls += 1
         k = self.calls
         counts = {"h1": (1000.0 * k, 1.0 * k), "h2": (100.0 * k, 100 * k * self.new_ratio)}
@@ -251,8 +258,10 @@ class Prometheus:
 class Blocked(Counting):
     """A NetworkPolicy in the way: no pod answers on :3002 (its counters still count)."""
 
-    async def __call__(self, pods: Iterable[PodTarget], seconds: float) -> tuple[PodSample, ...]:
-        read = await super().__call__(pods, seconds)
+    async def __call__(
+        self, pods: Iterable[PodTarget], seconds: float, endpoint: PodEndpoint = POD_ENDPOINT
+    ) -> tuple[PodSample, ...]:
+        read = await super().__call__(pods, seconds, endpoint)
         return tuple(PodSample(s.name, s.template_hash, s.created_at, s.ready, reachable=False,
                                health_ok=False) for s in read)  # fmt: skip
 
@@ -317,6 +326,46 @@ async def test_without_series_or_prometheus_the_guard_says_it_is_blind() -> None
     assert (condition.status, condition.reason) == ("False", "PodsUnreachable")
     assert "connection refused" in condition.message
     assert not [e for _, e in events.posted if e.reason is Reason.GUARD_SOURCE_CHANGED]
+
+
+class Unlabelled(Prometheus):
+    """Has the service's series (`has_series`), but none labelled `pod`."""
+
+    def __init__(self, counting: Counting, has_series: bool) -> None:
+        super().__init__(counting)
+        self.has_series = has_series
+
+    async def __call__(self, url: str, promql: str, what: str) -> Samples | str:
+        self.queries.append((url, promql))
+        if promql.startswith("count(") and self.has_series and 'pod!=""' not in promql:
+            return (Sample({}, Reading.of(4)),)
+        return ()
+
+
+@pytest.mark.parametrize(
+    ("has_series", "said"),
+    [
+        (False, 'no http_requests_total series with {namespace="ns",service="venue"}: set '
+                "spec.prometheus.matchLabels"),
+        (True, 'series with {namespace="ns",service="venue"} but none labelled `pod`'),
+    ],
+)  # fmt: skip
+async def test_without_series_by_pod_status_names_the_missing_label(
+    has_series: bool, said: str
+) -> None:
+    reader = Blocked(new_ratio=0.001)
+    prometheus = Unlabelled(reader, has_series)
+    w, _, _ = acting_watch(reader, read_series=prometheus, prometheus_url=PROM)
+    on_8443 = SPEC.model_copy(
+        update={"rollout_guard": SPEC.rollout_guard.model_copy(
+            update={"pods": PodEndpoint(port=8443, scheme="https")})}
+    )  # fmt: skip
+    await ticks(w, on_8443, 2)
+    condition = next(c for c in w.store.written.conditions if c.type == "RolloutGuard")
+    assert (condition.status, condition.reason) == ("False", "PodsUnreachable")
+    assert "answered on podIP:8443" in condition.message and said in condition.message
+    assert w.store.written.rollout_guard is not None
+    assert said in w.store.written.rollout_guard.message
 
 
 async def test_a_prometheus_the_tenant_may_not_use_is_never_asked() -> None:

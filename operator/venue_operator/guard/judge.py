@@ -8,6 +8,9 @@ and what answers on it first may not be the new pod yet. Where a pod cannot be r
 (a NetworkPolicy), its counters come from Prometheus series labelled by `pod` instead
 (guard/pod_series.py): the same process totals, only older; a pod whose source changes is
 baselined again, since a scrape older than the last direct read would look like a restart.
+A pod born during the watch whose first counters come from Prometheus is counted from zero:
+its series are its own by name (no reused IP), so its first scrape is already a whole window
+and the judgement waits one scrape interval, not two.
 
 "Worse" needs both, so that a few requests or an already noisy old version never trigger it:
 - a one-sided Fisher exact test on the 5xx counts below `significance`, and
@@ -186,8 +189,9 @@ def _fold(state: GuardState, read: RolloutRead, limits: GuardLimits) -> GuardSta
             continue
         # counters from another source: a baseline only (this read's gain is not counted)
         counted = before if before is not None and before.source is pod.source else None
-        requests = counter_delta(counted.requests if counted else None, pod.requests)
-        errors = counter_delta(counted.errors if counted else None, pod.errors)
+        zero = 0.0 if before is None and _scraped_since_birth(pod, state.started_at) else None
+        requests = counter_delta(counted.requests if counted else zero, pod.requests)
+        errors = counter_delta(counted.errors if counted else zero, pod.errors)
         if before is None:
             since = pod.created_at if pod.created_at < state.started_at else read.at
         elif counted is None:
@@ -203,6 +207,10 @@ def _fold(state: GuardState, read: RolloutRead, limits: GuardLimits) -> GuardSta
         memory[pod.name] = _PodMemory(pod.requests, pod.errors, dict(pod.buckets), restarts,
                                       since, pod.source)  # fmt: skip
     return replace(state, pods=memory, new=new, old=old)
+
+
+def _scraped_since_birth(pod: PodSample, started_at: datetime) -> bool:
+    return pod.source is GuardSource.PROMETHEUS and pod.created_at >= started_at
 
 
 def _latency(

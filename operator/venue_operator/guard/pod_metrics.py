@@ -1,9 +1,11 @@
-"""The rollout guard's eyes: each pod's own /metrics and /health/full on podIP:3002.
+"""The rollout guard's eyes: each pod's own /metrics and /health/full on its pod IP, at the
+port, scheme and paths of `rolloutGuard.pods` (default http, 3002, the runbook's paths).
 
 Read directly, not through Prometheus: no scrape interval or rate window between a bad
 version and the guard. Every read is bounded in time and size and isolated per pod (a
 client of its own, observe/http.py); a pod that cannot be read is `reachable=False`, never
-a zero.
+a zero. A hostNetwork pod is never read on its IP: that is its node's, and the spec's port
+would reach the node's own services (the kubelet's); Prometheus may still stand in for it.
 """
 
 from __future__ import annotations
@@ -13,19 +15,26 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from venue_operator.guard.judge import PodSample
-from venue_operator.model.spec import RUNBOOK_PORT
+from venue_operator.model.spec import PodEndpoint
 from venue_operator.observe.health import probe
-from venue_operator.observe.http import FAILURES, TIMEOUTS, Clients, get_bounded
+from venue_operator.observe.http import FAILURES, TIMEOUTS, get_bounded
 
 MAX_METRICS_BYTES = 1024 * 1024
 REQUESTS = "http_requests_total"
 BUCKET = "http_request_duration_seconds_bucket"
+
+
+class PodClients(Protocol):
+    """Makes a client for one pod's reads (observe/http.py's probe_client); `verify` False
+    for https to a pod IP."""
+
+    def __call__(self, *, verify: bool = True) -> httpx.AsyncClient: ...
 
 
 class Unreadable(Exception):
@@ -43,6 +52,7 @@ class PodTarget:
     ready: bool
     restarts: int
     crash_looping: bool
+    host_network: bool = False
 
     @classmethod
     def of(cls, summary: Mapping[str, Any]) -> PodTarget | None:
@@ -57,6 +67,7 @@ class PodTarget:
             ready=bool(summary.get("ready")),
             restarts=int(summary.get("restarts") or 0),
             crash_looping=bool(summary.get("crash_looping")),
+            host_network=bool(summary.get("host_network")),
         )
 
 
@@ -92,7 +103,7 @@ async def _metrics_text(client: httpx.AsyncClient, url: str, seconds: float) -> 
 
 
 def _serves(pod: PodTarget) -> bool:
-    return bool(pod.ip and pod.ready)
+    return bool(pod.ip and pod.ready and not pod.host_network)
 
 
 def _unread(pod: PodTarget) -> PodSample:
@@ -102,17 +113,21 @@ def _unread(pod: PodTarget) -> PodSample:
     )  # fmt: skip
 
 
+def pod_url(endpoint: PodEndpoint, ip: str, path: str) -> str:
+    host = f"[{ip}]" if ":" in ip else ip
+    return f"{endpoint.scheme}://{host}:{endpoint.port}{path}"
+
+
 async def read_pod(
-    client: httpx.AsyncClient, pod: PodTarget, seconds: float, port: int = RUNBOOK_PORT
+    client: httpx.AsyncClient, pod: PodTarget, seconds: float, endpoint: PodEndpoint
 ) -> PodSample:
     """One pod's counters and health; a pod not Ready is not probed (it serves no traffic)."""
     base = _unread(pod)
-    if not _serves(pod):
+    if not _serves(pod) or pod.ip is None:
         return base
-    root = f"http://{pod.ip}:{port}"
     health, metrics = await asyncio.gather(
-        probe(client, f"{root}/health/full", seconds),
-        _metrics_text(client, f"{root}/metrics", seconds),
+        probe(client, pod_url(endpoint, pod.ip, endpoint.health_path), seconds),
+        _metrics_text(client, pod_url(endpoint, pod.ip, endpoint.metrics_path), seconds),
         return_exceptions=True,
     )
     health_ok = health.ok if not isinstance(health, BaseException) else False
@@ -126,16 +141,19 @@ async def read_pod(
     return replace(unread, reachable=True, requests=requests, errors=errors, buckets=buckets)
 
 
-async def _read_alone(clients: Clients, pod: PodTarget, seconds: float, port: int) -> PodSample:
+async def _read_alone(
+    clients: PodClients, pod: PodTarget, seconds: float, endpoint: PodEndpoint
+) -> PodSample:
     if not _serves(pod):
         return _unread(pod)
-    async with clients() as client:  # a pod of its own: one hung pod ties up no other's pool
-        return await read_pod(client, pod, seconds, port)
+    # a client of its own: one hung pod ties up no other's pool
+    async with clients(verify=endpoint.scheme == "http") as client:
+        return await read_pod(client, pod, seconds, endpoint)
 
 
 async def read_pods(
-    clients: Clients, pods: Iterable[PodTarget], seconds: float, port: int = RUNBOOK_PORT
+    clients: PodClients, pods: Iterable[PodTarget], seconds: float, endpoint: PodEndpoint
 ) -> tuple[PodSample, ...]:
     """Every pod at once, each bounded by `seconds`: one hung pod delays none of the others."""
-    reads = (_read_alone(clients, pod, seconds, port) for pod in pods)
+    reads = (_read_alone(clients, pod, seconds, endpoint) for pod in pods)
     return tuple(await asyncio.gather(*reads))

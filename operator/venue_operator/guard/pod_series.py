@@ -8,7 +8,9 @@ between two reads is then a drop like any other, and the counts stay whole numbe
 Fisher's test (increase() extrapolates to the edges of its window). A pod without series (not
 scraped yet, or its scrapes failing: Prometheus marks the series stale) stays unreachable,
 never a zero. The queries carry the VenueService's own selector with its namespace forced
-(tenancy/promql_scope.py), like every query a tenant's spec shapes.
+(tenancy/promql_scope.py), like every query a tenant's spec shapes. When none of the pods has
+series, two counts say which label is missing: the selector's (`prometheus.matchLabels`) or
+`pod` (the scrape must keep it, as a PodMonitor does).
 """
 
 from __future__ import annotations
@@ -56,6 +58,42 @@ def pod_queries(
     if isinstance(buckets, Refused):
         return buckets
     return requests, buckets
+
+
+def label_queries(labels: Mapping[str, str], namespace: str) -> tuple[str, str] | Refused:
+    """Counts of the service's request series, and of those labelled `pod`."""
+    sel = selector(labels)
+    counted = [scope(f"count(http_requests_total{{{s}}})", namespace)
+               for s in (sel, f'{sel},{POD}!=""')]  # fmt: skip
+    every, by_pod = counted
+    if isinstance(every, Refused):
+        return every
+    if isinstance(by_pod, Refused):
+        return by_pod
+    return every, by_pod
+
+
+async def missing_labels(query: Query, url: str, labels: Mapping[str, str], namespace: str) -> str:
+    """Why Prometheus had no series for the pods, naming the labels the fallback needs."""
+    wanted = selector(labels)
+    wanted = wanted if len(wanted) <= 200 else wanted[:200] + "..."
+    counts = label_queries(labels, namespace)
+    if isinstance(counts, Refused):
+        return f"label query refused: {counts.reason}"
+    every, by_pod = await asyncio.gather(
+        query(url, counts[0], "count the service's series"),
+        query(url, counts[1], "count the service's series by pod"),
+    )
+    if isinstance(every, str) or isinstance(by_pod, str):
+        return every if isinstance(every, str) else str(by_pod)
+    if not every:
+        return (f"Prometheus has no http_requests_total series with {{{wanted}}}: set "
+                f"spec.prometheus.matchLabels to labels this service's series carry")  # fmt: skip
+    if not by_pod:
+        return (f"Prometheus has series with {{{wanted}}} but none labelled `{POD}`: the "
+                f"guard needs each pod's series labelled `{POD}` (a PodMonitor, or a "
+                f"ServiceMonitor's pod target label)")  # fmt: skip
+    return f"Prometheus has no series with {{{wanted}}} labelled `{POD}` by these pods' names yet"
 
 
 def pod_counters(requests: Samples, buckets: Samples) -> dict[str, PodCounters]:

@@ -3,10 +3,11 @@ every `rolloutGuard.interval`, read every pod of the Deployment, judge new again
 (guard/judge.py), and on a confirmed bad or stalled version pause and roll back
 (guard/verdict.py, carried out by the Remediator with its write-ahead record).
 
-Pods are read on podIP:3002; a Ready pod that does not answer there (a NetworkPolicy) is read
-from Prometheus instead, its series labelled by `pod` (guard/pod_series.py), within the
-VenueService's own selector and namespace. Status says which (`rolloutGuard.source`), and an
-Event says when that changes.
+Pods are read on their own IPs at `rolloutGuard.pods` (default http://podIP:3002); a Ready pod
+that does not answer there (a NetworkPolicy, a strict-mTLS mesh) is read from Prometheus
+instead, its series labelled by `pod` (guard/pod_series.py), within the VenueService's own
+selector and namespace. Status says which (`rolloutGuard.source`), and an Event says when that
+changes; when Prometheus has no series for them, status names the label that is missing.
 
 Driven by the service loop between its cycles; the Deployment, its ReplicaSets and pods come
 from the watch-fed indexes, so noticing a template change costs no API call.
@@ -36,6 +37,7 @@ from venue_operator.guard.pod_series import (
     PodCounters,
     Query,
     from_prometheus,
+    missing_labels,
     pod_queries,
     read_pod_series,
 )
@@ -44,7 +46,7 @@ from venue_operator.kube.status_store import StatusStore
 from venue_operator.model import keys
 from venue_operator.model.observations import WorkloadState
 from venue_operator.model.reasons import Reason
-from venue_operator.model.spec import RUNBOOK_PORT, VenueServiceSpec
+from venue_operator.model.spec import RUNBOOK_PORT, PodEndpoint, VenueServiceSpec
 from venue_operator.model.status import (
     Condition,
     GuardSource,
@@ -61,10 +63,15 @@ from venue_operator.tenancy.promql_scope import Refused
 
 log = structlog.get_logger(__name__)
 
-ReadPods = Callable[[Iterable[PodTarget], float], Awaitable[tuple[PodSample, ...]]]
-UNREACHABLE = f"pods unreachable on :{RUNBOOK_PORT}"
-READING_PROMETHEUS = f"{UNREACHABLE}; reading Prometheus series by pod"
-NO_SERIES = "Prometheus has no series labelled by pod for them"
+ReadPods = Callable[[Iterable[PodTarget], float, PodEndpoint], Awaitable[tuple[PodSample, ...]]]
+
+
+def unreachable(port: int) -> str:
+    return f"pods unreachable on :{port}"
+
+
+def reading_prometheus(port: int) -> str:
+    return f"{unreachable(port)}; reading Prometheus series by pod"
 
 
 @dataclass
@@ -86,7 +93,8 @@ class RolloutWatch:
     prometheus_url: str | None = None
     tenancy: Tenancy = field(default_factory=Tenancy)
     source: GuardSource = GuardSource.DIRECT  # of the last read that read any pod
-    no_stand_in: str = ""  # why Prometheus did not stand in for pods :3002 did not reach
+    no_stand_in: str = ""  # why Prometheus did not stand in for pods the direct read missed
+    port: int = RUNBOOK_PORT  # rolloutGuard.pods.port, as of the last read
 
     @property
     def watching(self) -> bool:
@@ -125,7 +133,8 @@ class RolloutWatch:
             is not None
         ]
         seconds = min(spec.probe.timeout, spec.rollout_guard.interval).total_seconds()
-        direct = await self.read_pods(pods, seconds)
+        self.port = spec.rollout_guard.pods.port
+        direct = await self.read_pods(pods, seconds, spec.rollout_guard.pods)
         samples = await self._stand_in(spec, subject.name, pods, direct)
         ready = [s for s in samples if s.ready]
         blind = bool(ready) and not any(s.reachable for s in ready)
@@ -184,7 +193,7 @@ class RolloutWatch:
         self, spec: VenueServiceSpec, name: str, pods: Sequence[PodTarget],
         samples: tuple[PodSample, ...],
     ) -> tuple[PodSample, ...]:  # fmt: skip
-        """The Ready pods that did not answer on podIP:3002 read from Prometheus instead,
+        """The Ready pods that did not answer on their pod IP read from Prometheus instead,
         where it has their series (one that does proves the pod serves: our path is blocked)."""
         unread = [t.name for t, s in zip(pods, samples, strict=True)
                   if t.ip and s.ready and not s.reachable]  # fmt: skip
@@ -196,7 +205,7 @@ class RolloutWatch:
             self.no_stand_in = found
             return samples
         if not found:
-            self.no_stand_in = NO_SERIES
+            self.no_stand_in = await self._missing_labels(spec, name)
         return from_prometheus(samples, found)
 
     async def _series(
@@ -214,6 +223,13 @@ class RolloutWatch:
         if isinstance(queries, Refused):
             return f"pod query refused: {queries.reason}"
         return await read_pod_series(self.read_series, admitted.target.url, queries)
+
+    async def _missing_labels(self, spec: VenueServiceSpec, name: str) -> str:
+        admitted = metrics_target(spec, self.namespace, name, self.prometheus_url, self.tenancy)
+        if self.read_series is None or admitted.target.url is None:
+            return "no Prometheus"  # not reached: _series said so
+        return await missing_labels(self.read_series, admitted.target.url,
+                                    admitted.target.labels, self.namespace)  # fmt: skip
 
     async def _say_in_status(self, now: datetime) -> None:
         """The watch's condition and `rolloutGuard` in status as soon as they change. A failed
@@ -238,11 +254,12 @@ class RolloutWatch:
         template = self.state.new_hash
         if source is GuardSource.PROMETHEUS:
             ready = sum(1 for s in samples if s.ready)
-            message = (f"{READING_PROMETHEUS} ({len(from_prometheus)} of {ready} Ready pods) "
+            message = (f"{reading_prometheus(self.port)} ({len(from_prometheus)} of {ready} "
+                       f"Ready pods) "
                        f"to compare template {template} with the old one")  # fmt: skip
             event = EventSpec("Warning", Reason.GUARD_SOURCE_CHANGED, message)
         else:
-            message = f"pods answer on :{RUNBOOK_PORT} again: read directly (template {template})"
+            message = f"pods answer on :{self.port} again: read directly (template {template})"
             event = EventSpec("Normal", Reason.GUARD_SOURCE_CHANGED, message)
         log.info("rollout_guard.source", namespace=self.namespace, source=source,
                  template=template)  # fmt: skip
@@ -261,7 +278,7 @@ class RolloutWatch:
         status = self.store.known
         if self.source is GuardSource.PROMETHEUS:  # the audit trail says what it judged on
             judgement = replace(judgement, reason=f"{judgement.reason} (from Prometheus "
-                                f"series by pod: {UNREACHABLE})")  # fmt: skip
+                                f"series by pod: {unreachable(self.port)})")  # fmt: skip
         decision = decide_guard(
             judgement, rollout_facts(workload, status), status, subject.spec.remediation, now,
             paused, bool(deployment.get("paused_by_guard")),
@@ -295,14 +312,15 @@ def guard_condition(
         status, reason = "False", "PodsUnreachable"
         why = f" ({watch.no_stand_in})" if watch.no_stand_in else ""
         message = (
-            f"none of {watch.unreachable} Ready pods answered on podIP:{RUNBOOK_PORT} and "
+            f"none of {watch.unreachable} Ready pods answered on podIP:{watch.port} and "
             f"Prometheus did not stand in{why}: the rollout guard cannot compare template "
             f"{template} with the old one; only the service-wide checks protect this rollout"
         )
     elif watch.source is GuardSource.PROMETHEUS:
-        status, reason, message = "True", "ReadingPrometheus", f"{READING_PROMETHEUS}: {comparing}"
+        status, reason = "True", "ReadingPrometheus"
+        message = f"{reading_prometheus(watch.port)}: {comparing}"
     else:
-        status, reason, message = "True", "Watching", f"{comparing} on podIP:{RUNBOOK_PORT}"
+        status, reason, message = "True", "Watching", f"{comparing} on podIP:{watch.port}"
     since = before.last_transition_time if before and before.status == status else now
     return Condition(type=GUARD_CONDITION, status=status, reason=reason, message=message,
                      last_transition_time=since)  # fmt: skip
@@ -314,11 +332,12 @@ def guard_status(watch: RolloutWatch | None) -> RolloutGuardStatus | None:
     if watch is None or watch.state is None:
         return None
     if watch.unreachable is not None:
-        message = f"{UNREACHABLE} and not read from Prometheus: {watch.no_stand_in or 'no pod IP'}"
+        message = (f"{unreachable(watch.port)} and not read from Prometheus: "
+                   f"{watch.no_stand_in or 'no pod IP'}")  # fmt: skip
     elif watch.source is GuardSource.PROMETHEUS:
-        message = READING_PROMETHEUS
+        message = reading_prometheus(watch.port)
     else:
-        message = f"reading each pod on podIP:{RUNBOOK_PORT}"
+        message = f"reading each pod on podIP:{watch.port}"
     return RolloutGuardStatus(template=watch.state.new_hash, source=watch.source,
                               message=message[:1024])  # fmt: skip
 

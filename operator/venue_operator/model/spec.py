@@ -23,6 +23,7 @@ from venue_operator.model.fields import (
     Model,
     ObjectName,
     Percent,
+    PlainPath,
     cel,
 )
 from venue_operator.model.remediation import RemediationPolicy
@@ -263,6 +264,30 @@ class Notification(Model):
         return self
 
 
+class PodEndpoint(Model):
+    """Where the rollout guard reads each pod directly: `<scheme>://<podIP>:<port><path>`.
+
+    The address is the pod's own IP from its status (never a name from the spec); a
+    hostNetwork pod, whose IP is its node's, is never read on it. https encrypts but cannot
+    verify the pod: a certificate names a service, not a pod IP, so it is not checked; the
+    guard sends no credentials, and it trusts these answers as much as plain http ones.
+    """
+
+    port: int = Field(
+        default=RUNBOOK_PORT, ge=1, le=65535, description="The pod's metrics and health port."
+    )
+    scheme: Literal["http", "https"] = Field(
+        default="http",
+        description="https: encrypted, the certificate not verified (a pod IP has no name).",
+    )
+    metrics_path: PlainPath = Field(
+        default="/metrics", description="Prometheus text exposition of the pod's own counters."
+    )
+    health_path: PlainPath = Field(
+        default="/health/full", description="The pod's detailed health (checks.database, ...)."
+    )
+
+
 class RolloutGuard(Model):
     """Compare a rollout's new pods with its old ones while it rolls out (guard/judge.py).
 
@@ -300,6 +325,10 @@ class RolloutGuard(Model):
     warm_up: Duration = Field(
         default=timedelta(seconds=10),
         description="Each new pod's first seconds, left out of its latency (not its errors).",
+    )
+    pods: PodEndpoint = Field(
+        default_factory=PodEndpoint,
+        description="Where each pod is read directly; unreachable there, from Prometheus.",
     )
 
     @model_validator(mode="after")
