@@ -19,7 +19,7 @@ from venue_lab.processes import free_port
 from venue_lab.simulator import Simulator
 from venue_lab.tls import self_signed
 from venue_operator.guard.pod_metrics import PodTarget, counters, read_pod, read_pods
-from venue_operator.model.spec import PodEndpoint
+from venue_operator.model.spec import PodEndpoint, RolloutGuard
 from venue_operator.observe.http import probe_client
 
 BORN = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -32,8 +32,8 @@ class Clock:
         return self.now
 
 
-def on(port: int, **fields: object) -> PodEndpoint:
-    return PodEndpoint.model_validate({"port": port, **fields})
+def on(port: int, **fields: object) -> RolloutGuard:
+    return RolloutGuard.model_validate({"pods": {"port": port, **fields}})
 
 
 def target(name: str, port_host: str = "127.0.0.1", ready: bool = True) -> PodTarget:
@@ -95,8 +95,8 @@ def test_counters_sum_routes_and_take_5xx_only() -> None:
         'http_request_duration_seconds_sum{route="/a"} 3',
         'http_request_duration_seconds_count{route="/a"} 94',
     ]) + "\n"  # fmt: skip
-    requests, errors, buckets = counters(text)
-    assert (requests, errors) == (110, 10)
+    requests, errors, buckets, tenants = counters(text)
+    assert (requests, errors, tenants) == (110, 10, {})
     assert buckets == {0.5: 60, float("inf"): 110}
 
 

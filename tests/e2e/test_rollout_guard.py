@@ -86,6 +86,30 @@ def test_good_rollout_is_untouched_and_a_bad_one_is_paused_early_and_rolled_back
     assert not venue.events("GuardSourceChanged")  # every pod read directly throughout
 
 
+ONE_TENANT_BAD = "gcr.io/tickettoken/venue-service:v2-tenant-e"
+# tenant-e is a tenth of every pod's traffic
+TENTH = '{"tenant_traffic": "tenant-a=9,tenant-b=9,tenant-c=9,tenant-d=9,tenant-e=4"}'
+
+
+def test_a_version_failing_one_tenant_of_a_tenth_of_the_traffic_is_paused(
+    the_lab: Lab, following_venue: Callable[..., Venue]
+) -> None:
+    """tenant-e fails 30% on the new version: 3% of all its requests, under the 5% limit,
+    so only the per-tenant comparison can find it."""
+    venue = following_venue(replicas=REPLICAS, sim_args=(*POD_ENDPOINTS, f"--pod-faults={TENTH}"),
+                            **GUARDED)  # fmt: skip
+    ns = venue.namespace
+    rolling_slowly(the_lab, ns)
+    set_image(the_lab, ns, ONE_TENANT_BAD)
+    paused = venue.wait_event("RolloutPaused", timeout=40)
+    rolled = venue.wait_event("RolledBack", timeout=15)
+    for message in (paused["message"], rolled["message"]):
+        assert "tenant tenant-e: " in message and COMPARISON.search(message), message
+    assert image_of(deployment(the_lab, ns)) == "gcr.io/tickettoken/venue-service:v1"
+    bad = template_hash_of(the_lab, ns, ONE_TENANT_BAD)
+    assert most_pods_scaled_up(the_lab, ns, bad) <= REPLICAS // 2
+
+
 def test_pods_on_https_at_a_port_and_paths_of_the_specs_are_read_directly(
     the_lab: Lab, following_venue: Callable[..., Venue], tmp_path: Path
 ) -> None:

@@ -21,7 +21,7 @@ from venue_operator.loop.workload import workload_from_indexes
 from venue_operator.model.observations import Reading
 from venue_operator.model.reasons import Reason
 from venue_operator.model.remediation import RemediationPolicy
-from venue_operator.model.spec import PodEndpoint, VenueServiceSpec
+from venue_operator.model.spec import PodEndpoint, RolloutGuard, VenueServiceSpec
 from venue_operator.model.status import (
     ActionRecord,
     ActionResult,
@@ -41,7 +41,7 @@ SPEC = VenueServiceSpec.model_validate(
     {"deployment": {"name": "venue"}, "remediation": {"rollback": {"bakeTime": "30s"}}}
 )
 NOW = datetime.now(UTC)
-POD_ENDPOINT = PodEndpoint()
+GUARD = RolloutGuard()
 
 
 def indexes(revision: int, complete: bool, rolled_back_to: str | None = None) -> dict[str, Any]:
@@ -75,7 +75,7 @@ class Reader:
         self.calls = 0
 
     async def __call__(
-        self, pods: Iterable[PodTarget], seconds: float, endpoint: PodEndpoint = POD_ENDPOINT
+        self, pods: Iterable[PodTarget], seconds: float, guard: RolloutGuard = GUARD
     ) -> tuple[PodSample, ...]:
         self.calls += 1
         return tuple(
@@ -160,7 +160,7 @@ class Counting(Reader):
         self.new_ratio = new_ratio
 
     async def __call__(
-        self, pods: Iterable[PodTarget], seconds: float, endpoint: PodEndpoint = POD_ENDPOINT
+        self, pods: Iterable[PodTarget], seconds: float, guard: RolloutGuard = GUARD
     ) -> tuple[PodSample, ...]:
         self.calls += 1
         k = self.calls
@@ -259,9 +259,9 @@ class Blocked(Counting):
     """A NetworkPolicy in the way: no pod answers on :3002 (its counters still count)."""
 
     async def __call__(
-        self, pods: Iterable[PodTarget], seconds: float, endpoint: PodEndpoint = POD_ENDPOINT
+        self, pods: Iterable[PodTarget], seconds: float, guard: RolloutGuard = GUARD
     ) -> tuple[PodSample, ...]:
-        read = await super().__call__(pods, seconds, endpoint)
+        read = await super().__call__(pods, seconds, guard)
         return tuple(PodSample(s.name, s.template_hash, s.created_at, s.ready, reachable=False,
                                health_ok=False) for s in read)  # fmt: skip
 

@@ -17,10 +17,12 @@ and the judgement waits one scrape interval, not two.
 - the new version's own ratio above the runbook's critical threshold (5%), over at least
   `minRequests` requests.
 Latency is judged the same way on p99 from the histogram buckets, leaving out each pod's first
-`warmUp` (a JIT or a cold cache is slow, not broken). Health failures (after the same
-warm-up: a pod can be Ready a moment before it answers), restarts and CrashLoopBackOff of new
-pods while the old ones are fine count too. A finding must hold for
-`confirmations` consecutive reads; a rollout past its progressDeadlineSeconds is stalled.
+`warmUp` (a JIT or a cold cache is slow, not broken). 5xx are compared per tenant as well
+(guard/tenants.py): a version failing one small tenant is caught though the whole is not.
+Health failures (after the same warm-up: a pod can be Ready a moment before it answers),
+restarts and CrashLoopBackOff of new pods while the old ones are fine count too. A finding
+must hold for `confirmations` consecutive reads; a rollout past its progressDeadlineSeconds
+is stalled.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from venue_operator.guard import tenants as per_tenant
 from venue_operator.guard.stats import (
     bucket_delta,
     counter_delta,
@@ -56,6 +59,7 @@ class PodSample:
     buckets: Mapping[float, float] = field(default_factory=dict)  # le -> cumulative count
     health_ok: bool | None = None  # /health/full; None: not probed (not Ready, or fallback)
     source: GuardSource = GuardSource.DIRECT  # where the counters were read
+    tenants: per_tenant.Counts = field(default_factory=dict)  # the busiest tenants' totals
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,8 @@ class GuardLimits:
     min_requests: int
     confirmations: int
     warm_up: timedelta
+    tenant_min_requests: int = 20
+    max_tenants: int = 20
 
     @classmethod
     def from_spec(cls, spec: VenueServiceSpec) -> GuardLimits:
@@ -87,6 +93,8 @@ class GuardLimits:
             min_requests=guard.min_requests,
             confirmations=guard.confirmations,
             warm_up=guard.warm_up,
+            tenant_min_requests=guard.tenants.min_requests,
+            max_tenants=guard.tenants.max_tenants,
         )
 
 
@@ -97,6 +105,7 @@ class VersionTally:
     requests: float = 0.0
     errors: float = 0.0
     latency: Mapping[float, float] = field(default_factory=dict)  # le -> count (not cumulative)
+    tenants: per_tenant.Counts = field(default_factory=dict)
 
     @property
     def error_ratio(self) -> float | None:
@@ -113,11 +122,15 @@ class VersionTally:
     def latency_requests(self) -> float:
         return sum(self.latency.values())
 
-    def plus(self, requests: float, errors: float, latency: Mapping[float, float]) -> VersionTally:
+    def plus(
+        self, requests: float, errors: float, latency: Mapping[float, float],
+        by_tenant: per_tenant.Counts, max_tenants: int,
+    ) -> VersionTally:  # fmt: skip
         merged = dict(self.latency)
         for le, count in latency.items():
             merged[le] = merged.get(le, 0.0) + count
-        return VersionTally(self.requests + requests, self.errors + errors, merged)
+        return VersionTally(self.requests + requests, self.errors + errors, merged,
+                            per_tenant.added(self.tenants, by_tenant, max_tenants))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -130,6 +143,7 @@ class _PodMemory:
     # start serving seconds after its creationTimestamp) or last restarted (counters reset).
     answering_since: datetime
     source: GuardSource = GuardSource.DIRECT
+    tenants: per_tenant.Counts = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -192,6 +206,10 @@ def _fold(state: GuardState, read: RolloutRead, limits: GuardLimits) -> GuardSta
         zero = 0.0 if before is None and _scraped_since_birth(pod, state.started_at) else None
         requests = counter_delta(counted.requests if counted else zero, pod.requests)
         errors = counter_delta(counted.errors if counted else zero, pod.errors)
+        by_tenant = per_tenant.busiest(pod.tenants, limits.max_tenants)
+        # counted from zero, every tenant it served is new; else each from its last read
+        since_read = per_tenant.deltas(counted.tenants if counted else None, by_tenant)
+        gained = by_tenant if zero is not None else since_read
         if before is None:
             since = pod.created_at if pod.created_at < state.started_at else read.at
         elif counted is None:
@@ -200,12 +218,12 @@ def _fold(state: GuardState, read: RolloutRead, limits: GuardLimits) -> GuardSta
             since = read.at if pod.requests < before.requests else before.answering_since
         latency = _latency(counted, pod, read.at - since, limits.warm_up)
         if pod.template_hash == read.new_hash:
-            new = new.plus(requests, errors, latency)
+            new = new.plus(requests, errors, latency, gained, limits.max_tenants)
         else:
-            old = old.plus(requests, errors, latency)
+            old = old.plus(requests, errors, latency, gained, limits.max_tenants)
         restarts = before.restarts if before else pod.restarts
         memory[pod.name] = _PodMemory(pod.requests, pod.errors, dict(pod.buckets), restarts,
-                                      since, pod.source)  # fmt: skip
+                                      since, pod.source, by_tenant)  # fmt: skip
     return replace(state, pods=memory, new=new, old=old)
 
 
@@ -233,6 +251,7 @@ def _finding(
     """Why the new version is worse this read, or None."""
     for found in (
         _errors_worse(state, limits),
+        _tenant_worse(state, limits),
         _latency_worse(state, limits),
         _new_pods_failing(state, read, limits.warm_up),
     ):
@@ -261,6 +280,25 @@ def _errors_worse(state: GuardState, limits: GuardLimits) -> tuple[str, float] |
     if p_value >= limits.significance:
         return None
     return comparison(state, p_value), p_value
+
+
+def _tenant_worse(state: GuardState, limits: GuardLimits) -> tuple[str, float] | None:
+    """`tenant tenant-e: new 30.2% 5xx over 84 requests vs old 0.1% over 1,204, p < 0.001`."""
+    found = per_tenant.worst_tenant(state.new.tenants, state.old.tenants, limits.error_ratio,
+                                 limits.significance, limits.tenant_min_requests)  # fmt: skip
+    if found is None:
+        return None
+    (new_requests, new_errors), (old_requests, old_errors) = found.new, found.old
+    return (
+        f"tenant {found.tenant}: new {_percent(new_errors / new_requests)} 5xx over "
+        f"{new_requests:,.0f} requests vs old {_percent(_ratio(old_errors, old_requests))} "
+        f"over {old_requests:,.0f}, {_p(found.p_value)}",
+        found.p_value,
+    )
+
+
+def _ratio(part: float, whole: float) -> float | None:
+    return part / whole if whole > 0 else None
 
 
 def _latency_worse(state: GuardState, limits: GuardLimits) -> tuple[str, None] | None:

@@ -21,9 +21,12 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from venue_operator.guard.judge import PodSample
-from venue_operator.model.spec import PodEndpoint
+from venue_operator.guard.tenants import busiest
+from venue_operator.model.spec import PodEndpoint, RolloutGuard
 from venue_operator.observe.health import probe
 from venue_operator.observe.http import FAILURES, TIMEOUTS, get_bounded
+from venue_operator.observe.prometheus import TENANT_CHARS
+from venue_operator.tenancy.redact import one_line
 
 MAX_METRICS_BYTES = 1024 * 1024
 REQUESTS = "http_requests_total"
@@ -71,21 +74,34 @@ class PodTarget:
         )
 
 
-def counters(text: str) -> tuple[float, float, dict[float, float]]:
-    """(requests, 5xx, le -> cumulative count over every route) from an exposition."""
+Tally = dict[str, tuple[float, float]]  # tenant -> (requests, 5xx)
+
+
+def counters(
+    text: str, tenant_label: str = "tenant", max_tenants: int = 20
+) -> tuple[float, float, dict[float, float], Tally]:
+    """(requests, 5xx, le -> cumulative count over every route, the busiest `max_tenants`
+    tenants' requests and 5xx) from an exposition."""
     requests = errors = 0.0
     buckets: dict[float, float] = {}
+    tenants: Tally = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name == REQUESTS:
+                failed = str(sample.labels.get("status_code", "")).startswith("5")
                 requests += sample.value
-                if str(sample.labels.get("status_code", "")).startswith("5"):
-                    errors += sample.value
+                errors += sample.value if failed else 0.0
+                tenant = sample.labels.get(tenant_label)
+                if tenant and max_tenants:
+                    name = one_line(tenant, TENANT_CHARS)
+                    was_requests, was_errors = tenants.get(name, (0.0, 0.0))
+                    tenants[name] = (was_requests + sample.value,
+                                     was_errors + (sample.value if failed else 0.0))  # fmt: skip
             elif sample.name == BUCKET:
                 le = float(sample.labels.get("le", "nan"))
                 if not math.isnan(le):
                     buckets[le] = buckets.get(le, 0.0) + sample.value
-    return requests, errors, buckets
+    return requests, errors, buckets, busiest(tenants, max_tenants)
 
 
 async def _metrics_text(client: httpx.AsyncClient, url: str, seconds: float) -> str:
@@ -119,9 +135,10 @@ def pod_url(endpoint: PodEndpoint, ip: str, path: str) -> str:
 
 
 async def read_pod(
-    client: httpx.AsyncClient, pod: PodTarget, seconds: float, endpoint: PodEndpoint
+    client: httpx.AsyncClient, pod: PodTarget, seconds: float, guard: RolloutGuard
 ) -> PodSample:
     """One pod's counters and health; a pod not Ready is not probed (it serves no traffic)."""
+    endpoint = guard.pods
     base = _unread(pod)
     if not _serves(pod) or pod.ip is None:
         return base
@@ -135,25 +152,28 @@ async def read_pod(
     if isinstance(metrics, BaseException):
         return unread
     try:
-        requests, errors, buckets = counters(metrics)
+        requests, errors, buckets, tenants = counters(
+            metrics, guard.tenants.label, guard.tenants.max_tenants
+        )
     except ValueError:
         return unread
-    return replace(unread, reachable=True, requests=requests, errors=errors, buckets=buckets)
+    return replace(unread, reachable=True, requests=requests, errors=errors, buckets=buckets,
+                   tenants=tenants)  # fmt: skip
 
 
 async def _read_alone(
-    clients: PodClients, pod: PodTarget, seconds: float, endpoint: PodEndpoint
+    clients: PodClients, pod: PodTarget, seconds: float, guard: RolloutGuard
 ) -> PodSample:
     if not _serves(pod):
         return _unread(pod)
     # a client of its own: one hung pod ties up no other's pool
-    async with clients(verify=endpoint.scheme == "http") as client:
-        return await read_pod(client, pod, seconds, endpoint)
+    async with clients(verify=guard.pods.scheme == "http") as client:
+        return await read_pod(client, pod, seconds, guard)
 
 
 async def read_pods(
-    clients: PodClients, pods: Iterable[PodTarget], seconds: float, endpoint: PodEndpoint
+    clients: PodClients, pods: Iterable[PodTarget], seconds: float, guard: RolloutGuard
 ) -> tuple[PodSample, ...]:
     """Every pod at once, each bounded by `seconds`: one hung pod delays none of the others."""
-    reads = (_read_alone(clients, pod, seconds, endpoint) for pod in pods)
+    reads = (_read_alone(clients, pod, seconds, guard) for pod in pods)
     return tuple(await asyncio.gather(*reads))

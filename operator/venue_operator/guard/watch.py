@@ -46,7 +46,7 @@ from venue_operator.kube.status_store import StatusStore
 from venue_operator.model import keys
 from venue_operator.model.observations import WorkloadState
 from venue_operator.model.reasons import Reason
-from venue_operator.model.spec import RUNBOOK_PORT, PodEndpoint, VenueServiceSpec
+from venue_operator.model.spec import RUNBOOK_PORT, RolloutGuard, VenueServiceSpec
 from venue_operator.model.status import (
     Condition,
     GuardSource,
@@ -63,7 +63,7 @@ from venue_operator.tenancy.promql_scope import Refused
 
 log = structlog.get_logger(__name__)
 
-ReadPods = Callable[[Iterable[PodTarget], float, PodEndpoint], Awaitable[tuple[PodSample, ...]]]
+ReadPods = Callable[[Iterable[PodTarget], float, RolloutGuard], Awaitable[tuple[PodSample, ...]]]
 
 
 def unreachable(port: int) -> str:
@@ -134,7 +134,7 @@ class RolloutWatch:
         ]
         seconds = min(spec.probe.timeout, spec.rollout_guard.interval).total_seconds()
         self.port = spec.rollout_guard.pods.port
-        direct = await self.read_pods(pods, seconds, spec.rollout_guard.pods)
+        direct = await self.read_pods(pods, seconds, spec.rollout_guard)
         samples = await self._stand_in(spec, subject.name, pods, direct)
         ready = [s for s in samples if s.ready]
         blind = bool(ready) and not any(s.reachable for s in ready)
@@ -219,10 +219,11 @@ class RolloutWatch:
             return admitted.refused
         if admitted.target.url is None:
             return "no Prometheus URL: set spec.prometheus.url or --prometheus-url"
-        queries = pod_queries(admitted.target.labels, self.namespace, pods)
+        queries = pod_queries(admitted.target.labels, self.namespace, pods, spec.rollout_guard)
         if isinstance(queries, Refused):
             return f"pod query refused: {queries.reason}"
-        return await read_pod_series(self.read_series, admitted.target.url, queries)
+        return await read_pod_series(self.read_series, admitted.target.url, queries,
+                                     spec.rollout_guard)  # fmt: skip
 
     async def _missing_labels(self, spec: VenueServiceSpec, name: str) -> str:
         admitted = metrics_target(spec, self.namespace, name, self.prometheus_url, self.tenancy)

@@ -288,6 +288,30 @@ class PodEndpoint(Model):
     )
 
 
+class TenantComparison(Model):
+    """New versus old per tenant too (guard/judge.py), so that a version failing one small
+    tenant is caught though the overall ratio stays under the limit.
+
+    The label's values come from the service's own metrics: untrusted, so at most
+    `maxTenants` are followed (the busiest at each read), and a tenant is judged only over
+    `minRequests` of its own new requests, at the significance divided by the number of
+    tenants judged (Bonferroni: more tenants, more chances of a false pause).
+    """
+
+    label: str = Field(
+        default="tenant",
+        max_length=128,
+        pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$",
+        description="The label of http_requests_total that names the tenant.",
+    )
+    max_tenants: int = Field(
+        default=20, ge=0, le=100, description="Tenants followed per version; 0: overall only."
+    )
+    min_requests: int = Field(
+        default=20, ge=10, le=1_000_000, description="A tenant's new requests before judging."
+    )
+
+
 class RolloutGuard(Model):
     """Compare a rollout's new pods with its old ones while it rolls out (guard/judge.py).
 
@@ -329,6 +353,10 @@ class RolloutGuard(Model):
     pods: PodEndpoint = Field(
         default_factory=PodEndpoint,
         description="Where each pod is read directly; unreachable there, from Prometheus.",
+    )
+    tenants: TenantComparison = Field(
+        default_factory=TenantComparison,
+        description="The new version compared with the old per tenant as well as overall.",
     )
 
     @model_validator(mode="after")
