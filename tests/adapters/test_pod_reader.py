@@ -19,7 +19,7 @@ from venue_lab.processes import free_port
 from venue_lab.simulator import Simulator
 from venue_lab.tls import self_signed
 from venue_operator.guard.pod_metrics import PodTarget, counters, read_pod, read_pods
-from venue_operator.model.spec import PodEndpoint, RolloutGuard
+from venue_operator.model.rollout_guard import PodEndpoint, RolloutGuard
 from venue_operator.observe.http import probe_client
 
 BORN = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)

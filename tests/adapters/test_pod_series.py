@@ -17,7 +17,7 @@ from tests.adapters.conftest import Handler
 from venue_lab.processes import free_port
 from venue_operator.guard.pod_metrics import PodTarget, read_pods
 from venue_operator.guard.pod_series import from_prometheus, pod_queries, read_pod_series
-from venue_operator.model.spec import RolloutGuard
+from venue_operator.model.rollout_guard import RolloutGuard
 from venue_operator.model.status import GuardSource
 from venue_operator.observe.endpoints import GRACE, Limits
 from venue_operator.observe.http import probe_client

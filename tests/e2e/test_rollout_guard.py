@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -84,6 +85,28 @@ def test_good_rollout_is_untouched_and_a_bad_one_is_paused_early_and_rolled_back
     described = kubectl("describe", "venueservice", "venue-service", "-n", ns).stdout
     assert COMPARISON.search(" ".join(described.split())), described
     assert not venue.events("GuardSourceChanged")  # every pod read directly throughout
+
+
+def test_a_rollout_that_replaces_every_pod_at_once_is_rolled_back_against_the_baseline(
+    the_lab: Lab, following_venue: Callable[..., Venue]
+) -> None:
+    """maxSurge 100%, minReadySeconds 0: the old pods are gone a second after the new ones are
+    Ready, before any read has counted theirs; the new version is judged against the old
+    one's requests before the change (from the lab's Prometheus, scraping every second)."""
+    venue = following_venue(replicas=REPLICAS, sim_args=POD_ENDPOINTS, **GUARDED)
+    ns = venue.namespace
+    at_once = {"spec": {"minReadySeconds": 0, "strategy": {"type": "RollingUpdate",
+               "rollingUpdate": {"maxSurge": "100%", "maxUnavailable": 0}}}}  # fmt: skip
+    the_lab.cluster.kubectl("patch", "deployment", "venue-service", "-n", ns,
+                            "--type=merge", "-p", json.dumps(at_once))  # fmt: skip
+    started = time.monotonic()
+    set_image(the_lab, ns, BAD_IMAGE)
+    rolled = venue.wait_event("RolledBack", timeout=15)
+    took = time.monotonic() - started
+    assert took <= 15, took
+    assert "vs the old version before the change" in rolled["message"], rolled["message"]
+    assert image_of(deployment(the_lab, ns)) == "gcr.io/tickettoken/venue-service:v1"
+    assert not deployment(the_lab, ns)["spec"].get("paused")
 
 
 ONE_TENANT_BAD = "gcr.io/tickettoken/venue-service:v2-tenant-e"

@@ -13,7 +13,7 @@ from tests.unit.builders import GUARD_LIMITS, GUARD_T0, NEW, OLD
 from venue_operator.guard.judge import GuardState, PodSample, RolloutRead, advance
 from venue_operator.guard.pod_series import PodCounters, from_prometheus, pod_counters, pod_queries
 from venue_operator.model.observations import Reading
-from venue_operator.model.spec import RolloutGuard
+from venue_operator.model.rollout_guard import RolloutGuard
 from venue_operator.model.status import GuardSource
 from venue_operator.observe.answers import Sample
 from venue_operator.tenancy.promql_scope import Refused

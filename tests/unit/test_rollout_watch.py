@@ -21,7 +21,8 @@ from venue_operator.loop.workload import workload_from_indexes
 from venue_operator.model.observations import Reading
 from venue_operator.model.reasons import Reason
 from venue_operator.model.remediation import RemediationPolicy
-from venue_operator.model.spec import PodEndpoint, RolloutGuard, VenueServiceSpec
+from venue_operator.model.rollout_guard import PodEndpoint, RolloutGuard
+from venue_operator.model.spec import VenueServiceSpec
 from venue_operator.model.status import (
     ActionRecord,
     ActionResult,
@@ -280,7 +281,7 @@ async def test_pods_unreachable_are_read_from_prometheus_by_pod_and_status_says_
     await ticks(w, SPEC, 4)
     assert w.source is GuardSource.PROMETHEUS and w.unreachable is None
     assert not acts.calls  # an equal version, judged on the series
-    url, query = prometheus.queries[0]
+    url, query = next(q for q in prometheus.queries if "pod=~" in q[1])
     assert url == PROM and 'namespace="ns"' in query and 'service="venue"' in query
     assert 'pod=~"venue-h1-a|venue-h2-a"' in query
     said = [e for _, e in events.posted if e.reason is Reason.GUARD_SOURCE_CHANGED]
@@ -420,3 +421,55 @@ async def test_during_a_dependency_outages_echo_old_and_new_pods_are_still_compa
     await ticks(w, SPEC, 5)
     assert [what for what, _ in acts.calls] == ["pause_rollout", "roll_back"]
     assert Reason.ROLLED_BACK in events.reasons()
+
+
+# --- no old pods left (maxSurge 100%, Recreate): the old version's baseline -----------------
+
+
+class Before(Prometheus):
+    """The service's 5xx before the change: 0.1% of 6,000 (only the baseline is asked)."""
+
+    async def __call__(self, url: str, promql: str, what: str) -> Samples | str:
+        self.queries.append((url, promql))
+        if "le" in promql:
+            return (Sample({"le": "+Inf"}, Reading.of(6000)),)
+        return (Sample({"status_code": "200"}, Reading.of(5994)),
+                Sample({"status_code": "500"}, Reading.of(6)))  # fmt: skip
+
+
+def only_new() -> dict[str, Any]:
+    """Revision 2 (h2) has replaced every pod of revision 1 at once."""
+    idx = rolling_out()
+    idx["pods"].pop(("ns", "venue-h1"))
+    return idx
+
+
+async def test_with_no_old_pods_left_the_new_version_is_judged_against_the_baseline() -> None:
+    reader = Counting(new_ratio=0.2)
+    prometheus = Before(reader)
+    w, acts, _ = acting_watch(reader, read_series=prometheus, prometheus_url=PROM)
+    idx = only_new()
+    workload, ref = workload_from_indexes("ns", SPEC, idx)
+    for _ in range(4):
+        await w.tick(SPEC, idx, workload, Subject("ns", "venue", SPEC, ref), paused=False)
+    assert [what for what, _ in acts.calls] == ["pause_rollout", "roll_back"]
+    cause = acts.calls[1][1][3]
+    assert (
+        "new 20.0% 5xx over 200 requests vs the old version before the change 0.1% over 6,000"
+        in cause
+    )
+    assert len(prometheus.queries) == 2  # asked once, at the start
+    assert all("increase(" in q and "[5m] @ " in q for _, q in prometheus.queries)
+
+
+async def test_with_no_old_pods_and_no_baseline_status_says_why() -> None:
+    reader = Counting(new_ratio=0.2)
+    w, acts, _ = acting_watch(reader)  # no Prometheus
+    idx = only_new()
+    workload, ref = workload_from_indexes("ns", SPEC, idx)
+    for _ in range(4):
+        await w.tick(SPEC, idx, workload, Subject("ns", "venue", SPEC, ref), paused=False)
+    assert not acts.calls and w.baseline_asked == 3
+    status = w.store.written.rollout_guard
+    assert status is not None
+    assert status.message.endswith("; no baseline of the old version: no Prometheus reader")

@@ -23,6 +23,12 @@ Health failures (after the same warm-up: a pod can be Ready a moment before it a
 restarts and CrashLoopBackOff of new pods while the old ones are fine count too. A finding
 must hold for `confirmations` consecutive reads; a rollout past its progressDeadlineSeconds
 is stalled.
+
+A rollout that leaves no old pods (maxSurge 100% with minReadySeconds 0, Recreate) is compared
+with the old version's baseline instead (guard/baseline.py: its requests over the minutes
+before the template changed), with the same tests, once no old pod answers and the old pods
+counted fewer than `minRequests`. While any old pod is read, it is the reference: it shares
+the present with the new version (a dependency failing now fails both).
 """
 
 from __future__ import annotations
@@ -33,12 +39,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from venue_operator.guard import tenants as per_tenant
-from venue_operator.guard.stats import (
-    bucket_delta,
-    counter_delta,
-    fisher_greater,
-    quantile_from_buckets,
-)
+from venue_operator.guard.stats import bucket_delta, counter_delta, fisher_greater
+from venue_operator.guard.tally import VersionTally
 from venue_operator.model.spec import VenueServiceSpec
 from venue_operator.model.status import GuardSource
 
@@ -99,41 +101,6 @@ class GuardLimits:
 
 
 @dataclass(frozen=True)
-class VersionTally:
-    """One version's requests since the watch began (latency only after each pod's warm-up)."""
-
-    requests: float = 0.0
-    errors: float = 0.0
-    latency: Mapping[float, float] = field(default_factory=dict)  # le -> count (not cumulative)
-    tenants: per_tenant.Counts = field(default_factory=dict)
-
-    @property
-    def error_ratio(self) -> float | None:
-        return self.errors / self.requests if self.requests > 0 else None
-
-    def p99(self) -> float | None:
-        running, cumulative = 0.0, []
-        for le in sorted(self.latency):
-            running += self.latency[le]
-            cumulative.append((le, running))
-        return quantile_from_buckets(0.99, cumulative)
-
-    @property
-    def latency_requests(self) -> float:
-        return sum(self.latency.values())
-
-    def plus(
-        self, requests: float, errors: float, latency: Mapping[float, float],
-        by_tenant: per_tenant.Counts, max_tenants: int,
-    ) -> VersionTally:  # fmt: skip
-        merged = dict(self.latency)
-        for le, count in latency.items():
-            merged[le] = merged.get(le, 0.0) + count
-        return VersionTally(self.requests + requests, self.errors + errors, merged,
-                            per_tenant.added(self.tenants, by_tenant, max_tenants))  # fmt: skip
-
-
-@dataclass(frozen=True)
 class _PodMemory:
     requests: float
     errors: float
@@ -153,9 +120,12 @@ class GuardState:
     started_at: datetime
     new_hash: str
     pods: Mapping[str, _PodMemory] = field(default_factory=dict)
-    new: VersionTally = VersionTally()
-    old: VersionTally = VersionTally()
+    new: VersionTally = field(default_factory=VersionTally)
+    old: VersionTally = field(default_factory=VersionTally)
     streak: int = 0  # consecutive reads that found the new version worse
+    # The old version over a window before the template changed: compared with when no old
+    # pods are left (maxSurge 100%, Recreate). None: not (yet) known.
+    baseline: VersionTally | None = None
 
     @classmethod
     def begin(cls, started_at: datetime, new_hash: str) -> GuardState:
@@ -249,10 +219,11 @@ def _finding(
     state: GuardState, read: RolloutRead, limits: GuardLimits
 ) -> tuple[str, float | None] | None:
     """Why the new version is worse this read, or None."""
+    old, name = reference(state, read, limits)
     for found in (
-        _errors_worse(state, limits),
-        _tenant_worse(state, limits),
-        _latency_worse(state, limits),
+        _errors_worse(state.new, old, name, limits),
+        _tenant_worse(state.new, old, name, limits),
+        _latency_worse(state.new, old, name, limits),
         _new_pods_failing(state, read, limits.warm_up),
     ):
         if found is not None:
@@ -260,17 +231,37 @@ def _finding(
     return None
 
 
-def comparison(state: GuardState, p_value: float) -> str:
+OLD_PODS = "old"
+BASELINE = "the old version before the change"
+
+
+def reference(
+    state: GuardState, read: RolloutRead, limits: GuardLimits
+) -> tuple[VersionTally, str]:
+    """What the new version is compared with, and its name in a reason: the old pods' tally;
+    once they are gone, the baseline."""
+    if state.baseline is None or not old_gone(state, read, limits):
+        return state.old, OLD_PODS
+    return state.baseline, BASELINE
+
+
+def old_gone(state: GuardState, read: RolloutRead, limits: GuardLimits) -> bool:
+    """No old pod answers any more, and those that did counted fewer than `minRequests`."""
+    old_left = any(p.template_hash != read.new_hash and p.reachable for p in read.pods)
+    return not old_left and state.old.requests < limits.min_requests
+
+
+def comparison(new: VersionTally, old: VersionTally, p_value: float, name: str = OLD_PODS) -> str:
     """`new 11.8% 5xx over 412 requests vs old 0.2% over 3,950, p < 0.001`."""
-    new, old = state.new, state.old
     return (
         f"new {_percent(new.error_ratio)} 5xx over {new.requests:,.0f} requests "
-        f"vs old {_percent(old.error_ratio)} over {old.requests:,.0f}, {_p(p_value)}"
+        f"vs {name} {_percent(old.error_ratio)} over {old.requests:,.0f}, {_p(p_value)}"
     )
 
 
-def _errors_worse(state: GuardState, limits: GuardLimits) -> tuple[str, float] | None:
-    new, old = state.new, state.old
+def _errors_worse(
+    new: VersionTally, old: VersionTally, name: str, limits: GuardLimits
+) -> tuple[str, float] | None:
     ratio = new.error_ratio
     if new.requests < limits.min_requests or ratio is None or ratio <= limits.error_ratio:
         return None
@@ -279,20 +270,23 @@ def _errors_worse(state: GuardState, limits: GuardLimits) -> tuple[str, float] |
     )
     if p_value >= limits.significance:
         return None
-    return comparison(state, p_value), p_value
+    return comparison(new, old, p_value, name), p_value
 
 
-def _tenant_worse(state: GuardState, limits: GuardLimits) -> tuple[str, float] | None:
+def _tenant_worse(
+    new: VersionTally, old: VersionTally, name: str, limits: GuardLimits
+) -> tuple[str, float] | None:
     """`tenant tenant-e: new 30.2% 5xx over 84 requests vs old 0.1% over 1,204, p < 0.001`."""
-    found = per_tenant.worst_tenant(state.new.tenants, state.old.tenants, limits.error_ratio,
-                                 limits.significance, limits.tenant_min_requests)  # fmt: skip
+    found = per_tenant.worst_tenant(new.tenants, old.tenants, limits.error_ratio,
+                                    limits.significance, limits.tenant_min_requests)  # fmt: skip
     if found is None:
         return None
     (new_requests, new_errors), (old_requests, old_errors) = found.new, found.old
     return (
         f"tenant {found.tenant}: new {_percent(new_errors / new_requests)} 5xx over "
-        f"{new_requests:,.0f} requests vs old {_percent(_ratio(old_errors, old_requests))} "
-        f"over {old_requests:,.0f}, {_p(found.p_value)}",
+        f"{new_requests:,.0f} requests vs {name} "
+        f"{_percent(_ratio(old_errors, old_requests))} over {old_requests:,.0f}, "
+        f"{_p(found.p_value)}",
         found.p_value,
     )
 
@@ -301,8 +295,9 @@ def _ratio(part: float, whole: float) -> float | None:
     return part / whole if whole > 0 else None
 
 
-def _latency_worse(state: GuardState, limits: GuardLimits) -> tuple[str, None] | None:
-    new, old = state.new, state.old
+def _latency_worse(
+    new: VersionTally, old: VersionTally, name: str, limits: GuardLimits
+) -> tuple[str, None] | None:
     if new.latency_requests < limits.min_requests or old.latency_requests < limits.min_requests:
         return None
     new_p99, old_p99 = new.p99(), old.p99()
@@ -312,7 +307,7 @@ def _latency_worse(state: GuardState, limits: GuardLimits) -> tuple[str, None] |
         return None
     return (
         f"new p99 {new_p99 * 1000:,.0f} ms over {new.latency_requests:,.0f} requests "
-        f"vs old {old_p99 * 1000:,.0f} ms over {old.latency_requests:,.0f} "
+        f"vs {name} {old_p99 * 1000:,.0f} ms over {old.latency_requests:,.0f} "
         f"(limit {limits.p99_seconds * 1000:,.0f} ms)",
         None,
     )

@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from venue_operator.guard.judge import PodSample
 from venue_operator.guard.tenants import busiest
-from venue_operator.model.spec import PodEndpoint, RolloutGuard
+from venue_operator.model.rollout_guard import PodEndpoint, RolloutGuard
 from venue_operator.observe.health import probe
 from venue_operator.observe.http import FAILURES, TIMEOUTS, get_bounded
 from venue_operator.observe.prometheus import TENANT_CHARS

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 
 from venue_operator.guard.judge import PodSample
 from venue_operator.guard.tenants import Counts, busiest
-from venue_operator.model.spec import RolloutGuard
+from venue_operator.model.rollout_guard import RolloutGuard
 from venue_operator.model.status import GuardSource
 from venue_operator.observe.answers import Samples
 from venue_operator.observe.prometheus import (

@@ -15,6 +15,7 @@ from the watch-fed indexes, so noticing a template change costs no API call.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from typing import Any
 import structlog
 
 from venue_operator.decide.rollout import rollout_facts
+from venue_operator.guard.asking import GuardPrometheus
 from venue_operator.guard.judge import (
     GuardLimits,
     GuardState,
@@ -31,22 +33,20 @@ from venue_operator.guard.judge import (
     RolloutRead,
     Verdict,
     advance,
+    old_gone,
 )
 from venue_operator.guard.pod_metrics import PodTarget
 from venue_operator.guard.pod_series import (
-    PodCounters,
     Query,
     from_prometheus,
-    missing_labels,
-    pod_queries,
-    read_pod_series,
 )
 from venue_operator.guard.verdict import decide_guard
 from venue_operator.kube.status_store import StatusStore
 from venue_operator.model import keys
 from venue_operator.model.observations import WorkloadState
 from venue_operator.model.reasons import Reason
-from venue_operator.model.spec import RUNBOOK_PORT, RolloutGuard, VenueServiceSpec
+from venue_operator.model.rollout_guard import RUNBOOK_PORT, RolloutGuard
+from venue_operator.model.spec import VenueServiceSpec
 from venue_operator.model.status import (
     Condition,
     GuardSource,
@@ -54,12 +54,10 @@ from venue_operator.model.status import (
     VenueServiceStatus,
 )
 from venue_operator.observe.cluster import own_view
-from venue_operator.observe.metrics_source import metrics_target
 from venue_operator.record.transitions import EventSpec
 from venue_operator.remediate.ports import Subject
 from venue_operator.remediate.remediator import Remediator
 from venue_operator.tenancy.policy import Tenancy
-from venue_operator.tenancy.promql_scope import Refused
 
 log = structlog.get_logger(__name__)
 
@@ -95,6 +93,9 @@ class RolloutWatch:
     source: GuardSource = GuardSource.DIRECT  # of the last read that read any pod
     no_stand_in: str = ""  # why Prometheus did not stand in for pods the direct read missed
     port: int = RUNBOOK_PORT  # rolloutGuard.pods.port, as of the last read
+    baseline_asked: int = 0  # times Prometheus was asked for this rollout's baseline
+    no_baseline: str = ""  # why there is none (yet)
+    without_old: bool = False  # no old pod left to compare with, as of the last read
 
     @property
     def watching(self) -> bool:
@@ -134,7 +135,9 @@ class RolloutWatch:
         ]
         seconds = min(spec.probe.timeout, spec.rollout_guard.interval).total_seconds()
         self.port = spec.rollout_guard.pods.port
-        direct = await self.read_pods(pods, seconds, spec.rollout_guard)
+        direct, _ = await asyncio.gather(
+            self.read_pods(pods, seconds, spec.rollout_guard), self._baseline(spec, subject.name)
+        )
         samples = await self._stand_in(spec, subject.name, pods, direct)
         ready = [s for s in samples if s.ready]
         blind = bool(ready) and not any(s.reachable for s in ready)
@@ -144,7 +147,9 @@ class RolloutWatch:
         read = RolloutRead(
             now, self.state.new_hash, samples, bool(deployment.get("progress_deadline_exceeded"))
         )
-        self.state, judgement = advance(self.state, read, GuardLimits.from_spec(spec))
+        limits = GuardLimits.from_spec(spec)
+        self.state, judgement = advance(self.state, read, limits)
+        self.without_old = old_gone(self.state, read, limits)
         if judgement.verdict is Verdict.SUSPECT:
             log.info("rollout_guard.suspect", namespace=self.namespace, deployment=name,
                      reason=judgement.reason)  # fmt: skip
@@ -174,6 +179,7 @@ class RolloutWatch:
             self.state = GuardState.begin(min(started, now), new_hash)
             self.complete_since, self.settled = None, False
             self.source, self.unreachable, self.no_stand_in = GuardSource.DIRECT, None, ""
+            self.baseline_asked, self.no_baseline = 0, ""
             log.info("rollout_guard.watching", namespace=self.namespace,
                      deployment=deployment["name"], template=new_hash)  # fmt: skip
             return
@@ -200,37 +206,31 @@ class RolloutWatch:
         self.no_stand_in = ""
         if not unread:
             return samples
-        found = await self._series(spec, name, unread)
+        asking = self._asking(spec, name)
+        found = await asking.pod_counters(spec.rollout_guard, unread)
         if isinstance(found, str):
             self.no_stand_in = found
             return samples
         if not found:
-            self.no_stand_in = await self._missing_labels(spec, name)
+            self.no_stand_in = await asking.missing_labels()
         return from_prometheus(samples, found)
 
-    async def _series(
-        self, spec: VenueServiceSpec, name: str, pods: list[str]
-    ) -> dict[str, PodCounters] | str:
-        """Their counters from the VenueService's own Prometheus and series, or why not."""
-        if self.read_series is None:
-            return "no Prometheus reader"
-        admitted = metrics_target(spec, self.namespace, name, self.prometheus_url, self.tenancy)
-        if admitted.refused is not None:
-            return admitted.refused
-        if admitted.target.url is None:
-            return "no Prometheus URL: set spec.prometheus.url or --prometheus-url"
-        queries = pod_queries(admitted.target.labels, self.namespace, pods, spec.rollout_guard)
-        if isinstance(queries, Refused):
-            return f"pod query refused: {queries.reason}"
-        return await read_pod_series(self.read_series, admitted.target.url, queries,
-                                     spec.rollout_guard)  # fmt: skip
+    def _asking(self, spec: VenueServiceSpec, name: str) -> GuardPrometheus:
+        return GuardPrometheus.of(spec, self.namespace, name, self.read_series,
+                                  self.prometheus_url, self.tenancy)  # fmt: skip
 
-    async def _missing_labels(self, spec: VenueServiceSpec, name: str) -> str:
-        admitted = metrics_target(spec, self.namespace, name, self.prometheus_url, self.tenancy)
-        if self.read_series is None or admitted.target.url is None:
-            return "no Prometheus"  # not reached: _series said so
-        return await missing_labels(self.read_series, admitted.target.url,
-                                    admitted.target.labels, self.namespace)  # fmt: skip
+    async def _baseline(self, spec: VenueServiceSpec, name: str) -> None:
+        """The old version's baseline, asked at the watch's first reads (a few tries: a
+        Prometheus that cannot answer is no reason to ask it every read)."""
+        if self.state is None or self.state.baseline is not None or self.baseline_asked >= 3:
+            return
+        self.baseline_asked += 1
+        found = await self._asking(spec, name).baseline(spec.rollout_guard, self.state.started_at)
+        if isinstance(found, str):
+            self.no_baseline = found
+            log.info("rollout_guard.no_baseline", namespace=self.namespace, reason=found)
+        elif self.state is not None:
+            self.state, self.no_baseline = replace(self.state, baseline=found), ""
 
     async def _say_in_status(self, now: datetime) -> None:
         """The watch's condition and `rolloutGuard` in status as soon as they change. A failed
@@ -339,6 +339,8 @@ def guard_status(watch: RolloutWatch | None) -> RolloutGuardStatus | None:
         message = reading_prometheus(watch.port)
     else:
         message = f"reading each pod on podIP:{watch.port}"
+    if watch.no_baseline and watch.without_old:
+        message = f"{message}; no baseline of the old version: {watch.no_baseline}"
     return RolloutGuardStatus(template=watch.state.new_hash, source=watch.source,
                               message=message[:1024])  # fmt: skip
 
