@@ -45,8 +45,8 @@ from venue_operator.kube.status_store import StatusStore
 from venue_operator.model import keys
 from venue_operator.model.observations import WorkloadState
 from venue_operator.model.reasons import Reason
-from venue_operator.model.rollout_guard import RUNBOOK_PORT, RolloutGuard
-from venue_operator.model.spec import VenueServiceSpec
+from venue_operator.model.rollout_guard import RolloutGuard
+from venue_operator.model.spec import RUNBOOK_PORT, VenueServiceSpec
 from venue_operator.model.status import (
     Condition,
     GuardSource,

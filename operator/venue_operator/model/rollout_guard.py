@@ -12,7 +12,8 @@ from pydantic import ConfigDict, Field, model_validator
 from venue_operator.model.durations import Duration
 from venue_operator.model.fields import Model, PlainPath, cel
 
-RUNBOOK_PORT = 3002
+# The runbook's port, as spec.RUNBOOK_PORT (which imports this module; test_model checks both).
+POD_PORT = 3002
 
 
 class PodEndpoint(Model):
@@ -25,7 +26,7 @@ class PodEndpoint(Model):
     """
 
     port: int = Field(
-        default=RUNBOOK_PORT, ge=1, le=65535, description="The pod's metrics and health port."
+        default=POD_PORT, ge=1, le=65535, description="The pod's metrics and health port."
     )
     scheme: Literal["http", "https"] = Field(
         default="http",

@@ -26,7 +26,7 @@ from venue_operator.model.fields import (
     cel,
 )
 from venue_operator.model.remediation import RemediationPolicy
-from venue_operator.model.rollout_guard import RUNBOOK_PORT, RolloutGuard
+from venue_operator.model.rollout_guard import RolloutGuard
 
 GROUP = "ops.tickettoken.io"
 VERSION = "v1alpha1"
@@ -36,7 +36,7 @@ SINGULAR = "venueservice"
 # `vs` is Istio's VirtualService; `venuesvc` collides with nothing well known.
 SHORT_NAMES = ["venuesvc", "vsvc"]
 
-__all__ = ["RUNBOOK_PORT", "RolloutGuard", "VenueServiceSpec"]
+RUNBOOK_PORT = 3002
 
 
 class ServiceEndpoint(Model):
