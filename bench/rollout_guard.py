@@ -1,8 +1,18 @@
-"""The rollout guard's blast radius: a bad version (12% 5xx) rolled out to a 10-replica
-Deployment (maxSurge 1, maxUnavailable 0, minReadySeconds 10), with the guard on and off side
-by side; then false positives: good rollouts under a noisy profile and a slow warm-up.
+"""The rollout guard's blast radius: a bad version rolled out to a 10-replica Deployment in
+each shape, with the guard on and off side by side; then false positives: good rollouts under
+a noisy profile and a slow warm-up.
 
     .venv/bin/python bench/rollout_guard.py --trials 20 --noisy 50 --warmup 20
+
+Shapes (`--shapes`, default all; maxUnavailable 0 throughout):
+- surge1: maxSurge 1, minReadySeconds 10, 12% 5xx (the first shape measured, #13);
+- surge25: maxSurge 25%, minReadySeconds 10, 12% 5xx;
+- surge100: maxSurge 100%, minReadySeconds 0, 12% 5xx (no old pods to compare: the baseline);
+- tenant: maxSurge 1, minReadySeconds 10, tenant-e (a tenth of every pod's traffic) at 30%
+  5xx, the others fine: 3% overall, under the 5% limit;
+- prometheus: maxSurge 1, minReadySeconds 10, 12% 5xx, the pods read only through Prometheus
+  (the VenueService reads `rolloutGuard.pods.port` 3003, where nothing listens; Prometheus
+  scrapes each pod on :3002, labelled `pod`).
 
 One lab, one operator, one simulator process following every Deployment (`--pod-port`: two
 list calls per poll) and serving every pod on its own loopback pod IP. Each trial is its own
@@ -42,11 +52,18 @@ REPLICAS = 10
 POLL_S = 0.5
 
 
+SHAPES = ("surge1", "surge25", "surge100", "tenant", "prometheus")
+SURGE = {"surge25": ("25%", 10), "surge100": ("100%", 0)}  # shape -> (maxSurge, minReady)
+# tenant-e is a tenth of every pod's traffic (the "tenant" shape's bad version fails it)
+TENTH = '{"tenant_traffic": "tenant-a=9,tenant-b=9,tenant-c=9,tenant-d=9,tenant-e=4"}'
+
+
 @dataclass
 class Trial:
     kind: str  # on | off | noisy | warmup
     index: int
     namespace: str
+    shape: str = "surge1"
     port: int = 0
     fault_at: float = 0.0  # time.monotonic()
     fault_wall: float = 0.0  # time.time(), against Event timestamps
@@ -59,21 +76,25 @@ class Trial:
 
     @property
     def service(self) -> str:
-        return f"{self.kind}{self.index:02d}"
+        bad = self.kind in ("on", "off")
+        return (
+            f"{self.kind}-{self.shape}-{self.index:02d}" if bad else f"{self.kind}{self.index:02d}"
+        )
 
     def images(self) -> tuple[str, str]:
         """(before, after) the rollout."""
         if self.kind in ("on", "off"):
-            return f"{REPO}:v1", f"{REPO}:v2-bad"
+            return f"{REPO}:v1", f"{REPO}:v2-{'tenant-e' if self.shape == 'tenant' else 'bad'}"
         return f"{REPO}:v1-{self.kind}", f"{REPO}:v2-{self.kind}"
 
 
 def deployment(trial: Trial) -> dict[str, Any]:
     body = manifests.deployment("venue-service", trial.images()[0], REPLICAS, trial.namespace)
-    body["spec"]["minReadySeconds"] = 10
+    surge, ready = SURGE.get(trial.shape, (1, 10))
+    body["spec"]["minReadySeconds"] = ready
     body["spec"]["strategy"] = {
         "type": "RollingUpdate",
-        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+        "rollingUpdate": {"maxSurge": surge, "maxUnavailable": 0},
     }
     return body
 
@@ -82,10 +103,14 @@ def venue(trial: Trial) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "deployment": {"name": "venue-service"},
         "service": {"url": f"http://127.0.0.1:{trial.port}"},
+        # the service's and its pods' series alike (the simulator labels pods by service)
+        "prometheus": {"matchLabels": {"service": trial.service}},
         "remediation": {"rollback": {"bakeTime": "30s"}},
     }
     if trial.kind == "off":
         spec["rolloutGuard"] = {"enabled": False}
+    elif trial.shape == "prometheus":
+        spec["rolloutGuard"] = {"pods": {"port": 3003}}  # nothing listens: Prometheus only
     return {"apiVersion": "ops.tickettoken.io/v1alpha1", "kind": "VenueService",
             "metadata": {"name": "venue-service", "namespace": trial.namespace},
             "spec": spec}  # fmt: skip
@@ -218,7 +243,7 @@ def summary(trials: list[Trial]) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def print_bad_table(on: dict[str, Any], off: dict[str, Any]) -> None:
+def print_bad_table(shape: str, on: dict[str, Any], off: dict[str, Any]) -> None:
     rows = [
         ("trials (paused / rolled back)", lambda s: f"{s['trials']} ({s['paused']} / "
          f"{s['rolled_back']})"),
@@ -231,7 +256,7 @@ def print_bad_table(on: dict[str, Any], off: dict[str, Any]) -> None:
         ("bad-version pod-seconds p50 / p95", lambda s: f"{fmt(s['bad_pod_seconds_p50'], '')} / "
          f"{fmt(s['bad_pod_seconds_p95'], '')}"),
     ]  # fmt: skip
-    print(f"\n| bad version (12% 5xx), {REPLICAS} replicas | guard on | guard off |")
+    print(f"\n| {shape}: bad version, {REPLICAS} replicas | guard on | guard off |")
     print("|---|---|---|")
     for name, cell in rows:
         print(f"| {name} | {cell(on)} | {cell(off)} |")
@@ -239,7 +264,10 @@ def print_bad_table(on: dict[str, Any], off: dict[str, Any]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--trials", type=int, default=20, help="bad rollouts, each guard on/off")
+    parser.add_argument(
+        "--trials", type=int, default=20, help="bad rollouts per shape, each guard on/off"
+    )
+    parser.add_argument("--shapes", default=",".join(SHAPES), help="comma-separated")
     parser.add_argument("--noisy", type=int, default=50, help="good rollouts, noisy profile")
     parser.add_argument("--warmup", type=int, default=20, help="good rollouts, slow warm-up")
     parser.add_argument("--batch", type=int, default=18, help="false-positive rollouts at once")
@@ -250,16 +278,23 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=240.0, help="per phase, seconds")
     args = parser.parse_args()
     run = uuid.uuid4().hex[:4]
-    trials = [Trial(kind, i, f"g-{run}-{kind}-{i:02d}")
-              for kind, count in (("on", args.trials), ("off", args.trials),
-                                  ("noisy", args.noisy), ("warmup", args.warmup))
-              for i in range(count)]  # fmt: skip
+    shapes = [s for s in args.shapes.split(",") if s]
+    if unknown := set(shapes) - set(SHAPES):
+        parser.error(f"unknown shapes: {', '.join(sorted(unknown))}")
+    trials = [Trial(kind, i, f"g-{run}-{kind}-{shape}-{i:02d}", shape)
+              for shape in shapes for i in range(args.trials)
+              for kind in ("on", "off")]  # fmt: skip
+    trials += [Trial(kind, i, f"g-{run}-{kind}-{i:02d}")
+               for kind, count in (("noisy", args.noisy), ("warmup", args.warmup))
+               for i in range(count)]  # fmt: skip
     started = time.monotonic()
     with lab(scrape_interval="15s") as the_lab:
         set_up(the_lab, trials)
         follow = [f"--follow={t.namespace}/venue-service={t.service}" for t in trials]
+        pods_listed = the_lab.prometheus.targets_dir / "pods-bench.json"
         sim_args = (*follow, f"--kubeconfig={the_lab.cluster.kubeconfig}", "--poll-interval=0.5",
-                    "--pod-port=3002")  # fmt: skip
+                    "--pod-port=3002", f"--pod-targets={pods_listed}",
+                    f"--pod-faults={TENTH}")  # fmt: skip
         with (
             SimulatorProcess(extra_args=sim_args) as sim,
             OperatorProcess(the_lab.cluster.kubeconfig, the_lab.prometheus.url,
@@ -270,18 +305,16 @@ def main() -> None:
                 t.port = ports[t.service]
                 the_lab.prometheus.add_target(f"127.0.0.1:{t.port}",
                                               {"namespace": t.namespace,
-                                               "service": "venue-service"})  # fmt: skip
+                                               "service": t.service})  # fmt: skip
             docs = "---\n".join(yaml.safe_dump(venue(t)) for t in trials)
             the_lab.cluster.kubectl("apply", "-f", "-", input=docs, timeout=300)
             print(f"set up {len(trials)} trials in {time.monotonic() - started:.0f} s", flush=True)
+            # guard on and off interleaved (so each batch has as many of both), shapes mixed
             bad = [t for t in trials if t.kind in ("on", "off")]
             wait_known_good(the_lab, bad, 600)
             known_good = wait_known_good(the_lab, trials, 60)
-            # guard on and off interleaved, so each batch has as many of both
-            interleaved = [t for pair in zip(bad[: args.trials], bad[args.trials :], strict=True)
-                           for t in pair]  # fmt: skip
-            for first in range(0, len(interleaved), args.bad_batch):
-                batch = interleaved[first : first + args.bad_batch]
+            for first in range(0, len(bad), args.bad_batch):
+                batch = bad[first : first + args.bad_batch]
                 print(f"bad rollouts {first + 1}-{first + len(batch)} of {len(bad)}", flush=True)
                 roll_out(the_lab, batch)
                 observe(the_lab, batch, args.timeout)
@@ -299,9 +332,12 @@ def main() -> None:
 def report(
     trials: list[Trial], args: argparse.Namespace, seconds: float, log: str, known_good: set[str]
 ) -> None:
-    on = summary([t for t in trials if t.kind == "on"])
-    off = summary([t for t in trials if t.kind == "off"])
-    print_bad_table(on, off)
+    shapes: dict[str, Any] = {}
+    for shape in dict.fromkeys(t.shape for t in trials if t.kind in ("on", "off")):
+        on = summary([t for t in trials if t.kind == "on" and t.shape == shape])
+        off = summary([t for t in trials if t.kind == "off" and t.shape == shape])
+        print_bad_table(shape, on, off)
+        shapes[shape] = {"guard_on": on, "guard_off": off}
     print(
         "\n| false positives (good rollouts) | rollouts | completed | judged bad (paused, rolled "
         "back or held) |"
@@ -328,7 +364,7 @@ def report(
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"{args.name}.json"
     out.write_text(json.dumps({
-        "args": vars(args), "guard_on": on, "guard_off": off, "false_positives": fp,
+        "args": vars(args), "shapes": shapes, "false_positives": fp,
         "trials": [{k: v for k, v in t.__dict__.items() if k != "events"}
                    | {"events": sorted(t.events)} for t in trials],
     }, indent=2))  # fmt: skip

@@ -173,7 +173,8 @@ async def tls_listener(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Async
     server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server.load_cert_chain(crt, key)
     server.sni_callback = lambda _tls, name, _context: seen.server_names.append(name)
-    monkeypatch.setattr(http, "_ssl_context", lambda: ssl.create_default_context(cafile=ca))
+    context = ssl.create_default_context(cafile=ca)
+    monkeypatch.setattr(http, "_ssl_context", lambda verify=True: context)
     async with serving(seen, server):
         yield seen
 

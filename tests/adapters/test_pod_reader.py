@@ -4,17 +4,22 @@ endpoints on loopback: counters, health, and every way a pod can fail to answer.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
 from aiohttp import web
+from pydantic import ValidationError
 
 from tests.adapters.conftest import Handler
 from venue_lab.processes import free_port
 from venue_lab.simulator import Simulator
+from venue_lab.tls import self_signed
 from venue_operator.guard.pod_metrics import PodTarget, counters, read_pod, read_pods
+from venue_operator.model.rollout_guard import PodEndpoint, RolloutGuard
 from venue_operator.observe.http import probe_client
 
 BORN = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -27,6 +32,10 @@ class Clock:
         return self.now
 
 
+def on(port: int, **fields: object) -> RolloutGuard:
+    return RolloutGuard.model_validate({"pods": {"port": port, **fields}})
+
+
 def target(name: str, port_host: str = "127.0.0.1", ready: bool = True) -> PodTarget:
     return PodTarget(name, port_host, "h1", BORN, ready, 0, False)
 
@@ -37,7 +46,7 @@ async def test_a_pods_counters_and_health_as_its_image_says(http: httpx.AsyncCli
     async with Simulator(clock=clock, seed=3) as sim:
         await sim.add_pod("bad", "127.0.0.1", port, "venue-service:v2-bad")
         clock.now += 500  # 10,000 synthetic requests at 20/s
-        sample = await read_pod(http, target("bad"), 2.0, port)
+        sample = await read_pod(http, target("bad"), 2.0, on(port))
     assert sample.reachable and sample.health_ok
     assert sample.requests == pytest.approx(10_000, abs=1)
     assert 0.10 < sample.errors / sample.requests < 0.14
@@ -47,9 +56,9 @@ async def test_a_pods_counters_and_health_as_its_image_says(http: httpx.AsyncCli
 async def test_unreachable_refused_and_not_ready_pods(
     http: httpx.AsyncClient, serve: object
 ) -> None:
-    refused = await read_pod(http, target("gone"), 1.0, free_port())
+    refused = await read_pod(http, target("gone"), 1.0, on(free_port()))
     assert not refused.reachable and refused.health_ok is False
-    not_ready = await read_pod(http, target("starting", ready=False), 1.0, free_port())
+    not_ready = await read_pod(http, target("starting", ready=False), 1.0, on(free_port()))
     assert not not_ready.reachable and not_ready.health_ok is None  # not probed at all
 
 
@@ -65,7 +74,7 @@ async def test_one_hung_pod_delays_none_of_the_others(
     hung_port = int(url.rsplit(":", 1)[1])
     started = time.monotonic()
     pods = [target("hung"), target("refused", "127.0.0.2")]
-    samples = await read_pods(probe_client, pods, 0.5, hung_port)
+    samples = await read_pods(probe_client, pods, 0.5, on(hung_port))
     assert time.monotonic() - started < 2.0
     assert [s.reachable for s in samples] == [False, False]
     assert [s.health_ok for s in samples] == [False, False]
@@ -86,6 +95,34 @@ def test_counters_sum_routes_and_take_5xx_only() -> None:
         'http_request_duration_seconds_sum{route="/a"} 3',
         'http_request_duration_seconds_count{route="/a"} 94',
     ]) + "\n"  # fmt: skip
-    requests, errors, buckets = counters(text)
-    assert (requests, errors) == (110, 10)
+    requests, errors, buckets, tenants = counters(text)
+    assert (requests, errors, tenants) == (110, 10, {})
     assert buckets == {0.5: 60, float("inf"): 110}
+
+
+async def test_a_pod_on_https_at_its_own_port_and_paths_is_read(tmp_path: Path) -> None:
+    """`rolloutGuard.pods`: https (the pod's certificate unverifiable on its IP), a port and
+    paths of the spec's; the runbook's defaults reach nothing there."""
+    cert, key = self_signed(tmp_path)
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert, key)
+    clock, port = Clock(), free_port()
+    async with Simulator(clock=clock, seed=3, pod_tls=server, pod_path_prefix="/internal") as sim:
+        await sim.add_pod("p", "127.0.0.1", port, "venue-service:v2")
+        clock.now += 50
+        spec = on(port, scheme="https", metricsPath="/internal/metrics",
+                  healthPath="/internal/health/full")  # fmt: skip
+        (read,) = await read_pods(probe_client, [target("p")], 2.0, spec)
+        (plain,) = await read_pods(probe_client, [target("p")], 2.0, on(port))
+        async with probe_client() as verifying:
+            checked = await read_pod(verifying, target("p"), 2.0, spec)
+    assert read.reachable and read.health_ok and read.requests == pytest.approx(1000, abs=1)
+    assert not plain.reachable and not checked.reachable
+
+
+@pytest.mark.parametrize(
+    "path", ["metrics", "/a/../metrics", "/./metrics", "/metrics?x=1", "/m%2e", "/a//b", "/"]
+)
+def test_a_pod_path_must_be_plain(path: str) -> None:
+    with pytest.raises(ValidationError):
+        PodEndpoint.model_validate({"metricsPath": path})

@@ -17,6 +17,7 @@ from tests.adapters.conftest import Handler
 from venue_lab.processes import free_port
 from venue_operator.guard.pod_metrics import PodTarget, read_pods
 from venue_operator.guard.pod_series import from_prometheus, pod_queries, read_pod_series
+from venue_operator.model.rollout_guard import RolloutGuard
 from venue_operator.model.status import GuardSource
 from venue_operator.observe.endpoints import GRACE, Limits
 from venue_operator.observe.http import probe_client
@@ -63,7 +64,9 @@ async def reader() -> AsyncIterator[PrometheusReader]:
 
 
 def queries() -> tuple[str, str]:
-    scoped = pod_queries({"service": "venue", "namespace": "prod"}, "prod", list(PODS))
+    scoped = pod_queries(
+        {"service": "venue", "namespace": "prod"}, "prod", list(PODS), RolloutGuard()
+    )
     assert not isinstance(scoped, Refused)
     return scoped
 
@@ -75,7 +78,8 @@ async def test_pods_refused_on_their_port_are_read_from_prometheus(
     url = await serve(prometheus.handle)
     pods = [PodTarget(name, "127.0.0.1", version, BORN, True, 0, False)
             for name, (version, _, _) in PODS.items()]  # fmt: skip
-    direct = await read_pods(probe_client, pods, TIMEOUT, free_port())  # nobody listens there
+    nobody = RolloutGuard.model_validate({"pods": {"port": free_port()}})  # nobody listens
+    direct = await read_pods(probe_client, pods, TIMEOUT, nobody)
     assert not any(s.reachable for s in direct)
     found = await read_pod_series(reader.query, url, queries())
     assert not isinstance(found, str)

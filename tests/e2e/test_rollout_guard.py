@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 from tests.harness import BAD_IMAGE, Venue, deployment, image_of, set_image
 from venue_lab.processes import wait_until
 from venue_lab.session import Lab
+from venue_lab.tls import self_signed
 
 POD_ENDPOINTS = ("--pod-port=3002",)
 GOOD_V2 = "gcr.io/tickettoken/venue-service:v2"
@@ -82,6 +85,82 @@ def test_good_rollout_is_untouched_and_a_bad_one_is_paused_early_and_rolled_back
     described = kubectl("describe", "venueservice", "venue-service", "-n", ns).stdout
     assert COMPARISON.search(" ".join(described.split())), described
     assert not venue.events("GuardSourceChanged")  # every pod read directly throughout
+
+
+def test_a_rollout_that_replaces_every_pod_at_once_is_rolled_back_against_the_baseline(
+    the_lab: Lab, following_venue: Callable[..., Venue]
+) -> None:
+    """maxSurge 100%, minReadySeconds 0: the old pods are gone a second after the new ones are
+    Ready, before any read has counted theirs; the new version is judged against the old
+    one's requests before the change (from the lab's Prometheus, scraping every second)."""
+    venue = following_venue(replicas=REPLICAS, sim_args=POD_ENDPOINTS, **GUARDED)
+    ns = venue.namespace
+    at_once = {"spec": {"minReadySeconds": 0, "strategy": {"type": "RollingUpdate",
+               "rollingUpdate": {"maxSurge": "100%", "maxUnavailable": 0}}}}  # fmt: skip
+    the_lab.cluster.kubectl("patch", "deployment", "venue-service", "-n", ns,
+                            "--type=merge", "-p", json.dumps(at_once))  # fmt: skip
+    started = time.monotonic()
+    set_image(the_lab, ns, BAD_IMAGE)
+    rolled = venue.wait_event("RolledBack", timeout=15)
+    took = time.monotonic() - started
+    assert took <= 15, took
+    assert "vs the old version before the change" in rolled["message"], rolled["message"]
+    assert image_of(deployment(the_lab, ns)) == "gcr.io/tickettoken/venue-service:v1"
+    assert not deployment(the_lab, ns)["spec"].get("paused")
+
+
+ONE_TENANT_BAD = "gcr.io/tickettoken/venue-service:v2-tenant-e"
+# tenant-e is a tenth of every pod's traffic
+TENTH = '{"tenant_traffic": "tenant-a=9,tenant-b=9,tenant-c=9,tenant-d=9,tenant-e=4"}'
+
+
+def test_a_version_failing_one_tenant_of_a_tenth_of_the_traffic_is_paused(
+    the_lab: Lab, following_venue: Callable[..., Venue]
+) -> None:
+    """tenant-e fails 30% on the new version: 3% of all its requests, under the 5% limit,
+    so only the per-tenant comparison can find it."""
+    venue = following_venue(replicas=REPLICAS, sim_args=(*POD_ENDPOINTS, f"--pod-faults={TENTH}"),
+                            **GUARDED)  # fmt: skip
+    ns = venue.namespace
+    rolling_slowly(the_lab, ns)
+    set_image(the_lab, ns, ONE_TENANT_BAD)
+    paused = venue.wait_event("RolloutPaused", timeout=40)
+    rolled = venue.wait_event("RolledBack", timeout=15)
+    for message in (paused["message"], rolled["message"]):
+        assert "tenant tenant-e: " in message and COMPARISON.search(message), message
+    assert image_of(deployment(the_lab, ns)) == "gcr.io/tickettoken/venue-service:v1"
+    bad = template_hash_of(the_lab, ns, ONE_TENANT_BAD)
+    assert most_pods_scaled_up(the_lab, ns, bad) <= REPLICAS // 2
+
+
+def test_pods_on_https_at_a_port_and_paths_of_the_specs_are_read_directly(
+    the_lab: Lab, following_venue: Callable[..., Venue], tmp_path: Path
+) -> None:
+    """`rolloutGuard.pods`: each pod serves https with its own certificate on :3443, health and
+    metrics under /internal; the guard reads them there (the lab's Prometheus does not scrape
+    the pods, so nothing else could have judged the new version on its pods)."""
+    cert, key = self_signed(tmp_path)
+    pods = {"port": 3443, "scheme": "https", "metricsPath": "/internal/metrics",
+            "healthPath": "/internal/health/full"}  # fmt: skip
+    venue = following_venue(
+        replicas=REPLICAS,
+        sim_args=("--pod-port=3443", "--pod-tls", str(cert), str(key),
+                  "--pod-path-prefix=/internal"),
+        **{**GUARDED, "rolloutGuard": {"interval": "1s", "pods": pods}},
+    )  # fmt: skip
+    ns = venue.namespace
+    rolling_slowly(the_lab, ns)
+    set_image(the_lab, ns, BAD_IMAGE)
+    venue.wait_status("the guard reading the pods on :3443",
+                      lambda s: (s.get("rolloutGuard") or {}).get("message")
+                      == "reading each pod on podIP:3443", 20)  # fmt: skip
+    paused = venue.wait_event("RolloutPaused", timeout=30)
+    rolled = venue.wait_event("RolledBack", timeout=15)
+    assert COMPARISON.search(paused["message"]) and "Prometheus" not in paused["message"]
+    assert COMPARISON.search(rolled["message"]), rolled["message"]
+    assert image_of(deployment(the_lab, ns)) == "gcr.io/tickettoken/venue-service:v1"
+    assert most_pods_scaled_up(the_lab, ns, template_hash_of(the_lab, ns, BAD_IMAGE)) <= 2
+    assert not venue.events("GuardSourceChanged")
 
 
 def test_pods_unreachable_on_3002_are_judged_from_prometheus_series_by_pod(

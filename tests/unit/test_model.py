@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from venue_operator.model.durations import format_duration, parse_duration
 from venue_operator.model.remediation import Mode
-from venue_operator.model.spec import VenueServiceSpec
+from venue_operator.model.spec import RUNBOOK_PORT, VenueServiceSpec
 
 
 def minimal(**spec: object) -> VenueServiceSpec:
@@ -32,6 +32,12 @@ def test_defaults_for_probe_and_policy() -> None:
     assert spec.remediation.mode is Mode.AUTO
     assert spec.remediation.migration.cron_job_name == "venue-migrate"
     assert spec.notification is None
+
+
+def test_the_rollout_guard_reads_pods_on_the_runbooks_port_and_paths() -> None:
+    pods = minimal().rollout_guard.pods
+    assert (pods.port, pods.scheme) == (RUNBOOK_PORT, "http")
+    assert (pods.metrics_path, pods.health_path) == ("/metrics", minimal().service.full_health_path)
 
 
 @pytest.mark.parametrize(

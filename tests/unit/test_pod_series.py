@@ -13,11 +13,13 @@ from tests.unit.builders import GUARD_LIMITS, GUARD_T0, NEW, OLD
 from venue_operator.guard.judge import GuardState, PodSample, RolloutRead, advance
 from venue_operator.guard.pod_series import PodCounters, from_prometheus, pod_counters, pod_queries
 from venue_operator.model.observations import Reading
+from venue_operator.model.rollout_guard import RolloutGuard
 from venue_operator.model.status import GuardSource
 from venue_operator.observe.answers import Sample
 from venue_operator.tenancy.promql_scope import Refused
 
 T0, LIMITS = GUARD_T0, GUARD_LIMITS
+GUARD = RolloutGuard()
 INF = math.inf
 
 
@@ -123,18 +125,45 @@ def test_a_pod_whose_source_changes_is_baselined_again_not_read_as_a_restart() -
 
 
 def test_queries_are_scoped_to_the_services_selector_and_namespace() -> None:
-    queries = pod_queries({"service": "venue", "namespace": "prod"}, "prod", ["venue-b", "venue-a"])
+    queries = pod_queries(
+        {"service": "venue", "namespace": "prod"}, "prod", ["venue-b", "venue-a"], GUARD
+    )
     assert not isinstance(queries, Refused)
     requests_query, buckets_query = queries
     for query in queries:
         assert 'namespace="prod"' in query and 'service="venue"' in query
         assert 'pod=~"venue-a|venue-b"' in query
-    assert requests_query.startswith("sum by (pod, status_code)(http_requests_total{")
+    assert requests_query.startswith("sum by (pod, status_code, tenant)(http_requests_total{")
     assert buckets_query.startswith("sum by (pod, le)(http_request_duration_seconds_bucket{")
 
 
+def test_the_tenant_label_is_the_specs_and_none_without_tenants() -> None:
+    by_team = RolloutGuard.model_validate({"tenants": {"label": "team"}})
+    overall = RolloutGuard.model_validate({"tenants": {"maxTenants": 0}})
+    team = pod_queries({"service": "venue"}, "prod", ["venue-a"], by_team)
+    none = pod_queries({"service": "venue"}, "prod", ["venue-a"], overall)
+    assert not isinstance(team, Refused) and not isinstance(none, Refused)
+    assert team[0].startswith("sum by (pod, status_code, team)(")
+    assert none[0].startswith("sum by (pod, status_code)(")
+
+
+def test_series_by_tenant_become_each_pods_busiest_tenants() -> None:
+    def by(tenant: str, code: str, value: float) -> Sample:
+        return Sample({"pod": "a", "status_code": code, "tenant": tenant}, Reading.of(value))
+
+    two = RolloutGuard.model_validate({"tenants": {"maxTenants": 2}})
+    found = pod_counters(
+        (by("t1", "200", 90), by("t1", "500", 10), by("t2", "200", 40), by("t3", "503", 5),
+         by("x" * 200, "200", 1)),
+        (bucket("a", "+Inf", 146),),
+        two,
+    )  # fmt: skip
+    assert (found["a"].requests, found["a"].errors) == (146, 15)
+    assert found["a"].tenants == {"t1": (100, 10), "t2": (40, 0)}
+
+
 def test_a_tenants_selector_cannot_widen_the_namespace() -> None:
-    queries = pod_queries({"service": "venue", "namespace": "other"}, "prod", ["venue-a"])
+    queries = pod_queries({"service": "venue", "namespace": "other"}, "prod", ["venue-a"], GUARD)
     assert not isinstance(queries, Refused)
     for query in queries:
         assert 'namespace="prod"' in query and "other" not in query
@@ -142,13 +171,13 @@ def test_a_tenants_selector_cannot_widen_the_namespace() -> None:
 
 def test_a_pod_list_too_long_for_a_url_reads_every_pod_of_the_service() -> None:
     names = [f"venue-{'x' * 40}-{n}" for n in range(100)]
-    queries = pod_queries({"service": "venue"}, "prod", names)
+    queries = pod_queries({"service": "venue"}, "prod", names, GUARD)
     assert not isinstance(queries, Refused)
     assert all('pod!=""' in q and 'namespace="prod"' in q for q in queries)
 
 
 @pytest.mark.parametrize("value", ['a"b', "a\\b", "a\nb"])
 def test_label_values_with_quotes_are_escaped_or_refused(value: str) -> None:
-    queries = pod_queries({"service": value}, "prod", ["venue-a"])
+    queries = pod_queries({"service": value}, "prod", ["venue-a"], GUARD)
     if not isinstance(queries, Refused):
         assert all('namespace="prod"' in q for q in queries)

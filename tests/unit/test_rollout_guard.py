@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
 from tests.unit.builders import GUARD_LIMITS, GUARD_T0, NEW, OLD
 from venue_operator.guard.judge import (
+    GuardLimits,
     GuardState,
     Judgement,
     PodSample,
@@ -22,6 +24,7 @@ from venue_operator.guard.stats import (
     fisher_greater,
     quantile_from_buckets,
 )
+from venue_operator.model.status import GuardSource
 
 T0, LIMITS = GUARD_T0, GUARD_LIMITS
 FAST, SLOW = 0.05, 2.6  # seconds: healthy requests, requests of a version slower than 2 s
@@ -195,3 +198,93 @@ def test_p99_interpolates_like_histogram_quantile() -> None:
     assert quantile_from_buckets(0.99, buckets) == pytest.approx(0.492)
     assert quantile_from_buckets(0.99, [(0.1, 0.0), (math.inf, 10.0)]) == 0.1
     assert quantile_from_buckets(0.99, [(math.inf, 0.0)]) is None
+
+
+@pytest.mark.parametrize(
+    ("source", "counted"),
+    [(GuardSource.PROMETHEUS, 200.0), (GuardSource.DIRECT, 0.0)],
+)
+def test_a_new_pods_first_scrape_counts_from_zero_but_a_first_direct_read_does_not(
+    source: GuardSource, counted: float
+) -> None:
+    """A pod born during the watch has series of its own name: its first scrape is a whole
+    window. On its IP, what answers first may still be the pod that had the IP before."""
+    state = GuardState.begin(T0, NEW)
+    pods = (*old_pods(10.0), new_pod(10.0, 0.12, born=0.0, source=source))
+    state, _ = advance(state, RolloutRead(T0 + timedelta(seconds=10), NEW, pods), LIMITS)
+    assert state.new.requests == counted
+    before = pod("old-born", OLD, 200, 0, born=-1.0, source=GuardSource.PROMETHEUS)
+    state, _ = advance(GuardState.begin(T0, NEW), RolloutRead(T0, NEW, (before,)), LIMITS)
+    assert state.old.requests == 0  # born before the watch: its totals are not the watch's
+
+
+# Per tenant: five tenants, the last `small` share of the traffic; the new version fails
+# `failing` (its 5xx ratio) for that tenant only, the others at 0.1%.
+TENANTS = ("t-a", "t-b", "t-c", "t-d", "t-e")
+
+
+def by_tenant(served: float, small: float, failing: float) -> dict[str, tuple[float, float]]:
+    others = served * (1 - small) / 4
+    counts = {t: (others, others * 0.001) for t in TENANTS[:4]}
+    counts["t-e"] = (served * small, served * small * failing)
+    return counts
+
+
+def tenant_pod(name: str, version: str, served: float, small: float, failing: float,
+               born: float) -> PodSample:  # fmt: skip
+    tenants = by_tenant(served, small, failing)
+    errors = sum(e for _, e in tenants.values())
+    return pod(name, version, served, errors, born=born, tenants=tenants)
+
+
+def tenant_rollout(
+    small: float, failing: float, reads: int, limits: GuardLimits = LIMITS
+) -> Judgement:
+    """Nine old pods, one new; 20 req/s each; reads every 2 s (the first a baseline)."""
+    state, judgement = GuardState.begin(T0, NEW), Judgement(Verdict.WATCHING)
+    for k in range(1, reads + 1):
+        at = 2.0 * k
+        pods = [tenant_pod(f"old-{i}", OLD, 50_000 + 20 * at, small, 0.001, -600)
+                for i in range(9)]  # fmt: skip
+        pods.append(tenant_pod("new-0", NEW, 20 * at, small, failing, 0.0))
+        state, judgement = advance(state, RolloutRead(T0 + timedelta(seconds=at), NEW,
+                                                      tuple(pods)), limits)  # fmt: skip
+    return judgement
+
+
+@pytest.mark.parametrize(
+    ("case", "small", "failing", "reads", "verdict"),
+    [
+        ("10% tenant failing 30%: 3% overall, caught per tenant", 0.10, 0.30, 12, Verdict.BAD),
+        ("the same, too few of its requests yet", 0.10, 0.30, 4, Verdict.WATCHING),
+        ("2% tenant failing 30%: under the minimum", 0.02, 0.30, 12, Verdict.WATCHING),
+        ("10% tenant at 0.1%, like the others", 0.10, 0.001, 30, Verdict.WATCHING),
+        ("10% tenant at 4%: under the 5% limit", 0.10, 0.04, 30, Verdict.WATCHING),
+    ],
+)
+def test_per_tenant_table(
+    case: str, small: float, failing: float, reads: int, verdict: Verdict
+) -> None:
+    assert tenant_rollout(small, failing, reads).verdict == verdict, case
+
+
+def test_a_tenant_finding_names_the_tenant_and_its_comparison() -> None:
+    judgement = tenant_rollout(0.10, 0.30, 12)
+    assert judgement.reason.startswith("tenant t-e: new 30.0% 5xx over 44 requests vs old 0.1%")
+    assert judgement.reason.endswith("p < 0.001")
+
+
+def test_no_tenants_followed_is_the_overall_comparison_only() -> None:
+    overall = replace(LIMITS, max_tenants=0)
+    assert tenant_rollout(0.10, 0.30, 12, overall).verdict == Verdict.WATCHING
+
+
+def test_tenants_followed_are_bounded() -> None:
+    many = {f"t{i:03d}": (float(1000 - i), 0.0) for i in range(500)}
+    state = GuardState.begin(T0, NEW)
+    for at, served in ((2.0, 1.0), (4.0, 2.0)):
+        counts = {t: (r * served, 0.0) for t, (r, _) in many.items()}
+        sample = pod("new-0", NEW, 1000.0 * served, 0, born=-600.0, tenants=counts)
+        state, _ = advance(state, RolloutRead(T0 + timedelta(seconds=at), NEW, (sample,)), LIMITS)
+    assert len(state.new.tenants) == LIMITS.max_tenants == 20
+    assert set(state.new.tenants) == {f"t{i:03d}" for i in range(20)}  # the busiest

@@ -8,6 +8,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
+import pytest
+
 from tests.unit.test_service_loop import FakeActs, FakeEvents
 from venue_operator.decide.decision import Action
 from venue_operator.decide.guardrails import dependency_echo
@@ -19,6 +21,7 @@ from venue_operator.loop.workload import workload_from_indexes
 from venue_operator.model.observations import Reading
 from venue_operator.model.reasons import Reason
 from venue_operator.model.remediation import RemediationPolicy
+from venue_operator.model.rollout_guard import PodEndpoint, RolloutGuard
 from venue_operator.model.spec import VenueServiceSpec
 from venue_operator.model.status import (
     ActionRecord,
@@ -39,6 +42,7 @@ SPEC = VenueServiceSpec.model_validate(
     {"deployment": {"name": "venue"}, "remediation": {"rollback": {"bakeTime": "30s"}}}
 )
 NOW = datetime.now(UTC)
+GUARD = RolloutGuard()
 
 
 def indexes(revision: int, complete: bool, rolled_back_to: str | None = None) -> dict[str, Any]:
@@ -71,7 +75,9 @@ class Reader:
         self.reachable = reachable
         self.calls = 0
 
-    async def __call__(self, pods: Iterable[PodTarget], seconds: float) -> tuple[PodSample, ...]:
+    async def __call__(
+        self, pods: Iterable[PodTarget], seconds: float, guard: RolloutGuard = GUARD
+    ) -> tuple[PodSample, ...]:
         self.calls += 1
         return tuple(
             PodSample(
@@ -154,7 +160,9 @@ class Counting(Reader):
         super().__init__()
         self.new_ratio = new_ratio
 
-    async def __call__(self, pods: Iterable[PodTarget], seconds: float) -> tuple[PodSample, ...]:
+    async def __call__(
+        self, pods: Iterable[PodTarget], seconds: float, guard: RolloutGuard = GUARD
+    ) -> tuple[PodSample, ...]:
         self.calls += 1
         k = self.calls
         counts = {"h1": (1000.0 * k, 1.0 * k), "h2": (100.0 * k, 100 * k * self.new_ratio)}
@@ -251,8 +259,10 @@ class Prometheus:
 class Blocked(Counting):
     """A NetworkPolicy in the way: no pod answers on :3002 (its counters still count)."""
 
-    async def __call__(self, pods: Iterable[PodTarget], seconds: float) -> tuple[PodSample, ...]:
-        read = await super().__call__(pods, seconds)
+    async def __call__(
+        self, pods: Iterable[PodTarget], seconds: float, guard: RolloutGuard = GUARD
+    ) -> tuple[PodSample, ...]:
+        read = await super().__call__(pods, seconds, guard)
         return tuple(PodSample(s.name, s.template_hash, s.created_at, s.ready, reachable=False,
                                health_ok=False) for s in read)  # fmt: skip
 
@@ -271,7 +281,7 @@ async def test_pods_unreachable_are_read_from_prometheus_by_pod_and_status_says_
     await ticks(w, SPEC, 4)
     assert w.source is GuardSource.PROMETHEUS and w.unreachable is None
     assert not acts.calls  # an equal version, judged on the series
-    url, query = prometheus.queries[0]
+    url, query = next(q for q in prometheus.queries if "pod=~" in q[1])
     assert url == PROM and 'namespace="ns"' in query and 'service="venue"' in query
     assert 'pod=~"venue-h1-a|venue-h2-a"' in query
     said = [e for _, e in events.posted if e.reason is Reason.GUARD_SOURCE_CHANGED]
@@ -317,6 +327,46 @@ async def test_without_series_or_prometheus_the_guard_says_it_is_blind() -> None
     assert (condition.status, condition.reason) == ("False", "PodsUnreachable")
     assert "connection refused" in condition.message
     assert not [e for _, e in events.posted if e.reason is Reason.GUARD_SOURCE_CHANGED]
+
+
+class Unlabelled(Prometheus):
+    """Has the service's series (`has_series`), but none labelled `pod`."""
+
+    def __init__(self, counting: Counting, has_series: bool) -> None:
+        super().__init__(counting)
+        self.has_series = has_series
+
+    async def __call__(self, url: str, promql: str, what: str) -> Samples | str:
+        self.queries.append((url, promql))
+        if promql.startswith("count(") and self.has_series and 'pod!=""' not in promql:
+            return (Sample({}, Reading.of(4)),)
+        return ()
+
+
+@pytest.mark.parametrize(
+    ("has_series", "said"),
+    [
+        (False, 'no http_requests_total series with {namespace="ns",service="venue"}: set '
+                "spec.prometheus.matchLabels"),
+        (True, 'series with {namespace="ns",service="venue"} but none labelled `pod`'),
+    ],
+)  # fmt: skip
+async def test_without_series_by_pod_status_names_the_missing_label(
+    has_series: bool, said: str
+) -> None:
+    reader = Blocked(new_ratio=0.001)
+    prometheus = Unlabelled(reader, has_series)
+    w, _, _ = acting_watch(reader, read_series=prometheus, prometheus_url=PROM)
+    on_8443 = SPEC.model_copy(
+        update={"rollout_guard": SPEC.rollout_guard.model_copy(
+            update={"pods": PodEndpoint(port=8443, scheme="https")})}
+    )  # fmt: skip
+    await ticks(w, on_8443, 2)
+    condition = next(c for c in w.store.written.conditions if c.type == "RolloutGuard")
+    assert (condition.status, condition.reason) == ("False", "PodsUnreachable")
+    assert "answered on podIP:8443" in condition.message and said in condition.message
+    assert w.store.written.rollout_guard is not None
+    assert said in w.store.written.rollout_guard.message
 
 
 async def test_a_prometheus_the_tenant_may_not_use_is_never_asked() -> None:
@@ -371,3 +421,55 @@ async def test_during_a_dependency_outages_echo_old_and_new_pods_are_still_compa
     await ticks(w, SPEC, 5)
     assert [what for what, _ in acts.calls] == ["pause_rollout", "roll_back"]
     assert Reason.ROLLED_BACK in events.reasons()
+
+
+# --- no old pods left (maxSurge 100%, Recreate): the old version's baseline -----------------
+
+
+class Before(Prometheus):
+    """The service's 5xx before the change: 0.1% of 6,000 (only the baseline is asked)."""
+
+    async def __call__(self, url: str, promql: str, what: str) -> Samples | str:
+        self.queries.append((url, promql))
+        if "le" in promql:
+            return (Sample({"le": "+Inf"}, Reading.of(6000)),)
+        return (Sample({"status_code": "200"}, Reading.of(5994)),
+                Sample({"status_code": "500"}, Reading.of(6)))  # fmt: skip
+
+
+def only_new() -> dict[str, Any]:
+    """Revision 2 (h2) has replaced every pod of revision 1 at once."""
+    idx = rolling_out()
+    idx["pods"].pop(("ns", "venue-h1"))
+    return idx
+
+
+async def test_with_no_old_pods_left_the_new_version_is_judged_against_the_baseline() -> None:
+    reader = Counting(new_ratio=0.2)
+    prometheus = Before(reader)
+    w, acts, _ = acting_watch(reader, read_series=prometheus, prometheus_url=PROM)
+    idx = only_new()
+    workload, ref = workload_from_indexes("ns", SPEC, idx)
+    for _ in range(4):
+        await w.tick(SPEC, idx, workload, Subject("ns", "venue", SPEC, ref), paused=False)
+    assert [what for what, _ in acts.calls] == ["pause_rollout", "roll_back"]
+    cause = acts.calls[1][1][3]
+    assert (
+        "new 20.0% 5xx over 200 requests vs the old version before the change 0.1% over 6,000"
+        in cause
+    )
+    assert len(prometheus.queries) == 2  # asked once, at the start
+    assert all("increase(" in q and "[5m] @ " in q for _, q in prometheus.queries)
+
+
+async def test_with_no_old_pods_and_no_baseline_status_says_why() -> None:
+    reader = Counting(new_ratio=0.2)
+    w, acts, _ = acting_watch(reader)  # no Prometheus
+    idx = only_new()
+    workload, ref = workload_from_indexes("ns", SPEC, idx)
+    for _ in range(4):
+        await w.tick(SPEC, idx, workload, Subject("ns", "venue", SPEC, ref), paused=False)
+    assert not acts.calls and w.baseline_asked == 3
+    status = w.store.written.rollout_guard
+    assert status is not None
+    assert status.message.endswith("; no baseline of the old version: no Prometheus reader")

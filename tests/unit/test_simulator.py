@@ -608,6 +608,24 @@ def test_image_tag_decides_the_faults(image: str, faults: Faults) -> None:
     assert faults_for_image(image) == faults
 
 
+def test_one_tenant_of_a_tenth_failing_is_three_percent_overall() -> None:
+    """The rollout guard's per-tenant shape: `-tenant-e` with tenant-e a tenth of the traffic
+    (a pod's `--pod-faults`, over its image's faults)."""
+    faults = faults_for_image("venue:v2-tenant-e").with_overrides(
+        {"tenant_traffic": "tenant-a=9,tenant-b=9,tenant-c=9,tenant-d=9,tenant-e=4"}
+    )
+    behaviour = ServiceBehaviour(200.0, "tenant", 0.0, faults)
+    behaviour.advance(300.0)
+    served = {t: sum(v for (_, _, tenant), v in behaviour.requests.items() if tenant == t)
+              for t in TENANTS}  # fmt: skip
+    failed = {t: sum(v for (_, code, tenant), v in behaviour.requests.items()
+                     if tenant == t and code == "500") for t in TENANTS}  # fmt: skip
+    total = sum(served.values())
+    assert served["tenant-e"] / total == pytest.approx(0.10, abs=0.01)
+    assert failed["tenant-e"] / served["tenant-e"] == pytest.approx(0.30, abs=0.02)
+    assert sum(failed.values()) / total == pytest.approx(0.031, abs=0.005)
+
+
 def test_noisy_bursts_average_under_one_percent_and_warm_up_slowness_passes() -> None:
     noisy = ServiceBehaviour(200.0, "noisy", 0.0, faults_for_image("venue:v2-noisy"))
     per_second = []

@@ -8,7 +8,9 @@ import contextlib
 import json
 import logging
 import os
+import re
 import signal
+import ssl
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +18,7 @@ from pathlib import Path
 import structlog
 
 from venue_lab.simulator.control import DEFAULT_HANG_S, DEFAULT_RATE, Simulator
+from venue_lab.simulator.faults import FaultError, parse_overrides
 from venue_lab.simulator.follow import (
     DeploymentFollower,
     FollowTarget,
@@ -79,6 +82,24 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="with --pod-port: list the pod endpoints in this file (Prometheus file_sd JSON, "
         "labels namespace/service/pod), removed on exit",
     )
+    parser.add_argument(
+        "--pod-tls",
+        nargs=2,
+        type=Path,
+        metavar=("CERT", "KEY"),
+        help="with --pod-port: serve each pod's endpoint over https with this certificate",
+    )
+    parser.add_argument(
+        "--pod-path-prefix",
+        default="",
+        help="with --pod-port: each pod also serves /health, /health/full, /metrics under it",
+    )
+    parser.add_argument(
+        "--pod-faults",
+        type=json.loads,
+        default={},
+        help='with --pod-port: faults over every pod image\'s, e.g. {"tenant_traffic": "..."}',
+    )
     parser.add_argument("--log-json", action="store_true")
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning"))
     args = parser.parse_args(argv)
@@ -86,6 +107,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--services must be >= 0")
     if args.pod_targets and not args.pod_port:
         parser.error("--pod-targets needs --pod-port")
+    if args.pod_path_prefix and not re.fullmatch(r"(/[a-z0-9-]+)+", args.pod_path_prefix):
+        parser.error("--pod-path-prefix must be like /internal")
+    try:
+        args.pod_faults = parse_overrides(args.pod_faults)
+    except FaultError as exc:
+        parser.error(f"--pod-faults: {exc}")
     return args
 
 
@@ -95,6 +122,14 @@ def write_ready_file(path: Path, info: dict[str, object]) -> None:
     partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     partial.write_text(json.dumps({"pid": os.getpid(), **info}, indent=2))
     partial.replace(path)
+
+
+def _server_tls(files: Sequence[Path] | None) -> ssl.SSLContext | None:
+    if not files:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(files[0], files[1])
+    return context
 
 
 async def serve(args: argparse.Namespace) -> None:
@@ -108,6 +143,9 @@ async def serve(args: argparse.Namespace) -> None:
         seed=args.seed,
         control_port=args.control_port,
         slow_health_seconds=args.slow_health_seconds,
+        pod_tls=_server_tls(args.pod_tls),
+        pod_path_prefix=args.pod_path_prefix,
+        pod_overrides=args.pod_faults,
     ) as sim:
         for index in range(args.services):
             port = args.base_port + index if args.base_port else 0

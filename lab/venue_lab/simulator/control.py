@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import ssl
 import time
 from collections.abc import Mapping
 from types import TracebackType
@@ -17,7 +18,13 @@ import structlog
 from aiohttp import web
 
 from venue_lab.simulator.behaviour import ServiceBehaviour
-from venue_lab.simulator.faults import HEALTHY, FaultError, Faults, parse_overrides
+from venue_lab.simulator.faults import (
+    HEALTHY,
+    FaultError,
+    FaultOverrides,
+    Faults,
+    parse_overrides,
+)
 from venue_lab.simulator.service import (
     HOST,
     SHUTDOWN_TIMEOUT_S,
@@ -44,8 +51,15 @@ class Simulator:
         control_port: int = 0,
         slow_health_seconds: float = DEFAULT_HANG_S,
         clock: Clock = time.monotonic,
+        pod_tls: ssl.SSLContext | None = None,
+        pod_path_prefix: str = "",
+        pod_overrides: FaultOverrides | None = None,
     ) -> None:
         self.rate = rate
+        # how every pod's own endpoint serves: https, a path prefix, faults over its image's
+        self.pod_tls = pod_tls
+        self.pod_path_prefix = pod_path_prefix
+        self.pod_overrides: FaultOverrides = dict(pod_overrides or {})
         self.seed = seed
         self.control_port = control_port
         self.slow_health_seconds = slow_health_seconds
@@ -126,7 +140,10 @@ class Simulator:
     async def add_pod(self, name: str, ip: str, port: int, image: str) -> SimulatedService:
         """A pod's own endpoint on its IP, with its own counters, behaving as its image says."""
         behaviour = ServiceBehaviour(self.rate, f"{self.seed}:pod:{name}", self.clock())
-        pod = SimulatedService(name, port, behaviour, self.clock, self.slow_health_seconds, host=ip)
+        pod = SimulatedService(
+            name, port, behaviour, self.clock, self.slow_health_seconds, self.pod_overrides,
+            host=ip, tls=self.pod_tls, path_prefix=self.pod_path_prefix,
+        )  # fmt: skip
         try:
             await pod.set_image(image)
             await pod.start()

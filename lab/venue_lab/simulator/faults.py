@@ -166,6 +166,9 @@ IMAGE_TAG_FAULTS: dict[str, Faults] = {
     # The rollout guard's false-positive runs: noisy but healthy, and slow only while warming up.
     "-noisy": Faults(error_ratio=0.0022, added_latency_ms=300.0, error_bursts=True),
     "-warmup": Faults(warm_up_slow_s=5.0),
+    # One tenant failing (30% 5xx, 300 times the baseline 0.1%), the others fine: with
+    # tenant-e a tenth of the traffic (`tenant_traffic`), 3% overall, under the 5% limit.
+    "-tenant-e": Faults(tenant_error_weight="tenant-e=300"),
 }
 
 

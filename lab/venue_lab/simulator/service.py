@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl
 from collections.abc import Callable
 
 import structlog
@@ -47,6 +48,8 @@ class SimulatedService:
         hang_s: float,
         overrides: FaultOverrides | None = None,
         host: str = HOST,
+        tls: ssl.SSLContext | None = None,
+        path_prefix: str = "",
     ) -> None:
         self.name = name
         self.host = host
@@ -62,10 +65,12 @@ class SimulatedService:
         self._lock = asyncio.Lock()
         self._closed = False
         self._pending: set[asyncio.Task[None]] = set()
+        self._tls = tls  # https, as a pod behind a mesh or with its own certificate
+        self._path_prefix = path_prefix  # health and metrics also under it (/internal/metrics)
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self._tls else 'http'}://{self.host}:{self.port}"
 
     @property
     def faults(self) -> Faults:
@@ -166,9 +171,11 @@ class SimulatedService:
         app = web.Application()
         app[SERVICE] = self
         app.add_routes(SERVICE_ROUTES)
+        if self._path_prefix:
+            app.add_routes(prefixed_routes(self._path_prefix))
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port)
+        site = web.TCPSite(runner, self.host, self.port, ssl_context=self._tls)
         try:
             await site.start()
         except OSError:
@@ -268,3 +275,12 @@ SERVICE_ROUTES = [
     *(web.route(method, "/admin/faults", admin_faults) for method in ("PUT", "PATCH", "DELETE")),
     web.get("/admin/faults", admin_faults),
 ]
+
+
+def prefixed_routes(prefix: str) -> list[web.RouteDef]:
+    """Health and metrics under `prefix` too (a pod serving them on a path of its own)."""
+    return [
+        web.get(f"{prefix}/health", health),
+        web.get(f"{prefix}/health/full", full_health),
+        web.get(f"{prefix}/metrics", metrics),
+    ]

@@ -1,9 +1,11 @@
-"""The rollout guard's eyes: each pod's own /metrics and /health/full on podIP:3002.
+"""The rollout guard's eyes: each pod's own /metrics and /health/full on its pod IP, at the
+port, scheme and paths of `rolloutGuard.pods` (default http, 3002, the runbook's paths).
 
 Read directly, not through Prometheus: no scrape interval or rate window between a bad
 version and the guard. Every read is bounded in time and size and isolated per pod (a
 client of its own, observe/http.py); a pod that cannot be read is `reachable=False`, never
-a zero.
+a zero. A hostNetwork pod is never read on its IP: that is its node's, and the spec's port
+would reach the node's own services (the kubelet's); Prometheus may still stand in for it.
 """
 
 from __future__ import annotations
@@ -13,19 +15,29 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from venue_operator.guard.judge import PodSample
-from venue_operator.model.spec import RUNBOOK_PORT
+from venue_operator.guard.tenants import busiest
+from venue_operator.model.rollout_guard import PodEndpoint, RolloutGuard
 from venue_operator.observe.health import probe
-from venue_operator.observe.http import FAILURES, TIMEOUTS, Clients, get_bounded
+from venue_operator.observe.http import FAILURES, TIMEOUTS, get_bounded
+from venue_operator.observe.prometheus import TENANT_CHARS
+from venue_operator.tenancy.redact import one_line
 
 MAX_METRICS_BYTES = 1024 * 1024
 REQUESTS = "http_requests_total"
 BUCKET = "http_request_duration_seconds_bucket"
+
+
+class PodClients(Protocol):
+    """Makes a client for one pod's reads (observe/http.py's probe_client); `verify` False
+    for https to a pod IP."""
+
+    def __call__(self, *, verify: bool = True) -> httpx.AsyncClient: ...
 
 
 class Unreadable(Exception):
@@ -43,6 +55,7 @@ class PodTarget:
     ready: bool
     restarts: int
     crash_looping: bool
+    host_network: bool = False
 
     @classmethod
     def of(cls, summary: Mapping[str, Any]) -> PodTarget | None:
@@ -57,24 +70,38 @@ class PodTarget:
             ready=bool(summary.get("ready")),
             restarts=int(summary.get("restarts") or 0),
             crash_looping=bool(summary.get("crash_looping")),
+            host_network=bool(summary.get("host_network")),
         )
 
 
-def counters(text: str) -> tuple[float, float, dict[float, float]]:
-    """(requests, 5xx, le -> cumulative count over every route) from an exposition."""
+Tally = dict[str, tuple[float, float]]  # tenant -> (requests, 5xx)
+
+
+def counters(
+    text: str, tenant_label: str = "tenant", max_tenants: int = 20
+) -> tuple[float, float, dict[float, float], Tally]:
+    """(requests, 5xx, le -> cumulative count over every route, the busiest `max_tenants`
+    tenants' requests and 5xx) from an exposition."""
     requests = errors = 0.0
     buckets: dict[float, float] = {}
+    tenants: Tally = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name == REQUESTS:
+                failed = str(sample.labels.get("status_code", "")).startswith("5")
                 requests += sample.value
-                if str(sample.labels.get("status_code", "")).startswith("5"):
-                    errors += sample.value
+                errors += sample.value if failed else 0.0
+                tenant = sample.labels.get(tenant_label)
+                if tenant and max_tenants:
+                    name = one_line(tenant, TENANT_CHARS)
+                    was_requests, was_errors = tenants.get(name, (0.0, 0.0))
+                    tenants[name] = (was_requests + sample.value,
+                                     was_errors + (sample.value if failed else 0.0))  # fmt: skip
             elif sample.name == BUCKET:
                 le = float(sample.labels.get("le", "nan"))
                 if not math.isnan(le):
                     buckets[le] = buckets.get(le, 0.0) + sample.value
-    return requests, errors, buckets
+    return requests, errors, buckets, busiest(tenants, max_tenants)
 
 
 async def _metrics_text(client: httpx.AsyncClient, url: str, seconds: float) -> str:
@@ -92,7 +119,7 @@ async def _metrics_text(client: httpx.AsyncClient, url: str, seconds: float) -> 
 
 
 def _serves(pod: PodTarget) -> bool:
-    return bool(pod.ip and pod.ready)
+    return bool(pod.ip and pod.ready and not pod.host_network)
 
 
 def _unread(pod: PodTarget) -> PodSample:
@@ -102,17 +129,22 @@ def _unread(pod: PodTarget) -> PodSample:
     )  # fmt: skip
 
 
+def pod_url(endpoint: PodEndpoint, ip: str, path: str) -> str:
+    host = f"[{ip}]" if ":" in ip else ip
+    return f"{endpoint.scheme}://{host}:{endpoint.port}{path}"
+
+
 async def read_pod(
-    client: httpx.AsyncClient, pod: PodTarget, seconds: float, port: int = RUNBOOK_PORT
+    client: httpx.AsyncClient, pod: PodTarget, seconds: float, guard: RolloutGuard
 ) -> PodSample:
     """One pod's counters and health; a pod not Ready is not probed (it serves no traffic)."""
+    endpoint = guard.pods
     base = _unread(pod)
-    if not _serves(pod):
+    if not _serves(pod) or pod.ip is None:
         return base
-    root = f"http://{pod.ip}:{port}"
     health, metrics = await asyncio.gather(
-        probe(client, f"{root}/health/full", seconds),
-        _metrics_text(client, f"{root}/metrics", seconds),
+        probe(client, pod_url(endpoint, pod.ip, endpoint.health_path), seconds),
+        _metrics_text(client, pod_url(endpoint, pod.ip, endpoint.metrics_path), seconds),
         return_exceptions=True,
     )
     health_ok = health.ok if not isinstance(health, BaseException) else False
@@ -120,22 +152,28 @@ async def read_pod(
     if isinstance(metrics, BaseException):
         return unread
     try:
-        requests, errors, buckets = counters(metrics)
+        requests, errors, buckets, tenants = counters(
+            metrics, guard.tenants.label, guard.tenants.max_tenants
+        )
     except ValueError:
         return unread
-    return replace(unread, reachable=True, requests=requests, errors=errors, buckets=buckets)
+    return replace(unread, reachable=True, requests=requests, errors=errors, buckets=buckets,
+                   tenants=tenants)  # fmt: skip
 
 
-async def _read_alone(clients: Clients, pod: PodTarget, seconds: float, port: int) -> PodSample:
+async def _read_alone(
+    clients: PodClients, pod: PodTarget, seconds: float, guard: RolloutGuard
+) -> PodSample:
     if not _serves(pod):
         return _unread(pod)
-    async with clients() as client:  # a pod of its own: one hung pod ties up no other's pool
-        return await read_pod(client, pod, seconds, port)
+    # a client of its own: one hung pod ties up no other's pool
+    async with clients(verify=guard.pods.scheme == "http") as client:
+        return await read_pod(client, pod, seconds, guard)
 
 
 async def read_pods(
-    clients: Clients, pods: Iterable[PodTarget], seconds: float, port: int = RUNBOOK_PORT
+    clients: PodClients, pods: Iterable[PodTarget], seconds: float, guard: RolloutGuard
 ) -> tuple[PodSample, ...]:
     """Every pod at once, each bounded by `seconds`: one hung pod delays none of the others."""
-    reads = (_read_alone(clients, pod, seconds, port) for pod in pods)
+    reads = (_read_alone(clients, pod, seconds, guard) for pod in pods)
     return tuple(await asyncio.gather(*reads))

@@ -8,7 +8,9 @@ between two reads is then a drop like any other, and the counts stay whole numbe
 Fisher's test (increase() extrapolates to the edges of its window). A pod without series (not
 scraped yet, or its scrapes failing: Prometheus marks the series stale) stays unreachable,
 never a zero. The queries carry the VenueService's own selector with its namespace forced
-(tenancy/promql_scope.py), like every query a tenant's spec shapes.
+(tenancy/promql_scope.py), like every query a tenant's spec shapes. When none of the pods has
+series, two counts say which label is missing: the selector's (`prometheus.matchLabels`) or
+`pod` (the scrape must keep it, as a PodMonitor does).
 """
 
 from __future__ import annotations
@@ -19,13 +21,21 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from venue_operator.guard.judge import PodSample
+from venue_operator.guard.tenants import Counts, busiest
+from venue_operator.model.rollout_guard import RolloutGuard
 from venue_operator.model.status import GuardSource
 from venue_operator.observe.answers import Samples
-from venue_operator.observe.prometheus import MAX_MATCHER_CHARS, regex_string, selector
+from venue_operator.observe.prometheus import (
+    MAX_MATCHER_CHARS,
+    TENANT_CHARS,
+    regex_string,
+    selector,
+)
 from venue_operator.tenancy.promql_scope import Refused, scope
+from venue_operator.tenancy.redact import one_line
 
 POD = "pod"
-REQUESTS = "sum by (pod, status_code) (http_requests_total{{{sel}}})"
+REQUESTS = "sum by (pod, status_code{by}) (http_requests_total{{{sel}}})"
 BUCKETS = "sum by (pod, le) (http_request_duration_seconds_bucket{{{sel}}})"
 
 # (url, promql, what was asked) -> the instant vector, or why there is none
@@ -39,17 +49,21 @@ class PodCounters:
     requests: float = 0.0
     errors: float = 0.0  # the 5xx among them
     buckets: Mapping[float, float] = field(default_factory=dict)  # le -> cumulative count
+    tenants: Counts = field(default_factory=dict)  # the busiest tenants' requests and 5xx
 
 
 def pod_queries(
-    labels: Mapping[str, str], namespace: str, pods: Iterable[str]
+    labels: Mapping[str, str], namespace: str, pods: Iterable[str], guard: RolloutGuard
 ) -> tuple[str, str] | Refused:
-    """The requests and latency-bucket queries for `pods`, within the service's selector
-    and its namespace; a pod list too long for a URL reads the service's every pod."""
+    """The requests (by tenant too) and latency-bucket queries for `pods`, within the
+    service's selector and its namespace; a pod list too long for a URL reads the service's
+    every pod."""
     names = regex_string(pods)
     only = f"{POD}=~{names}" if len(names) <= MAX_MATCHER_CHARS else f'{POD}!=""'
     sel = f"{selector(labels)},{only}"
-    scoped = [scope(template.format(sel=sel), namespace) for template in (REQUESTS, BUCKETS)]
+    by = f", {guard.tenants.label}" if guard.tenants.max_tenants else ""
+    scoped = [scope(template.format(sel=sel, by=by), namespace)
+              for template in (REQUESTS, BUCKETS)]  # fmt: skip
     requests, buckets = scoped
     if isinstance(requests, Refused):
         return requests
@@ -58,18 +72,63 @@ def pod_queries(
     return requests, buckets
 
 
-def pod_counters(requests: Samples, buckets: Samples) -> dict[str, PodCounters]:
+def label_queries(labels: Mapping[str, str], namespace: str) -> tuple[str, str] | Refused:
+    """Counts of the service's request series, and of those labelled `pod`."""
+    sel = selector(labels)
+    counted = [scope(f"count(http_requests_total{{{s}}})", namespace)
+               for s in (sel, f'{sel},{POD}!=""')]  # fmt: skip
+    every, by_pod = counted
+    if isinstance(every, Refused):
+        return every
+    if isinstance(by_pod, Refused):
+        return by_pod
+    return every, by_pod
+
+
+async def missing_labels(query: Query, url: str, labels: Mapping[str, str], namespace: str) -> str:
+    """Why Prometheus had no series for the pods, naming the labels the fallback needs."""
+    wanted = selector(labels)
+    wanted = wanted if len(wanted) <= 200 else wanted[:200] + "..."
+    counts = label_queries(labels, namespace)
+    if isinstance(counts, Refused):
+        return f"label query refused: {counts.reason}"
+    every, by_pod = await asyncio.gather(
+        query(url, counts[0], "count the service's series"),
+        query(url, counts[1], "count the service's series by pod"),
+    )
+    if isinstance(every, str) or isinstance(by_pod, str):
+        return every if isinstance(every, str) else str(by_pod)
+    if not every:
+        return (f"Prometheus has no http_requests_total series with {{{wanted}}}: set "
+                f"spec.prometheus.matchLabels to labels this service's series carry")  # fmt: skip
+    if not by_pod:
+        return (f"Prometheus has series with {{{wanted}}} but none labelled `{POD}`: the "
+                f"guard needs each pod's series labelled `{POD}` (a PodMonitor, or a "
+                f"ServiceMonitor's pod target label)")  # fmt: skip
+    return f"Prometheus has no series with {{{wanted}}} labelled `{POD}` by these pods' names yet"
+
+
+def pod_counters(
+    requests: Samples, buckets: Samples, guard: RolloutGuard | None = None
+) -> dict[str, PodCounters]:
     """Per pod, from the two answers; a pod with no request series is left out (unknown),
     and a sample without a value or a usable `le` is skipped."""
+    guard = guard or RolloutGuard()
     totals: dict[str, list[float]] = {}
+    tenants: dict[str, dict[str, tuple[float, float]]] = {}
     for sample in requests:
         pod, value = sample.labels.get(POD), sample.reading.value
         if not pod or value is None:
             continue
         counted = totals.setdefault(pod, [0.0, 0.0])
+        failed = value if sample.labels.get("status_code", "").startswith("5") else 0.0
         counted[0] += value
-        if sample.labels.get("status_code", "").startswith("5"):
-            counted[1] += value
+        counted[1] += failed
+        tenant = sample.labels.get(guard.tenants.label)
+        if tenant and guard.tenants.max_tenants:
+            name = one_line(tenant, TENANT_CHARS)
+            was = tenants.setdefault(pod, {}).get(name, (0.0, 0.0))
+            tenants[pod][name] = (was[0] + value, was[1] + failed)
     cumulative: dict[str, dict[float, float]] = {}
     for sample in buckets:
         pod, value = sample.labels.get(POD), sample.reading.value
@@ -77,9 +136,10 @@ def pod_counters(requests: Samples, buckets: Samples) -> dict[str, PodCounters]:
         if pod in totals and value is not None and le is not None:
             cumulative.setdefault(pod, {})[le] = value
     return {
-        pod: PodCounters(requests, errors, cumulative.get(pod, {}))
+        pod: PodCounters(requests, errors, cumulative.get(pod, {}),
+                         busiest(tenants.get(pod, {}), guard.tenants.max_tenants))
         for pod, (requests, errors) in totals.items()
-    }
+    }  # fmt: skip
 
 
 def _bound(le: str | None) -> float | None:
@@ -104,12 +164,13 @@ def from_prometheus(
         out.append(replace(
             sample, reachable=True, health_ok=None, source=GuardSource.PROMETHEUS,
             requests=counters.requests, errors=counters.errors, buckets=dict(counters.buckets),
+            tenants=dict(counters.tenants),
         ))  # fmt: skip
     return tuple(out)
 
 
 async def read_pod_series(
-    query: Query, url: str, queries: tuple[str, str]
+    query: Query, url: str, queries: tuple[str, str], guard: RolloutGuard | None = None
 ) -> dict[str, PodCounters] | str:
     """Both queries at once; either failing is the reason there are no counters this read
     (requests without their buckets would read as a histogram reset)."""
@@ -121,4 +182,4 @@ async def read_pod_series(
         return requests
     if isinstance(buckets, str):
         return buckets
-    return pod_counters(requests, buckets)
+    return pod_counters(requests, buckets, guard)

@@ -3,10 +3,11 @@ every `rolloutGuard.interval`, read every pod of the Deployment, judge new again
 (guard/judge.py), and on a confirmed bad or stalled version pause and roll back
 (guard/verdict.py, carried out by the Remediator with its write-ahead record).
 
-Pods are read on podIP:3002; a Ready pod that does not answer there (a NetworkPolicy) is read
-from Prometheus instead, its series labelled by `pod` (guard/pod_series.py), within the
-VenueService's own selector and namespace. Status says which (`rolloutGuard.source`), and an
-Event says when that changes.
+Pods are read on their own IPs at `rolloutGuard.pods` (default http://podIP:3002); a Ready pod
+that does not answer there (a NetworkPolicy, a strict-mTLS mesh) is read from Prometheus
+instead, its series labelled by `pod` (guard/pod_series.py), within the VenueService's own
+selector and namespace. Status says which (`rolloutGuard.source`), and an Event says when that
+changes; when Prometheus has no series for them, status names the label that is missing.
 
 Driven by the service loop between its cycles; the Deployment, its ReplicaSets and pods come
 from the watch-fed indexes, so noticing a template change costs no API call.
@@ -14,6 +15,7 @@ from the watch-fed indexes, so noticing a template change costs no API call.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -22,6 +24,7 @@ from typing import Any
 import structlog
 
 from venue_operator.decide.rollout import rollout_facts
+from venue_operator.guard.asking import GuardPrometheus
 from venue_operator.guard.judge import (
     GuardLimits,
     GuardState,
@@ -30,20 +33,19 @@ from venue_operator.guard.judge import (
     RolloutRead,
     Verdict,
     advance,
+    old_gone,
 )
 from venue_operator.guard.pod_metrics import PodTarget
 from venue_operator.guard.pod_series import (
-    PodCounters,
     Query,
     from_prometheus,
-    pod_queries,
-    read_pod_series,
 )
 from venue_operator.guard.verdict import decide_guard
 from venue_operator.kube.status_store import StatusStore
 from venue_operator.model import keys
 from venue_operator.model.observations import WorkloadState
 from venue_operator.model.reasons import Reason
+from venue_operator.model.rollout_guard import RolloutGuard
 from venue_operator.model.spec import RUNBOOK_PORT, VenueServiceSpec
 from venue_operator.model.status import (
     Condition,
@@ -52,19 +54,22 @@ from venue_operator.model.status import (
     VenueServiceStatus,
 )
 from venue_operator.observe.cluster import own_view
-from venue_operator.observe.metrics_source import metrics_target
 from venue_operator.record.transitions import EventSpec
 from venue_operator.remediate.ports import Subject
 from venue_operator.remediate.remediator import Remediator
 from venue_operator.tenancy.policy import Tenancy
-from venue_operator.tenancy.promql_scope import Refused
 
 log = structlog.get_logger(__name__)
 
-ReadPods = Callable[[Iterable[PodTarget], float], Awaitable[tuple[PodSample, ...]]]
-UNREACHABLE = f"pods unreachable on :{RUNBOOK_PORT}"
-READING_PROMETHEUS = f"{UNREACHABLE}; reading Prometheus series by pod"
-NO_SERIES = "Prometheus has no series labelled by pod for them"
+ReadPods = Callable[[Iterable[PodTarget], float, RolloutGuard], Awaitable[tuple[PodSample, ...]]]
+
+
+def unreachable(port: int) -> str:
+    return f"pods unreachable on :{port}"
+
+
+def reading_prometheus(port: int) -> str:
+    return f"{unreachable(port)}; reading Prometheus series by pod"
 
 
 @dataclass
@@ -86,7 +91,11 @@ class RolloutWatch:
     prometheus_url: str | None = None
     tenancy: Tenancy = field(default_factory=Tenancy)
     source: GuardSource = GuardSource.DIRECT  # of the last read that read any pod
-    no_stand_in: str = ""  # why Prometheus did not stand in for pods :3002 did not reach
+    no_stand_in: str = ""  # why Prometheus did not stand in for pods the direct read missed
+    port: int = RUNBOOK_PORT  # rolloutGuard.pods.port, as of the last read
+    baseline_asked: int = 0  # times Prometheus was asked for this rollout's baseline
+    no_baseline: str = ""  # why there is none (yet)
+    without_old: bool = False  # no old pod left to compare with, as of the last read
 
     @property
     def watching(self) -> bool:
@@ -125,7 +134,10 @@ class RolloutWatch:
             is not None
         ]
         seconds = min(spec.probe.timeout, spec.rollout_guard.interval).total_seconds()
-        direct = await self.read_pods(pods, seconds)
+        self.port = spec.rollout_guard.pods.port
+        direct, _ = await asyncio.gather(
+            self.read_pods(pods, seconds, spec.rollout_guard), self._baseline(spec, subject.name)
+        )
         samples = await self._stand_in(spec, subject.name, pods, direct)
         ready = [s for s in samples if s.ready]
         blind = bool(ready) and not any(s.reachable for s in ready)
@@ -135,7 +147,9 @@ class RolloutWatch:
         read = RolloutRead(
             now, self.state.new_hash, samples, bool(deployment.get("progress_deadline_exceeded"))
         )
-        self.state, judgement = advance(self.state, read, GuardLimits.from_spec(spec))
+        limits = GuardLimits.from_spec(spec)
+        self.state, judgement = advance(self.state, read, limits)
+        self.without_old = old_gone(self.state, read, limits)
         if judgement.verdict is Verdict.SUSPECT:
             log.info("rollout_guard.suspect", namespace=self.namespace, deployment=name,
                      reason=judgement.reason)  # fmt: skip
@@ -165,6 +179,7 @@ class RolloutWatch:
             self.state = GuardState.begin(min(started, now), new_hash)
             self.complete_since, self.settled = None, False
             self.source, self.unreachable, self.no_stand_in = GuardSource.DIRECT, None, ""
+            self.baseline_asked, self.no_baseline = 0, ""
             log.info("rollout_guard.watching", namespace=self.namespace,
                      deployment=deployment["name"], template=new_hash)  # fmt: skip
             return
@@ -184,36 +199,38 @@ class RolloutWatch:
         self, spec: VenueServiceSpec, name: str, pods: Sequence[PodTarget],
         samples: tuple[PodSample, ...],
     ) -> tuple[PodSample, ...]:  # fmt: skip
-        """The Ready pods that did not answer on podIP:3002 read from Prometheus instead,
+        """The Ready pods that did not answer on their pod IP read from Prometheus instead,
         where it has their series (one that does proves the pod serves: our path is blocked)."""
         unread = [t.name for t, s in zip(pods, samples, strict=True)
                   if t.ip and s.ready and not s.reachable]  # fmt: skip
         self.no_stand_in = ""
         if not unread:
             return samples
-        found = await self._series(spec, name, unread)
+        asking = self._asking(spec, name)
+        found = await asking.pod_counters(spec.rollout_guard, unread)
         if isinstance(found, str):
             self.no_stand_in = found
             return samples
         if not found:
-            self.no_stand_in = NO_SERIES
+            self.no_stand_in = await asking.missing_labels()
         return from_prometheus(samples, found)
 
-    async def _series(
-        self, spec: VenueServiceSpec, name: str, pods: list[str]
-    ) -> dict[str, PodCounters] | str:
-        """Their counters from the VenueService's own Prometheus and series, or why not."""
-        if self.read_series is None:
-            return "no Prometheus reader"
-        admitted = metrics_target(spec, self.namespace, name, self.prometheus_url, self.tenancy)
-        if admitted.refused is not None:
-            return admitted.refused
-        if admitted.target.url is None:
-            return "no Prometheus URL: set spec.prometheus.url or --prometheus-url"
-        queries = pod_queries(admitted.target.labels, self.namespace, pods)
-        if isinstance(queries, Refused):
-            return f"pod query refused: {queries.reason}"
-        return await read_pod_series(self.read_series, admitted.target.url, queries)
+    def _asking(self, spec: VenueServiceSpec, name: str) -> GuardPrometheus:
+        return GuardPrometheus.of(spec, self.namespace, name, self.read_series,
+                                  self.prometheus_url, self.tenancy)  # fmt: skip
+
+    async def _baseline(self, spec: VenueServiceSpec, name: str) -> None:
+        """The old version's baseline, asked at the watch's first reads (a few tries: a
+        Prometheus that cannot answer is no reason to ask it every read)."""
+        if self.state is None or self.state.baseline is not None or self.baseline_asked >= 3:
+            return
+        self.baseline_asked += 1
+        found = await self._asking(spec, name).baseline(spec.rollout_guard, self.state.started_at)
+        if isinstance(found, str):
+            self.no_baseline = found
+            log.info("rollout_guard.no_baseline", namespace=self.namespace, reason=found)
+        elif self.state is not None:
+            self.state, self.no_baseline = replace(self.state, baseline=found), ""
 
     async def _say_in_status(self, now: datetime) -> None:
         """The watch's condition and `rolloutGuard` in status as soon as they change. A failed
@@ -238,11 +255,12 @@ class RolloutWatch:
         template = self.state.new_hash
         if source is GuardSource.PROMETHEUS:
             ready = sum(1 for s in samples if s.ready)
-            message = (f"{READING_PROMETHEUS} ({len(from_prometheus)} of {ready} Ready pods) "
+            message = (f"{reading_prometheus(self.port)} ({len(from_prometheus)} of {ready} "
+                       f"Ready pods) "
                        f"to compare template {template} with the old one")  # fmt: skip
             event = EventSpec("Warning", Reason.GUARD_SOURCE_CHANGED, message)
         else:
-            message = f"pods answer on :{RUNBOOK_PORT} again: read directly (template {template})"
+            message = f"pods answer on :{self.port} again: read directly (template {template})"
             event = EventSpec("Normal", Reason.GUARD_SOURCE_CHANGED, message)
         log.info("rollout_guard.source", namespace=self.namespace, source=source,
                  template=template)  # fmt: skip
@@ -261,7 +279,7 @@ class RolloutWatch:
         status = self.store.known
         if self.source is GuardSource.PROMETHEUS:  # the audit trail says what it judged on
             judgement = replace(judgement, reason=f"{judgement.reason} (from Prometheus "
-                                f"series by pod: {UNREACHABLE})")  # fmt: skip
+                                f"series by pod: {unreachable(self.port)})")  # fmt: skip
         decision = decide_guard(
             judgement, rollout_facts(workload, status), status, subject.spec.remediation, now,
             paused, bool(deployment.get("paused_by_guard")),
@@ -295,14 +313,15 @@ def guard_condition(
         status, reason = "False", "PodsUnreachable"
         why = f" ({watch.no_stand_in})" if watch.no_stand_in else ""
         message = (
-            f"none of {watch.unreachable} Ready pods answered on podIP:{RUNBOOK_PORT} and "
+            f"none of {watch.unreachable} Ready pods answered on podIP:{watch.port} and "
             f"Prometheus did not stand in{why}: the rollout guard cannot compare template "
             f"{template} with the old one; only the service-wide checks protect this rollout"
         )
     elif watch.source is GuardSource.PROMETHEUS:
-        status, reason, message = "True", "ReadingPrometheus", f"{READING_PROMETHEUS}: {comparing}"
+        status, reason = "True", "ReadingPrometheus"
+        message = f"{reading_prometheus(watch.port)}: {comparing}"
     else:
-        status, reason, message = "True", "Watching", f"{comparing} on podIP:{RUNBOOK_PORT}"
+        status, reason, message = "True", "Watching", f"{comparing} on podIP:{watch.port}"
     since = before.last_transition_time if before and before.status == status else now
     return Condition(type=GUARD_CONDITION, status=status, reason=reason, message=message,
                      last_transition_time=since)  # fmt: skip
@@ -314,11 +333,14 @@ def guard_status(watch: RolloutWatch | None) -> RolloutGuardStatus | None:
     if watch is None or watch.state is None:
         return None
     if watch.unreachable is not None:
-        message = f"{UNREACHABLE} and not read from Prometheus: {watch.no_stand_in or 'no pod IP'}"
+        message = (f"{unreachable(watch.port)} and not read from Prometheus: "
+                   f"{watch.no_stand_in or 'no pod IP'}")  # fmt: skip
     elif watch.source is GuardSource.PROMETHEUS:
-        message = READING_PROMETHEUS
+        message = reading_prometheus(watch.port)
     else:
-        message = f"reading each pod on podIP:{RUNBOOK_PORT}"
+        message = f"reading each pod on podIP:{watch.port}"
+    if watch.no_baseline and watch.without_old:
+        message = f"{message}; no baseline of the old version: {watch.no_baseline}"
     return RolloutGuardStatus(template=watch.state.new_hash, source=watch.source,
                               message=message[:1024])  # fmt: skip
 

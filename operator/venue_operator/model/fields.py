@@ -26,6 +26,12 @@ ObjectName = Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBD
 HttpPath = Annotated[str, Field(min_length=1, max_length=1024, pattern=r"^/[^\s?#]*$")]
 
 
+# Segments of unreserved characters, none starting with a dot (no `.` or `..`), no query,
+# no percent-encoding: a path that means the same to every HTTP stack it passes through.
+PLAIN_PATH = r"^(/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)+$"
+PlainPath = Annotated[str, Field(min_length=2, max_length=256, pattern=PLAIN_PATH)]
+
+
 Percent = Annotated[float, Field(ge=0, le=100)]
 
 

@@ -27,6 +27,7 @@ from venue_operator.model.fields import (
     cel,
 )
 from venue_operator.model.remediation import RemediationPolicy
+from venue_operator.model.rollout_guard import RolloutGuard
 
 GROUP = "ops.tickettoken.io"
 VERSION = "v1alpha1"
@@ -262,52 +263,6 @@ class Notification(Model):
     def _a_sink(self) -> Notification:
         if self.webhook_secret_ref is None and self.alertmanager is None:
             raise ValueError("set webhookSecretRef, alertmanager or both")
-        return self
-
-
-class RolloutGuard(Model):
-    """Compare a rollout's new pods with its old ones while it rolls out (guard/judge.py).
-
-    Its limits are `thresholds` (the runbook's critical error rate and P99): the new version
-    must cross them and be significantly worse than the old one.
-    """
-
-    model_config = ConfigDict(
-        json_schema_extra=cel(
-            (
-                "!has(self.interval) || duration(self.interval) >= duration('500ms')",
-                "interval must be at least 500ms",
-            )
-        )
-    )
-
-    enabled: bool = True
-    interval: Duration = Field(
-        default=timedelta(seconds=2),
-        description="How often each pod's /metrics and /health/full are read during a rollout.",
-    )
-    significance: float = Field(
-        default=0.001,
-        # not below 1e-4: kustomize writes smaller bounds as 1e-05, a string to YAML 1.1
-        ge=0.0001,
-        le=0.1,
-        description="One-sided Fisher test on 5xx counts: the new version is worse below this p.",
-    )
-    min_requests: int = Field(
-        default=50, ge=10, le=1_000_000, description="New-version requests before judging."
-    )
-    confirmations: int = Field(
-        default=2, ge=1, le=10, description="Consecutive reads that must find it worse."
-    )
-    warm_up: Duration = Field(
-        default=timedelta(seconds=10),
-        description="Each new pod's first seconds, left out of its latency (not its errors).",
-    )
-
-    @model_validator(mode="after")
-    def _interval_at_least_half_a_second(self) -> RolloutGuard:
-        if self.interval < timedelta(milliseconds=500):
-            raise ValueError("rolloutGuard.interval must be at least 500ms")
         return self
 
 

@@ -251,8 +251,8 @@ class GitOpsStatus(Model):
 class GuardSource(StrEnum):
     """Where the rollout guard reads each pod's counters."""
 
-    DIRECT = "Direct"  # the pod's own /metrics on podIP:3002
-    PROMETHEUS = "Prometheus"  # its series labelled by `pod`: where :3002 is unreachable
+    DIRECT = "Direct"  # the pod's own /metrics on its IP (rolloutGuard.pods)
+    PROMETHEUS = "Prometheus"  # its series labelled by `pod`: where that is unreachable
 
 
 class RolloutGuardStatus(Model):
@@ -260,8 +260,8 @@ class RolloutGuardStatus(Model):
 
     template: str = Field(max_length=63, description="pod-template-hash of the new version.")
     source: GuardSource = Field(
-        description="Direct: every pod answered on podIP:3002. Prometheus: some did not (e.g. "
-        "a NetworkPolicy), their counters come from Prometheus series labelled by `pod`."
+        description="Direct: every pod answered on its IP (rolloutGuard.pods). Prometheus: some "
+        "did not (e.g. a NetworkPolicy), their counters come from series labelled by `pod`."
     )
     message: str = Field(default="", max_length=1024)
 

@@ -98,6 +98,7 @@ def pod_summary(body: Mapping[str, Any]) -> dict[str, Any]:
         "crash_looping": "CrashLoopBackOff" in waiting,
         # for the rollout guard (guard/pod_metrics.py): where to read it, which version it runs
         "ip": status.get("podIP"),
+        "host_network": bool((body.get("spec") or {}).get("hostNetwork")),
         "hash": (meta.get("labels") or {}).get(keys.HASH_LABEL),
         "created": meta.get("creationTimestamp"),
         "ready": any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions),

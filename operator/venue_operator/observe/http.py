@@ -47,8 +47,12 @@ _LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=0)
 
 
 @functools.cache
-def _ssl_context() -> ssl.SSLContext:
-    return ssl.create_default_context()  # the system's trust store, as aiohttp's was
+def _ssl_context(verify: bool = True) -> ssl.SSLContext:
+    context = ssl.create_default_context()  # the system's trust store, as aiohttp's was
+    if not verify:  # only for a pod's own IP (guard/pod_metrics.py): no name to check
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 Resolver = Callable[[str, int], Awaitable[Sequence[IPAddress]]]
@@ -222,16 +226,20 @@ class CheckedBackend(httpcore.AsyncNetworkBackend):
         await self.inner.sleep(seconds)
 
 
-def probe_client(backend: CheckedBackend | None = None) -> httpx.AsyncClient:
+def probe_client(
+    backend: CheckedBackend | None = None, *, verify: bool = True
+) -> httpx.AsyncClient:
     """A client for one evaluation's probes (through `backend`: a tenant's URL) or one pod's
-    reads: no redirects, no cookies kept, no proxy from the environment, no deadline but
-    get_bounded's; close it after."""
-    transport = httpx.AsyncHTTPTransport(verify=_ssl_context(), trust_env=False, limits=_LIMITS)
+    reads (`verify` False: https to a pod IP, which no certificate names): no redirects, no
+    cookies kept, no proxy from the environment, no deadline but get_bounded's; close it
+    after."""
+    context = _ssl_context(verify)
+    transport = httpx.AsyncHTTPTransport(verify=context, trust_env=False, limits=_LIMITS)
     # httpx takes no network backend; httpcore's pool does
     transport._pool._network_backend = StreamBackend() if backend is None else backend
     return httpx.AsyncClient(
         transport=transport,
-        verify=_ssl_context(),
+        verify=context,
         trust_env=False,
         follow_redirects=False,
         # get_bounded's deadline covers the whole request; httpx's own per-read timeouts
