@@ -4,6 +4,8 @@ a fresh namespace per test. Every test that uses the lab is marked `cluster`, so
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -35,6 +37,19 @@ def operator_logging() -> None:
     with rich, which takes seconds per traceback (two unit tests that log one each took 34
     and 38 s under the full tier's load; 2 ms with this)."""
     logs.configure()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    """VENUE_TEST_TIMELINE=FILE: one line per test (worker, start, end, id), to see how the
+    workers' time is spent (bench/ci_timeline.py reads it)."""
+    path = os.environ.get("VENUE_TEST_TIMELINE")
+    started = time.time()
+    yield
+    if path:
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        with open(path, "a") as out:
+            out.write(f"{worker}\t{started:.2f}\t{time.time():.2f}\t{item.nodeid}\n")
 
 
 @pytest.fixture(scope="session")
