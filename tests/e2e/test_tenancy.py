@@ -53,8 +53,9 @@ def test_an_override_reading_another_namespace_gets_nothing_of_it(
         wait_until("the tenant's error rate measured ten times", observed_ten_times, 60)
         assert victim_share() > 0.5, "the other namespace's series were there to be read"
         assert all(v is None or v < 5 for v in seen), f"another namespace's value leaked: {seen}"
-        # Its own namespace's series: the simulator's 0.1 % baseline, under the 1 % warning.
-        assert seen[-1] < 1, "the override read its own namespace's series"
+        # Its own namespace's series: the simulator's 0.1 % baseline (a few hundred requests
+        # in the 5 s window: one 5xx more reads 0.3-1.4 %, as CI saw), nowhere near the 90 %.
+        assert seen[-1] is not None and seen[-1] < 5, "the override read its own series"
     ours = [line for line in operator.log(100_000).splitlines()[before:]
             if tenant.namespace in line or victim in line]  # fmt: skip
     assert not [line for line in ours if "Traceback" in line], "the rewrite failed somewhere"

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tests.unit.builders import metrics
 from tests.unit.test_decide import ERRORS, FRESH_ROLLOUT, KNOWN, OLD_ROLLOUT, POLICY, SLOW, assessed
 from tests.unit.test_decide import NOW as DECIDE_NOW
 from venue_operator.decide.decision import Action
@@ -15,6 +16,7 @@ from venue_operator.decide.procedure import decide
 from venue_operator.decide.storm import Report, Storm, StormRule, explaining, storms
 from venue_operator.fleet.board import FleetBoard
 from venue_operator.fleet.storm_watch import FleetWatch
+from venue_operator.model.observations import Reading
 from venue_operator.model.reasons import Reason
 from venue_operator.record import telemetry
 from venue_operator.record.transitions import EventSpec
@@ -174,3 +176,14 @@ def test_the_fifth_service_to_breach_sees_the_storm_it_makes_within_the_same_sec
         board.report("shop", f"s{i}", (), ["p99_latency"], NOW + timedelta(milliseconds=i))
         seen.append(len(board.around("shop", (), NOW + timedelta(milliseconds=i))))
     assert seen == [0, 0, 0, 0, 1, 1]
+
+
+def test_a_scale_up_is_explained_by_the_capacity_checks_it_scales_for() -> None:
+    """A check of its own beside a p99 storm (here its error rate; under load, a probe timing
+    out) does not make the scale-up the service's own: more pods are what the storm's shared
+    cause does not need."""
+    observed = assessed(metrics=metrics(p99_latency=Reading.of(2.6), error_rate=Reading.of(0.12)))
+    alone = decide(observed, OLD_ROLLOUT, KNOWN, POLICY, DECIDE_NOW)
+    assert alone.action is Action.SCALE_UP
+    held = decide(observed, OLD_ROLLOUT, KNOWN, POLICY, DECIDE_NOW, storms=[STORM])
+    assert held.action is Action.SCALE_UP and held.suppressed_by == "storm"

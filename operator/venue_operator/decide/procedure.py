@@ -65,11 +65,19 @@ def decide(
     if decision.action is None and restoring is not None:
         decision = restoring
     guarded = apply_guardrails(decision, status, policy, now)
-    storm = explaining(storms, rules.confirmed_critical(a, *rules.SERVICE_CHECKS))
-    guarded = held_by_storm(guarded, storm)
+    guarded = held_by_storm(guarded, explaining(storms, _acted_on(guarded, a)))
     if guarded.action is Action.SCALE_BACK and guarded.suppressed_by is not None:
         return no_action(guarded.reason)  # giving capacity back can wait: no page, no Event
     return held_to_escalation(guarded, a, status)
+
+
+def _acted_on(decision: Decision, a: Assessment) -> list[str]:
+    """The checks a decision acts on: a scale-up, the capacity checks it scales for (a health
+    probe timing out beside a p99 storm does not make the scale-up the service's own); a
+    rollback, every confirmed-critical check."""
+    if decision.action is Action.SCALE_UP:
+        return rules.confirmed_critical(a, *rules.CAPACITY_CHECKS, *rules.POOL_CHECKS)
+    return rules.confirmed_critical(a, *rules.SERVICE_CHECKS)
 
 
 def _first_rule(
