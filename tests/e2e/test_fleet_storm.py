@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -37,6 +37,11 @@ STORM_WINDOW_S = 10  # --storm-window: the lab's storms are seconds long, not mi
 
 def names() -> list[str]:
     return [f"svc-{i:02d}" for i in range(SERVICES)]
+
+
+def until(what: str, probe: Callable[[], bool], timeout: float) -> None:
+    """Polled twice a second: each poll reads 30 statuses or a namespace's Events."""
+    wait_until(what, probe, timeout, interval=0.5)
 
 
 def replicas(name: str) -> int:
@@ -65,9 +70,8 @@ def venue(name: str, port: int) -> dict[str, Any]:
 
 def events(lab: Lab, ns: str, reason: str, kind: str = "VenueService") -> list[dict[str, Any]]:
     selector = f"reason={reason},involvedObject.kind={kind}"
-    out = lab.cluster.kubectl("get", "events", "-n", ns, "--field-selector", selector,
-                              "-o", "json").stdout  # fmt: skip
-    found: list[dict[str, Any]] = json.loads(out)["items"]
+    found: list[dict[str, Any]] = lab.cluster.read(f"/api/v1/namespaces/{ns}/events",
+                                                   fieldSelector=selector)["items"]  # fmt: skip
     return found
 
 
@@ -138,15 +142,15 @@ def diagnosis(lab: Lab, ns: str, operator: OperatorProcess) -> str:
 
 
 def statuses(lab: Lab, ns: str) -> dict[str, dict[str, Any]]:
-    out = lab.cluster.kubectl("get", "venueservices", "-n", ns, "-o", "json").stdout
-    return {i["metadata"]["name"]: i.get("status", {}) for i in json.loads(out)["items"]}
+    listed = lab.cluster.read(f"/apis/ops.tickettoken.io/v1alpha1/namespaces/{ns}/venueservices")
+    return {i["metadata"]["name"]: i.get("status", {}) for i in listed["items"]}
 
 
 def test_a_shared_dependency_slowing_down_is_one_storm_held_and_said_once(
     the_lab: Lab, fleet: tuple[str, str, SimulatorProcess, OperatorProcess]
 ) -> None:
     lab, (ns, own, sim, operator) = the_lab, fleet
-    wait_until("every service Healthy with a known-good template", lambda: all(
+    until("every service Healthy with a known-good template", lambda: all(
         s.get("health") == "Healthy" and s.get("healthyTemplates")
         for s in statuses(lab, ns).values()) and len(statuses(lab, ns)) == SERVICES,
         120)  # fmt: skip
@@ -155,7 +159,7 @@ def test_a_shared_dependency_slowing_down_is_one_storm_held_and_said_once(
         for name in names():
             sim.set_faults(name, **SLOW)
         try:
-            wait_until("every service scaled up or held by the storm",
+            until("every service scaled up or held by the storm",
                        lambda: len(set(held_services(lab, ns)) | scaled(lab, ns)) >= SERVICES,
                        90)  # fmt: skip
         except LabError as exc:
@@ -185,7 +189,7 @@ def test_a_shared_dependency_slowing_down_is_one_storm_held_and_said_once(
         # A bad release of one of them, during the storm: its own pods are compared.
         set_image(lab, ns, BAD_IMAGE, name=GUARDED)
         try:
-            wait_until(f"{GUARDED} rolled back", lambda: any(
+            until(f"{GUARDED} rolled back", lambda: any(
                 e["involvedObject"]["name"] == GUARDED
                 for e in events(lab, ns, "RolledBack")), 90)  # fmt: skip
         except LabError as exc:
@@ -198,10 +202,10 @@ def test_a_shared_dependency_slowing_down_is_one_storm_held_and_said_once(
     # The storm passes; then one service slowing down alone acts on its own rules.
     for name in names():
         sim.clear_faults(name)
-    wait_until("FleetStormOver", lambda: bool(events(lab, own, "FleetStormOver", "Pod")),
+    until("FleetStormOver", lambda: bool(events(lab, own, "FleetStormOver", "Pod")),
                STORM_WINDOW_S + 60)  # fmt: skip
     alone = next(n for n in names() if n not in acted and n != GUARDED)
-    wait_until(f"{alone} Healthy", lambda: statuses(lab, ns)[alone].get("health") == "Healthy",
+    until(f"{alone} Healthy", lambda: statuses(lab, ns)[alone].get("health") == "Healthy",
                60)  # fmt: skip
     sim.set_faults(alone, **SLOW)
-    wait_until(f"{alone} scaled up on its own", lambda: alone in scaled(lab, ns), 60)
+    until(f"{alone} scaled up on its own", lambda: alone in scaled(lab, ns), 60)
