@@ -16,6 +16,7 @@ import yaml
 
 from tests.harness import (
     BAD_IMAGE,
+    BAKE,
     FAST,
     NOTIFY,
     Receiver,
@@ -310,7 +311,7 @@ def test_a_second_venueservice_on_the_same_deployment_is_refused(
     ns, kubectl = venue.namespace, the_lab.cluster.kubectl
     twin = yaml.safe_load(venue_manifest("venue-service", venue.port, **FAST))
     twin["metadata"]["name"] = "venue-service-twin"  # the same Deployment, a second claim
-    twin["spec"]["remediation"] = {"mode": "Auto", "rollback": {"bakeTime": "8s"}}
+    twin["spec"]["remediation"] = {"mode": "Auto", "rollback": {"bakeTime": BAKE}}
     kubectl("apply", "-n", ns, "-f", "-", input=yaml.safe_dump(twin))
     sibling = Venue(the_lab, venue.simulator, ns, "venue-service-twin", venue.port, venue.sim_name)
     refused = sibling.wait_event("DuplicateTarget", timeout=30)
