@@ -118,7 +118,7 @@ def test_a_version_failing_one_tenant_of_a_tenth_of_the_traffic_is_paused(
     the_lab: Lab, following_venue: Callable[..., Venue]
 ) -> None:
     """tenant-e fails 30% on the new version: 3% of all its requests, under the 5% limit,
-    so only the per-tenant comparison can find it."""
+    so the per-tenant comparison finds it."""
     venue = following_venue(replicas=REPLICAS, sim_args=(*POD_ENDPOINTS, f"--pod-faults={TENTH}"),
                             **GUARDED)  # fmt: skip
     ns = venue.namespace
@@ -127,7 +127,12 @@ def test_a_version_failing_one_tenant_of_a_tenth_of_the_traffic_is_paused(
     paused = venue.wait_event("RolloutPaused", timeout=40)
     rolled = venue.wait_event("RolledBack", timeout=15)
     for message in (paused["message"], rolled["message"]):
-        assert "tenant tenant-e: " in message and COMPARISON.search(message), message
+        assert COMPARISON.search(message), message
+        # The per-tenant comparison is what finds it; the overall one may first, when the
+        # version's 3% overall reads over the 5% line on a small sample (5.8% over 190
+        # requests once, under the full tier's load): it is entitled to act on that.
+        overall = re.search(r"new (\d+\.\d)% 5xx", message)
+        assert "tenant tenant-e: " in message or (overall and float(overall[1]) > 5), message
     assert image_of(deployment(the_lab, ns)) == "gcr.io/tickettoken/venue-service:v1"
     bad = template_hash_of(the_lab, ns, ONE_TENANT_BAD)
     # paused mid-rollout (how early is bench/rollout_guard.py's "tenant" shape: 2 of 10 on
