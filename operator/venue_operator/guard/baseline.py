@@ -15,19 +15,16 @@ are always what the new version is compared with (guard/judge.py).
 
 from __future__ import annotations
 
-import asyncio
-import math
 from datetime import datetime
 from typing import Any
 
-from venue_operator.guard.pod_series import Query
+from venue_operator.guard.pod_series import Query, ask_pair, le_bound, requested
 from venue_operator.guard.tally import VersionTally
 from venue_operator.model.durations import format_duration
 from venue_operator.model.rollout_guard import RolloutGuard
 from venue_operator.observe.answers import Samples
-from venue_operator.observe.prometheus import TENANT_CHARS, selector
-from venue_operator.tenancy.promql_scope import Refused, scope
-from venue_operator.tenancy.redact import one_line
+from venue_operator.observe.prometheus import selector
+from venue_operator.tenancy.promql_scope import Refused, scope_pair
 
 REQUESTS = "sum by (status_code{by}) (increase(http_requests_total{{{sel}}}[{window}] @ {at}))"
 BUCKETS = "sum by (le) (increase(http_request_duration_seconds_bucket{{{sel}}}[{window}] @ {at}))"
@@ -44,12 +41,7 @@ def baseline_queries(
         "window": format_duration(guard.baseline_window),
         "at": f"{changed_at.timestamp():.3f}",
     }
-    requests, buckets = (scope(t.format(**fields), namespace) for t in (REQUESTS, BUCKETS))
-    if isinstance(requests, Refused):
-        return requests
-    if isinstance(buckets, Refused):
-        return buckets
-    return requests, buckets
+    return scope_pair(REQUESTS.format(**fields), BUCKETS.format(**fields), namespace)
 
 
 def baseline_tally(requests: Samples, buckets: Samples, guard: RolloutGuard) -> VersionTally:
@@ -57,25 +49,19 @@ def baseline_tally(requests: Samples, buckets: Samples, guard: RolloutGuard) -> 
     total = errors = 0.0
     tenants: dict[str, tuple[float, float]] = {}
     for sample in requests:
-        value = sample.reading.value
-        if value is None or not value >= 0:
+        counted = requested(sample, guard)
+        if counted is None:
             continue
-        failed = value if sample.labels.get("status_code", "").startswith("5") else 0.0
+        value, failed, tenant = counted
         total, errors = total + value, errors + failed
-        tenant = sample.labels.get(guard.tenants.label)
-        if tenant and guard.tenants.max_tenants:
-            name = one_line(tenant, TENANT_CHARS)
-            was = tenants.get(name, (0.0, 0.0))
-            tenants[name] = (was[0] + value, was[1] + failed)
+        if tenant:
+            was = tenants.get(tenant, (0.0, 0.0))
+            tenants[tenant] = (was[0] + value, was[1] + failed)
     cumulative: dict[float, float] = {}
     for sample in buckets:
-        value = sample.reading.value
-        try:
-            le = float(sample.labels.get("le") or "nan")
-        except ValueError:
-            continue
-        if value is not None and value >= 0 and not math.isnan(le):
-            cumulative[le] = value
+        count, le = sample.reading.value, le_bound(sample.labels.get("le"))
+        if count is not None and count >= 0 and le is not None:
+            cumulative[le] = count
     return VersionTally.of_window(total, errors, cumulative, tenants, guard.tenants.max_tenants)
 
 
@@ -83,15 +69,12 @@ async def read_baseline(
     query: Query, url: str, queries: tuple[str, str], guard: RolloutGuard
 ) -> VersionTally | str:
     """Both queries at once: the baseline, or why there is none."""
-    requests, buckets = await asyncio.gather(
-        query(url, queries[0], "query the old version's requests before the change"),
-        query(url, queries[1], "query the old version's latency before the change"),
-    )
-    if isinstance(requests, str):
-        return requests
-    if isinstance(buckets, str):
-        return buckets
-    tally = baseline_tally(requests, buckets, guard)
+    answers = await ask_pair(query, url, queries,
+                             ("query the old version's requests before the change",
+                              "query the old version's latency before the change"))  # fmt: skip
+    if isinstance(answers, str):
+        return answers
+    tally = baseline_tally(*answers, guard)
     if tally.requests <= 0:
         window = format_duration(guard.baseline_window)
         return f"Prometheus has no requests of the service in the {window} before the change"

@@ -24,14 +24,14 @@ from venue_operator.guard.judge import PodSample
 from venue_operator.guard.tenants import Counts, busiest
 from venue_operator.model.rollout_guard import RolloutGuard
 from venue_operator.model.status import GuardSource
-from venue_operator.observe.answers import Samples
+from venue_operator.observe.answers import Sample, Samples
 from venue_operator.observe.prometheus import (
     MAX_MATCHER_CHARS,
     TENANT_CHARS,
     regex_string,
     selector,
 )
-from venue_operator.tenancy.promql_scope import Refused, scope
+from venue_operator.tenancy.promql_scope import Refused, scope_pair
 from venue_operator.tenancy.redact import one_line
 
 POD = "pod"
@@ -62,27 +62,14 @@ def pod_queries(
     only = f"{POD}=~{names}" if len(names) <= MAX_MATCHER_CHARS else f'{POD}!=""'
     sel = f"{selector(labels)},{only}"
     by = f", {guard.tenants.label}" if guard.tenants.max_tenants else ""
-    scoped = [scope(template.format(sel=sel, by=by), namespace)
-              for template in (REQUESTS, BUCKETS)]  # fmt: skip
-    requests, buckets = scoped
-    if isinstance(requests, Refused):
-        return requests
-    if isinstance(buckets, Refused):
-        return buckets
-    return requests, buckets
+    return scope_pair(REQUESTS.format(sel=sel, by=by), BUCKETS.format(sel=sel, by=by), namespace)
 
 
 def label_queries(labels: Mapping[str, str], namespace: str) -> tuple[str, str] | Refused:
     """Counts of the service's request series, and of those labelled `pod`."""
     sel = selector(labels)
-    counted = [scope(f"count(http_requests_total{{{s}}})", namespace)
-               for s in (sel, f'{sel},{POD}!=""')]  # fmt: skip
-    every, by_pod = counted
-    if isinstance(every, Refused):
-        return every
-    if isinstance(by_pod, Refused):
-        return by_pod
-    return every, by_pod
+    return scope_pair(f"count(http_requests_total{{{sel}}})",
+                      f'count(http_requests_total{{{sel},{POD}!=""}})', namespace)  # fmt: skip
 
 
 async def missing_labels(query: Query, url: str, labels: Mapping[str, str], namespace: str) -> str:
@@ -92,12 +79,11 @@ async def missing_labels(query: Query, url: str, labels: Mapping[str, str], name
     counts = label_queries(labels, namespace)
     if isinstance(counts, Refused):
         return f"label query refused: {counts.reason}"
-    every, by_pod = await asyncio.gather(
-        query(url, counts[0], "count the service's series"),
-        query(url, counts[1], "count the service's series by pod"),
-    )
-    if isinstance(every, str) or isinstance(by_pod, str):
-        return every if isinstance(every, str) else str(by_pod)
+    asked = ("count the service's series", "count the service's series by pod")
+    answers = await ask_pair(query, url, counts, asked)
+    if isinstance(answers, str):
+        return answers
+    every, by_pod = answers
     if not every:
         return (f"Prometheus has no http_requests_total series with {{{wanted}}}: set "
                 f"spec.prometheus.matchLabels to labels this service's series carry")  # fmt: skip
@@ -106,6 +92,26 @@ async def missing_labels(query: Query, url: str, labels: Mapping[str, str], name
                 f"guard needs each pod's series labelled `{POD}` (a PodMonitor, or a "
                 f"ServiceMonitor's pod target label)")  # fmt: skip
     return f"Prometheus has no series with {{{wanted}}} labelled `{POD}` by these pods' names yet"
+
+
+def requested(sample: Sample, guard: RolloutGuard) -> tuple[float, float, str | None] | None:
+    """One sample of http_requests_total: its count, the 5xx among it, and its tenant (cut
+    to TENANT_CHARS; None when tenants are not followed); None without a usable count."""
+    value = sample.reading.value
+    if value is None or not value >= 0:  # none, NaN, or a negative increase
+        return None
+    failed = value if sample.labels.get("status_code", "").startswith("5") else 0.0
+    tenant = sample.labels.get(guard.tenants.label) if guard.tenants.max_tenants else None
+    return value, failed, one_line(tenant, TENANT_CHARS) if tenant else None
+
+
+def le_bound(le: str | None) -> float | None:
+    """A histogram bucket's upper bound, or None when `le` is missing or no number."""
+    try:
+        bound = float(le or "nan")
+    except ValueError:
+        return None
+    return None if math.isnan(bound) else bound
 
 
 def pod_counters(
@@ -117,37 +123,27 @@ def pod_counters(
     totals: dict[str, list[float]] = {}
     tenants: dict[str, dict[str, tuple[float, float]]] = {}
     for sample in requests:
-        pod, value = sample.labels.get(POD), sample.reading.value
-        if not pod or value is None:
+        pod, counted = sample.labels.get(POD), requested(sample, guard)
+        if not pod or counted is None:
             continue
-        counted = totals.setdefault(pod, [0.0, 0.0])
-        failed = value if sample.labels.get("status_code", "").startswith("5") else 0.0
-        counted[0] += value
-        counted[1] += failed
-        tenant = sample.labels.get(guard.tenants.label)
-        if tenant and guard.tenants.max_tenants:
-            name = one_line(tenant, TENANT_CHARS)
-            was = tenants.setdefault(pod, {}).get(name, (0.0, 0.0))
-            tenants[pod][name] = (was[0] + value, was[1] + failed)
+        value, failed, tenant = counted
+        total = totals.setdefault(pod, [0.0, 0.0])
+        total[0] += value
+        total[1] += failed
+        if tenant:
+            was = tenants.setdefault(pod, {}).get(tenant, (0.0, 0.0))
+            tenants[pod][tenant] = (was[0] + value, was[1] + failed)
     cumulative: dict[str, dict[float, float]] = {}
     for sample in buckets:
-        pod, value = sample.labels.get(POD), sample.reading.value
-        le = _bound(sample.labels.get("le"))
-        if pod in totals and value is not None and le is not None:
-            cumulative.setdefault(pod, {})[le] = value
+        pod, count = sample.labels.get(POD), sample.reading.value
+        le = le_bound(sample.labels.get("le"))
+        if pod in totals and count is not None and le is not None:
+            cumulative.setdefault(pod, {})[le] = count
     return {
         pod: PodCounters(requests, errors, cumulative.get(pod, {}),
                          busiest(tenants.get(pod, {}), guard.tenants.max_tenants))
         for pod, (requests, errors) in totals.items()
     }  # fmt: skip
-
-
-def _bound(le: str | None) -> float | None:
-    try:
-        bound = float(le or "nan")
-    except ValueError:
-        return None
-    return None if math.isnan(bound) else bound
 
 
 def from_prometheus(
@@ -169,17 +165,24 @@ def from_prometheus(
     return tuple(out)
 
 
+async def ask_pair(
+    query: Query, url: str, queries: tuple[str, str], what: tuple[str, str]
+) -> tuple[Samples, Samples] | str:
+    """Both queries at once; either failing is the reason for both (requests without their
+    buckets would read as a histogram reset)."""
+    first, second = await asyncio.gather(query(url, queries[0], what[0]),
+                                         query(url, queries[1], what[1]))  # fmt: skip
+    if isinstance(first, str):
+        return first
+    if isinstance(second, str):
+        return second
+    return first, second
+
+
 async def read_pod_series(
     query: Query, url: str, queries: tuple[str, str], guard: RolloutGuard | None = None
 ) -> dict[str, PodCounters] | str:
-    """Both queries at once; either failing is the reason there are no counters this read
-    (requests without their buckets would read as a histogram reset)."""
-    requests, buckets = await asyncio.gather(
-        query(url, queries[0], "query pod requests"),
-        query(url, queries[1], "query pod latency buckets"),
-    )
-    if isinstance(requests, str):
-        return requests
-    if isinstance(buckets, str):
-        return buckets
-    return pod_counters(requests, buckets, guard)
+    """The pods' counters, or why there are none this read."""
+    answers = await ask_pair(query, url, queries,
+                             ("query pod requests", "query pod latency buckets"))  # fmt: skip
+    return answers if isinstance(answers, str) else pod_counters(*answers, guard)

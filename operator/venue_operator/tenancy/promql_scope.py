@@ -169,3 +169,14 @@ def scope(query: str, namespace: str) -> str | Refused:
         return Refused(f"query too long once confined to its namespace: {len(rewritten)} "
                        f"characters, at most {MAX_SENT}")  # fmt: skip
     return rewritten
+
+
+def scope_pair(first: str, second: str, namespace: str) -> tuple[str, str] | Refused:
+    """Two queries asked together (requests and their latency buckets), both scoped, or
+    the first refusal."""
+    one, two = scope(first, namespace), scope(second, namespace)
+    if isinstance(one, Refused):
+        return one
+    if isinstance(two, Refused):
+        return two
+    return one, two
