@@ -10,6 +10,7 @@ import pytest
 from venue_operator.cli.flags import settings_from
 from venue_operator.cli.main import build_parser
 from venue_operator.cli.settings import Settings
+from venue_operator.decide.storm import StormRule
 from venue_operator.observe.bounded_session import PrometheusAuth
 from venue_operator.observe.endpoints import Limits
 from venue_operator.tenancy.policy import Caps, Tenancy
@@ -127,3 +128,21 @@ def test_a_non_positive_or_non_finite_resend_interval_is_refused_at_startup(
         settings(f"--alertmanager-resend-interval={given}")
     assert exited.value.code == 2  # argparse's usage error, not a traceback
     assert f"argument --alertmanager-resend-interval: '{given}' is not a" in capsys.readouterr().err
+
+
+def test_storm_flags() -> None:
+    assert settings().storm == StormRule()
+    found = settings("--storm-min-services=8", "--storm-min-fraction=0.5",
+                     "--storm-min-namespaces=2", "--storm-window=90")  # fmt: skip
+    assert found.storm == StormRule(8, 0.5, 2, timedelta(seconds=90))
+    assert not settings("--storm-min-services=0").storm.enabled
+
+
+@pytest.mark.parametrize("flag", ["--storm-min-fraction=1.5", "--storm-min-fraction=x",
+                                  "--storm-window=0", "--storm-window=nan"])  # fmt: skip
+def test_a_storm_flag_out_of_range_is_refused_at_startup(
+    flag: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        settings(flag)
+    assert flag.split("=")[0] in capsys.readouterr().err

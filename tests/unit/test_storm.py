@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from prometheus_client import REGISTRY
 
 from tests.unit.builders import metrics
 from tests.unit.test_decide import ERRORS, FRESH_ROLLOUT, KNOWN, OLD_ROLLOUT, POLICY, SLOW, assessed
@@ -18,7 +19,6 @@ from venue_operator.fleet.board import FleetBoard
 from venue_operator.fleet.storm_watch import FleetWatch
 from venue_operator.model.observations import Reading
 from venue_operator.model.reasons import Reason
-from venue_operator.record import telemetry
 from venue_operator.record.transitions import EventSpec
 
 NOW = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
@@ -138,6 +138,11 @@ def test_the_board_keeps_a_breach_for_the_window_after_it_recovered() -> None:
     assert board.storms(NOW + timedelta(seconds=62)) == ()
 
 
+def storm_series() -> float | None:
+    labels = {"scope": "namespace shop", "check": "p99_latency"}
+    return REGISTRY.get_sample_value("venue_operator_fleet_storm", labels)
+
+
 async def test_the_watch_says_a_storm_once_when_it_starts_and_when_it_ends() -> None:
     board = FleetBoard(RULE)
     posted: list[tuple[EventSpec, str]] = []
@@ -154,16 +159,13 @@ async def test_the_watch_says_a_storm_once_when_it_starts_and_when_it_ends() -> 
     await watch.tick()
     assert [e.reason for e, _ in posted] == [Reason.FLEET_STORM]
     assert "6 of 6 services breaching p99_latency together (namespace shop)" in posted[0][0].message
-    gauge = telemetry.FLEET_STORM.labels("namespace shop", "p99_latency")
-    assert gauge._value.get() == 6
+    assert storm_series() == 6
     clock[0] = NOW + timedelta(seconds=61)
     await watch.tick()
     assert [e.reason for e, _ in posted] == [Reason.FLEET_STORM, Reason.FLEET_STORM_OVER]
     assert posted[0][0].type == "Warning" and posted[1][0].type == "Normal"
     assert posted[0][1] == posted[1][1]  # one storm, one key: said once each way
-    assert ("namespace shop", "p99_latency") not in {
-        tuple(labels) for labels in telemetry.FLEET_STORM._metrics
-    }
+    assert storm_series() is None  # the series is gone, not 0
 
 
 def test_the_fifth_service_to_breach_sees_the_storm_it_makes_within_the_same_second() -> None:

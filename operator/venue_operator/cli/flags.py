@@ -46,10 +46,7 @@ def storm_rule_from(args: argparse.Namespace) -> StormRule:
 
 
 def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    value = _number(text)
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not between 0 and 1")
     return value
@@ -158,14 +155,18 @@ def cidr(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
 def positive_float(text: str) -> float:
     """Seconds, above 0 and finite: at 0 or less an alert would be posted every cycle and end
     as it is sent (endsAt is 4 intervals ahead); inf and nan failed later, in timedelta,
     naming no flag."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    value = _number(text)
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive, finite number")
     return value

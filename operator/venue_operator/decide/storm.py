@@ -78,9 +78,10 @@ class Storm:
                 f"{self.check} together ({self.scope})")  # fmt: skip
 
 
-def scopes_of(report: Report) -> tuple[str, ...]:
-    return (f"namespace {report.namespace}",
-            *(f"dependency {d}" for d in sorted(report.depends_on)), CLUSTER)  # fmt: skip
+def scopes_of(namespace: str, depends_on: Iterable[str]) -> tuple[str, ...]:
+    """A service's scopes: its namespace, each dependency it names, the cluster."""
+    return (f"namespace {namespace}", *(f"dependency {d}" for d in sorted(depends_on)),
+            CLUSTER)  # fmt: skip
 
 
 def storms(reports: Iterable[Report], rule: StormRule, now: datetime) -> tuple[Storm, ...]:
@@ -90,7 +91,7 @@ def storms(reports: Iterable[Report], rule: StormRule, now: datetime) -> tuple[S
     members: dict[str, list[Report]] = defaultdict(list)
     for report in reports:
         if now - report.at <= rule.window:
-            for scope in scopes_of(report):
+            for scope in scopes_of(report.namespace, report.depends_on):
                 members[scope].append(report)
     found = []
     for scope, inside in sorted(members.items()):

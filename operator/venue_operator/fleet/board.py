@@ -56,5 +56,5 @@ class FleetBoard:
 
     def around(self, namespace: str, depends_on: Iterable[str], at: datetime) -> tuple[Storm, ...]:
         """The storms in this service's scopes: its namespace, its dependencies, the cluster."""
-        mine = set(scopes_of(Report(namespace, "", frozenset(depends_on), at)))
+        mine = set(scopes_of(namespace, depends_on))
         return tuple(s for s in self.storms(at) if s.scope in mine)
