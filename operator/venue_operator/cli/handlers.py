@@ -30,7 +30,7 @@ from venue_operator.fleet.board import FleetBoard
 from venue_operator.fleet.rate import FleetRate
 from venue_operator.fleet.storm_watch import FleetWatch, Post
 from venue_operator.guard.pod_metrics import read_pods
-from venue_operator.kube import calls, permissions
+from venue_operator.kube import calls, events, permissions
 from venue_operator.kube.events import KubeEvents
 from venue_operator.kube.permissions import PermissionReport
 from venue_operator.loop.evaluation import Context, evaluate
@@ -44,7 +44,6 @@ from venue_operator.observe.prometheus import PrometheusReader
 from venue_operator.observe.targets import ProbeTargets
 from venue_operator.paging.alertmanager import AlertmanagerSender
 from venue_operator.paging.webhook import Pager
-from venue_operator.record.transitions import EventSpec
 
 log = structlog.get_logger(__name__)
 ANNOTATION_PREFIX = "venue.ops.tickettoken.io"
@@ -165,12 +164,7 @@ def _on_own_pod(api: Any) -> Post | None:
         log.info("fleet.events_off", why="POD_NAME or POD_NAMESPACE not set")
         return None
     ref = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace}}
-    events = KubeEvents(api, kopf.Body({}))
-
-    async def post(event: EventSpec, key: str) -> bool:
-        return await events.post_once(ref, event, key)
-
-    return post
+    return functools.partial(events.post_once, api, ref)
 
 
 @kopf.on.cleanup()

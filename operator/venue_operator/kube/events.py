@@ -54,30 +54,37 @@ class KubeEvents:
 
     async def post_once(self, ref: dict[str, Any] | None, event: EventSpec, key: str) -> bool:
         """Create the Event named after `key`; False when it already exists."""
-        target = self._ref(ref)
-        meta = target["metadata"]
-        now = datetime.now(UTC).isoformat()
-        body: Any = {
-            "apiVersion": "v1", "kind": "Event",
-            "metadata": {"name": event_name(meta["name"], f"{target['kind']}/{key}/{event.reason}"),
-                         "namespace": meta["namespace"]},
-            "involvedObject": {"apiVersion": target["apiVersion"], "kind": target["kind"],
-                               "name": meta["name"], "namespace": meta["namespace"],
-                               "uid": meta.get("uid")},
-            "type": event.type, "reason": str(event.reason),
-            "message": redact(event.message)[:MESSAGE_LIMIT],
-            "source": {"component": COMPONENT}, "reportingComponent": COMPONENT,
-            "reportingInstance": COMPONENT, "firstTimestamp": now, "lastTimestamp": now,
-            "count": 1,
-        }  # fmt: skip
-        try:
-            await client.CoreV1Api(self.api).create_namespaced_event(meta["namespace"], body)
-        except client.ApiException as exc:
-            if exc.status == 409:
-                return False
-            # Events are the audit trail's second copy (status has the first): log, go on.
-            log.warning("event.not_posted", reason=str(event.reason), status=exc.status,
-                        namespace=meta["namespace"], name=meta["name"])  # fmt: skip
-            return True
-        telemetry.EVENTS.labels(str(event.reason)).inc()
+        return await post_once(self.api, self._ref(ref), event, key)
+
+
+async def post_once(
+    api: client.ApiClient, target: dict[str, Any], event: EventSpec, key: str
+) -> bool:
+    """Create the Event about `target` (apiVersion, kind, metadata) named after `key`; False
+    when it already exists."""
+    meta = target["metadata"]
+    now = datetime.now(UTC).isoformat()
+    body: Any = {
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": event_name(meta["name"], f"{target['kind']}/{key}/{event.reason}"),
+                     "namespace": meta["namespace"]},
+        "involvedObject": {"apiVersion": target["apiVersion"], "kind": target["kind"],
+                           "name": meta["name"], "namespace": meta["namespace"],
+                           "uid": meta.get("uid")},
+        "type": event.type, "reason": str(event.reason),
+        "message": redact(event.message)[:MESSAGE_LIMIT],
+        "source": {"component": COMPONENT}, "reportingComponent": COMPONENT,
+        "reportingInstance": COMPONENT, "firstTimestamp": now, "lastTimestamp": now,
+        "count": 1,
+    }  # fmt: skip
+    try:
+        await client.CoreV1Api(api).create_namespaced_event(meta["namespace"], body)
+    except client.ApiException as exc:
+        if exc.status == 409:
+            return False
+        # Events are the audit trail's second copy (status has the first): log, go on.
+        log.warning("event.not_posted", reason=str(event.reason), status=exc.status,
+                    namespace=meta["namespace"], name=meta["name"])  # fmt: skip
         return True
+    telemetry.EVENTS.labels(str(event.reason)).inc()
+    return True
