@@ -44,6 +44,7 @@ import yaml
 from venue_lab import manifests
 from venue_lab.operator_process import OperatorProcess
 from venue_lab.session import Lab, lab
+from venue_lab.simulator.control import DEFAULT_RATE
 from venue_lab.simulator.process import SimulatorProcess
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -73,6 +74,7 @@ class Trial:
     max_bad: int = 0
     bad_pod_seconds: float = 0.0
     events: set[str] = field(default_factory=set)
+    messages: dict[str, str] = field(default_factory=dict)  # reason -> its first message
 
     @property
     def service(self) -> str:
@@ -187,6 +189,7 @@ def observe(the_lab: Lab, trials: list[Trial], timeout: float) -> None:
             if t is None:
                 continue
             t.events.add(reason)
+            t.messages.setdefault(reason, " ".join(message))
             if reason in ("RemediationHeld", "DryRun") and message[:2] == ["rollout", "guard,"]:
                 t.events.add("GuardHeld")  # the guard found it bad but held back
             since = max(0.0, _wall(stamp) - t.fault_wall)
@@ -276,6 +279,8 @@ def main() -> None:
         "--name", default="rollout-guard", help="results/NAME.json, NAME-operator.log"
     )
     parser.add_argument("--timeout", type=float, default=240.0, help="per phase, seconds")
+    parser.add_argument("--rate", type=float, default=DEFAULT_RATE,
+                        help="requests per second of each pod (and service)")  # fmt: skip
     args = parser.parse_args()
     run = uuid.uuid4().hex[:4]
     shapes = [s for s in args.shapes.split(",") if s]
@@ -294,7 +299,7 @@ def main() -> None:
         pods_listed = the_lab.prometheus.targets_dir / "pods-bench.json"
         sim_args = (*follow, f"--kubeconfig={the_lab.cluster.kubeconfig}", "--poll-interval=0.5",
                     "--pod-port=3002", f"--pod-targets={pods_listed}",
-                    f"--pod-faults={TENTH}")  # fmt: skip
+                    f"--pod-faults={TENTH}", f"--rate={args.rate:g}")  # fmt: skip
         with (
             SimulatorProcess(extra_args=sim_args) as sim,
             OperatorProcess(the_lab.cluster.kubeconfig, the_lab.prometheus.url,
@@ -312,7 +317,7 @@ def main() -> None:
             # guard on and off interleaved (so each batch has as many of both), shapes mixed
             bad = [t for t in trials if t.kind in ("on", "off")]
             wait_known_good(the_lab, bad, 600)
-            known_good = wait_known_good(the_lab, trials, 60)
+            known_good = wait_known_good(the_lab, trials, 60 if bad else 600)
             for first in range(0, len(bad), args.bad_batch):
                 batch = bad[first : first + args.bad_batch]
                 print(f"bad rollouts {first + 1}-{first + len(batch)} of {len(bad)}", flush=True)

@@ -5,6 +5,7 @@ decide_guard and Remediator; the writer and Events are test_service_loop's fakes
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -225,6 +226,38 @@ async def test_an_equal_version_is_left_alone() -> None:
     w, acts, events = acting_watch(reader)
     await ticks(w, SPEC, 5)
     assert reader.calls == 5 and not acts.calls and not events.posted and w.watching
+
+
+class Fast(Counting):
+    """Counting, every request answered under 100 ms."""
+
+    async def __call__(
+        self, pods: Iterable[PodTarget], seconds: float, guard: RolloutGuard = GUARD
+    ) -> tuple[PodSample, ...]:
+        samples = await super().__call__(pods, seconds, guard)
+        return tuple(replace(s, buckets={0.1: s.requests}) for s in samples)
+
+
+async def test_the_word_on_warm_latency_lasts_past_the_watch_until_the_next_rollout() -> None:
+    spec = SPEC.model_copy(update={"rollout_guard": RolloutGuard(warm_up=timedelta(0))})
+    w, _, _ = acting_watch(Fast(new_ratio=0.001))
+    await ticks(w, spec, 3)  # a baseline, then 100 new requests a read (minRequests 50)
+    assert w.warm_up is not None and w.warm_up.template == "h2" and w.warm_up.until is None
+    assert "p99 past their 0 s warm-up is " in w.warm_up.said
+    complete = rolling_out()
+    complete["deployments"][("ns", "venue")][0]["complete"] = True
+    await tick_with(w, spec, complete)
+    assert w.complete_since is not None
+    w.complete_since -= timedelta(seconds=31)  # bakeTime 30s later: the watch ends
+    await tick_with(w, spec, complete)
+    assert not w.watching and w.warm_up is not None and w.warm_up.until is not None
+    await tick_with(w, spec, indexes(3, complete=False))  # the next rollout: no word yet
+    assert w.watching and w.warm_up is None
+
+
+async def tick_with(w: RolloutWatch, spec: VenueServiceSpec, idx: dict[str, Any]) -> None:
+    workload, ref = workload_from_indexes("ns", spec, idx)
+    await w.tick(spec, idx, workload, Subject("ns", "venue", spec, ref), paused=False)
 
 
 # --- the Prometheus fallback: pods that do not answer on podIP:3002 ------------------------

@@ -13,6 +13,17 @@ from venue_operator.model.status import VenueServiceStatus
 
 
 @dataclass(frozen=True)
+class WarmUp:
+    """The rollout guard's word that the template's pods, past each one's warm-up, keep the
+    P99 limit (guard/warm_up.py): a latency breach that began while it watched is their
+    warm-up, not the version. `until`: when its watch ended (None: still watching)."""
+
+    template: str
+    said: str  # "its pods' p99 past their 10 s warm-up is 180 ms over 2,400 requests"
+    until: datetime | None = None
+
+
+@dataclass(frozen=True)
 class RolloutFacts:
     current: Revision | None
     revisions: tuple[Revision, ...] = ()
@@ -31,11 +42,15 @@ class RolloutFacts:
     unreadable: str | None = None  # why the Deployment and its rollout could not be read
     template_writer: str | None = None  # the field manager that last wrote the pod template
     rolled_back_to: str | None = None  # our last rollback's target (keys.ROLLED_BACK_TO)
+    warm_up: WarmUp | None = None  # the rollout guard's word on the new pods' warm latency
 
 
-def rollout_facts(workload: WorkloadState, status: VenueServiceStatus) -> RolloutFacts:
+def rollout_facts(
+    workload: WorkloadState, status: VenueServiceStatus, warm_up: WarmUp | None = None
+) -> RolloutFacts:
     """What decide needs about the rollout: the watch-fed workload plus what status remembers
-    (when the operator first saw the current template become current)."""
+    (when the operator first saw the current template become current), and the rollout
+    guard's word on the current template's warm latency."""
     current = next(
         (r for r in workload.revisions if r.template_hash == workload.template_hash), None
     )
@@ -67,6 +82,7 @@ def rollout_facts(workload: WorkloadState, status: VenueServiceStatus) -> Rollou
         scaler=workload.scaler,
         scaler_unreadable=workload.scaler_unreadable,
         gitops=workload.gitops,
+        warm_up=warm_up if warm_up and warm_up.template == workload.template_hash else None,
     )
 
 

@@ -7,7 +7,9 @@ order the runbook's P1 procedure implies, with the guardrails between them.
 2. run_pending_migrations: not starting with migrations pending -> the migration Job.
    Database Operations.
 3. roll_back_after_recent_rollout: degradation that began after a recent rollout -> roll
-   back to the last revision known healthy (rollback_target.py). Rollback Procedure.
+   back to the last revision known healthy (rollback_target.py). Rollback Procedure. Only
+   P99, begun while the rollout guard found the new pods within it past their warm-up
+   (guard/warm_up.py) -> escalate instead: the warm-up, not the version.
    escalate_reapplied: a template rolled back from that Flux, Argo CD or any other writer
    applied again -> escalate instead, naming it (rolling back again would loop with it).
 4. scale_up_on_saturation: latency / pool / memory critical, no recent rollout -> scale up
@@ -36,7 +38,7 @@ from venue_operator.decide.decision import (
 )
 from venue_operator.decide.guardrails import escalate
 from venue_operator.decide.rollback_target import reapplied_by, reapplied_key, rollback_or_why_not
-from venue_operator.decide.rollout import RolloutFacts, recent_rollout
+from venue_operator.decide.rollout import RolloutFacts, WarmUp, recent_rollout
 from venue_operator.model.reasons import Reason
 from venue_operator.model.remediation import RemediationPolicy
 from venue_operator.model.status import Level, ScaledKind, VenueServiceStatus
@@ -136,6 +138,18 @@ def _began_after_rollout(
     return rollout.started_at is not None and degraded_since >= rollout.started_at
 
 
+def _warm_up_explains(
+    rollout: RolloutFacts, status: VenueServiceStatus, critical: list[str], now: datetime
+) -> WarmUp | None:
+    """The guard's word (guard/warm_up.py), when only P99 is critical and the breach began
+    while it watched the current template."""
+    warm = rollout.warm_up
+    if warm is None or critical != ["p99_latency"]:
+        return None
+    degraded_since = status.incident.opened_at if status.incident else now
+    return warm if warm.until is None or degraded_since <= warm.until else None
+
+
 def roll_back_after_recent_rollout(
     a: Assessment, rollout: RolloutFacts, status: VenueServiceStatus, policy: RemediationPolicy,
     critical: list[str], now: datetime, outage_ended: datetime | None,
@@ -146,6 +160,11 @@ def roll_back_after_recent_rollout(
         return None
     number = rollout.current.number if rollout.current else "?"
     why = f"{describe(a, critical)} after the rollout of revision {number}"
+    if (warm := _warm_up_explains(rollout, status, critical, now)) is not None:
+        return escalate(f"{why}, but the rollout guard finds {warm.said}: the pods' warm-up, "
+                        "not the version; not rolling back (the old version's pods, started "
+                        "anew, would warm up the same way)", HIGH_LATENCY, status,
+                        "warm-up")  # fmt: skip
     plan = rollback_or_why_not(rollout, status, policy)
     if plan.held is not None:
         return escalate(f"{why}; {plan.summary}", ROLLBACK_SECTION, status, plan.held)

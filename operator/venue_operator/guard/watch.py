@@ -23,7 +23,7 @@ from typing import Any
 
 import structlog
 
-from venue_operator.decide.rollout import rollout_facts
+from venue_operator.decide.rollout import WarmUp, rollout_facts
 from venue_operator.guard.asking import GuardPrometheus
 from venue_operator.guard.judge import (
     GuardLimits,
@@ -41,6 +41,7 @@ from venue_operator.guard.pod_series import (
     from_prometheus,
 )
 from venue_operator.guard.verdict import decide_guard
+from venue_operator.guard.warm_up import warm_up_word
 from venue_operator.kube.status_store import StatusStore
 from venue_operator.model import keys
 from venue_operator.model.observations import WorkloadState
@@ -96,6 +97,9 @@ class RolloutWatch:
     baseline_asked: int = 0  # times Prometheus was asked for this rollout's baseline
     no_baseline: str = ""  # why there is none (yet)
     without_old: bool = False  # no old pod left to compare with, as of the last read
+    # The guard's word that the new pods keep P99 past their warm-up (kept after the watch,
+    # with when it ended, for as long as its template is current)
+    warm_up: WarmUp | None = None
 
     @property
     def watching(self) -> bool:
@@ -115,7 +119,7 @@ class RolloutWatch:
         found = list(indexes["deployments"].get((self.namespace, name), []))
         replicasets = list(indexes["replicasets"].get((self.namespace, name), []))
         if not spec.rollout_guard.enabled or not found:
-            self.state = None
+            self.state, self.warm_up = None, None
             return
         deployment = found[0]
         self._follow(deployment, workload, spec, now)
@@ -149,6 +153,7 @@ class RolloutWatch:
         )
         limits = GuardLimits.from_spec(spec)
         self.state, judgement = advance(self.state, read, limits)
+        self.warm_up = warm_up_word(self.state, limits)
         self.without_old = old_gone(self.state, read, limits)
         if judgement.verdict is Verdict.SUSPECT:
             log.info("rollout_guard.suspect", namespace=self.namespace, deployment=name,
@@ -179,12 +184,12 @@ class RolloutWatch:
             self.state = GuardState.begin(min(started, now), new_hash)
             self.complete_since, self.settled = None, False
             self.source, self.unreachable, self.no_stand_in = GuardSource.DIRECT, None, ""
-            self.baseline_asked, self.no_baseline = 0, ""
+            self.baseline_asked, self.no_baseline, self.warm_up = 0, "", None
             log.info("rollout_guard.watching", namespace=self.namespace,
                      deployment=deployment["name"], template=new_hash)  # fmt: skip
             return
         if changed and ours:
-            self.state = None
+            self.state, self.warm_up = None, None
         if self.state is None:
             return
         if not deployment.get("complete") or deployment.get("paused"):
@@ -194,6 +199,8 @@ class RolloutWatch:
         if now - self.complete_since >= spec.remediation.rollback.bake_time:
             log.info("rollout_guard.done", namespace=self.namespace, template=new_hash)
             self.state = None
+            if self.warm_up is not None:
+                self.warm_up = replace(self.warm_up, until=now)
 
     async def _stand_in(
         self, spec: VenueServiceSpec, name: str, pods: Sequence[PodTarget],

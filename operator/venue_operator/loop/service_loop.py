@@ -264,8 +264,9 @@ class ServiceLoop:
             workload = await self.ports.read_scaler(self.namespace, workload)
         paused = paused_by_annotation(self.body.meta)
         storms = self._storms(spec, outcome, now)
-        decision = decide(outcome.assessment, rollout_facts(workload, status), status,
-                          spec.remediation, now, paused, storms)  # fmt: skip
+        rollout = rollout_facts(workload, status, self.watch.warm_up if self.watch else None)
+        decision = decide(outcome.assessment, rollout, status, spec.remediation, now, paused,
+                          storms)  # fmt: skip
         status = await self.remediator.carry_out(subject, status, decision, now)
         alerting = self.ports.alert(spec.notification, status)
         status = alert_condition(spec, status, previous, alerting)
