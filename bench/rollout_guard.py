@@ -190,6 +190,8 @@ def observe(the_lab: Lab, trials: list[Trial], timeout: float) -> None:
                 continue
             t.events.add(reason)
             t.messages.setdefault(reason, " ".join(message))
+            if reason == "Escalated" and "warm-up, not the version" in " ".join(message):
+                t.events.add("WarmUpEscalated")  # rule 3 held back by the guard's word
             if reason in ("RemediationHeld", "DryRun") and message[:2] == ["rollout", "guard,"]:
                 t.events.add("GuardHeld")  # the guard found it bad but held back
             since = max(0.0, _wall(stamp) - t.fault_wall)
@@ -345,9 +347,9 @@ def report(
         shapes[shape] = {"guard_on": on, "guard_off": off}
     print(
         "\n| false positives (good rollouts) | rollouts | completed | judged bad (paused, rolled "
-        "back or held) |"
+        "back or held) | escalated as warm-up |"
     )
-    print("|---|---|---|---|")
+    print("|---|---|---|---|---|")
     fp: dict[str, Any] = {}
     for kind, label in (("noisy", "noisy: 0.8% 5xx in bursts, +300 ms"),
                         ("warmup", "slow (+2.5 s) for its first 5 s")):  # fmt: skip
@@ -357,9 +359,10 @@ def report(
                  or {"RolloutPaused", "RolledBack", "GuardHeld"} & t.events]  # fmt: skip
         completed = sum(1 for t in group if t.completed_at is not None)
         baked = sum(1 for t in group if t.namespace in known_good)
+        warm = [t.namespace for t in group if "WarmUpEscalated" in t.events]
         fp[kind] = {"rollouts": len(group), "completed": completed, "acted": acted,
-                    "known_good_before": baked}  # fmt: skip
-        print(f"| {label} | {len(group)} | {completed} | {len(acted)} |")
+                    "known_good_before": baked, "escalated_as_warm_up": warm}  # fmt: skip
+        print(f"| {label} | {len(group)} | {completed} | {len(acted)} | {len(warm)} |")
         if baked < len(group):
             print(
                 f"  ({len(group) - baked} had no known-good template yet: a bad verdict "
