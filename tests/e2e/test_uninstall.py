@@ -2,7 +2,7 @@
 `helm uninstall` a VenueService, and its namespace, are deleted with no manual step and
 nothing to wait for.
 VenueServices an older version left Kopf's finalizer on: a running operator removes it, and
-with no operator `venue-operator uninstall` does (README "Uninstalling")."""
+with no operator `venue-operator uninstall` does (docs/operations.md, "Uninstalling")."""
 
 from __future__ import annotations
 

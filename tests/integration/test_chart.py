@@ -117,11 +117,11 @@ def test_chart_version_and_app_version_are_the_package_version() -> None:
     assert chart["version"] == chart["appVersion"] == package
 
 
-def test_readme_table_names_every_template() -> None:
-    readme = (REPO / "README.md").read_text()
-    table = readme[readme.index("| the chart installs (template) |") :].split("\n\n")[0]
+def test_the_docs_table_names_every_template() -> None:
+    page = (REPO / "docs" / "getting-started.md").read_text()
+    table = page[page.index("| the chart installs (template) |") :].split("\n\n")[0]
     for path in (CHART / "templates").glob("*.yaml"):
-        assert f"`{path.name}`" in table, f"README's chart table lacks {path.name}"
+        assert f"`{path.name}`" in table, f"docs/getting-started.md's chart table lacks {path.name}"
 
 
 def test_chart_crd_file_is_the_generated_crd() -> None:

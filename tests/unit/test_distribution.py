@@ -113,7 +113,7 @@ def test_version_comes_from_the_package_metadata() -> None:
         ("manifests/deployment.yaml", r"app\.kubernetes\.io/version: (\S+)"),
         ("Dockerfile", r"org\.opencontainers\.image\.version=\"([^\"]+)\""),
         ("Dockerfile", r"docker build -t venue-operator:(\S+) "),
-        ("README.md", r"`venue-operator:([^`]+)`"),
+        ("docs/getting-started.md", r"`venue-operator:([^`]+)`"),
     ],
 )
 def test_image_tags_and_labels_match_the_package_version(path: str, pattern: str) -> None:

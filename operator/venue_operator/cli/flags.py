@@ -56,7 +56,7 @@ def storm_flags(parser: argparse.ArgumentParser) -> None:
     rule = StormRule()
     group = parser.add_argument_group(
         "fleet storms", "many VenueServices breaching one check at once have a shared cause: "
-        "their scale-ups and service-wide rollbacks are held (README \"Fleet storms\")",
+        "their scale-ups and service-wide rollbacks are held (docs/fleet.md)",
     )  # fmt: skip
     group.add_argument("--storm-min-services", type=int, default=rule.min_services, metavar="N",
                        help="services breaching together that make a storm (default "

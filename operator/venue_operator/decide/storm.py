@@ -32,7 +32,7 @@ CLUSTER = "cluster"
 
 @dataclass(frozen=True)
 class StormRule:
-    """Defaults (README "Fleet storms"): a storm needs more services breaching together
+    """Defaults (docs/fleet.md): a storm needs more services breaching together
     than a bad release train touches (one team's few services) and a share of the scope
     that independent incidents do not reach within a minute."""
 

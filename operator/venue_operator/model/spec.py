@@ -295,6 +295,6 @@ class VenueServiceSpec(Model):
             "Shared dependencies of this service (e.g. the name of the database behind it). "
             "Services naming the same one are judged together by the operator's fleet storm "
             "guard: when many of them breach a check at once, their scale-ups and rollbacks "
-            "are held as a shared cause (README \"Fleet storms\")."
+            "are held as a shared cause (docs/fleet.md)."
         ),
     )  # fmt: skip

@@ -35,7 +35,7 @@ async def follow_gitops(
             rec.at,
         )  # fmt: skip
     except ActError as exc:
-        missing = "permission missing (the GitOps RBAC is optional, see the README): "
+        missing = "permission missing (the GitOps RBAC is optional: gitops-rbac.yaml): "
         error = redact(f"{ref} not suspended: {missing if exc.denied else ''}{exc}")[:1000]
         log.warning("gitops.not_suspended", namespace=subject.namespace, name=subject.name,
                     error=error)  # fmt: skip
