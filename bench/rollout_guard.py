@@ -214,7 +214,10 @@ def observe(the_lab: Lab, trials: list[Trial], timeout: float) -> None:
             if t.rolled_back_at is None:
                 t.max_bad = max(t.max_bad, bad.get(ns, 0))
                 t.bad_pod_seconds += bad.get(ns, 0) * dt
-        settled = all(t.rolled_back_at is not None or t.completed_at is not None
+        # a guard-off trial is followed until the service-wide path rolls it back (or the
+        # timeout): its rollout completing says nothing about that path
+        settled = all(t.rolled_back_at is not None
+                      or (t.completed_at is not None and t.kind != "off")
                       for t in trials)  # fmt: skip
         if settled and time.monotonic() - started > 45:  # and past a guard's bake window
             return
