@@ -4,7 +4,7 @@ and `try_case`, which applies one in the arena and measures what it cost."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -212,27 +212,47 @@ CASES: dict[str, Case] = {
 
 
 def try_case(setup: Setup, case: str) -> Observed:
-    """Apply the hostile VenueService of `case`, watch it and the fleet (`watch`), grep for
-    leaks while it still exists, then delete it."""
-    fleet, spec = setup.fleet, CASES[case]
-    name = f"hostile-{case}"[:63]
-    fleet.apply(manifests.deployment(name, manifests.IMAGE, 2),
-                venue_object(name, spec.spec(setup)))  # fmt: skip
+    return try_cases(setup, (case,))
+
+
+def try_cases(setup: Setup, cases: Sequence[str]) -> Observed:
+    """Apply the hostile VenueServices of `cases` at once, watch them until each has its clear
+    error and then the fleet (`watch`), grep for leaks while they still exist, then delete
+    them."""
+    fleet = setup.fleet
+    names = {case: f"hostile-{case}"[:63] for case in cases}
+    for case, name in names.items():
+        fleet.apply(manifests.deployment(name, manifests.IMAGE, 2),
+                    venue_object(name, CASES[case].spec(setup)))  # fmt: skip
 
     def clear() -> str | None:
-        return spec.clear(setup, fleet.venues().get(name, {}).get("status", {}), fleet.events(name))
+        venues, said = fleet.venues(), []
+        for case, name in names.items():
+            found = CASES[case].clear(setup, venues.get(name, {}).get("status", {}),
+                                      fleet.events(name))  # fmt: skip
+            if found is None:
+                return None
+            said.append(found if len(cases) == 1 else f"{case}: {found}")
+        return "; ".join(said)
 
+    label = ", ".join(cases)
     try:
         try:
-            observed = watch(fleet, setup.operator, case, clear, timeout=spec.timeout)
+            timeout = max(CASES[case].timeout for case in cases)
+            observed = watch(fleet, setup.operator, label, clear, timeout=timeout)
         except LabError as exc:
-            status = fleet.venues().get(name, {}).get("status", {})
-            said = [(e["reason"], e["message"]) for e in fleet.events(name)]
-            raise LabError(f"{exc}\nstatus: {status}\nEvents: {said}") from None
+            venues = fleet.venues()
+            states = {case: (venues.get(name, {}).get("status", {}),
+                             [(e["reason"], e["message"]) for e in fleet.events(name)])
+                      for case, name in names.items()}  # fmt: skip
+            raise LabError(f"{exc}\nstatus and Events: {states}") from None
         observed.leaks = leaks(fleet, setup.operator.log_dir / "operator.log",
-                               [name, *fleet.names], MARKER, SECRET)  # fmt: skip
+                               [*names.values(), *fleet.names], MARKER, SECRET)  # fmt: skip
         return observed
     finally:
-        setup.lab.cluster.kubectl("delete", "-n", fleet.namespace, "venueservice,deployment",
-                                  name, "--wait=false", check=False)  # fmt: skip
-        wait_until(f"{name} gone", lambda: name not in fleet.venues(), 30, interval=0.25)
+        for name in names.values():
+            setup.lab.cluster.kubectl("delete", "-n", fleet.namespace,
+                                      "venueservice,deployment", name, "--wait=false",
+                                      check=False)  # fmt: skip
+        wait_until(f"{label} gone", lambda: not set(names.values()) & set(fleet.venues()), 30,
+                   interval=0.25)  # fmt: skip
