@@ -1,8 +1,9 @@
 """The hostile-tenant acceptance test of #12, on the real lab: 20 healthy VenueServices (one
-simulator process) and one hostile VenueService at a time (the SSRF ones together). For each hostile input: the hostile
-one gets a clear condition or Event; every other one keeps being evaluated (see PACE) and
-stays Healthy with no action; the operator's RSS stays under the manifest's memory limit; no
-hostile body, secret or other namespace's value shows in any status, Event or log line.
+simulator process) and one hostile VenueService at a time (the SSRF ones together). For each
+hostile input: the hostile one gets a clear condition or Event; every other one keeps being
+evaluated (see PACE) and stays Healthy with no action; the operator's RSS stays under the
+manifest's memory limit; no hostile body, secret or other namespace's value shows in any
+status, Event or log line.
 
 The Prometheus URLs it names are loopback servers, allowed with `--allow-prometheus-url`: the
 session operator does not allow them, so the module runs an operator of its own over the
