@@ -1,5 +1,5 @@
-"""Entry points: `venue-operator run | check | report | crd | uninstall | resume` (the lab and
-demo: `venue-lab`)."""
+"""Entry points: `venue-operator run | check | report | crd | docs | uninstall | resume` (the lab
+and demo: `venue-lab`)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,12 @@ def _crd(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+def _docs(args: argparse.Namespace) -> int:
+    from venue_operator.cli.reference import write_or_check
+
+    return write_or_check(args.write)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -159,6 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--write", nargs="?", const=str(CRD_PATH), help=f"write it (default {CRD_PATH})"
     )
     crd.set_defaults(func=_crd)
+
+    docs = sub.add_parser(
+        "docs", help="check the docs site's generated pages (the runbook mapping, the CRD "
+        "reference) against the code, from the repository's root; --write rewrites them",
+    )  # fmt: skip
+    docs.add_argument("--write", action="store_true", help="write them")
+    docs.set_defaults(func=_docs)
 
     uninstall = sub.add_parser(
         "uninstall", help="after removing an operator of an older version: release the "
