@@ -1,7 +1,7 @@
 """The chart's PrometheusRule and Grafana dashboard, rendered: manifests/optional/ holds the
 same alerts, the real PrometheusRule CRD accepts them, `promtool test rules` loads them and
-each fires when it should, each alert's runbook_url is a README entry, and every dashboard
-query parses. That they fire and answer on a real install is test_chart_install.py."""
+each fires when it should, each alert's runbook_url is its page in docs/alerts/, and every
+dashboard query parses. That they fire and answer on a real install is test_chart_install.py."""
 
 from __future__ import annotations
 
@@ -43,21 +43,17 @@ def alerts(rule: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {r["alert"]: r for group in rule["spec"]["groups"] for r in group["rules"]}
 
 
-def readme_anchors() -> set[str]:
-    """GitHub's anchors for README.md's headings (lower case, spaces to -, punctuation gone)."""
-    headings = re.findall(r"^#+ (.+)$", (REPO / "README.md").read_text(), re.M)
-    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+ALERT_PAGES = REPO / "docs" / "alerts"
 
 
 # --- no helm, no lab ------------------------------------------------------------------
 
 
-def test_every_alert_links_its_own_readme_entry() -> None:
-    anchors = readme_anchors()
+def test_every_alert_links_its_own_docs_page() -> None:
     for name, rule in alerts(optional_rule()).items():
         url = rule["annotations"]["runbook_url"]
-        assert url.endswith(f"README.md#{name.lower()}"), url
-        assert name.lower() in anchors, f"README has no section {name}"
+        assert url.endswith(f"/docs/alerts/{name}.md"), url
+        assert (ALERT_PAGES / f"{name}.md").is_file(), f"docs/alerts/ has no page {name}.md"
         assert rule["labels"]["severity"] in ("critical", "warning"), name
 
 
@@ -120,7 +116,7 @@ def test_prometheus_rule_values() -> None:
                 "prometheusRule.alertLabels.team=platform",
                 "prometheusRule.for.VenueServiceDown=7m",
                 'prometheusRule.operatorSelector=job="ops"',
-                "prometheusRule.runbookUrl=https://wiki.example/venue")  # fmt: skip
+                "prometheusRule.alertPageUrl=https://wiki.example/venue/{alert}/")  # fmt: skip
     # A boolean given as a string ("false" is true to a template) is refused by the schema.
     rule = named(template("--set", "prometheusRule.enabled=true",
                           *(a for s in settings for a in ("--set-string", s))),
@@ -132,9 +128,10 @@ def test_prometheus_rule_values() -> None:
     assert by_name["VenueServiceCritical"]["for"] == "10m"  # the others keep their default
     assert all(r["labels"]["team"] == "platform" for r in by_name.values())
     assert by_name["VenueOperatorDown"]["expr"] == 'up{job="ops"} == 0 or absent(up{job="ops"})'
-    assert by_name["VenueServiceDown"]["annotations"]["runbook_url"] == (
-        "https://wiki.example/venue#venueservicedown"
-    )
+    assert {name: r["annotations"]["runbook_url"] for name, r in by_name.items()} == {
+        name: f"https://wiki.example/venue/{name}/" for name in by_name
+    }
+    # The old key, and a URL without {alert}: test_chart_schema.py's BAD_VALUES.
 
 
 @needs_helm
@@ -181,7 +178,7 @@ def test_prometheus_rules_are_accepted_by_the_real_crd(the_lab: Lab) -> None:
 
 # What each alert's expression and `for:` do, in `promtool test rules` (Prometheus' own rule
 # engine over synthetic series, one sample a minute). Annotations are left out: promtool
-# would compare their rendered text, and test_every_alert_links_its_own_readme_entry and the
+# would compare their rendered text, and test_every_alert_links_its_own_docs_page and the
 # lab test cover them. (alert, series, eval time, expected firing alerts' labels)
 SVC = {"namespace": "a", "name": "s"}
 # fmt: off

@@ -35,6 +35,11 @@ BAD_VALUES = [
      "- at '/secretReaders/0': missing property 'secrets'"),
     ("prometheusRule.for.VenueServiceDwn=5m",
      "- at '/prometheusRule/for': additional properties 'VenueServiceDwn' not allowed"),
+    # The key before the alerts had pages of their own (a README anchor was added to it).
+    ("prometheusRule.runbookUrl=https://wiki.example/venue",
+     "- at '/prometheusRule': additional properties 'runbookUrl' not allowed"),
+    ("prometheusRule.alertPageUrl=https://wiki.example/venue",  # every alert one page
+     "- at '/prometheusRule/alertPageUrl': 'https://wiki.example/venue' does not match pattern"),
 ]  # fmt: skip
 
 
