@@ -173,6 +173,10 @@ def _validation(node: dict[str, Any]) -> str:
     if "pattern" in node:
         out.append(f"matches {_code(node['pattern'])}")
     out += [rule["message"] for rule in node.get("x-kubernetes-validations", [])]
+    for key, each in (("items", "each"), ("additionalProperties", "each value")):
+        inner = node.get(key)
+        if isinstance(inner, dict) and not inner.get("properties") and _validation(inner):
+            out.append(f"{each}: {_validation(inner)}")  # a list's or a map's scalars
     return "; ".join(out)
 
 
