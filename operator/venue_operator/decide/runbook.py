@@ -35,8 +35,9 @@ class CheckRow:
 
 CHECK_ROWS: tuple[CheckRow, ...] = (
     CheckRow("health", reads="`GET /health` (`spec.service.healthPath`)",
-             levels="fails (refused, timeout, not 2xx) -> critical: the service is Down (P1); "
-             "an address the tenancy policy refuses -> unknown"),
+             levels="fails (refused, timeout, not HTTP 200, not a JSON `status: ok`, a check "
+             "in `checks` not ok) -> critical: the service is Down (P1); an address the "
+             "tenant boundaries refuse -> unknown (never probed)"),
     CheckRow("database", reads="`checks.database` of `GET /health/full`",
              levels="anything but `ok` -> critical; no such key -> unknown"),
     CheckRow("redis", reads="`checks.redis` of `GET /health/full`",
