@@ -45,9 +45,9 @@ CHECK_ROWS: tuple[CheckRow, ...] = (
     CheckRow("migrations", reads="`checks.migrations` of `GET /health/full`",
              levels="anything but `ok` (e.g. `pending`) -> critical; no such key -> ok"),
     CheckRow("pods", reads="the Deployment's ready, desired and crash-looping pods",
-             levels="0 ready -> critical: Down (P1); a pod in CrashLoopBackOff -> critical; "
-             "fewer ready than desired -> warning; the Deployment missing or unreadable -> "
-             "unknown"),
+             levels="none of the desired pods ready -> critical: Down (P1); a pod in "
+             "CrashLoopBackOff -> critical; fewer ready than desired -> warning; the "
+             "Deployment missing or unreadable -> unknown"),
     CheckRow("error_rate", "error_rate_percent", "%"),
     CheckRow("p99_latency", "p99_latency_ms", "ms"),
     CheckRow("pool_utilisation", "pool_utilisation_percent", "%"),
