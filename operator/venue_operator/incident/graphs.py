@@ -11,11 +11,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from venue_operator.incident.postmortem import GraphSpec, Marker
+from venue_operator.incident.figures import GraphSpec, Marker
 
 WIDTH_IN, HEIGHT_IN, DPI = 8.0, 3.0, 100  # 800 x 300 pixels
-COLOURS = {"breach": "tab:orange", "confirmed": "tab:red", "action": "tab:blue",
-           "recovery": "tab:green"}  # fmt: skip
+WARNING, CRITICAL = "goldenrod", "firebrick"
+# kind -> colour, line style, width, label height (axes fraction): markers at the same second
+# (confirmed and the action it triggered) stay apart, the wider one drawn under the other.
+STYLES = {"breach": (CRITICAL, ":", 1.6, 0.97),
+          "confirmed": ("darkviolet", "-", 3.2, 0.84),
+          "action": ("tab:blue", "--", 1.4, 0.71),
+          "recovery": ("tab:green", "-", 1.6, 0.97)}  # fmt: skip
 
 
 class GraphsUnavailable(Exception):
@@ -37,32 +42,50 @@ def _pyplot() -> Any:
 
 def draw(
     graph: GraphSpec, points: Sequence[tuple[datetime, float]], marks: Sequence[Marker],
-    start: datetime, end: datetime, path: Path,
+    start: datetime, end: datetime, path: Path, title: str | None = None,
 ) -> None:  # fmt: skip
-    """One PNG: the metric, its warning and critical limits, and the incident's markers."""
+    """One PNG: the metric, its warning and critical limits, the incident shaded from the
+    first breach to recovery, and its markers, each labelled."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
     try:
-        ax.plot([p[0] for p in points], [p[1] for p in points], color="black", linewidth=1.2)
-        t = graph.threshold
-        ax.axhline(t.warning, color="goldenrod", linestyle="--", linewidth=1,
-                   label=f"warning {t.warning:g}{graph.unit}")  # fmt: skip
-        ax.axhline(t.critical, color="firebrick", linestyle="--", linewidth=1,
-                   label=f"critical {t.critical:g}{graph.unit}")  # fmt: skip
-        labelled: set[str] = set()
-        for m in marks:
-            label = m.kind if m.kind not in labelled else None
-            labelled.add(m.kind)
-            ax.axvline(m.at, color=COLOURS.get(m.kind, "grey"), linewidth=1, alpha=0.8,
-                       label=label)  # fmt: skip
+        _plot(ax, graph, points, marks, end)
         ax.set_xlim(start, end)
-        ax.set_ylim(bottom=0)
-        ax.set_title(graph.title, fontsize=10)
-        ax.set_ylabel(graph.unit)
+        ax.set_ylim(bottom=0, top=max([graph.threshold.critical, *(p[1] for p in points)]) * 1.25)
+        ax.set_title(title or graph.title, fontsize=8.5)
+        ax.set_ylabel(graph.unit or "count", fontsize=8)
         ax.set_xlabel("UTC", fontsize=7)
-        ax.legend(fontsize=7, loc="best")
         ax.tick_params(labelsize=7)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
         fig.autofmt_xdate()
+        fig.subplots_adjust(left=0.08, right=0.77, top=0.84, bottom=0.2)
         fig.savefig(path, dpi=DPI)  # not bbox="tight": every PNG is the same size
     finally:
         plt.close(fig)
+
+
+def _plot(
+    ax: Any, graph: GraphSpec, points: Sequence[tuple[datetime, float]], marks: Sequence[Marker],
+    end: datetime,
+) -> None:  # fmt: skip
+    t, unit = graph.threshold, graph.unit
+    began = next((m.at for m in marks if m.kind in ("breach", "confirmed")), None)
+    recovered = next((m.at for m in marks if m.kind == "recovery"), end)
+    if began is not None:
+        ax.axvspan(began, recovered, color=CRITICAL, alpha=0.08, linewidth=0, label="incident")
+    ax.plot([p[0] for p in points], [p[1] for p in points], color="black", linewidth=1.3,
+            label=graph.title, zorder=3)  # fmt: skip
+    ax.axhline(t.warning, color=WARNING, linestyle="--", linewidth=1,
+               label=f"warning {t.warning:g}{unit}")  # fmt: skip
+    ax.axhline(t.critical, color=CRITICAL, linestyle="--", linewidth=1,
+               label=f"critical {t.critical:g}{unit}")  # fmt: skip
+    labelled: set[str] = set()
+    for m in marks:
+        colour, style, width, height = STYLES.get(m.kind, ("grey", "-", 1.0, 0.6))
+        ax.axvline(m.at, color=colour, linestyle=style, linewidth=width, alpha=0.9,
+                   zorder=2 if m.kind == "confirmed" else 2.5,
+                   label=m.kind if m.kind not in labelled else None)  # fmt: skip
+        labelled.add(m.kind)
+        ax.annotate(m.label, (m.at, height), xycoords=("data", "axes fraction"),
+                    xytext=(2, 0), textcoords="offset points", fontsize=6, color=colour,
+                    va="top")  # fmt: skip
