@@ -17,10 +17,13 @@ WIDTH_IN, HEIGHT_IN, DPI = 8.0, 3.0, 100  # 800 x 300 pixels
 WARNING, CRITICAL = "goldenrod", "firebrick"
 # kind -> colour, line style, width, label height (axes fraction): markers at the same second
 # (confirmed and the action it triggered) stay apart, the wider one drawn under the other.
-STYLES = {"breach": (CRITICAL, ":", 1.6, 0.97),
-          "confirmed": ("darkviolet", "-", 3.2, 0.84),
-          "action": ("tab:blue", "--", 1.4, 0.71),
+STYLES = {"breach": (CRITICAL, ":", 1.8, 0.97),
+          "confirmed": ("darkviolet", "-", 4.0, 0.89),
+          "action": ("tab:blue", "--", 1.6, 0.81),
           "recovery": ("tab:green", "-", 1.6, 0.97)}  # fmt: skip
+LEGEND = {"breach": "breach observed", "confirmed": "breach confirmed", "action": "action taken",
+          "recovery": "recovered"}  # fmt: skip
+HEADROOM = 1.6  # the markers' labels sit above the highest point
 
 
 class GraphsUnavailable(Exception):
@@ -51,7 +54,8 @@ def draw(
     try:
         _plot(ax, graph, points, marks, end)
         ax.set_xlim(start, end)
-        ax.set_ylim(bottom=0, top=max([graph.threshold.critical, *(p[1] for p in points)]) * 1.25)
+        highest = max([graph.threshold.critical, *(p[1] for p in points)])
+        ax.set_ylim(bottom=0, top=highest * HEADROOM)
         ax.set_title(title or graph.title, fontsize=8.5)
         ax.set_ylabel(graph.unit or "count", fontsize=8)
         ax.set_xlabel("UTC", fontsize=7)
@@ -82,10 +86,13 @@ def _plot(
     labelled: set[str] = set()
     for m in marks:
         colour, style, width, height = STYLES.get(m.kind, ("grey", "-", 1.0, 0.6))
-        ax.axvline(m.at, color=colour, linestyle=style, linewidth=width, alpha=0.9,
-                   zorder=2 if m.kind == "confirmed" else 2.5,
-                   label=m.kind if m.kind not in labelled else None)  # fmt: skip
+        under = m.kind == "confirmed"  # wide and pale, the action's dashes show over it
+        label = LEGEND.get(m.kind, m.kind) if m.kind not in labelled else None
+        ax.axvline(m.at, color=colour, linestyle=style, linewidth=width,
+                   alpha=0.45 if under else 0.95, zorder=2 if under else 2.5,
+                   label=label)  # fmt: skip
         labelled.add(m.kind)
         ax.annotate(m.label, (m.at, height), xycoords=("data", "axes fraction"),
-                    xytext=(2, 0), textcoords="offset points", fontsize=6, color=colour,
-                    va="top")  # fmt: skip
+                    xytext=(3, 0), textcoords="offset points", fontsize=6.5, color=colour,
+                    va="top", bbox={"facecolor": "white", "alpha": 0.8, "pad": 0.6,
+                                    "linewidth": 0})  # fmt: skip
