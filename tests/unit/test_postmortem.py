@@ -10,14 +10,17 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.unit.builders import SPEC
+from tests.unit.builders import ONE_SHOT, SPEC, metrics, observe
+from venue_operator.assess.assessment import assess
 from venue_operator.decide.decision import ROLLBACK_SECTION, Action, Decision
 from venue_operator.incident import bookkeeping, figures, postmortem
 from venue_operator.incident.graphs import DPI, HEIGHT_IN, WIDTH_IN, GraphsUnavailable, draw
+from venue_operator.model.observations import Reading
 from venue_operator.model.status import (
     ActionRecord,
     ActionResult,
     CheckBreach,
+    Health,
     Impact,
     Incident,
     IncidentEntry,
@@ -29,6 +32,7 @@ from venue_operator.model.status import (
 )
 from venue_operator.observe.ranges import matrix
 from venue_operator.record import ledger
+from venue_operator.record.transitions import severity_change
 
 T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 IMAGE = "registry.example/venue-service:2.4.0-rc1"
@@ -229,3 +233,14 @@ def test_an_action_not_carried_out_is_neither_marked_nor_followed_up_as_one(
         assert "action" not in [m.kind for m in figures.markers(incident)]
         text = postmortem.markdown(draft(incident=incident))
         assert "Migration tested in staging" not in text, fields
+
+
+def test_the_events_the_draft_lists_say_severities_in_words() -> None:
+    critical = assess(observe(metrics=metrics(error_rate=Reading.of(0.12))), ONE_SHOT)
+    healthy = VenueServiceStatus(health=Health.HEALTHY, severity=Severity.NONE)
+    said = severity_change(healthy, critical)
+    assert said.startswith("healthy -> P2 (Healthy -> Degraded)"), said
+    back = VenueServiceStatus(health=critical.health, severity=critical.severity,
+                              checks=list(critical.checks))  # fmt: skip
+    calm = assess(observe(), ONE_SHOT)
+    assert severity_change(back, calm).startswith("P2 -> healthy (Degraded -> Healthy)")

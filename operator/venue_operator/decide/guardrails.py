@@ -26,6 +26,7 @@ from venue_operator.decide.decision import (
     Decision,
     last_record,
     no_action,
+    spoken,
 )
 from venue_operator.model import keys
 from venue_operator.model.reasons import Reason
@@ -94,13 +95,13 @@ def verification(
     ):
         return None
     if escalated(status, f"verify:{last.correlation_id}"):
-        return no_action(f"escalated after {last.action}; waiting for a human or recovery",
+        return no_action(f"escalated after {spoken(last.action)}; waiting for a human or recovery",
                          held="escalated")  # fmt: skip
     waited = now - last.at
     if waited < policy.verify_window:
         left = int((policy.verify_window - waited).total_seconds())
         # not held back: an action was taken and is taking effect (status says so; no Warning)
-        return no_action(f"verifying {last.action} ({last.correlation_id}): {left}s of the "
+        return no_action(f"verifying {spoken(last.action)} ({last.correlation_id}): {left}s of the "
                          "window left")  # fmt: skip
     if last.action == Action.SCALE_UP:
         return None  # capacity is fixed step by step: the scale rule decides (max -> escalate)

@@ -31,9 +31,8 @@ from venue_operator.model.status import (
     Impact,
     Incident,
     IncidentEntry,
-    Severity,
 )
-from venue_operator.model.wording import fmt
+from venue_operator.model.wording import fmt, severity_word
 
 # Runbook "Resolution" lists, per section: the follow-up once the fire is out.
 FOLLOW_UP: dict[str, tuple[str, ...]] = {
@@ -131,11 +130,6 @@ def _section(entry: IncidentEntry, history: Sequence[ActionRecord]) -> str:
     return found[-1] if found else ""
 
 
-def severity_words(severity: Severity) -> str:
-    """P1-P4 and Unknown as they are; no severity is said as what it means."""
-    return "healthy" if severity is Severity.NONE else str(severity)
-
-
 def said(entry: IncidentEntry) -> str:
     """The entry's message; an action recorded before entries said it in words
     (`RollBack Succeeded: ...`) is said as the ledger says it now (`rollback succeeded:`)."""
@@ -152,7 +146,7 @@ def timeline_rows(incident: Incident, history: Sequence[ActionRecord]) -> list[l
     if incident.began_at is not None and incident.began_at < incident.opened_at:
         rows.append([_t(incident.began_at), "", "breach first observed", ""])
     for e in incident.timeline:
-        rows.append([_t(e.at), severity_words(e.severity), said(e), _section(e, history)])
+        rows.append([_t(e.at), severity_word(e.severity), said(e), _section(e, history)])
     return rows
 
 
@@ -214,7 +208,7 @@ def _summary(d: Draft) -> list[str]:
     lines = [
         "## Summary", "",
         f"- **What happened:** {_what(i)}",
-        f"- **Severity:** {severity_words(i.severity)} (worst during the incident)",
+        f"- **Severity:** {severity_word(i.severity)} (worst during the incident)",
         f"- **Rollout running when it opened:** {_rollout(i)}",
         f"- **Began:** {_t(i.began_at or i.opened_at)}; **resolved:** "
         + (_t(i.resolved_at) if i.resolved_at else "not yet (still open)"),

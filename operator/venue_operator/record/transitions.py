@@ -31,7 +31,7 @@ from venue_operator.model.status import (
     Severity,
     VenueServiceStatus,
 )
-from venue_operator.model.wording import above, fmt
+from venue_operator.model.wording import above, fmt, severity_word
 
 _RANK = {Level.UNKNOWN: -1, Level.OK: 0, Level.WARNING: 1, Level.CRITICAL: 2}
 
@@ -316,4 +316,5 @@ def severity_change(previous: VenueServiceStatus, a: Assessment) -> str:
     moved = [f"{c.name} {before.get(c.name, Level.OK)} -> {c.level}" for c in a.checks
              if before.get(c.name, Level.OK) is not c.level]  # fmt: skip
     because = f": {', '.join(moved)}" if moved else ""
-    return f"{previous.severity} -> {a.severity} ({health}){because}"
+    was, now = severity_word(previous.severity), severity_word(a.severity)
+    return f"{was} -> {now} ({health}){because}"
