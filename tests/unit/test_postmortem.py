@@ -193,6 +193,7 @@ def test_a_graph_is_a_png_of_the_expected_size(tmp_path: Path) -> None:
     draw(graph, points, figures.markers(INCIDENT), start, end, path, title)
     with Image.open(path) as image:
         assert (image.format, image.size) == ("PNG", (WIDTH_IN * DPI, HEIGHT_IN * DPI))
+        assert image.info["Title"] == title  # what the graph's title says
 
 
 def test_range_answers_are_checked() -> None:

@@ -71,6 +71,9 @@ async def test_the_graph_asks_the_spec_override_scoped_to_the_namespace(
                                       INCIDENT)]  # fmt: skip
     with Image.open(tmp_path / "error_rate.png") as image:
         assert image.size == (WIDTH_IN * DPI, HEIGHT_IN * DPI)
+        assert image.info["Title"] == titles[0]
+    for said in ("ns/venue-service", INCIDENT.id, "2026-11-27"):
+        assert said in titles[0]
 
 
 async def test_without_an_override_the_graph_asks_the_built_in_share(

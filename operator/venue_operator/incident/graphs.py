@@ -63,7 +63,8 @@ def draw(
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
         fig.autofmt_xdate()
         fig.subplots_adjust(left=0.08, right=0.77, top=0.84, bottom=0.2)
-        fig.savefig(path, dpi=DPI)  # not bbox="tight": every PNG is the same size
+        # not bbox="tight": every PNG is the same size; the title in the file's text too
+        fig.savefig(path, dpi=DPI, metadata={"Title": title or graph.title})
     finally:
         plt.close(fig)
 
