@@ -238,7 +238,9 @@ def _impact(d: Draft) -> list[str]:
 def _follow_up(d: Draft) -> list[str]:
     i = d.incident
     sections = list(i.impact.sections if i.impact else [])
-    sections += sorted({s for _, _, _, s in timeline_rows(i, d.history) if s} - set(sections))
+    found = {s for _, _, _, s in timeline_rows(i, d.history) if s}
+    found |= {b.section for b in i.breaches if b.section}
+    sections += sorted(found - set(sections))
     lines = ["", "## Follow-up (from the runbook)", ""]
     for section in sections:
         for item in FOLLOW_UP.get(section, ()):
