@@ -91,8 +91,8 @@ def test_the_draft_has_the_facts_and_empty_sections_for_humans() -> None:
 
 def test_the_summary_says_what_breached_and_the_rollout_it_ran_under() -> None:
     text = postmortem.markdown(draft())
-    assert ("**What happened:** error_rate up to 19% (critical: above 5%) from 10:00:00 UTC "
-            "[runbook: Monitoring & Alerts]") in text  # fmt: skip
+    assert ("**What happened:** error_rate up to 19% (critical: above 5%), confirmed 10:00:00 "
+            "UTC [runbook: Monitoring & Alerts]") in text  # fmt: skip
     assert (
         "**Rollout running when it opened:** revision 2 (pod template bbb222), image "
         f"`{IMAGE}`, started 2026-11-27 09:59:40 UTC (20s before the first breach)"

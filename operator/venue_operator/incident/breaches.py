@@ -35,8 +35,8 @@ def _worst(before: CheckBreach | None, check: CheckStatus, now: datetime) -> Che
 
 
 def noted(incident: Incident, checks: Iterable[CheckStatus], now: datetime) -> Incident:
-    """The open incident with this cycle's breached checks folded in (first seen, worst
-    level, highest value at it); a resolved one as it is."""
+    """The open incident with this cycle's breached checks folded in (first confirmed,
+    worst level, highest value at it); a resolved one as it is."""
     if incident.resolved_at is not None:
         return incident
     kept = {b.name: b for b in incident.breaches}

@@ -156,12 +156,12 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 
 
 def _breach(b: CheckBreach) -> str:
-    """`error_rate up to 12.3% (critical: above 5%) from 10:00:05 UTC [runbook: ...]`."""
+    """`error_rate up to 12.3% (critical: above 5%), confirmed 10:00:05 UTC [runbook: ...]`."""
     value = f" up to {fmt(b.value, b.unit)}" if b.value is not None else ""
     limit = f": above {fmt(b.limit, b.unit)}" if b.limit is not None else ""
     limit = f" ({b.level}{limit})"
     section = f" [runbook: {b.section}]" if b.section else ""
-    return f"{b.name}{value}{limit} from {b.at:%H:%M:%S} UTC{section}"
+    return f"{b.name}{value}{limit}, confirmed {b.at:%H:%M:%S} UTC{section}"
 
 
 def _what(i: Incident) -> str:

@@ -129,7 +129,7 @@ class CheckBreach(Model):
 
     name: str = Field(max_length=64)
     level: Level = Field(description="The worst level it reached: warning or critical.")
-    at: datetime = Field(description="When it first crossed a threshold in the incident.")
+    at: datetime = Field(description="When a breach of it was first confirmed in the incident.")
     value: float | None = Field(default=None, description="Its highest value at that level.")
     unit: str | None = Field(default=None, max_length=16)
     limit: float | None = Field(default=None, description="The threshold of that level.")
