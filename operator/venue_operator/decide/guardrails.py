@@ -107,7 +107,7 @@ def verification(
         return None  # capacity is fixed step by step: the scale rule decides (max -> escalate)
     return Decision(
         Action.ESCALATE,
-        f"{last.action} at {last.at:%H:%M:%S} did not restore health within "
+        f"{spoken(last.action)} at {last.at:%H:%M:%S} did not restore health within "
         f"{int(policy.verify_window.total_seconds())}s; still {a.health} ({a.severity})",
         P1_SECTION,
         {"after": last.action, "correlationId": last.correlation_id},
@@ -149,7 +149,7 @@ def apply_guardrails(
         cooldown = _cooldown(action, policy)
         if last and now - last.at < cooldown:
             left = int((cooldown - (now - last.at)).total_seconds())
-            held = f"{decision.reason}; held: {action} cooldown, {left}s left"
+            held = f"{decision.reason}; held: {spoken(action)} cooldown, {left}s left"
             return replace(decision, suppressed_by="cooldown", reason=held)
         hour = [
             r for r in status.history
@@ -185,7 +185,7 @@ def held_to_escalation(decision: Decision, a: Assessment, status: VenueServiceSt
     if escalated(status, key):
         return decision  # said once; the suppression record stays, de-duplicated
     return Decision(
-        Action.ESCALATE, f"{decision.action} held while {a.health} ({a.severity}): "
+        Action.ESCALATE, f"{spoken(str(decision.action))} held while {a.health} ({a.severity}): "
         f"{decision.reason}", P1_SECTION,
         {"held": str(decision.action), "heldBy": decision.suppressed_by or ""}, key=key,
     )  # fmt: skip
