@@ -78,6 +78,20 @@ def test_the_incident_names_the_rollout_it_opened_under() -> None:
     assert r.started_at == NOW - timedelta(minutes=1)  # the ReplicaSet's, first seen at start
 
 
+def test_a_rollback_in_the_incident_leaves_the_rollout_it_opened_under() -> None:
+    status = next(s for s in drive([0.001, 0.09, 0.09, 0.09]) if s.incident)
+    opened = status.incident
+    assert opened is not None and opened.rollout is not None
+    revisions = (Revision(3, "aaa", image=OLD), *WORKLOAD.revisions[1:])
+    rolled_back = replace(WORKLOAD, revision=3, template_hash="aaa", revisions=revisions)
+    bad = metrics(request_rate=Reading.of(20), error_rate=Reading.of(0.09))
+    obs = observe(metrics=bad, workload=rolled_back, at=NOW + timedelta(minutes=2))
+    after = judge(obs, SPEC, status, 1).status.incident
+    assert after is not None and after.id == opened.id and after.resolved_at is None
+    assert after.rollout == opened.rollout and after.rollout.image is not None
+    assert BAD in after.rollout.image
+
+
 def test_the_rollout_began_when_the_operator_saw_it_current() -> None:
     seen = RolloutRecord(template_hash="bbb", revision=2, seen_at=NOW - timedelta(seconds=20))
     running = breaches.rollout_running(WORKLOAD, seen)
