@@ -52,7 +52,7 @@ def draw(
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
     try:
-        _plot(ax, graph, points, marks, end)
+        _plot(ax, graph, points, marks, start, end)
         ax.set_xlim(start, end)
         highest = max([graph.threshold.critical, *(p[1] for p in points)])
         ax.set_ylim(bottom=0, top=highest * HEADROOM)
@@ -71,7 +71,7 @@ def draw(
 
 def _plot(
     ax: Any, graph: GraphSpec, points: Sequence[tuple[datetime, float]], marks: Sequence[Marker],
-    end: datetime,
+    start: datetime, end: datetime,
 ) -> None:  # fmt: skip
     t, unit = graph.threshold, graph.unit
     began = next((m.at for m in marks if m.kind in ("breach", "confirmed")), None)
@@ -93,7 +93,10 @@ def _plot(
                    alpha=0.45 if under else 0.95, zorder=2 if under else 2.5,
                    label=label)  # fmt: skip
         labelled.add(m.kind)
+        # near the right edge a label goes to the left of its line, inside the plot
+        left = (m.at - start) > (end - start) * 0.8
         ax.annotate(m.label, (m.at, height), xycoords=("data", "axes fraction"),
-                    xytext=(3, 0), textcoords="offset points", fontsize=6.5, color=colour,
-                    va="top", bbox={"facecolor": "white", "alpha": 0.8, "pad": 0.6,
-                                    "linewidth": 0})  # fmt: skip
+                    xytext=(-3 if left else 3, 0), textcoords="offset points",
+                    ha="right" if left else "left", va="top", fontsize=6.5, color=colour,
+                    bbox={"facecolor": "white", "alpha": 0.8, "pad": 0.6,
+                          "linewidth": 0})  # fmt: skip

@@ -178,8 +178,9 @@ def _rollout(i: Incident) -> str:
     image = f"image `{r.image}`" if r.image else "image not recorded"
     text = f"revision {r.revision} (pod template {r.template_hash}), {image}"
     if r.started_at is not None:
-        before = (i.began_at or i.opened_at) - r.started_at
-        when = (f"{_duration(before)} before the first breach" if before.total_seconds() >= 0
+        before = round(((i.began_at or i.opened_at) - r.started_at).total_seconds())
+        when = ("in the second of the first breach" if before == 0 else
+                f"{_duration(timedelta(seconds=before))} before the first breach" if before > 0
                 else "after the first breach")  # fmt: skip
         text += f", started {_t(r.started_at)} ({when})"
     return text
