@@ -16,11 +16,12 @@ from venue_operator.incident.figures import GraphSpec, Marker
 WIDTH_IN, HEIGHT_IN, DPI = 8.0, 3.0, 100  # 800 x 300 pixels
 WARNING, CRITICAL = "goldenrod", "firebrick"
 # kind -> colour, line style, width, label height (axes fraction): markers at the same second
-# (confirmed and the action it triggered) stay apart, the wider one drawn under the other.
+# (confirmed and the action it triggered) stay apart, the wider one drawn under the other, and
+# each label has its own height (a short incident puts them side by side).
 STYLES = {"breach": (CRITICAL, ":", 1.8, 0.97),
           "confirmed": ("darkviolet", "-", 4.0, 0.89),
           "action": ("tab:blue", "--", 1.6, 0.81),
-          "recovery": ("tab:green", "-", 1.6, 0.97)}  # fmt: skip
+          "recovery": ("tab:green", "-", 1.6, 0.73)}  # fmt: skip
 LEGEND = {"breach": "breach observed", "confirmed": "breach confirmed", "action": "action taken",
           "recovery": "recovered"}  # fmt: skip
 HEADROOM = 1.6  # the markers' labels sit above the highest point
@@ -85,7 +86,7 @@ def _plot(
     ax.axhline(t.critical, color=CRITICAL, linestyle="--", linewidth=1,
                label=f"critical {t.critical:g}{unit}")  # fmt: skip
     labelled: set[str] = set()
-    for m in marks:
+    for m in (m for m in marks if start <= m.at <= end):
         colour, style, width, height = STYLES.get(m.kind, ("grey", "-", 1.0, 0.6))
         under = m.kind == "confirmed"  # wide and pale, the action's dashes show over it
         label = LEGEND.get(m.kind, m.kind) if m.kind not in labelled else None
