@@ -179,7 +179,7 @@ def _rollout(i: Incident) -> str:
     text = f"revision {r.revision} (pod template {r.template_hash}), {image}"
     if r.started_at is not None:
         before = round(((i.began_at or i.opened_at) - r.started_at).total_seconds())
-        when = ("in the second of the first breach" if before == 0 else
+        when = ("in the same second as the first breach" if before == 0 else
                 f"{_duration(timedelta(seconds=before))} before the first breach" if before > 0
                 else "after the first breach")  # fmt: skip
         text += f", started {_t(r.started_at)} ({when})"
