@@ -99,6 +99,18 @@ def test_the_summary_says_what_breached_and_the_rollout_it_ran_under() -> None:
     ) in text
 
 
+@pytest.mark.parametrize(
+    ("started", "said"),
+    [(-20, "20s before"), (0, "in the same second as"), (3, "3s after")],
+)
+def test_the_rollout_start_is_put_beside_the_first_breach(started: int, said: str) -> None:
+    rollout = INCIDENT.rollout.model_copy(  # type: ignore[union-attr]
+        update={"started_at": T0 + timedelta(seconds=started)}
+    )
+    text = postmortem.markdown(draft(incident=INCIDENT.model_copy(update={"rollout": rollout})))
+    assert f"({said} the first breach)" in text
+
+
 def test_numbers_are_rounded_for_people_and_said_at_the_time_they_mattered() -> None:
     text = postmortem.markdown(draft())
     assert ("**Impact:** ~134 failed requests (estimated), at worst 2.42/s failing of about "

@@ -179,9 +179,12 @@ def _rollout(i: Incident) -> str:
     text = f"revision {r.revision} (pod template {r.template_hash}), {image}"
     if r.started_at is not None:
         before = round(((i.began_at or i.opened_at) - r.started_at).total_seconds())
-        when = ("in the same second as the first breach" if before == 0 else
-                f"{_duration(timedelta(seconds=before))} before the first breach" if before > 0
-                else "after the first breach")  # fmt: skip
+        apart = _duration(timedelta(seconds=abs(before)))
+        when = (
+            "in the same second as the first breach"
+            if before == 0
+            else f"{apart} {'before' if before > 0 else 'after'} the first breach"
+        )
         text += f", started {_t(r.started_at)} ({when})"
     return text
 
