@@ -92,13 +92,18 @@ def test_a_rollback_in_the_incident_leaves_the_rollout_it_opened_under() -> None
     assert BAD in after.rollout.image
 
 
-def test_the_rollout_began_when_the_operator_saw_it_current() -> None:
-    seen = RolloutRecord(template_hash="bbb", revision=2, seen_at=NOW - timedelta(seconds=20))
-    running = breaches.rollout_running(WORKLOAD, seen)
-    assert running is not None and running.started_at == seen.seen_at
+def test_the_rollout_began_when_its_replicaset_was_made_unless_that_was_reused() -> None:
+    created = WORKLOAD.rollout_started_at
+    assert created is not None
+    seen = RolloutRecord(template_hash="bbb", revision=2, seen_at=created + timedelta(seconds=2))
+    running = breaches.rollout_running(WORKLOAD, seen)  # the operator saw it a cycle late
+    assert running is not None and running.started_at == created
+    reused = seen.model_copy(update={"seen_at": created + timedelta(hours=3)})  # an old RS
+    running = breaches.rollout_running(WORKLOAD, reused)
+    assert running is not None and running.started_at == reused.seen_at
     other = seen.model_copy(update={"template_hash": "aaa"})  # an older record: not this one
     running = breaches.rollout_running(WORKLOAD, other)
-    assert running is not None and running.started_at == WORKLOAD.rollout_started_at
+    assert running is not None and running.started_at == created
     assert breaches.rollout_running(WorkloadState(found=False), seen) is None
 
 

@@ -7,7 +7,7 @@ The post-mortem graphs and words come from these, not from the timeline's text.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from venue_operator.model.observations import WorkloadState
 from venue_operator.model.status import (
@@ -52,11 +52,23 @@ def noted(incident: Incident, checks: Iterable[CheckStatus], now: datetime) -> I
     return incident.model_copy(update={"breaches": list(kept.values())[:32]})
 
 
+# A ReplicaSet created this long before the operator saw its template current is one reused
+# (a rollback to it, an old template applied again): its creation is not this rollout's start.
+FRESH = timedelta(minutes=5)
+
+
+def _started(seen: datetime | None, created: datetime | None) -> datetime | None:
+    """The rollout's start: its ReplicaSet's creation when that is fresh (the operator sees
+    a template a cycle or two late), else when the operator saw it become current."""
+    if seen is None or (created is not None and timedelta(0) <= seen - created <= FRESH):
+        return created
+    return seen
+
+
 def rollout_running(
     workload: WorkloadState, record: RolloutRecord | None
 ) -> IncidentRollout | None:
-    """The rollout the Deployment runs: its revision, images and when it began (when the
-    operator saw its template become current; else its ReplicaSet's creation)."""
+    """The rollout the Deployment runs: its revision, images and when it began."""
     if workload.revision is None or workload.template_hash is None:
         return None
     current = next(
@@ -65,4 +77,4 @@ def rollout_running(
     seen = record.seen_at if record and record.template_hash == workload.template_hash else None
     return IncidentRollout(revision=workload.revision, template_hash=workload.template_hash,
                            image=current.image if current else None,
-                           started_at=seen or workload.rollout_started_at)  # fmt: skip
+                           started_at=_started(seen, workload.rollout_started_at))  # fmt: skip

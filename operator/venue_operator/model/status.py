@@ -145,7 +145,9 @@ class IncidentRollout(Model):
         default=None, max_length=512, description="Its containers' images, comma-separated."
     )
     started_at: datetime | None = Field(
-        default=None, description="When it began (the operator saw the template current)."
+        default=None,
+        description="When it began: its ReplicaSet's creation, or for a reused one when the "
+        "operator saw it become current.",
     )
 
 
