@@ -178,7 +178,8 @@ def _rollout(i: Incident) -> str:
     image = f"image `{r.image}`" if r.image else "image not recorded"
     text = f"revision {r.revision} (pod template {r.template_hash}), {image}"
     if r.started_at is not None:
-        before = round(((i.began_at or i.opened_at) - r.started_at).total_seconds())
+        # in whole seconds as both times are shown, so that the difference reads true
+        before = int((i.began_at or i.opened_at).timestamp()) - int(r.started_at.timestamp())
         apart = _duration(timedelta(seconds=abs(before)))
         when = (
             "in the same second as the first breach"
