@@ -190,7 +190,7 @@ def test_budget_used_up_escalates_once(
     venue.wait_event("ScaledUp", timeout=60)
     escalated = venue.wait_event("Escalated", timeout=60)
     assert "budget of 1 actions/hour used" in escalated["message"], escalated["message"]
-    assert "ScaleUp held" in escalated["message"]
+    assert "scale-up held" in escalated["message"]
     more_evaluations(operator, venue, 5)
     assert count(venue, "Escalated") == 1 and count(venue, "ScaledUp") == 1
     (record,) = history(venue, "Escalate")

@@ -24,7 +24,7 @@ def test_demo_remediates_a_bad_rollout_and_prints_the_trail() -> None:
     assert "kubectl describe venueservice venue-service" in out and "Rolled Back Templates:" in out
     report = Path(out.split("==> post-mortem draft: ", 1)[1].split()[0])
     markdown = report.read_text()
-    assert "## Timeline" in markdown and "RollBack Succeeded" in markdown
+    assert "## Timeline" in markdown and "rollback succeeded" in markdown
     assert "tenant-b" in markdown and (report.parent / "error_rate.png").is_file()
     timeline = out[out.index("==> timeline") :].splitlines()[1:]
     marks = [line.split("+")[0].strip() for line in timeline if "+" in line]

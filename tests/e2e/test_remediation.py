@@ -236,7 +236,7 @@ def test_kubectl_describe_shows_the_trail(
     status = out[out.index("\nStatus:") : out.index("\nEvents:")]
     assert "Rolled Back Templates:" in status and "Resolved At:" in status
     assert "Section:          Rollback Procedure" in status
-    assert "RollBack Succeeded: error_rate" in status  # the incident timeline
+    assert "rollback succeeded: error_rate" in status  # the incident timeline
     events = [line.split() for line in out[out.index("\nEvents:") :].splitlines()[3:]]
     reasons = [e[1] for e in events if len(e) > 3 and e[3] == "venue-operator"]
     for reason in ("ThresholdBreached", "RolledBack", "Recovered"):

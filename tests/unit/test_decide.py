@@ -249,10 +249,11 @@ def test_budget_counts_only_the_last_hour() -> None:
 def test_verify_window_waits_then_escalates_once() -> None:
     acted = record(Action.ROLL_BACK, 2)
     waiting = decide(assessed(**ERRORS), FRESH_ROLLOUT, with_history(acted), POLICY, NOW)
-    assert waiting.action is None and "verifying" in waiting.reason
+    assert waiting.action is None and "verifying rollback (" in waiting.reason  # in words
     late = record(Action.ROLL_BACK, 6)
     escalate = decide(assessed(**ERRORS), FRESH_ROLLOUT, with_history(late), POLICY, NOW)
-    assert escalate.action is Action.ESCALATE and "did not restore health" in escalate.reason
+    assert escalate.action is Action.ESCALATE and "rollback at " in escalate.reason
+    assert "did not restore health" in escalate.reason
     assert escalate.key == f"verify:{late.correlation_id}"
     said = INCIDENT.model_copy(update={"escalated": True, "escalations": [escalate.key]})
     after = decide(assessed(**ERRORS), FRESH_ROLLOUT, with_history(late, incident=said), POLICY,

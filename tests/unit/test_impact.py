@@ -129,7 +129,7 @@ def test_magnitude(count: float, bucket: int) -> None:
 def test_the_summary_names_numbers_and_tenants() -> None:
     impact = step(None, readings(20, 0.2, TenantRate("tenant-b", 5, 2.5)), 10)
     text = summary(impact)
-    assert text.startswith("~40 failed requests (now 4/s of 20/s failing, peak 4/s)")
+    assert text.startswith("~40 failed requests (failing 4/s of 20/s, peak 4/s)")
     assert "tenant-b ~25 (50%)" in text and "1 tenant(s)" in text
     status = VenueServiceStatus(incident=Incident(id="i", opened_at=T0, severity=Severity.P2,
                                                   impact=impact))  # fmt: skip

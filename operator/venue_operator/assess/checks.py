@@ -43,6 +43,24 @@ class Raw:
     reason: str | None = None
 
 
+@dataclass(frozen=True)
+class Scale:
+    """How a metric check reads Prometheus: `metric` (a reading, observe/prometheus.py)
+    times `factor`, in `unit`."""
+
+    metric: str
+    factor: float
+    unit: str
+
+
+READINGS = {"error_rate": Scale("error_rate", 100, "%"),
+            "p99_latency": Scale("p99_latency", 1000, "ms"),
+            "pool_utilisation": Scale("pool_utilisation", 100, "%"),
+            "pool_pending": Scale("pool_pending", 1, ""),
+            "memory": Scale("memory_utilisation", 100, "%"),
+            "rate_limited": Scale("rate_limited", 100, "%")}  # fmt: skip
+
+
 REASON_LIMIT = 1000  # CheckStatus.reason holds 1,024: cut where a reason is made
 
 
@@ -146,22 +164,30 @@ def _error_rate(obs: Observations, spec: VenueServiceSpec) -> Raw:
     rate = request_rate(obs)
     if rate.value is None:
         return Raw(Level.UNKNOWN, unit="%", threshold=threshold, reason=rate.unknown_reason)
-    return _per_request(obs, spec, obs.metrics.error_rate, threshold, 100, "%")
+    scale = READINGS["error_rate"]
+    return _per_request(obs, spec, obs.metrics.error_rate, threshold, scale.factor, scale.unit)
 
 
 def _p99_latency(obs: Observations, spec: VenueServiceSpec) -> Raw:
     threshold = spec.thresholds.p99_latency_ms
-    return _per_request(obs, spec, obs.metrics.p99_latency, threshold, 1000, "ms")
+    scale = READINGS["p99_latency"]
+    return _per_request(obs, spec, obs.metrics.p99_latency, threshold, scale.factor, scale.unit)
 
 
 def _rate_limited(obs: Observations, spec: VenueServiceSpec) -> Raw:
     threshold = spec.thresholds.rate_limited_percent
-    raw = _per_request(obs, spec, obs.metrics.rate_limited, threshold, 100, "%")
+    scale = READINGS["rate_limited"]
+    raw = _per_request(obs, spec, obs.metrics.rate_limited, threshold, scale.factor, scale.unit)
     tenants = obs.metrics.top_limited_tenants
     if raw.level in (Level.WARNING, Level.CRITICAL) and tenants:
         top = ", ".join(f"{name} {rate:.1f}/s" for name, rate in tenants[:3])
         return Raw(raw.level, raw.value, raw.unit, raw.threshold, f"top tenants: {top}")
     return raw
+
+
+def _scaled(obs: Observations, check: str, threshold: Threshold) -> Raw:
+    scale = READINGS[check]
+    return _metric(getattr(obs.metrics, scale.metric), threshold, scale.factor, scale.unit)
 
 
 # name -> (runbook section, how to read it). Order is the order shown in status.
@@ -175,17 +201,15 @@ CHECKS: dict[str, tuple[str, Callable[[Observations, VenueServiceSpec], Raw]]] =
     "p99_latency": (HIGH_LATENCY, _p99_latency),
     "pool_utilisation": (
         DB_FAILURES,
-        lambda o, s: _metric(
-            o.metrics.pool_utilisation, s.thresholds.pool_utilisation_percent, 100, "%"
-        ),
+        lambda o, s: _scaled(o, "pool_utilisation", s.thresholds.pool_utilisation_percent),
     ),
     "pool_pending": (
         DB_FAILURES,
-        lambda o, s: _metric(o.metrics.pool_pending, s.thresholds.pool_pending, 1, ""),
+        lambda o, s: _scaled(o, "pool_pending", s.thresholds.pool_pending),
     ),
     "memory": (
         MONITORING,
-        lambda o, s: _metric(o.metrics.memory_utilisation, s.thresholds.memory_percent, 100, "%"),
+        lambda o, s: _scaled(o, "memory", s.thresholds.memory_percent),
     ),
     "rate_limited": (RATE_LIMITS, _rate_limited),
 }

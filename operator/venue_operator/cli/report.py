@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from venue_operator.incident import postmortem
+from venue_operator.incident import figures, postmortem
 from venue_operator.incident.bookkeeping import every, find
 from venue_operator.incident.graphs import GraphsUnavailable, draw
 from venue_operator.incident.postmortem import Draft, EventLine, Graph
@@ -26,7 +26,7 @@ from venue_operator.model.status import Incident, VenueServiceStatus
 from venue_operator.observe.bounded_session import PrometheusAuth
 from venue_operator.observe.endpoints import Endpoints, Limits
 from venue_operator.observe.metrics_source import metrics_target
-from venue_operator.observe.prometheus import selector
+from venue_operator.observe.prometheus import service_query
 from venue_operator.observe.ranges import query_range
 from venue_operator.tenancy.policy import Tenancy
 from venue_operator.tenancy.redact import one_line
@@ -89,14 +89,14 @@ async def _graphs(
         return [], "No Prometheus given (--prometheus-url): this report has no graphs."
     if admitted.refused is not None:
         return [], f"Prometheus refused by the tenant boundaries ({admitted.refused}): no graphs."
-    step = postmortem.step_seconds(start, end)
-    sel, rate_window = selector(admitted.target.labels), admitted.target.window
+    step = figures.step_seconds(start, end)
     endpoints = Endpoints(source.limits, auth=source.auth, auth_url=source.prometheus_url)
     written: list[Graph] = []
     notes: list[str] = []
     try:
-        for graph in postmortem.graphs(incident, spec):
-            promql = postmortem.query(graph, sel, rate_window)
+        for graph in figures.graphs(incident, spec):
+            # the assessment's own query (an override if the spec sets one), in the check's unit
+            promql = figures.promql(graph, service_query(graph.metric, admitted.target))
             points = await query_range(endpoints, url, promql, start, end, step)
             if isinstance(points, str):
                 return written, f"Prometheus did not answer ({points}): this report has no graphs."
@@ -105,11 +105,12 @@ async def _graphs(
                 continue
             path = out / f"{graph.check}.png"
             try:
-                draw(graph, points, postmortem.markers(incident), start, end, path)
+                title = figures.heading(graph, namespace, name, incident)
+                draw(graph, points, figures.markers(incident), start, end, path, title)
             except GraphsUnavailable as exc:
                 print(f"venue-operator report: {exc}", file=sys.stderr)
                 return [], f"No graphs: {exc}."
-            written.append(Graph(graph.title, path.name))
+            written.append(Graph(graph.title, path.name, promql))
     finally:
         endpoints.close()
     return written, ("; ".join(notes).capitalize() + ".") if notes else None
@@ -130,7 +131,7 @@ async def write_report(
     now = datetime.now(UTC)
     out = out or Path(f"postmortem-{namespace}-{name}-{incident.id}")
     out.mkdir(parents=True, exist_ok=True)
-    start, end = postmortem.window(incident, now)
+    start, end = figures.window(incident, now)
     graphs, note = await _graphs(namespace, name, spec, incident, source, out, start, end)
     draft = Draft(namespace, name, incident, status.history, _events(raw_events, start, end),
                   graphs, note, now)  # fmt: skip

@@ -30,6 +30,25 @@ class Action(StrEnum):
     ABANDON_RESTORE = "AbandonRestore"  # somebody else owns the lent field now
 
 
+# Each action as an on-call engineer says it (timelines, the post-mortem).
+SPOKEN = {Action.ROLL_BACK: "rollback", Action.SCALE_UP: "scale-up",
+          Action.RUN_MIGRATION: "migration run", Action.OPEN_CIRCUIT: "circuit opened",
+          Action.CLOSE_CIRCUIT: "circuit closed", Action.ESCALATE: "escalation",
+          Action.DIAGNOSE_RATE_LIMIT: "rate-limit diagnosis", Action.SCALE_BACK: "scale-back",
+          Action.ABANDON_RESTORE: "capacity restore abandoned"}  # fmt: skip
+
+
+_BY_VALUE = {a.value: words for a, words in SPOKEN.items()}
+RESULT_WORDS = {ActionResult.IN_PROGRESS: "in progress", ActionResult.SUCCEEDED: "succeeded",
+                ActionResult.FAILED: "failed", ActionResult.DRY_RUN: "decided (dry run)",
+                ActionResult.SUPPRESSED: "held back"}  # fmt: skip
+
+
+def spoken(action: str) -> str:
+    """`RollBack` -> `rollback`; an unknown name as it is."""
+    return _BY_VALUE.get(action, action)
+
+
 # Actions that write a workload: they are verified, cooled down and budgeted.
 WORKLOAD_ACTIONS = {Action.ROLL_BACK, Action.SCALE_UP, Action.RUN_MIGRATION, Action.SCALE_BACK}
 PROTECTIVE_ACTIONS = {Action.OPEN_CIRCUIT, Action.CLOSE_CIRCUIT}

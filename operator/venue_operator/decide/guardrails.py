@@ -26,6 +26,7 @@ from venue_operator.decide.decision import (
     Decision,
     last_record,
     no_action,
+    spoken,
 )
 from venue_operator.model import keys
 from venue_operator.model.reasons import Reason
@@ -94,19 +95,19 @@ def verification(
     ):
         return None
     if escalated(status, f"verify:{last.correlation_id}"):
-        return no_action(f"escalated after {last.action}; waiting for a human or recovery",
+        return no_action(f"escalated after {spoken(last.action)}; waiting for a human or recovery",
                          held="escalated")  # fmt: skip
     waited = now - last.at
     if waited < policy.verify_window:
         left = int((policy.verify_window - waited).total_seconds())
         # not held back: an action was taken and is taking effect (status says so; no Warning)
-        return no_action(f"verifying {last.action} ({last.correlation_id}): {left}s of the "
+        return no_action(f"verifying {spoken(last.action)} ({last.correlation_id}): {left}s of the "
                          "window left")  # fmt: skip
     if last.action == Action.SCALE_UP:
         return None  # capacity is fixed step by step: the scale rule decides (max -> escalate)
     return Decision(
         Action.ESCALATE,
-        f"{last.action} at {last.at:%H:%M:%S} did not restore health within "
+        f"{spoken(last.action)} at {last.at:%H:%M:%S} did not restore health within "
         f"{int(policy.verify_window.total_seconds())}s; still {a.health} ({a.severity})",
         P1_SECTION,
         {"after": last.action, "correlationId": last.correlation_id},
@@ -148,7 +149,7 @@ def apply_guardrails(
         cooldown = _cooldown(action, policy)
         if last and now - last.at < cooldown:
             left = int((cooldown - (now - last.at)).total_seconds())
-            held = f"{decision.reason}; held: {action} cooldown, {left}s left"
+            held = f"{decision.reason}; held: {spoken(action)} cooldown, {left}s left"
             return replace(decision, suppressed_by="cooldown", reason=held)
         hour = [
             r for r in status.history
@@ -184,7 +185,7 @@ def held_to_escalation(decision: Decision, a: Assessment, status: VenueServiceSt
     if escalated(status, key):
         return decision  # said once; the suppression record stays, de-duplicated
     return Decision(
-        Action.ESCALATE, f"{decision.action} held while {a.health} ({a.severity}): "
+        Action.ESCALATE, f"{spoken(str(decision.action))} held while {a.health} ({a.severity}): "
         f"{decision.reason}", P1_SECTION,
         {"held": str(decision.action), "heldBy": decision.suppressed_by or ""}, key=key,
     )  # fmt: skip

@@ -78,8 +78,8 @@ def describe(a: Assessment, names: Sequence[str]) -> str:
             value, limit = above(c.value, c.critical, c.unit)
             parts.append(f"{name} {value} > {limit}")
         else:
-            now, limit = fmt(c.value, c.unit), fmt(c.critical, c.unit)
-            parts.append(f"{name} critical (confirmed; {now} now, limit {limit})")
+            value, limit = fmt(c.value, c.unit), fmt(c.critical, c.unit)
+            parts.append(f"{name} critical (confirmed; {value}, limit {limit})")
     return ", ".join(parts)
 
 

@@ -68,8 +68,8 @@ def _tenants(
         peaks = [p for p in (percent, old.error_percent if old else None) if p is not None]
         kept[name] = TenantImpact(
             tenant=name,
-            failed_requests=(old.failed_requests if old else 0.0) + failing * seconds,
-            error_percent=round(max(peaks), 2) if peaks else None,
+            failed_requests=_tenths((old.failed_requests if old else 0.0) + failing * seconds),
+            error_percent=significant(max(peaks)) if peaks else None,
             affected=affected or (old is not None and old.affected),
         )
     # a tenant that never failed is not part of the impact (its series exist all the same)
@@ -107,7 +107,7 @@ def assess_impact(
         peak_failing_rate=max(
             _rounded(failing) or 0.0, previous.peak_failing_rate if previous else 0
         ),
-        failed_requests=round((previous.failed_requests if previous else 0.0) + added, 1),
+        failed_requests=_tenths((previous.failed_requests if previous else 0.0) + added),
         tenants_affected=max(above, previous.tenants_affected if previous else 0),
         top_tenants=tenants,
         checks=_union(previous.checks if previous else [], (c.name for c in breaching)),
@@ -116,7 +116,18 @@ def assess_impact(
 
 
 def _rounded(value: float | None) -> float | None:
-    return None if value is None else round(value, 3)
+    return None if value is None else significant(value)
+
+
+def significant(value: float, digits: int = 3) -> float:
+    """`value` to `digits` significant digits (19.934 -> 19.9): read in kubectl describe."""
+    return float(f"{value:.{digits}g}") if value else 0.0
+
+
+def _tenths(count: float) -> float:
+    """A running total to a tenth: readable in kubectl describe (133.7, not
+    133.71693095293548), and fine enough that each cycle's few failed requests add up."""
+    return round(count, 1)
 
 
 def magnitude(count: float) -> int:
@@ -136,12 +147,12 @@ def material(impact: Impact | None) -> object:
 
 
 def summary(impact: Impact) -> str:
-    """One line: `~120 failed requests (now 4.1/s of 21/s failing, peak 5/s); ...`; a
-    tenant's share is the highest it had."""
+    """One line: `~120 failed requests (failing 4.1/s of 21/s, peak 5/s); ...` (the rates
+    at the line's time); a tenant's share is the highest it had."""
     rates = ""
     if impact.failing_rate is not None and impact.request_rate:
-        rates = (f" (now {fmt(impact.failing_rate, '/s')} of {fmt(impact.request_rate, '/s')}"
-                 f" failing, peak {fmt(impact.peak_failing_rate, '/s')})")  # fmt: skip
+        rates = (f" (failing {fmt(impact.failing_rate, '/s')} of {fmt(impact.request_rate, '/s')}"
+                 f", peak {fmt(impact.peak_failing_rate, '/s')})")  # fmt: skip
     text = f"~{impact.failed_requests:.0f} failed requests{rates}"
     named = [t for t in impact.top_tenants if t.failed_requests >= 1]
     if impact.tenants_affected or named:

@@ -2,8 +2,8 @@
 
 What the operator knows goes in (summary, impact, TTD/TTM/TTR, the timeline, the
 actions with their runbook sections, the Events, the graphs); what only humans know is
-left as empty sections for them. Which metrics to graph, over which window and with
-which markers is decided here too, so the I/O around it (cli/report.py) stays thin.
+left as empty sections for them. What to graph is figures.py's; the I/O around both is
+cli/report.py's. Numbers are rounded for people and said at the time they mattered.
 """
 
 from __future__ import annotations
@@ -22,15 +22,17 @@ from venue_operator.assess.checks import (
     NOT_STARTING,
     RATE_LIMITS,
 )
-from venue_operator.decide.decision import Action
+from venue_operator.decide.decision import RESULT_WORDS, Action, spoken
 from venue_operator.incident.bookkeeping import text, times
-from venue_operator.incident.impact import summary
-from venue_operator.model.spec import Threshold, VenueServiceSpec
-from venue_operator.model.status import ActionRecord, ActionResult, Incident, IncidentEntry
-
-MARGIN = timedelta(minutes=2)  # graphed before the first breach and after recovery
-MIN_MARGIN = timedelta(seconds=30)
-POINTS = 240  # per graph: the range query's step is the window over this
+from venue_operator.incident.figures import action_of, taken
+from venue_operator.model.status import (
+    ActionRecord,
+    CheckBreach,
+    Impact,
+    Incident,
+    IncidentEntry,
+)
+from venue_operator.model.wording import fmt, severity_word
 
 # Runbook "Resolution" lists, per section: the follow-up once the fire is out.
 FOLLOW_UP: dict[str, tuple[str, ...]] = {
@@ -71,105 +73,6 @@ ALWAYS = ("Status page updated (P1 step 5)", "Post-mortem meeting within 48 hour
 
 
 @dataclass(frozen=True)
-class GraphSpec:
-    """One metric to graph: its PromQL (over `$selector`), unit and the runbook's limits."""
-
-    check: str
-    title: str
-    unit: str
-    promql: str
-    threshold: Threshold
-
-
-_GRAPHS = {
-    "error_rate": ("Error rate (5xx share)", "%",
-                   '100 * sum(rate(http_requests_total{$selector,status_code=~"5.."}[$w]))'
-                   " / sum(rate(http_requests_total{$selector}[$w]))"),
-    "p99_latency": ("P99 latency", "ms",
-                    "1000 * histogram_quantile(0.99, sum by (le) "
-                    "(rate(http_request_duration_seconds_bucket{$selector}[$w])))"),
-    "pool_utilisation": ("DB pool utilisation", "%",
-                         "100 * sum(db_pool_in_use{$selector}) / sum(db_pool_size{$selector})"),
-    "memory": ("Memory (resident / limit)", "%",
-               "100 * sum(process_resident_memory_bytes{$selector})"
-               " / sum(venue_memory_limit_bytes{$selector})"),
-}  # fmt: skip
-
-
-def graphs(incident: Incident, spec: VenueServiceSpec) -> list[GraphSpec]:
-    """One graph per involved metric among error rate, P99, pool and memory (the error rate
-    when none of them was involved: what users saw)."""
-    t = spec.thresholds
-    limits = {"error_rate": t.error_rate_percent, "p99_latency": t.p99_latency_ms,
-              "pool_utilisation": t.pool_utilisation_percent,
-              "memory": t.memory_percent}  # fmt: skip
-    involved = set(incident.impact.checks if incident.impact else []) | _breached(incident)
-    chosen = [c for c in _GRAPHS if c in involved] or ["error_rate"]
-    return [GraphSpec(c, _GRAPHS[c][0], _GRAPHS[c][1], _GRAPHS[c][2], limits[c]) for c in chosen]
-
-
-def _breached(incident: Incident) -> set[str]:
-    """Checks named as breaching in the timeline (incidents kept from before impact)."""
-    text = " ".join(e.message for e in incident.timeline)
-    return {c for c in _GRAPHS if re.search(rf"\b{c} [^;]*> (warning|critical)", text)}
-
-
-def query(graph: GraphSpec, selector: str, window: str) -> str:
-    return graph.promql.replace("$selector", selector).replace("$w", window)
-
-
-def window(incident: Incident, now: datetime) -> tuple[datetime, datetime]:
-    """From a margin before the first breach to a margin after recovery (or now): as long
-    as the incident, between `MIN_MARGIN` and `MARGIN`."""
-    began = incident.began_at or incident.opened_at
-    margin = min(MARGIN, max(MIN_MARGIN, (incident.resolved_at or now) - began))
-    return began - margin, max(began, min(now, (incident.resolved_at or now) + margin))
-
-
-def step_seconds(start: datetime, end: datetime) -> int:
-    return max(1, round((end - start).total_seconds() / POINTS))
-
-
-@dataclass(frozen=True)
-class Marker:
-    at: datetime
-    kind: str  # breach | confirmed | action | recovery
-    label: str
-
-
-_ACTIONS = tuple(a.value for a in Action)
-
-
-def _action_name(message: str) -> str | None:
-    """The action a timeline line records (ledger: `RollBack Succeeded: ...`), whatever came
-    of it."""
-    first = message.split(" ", 1)[0]
-    return first if first in _ACTIONS else None
-
-
-def _taken(message: str) -> str | None:
-    """The action a timeline line records, if it was carried out: not held back
-    (Suppressed), failed or a dry run (`Succeeded (dry run):`)."""
-    name = _action_name(message)
-    return name if message.startswith(f"{name} {ActionResult.SUCCEEDED}:") else None
-
-
-def markers(incident: Incident) -> list[Marker]:
-    """Breach first observed, breach confirmed, each action taken, recovery."""
-    out = []
-    if incident.began_at is not None:
-        out.append(Marker(incident.began_at, "breach", "breach observed"))
-    out.append(Marker(incident.opened_at, "confirmed", "breach confirmed"))
-    for entry in incident.timeline:
-        name = _taken(entry.message)
-        if name is not None and name != Action.ESCALATE:
-            out.append(Marker(entry.at, "action", name))
-    if incident.resolved_at is not None:
-        out.append(Marker(incident.resolved_at, "recovery", "recovered"))
-    return out
-
-
-@dataclass(frozen=True)
 class EventLine:
     at: datetime | None
     type: str
@@ -181,6 +84,7 @@ class EventLine:
 class Graph:
     title: str
     file: str  # relative to the Markdown
+    query: str = ""  # the PromQL graphed (the assessment's, in the check's unit)
 
 
 @dataclass(frozen=True)
@@ -217,12 +121,22 @@ def _section(entry: IncidentEntry, history: Sequence[ActionRecord]) -> str:
     record's (entries kept from before they had one); else `[runbook: ...]` in the text."""
     if entry.section:
         return entry.section
-    name = _action_name(entry.message)
+    found_action = action_of(entry)
+    name = found_action[0] if found_action else None
     record = next((r for r in history if r.action == name and r.at == entry.at), None)
     if record is not None and record.section:
         return record.section
     found = _SECTION.findall(entry.message)
     return found[-1] if found else ""
+
+
+def said(entry: IncidentEntry) -> str:
+    """The entry's message; an action recorded before entries said it in words
+    (`RollBack Succeeded: ...`) is said as the ledger says it now (`rollback succeeded:`)."""
+    found = action_of(entry) if entry.action is None else None
+    if found is None:
+        return entry.message
+    return f"{spoken(found[0])} {RESULT_WORDS[found[1]]}: {entry.message.partition(': ')[2]}"
 
 
 def timeline_rows(incident: Incident, history: Sequence[ActionRecord]) -> list[list[str]]:
@@ -232,7 +146,7 @@ def timeline_rows(incident: Incident, history: Sequence[ActionRecord]) -> list[l
     if incident.began_at is not None and incident.began_at < incident.opened_at:
         rows.append([_t(incident.began_at), "", "breach first observed", ""])
     for e in incident.timeline:
-        rows.append([_t(e.at), str(e.severity), e.message, _section(e, history)])
+        rows.append([_t(e.at), severity_word(e.severity), said(e), _section(e, history)])
     return rows
 
 
@@ -241,13 +155,66 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     return lines + ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
 
 
+def _breach(b: CheckBreach) -> str:
+    """`error_rate up to 12.3% (critical: above 5%), confirmed 10:00:05 UTC [runbook: ...]`."""
+    value = f" up to {fmt(b.value, b.unit)}" if b.value is not None else ""
+    limit = f": above {fmt(b.limit, b.unit)}" if b.limit is not None else ""
+    limit = f" ({b.level}{limit})"
+    section = f" [runbook: {b.section}]" if b.section else ""
+    return f"{b.name}{value}{limit}, confirmed {b.at:%H:%M:%S} UTC{section}"
+
+
+def _what(i: Incident) -> str:
+    if i.breaches:
+        return "; ".join(_breach(b) for b in sorted(i.breaches, key=lambda b: b.at))
+    return said(i.timeline[0]) if i.timeline else "no timeline kept"
+
+
+def _rollout(i: Incident) -> str:
+    """The rollout running when the incident opened: revision, image, when it began."""
+    r = i.rollout
+    if r is None:
+        return "not recorded (an incident from before the operator kept it)"
+    image = f"image `{r.image}`" if r.image else "image not recorded"
+    text = f"revision {r.revision} (pod template {r.template_hash}), {image}"
+    if r.started_at is not None:
+        # in whole seconds as both times are shown, so that the difference reads true
+        before = int((i.began_at or i.opened_at).timestamp()) - int(r.started_at.timestamp())
+        apart = _duration(timedelta(seconds=abs(before)))
+        when = (
+            "in the same second as the first breach"
+            if before == 0
+            else f"{apart} {'before' if before > 0 else 'after'} the first breach"
+        )
+        text += f", started {_t(r.started_at)} ({when})"
+    return text
+
+
+def _impact_words(impact: Impact) -> str:
+    """The impact over the whole incident: totals and peaks, not a last cycle's rates."""
+    text = f"~{impact.failed_requests:.0f} failed requests (estimated)"
+    if impact.peak_failing_rate and impact.request_rate:
+        text += (f", at worst {fmt(impact.peak_failing_rate, '/s')} failing of about "
+                 f"{fmt(impact.request_rate, '/s')}")  # fmt: skip
+    named = [t for t in impact.top_tenants if t.failed_requests >= 1][:3]
+    if impact.tenants_affected:
+        text += f"; {impact.tenants_affected} tenant(s) above the warning error share at once"
+    if named:
+        text += "; most failed: " + ", ".join(
+            f"{t.tenant} ~{t.failed_requests:.0f}"
+            + (f" (up to {fmt(t.error_percent, '%')})" if t.error_percent is not None else "")
+            for t in named
+        )
+    return text + (f" [runbook: {', '.join(impact.sections)}]" if impact.sections else "")
+
+
 def _summary(d: Draft) -> list[str]:
     i, t = d.incident, times(d.incident)
-    what = i.timeline[0].message if i.timeline else "no timeline kept"
     lines = [
         "## Summary", "",
-        f"- **What happened:** {what}",
-        f"- **Severity:** {i.severity} (worst during the incident)",
+        f"- **What happened:** {_what(i)}",
+        f"- **Severity:** {severity_word(i.severity)} (worst during the incident)",
+        f"- **Rollout running when it opened:** {_rollout(i)}",
         f"- **Began:** {_t(i.began_at or i.opened_at)}; **resolved:** "
         + (_t(i.resolved_at) if i.resolved_at else "not yet (still open)"),
         f"- **Duration:** {_duration(t.recover)}",  # TTR: None while open
@@ -256,7 +223,7 @@ def _summary(d: Draft) -> list[str]:
         f"- **Escalated to humans:** {'yes' if i.escalated else 'no'}",
     ]  # fmt: skip
     if i.impact is not None:
-        lines.append(f"- **Impact:** {summary(i.impact)}")
+        lines.append(f"- **Impact:** {_impact_words(i.impact)}")
     else:
         lines.append("- **Impact:** not measured (no request metrics during the incident)")
     return lines
@@ -267,7 +234,7 @@ def _impact(d: Draft) -> list[str]:
     if impact is None or not impact.top_tenants:
         return []
     rows = [[t.tenant, f"{t.failed_requests:.0f}",
-             "" if t.error_percent is None else f"{t.error_percent:g}%",
+             "" if t.error_percent is None else fmt(t.error_percent, "%"),
              "yes" if t.affected else "no"] for t in impact.top_tenants]  # fmt: skip
     head = ["tenant", "failed requests (est.)", "highest error share", "above warning"]
     return ["", "## Impact by tenant", "", *_table(head, rows)]
@@ -276,12 +243,14 @@ def _impact(d: Draft) -> list[str]:
 def _follow_up(d: Draft) -> list[str]:
     i = d.incident
     sections = list(i.impact.sections if i.impact else [])
-    sections += sorted({s for _, _, _, s in timeline_rows(i, d.history) if s} - set(sections))
+    found = {s for _, _, _, s in timeline_rows(i, d.history) if s}
+    found |= {b.section for b in i.breaches if b.section}
+    sections += sorted(found - set(sections))
     lines = ["", "## Follow-up (from the runbook)", ""]
     for section in sections:
         for item in FOLLOW_UP.get(section, ()):
             lines.append(f"- [ ] {item} ({section})")
-    if any(_taken(e.message) == Action.ROLL_BACK for e in i.timeline):
+    if any(taken(e) == Action.ROLL_BACK for e in i.timeline):
         lines += [f"- [ ] {item} (Deployment: pre-deployment checklist, for the rolled-back "
                   "release)" for item in AFTER_ROLLBACK]  # fmt: skip
     return lines + [f"- [ ] {item}" for item in ALWAYS]
@@ -293,9 +262,12 @@ def _graphs(d: Draft) -> list[str]:
         lines += [f"_{d.graphs_note}_", ""]
     for g in d.graphs:
         lines += [f"![{g.title}]({g.file})", ""]
+        if g.query:
+            lines += [f"Query: `{g.query}`", ""]
     if d.graphs:
-        lines.append("Dashed lines: warning and critical thresholds; vertical lines: breach "
-                     "observed, confirmed, actions, recovery.")  # fmt: skip
+        lines.append("Shaded: the incident, from the first breach observed to recovery. Dashed "
+                     "lines: warning and critical thresholds; vertical lines: breach observed, "
+                     "confirmed, actions, recovery.")  # fmt: skip
     return lines
 
 

@@ -93,6 +93,7 @@ class Revision:
     template_hash: str
     migration: str | None = None  # the template ships this schema migration
     backward_compatible: bool = False
+    image: str | None = None  # its containers' images, comma-separated
 
 
 @dataclass(frozen=True)

@@ -118,6 +118,37 @@ class IncidentEntry(Model):
         description="Runbook section of the action this entry records (kept with the "
         "incident: status.history holds only the last actions).",
     )
+    action: str | None = Field(
+        default=None, max_length=64, description="The action this entry records, if any."
+    )
+    result: ActionResult | None = Field(default=None, description="What came of that action.")
+
+
+class CheckBreach(Model):
+    """One check that crossed a threshold in an incident, at its worst."""
+
+    name: str = Field(max_length=64)
+    level: Level = Field(description="The worst level it reached: warning or critical.")
+    at: datetime = Field(description="When a breach of it was first confirmed in the incident.")
+    value: float | None = Field(default=None, description="Its highest value at that level.")
+    unit: str | None = Field(default=None, max_length=16)
+    limit: float | None = Field(default=None, description="The threshold of that level.")
+    section: str | None = Field(default=None, max_length=SECTION_CHARS)
+
+
+class IncidentRollout(Model):
+    """The Deployment's rollout running when the incident opened."""
+
+    revision: int
+    template_hash: str = Field(max_length=63)
+    image: str | None = Field(
+        default=None, max_length=512, description="Its containers' images, comma-separated."
+    )
+    started_at: datetime | None = Field(
+        default=None,
+        description="When it began: its ReplicaSet's creation, or for a reused one when the "
+        "operator saw it become current.",
+    )
 
 
 class TenantImpact(Model):
@@ -166,6 +197,10 @@ class Incident(Model):
     severity: Severity
     escalated: bool = False
     impact: Impact | None = None
+    breaches: list[CheckBreach] = Field(
+        default_factory=list, max_length=32, description="Checks that crossed a threshold."
+    )
+    rollout: IncidentRollout | None = None
     # From the first breach observed, set when it resolves: "45s", "1m30s"
     # (incident/bookkeeping.py).
     time_to_detect: str | None = Field(default=None, max_length=32)

@@ -17,3 +17,9 @@ def above(value: float, limit: float, unit: str | None) -> tuple[str, str]:
     while fmt(value, unit, digits) == fmt(limit, unit, digits) and digits < 9:
         digits += 1
     return fmt(value, unit, digits), fmt(limit, unit, digits)
+
+
+def severity_word(severity: object) -> str:
+    """A severity as people say it: P1-P4 and Unknown as they are, no severity (`None`,
+    status.severity of a healthy service) as `healthy`."""
+    return "healthy" if severity is None or str(severity) == "None" else str(severity)

@@ -83,7 +83,19 @@ def replicaset_summary(body: Mapping[str, Any]) -> dict[str, Any]:
         "created": meta.get("creationTimestamp"),
         "migration": template_annotations.get(keys.MIGRATION),
         "backward_compatible": template_annotations.get(keys.BACKWARD_COMPATIBLE) == "true",
+        "image": _images(body.get("spec", {}).get("template") or {}),
     }
+
+
+IMAGE_CHARS = 512
+
+
+def _images(template: Mapping[str, Any]) -> str | None:
+    """The pod template's containers' images, comma-separated (sidecars too: which one is
+    the service's is the spec's to say, not the ReplicaSet's)."""
+    containers = (template.get("spec") or {}).get("containers") or []
+    images = [str(c["image"]) for c in containers if c.get("image")]
+    return ", ".join(images)[:IMAGE_CHARS] or None
 
 
 def pod_summary(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -167,7 +179,9 @@ def workload_state(
     started = _time(current[0]["created"]) if current else None
     pods = [p for rs in replicasets for p in pods_by_replicaset.get(rs["name"], ())]
     revisions = tuple(
-        Revision(rs["revision"], rs["hash"], rs["migration"], rs["backward_compatible"])
+        Revision(
+            rs["revision"], rs["hash"], rs["migration"], rs["backward_compatible"], rs.get("image")
+        )
         for rs in replicasets
         if rs["hash"] and rs["revision"]
     )

@@ -113,6 +113,21 @@ def batch_selector(targets: Sequence[Target], keys: Sequence[str]) -> str:
     return ",".join(matchers)
 
 
+def service_query(metric: str, target: Target) -> str:
+    """The PromQL one service's `metric` reading comes from: its override, else the batch
+    template for that service alone (a share over the request rate, 0 when no request
+    failed, as `_share` divides it); for the post-mortem's range queries."""
+    if metric in target.overrides:
+        return target.overrides[metric]
+    keys = sorted(target.labels)
+    fill = {"sel": selector(target.labels), "by": ",".join(keys), "w": target.window}
+    query = TEMPLATES[metric].format(**fill)
+    if metric not in SHARES:
+        return query
+    requests = TEMPLATES["request_rate"].format(**fill)
+    return f"({query} or 0 * {requests}) / {requests}"
+
+
 REASON_CHARS = 300  # a reading's reason ends up in a status field of at most 1,024
 
 

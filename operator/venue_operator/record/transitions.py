@@ -14,6 +14,7 @@ from typing import Any
 from venue_operator.assess.assessment import Assessment
 from venue_operator.assess.checks import DEPLOYMENT_NOT_FOUND, METRIC_CHECKS
 from venue_operator.decide import gitops
+from venue_operator.incident import breaches
 from venue_operator.incident.bookkeeping import archive, settle
 from venue_operator.incident.impact import material
 from venue_operator.model.observations import WorkloadState
@@ -30,7 +31,7 @@ from venue_operator.model.status import (
     Severity,
     VenueServiceStatus,
 )
-from venue_operator.model.wording import above, fmt
+from venue_operator.model.wording import above, fmt, severity_word
 
 _RANK = {Level.UNKNOWN: -1, Level.OK: 0, Level.WARNING: 1, Level.CRITICAL: 2}
 
@@ -48,12 +49,11 @@ def describe(check: CheckStatus) -> str:
     crossing = check.level in (Level.WARNING, Level.CRITICAL) and limit is not None
     if crossing and check.value is not None and limit is not None and check.value <= limit:
         # Held by hysteresis while this cycle's value is at or below the limit.
-        now = fmt(check.value, check.unit)
+        value, limit_text = fmt(check.value, check.unit), fmt(limit, check.unit)
         if check.observed is Level.OK:
-            text = f"{check.name} {check.level}, recovering ({now} now)"
+            text = f"{check.name} {check.level}, recovering: {value}, not above {limit_text}"
         else:
-            limit_text = fmt(limit, check.unit)
-            text = f"{check.name} {check.level} (confirmed; {now} now, limit {limit_text})"
+            text = f"{check.name} {check.level} (confirmed; {value}, limit {limit_text})"
     elif crossing and check.value is not None and limit is not None:
         value, limit_text = above(check.value, limit, check.unit)
         text = f"{check.name} {value} > {check.level} {limit_text}"
@@ -197,6 +197,8 @@ def next_status(
     tracked = track_incident(previous.incident, a, now)
     incident = settle(tracked) if tracked is not None else None
     rollout = bake(track_rollout(previous.rollout, workload, now), a, now)
+    if incident is not None:
+        incident = _noted(incident, previous.incident, a, workload, rollout, now)
     healthy = previous.healthy_templates
     since = rollout.healthy_since if rollout is not None else None
     # A template rolled back from stays bad even if it bakes healthy once re-applied (by a
@@ -223,6 +225,18 @@ def next_status(
     )
 
 
+def _noted(
+    incident: Incident, before: Incident | None, a: Assessment, workload: WorkloadState,
+    rollout: RolloutRecord | None, now: datetime,
+) -> Incident:  # fmt: skip
+    """The incident with its breached checks, and the rollout it opened under."""
+    incident = breaches.noted(incident, a.checks, now)
+    if before is None or before.id != incident.id:
+        running = breaches.rollout_running(workload, rollout)
+        incident = incident.model_copy(update={"rollout": running})
+    return incident
+
+
 def _significant(status: VenueServiceStatus) -> dict[str, Any]:
     """Status minus what moves every cycle: measured values, reasons, condition messages."""
     data = status.model_dump(mode="json", exclude={"checks"})
@@ -235,8 +249,10 @@ def _significant(status: VenueServiceStatus) -> dict[str, Any]:
     ]
     for cond in data["conditions"]:
         cond.pop("message", None)
-    if status.incident is not None:  # its impact moves every cycle
+    if status.incident is not None:  # its impact and its breaches' peaks move every cycle
         data["incident"]["impact"] = material(status.incident.impact)
+        for breach in data["incident"]["breaches"]:
+            breach.pop("value", None)
     return data
 
 
@@ -300,4 +316,5 @@ def severity_change(previous: VenueServiceStatus, a: Assessment) -> str:
     moved = [f"{c.name} {before.get(c.name, Level.OK)} -> {c.level}" for c in a.checks
              if before.get(c.name, Level.OK) is not c.level]  # fmt: skip
     because = f": {', '.join(moved)}" if moved else ""
-    return f"{previous.severity} -> {a.severity} ({health}){because}"
+    was, now = severity_word(previous.severity), severity_word(a.severity)
+    return f"{was} -> {now} ({health}){because}"
