@@ -160,7 +160,11 @@ async def test_the_watch_says_a_storm_once_when_it_starts_and_when_it_ends() -> 
     assert [e.reason for e, _ in posted] == [Reason.FLEET_STORM]
     assert "6 of 6 services breaching p99_latency together (namespace shop)" in posted[0][0].message
     assert storm_series() == 6
-    clock[0] = NOW + timedelta(seconds=61)
+    clock[0] = NOW + timedelta(seconds=61)  # gone from the board: not over yet
+    await watch.tick()
+    assert [e.reason for e, _ in posted] == [Reason.FLEET_STORM]
+    assert storm_series() == 6
+    clock[0] = NOW + timedelta(seconds=71)  # gone for the quiet 10 s: over
     await watch.tick()
     assert [e.reason for e, _ in posted] == [Reason.FLEET_STORM, Reason.FLEET_STORM_OVER]
     assert posted[0][0].type == "Warning" and posted[1][0].type == "Normal"
@@ -189,3 +193,27 @@ def test_a_scale_up_is_explained_by_the_capacity_checks_it_scales_for() -> None:
     assert alone.action is Action.SCALE_UP
     held = decide(observed, OLD_ROLLOUT, KNOWN, POLICY, DECIDE_NOW, storms=[STORM])
     assert held.action is Action.SCALE_UP and held.suppressed_by == "storm"
+
+
+async def test_a_storm_gone_for_a_tick_or_two_is_the_same_storm() -> None:
+    """A busy operator's late cycles let breaches age out of the window for a moment: that is
+    no new storm, and no FleetStormOver."""
+    board = FleetBoard(RULE)
+    posted: list[EventSpec] = []
+
+    async def post(event: EventSpec, key: str) -> bool:
+        posted.append(event)
+        return True
+
+    clock = [NOW]
+    watch = FleetWatch(board, post, clock=lambda: clock[0])
+    for i in range(6):
+        board.report("shop", f"s{i}", (), ["p99_latency"], NOW)
+    await watch.tick()
+    clock[0] = NOW + timedelta(seconds=61)  # aged out of the 60 s window
+    await watch.tick()
+    for i in range(6):  # their next cycles, late
+        board.report("shop", f"s{i}", (), ["p99_latency"], clock[0] + timedelta(seconds=4))
+    clock[0] += timedelta(seconds=6)
+    await watch.tick()
+    assert [e.reason for e in posted] == [Reason.FLEET_STORM]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import structlog
 
@@ -23,6 +23,9 @@ from venue_operator.record.transitions import EventSpec
 
 log = structlog.get_logger(__name__)
 TICK_S = 2.0
+# An ended storm is said over once it has been gone this long: on a busy operator a few
+# services' cycles run late and their breaches age out of the window for a tick or two.
+QUIET = timedelta(seconds=10)
 
 # (the Event, a key naming it once) -> posted; None: the operator does not know its Pod
 Post = Callable[[EventSpec, str], Awaitable[object]]
@@ -43,15 +46,17 @@ def _ended(storm: Storm) -> EventSpec:
 class FleetWatch:
     def __init__(
         self, board: FleetBoard, post: Post | None,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC), quiet: timedelta = QUIET,
     ) -> None:  # fmt: skip
-        self.board, self.post, self.clock = board, post, clock
+        self.board, self.post, self.clock, self.quiet = board, post, clock, quiet
         self.active: dict[tuple[str, str], tuple[Storm, datetime]] = {}
+        self.missing: dict[tuple[str, str], datetime] = {}  # active storms not seen since
 
     async def tick(self) -> None:
         now = self.clock()
         current = {storm.key: storm for storm in self.board.storms(now)}
         for key, storm in current.items():
+            self.missing.pop(key, None)
             telemetry.FLEET_STORM.labels(*key).set(storm.breaching)
             if key not in self.active:
                 self.active[key] = (storm, now)
@@ -61,6 +66,9 @@ class FleetWatch:
             else:
                 self.active[key] = (storm, self.active[key][1])
         for key in [k for k in self.active if k not in current]:
+            if now - self.missing.setdefault(key, now) < self.quiet:
+                continue  # a late cycle or two (a busy operator) does not end it
+            del self.missing[key]
             storm, since = self.active.pop(key)
             with contextlib.suppress(KeyError):
                 telemetry.FLEET_STORM.remove(*key)
