@@ -78,10 +78,24 @@ def _probe(probe: ProbeResult) -> Raw:
     return Raw(Level.CRITICAL, value=probe.status_code, reason=reason)
 
 
+_FAILED = {
+    ProbeFailure.CONNECTION_REFUSED: "connection refused",
+    ProbeFailure.TIMEOUT: "timed out",
+    ProbeFailure.UNREACHABLE: "unreachable",
+    ProbeFailure.HTTP_STATUS: "an HTTP error",
+    ProbeFailure.INVALID_JSON: "not JSON",
+    ProbeFailure.CHECK_FAILING: "a check failing",
+}
+
+
 def _dependency(probe: ProbeResult, key: str) -> Raw:
     state = probe.checks.get(key)
+    if state is None and probe.failure is ProbeFailure.NOT_ALLOWED:
+        return Raw(Level.UNKNOWN, reason="/health/full was not probed: the tenant boundaries "
+                                         "refuse its address")  # fmt: skip
     if state is None:
-        why = f"{probe.failure}" if not probe.ok else f"no checks.{key}"
+        failure = probe.failure
+        why = f"no checks.{key}" if failure is None else _FAILED.get(failure, str(failure))
         return Raw(Level.UNKNOWN, reason=f"/health/full gave no {key} state ({why})")
     if state == "ok":
         return Raw(Level.OK)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from venue_operator.model.fields import Model
 from venue_operator.model.pages import OUTBOX_LIMIT, Page
@@ -275,7 +275,16 @@ class EvaluationError(Model):
 class VenueServiceStatus(Model):
     observed_generation: int | None = None
     health: Health | None = None
-    severity: Severity | None = None
+    severity: Severity | None = Field(
+        default=None,
+        description="P1 (worst) to P4, or Unknown; left out while healthy (so that the "
+        "printer column is blank), read back as None.",
+    )
+    refused: str | None = Field(
+        default=None,
+        max_length=512,
+        description="Why this VenueService never acts (another one watches its Deployment).",
+    )
     ready: str | None = Field(default=None, description="Ready/desired replicas, e.g. 3/3.")
     revision: int | None = Field(default=None, description="Deployment's current revision.")
     checks: list[CheckStatus] = Field(default_factory=list, max_length=32)
@@ -306,3 +315,11 @@ class VenueServiceStatus(Model):
         max_length=OUTBOX_LIMIT,
         description="Pages to the webhook: recorded before they are sent, kept until delivered.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _healthy_has_no_severity(cls, data: Any) -> Any:
+        """A judged status stored without `severity` is healthy: read it back as None."""
+        if isinstance(data, dict) and data.get("health") and data.get("severity") is None:
+            return {**data, "severity": Severity.NONE}
+        return data
