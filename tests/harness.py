@@ -86,7 +86,11 @@ class Venue:
     def wait_health(self, health: str, severity: str, timeout: float = 60.0) -> float:
         return self.wait_status(
             f"health {health} severity {severity}",
-            lambda s: s.get("health") == health and s.get("severity") == severity,
+            # a healthy status is stored without a severity: "None" when read back
+            lambda s: (
+                s.get("health") == health
+                and s.get("severity", "None" if s.get("health") else None) == severity
+            ),
             timeout,
         )
 
