@@ -243,6 +243,22 @@ def get(lab: Lab, kind: str, namespace: str, name: str) -> dict[str, Any]:
     return found
 
 
+def table(out: str) -> list[dict[str, str]]:
+    """`kubectl get`'s table as rows by header, blank cells included (split() loses them):
+    a cell starts under its header, headers are apart by 3+ spaces ("LAST ACTION" is one)."""
+    header, *rows = out.splitlines()
+    starts = [m.start() for m in re.finditer(r"\S+(?: \S+)*", header)]
+    names = [header[a:b].strip() for a, b in zip(starts, [*starts[1:], None], strict=True)]
+    return [{n: row[a:b].strip() for n, a, b in zip(names, starts, [*starts[1:], None],
+                                                     strict=True)} for row in rows]  # fmt: skip
+
+
+def venue_rows(lab: Lab, namespace: str, *flags: str) -> dict[str, dict[str, str]]:
+    """`kubectl get venueservices` in `namespace`, each row by NAME."""
+    out = lab.cluster.kubectl("get", "venueservices", "-n", namespace, *flags).stdout
+    return {row["NAME"]: row for row in table(out)}
+
+
 def deployment(lab: Lab, namespace: str, name: str = "venue-service") -> dict[str, Any]:
     return get(lab, "deployment", namespace, name)
 

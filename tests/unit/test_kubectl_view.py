@@ -106,10 +106,19 @@ def test_a_healthy_status_is_stored_without_empty_fields_or_a_severity() -> None
     assert "severity" not in body and body["health"] == "Healthy"
     for gone in ("history", "incidents", "outbox", "circuitOpen", "healthyTemplates"):
         assert gone not in body, gone
-    for check in body["checks"]:
-        assert not {"breach", "pendingCount"} & set(check), check
+    for check in body["checks"]:  # an ok check: its name, level and value (and limits)
+        assert not {"breach", "pendingCount", "observed", "section"} & set(check), check
         assert check.get("unit") != "", check
-    assert parse_status(body) == status  # read back as it was, severity None included
+    assert parse_status(body) == status  # read back as it was: severity, observed, sections
+
+
+def test_a_check_in_breach_is_stored_whole() -> None:
+    bad = observe(metrics=metrics(error_rate=Reading.of(0.2)))
+    status = next_status(assess(bad, SPEC), bad.workload, VenueServiceStatus(), NOW, 1)
+    (stored,) = [c for c in status_body(status)["checks"] if c["name"] == "error_rate"]
+    assert stored["observed"] == "critical" and stored["level"] == "ok"  # not confirmed yet
+    assert stored["section"] == "Monitoring & Alerts" and stored["breach"] == ["critical"]
+    assert parse_status(status_body(status)) == status
 
 
 def test_a_field_that_empties_is_absent_from_the_next_body() -> None:

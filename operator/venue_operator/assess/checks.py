@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from venue_operator.model import status as runbook
 from venue_operator.model.observations import (
     NO_SERIES,
     Observations,
@@ -18,16 +19,17 @@ from venue_operator.model.observations import (
     Reading,
 )
 from venue_operator.model.spec import Threshold, VenueServiceSpec
-from venue_operator.model.status import Level
+from venue_operator.model.status import CHECK_SECTIONS, Level
 
-# Runbook sections, as titled in the runbook.
-HEALTH_CHECKS = "Health Checks"
-NOT_STARTING = "Service Not Starting"
-HIGH_LATENCY = "High Latency"
-RATE_LIMITS = "Rate Limit Errors"
-DB_FAILURES = "Database Connection Failures"
-DB_OPERATIONS = "Database Operations"
-MONITORING = "Monitoring & Alerts"
+# The runbook's sections by title, cited by decide and the post-mortem (status.py holds them
+# with the section of each check).
+HEALTH_CHECKS = runbook.HEALTH_CHECKS
+NOT_STARTING = runbook.NOT_STARTING
+HIGH_LATENCY = runbook.HIGH_LATENCY
+RATE_LIMITS = runbook.RATE_LIMITS
+DB_FAILURES = runbook.DB_FAILURES
+DB_OPERATIONS = runbook.DB_OPERATIONS
+MONITORING = runbook.MONITORING
 
 DEPLOYMENT_NOT_FOUND = "Deployment not found"
 
@@ -178,31 +180,25 @@ def _rate_limited(obs: Observations, spec: VenueServiceSpec) -> Raw:
     return raw
 
 
-# name -> (runbook section, how to read it). Order is the order shown in status.
-CHECKS: dict[str, tuple[str, Callable[[Observations, VenueServiceSpec], Raw]]] = {
-    "health": (HEALTH_CHECKS, lambda o, s: _probe(o.health)),
-    "database": (DB_FAILURES, lambda o, s: _dependency(o.full_health, "database")),
-    "redis": (NOT_STARTING, lambda o, s: _dependency(o.full_health, "redis")),
-    "migrations": (DB_OPERATIONS, lambda o, s: _migrations(o.full_health)),
-    "pods": (NOT_STARTING, lambda o, s: _pods(o)),
-    "error_rate": (MONITORING, _error_rate),
-    "p99_latency": (HIGH_LATENCY, _p99_latency),
-    "pool_utilisation": (
-        DB_FAILURES,
-        lambda o, s: _metric(
-            o.metrics.pool_utilisation, s.thresholds.pool_utilisation_percent, 100, "%"
-        ),
+_READERS: dict[str, Callable[[Observations, VenueServiceSpec], Raw]] = {
+    "health": lambda o, s: _probe(o.health),
+    "database": lambda o, s: _dependency(o.full_health, "database"),
+    "redis": lambda o, s: _dependency(o.full_health, "redis"),
+    "migrations": lambda o, s: _migrations(o.full_health),
+    "pods": lambda o, s: _pods(o),
+    "error_rate": _error_rate,
+    "p99_latency": _p99_latency,
+    "pool_utilisation": lambda o, s: _metric(
+        o.metrics.pool_utilisation, s.thresholds.pool_utilisation_percent, 100, "%"
     ),
-    "pool_pending": (
-        DB_FAILURES,
-        lambda o, s: _metric(o.metrics.pool_pending, s.thresholds.pool_pending, 1, ""),
+    "pool_pending": lambda o, s: _metric(o.metrics.pool_pending, s.thresholds.pool_pending, 1, ""),
+    "memory": lambda o, s: _metric(
+        o.metrics.memory_utilisation, s.thresholds.memory_percent, 100, "%"
     ),
-    "memory": (
-        MONITORING,
-        lambda o, s: _metric(o.metrics.memory_utilisation, s.thresholds.memory_percent, 100, "%"),
-    ),
-    "rate_limited": (RATE_LIMITS, _rate_limited),
+    "rate_limited": _rate_limited,
 }
+# name -> (runbook section, how to read it). Order is the order shown in status.
+CHECKS = {name: (CHECK_SECTIONS[name], read) for name, read in _READERS.items()}
 METRIC_CHECKS = (
     "error_rate",
     "p99_latency",

@@ -15,7 +15,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from venue_operator.model.status import Severity, VenueServiceStatus
+from venue_operator.model.status import (
+    CHECK_SECTIONS,
+    CheckStatus,
+    Level,
+    Severity,
+    VenueServiceStatus,
+)
 from venue_operator.record import telemetry
 from venue_operator.record.transitions import write_causes
 
@@ -55,6 +61,12 @@ def _without_empty_defaults(model: BaseModel, data: dict[str, Any]) -> dict[str,
         ):
             continue
         out[key] = _nested(value, data[key])
+    if isinstance(model, CheckStatus):  # what CheckStatus reads back as it was
+        if model.observed == model.level:
+            del out["observed"]
+        calm = model.level is Level.OK and model.observed is Level.OK
+        if calm and model.section == CHECK_SECTIONS.get(model.name):
+            del out["section"]
     return out
 
 

@@ -47,12 +47,38 @@ class Severity(StrEnum):
         return list(Severity).index(self)
 
 
+# Runbook sections, as titled in the runbook, and the one each check belongs to (in the
+# order the checks are shown): a check is stored without it while ok, read back with it.
+HEALTH_CHECKS = "Health Checks"
+NOT_STARTING = "Service Not Starting"
+HIGH_LATENCY = "High Latency"
+RATE_LIMITS = "Rate Limit Errors"
+DB_FAILURES = "Database Connection Failures"
+DB_OPERATIONS = "Database Operations"
+MONITORING = "Monitoring & Alerts"
+CHECK_SECTIONS = {
+    "health": HEALTH_CHECKS,
+    "database": DB_FAILURES,
+    "redis": NOT_STARTING,
+    "migrations": DB_OPERATIONS,
+    "pods": NOT_STARTING,
+    "error_rate": MONITORING,
+    "p99_latency": HIGH_LATENCY,
+    "pool_utilisation": DB_FAILURES,
+    "pool_pending": DB_FAILURES,
+    "memory": MONITORING,
+    "rate_limited": RATE_LIMITS,
+}
+
+
 class CheckStatus(Model):
     """One check after hysteresis: `level` is confirmed, `observed` is this cycle's raw level."""
 
     name: str
     level: Level
-    observed: Level | None = None
+    observed: Level | None = Field(
+        default=None, description="This cycle's raw level; when not given, `level`."
+    )
     pending: Level | None = Field(
         default=None, description="Level the check is moving to, not yet confirmed."
     )
@@ -67,12 +93,27 @@ class CheckStatus(Model):
     unit: str | None = None
     warning: float | None = None
     critical: float | None = None
-    section: str = Field(description="Runbook section this check belongs to.")
+    section: str = Field(
+        description="Runbook section this check belongs to (left out while the check is ok)."
+    )
     reason: str | None = Field(default=None, max_length=1024)
     last_known: Level | None = Field(
         default=None,
         description="While unknown: the confirmed level before, from which the check resumes.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_back_whole(cls, data: Any) -> Any:
+        """Stored without `observed` when it is the confirmed level (most cycles), and
+        without `section` while ok and observed ok: read back with them (status_store.py)."""
+        if not isinstance(data, dict):
+            return data
+        if data.get("observed") is None and "level" in data:
+            data = {**data, "observed": data["level"]}
+        if "section" not in data and data.get("name") in CHECK_SECTIONS:
+            data = {**data, "section": CHECK_SECTIONS[data["name"]]}
+        return data
 
 
 class Condition(Model):
