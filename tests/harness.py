@@ -103,7 +103,9 @@ class Venue:
         return self.events(reason)[0]
 
     def check(self, name: str) -> dict[str, Any]:
-        return next(c for c in self.status().get("checks", []) if c["name"] == name)
+        """As the model reads it back: `observed` is stored only when not the level."""
+        check = next(c for c in self.status().get("checks", []) if c["name"] == name)
+        return {"observed": check["level"], **check}
 
 
 def venue_manifest(name: str, port: int, **spec: Any) -> str:
