@@ -16,6 +16,7 @@ from venue_operator.assess.assessment import assess
 from venue_operator.kube import events
 from venue_operator.kube.events import after_cause
 from venue_operator.kube.status_store import parse_status, status_body
+from venue_operator.model.crd import build_crd
 from venue_operator.model.observations import ProbeFailure, ProbeResult, Reading
 from venue_operator.model.reasons import Reason
 from venue_operator.model.status import Severity, VenueServiceStatus
@@ -179,3 +180,28 @@ async def test_kube_events_stamp_the_action_a_second_after_its_cause(
     cause, action = (datetime.fromisoformat(b["lastTimestamp"]) for b in created)
     assert cause.microsecond == 0 and action >= cause + timedelta(seconds=1)
     assert action - datetime.now(UTC) < timedelta(seconds=1)  # never more than a second ahead
+
+
+def _missing(value: Any, schema: dict[str, Any], at: str = "status") -> list[str]:
+    """The CRD's required fields `value` lacks (what the API server would refuse, 422)."""
+    if isinstance(value, dict):
+        props = schema.get("properties", {})
+        lacking = [f"{at}.{r}" for r in schema.get("required", []) if r not in value]
+        return lacking + [m for k, v in value.items() if k in props
+                          for m in _missing(v, props[k], f"{at}.{k}")]  # fmt: skip
+    if isinstance(value, list) and "items" in schema:
+        return [m for i, v in enumerate(value) for m in _missing(v, schema["items"], f"{at}[{i}]")]
+    return []
+
+
+async def test_every_status_the_store_writes_has_what_the_crd_requires() -> None:
+    crd = build_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    world = World()
+    loop = await healthy_with_known_good(world)
+    bodies = [dict(world.stored)]
+    await bad_rollout(world, loop)
+    for _ in range(8):
+        await world.cycles(loop, 1)
+        bodies.append(dict(world.stored))
+    for body in bodies:
+        assert _missing(body, crd["properties"]["status"]) == []

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from venue_operator.model.fields import Model
 from venue_operator.model.pages import OUTBOX_LIMIT, Page
@@ -71,8 +71,15 @@ CHECK_SECTIONS = {
 }
 
 
+def _section_may_be_left_out(schema: dict[str, Any]) -> None:
+    """In the CRD: a check is stored without its runbook section while ok."""
+    schema["required"] = [r for r in schema.get("required", []) if r != "section"]
+
+
 class CheckStatus(Model):
     """One check after hysteresis: `level` is confirmed, `observed` is this cycle's raw level."""
+
+    model_config = ConfigDict(**Model.model_config, json_schema_extra=_section_may_be_left_out)
 
     name: str
     level: Level
