@@ -300,6 +300,8 @@ def test_after_a_dependency_outage_a_bad_rollout_is_still_rolled_back(
     venue.wait_event("RolledBack", timeout=60)
     assert image_of(deployment(the_lab, venue.namespace)) == "gcr.io/tickettoken/venue-service:v1"
     venue.wait_health("Healthy", "None")
+    incident = venue.status()["incident"]
+    assert incident["resolvedAt"] and "held" not in incident, incident  # resolved: holds nothing
 
 
 # --- 8. one owner per Deployment ------------------------------------------------------
