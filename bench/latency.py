@@ -146,12 +146,13 @@ def trial(the_lab: Lab, scenario: str, config: Config) -> dict[str, Any]:
         while time.monotonic() < deadline and "recovered" not in marks:
             status = _status(the_lab, ns)
             now = time.monotonic() - t0
-            checks = status.get("checks", [])
+            # `observed` is stored only when it is not the confirmed level
+            checks = [{"observed": c.get("level"), **c} for c in status.get("checks", [])]
             seen = sorted((c["name"], c.get("observed"), c.get("level"), c.get("value"))
                           for c in checks if c.get("observed") != "ok")  # fmt: skip
             if not marks["trace"] or marks["trace"][-1][1] != seen:
                 marks["trace"].append((round(now, 1), seen))  # what status said, and when
-            if any(c.get("observed") == "critical" for c in status.get("checks", [])):
+            if any(c.get("observed") == "critical" for c in checks):
                 marks.setdefault("first breach observed", now)
             if status.get("health") in ("Degraded", "Down"):
                 marks.setdefault("breach confirmed", now)

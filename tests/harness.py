@@ -86,7 +86,11 @@ class Venue:
     def wait_health(self, health: str, severity: str, timeout: float = 60.0) -> float:
         return self.wait_status(
             f"health {health} severity {severity}",
-            lambda s: s.get("health") == health and s.get("severity") == severity,
+            # a healthy status is stored without a severity: "None" when read back
+            lambda s: (
+                s.get("health") == health
+                and s.get("severity", "None" if s.get("health") else None) == severity
+            ),
             timeout,
         )
 
@@ -99,7 +103,9 @@ class Venue:
         return self.events(reason)[0]
 
     def check(self, name: str) -> dict[str, Any]:
-        return next(c for c in self.status().get("checks", []) if c["name"] == name)
+        """As the model reads it back: `observed` is stored only when not the level."""
+        check = next(c for c in self.status().get("checks", []) if c["name"] == name)
+        return {"observed": check["level"], **check}
 
 
 def venue_manifest(name: str, port: int, **spec: Any) -> str:
@@ -237,6 +243,22 @@ def get(lab: Lab, kind: str, namespace: str, name: str) -> dict[str, Any]:
     out = lab.cluster.kubectl("get", kind, name, "-n", namespace, "-o", "json").stdout
     found: dict[str, Any] = json.loads(out)
     return found
+
+
+def table(out: str) -> list[dict[str, str]]:
+    """`kubectl get`'s table as rows by header, blank cells included (split() loses them):
+    a cell starts under its header, headers are apart by 3+ spaces ("LAST ACTION" is one)."""
+    header, *rows = out.splitlines()
+    starts = [m.start() for m in re.finditer(r"\S+(?: \S+)*", header)]
+    names = [header[a:b].strip() for a, b in zip(starts, [*starts[1:], None], strict=True)]
+    return [{n: row[a:b].strip() for n, a, b in zip(names, starts, [*starts[1:], None],
+                                                     strict=True)} for row in rows]  # fmt: skip
+
+
+def venue_rows(lab: Lab, namespace: str, *flags: str) -> dict[str, dict[str, str]]:
+    """`kubectl get venueservices` in `namespace`, each row by NAME."""
+    out = lab.cluster.kubectl("get", "venueservices", "-n", namespace, *flags).stdout
+    return {row["NAME"]: row for row in table(out)}
 
 
 def deployment(lab: Lab, namespace: str, name: str = "venue-service") -> dict[str, Any]:

@@ -102,7 +102,9 @@ def _watch(
         status = _status(the_lab)
         if status.get("health") in ("Degraded", "Down"):
             tail.timeline.mark("breach confirmed")
-        if any(c.get("observed") in ("warning", "critical") for c in status.get("checks", [])):
+        # `observed` is stored only when it is not the confirmed level
+        checks = status.get("checks", [])
+        if any(c.get("observed", c["level"]) in ("warning", "critical") for c in checks):
             tail.timeline.mark("breach first observed")
         if until(status):
             tail.poll()

@@ -30,6 +30,7 @@ from tests.harness import (
     set_image,
     venue_manifest,
     venue_outside_session,
+    venue_rows,
     webhook_secret,
 )
 from venue_lab.operator_process import OperatorProcess
@@ -299,6 +300,8 @@ def test_after_a_dependency_outage_a_bad_rollout_is_still_rolled_back(
     venue.wait_event("RolledBack", timeout=60)
     assert image_of(deployment(the_lab, venue.namespace)) == "gcr.io/tickettoken/venue-service:v1"
     venue.wait_health("Healthy", "None")
+    incident = venue.status()["incident"]
+    assert incident["resolvedAt"] and "held" not in incident, incident  # resolved: holds nothing
 
 
 # --- 8. one owner per Deployment ------------------------------------------------------
@@ -319,6 +322,10 @@ def test_a_second_venueservice_on_the_same_deployment_is_refused(
     sibling.wait_status("DuplicateTarget condition", lambda s: any(
         c["type"] == "DuplicateTarget" and c["status"] == "True"
         for c in s.get("conditions", [])))  # fmt: skip
+    row = venue_rows(the_lab, ns)["venue-service-twin"]  # the reason on its row (#25)
+    assert row["REFUSED"] == (
+        "Deployment venue-service is already watched by VenueService venue-service"
+    ), row
     set_image(the_lab, ns, BAD_IMAGE)
     venue.wait_event("RolledBack", timeout=60)
     venue.wait_health("Healthy", "None")

@@ -4,6 +4,7 @@ Deployment's image, really heals (or stays broken) as a result."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -17,9 +18,14 @@ from tests.harness import (
     history,
     image_of,
     set_image,
+    table,
+    venue_rows,
 )
 from venue_lab.processes import wait_until
 from venue_lab.session import Lab
+from venue_operator.model.keys import REVISION
+from venue_operator.model.status import CHECK_SECTIONS
+from venue_operator.record.transitions import CONDITION_CHARS
 
 
 def test_bad_rollout_is_rolled_back_and_the_service_recovers(
@@ -241,3 +247,25 @@ def test_kubectl_describe_shows_the_trail(
     reasons = [e[1] for e in events if len(e) > 3 and e[3] == "venue-operator"]
     for reason in ("ThresholdBreached", "RolledBack", "Recovered"):
         assert reason in reasons, out[out.index("\nEvents:") :]
+    # 25: a resolved incident holds nothing; condition messages are whole; the cause is
+    # read before the action where kubectl sorts by time
+    assert "Held:" not in status
+    for condition in venue.status()["conditions"]:
+        assert whole_words(condition["message"]), condition
+    kubectl = the_lab.cluster.kubectl
+    by_time = kubectl("get", "events", "-n", venue.namespace, "--sort-by=.lastTimestamp",
+                      "-o", "custom-columns=REASON:.reason,KIND:.involvedObject.kind,"
+                      "AT:.lastTimestamp").stdout  # fmt: skip
+    said = [row["REASON"] for row in table(by_time) if row["KIND"] == "VenueService"]
+    causes = said[: said.index("RolledBack")][-2:]  # the critical breach's, in its cycle
+    assert sorted(causes) == ["SeverityChanged", "ThresholdBreached"], by_time
+    revision = deployment(the_lab, venue.namespace)["metadata"]["annotations"][REVISION]
+    wait_until(f"REVISION {revision} in kubectl get", lambda: venue_rows(
+        the_lab, venue.namespace)[venue.name]["REVISION"] == revision, 10)  # fmt: skip
+
+
+def whole_words(message: str) -> bool:
+    """Bounded, and never cut inside a runbook section's name ("Database Connection Fail")."""
+    cited = re.findall(r"\[runbook: ([^\]]*)\]?", message)
+    sections = set(CHECK_SECTIONS.values())
+    return len(message) <= CONDITION_CHARS and all(s in sections for s in cited)

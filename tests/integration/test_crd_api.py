@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.harness import fresh_namespace, get
+from tests.harness import fresh_namespace, get, table
 from venue_lab.session import Lab, example
 from venue_operator.model.spec import VenueServiceSpec
 
@@ -183,18 +183,13 @@ def test_printer_columns_show_status(the_lab: Lab, namespace: str) -> None:
         "patch", "venueservice", "venue-service", "-n", namespace, "--subresource=status",
         "--type=merge", "-p", json.dumps(status),
     )  # fmt: skip
-    lines = kubectl("get", "venueservices", "-n", namespace).stdout.splitlines()
-    assert lines[0].split() == [
-        "NAME",
-        "HEALTH",
-        "SEVERITY",
-        "READY",
-        "REVISION",
-        "LAST",
-        "ACTION",
-        "AGE",
-    ]
-    assert lines[1].split()[:6] == ["venue-service", "Degraded", "P2", "2/3", "3", "RolledBack"]
+    out = kubectl("get", "venueservices", "-n", namespace).stdout
+    (row,) = table(out)
+    assert list(row) == [
+        "NAME", "HEALTH", "SEVERITY", "READY", "REVISION", "LAST ACTION", "ACTED", "REFUSED", "AGE",
+    ]  # fmt: skip
+    assert list(row.values())[:6] == ["venue-service", "Degraded", "P2", "2/3", "3", "RolledBack"]
+    assert row["ACTED"].endswith("d") and row["REFUSED"] == "", out  # the action's age: days
 
 
 def test_status_schema_rejects_an_unknown_health(the_lab: Lab, namespace: str) -> None:

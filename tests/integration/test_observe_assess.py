@@ -13,9 +13,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.harness import Venue
+from tests.harness import Venue, venue_rows
 from venue_lab.operator_process import OperatorProcess
 from venue_lab.session import Lab
+
+STATUS_LINES = 80  # kubectl describe's Status section of a healthy VenueService
 
 FAULTS = [
     # (id, faults, check that breaches, expected health, expected severity)
@@ -109,10 +111,23 @@ def test_kubectl_get_shows_health_and_severity(
 ) -> None:
     venue = make_venue("shown")
     venue.wait_health("Healthy", "None")
+    row = venue_rows(the_lab, venue.namespace)["shown"]
+    shown = ("HEALTH", "SEVERITY", "READY", "REVISION", "LAST ACTION", "REFUSED")
+    assert [row[c] for c in shown] == ["Healthy", "", "2/2", "1", "", ""], row  # blank: healthy
+    describe = the_lab.cluster.kubectl("describe", "venueservice", "shown", "-n", venue.namespace)
+    status = describe.stdout[
+        describe.stdout.index("\nStatus:") : describe.stdout.index("\nEvents:")
+    ]
+    assert len(status.splitlines()) <= STATUS_LINES, status  # the spec's defaults come before it
+    for empty in ("Breach:", "Pending Count:", "History:", "Severity:"):
+        assert empty not in status, empty
     venue.inject(error_ratio=0.12)
     venue.wait_health("Degraded", "P2")
-    row = the_lab.cluster.kubectl("get", "venueservices", "-n", venue.namespace).stdout
-    assert row.splitlines()[1].split()[:5] == ["shown", "Degraded", "P2", "2/2", "1"]
+    row = venue_rows(the_lab, venue.namespace)["shown"]
+    assert [row[c] for c in shown[:4]] == ["Degraded", "P2", "2/2", "1"], row
+    wide = venue_rows(the_lab, venue.namespace, "-o", "wide")["shown"]
+    assert (wide["DEPLOYMENT"], wide["MODE"]) == ("shown", "Off"), wide
+    assert "error_rate" in wide["MESSAGE"] and "[runbook: Monitoring & Alerts]" in wide["MESSAGE"]
 
 
 READ_ONLY_RBAC = """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -57,9 +58,20 @@ def test_short_names_avoid_well_known_ones() -> None:
 
 def test_printer_columns() -> None:
     columns = build_crd()["spec"]["versions"][0]["additionalPrinterColumns"]
-    assert [c["name"] for c in columns] == [
-        "Health", "Severity", "Ready", "Revision", "Last Action", "Age",
+    shown = [c["name"] for c in columns if not c.get("priority")]
+    wide = [c["name"] for c in columns if c.get("priority") == 1]
+    assert shown == [
+        "Health", "Severity", "Ready", "Revision", "Last Action", "Acted", "Refused", "Age",
     ]  # fmt: skip
+    assert wide == ["Deployment", "Mode", "Result", "Watching", "Message"]
+    acted = next(c for c in columns if c["name"] == "Acted")
+    assert acted["type"] == "date" and acted["jsonPath"] == ".status.lastAction.at"
+
+
+def test_status_has_no_defaults_for_the_api_server_to_fill_back_in() -> None:
+    schema = build_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    assert "default" not in json.dumps(schema["properties"]["status"])
+    assert "refused" in schema["properties"]["status"]["properties"]
 
 
 def test_rendered_crd_is_plain_yaml() -> None:

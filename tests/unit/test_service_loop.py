@@ -118,7 +118,7 @@ class FakeEvents:
     posted: list[tuple[str, EventSpec]] = field(default_factory=list)
     names: set[str] = field(default_factory=set)
 
-    def post(self, ref: dict[str, Any] | None, event: EventSpec) -> None:
+    async def post(self, ref: dict[str, Any] | None, event: EventSpec) -> None:
         self.posted.append((ref["kind"] if ref else "VenueService", event))
 
     async def post_once(self, ref: dict[str, Any] | None, event: EventSpec, key: str) -> bool:
@@ -460,6 +460,13 @@ async def test_the_second_venueservice_on_a_deployment_is_refused_and_never_acts
     assert world.events.reasons() == [Reason.DUPLICATE_TARGET]
     (condition,) = world.status().conditions
     assert condition.type == "DuplicateTarget" and "VenueService venue-service" in condition.message
+    # the `Refused` printer column's field; gone once the first one is
+    assert world.stored["refused"] == (
+        "Deployment venue-service is already watched by VenueService venue-service"
+    )
+    del world.claims[0]  # the first one is deleted
+    await world.cycles(twin, 1)
+    assert "refused" not in world.stored and world.status().health is not None
 
 
 async def test_held_back_while_critical_says_why_once() -> None:

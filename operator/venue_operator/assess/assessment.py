@@ -48,7 +48,7 @@ def _check_status(
         breach=breach,
         last_known=confirmed.last_known,
         value=raw.value,
-        unit=raw.unit,
+        unit=raw.unit or None,  # "" would show as an empty `Unit:` in kubectl describe
         warning=raw.threshold.warning if raw.threshold else None,
         critical=raw.threshold.critical if raw.threshold else None,
         section=section,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from venue_operator.model import status as runbook
 from venue_operator.model.observations import (
     NO_SERIES,
     Observations,
@@ -18,16 +19,17 @@ from venue_operator.model.observations import (
     Reading,
 )
 from venue_operator.model.spec import Threshold, VenueServiceSpec
-from venue_operator.model.status import Level
+from venue_operator.model.status import CHECK_SECTIONS, Level
 
-# Runbook sections, as titled in the runbook.
-HEALTH_CHECKS = "Health Checks"
-NOT_STARTING = "Service Not Starting"
-HIGH_LATENCY = "High Latency"
-RATE_LIMITS = "Rate Limit Errors"
-DB_FAILURES = "Database Connection Failures"
-DB_OPERATIONS = "Database Operations"
-MONITORING = "Monitoring & Alerts"
+# The runbook's sections by title, cited by decide and the post-mortem (status.py holds them
+# with the section of each check).
+HEALTH_CHECKS = runbook.HEALTH_CHECKS
+NOT_STARTING = runbook.NOT_STARTING
+HIGH_LATENCY = runbook.HIGH_LATENCY
+RATE_LIMITS = runbook.RATE_LIMITS
+DB_FAILURES = runbook.DB_FAILURES
+DB_OPERATIONS = runbook.DB_OPERATIONS
+MONITORING = runbook.MONITORING
 
 DEPLOYMENT_NOT_FOUND = "Deployment not found"
 
@@ -96,10 +98,24 @@ def _probe(probe: ProbeResult) -> Raw:
     return Raw(Level.CRITICAL, value=probe.status_code, reason=reason)
 
 
+_FAILED = {
+    ProbeFailure.CONNECTION_REFUSED: "connection refused",
+    ProbeFailure.TIMEOUT: "timed out",
+    ProbeFailure.UNREACHABLE: "unreachable",
+    ProbeFailure.HTTP_STATUS: "an HTTP error",
+    ProbeFailure.INVALID_JSON: "not JSON",
+    ProbeFailure.CHECK_FAILING: "a check failing",
+}
+
+
 def _dependency(probe: ProbeResult, key: str) -> Raw:
     state = probe.checks.get(key)
+    if state is None and probe.failure is ProbeFailure.NOT_ALLOWED:
+        return Raw(Level.UNKNOWN, reason="/health/full was not probed: the tenant boundaries "
+                                         "refuse its address")  # fmt: skip
     if state is None:
-        why = f"{probe.failure}" if not probe.ok else f"no checks.{key}"
+        failure = probe.failure
+        why = f"no checks.{key}" if failure is None else _FAILED.get(failure, str(failure))
         return Raw(Level.UNKNOWN, reason=f"/health/full gave no {key} state ({why})")
     if state == "ok":
         return Raw(Level.OK)
@@ -190,29 +206,23 @@ def _scaled(obs: Observations, check: str, threshold: Threshold) -> Raw:
     return _metric(getattr(obs.metrics, scale.metric), threshold, scale.factor, scale.unit)
 
 
-# name -> (runbook section, how to read it). Order is the order shown in status.
-CHECKS: dict[str, tuple[str, Callable[[Observations, VenueServiceSpec], Raw]]] = {
-    "health": (HEALTH_CHECKS, lambda o, s: _probe(o.health)),
-    "database": (DB_FAILURES, lambda o, s: _dependency(o.full_health, "database")),
-    "redis": (NOT_STARTING, lambda o, s: _dependency(o.full_health, "redis")),
-    "migrations": (DB_OPERATIONS, lambda o, s: _migrations(o.full_health)),
-    "pods": (NOT_STARTING, lambda o, s: _pods(o)),
-    "error_rate": (MONITORING, _error_rate),
-    "p99_latency": (HIGH_LATENCY, _p99_latency),
-    "pool_utilisation": (
-        DB_FAILURES,
-        lambda o, s: _scaled(o, "pool_utilisation", s.thresholds.pool_utilisation_percent),
+_READERS: dict[str, Callable[[Observations, VenueServiceSpec], Raw]] = {
+    "health": lambda o, s: _probe(o.health),
+    "database": lambda o, s: _dependency(o.full_health, "database"),
+    "redis": lambda o, s: _dependency(o.full_health, "redis"),
+    "migrations": lambda o, s: _migrations(o.full_health),
+    "pods": lambda o, s: _pods(o),
+    "error_rate": _error_rate,
+    "p99_latency": _p99_latency,
+    "pool_utilisation": lambda o, s: _scaled(
+        o, "pool_utilisation", s.thresholds.pool_utilisation_percent
     ),
-    "pool_pending": (
-        DB_FAILURES,
-        lambda o, s: _scaled(o, "pool_pending", s.thresholds.pool_pending),
-    ),
-    "memory": (
-        MONITORING,
-        lambda o, s: _scaled(o, "memory", s.thresholds.memory_percent),
-    ),
-    "rate_limited": (RATE_LIMITS, _rate_limited),
+    "pool_pending": lambda o, s: _scaled(o, "pool_pending", s.thresholds.pool_pending),
+    "memory": lambda o, s: _scaled(o, "memory", s.thresholds.memory_percent),
+    "rate_limited": _rate_limited,
 }
+# name -> (runbook section, how to read it). Order is the order shown in status.
+CHECKS = {name: (CHECK_SECTIONS[name], read) for name, read in _READERS.items()}
 METRIC_CHECKS = (
     "error_rate",
     "p99_latency",

@@ -12,7 +12,8 @@ import kopf
 from venue_operator.model.reasons import Reason
 from venue_operator.model.spec import VenueServiceSpec
 from venue_operator.model.status import Condition, VenueServiceStatus
-from venue_operator.record.transitions import EventSpec
+from venue_operator.model.wording import clipped
+from venue_operator.record.transitions import CONDITION_CHARS, EventSpec
 from venue_operator.remediate.ports import Events
 
 
@@ -29,7 +30,8 @@ def with_condition(
     before = _condition(previous, kind)
     since = (before.last_transition_time if before and before.status == state
              else datetime.now(UTC))  # fmt: skip
-    condition = Condition(type=kind, status=state, reason=reason, message=message,
+    condition = Condition(type=kind, status=state, reason=reason,
+                          message=clipped(message, CONDITION_CHARS),
                           last_transition_time=since)  # fmt: skip
     return status.model_copy(update={"conditions": [*status.conditions, condition]})
 

@@ -251,7 +251,8 @@ class ServiceLoop:
         self._count(outcome.assessment)
         await self.reporter.refused(outcome.refused)
         now = outcome.observations.at
-        status = self.pages.record(spec, previous, self._post_transitions(outcome),
+        # The causes first: a breach's Events are created before the action it leads to.
+        status = self.pages.record(spec, previous, await self._post_transitions(outcome),
                                    outcome.events, now)  # fmt: skip
         status = self._observe_only_condition(status, previous)
         status = with_guard(status, previous, self.watch, now)
@@ -314,20 +315,21 @@ class ServiceLoop:
     ) -> tuple[WorkloadState, dict[str, Any] | None]:
         return read_workload(self.namespace, spec, self.indexes, self.ports.missing_permissions)
 
-    def _post_transitions(self, outcome: Outcome) -> VenueServiceStatus:
+    async def _post_transitions(self, outcome: Outcome) -> VenueServiceStatus:
         """Post the Events of what changed."""
         for event in outcome.events:
-            self.ports.events.post(None, event)
+            await self.ports.events.post(None, event)
         return outcome.status
 
     def _owner(self, spec: VenueServiceSpec) -> str | None:
         return claimed_by(self.namespace, self.name, spec, self.indexes)
 
     async def _refuse_duplicate(self, spec: VenueServiceSpec, owner: str) -> None:
-        message = (f"Deployment {spec.deployment.name} is already watched by VenueService "
-                   f"{owner}: this one is refused and never acts; delete one of them")  # fmt: skip
-        status = with_condition(VenueServiceStatus(), self.store.known, "DuplicateTarget", "True",
-                                "DeploymentClaimed", message)  # fmt: skip
+        claimed = f"Deployment {spec.deployment.name} is already watched by VenueService {owner}"
+        message = f"{claimed}: this one is refused and never acts; delete one of them"
+        status = with_condition(VenueServiceStatus(refused=claimed), self.store.known,
+                                "DuplicateTarget", "True", "DeploymentClaimed",
+                                message)  # fmt: skip
         if write_causes(self.store.written, status):
             await self.store.save(status, "duplicate")
         event = EventSpec("Warning", Reason.DUPLICATE_TARGET, message)

@@ -21,13 +21,32 @@ CRD_PATH = Path("crds") / "venueservices.ops.tickettoken.io.yaml"
 
 _DROP = {"title", "propertyNames", "$defs"}
 
+
+def _column(
+    name: str, kind: str, path: str, description: str, wide: bool = False
+) -> dict[str, Any]:
+    column = {"name": name, "type": kind, "jsonPath": path, "description": description}
+    return {**column, "priority": 1} if wide else column
+
+
+_HEALTHY_MESSAGE = '.status.conditions[?(@.type=="Healthy")].message'
+# `kubectl get`: read at a glance; `-o wide` (priority 1) adds what the row is about.
 PRINTER_COLUMNS = [
-    {"name": "Health", "type": "string", "jsonPath": ".status.health"},
-    {"name": "Severity", "type": "string", "jsonPath": ".status.severity"},
-    {"name": "Ready", "type": "string", "jsonPath": ".status.ready"},
-    {"name": "Revision", "type": "integer", "jsonPath": ".status.revision"},
-    {"name": "Last Action", "type": "string", "jsonPath": ".status.lastAction.action"},
-    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    _column("Health", "string", ".status.health", "Healthy, Degraded, Down or Unknown."),
+    _column("Severity", "string", ".status.severity", "P1 (worst) to P4; blank when healthy."),
+    _column("Ready", "string", ".status.ready", "Ready/desired replicas."),
+    _column("Revision", "integer", ".status.revision", "The Deployment's current revision."),
+    _column("Last Action", "string", ".status.lastAction.action", "The operator's last action."),
+    _column("Acted", "date", ".status.lastAction.at", "How long ago it was taken."),
+    _column("Refused", "string", ".status.refused", "Why this VenueService never acts."),
+    _column("Age", "date", ".metadata.creationTimestamp", "Since the VenueService was made."),
+    _column("Deployment", "string", ".spec.deployment.name", "The Deployment it heals.", True),
+    _column("Mode", "string", ".spec.remediation.mode", "Auto, DryRun or Off.", True),
+    _column("Result", "string", ".status.lastAction.result", "How the last action ended.", True),
+    _column(
+        "Watching", "string", ".status.rolloutGuard.template", "The new version guarded.", True
+    ),
+    _column("Message", "string", _HEALTHY_MESSAGE, "What the checks say.", True),
 ]
 
 
@@ -115,10 +134,20 @@ def _schema_of(cls: type[fields.Model]) -> dict[str, Any]:
     return structural(raw, raw.get("$defs", {}))
 
 
+def _without_defaults(schema: Any) -> Any:
+    """Only the operator writes status, and what it leaves out must stay out (kube/
+    status_store.py): no defaults for the API server to fill back in."""
+    if isinstance(schema, dict):
+        return {k: _without_defaults(v) for k, v in schema.items() if k != "default"}
+    if isinstance(schema, list):
+        return [_without_defaults(v) for v in schema]
+    return schema
+
+
 def build_crd() -> dict[str, Any]:
     """The CustomResourceDefinition as a dict, ready to dump or apply."""
     spec_schema = _schema_of(spec.VenueServiceSpec)
-    status_schema = _schema_of(status.VenueServiceStatus)
+    status_schema = _without_defaults(_schema_of(status.VenueServiceStatus))
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field, model_validator
 
 from venue_operator.model.fields import Model
 from venue_operator.model.pages import OUTBOX_LIMIT, Page
@@ -47,12 +47,45 @@ class Severity(StrEnum):
         return list(Severity).index(self)
 
 
+# Runbook sections, as titled in the runbook, and the one each check belongs to (in the
+# order the checks are shown): a check is stored without it while ok, read back with it.
+HEALTH_CHECKS = "Health Checks"
+NOT_STARTING = "Service Not Starting"
+HIGH_LATENCY = "High Latency"
+RATE_LIMITS = "Rate Limit Errors"
+DB_FAILURES = "Database Connection Failures"
+DB_OPERATIONS = "Database Operations"
+MONITORING = "Monitoring & Alerts"
+CHECK_SECTIONS = {
+    "health": HEALTH_CHECKS,
+    "database": DB_FAILURES,
+    "redis": NOT_STARTING,
+    "migrations": DB_OPERATIONS,
+    "pods": NOT_STARTING,
+    "error_rate": MONITORING,
+    "p99_latency": HIGH_LATENCY,
+    "pool_utilisation": DB_FAILURES,
+    "pool_pending": DB_FAILURES,
+    "memory": MONITORING,
+    "rate_limited": RATE_LIMITS,
+}
+
+
+def _section_may_be_left_out(schema: dict[str, Any]) -> None:
+    """In the CRD: a check is stored without its runbook section while ok."""
+    schema["required"] = [r for r in schema.get("required", []) if r != "section"]
+
+
 class CheckStatus(Model):
     """One check after hysteresis: `level` is confirmed, `observed` is this cycle's raw level."""
 
+    model_config = ConfigDict(**Model.model_config, json_schema_extra=_section_may_be_left_out)
+
     name: str
     level: Level
-    observed: Level | None = None
+    observed: Level | None = Field(
+        default=None, description="This cycle's raw level; when not given, `level`."
+    )
     pending: Level | None = Field(
         default=None, description="Level the check is moving to, not yet confirmed."
     )
@@ -67,12 +100,27 @@ class CheckStatus(Model):
     unit: str | None = None
     warning: float | None = None
     critical: float | None = None
-    section: str = Field(description="Runbook section this check belongs to.")
+    section: str = Field(
+        description="Runbook section this check belongs to (left out while the check is ok)."
+    )
     reason: str | None = Field(default=None, max_length=1024)
     last_known: Level | None = Field(
         default=None,
         description="While unknown: the confirmed level before, from which the check resumes.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_back_whole(cls, data: Any) -> Any:
+        """Stored without `observed` when it is the confirmed level (most cycles), and
+        without `section` while ok and observed ok: read back with them (status_store.py)."""
+        if not isinstance(data, dict):
+            return data
+        if data.get("observed") is None and "level" in data:
+            data = {**data, "observed": data["level"]}
+        if "section" not in data and data.get("name") in CHECK_SECTIONS:
+            data = {**data, "section": CHECK_SECTIONS[data["name"]]}
+        return data
 
 
 class Condition(Model):
@@ -310,7 +358,16 @@ class EvaluationError(Model):
 class VenueServiceStatus(Model):
     observed_generation: int | None = None
     health: Health | None = None
-    severity: Severity | None = None
+    severity: Severity | None = Field(
+        default=None,
+        description="P1 (worst) to P4, or Unknown; left out while healthy (so that the "
+        "printer column is blank), read back as None.",
+    )
+    refused: str | None = Field(
+        default=None,
+        max_length=512,
+        description="Why this VenueService never acts (another one watches its Deployment).",
+    )
     ready: str | None = Field(default=None, description="Ready/desired replicas, e.g. 3/3.")
     revision: int | None = Field(default=None, description="Deployment's current revision.")
     checks: list[CheckStatus] = Field(default_factory=list, max_length=32)
@@ -341,3 +398,11 @@ class VenueServiceStatus(Model):
         max_length=OUTBOX_LIMIT,
         description="Pages to the webhook: recorded before they are sent, kept until delivered.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _healthy_has_no_severity(cls, data: Any) -> Any:
+        """A judged status stored without `severity` is healthy: read it back as None."""
+        if isinstance(data, dict) and data.get("health") and data.get("severity") is None:
+            return {**data, "severity": Severity.NONE}
+        return data

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 def fmt(value: float | None, unit: str | None, digits: int = 3) -> str:
     """`12%`, `2.35e+03ms` never: three significant digits below 1,000, integers above."""
@@ -23,3 +25,26 @@ def severity_word(severity: object) -> str:
     """A severity as people say it: P1-P4 and Unknown as they are, no severity (`None`,
     status.severity of a healthy service) as `healthy`."""
     return "healthy" if severity is None or str(severity) == "None" else str(severity)
+
+
+def clipped(text: str, limit: int) -> str:
+    """`text`, or as many whole words as fit in `limit` characters, then "…"."""
+    if len(text) <= limit:
+        return text
+    head = text[: limit - 1]
+    cut = head.rsplit(" ", 1)[0] if " " in head else head
+    return cut.rstrip(" ;,:(") + "…"
+
+
+def fitted(parts: Sequence[str], limit: int, separator: str = "; ") -> str:
+    """`parts` joined, as many whole ones as fit in `limit` characters, then "and N more"
+    (the first one clipped at a word if even it does not fit)."""
+    text = separator.join(parts)
+    if len(text) <= limit:
+        return text
+    for kept in range(len(parts) - 1, 0, -1):
+        text = separator.join(parts[:kept]) + f"{separator}and {len(parts) - kept} more"
+        if len(text) <= limit:
+            return text
+    more = f"{separator}and {len(parts) - 1} more" if len(parts) > 1 else ""
+    return clipped(parts[0], limit - len(more)) + more

@@ -31,7 +31,7 @@ from venue_operator.model.status import (
     Severity,
     VenueServiceStatus,
 )
-from venue_operator.model.wording import above, fmt, severity_word
+from venue_operator.model.wording import above, clipped, fitted, fmt, severity_word
 
 _RANK = {Level.UNKNOWN: -1, Level.OK: 0, Level.WARNING: 1, Level.CRITICAL: 2}
 
@@ -43,8 +43,9 @@ class EventSpec:
     message: str  # one line, with the numbers
 
 
-def describe(check: CheckStatus) -> str:
-    """`error_rate 12% > critical 5% (Monitoring & Alerts)` and the like."""
+def describe(check: CheckStatus, detail: bool = True) -> str:
+    """`error_rate 12% > critical 5% [runbook: Monitoring & Alerts]` and the like; with
+    `detail`, the check's reason too."""
     limit = check.critical if check.level is Level.CRITICAL else check.warning
     crossing = check.level in (Level.WARNING, Level.CRITICAL) and limit is not None
     if crossing and check.value is not None and limit is not None and check.value <= limit:
@@ -63,9 +64,22 @@ def describe(check: CheckStatus) -> str:
         text = f"{check.name} {check.level}"
         if check.value is not None and check.unit:
             text += f" ({fmt(check.value, check.unit)})"
-    if check.reason:
+    if check.reason and detail:
         text += f": {check.reason}"
     return f"{text} [runbook: {check.section}]"
+
+
+# A condition message is one line in `kubectl describe`: detail is dropped to fit, first
+# the checks' reasons, then the last checks ("and 2 more"); never a word cut in two.
+CONDITION_CHARS = 400
+
+
+def said(checks: Sequence[CheckStatus], limit: int = CONDITION_CHARS) -> str:
+    """The checks described in at most `limit` characters."""
+    full = "; ".join(describe(c) for c in checks)
+    if len(full) <= limit:
+        return full
+    return fitted([describe(c, detail=False) for c in checks], limit)
 
 
 def _condition(
@@ -76,7 +90,7 @@ def _condition(
     before = previous.get(kind)
     since = before.last_transition_time if before and before.status == status else now
     return Condition(
-        type=kind, status=status, reason=reason, message=message[:1000],
+        type=kind, status=status, reason=reason, message=clipped(message, CONDITION_CHARS),
         last_transition_time=since, observed_generation=generation,
     )  # fmt: skip
 
@@ -85,7 +99,7 @@ def conditions(
     a: Assessment, previous: Sequence[Condition], now: datetime, generation: int | None
 ) -> list[Condition]:
     before = {c.type: c for c in previous}
-    breaches = "; ".join(describe(c) for c in a.breaches()) or _calm(a)
+    breaches = said(a.breaches()) or _calm(a)
     healthy = None if a.health is Health.UNKNOWN else a.health is Health.HEALTHY
     degraded = None if a.health is Health.UNKNOWN else a.health is not Health.HEALTHY
     unknown = [c.name for c in a.checks if c.level is Level.UNKNOWN and c.name in METRIC_CHECKS]
@@ -96,7 +110,8 @@ def conditions(
         _condition(
             "MetricsAvailable", a.metrics_available,
             "Queried" if a.metrics_available else "MetricsUnavailable",
-            metrics_msg + (f"; unknown: {', '.join(unknown)}" if unknown else ""),
+            fitted([metrics_msg, *([f"unknown: {', '.join(unknown)}"] if unknown else [])],
+                   CONDITION_CHARS),
             now, before, generation,
         ),
     ]  # fmt: skip
@@ -106,9 +121,10 @@ def _calm(a: Assessment) -> str:
     """The Healthy/Degraded message when no threshold is crossed: say what is true."""
     if a.check("pods").reason == DEPLOYMENT_NOT_FOUND:
         return "waiting for the Deployment: not found"
-    unknown = [describe(c) for c in a.checks if c.level is Level.UNKNOWN]
+    unknown = [c for c in a.checks if c.level is Level.UNKNOWN]
     if unknown:
-        return "cannot judge: " + "; ".join(unknown)
+        lead = "cannot judge: "
+        return lead + said(unknown, CONDITION_CHARS - len(lead))
     return "all checks within thresholds"
 
 
@@ -164,7 +180,8 @@ def track_incident(previous: Incident | None, a: Assessment, now: datetime) -> I
     assert previous is not None
     if a.health is Health.HEALTHY:
         entry = IncidentEntry(at=now, severity=Severity.NONE, message="recovered: all checks ok")
-        return add_timeline(previous, entry).model_copy(update={"resolved_at": now})
+        # What held an action back no longer does: a resolved incident holds nothing.
+        return add_timeline(previous, entry).model_copy(update={"resolved_at": now, "held": []})
     last_severity = previous.timeline[-1].severity if previous.timeline else None
     if degraded and a.severity != last_severity:
         entry = IncidentEntry(at=now, severity=a.severity, message=_summary(a))
@@ -216,6 +233,7 @@ def next_status(
             "checks": list(a.checks),
             "conditions": conditions(a, previous.conditions, now, generation),
             "last_error": None,
+            "refused": None,  # it acts again: the VenueService that claimed it first is gone
             "rollout": rollout,
             "healthy_templates": healthy,
             "incident": incident,
