@@ -42,7 +42,7 @@ def test_each_checks_limits_are_the_spec_field_its_row_names() -> None:
             assert row.reads and row.levels, row.name
             continue
         limits = getattr(SPEC.thresholds, row.threshold)
-        assert (found.warning, found.critical, found.unit) == (
+        assert (found.warning, found.critical, found.unit or "") == (
             limits.warning, limits.critical, row.unit), row.name  # fmt: skip
     used = [row.threshold for row in CHECK_ROWS if row.threshold]
     assert sorted(used) == sorted(Thresholds.model_fields), "each threshold is one check's"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from venue_operator.model import status as runbook
+from venue_operator.model import reasons as runbook
 from venue_operator.model.observations import (
     NO_SERIES,
     Observations,
@@ -18,11 +18,12 @@ from venue_operator.model.observations import (
     ProbeResult,
     Reading,
 )
+from venue_operator.model.reasons import CHECK_SECTIONS
 from venue_operator.model.spec import Threshold, VenueServiceSpec
-from venue_operator.model.status import CHECK_SECTIONS, Level
+from venue_operator.model.status import Level
 
 # The runbook's sections by title, cited by decide and the post-mortem (status.py holds them
-# with the section of each check).
+# with the section of each check: model/reasons.py).
 HEALTH_CHECKS = runbook.HEALTH_CHECKS
 NOT_STARTING = runbook.NOT_STARTING
 HIGH_LATENCY = runbook.HIGH_LATENCY

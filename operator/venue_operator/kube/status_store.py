@@ -15,8 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from venue_operator.model.reasons import CHECK_SECTIONS
 from venue_operator.model.status import (
-    CHECK_SECTIONS,
     CheckStatus,
     Level,
     Severity,

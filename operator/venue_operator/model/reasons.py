@@ -1,4 +1,5 @@
-"""Event reasons: every Event the operator posts has one of these (short CamelCase)."""
+"""Event reasons (every Event the operator posts has one of these, short CamelCase), and the
+runbook's sections by title with the one each check belongs to."""
 
 from __future__ import annotations
 
@@ -52,3 +53,27 @@ class Reason(StrEnum):
     # What the notification sinks could not deliver (paging/alertmanager.py).
     ALERT_NOT_DELIVERED = "AlertNotDelivered"
     PAGING_FAILED = "PagingFailed"
+
+
+# Runbook sections, as titled in the runbook, and the one each check belongs to (in the
+# order the checks are shown): a check is stored without it while ok, read back with it.
+HEALTH_CHECKS = "Health Checks"
+NOT_STARTING = "Service Not Starting"
+HIGH_LATENCY = "High Latency"
+RATE_LIMITS = "Rate Limit Errors"
+DB_FAILURES = "Database Connection Failures"
+DB_OPERATIONS = "Database Operations"
+MONITORING = "Monitoring & Alerts"
+CHECK_SECTIONS = {
+    "health": HEALTH_CHECKS,
+    "database": DB_FAILURES,
+    "redis": NOT_STARTING,
+    "migrations": DB_OPERATIONS,
+    "pods": NOT_STARTING,
+    "error_rate": MONITORING,
+    "p99_latency": HIGH_LATENCY,
+    "pool_utilisation": DB_FAILURES,
+    "pool_pending": DB_FAILURES,
+    "memory": MONITORING,
+    "rate_limited": RATE_LIMITS,
+}

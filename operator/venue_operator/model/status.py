@@ -10,6 +10,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from venue_operator.model.fields import Model
 from venue_operator.model.pages import OUTBOX_LIMIT, Page
+from venue_operator.model.reasons import CHECK_SECTIONS
 
 HISTORY_LIMIT = 50
 INCIDENTS_KEPT = 5  # resolved incidents kept in status.incidents, each compacted
@@ -45,30 +46,6 @@ class Severity(StrEnum):
     def rank(self) -> int:
         """0 for P1 (the worst) up to 4 for None: a smaller rank is a worse severity."""
         return list(Severity).index(self)
-
-
-# Runbook sections, as titled in the runbook, and the one each check belongs to (in the
-# order the checks are shown): a check is stored without it while ok, read back with it.
-HEALTH_CHECKS = "Health Checks"
-NOT_STARTING = "Service Not Starting"
-HIGH_LATENCY = "High Latency"
-RATE_LIMITS = "Rate Limit Errors"
-DB_FAILURES = "Database Connection Failures"
-DB_OPERATIONS = "Database Operations"
-MONITORING = "Monitoring & Alerts"
-CHECK_SECTIONS = {
-    "health": HEALTH_CHECKS,
-    "database": DB_FAILURES,
-    "redis": NOT_STARTING,
-    "migrations": DB_OPERATIONS,
-    "pods": NOT_STARTING,
-    "error_rate": MONITORING,
-    "p99_latency": HIGH_LATENCY,
-    "pool_utilisation": DB_FAILURES,
-    "pool_pending": DB_FAILURES,
-    "memory": MONITORING,
-    "rate_limited": RATE_LIMITS,
-}
 
 
 def _section_may_be_left_out(schema: dict[str, Any]) -> None:
