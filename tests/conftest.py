@@ -24,11 +24,31 @@ from venue_operator.cli import logs
 pytest_plugins = ("pytester",)  # tests/unit/test_harness.py runs pytest-xdist on a module
 
 
+# The longest lab tests (60-180 s each, bench/ci_timeline.py), started first so that no
+# worker is left with one of them at the end while the others idle (xdist hands tests out
+# in collection order).
+LONGEST_FIRST = (
+    "test_paging.py::test_a_receiver_down_for_two_minutes",
+    "test_fleet_storm.py::",
+    "test_outages.py::",
+    "test_demo.py::",
+    "test_observe_assess.py::test_every_fault_is_detected_and_recovers",
+    "test_chart_install.py::",
+    "test_coexistence.py::",
+)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark `cluster` every test that needs the lab, directly or through another fixture."""
+    """Mark `cluster` every test that needs the lab, directly or through another fixture;
+    put the longest first, longest of all first (a stable sort: every worker collects the
+    same order)."""
     for item in items:
         if "the_lab" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.cluster)
+    items.sort(key=lambda item: next(
+        (rank for rank, long in enumerate(LONGEST_FIRST) if long in item.nodeid),
+        len(LONGEST_FIRST),
+    ))  # fmt: skip
 
 
 @pytest.fixture(scope="session", autouse=True)
