@@ -143,18 +143,22 @@ def storm_series() -> float | None:
     return REGISTRY.get_sample_value("venue_operator_fleet_storm", labels)
 
 
-async def test_the_watch_says_a_storm_once_when_it_starts_and_when_it_ends() -> None:
-    board = FleetBoard(RULE)
-    posted: list[tuple[EventSpec, str]] = []
+def storming() -> tuple[FleetBoard, FleetWatch, list[tuple[EventSpec, str]], list[datetime]]:
+    """A watch over 6 of 6 services of shop breaching p99 at NOW; what it posts; its clock."""
+    board, posted, clock = FleetBoard(RULE), [], [NOW]
 
     async def post(event: EventSpec, key: str) -> bool:
         posted.append((event, key))
         return True
 
-    clock = [NOW]
     watch = FleetWatch(board, post, clock=lambda: clock[0])
     for i in range(6):
         board.report("shop", f"s{i}", (), ["p99_latency"], NOW)
+    return board, watch, posted, clock
+
+
+async def test_the_watch_says_a_storm_once_when_it_starts_and_when_it_ends() -> None:
+    _, watch, posted, clock = storming()
     await watch.tick()
     await watch.tick()
     assert [e.reason for e, _ in posted] == [Reason.FLEET_STORM]
@@ -198,17 +202,7 @@ def test_a_scale_up_is_explained_by_the_capacity_checks_it_scales_for() -> None:
 async def test_a_storm_gone_for_a_tick_or_two_is_the_same_storm() -> None:
     """A busy operator's late cycles let breaches age out of the window for a moment: that is
     no new storm, and no FleetStormOver."""
-    board = FleetBoard(RULE)
-    posted: list[EventSpec] = []
-
-    async def post(event: EventSpec, key: str) -> bool:
-        posted.append(event)
-        return True
-
-    clock = [NOW]
-    watch = FleetWatch(board, post, clock=lambda: clock[0])
-    for i in range(6):
-        board.report("shop", f"s{i}", (), ["p99_latency"], NOW)
+    board, watch, posted, clock = storming()
     await watch.tick()
     clock[0] = NOW + timedelta(seconds=61)  # aged out of the 60 s window
     await watch.tick()
@@ -216,4 +210,4 @@ async def test_a_storm_gone_for_a_tick_or_two_is_the_same_storm() -> None:
         board.report("shop", f"s{i}", (), ["p99_latency"], clock[0] + timedelta(seconds=4))
     clock[0] += timedelta(seconds=6)
     await watch.tick()
-    assert [e.reason for e in posted] == [Reason.FLEET_STORM]
+    assert [e.reason for e, _ in posted] == [Reason.FLEET_STORM]
