@@ -9,7 +9,16 @@ from datetime import timedelta
 import pytest
 
 from tests.unit.builders import GUARD_LIMITS, GUARD_T0, NEW, metrics
-from tests.unit.test_decide import FRESH_ROLLOUT, KNOWN, NOW, POLICY, R3, SLOW, assessed
+from tests.unit.test_decide import (
+    FRESH_ROLLOUT,
+    INCIDENT,
+    KNOWN,
+    NOW,
+    POLICY,
+    R3,
+    SLOW,
+    assessed,
+)
 from venue_operator.decide.decision import Action
 from venue_operator.decide.procedure import decide
 from venue_operator.decide.rollout import RolloutFacts, WarmUp, rollout_facts
@@ -48,7 +57,7 @@ def test_the_guard_vouches_only_for_enough_warm_requests_within_p99(
 
 WORD = WarmUp(R3.template_hash, "its pods' p99 past their 10 s warm-up is 180 ms over 2,400")
 SLOW_AND_FAILING = {"metrics": metrics(p99_latency=Reading.of(2.6), error_rate=Reading.of(0.12))}
-OPENED = KNOWN.incident.opened_at if KNOWN.incident else NOW
+OPENED = INCIDENT.opened_at  # KNOWN's incident
 
 
 @pytest.mark.parametrize(

@@ -124,29 +124,33 @@ def run_pending_migrations(
                     DB_OPERATIONS, status, "migration-disabled")  # fmt: skip
 
 
+def _degraded_since(
+    status: VenueServiceStatus, now: datetime, outage_ended: datetime | None
+) -> datetime:
+    """When the degradation began: the incident's opening (now, before one is open), or the
+    end of a dependency outage's echo when later (what is still critical then is judged
+    from there)."""
+    since = status.incident.opened_at if status.incident else now
+    return since if outage_ended is None else max(since, outage_ended)
+
+
 def _began_after_rollout(
-    rollout: RolloutFacts, status: VenueServiceStatus, policy: RemediationPolicy,
-    now: datetime, outage_ended: datetime | None,
-) -> bool:  # fmt: skip
-    """A recent rollout, and the degradation began after it. What is still critical after a
-    dependency outage's echo is judged from its end."""
+    rollout: RolloutFacts, policy: RemediationPolicy, now: datetime, degraded_since: datetime
+) -> bool:
+    """A recent rollout, and the degradation began after it."""
     if not recent_rollout(rollout, policy, now):
         return False
-    degraded_since = status.incident.opened_at if status.incident else now
-    if outage_ended is not None:
-        degraded_since = max(degraded_since, outage_ended)
     return rollout.started_at is not None and degraded_since >= rollout.started_at
 
 
 def _warm_up_explains(
-    rollout: RolloutFacts, status: VenueServiceStatus, critical: list[str], now: datetime
+    rollout: RolloutFacts, critical: list[str], degraded_since: datetime
 ) -> WarmUp | None:
     """The guard's word (guard/warm_up.py), when only P99 is critical and the breach began
     while it watched the current template."""
     warm = rollout.warm_up
     if warm is None or critical != ["p99_latency"]:
         return None
-    degraded_since = status.incident.opened_at if status.incident else now
     return warm if warm.until is None or degraded_since <= warm.until else None
 
 
@@ -156,11 +160,12 @@ def roll_back_after_recent_rollout(
 ) -> Decision | None:  # fmt: skip
     """Rule 3. A recent rollout caused it: roll back to the last revision known healthy, or
     escalate with why not (rollback_target.rollback_or_why_not)."""
-    if not _began_after_rollout(rollout, status, policy, now, outage_ended):
+    degraded_since = _degraded_since(status, now, outage_ended)
+    if not _began_after_rollout(rollout, policy, now, degraded_since):
         return None
     number = rollout.current.number if rollout.current else "?"
     why = f"{describe(a, critical)} after the rollout of revision {number}"
-    if (warm := _warm_up_explains(rollout, status, critical, now)) is not None:
+    if (warm := _warm_up_explains(rollout, critical, degraded_since)) is not None:
         return escalate(f"{why}, but the rollout guard finds {warm.said}: the pods' warm-up, "
                         "not the version; not rolling back (the old version's pods, started "
                         "anew, would warm up the same way)", HIGH_LATENCY, status,
