@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import generate_latest
 
+from tests.conftest import LONGEST_FIRST
 from tests.harness import evaluation_count
 from venue_lab import processes
 from venue_operator.record import telemetry
@@ -65,3 +66,14 @@ def test_an_xdist_group_runs_on_one_worker_and_builds_its_module_fixtures_once(
     result = pytester.runpytest_subprocess("-n", "2", "--dist", "loadgroup")
     result.assert_outcomes(passed=9)
     assert len(log.read_text().split()) == 1, log.read_text()
+
+
+def test_each_test_put_first_still_exists() -> None:
+    """A renamed long test would silently go back to its place in the collection (and to the
+    end of some worker's share): every LONGEST_FIRST entry names a test file and a test."""
+    tests = Path(__file__).resolve().parents[1]
+    for entry in LONGEST_FIRST:
+        file, _, test = entry.partition("::")
+        found = list(tests.rglob(file))
+        assert len(found) == 1, entry
+        assert f"def {test}" in found[0].read_text(), entry
