@@ -118,21 +118,20 @@ def test_a_version_failing_one_tenant_of_a_tenth_of_the_traffic_is_paused(
     the_lab: Lab, following_venue: Callable[..., Venue]
 ) -> None:
     """tenant-e fails 30% on the new version: 3% of all its requests, under the 5% limit,
-    so the per-tenant comparison finds it."""
+    so the per-tenant comparison finds it. The overall comparison waits for 1,000 new
+    requests here: on a small sample 3% can read over 5% (5.8% over 190 requests once, under
+    the full tier's load), and it would act first; over 1,000, 5% is 3.7 standard
+    deviations away, and tenant-e's 20 requests come long before."""
+    guarded = {**GUARDED, "rolloutGuard": {**GUARDED["rolloutGuard"], "minRequests": 1000}}
     venue = following_venue(replicas=REPLICAS, sim_args=(*POD_ENDPOINTS, f"--pod-faults={TENTH}"),
-                            **GUARDED)  # fmt: skip
+                            **guarded)  # fmt: skip
     ns = venue.namespace
     rolling_slowly(the_lab, ns)
     set_image(the_lab, ns, ONE_TENANT_BAD)
     paused = venue.wait_event("RolloutPaused", timeout=40)
     rolled = venue.wait_event("RolledBack", timeout=15)
     for message in (paused["message"], rolled["message"]):
-        assert COMPARISON.search(message), message
-        # The per-tenant comparison is what finds it; the overall one may first, when the
-        # version's 3% overall reads over the 5% line on a small sample (5.8% over 190
-        # requests once, under the full tier's load): it is entitled to act on that.
-        overall = re.search(r"new (\d+\.\d)% 5xx", message)
-        assert "tenant tenant-e: " in message or (overall and float(overall[1]) > 5), message
+        assert "tenant tenant-e: " in message and COMPARISON.search(message), message
     assert image_of(deployment(the_lab, ns)) == "gcr.io/tickettoken/venue-service:v1"
     bad = template_hash_of(the_lab, ns, ONE_TENANT_BAD)
     # paused mid-rollout (how early is bench/rollout_guard.py's "tenant" shape: 2 of 10 on
