@@ -33,6 +33,7 @@ def test_a_page_per_alert_and_an_alert_per_page() -> None:
 def test_each_page_says_its_alerts_severity_and_what_to_do(name: str) -> None:
     text = (PAGES / f"{name}.md").read_text()
     rule = ALERTS[name]
+    assert rule["labels"]["severity"] in ("critical", "warning"), name
     assert text.startswith(f"# {name}\n")
     assert f"**Severity:** {rule['labels']['severity']} · **for:** {rule['for']}" in text
     for heading in ("## What it means", "## Why it matters", "## What to do"):

@@ -10,7 +10,7 @@ import pytest
 
 from tests.unit.builders import ONE_SHOT, SPEC, metrics, observe
 from venue_operator.assess.assessment import Assessment, assess
-from venue_operator.decide.decision import Action
+from venue_operator.decide.decision import SPOKEN, Action, spoken
 from venue_operator.decide.procedure import decide
 from venue_operator.decide.rollback_target import rollback_target
 from venue_operator.decide.rollout import RolloutFacts, rollout_facts
@@ -520,3 +520,8 @@ def test_rollout_facts_carry_the_gitops_owner() -> None:
     workload = WorkloadState(found=True, revision=4, template_hash="ccc",
                              revisions=(Revision(4, "ccc"),), gitops=FLUX)  # fmt: skip
     assert rollout_facts(workload, KNOWN).gitops == FLUX
+
+
+def test_every_action_has_words_for_people() -> None:
+    assert set(SPOKEN) == set(Action)
+    assert spoken("RollBack") == "rollback" and spoken("Unheard") == "Unheard"

@@ -31,14 +31,15 @@ class Action(StrEnum):
 
 
 # Each action as an on-call engineer says it (timelines, the post-mortem).
-SPOKEN = {Action.ROLL_BACK: "rollback", Action.SCALE_UP: "scale-up",
-          Action.RUN_MIGRATION: "migration run", Action.OPEN_CIRCUIT: "circuit opened",
-          Action.CLOSE_CIRCUIT: "circuit closed", Action.ESCALATE: "escalation",
-          Action.DIAGNOSE_RATE_LIMIT: "rate-limit diagnosis", Action.SCALE_BACK: "scale-back",
-          Action.ABANDON_RESTORE: "capacity restore abandoned"}  # fmt: skip
+SPOKEN: dict[str, str] = {
+    Action.ROLL_BACK: "rollback", Action.SCALE_UP: "scale-up",
+    Action.RUN_MIGRATION: "migration run", Action.OPEN_CIRCUIT: "circuit opened",
+    Action.CLOSE_CIRCUIT: "circuit closed", Action.ESCALATE: "escalation",
+    Action.DIAGNOSE_RATE_LIMIT: "rate-limit diagnosis", Action.SCALE_BACK: "scale-back",
+    Action.ABANDON_RESTORE: "capacity restore abandoned",
+}  # fmt: skip
 
 
-_BY_VALUE = {a.value: words for a, words in SPOKEN.items()}
 RESULT_WORDS = {ActionResult.IN_PROGRESS: "in progress", ActionResult.SUCCEEDED: "succeeded",
                 ActionResult.FAILED: "failed", ActionResult.DRY_RUN: "decided (dry run)",
                 ActionResult.SUPPRESSED: "held back"}  # fmt: skip
@@ -46,7 +47,7 @@ RESULT_WORDS = {ActionResult.IN_PROGRESS: "in progress", ActionResult.SUCCEEDED:
 
 def spoken(action: str) -> str:
     """`RollBack` -> `rollback`; an unknown name as it is."""
-    return _BY_VALUE.get(action, action)
+    return SPOKEN.get(action, action)  # Action is a StrEnum: "RollBack" finds it
 
 
 # Actions that write a workload: they are verified, cooled down and budgeted.
