@@ -38,6 +38,8 @@ NOW = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
         ("Database Connection Failures", 24, "Database Connection…"),
         ("error_rate unknown: timed out;", 27, "error_rate unknown: timed…"),
         ("averyveryverylongword", 10, "averyvery…"),
+        # the cut right before a space keeps the word it ends
+        ("error_rate 12% > critical 5%", 15, "error_rate 12%…"),
     ],
 )
 def test_clipped_ends_at_a_whole_word(text: str, limit: int, expected: str) -> None:

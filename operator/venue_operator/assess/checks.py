@@ -21,6 +21,7 @@ from venue_operator.model.observations import (
 from venue_operator.model.reasons import CHECK_SECTIONS
 from venue_operator.model.spec import Threshold, VenueServiceSpec
 from venue_operator.model.status import Level
+from venue_operator.model.wording import clipped
 
 # The runbook's sections by title, cited by decide and the post-mortem (status.py holds them
 # with the section of each check: model/reasons.py).
@@ -69,9 +70,7 @@ REASON_LIMIT = 1000  # CheckStatus.reason holds 1,024: cut where a reason is mad
 
 def clip(text: str | None, limit: int = REASON_LIMIT) -> str | None:
     """At most `limit` characters, marked when cut (a check value can be a long error)."""
-    if text is None or len(text) <= limit:
-        return text
-    return text[: limit - 1] + "…"
+    return None if text is None else clipped(text, limit)
 
 
 def level_of(value: float, threshold: Threshold) -> Level:

@@ -22,10 +22,9 @@ import kopf
 import structlog
 from kubernetes.aio import client
 
-from venue_operator.model.wording import clipped
 from venue_operator.record import telemetry
 from venue_operator.record.transitions import EventSpec
-from venue_operator.tenancy.redact import redact
+from venue_operator.tenancy.redact import one_line
 
 log = structlog.get_logger(__name__)
 COMPONENT = "venue-operator"
@@ -93,7 +92,7 @@ async def post_once(
                            "name": meta["name"], "namespace": meta["namespace"],
                            "uid": meta.get("uid")},
         "type": event.type, "reason": str(event.reason),
-        "message": clipped(redact(event.message), MESSAGE_LIMIT),
+        "message": one_line(event.message, MESSAGE_LIMIT),
         "source": {"component": COMPONENT}, "reportingComponent": COMPONENT,
         "reportingInstance": COMPONENT, "firstTimestamp": now, "lastTimestamp": now,
         "count": 1,

@@ -31,8 +31,9 @@ def clipped(text: str, limit: int) -> str:
     """`text`, or as many whole words as fit in `limit` characters, then "…"."""
     if len(text) <= limit:
         return text
-    head = text[: limit - 1]
-    cut = head.rsplit(" ", 1)[0] if " " in head else head
+    head = text[: limit - 1]  # room for the "…"
+    whole = text[len(head)] == " " or " " not in head  # the cut falls between two words
+    cut = head if whole else head.rsplit(" ", 1)[0]
     return cut.rstrip(" ;,:(") + "…"
 
 

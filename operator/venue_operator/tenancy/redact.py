@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import re
 
+from venue_operator.model.wording import clipped
+
 # Userinfo runs to the last "@" of the token: a password may itself hold "@" or "/" (DSNs
 # rarely percent-encode), and over-redacting a rare "http://host/?mail=a@b" is the safe side.
 _USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]{0,63}://)(?:[^\s@'\"<>]{0,1024}@)+")
@@ -73,7 +75,6 @@ _WEBHOOK = re.compile(
 )
 _SPACE = re.compile(r"\s+")
 
-ELLIPSIS = "…"
 MAX_INPUT = 64 * 1024  # one_line keeps far less; this only bounds the work of redacting
 HIDDEN = "***"
 
@@ -101,9 +102,9 @@ def redact(text: str) -> str:
 
 
 def one_line(text: str, limit: int) -> str:
-    """`text` redacted, on one line, at most `limit` characters (cut marked with …)."""
-    flat = _SPACE.sub(" ", redact(text[:MAX_INPUT])).strip()
-    return flat if len(flat) <= limit else flat[: limit - len(ELLIPSIS)] + ELLIPSIS
+    """`text` redacted, on one line, at most `limit` characters (cut at a word, marked with
+    …)."""
+    return clipped(_SPACE.sub(" ", redact(text[:MAX_INPUT])).strip(), limit)
 
 
 # A /health/full check name reaches status and Events: kept only when it reads as a name.
