@@ -184,6 +184,27 @@ async def test_kube_events_stamp_the_action_a_second_after_its_cause(
     assert action - datetime.now(UTC) < timedelta(seconds=1)  # never more than a second ahead
 
 
+async def test_an_event_the_api_server_never_answers_costs_the_cycle_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Events are the audit trail's second copy: a timed-out create is logged, not raised
+    into the cycle (the status write after it is the first copy)."""
+
+    class CoreV1Api:
+        def __init__(self, api: object) -> None:
+            pass
+
+        async def create_namespaced_event(self, namespace: str, body: dict[str, Any]) -> None:
+            raise TimeoutError("no answer")
+
+    monkeypatch.setattr(events.client, "CoreV1Api", CoreV1Api)
+    body = kopf.Body({"apiVersion": "ops.tickettoken.io/v1alpha1", "kind": "VenueService",
+                      "metadata": {"name": "v", "namespace": "shop", "uid": "u"}})  # fmt: skip
+    poster = events.KubeEvents(cast(Any, None), body)
+    await poster.post(None, EventSpec("Warning", Reason.THRESHOLD_BREACHED, "error_rate 20%"))
+    assert await poster.post_once(None, EventSpec("Normal", Reason.ROLLED_BACK, "x"), "rb-1")
+
+
 def _missing(value: Any, schema: dict[str, Any], at: str = "status") -> list[str]:
     """The CRD's required fields `value` lacks (what the API server would refuse, 422)."""
     if isinstance(value, dict):

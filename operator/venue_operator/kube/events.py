@@ -106,5 +106,9 @@ async def post_once(
         log.warning("event.not_posted", reason=str(event.reason), status=exc.status,
                     namespace=meta["namespace"], name=meta["name"])  # fmt: skip
         return True
+    except Exception as exc:  # the transport (a timeout, a dropped connection): the same
+        log.warning("event.not_posted", reason=str(event.reason), error=type(exc).__name__,
+                    namespace=meta["namespace"], name=meta["name"])  # fmt: skip
+        return True
     telemetry.EVENTS.labels(str(event.reason)).inc()
     return True
