@@ -18,8 +18,8 @@ from venue_operator.kube.events import after_cause
 from venue_operator.kube.status_store import parse_status, status_body
 from venue_operator.model.crd import build_crd
 from venue_operator.model.observations import ProbeFailure, ProbeResult, Reading
-from venue_operator.model.reasons import Reason
-from venue_operator.model.status import Severity, VenueServiceStatus
+from venue_operator.model.reasons import CHECK_SECTIONS, Reason
+from venue_operator.model.status import CheckStatus, Level, Severity, VenueServiceStatus
 from venue_operator.model.wording import clipped, fitted
 from venue_operator.record.transitions import (
     CONDITION_CHARS,
@@ -131,6 +131,18 @@ def test_a_field_that_empties_is_absent_from_the_next_body() -> None:
     assert not {"refused", "healthyTemplates"} & set(status_body(after))
     unjudged = VenueServiceStatus(severity=Severity.NONE)  # no health: severity kept
     assert parse_status(status_body(unjudged)) == unjudged
+
+
+def test_only_what_is_read_back_as_it_was_is_left_out() -> None:
+    """A calm check's section is left out only when it is the check's own (it is read back
+    as that); any other is stored (found by the real API server's round-trip test)."""
+    other = CheckStatus(name="health", level=Level.OK, observed=Level.OK, section="")
+    own = other.model_copy(update={"section": CHECK_SECTIONS["health"]})
+    for check in (other, own):
+        status = VenueServiceStatus(checks=[check])
+        assert parse_status(status_body(status)) == status
+    assert "section" in status_body(VenueServiceStatus(checks=[other]))["checks"][0]
+    assert "section" not in status_body(VenueServiceStatus(checks=[own]))["checks"][0]
 
 
 def test_a_resolved_incident_holds_nothing() -> None:

@@ -13,11 +13,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from pydantic import BaseModel
-
 from venue_operator.model.reasons import CHECK_SECTIONS
 from venue_operator.model.status import (
-    CheckStatus,
     Level,
     Severity,
     VenueServiceStatus,
@@ -36,46 +33,27 @@ def parse_status(raw: Mapping[str, Any] | None) -> VenueServiceStatus:
     return VenueServiceStatus.model_validate({k: v for k, v in (raw or {}).items() if k in known})
 
 
+def read_back(raw: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The stored status whole, as a dict (what status_body left out filled back in): for
+    readers of raw status (the lab, benchmarks) that want every field."""
+    return parse_status(raw).model_dump(mode="json", by_alias=True)
+
+
 def status_body(status: VenueServiceStatus) -> dict[str, Any]:
-    """The whole status as stored: None, and fields at an empty default ([], "", 0, False),
-    are left out, so they are removed; the model reads each back as it was."""
-    body = _without_empty_defaults(
-        status, status.model_dump(mode="json", by_alias=True, exclude_none=True)
-    )
+    """The whole status as stored: None and fields at their default are left out, so a field
+    that empties is removed; the model reads each back as it was (model/status.py), as it
+    does a check's `observed` equal to its level, its runbook section while it is ok, and a
+    healthy service's severity (blank in kubectl get)."""
+    body = status.model_dump(mode="json", by_alias=True, exclude_none=True, exclude_defaults=True)
+    for check, stored in zip(status.checks, body.get("checks", []), strict=True):
+        if check.observed == check.level:
+            stored.pop("observed", None)
+        calm = check.level is Level.OK and check.observed is Level.OK
+        if calm and check.section == CHECK_SECTIONS.get(check.name):  # as read back
+            stored.pop("section", None)
     if body.get("health") and body.get("severity") == Severity.NONE:
-        del body["severity"]  # read back as None (VenueServiceStatus): blank in kubectl get
+        del body["severity"]
     return body
-
-
-def _without_empty_defaults(model: BaseModel, data: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, info in type(model).model_fields.items():
-        key = info.alias or name
-        if key not in data:
-            continue
-        value = getattr(model, name)
-        if (
-            not info.is_required()
-            and not value
-            and value == info.get_default(call_default_factory=True)
-        ):
-            continue
-        out[key] = _nested(value, data[key])
-    if isinstance(model, CheckStatus):  # what CheckStatus reads back as it was
-        if model.observed == model.level:
-            del out["observed"]
-        calm = model.level is Level.OK and model.observed is Level.OK
-        if calm and model.section == CHECK_SECTIONS.get(model.name):
-            del out["section"]
-    return out
-
-
-def _nested(value: Any, data: Any) -> Any:
-    if isinstance(value, BaseModel):
-        return _without_empty_defaults(value, data)
-    if isinstance(value, list):
-        return [_nested(v, d) for v, d in zip(value, data, strict=True)]
-    return data
 
 
 class StatusStore:
