@@ -35,6 +35,7 @@ from venue_lab.operator_process import OperatorProcess
 from venue_lab.processes import wait_until
 from venue_lab.session import Lab, following_simulator, lab
 from venue_lab.simulator.process import SimulatorProcess
+from venue_operator.kube.status_store import read_back
 
 RESULTS = Path(__file__).resolve().parent / "results"
 STAGES = ("first breach observed", "breach confirmed", "action written", "recovered")
@@ -146,8 +147,7 @@ def trial(the_lab: Lab, scenario: str, config: Config) -> dict[str, Any]:
         while time.monotonic() < deadline and "recovered" not in marks:
             status = _status(the_lab, ns)
             now = time.monotonic() - t0
-            # `observed` is stored only when it is not the confirmed level
-            checks = [{"observed": c.get("level"), **c} for c in status.get("checks", [])]
+            checks = read_back(status)["checks"]
             seen = sorted((c["name"], c.get("observed"), c.get("level"), c.get("value"))
                           for c in checks if c.get("observed") != "ok")  # fmt: skip
             if not marks["trace"] or marks["trace"][-1][1] != seen:

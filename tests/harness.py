@@ -23,6 +23,7 @@ from venue_lab.processes import wait_until
 from venue_lab.receiver import PostReceiver
 from venue_lab.session import Lab, following_simulator
 from venue_lab.simulator.process import SimulatorProcess
+from venue_operator.kube.status_store import read_back
 
 # Lab venues serve 100 req/s per pod. The tests judge a 5 s rate window against the runbook's
 # 1 % warning: at the simulator's default 20 req/s, one of its 0.1 % baseline 500s in a window
@@ -86,11 +87,7 @@ class Venue:
     def wait_health(self, health: str, severity: str, timeout: float = 60.0) -> float:
         return self.wait_status(
             f"health {health} severity {severity}",
-            # a healthy status is stored without a severity: "None" when read back
-            lambda s: (
-                s.get("health") == health
-                and s.get("severity", "None" if s.get("health") else None) == severity
-            ),
+            lambda s: (whole := read_back(s))["health"] == health and whole["severity"] == severity,
             timeout,
         )
 
@@ -103,9 +100,9 @@ class Venue:
         return self.events(reason)[0]
 
     def check(self, name: str) -> dict[str, Any]:
-        """As the model reads it back: `observed` is stored only when not the level."""
-        check = next(c for c in self.status().get("checks", []) if c["name"] == name)
-        return {"observed": check["level"], **check}
+        """As the model reads it back (status_store.read_back)."""
+        checks: list[dict[str, Any]] = read_back(self.status())["checks"]
+        return next(c for c in checks if c["name"] == name)
 
 
 def venue_manifest(name: str, port: int, **spec: Any) -> str:

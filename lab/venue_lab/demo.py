@@ -25,6 +25,7 @@ from venue_lab.operator_process import OperatorProcess
 from venue_lab.processes import wait_until
 from venue_lab.session import Lab, example, following_simulator, lab
 from venue_lab.simulator.process import SimulatorProcess
+from venue_operator.kube.status_store import read_back
 
 NAMESPACE = "venue"
 NAME = "venue-service"
@@ -102,9 +103,7 @@ def _watch(
         status = _status(the_lab)
         if status.get("health") in ("Degraded", "Down"):
             tail.timeline.mark("breach confirmed")
-        # `observed` is stored only when it is not the confirmed level
-        checks = status.get("checks", [])
-        if any(c.get("observed", c["level"]) in ("warning", "critical") for c in checks):
+        if any(c["observed"] in ("warning", "critical") for c in read_back(status)["checks"]):
             tail.timeline.mark("breach first observed")
         if until(status):
             tail.poll()
