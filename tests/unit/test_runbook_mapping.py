@@ -20,10 +20,11 @@ from venue_operator.assess.assessment import assess
 from venue_operator.decide import decision, procedure, rules
 from venue_operator.decide.decision import Action, Decision
 from venue_operator.decide.runbook import CHECK_ROWS, PROCEDURE, Step
+from venue_operator.model import reasons
 from venue_operator.model.spec import Thresholds
 
 CHECK_SECTIONS = {section for section, _ in checks.CHECKS.values()}
-SECTIONS = {name: value for module in (checks, decision) for name, value in vars(module).items()
+SECTIONS = {name: value for module in (reasons, decision) for name, value in vars(module).items()
             if name.isupper() and isinstance(value, str)
             and (name.endswith("_SECTION") or value in CHECK_SECTIONS)}  # fmt: skip
 RULE_STEPS = [step for step in PROCEDURE if step.is_rule]

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from venue_operator.model import reasons as runbook
 from venue_operator.model.observations import (
     NO_SERIES,
     Observations,
@@ -22,16 +21,6 @@ from venue_operator.model.reasons import CHECK_SECTIONS
 from venue_operator.model.spec import Threshold, VenueServiceSpec
 from venue_operator.model.status import Level
 from venue_operator.model.wording import clipped
-
-# The runbook's sections by title, cited by decide and the post-mortem (status.py holds them
-# with the section of each check: model/reasons.py).
-HEALTH_CHECKS = runbook.HEALTH_CHECKS
-NOT_STARTING = runbook.NOT_STARTING
-HIGH_LATENCY = runbook.HIGH_LATENCY
-RATE_LIMITS = runbook.RATE_LIMITS
-DB_FAILURES = runbook.DB_FAILURES
-DB_OPERATIONS = runbook.DB_OPERATIONS
-MONITORING = runbook.MONITORING
 
 DEPLOYMENT_NOT_FOUND = "Deployment not found"
 

@@ -26,7 +26,6 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from venue_operator.assess.assessment import Assessment
-from venue_operator.assess.checks import DB_FAILURES, DB_OPERATIONS, HIGH_LATENCY, RATE_LIMITS
 from venue_operator.decide import capacity
 from venue_operator.decide.decision import (
     P1_SECTION,
@@ -39,7 +38,13 @@ from venue_operator.decide.decision import (
 from venue_operator.decide.guardrails import escalate
 from venue_operator.decide.rollback_target import reapplied_by, reapplied_key, rollback_or_why_not
 from venue_operator.decide.rollout import RolloutFacts, WarmUp, recent_rollout
-from venue_operator.model.reasons import Reason
+from venue_operator.model.reasons import (
+    DB_FAILURES,
+    DB_OPERATIONS,
+    HIGH_LATENCY,
+    RATE_LIMITS,
+    Reason,
+)
 from venue_operator.model.remediation import RemediationPolicy
 from venue_operator.model.status import Level, ScaledKind, VenueServiceStatus
 from venue_operator.model.wording import above, fmt

@@ -12,14 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from venue_operator.assess.checks import (
+from venue_operator.decide import guardrails, rules, storm
+from venue_operator.decide.decision import P1_SECTION, ROLLBACK_SECTION, Action
+from venue_operator.model.reasons import (
     DB_FAILURES,
     DB_OPERATIONS,
     HIGH_LATENCY,
     RATE_LIMITS,
 )
-from venue_operator.decide import guardrails, rules, storm
-from venue_operator.decide.decision import P1_SECTION, ROLLBACK_SECTION, Action
 
 
 @dataclass(frozen=True)

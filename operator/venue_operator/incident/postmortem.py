@@ -13,7 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from venue_operator.assess.checks import (
+from venue_operator.decide.decision import RESULT_WORDS, Action, spoken
+from venue_operator.incident.bookkeeping import text, times
+from venue_operator.incident.figures import action_of, taken
+from venue_operator.model.reasons import (
     DB_FAILURES,
     DB_OPERATIONS,
     HEALTH_CHECKS,
@@ -22,9 +25,6 @@ from venue_operator.assess.checks import (
     NOT_STARTING,
     RATE_LIMITS,
 )
-from venue_operator.decide.decision import RESULT_WORDS, Action, spoken
-from venue_operator.incident.bookkeeping import text, times
-from venue_operator.incident.figures import action_of, taken
 from venue_operator.model.status import (
     ActionRecord,
     CheckBreach,

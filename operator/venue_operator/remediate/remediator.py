@@ -19,11 +19,10 @@ from datetime import datetime
 import structlog
 
 from venue_operator.act import ActError
-from venue_operator.assess.checks import DB_OPERATIONS
 from venue_operator.decide.decision import P1_SECTION, WORKLOAD_ACTIONS, Action, Decision
 from venue_operator.fleet.rate import FleetRate
 from venue_operator.incident.impact import with_impact_line
-from venue_operator.model.reasons import Reason
+from venue_operator.model.reasons import DB_OPERATIONS, Reason
 from venue_operator.model.status import (
     ActionRecord,
     ActionResult,
