@@ -39,19 +39,31 @@ class Raw:
 @dataclass(frozen=True)
 class Scale:
     """How a metric check reads Prometheus: `metric` (a reading, observe/prometheus.py)
-    times `factor`, in `unit`."""
+    times `factor`, in `unit`, against the limits of `spec.thresholds.<threshold>`; `title`
+    names it for people (the post-mortem's graphs)."""
 
     metric: str
     factor: float
     unit: str
+    threshold: str
+    title: str
+
+    def limits(self, spec: VenueServiceSpec) -> Threshold:
+        limits: Threshold = getattr(spec.thresholds, self.threshold)
+        return limits
 
 
-READINGS = {"error_rate": Scale("error_rate", 100, "%"),
-            "p99_latency": Scale("p99_latency", 1000, "ms"),
-            "pool_utilisation": Scale("pool_utilisation", 100, "%"),
-            "pool_pending": Scale("pool_pending", 1, ""),
-            "memory": Scale("memory_utilisation", 100, "%"),
-            "rate_limited": Scale("rate_limited", 100, "%")}  # fmt: skip
+READINGS = {
+    "error_rate": Scale("error_rate", 100, "%", "error_rate_percent", "Error rate (5xx share)"),
+    "p99_latency": Scale("p99_latency", 1000, "ms", "p99_latency_ms", "P99 latency"),
+    "pool_utilisation": Scale("pool_utilisation", 100, "%", "pool_utilisation_percent",
+                              "DB pool utilisation"),
+    "pool_pending": Scale("pool_pending", 1, "", "pool_pending", "DB pool: requests waiting"),
+    "memory": Scale("memory_utilisation", 100, "%", "memory_percent",
+                    "Memory (resident / limit)"),
+    "rate_limited": Scale("rate_limited", 100, "%", "rate_limited_percent",
+                          "Rate-limited (429 share)"),
+}  # fmt: skip
 
 
 REASON_LIMIT = 1000  # CheckStatus.reason holds 1,024: cut where a reason is made
@@ -147,13 +159,12 @@ def request_rate(obs: Observations) -> Reading:
     return m.request_rate
 
 
-def _per_request(
-    obs: Observations, spec: VenueServiceSpec, reading: Reading, threshold: Threshold,
-    scale: float, unit: str,
-) -> Raw:  # fmt: skip
+def _per_request(obs: Observations, spec: VenueServiceSpec, check: str) -> Raw:
     """A check computed over requests (a share, a quantile) is not judged below
     `confirmation.minRequestRate`: over a handful of requests it means nothing, and over
     none it is missing (an idle service would flicker to unknown and never bake)."""
+    scale = READINGS[check]
+    reading, threshold, unit = getattr(obs.metrics, scale.metric), scale.limits(spec), scale.unit
     rate = request_rate(obs)
     minimum = spec.confirmation.min_request_rate
     if rate.value is not None and rate.value < minimum:
@@ -161,28 +172,24 @@ def _per_request(
         return Raw(Level.OK, unit=unit, threshold=threshold, reason=reason)
     if rate.value is None and reading.value is None:
         return Raw(Level.UNKNOWN, unit=unit, threshold=threshold, reason=rate.unknown_reason)
-    return _metric(reading, threshold, scale, unit)
+    return _metric(reading, threshold, scale.factor, unit)
 
 
 def _error_rate(obs: Observations, spec: VenueServiceSpec) -> Raw:
-    threshold = spec.thresholds.error_rate_percent
+    scale = READINGS["error_rate"]
     rate = request_rate(obs)
     if rate.value is None:
-        return Raw(Level.UNKNOWN, unit="%", threshold=threshold, reason=rate.unknown_reason)
-    scale = READINGS["error_rate"]
-    return _per_request(obs, spec, obs.metrics.error_rate, threshold, scale.factor, scale.unit)
+        return Raw(Level.UNKNOWN, unit=scale.unit, threshold=scale.limits(spec),
+                   reason=rate.unknown_reason)  # fmt: skip
+    return _per_request(obs, spec, "error_rate")
 
 
 def _p99_latency(obs: Observations, spec: VenueServiceSpec) -> Raw:
-    threshold = spec.thresholds.p99_latency_ms
-    scale = READINGS["p99_latency"]
-    return _per_request(obs, spec, obs.metrics.p99_latency, threshold, scale.factor, scale.unit)
+    return _per_request(obs, spec, "p99_latency")
 
 
 def _rate_limited(obs: Observations, spec: VenueServiceSpec) -> Raw:
-    threshold = spec.thresholds.rate_limited_percent
-    scale = READINGS["rate_limited"]
-    raw = _per_request(obs, spec, obs.metrics.rate_limited, threshold, scale.factor, scale.unit)
+    raw = _per_request(obs, spec, "rate_limited")
     tenants = obs.metrics.top_limited_tenants
     if raw.level in (Level.WARNING, Level.CRITICAL) and tenants:
         top = ", ".join(f"{name} {rate:.1f}/s" for name, rate in tenants[:3])
@@ -190,9 +197,10 @@ def _rate_limited(obs: Observations, spec: VenueServiceSpec) -> Raw:
     return raw
 
 
-def _scaled(obs: Observations, check: str, threshold: Threshold) -> Raw:
+def _scaled(obs: Observations, spec: VenueServiceSpec, check: str) -> Raw:
     scale = READINGS[check]
-    return _metric(getattr(obs.metrics, scale.metric), threshold, scale.factor, scale.unit)
+    return _metric(getattr(obs.metrics, scale.metric), scale.limits(spec), scale.factor,
+                   scale.unit)  # fmt: skip
 
 
 _READERS: dict[str, Callable[[Observations, VenueServiceSpec], Raw]] = {
@@ -203,11 +211,9 @@ _READERS: dict[str, Callable[[Observations, VenueServiceSpec], Raw]] = {
     "pods": lambda o, s: _pods(o),
     "error_rate": _error_rate,
     "p99_latency": _p99_latency,
-    "pool_utilisation": lambda o, s: _scaled(
-        o, "pool_utilisation", s.thresholds.pool_utilisation_percent
-    ),
-    "pool_pending": lambda o, s: _scaled(o, "pool_pending", s.thresholds.pool_pending),
-    "memory": lambda o, s: _scaled(o, "memory", s.thresholds.memory_percent),
+    "pool_utilisation": lambda o, s: _scaled(o, s, "pool_utilisation"),
+    "pool_pending": lambda o, s: _scaled(o, s, "pool_pending"),
+    "memory": lambda o, s: _scaled(o, s, "memory"),
     "rate_limited": _rate_limited,
 }
 # name -> (runbook section, how to read it). Order is the order shown in status.

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from venue_operator.assess.checks import READINGS
 from venue_operator.decide import guardrails, rules, storm
 from venue_operator.decide.decision import P1_SECTION, ROLLBACK_SECTION, Action
 from venue_operator.model.reasons import (
@@ -25,12 +26,20 @@ from venue_operator.model.reasons import (
 @dataclass(frozen=True)
 class CheckRow:
     name: str
-    # The field of spec.thresholds holding its warning and critical limits (its description
-    # says what it reads), or None: `reads` and `levels` say it.
-    threshold: str | None = None
-    unit: str = ""
-    reads: str = ""
+    reads: str = ""  # for a check that is no metric; a metric's thresholds field says it
     levels: str = ""
+
+    @property
+    def threshold(self) -> str | None:
+        """The field of spec.thresholds holding a metric check's limits (its description
+        says what it reads); None for the others (`reads` and `levels` say it)."""
+        scale = READINGS.get(self.name)
+        return scale.threshold if scale else None
+
+    @property
+    def unit(self) -> str:
+        scale = READINGS.get(self.name)
+        return scale.unit if scale else ""
 
 
 CHECK_ROWS: tuple[CheckRow, ...] = (
@@ -48,12 +57,12 @@ CHECK_ROWS: tuple[CheckRow, ...] = (
              levels="none of the desired pods ready -> critical: Down (P1); a pod in "
              "CrashLoopBackOff -> critical; fewer ready than desired -> warning; the "
              "Deployment missing or unreadable -> unknown"),
-    CheckRow("error_rate", "error_rate_percent", "%"),
-    CheckRow("p99_latency", "p99_latency_ms", "ms"),
-    CheckRow("pool_utilisation", "pool_utilisation_percent", "%"),
-    CheckRow("pool_pending", "pool_pending"),
-    CheckRow("memory", "memory_percent", "%"),
-    CheckRow("rate_limited", "rate_limited_percent", "%"),
+    CheckRow("error_rate"),
+    CheckRow("p99_latency"),
+    CheckRow("pool_utilisation"),
+    CheckRow("pool_pending"),
+    CheckRow("memory"),
+    CheckRow("rate_limited"),
 )  # fmt: skip
 
 

@@ -17,11 +17,6 @@ MARGIN = timedelta(minutes=2)  # graphed before the first breach and after recov
 MIN_MARGIN = timedelta(seconds=30)
 POINTS = 240  # per graph: the range query's step is the window over this
 
-TITLES = {"error_rate": "Error rate (5xx share)", "p99_latency": "P99 latency",
-          "pool_utilisation": "DB pool utilisation", "pool_pending": "DB pool: requests waiting",
-          "memory": "Memory (resident / limit)",
-          "rate_limited": "Rate-limited (429 share)"}  # fmt: skip
-
 
 @dataclass(frozen=True)
 class GraphSpec:
@@ -35,13 +30,6 @@ class GraphSpec:
     threshold: Threshold
 
 
-def _limits(spec: VenueServiceSpec) -> dict[str, Threshold]:
-    t = spec.thresholds
-    return {"error_rate": t.error_rate_percent, "p99_latency": t.p99_latency_ms,
-            "pool_utilisation": t.pool_utilisation_percent, "pool_pending": t.pool_pending,
-            "memory": t.memory_percent, "rate_limited": t.rate_limited_percent}  # fmt: skip
-
-
 def breached(incident: Incident) -> list[str]:
     """The checks that crossed a threshold, in the order they did (incidents kept from
     before `breaches` was recorded: the checks their impact names)."""
@@ -52,10 +40,10 @@ def breached(incident: Incident) -> list[str]:
 def graphs(incident: Incident, spec: VenueServiceSpec) -> list[GraphSpec]:
     """One graph per breached metric check (the error rate when none was one: what users
     saw)."""
-    limits = _limits(spec)
     chosen = [c for c in breached(incident) if c in READINGS] or ["error_rate"]
-    return [GraphSpec(c, TITLES[c], READINGS[c].unit, READINGS[c].metric, READINGS[c].factor,
-                      limits[c]) for c in dict.fromkeys(chosen)]  # fmt: skip
+    scales = {c: READINGS[c] for c in dict.fromkeys(chosen)}
+    return [GraphSpec(c, s.title, s.unit, s.metric, s.factor, s.limits(spec))
+            for c, s in scales.items()]  # fmt: skip
 
 
 def promql(graph: GraphSpec, query: str) -> str:
