@@ -49,3 +49,13 @@ def fitted(parts: Sequence[str], limit: int, separator: str = "; ") -> str:
             return text
     more = f"{separator}and {len(parts) - 1} more" if len(parts) > 1 else ""
     return clipped(parts[0], limit - len(more)) + more
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
+    """A Markdown table's lines; each cell on one line, its `|` escaped."""
+
+    def cell(value: object) -> str:
+        return " ".join(str(value).split()).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
