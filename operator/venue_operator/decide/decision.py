@@ -45,6 +45,12 @@ RESULT_WORDS = {ActionResult.IN_PROGRESS: "in progress", ActionResult.SUCCEEDED:
                 ActionResult.SUPPRESSED: "held back"}  # fmt: skip
 
 
+def action_line(action: str, result: ActionResult, reason: str, dry_run: bool = False) -> str:
+    """An action as the incident's timeline says it: `rollback succeeded: <why>`."""
+    dry = " (dry run)" if dry_run and result is not ActionResult.DRY_RUN else ""
+    return f"{spoken(action)} {RESULT_WORDS[result]}{dry}: {reason}"
+
+
 def spoken(action: str) -> str:
     """`RollBack` -> `rollback`; an unknown name as it is."""
     return SPOKEN.get(action, action)  # Action is a StrEnum: "RollBack" finds it

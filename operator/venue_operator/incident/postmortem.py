@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from venue_operator.decide.decision import RESULT_WORDS, Action, spoken
+from venue_operator.decide.decision import Action, action_line
 from venue_operator.incident.bookkeeping import text, times
 from venue_operator.incident.figures import action_of, taken
 from venue_operator.model.reasons import (
@@ -132,7 +132,7 @@ def said(entry: IncidentEntry) -> str:
     found = action_of(entry) if entry.action is None else None
     if found is None:
         return entry.message
-    return f"{spoken(found[0])} {RESULT_WORDS[found[1]]}: {entry.message.partition(': ')[2]}"
+    return action_line(found[0], found[1], entry.message.partition(": ")[2])
 
 
 def timeline_rows(incident: Incident, history: Sequence[ActionRecord]) -> list[list[str]]:

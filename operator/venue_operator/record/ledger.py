@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from venue_operator.decide import capacity
-from venue_operator.decide.decision import RESULT_WORDS, Action, Decision, spoken
+from venue_operator.decide.decision import Action, Decision, action_line
 from venue_operator.model.status import (
     HISTORY_LIMIT,
     SECTION_CHARS,
@@ -144,8 +144,7 @@ def _with_record(status: VenueServiceStatus, rec: ActionRecord) -> VenueServiceS
     history = [*history, rec][-HISTORY_LIMIT:]
     updated = status.model_copy(update={"history": history, "last_action": rec})
     if status.incident is not None and rec.result is not ActionResult.IN_PROGRESS:
-        dry = " (dry run)" if rec.dry_run and rec.result is not ActionResult.DRY_RUN else ""
-        message = f"{spoken(rec.action)} {RESULT_WORDS[rec.result]}{dry}: {rec.reason}"[:2000]
+        message = action_line(rec.action, rec.result, rec.reason, rec.dry_run)[:2000]
         section = (rec.section or "")[:SECTION_CHARS] or None  # for the post-mortem, later
         entry = IncidentEntry(at=rec.at, severity=status.incident.severity, message=message,
                               section=section, action=rec.action, result=rec.result)  # fmt: skip
