@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from venue_operator.model.observations import WorkloadState
 from venue_operator.model.status import (
+    BREACHES_KEPT,
     CheckBreach,
     CheckStatus,
     Incident,
@@ -49,7 +50,7 @@ def noted(incident: Incident, checks: Iterable[CheckStatus], now: datetime) -> I
         kept[check.name] = worst
     if not changed:
         return incident
-    return incident.model_copy(update={"breaches": list(kept.values())[:32]})
+    return incident.model_copy(update={"breaches": list(kept.values())[:BREACHES_KEPT]})
 
 
 # A ReplicaSet created this long before the operator saw its template current is one reused

@@ -131,6 +131,8 @@ class ActionRecord(Model):
 
 
 SECTION_CHARS = 256
+IMAGE_CHARS = 512  # a rollout's images, comma-separated (cut where read: observe/cluster.py)
+BREACHES_KEPT = 32  # an incident's breached checks (incident/breaches.py keeps the first)
 
 
 class IncidentEntry(Model):
@@ -167,7 +169,7 @@ class IncidentRollout(Model):
     revision: int
     template_hash: str = Field(max_length=63)
     image: str | None = Field(
-        default=None, max_length=512, description="Its containers' images, comma-separated."
+        default=None, max_length=IMAGE_CHARS, description="Its containers' images, comma-separated."
     )
     started_at: datetime | None = Field(
         default=None,
@@ -223,7 +225,9 @@ class Incident(Model):
     escalated: bool = False
     impact: Impact | None = None
     breaches: list[CheckBreach] = Field(
-        default_factory=list, max_length=32, description="Checks that crossed a threshold."
+        default_factory=list,
+        max_length=BREACHES_KEPT,
+        description="Checks that crossed a threshold.",
     )
     rollout: IncidentRollout | None = None
     # From the first breach observed, set when it resolves: "45s", "1m30s"

@@ -12,6 +12,7 @@ from typing import Any
 from venue_operator.decide import gitops
 from venue_operator.model import keys
 from venue_operator.model.observations import Revision, WorkloadState
+from venue_operator.model.status import IMAGE_CHARS
 
 
 def _owner(body: Mapping[str, Any], kind: str) -> str | None:
@@ -85,9 +86,6 @@ def replicaset_summary(body: Mapping[str, Any]) -> dict[str, Any]:
         "backward_compatible": template_annotations.get(keys.BACKWARD_COMPATIBLE) == "true",
         "image": _images(body.get("spec", {}).get("template") or {}),
     }
-
-
-IMAGE_CHARS = 512
 
 
 def _images(template: Mapping[str, Any]) -> str | None:
