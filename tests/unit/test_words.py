@@ -18,6 +18,7 @@ from venue_operator.model.observations import Reading, WorkloadState
 from venue_operator.model.reasons import Reason
 from venue_operator.model.remediation import RemediationPolicy
 from venue_operator.model.status import VenueServiceStatus
+from venue_operator.model.wording import fmt, rounded
 from venue_operator.record.transitions import conditions, severity_change
 
 NOW = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
@@ -70,3 +71,10 @@ def test_no_rollout_is_said_only_when_there_was_none() -> None:
     assert "no rollout" not in said
     none = decide(a, RolloutFacts(current=None), VenueServiceStatus(), RemediationPolicy(), NOW)
     assert "with no rollout" in none.reason
+
+
+def test_figures_stored_for_people_are_the_figures_shown() -> None:
+    """Impact figures are stored rounded (kubectl describe) as fmt shows them: three
+    significant digits below 1,000, whole numbers above; never e-notation."""
+    assert [rounded(v) for v in (19.934, 0.0012345, 12345.6)] == [19.9, 0.00123, 12346.0]
+    assert [fmt(v, "ms") for v in (999.6, 19.934, 12345.6)] == ["1000ms", "19.9ms", "12346ms"]

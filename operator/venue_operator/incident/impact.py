@@ -24,7 +24,7 @@ from venue_operator.model.status import (
     TenantImpact,
     VenueServiceStatus,
 )
-from venue_operator.model.wording import fmt
+from venue_operator.model.wording import fmt, rounded
 
 TENANT_CHARS = 64
 # Longer than this without a reading, the rate before the gap says nothing of the gap.
@@ -69,7 +69,7 @@ def _tenants(
         kept[name] = TenantImpact(
             tenant=name,
             failed_requests=_tenths((old.failed_requests if old else 0.0) + failing * seconds),
-            error_percent=significant(max(peaks)) if peaks else None,
+            error_percent=rounded(max(peaks)) if peaks else None,
             affected=affected or (old is not None and old.affected),
         )
     # a tenant that never failed is not part of the impact (its series exist all the same)
@@ -116,12 +116,7 @@ def assess_impact(
 
 
 def _rounded(value: float | None) -> float | None:
-    return None if value is None else significant(value)
-
-
-def significant(value: float, digits: int = 3) -> float:
-    """`value` to `digits` significant digits (19.934 -> 19.9): read in kubectl describe."""
-    return float(f"{value:.{digits}g}") if value else 0.0
+    return None if value is None else rounded(value)
 
 
 def _tenths(count: float) -> float:

@@ -5,11 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 
+def rounded(value: float, digits: int = 3) -> float:
+    """For people: `digits` significant digits below 1,000 (19.934 -> 19.9), whole numbers
+    above (12345.6 -> 12346), as `fmt` shows them."""
+    return float(f"{value:.{digits}g}") if abs(value) < 1000 else float(round(value))
+
+
 def fmt(value: float | None, unit: str | None, digits: int = 3) -> str:
     """`12%`, `2.35e+03ms` never: three significant digits below 1,000, integers above."""
     if value is None:
         return "n/a"
-    text = f"{value:.{digits}g}" if abs(value) < 1000 else f"{value:.0f}"
+    text = f"{rounded(value, digits):g}" if abs(value) < 1000 else f"{value:.0f}"
     return f"{text}{'' if unit in (None, 'pods') else unit}"
 
 
