@@ -12,8 +12,7 @@ import kopf
 from venue_operator.model.reasons import Reason
 from venue_operator.model.spec import VenueServiceSpec
 from venue_operator.model.status import Condition, VenueServiceStatus
-from venue_operator.model.wording import clipped
-from venue_operator.record.transitions import CONDITION_CHARS, EventSpec
+from venue_operator.record.transitions import EventSpec, condition
 from venue_operator.remediate.ports import Events
 
 
@@ -27,13 +26,8 @@ def with_condition(
 ) -> VenueServiceStatus:  # fmt: skip
     """Add one of the loop's own conditions to `status`; its transition time is
     `previous`'s while the condition's status stays."""
-    before = _condition(previous, kind)
-    since = (before.last_transition_time if before and before.status == state
-             else datetime.now(UTC))  # fmt: skip
-    condition = Condition(type=kind, status=state, reason=reason,
-                          message=clipped(message, CONDITION_CHARS),
-                          last_transition_time=since)  # fmt: skip
-    return status.model_copy(update={"conditions": [*status.conditions, condition]})
+    made = condition(kind, state, reason, message, datetime.now(UTC), _condition(previous, kind))
+    return status.model_copy(update={"conditions": [*status.conditions, made]})
 
 
 def alert_condition(

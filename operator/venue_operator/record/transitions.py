@@ -82,17 +82,25 @@ def said(checks: Sequence[CheckStatus], limit: int = CONDITION_CHARS) -> str:
     return fitted([describe(c, detail=False) for c in checks], limit)
 
 
-def _condition(
-    kind: str, true: bool | None, reason: str, message: str, now: datetime,
-    previous: Mapping[str, Condition], generation: int | None,
+def condition(
+    kind: str, status: str, reason: str, message: str, now: datetime,
+    before: Condition | None, generation: int | None = None,
 ) -> Condition:  # fmt: skip
-    status = "Unknown" if true is None else ("True" if true else "False")
-    before = previous.get(kind)
+    """A condition whose transition time is `before`'s while its status stays, its message
+    bounded at whole words."""
     since = before.last_transition_time if before and before.status == status else now
     return Condition(
         type=kind, status=status, reason=reason, message=clipped(message, CONDITION_CHARS),
         last_transition_time=since, observed_generation=generation,
     )  # fmt: skip
+
+
+def _condition(
+    kind: str, true: bool | None, reason: str, message: str, now: datetime,
+    previous: Mapping[str, Condition], generation: int | None,
+) -> Condition:  # fmt: skip
+    status = "Unknown" if true is None else ("True" if true else "False")
+    return condition(kind, status, reason, message, now, previous.get(kind), generation)
 
 
 def conditions(
