@@ -71,7 +71,6 @@ def test_printer_columns() -> None:
 def test_status_has_no_defaults_for_the_api_server_to_fill_back_in() -> None:
     schema = build_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     assert "default" not in json.dumps(schema["properties"]["status"])
-    assert "refused" in schema["properties"]["status"]["properties"]
 
 
 def test_rendered_crd_is_plain_yaml() -> None:

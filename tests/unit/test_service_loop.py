@@ -459,14 +459,14 @@ async def test_the_second_venueservice_on_a_deployment_is_refused_and_never_acts
     assert world.acts.calls == []
     assert world.events.reasons() == [Reason.DUPLICATE_TARGET]
     (condition,) = world.status().conditions
-    assert condition.type == "DuplicateTarget" and "VenueService venue-service" in condition.message
-    # the `Refused` printer column's field; gone once the first one is
-    assert world.stored["refused"] == (
+    # its message is the `Refused` printer column; gone once the first one is
+    assert condition.type == "DuplicateTarget" and condition.message == (
         "Deployment venue-service is already watched by VenueService venue-service"
     )
     del world.claims[0]  # the first one is deleted
     await world.cycles(twin, 1)
-    assert "refused" not in world.stored and world.status().health is not None
+    status = world.status()
+    assert "DuplicateTarget" not in [c.type for c in status.conditions] and status.health
 
 
 async def test_held_back_while_critical_says_why_once() -> None:

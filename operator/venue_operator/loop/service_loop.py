@@ -325,11 +325,11 @@ class ServiceLoop:
         return claimed_by(self.namespace, self.name, spec, self.indexes)
 
     async def _refuse_duplicate(self, spec: VenueServiceSpec, owner: str) -> None:
+        # the condition's message is the REFUSED column of kubectl get: short
         claimed = f"Deployment {spec.deployment.name} is already watched by VenueService {owner}"
         message = f"{claimed}: this one is refused and never acts; delete one of them"
-        status = with_condition(VenueServiceStatus(refused=claimed), self.store.known,
-                                "DuplicateTarget", "True", "DeploymentClaimed",
-                                message)  # fmt: skip
+        status = with_condition(VenueServiceStatus(), self.store.known, "DuplicateTarget",
+                                "True", "DeploymentClaimed", claimed)  # fmt: skip
         if write_causes(self.store.written, status):
             await self.store.save(status, "duplicate")
         event = EventSpec("Warning", Reason.DUPLICATE_TARGET, message)

@@ -38,7 +38,12 @@ PRINTER_COLUMNS = [
     _column("Revision", "integer", ".status.revision", "The Deployment's current revision."),
     _column("Last Action", "string", ".status.lastAction.action", "The operator's last action."),
     _column("Acted", "date", ".status.lastAction.at", "How long ago it was taken."),
-    _column("Refused", "string", ".status.refused", "Why this VenueService never acts."),
+    _column(
+        "Refused",
+        "string",
+        '.status.conditions[?(@.type=="DuplicateTarget")].message',
+        "Why this VenueService never acts.",
+    ),
     _column("Age", "date", ".metadata.creationTimestamp", "Since the VenueService was made."),
     _column("Deployment", "string", ".spec.deployment.name", "The Deployment it heals.", True),
     _column("Mode", "string", ".spec.remediation.mode", "Auto, DryRun or Off.", True),

@@ -344,11 +344,6 @@ class VenueServiceStatus(Model):
         description="P1 (worst) to P4, or Unknown; left out while healthy (so that the "
         "printer column is blank), read back as None.",
     )
-    refused: str | None = Field(
-        default=None,
-        max_length=512,
-        description="Why this VenueService never acts (another one watches its Deployment).",
-    )
     ready: str | None = Field(default=None, description="Ready/desired replicas, e.g. 3/3.")
     revision: int | None = Field(default=None, description="Deployment's current revision.")
     checks: list[CheckStatus] = Field(default_factory=list, max_length=32)

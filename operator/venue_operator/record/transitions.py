@@ -241,7 +241,6 @@ def next_status(
             "checks": list(a.checks),
             "conditions": conditions(a, previous.conditions, now, generation),
             "last_error": None,
-            "refused": None,  # it acts again: the VenueService that claimed it first is gone
             "rollout": rollout,
             "healthy_templates": healthy,
             "incident": incident,
