@@ -51,9 +51,7 @@ def rollout_facts(
     """What decide needs about the rollout: the watch-fed workload plus what status remembers
     (when the operator first saw the current template become current), and the rollout
     guard's word on the current template's warm latency."""
-    current = next(
-        (r for r in workload.revisions if r.template_hash == workload.template_hash), None
-    )
+    current = workload.current
     seen = status.rollout
     started = seen.seen_at if seen and seen.template_hash == workload.template_hash else None
     ours = last_record(status.history, {Action.ROLL_BACK}, EFFECTIVE)

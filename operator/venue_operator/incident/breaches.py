@@ -59,8 +59,10 @@ FRESH = timedelta(minutes=5)
 
 
 def _started(seen: datetime | None, created: datetime | None) -> datetime | None:
-    """The rollout's start: its ReplicaSet's creation when that is fresh (the operator sees
-    a template a cycle or two late), else when the operator saw it become current."""
+    """The rollout's start for people: its ReplicaSet's creation when that is fresh (the
+    operator sees a template a cycle or two late), else when the operator saw it become
+    current. (Decide's rule 3 blames a rollout from when the operator saw it, the later of
+    the two: it never blames a rollout for a breach that began before it was seen.)"""
     if seen is None or (created is not None and timedelta(0) <= seen - created <= FRESH):
         return created
     return seen
@@ -72,9 +74,7 @@ def rollout_running(
     """The rollout the Deployment runs: its revision, images and when it began."""
     if workload.revision is None or workload.template_hash is None:
         return None
-    current = next(
-        (r for r in workload.revisions if r.template_hash == workload.template_hash), None
-    )
+    current = workload.current
     seen = record.seen_at if record and record.template_hash == workload.template_hash else None
     return IncidentRollout(revision=workload.revision, template_hash=workload.template_hash,
                            image=current.image if current else None,

@@ -146,6 +146,11 @@ class WorkloadState:
     gitops: GitOpsRef | None = None  # who re-applies the Deployment from Git, if anyone
     template_writer: str | None = None  # the field manager that last wrote the pod template
 
+    @property
+    def current(self) -> Revision | None:
+        """The revision that runs the current pod template."""
+        return next((r for r in self.revisions if r.template_hash == self.template_hash), None)
+
 
 @dataclass(frozen=True)
 class Observations:
