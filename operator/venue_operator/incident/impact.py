@@ -149,17 +149,28 @@ def summary(impact: Impact) -> str:
         rates = (f" (failing {fmt(impact.failing_rate, '/s')} of {fmt(impact.request_rate, '/s')}"
                  f", peak {fmt(impact.peak_failing_rate, '/s')})")  # fmt: skip
     text = f"~{impact.failed_requests:.0f} failed requests{rates}"
-    named = [t for t in impact.top_tenants if t.failed_requests >= 1]
+    named = most_failed(impact)
     if impact.tenants_affected or named:
         text += f"; {impact.tenants_affected} tenant(s) above the warning error share"
     if named:
-        parts = [f"{t.tenant} ~{t.failed_requests:.0f}"
-                 + (f" ({fmt(t.error_percent, '%')})" if t.error_percent is not None else "")
-                 for t in named[:3]]  # fmt: skip
-        text += ", most failed: " + ", ".join(parts)
-    if impact.sections:
-        text += f" [runbook: {', '.join(impact.sections)}]"
-    return text[:1000]
+        text += ", most failed: " + named
+    return (text + runbook_of(impact))[:1000]
+
+
+def most_failed(impact: Impact, share: str = "") -> str:
+    """`tenant-b ~13 (35.5%), ...`: the (up to) three tenants that failed most, each with
+    the highest error share it had (after `share`, e.g. "up to ")."""
+    named = [t for t in impact.top_tenants if t.failed_requests >= 1][:3]
+    return ", ".join(
+        f"{t.tenant} ~{t.failed_requests:.0f}"
+        + (f" ({share}{fmt(t.error_percent, '%')})" if t.error_percent is not None else "")
+        for t in named
+    )
+
+
+def runbook_of(impact: Impact) -> str:
+    """` [runbook: <sections>]`, or nothing."""
+    return f" [runbook: {', '.join(impact.sections)}]" if impact.sections else ""
 
 
 def with_impact_line(message: str, status: VenueServiceStatus) -> str:

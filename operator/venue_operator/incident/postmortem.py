@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from venue_operator.decide.decision import Action, action_line
 from venue_operator.incident.bookkeeping import text, times
 from venue_operator.incident.figures import action_of, taken
+from venue_operator.incident.impact import most_failed, runbook_of
 from venue_operator.model.reasons import (
     DB_FAILURES,
     DB_OPERATIONS,
@@ -187,16 +188,11 @@ def _impact_words(impact: Impact) -> str:
     if impact.peak_failing_rate and impact.request_rate:
         text += (f", at worst {fmt(impact.peak_failing_rate, '/s')} failing of about "
                  f"{fmt(impact.request_rate, '/s')}")  # fmt: skip
-    named = [t for t in impact.top_tenants if t.failed_requests >= 1][:3]
     if impact.tenants_affected:
         text += f"; {impact.tenants_affected} tenant(s) above the warning error share at once"
-    if named:
-        text += "; most failed: " + ", ".join(
-            f"{t.tenant} ~{t.failed_requests:.0f}"
-            + (f" (up to {fmt(t.error_percent, '%')})" if t.error_percent is not None else "")
-            for t in named
-        )
-    return text + (f" [runbook: {', '.join(impact.sections)}]" if impact.sections else "")
+    if named := most_failed(impact, share="up to "):
+        text += "; most failed: " + named
+    return text + runbook_of(impact)
 
 
 def _summary(d: Draft) -> list[str]:
