@@ -36,6 +36,7 @@ from tests.harness import (
 from venue_lab.operator_process import OperatorProcess
 from venue_lab.processes import wait_until
 from venue_lab.session import Lab
+from venue_operator.kube.status_store import read_back
 
 
 def count(venue: Venue, reason: str) -> int:
@@ -120,7 +121,7 @@ def test_a_restart_mid_incident_keeps_the_incident_and_pages_once(
         second = venue.status()["incident"]
         assert "resolvedAt" not in second, second
         venue.wait_status("every page recorded so far delivered", lambda s: all(
-            p["state"] == "Delivered" for p in s.get("outbox", [])))  # fmt: skip
+            p["state"] == "Delivered" for p in read_back(s)["outbox"]))  # fmt: skip
         pages = len(receiver.bodies)
 
         op.kill()  # SIGKILL mid-incident...
