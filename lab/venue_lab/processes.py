@@ -110,17 +110,26 @@ class LabError(RuntimeError):
     """A lab component failed to start or stop; the message points at its log."""
 
 
+# Polls slow down to this: a long wait then costs the API server, the operator's /metrics and
+# the test process a poll every half second instead of ten a second (the full tier is CPU-bound
+# on two cores), while a condition that holds soon is still seen within a tenth of a second.
+SLOWEST_POLL = 0.5
+
+
 def wait_until(what: str, probe: Callable[[], bool], timeout: float, interval: float = 0.1) -> None:
-    """Poll `probe` until it returns True; raise LabError naming `what` after `timeout` s."""
+    """Poll `probe` until it returns True; raise LabError naming `what` after `timeout` s.
+    The pause between polls starts at `interval` and grows by half each time to SLOWEST_POLL."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
+    pause = interval
     while time.monotonic() < deadline:
         try:
             if probe():
                 return
         except Exception as exc:
             last_error = exc
-        time.sleep(interval)
+        time.sleep(pause)
+        pause = min(pause * 1.5, max(interval, SLOWEST_POLL))
     detail = f" (last error: {last_error})" if last_error else ""
     raise LabError(f"timed out after {timeout:.0f}s waiting for {what}{detail}")
 

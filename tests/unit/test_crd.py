@@ -39,15 +39,20 @@ def test_schema_is_structural() -> None:
     assert closed == []
 
 
-def test_nested_defaults_are_filled_in_by_the_api_server() -> None:
+def test_only_written_blocks_get_their_defaults_but_remediation_always() -> None:
+    """The API server stores what was written (describe and GitOps diffs show choices, not
+    the runbook's defaults); a block written gets its own defaults; remediation, its mode."""
     spec = build_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
     props = spec["properties"]
-    assert props["thresholds"]["default"] == {}
+    assert "default" not in props["thresholds"] and "default" not in props["probe"]
     assert props["thresholds"]["properties"]["errorRatePercent"]["default"] == {
         "warning": 1.0,
         "critical": 5.0,
     }
     assert props["probe"]["properties"]["interval"]["default"] == "15s"
+    assert props["remediation"]["default"] == {}
+    assert props["remediation"]["properties"]["mode"]["default"] == "Auto"
+    assert "default" not in props["remediation"]["properties"]["rollback"]
     assert "default" not in props["notification"], "optional blocks stay absent"
 
 

@@ -77,3 +77,26 @@ def test_each_test_put_first_still_exists() -> None:
         found = list(tests.rglob(file))
         assert len(found) == 1, entry
         assert f"def {test}" in found[0].read_text(), entry
+
+
+def test_a_long_wait_polls_less_and_less_often_up_to_half_a_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ten polls a second for a minute-long wait is most of the full tier's test-process CPU."""
+    clock = [0.0]
+    pauses: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+        clock[0] += seconds
+
+    monkeypatch.setattr(processes.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(processes.time, "sleep", sleep)
+    with pytest.raises(processes.LabError, match="timed out after 10s waiting for never"):
+        processes.wait_until("never", lambda: False, 10)
+    assert pauses[0] == 0.1 and pauses[1] == pytest.approx(0.15)
+    assert max(pauses) == processes.SLOWEST_POLL and pauses[-1] == processes.SLOWEST_POLL
+    assert len(pauses) < 30  # 100 at a steady tenth of a second
+    polls = iter([False, False, True])
+    processes.wait_until("soon", lambda: next(polls), 10, interval=1.0)
+    assert pauses[-2:] == [1.0, 1.0]  # never faster than asked

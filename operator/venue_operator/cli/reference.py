@@ -201,9 +201,9 @@ def crd_reference(crd_path: Path = CRD_PATH) -> str:
         _generated(str(crd_path)),
         f"# {names['kind']} reference", "",
         f"The `{names['kind']}` custom resource (`{crd['metadata']['name']}`), field by "
-        "field: its type, whether it is required, the default the API server fills in, what "
-        "it means and what the API server refuses. Durations are strings such as `30s`, `5m` "
-        "or `1h`.", "",
+        "field: its type, whether it is required, its default (the value read when it is not "
+        "written), what it means and what the API server refuses. Durations are strings "
+        "such as `30s`, `5m` or `1h`.", "",
         *table(["group", "scope", "kind", "plural", "short names"],
                 [[f"`{spec['group']}`", spec["scope"], f"`{names['kind']}`",
                   f"`{names['plural']}`",

@@ -15,6 +15,7 @@ from typing import Any
 
 from venue_operator.model.reasons import CHECK_SECTIONS
 from venue_operator.model.status import (
+    CheckStatus,
     Level,
     Severity,
     VenueServiceStatus,
@@ -42,18 +43,30 @@ def read_back(raw: Mapping[str, Any] | None) -> dict[str, Any]:
 def status_body(status: VenueServiceStatus) -> dict[str, Any]:
     """The whole status as stored: None and fields at their default are left out, so a field
     that empties is removed; the model reads each back as it was (model/status.py), as it
-    does a check's `observed` equal to its level, its runbook section while it is ok, and a
-    healthy service's severity (blank in kubectl get)."""
+    does a check's `observed` equal to its level, a calm check stored by name in `okChecks`,
+    and a healthy service's severity (blank in kubectl get)."""
     body = status.model_dump(mode="json", by_alias=True, exclude_none=True, exclude_defaults=True)
-    for check, stored in zip(status.checks, body.get("checks", []), strict=True):
+    stored_checks = []
+    for check, stored in zip(status.checks, body.pop("checks", []), strict=True):
+        if _calm(check):
+            body.setdefault("okChecks", []).append(check.name)
+            continue
         if check.observed == check.level:
             stored.pop("observed", None)
-        calm = check.level is Level.OK and check.observed is Level.OK
-        if calm and check.section == CHECK_SECTIONS.get(check.name):  # as read back
-            stored.pop("section", None)
+        stored_checks.append(stored)
+    if stored_checks:
+        body["checks"] = stored_checks
     if body.get("health") and body.get("severity") == Severity.NONE:
         del body["severity"]
     return body
+
+
+def _calm(check: CheckStatus) -> bool:
+    """Ok, observed ok, nothing pending or to say, in its runbook section: stored by name
+    only, as the model reads it back (its value is a past cycle's, never acted on)."""
+    bare = CheckStatus(name=check.name, level=Level.OK, section=CHECK_SECTIONS.get(check.name, ""))
+    return check.model_copy(update={"value": None, "unit": None, "warning": None,
+                                    "critical": None}) == bare  # fmt: skip
 
 
 class StatusStore:

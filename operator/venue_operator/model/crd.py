@@ -1,8 +1,13 @@
 """Generate the VenueService CRD from the pydantic models (the one source of truth).
 
 pydantic emits JSON Schema; Kubernetes wants a *structural* OpenAPI v3 schema:
-no $ref, no anyOf-null, no `additionalProperties: false`, no propertyNames, and
-defaults on nested objects so the API server fills the whole tree in.
+no $ref, no anyOf-null, no `additionalProperties: false`, no propertyNames.
+
+The API server stores what was written: a block's own defaults fill in only where the block
+is written (a block left out is read with its defaults by the models, not stored), so
+`kubectl describe` and a GitOps diff show the choices made, not 80 lines of defaults. The
+exception is `remediation`, filled in always: its `mode` (`kubectl get -o wide`) is what
+on-call looks for first.
 """
 
 from __future__ import annotations
@@ -99,23 +104,7 @@ def structural(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
                 "message": f"every key must match {key_pattern}",
             }
         )
-    _default_nested_objects(out, schema)
     return out
-
-
-def _default_nested_objects(out: dict[str, Any], source: dict[str, Any]) -> None:
-    """Give `default: {}` to required-free object fields so their own defaults apply."""
-    props = out.get("properties", {})
-    for name, sub in props.items():
-        is_map = "additionalProperties" in sub
-        if "default" in sub or sub.get("type") != "object" or not ("properties" in sub or is_map):
-            continue
-        if sub.get("required"):
-            continue
-        raw = source.get("properties", {}).get(name, {})
-        nullable = any(opt.get("type") == "null" for opt in raw.get("anyOf", []))
-        if not nullable:
-            sub["default"] = {}
 
 
 class _KubernetesJsonSchema(GenerateJsonSchema):
@@ -152,6 +141,7 @@ def _without_defaults(schema: Any) -> Any:
 def build_crd() -> dict[str, Any]:
     """The CustomResourceDefinition as a dict, ready to dump or apply."""
     spec_schema = _schema_of(spec.VenueServiceSpec)
+    spec_schema["properties"]["remediation"]["default"] = {}  # its mode, always (see above)
     status_schema = _without_defaults(_schema_of(status.VenueServiceStatus))
     return {
         "apiVersion": "apiextensions.k8s.io/v1",

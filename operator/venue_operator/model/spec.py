@@ -73,7 +73,6 @@ class Probe(Model):
     model_config = ConfigDict(
         json_schema_extra=cel(
             (
-                # has(): the API server also checks this rule against the bare default {}.
                 "!has(self.timeout) || !has(self.interval) || "
                 "duration(self.timeout) < duration(self.interval)",
                 "timeout must be shorter than interval",

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from venue_operator.model.fields import Model
 from venue_operator.model.pages import OUTBOX_LIMIT, Page
@@ -48,15 +48,8 @@ class Severity(StrEnum):
         return list(Severity).index(self)
 
 
-def _section_may_be_left_out(schema: dict[str, Any]) -> None:
-    """In the CRD: a check is stored without its runbook section while ok."""
-    schema["required"] = [r for r in schema.get("required", []) if r != "section"]
-
-
 class CheckStatus(Model):
     """One check after hysteresis: `level` is confirmed, `observed` is this cycle's raw level."""
-
-    model_config = ConfigDict(**Model.model_config, json_schema_extra=_section_may_be_left_out)
 
     name: str
     level: Level
@@ -77,9 +70,7 @@ class CheckStatus(Model):
     unit: str | None = None
     warning: float | None = None
     critical: float | None = None
-    section: str = Field(
-        description="Runbook section this check belongs to (left out while the check is ok)."
-    )
+    section: str = Field(description="Runbook section this check belongs to.")
     reason: str | None = Field(default=None, max_length=1024)
     last_known: Level | None = Field(
         default=None,
@@ -89,8 +80,9 @@ class CheckStatus(Model):
     @model_validator(mode="before")
     @classmethod
     def _read_back_whole(cls, data: Any) -> Any:
-        """Stored without `observed` when it is the confirmed level (most cycles), and
-        without `section` while ok and observed ok: read back with them (status_store.py)."""
+        """Stored without `observed` when it is the confirmed level (most cycles): read back
+        with it (status_store.py). A missing section (earlier versions left it out while ok)
+        is the runbook's."""
         if not isinstance(data, dict):
             return data
         if data.get("observed") is None and "level" in data:
@@ -346,7 +338,17 @@ class VenueServiceStatus(Model):
     )
     ready: str | None = Field(default=None, description="Ready/desired replicas, e.g. 3/3.")
     revision: int | None = Field(default=None, description="Deployment's current revision.")
-    checks: list[CheckStatus] = Field(default_factory=list, max_length=32)
+    checks: list[CheckStatus] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Every check, but those stored in `okChecks`.",
+    )
+    ok_checks: list[str] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Checks ok with nothing pending, by name (their values are in "
+        "`venue-operator check` and the metrics); read back into `checks`.",
+    )
     conditions: list[Condition] = Field(default_factory=list, max_length=16)
     last_action: ActionRecord | None = None
     history: list[ActionRecord] = Field(default_factory=list, max_length=HISTORY_LIMIT)
@@ -377,8 +379,17 @@ class VenueServiceStatus(Model):
 
     @model_validator(mode="before")
     @classmethod
-    def _healthy_has_no_severity(cls, data: Any) -> Any:
-        """A judged status stored without `severity` is healthy: read it back as None."""
-        if isinstance(data, dict) and data.get("health") and data.get("severity") is None:
-            return {**data, "severity": Severity.NONE}
+    def _read_back_whole(cls, data: Any) -> Any:
+        """A judged status stored without `severity` is healthy: read back as None. Checks
+        stored by name in `okChecks` are read back as ok checks, in the runbook's order."""
+        if not isinstance(data, dict):
+            return data
+        if data.get("health") and data.get("severity") is None:
+            data = {**data, "severity": Severity.NONE}
+        if data.get("okChecks"):
+            calm = [{"name": name, "level": Level.OK} for name in data["okChecks"]]
+            order = list(CHECK_SECTIONS)
+            checks = sorted([*data.get("checks", []), *calm], key=lambda c: (
+                order.index(c["name"]) if c["name"] in order else len(order)))  # fmt: skip
+            data = {**data, "checks": checks, "okChecks": []}
         return data

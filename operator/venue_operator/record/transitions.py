@@ -266,9 +266,12 @@ def _significant(status: VenueServiceStatus) -> dict[str, Any]:
     """Status minus what moves every cycle: measured values, reasons, condition messages."""
     data = status.model_dump(mode="json", exclude={"checks"})
     # An unknown check's reason is what it is waiting for (stable text): worth a write.
+    # Limits and units follow the spec (a change to it is a new generation, written anyway);
+    # a calm check is stored without them (kube/status_store.py).
+    moving = {"value", "unit", "warning", "critical"}
     data["checks"] = [
         c.model_dump(
-            mode="json", exclude={"value"} if c.level is Level.UNKNOWN else {"value", "reason"}
+            mode="json", exclude=moving if c.level is Level.UNKNOWN else moving | {"reason"}
         )
         for c in status.checks
     ]
