@@ -14,6 +14,7 @@ from venue_lab.hostile.arena import Setup, venue_object, venue_spec
 from venue_lab.hostile.measure import Observed, leaks, watch
 from venue_lab.hostile.server import EXPORTED_METRIC, EXPORTED_VALUE, MARKER, SECRET
 from venue_lab.processes import LabError, wait_until
+from venue_operator.kube.status_store import read_back
 
 
 def hostile_spec(service_url: str, /, **prometheus: Any) -> dict[str, Any]:
@@ -130,13 +131,17 @@ def long_check(s: Setup, status: dict[str, Any], events: list[dict[str, Any]]) -
 
 
 def cross_namespace(s: Setup, status: dict[str, Any], _: list[dict[str, Any]]) -> str | None:
-    value = check(status, "error_rate").get("value")
-    assert value is None or value < 5, f"another namespace's error rate leaked: {value}"
+    # read back whole: a calm check is stored by name only (ok: under the 1 % warning)
+    found = check(read_back(status), "error_rate") if status.get("health") else {}
+    level, value = found.get("observed"), found.get("value")
+    leaked = level == "critical" or (value is not None and value >= 5)
+    assert not leaked, f"another namespace's error rate leaked: {level} {value}"
     ours = s.lab.prometheus.query(victim_query(s.victim))
     theirs = float(ours[0]["value"][1]) if ours else 0.0  # type: ignore[index]
-    if value is not None and theirs > 0.5:
-        return (f"error_rate reads its own namespace: {value} % "
-                f"(the other namespace's is {theirs:.0%})")  # fmt: skip
+    if level in ("ok", "warning") and theirs > 0.5:
+        return (f"error_rate reads its own namespace: {level}"
+                f"{'' if value is None else f' at {value} %'}"
+                f" (the other namespace's is {theirs:.0%})")  # fmt: skip
     return None
 
 
