@@ -128,21 +128,27 @@ def deployment_manifest(name: str, image: str = manifests.IMAGE, replicas: int =
 @pytest.fixture
 def make_venue(
     the_lab: Lab, simulator: SimulatorProcess, operator: OperatorProcess, namespace: str
-) -> Callable[..., Venue]:
-    """Create a simulated venue service watched by the running operator."""
+) -> Iterator[Callable[..., Venue]]:
+    """Create a simulated venue service watched by the running operator. Its scrape target
+    goes with the test: left behind, every test's would be scraped each second for the rest
+    of the run (Prometheus and the shared simulator were a fifth of the full tier's CPU)."""
+    targets: list[str] = []
 
     def make(name: str = "venue-service", **spec: Any) -> Venue:
         sim_name = f"{namespace}-{name}"
         port = simulator.add_service(sim_name)
         target = f"127.0.0.1:{port}"
         the_lab.prometheus.add_target(target, {"namespace": namespace, "service": name})
+        targets.append(target)
         kubectl = the_lab.cluster.kubectl
         kubectl("apply", "-n", namespace, "-f", "-", input=deployment_manifest(name))
         kubectl("apply", "-n", namespace, "-f", "-", input=venue_manifest(name, port, **spec))
         the_lab.prometheus.wait_target_up(target)
         return Venue(the_lab, simulator, namespace, name, port, sim_name)
 
-    return make
+    yield make
+    for target in targets:
+        the_lab.prometheus.remove_target(target)
 
 
 @pytest.fixture

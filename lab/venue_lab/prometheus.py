@@ -90,7 +90,11 @@ class LocalPrometheus(Lifecycle):
         tmp.rename(self.targets_dir / f"{name}.json")  # atomic: never a half-written file
 
     def remove_target(self, address: str) -> None:
-        (self.targets_dir / f"{_file_name(address)}.json").unlink(missing_ok=True)
+        self.remove_targets(_file_name(address))
+
+    def remove_targets(self, name: str) -> None:
+        """No more scrapes of what `add_targets(name, ...)` (or `add_target`) added."""
+        (self.targets_dir / f"{name}.json").unlink(missing_ok=True)
 
     def load_rules(self, name: str, groups: list[dict[str, object]], timeout: float = 30.0) -> None:
         """Evaluate these rule groups (a rules file's `groups`, e.g. a PrometheusRule's

@@ -72,10 +72,12 @@ def following_simulator(
             "--poll-interval=0.2", *extra_args)  # fmt: skip
     with SimulatorProcess(extra_args=args) as sim:
         port = sim.ports()[name]
-        the_lab.prometheus.add_target(
-            f"127.0.0.1:{port}", {"namespace": namespace, "service": name}
-        )
-        yield sim, port
+        target = f"127.0.0.1:{port}"
+        the_lab.prometheus.add_target(target, {"namespace": namespace, "service": name})
+        try:
+            yield sim, port
+        finally:
+            the_lab.prometheus.remove_target(target)
 
 
 def run_lab(keep: bool, scrape_interval: str) -> int:

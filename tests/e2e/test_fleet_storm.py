@@ -114,8 +114,11 @@ def fleet(the_lab: Lab) -> Iterator[tuple[str, str, SimulatorProcess, OperatorPr
                 extra_args=(f"--storm-window={STORM_WINDOW_S}",),
                 env={"POD_NAME": POD, "POD_NAMESPACE": own},
             )  # fmt: skip
-            with operator:
-                yield ns, own, sim, operator
+            try:
+                with operator:
+                    yield ns, own, sim, operator
+            finally:
+                lab.prometheus.remove_targets(f"storm-{ns}")
 
 
 def one_pod_at_a_time(lab: Lab, ns: str, name: str) -> None:

@@ -175,4 +175,10 @@ def arena(lab: Lab, simulator: SimulatorProcess, count: int = 20) -> Iterator[Se
             exporter = {"namespace": ns, "service": "exporter",
                         "__metrics_path__": f"/exported/{victim}"}  # fmt: skip
             lab.prometheus.add_target(f"127.0.0.1:{server.port}", exporter)
-            yield Setup(lab, fleet, operator, server, f"http://127.0.0.1:{port}", victim, canary)
+            try:
+                yield Setup(lab, fleet, operator, server, f"http://127.0.0.1:{port}", victim,
+                            canary)  # fmt: skip
+            finally:  # scraped each second for the rest of a test run otherwise
+                lab.prometheus.remove_targets(f"fleet-{ns}")
+                for address in (port, victim_port, server.port):
+                    lab.prometheus.remove_target(f"127.0.0.1:{address}")
