@@ -19,7 +19,7 @@ import yaml
 
 from venue_lab import manifests
 from venue_lab.operator_process import OperatorProcess
-from venue_lab.processes import wait_until
+from venue_lab.processes import LabError, wait_until
 from venue_lab.receiver import PostReceiver
 from venue_lab.session import Lab, following_simulator
 from venue_lab.simulator.process import SimulatorProcess
@@ -80,9 +80,27 @@ class Venue:
     ) -> float:
         """Poll status until `predicate` holds; returns the seconds it took."""
         started = time.monotonic()
-        wait_until(f"{self.namespace}/{self.name}: {what}", lambda: predicate(self.status()),
-                   timeout, interval=0.25)  # fmt: skip
+        try:
+            wait_until(f"{self.namespace}/{self.name}: {what}", lambda: predicate(self.status()),
+                       timeout, interval=0.25)  # fmt: skip
+        except LabError as exc:
+            raise LabError(f"{exc}\n{self.summary()}") from None
         return time.monotonic() - started
+
+    def summary(self) -> str:
+        """What the operator last said about it: for a wait that timed out."""
+        try:
+            status = read_back(self.status())
+            said = [f"{e['reason']}: {e['message'][:160]}" for e in self.events()[-8:]]
+        except Exception as exc:  # the API server itself may be the problem
+            return f"(status unreadable: {exc})"
+        conditions = [f"{c['type']}={c['status']} {c['reason']}: {c['message'][:160]}"
+                      for c in status["conditions"]]  # fmt: skip
+        return "\n".join([
+            f"health {status['health']}, severity {status['severity']}, "
+            f"healthyTemplates {status['healthyTemplates']}, lastError {status['lastError']}",
+            *conditions, *(f"event {line}" for line in said),
+        ])  # fmt: skip
 
     def wait_health(self, health: str, severity: str, timeout: float = 60.0) -> float:
         return self.wait_status(

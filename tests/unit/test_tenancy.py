@@ -96,11 +96,13 @@ def test_only_a_namespace_that_is_a_dns_label_is_pinned() -> None:
     ["+".join(["up"] * 1365), "(" * 1000 + "up" + ")" * 1000, "sum(" * 600 + "up" + ")" * 600],
     ids=["4-kib-of-selectors", "parentheses", "aggregations"],
 )
-def test_a_4_kib_override_is_scoped_or_refused_within_a_second(query: str) -> None:
-    # the library's tree walk was cubic in depth: 100 selectors took 1.6 s, 1,365 ~an hour
+def test_a_4_kib_override_is_scoped_or_refused_in_bounded_time(query: str) -> None:
+    # the library's tree walk was cubic in depth: 100 selectors took 1.6 s, 1,365 ~an hour.
+    # Linear now (a few tenths of a second); the bound is wide, since a loaded CI machine read
+    # 1.08 s of CPU once, and still an hour below the regression.
     started = time.process_time()
     scope.__wrapped__(query, "mine")
-    assert time.process_time() - started < 1.0
+    assert time.process_time() - started < 5.0
 
 
 @pytest.mark.parametrize(
