@@ -74,13 +74,13 @@ async def test_a_status_write_that_finds_no_object_ends_the_lifetime(
 ) -> None:
     """Deleted while the watch was down: a relist sends no DELETED event."""
 
-    async def refused(body: dict[str, Any]) -> None:
+    async def refused(body: dict[str, Any], resource_version: str | None) -> str | None:
         raise client.ApiException(status=status)
 
     _, running = lifetime()
     # gone: a VenueServiceGone the loop ends on without a traceback; else the API's error
     with pytest.raises(VenueServiceGone if gone else client.ApiException):
-        await running.ends_on_not_found(refused)({})
+        await running.ends_on_not_found(refused)({}, None)
     assert bool(running) is gone
 
 

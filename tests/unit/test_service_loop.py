@@ -142,6 +142,8 @@ class World:
     events: FakeEvents = field(default_factory=FakeEvents)
     stored: dict[str, Any] = field(default_factory=dict)  # status as the API holds it
     refuse_writes: int = 0
+    fenced: bool = False  # status writes carry the resourceVersion they read (kube/calls.py)
+    version: int = 1  # the object's resourceVersion
     gone: bool = False  # the VenueService was deleted: a status write finds nothing
     gone_writes: int = 0  # status writes that found it gone
     pages: list[Page] = field(default_factory=list)  # every page the webhook was sent
@@ -166,14 +168,21 @@ class World:
     revisions: dict[str, tuple[int, datetime]] = field(default_factory=lambda: {
         "aaa": (1, T0 - timedelta(days=1)), "bbb": (2, T0 - timedelta(minutes=2))})  # fmt: skip
 
-    async def write(self, body: dict[str, Any]) -> None:
+    async def write(self, body: dict[str, Any], resource_version: str | None) -> str | None:
         if self.gone:
             self.gone_writes += 1
             raise VenueServiceGone
         if self.refuse_writes:
             self.refuse_writes -= 1
             raise client.ApiException(status=422, reason="Invalid")
+        if self.fenced and resource_version != str(self.version):
+            raise client.ApiException(status=422, reason="Unprocessable Entity")  # test op
         self.stored = json.loads(json.dumps(body))  # what a real API hands back
+        self.version += 1
+        return str(self.version) if self.fenced else None
+
+    async def read(self) -> tuple[dict[str, Any], str]:
+        return json.loads(json.dumps(self.stored)), str(self.version)
 
     async def evaluate(
         self, ns: str, name: str, spec: VenueServiceSpec, stored: VenueServiceStatus,
@@ -210,13 +219,14 @@ class World:
         """A fresh loop, as after a (re)start: it knows only what the API holds."""
         body = kopf.Body({"apiVersion": "ops.tickettoken.io/v1alpha1", "kind": "VenueService",
                           "metadata": {"name": name, "namespace": NS, "uid": f"uid-{name}",
-                                       "generation": 1},
+                                       "generation": 1, "resourceVersion": str(self.version)},
                           "spec": self.spec, "status": self.stored})  # fmt: skip
         ports = LoopPorts(
             evaluate=self.evaluate,
             acts=self.acts,
             events=self.events,
             write_status=self.write,
+            read_status=self.read if self.fenced else None,
             page=self.send_pages,
             page_results=self.page_results,
             tenancy=self.tenancy,
@@ -300,6 +310,26 @@ async def test_a_refused_status_write_after_the_act_posts_its_events_once() -> N
     assert world.events.reasons().count(Reason.ROLLED_BACK) == 1
     assert len([c for c in world.acts.calls if c[0] == "roll_back"]) == 1
     assert world.history("RollBack")[0].result == "Succeeded"
+
+
+async def test_two_operators_on_one_service_never_lose_the_others_rollback() -> None:
+    """A peering overlap (or a replica that took the service over): both loops read the same
+    status; the one that rolls back writes first. The other's writes are fenced: it adopts
+    the stored status instead of replacing it with its own older view (unfenced, it rolled
+    back a second time: its view held no record of the first)."""
+    world = World(fenced=True)
+    first = await healthy_with_known_good(world)
+    second = world.loop()  # read the same status, at the same version
+    await bad_rollout(world, first)
+    await world.cycles(first, 6)
+    assert [c[0] for c in world.acts.calls] == ["roll_back"]
+    for _ in range(6):  # both loops on, interleaved
+        await world.cycles(second, 1)
+        await world.cycles(first, 1)
+    (rolled_back,) = world.history("RollBack")
+    assert rolled_back.result == "Succeeded" and world.status().rolled_back_templates == ["ccc"]
+    assert [c[0] for c in world.acts.calls] == ["roll_back"]  # once
+    assert second.store.written.rolled_back_templates == ["ccc"]  # adopted
 
 
 async def test_a_failed_write_is_retried_from_what_was_last_written() -> None:

@@ -3,17 +3,23 @@ write changed, and `known` always follows the loop's latest view."""
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
 from typing import Any
 
-from venue_operator.kube.status_store import StatusStore
-from venue_operator.model.status import Health, VenueServiceStatus
+import pytest
+from kubernetes.aio import client
+
+from venue_operator.kube.status_store import StatusStore, StatusTaken, parse_status, status_body
+from venue_operator.model.status import ActionRecord, ActionResult, Health, VenueServiceStatus
 
 
 async def test_save_changes_writes_what_changed_and_only_that() -> None:
     written: list[dict[str, Any]] = []
 
-    async def write(body: dict[str, Any]) -> None:
+    async def write(body: dict[str, Any], resource_version: str | None) -> str | None:
         written.append(body)
+        return None
 
     store = StatusStore(write, VenueServiceStatus())
     same = VenueServiceStatus()
@@ -24,3 +30,80 @@ async def test_save_changes_writes_what_changed_and_only_that() -> None:
     assert store.written is healthy and [w["health"] for w in written] == ["Healthy"]
     assert not await store.save_changes(healthy.model_copy())
     assert len(written) == 1
+
+
+AT = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
+
+
+class StoredObject:
+    """A VenueService as the API server keeps it, for fenced writes: a write that names an
+    older resourceVersion is refused with a 422 (its JSON-patch "test" failed)."""
+
+    def __init__(self, status: VenueServiceStatus) -> None:
+        self.status, self.version, self.writes = status_body(status), 1, 0
+
+    def touch(self) -> None:
+        """A write to the metadata or spec (Kopf's annotations, a user's edit)."""
+        self.version += 1
+
+    async def write(self, body: dict[str, Any], resource_version: str | None) -> str | None:
+        if resource_version != str(self.version):
+            raise client.ApiException(status=422, reason="Unprocessable Entity")
+        self.status, self.version = json.loads(json.dumps(body)), self.version + 1
+        self.writes += 1
+        return str(self.version)
+
+    async def read(self) -> tuple[dict[str, Any], str]:
+        return json.loads(json.dumps(self.status)), str(self.version)
+
+
+def store_of(obj: StoredObject) -> StatusStore:
+    return StatusStore(obj.write, parse_status(obj.status), obj.read, str(obj.version))
+
+
+async def test_a_write_after_a_metadata_change_is_fenced_then_made_at_the_new_version() -> None:
+    obj = StoredObject(VenueServiceStatus())
+    store = store_of(obj)
+    obj.touch()  # the resourceVersion moved; the status is still the store's own
+    healthy = VenueServiceStatus(health=Health.HEALTHY)
+    await store.save(healthy, "test")
+    assert obj.status["health"] == "Healthy" and obj.writes == 1
+    assert store.resource_version == str(obj.version)
+    await store.save(healthy.model_copy(update={"revision": 2}), "test")  # no re-read needed
+    assert obj.writes == 2 and obj.status["revision"] == 2
+
+
+async def test_a_status_someone_else_wrote_is_adopted_never_overwritten() -> None:
+    """Two operators during a peering overlap, or a replica that lost its services: the one
+    behind finds the status moved on, writes nothing and holds what is stored."""
+    obj = StoredObject(VenueServiceStatus(health=Health.HEALTHY))
+    behind, ahead = store_of(obj), store_of(obj)
+    rolled_back = ActionRecord(action="RollBack", reason="error_rate", at=AT,
+                               result=ActionResult.SUCCEEDED, correlation_id="rb-1")  # fmt: skip
+    theirs = VenueServiceStatus(health=Health.HEALTHY, history=[rolled_back])
+    await ahead.save(theirs, "remediation")
+    ours = VenueServiceStatus(health=Health.DEGRADED)  # computed before theirs was written
+    with pytest.raises(StatusTaken):
+        await behind.save(ours, "test")
+    assert obj.status["history"][0]["action"] == "RollBack"  # their history kept
+    assert obj.writes == 1
+    assert behind.written.history == theirs.history and behind.known == behind.written
+    await behind.save(behind.written.model_copy(update={"revision": 3}), "test")  # adopted
+    assert obj.status["history"][0]["action"] == "RollBack" and obj.status["revision"] == 3
+
+
+async def test_an_object_that_keeps_moving_is_given_up_on_not_overwritten() -> None:
+    obj = StoredObject(VenueServiceStatus())
+    store = store_of(obj)
+    read = obj.read
+
+    async def moving() -> tuple[dict[str, Any], str]:
+        found = await read()
+        obj.touch()  # moves again before every write
+        return found
+
+    store._read = moving
+    obj.touch()
+    with pytest.raises(StatusTaken, match="kept moving"):
+        await store.save(VenueServiceStatus(health=Health.HEALTHY), "test")
+    assert obj.writes == 0

@@ -266,6 +266,7 @@ async def watch_venue_service(
         write_status=lifetime.ends_on_not_found(
             functools.partial(calls.replace_status, memo.api, ns, name)
         ),
+        read_status=functools.partial(calls.read_status, memo.api, ns, name),
         page=functools.partial(memo.pager.send, ns, name),
         page_results=functools.partial(memo.pager.results, ns, name),
         forget_metrics=memo.ctx.metrics.forget,

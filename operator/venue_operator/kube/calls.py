@@ -68,13 +68,26 @@ async def get_endpoint_slice(api: Api, namespace: str, name: str) -> dict[str, A
     return as_dict(api, found)
 
 
-async def replace_status(api: Api, namespace: str, name: str, status: dict[str, Any]) -> None:
+async def replace_status(
+    api: Api, namespace: str, name: str, status: dict[str, Any], resource_version: str | None
+) -> str:
     """Replace a VenueService's whole status (JSON patch `add /status`; unlike a merge
-    patch, a field missing from `status` is removed)."""
+    patch, a field missing from `status` is removed), fenced: refused (a conflict,
+    `is_conflict`) unless the object is still at `resource_version`. Its new one."""
     ops = [{"op": "add", "path": "/status", "value": status}]
-    await client.CustomObjectsApi(api).patch_namespaced_custom_object_status(
+    if resource_version is not None:
+        ops.insert(0, {"op": "test", "path": "/metadata/resourceVersion",
+                       "value": resource_version})  # fmt: skip
+    stored = await client.CustomObjectsApi(api).patch_namespaced_custom_object_status(
         GROUP, VERSION, namespace, PLURAL, name, ops, _content_type=JSON_PATCH
     )
+    return str(cast(dict[str, Any], stored)["metadata"]["resourceVersion"])
+
+
+async def read_status(api: Api, namespace: str, name: str) -> tuple[dict[str, Any], str]:
+    """A VenueService's stored status and the resourceVersion it was read at."""
+    found = await get_venueservice(api, namespace, name)
+    return found.get("status") or {}, str(found["metadata"]["resourceVersion"])
 
 
 async def get_custom(api: Api, resource: Resource, namespace: str, name: str) -> dict[str, Any]:

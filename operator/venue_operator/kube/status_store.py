@@ -6,6 +6,14 @@ so an open incident can never keep the `resolvedAt` of the one before it. Empty 
 are left out (what `kubectl describe` shows is what is there), and so is the severity of
 a healthy service (a blank printer column). The store also remembers what it last wrote,
 which the loop trusts over a watch that may lag.
+
+Every write is fenced: it carries the resourceVersion the store last read or wrote, and the
+API server refuses it if the object moved since. Moved by a write to its metadata or spec
+(Kopf's annotations, a user's edit), the stored status is still the store's own: it writes
+again at the new version. Moved because someone else wrote the status (a second operator
+during a peering overlap, a replica that took the service over, a human): `StatusTaken`,
+and the store adopts what is stored, so no history, budget or write-ahead record is lost
+to a last-writer-wins overwrite, and the action a write-ahead record was for is not taken.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from venue_operator.kube import errors
 from venue_operator.model.reasons import CHECK_SECTIONS
 from venue_operator.model.status import (
     CheckStatus,
@@ -23,7 +32,16 @@ from venue_operator.model.status import (
 from venue_operator.record import telemetry
 from venue_operator.record.transitions import write_causes
 
-StatusWrite = Callable[[dict[str, Any]], Awaitable[None]]  # the status body -> stored
+# (the status body, the resourceVersion it must still be at) -> the new resourceVersion
+StatusWrite = Callable[[dict[str, Any], str | None], Awaitable[str | None]]
+# -> (the stored status, the resourceVersion it was read at)
+StatusRead = Callable[[], Awaitable[tuple[dict[str, Any], str]]]
+FENCED_TRIES = 3  # metadata moves (Kopf's annotations) a few times a cycle at most
+
+
+class StatusTaken(Exception):
+    """Someone else wrote this status since the store last read or wrote it: nothing was
+    written, and the store now holds what is stored."""
 
 
 def parse_status(raw: Mapping[str, Any] | None) -> VenueServiceStatus:
@@ -72,15 +90,43 @@ def _calm(check: CheckStatus) -> bool:
 class StatusStore:
     """`written`: the status last stored; `known`: the loop's latest view of it."""
 
-    def __init__(self, write: StatusWrite, stored: VenueServiceStatus) -> None:
-        self._write = write
+    def __init__(
+        self, write: StatusWrite, stored: VenueServiceStatus,
+        read: StatusRead | None = None, resource_version: str | None = None,
+    ) -> None:  # fmt: skip
+        """`read` and `resource_version` (what `stored` was read at) fence the writes; a
+        store without `read` writes unfenced (unit tests' writers)."""
+        self._write, self._read = write, read
+        self.resource_version = resource_version if read is not None else None
         self.known = self.written = stored
 
     async def save(self, status: VenueServiceStatus, cause: str) -> None:
-        """Store `status` (raises if the API refuses; `written` then stays as it was)."""
-        await self._write(status_body(status))
+        """Store `status` (raises if the API refuses, StatusTaken if someone else wrote the
+        status; `written` then stays as it was, or becomes what they wrote)."""
+        body = status_body(status)
+        for _ in range(FENCED_TRIES):
+            try:
+                self.resource_version = await self._write(body, self.resource_version)
+                break
+            except errors.ApiError as exc:
+                if self._read is None or not errors.is_conflict(exc):
+                    raise
+                await self._reread()
+        else:
+            raise StatusTaken(f"the object kept moving: {FENCED_TRIES} fenced writes refused")
         telemetry.STATUS_WRITES.labels(cause).inc()
         self.known = self.written = status
+
+    async def _reread(self) -> None:
+        """After a refused write: the new version, if the status stored is still ours."""
+        assert self._read is not None
+        raw, version = await self._read()
+        self.resource_version = version
+        stored = parse_status(raw)
+        if stored != parse_status(status_body(self.written)):
+            self.known = self.written = stored
+            telemetry.STATUS_TAKEN.inc()
+            raise StatusTaken("the status was written by someone else; it is adopted")
 
     async def save_changes(self, status: VenueServiceStatus) -> bool:
         """`status` becomes `known`, and is stored when something worth a write changed since

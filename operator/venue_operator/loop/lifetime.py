@@ -82,9 +82,9 @@ class Lifetime:
         """`write`, which also ends the lifetime when the VenueService is not found: deleted
         while the watch was down and relisted (Kopf sends no DELETED event then)."""
 
-        async def written(status: dict[str, Any]) -> None:
+        async def written(status: dict[str, Any], resource_version: str | None) -> str | None:
             try:
-                await write(status)
+                return await write(status, resource_version)
             except calls.ApiError as exc:
                 if exc.status == 404:
                     self.gone.set()

@@ -28,7 +28,13 @@ from venue_operator.fleet.board import FleetBoard
 from venue_operator.fleet.rate import FleetRate
 from venue_operator.guard.pod_series import Query
 from venue_operator.guard.watch import ReadPods, RolloutWatch, paused_by_annotation, with_guard
-from venue_operator.kube.status_store import StatusStore, StatusWrite, parse_status
+from venue_operator.kube.status_store import (
+    StatusRead,
+    StatusStore,
+    StatusTaken,
+    StatusWrite,
+    parse_status,
+)
 from venue_operator.loop.evaluation import Outcome
 from venue_operator.loop.lifetime import StopFlag, VenueServiceGone
 from venue_operator.loop.page_delivery import PageDesk, PageResults, SendPages
@@ -79,6 +85,7 @@ class LoopPorts:
     events: Events
     write_status: StatusWrite
     page: SendPages  # paging/webhook.py: the outbox's due pages, sent in the background
+    read_status: StatusRead | None = None  # fences the writes (kube/status_store.py)
     page_results: PageResults = list  # and what became of them since the last call
     forget_metrics: Callable[[str], None] = lambda key: None
     alert: Alert = lambda notification, status: None
@@ -104,7 +111,8 @@ class ServiceLoop:
     ) -> None:  # fmt: skip
         self.namespace, self.name, self.body, self.indexes = namespace, name, body, indexes
         self.ports = ports
-        self.store = StatusStore(ports.write_status, parse_status(body.status))
+        self.store = StatusStore(ports.write_status, parse_status(body.status),
+                                 ports.read_status, body.meta.get("resourceVersion"))  # fmt: skip
         self.remediator = Remediator(ports.acts, ports.events, self.store, gitops=ports.gitops,
                                      fleet=ports.fleet)  # fmt: skip
         self.pages = PageDesk(self.key, ports.page, ports.page_results, ports.events)
@@ -151,6 +159,9 @@ class ServiceLoop:
             )
         except VenueServiceGone:
             log.info("cycle.venueservice_gone", namespace=self.namespace, name=self.name)
+        except StatusTaken as exc:  # nothing written or acted on; the next cycle starts from it
+            log.warning("cycle.status_taken", namespace=self.namespace, name=self.name,
+                        error=str(exc))  # fmt: skip
         except Exception as exc:
             telemetry.ERRORS.labels(self.namespace, self.name).inc()
             log.exception("cycle.failed", namespace=self.namespace, name=self.name)
@@ -201,6 +212,9 @@ class ServiceLoop:
             await self.watch.tick(spec, self.indexes, workload, subject, paused)
         except VenueServiceGone:
             log.info("rollout_guard.venueservice_gone", namespace=self.namespace, name=self.name)
+        except StatusTaken as exc:
+            log.warning("rollout_guard.status_taken", namespace=self.namespace, name=self.name,
+                        error=str(exc))  # fmt: skip
         except Exception:
             telemetry.ERRORS.labels(self.namespace, self.name).inc()
             log.exception("rollout_guard.failed", namespace=self.namespace, name=self.name)

@@ -36,6 +36,10 @@ STATUS_WRITES = Counter(
     "Status patches sent, by the first significant field that changed (check.field or field)",
     ["cause"],
 )
+STATUS_TAKEN = Counter(
+    "venue_operator_status_taken_total",
+    "Fenced status writes refused because someone else had written the status (adopted)",
+)
 EVENTS = Counter("venue_operator_events_total", "Events posted", ["reason"])
 for _reason in Reason:  # every reason from 0, so increase() sees the first one
     EVENTS.labels(str(_reason))
