@@ -6,6 +6,7 @@ the cluster: a status store that can refuse writes, a workload writer that recor
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -215,7 +216,7 @@ class World:
             "horizontalpodautoscalers": {(NS, NAME): self.hpas},
         }
 
-    def loop(self, name: str = NAME) -> ServiceLoop:
+    def loop(self, name: str = NAME, owns: Callable[[str], bool] | None = None) -> ServiceLoop:
         """A fresh loop, as after a (re)start: it knows only what the API holds."""
         body = kopf.Body({"apiVersion": "ops.tickettoken.io/v1alpha1", "kind": "VenueService",
                           "metadata": {"name": name, "namespace": NS, "uid": f"uid-{name}",
@@ -227,6 +228,7 @@ class World:
             events=self.events,
             write_status=self.write,
             read_status=self.read if self.fenced else None,
+            owns=owns,
             page=self.send_pages,
             page_results=self.page_results,
             tenancy=self.tenancy,
@@ -330,6 +332,34 @@ async def test_two_operators_on_one_service_never_lose_the_others_rollback() -> 
     assert rolled_back.result == "Succeeded" and world.status().rolled_back_templates == ["ccc"]
     assert [c[0] for c in world.acts.calls] == ["roll_back"]  # once
     assert second.store.written.rolled_back_templates == ["ccc"]  # adopted
+
+
+TAKEN = "venue_operator_status_taken_total"
+
+
+async def test_a_shard_skips_what_it_does_not_own_and_takes_over_from_status() -> None:
+    """Two replicas with shards (fleet/membership.py): the one that does not own the service
+    writes and acts on nothing; handed the service, it starts from what is stored (the
+    other's rollback), not from its own stale view, so it needs no fenced write to learn it."""
+    world = World(fenced=True)
+    owner = {"first": True}
+    first = world.loop(owns=lambda key: owner["first"])
+    await world.cycles(first, 8)
+    second = world.loop(owns=lambda key: not owner["first"])
+    await bad_rollout(world, first)
+    version = world.version
+    await world.cycles(second, 3)
+    assert world.version == version and world.acts.calls == []  # not its own: untouched
+    await world.cycles(first, 6)
+    assert [c[0] for c in world.acts.calls] == ["roll_back"]
+    owner["first"] = False  # handed over (a member joined, or the first one's Lease lapsed)
+    version, taken = world.version, REGISTRY.get_sample_value(TAKEN)
+    await world.cycles(first, 2)
+    assert world.version == version  # the first writes nothing any more
+    await world.cycles(second, 6)
+    assert [c[0] for c in world.acts.calls] == ["roll_back"]  # not again
+    assert second.store.written.rolled_back_templates == ["ccc"]
+    assert REGISTRY.get_sample_value(TAKEN) == taken  # reloaded, never fenced off
 
 
 async def test_a_failed_write_is_retried_from_what_was_last_written() -> None:

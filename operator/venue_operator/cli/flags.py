@@ -7,6 +7,7 @@ import argparse
 import math
 import os
 import random
+import socket
 from datetime import timedelta
 from pathlib import Path
 
@@ -31,6 +32,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
         peering=args.peering or None,
         priority=args.priority if args.priority is not None else random.randint(1, 1_000_000),
         peering_lifetime=args.peering_lifetime,
+        shard=_shard_name(args),
+        shard_namespace=_own_namespace(args.operator_namespace) if args.shards else None,
+        shard_lease=args.shard_lease,
         verbose=args.verbose,
         prometheus_auth=prometheus_auth_from(args),
         prometheus_limits=prometheus_limits_from(args),
@@ -116,6 +120,21 @@ def prometheus_auth_flags(parser: argparse.ArgumentParser) -> None:
 
 
 SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def _shard_name(args: argparse.Namespace) -> str | None:
+    """--shards: this replica's member name, its Pod's (POD_NAME) where it has one."""
+    if not args.shards:
+        return None
+    if args.peering:
+        raise SystemExit(
+            "--shards and --peering exclude each other: shards all act, each on its own"
+        )
+    if not _own_namespace(args.operator_namespace):
+        raise SystemExit(
+            "--shards needs the operator's namespace (--operator-namespace or POD_NAMESPACE)"
+        )
+    return os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
 
 
 def _own_namespace(given: str | None) -> str | None:

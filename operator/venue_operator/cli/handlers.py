@@ -12,11 +12,13 @@ Kopf removes its finalizer from objects an older version left it on."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import logging
 import os
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -27,10 +29,11 @@ from venue_operator.act.writer import WorkloadWriter
 from venue_operator.cli import memory
 from venue_operator.cli.settings import Settings
 from venue_operator.fleet.board import FleetBoard
+from venue_operator.fleet.membership import Membership
 from venue_operator.fleet.rate import FleetRate
 from venue_operator.fleet.storm_watch import FleetWatch, Post
 from venue_operator.guard.pod_metrics import read_pods
-from venue_operator.kube import calls, events, permissions
+from venue_operator.kube import calls, events, leases, permissions
 from venue_operator.kube.events import KubeEvents
 from venue_operator.kube.permissions import PermissionReport
 from venue_operator.loop.evaluation import Context, evaluate
@@ -152,8 +155,26 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     if memo.board is not None:
         watch = FleetWatch(memo.board, _on_own_pod(memo.api))
         memo.fleet_watch = asyncio.create_task(watch.run_forever())
+    memo.membership = await _membership(memo.api, ours)
     memo.trimmer = asyncio.create_task(memory.trim_forever())
     memo.api_server_refresher = asyncio.create_task(targets.refresh_forever(memo.api))
+
+
+async def _membership(api: Any, ours: Settings) -> Membership | None:
+    """--shards: this replica's Lease, renewed in the background; it owns services once the
+    first renewal is in (a failed one: after a later one)."""
+    if ours.shard is None or ours.shard_namespace is None:
+        return None
+    lease = timedelta(seconds=ours.shard_lease)
+    membership = Membership(
+        ours.shard,
+        functools.partial(leases.renew, api, ours.shard_namespace, ours.shard, lease),
+        functools.partial(leases.members, api, ours.shard_namespace), lease,
+    )  # fmt: skip
+    with contextlib.suppress(Exception):  # logged by run_forever's next try
+        await membership.tick()
+    membership.task = asyncio.create_task(membership.run_forever())
+    return membership
 
 
 def _on_own_pod(api: Any) -> Post | None:
@@ -172,6 +193,11 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
     memo.trimmer.cancel()
     if memo.fleet_watch is not None:
         memo.fleet_watch.cancel()
+    ours: Settings = memo.settings
+    if memo.membership is not None and ours.shard_namespace is not None:
+        memo.membership.task.cancel()
+        with contextlib.suppress(Exception):  # the Lease then expires on its own
+            await leases.release(memo.api, ours.shard_namespace, memo.membership.me)
     memo.api_server_refresher.cancel()
     memo.ctx.metrics.reader.close()
     await memo.http.aclose()
@@ -267,6 +293,7 @@ async def watch_venue_service(
             functools.partial(calls.replace_status, memo.api, ns, name)
         ),
         read_status=functools.partial(calls.read_status, memo.api, ns, name),
+        owns=None if memo.membership is None else memo.membership.owns,
         page=functools.partial(memo.pager.send, ns, name),
         page_results=functools.partial(memo.pager.results, ns, name),
         forget_metrics=memo.ctx.metrics.forget,

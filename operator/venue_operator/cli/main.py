@@ -130,6 +130,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--peering-lifetime", type=int, default=15,
         help="seconds before a silent peer is considered gone (the failover time)",
     )  # fmt: skip
+    run.add_argument(
+        "--shards", action="store_true",
+        help="several replicas, each owning the VenueServices a hash gives it among the live "
+        "members (a Lease each, in the operator's namespace)",
+    )  # fmt: skip
+    run.add_argument(
+        "--shard-lease", type=int, default=15,
+        help="seconds a member's Lease lasts unrenewed (the takeover time)",
+    )  # fmt: skip
     run.add_argument("--verbose", action="store_true")
     flags.prometheus_auth_flags(run)
     flags.prometheus_limit_flags(run)

@@ -52,6 +52,16 @@ class Settings:
     peering_lifetime: int = 15
     """Seconds before a silent peer counts as gone: the failover time."""
 
+    shard: str | None = None
+    """This replica's shard member name (a Lease of that name in the operator's namespace);
+    None: one process owns every VenueService."""
+
+    shard_namespace: str | None = None
+    """Where the shard members' Leases are (the operator's namespace)."""
+
+    shard_lease: int = 15
+    """Seconds a shard member's Lease lasts unrenewed: the takeover time."""
+
     verbose: bool = False
     """Kopf's debug logging."""
 

@@ -29,7 +29,7 @@ KEDA: Resource = ("keda.sh", "v1alpha1", "scaledobjects")
 # operator's first Event, and every VenueService's next cycle waited that long (a 1 s fleet
 # beside the first P1 lost up to one evaluation each; more on a CPU-starved node).
 API_CLASSES = ("CoreV1Api", "AppsV1Api", "BatchV1Api", "AutoscalingV2Api", "CustomObjectsApi",
-               "AuthorizationV1Api", "DiscoveryV1Api")  # fmt: skip
+               "AuthorizationV1Api", "DiscoveryV1Api", "CoordinationV1Api")  # fmt: skip
 
 
 def import_api_classes() -> None:

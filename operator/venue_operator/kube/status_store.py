@@ -99,10 +99,19 @@ class StatusStore:
         self._write, self._read = write, read
         self.resource_version = resource_version if read is not None else None
         self.known = self.written = stored
+        # With shards: whether this replica still owns the service (loop/ownership.py)
+        self.may_write: Callable[[], bool] = lambda: True
+
+    def reload(self, raw: Mapping[str, Any], resource_version: str | None) -> None:
+        """Start again from what is stored (a shard that owns the service again)."""
+        self.known = self.written = parse_status(raw)
+        self.resource_version = resource_version if self._read is not None else None
 
     async def save(self, status: VenueServiceStatus, cause: str) -> None:
         """Store `status` (raises if the API refuses, StatusTaken if someone else wrote the
         status; `written` then stays as it was, or becomes what they wrote)."""
+        if not self.may_write():
+            raise StatusTaken("this replica no longer owns the service (shards)")
         body = status_body(status)
         for _ in range(FENCED_TRIES):
             try:

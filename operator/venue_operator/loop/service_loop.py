@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,6 +37,7 @@ from venue_operator.kube.status_store import (
 )
 from venue_operator.loop.evaluation import Outcome
 from venue_operator.loop.lifetime import StopFlag, VenueServiceGone
+from venue_operator.loop.ownership import Ownership
 from venue_operator.loop.page_delivery import PageDesk, PageResults, SendPages
 from venue_operator.loop.reports import (
     Reporter,
@@ -86,6 +87,8 @@ class LoopPorts:
     write_status: StatusWrite
     page: SendPages  # paging/webhook.py: the outbox's due pages, sent in the background
     read_status: StatusRead | None = None  # fences the writes (kube/status_store.py)
+    # With shards (fleet/membership.py): whether this replica owns "namespace/name" now
+    owns: Callable[[str], bool] | None = None
     page_results: PageResults = list  # and what became of them since the last call
     forget_metrics: Callable[[str], None] = lambda key: None
     alert: Alert = lambda notification, status: None
@@ -110,9 +113,11 @@ class ServiceLoop:
         ports: LoopPorts,
     ) -> None:  # fmt: skip
         self.namespace, self.name, self.body, self.indexes = namespace, name, body, indexes
-        self.ports = ports
         self.store = StatusStore(ports.write_status, parse_status(body.status),
                                  ports.read_status, body.meta.get("resourceVersion"))  # fmt: skip
+        self.ownership = Ownership(self.key, ports.owns, ports.read_status, self.store)
+        ports = replace(ports, events=self.ownership.events(ports.events))
+        self.ports = ports
         self.remediator = Remediator(ports.acts, ports.events, self.store, gitops=ports.gitops,
                                      fleet=ports.fleet)  # fmt: skip
         self.pages = PageDesk(self.key, ports.page, ports.page_results, ports.events)
@@ -152,6 +157,8 @@ class ServiceLoop:
         """One cycle; never raises (the loop must outlive its own bugs)."""
         started = time.monotonic()
         try:
+            if not await self.ownership.now():
+                return
             await self.cycle()
         except InvalidSpec as exc:
             await self.reporter.say_once(
@@ -201,6 +208,8 @@ class ServiceLoop:
         """One tick of the rollout watch; never raises (as `step`)."""
         assert self.watch is not None
         try:
+            if not self.ownership.still():
+                return
             spec = self._spec()
             if self.body.meta.get("deletionTimestamp") or self._owner(spec) is not None:
                 return
@@ -282,6 +291,8 @@ class ServiceLoop:
         rollout = rollout_facts(workload, status, self.watch.warm_up if self.watch else None)
         decision = decide(outcome.assessment, rollout, status, spec.remediation, now, paused,
                           storms)  # fmt: skip
+        if not self.ownership.still():
+            return  # lost to another replica during the cycle: it acts, not this one
         status = await self.remediator.carry_out(subject, status, decision, now)
         alerting = self.ports.alert(spec.notification, status)
         status = alert_condition(spec, status, previous, alerting)

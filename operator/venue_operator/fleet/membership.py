@@ -1,0 +1,60 @@
+"""This replica's place among the shards: renews its Lease, reads the others', and says which
+VenueServices it owns (fleet/shards.py).
+
+It owns nothing while its own Lease may have expired: a replica paused or cut off past its
+Lease (SIGSTOP, a partition, a long GC) may find on waking that the others took its services
+over, so until it has renewed again it neither evaluates nor acts on any. Its status writes
+are fenced besides (kube/status_store.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+import structlog
+
+from venue_operator.fleet.shards import Member, live, owner
+
+log = structlog.get_logger(__name__)
+
+
+class Membership:
+    def __init__(
+        self, me: str, renew: Callable[[], Awaitable[None]],
+        members: Callable[[], Awaitable[list[tuple[str, datetime, timedelta]]]],
+        lease: timedelta,
+    ) -> None:  # fmt: skip
+        self.me, self._renew, self._members, self.lease = me, renew, members, lease
+        self.members: tuple[str, ...] = ()
+        self.task: asyncio.Task[None] | None = None  # run_forever, once started
+        self._renewed_at: float | None = None  # time.monotonic() of the last renewal
+
+    def current(self) -> bool:
+        """Our own Lease is certainly still ours: renewed within two thirds of its term."""
+        return self._renewed_at is not None and (
+            time.monotonic() - self._renewed_at < self.lease.total_seconds() * 2 / 3
+        )
+
+    def owns(self, key: str) -> bool:
+        return self.current() and owner(key, self.members) == self.me
+
+    async def tick(self) -> None:
+        started = time.monotonic()
+        await self._renew()
+        found = live([Member(*m) for m in await self._members()], datetime.now(UTC))
+        self.members = found if self.me in found else tuple(sorted({*found, self.me}))
+        self._renewed_at = started
+
+    async def run_forever(self) -> None:
+        """Renew three times per Lease term; a failed renewal is logged and retried."""
+        while True:
+            before = self.members
+            try:
+                await self.tick()
+            except Exception as exc:  # the API server down: own nothing once the Lease lapses
+                log.warning("shards.renew_failed", error=str(exc)[:300])
+            if self.members != before:
+                log.info("shards.members", members=list(self.members), me=self.me)
+            await asyncio.sleep(self.lease.total_seconds() / 3)

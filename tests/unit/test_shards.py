@@ -1,0 +1,68 @@
+"""Shards (#24): which replica owns which VenueService, and when a replica owns nothing."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from venue_operator.fleet import membership as membership_module
+from venue_operator.fleet.membership import Membership
+from venue_operator.fleet.shards import Member, live, owner
+
+NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+KEYS = [f"ns-{i % 40}/venue-{i}" for i in range(3000)]
+
+
+def test_every_service_has_one_owner_and_the_load_is_even() -> None:
+    members = ("op-0", "op-1", "op-2", "op-3")
+    owners = Counter(owner(key, members) for key in KEYS)
+    assert set(owners) == set(members)
+    assert max(owners.values()) < 1.15 * len(KEYS) / len(members), owners
+    assert owner("ns/a", ()) is None
+    assert owner("ns/a", members) == owner("ns/a", tuple(reversed(members)))  # order-free
+
+
+def test_a_member_leaving_moves_only_its_own_services() -> None:
+    before, after = ("op-0", "op-1", "op-2"), ("op-0", "op-2")
+    moved = [key for key in KEYS if owner(key, before) != owner(key, after)]
+    assert moved and all(owner(key, before) == "op-1" for key in moved)
+    joined = ("op-0", "op-1", "op-2", "op-3")
+    moved = [key for key in KEYS if owner(key, before) != owner(key, joined)]
+    assert all(owner(key, joined) == "op-3" for key in moved)  # only to the newcomer
+
+
+def test_a_lease_not_renewed_within_its_term_is_not_a_member() -> None:
+    term = timedelta(seconds=15)
+    members = [Member("op-0", NOW - timedelta(seconds=14), term),
+               Member("op-1", NOW - timedelta(seconds=15), term),
+               Member("op-2", NOW, term)]  # fmt: skip
+    assert live(members, NOW) == ("op-0", "op-2")
+
+
+async def test_a_replica_owns_nothing_once_its_own_lease_may_have_lapsed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Paused past its Lease (SIGSTOP, a partition): it owns nothing until it renews again,
+    whatever the members it last read."""
+    clock = [1000.0]
+    monkeypatch.setattr(membership_module.time, "monotonic", lambda: clock[0])
+    renewals: list[float] = []
+
+    async def renew() -> None:
+        renewals.append(clock[0])
+
+    async def members() -> list[tuple[str, datetime, timedelta]]:
+        return [("op-1", datetime.now(UTC), timedelta(seconds=15))]
+
+    mine = Membership("op-0", renew, members, timedelta(seconds=15))
+    key = next(k for k in KEYS if owner(k, ("op-0", "op-1")) == "op-0")
+    assert not mine.owns(key)  # never renewed yet
+    await mine.tick()
+    assert mine.members == ("op-0", "op-1") and mine.owns(key)
+    assert not mine.owns(next(k for k in KEYS if owner(k, ("op-0", "op-1")) == "op-1"))
+    clock[0] += 10.1  # two thirds of the term: it may lapse before a write lands
+    assert not mine.owns(key)
+    await mine.tick()
+    assert mine.owns(key)
