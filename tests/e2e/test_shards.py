@@ -4,6 +4,8 @@ replica killed (SIGKILL: no Lease released) has its services taken over when its
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import time
 from collections.abc import Iterator
 
@@ -14,6 +16,7 @@ from tests.harness import (
     deployment_manifest,
     evaluation_count,
     fresh_namespace,
+    get,
     venue_manifest,
 )
 from venue_lab.operator_process import OperatorProcess
@@ -86,3 +89,59 @@ def test_three_shards_own_each_service_once_and_take_over_a_killed_one(
             print(f"{len(orphans)} services of the killed shard evaluated again {took:.1f} s "
                   "after its SIGKILL")  # fmt: skip
             assert took < 30
+
+
+def taken(operator: OperatorProcess) -> float:
+    """Its fenced status writes refused because another writer had moved the status on."""
+    for line in httpx.get(operator.metrics_url, timeout=5).text.splitlines():
+        if line.startswith("venue_operator_status_taken_total "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def test_a_shard_paused_past_its_lease_wakes_to_what_the_others_wrote(
+    the_lab: Lab, simulator: SimulatorProcess
+) -> None:
+    """SIGSTOP past its Lease, the others take its services over and record a database outage
+    it never saw; SIGCONT: it owns nothing until it has renewed, then starts each service again
+    from the stored status. Not one write from its stale view reaches the API server, not even
+    to be refused (a refused one would count in venue_operator_status_taken_total)."""
+    lab, kubectl = the_lab, the_lab.cluster.kubectl
+    with fresh_namespace(lab, "sh") as ns, fresh_namespace(lab, "op") as own:
+        for name in SERVICES:
+            port = simulator.add_service(f"{ns}-{name}")
+            kubectl("apply", "-n", ns, "-f", "-", input=deployment_manifest(name))
+            kubectl("apply", "-n", ns, "-f", "-", input=venue_manifest(name, port, **FAST))
+        with shards(lab, own, 2) as operators:
+            seen: dict[str, set[int]] = {}
+
+            def each_by_one() -> bool:
+                seen.update(evaluated_by(operators, ns))
+                return all(len(by) == 1 for by in seen.values())
+
+            wait_until("each service evaluated by exactly one shard", each_by_one, 60)
+            owners = {name: next(iter(by)) for name, by in seen.items()}
+            sleeper = max(set(owners.values()), key=list(owners.values()).count)
+            theirs = [name for name, owner in owners.items() if owner == sleeper]
+            other = operators[1 - sleeper]
+            os.kill(operators[sleeper].pid, signal.SIGSTOP)
+            try:
+                wait_until("the other shard evaluates them all",
+                           lambda: all(len(by) == 1 for by in evaluated_by([other], ns).values()),
+                           30)  # fmt: skip
+                for name in theirs:
+                    simulator.set_faults(f"{ns}-{name}", database_down=True)
+
+                def outage_recorded() -> bool:
+                    got = {n: get(lab, "venueservice", ns, n).get("status", {}) for n in theirs}
+                    return all(s.get("health") == "Down" for s in got.values())
+
+                wait_until("the outage recorded by the other shard", outage_recorded, 30)
+            finally:
+                os.kill(operators[sleeper].pid, signal.SIGCONT)
+            wait_until("the woken shard running its services again", lambda: all(
+                by == {sleeper} for name, by in evaluated_by(operators, ns).items()
+                if name in theirs), 30)  # fmt: skip
+            assert taken(operators[sleeper]) == 0, operators[sleeper].log(50)
+            for name in theirs:
+                assert get(lab, "venueservice", ns, name)["status"]["health"] == "Down"
