@@ -28,6 +28,7 @@ from tests.chart import (
 )
 from tests.harness import fresh_namespace
 from venue_lab.helm import helm
+from venue_lab.processes import LabError
 from venue_lab.session import Lab
 from venue_operator.model.crd import CRD_PATH
 
@@ -198,6 +199,25 @@ def test_values_reach_the_pod() -> None:
         "kopf.dev"
     ]
     assert dep["spec"]["replicas"] == 2 and "strategy" not in dep["spec"]
+
+
+@needs_helm
+def test_shards_run_several_acting_replicas_with_a_role_for_their_leases_only() -> None:
+    rendered = template("--set", "shards.enabled=true", "--set", "shards.lease=20")
+    dep = named(rendered, "Deployment", RELEASE)
+    (container,) = dep["spec"]["template"]["spec"]["containers"]
+    assert container["args"][-2:] == ["--shards", "--shard-lease=20"]
+    assert dep["spec"]["replicas"] == 3 and "strategy" not in dep["spec"]  # rolling
+    env = {e["name"] for e in container["env"]}
+    assert {"POD_NAME", "POD_NAMESPACE"} <= env  # its member name, where the Leases are
+    role = named(rendered, "Role", f"{RELEASE}-shards")
+    assert role["metadata"]["namespace"] == NS
+    assert role["rules"] == [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                              "verbs": ["get", "list", "create", "patch", "delete"]}]  # fmt: skip
+    assert named(rendered, "PodDisruptionBudget", RELEASE)["spec"]["maxUnavailable"] == 1
+    assert not [d for d in template() if d["kind"] == "Role" and "shards" in d["metadata"]["name"]]
+    with pytest.raises(LabError, match="exclude each other"):
+        template("--set", "shards.enabled=true", "--set", "peering.enabled=true")
 
 
 @needs_helm
