@@ -1,5 +1,6 @@
-"""Shards (#24): three replicas with --shards own each VenueService once between them, and a
-replica killed (SIGKILL: no Lease released) has its services taken over when its Lease lapses."""
+"""Shards (#24): three replicas with --shards own each VenueService once between them; one
+paused past its Lease wakes to what the others wrote without a write from its old view; one
+killed (SIGKILL: no Lease released) has its services taken over when its Lease lapses."""
 
 from __future__ import annotations
 
@@ -24,9 +25,9 @@ from venue_lab.processes import wait_until
 from venue_lab.session import Lab
 from venue_lab.simulator.process import SimulatorProcess
 
-SERVICES = [f"svc-{i}" for i in range(6)]
-LEASE_S = 6  # the takeover time: a lapsed Lease, then the others' next renewal (a third of it)
-WINDOW_S = 3.0  # three of the services' cycles
+SERVICES = [f"svc-{i}" for i in range(5)]
+LEASE_S = 4  # the takeover time: a lapsed Lease, then the others' next renewal (a third of it)
+WINDOW_S = 2.0  # two of the services' cycles
 
 
 def counts(operators: list[OperatorProcess], ns: str) -> dict[str, list[float]]:
@@ -54,7 +55,15 @@ def shards(lab: Lab, own: str, n: int) -> Iterator[list[OperatorProcess]]:
         )) for i in range(n)]  # fmt: skip
 
 
-def test_three_shards_own_each_service_once_and_take_over_a_killed_one(
+def taken(operator: OperatorProcess) -> float:
+    """Its fenced status writes refused because another writer had moved the status on."""
+    for line in httpx.get(operator.metrics_url, timeout=5).text.splitlines():
+        if line.startswith("venue_operator_status_taken_total "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def test_shards_own_each_service_once_wake_without_stale_writes_and_take_over_the_lost(
     the_lab: Lab, simulator: SimulatorProcess
 ) -> None:
     lab, kubectl = the_lab, the_lab.cluster.kubectl
@@ -64,79 +73,26 @@ def test_three_shards_own_each_service_once_and_take_over_a_killed_one(
             kubectl("apply", "-n", ns, "-f", "-", input=deployment_manifest(name))
             kubectl("apply", "-n", ns, "-f", "-", input=venue_manifest(name, port, **FAST))
         with shards(lab, own, 3) as operators:
-            seen: dict[str, set[int]] = {}
-
-            def each_by_one() -> bool:
-                seen.update(evaluated_by(operators, ns))
-                return all(len(by) == 1 for by in seen.values())
-
-            wait_until("each service evaluated by exactly one shard", each_by_one, 60)
+            owners = owned_once(operators, ns)
             leases = kubectl("get", "leases", "-n", own, "-o", "name").stdout.split()
             assert len(leases) == 3, leases
-            owners = {name: next(iter(by)) for name, by in seen.items()}
-            victim = max(set(owners.values()), key=list(owners.values()).count)
-            orphans = [name for name, owner in owners.items() if owner == victim]
-            operators[victim].kill()
-            killed = time.monotonic()
-            rest = [op for i, op in enumerate(operators) if i != victim]
 
-            def taken_over() -> bool:
-                by = evaluated_by(rest, ns)
-                return all(len(by[name]) == 1 for name in SERVICES)
-
-            wait_until("the killed shard's services evaluated again", taken_over, 30)
-            took = time.monotonic() - killed
-            print(f"{len(orphans)} services of the killed shard evaluated again {took:.1f} s "
-                  "after its SIGKILL")  # fmt: skip
-            assert took < 30
-
-
-def taken(operator: OperatorProcess) -> float:
-    """Its fenced status writes refused because another writer had moved the status on."""
-    for line in httpx.get(operator.metrics_url, timeout=5).text.splitlines():
-        if line.startswith("venue_operator_status_taken_total "):
-            return float(line.split()[1])
-    return 0.0
-
-
-def test_a_shard_paused_past_its_lease_wakes_to_what_the_others_wrote(
-    the_lab: Lab, simulator: SimulatorProcess
-) -> None:
-    """SIGSTOP past its Lease, the others take its services over and record a database outage
-    it never saw; SIGCONT: it owns nothing until it has renewed, then starts each service again
-    from the stored status. Not one write from its stale view reaches the API server, not even
-    to be refused (a refused one would count in venue_operator_status_taken_total)."""
-    lab, kubectl = the_lab, the_lab.cluster.kubectl
-    with fresh_namespace(lab, "sh") as ns, fresh_namespace(lab, "op") as own:
-        for name in SERVICES:
-            port = simulator.add_service(f"{ns}-{name}")
-            kubectl("apply", "-n", ns, "-f", "-", input=deployment_manifest(name))
-            kubectl("apply", "-n", ns, "-f", "-", input=venue_manifest(name, port, **FAST))
-        with shards(lab, own, 2) as operators:
-            seen: dict[str, set[int]] = {}
-
-            def each_by_one() -> bool:
-                seen.update(evaluated_by(operators, ns))
-                return all(len(by) == 1 for by in seen.values())
-
-            wait_until("each service evaluated by exactly one shard", each_by_one, 60)
-            owners = {name: next(iter(by)) for name, by in seen.items()}
-            sleeper = max(set(owners.values()), key=list(owners.values()).count)
+            # SIGSTOP past its Lease: the others take its services over and record a database
+            # outage it never sees; SIGCONT: it owns nothing until it has renewed, then starts
+            # each again from the stored status. Not one write from its old view reaches the
+            # API server, not even to be refused (that would count in status_taken).
+            sleeper = busiest(owners)
             theirs = [name for name, owner in owners.items() if owner == sleeper]
-            other = operators[1 - sleeper]
+            awake = [op for i, op in enumerate(operators) if i != sleeper]
             os.kill(operators[sleeper].pid, signal.SIGSTOP)
             try:
-                wait_until("the other shard evaluates them all",
-                           lambda: all(len(by) == 1 for by in evaluated_by([other], ns).values()),
-                           30)  # fmt: skip
+                wait_until("the others evaluate them all", lambda: all(
+                    len(by) == 1 for by in evaluated_by(awake, ns).values()), 30)  # fmt: skip
                 for name in theirs:
                     simulator.set_faults(f"{ns}-{name}", database_down=True)
-
-                def outage_recorded() -> bool:
-                    got = {n: get(lab, "venueservice", ns, n).get("status", {}) for n in theirs}
-                    return all(s.get("health") == "Down" for s in got.values())
-
-                wait_until("the outage recorded by the other shard", outage_recorded, 30)
+                wait_until("the outage recorded by the others", lambda: all(
+                    get(lab, "venueservice", ns, n).get("status", {}).get("health") == "Down"
+                    for n in theirs), 30)  # fmt: skip
             finally:
                 os.kill(operators[sleeper].pid, signal.SIGCONT)
             wait_until("the woken shard running its services again", lambda: all(
@@ -145,3 +101,34 @@ def test_a_shard_paused_past_its_lease_wakes_to_what_the_others_wrote(
             assert taken(operators[sleeper]) == 0, operators[sleeper].log(50)
             for name in theirs:
                 assert get(lab, "venueservice", ns, name)["status"]["health"] == "Down"
+
+            # SIGKILL (no Lease released): its services are evaluated again once it lapses.
+            owners = owned_once(operators, ns)
+            victim = busiest(owners)
+            operators[victim].kill()
+            killed = time.monotonic()
+            rest = [op for i, op in enumerate(operators) if i != victim]
+            wait_until("the killed shard's services evaluated again", lambda: all(
+                len(by) == 1 for by in evaluated_by(rest, ns).values()), 30)  # fmt: skip
+            took = time.monotonic() - killed
+            lost = sum(owner == victim for owner in owners.values())
+            print(f"{lost} services of the killed shard evaluated again {took:.1f} s after "
+                  "its SIGKILL")  # fmt: skip
+            assert took < 30
+
+
+def owned_once(operators: list[OperatorProcess], ns: str) -> dict[str, int]:
+    """Wait until each service is evaluated by exactly one operator: service -> its index."""
+    seen: dict[str, set[int]] = {}
+
+    def each_by_one() -> bool:
+        seen.update(evaluated_by(operators, ns))
+        return all(len(by) == 1 for by in seen.values())
+
+    wait_until("each service evaluated by exactly one shard", each_by_one, 60)
+    return {name: next(iter(by)) for name, by in seen.items()}
+
+
+def busiest(owners: dict[str, int]) -> int:
+    counted = list(owners.values())
+    return max(set(counted), key=counted.count)
