@@ -216,7 +216,9 @@ class World:
             "horizontalpodautoscalers": {(NS, NAME): self.hpas},
         }
 
-    def loop(self, name: str = NAME, owns: Callable[[str], bool] | None = None) -> ServiceLoop:
+    def loop(
+        self, name: str = NAME, owns: Callable[[str], int | None] | None = None
+    ) -> ServiceLoop:
         """A fresh loop, as after a (re)start: it knows only what the API holds."""
         body = kopf.Body({"apiVersion": "ops.tickettoken.io/v1alpha1", "kind": "VenueService",
                           "metadata": {"name": name, "namespace": NS, "uid": f"uid-{name}",
@@ -343,9 +345,9 @@ async def test_a_shard_skips_what_it_does_not_own_and_takes_over_from_status() -
     other's rollback), not from its own stale view, so it needs no fenced write to learn it."""
     world = World(fenced=True)
     owner = {"first": True}
-    first = world.loop(owns=lambda key: owner["first"])
+    first = world.loop(owns=lambda key: 1 if owner["first"] else None)
     await world.cycles(first, 8)
-    second = world.loop(owns=lambda key: not owner["first"])
+    second = world.loop(owns=lambda key: None if owner["first"] else 1)
     await bad_rollout(world, first)
     version = world.version
     await world.cycles(second, 3)

@@ -293,7 +293,7 @@ async def watch_venue_service(
             functools.partial(calls.replace_status, memo.api, ns, name)
         ),
         read_status=functools.partial(calls.read_status, memo.api, ns, name),
-        owns=None if memo.membership is None else memo.membership.owns,
+        owns=None if memo.membership is None else memo.membership.holds,
         page=functools.partial(memo.pager.send, ns, name),
         page_results=functools.partial(memo.pager.results, ns, name),
         forget_metrics=memo.ctx.metrics.forget,

@@ -28,6 +28,7 @@ class Membership:
     ) -> None:  # fmt: skip
         self.me, self._renew, self._members, self.lease = me, renew, members, lease
         self.members: tuple[str, ...] = ()
+        self.epoch = 0
         self.task: asyncio.Task[None] | None = None  # run_forever, once started
         self._renewed_at: float | None = None  # time.monotonic() of the last renewal
 
@@ -40,12 +41,20 @@ class Membership:
     def owns(self, key: str) -> bool:
         return self.current() and owner(key, self.members) == self.me
 
+    def holds(self, key: str) -> int | None:
+        """The epoch this replica has owned `key` in, or None. The epoch moves whenever the
+        others may have run its services meanwhile (its Lease lapsed, the members changed): a
+        cycle that began in another epoch must not go on (loop/ownership.py)."""
+        return self.epoch if self.owns(key) else None
+
     async def tick(self) -> None:
-        started = time.monotonic()
+        started, lapsed, before = time.monotonic(), not self.current(), self.members
         await self._renew()
         found = live([Member(*m) for m in await self._members()], datetime.now(UTC))
         self.members = found if self.me in found else tuple(sorted({*found, self.me}))
         self._renewed_at = started
+        if lapsed or self.members != before:
+            self.epoch += 1
 
     async def run_forever(self) -> None:
         """Renew three times per Lease term; a failed renewal is logged and retried."""

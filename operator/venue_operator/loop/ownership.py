@@ -20,37 +20,43 @@ log = structlog.get_logger(__name__)
 
 class Ownership:
     def __init__(
-        self, key: str, owns: Callable[[str], bool] | None, read: StatusRead | None,
+        self, key: str, holds: Callable[[str], int | None] | None, read: StatusRead | None,
         store: StatusStore,
     ) -> None:  # fmt: skip
-        self.key, self._owns, self._read, self._store = key, owns, read, store
+        """`holds`: the epoch this replica owns `key` in, or None (fleet/membership.py)."""
+        self.key, self._holds, self._read, self._store = key, holds, read, store
+        self._epoch: int | None = None  # the epoch of the cycle running, if owned
         self.owned = True
-        if owns is not None:
+        if holds is not None:
             store.may_write = self.still
 
     def events(self, events: Events) -> Events:
         """The loop's Events, posted only while it owns the service (its status writes are
         checked by the store): a replica paused mid-cycle past its Lease and resumed says
         nothing about a service another replica now runs."""
-        return events if self._owns is None else _OwnedEvents(events, self.still)
+        return events if self._holds is None else _OwnedEvents(events, self.still)
 
     def still(self) -> bool:
-        """Owned at the cycle's start and now (checked again before acting)."""
-        return self._owns is None or (self.owned and self._owns(self.key))
+        """Owned since the cycle began, without a gap (checked again before acting)."""
+        if self._holds is None:
+            return True
+        return self._epoch is not None and self._holds(self.key) == self._epoch
 
     async def now(self) -> bool:
-        """At a cycle's start: owned now? Taken on again: the store reloads what is stored."""
-        if self._owns is None:
+        """At a cycle's start: owned now? Taken on (again, or after a gap in which the others
+        may have run it): the store reloads what is stored first."""
+        if self._holds is None:
             return True
-        if not self._owns(self.key):
+        epoch = self._holds(self.key)
+        if epoch is None:
             if self.owned:
                 log.info("shard.released", service=self.key)
-            self.owned = False
+            self.owned, self._epoch = False, None
             return False
-        if not self.owned and self._read is not None:
+        if epoch != self._epoch and self._read is not None:
             self._store.reload(*await self._read())
-            log.info("shard.taken_over", service=self.key)
-        self.owned = True
+            log.info("shard.taken_over", service=self.key, epoch=epoch)
+        self.owned, self._epoch = True, epoch
         return True
 
 

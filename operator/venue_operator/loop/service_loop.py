@@ -87,8 +87,8 @@ class LoopPorts:
     write_status: StatusWrite
     page: SendPages  # paging/webhook.py: the outbox's due pages, sent in the background
     read_status: StatusRead | None = None  # fences the writes (kube/status_store.py)
-    # With shards (fleet/membership.py): whether this replica owns "namespace/name" now
-    owns: Callable[[str], bool] | None = None
+    # With shards (fleet/membership.py): the epoch this replica owns "namespace/name" in, or None
+    owns: Callable[[str], int | None] | None = None
     page_results: PageResults = list  # and what became of them since the last call
     forget_metrics: Callable[[str], None] = lambda key: None
     alert: Alert = lambda notification, status: None
