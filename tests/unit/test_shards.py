@@ -11,7 +11,7 @@ import pytest
 from venue_operator.fleet import membership as membership_module
 from venue_operator.fleet.membership import Membership
 from venue_operator.fleet.shards import Member, live, owner
-from venue_operator.kube.status_store import StatusStore, parse_status
+from venue_operator.kube.status_store import StatusStore, StatusTaken, parse_status
 from venue_operator.loop.ownership import Ownership
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
@@ -82,20 +82,26 @@ async def test_a_cycle_begun_before_a_gap_stops_and_the_next_one_reloads() -> No
     service is its own again, but in a new epoch; the old cycle may not write, the next one
     starts from what is stored (the CI run that found this saw one stale write, fenced off)."""
     stored = {"health": "Down"}
-    reads: list[int] = []
+    reads, writes = [], []
 
     async def write(body: dict[str, Any], version: str | None) -> str | None:
-        raise AssertionError("no write in this test")
+        writes.append(body)
+        return "8"
 
     async def read() -> tuple[dict[str, Any], str]:
         reads.append(1)
         return stored, "7"
 
     epoch = [1]
-    store = StatusStore(write, parse_status({"health": "Healthy"}), read, "3")
-    ownership = Ownership("ns/a", lambda key: epoch[0], read, store)
-    assert await ownership.now() and ownership.still() and len(reads) == 1
+    ownership = Ownership("ns/a", lambda key: epoch[0], read)
+    store = StatusStore(ownership.writes(write), parse_status({"health": "Healthy"}), read, "3")
+    assert await ownership.now(store) and ownership.still() and len(reads) == 1
     epoch[0] = 2  # lapsed and renewed while the cycle was paused
-    assert not ownership.still() and not store.may_write()
-    assert await ownership.now() and len(reads) == 2
+    assert not ownership.still()
+    with pytest.raises(StatusTaken, match="no longer owns"):
+        await store.save(parse_status({"health": "Degraded"}), "test")
+    assert writes == []
+    assert await ownership.now(store) and len(reads) == 2
     assert store.written.health == "Down" and store.resource_version == "7" and ownership.still()
+    await store.save(parse_status({"health": "Degraded"}), "test")
+    assert writes == [{"health": "Degraded"}]

@@ -40,8 +40,9 @@ FENCED_TRIES = 3  # metadata moves (Kopf's annotations) a few times a cycle at m
 
 
 class StatusTaken(Exception):
-    """Someone else wrote this status since the store last read or wrote it: nothing was
-    written, and the store now holds what is stored."""
+    """A status write not made, and never to be retried as it was: someone else wrote the
+    status since the store last read or wrote it (the store now holds what is stored), or,
+    with shards, this replica no longer owns the service (loop/ownership.py)."""
 
 
 def parse_status(raw: Mapping[str, Any] | None) -> VenueServiceStatus:
@@ -99,8 +100,6 @@ class StatusStore:
         self._write, self._read = write, read
         self.resource_version = resource_version if read is not None else None
         self.known = self.written = stored
-        # With shards: whether this replica still owns the service (loop/ownership.py)
-        self.may_write: Callable[[], bool] = lambda: True
 
     def reload(self, raw: Mapping[str, Any], resource_version: str | None) -> None:
         """Start again from what is stored (a shard that owns the service again)."""
@@ -110,8 +109,6 @@ class StatusStore:
     async def save(self, status: VenueServiceStatus, cause: str) -> None:
         """Store `status` (raises if the API refuses, StatusTaken if someone else wrote the
         status; `written` then stays as it was, or becomes what they wrote)."""
-        if not self.may_write():
-            raise StatusTaken("this replica no longer owns the service (shards)")
         body = status_body(status)
         for _ in range(FENCED_TRIES):
             try:

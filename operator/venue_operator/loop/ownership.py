@@ -11,7 +11,7 @@ from typing import Any
 
 import structlog
 
-from venue_operator.kube.status_store import StatusRead, StatusStore
+from venue_operator.kube.status_store import StatusRead, StatusStore, StatusTaken, StatusWrite
 from venue_operator.record.transitions import EventSpec
 from venue_operator.remediate.ports import Events
 
@@ -20,21 +20,28 @@ log = structlog.get_logger(__name__)
 
 class Ownership:
     def __init__(
-        self, key: str, holds: Callable[[str], int | None] | None, read: StatusRead | None,
-        store: StatusStore,
-    ) -> None:  # fmt: skip
+        self, key: str, holds: Callable[[str], int | None] | None, read: StatusRead | None
+    ) -> None:
         """`holds`: the epoch this replica owns `key` in, or None (fleet/membership.py)."""
-        self.key, self._holds, self._read, self._store = key, holds, read, store
-        self._epoch: int | None = None  # the epoch of the cycle running, if owned
-        self.owned = True
-        if holds is not None:
-            store.may_write = self.still
+        self.key, self._holds, self._read = key, holds, read
+        self._epoch: int | None = None  # the epoch of the cycle running, while owned
 
     def events(self, events: Events) -> Events:
-        """The loop's Events, posted only while it owns the service (its status writes are
-        checked by the store): a replica paused mid-cycle past its Lease and resumed says
-        nothing about a service another replica now runs."""
+        """The loop's Events, posted only while it owns the service: a replica paused
+        mid-cycle past its Lease and resumed says nothing about a service another runs."""
         return events if self._holds is None else _OwnedEvents(events, self.still)
+
+    def writes(self, write: StatusWrite) -> StatusWrite:
+        """The loop's status writes, made only while it owns the service (the same)."""
+        if self._holds is None:
+            return write
+
+        async def owned(body: dict[str, Any], resource_version: str | None) -> str | None:
+            if not self.still():
+                raise StatusTaken("this replica no longer owns the service (shards)")
+            return await write(body, resource_version)
+
+        return owned
 
     def still(self) -> bool:
         """Owned since the cycle began, without a gap (checked again before acting)."""
@@ -42,21 +49,21 @@ class Ownership:
             return True
         return self._epoch is not None and self._holds(self.key) == self._epoch
 
-    async def now(self) -> bool:
+    async def now(self, store: StatusStore) -> bool:
         """At a cycle's start: owned now? Taken on (again, or after a gap in which the others
-        may have run it): the store reloads what is stored first."""
+        may have run it): `store` reloads what is stored first."""
         if self._holds is None:
             return True
         epoch = self._holds(self.key)
         if epoch is None:
-            if self.owned:
+            if self._epoch is not None:
                 log.info("shard.released", service=self.key)
-            self.owned, self._epoch = False, None
+            self._epoch = None
             return False
         if epoch != self._epoch and self._read is not None:
-            self._store.reload(*await self._read())
+            store.reload(*await self._read())
             log.info("shard.taken_over", service=self.key, epoch=epoch)
-        self.owned, self._epoch = True, epoch
+        self._epoch = epoch
         return True
 
 

@@ -113,11 +113,12 @@ class ServiceLoop:
         ports: LoopPorts,
     ) -> None:  # fmt: skip
         self.namespace, self.name, self.body, self.indexes = namespace, name, body, indexes
+        self.ownership = Ownership(self.key, ports.owns, ports.read_status)
+        ports = replace(ports, events=self.ownership.events(ports.events),
+                        write_status=self.ownership.writes(ports.write_status))  # fmt: skip
+        self.ports = ports
         self.store = StatusStore(ports.write_status, parse_status(body.status),
                                  ports.read_status, body.meta.get("resourceVersion"))  # fmt: skip
-        self.ownership = Ownership(self.key, ports.owns, ports.read_status, self.store)
-        ports = replace(ports, events=self.ownership.events(ports.events))
-        self.ports = ports
         self.remediator = Remediator(ports.acts, ports.events, self.store, gitops=ports.gitops,
                                      fleet=ports.fleet)  # fmt: skip
         self.pages = PageDesk(self.key, ports.page, ports.page_results, ports.events)
@@ -157,7 +158,7 @@ class ServiceLoop:
         """One cycle; never raises (the loop must outlive its own bugs)."""
         started = time.monotonic()
         try:
-            if not await self.ownership.now():
+            if not await self.ownership.now(self.store):
                 return
             await self.cycle()
         except InvalidSpec as exc:
