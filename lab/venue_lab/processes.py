@@ -110,7 +110,6 @@ class LabError(RuntimeError):
     """A lab component failed to start or stop; the message points at its log."""
 
 
-LAB_GOGC = "400"
 # Polls slow down to this: a long wait then costs the API server, the operator's /metrics and
 # the test process a poll every half second instead of ten a second (the full tier is CPU-bound
 # on two cores), while a condition that holds soon is still seen within a tenth of a second.
@@ -135,6 +134,11 @@ def wait_until(what: str, probe: Callable[[], bool], timeout: float, interval: f
     raise LabError(f"timed out after {timeout:.0f}s waiting for {what}{detail}")
 
 
+# Go's collector for the lab's Go servers (etcd, kube-apiserver, Prometheus, ...): 400, not
+# 100; they are about half the full tier's CPU on two cores, and memory is plentiful.
+LAB_GOGC = "400"
+
+
 @dataclass
 class Managed:
     """One running component: its process and the log that explains its failures."""
@@ -147,9 +151,7 @@ class Managed:
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        # Go's collector at GOGC=400, not 100: the lab's Go servers (etcd, kube-apiserver,
-        # Prometheus, ...) are most of the full tier's CPU on two cores and memory is
-        # plentiful; a component's own GOGC setting wins.
+        # LAB_GOGC unless the component's own environment sets one
         env = {"GOGC": LAB_GOGC, **(os.environ if self.env is None else self.env)}
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(

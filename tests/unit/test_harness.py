@@ -82,7 +82,8 @@ def test_each_test_put_first_still_exists() -> None:
 def test_a_long_wait_polls_less_and_less_often_up_to_half_a_second(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Ten polls a second for a minute-long wait is most of the full tier's test-process CPU."""
+    """A minute-long wait polls about 125 times, not 600: the full tier is CPU-bound on two
+    cores."""
     clock = [0.0]
     pauses: list[float] = []
 

@@ -94,15 +94,13 @@ async def test_a_status_someone_else_wrote_is_adopted_never_overwritten() -> Non
 
 async def test_an_object_that_keeps_moving_is_given_up_on_not_overwritten() -> None:
     obj = StoredObject(VenueServiceStatus())
-    store = store_of(obj)
-    read = obj.read
 
     async def moving() -> tuple[dict[str, Any], str]:
-        found = await read()
+        found = await obj.read()
         obj.touch()  # moves again before every write
         return found
 
-    store._read = moving
+    store = StatusStore(obj.write, parse_status(obj.status), moving, str(obj.version))
     obj.touch()
     with pytest.raises(StatusTaken, match="kept moving"):
         await store.save(VenueServiceStatus(health=Health.HEALTHY), "test")

@@ -346,8 +346,8 @@ class VenueServiceStatus(Model):
     ok_checks: list[str] = Field(
         default_factory=list,
         max_length=32,
-        description="Checks ok with nothing pending, by name (their values are in "
-        "`venue-operator check` and the metrics); read back into `checks`.",
+        description="Checks ok with nothing pending, by name (their live values: "
+        "`venue-operator check`); read back into `checks`.",
     )
     conditions: list[Condition] = Field(default_factory=list, max_length=16)
     last_action: ActionRecord | None = None
