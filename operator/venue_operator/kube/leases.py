@@ -45,7 +45,7 @@ async def members(api: Api, namespace: str) -> list[tuple[str, datetime, timedel
         spec: dict[str, Any] = item.get("spec") or {}
         renewed, seconds = spec.get("renewTime"), spec.get("leaseDurationSeconds")
         if spec.get("holderIdentity") and renewed and seconds:
-            at = datetime.fromisoformat(str(renewed).replace("Z", "+00:00"))
+            at = datetime.fromisoformat(str(renewed))  # 3.11 reads the "Z"
             out.append((str(spec["holderIdentity"]), at, timedelta(seconds=int(seconds))))
     return out
 
