@@ -8,6 +8,8 @@ never imports the client, and a test's fake answers what the API server would.
 from __future__ import annotations
 
 import base64
+import json
+from collections.abc import Mapping
 from typing import Any, cast
 
 from kubernetes.aio import client, config
@@ -36,6 +38,34 @@ def import_api_classes() -> None:
     """Import every class of `API_CLASSES` now, before any loop runs (see there)."""
     for name in API_CLASSES:
         getattr(client, name)
+
+
+async def request(
+    api: Api, method: str, path: str, *, query: Mapping[str, str] | None = None,
+    body: Any = None, content_type: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """One call to the API server, answered as the JSON it sent: no API class or model of the
+    client is loaded (they are most of its memory). A refusal is an `ApiError`, as from them."""
+    headers = {"Accept": "application/json"}
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    serialized = await api.param_serialize(
+        method, path, query_params=list((query or {}).items()), header_params=headers,
+        body=body, auth_settings=["BearerToken"],
+    )  # fmt: skip
+    response = await api.call_api(*serialized)
+    data = await response.read()
+    if not 200 <= response.status <= 299:
+        raise ApiError.from_response(http_resp=response, body=data.decode(errors="replace"),
+                                     data=None)  # fmt: skip
+    return cast(dict[str, Any], json.loads(data)) if data else {}
+
+
+def custom_path(resource: Resource, namespace: str | None, name: str = "") -> str:
+    """The path of a custom resource's collection, or of one object with `name`."""
+    group, version, plural = resource
+    scope = f"/namespaces/{namespace}" if namespace is not None else ""
+    return f"/apis/{group}/{version}{scope}/{plural}" + (f"/{name}" if name else "")
 
 
 async def connect(kubeconfig: str | None = None) -> Api:
@@ -78,10 +108,9 @@ async def replace_status(
     if resource_version is not None:
         ops.insert(0, {"op": "test", "path": "/metadata/resourceVersion",
                        "value": resource_version})  # fmt: skip
-    stored = await client.CustomObjectsApi(api).patch_namespaced_custom_object_status(
-        GROUP, VERSION, namespace, PLURAL, name, ops, _content_type=JSON_PATCH
-    )
-    return str(cast(dict[str, Any], stored)["metadata"]["resourceVersion"])
+    path = custom_path(VENUESERVICES, namespace, name) + "/status"
+    stored = await request(api, "PATCH", path, body=ops, content_type=JSON_PATCH)
+    return str(stored["metadata"]["resourceVersion"])
 
 
 async def read_status(api: Api, namespace: str, name: str) -> tuple[dict[str, Any], str]:
@@ -92,11 +121,7 @@ async def read_status(api: Api, namespace: str, name: str) -> tuple[dict[str, An
 
 async def get_custom(api: Api, resource: Resource, namespace: str, name: str) -> dict[str, Any]:
     """A custom object (a VenueService, a ScaledObject, a Flux or Argo CD object) as a dict."""
-    group, version, plural = resource
-    found = await client.CustomObjectsApi(api).get_namespaced_custom_object(
-        group, version, namespace, plural, name
-    )
-    return cast(dict[str, Any], found)
+    return await request(api, "GET", custom_path(resource, namespace, name))
 
 
 async def patch_custom(
@@ -104,10 +129,8 @@ async def patch_custom(
     ops: list[dict[str, Any]],
 ) -> None:  # fmt: skip
     """JSON patch; callers start `ops` with a resourceVersion test for optimistic concurrency."""
-    group, version, plural = resource
-    await client.CustomObjectsApi(api).patch_namespaced_custom_object(
-        group, version, namespace, plural, name, ops, _content_type=JSON_PATCH
-    )
+    await request(api, "PATCH", custom_path(resource, namespace, name), body=ops,
+                  content_type=JSON_PATCH)  # fmt: skip
 
 
 async def get_venueservice(api: Api, namespace: str, name: str) -> dict[str, Any]:
@@ -116,12 +139,8 @@ async def get_venueservice(api: Api, namespace: str, name: str) -> dict[str, Any
 
 async def list_venueservices(api: Api, namespace: str | None = None) -> list[dict[str, Any]]:
     """Every VenueService of the cluster, or of `namespace` only."""
-    objects = client.CustomObjectsApi(api)
-    if namespace is None:
-        found = await objects.list_cluster_custom_object(GROUP, VERSION, PLURAL)
-    else:
-        found = await objects.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
-    return cast(list[dict[str, Any]], cast(dict[str, Any], found).get("items", []))
+    found = await request(api, "GET", custom_path(VENUESERVICES, namespace))
+    return cast(list[dict[str, Any]], found.get("items", []))
 
 
 async def annotate_venueservice(
@@ -129,10 +148,9 @@ async def annotate_venueservice(
 ) -> None:
     """Merge `annotations` into a VenueService's (a merge patch: no resourceVersion needed,
     nothing else is touched)."""
-    patch: Any = {"metadata": {"annotations": annotations}}
-    await client.CustomObjectsApi(api).patch_namespaced_custom_object(
-        GROUP, VERSION, namespace, PLURAL, name, patch, _content_type=MERGE_PATCH
-    )
+    patch = {"metadata": {"annotations": annotations}}
+    await request(api, "PATCH", custom_path(VENUESERVICES, namespace, name), body=patch,
+                  content_type=MERGE_PATCH)  # fmt: skip
 
 
 def as_dict(api: Api, obj: Any) -> dict[str, Any]:
