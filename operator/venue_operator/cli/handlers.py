@@ -33,12 +33,14 @@ from venue_operator.fleet.membership import Membership
 from venue_operator.fleet.rate import FleetRate
 from venue_operator.fleet.storm_watch import FleetWatch, Post
 from venue_operator.guard.pod_metrics import read_pods
-from venue_operator.kube import calls, events, leases, permissions
+from venue_operator.kube import calls, events, leases, permissions, watches
 from venue_operator.kube.events import KubeEvents
 from venue_operator.kube.permissions import PermissionReport
+from venue_operator.loop import workload_watch
 from venue_operator.loop.evaluation import Context, evaluate
 from venue_operator.loop.lifetime import Deletions, Lifetime
 from venue_operator.loop.service_loop import LoopPorts, ServiceLoop
+from venue_operator.loop.workload_watch import WorkloadWatch
 from venue_operator.model.spec import GROUP, PLURAL, VERSION
 from venue_operator.observe import cluster, scalers
 from venue_operator.observe.batcher import MetricsBatcher
@@ -148,6 +150,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.alerts = AlertmanagerSender(memo.api, memo.http, ours.alertmanager_url, ours.tenancy,
                                      ours.alertmanager_resend)  # fmt: skip
     memo.writer = WorkloadWriter(memo.api)
+    memo.watch_api = await calls.connect()
+    memo.workloads = _workload_watch(memo.watch_api, ours, memo.permissions)
     per_minute = tenancy.caps.fleet_actions_per_minute
     memo.fleet = FleetRate(per_minute) if per_minute > 0 else None
     memo.board = FleetBoard(ours.storm) if ours.storm.enabled else None
@@ -158,6 +162,16 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.membership = await _membership(memo.api, ours)
     memo.trimmer = asyncio.create_task(memory.trim_forever())
     memo.api_server_refresher = asyncio.create_task(targets.refresh_forever(memo.api))
+
+
+def _workload_watch(api: Any, ours: Settings, found: PermissionReport) -> WorkloadWatch:
+    """Its own connection: a watch holds one for minutes, and never delays a status write."""
+    kinds = tuple(k for k in workload_watch.KINDS if found.allows(k))
+    watch = WorkloadWatch(functools.partial(watches.list_each, api),
+                          functools.partial(watches.watch, api),
+                          permissions.scopes(ours.namespaces), kinds)  # fmt: skip
+    watch.start()
+    return watch
 
 
 async def _membership(api: Any, ours: Settings) -> Membership | None:
@@ -190,6 +204,8 @@ def _on_own_pod(api: Any) -> Post | None:
 
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
+    await memo.workloads.stop()
+    await memo.watch_api.close()
     memo.trimmer.cancel()
     if memo.fleet_watch is not None:
         memo.fleet_watch.cancel()
@@ -220,26 +236,6 @@ async def deployments(namespace: str | None, name: str, body: kopf.Body, **_: An
     return {(namespace, name): cluster.deployment_summary(body)}
 
 
-async def replicasets(namespace: str | None, body: kopf.Body, **_: Any) -> Any:
-    summary = cluster.replicaset_summary(body)
-    return {(namespace, summary["deployment"]): summary} if summary["deployment"] else None
-
-
-async def pods(namespace: str | None, body: kopf.Body, **_: Any) -> Any:
-    summary = cluster.pod_summary(body)
-    return {(namespace, summary["replicaset"]): summary} if summary["replicaset"] else None
-
-
-async def jobs(namespace: str | None, body: kopf.Body, **_: Any) -> Any:
-    summary = cluster.job_summary(body)
-    return {(namespace, summary["cronjob"]): summary} if summary["cronjob"] else None
-
-
-async def horizontalpodautoscalers(namespace: str | None, body: kopf.Body, **_: Any) -> Any:
-    summary = scalers.hpa_summary(body)
-    return {(namespace, summary["deployment"]): summary} if summary else None
-
-
 async def venueservices(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
     """Who claims which Deployment: the first VenueService naming one owns it."""
     deployment = ((body.get("spec") or {}).get("deployment") or {}).get("name")
@@ -248,12 +244,9 @@ async def venueservices(namespace: str | None, name: str, body: kopf.Body, **_: 
 
 
 # name -> (API version, handler); the group and resource are permissions.WATCHED[name]'s.
+# Pods, ReplicaSets, Jobs and HPAs are the operator's own watch's (loop/workload_watch.py).
 INDEXES: dict[str, tuple[str, Callable[..., Any]]] = {
     "deployments": ("v1", deployments),
-    "replicasets": ("v1", replicasets),
-    "pods": ("v1", pods),
-    "jobs": ("v1", jobs),
-    "horizontalpodautoscalers": ("v2", horizontalpodautoscalers),
     "venueservices": (VERSION, venueservices),
 }
 
@@ -285,6 +278,7 @@ async def watch_venue_service(
     deletions: Deletions = memo.deletions
     lifetime = Lifetime(stopped, deletions.event(uid))
     indexes = {k: kwargs[k] for k in INDEXES if k in kwargs}  # those registered only
+    indexes.update(memo.workloads.indexes())
     ports = LoopPorts(
         evaluate=functools.partial(evaluate, memo.ctx),
         acts=memo.writer,
@@ -307,6 +301,7 @@ async def watch_venue_service(
         read_pods=functools.partial(read_pods, probe_client),
         read_series=memo.ctx.metrics.reader.query,
         prometheus_url=memo.ctx.default_prometheus_url,
+        workloads=memo.workloads,
     )
     try:
         await ServiceLoop(ns, name, body, indexes, ports).run(lifetime)

@@ -45,7 +45,8 @@ from venue_operator.loop.reports import (
     observe_only_message,
     with_condition,
 )
-from venue_operator.loop.workload import claimed_by, read_workload
+from venue_operator.loop.workload import claimed_by, read_workload, want_workload
+from venue_operator.loop.workload_watch import WorkloadWatch
 from venue_operator.model.observations import WorkloadState
 from venue_operator.model.reasons import Reason
 from venue_operator.model.spec import Notification, VenueServiceSpec
@@ -105,6 +106,7 @@ class LoopPorts:
     # its fallback for pods it cannot reach: Prometheus queries, and the default URL
     read_series: Query | None = None
     prometheus_url: str | None = None
+    workloads: WorkloadWatch | None = None  # what `indexes` has of Pods, ReplicaSets, Jobs, HPAs
 
 
 class ServiceLoop:
@@ -148,6 +150,8 @@ class ServiceLoop:
                 await self.step()
                 await self._wait_guarding(stopped, started)
         finally:
+            if self.ports.workloads is not None:
+                self.ports.workloads.drop(self.key)
             self.ports.forget_metrics(self.key)
             if self.ports.board is not None:
                 self.ports.board.forget(self.namespace, self.name)
@@ -159,6 +163,8 @@ class ServiceLoop:
         started = time.monotonic()
         try:
             if not await self.ownership.now(self.store):
+                if self.ports.workloads is not None:
+                    self.ports.workloads.drop(self.key)
                 return
             await self.cycle()
         except InvalidSpec as exc:
@@ -339,6 +345,9 @@ class ServiceLoop:
     async def _workload(
         self, spec: VenueServiceSpec
     ) -> tuple[WorkloadState, dict[str, Any] | None]:
+        why = await want_workload(self.ports.workloads, self.key, self.namespace, spec)
+        if why is not None:
+            return WorkloadState(found=False, unreadable=why), None
         return read_workload(self.namespace, spec, self.indexes, self.ports.missing_permissions)
 
     async def _post_transitions(self, outcome: Outcome) -> VenueServiceStatus:

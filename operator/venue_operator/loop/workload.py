@@ -3,17 +3,37 @@ the migration Job, the HPA), and whether another VenueService claimed it first."
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 from collections.abc import Mapping
 from typing import Any
 
+from venue_operator.loop.workload_watch import WorkloadWatch
 from venue_operator.model.observations import WorkloadState
 from venue_operator.model.spec import VenueServiceSpec
 from venue_operator.observe import cluster, scalers
 
 WORKLOAD_INDEXES = ("deployments", "replicasets", "pods", "jobs")
 HPA_INDEX = "horizontalpodautoscalers"
+KEPT_WAIT_S = 5.0  # a fill is one list per kind of the namespace; more is a slow API server
+NOT_KEPT_YET = ("the operator's watch has not listed this Deployment's ReplicaSets, Pods "
+                "and Jobs yet")  # fmt: skip
+
+
+async def want_workload(
+    kept: WorkloadWatch | None, loop: str, namespace: str, spec: VenueServiceSpec
+) -> str | None:
+    """Ask the workload watch for what this service names; why it cannot be read yet, if so."""
+    if kept is None:
+        return None
+    kept.want(loop, namespace, spec.deployment.name, spec.remediation.migration.cron_job_name)
+    try:
+        async with asyncio.timeout(KEPT_WAIT_S):
+            await kept.until_ready(loop)
+    except TimeoutError:
+        return NOT_KEPT_YET
+    return None
 
 
 def workload_from_indexes(

@@ -41,6 +41,11 @@ STATUS_TAKEN = Counter(
     "Fenced status writes refused because someone else had written the status (adopted)",
 )
 EVENTS = Counter("venue_operator_events_total", "Events posted", ["reason"])
+KEPT = Gauge(
+    "venue_operator_kept_objects",
+    "Pods, ReplicaSets, Jobs and HPAs kept in memory: those of this replica's VenueServices",
+    ["kind"],
+)
 for _reason in Reason:  # every reason from 0, so increase() sees the first one
     EVENTS.labels(str(_reason))
 ALERT_POSTS = Counter(
