@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -53,7 +54,7 @@ async def test_a_replica_owns_nothing_once_its_own_lease_may_have_lapsed(
     monkeypatch.setattr(membership_module.time, "monotonic", lambda: clock[0])
     renewals: list[float] = []
 
-    async def renew() -> None:
+    async def renew(annotations: Mapping[str, str]) -> None:
         renewals.append(clock[0])
 
     async def members() -> list[tuple[str, datetime, timedelta]]:

@@ -29,8 +29,9 @@ from venue_operator.act.writer import WorkloadWriter
 from venue_operator.cli import memory
 from venue_operator.cli.settings import Settings
 from venue_operator.fleet.board import FleetBoard
+from venue_operator.fleet.exchange import FleetExchange
 from venue_operator.fleet.membership import Membership
-from venue_operator.fleet.rate import FleetRate
+from venue_operator.fleet.rate import FleetRate, Rate, ShardedRate
 from venue_operator.fleet.storm_watch import FleetWatch, Post
 from venue_operator.guard.pod_metrics import read_pods
 from venue_operator.kube import calls, events, leases, permissions, watches
@@ -49,6 +50,7 @@ from venue_operator.observe.prometheus import PrometheusReader
 from venue_operator.observe.targets import ProbeTargets
 from venue_operator.paging.alertmanager import AlertmanagerSender
 from venue_operator.paging.webhook import Pager
+from venue_operator.record import telemetry
 
 log = structlog.get_logger(__name__)
 ANNOTATION_PREFIX = "venue.ops.tickettoken.io"
@@ -153,13 +155,13 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.watch_api = await calls.connect()
     memo.workloads = _workload_watch(memo.watch_api, ours, memo.permissions)
     per_minute = tenancy.caps.fleet_actions_per_minute
-    memo.fleet = FleetRate(per_minute) if per_minute > 0 else None
     memo.board = FleetBoard(ours.storm) if ours.storm.enabled else None
+    memo.membership, memo.fleet = await _membership(memo.api, ours, memo.board, per_minute)
     memo.fleet_watch = None
     if memo.board is not None:
-        watch = FleetWatch(memo.board, _on_own_pod(memo.api))
+        announces = None if memo.membership is None else memo.membership.owns
+        watch = FleetWatch(memo.board, _on_own_pod(memo.api), announces=announces)
         memo.fleet_watch = asyncio.create_task(watch.run_forever())
-    memo.membership = await _membership(memo.api, ours)
     memo.trimmer = asyncio.create_task(memory.trim_forever())
     memo.api_server_refresher = asyncio.create_task(targets.refresh_forever(memo.api))
 
@@ -174,21 +176,32 @@ def _workload_watch(api: Any, ours: Settings, found: PermissionReport) -> Worklo
     return watch
 
 
-async def _membership(api: Any, ours: Settings) -> Membership | None:
+async def _membership(
+    api: Any, ours: Settings, board: FleetBoard | None, per_minute: int
+) -> tuple[Membership | None, Rate | None]:
     """--shards: this replica's Lease, renewed in the background; it owns services once the
-    first renewal is in (a failed one: after a later one)."""
+    first renewal is in (a failed one: after a later one). The fleet rate, and what the storm
+    guard and the rate count: this process alone, or every shard through the Leases."""
+    log.info("fleet.counted", by="leases" if ours.shard else "process",
+             storm_guard=board is not None, actions_per_minute=per_minute)  # fmt: skip
     if ours.shard is None or ours.shard_namespace is None:
-        return None
+        telemetry.FLEET_REPLICAS.labels("process").set(1)
+        return None, FleetRate(per_minute) if per_minute > 0 else None
     lease = timedelta(seconds=ours.shard_lease)
     membership = Membership(
         ours.shard,
         functools.partial(leases.renew, api, ours.shard_namespace, ours.shard, lease),
         functools.partial(leases.members, api, ours.shard_namespace), lease,
     )  # fmt: skip
+    rate = None
+    if per_minute > 0:
+        rate = ShardedRate(per_minute, ours.shard, lambda: membership.members)
+    if board is not None or rate is not None:
+        membership.exchange = FleetExchange(ours.shard, board, rate)
     with contextlib.suppress(Exception):  # logged by run_forever's next try
         await membership.tick()
     membership.task = asyncio.create_task(membership.run_forever())
-    return membership
+    return membership, rate
 
 
 def _on_own_pod(api: Any) -> Post | None:

@@ -65,6 +65,7 @@ class Storm:
     breaching: int  # services breaching the check within the window
     services: int  # services in the scope
     namespaces: tuple[int, int] | None = None  # (breaching, in scope) across namespaces
+    shards: int = 1  # the replicas whose services were counted (fleet/board.py)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -74,8 +75,9 @@ class Storm:
         across = ""
         if self.namespaces is not None:
             across = f" in {self.namespaces[0]} of {self.namespaces[1]} namespaces"
+        counted = f"; counted across {self.shards} shards" if self.shards > 1 else ""
         return (f"{self.breaching} of {self.services} services{across} breaching "
-                f"{self.check} together ({self.scope})")  # fmt: skip
+                f"{self.check} together ({self.scope}{counted})")  # fmt: skip
 
 
 def scopes_of(namespace: str, depends_on: Iterable[str]) -> tuple[str, ...]:

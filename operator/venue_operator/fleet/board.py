@@ -5,53 +5,117 @@ One per operator process: each loop reports once a cycle and asks which storms s
 before deciding. The storms are computed again when a report changes what counts (a new
 breach, a new service: the fifth service to breach sees the storm it makes, so no more than
 four act) and otherwise at most once a second, however many loops ask (1,000 steady
-services at 15 s: about 67 asks a second, one computation)."""
+services at 15 s: about 67 asks a second, one computation).
+
+With shards, a service another member runs is only `present` here (counted among its scopes'
+services); its breaches are what that member published in its Lease (`merge`, every renewal:
+fleet/exchange.py), so every replica counts the whole fleet."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from venue_operator.decide.storm import Report, Storm, StormRule, scopes_of, storms
+from venue_operator.fleet.summary import Breaches
 
 RECOMPUTE = timedelta(seconds=1)
+Key = tuple[str, str]
 
 
 class FleetBoard:
     def __init__(self, rule: StormRule) -> None:
         self.rule = rule
-        self._reports: dict[tuple[str, str], Report] = {}
+        self.shards = 1  # the members whose breaches are counted (`merge`)
+        self._reports: dict[Key, Report] = {}
+        self._elsewhere: set[Key] = set()  # services only `present`: run by another member
+        self._remote: dict[Key, Breaches] = {}
         self._storms: tuple[Storm, ...] = ()
         self._computed_at: datetime | None = None
 
     def report(
         self, namespace: str, name: str, depends_on: Iterable[str], critical: Iterable[str],
         at: datetime,
-    ) -> None:  # fmt: skip
-        """This cycle's confirmed-critical checks; a check breached before keeps its time
-        (it counts for the storm rule's window after it recovered)."""
-        before = self._reports.get((namespace, name))
+    ) -> tuple[Storm, ...]:  # fmt: skip
+        """This cycle's confirmed-critical checks, and the storms around the service then; a
+        check breached before keeps its time (it counts for the storm rule's window after it
+        recovered)."""
+        key = (namespace, name)
+        before = None if key in self._elsewhere else self._reports.get(key)
+        self._elsewhere.discard(key)
         breached = {} if before is None else {
             check: when for check, when in before.breached.items()
             if at - when <= self.rule.window
         }  # fmt: skip
         breached.update(dict.fromkeys(critical, at))
         report = Report(namespace, name, frozenset(depends_on), at, breached)
+        self._put(report, before)
+        return self.around(namespace, report.depends_on, at)
+
+    def present(self, namespace: str, name: str, depends_on: Iterable[str], at: datetime) -> None:
+        """A service another shard runs: one of its scopes' services here; its breaches are
+        that shard's to publish."""
+        key = (namespace, name)
+        before = self._reports.get(key) if key in self._elsewhere else None
+        self._elsewhere.add(key)
+        self._put(Report(namespace, name, frozenset(depends_on), at), before)
+
+    def _put(self, report: Report, before: Report | None) -> None:
         if before is None or (before.depends_on, set(before.breached)) != (
             report.depends_on,
-            set(breached),
+            set(report.breached),
         ):
             self._computed_at = None  # the counts changed: the next ask sees it at once
-        self._reports[(namespace, name)] = report
+        self._reports[(report.namespace, report.name)] = report
 
     def forget(self, namespace: str, name: str) -> None:
+        self._elsewhere.discard((namespace, name))
         if self._reports.pop((namespace, name), None) is not None:
             self._computed_at = None
 
+    def published(self, at: datetime) -> list[Breaches]:
+        """The breaches within the window of the services this replica runs, the most recent
+        first: what the others count (fleet/summary.py bounds them)."""
+        out = []
+        for key, report in self._reports.items():
+            if key in self._elsewhere:
+                continue
+            recent = {c: t for c, t in report.breached.items() if at - t <= self.rule.window}
+            if recent:
+                out.append(Breaches(report.namespace, report.name, report.at, recent))
+        return sorted(out, key=lambda b: (max(b.breached.values()), b.at), reverse=True)
+
+    def merge(self, remote: Mapping[str, Iterable[Breaches]], shards: int) -> None:
+        """The other live members' published breaches, replacing what they published before
+        (a member no longer live is left out by the caller, and its breaches with it)."""
+        merged: dict[Key, Breaches] = {}
+        for member in sorted(remote):
+            for breaches in remote[member]:
+                key = (breaches.namespace, breaches.name)
+                if key not in merged or merged[key].at < breaches.at:
+                    merged[key] = breaches
+        if merged != self._remote or shards != self.shards:
+            self._computed_at = None
+        self._remote, self.shards = merged, shards
+
+    def _counted(self) -> Iterator[Report]:
+        """Every service this replica knows, with the latest word on its breaches: its own
+        cycle's or the member's that runs it. A published service it does not know (not yet
+        seen by its watch) is left out: another member names breaches, never services."""
+        for key, report in self._reports.items():
+            remote = self._remote.get(key)
+            if remote is None or (key not in self._elsewhere and remote.at <= report.at):
+                yield report
+            else:
+                yield replace(report, at=max(report.at, remote.at), breached=remote.breached)
+
     def storms(self, at: datetime) -> tuple[Storm, ...]:
         if self._computed_at is None or abs(at - self._computed_at) >= RECOMPUTE:
-            self._storms = storms(self._reports.values(), self.rule, at)
-            self._computed_at = at
+            found = storms(self._counted(), self.rule, at)
+            if self.shards > 1:
+                found = tuple(replace(storm, shards=self.shards) for storm in found)
+            self._storms, self._computed_at = found, at
         return self._storms
 
     def around(self, namespace: str, depends_on: Iterable[str], at: datetime) -> tuple[Storm, ...]:

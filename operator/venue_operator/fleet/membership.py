@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 
 import structlog
 
@@ -20,13 +21,25 @@ from venue_operator.fleet.shards import Member, live, owner
 log = structlog.get_logger(__name__)
 
 
+class Exchange(Protocol):
+    """What rides on the renewals: this replica's annotations out, the members' in
+    (fleet/exchange.py)."""
+
+    def publish(self) -> dict[str, str]: ...
+
+    def receive(self, listed: Sequence[Member], live: Sequence[str]) -> None: ...
+
+
 class Membership:
     def __init__(
-        self, me: str, renew: Callable[[], Awaitable[None]],
-        members: Callable[[], Awaitable[list[tuple[str, datetime, timedelta]]]],
-        lease: timedelta,
+        self, me: str, renew: Callable[[Mapping[str, str]], Awaitable[None]],
+        members: Callable[[], Awaitable[Sequence[tuple[Any, ...]]]], lease: timedelta,
+        exchange: Exchange | None = None,
     ) -> None:  # fmt: skip
+        """`renew(annotations)`; `members()`: the Leases as (holder, renewed, term[,
+        annotations]) (kube/leases.py)."""
         self.me, self._renew, self._members, self.lease = me, renew, members, lease
+        self.exchange = exchange
         self.members: tuple[str, ...] = ()
         self.epoch = 0
         self.task: asyncio.Task[None] | None = None  # run_forever, once started
@@ -49,12 +62,27 @@ class Membership:
 
     async def tick(self) -> None:
         started, lapsed, before = time.monotonic(), not self.current(), self.members
-        await self._renew()
-        found = live([Member(*m) for m in await self._members()], datetime.now(UTC))
+        await self._renew(self._published())
+        listed = [Member(*m) for m in await self._members()]
+        found = live(listed, datetime.now(UTC))
         self.members = found if self.me in found else tuple(sorted({*found, self.me}))
         self._renewed_at = started
         if lapsed or self.members != before:
             self.epoch += 1
+        if self.exchange is not None:
+            try:
+                self.exchange.receive(listed, self.members)
+            except Exception:  # the others' view is a help: never the renewal's end
+                log.exception("fleet.receive_failed")
+
+    def _published(self) -> dict[str, str]:
+        if self.exchange is None:
+            return {}
+        try:
+            return self.exchange.publish()
+        except Exception:  # renewed without it: what was published last ages out
+            log.exception("fleet.publish_failed")
+            return {}
 
     async def run_forever(self) -> None:
         """Renew three times per Lease term; a failed renewal is logged and retried."""

@@ -8,18 +8,20 @@ leaving moves only the services it gains or loses (about 1/N of them), not a res
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 
 @dataclass(frozen=True)
 class Member:
-    """One replica's Lease as read: who holds it, when it was last renewed, for how long."""
+    """One replica's Lease as read: who holds it, when it was last renewed, for how long, and
+    what it publishes for the others (fleet/exchange.py)."""
 
     name: str
     renewed: datetime
     duration: timedelta
+    annotations: Mapping[str, str] = field(default_factory=dict)
 
     def live(self, now: datetime) -> bool:
         return now < self.renewed + self.duration

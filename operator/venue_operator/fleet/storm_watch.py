@@ -4,7 +4,9 @@ Every few seconds it compares the board's storms with the ones it knew: a new st
 Warning `FleetStorm` Event on the operator's own Pod and sets `venue_operator_fleet_storm`
 (the PrometheusRule's `VenueOperatorFleetStorm` alert: the fleet's one page); an ended one
 posts a Normal `FleetStormOver` and drops its series. Each held VenueService says why in its
-own `RemediationSuppressed` Event (remediate/remediator.py)."""
+own `RemediationSuppressed` Event (remediate/remediator.py). With shards every replica sees the
+same storms (fleet/exchange.py); the Events are posted by one of them, the member the shards'
+hash gives the storm to (`announces`), so the fleet still hears each storm once."""
 
 from __future__ import annotations
 
@@ -47,8 +49,11 @@ class FleetWatch:
     def __init__(
         self, board: FleetBoard, post: Post | None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC), quiet: timedelta = QUIET,
+        announces: Callable[[str], bool] | None = None,
     ) -> None:  # fmt: skip
+        """`announces(key)`: whether this replica posts the Events of the storm `key`."""
         self.board, self.post, self.clock, self.quiet = board, post, clock, quiet
+        self.announces = announces
         self.active: dict[tuple[str, str], tuple[Storm, datetime]] = {}
         self.missing: dict[tuple[str, str], datetime] = {}  # active storms not seen since
 
@@ -76,6 +81,8 @@ class FleetWatch:
             await self._say(_ended(storm), key, since)
 
     async def _say(self, event: EventSpec, key: tuple[str, str], since: datetime) -> None:
+        if self.announces is not None and not self.announces(f"storm/{key[0]}/{key[1]}"):
+            return
         if self.post is not None:
             await self.post(event, f"storm/{key[0]}/{key[1]}/{since:%Y%m%dT%H%M%S}")
 

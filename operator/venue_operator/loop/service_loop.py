@@ -25,7 +25,7 @@ from venue_operator.decide.procedure import decide
 from venue_operator.decide.rollout import rollout_facts
 from venue_operator.decide.storm import Storm
 from venue_operator.fleet.board import FleetBoard
-from venue_operator.fleet.rate import FleetRate
+from venue_operator.fleet.rate import Rate
 from venue_operator.guard.pod_series import Query
 from venue_operator.guard.watch import ReadPods, RolloutWatch, paused_by_annotation, with_guard
 from venue_operator.kube.status_store import (
@@ -100,7 +100,7 @@ class LoopPorts:
     # fills in the KEDA ScaledObject behind the Deployment's HPA (observe/scalers.py)
     read_scaler: Callable[[str, WorkloadState], Awaitable[WorkloadState]] = _as_is
     gitops: GitOpsActs | None = None  # suspends Flux/Argo CD after a rollback (act/writer.py)
-    fleet: FleetRate | None = None  # the operator-wide action rate (fleet/rate.py)
+    fleet: Rate | None = None  # the fleet-wide action rate (fleet/rate.py)
     board: FleetBoard | None = None  # every loop's breaches, and their storms (fleet/board.py)
     read_pods: ReadPods | None = None  # the rollout guard's pod reader (guard/pod_metrics.py)
     # its fallback for pods it cannot reach: Prometheus queries, and the default URL
@@ -165,6 +165,9 @@ class ServiceLoop:
             if not await self.ownership.now(self.store):
                 if self.ports.workloads is not None:
                     self.ports.workloads.drop(self.key)
+                if self.ports.board is not None and self.spec is not None:  # still counted
+                    self.ports.board.present(self.namespace, self.name, self.spec.depends_on or (),
+                                             datetime.now(UTC))  # fmt: skip
                 return
             await self.cycle()
         except InvalidSpec as exc:
@@ -319,9 +322,7 @@ class ServiceLoop:
         if board is None:
             return ()
         critical = rules.confirmed_critical(outcome.assessment, *rules.SERVICE_CHECKS)
-        depends_on = spec.depends_on or ()
-        board.report(self.namespace, self.name, depends_on, critical, now)
-        return board.around(self.namespace, depends_on, now)
+        return board.report(self.namespace, self.name, spec.depends_on or (), critical, now)
 
     def _subject(
         self, spec: VenueServiceSpec, workload: WorkloadState, ref: dict[str, Any] | None

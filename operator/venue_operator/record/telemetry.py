@@ -121,6 +121,13 @@ FLEET_STORM = Gauge(
     "dependency NAME, cluster); no series when there is none (fleet/storm_watch.py)",
     ["scope", "check"],
 )
+FLEET_REPLICAS = Gauge(
+    "venue_operator_fleet_replicas",
+    "The replicas whose services the storm guard and the fleet-wide rate count together, by "
+    "how: process (this process alone, without --shards), leases (the live shard members' "
+    "Leases, fleet/exchange.py)",
+    ["by"],
+)
 
 LEVEL_VALUE = {"ok": 0, "warning": 1, "critical": 2, "unknown": -1}
 PER_SERVICE = (EVALUATIONS, ERRORS, CHECK_LEVEL, HEALTH, SEVERITY, CHECK_VALUE, CHECK_THRESHOLD,

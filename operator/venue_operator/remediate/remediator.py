@@ -20,7 +20,7 @@ import structlog
 
 from venue_operator.act import ActError
 from venue_operator.decide.decision import P1_SECTION, WORKLOAD_ACTIONS, Action, Decision
-from venue_operator.fleet.rate import FleetRate
+from venue_operator.fleet.rate import Rate
 from venue_operator.incident.impact import with_impact_line
 from venue_operator.model.reasons import DB_OPERATIONS, Reason
 from venue_operator.model.status import (
@@ -65,7 +65,7 @@ class Remediator:
     store: Store
     new_id: Callable[[Action], str] = correlation_id
     gitops: GitOpsActs | None = None
-    fleet: FleetRate | None = None  # the operator-wide action rate, shared by every loop
+    fleet: Rate | None = None  # the fleet-wide action rate, shared by every loop
 
     async def finish_in_progress(
         self, subject: Subject, status: VenueServiceStatus, now: datetime
@@ -212,9 +212,8 @@ class Remediator:
     ) -> VenueServiceStatus:  # fmt: skip
         """The fleet's action rate is used up: held, and a human told once per incident."""
         assert self.fleet is not None and decision.action is not None
-        why = (f"{decision.reason}; held: the operator's fleet-wide rate of "
-               f"{self.fleet.per_minute} actions a minute is used up (many services acting "
-               "at once)")  # fmt: skip
+        why = (f"{decision.reason}; held: {self.fleet.describe()} is used up (many services "
+               "acting at once)")  # fmt: skip
         incident = status.incident
         if incident is not None and "fleet-rate" not in incident.escalations:
             escalation = Decision(
