@@ -37,8 +37,9 @@ def setup(the_lab: Lab, simulator: SimulatorProcess) -> Iterator[Setup]:
 # service blocking the loop for 0.8 s of each of its cycles cost the others none (they ran in
 # the gaps: 16 of 16 in 16.7 s each, measured). It caught a real one: the client imported
 # CoreV1Api's module on the loop at the first Event (0.41 s idle, more on a starved CPU), and
-# the fleet beside the first case that posted one read 0.86-0.95 (fixed:
-# `kube.import_api_classes`; 1.10 per interval since, even beside 4 busy loops on 2 cores).
+# the fleet beside the first case that posted one read 0.86-0.95 (fixed by importing the API
+# classes at start, 1.10 per interval since, even beside 4 busy loops on 2 cores; now no API
+# class is loaded at all: kube/calls.py's calls are raw).
 PACE = 0.95
 
 

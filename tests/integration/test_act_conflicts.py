@@ -109,10 +109,10 @@ async def test_the_breaker_rereads_when_a_human_opened_it_between_our_read_and_w
     kubectl = the_lab.cluster.kubectl
     kubectl("create", "configmap", "venue-flags", "-n", namespace, "--from-literal=breaker=false")
     reads: list[Any] = []
-    original = client.CoreV1Api.read_namespaced_config_map
+    original = calls.get_config_map
 
-    async def read_then_interfere(self: client.CoreV1Api, name: str, ns: str) -> Any:
-        found = await original(self, name, ns)
+    async def read_then_interfere(api: calls.Api, ns: str, name: str) -> dict[str, Any]:
+        found = await original(api, ns, name)
         reads.append(found)
         if len(reads) == 1:
             kubectl("patch", "configmap", "venue-flags", "-n", ns, "--type=merge", "-p",
@@ -120,7 +120,7 @@ async def test_the_breaker_rereads_when_a_human_opened_it_between_our_read_and_w
                     '"data":{"breaker":"true"}}')  # fmt: skip
         return found
 
-    monkeypatch.setattr(client.CoreV1Api, "read_namespaced_config_map", read_then_interfere)
+    monkeypatch.setattr(calls, "get_config_map", read_then_interfere)
     result = await breaker.set_circuit(api, namespace, "venue-flags", "breaker", True,
                                        "venue-operator", "database down")  # fmt: skip
     assert len(reads) == 2 and not result.changed and "already has breaker=true" in result.message

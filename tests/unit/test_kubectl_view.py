@@ -196,14 +196,10 @@ async def test_kube_events_stamp_the_action_a_second_after_its_cause(
     """kubectl sorts by lastTimestamp in whole seconds: a tie would list them in any order."""
     created: list[dict[str, Any]] = []
 
-    class CoreV1Api:
-        def __init__(self, api: object) -> None:
-            pass
+    async def create_event(api: object, namespace: str, body: dict[str, Any]) -> None:
+        created.append(body)
 
-        async def create_namespaced_event(self, namespace: str, body: dict[str, Any]) -> None:
-            created.append(body)
-
-    monkeypatch.setattr(events.client, "CoreV1Api", CoreV1Api)
+    monkeypatch.setattr(events.calls, "create_event", create_event)
     body = kopf.Body({"apiVersion": "ops.tickettoken.io/v1alpha1", "kind": "VenueService",
                       "metadata": {"name": "v", "namespace": "shop", "uid": "u"}})  # fmt: skip
     poster = events.KubeEvents(cast(Any, None), body)
@@ -220,14 +216,10 @@ async def test_an_event_the_api_server_never_answers_costs_the_cycle_nothing(
     """Events are the audit trail's second copy: a timed-out create is logged, not raised
     into the cycle (the status write after it is the first copy)."""
 
-    class CoreV1Api:
-        def __init__(self, api: object) -> None:
-            pass
+    async def create_event(api: object, namespace: str, body: dict[str, Any]) -> None:
+        raise TimeoutError("no answer")
 
-        async def create_namespaced_event(self, namespace: str, body: dict[str, Any]) -> None:
-            raise TimeoutError("no answer")
-
-    monkeypatch.setattr(events.client, "CoreV1Api", CoreV1Api)
+    monkeypatch.setattr(events.calls, "create_event", create_event)
     body = kopf.Body({"apiVersion": "ops.tickettoken.io/v1alpha1", "kind": "VenueService",
                       "metadata": {"name": "v", "namespace": "shop", "uid": "u"}})  # fmt: skip
     poster = events.KubeEvents(cast(Any, None), body)

@@ -61,7 +61,6 @@ RESOLVER: Resolver = system_resolver
 
 async def serve(ours: Settings) -> None:
     """Check the permissions, register what they allow, and run Kopf until it stops."""
-    calls.import_api_classes()
     api = await calls.connect()
     try:
         found = await permissions.check(api, ours.namespaces)

@@ -3,6 +3,10 @@
 Every call takes the opaque `Api` handle and answers plain camelCase dicts (the API's own
 shape), never the client's models; a refusal is an `ApiError`. So the rest of the operator
 never imports the client, and a test's fake answers what the API server would.
+
+Every call is a raw `request`: the client's API classes and their generated models are never
+loaded. They were 40 MB of the operator's RSS, and imported on first use they stalled the
+event loop (CoreV1Api's module: 0.41 s at the first Event, every service's next cycle late).
 """
 
 from __future__ import annotations
@@ -23,21 +27,20 @@ from venue_operator.model.spec import GROUP, PLURAL, VERSION, SecretKeyRef
 Api = client.ApiClient  # the connection every call takes (`connect`)
 JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
-Resource = tuple[str, str, str]  # a custom resource's group, version, plural
+Resource = tuple[str, str, str]  # group ("" for the core API), version, plural
 VENUESERVICES: Resource = (GROUP, VERSION, PLURAL)
 KEDA: Resource = ("keda.sh", "v1alpha1", "scaledobjects")
-# Every API class the operator calls. The client imports one's module (and its models) on
-# first use, on the event loop: CoreV1Api's took 0.41 s (25 MB) in the cycle that posted the
-# operator's first Event, and every VenueService's next cycle waited that long (a 1 s fleet
-# beside the first P1 lost up to one evaluation each; more on a CPU-starved node).
-API_CLASSES = ("CoreV1Api", "AppsV1Api", "BatchV1Api", "AutoscalingV2Api", "CustomObjectsApi",
-               "AuthorizationV1Api", "DiscoveryV1Api", "CoordinationV1Api")  # fmt: skip
-
-
-def import_api_classes() -> None:
-    """Import every class of `API_CLASSES` now, before any loop runs (see there)."""
-    for name in API_CLASSES:
-        getattr(client, name)
+SERVICES: Resource = ("", "v1", "services")
+SECRETS: Resource = ("", "v1", "secrets")
+CONFIG_MAPS: Resource = ("", "v1", "configmaps")
+PODS: Resource = ("", "v1", "pods")
+EVENTS: Resource = ("", "v1", "events")
+ENDPOINT_SLICES: Resource = ("discovery.k8s.io", "v1", "endpointslices")
+DEPLOYMENTS: Resource = ("apps", "v1", "deployments")
+REPLICASETS: Resource = ("apps", "v1", "replicasets")
+JOBS: Resource = ("batch", "v1", "jobs")
+CRONJOBS: Resource = ("batch", "v1", "cronjobs")
+HPAS: Resource = ("autoscaling", "v2", "horizontalpodautoscalers")
 
 
 async def request(
@@ -61,11 +64,35 @@ async def request(
     return cast(dict[str, Any], json.loads(data)) if data else {}
 
 
-def custom_path(resource: Resource, namespace: str | None, name: str = "") -> str:
-    """The path of a custom resource's collection, or of one object with `name`."""
+def resource_path(resource: Resource, namespace: str | None, name: str = "") -> str:
+    """The path of a resource's collection (cluster-wide when `namespace` is None), or of
+    one object with `name`."""
     group, version, plural = resource
+    root = f"/apis/{group}/{version}" if group else f"/api/{version}"
     scope = f"/namespaces/{namespace}" if namespace is not None else ""
-    return f"/apis/{group}/{version}{scope}/{plural}" + (f"/{name}" if name else "")
+    return f"{root}{scope}/{plural}" + (f"/{name}" if name else "")
+
+
+async def _get(api: Api, resource: Resource, namespace: str, name: str) -> dict[str, Any]:
+    return await request(api, "GET", resource_path(resource, namespace, name))
+
+
+async def _list(
+    api: Api, resource: Resource, namespace: str | None, query: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
+    found = await request(api, "GET", resource_path(resource, namespace), query=query)
+    return cast(list[dict[str, Any]], found.get("items") or [])
+
+
+async def _create(api: Api, resource: Resource, namespace: str, body: dict[str, Any]) -> None:
+    await request(api, "POST", resource_path(resource, namespace), body=body)
+
+
+async def _patch(
+    api: Api, resource: Resource, namespace: str, name: str, patch: Any, content_type: str
+) -> dict[str, Any]:
+    path = resource_path(resource, namespace, name)
+    return await request(api, "PATCH", path, body=patch, content_type=content_type)
 
 
 async def connect(kubeconfig: str | None = None) -> Api:
@@ -88,14 +115,12 @@ def api_server_url(api: Api) -> str:
 
 async def get_service(api: Api, namespace: str, name: str) -> dict[str, Any]:
     """A Service (the API server's: `default/kubernetes`, observe/targets.py)."""
-    found = await client.CoreV1Api(api).read_namespaced_service(name, namespace)
-    return as_dict(api, found)
+    return await _get(api, SERVICES, namespace, name)
 
 
 async def get_endpoint_slice(api: Api, namespace: str, name: str) -> dict[str, Any]:
     """An EndpointSlice (the API server keeps one named `kubernetes` in `default`)."""
-    found = await client.DiscoveryV1Api(api).read_namespaced_endpoint_slice(name, namespace)
-    return as_dict(api, found)
+    return await _get(api, ENDPOINT_SLICES, namespace, name)
 
 
 async def replace_status(
@@ -108,7 +133,7 @@ async def replace_status(
     if resource_version is not None:
         ops.insert(0, {"op": "test", "path": "/metadata/resourceVersion",
                        "value": resource_version})  # fmt: skip
-    path = custom_path(VENUESERVICES, namespace, name) + "/status"
+    path = resource_path(VENUESERVICES, namespace, name) + "/status"
     stored = await request(api, "PATCH", path, body=ops, content_type=JSON_PATCH)
     return str(stored["metadata"]["resourceVersion"])
 
@@ -121,7 +146,7 @@ async def read_status(api: Api, namespace: str, name: str) -> tuple[dict[str, An
 
 async def get_custom(api: Api, resource: Resource, namespace: str, name: str) -> dict[str, Any]:
     """A custom object (a VenueService, a ScaledObject, a Flux or Argo CD object) as a dict."""
-    return await request(api, "GET", custom_path(resource, namespace, name))
+    return await _get(api, resource, namespace, name)
 
 
 async def patch_custom(
@@ -129,8 +154,7 @@ async def patch_custom(
     ops: list[dict[str, Any]],
 ) -> None:  # fmt: skip
     """JSON patch; callers start `ops` with a resourceVersion test for optimistic concurrency."""
-    await request(api, "PATCH", custom_path(resource, namespace, name), body=ops,
-                  content_type=JSON_PATCH)  # fmt: skip
+    await _patch(api, resource, namespace, name, ops, JSON_PATCH)
 
 
 async def get_venueservice(api: Api, namespace: str, name: str) -> dict[str, Any]:
@@ -139,8 +163,7 @@ async def get_venueservice(api: Api, namespace: str, name: str) -> dict[str, Any
 
 async def list_venueservices(api: Api, namespace: str | None = None) -> list[dict[str, Any]]:
     """Every VenueService of the cluster, or of `namespace` only."""
-    found = await request(api, "GET", custom_path(VENUESERVICES, namespace))
-    return cast(list[dict[str, Any]], found.get("items", []))
+    return await _list(api, VENUESERVICES, namespace)
 
 
 async def annotate_venueservice(
@@ -149,80 +172,66 @@ async def annotate_venueservice(
     """Merge `annotations` into a VenueService's (a merge patch: no resourceVersion needed,
     nothing else is touched)."""
     patch = {"metadata": {"annotations": annotations}}
-    await request(api, "PATCH", custom_path(VENUESERVICES, namespace, name), body=patch,
-                  content_type=MERGE_PATCH)  # fmt: skip
+    await _patch(api, VENUESERVICES, namespace, name, patch, MERGE_PATCH)
 
 
 def as_dict(api: Api, obj: Any) -> dict[str, Any]:
-    """A client model as the plain camelCase dict the API speaks."""
+    """A client model as the plain camelCase dict the API speaks (kube/leases.py's)."""
     return cast(dict[str, Any], api.sanitize_for_serialization(obj))
 
 
 async def get_deployment(api: Api, namespace: str, name: str) -> dict[str, Any]:
-    return as_dict(api, await client.AppsV1Api(api).read_namespaced_deployment(name, namespace))
+    return await _get(api, DEPLOYMENTS, namespace, name)
 
 
 async def patch_deployment(
     api: Api, namespace: str, name: str, ops: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """JSON patch; callers start `ops` with a resourceVersion test for optimistic concurrency."""
-    result = await client.AppsV1Api(api).patch_namespaced_deployment(
-        name, namespace, ops, _content_type=JSON_PATCH
-    )
-    return as_dict(api, result)
-
-
-def _items(api: Api, listed: Any) -> list[dict[str, Any]]:
-    return cast(list[dict[str, Any]], as_dict(api, listed)["items"])
+    return await _patch(api, DEPLOYMENTS, namespace, name, ops, JSON_PATCH)
 
 
 async def list_replicasets(api: Api, namespace: str) -> list[dict[str, Any]]:
-    return _items(api, await client.AppsV1Api(api).list_namespaced_replica_set(namespace))
+    return await _list(api, REPLICASETS, namespace)
 
 
 async def list_pods(api: Api, namespace: str) -> list[dict[str, Any]]:
-    return _items(api, await client.CoreV1Api(api).list_namespaced_pod(namespace))
+    return await _list(api, PODS, namespace)
 
 
 async def list_jobs(api: Api, namespace: str) -> list[dict[str, Any]]:
-    return _items(api, await client.BatchV1Api(api).list_namespaced_job(namespace))
+    return await _list(api, JOBS, namespace)
 
 
 async def list_events(api: Api, namespace: str, field_selector: str) -> list[dict[str, Any]]:
-    listed = await client.CoreV1Api(api).list_namespaced_event(
-        namespace, field_selector=field_selector
-    )
-    return _items(api, listed)
+    return await _list(api, EVENTS, namespace, {"fieldSelector": field_selector})
+
+
+async def create_event(api: Api, namespace: str, event: dict[str, Any]) -> None:
+    """Create the Event `event` (a manifest); a 409 when one of its name exists."""
+    await _create(api, EVENTS, namespace, event)
 
 
 async def get_cronjob(api: Api, namespace: str, name: str) -> dict[str, Any]:
-    return as_dict(api, await client.BatchV1Api(api).read_namespaced_cron_job(name, namespace))
+    return await _get(api, CRONJOBS, namespace, name)
 
 
 async def get_job(api: Api, namespace: str, name: str) -> dict[str, Any]:
-    return as_dict(api, await client.BatchV1Api(api).read_namespaced_job(name, namespace))
-
-
-def _model(model_class: Any, manifest: dict[str, Any]) -> Any:
-    """`manifest` as the client's model of its kind, the body a create call is given."""
-    model = model_class.from_dict(manifest)
-    assert model is not None
-    return model
+    return await _get(api, JOBS, namespace, name)
 
 
 async def create_job(api: Api, namespace: str, job: dict[str, Any]) -> None:
     """Create the Job `job` (a manifest); a 409 when one of its name exists."""
-    await client.BatchV1Api(api).create_namespaced_job(namespace, _model(client.V1Job, job))
+    await _create(api, JOBS, namespace, job)
 
 
 async def get_config_map(api: Api, namespace: str, name: str) -> dict[str, Any]:
-    return as_dict(api, await client.CoreV1Api(api).read_namespaced_config_map(name, namespace))
+    return await _get(api, CONFIG_MAPS, namespace, name)
 
 
 async def create_config_map(api: Api, namespace: str, config_map: dict[str, Any]) -> None:
     """Create the ConfigMap `config_map` (a manifest); a 409 when one of its name exists."""
-    body = _model(client.V1ConfigMap, config_map)
-    await client.CoreV1Api(api).create_namespaced_config_map(namespace, body)
+    await _create(api, CONFIG_MAPS, namespace, config_map)
 
 
 async def merge_patch_config_map(
@@ -230,22 +239,15 @@ async def merge_patch_config_map(
 ) -> None:
     """Merge patch; a `metadata.resourceVersion` in it makes the write a 409 if anyone wrote
     since that version was read."""
-    await client.CoreV1Api(api).patch_namespaced_config_map(
-        name, namespace, patch, _content_type=MERGE_PATCH
-    )
+    await _patch(api, CONFIG_MAPS, namespace, name, patch, MERGE_PATCH)
 
 
 async def get_hpa(api: Api, namespace: str, name: str) -> dict[str, Any]:
-    hpa = await client.AutoscalingV2Api(api).read_namespaced_horizontal_pod_autoscaler(
-        name, namespace
-    )
-    return as_dict(api, hpa)
+    return await _get(api, HPAS, namespace, name)
 
 
 async def patch_hpa(api: Api, namespace: str, name: str, ops: list[dict[str, Any]]) -> None:
-    await client.AutoscalingV2Api(api).patch_namespaced_horizontal_pod_autoscaler(
-        name, namespace, ops, _content_type=JSON_PATCH
-    )
+    await _patch(api, HPAS, namespace, name, ops, JSON_PATCH)
 
 
 async def get_scaled_object(api: Api, namespace: str, name: str) -> dict[str, Any]:
@@ -289,5 +291,5 @@ def unreadable(exc: Exception) -> str:
 async def secret_value(api: Api, namespace: str, ref: SecretKeyRef) -> str:
     """One key of a Secret, decoded. A credential (a URL with a token, a bearer token): the
     caller never logs it, nor an error's text beyond its type (KeyError: the key is missing)."""
-    secret = await client.CoreV1Api(api).read_namespaced_secret(ref.name, namespace)
-    return base64.b64decode((secret.data or {})[ref.key]).decode().strip()
+    secret = await _get(api, SECRETS, namespace, ref.name)
+    return base64.b64decode((secret.get("data") or {})[ref.key]).decode().strip()

@@ -7,9 +7,9 @@ from __future__ import annotations
 import contextlib
 import json
 
-from kubernetes.aio import client
+from kubernetes.aio.client.exceptions import ApiException
 
-ApiError = client.ApiException  # `.status` (HTTP), `.reason`, `.body` (the server's Status)
+ApiError = ApiException  # `.status` (HTTP), `.reason`, `.body` (the server's Status)
 
 
 def is_conflict(exc: ApiError) -> bool:

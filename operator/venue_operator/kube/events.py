@@ -14,20 +14,23 @@ it (at most a second ahead of the clock), so that the breach is read before the 
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import kopf
 import structlog
-from kubernetes.aio import client
 
+from venue_operator.kube import calls
 from venue_operator.record import telemetry
 from venue_operator.record.transitions import EventSpec
 from venue_operator.tenancy.redact import one_line
 
 log = structlog.get_logger(__name__)
 COMPONENT = "venue-operator"
+# Which replica posted it: its Pod's name, the shard member's (--shards runs several).
+INSTANCE = os.environ.get("POD_NAME") or COMPONENT
 MESSAGE_LIMIT = 1000
 
 
@@ -44,7 +47,7 @@ def whole_second(at: datetime) -> datetime:
 class KubeEvents:
     """Events about one VenueService (ref None) or the Deployment it heals (a ref)."""
 
-    def __init__(self, api: client.ApiClient, body: kopf.Body) -> None:
+    def __init__(self, api: calls.Api, body: kopf.Body) -> None:
         self.api, self.body = api, body
         self._cause_at: datetime | None = None  # the stamp of the last transition Event
 
@@ -77,14 +80,14 @@ def after_cause(now: datetime, cause_at: datetime | None) -> datetime:
 
 
 async def post_once(
-    api: client.ApiClient, target: dict[str, Any], event: EventSpec, key: str,
+    api: calls.Api, target: dict[str, Any], event: EventSpec, key: str,
     at: datetime | None = None,
 ) -> bool:  # fmt: skip
     """Create the Event about `target` (apiVersion, kind, metadata) named after `key`, stamped
     `at` (default now); False when it already exists."""
     meta = target["metadata"]
     now = (at or datetime.now(UTC)).isoformat()
-    body: Any = {
+    body = {
         "apiVersion": "v1", "kind": "Event",
         "metadata": {"name": event_name(meta["name"], f"{target['kind']}/{key}/{event.reason}"),
                      "namespace": meta["namespace"]},
@@ -94,12 +97,12 @@ async def post_once(
         "type": event.type, "reason": str(event.reason),
         "message": one_line(event.message, MESSAGE_LIMIT),
         "source": {"component": COMPONENT}, "reportingComponent": COMPONENT,
-        "reportingInstance": COMPONENT, "firstTimestamp": now, "lastTimestamp": now,
+        "reportingInstance": INSTANCE, "firstTimestamp": now, "lastTimestamp": now,
         "count": 1,
     }  # fmt: skip
     try:
-        await client.CoreV1Api(api).create_namespaced_event(meta["namespace"], body)
-    except client.ApiException as exc:
+        await calls.create_event(api, meta["namespace"], body)
+    except calls.ApiError as exc:
         if exc.status == 409:
             return False
         # Events are the audit trail's second copy (status has the first): log, go on.

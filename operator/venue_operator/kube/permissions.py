@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import structlog
-from kubernetes.aio import client
 
+from venue_operator.kube import calls
 from venue_operator.model.spec import GROUP, PLURAL
 from venue_operator.record import telemetry
 
@@ -35,6 +35,7 @@ WHO = "the operator's ServiceAccount"
 CLUSTER_WIDE = ""  # a review's namespace: "" asks about all namespaces
 GLOB_CHARACTERS = set("*?[],!")  # Kopf's namespace patterns: globs, lists, negations
 REVIEW_TIMEOUT_S = 10.0
+REVIEWS = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
 CONCURRENT_REVIEWS = 10
 
 
@@ -168,7 +169,7 @@ def _where(places: Sequence[str]) -> str:
 # --- the adapter: SelfSubjectAccessReviews ------------------------------------------------
 
 
-async def check(api: client.ApiClient, namespaces: Sequence[str]) -> PermissionReport:
+async def check(api: calls.Api, namespaces: Sequence[str]) -> PermissionReport:
     """Ask the API server about every Need, where the operator will watch."""
     where = scopes(namespaces)
     gate = asyncio.Semaphore(CONCURRENT_REVIEWS)
@@ -177,24 +178,22 @@ async def check(api: client.ApiClient, namespaces: Sequence[str]) -> PermissionR
     return report(dict(zip(asked, answers, strict=True)), where)
 
 
-async def _ask(api: client.ApiClient, review: Review, gate: asyncio.Semaphore) -> bool | None:
+async def _ask(api: calls.Api, review: Review, gate: asyncio.Semaphore) -> bool | None:
     plural, _, sub = review.resource.partition("/")
-    attributes = client.V1ResourceAttributes(namespace=review.namespace, verb=review.verb,
-                                             group=review.group, resource=plural,
-                                             subresource=sub)  # fmt: skip
-    body = client.V1SelfSubjectAccessReview(
-        spec=client.V1SelfSubjectAccessReviewSpec(resource_attributes=attributes)
-    )
+    attributes = {"namespace": review.namespace, "verb": review.verb, "group": review.group,
+                  "resource": plural, "subresource": sub}  # fmt: skip
+    body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": attributes}}  # fmt: skip
     async with gate:
         try:
-            result = await client.AuthorizationV1Api(api).create_self_subject_access_review(
-                body, _request_timeout=REVIEW_TIMEOUT_S
-            )
+            async with asyncio.timeout(REVIEW_TIMEOUT_S):
+                result = await calls.request(api, "POST", REVIEWS, body=body)
         except Exception as exc:  # API down, SSAR itself forbidden: unknown, not denied
             log.warning("permissions.review_failed", verb=review.verb,
                         resource=review.resource, error=type(exc).__name__)  # fmt: skip
             return None
-    return bool(result.status.allowed) if result.status is not None else None
+    status = result.get("status")
+    return bool(status.get("allowed")) if isinstance(status, dict) else None
 
 
 def publish(found: PermissionReport) -> None:
