@@ -175,11 +175,6 @@ async def annotate_venueservice(
     await _patch(api, VENUESERVICES, namespace, name, patch, MERGE_PATCH)
 
 
-def as_dict(api: Api, obj: Any) -> dict[str, Any]:
-    """A client model as the plain camelCase dict the API speaks (kube/leases.py's)."""
-    return cast(dict[str, Any], api.sanitize_for_serialization(obj))
-
-
 async def get_deployment(api: Api, namespace: str, name: str) -> dict[str, Any]:
     return await _get(api, DEPLOYMENTS, namespace, name)
 
