@@ -101,3 +101,22 @@ def test_a_guardrail_that_no_longer_holds_reads_zero() -> None:
     for by in (*telemetry.HELD_BY, "something-new"):
         assert value("venue_operator_remediation_held", namespace="ns", name="held", by=by) == 0
     telemetry.forget("ns", "held")
+
+
+def test_service_metrics_alerts_exports_no_check_values_nor_thresholds() -> None:
+    check = CheckStatus(name="error_rate", level=Level.OK, value=0.5, warning=1.0, critical=5.0)
+    status = VenueServiceStatus(health=Health.HEALTHY, checks=[check])
+    try:
+        for name, full in (("lean", False), ("full", True)):
+            telemetry.export_check_values(full)
+            telemetry.service_state("metrics-ns", name, status, None)
+        lean, full_series = series_of("metrics-ns", "lean"), series_of("metrics-ns", "full")
+        dashboard = ("venue_operator_check_value", "venue_operator_check_threshold")
+        assert not [s for s in lean if s.startswith(dashboard)]
+        assert any(s.startswith("venue_operator_health") for s in lean)
+        assert sum(s.startswith("venue_operator_check_threshold") for s in full_series) == 2
+        assert len(lean) == len(full_series) - 3
+    finally:
+        telemetry.export_check_values(True)
+        for name in ("lean", "full"):
+            telemetry.forget("metrics-ns", name)

@@ -28,6 +28,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         metrics_max_age=args.metrics_max_age or None,
         liveness_port=args.liveness_port,
         metrics_port=args.metrics_port,
+        service_metrics=args.service_metrics,
         bind_address=args.bind_address,
         peering=args.peering or None,
         priority=args.priority if args.priority is not None else random.randint(1, 1_000_000),

@@ -10,6 +10,7 @@ from pathlib import Path
 from venue_operator.cli import flags, logs
 from venue_operator.model.crd import CRD_PATH, render_crd
 from venue_operator.paging import alerts
+from venue_operator.record import telemetry
 
 
 def _crd(args: argparse.Namespace) -> int:
@@ -39,6 +40,7 @@ def _run(args: argparse.Namespace) -> int:
     from venue_operator.cli import handlers
 
     settings = flags.settings_from(args)
+    telemetry.export_check_values(settings.service_metrics == "full")
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=settings.bind_address)
     # --log-json: Kopf's own lines (and every stdlib logger's) are JSON objects too.
@@ -120,6 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     run.add_argument("--liveness-port", type=int, default=8080, help="0 disables /healthz")
     run.add_argument("--metrics-port", type=int, default=9090, help="0 disables /metrics")
+    run.add_argument(
+        "--service-metrics", choices=telemetry.SERVICE_METRICS, default="full",
+        help="per VenueService: full (each check's value and thresholds too, for the "
+        "dashboard) or alerts (what the alerts read: about half the series; bench/README.md)",
+    )  # fmt: skip
     run.add_argument("--bind-address", default="127.0.0.1", help="0.0.0.0 inside a pod")
     run.add_argument(
         "--peering", metavar="NAME",

@@ -37,6 +37,10 @@ class Settings:
     liveness_port: int = 8080
     """Port of Kopf's `/healthz`; 0 disables it."""
 
+    service_metrics: str = "full"
+    """Per VenueService on /metrics: "full" (each check's value and thresholds too, for the
+    dashboard) or "alerts" (what the PrometheusRule reads: about half the series)."""
+
     metrics_port: int = 9090
     """Port of the operator's own Prometheus metrics; 0 disables them."""
 

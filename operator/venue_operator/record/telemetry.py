@@ -134,6 +134,16 @@ PER_SERVICE = (EVALUATIONS, ERRORS, CHECK_LEVEL, HEALTH, SEVERITY, CHECK_VALUE, 
                ESCALATED, HELD, PAGING_FAILING)  # fmt: skip
 
 
+# --service-metrics: "full" exports each check's value and thresholds (the dashboard's panels,
+# about half of a service's series); "alerts" only what the PrometheusRule's alerts read.
+SERVICE_METRICS = ("full", "alerts")
+_values = {"on": True}
+
+
+def export_check_values(on: bool) -> None:
+    _values["on"] = on
+
+
 class _Exported(NamedTuple):
     health: Health | None
     severity: Severity | None
@@ -156,7 +166,7 @@ def service_state(
     escalated = incident is not None and incident.resolved_at is None and incident.escalated
     thresholds = tuple((c.name, c.warning, c.critical) for c in status.checks)
     state = _Exported(status.health, status.severity, escalated, held_by, thresholds)
-    for check in status.checks:
+    for check in status.checks if _values["on"] else ():
         if check.value is None:
             with contextlib.suppress(KeyError):
                 CHECK_VALUE.remove(namespace, name, check.name)
@@ -177,7 +187,7 @@ def service_state(
     was_held = previous.held_by if previous else None
     for by in {*HELD_BY, *(b for b in (held_by, was_held) if b)}:
         HELD.labels(namespace, name, by).set(int(by == held_by))
-    for check_name, warning, critical in thresholds:
+    for check_name, warning, critical in thresholds if _values["on"] else ():
         for level, threshold in (("warning", warning), ("critical", critical)):
             if threshold is not None:
                 CHECK_THRESHOLD.labels(namespace, name, check_name, level).set(threshold)
