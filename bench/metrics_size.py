@@ -36,7 +36,7 @@ def measure(n: int, mode: str) -> dict[str, float]:
     before = tracemalloc.get_traced_memory()[0]
     for i in range(n):
         name = f"venue-{i:05d}"
-        telemetry.EVALUATIONS.labels("bench", name).inc()
+        telemetry.evaluated("bench", name, status.checks)
         telemetry.service_state("bench", name, status, None)
     held = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()

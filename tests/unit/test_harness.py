@@ -15,8 +15,9 @@ from venue_operator.record import telemetry
 
 
 def test_evaluation_count_reads_the_operators_own_counter() -> None:
-    telemetry.EVALUATIONS.labels("unit-harness", "venue-service").inc(3)
-    telemetry.EVALUATIONS.labels("unit-harness", "other").inc(7)
+    for name, cycles in (("venue-service", 3), ("other", 7)):
+        for _ in range(cycles):
+            telemetry.evaluated("unit-harness", name, ())
     text = generate_latest().decode()
     assert evaluation_count(text, "unit-harness", "venue-service") == 3
     assert evaluation_count(text, "unit-harness", "other") == 7

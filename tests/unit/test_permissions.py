@@ -11,6 +11,7 @@ import yaml
 from venue_operator.cli import handlers
 from venue_operator.kube.permissions import (
     CLUSTER_WIDE,
+    LEASES,
     NEEDS,
     Denied,
     PermissionReport,
@@ -61,6 +62,21 @@ def test_only_the_refused_verb_and_namespaces_are_named() -> None:
     assert found.missing == {
         "pods": "the operator's ServiceAccount may not watch pods (in namespaces b, c)"
     }
+
+
+def test_with_shards_the_leases_in_the_operators_namespace_are_checked_there() -> None:
+    where = (CLUSTER_WIDE,)
+    asked = {**answers(where), **dict.fromkeys(reviews([LEASES], ("ops",)), True)}
+    assert report(asked, where, "ops") == PermissionReport()
+    refused = {r: r.verb != "patch" for r in reviews([LEASES], ("ops",))}
+    found = report({**answers(where), **refused}, where, "ops")
+    assert found.missing == {
+        "leases": "the operator's ServiceAccount may not patch leases.coordination.k8s.io "
+        "(in namespace ops)"
+    }
+    assert found.degraded and found.allows("pods")
+    # without --shards, nothing is asked about Leases and nothing is missing
+    assert report(answers(where), where) == PermissionReport()
 
 
 def test_writes_and_subresources_are_keyed_by_verb_and_resource() -> None:

@@ -30,10 +30,10 @@ def series_of(namespace: str, name: str) -> list[str]:
 
 def test_forget_drops_every_series_of_one_service_only() -> None:
     for name in ("gone", "stays"):
-        telemetry.EVALUATIONS.labels("ns", name).inc()
-        telemetry.ERRORS.labels("ns", name).inc()
-        telemetry.CHECK_LEVEL.labels("ns", name, "error_rate").set(2)
-        telemetry.CHECK_LEVEL.labels("ns", name, "memory").set(0)
+        checks = [CheckStatus(name="error_rate", level=Level.CRITICAL),
+                  CheckStatus(name="memory", level=Level.OK)]  # fmt: skip
+        telemetry.evaluated("ns", name, checks)
+        telemetry.failed("ns", name)
     telemetry.forget("ns", "gone")
     assert series_of("ns", "gone") == []
     assert len(series_of("ns", "stays")) >= 4

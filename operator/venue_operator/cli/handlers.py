@@ -63,7 +63,7 @@ async def serve(ours: Settings) -> None:
     """Check the permissions, register what they allow, and run Kopf until it stops."""
     api = await calls.connect()
     try:
-        found = await permissions.check(api, ours.namespaces)
+        found = await permissions.check(api, ours.namespaces, ours.shard_namespace)
     finally:
         await api.close()
     permissions.publish(found)

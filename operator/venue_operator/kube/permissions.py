@@ -91,6 +91,10 @@ WRITES = (  # and the reads that only act/ does
     _write("create", "", "events"),  # Kopf posts our Events
 )
 NEEDS = (VENUESERVICES, *INDEXES.values(), *WRITES)
+# --shards: each replica's own Lease and the others' (kube/leases.py), in the operator's own
+# namespace only. Without them a replica can never renew, so it owns and evaluates nothing.
+LEASES = Need("leases", ("get", "list", "create", "patch", "delete"), "coordination.k8s.io",
+              "leases")  # fmt: skip
 
 
 class Review(NamedTuple):
@@ -142,13 +146,15 @@ def reviews(needs: Iterable[Need], where: Sequence[str]) -> list[Review]:
             for need in needs for verb in need.verbs for namespace in where]  # fmt: skip
 
 
-def report(answers: Mapping[Review, bool | None], where: Sequence[str]) -> PermissionReport:
+def report(
+    answers: Mapping[Review, bool | None], where: Sequence[str], shard_namespace: str | None = None
+) -> PermissionReport:
     """Pure: the reviews' answers (None: could not ask) -> what is missing, and why."""
     missing: dict[str, str] = {}
     denied: list[Denied] = []
     unchecked: list[str] = []
-    for need in NEEDS:
-        asked = {r: answers.get(r) for r in reviews([need], where)}
+    for need, places in _asked_where(where, shard_namespace):
+        asked = {r: answers.get(r) for r in reviews([need], places)}
         refused = [r for r, allowed in asked.items() if allowed is False]
         if refused:
             verbs = [v for v in need.verbs if any(r.verb == v for r in refused)]
@@ -160,6 +166,13 @@ def report(answers: Mapping[Review, bool | None], where: Sequence[str]) -> Permi
     return PermissionReport(missing, tuple(denied), tuple(unchecked))
 
 
+def _asked_where(
+    where: Sequence[str], shard_namespace: str | None
+) -> list[tuple[Need, Sequence[str]]]:
+    shards = [(LEASES, (shard_namespace,))] if shard_namespace is not None else []
+    return [(need, where) for need in NEEDS] + shards
+
+
 def _where(places: Sequence[str]) -> str:
     if places == [CLUSTER_WIDE]:
         return "cluster-wide"
@@ -169,13 +182,17 @@ def _where(places: Sequence[str]) -> str:
 # --- the adapter: SelfSubjectAccessReviews ------------------------------------------------
 
 
-async def check(api: calls.Api, namespaces: Sequence[str]) -> PermissionReport:
-    """Ask the API server about every Need, where the operator will watch."""
+async def check(
+    api: calls.Api, namespaces: Sequence[str], shard_namespace: str | None = None
+) -> PermissionReport:
+    """Ask the API server about every Need, where the operator will watch (and, with
+    --shards, about the Leases in `shard_namespace`)."""
     where = scopes(namespaces)
     gate = asyncio.Semaphore(CONCURRENT_REVIEWS)
-    asked = reviews(NEEDS, where)
+    asked = [r for need, places in _asked_where(where, shard_namespace)
+             for r in reviews([need], places)]  # fmt: skip
     answers = await asyncio.gather(*(_ask(api, review, gate) for review in asked))
-    return report(dict(zip(asked, answers, strict=True)), where)
+    return report(dict(zip(asked, answers, strict=True)), where, shard_namespace)
 
 
 async def _ask(api: calls.Api, review: Review, gate: asyncio.Semaphore) -> bool | None:

@@ -180,7 +180,7 @@ class ServiceLoop:
             log.warning("cycle.status_taken", namespace=self.namespace, name=self.name,
                         error=str(exc))  # fmt: skip
         except Exception as exc:
-            telemetry.ERRORS.labels(self.namespace, self.name).inc()
+            telemetry.failed(self.namespace, self.name)
             log.exception("cycle.failed", namespace=self.namespace, name=self.name)
             await self._report_failure(exc)
         finally:
@@ -235,7 +235,7 @@ class ServiceLoop:
             log.warning("rollout_guard.status_taken", namespace=self.namespace, name=self.name,
                         error=str(exc))  # fmt: skip
         except Exception:
-            telemetry.ERRORS.labels(self.namespace, self.name).inc()
+            telemetry.failed(self.namespace, self.name)
             log.exception("rollout_guard.failed", namespace=self.namespace, name=self.name)
 
     def _interval(self) -> float:
@@ -380,11 +380,7 @@ class ServiceLoop:
                               observe_only_message(self.namespace))  # fmt: skip
 
     def _count(self, assessment: Assessment) -> None:
-        telemetry.EVALUATIONS.labels(self.namespace, self.name).inc()
-        for check in assessment.checks:
-            telemetry.CHECK_LEVEL.labels(self.namespace, self.name, check.name).set(
-                telemetry.LEVEL_VALUE[check.level.value]
-            )
+        telemetry.evaluated(self.namespace, self.name, assessment.checks)
 
     async def _report_failure(self, exc: Exception) -> None:
         """Say in status (and once in an Event) that evaluating failed, without letting that

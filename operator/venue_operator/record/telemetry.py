@@ -2,34 +2,25 @@
 
 from __future__ import annotations
 
-import contextlib
-from typing import NamedTuple
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 
-from prometheus_client import Counter, Gauge, Histogram, Info
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, Info
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from venue_operator import __version__
 from venue_operator.model.reasons import Reason
-from venue_operator.model.status import Health, Severity, VenueServiceStatus
+from venue_operator.model.status import CheckStatus, Health, Severity, VenueServiceStatus
 from venue_operator.record import outbox
 
 BUILD = Info("venue_operator_build", "The running operator's version")
 BUILD.info({"version": __version__})
 
-EVALUATIONS = Counter(
-    "venue_operator_evaluations_total", "Evaluation cycles run", ["namespace", "name"]
-)
 EVALUATION_SECONDS = Histogram(
     "venue_operator_evaluation_seconds",
     "Time of one evaluation cycle (observe + assess + record)",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10),
-)
-ERRORS = Counter(
-    "venue_operator_evaluation_errors_total", "Cycles that failed", ["namespace", "name"]
-)
-CHECK_LEVEL = Gauge(
-    "venue_operator_check_level",
-    "Confirmed level per check: 0 ok, 1 warning, 2 critical, -1 unknown",
-    ["namespace", "name", "check"],
 )
 STATUS_WRITES = Counter(
     "venue_operator_status_writes_total",
@@ -62,11 +53,6 @@ PAGES = Counter(
 )
 for _result in ("delivered", "failed"):
     PAGES.labels(_result)
-PAGING_FAILING = Gauge(
-    "venue_operator_paging_failing",
-    "1 while a page of this VenueService is not delivered after a failed attempt, else 0",
-    ["namespace", "name"],
-)
 PROMETHEUS_QUERIES = Counter("venue_operator_prometheus_queries_total", "PromQL queries sent")
 
 DEGRADED = Gauge(
@@ -81,40 +67,6 @@ PERMISSION_MISSING = Gauge(
     ["verb", "resource"],
 )
 
-# Per VenueService, from the status each cycle ends with: what the PrometheusRule's alerts and
-# the Grafana dashboard (charts/venue-operator) read.
-HEALTH = Gauge(
-    "venue_operator_health",
-    "1 for the VenueService's current health (Healthy, Degraded, Down, Unknown), 0 for the others",
-    ["namespace", "name", "health"],
-)
-SEVERITY = Gauge(
-    "venue_operator_severity",
-    "1 for the VenueService's current severity (P1..P4, None), 0 for the others",
-    ["namespace", "name", "severity"],
-)
-CHECK_VALUE = Gauge(
-    "venue_operator_check_value",
-    "Last measured value per check, in the check's unit (absent while unknown)",
-    ["namespace", "name", "check"],
-)
-CHECK_THRESHOLD = Gauge(
-    "venue_operator_check_threshold",
-    "The warning and critical thresholds each check is judged against (from the spec)",
-    ["namespace", "name", "check", "level"],
-)
-ESCALATED = Gauge(
-    "venue_operator_incident_escalated",
-    "1 while the VenueService's open incident has been escalated to humans, else 0",
-    ["namespace", "name"],
-)
-HELD = Gauge(
-    "venue_operator_remediation_held",
-    "1 while the action the runbook calls for is held back by this guardrail (budget, "
-    "cooldown, ...), else 0",
-    ["namespace", "name", "by"],
-)
-HELD_BY = ("budget", "cooldown", "storm")
 FLEET_STORM = Gauge(
     "venue_operator_fleet_storm",
     "Services breaching this check together in a storm within this scope (namespace NAME, "
@@ -129,13 +81,17 @@ FLEET_REPLICAS = Gauge(
     ["by"],
 )
 
+
+# --- per VenueService ---------------------------------------------------------------------
+# What the PrometheusRule's alerts and the Grafana dashboard (charts/venue-operator) read, from
+# the status each cycle ends with. Kept as one small record per service and rendered at scrape
+# time (`_PerService`): prometheus_client's own labelled children cost ~700 bytes a series, 36 MB
+# at 1,000 services of 52 series each (bench/metrics_size.py).
+
 LEVEL_VALUE = {"ok": 0, "warning": 1, "critical": 2, "unknown": -1}
-PER_SERVICE = (EVALUATIONS, ERRORS, CHECK_LEVEL, HEALTH, SEVERITY, CHECK_VALUE, CHECK_THRESHOLD,
-               ESCALATED, HELD, PAGING_FAILING)  # fmt: skip
-
-
+HELD_BY = ("budget", "cooldown", "storm")
 # --service-metrics: "full" exports each check's value and thresholds (the dashboard's panels,
-# about half of a service's series); "alerts" only what the PrometheusRule's alerts read.
+# about two thirds of a service's series); "alerts" only what the PrometheusRule's alerts read.
 SERVICE_METRICS = ("full", "alerts")
 _values = {"on": True}
 
@@ -144,17 +100,40 @@ def export_check_values(on: bool) -> None:
     _values["on"] = on
 
 
-class _Exported(NamedTuple):
-    health: Health | None
-    severity: Severity | None
-    escalated: bool
-    held_by: str | None
-    thresholds: tuple[tuple[str, float | None, float | None], ...]
+@dataclass(slots=True)
+class _Service:
+    evaluations: int = 0
+    errors: int = 0
+    levels: dict[str, int] = field(default_factory=dict)  # check -> LEVEL_VALUE
+    exported: bool = False  # service_state ran: every health, severity and guardrail series
+    health: Health | None = None
+    severity: Severity | None = None
+    escalated: bool = False
+    held: dict[str, bool] = field(default_factory=dict)  # every guardrail that ever held too
+    paging_failing: bool = False
+    values: tuple[tuple[str, float], ...] = ()
+    thresholds: tuple[tuple[str, str, float], ...] = ()  # (check, level, threshold)
 
 
-# What service_state last exported per VenueService, so that a steady service costs one
-# comparison a cycle rather than ~40 label look-ups (a round of 1,000 services: 24 ms, not 183).
-_EXPORTED: dict[tuple[str, str], _Exported] = {}
+_SERVICES: dict[tuple[str, str], _Service] = {}
+
+
+def _service(namespace: str, name: str) -> _Service:
+    found = _SERVICES.get((namespace, name))
+    if found is None:
+        found = _SERVICES[(namespace, name)] = _Service()
+    return found
+
+
+def evaluated(namespace: str, name: str, checks: Iterable[CheckStatus]) -> None:
+    """One evaluation cycle ran: its confirmed level per check."""
+    service = _service(namespace, name)
+    service.evaluations += 1
+    service.levels = {check.name: LEVEL_VALUE[check.level.value] for check in checks}
+
+
+def failed(namespace: str, name: str) -> None:
+    _service(namespace, name).errors += 1
 
 
 def service_state(
@@ -162,43 +141,105 @@ def service_state(
 ) -> None:
     """Export the state a cycle ended with. Every series exists from the first cycle (errors
     at 0, every health and severity), so alerts and panels see zeros rather than no data."""
+    service = _service(namespace, name)
     incident = status.incident
-    escalated = incident is not None and incident.resolved_at is None and incident.escalated
-    thresholds = tuple((c.name, c.warning, c.critical) for c in status.checks)
-    state = _Exported(status.health, status.severity, escalated, held_by, thresholds)
-    for check in status.checks if _values["on"] else ():
-        if check.value is None:
-            with contextlib.suppress(KeyError):
-                CHECK_VALUE.remove(namespace, name, check.name)
-        else:
-            CHECK_VALUE.labels(namespace, name, check.name).set(check.value)
-    PAGING_FAILING.labels(namespace, name).set(int(outbox.failing(status) is not None))
-    previous = _EXPORTED.get((namespace, name))
-    if previous == state:
-        return
-    _EXPORTED[(namespace, name)] = state
-    ERRORS.labels(namespace, name)
-    for health in Health:
-        HEALTH.labels(namespace, name, health.value).set(int(status.health is health))
-    for severity in Severity:
-        SEVERITY.labels(namespace, name, severity.value).set(int(status.severity is severity))
-    ESCALATED.labels(namespace, name).set(int(escalated))
-    # a guardrail that held last time reads 0 now (each change comes through here)
-    was_held = previous.held_by if previous else None
-    for by in {*HELD_BY, *(b for b in (held_by, was_held) if b)}:
-        HELD.labels(namespace, name, by).set(int(by == held_by))
-    for check_name, warning, critical in thresholds if _values["on"] else ():
-        for level, threshold in (("warning", warning), ("critical", critical)):
-            if threshold is not None:
-                CHECK_THRESHOLD.labels(namespace, name, check_name, level).set(threshold)
+    service.exported = True
+    service.health, service.severity = status.health, status.severity
+    service.escalated = incident is not None and incident.resolved_at is None and incident.escalated
+    # a guardrail that held before reads 0 now
+    service.held = {by: by == held_by for by in {*HELD_BY, *service.held,
+                                                 *((held_by,) if held_by else ())}}  # fmt: skip
+    service.paging_failing = outbox.failing(status) is not None
+    if _values["on"]:
+        service.values = tuple((c.name, c.value) for c in status.checks if c.value is not None)
+        service.thresholds = tuple(
+            (c.name, level, threshold) for c in status.checks
+            for level, threshold in (("warning", c.warning), ("critical", c.critical))
+            if threshold is not None
+        )  # fmt: skip
 
 
 def forget(namespace: str, name: str) -> None:
     """Drop a deleted VenueService's series: thousands of services come and go over a
     process's life, and their last values must not be scraped (or kept) forever."""
-    _EXPORTED.pop((namespace, name), None)
-    for metric in PER_SERVICE:
-        for labels in list(metric._metrics):
-            if labels[:2] == (namespace, name):
-                with contextlib.suppress(KeyError):
-                    metric.remove(*labels)
+    _SERVICES.pop((namespace, name), None)
+
+
+class _PerService(Collector):
+    def collect(self) -> Iterator[Metric]:
+        ns_name = ["namespace", "name"]
+        evaluations = CounterMetricFamily("venue_operator_evaluations", "Evaluation cycles run",
+                                          labels=ns_name)  # fmt: skip
+        errors = CounterMetricFamily("venue_operator_evaluation_errors", "Cycles that failed",
+                                     labels=ns_name)  # fmt: skip
+        levels = GaugeMetricFamily(
+            "venue_operator_check_level",
+            "Confirmed level per check: 0 ok, 1 warning, 2 critical, -1 unknown",
+            labels=[*ns_name, "check"],
+        )
+        health = GaugeMetricFamily(
+            "venue_operator_health",
+            "1 for the VenueService's current health (Healthy, Degraded, Down, Unknown), 0 for "
+            "the others", labels=[*ns_name, "health"],
+        )  # fmt: skip
+        severity = GaugeMetricFamily(
+            "venue_operator_severity",
+            "1 for the VenueService's current severity (P1..P4, None), 0 for the others",
+            labels=[*ns_name, "severity"],
+        )
+        escalated = GaugeMetricFamily(
+            "venue_operator_incident_escalated",
+            "1 while the VenueService's open incident has been escalated to humans, else 0",
+            labels=ns_name,
+        )
+        held = GaugeMetricFamily(
+            "venue_operator_remediation_held",
+            "1 while the action the runbook calls for is held back by this guardrail (budget, "
+            "cooldown, ...), else 0", labels=[*ns_name, "by"],
+        )  # fmt: skip
+        paging = GaugeMetricFamily(
+            "venue_operator_paging_failing",
+            "1 while a page of this VenueService is not delivered after a failed attempt, "
+            "else 0", labels=ns_name,
+        )  # fmt: skip
+        values = GaugeMetricFamily(
+            "venue_operator_check_value",
+            "Last measured value per check, in the check's unit (absent while unknown)",
+            labels=[*ns_name, "check"],
+        )
+        thresholds = GaugeMetricFamily(
+            "venue_operator_check_threshold",
+            "The warning and critical thresholds each check is judged against (from the spec)",
+            labels=[*ns_name, "check", "level"],
+        )
+        for (namespace, name), service in list(_SERVICES.items()):
+            key = [namespace, name]
+            if service.evaluations:
+                evaluations.add_metric(key, service.evaluations)
+            for check, level in service.levels.items():
+                levels.add_metric([*key, check], level)
+            if service.exported or service.errors:
+                errors.add_metric(key, service.errors)
+            if service.exported:
+                _one_hot(health, key, [h.value for h in Health], service.health)
+                _one_hot(severity, key, [s.value for s in Severity], service.severity)
+                escalated.add_metric(key, int(service.escalated))
+                for by, holds in service.held.items():
+                    held.add_metric([*key, by], int(holds))
+                paging.add_metric(key, int(service.paging_failing))
+            for check, value in service.values:
+                values.add_metric([*key, check], value)
+            for check, level_name, threshold in service.thresholds:
+                thresholds.add_metric([*key, check, level_name], threshold)
+        yield from (evaluations, errors, levels, health, severity, escalated, held, paging,
+                    values, thresholds)  # fmt: skip
+
+
+def _one_hot(
+    family: GaugeMetricFamily, key: list[str], every: list[str], current: Health | Severity | None
+) -> None:
+    for value in every:
+        family.add_metric([*key, value], int(current is not None and current.value == value))
+
+
+REGISTRY.register(_PerService())
