@@ -5,7 +5,10 @@ TokenRequest API) and the container args the chart rendered (read back from the 
 Deployment) completes the packaging check, rolling a bad rollout back. Meanwhile the lab's
 Prometheus scrapes it under the job the chart's ServiceMonitor gives it and evaluates the
 installed PrometheusRule: an alert fires, and every query of the installed dashboard
-answers. (kwok only fakes the Deployment's pod: the process is the operator that acts.)"""
+answers. (kwok only fakes the Deployment's pod: the process is the operator that acts.)
+Installed with shards on (two replicas): the process is one of them, its Lease renewed in the
+release namespace under the Role the chart gives it; the default, one replica without shards,
+is what test_uninstall installs."""
 
 from __future__ import annotations
 
@@ -62,8 +65,9 @@ def install(lab: Lab, name: str, namespace: str, *more: str) -> None:
          *(arg for s in settings for arg in ("--set", s)), cluster=lab.cluster)  # fmt: skip
 
 
-def chart_operator(lab: Lab, name: str, namespace: str) -> OperatorProcess:
-    """The operator as the chart configured it: its ServiceAccount, its container args."""
+def chart_operator(lab: Lab, name: str, namespace: str, pod_name: str) -> OperatorProcess:
+    """The operator as the chart configured it: its ServiceAccount, its container args, and
+    what the downward API would tell it (its Pod's name and namespace)."""
     pod = get(lab, "deployment", namespace, name)["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     args = [
@@ -72,8 +76,10 @@ def chart_operator(lab: Lab, name: str, namespace: str) -> OperatorProcess:
         for a in container["args"]
     ]  # fmt: skip
     assert f"--prometheus-url={lab.prometheus.url}" in args and f"--namespace={WATCHED}" in args
+    assert "--shards" in args
     kubeconfig = lab.cluster.kubeconfig_for(pod["serviceAccountName"], namespace)
-    return OperatorProcess(kubeconfig, args=tuple(args))
+    return OperatorProcess(kubeconfig, args=tuple(args),
+                           env={"POD_NAME": pod_name, "POD_NAMESPACE": namespace})  # fmt: skip
 
 
 def test_chart_install_runs_rolls_back_alerts_and_answers_the_dashboard(
@@ -81,7 +87,7 @@ def test_chart_install_runs_rolls_back_alerts_and_answers_the_dashboard(
 ) -> None:
     name, namespace = release
     lab, kubectl = the_lab, the_lab.cluster.kubectl
-    install(lab, name, namespace)
+    install(lab, name, namespace, "shards.enabled=true", "shards.replicas=2")
     ns = json.loads(kubectl("get", "namespace", namespace, "-o", "json").stdout)
     assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     # Available: the restricted admission accepted the pod (kwok runs it).
@@ -92,11 +98,16 @@ def test_chart_install_runs_rolls_back_alerts_and_answers_the_dashboard(
                                     ("get", "secrets", "no")):  # fmt: skip
         answer = kubectl("auth", "can-i", verb, resource, f"--as={sa}", "-A", check=False)
         assert answer.stdout.strip() == allowed, (verb, resource, answer.stderr)
+    for where, allowed in ((namespace, "yes"), ("default", "no")):  # its own namespace only
+        answer = kubectl("auth", "can-i", "patch", "leases.coordination.k8s.io", f"--as={sa}",
+                         "-n", where, check=False)  # fmt: skip
+        assert answer.stdout.strip() == allowed, (where, answer.stderr)
     status = json.loads(helm("status", name, "--namespace", "default", "-o", "json",
                              cluster=lab.cluster).stdout)  # fmt: skip
     assert status["info"]["status"] == "deployed"
 
-    operator = chart_operator(lab, name, namespace)
+    member = f"{name}-5d4f7-abcde"  # as the Deployment names its pods
+    operator = chart_operator(lab, name, namespace, member)
     monitor = get(lab, "servicemonitor", namespace, name)
     # What the Prometheus Operator makes of the ServiceMonitor: job = the Service's name,
     # the operator's own labels kept (honorLabels).
@@ -113,6 +124,8 @@ def test_chart_install_runs_rolls_back_alerts_and_answers_the_dashboard(
             fresh_namespace(lab, "c") as venue_ns,
             rolls_back_a_bad_rollout(lab, venue_ns, operator) as venue,
         ):
+            lease = get(lab, "lease", namespace, member)["spec"]
+            assert lease["holderIdentity"] == member and lease["renewTime"]
             fired = alert_fired(lab, FIRES, venue_ns)
             assert fired["name"] == venue.name and fired["severity"] == "warning"
             dashboard = get(lab, "configmap", namespace, f"{name}-dashboard")
