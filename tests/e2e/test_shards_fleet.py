@@ -2,7 +2,8 @@
 publishes its services' breaches in its own Lease's renewal, fleet/exchange.py), through the
 real API server's merge patches and lists. A storm needs four services here; each shard runs
 only its share of the four, so whichever shard runs fewer sees the storm only through the
-other's Lease."""
+other's Lease. Their reads are sized to their share (loop/workload_watch.py): each keeps the
+pods of its own services' Deployments, and nothing of the lab's other tests."""
 
 from __future__ import annotations
 
@@ -61,3 +62,9 @@ def test_two_shards_each_see_the_storm_of_the_services_both_run(
             published = [parse(item["metadata"]["annotations"][ANNOTATION])
                          for item in listed["items"]]  # fmt: skip
             assert sorted(r.name for p in published for r in p.reports) == SERVICES  # once each
+            runs = {item["spec"]["holderIdentity"]: len(p.reports)
+                    for item, p in zip(listed["items"], published, strict=True)}  # fmt: skip
+            pods = 'venue_operator_kept_objects{kind="pods"}'
+            wait_until("each shard keeping its own services' 2 pods each, and no other pod",
+                       lambda: [sample(op, pods) for op in operators]
+                       == [2 * runs[op.extra_env["POD_NAME"]] for op in operators], 30)  # fmt: skip
