@@ -60,22 +60,70 @@ async def test_a_replica_owns_nothing_once_its_own_lease_may_have_lapsed(
     async def members() -> list[tuple[str, datetime, timedelta]]:
         return [("op-1", datetime.now(UTC), timedelta(seconds=15))]
 
+    async def settle() -> None:
+        """Two thirds of a term, renewed on time meanwhile (joined or back: it waits)."""
+        for _ in range(2):
+            clock[0] += 5
+            await mine.tick()
+
     mine = Membership("op-0", renew, members, timedelta(seconds=15))
     key = next(k for k in KEYS if owner(k, ("op-0", "op-1")) == "op-0")
     assert not mine.owns(key)  # never renewed yet
     await mine.tick()
-    assert mine.members == ("op-0", "op-1") and mine.owns(key)
+    assert mine.members == ("op-0", "op-1")
+    await settle()
+    assert mine.owns(key)
     assert not mine.owns(next(k for k in KEYS if owner(k, ("op-0", "op-1")) == "op-1"))
     epoch = mine.holds(key)
     assert epoch is not None
-    clock[0] += 10.1  # two thirds of the term: it may lapse before a write lands
+    clock[0] += 10.5  # two thirds of the term: it may lapse before a write lands
     assert not mine.owns(key) and mine.holds(key) is None
     await mine.tick()
-    assert mine.owns(key)
+    assert not mine.owns(key)  # back, but the others may still run it: it waits
+    await settle()
     # owned again, but in a new epoch: a cycle begun before the gap must not go on
     assert mine.holds(key) == epoch + 1
     await mine.tick()
     assert mine.holds(key) == epoch + 1  # renewed in time, members unchanged: same epoch
+
+
+async def test_a_joining_replica_takes_nothing_until_the_others_have_let_it_go(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Scale-out: the member that had a service runs it until it renews and lists the newcomer
+    (or its own Lease is no longer certain): at most two thirds of a term after the newcomer's
+    Lease landed. The newcomer takes it only then, so no moment has two replicas running it
+    (the lab saw the breach Events of one service posted by both)."""
+    clock = [1000.0]
+    monkeypatch.setattr(membership_module.time, "monotonic", lambda: clock[0])
+    leases: list[tuple[str, datetime, timedelta]] = []
+    term = timedelta(seconds=15)
+
+    def replica(name: str) -> Membership:
+        async def renew(annotations: Mapping[str, str]) -> None:
+            leases[:] = [lease for lease in leases if lease[0] != name]
+            leases.append((name, datetime.now(UTC), term))
+
+        async def members() -> list[tuple[str, datetime, timedelta]]:
+            return list(leases)
+
+        return Membership(name, renew, members, term)
+
+    old, new = replica("op-0"), replica("op-1")
+    for _ in range(3):  # op-0 alone, renewing every third of the term
+        await old.tick()
+        clock[0] += 5
+    key = next(k for k in KEYS if owner(k, ("op-0", "op-1")) == "op-1")
+    assert old.owns(key)
+    await new.tick()  # its Lease lands after op-0 listed: op-0 runs the service still
+    assert old.owns(key) and not new.owns(key)
+    for _ in range(3):
+        clock[0] += 5
+        assert not (old.owns(key) and new.owns(key)), clock  # op-0's renewal due, not made
+        await old.tick()  # lists op-1: lets it go
+        await new.tick()
+        assert not (old.owns(key) and new.owns(key)), clock
+    assert not old.owns(key) and new.owns(key)
 
 
 async def test_a_cycle_begun_before_a_gap_stops_and_the_next_one_reloads() -> None:
