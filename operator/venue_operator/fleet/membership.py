@@ -6,11 +6,12 @@ Lease (SIGSTOP, a partition, a long GC) may find on waking that the others took 
 over, so until it has renewed again it neither evaluates nor acts on any. Its status writes
 are fenced besides (kube/status_store.py).
 
-Joining, or back after such a gap, it takes nothing for two thirds of a term more: a member
-that has not seen it yet still runs the services it gains, until that member renews and
-lists it, or its own Lease is no longer certain, whichever comes first; two thirds of a term
-covers both. Without it both ran such a service for up to a renewal (1.3 s with a 4 s Lease),
-and a lab scale-out posted its breach Events twice."""
+Joining, or back after such a gap, beside live members, it takes nothing for two thirds of a
+term more: a member that has not seen it yet still runs the services it gains, until that
+member renews and lists it, or its own Lease is no longer certain, whichever comes first; two
+thirds of a term covers both. Without it both ran such a service for up to a renewal (1.3 s
+with a 4 s Lease), and a lab scale-out posted its breach Events twice. Alone, it waits for no
+one (one replica, the first to start)."""
 
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ class Membership:
         self.epoch = 0
         self.task: asyncio.Task[None] | None = None  # run_forever, once started
         self._renewed_at: float | None = None  # time.monotonic() of the last renewal
-        self._joined_at: float | None = None  # ... of the first one after a gap (or ever)
+        self._settles_at: float | None = None  # ... from which it may take what it gains
 
     def current(self) -> bool:
         """Our own Lease is certainly still ours: renewed within two thirds of its term."""
@@ -59,10 +60,8 @@ class Membership:
         )
 
     def settled(self) -> bool:
-        """Joined (or back) two thirds of a term ago: no member runs what we gain any more."""
-        return self._joined_at is not None and (
-            time.monotonic() - self._joined_at >= self.lease.total_seconds() * 2 / 3
-        )
+        """Joined (or back) long enough ago that no member runs what we gain any more."""
+        return self._settles_at is not None and time.monotonic() >= self._settles_at
 
     def owns(self, key: str) -> bool:
         return self.current() and self.settled() and owner(key, self.members) == self.me
@@ -76,10 +75,12 @@ class Membership:
     async def tick(self) -> None:
         started, lapsed, before = time.monotonic(), not self.current(), self.members
         await self._renew(self._published())
-        if lapsed:  # from now on the others may see us; counted after the renewal has landed
-            self._joined_at = time.monotonic()
+        landed = time.monotonic()  # from now on the others may see us
         listed = [Member(*m) for m in await self._members()]
         found = live(listed, datetime.now(UTC))
+        if lapsed:
+            others = any(name != self.me for name in found)
+            self._settles_at = landed + (self.lease.total_seconds() * 2 / 3 if others else 0)
         self.members = found if self.me in found else tuple(sorted({*found, self.me}))
         self._renewed_at = started
         if lapsed or self.members != before:
