@@ -145,6 +145,7 @@ class World:
     refuse_writes: int = 0
     fenced: bool = False  # status writes carry the resourceVersion they read (kube/calls.py)
     version: int = 1  # the object's resourceVersion
+    on_write: Callable[[], None] | None = None  # called after each stored write
     gone: bool = False  # the VenueService was deleted: a status write finds nothing
     gone_writes: int = 0  # status writes that found it gone
     pages: list[Page] = field(default_factory=list)  # every page the webhook was sent
@@ -180,6 +181,8 @@ class World:
             raise client.ApiException(status=422, reason="Unprocessable Entity")  # test op
         self.stored = json.loads(json.dumps(body))  # what a real API hands back
         self.version += 1
+        if self.on_write is not None:
+            self.on_write()
         return str(self.version) if self.fenced else None
 
     async def read(self) -> tuple[dict[str, Any], str]:
@@ -362,6 +365,32 @@ async def test_a_shard_skips_what_it_does_not_own_and_takes_over_from_status() -
     assert [c[0] for c in world.acts.calls] == ["roll_back"]  # not again
     assert second.store.written.rolled_back_templates == ["ccc"]
     assert REGISTRY.get_sample_value(TAKEN) == taken  # reloaded, never fenced off
+
+
+async def test_a_shard_that_loses_its_service_after_the_write_ahead_record_does_not_act() -> None:
+    """Paused between recording a rollback ahead and making it, the replica wakes to find
+    the service another's: the workload write itself is refused (loop/ownership.py); the
+    new owner carries the recorded rollback out, once."""
+    world = World(fenced=True)
+    owner = {"first": True}
+    first = world.loop(owns=lambda key: 1 if owner["first"] else None)
+    second = world.loop(owns=lambda key: None if owner["first"] else 2)
+    await world.cycles(first, 8)
+
+    def lose_it_once_recorded() -> None:
+        if any(r.result == "InProgress" for r in world.history("RollBack")):
+            owner["first"] = False
+
+    world.on_write = lose_it_once_recorded
+    await bad_rollout(world, first)
+    await world.cycles(first, 4)
+    (pending,) = world.history("RollBack")
+    assert pending.result == "InProgress" and world.acts.calls == []  # recorded, not made
+    world.on_write = None
+    await world.cycles(second, 3)
+    assert [c[0] for c in world.acts.calls] == ["roll_back"]
+    (done,) = world.history("RollBack")
+    assert done.result == "Succeeded" and done.correlation_id == pending.correlation_id
 
 
 async def test_a_failed_write_is_retried_from_what_was_last_written() -> None:

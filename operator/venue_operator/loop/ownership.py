@@ -7,13 +7,17 @@ on again, it starts from the stored status, since the member that had it may hav
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import structlog
 
+from venue_operator.act import ActResult
 from venue_operator.kube.status_store import StatusRead, StatusStore, StatusTaken, StatusWrite
+from venue_operator.model.observations import GitOpsRef
+from venue_operator.model.status import GitOpsSuspension, ScaledKind
 from venue_operator.record.transitions import EventSpec
-from venue_operator.remediate.ports import Events
+from venue_operator.remediate.ports import Acts, Events, GitOpsActs
 
 log = structlog.get_logger(__name__)
 
@@ -42,6 +46,15 @@ class Ownership:
             return await write(body, resource_version)
 
         return owned
+
+    def acts(self, acts: Acts, gitops: GitOpsActs | None) -> tuple[Acts, GitOpsActs | None]:
+        """The loop's workload writes, made only while it owns the service: checked again at
+        the write itself, since a replica may pause between the write-ahead record and it."""
+        if self._holds is None:
+            return acts, gitops
+        return _OwnedActs(acts, gitops, self.still), None if gitops is None else _OwnedActs(
+            acts, gitops, self.still
+        )  # fmt: skip
 
     def still(self) -> bool:
         """Owned since the cycle began, without a gap (checked again before acting)."""
@@ -82,3 +95,56 @@ class _OwnedEvents:
             return await self._events.post_once(ref, event, key)
         log.info("shard.event_not_posted", reason=str(event.reason))
         return False
+
+
+class _OwnedActs:
+    """Acts and GitOpsActs that refuse (StatusTaken: the cycle stops, nothing is written)
+    once the service is no longer this replica's."""
+
+    def __init__(
+        self, acts: Acts, gitops: GitOpsActs | None, still: Callable[[], bool]
+    ) -> None:  # fmt: skip
+        self._acts, self._gitops, self._still = acts, gitops, still
+
+    def _owned(self, doing: str) -> None:
+        if not self._still():
+            log.info("shard.act_not_taken", doing=doing)
+            raise StatusTaken(f"this replica no longer owns the service (shards): not {doing}")
+
+    async def roll_back(
+        self, namespace: str, deployment: str, to_template: str, cause: str, rid: str,
+        resume: bool = False,
+    ) -> ActResult:  # fmt: skip
+        self._owned("rolling back")
+        return await self._acts.roll_back(namespace, deployment, to_template, cause, rid, resume)
+
+    async def pause_rollout(self, namespace: str, deployment: str, rid: str) -> ActResult:
+        self._owned("pausing the rollout")
+        return await self._acts.pause_rollout(namespace, deployment, rid)
+
+    async def set_count(
+        self, namespace: str, kind: ScaledKind, name: str, value: int, scaled_from: int | None,
+        expect: int | None = None,
+    ) -> ActResult:  # fmt: skip
+        self._owned("scaling")
+        return await self._acts.set_count(namespace, kind, name, value, scaled_from, expect)
+
+    async def run_migration(self, namespace: str, cronjob: str, rid: str) -> ActResult:
+        self._owned("running the migration")
+        return await self._acts.run_migration(namespace, cronjob, rid)
+
+    async def migration_outcome(self, namespace: str, job: str) -> str | None:
+        return await self._acts.migration_outcome(namespace, job)  # a read
+
+    async def set_circuit(
+        self, namespace: str, config_map: str, key: str, open_: bool, who: str, reason: str
+    ) -> ActResult:
+        self._owned("switching the circuit breaker")
+        return await self._acts.set_circuit(namespace, config_map, key, open_, who, reason)
+
+    async def suspend_gitops(
+        self, ref: GitOpsRef, namespace: str, deployment: str, who: str, rid: str, now: datetime
+    ) -> tuple[ActResult, GitOpsSuspension | None]:
+        self._owned("suspending GitOps")
+        assert self._gitops is not None
+        return await self._gitops.suspend_gitops(ref, namespace, deployment, who, rid, now)

@@ -116,7 +116,8 @@ class ServiceLoop:
     ) -> None:  # fmt: skip
         self.namespace, self.name, self.body, self.indexes = namespace, name, body, indexes
         self.ownership = Ownership(self.key, ports.owns, ports.read_status)
-        ports = replace(ports, events=self.ownership.events(ports.events),
+        acts, gitops = self.ownership.acts(ports.acts, ports.gitops)
+        ports = replace(ports, events=self.ownership.events(ports.events), acts=acts, gitops=gitops,
                         write_status=self.ownership.writes(ports.write_status))  # fmt: skip
         self.ports = ports
         self.store = StatusStore(ports.write_status, parse_status(body.status),
