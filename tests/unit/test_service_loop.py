@@ -5,6 +5,7 @@ the cluster: a status store that can refuse writes, a workload writer that recor
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -23,7 +24,7 @@ from venue_operator.act.migration import job_name
 from venue_operator.fleet.rate import FleetRate
 from venue_operator.kube import calls
 from venue_operator.kube.status_store import parse_status
-from venue_operator.loop import service_loop
+from venue_operator.loop import reports, service_loop
 from venue_operator.loop.evaluation import Outcome, judge
 from venue_operator.loop.lifetime import VenueServiceGone
 from venue_operator.loop.service_loop import LoopPorts, ServiceLoop
@@ -391,6 +392,26 @@ async def test_a_shard_that_loses_its_service_after_the_write_ahead_record_does_
     assert [c[0] for c in world.acts.calls] == ["roll_back"]
     (done,) = world.history("RollBack")
     assert done.result == "Succeeded" and done.correlation_id == pending.correlation_id
+
+
+async def test_a_service_taken_on_again_says_its_problems_afresh(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What a loop held in memory is from before a gap in which another replica ran the
+    service (and may have seen the problem clear): taken on again, it says it anew."""
+    seconds = itertools.count(1_800_000_000, 60)  # an Event's name has its second in it
+    monkeypatch.setattr(reports, "time", SimpleNamespace(time=lambda: next(seconds)))
+    world = World(fenced=True)
+    epoch: dict[str, int | None] = {"now": 1}
+    loop = world.loop(owns=lambda key: epoch["now"])
+    world.failing = True
+    await world.cycles(loop, 3)
+    assert world.events.reasons().count(Reason.EVALUATION_FAILED) == 1  # said once
+    epoch["now"] = None
+    await world.cycles(loop, 2)
+    epoch["now"] = 2  # taken on again, in a later epoch
+    await world.cycles(loop, 3)
+    assert world.events.reasons().count(Reason.EVALUATION_FAILED) == 2
 
 
 async def test_a_failed_write_is_retried_from_what_was_last_written() -> None:

@@ -62,9 +62,10 @@ class Ownership:
             return True
         return self._epoch is not None and self._holds(self.key) == self._epoch
 
-    async def now(self, store: StatusStore) -> bool:
+    async def now(self, store: StatusStore, afresh: Callable[[], None] = lambda: None) -> bool:
         """At a cycle's start: owned now? Taken on (again, or after a gap in which the others
-        may have run it): `store` reloads what is stored first."""
+        may have run it): `store` reloads what is stored first, and `afresh` drops what the
+        loop held in memory (a rollout's evidence, problems said) from before."""
         if self._holds is None:
             return True
         epoch = self._holds(self.key)
@@ -75,6 +76,7 @@ class Ownership:
             return False
         if epoch != self._epoch and self._read is not None:
             store.reload(*await self._read())
+            afresh()
             log.info("shard.taken_over", service=self.key, epoch=epoch)
         self._epoch = epoch
         return True

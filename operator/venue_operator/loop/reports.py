@@ -49,6 +49,16 @@ def observe_only_message(namespace: str) -> str:
             "--act-namespace flag): observed and reported, never acted on")  # fmt: skip
 
 
+def observe_only_condition(
+    status: VenueServiceStatus, previous: VenueServiceStatus, namespace: str, acts: bool
+) -> VenueServiceStatus:
+    """ActionsAllowed False (ObserveOnly) outside the namespaces the operator may act in."""
+    if acts:
+        return status
+    return with_condition(status, previous, "ActionsAllowed", "False", "ObserveOnly",
+                          observe_only_message(namespace))  # fmt: skip
+
+
 class Reporter:
     """Problems said once until they clear, as Events on the VenueService."""
 

@@ -19,7 +19,6 @@ import kopf
 import structlog
 from pydantic import ValidationError
 
-from venue_operator.assess.assessment import Assessment
 from venue_operator.decide import gitops, rules
 from venue_operator.decide.procedure import decide
 from venue_operator.decide.rollout import rollout_facts
@@ -42,7 +41,7 @@ from venue_operator.loop.page_delivery import PageDesk, PageResults, SendPages
 from venue_operator.loop.reports import (
     Reporter,
     alert_condition,
-    observe_only_message,
+    observe_only_condition,
     with_condition,
 )
 from venue_operator.loop.workload import claimed_by, read_workload, want_workload
@@ -131,11 +130,19 @@ class ServiceLoop:
         self._clamped: tuple[str, ...] = ()  # what the caps changed in the current spec
         self._acts = may_act(namespace, ports.tenancy)
         self._guarded_at = 0.0  # time.monotonic() of the last guard tick
-        self.watch = None if ports.read_pods is None else RolloutWatch(
-            namespace, ports.read_pods, self.remediator, self.store,
+        self.watch = self._rollout_watch()
+
+    def _rollout_watch(self) -> RolloutWatch | None:
+        ports = self.ports
+        return None if ports.read_pods is None else RolloutWatch(
+            self.namespace, ports.read_pods, self.remediator, self.store,
             read_series=ports.read_series, prometheus_url=ports.prometheus_url,
             tenancy=ports.tenancy,
         )  # fmt: skip
+
+    def _afresh(self) -> None:
+        """Taken over (shards): what this loop held of the service is from before the gap."""
+        self.watch, self.reporter = self._rollout_watch(), Reporter(self.ports.events, self.body)
 
     @property
     def key(self) -> str:
@@ -163,7 +170,7 @@ class ServiceLoop:
         """One cycle; never raises (the loop must outlive its own bugs)."""
         started = time.monotonic()
         try:
-            if not await self.ownership.now(self.store):
+            if not await self.ownership.now(self.store, self._afresh):
                 if self.ports.workloads is not None:
                     self.ports.workloads.drop(self.key)
                 if self.ports.board is not None and self.spec is not None:  # still counted
@@ -282,13 +289,13 @@ class ServiceLoop:
         previous = self.store.known  # the last cycle's: the loop's conditions carry on from it
         outcome = await self.ports.evaluate(self.namespace, self.name, spec, previous,
                                             workload, generation)  # fmt: skip
-        self._count(outcome.assessment)
+        telemetry.evaluated(self.namespace, self.name, outcome.assessment.checks)
         await self.reporter.refused(outcome.refused)
         now = outcome.observations.at
         # The causes first: a breach's Events are created before the action it leads to.
         status = self.pages.record(spec, previous, await self._post_transitions(outcome),
                                    outcome.events, now)  # fmt: skip
-        status = self._observe_only_condition(status, previous)
+        status = observe_only_condition(status, previous, self.namespace, self._acts)
         status = with_guard(status, previous, self.watch, now)
         self.store.known = status
 
@@ -371,17 +378,6 @@ class ServiceLoop:
             await self.store.save(status, "duplicate")
         event = EventSpec("Warning", Reason.DUPLICATE_TARGET, message)
         await self.reporter.say_once("DuplicateTarget", event, key=owner)
-
-    def _observe_only_condition(
-        self, status: VenueServiceStatus, previous: VenueServiceStatus
-    ) -> VenueServiceStatus:
-        if self._acts:
-            return status
-        return with_condition(status, previous, "ActionsAllowed", "False", "ObserveOnly",
-                              observe_only_message(self.namespace))  # fmt: skip
-
-    def _count(self, assessment: Assessment) -> None:
-        telemetry.evaluated(self.namespace, self.name, assessment.checks)
 
     async def _report_failure(self, exc: Exception) -> None:
         """Say in status (and once in an Event) that evaluating failed, without letting that
