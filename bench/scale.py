@@ -15,12 +15,14 @@ functions that dominate (raw stacks in bench/results/).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -125,10 +127,11 @@ def _off_nominal(venueservices_json: str) -> dict[str, int]:
     return dict(seen)
 
 
-def profile(pid: int, n: int) -> list[tuple[str, float]]:
-    """py-spy samples of the running operator; the share of samples each frame is in."""
+def profile(pid: int, n: int, name: str = "profile") -> list[tuple[str, float]]:
+    """py-spy samples of the running operator; the share of samples each frame is in (raw
+    stacks in results/<name>-n<n>.txt)."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    raw = RESULTS / f"profile-n{n}.txt"
+    raw = RESULTS / f"{name}-n{n}.txt"
     subprocess.run([spy, "record", "--pid", str(pid), "--duration", str(PROFILE_S),
                     "--rate", "50", "--format", "raw", "--output", str(raw), "--nonblocking"],
                    check=True, capture_output=True, timeout=PROFILE_S + 60)  # fmt: skip
@@ -144,7 +147,11 @@ def profile(pid: int, n: int) -> list[tuple[str, float]]:
     return [(frame, samples / total) for frame, samples in inclusive.most_common(40)]
 
 
-def run(n: int, with_profile: bool) -> dict[str, object]:
+@contextlib.contextmanager
+def fleet(n: int) -> Iterator[tuple[Lab, SimulatorProcess]]:
+    """A fresh lab for N services, no operator yet: one simulator process serving them, each
+    scraped by Prometheus every SCRAPE, N Deployments (one kwok pod each) all Available and
+    their VenueServices applied."""
     with (
         lab(scrape_interval=SCRAPE) as the_lab,
         SimulatorProcess(extra_args=(f"--services={n}", "--name-prefix=venue")) as sim,
@@ -164,34 +171,49 @@ def run(n: int, with_profile: bool) -> dict[str, object]:
         # controller-manager creates 2,000 objects at its default 20 QPS: minutes at N=1000).
         kubectl("wait", "-n", NS, "--for=condition=Available", "deployment", "--all",
                 "--timeout=900s", timeout=960)  # fmt: skip
+        yield the_lab, sim
+
+
+def statuses(the_lab: Lab) -> list[dict[str, Any]]:
+    out = the_lab.cluster.kubectl("get", "venueservices", "-n", NS, "-o", "json", timeout=120)
+    return [i.get("status", {}) for i in json.loads(out.stdout)["items"]]
+
+
+def healthy(the_lab: Lab) -> int:
+    return sum(s.get("health") == "Healthy" for s in statuses(the_lab))
+
+
+def settle(the_lab: Lab, n: int, poll_s: float = 5) -> float | None:
+    """Wait until every service reads Healthy, then until each has a known-good template:
+    seconds to all Healthy, or None when either wait ran out (SETTLE_S each)."""
+    started = time.monotonic()
+    settled: float | None = None
+
+    def baked() -> int:
+        return sum(bool(s.get("healthyTemplates")) for s in statuses(the_lab))
+
+    try:
+        wait_until(f"{n} VenueServices Healthy", lambda: healthy(the_lab) == n, SETTLE_S, poll_s)
+        settled = time.monotonic() - started
+        wait_until(f"{n} known-good templates", lambda: baked() == n, SETTLE_S, poll_s)
+    except LabError:
+        pass  # measured anyway: the window after it says how far it got
+    return settled
+
+
+def run(n: int, with_profile: bool) -> dict[str, object]:
+    with fleet(n) as (the_lab, _sim):
+        kubectl = the_lab.cluster.kubectl
         with OperatorProcess(the_lab.cluster.kubeconfig, the_lab.prometheus.url) as op:
             pid = op.pid
-
-            def statuses() -> list[dict[str, Any]]:
-                out = kubectl("get", "venueservices", "-n", NS, "-o", "json", timeout=120)
-                return [i.get("status", {}) for i in json.loads(out.stdout)["items"]]
-
-            def healthy() -> int:
-                return sum(s.get("health") == "Healthy" for s in statuses())
-
-            def baked() -> int:
-                return sum(bool(s.get("healthyTemplates")) for s in statuses())
-
-            started = time.monotonic()
-            settle: float | None = None
-            try:
-                wait_until(f"{n} VenueServices Healthy", lambda: healthy() == n, SETTLE_S, 5)
-                settle = time.monotonic() - started
-                wait_until(f"{n} known-good templates", lambda: baked() == n, SETTLE_S, 5)
-            except LabError:
-                pass  # measured anyway: the window below says how far it got
+            settled = settle(the_lab, n)
             before, api_before = _operator_counters(op.metrics_url), _apiserver_requests(the_lab)
             cpu_before = cpu_seconds(pid)
             time.sleep(CYCLES * INTERVAL_S)  # the measurement window itself
             after, api_after = _operator_counters(op.metrics_url), _apiserver_requests(the_lab)
             cpu_after = cpu_seconds(pid)
             rss = rss_mb(pid)
-            healthy_at_end = healthy()
+            healthy_at_end = healthy(the_lab)
             off_nominal = _off_nominal(kubectl("get", "venueservices", "-n", NS, "-o", "json",
                                                timeout=120).stdout)  # fmt: skip
             hot = profile(pid, n) if with_profile else []
@@ -202,7 +224,7 @@ def run(n: int, with_profile: bool) -> dict[str, object]:
     api = {k: api_after[k] - api_before[k] for k in api_after}
     return {
         "n": n,
-        "settle_s": settle,
+        "settle_s": settled,
         "healthy_at_end": healthy_at_end,
         "evaluated_share": d["evaluations"] / (n * CYCLES),
         "eval_mean_s": d["eval_seconds"] / d["eval_count"] if d["eval_count"] else None,
