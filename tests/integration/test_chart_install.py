@@ -65,7 +65,9 @@ def install(lab: Lab, name: str, namespace: str, *more: str) -> None:
          *(arg for s in settings for arg in ("--set", s)), cluster=lab.cluster)  # fmt: skip
 
 
-def chart_operator(lab: Lab, name: str, namespace: str, pod_name: str) -> OperatorProcess:
+def chart_operator(
+    lab: Lab, name: str, namespace: str, pod_name: str = "venue-operator-0"
+) -> OperatorProcess:
     """The operator as the chart configured it: its ServiceAccount, its container args, and
     what the downward API would tell it (its Pod's name and namespace)."""
     pod = get(lab, "deployment", namespace, name)["spec"]["template"]["spec"]
