@@ -221,6 +221,20 @@ def test_shards_run_several_acting_replicas_with_a_role_for_their_leases_only() 
 
 
 @needs_helm
+def test_service_metrics_alerts_is_passed_on_and_full_is_the_default() -> None:
+    def args(*more: str) -> list[str]:
+        (container,) = named(template(*more), "Deployment", RELEASE)["spec"]["template"]["spec"][
+            "containers"
+        ]
+        return [a for a in container["args"] if a.startswith("--service-metrics")]
+
+    assert args() == []  # the operator's default, full
+    assert args("--set", "serviceMetrics=alerts") == ["--service-metrics=alerts"]
+    with pytest.raises(LabError, match="serviceMetrics"):
+        template("--set", "serviceMetrics=some")
+
+
+@needs_helm
 def test_chart_service_monitor_is_the_optional_manifest_for_the_release() -> None:
     assert not [d for d in template() if d["kind"] == "ServiceMonitor"]  # off by default
     rendered = template("--set", "serviceMonitor.enabled=true",
