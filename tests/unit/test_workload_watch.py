@@ -90,9 +90,9 @@ def cluster_of_two() -> Cluster:
     )  # fmt: skip
 
 
-async def started(cluster: Cluster) -> WorkloadWatch:
+async def started(cluster: Cluster, fill_gap: float = 0.0) -> WorkloadWatch:
     watch = WorkloadWatch(cluster.list_each, cluster.watch, ("",),
-                          ("replicasets", "pods", "jobs"))  # fmt: skip
+                          ("replicasets", "pods", "jobs"), fill_gap=fill_gap)  # fmt: skip
     watch.start()
     return watch
 
@@ -205,5 +205,23 @@ async def test_nothing_is_ready_before_every_kind_is_listed() -> None:
         gate.set()
         await ready(watch, "shop/web")
         assert pods_of(watch, "web-aaa") == {"web-aaa-1", "web-aaa-2"}
+    finally:
+        await watch.stop()
+
+
+async def test_a_namespace_is_listed_for_fills_at_most_once_a_gap() -> None:
+    """Loops start (and take services over) spread across their interval: a fill per few
+    owners listed the whole namespace each time; owners wanted within the gap wait for it."""
+    cluster = cluster_of_two()
+    watch = await started(cluster, fill_gap=60)
+    try:
+        watch.want("shop/web", NS, "web", None)
+        await ready(watch, "shop/web")
+        lists = len(cluster.lists)
+        watch.want("shop/batch", NS, "batch", None)
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.5):
+                await watch.until_ready("shop/batch")
+        assert len(cluster.lists) == lists  # not listed again within the gap
     finally:
         await watch.stop()

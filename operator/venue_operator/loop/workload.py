@@ -16,7 +16,9 @@ from venue_operator.observe import cluster, scalers
 
 WORKLOAD_INDEXES = ("deployments", "replicasets", "pods", "jobs")
 HPA_INDEX = "horizontalpodautoscalers"
-KEPT_WAIT_S = 5.0  # a fill is one list per kind of the namespace; more is a slow API server
+# a fill is one list per kind of the namespace, at most every FILL_GAP_S; more is a slow
+# API server (the cycle then says the workload is not read yet, and asks again next time)
+KEPT_WAIT_S = 8.0
 NOT_KEPT_YET = ("the operator's watch has not listed this Deployment's ReplicaSets, Pods "
                 "and Jobs yet")  # fmt: skip
 

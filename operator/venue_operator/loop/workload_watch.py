@@ -35,6 +35,10 @@ ListEach = Callable[[str, Callable[[dict[str, Any]], None]], Awaitable[str]]
 Watch = Callable[[str, str, int], AsyncIterator[tuple[str, dict[str, Any]]]]
 WATCH_TIMEOUT_S = 300  # the server ends a watch after this; it resumes from its last version
 BATCH_S = 0.1  # owners wanted within this are filled in together
+# A namespace is listed for fills at most this often: loops start (and take services over)
+# spread across their interval, and a fill per few owners listed a namespace of 1,000 pods
+# and ReplicaSets ~150 times in a 15 s interval (a fifth of a replica's CPU, bench/shards.py)
+FILL_GAP_S = 3.0
 RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 SUMMARY: dict[str, Callable[[Mapping[str, Any]], dict[str, Any] | None]] = {
     "replicasets": cluster.replicaset_summary,
@@ -103,12 +107,14 @@ class Kept(Mapping[Key, list[dict[str, Any]]]):
 
 class WorkloadWatch:
     def __init__(
-        self, list_each: ListEach, watch: Watch, scopes: tuple[str, ...], kinds: tuple[str, ...]
+        self, list_each: ListEach, watch: Watch, scopes: tuple[str, ...], kinds: tuple[str, ...],
+        fill_gap: float = FILL_GAP_S,
     ) -> None:  # fmt: skip
         """`scopes`: "" for cluster-wide or the namespaces watched (permissions.scopes);
         `kinds`: those the ServiceAccount may list and watch."""
         self._list_each, self._watch_from, self.scopes, self.kinds = list_each, watch, scopes, kinds
         self.kept = {kind: Kept() for kind in kinds}
+        self.fill_gap = fill_gap
         for kind, kept in self.kept.items():
             telemetry.KEPT.labels(kind).set_function(kept.count)
         self._wants: dict[str, tuple[Owner, Owner | None]] = {}  # loop -> Deployment, CronJob
@@ -277,15 +283,27 @@ class WorkloadWatch:
         return version
 
     async def _fill_forever(self) -> None:
+        clock = asyncio.get_running_loop().time
+        filled_at: dict[str, float] = {}  # namespace -> when a fill last listed it
         while True:
             await self._work.wait()
             await asyncio.sleep(BATCH_S)
             while self._listing or not all(e.is_set() for e in self._synced.values()):
                 await self._changed.wait()  # a fill beside a list could be cleared by it
-            self._work.clear()
-            batch, self._pending = self._pending, set()
-            if not batch:
+            waiting = {owner[0] for _, owner in self._pending}
+            gap = self.fill_gap
+            due = {ns for ns in waiting if clock() - filled_at.get(ns, -gap) >= gap}
+            if not due:
+                if not waiting:
+                    self._work.clear()
+                else:
+                    await asyncio.sleep(min(filled_at[ns] for ns in waiting) + gap - clock())
                 continue
+            batch = {p for p in self._pending if p[1][0] in due}
+            self._pending -= batch
+            if not self._pending:
+                self._work.clear()
+            filled_at.update(dict.fromkeys(due, clock()))
             try:
                 await self._fill(batch)
             except asyncio.CancelledError:
