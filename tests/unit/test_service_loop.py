@@ -221,8 +221,9 @@ class World:
         }
 
     def loop(
-        self, name: str = NAME, owns: Callable[[str], int | None] | None = None
-    ) -> ServiceLoop:
+        self, name: str = NAME, owns: Callable[[str], int | None] | None = None,
+        owner_poll: float | None = None,
+    ) -> ServiceLoop:  # fmt: skip
         """A fresh loop, as after a (re)start: it knows only what the API holds."""
         body = kopf.Body({"apiVersion": "ops.tickettoken.io/v1alpha1", "kind": "VenueService",
                           "metadata": {"name": name, "namespace": NS, "uid": f"uid-{name}",
@@ -235,6 +236,7 @@ class World:
             write_status=self.write,
             read_status=self.read if self.fenced else None,
             owns=owns,
+            owner_poll=owner_poll,
             page=self.send_pages,
             page_results=self.page_results,
             tenancy=self.tenancy,
@@ -412,6 +414,21 @@ async def test_a_service_taken_on_again_says_its_problems_afresh(
     epoch["now"] = 2  # taken on again, in a later epoch
     await world.cycles(loop, 3)
     assert world.events.reasons().count(Reason.EVALUATION_FAILED) == 2
+
+
+async def test_a_loop_whose_service_another_replica_runs_asks_again_within_a_poll() -> None:
+    """A killed replica's services are taken on a poll after the others see its Lease lapse
+    (a third of a term), not a whole interval later; an owned service keeps its interval,
+    and the first cycle's jitter spans the whole interval."""
+    world = World(fenced=True)
+    owner = {"mine": False}
+    loop = world.loop(owns=lambda key: 1 if owner["mine"] else None, owner_poll=0.25)
+    assert loop._interval() == 1.0  # not asked yet: the spec's interval
+    await world.cycles(loop, 1)
+    assert loop._interval() == 0.25  # another's: ask again soon
+    owner["mine"] = True
+    await world.cycles(loop, 1)
+    assert loop._interval() == 1.0
 
 
 async def test_a_failed_write_is_retried_from_what_was_last_written() -> None:

@@ -300,6 +300,7 @@ async def watch_venue_service(
         ),
         read_status=functools.partial(calls.read_status, memo.api, ns, name),
         owns=None if memo.membership is None else memo.membership.holds,
+        owner_poll=None if memo.membership is None else memo.membership.lease.total_seconds() / 3,
         page=functools.partial(memo.pager.send, ns, name),
         page_results=functools.partial(memo.pager.results, ns, name),
         forget_metrics=memo.ctx.metrics.forget,

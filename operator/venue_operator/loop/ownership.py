@@ -24,10 +24,13 @@ log = structlog.get_logger(__name__)
 
 class Ownership:
     def __init__(
-        self, key: str, holds: Callable[[str], int | None] | None, read: StatusRead | None
-    ) -> None:
-        """`holds`: the epoch this replica owns `key` in, or None (fleet/membership.py)."""
-        self.key, self._holds, self._read = key, holds, read
+        self, key: str, holds: Callable[[str], int | None] | None, read: StatusRead | None,
+        poll: float | None = None,
+    ) -> None:  # fmt: skip
+        """`holds`: the epoch this replica owns `key` in, or None (fleet/membership.py);
+        `poll`: how often to ask again while it does not (a third of a Lease term)."""
+        self.key, self._holds, self._read, self._poll = key, holds, read, poll
+        self._asked = False  # `now` ran: before it, the first cycle's jitter is the interval
         self._epoch: int | None = None  # the epoch of the cycle running, while owned
 
     def events(self, events: Events) -> Events:
@@ -56,6 +59,14 @@ class Ownership:
             acts, gitops, self.still
         )  # fmt: skip
 
+    def interval(self, interval: float) -> float:
+        """Until the loop's next cycle: its own interval, but while another replica owns the
+        service, at most `poll`: a service whose replica died is taken on within a poll of
+        the others seeing its Lease lapse, not a whole interval later."""
+        if self._holds is None or self._poll is None or self._epoch is not None:
+            return interval
+        return min(interval, self._poll) if self._asked else interval
+
     def still(self) -> bool:
         """Owned since the cycle began, without a gap (checked again before acting)."""
         if self._holds is None:
@@ -68,7 +79,7 @@ class Ownership:
         loop held in memory (a rollout's evidence, problems said) from before."""
         if self._holds is None:
             return True
-        epoch = self._holds(self.key)
+        epoch, self._asked = self._holds(self.key), True
         if epoch is None:
             if self._epoch is not None:
                 log.info("shard.released", service=self.key)

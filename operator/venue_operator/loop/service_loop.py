@@ -89,6 +89,7 @@ class LoopPorts:
     read_status: StatusRead | None = None  # fences the writes (kube/status_store.py)
     # With shards (fleet/membership.py): the epoch this replica owns "namespace/name" in, or None
     owns: Callable[[str], int | None] | None = None
+    owner_poll: float | None = None  # how often a loop not owning its service asks again
     page_results: PageResults = list  # and what became of them since the last call
     forget_metrics: Callable[[str], None] = lambda key: None
     alert: Alert = lambda notification, status: None
@@ -114,7 +115,7 @@ class ServiceLoop:
         ports: LoopPorts,
     ) -> None:  # fmt: skip
         self.namespace, self.name, self.body, self.indexes = namespace, name, body, indexes
-        self.ownership = Ownership(self.key, ports.owns, ports.read_status)
+        self.ownership = Ownership(self.key, ports.owns, ports.read_status, ports.owner_poll)
         acts, gitops = self.ownership.acts(ports.acts, ports.gitops)
         ports = replace(ports, events=self.ownership.events(ports.events), acts=acts, gitops=gitops,
                         write_status=self.ownership.writes(ports.write_status))  # fmt: skip
@@ -248,7 +249,7 @@ class ServiceLoop:
 
     def _interval(self) -> float:
         try:
-            return self._spec().probe.interval.total_seconds()
+            return self.ownership.interval(self._spec().probe.interval.total_seconds())
         except InvalidSpec:
             return DEFAULT_INTERVAL_S
 
