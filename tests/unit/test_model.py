@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from venue_operator.model.durations import format_duration, parse_duration
 from venue_operator.model.remediation import Mode
-from venue_operator.model.spec import RUNBOOK_PORT, VenueServiceSpec
+from venue_operator.model.spec import RUNBOOK_PORT, VenueServiceSpec, with_shared_parts
 
 
 def minimal(**spec: object) -> VenueServiceSpec:
@@ -93,3 +93,18 @@ def test_restore_after_defaults_to_30m_and_0s_means_never() -> None:
     assert never.remediation.scale.restore_after == timedelta(0)
     wire = never.model_dump(mode="json", by_alias=True)
     assert wire["remediation"]["scale"]["restoreAfter"] == "0s"
+
+
+def test_equal_parts_of_two_specs_are_held_once() -> None:
+    """The loops keep their validated specs: the defaults most of them share are one object."""
+    one, two, slow = (with_shared_parts(VenueServiceSpec.model_validate(raw)) for raw in (
+        {"deployment": {"name": "a"}},
+        {"deployment": {"name": "b"}, "service": {"url": "http://b.shop:3002"}},
+        {"deployment": {"name": "c"}, "probe": {"interval": "1m"}},
+    ))  # fmt: skip
+    assert one.remediation is two.remediation is slow.remediation
+    assert one.probe is two.probe and slow.probe is not one.probe
+    assert one.deployment is not two.deployment and one.service is not two.service
+    assert two == VenueServiceSpec.model_validate(
+        {"deployment": {"name": "b"}, "service": {"url": "http://b.shop:3002"}}
+    )

@@ -17,7 +17,7 @@ from venue_operator.decide.guardrails import dependency_echo
 from venue_operator.guard.judge import PodSample
 from venue_operator.guard.pod_metrics import PodTarget
 from venue_operator.guard.watch import RolloutWatch, guard_condition, guard_status, with_guard
-from venue_operator.kube.status_store import StatusStore
+from venue_operator.kube.status_store import StatusStore, status_body
 from venue_operator.loop.workload import workload_from_indexes
 from venue_operator.model.observations import Reading
 from venue_operator.model.reasons import Reason
@@ -450,7 +450,7 @@ async def test_during_a_dependency_outages_echo_old_and_new_pods_are_still_compa
     held, _ = dependency_echo(echoing, RemediationPolicy(), NOW)
     assert held is not None and held.held == "dependency-echo"  # the cycle would wait
     w, acts, events = acting_watch(Counting(new_ratio=0.2))
-    w.store.known = w.store.written = echoing
+    w.store.reload(status_body(echoing), None)  # what is stored
     await ticks(w, SPEC, 5)
     assert [what for what, _ in acts.calls] == ["pause_rollout", "roll_back"]
     assert Reason.ROLLED_BACK in events.reasons()

@@ -11,7 +11,15 @@ import pytest
 from kubernetes.aio import client
 
 from venue_operator.kube.status_store import StatusStore, StatusTaken, parse_status, status_body
-from venue_operator.model.status import ActionRecord, ActionResult, Health, VenueServiceStatus
+from venue_operator.model.status import (
+    ActionRecord,
+    ActionResult,
+    CheckStatus,
+    Health,
+    Level,
+    VenueServiceStatus,
+)
+from venue_operator.record.transitions import write_causes
 
 
 async def test_save_changes_writes_what_changed_and_only_that() -> None:
@@ -30,6 +38,35 @@ async def test_save_changes_writes_what_changed_and_only_that() -> None:
     assert store.written is healthy and [w["health"] for w in written] == ["Healthy"]
     assert not await store.save_changes(healthy.model_copy())
     assert len(written) == 1
+
+
+def _measured(latency: float, pods: float) -> VenueServiceStatus:
+    checks = [CheckStatus(name="p99_latency", level=Level.OK, value=latency, unit="ms",
+                          warning=500, critical=2000, section="High Latency"),
+              CheckStatus(name="pods", level=Level.WARNING, value=pods, unit="pods",
+                          section="Service Not Starting")]  # fmt: skip
+    return VenueServiceStatus(health=Health.DEGRADED, checks=checks)
+
+
+async def test_what_was_written_is_read_back_from_its_body_once_the_view_moved_on() -> None:
+    """Not a second model per service (20 MB at 1,000): the body it was stored as, which has
+    all that decides the next write; a calm check's value is not stored, so not read back."""
+    stored: list[dict[str, Any]] = []
+
+    async def write(body: dict[str, Any], resource_version: str | None) -> str | None:
+        stored.append(json.loads(json.dumps(body)))
+        return None
+
+    store = StatusStore(write, VenueServiceStatus())
+    first = _measured(150, 1)
+    assert await store.save_changes(first) and store.written is first
+    later = _measured(180, 2)  # values move every cycle: no write
+    assert not await store.save_changes(later) and store.known is later
+    assert store.written == parse_status(stored[-1]) != first  # the calm check's value
+    assert {c.name: c.value for c in store.written.checks} == {"p99_latency": None, "pods": 1}
+    assert write_causes(store.written, later) == write_causes(first, later) == []
+    assert await store.save_changes(later.model_copy(update={"health": Health.DOWN}))
+    assert len(stored) == 2
 
 
 AT = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)

@@ -48,7 +48,7 @@ from venue_operator.loop.workload import claimed_by, read_workload, want_workloa
 from venue_operator.loop.workload_watch import WorkloadWatch
 from venue_operator.model.observations import WorkloadState
 from venue_operator.model.reasons import Reason
-from venue_operator.model.spec import Notification, VenueServiceSpec
+from venue_operator.model.spec import Notification, VenueServiceSpec, with_shared_parts
 from venue_operator.model.status import EvaluationError, VenueServiceStatus
 from venue_operator.observe import scalers
 from venue_operator.record import telemetry
@@ -259,7 +259,7 @@ class ServiceLoop:
         raw = dict(self.body.spec)
         if self._raw_spec != raw or self.spec is None:
             try:
-                valid = VenueServiceSpec.model_validate(raw)
+                valid = with_shared_parts(VenueServiceSpec.model_validate(raw))
             except ValidationError as exc:
                 error = exc.errors()[0]
                 where = ".".join(str(p) for p in error.get("loc", ()))
