@@ -52,7 +52,7 @@ from scale import (
 )
 
 from venue_lab.operator_process import OperatorProcess
-from venue_lab.processes import cpu_seconds, rss_mb
+from venue_lab.processes import LabError, cpu_seconds, rss_mb
 from venue_lab.session import Lab
 from venue_lab.simulator.process import SimulatorProcess
 from venue_operator.fleet.shards import owner
@@ -94,7 +94,7 @@ def member(op: OperatorProcess) -> str:
 
 def samples(op: OperatorProcess, *names: str) -> list[tuple[str, dict[str, str], float]]:
     """Only these metrics of one replica's /metrics (`name[]`: the rest is not rendered)."""
-    text = httpx.get(op.metrics_url, params=[("name[]", n) for n in names], timeout=30).text
+    text = httpx.get(op.metrics_url, params=[("name[]", n) for n in names], timeout=60).text
     found = []
     for line in text.splitlines():
         if line and not line.startswith("#"):
@@ -169,8 +169,8 @@ def window(
     each replica and each lab process cost."""
     pids = lab_pids(the_lab, sim)
     load_before = os.getloadavg()
-    before = Snapshot(the_lab, ops, pids)
-    time.sleep(CYCLES * INTERVAL_S)  # the measurement window itself
+    before, began = Snapshot(the_lab, ops, pids), time.time()
+    gaps = renewal_gaps(the_lab, CYCLES * INTERVAL_S)  # the measurement window itself
     after = Snapshot(the_lab, ops, pids)
     seconds = after.at - before.at
     cycles = seconds / INTERVAL_S
@@ -192,6 +192,8 @@ def window(
                                         if k.startswith("cause ") and v},
             "status_taken": taken(op),
             "kept": kept(op),
+            "longest_renewal_gap_s": gaps.get(names[i]),
+            "membership_changes": len(member_changes(op, began, time.time())),
         })  # fmt: skip
     api = {k: (after.api[k] - before.api[k]) / cycles for k in after.api}
     busy = after.machine[0] - before.machine[0]
@@ -208,6 +210,43 @@ def window(
         "outside_lab_cores": busy / seconds - sum(processes.values()),
         "healthy_at_end": healthy(the_lab),
     }
+
+
+def renewal_gaps(the_lab: Lab, seconds: float) -> dict[str, float]:
+    """Watch the Leases for `seconds`: the longest each member went without renewing (every
+    lease/3 when its loop keeps up; over 2/3 of the Lease it owns nothing, over the whole
+    Lease the others take its services)."""
+    path = f"/apis/coordination.k8s.io/v1/namespaces/{OPERATOR_NS}/leases"
+    last: dict[str, tuple[str, float]] = {}
+    longest: dict[str, float] = {}
+    end = time.monotonic() + seconds
+    while (now := time.monotonic()) < end:
+        try:
+            items = the_lab.cluster.read(path)["items"]
+        except (LabError, httpx.HTTPError):
+            items = []  # an API server too busy to answer within 10 s: the next poll will
+        for item in items:
+            name, renewed = item["metadata"]["name"], item["spec"]["renewTime"]
+            if name not in last or last[name][0] != renewed:
+                if name in last:
+                    longest[name] = max(longest.get(name, 0.0), now - last[name][1])
+                last[name] = (renewed, now)
+        time.sleep(min(1.0, max(0.0, end - time.monotonic())))
+    for name, (_, at) in last.items():  # a gap still open at the end counts too
+        longest[name] = max(longest.get(name, 0.0), time.monotonic() - at)
+    return longest
+
+
+def member_changes(op: OperatorProcess, since: float, until: float) -> list[dict[str, Any]]:
+    """The membership changes a replica logged between two Unix times (shards.members)."""
+    changes = []
+    with (op.log_dir / "operator.log").open() as log:
+        for line in log:
+            if '"shards.members"' in line:
+                entry = json.loads(line)
+                if since <= datetime.fromisoformat(entry["timestamp"]).timestamp() <= until:
+                    changes.append(entry)
+    return changes
 
 
 def ownership(
@@ -257,14 +296,9 @@ def lease_lapse(the_lab: Lab, name: str) -> float:
 def noticed_at(op: OperatorProcess, gone: str, since: float) -> float | None:
     """When a survivor first counted the members without `gone` (its log's shards.members),
     as a Unix time; None if it has not."""
-    with (op.log_dir / "operator.log").open() as log:
-        for line in log:
-            if '"shards.members"' not in line:
-                continue
-            entry = json.loads(line)
-            at = datetime.fromisoformat(entry["timestamp"]).timestamp()
-            if at >= since and gone not in entry["members"]:
-                return at
+    for entry in member_changes(op, since, time.time()):
+        if gone not in entry["members"]:
+            return datetime.fromisoformat(entry["timestamp"]).timestamp()
     return None
 
 
@@ -348,9 +382,12 @@ def summary(w: dict[str, Any], what: str) -> str:
     lab = ", ".join(f"{k} {v:.0%}" for k, v in sorted(w["cpu_share"].items(), key=lambda kv: -kv[1])
                     if not k.startswith("venue-operator-"))  # fmt: skip
     raw = w["evaluations_per_service_interval"]
+    gaps = [r["longest_renewal_gap_s"] for r in replicas if r["longest_renewal_gap_s"] is not None]
     return (f"{what}: evaluated {w['evaluated_share']:.3f} (raw {raw:.3f}), "
             f"{w['services_missing_an_interval']} missed an interval; by exactly one replica "
             f"{w['by_exactly_one']}, by the hash owner {w['by_hash_owner']}; replica CPU {cpu}; "
+            f"longest Lease renewal gap {_s(max(gaps, default=None))}, membership changes "
+            f"{sum(r['membership_changes'] for r in replicas)}; "
             f"machine {w['machine_busy_cores']:.2f} cores busy ({w['outside_lab_cores']:.2f} "
             f"outside this lab); lab: {lab}")  # fmt: skip
 
@@ -378,7 +415,9 @@ def replica_line(rep: dict[str, Any]) -> str:
             f"{rep['rss_mb']:.0f} MB, PromQL/cycle {rep['queries_per_cycle']:.1f}, kept "
             f"{rep['kept']}, status writes/cycle {rep['status_writes_per_cycle'] or 0}, "
             f"Events/cycle {rep['events_per_cycle']:.1f}, status taken {rep['status_taken']:.0f}, "
-            f"errors/cycle {rep['errors_per_cycle']:.1f}")  # fmt: skip
+            f"errors/cycle {rep['errors_per_cycle']:.1f}, longest gap between Lease renewals "
+            f"{_s(rep['longest_renewal_gap_s'])}, membership changes seen "
+            f"{rep['membership_changes']}")  # fmt: skip
 
 
 def table(results: list[dict[str, Any]]) -> str:
