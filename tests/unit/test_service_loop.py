@@ -5,9 +5,10 @@ the cluster: a status store that can refuse writes, a workload writer that recor
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -15,6 +16,7 @@ from typing import Any
 
 import kopf
 import pytest
+from kopf._core.intents.stoppers import DaemonStopper
 from kubernetes.aio import client
 from prometheus_client import REGISTRY
 
@@ -26,8 +28,9 @@ from venue_operator.kube import calls
 from venue_operator.kube.status_store import parse_status
 from venue_operator.loop import reports, service_loop
 from venue_operator.loop.evaluation import Outcome, judge
-from venue_operator.loop.lifetime import VenueServiceGone
+from venue_operator.loop.lifetime import Lifetime, VenueServiceGone
 from venue_operator.loop.service_loop import LoopPorts, ServiceLoop
+from venue_operator.loop.turns import depends_on, take_turns
 from venue_operator.model.observations import (
     GitOpsRef,
     Observations,
@@ -170,6 +173,8 @@ class World:
     # pod-template-hash -> (revision, created): the Deployment's ReplicaSets
     revisions: dict[str, tuple[int, datetime]] = field(default_factory=lambda: {
         "aaa": (1, T0 - timedelta(days=1)), "bbb": (2, T0 - timedelta(minutes=2))})  # fmt: skip
+    reads: int = 0  # status reads (a loop taking the service on)
+    evaluated: int = 0  # cycles that got as far as the evaluation
 
     async def write(self, body: dict[str, Any], resource_version: str | None) -> str | None:
         if self.gone:
@@ -187,12 +192,14 @@ class World:
         return str(self.version) if self.fenced else None
 
     async def read(self) -> tuple[dict[str, Any], str]:
+        self.reads += 1
         return json.loads(json.dumps(self.stored)), str(self.version)
 
     async def evaluate(
         self, ns: str, name: str, spec: VenueServiceSpec, stored: VenueServiceStatus,
         workload: Any, generation: int | None,
     ) -> Outcome:  # fmt: skip
+        self.evaluated += 1
         if self.failing:
             raise RuntimeError("probe exploded")
         obs = Observations(self.now, ProbeResult(status_code=200), self.full_health,
@@ -221,9 +228,8 @@ class World:
         }
 
     def loop(
-        self, name: str = NAME, owns: Callable[[str], int | None] | None = None,
-        owner_poll: float | None = None,
-    ) -> ServiceLoop:  # fmt: skip
+        self, name: str = NAME, owns: Callable[[str], int | None] | None = None
+    ) -> ServiceLoop:
         """A fresh loop, as after a (re)start: it knows only what the API holds."""
         body = kopf.Body({"apiVersion": "ops.tickettoken.io/v1alpha1", "kind": "VenueService",
                           "metadata": {"name": name, "namespace": NS, "uid": f"uid-{name}",
@@ -236,7 +242,6 @@ class World:
             write_status=self.write,
             read_status=self.read if self.fenced else None,
             owns=owns,
-            owner_poll=owner_poll,
             page=self.send_pages,
             page_results=self.page_results,
             tenancy=self.tenancy,
@@ -416,19 +421,74 @@ async def test_a_service_taken_on_again_says_its_problems_afresh(
     assert world.events.reasons().count(Reason.EVALUATION_FAILED) == 2
 
 
-async def test_a_loop_whose_service_another_replica_runs_asks_again_within_a_poll() -> None:
-    """A killed replica's services are taken on a poll after the others see its Lease lapse
-    (a third of a term), not a whole interval later; an owned service keeps its interval,
-    and the first cycle's jitter spans the whole interval."""
+async def test_a_service_has_a_loop_only_while_this_replica_owns_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Shards (loop/turns.py): while another member runs the service there is no loop, only
+    the fleet board's count; a change of members wakes it at once, and the loop built then
+    reloads what is stored, evaluates within the take-over spread (not a whole interval),
+    and ends at its next cycle once the service is another's."""
+    # the first cycle's jitter at its longest: a whole interval, unless taken over
+    monkeypatch.setattr(service_loop.random, "uniform", lambda low, high: high)
     world = World(fenced=True)
-    owner = {"mine": False}
-    loop = world.loop(owns=lambda key: 1 if owner["mine"] else None, owner_poll=0.25)
-    assert loop._interval() == 1.0  # not asked yet: the spec's interval
-    await world.cycles(loop, 1)
-    assert loop._interval() == 0.25  # another's: ask again soon
-    owner["mine"] = True
-    await world.cycles(loop, 1)
-    assert loop._interval() == 1.0
+    world.spec = {**world.spec, "dependsOn": ["orders-db"]}  # a 1 s interval
+    epoch: dict[str, int | None] = {"now": None}
+
+    class Members:  # fleet/membership.py's Membership, as the turns see it
+        def __init__(self) -> None:
+            self.event = asyncio.Event()
+
+        def owns(self, key: str) -> bool:
+            return epoch["now"] is not None
+
+        def changed(self) -> Awaitable[object]:
+            return self.event.wait()
+
+        def change(self, to: int | None) -> None:
+            epoch["now"] = to
+            self.event.set()
+            self.event = asyncio.Event()
+
+    members, built, presented = Members(), [], []
+
+    def build() -> ServiceLoop:
+        built.append(world.loop(owns=lambda key: epoch["now"]))
+        return built[-1]
+
+    stopper = DaemonStopper()
+    lifetime = Lifetime(stopper.async_waiter, asyncio.Event())
+    turning = asyncio.create_task(take_turns(
+        f"{NS}/{NAME}", members, build, lifetime, lambda: presented.append(1), spread=0.05,
+    ))  # fmt: skip
+    await until(lambda: presented)
+    assert built == [] and world.reads == 0  # another's: no loop, no read
+    members.change(1)  # this replica's now: woken long before the 20 s recount
+    evaluated = world.evaluated
+    await until(lambda: built and world.evaluated > evaluated, within=0.5)  # the 50 ms spread
+    assert len(built) == 1 and world.reads == 1  # the stored status, read once on taking it
+    members.change(None)
+    await until(lambda: len(presented) == 2)
+    assert len(built) == 1  # the loop ended at its next cycle; the service waits again
+    evaluated = world.evaluated
+    await asyncio.sleep(1.1)  # over an interval: nothing runs it here
+    assert world.evaluated == evaluated
+    members.change(2)
+    await until(lambda: len(built) == 2 and world.reads == 2)
+    stopper.set()
+    await asyncio.wait_for(turning, 2)
+
+
+async def until(condition: Callable[[], object], within: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "not within the deadline"
+        await asyncio.sleep(0.01)
+
+
+def test_a_service_another_member_runs_is_counted_with_the_dependencies_it_names() -> None:
+    assert depends_on({"dependsOn": ["orders-db", "cache"]}) == ("orders-db", "cache")
+    assert depends_on({"dependsOn": ["Not A Name"]}) == ()  # its loop would refuse the spec
+    assert depends_on({}) == () and depends_on(None) == ()
 
 
 async def test_a_failed_write_is_retried_from_what_was_last_written() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -156,3 +158,70 @@ async def test_a_cycle_begun_before_a_gap_stops_and_the_next_one_reloads() -> No
     assert store.written.health == "Down" and store.resource_version == "7" and ownership.still()
     await store.save(parse_status({"health": "Degraded"}), "test")
     assert writes == [{"health": "Degraded"}]
+
+
+def two_replicas(term: timedelta) -> tuple[Membership, Membership]:
+    """op-0 and op-1 sharing one list of Leases."""
+    leases: list[tuple[str, datetime, timedelta]] = []
+
+    def replica(name: str) -> Membership:
+        async def renew(annotations: Mapping[str, str]) -> None:
+            leases[:] = [lease for lease in leases if lease[0] != name]
+            leases.append((name, datetime.now(UTC), term))
+
+        async def members() -> list[tuple[str, datetime, timedelta]]:
+            return list(leases)
+
+        return Membership(name, renew, members, term)
+
+    return replica("op-0"), replica("op-1")
+
+
+async def test_a_service_kept_through_a_change_of_members_is_not_taken_on_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A change of members moves some services; those it leaves with this replica were run by
+    no one else meanwhile: they keep their epoch (no status read, no fresh start), and only a
+    lapse of the replica's own Lease starts every one afresh. Each change wakes the services
+    waiting for a turn (loop/turns.py)."""
+    clock = [1000.0]
+    monkeypatch.setattr(membership_module.time, "monotonic", lambda: clock[0])
+    old, new = two_replicas(timedelta(seconds=15))
+    await old.tick()
+    both = ("op-0", "op-1")
+    kept = next(k for k in KEYS if owner(k, both) == "op-0")
+    moved = next(k for k in KEYS if owner(k, both) == "op-1")
+    since = old.holds(kept)
+    assert since is not None and old.holds(moved) == since  # alone: both are its own
+    waiting = asyncio.ensure_future(old.changed())
+    await new.tick()
+    clock[0] += 5
+    await old.tick()  # lists op-1
+    await asyncio.sleep(0)
+    assert waiting.done()
+    assert old.holds(kept) == since and old.holds(moved) is None and old.epoch == since + 1
+    clock[0] += 11  # its own Lease no longer certain, then renewed: anything may have moved
+    await old.tick()
+    for _ in range(2):
+        clock[0] += 5
+        await old.tick()
+    assert old.holds(kept) == old.epoch > since
+
+
+async def test_a_joining_replica_is_woken_when_its_wait_is_over() -> None:
+    """A newcomer beside a live member takes nothing for two thirds of a term; the services
+    waiting for a turn are woken then, not at their next recount."""
+    term = timedelta(seconds=0.3)
+    old, new = two_replicas(term)
+    await old.tick()
+    await new.tick()
+    key = next(k for k in KEYS if owner(k, ("op-0", "op-1")) == "op-1")
+    assert not new.owns(key)
+    started = time.monotonic()
+    renewing = [asyncio.create_task(m.run_forever()) for m in (old, new)]  # members unchanged
+    try:
+        await asyncio.wait_for(new.changed(), 1)
+        assert new.owns(key) and time.monotonic() - started >= 0.15
+    finally:
+        for task in renewing:
+            task.cancel()

@@ -18,7 +18,7 @@ import functools
 import logging
 import os
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -37,7 +37,7 @@ from venue_operator.guard.pod_metrics import read_pods
 from venue_operator.kube import calls, events, leases, permissions, watches
 from venue_operator.kube.events import KubeEvents
 from venue_operator.kube.permissions import PermissionReport
-from venue_operator.loop import workload_watch
+from venue_operator.loop import turns, workload_watch
 from venue_operator.loop.evaluation import Context, evaluate
 from venue_operator.loop.lifetime import Deletions, Lifetime
 from venue_operator.loop.service_loop import LoopPorts, ServiceLoop
@@ -300,7 +300,6 @@ async def watch_venue_service(
         ),
         read_status=functools.partial(calls.read_status, memo.api, ns, name),
         owns=None if memo.membership is None else memo.membership.holds,
-        owner_poll=None if memo.membership is None else memo.membership.lease.total_seconds() / 3,
         page=functools.partial(memo.pager.send, ns, name),
         page_results=functools.partial(memo.pager.results, ns, name),
         forget_metrics=memo.ctx.metrics.forget,
@@ -316,7 +315,17 @@ async def watch_venue_service(
         prometheus_url=memo.ctx.default_prometheus_url,
         workloads=memo.workloads,
     )
+    membership: Membership | None = memo.membership
+    board: FleetBoard | None = memo.board
+
+    def present() -> None:  # another member runs it: counted here all the same
+        if board is not None:
+            board.present(ns, name, turns.depends_on(body.spec), datetime.now(UTC))
+
     try:
-        await ServiceLoop(ns, name, body, indexes, ports).run(lifetime)
+        await turns.take_turns(
+            f"{ns}/{name}", membership, lambda: ServiceLoop(ns, name, body, indexes, ports),
+            lifetime, present, None if membership is None else membership.lease.total_seconds() / 3,
+        )  # fmt: skip
     finally:
         deletions.forget(uid)

@@ -26,6 +26,7 @@ import structlog
 from venue_operator.fleet.shards import Member, live, owner
 
 log = structlog.get_logger(__name__)
+HISTORY = 16  # the member lists kept, to tell how long a service has been this replica's
 
 
 class Exchange(Protocol):
@@ -52,6 +53,11 @@ class Membership:
         self.task: asyncio.Task[None] | None = None  # run_forever, once started
         self._renewed_at: float | None = None  # time.monotonic() of the last renewal
         self._settles_at: float | None = None  # ... from which it may take what it gains
+        # (epoch, members) since our Lease last lapsed, oldest first; and per service asked
+        # about in this epoch, the epoch it has been ours since (holds)
+        self._history: list[tuple[int, tuple[str, ...]]] = []
+        self._since: dict[str, int | None] = {}
+        self._changed = asyncio.Event()
 
     def current(self) -> bool:
         """Our own Lease is certainly still ours: renewed within two thirds of its term."""
@@ -64,13 +70,33 @@ class Membership:
         return self._settles_at is not None and time.monotonic() >= self._settles_at
 
     def owns(self, key: str) -> bool:
-        return self.current() and self.settled() and owner(key, self.members) == self.me
+        return self.holds(key) is not None
 
     def holds(self, key: str) -> int | None:
-        """The epoch this replica has owned `key` in, or None. The epoch moves whenever the
-        others may have run its services meanwhile (its Lease lapsed, the members changed): a
-        cycle that began in another epoch must not go on (loop/ownership.py)."""
-        return self.epoch if self.owns(key) else None
+        """The epoch since which this replica has owned `key` without a gap, or None. A lapse
+        of its own Lease starts every service afresh (the others may have run them); a change
+        of members, only those it moves: a service this replica kept through it was run by no
+        one else (a newcomer takes nothing until it has settled). A cycle that began in
+        another epoch must not go on (loop/ownership.py)."""
+        if not (self.current() and self.settled()):
+            return None
+        if key not in self._since:  # hashed once per service and epoch, however often asked
+            since = None
+            for epoch, members in reversed(self._history):
+                if owner(key, members) != self.me:
+                    break
+                since = epoch
+            self._since[key] = since
+        return self._since[key]
+
+    def changed(self) -> Awaitable[object]:
+        """Done at the next change of what this replica may own: the members, its own Lease
+        lapsing or back, the wait after joining over (loop/turns.py waits on it)."""
+        return self._changed.wait()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
 
     async def tick(self) -> None:
         started, lapsed, before = time.monotonic(), not self.current(), self.members
@@ -80,11 +106,17 @@ class Membership:
         found = live(listed, datetime.now(UTC))
         if lapsed:
             others = any(name != self.me for name in found)
-            self._settles_at = landed + (self.lease.total_seconds() * 2 / 3 if others else 0)
+            wait = self.lease.total_seconds() * 2 / 3 if others else 0
+            self._settles_at = landed + wait
+            if wait:
+                asyncio.get_running_loop().call_later(wait, self._notify)
         self.members = found if self.me in found else tuple(sorted({*found, self.me}))
         self._renewed_at = started
         if lapsed or self.members != before:
             self.epoch += 1
+            kept = [] if lapsed else self._history[-(HISTORY - 1) :]
+            self._history, self._since = [*kept, (self.epoch, self.members)], {}
+            self._notify()
         if self.exchange is not None:
             try:
                 self.exchange.receive(listed, self.members)

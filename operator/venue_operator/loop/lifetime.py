@@ -70,8 +70,10 @@ class Lifetime:
     def __bool__(self) -> bool:
         return bool(self._stopped) or self.gone.is_set()
 
-    async def wait(self, seconds: float, /) -> None:
-        waits = [asyncio.ensure_future(self._stopped.wait()), asyncio.create_task(self.gone.wait())]
+    async def wait(self, seconds: float, /, *also: Awaitable[object]) -> None:
+        """Until it ends, `seconds` pass, or one of `also` is done."""
+        waits = [asyncio.ensure_future(self._stopped.wait()), asyncio.create_task(self.gone.wait()),
+                 *(asyncio.ensure_future(a) for a in also)]  # fmt: skip
         try:
             await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
         finally:

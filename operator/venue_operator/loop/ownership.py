@@ -1,8 +1,9 @@
 """Whether this replica runs a VenueService's loop now (shards: fleet/membership.py).
 
 Without shards it always does. With them, a loop whose service the hash gives to another
-member (or whose replica's own Lease may have lapsed) skips its cycles and guard ticks; taken
-on again, it starts from the stored status, since the member that had it may have acted."""
+member (or whose replica's own Lease may have lapsed) ends at its next cycle, and its guard
+ticks stop at once (loop/turns.py builds a loop again when the service is taken on); a loop
+starts from the stored status, since the member that had the service may have acted."""
 
 from __future__ import annotations
 
@@ -24,14 +25,13 @@ log = structlog.get_logger(__name__)
 
 class Ownership:
     def __init__(
-        self, key: str, holds: Callable[[str], int | None] | None, read: StatusRead | None,
-        poll: float | None = None,
-    ) -> None:  # fmt: skip
-        """`holds`: the epoch this replica owns `key` in, or None (fleet/membership.py);
-        `poll`: how often to ask again while it does not (a third of a Lease term)."""
-        self.key, self._holds, self._read, self._poll = key, holds, read, poll
-        self._asked = False  # `now` ran: before it, the first cycle's jitter is the interval
+        self, key: str, holds: Callable[[str], int | None] | None, read: StatusRead | None
+    ) -> None:
+        """`holds`: the epoch since which this replica owns `key`, or None
+        (fleet/membership.py)."""
+        self.key, self._holds, self._read = key, holds, read
         self._epoch: int | None = None  # the epoch of the cycle running, while owned
+        self.released = False  # owned, then found another's: the loop ends (loop/turns.py)
 
     def events(self, events: Events) -> Events:
         """The loop's Events, posted only while it owns the service: a replica paused
@@ -59,14 +59,6 @@ class Ownership:
             acts, gitops, self.still
         )  # fmt: skip
 
-    def interval(self, interval: float) -> float:
-        """Until the loop's next cycle: its own interval, but while another replica owns the
-        service, at most `poll`: a service whose replica died is taken on within a poll of
-        the others seeing its Lease lapse, not a whole interval later."""
-        if self._holds is None or self._poll is None or self._epoch is not None:
-            return interval
-        return min(interval, self._poll) if self._asked else interval
-
     def still(self) -> bool:
         """Owned since the cycle began, without a gap (checked again before acting)."""
         if self._holds is None:
@@ -79,11 +71,11 @@ class Ownership:
         loop held in memory (a rollout's evidence, problems said) from before."""
         if self._holds is None:
             return True
-        epoch, self._asked = self._holds(self.key), True
+        epoch = self._holds(self.key)
         if epoch is None:
             if self._epoch is not None:
                 log.info("shard.released", service=self.key)
-            self._epoch = None
+            self._epoch, self.released = None, True
             return False
         if epoch != self._epoch and self._read is not None:
             store.reload(*await self._read())

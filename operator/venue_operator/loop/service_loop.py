@@ -89,7 +89,6 @@ class LoopPorts:
     read_status: StatusRead | None = None  # fences the writes (kube/status_store.py)
     # With shards (fleet/membership.py): the epoch this replica owns "namespace/name" in, or None
     owns: Callable[[str], int | None] | None = None
-    owner_poll: float | None = None  # how often a loop not owning its service asks again
     page_results: PageResults = list  # and what became of them since the last call
     forget_metrics: Callable[[str], None] = lambda key: None
     alert: Alert = lambda notification, status: None
@@ -115,7 +114,7 @@ class ServiceLoop:
         ports: LoopPorts,
     ) -> None:  # fmt: skip
         self.namespace, self.name, self.body, self.indexes = namespace, name, body, indexes
-        self.ownership = Ownership(self.key, ports.owns, ports.read_status, ports.owner_poll)
+        self.ownership = Ownership(self.key, ports.owns, ports.read_status)
         acts, gitops = self.ownership.acts(ports.acts, ports.gitops)
         ports = replace(ports, events=self.ownership.events(ports.events), acts=acts, gitops=gitops,
                         write_status=self.ownership.writes(ports.write_status))  # fmt: skip
@@ -149,12 +148,14 @@ class ServiceLoop:
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
 
-    async def run(self, stopped: StopFlag) -> None:
+    async def run(self, stopped: StopFlag, spread: float | None = None) -> None:
+        """Until stopped or, with shards, released to another replica (loop/turns.py)."""
         # Spread the cycles over the whole interval: 1,000 services starting within a few
         # seconds of each other probe in bursts, and the bursts' loop lag reads as slow probes.
-        await stopped.wait(random.uniform(0, self._interval()))
+        # A service taken over is due: within `spread`.
+        await stopped.wait(random.uniform(0, min(self._interval(), spread or float("inf"))))
         try:
-            while not stopped:
+            while not stopped and not self.ownership.released:
                 started = time.monotonic()
                 await self.step()
                 await self._wait_guarding(stopped, started)
@@ -174,9 +175,6 @@ class ServiceLoop:
             if not await self.ownership.now(self.store, self._afresh):
                 if self.ports.workloads is not None:
                     self.ports.workloads.drop(self.key)
-                if self.ports.board is not None and self.spec is not None:  # still counted
-                    self.ports.board.present(self.namespace, self.name, self.spec.depends_on or (),
-                                             datetime.now(UTC))  # fmt: skip
                 return
             await self.cycle()
         except InvalidSpec as exc:
@@ -249,7 +247,7 @@ class ServiceLoop:
 
     def _interval(self) -> float:
         try:
-            return self.ownership.interval(self._spec().probe.interval.total_seconds())
+            return self._spec().probe.interval.total_seconds()
         except InvalidSpec:
             return DEFAULT_INTERVAL_S
 
