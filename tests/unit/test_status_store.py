@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from kubernetes.aio import client
 
+from venue_operator.kube import status_store
 from venue_operator.kube.status_store import StatusStore, StatusTaken, parse_status, status_body
 from venue_operator.model.status import (
     ActionRecord,
@@ -67,6 +68,34 @@ async def test_what_was_written_is_read_back_from_its_body_once_the_view_moved_o
     assert write_causes(store.written, later) == write_causes(first, later) == []
     assert await store.save_changes(later.model_copy(update={"health": Health.DOWN}))
     assert len(stored) == 2
+
+
+async def test_a_steady_cycle_reads_no_body_back_and_settled_is_what_is_stored(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Values that move every cycle compare by the kept mark: the body is not parsed back
+    (two parses a cycle were a quarter of a healthy cycle's CPU); `settled` (what the page
+    outbox is sent from) is the latest view then, and what was written while a view that
+    differs in something worth a write is not stored yet."""
+    store = StatusStore(_write_nothing, VenueServiceStatus())
+    assert await store.save_changes(_measured(150, 1))
+    assert not await store.save_changes(_measured(160, 1))  # the body kept from here
+    parses = []
+    real = status_store.parse_status
+    monkeypatch.setattr(status_store, "parse_status", lambda raw: parses.append(1) or real(raw))
+    for latency in (170, 180, 190):
+        later = _measured(latency, 1)
+        assert not await store.save_changes(later)
+        assert store.settled is later
+    assert parses == []
+    down = _measured(190, 1).model_copy(update={"health": Health.DOWN})
+    store.known = down  # the loop's view, before save_changes
+    assert store.settled.health is Health.DEGRADED  # what is stored, read back
+    assert await store.save_changes(down) and store.settled is down
+
+
+async def _write_nothing(body: dict[str, Any], resource_version: str | None) -> str | None:
+    return None
 
 
 AT = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)

@@ -317,7 +317,7 @@ class ServiceLoop:
         held_by = decision.suppressed_by or decision.params.get("heldBy") or None
         telemetry.service_state(self.namespace, self.name, status, held_by)
         await self.store.save_changes(status)
-        self.pages.send_due(spec, self.store.written, now)
+        self.pages.send_due(spec, self.store.settled, now)
         await self.reporter.alert(alerting)
         self.reporter.cleared_all("EvaluationFailed")
         log.debug("cycle.done", namespace=self.namespace, name=self.name,

@@ -6,6 +6,7 @@ write, and which Events a transition deserves (never one per cycle).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -282,6 +283,12 @@ def _significant(status: VenueServiceStatus) -> dict[str, Any]:
         for breach in data["incident"]["breaches"]:
             breach.pop("value", None)
     return data
+
+
+def steady_mark(status: VenueServiceStatus) -> str:
+    """What `write_causes` compares, as one string: two statuses with equal marks give no
+    cause (a different mark may still give none: `write_causes` says)."""
+    return json.dumps(_significant(status), sort_keys=True, separators=(",", ":"))
 
 
 def write_causes(stored: VenueServiceStatus, new: VenueServiceStatus) -> list[str]:
