@@ -287,3 +287,35 @@ async def test_tenant_rates_are_read_only_for_services_near_an_incident(
         ("tenant-b", 4, 2),
         ("tenant-a", 10, 0.5),
     ]
+
+
+async def test_a_shards_batch_of_many_services_is_one_post_naming_each(
+    serve: Serve, reader: PrometheusReader
+) -> None:
+    """A replica's batch selector names each of its services (its share of the fleet, not
+    every series): past the URL limit proxies keep, the query goes as a POST form, as
+    Prometheus' API allows, and each service still gets its own series."""
+    services = [f"venue-service-{i:04d}" for i in range(1250)]
+    asked: list[tuple[str, str]] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        form = await request.post()
+        query = str(form.get("query") or request.query.get("query") or "")
+        asked.append((request.method, query))
+        return web.json_response(vector(*(({"namespace": "prod", "service": s}, "0.25")
+                                           for s in services)))  # fmt: skip
+
+    url = await serve(handle)
+    out = await reader.read([target(url, s) for s in services])
+    assert asked and {method for method, _ in asked} == {"POST"}
+    assert all(f'service=~"{services[0]}|' in query for _, query in asked), asked[0][1][:300]
+    assert all(services[-1] in query for _, query in asked)
+    assert out[f"prod/{services[-1]}"].request_rate.value == 0.25
+    short: list[str] = []
+
+    async def one(request: web.Request) -> web.Response:
+        short.append(request.method)
+        return web.json_response(vector((GOOD_LABELS, "0.25")))
+
+    await reader.read([target(await serve(one))])
+    assert set(short) == {"GET"}  # a short query stays a GET

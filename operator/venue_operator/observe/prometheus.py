@@ -100,7 +100,10 @@ def selector(labels: Mapping[str, str]) -> str:
     return ",".join(f"{k}={_string(v)}" for k, v in sorted(labels.items()))
 
 
-MAX_MATCHER_CHARS = 2000  # the query travels in a GET URL: keep it well under URL limits
+# Beyond this many characters a matcher is `key!=""`: every series, split per service here.
+# A long query is sent as a POST form (observe/bounded_session.py); Prometheus looks a regex
+# of plain alternatives up as a set of values (a shard's 1,250 services: ~25 KB).
+MAX_MATCHER_CHARS = 256 * 1024
 
 
 def batch_selector(targets: Sequence[Target], keys: Sequence[str]) -> str:
