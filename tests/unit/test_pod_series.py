@@ -16,6 +16,7 @@ from venue_operator.model.observations import Reading
 from venue_operator.model.rollout_guard import RolloutGuard
 from venue_operator.model.status import GuardSource
 from venue_operator.observe.answers import Sample
+from venue_operator.observe.prometheus import MAX_MATCHER_CHARS
 from venue_operator.tenancy.promql_scope import Refused
 
 T0, LIMITS = GUARD_T0, GUARD_LIMITS
@@ -169,8 +170,12 @@ def test_a_tenants_selector_cannot_widen_the_namespace() -> None:
         assert 'namespace="prod"' in query and "other" not in query
 
 
-def test_a_pod_list_too_long_for_a_url_reads_every_pod_of_the_service() -> None:
-    names = [f"venue-{'x' * 40}-{n}" for n in range(100)]
+def test_a_long_pod_list_is_named_and_one_past_the_cap_reads_every_pod_of_the_service() -> None:
+    names = [f"venue-{'x' * 40}-{n}" for n in range(100)]  # past a URL's 4 KiB: sent as a form
+    queries = pod_queries({"service": "venue"}, "prod", names, GUARD)
+    assert not isinstance(queries, Refused)
+    assert all(f"venue-{'x' * 40}-99" in q and 'pod!=""' not in q for q in queries)
+    names = [f"venue-{'x' * 40}-{n}" for n in range(MAX_MATCHER_CHARS // 40)]
     queries = pod_queries({"service": "venue"}, "prod", names, GUARD)
     assert not isinstance(queries, Refused)
     assert all('pod!=""' in q and 'namespace="prod"' in q for q in queries)

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from venue_operator.observe.answers import Sample, Samples, reading
-from venue_operator.observe.prometheus import TEMPLATES, Target, batch_selector, selector, split
+from venue_operator.observe.prometheus import (
+    MAX_MATCHER_CHARS,
+    TEMPLATES,
+    Target,
+    batch_selector,
+    selector,
+    split,
+)
 
 
 def target(service: str, namespace: str = "prod") -> Target:
@@ -84,7 +91,12 @@ def test_split_ranks_tenants() -> None:
     assert readings.top_limited_tenants == (("t2", 7.0), ("t1", 0.5))
 
 
-def test_batch_selector_stays_short_for_a_thousand_services() -> None:
+def test_batch_selector_names_a_shards_services_and_is_bounded_past_that() -> None:
+    """A replica's batch names each of its services (Prometheus reads only their series); a
+    list past the cap becomes every series of the label, split per service client-side."""
     many = [target(f"venue-{i:04d}") for i in range(1000)]
     sel = batch_selector(many, ["namespace", "service"])
-    assert sel == 'namespace=~"prod",service!=""'
+    assert sel.startswith('namespace=~"prod",service=~"venue-0000|venue-0001|')
+    assert sel.endswith('|venue-0999"')
+    too_many = [target(f"venue-{i:06d}") for i in range(MAX_MATCHER_CHARS // 7 + 1)]
+    assert batch_selector(too_many, ["namespace", "service"]) == 'namespace=~"prod",service!=""'

@@ -491,6 +491,26 @@ def test_a_service_another_member_runs_is_counted_with_the_dependencies_it_names
     assert depends_on({}) == () and depends_on(None) == ()
 
 
+def test_a_spec_is_read_again_only_when_its_generation_moves(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Asked twice a guard tick: while the generation stands still not even the raw spec is
+    copied; an edit (a new generation) is validated and used at once."""
+    loop = World().loop()
+    validated = []
+    real = service_loop.VenueServiceSpec.model_validate
+    monkeypatch.setattr(service_loop.VenueServiceSpec, "model_validate",
+                        lambda raw: validated.append(1) or real(raw))  # fmt: skip
+    first = loop._spec()
+    assert all(loop._spec() is first for _ in range(5)) and len(validated) == 1
+    raw = dict(loop.body)
+    edited = {**raw["spec"], "probe": {"interval": "7s", "timeout": "500ms"}}
+    loop.body = kopf.Body({**raw, "spec": edited,
+                           "metadata": {**raw["metadata"], "generation": 2}})  # fmt: skip
+    assert loop._spec().probe.interval == timedelta(seconds=7) and len(validated) == 2
+    assert loop._spec().probe.interval == timedelta(seconds=7) and len(validated) == 2
+
+
 async def test_a_failed_write_is_retried_from_what_was_last_written() -> None:
     world = World()
     loop = world.loop()
