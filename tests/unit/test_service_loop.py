@@ -793,6 +793,48 @@ async def test_the_guard_acts_for_the_same_subject_as_the_cycle() -> None:
     assert subject.gitops == flux and subject.deployment_ref is not None
 
 
+async def test_between_rollouts_a_guard_tick_is_skipped_until_what_shows_one_moves() -> None:
+    """1,250 services a replica, a tick every 2 s each: between rollouts a tick is skipped
+    while the Deployment's revision and its ReplicaSets as kept stand still, and a rollout
+    (a new ReplicaSet, a new revision) is ticked at once; a watch under way ticks every time."""
+    world = World()
+    loop = world.loop()
+    ticks: list[str] = []
+
+    class Kept:  # loop/workload_watch.py, as the loop asks it
+        rs_version = 1
+
+        def want(self, *args: Any) -> None: ...
+
+        async def until_ready(self, key: str) -> None: ...
+
+        def drop(self, key: str) -> None: ...
+
+        def version(self, kind: str, owner: tuple[str, str]) -> int:
+            return self.rs_version if kind == "replicasets" else 0
+
+    class Watch:  # the real RolloutWatch needs pods; this is about when it is ticked
+        state: Any = None
+        idle_at: Any = None
+
+        async def tick(self, spec: Any, indexes: Any, workload: Any, *args: Any) -> None:
+            ticks.append(workload.template_hash)
+
+    kept, loop.watch = Kept(), Watch()  # type: ignore[assignment]
+    loop.ports = replace(loop.ports, workloads=kept)  # type: ignore[arg-type]
+    for _ in range(4):
+        await loop.guard_step()
+    assert ticks == ["bbb"]  # once: nothing moved since
+    world.template, kept.rs_version = "ccc", 2  # a rollout: its ReplicaSet, its revision
+    loop.indexes = world.indexes()
+    await loop.guard_step()
+    assert ticks == ["bbb", "ccc"]
+    loop.watch.state = "watching"
+    await loop.guard_step()
+    await loop.guard_step()
+    assert ticks == ["bbb", "ccc", "ccc", "ccc"]
+
+
 async def test_guard_ticks_slower_than_their_interval_never_starve_the_cycle(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

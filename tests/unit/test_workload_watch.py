@@ -225,3 +225,29 @@ async def test_a_namespace_is_listed_for_fills_at_most_once_a_gap() -> None:
         assert len(cluster.lists) == lists  # not listed again within the gap
     finally:
         await watch.stop()
+
+
+async def test_an_owners_version_moves_with_its_objects_and_no_others() -> None:
+    """What an idle rollout watch's tick is skipped by (loop/workload.py guard_marker): a
+    ReplicaSet of this Deployment kept, changed or deleted moves its version; another's not."""
+    cluster = cluster_of_two()
+    watch = await started(cluster)
+    try:
+        watch.want("shop/web", NS, "web", None)
+        watch.want("shop/batch", NS, "batch", None)
+        await ready(watch, "shop/web")
+        await ready(watch, "shop/batch")
+        web, batch = (NS, "web"), (NS, "batch")
+        before = watch.version("replicasets", web)
+        assert before and watch.version("replicasets", batch)
+        await cluster.send("replicasets", "ADDED", replicaset("batch", "ccc"))
+        assert watch.version("replicasets", web) == before  # another Deployment's rollout
+        await cluster.send("replicasets", "ADDED", replicaset("web", "ddd"))  # web's rollout
+        moved = watch.version("replicasets", web)
+        assert moved > before
+        await cluster.send("replicasets", "DELETED", replicaset("web", "aaa"))
+        assert watch.version("replicasets", web) > moved
+        watch.drop("shop/web")
+        assert watch.version("replicasets", web) == 0 and watch.version("jobs", web) == 0
+    finally:
+        await watch.stop()

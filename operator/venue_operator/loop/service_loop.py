@@ -44,7 +44,7 @@ from venue_operator.loop.reports import (
     observe_only_condition,
     with_condition,
 )
-from venue_operator.loop.workload import claimed_by, read_workload, want_workload
+from venue_operator.loop.workload import claimed_by, guard_marker, read_workload, want_workload
 from venue_operator.loop.workload_watch import WorkloadWatch
 from venue_operator.model.observations import WorkloadState
 from venue_operator.model.reasons import Reason
@@ -231,12 +231,17 @@ class ServiceLoop:
             spec = self._spec()
             if self.body.meta.get("deletionTimestamp") or self._owner(spec) is not None:
                 return
+            marker = guard_marker(self.namespace, spec, self.indexes, self.ports.workloads,
+                                  self._generation)  # fmt: skip
+            if marker is not None and self.watch.state is None and marker == self.watch.idle_at:
+                return  # no rollout, and nothing it would notice one by has moved
             workload, deployment_ref = await self._workload(spec)
             if workload.unreadable:
                 return
             subject = self._subject(spec, workload, deployment_ref)
             paused = paused_by_annotation(self.body.meta)
             await self.watch.tick(spec, self.indexes, workload, subject, paused)
+            self.watch.idle_at = marker if self.watch.state is None else None
         except VenueServiceGone:
             log.info("rollout_guard.venueservice_gone", namespace=self.namespace, name=self.name)
         except StatusTaken as exc:
@@ -298,9 +303,9 @@ class ServiceLoop:
         telemetry.evaluated(self.namespace, self.name, outcome.assessment.checks)
         await self.reporter.refused(outcome.refused)
         now = outcome.observations.at
-        # The causes first: a breach's Events are created before the action it leads to.
-        status = self.pages.record(spec, previous, await self._post_transitions(outcome),
-                                   outcome.events, now)  # fmt: skip
+        for event in outcome.events:  # the causes first: before the action they lead to
+            await self.ports.events.post(None, event)
+        status = self.pages.record(spec, previous, outcome.status, outcome.events, now)
         status = observe_only_condition(status, previous, self.namespace, self._acts)
         status = with_guard(status, previous, self.watch, now)
         self.store.known = status
@@ -364,12 +369,6 @@ class ServiceLoop:
         if why is not None:
             return WorkloadState(found=False, unreadable=why), None
         return read_workload(self.namespace, spec, self.indexes, self.ports.missing_permissions)
-
-    async def _post_transitions(self, outcome: Outcome) -> VenueServiceStatus:
-        """Post the Events of what changed."""
-        for event in outcome.events:
-            await self.ports.events.post(None, event)
-        return outcome.status
 
     def _owner(self, spec: VenueServiceSpec) -> str | None:
         return claimed_by(self.namespace, self.name, spec, self.indexes)

@@ -61,6 +61,23 @@ def workload_from_indexes(
     return dataclasses.replace(state, scaler=scaler) if state.found else state, ref
 
 
+def guard_marker(
+    namespace: str, spec: VenueServiceSpec, indexes: Mapping[str, Any],
+    kept: WorkloadWatch | None, generation: int | None,
+) -> tuple[Any, ...] | None:  # fmt: skip
+    """What a tick of a rollout watch between rollouts depends on (guard/watch.py `_follow`:
+    the template and whether the operator rolled back to it): the spec's generation, the
+    Deployment's revision and rollback mark, its ReplicaSets as kept. While it stands still
+    the tick is skipped (1,250 services a replica, a tick every 2 s each). None: unknown."""
+    if kept is None or generation is None:
+        return None
+    name = spec.deployment.name
+    found = list(indexes["deployments"].get((namespace, name), []))
+    deployment = found[0] if found else {}
+    return (generation, deployment.get("revision"), deployment.get("rolled_back_to"),
+            kept.version("replicasets", (namespace, name)))  # fmt: skip
+
+
 def read_workload(
     namespace: str, spec: VenueServiceSpec, indexes: Mapping[str, Any],
     missing_permissions: Mapping[str, str],

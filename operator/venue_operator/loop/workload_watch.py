@@ -63,6 +63,18 @@ class Kept(Mapping[Key, list[dict[str, Any]]]):
         self._objects: dict[Key, dict[str, dict[str, Any]]] = {}
         self._where: dict[str, Key] = {}  # uid -> its key
         self._by_owner: dict[Owner, set[Key]] = collections.defaultdict(set)
+        self._owner_of: dict[str, Owner] = {}  # uid -> its owner
+        self._changes = 0
+        self._touched: dict[Owner, int] = {}  # owner -> the change that last touched it
+
+    def version(self, owner: Owner) -> int:
+        """Moves whenever an object of `owner` is kept, changed, removed or dropped."""
+        return self._touched.get(owner, 0)
+
+    def _touch(self, owner: Owner | None) -> None:
+        if owner is not None:
+            self._changes += 1
+            self._touched[owner] = self._changes
 
     def __getitem__(self, key: Key) -> list[dict[str, Any]]:
         return list(self._objects[key].values())
@@ -82,11 +94,13 @@ class Kept(Mapping[Key, list[dict[str, Any]]]):
     def put(self, uid: str, key: Key, owner: Owner, summary: dict[str, Any]) -> None:
         self.remove(uid)
         self._objects.setdefault(key, {})[uid] = summary
-        self._where[uid] = key
+        self._where[uid], self._owner_of[uid] = key, owner
         self._by_owner[owner].add(key)
+        self._touch(owner)
 
     def remove(self, uid: str) -> None:
         key = self._where.pop(uid, None)
+        self._touch(self._owner_of.pop(uid, None))
         if key is None:
             return
         found = self._objects.get(key, {})
@@ -98,6 +112,8 @@ class Kept(Mapping[Key, list[dict[str, Any]]]):
         for key in self._by_owner.pop(owner, set()):
             for uid in self._objects.pop(key, {}):
                 self._where.pop(uid, None)
+                self._owner_of.pop(uid, None)
+        self._touched.pop(owner, None)  # a later put takes a new number, never an old one
 
     def clear(self, namespace: str) -> None:
         """Everything kept in `namespace` ("": everywhere), before a new list of it."""
@@ -173,6 +189,11 @@ class WorkloadWatch:
 
     def indexes(self) -> dict[str, Kept]:
         return dict(self.kept)
+
+    def version(self, kind: str, owner: Owner) -> int:
+        """Moves whenever `owner`'s objects of `kind` do (0: none kept, or not watched)."""
+        kept = self.kept.get(kind)
+        return 0 if kept is None else kept.version(owner)
 
     def _counter(self, which: str) -> collections.Counter[Owner]:
         return self._deployments if which == "deployment" else self._cronjobs
