@@ -47,6 +47,23 @@ def test_a_lease_not_renewed_within_its_term_is_not_a_member() -> None:
     assert live(members, NOW) == ("op-0", "op-2")
 
 
+def two_replicas(term: timedelta) -> tuple[Membership, Membership]:
+    """op-0 and op-1 sharing one list of Leases."""
+    leases: list[tuple[str, datetime, timedelta]] = []
+
+    def replica(name: str) -> Membership:
+        async def renew(annotations: Mapping[str, str]) -> None:
+            leases[:] = [lease for lease in leases if lease[0] != name]
+            leases.append((name, datetime.now(UTC), term))
+
+        async def members() -> list[tuple[str, datetime, timedelta]]:
+            return list(leases)
+
+        return Membership(name, renew, members, term)
+
+    return replica("op-0"), replica("op-1")
+
+
 async def test_a_replica_owns_nothing_once_its_own_lease_may_have_lapsed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -98,20 +115,7 @@ async def test_a_joining_replica_takes_nothing_until_the_others_have_let_it_go(
     (the lab saw the breach Events of one service posted by both)."""
     clock = [1000.0]
     monkeypatch.setattr(membership_module.time, "monotonic", lambda: clock[0])
-    leases: list[tuple[str, datetime, timedelta]] = []
-    term = timedelta(seconds=15)
-
-    def replica(name: str) -> Membership:
-        async def renew(annotations: Mapping[str, str]) -> None:
-            leases[:] = [lease for lease in leases if lease[0] != name]
-            leases.append((name, datetime.now(UTC), term))
-
-        async def members() -> list[tuple[str, datetime, timedelta]]:
-            return list(leases)
-
-        return Membership(name, renew, members, term)
-
-    old, new = replica("op-0"), replica("op-1")
+    old, new = two_replicas(timedelta(seconds=15))
     await old.tick()
     key = next(k for k in KEYS if owner(k, ("op-0", "op-1")) == "op-1")
     assert old.owns(key)  # alone: nobody else can be running it
@@ -158,23 +162,6 @@ async def test_a_cycle_begun_before_a_gap_stops_and_the_next_one_reloads() -> No
     assert store.written.health == "Down" and store.resource_version == "7" and ownership.still()
     await store.save(parse_status({"health": "Degraded"}), "test")
     assert writes == [{"health": "Degraded"}]
-
-
-def two_replicas(term: timedelta) -> tuple[Membership, Membership]:
-    """op-0 and op-1 sharing one list of Leases."""
-    leases: list[tuple[str, datetime, timedelta]] = []
-
-    def replica(name: str) -> Membership:
-        async def renew(annotations: Mapping[str, str]) -> None:
-            leases[:] = [lease for lease in leases if lease[0] != name]
-            leases.append((name, datetime.now(UTC), term))
-
-        async def members() -> list[tuple[str, datetime, timedelta]]:
-            return list(leases)
-
-        return Membership(name, renew, members, term)
-
-    return replica("op-0"), replica("op-1")
 
 
 async def test_a_service_kept_through_a_change_of_members_is_not_taken_on_again(
