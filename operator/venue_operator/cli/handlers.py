@@ -30,7 +30,7 @@ from venue_operator.cli import memory
 from venue_operator.cli.settings import Settings
 from venue_operator.fleet.board import FleetBoard
 from venue_operator.fleet.exchange import FleetExchange
-from venue_operator.fleet.membership import Membership
+from venue_operator.fleet.membership import Membership, RenewalThread
 from venue_operator.fleet.rate import FleetRate, Rate, ShardedRate
 from venue_operator.fleet.storm_watch import FleetWatch, Post
 from venue_operator.guard.pod_metrics import read_pods
@@ -187,11 +187,14 @@ async def _membership(
         telemetry.FLEET_REPLICAS.labels("process").set(1)
         return None, FleetRate(per_minute) if per_minute > 0 else None
     lease = timedelta(seconds=ours.shard_lease)
+    thread = RenewalThread()  # with its own connection: a busy main loop delays no renewal
+    renewals = await thread.run(calls.connect())
     membership = Membership(
         ours.shard,
-        functools.partial(leases.renew, api, ours.shard_namespace, ours.shard, lease),
-        functools.partial(leases.members, api, ours.shard_namespace), lease,
+        functools.partial(leases.renew, renewals, ours.shard_namespace, ours.shard, lease),
+        functools.partial(leases.members, renewals, ours.shard_namespace), lease,
     )  # fmt: skip
+    membership.thread, membership.api = thread, renewals
     rate = None
     if per_minute > 0:
         rate = ShardedRate(per_minute, ours.shard, lambda: membership.members)
@@ -226,6 +229,9 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
         memo.membership.task.cancel()
         with contextlib.suppress(Exception):  # the Lease then expires on its own
             await leases.release(memo.api, ours.shard_namespace, memo.membership.me)
+        with contextlib.suppress(Exception):
+            await memo.membership.thread.run(memo.membership.api.close())
+        memo.membership.thread.stop()
     memo.api_server_refresher.cancel()
     memo.ctx.metrics.reader.close()
     await memo.http.aclose()
