@@ -67,8 +67,11 @@ def two_replicas(term: timedelta) -> tuple[Membership, Membership]:
 async def test_a_replica_owns_nothing_once_its_own_lease_may_have_lapsed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Paused past its Lease (SIGSTOP, a partition): it owns nothing until it renews again,
-    whatever the members it last read."""
+    """Not renewed for two thirds of its term (a busy API server, a pause): it owns nothing
+    until it renews again, whatever the members it last read; renewed short of nine tenths
+    of the term, nobody else can have run its services: the same epoch. Paused past that
+    (SIGSTOP, a partition), its Lease may have expired for the others: it waits, then owns
+    in a new epoch, so a cycle begun before the gap does not go on."""
     clock = [1000.0]
     monkeypatch.setattr(membership_module.time, "monotonic", lambda: clock[0])
     renewals: list[float] = []
@@ -97,6 +100,10 @@ async def test_a_replica_owns_nothing_once_its_own_lease_may_have_lapsed(
     assert epoch is not None
     clock[0] += 10.5  # two thirds of the term: it may lapse before a write lands
     assert not mine.owns(key) and mine.holds(key) is None
+    await mine.tick()  # 10.5 s after the last: the Lease never expired for the others
+    assert mine.holds(key) == epoch
+    clock[0] += 13.5  # nine tenths of the term: the others may have taken it over
+    assert mine.holds(key) is None
     await mine.tick()
     assert not mine.owns(key)  # back, but the others may still run it: it waits
     await settle()
@@ -187,7 +194,7 @@ async def test_a_service_kept_through_a_change_of_members_is_not_taken_on_again(
     await asyncio.sleep(0)
     assert waiting.done()
     assert old.holds(kept) == since and old.holds(moved) is None and old.epoch == since + 1
-    clock[0] += 11  # its own Lease no longer certain, then renewed: anything may have moved
+    clock[0] += 14  # past nine tenths of its term, then renewed: anything may have moved
     await old.tick()
     for _ in range(2):
         clock[0] += 5

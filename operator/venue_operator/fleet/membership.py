@@ -1,12 +1,14 @@
 """This replica's place among the shards: renews its Lease, reads the others', and says which
 VenueServices it owns (fleet/shards.py).
 
-It owns nothing while its own Lease may have expired: a replica paused or cut off past its
-Lease (SIGSTOP, a partition, a long GC) may find on waking that the others took its services
-over, so until it has renewed again it neither evaluates nor acts on any. Its status writes
-are fenced besides (kube/status_store.py).
+It owns nothing while its own Lease may expire before a write lands (not renewed within two
+thirds of its term), until it renews again. A renewal that lands nine tenths of a term or
+more after the one before is a lapse: the others may have seen the Lease expire and taken its
+services over (SIGSTOP, a partition, a long GC), so every service starts afresh (a new epoch:
+loop/ownership.py). A slower renewal short of that (a busy API server) is no lapse: nobody
+else ran anything meanwhile. Its status writes are fenced besides (kube/status_store.py).
 
-Joining, or back after such a gap, beside live members, it takes nothing for two thirds of a
+Joining, or back after a lapse, beside live members, it takes nothing for two thirds of a
 term more: a member that has not seen it yet still runs the services it gains, until that
 member renews and lists it, or its own Lease is no longer certain, whichever comes first; two
 thirds of a term covers both. Without it both ran such a service for up to a renewal (1.3 s
@@ -29,6 +31,7 @@ from venue_operator.fleet.shards import Member, live, owner
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
+LAPSE = 0.9  # of a term between two renewals: the others may have seen the Lease expire
 HISTORY = 16  # the member lists kept, to tell how long a service has been this replica's
 
 
@@ -73,11 +76,12 @@ class Membership:
         renewed = max(self._renewed_at or -math.inf, self._renewed_in_time)
         return time.monotonic() - renewed < self.lease.total_seconds() * 2 / 3
 
-    def _lapsed(self, started: float) -> bool:
-        """A renewal begun at `started` comes after our Lease may have lapsed."""
-        return self._renewed_at is None or (
-            started - self._renewed_at >= self.lease.total_seconds() * 2 / 3
-        )
+    def _lapsed(self, landed: float, after: float | None = None) -> bool:
+        """A renewal that landed at `landed` comes after our Lease may have expired for the
+        others (a tenth of the term is left for clocks): since the renewal begun at `after`
+        (by default, the last one applied here)."""
+        after = self._renewed_at if after is None else after
+        return after is None or landed - after >= self.lease.total_seconds() * LAPSE
 
     def settled(self) -> bool:
         """Joined (or back) long enough ago that no member runs what we gain any more."""
@@ -125,7 +129,7 @@ class Membership:
         return started, landed, [Member(*m) for m in await self._members()]
 
     def _apply(self, started: float, landed: float, listed: list[Member]) -> None:
-        lapsed, before = self._lapsed(started), self.members
+        lapsed, before = self._lapsed(landed), self.members
         found = live(listed, datetime.now(UTC))
         if lapsed:
             others = any(name != self.me for name in found)
@@ -163,27 +167,33 @@ class Membership:
             await self.thread.run(self._renew_forever(asyncio.get_running_loop()))
             return
         while True:
+            started = time.monotonic()
             try:
                 self._landed(await self._io(self._published()))
             except Exception as exc:  # the API server down: own nothing once the Lease lapses
                 log.warning("shards.renew_failed", error=str(exc)[:300])
-            await asyncio.sleep(self.lease.total_seconds() / 3)
+            await asyncio.sleep(self._until_next(started))
+
+    def _until_next(self, started: float) -> float:
+        """Renewals begin every third of a term, however long the last one took."""
+        return max(0.0, started + self.lease.total_seconds() / 3 - time.monotonic())
 
     async def _renew_forever(self, main: asyncio.AbstractEventLoop) -> None:
-        """On the renewal thread. A renewal in time counts at once (`current`); one after a
-        gap (the process was paused) only once applied on the main loop, with the new epoch,
-        so a cycle resumed meanwhile cannot pass for current."""
+        """On the renewal thread. A renewal short of a lapse counts at once (`current`); one
+        after a lapse (the process was paused) only once applied on the main loop, with the
+        new epoch, so a cycle resumed meanwhile cannot pass for current."""
         last: float | None = None
         while True:
+            started = time.monotonic()
             try:
                 done = await self._io(self._outbox)
-                if last is not None and done[0] - last < self.lease.total_seconds() * 2 / 3:
+                if last is not None and not self._lapsed(done[1], last):
                     self._renewed_in_time = done[0]
                 last = done[0]
                 main.call_soon_threadsafe(self._landed, done)
             except Exception as exc:
                 log.warning("shards.renew_failed", error=str(exc)[:300])
-            await asyncio.sleep(self.lease.total_seconds() / 3)
+            await asyncio.sleep(self._until_next(started))
 
     def _landed(self, done: tuple[float, float, list[Member]]) -> None:
         """A renewal's result, applied on the main loop; what the next one publishes."""
