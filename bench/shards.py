@@ -249,6 +249,12 @@ def member_changes(op: OperatorProcess, since: float, until: float) -> list[dict
     return changes
 
 
+def grown(after: float, before: float) -> float:
+    """A counter's growth: a replica forgets a service's counters when it lets the service
+    go, and counts from zero if it takes it on again."""
+    return after - before if after >= before else after
+
+
 def ownership(
     before: list[dict[str, float]], after: list[dict[str, float]], names: list[str], n: int
 ) -> dict[str, Any]:
@@ -258,7 +264,8 @@ def ownership(
     totals, by_one, by_owner, missed, missed_two = 0.0, 0, 0, [], 0
     for i in range(n):
         key = f"{NS}/venue-{i:03d}"
-        counts = [a.get(key, 0.0) - b.get(key, 0.0) for a, b in zip(after, before, strict=True)]
+        counts = [grown(a.get(key, 0.0), b.get(key, 0.0))
+                  for a, b in zip(after, before, strict=True)]  # fmt: skip
         by = [name for name, c in zip(names, counts, strict=True) if c > 0]
         total = sum(counts)
         totals += min(total, expected)
@@ -267,7 +274,8 @@ def ownership(
         if total < expected:
             missed.append(key)
             missed_two += total < expected - 1
-    all_counts = sum(sum(a.values()) - sum(b.values()) for a, b in zip(after, before, strict=True))
+    all_counts = sum(grown(a.get(k, 0.0), b.get(k, 0.0)) for a, b in zip(after, before, strict=True)
+                     for k in a)  # fmt: skip
     return {
         "evaluated_share": totals / (n * expected),
         "evaluations_per_service_interval": all_counts / (n * expected),
