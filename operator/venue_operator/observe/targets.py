@@ -95,7 +95,8 @@ class ProbeTargets:
         try:
             return await call
         except Exception as exc:
-            log.warning("api_server_addresses_unread", error=str(exc)[:200])
+            # its status or type only: the client's text is the whole header dump
+            log.warning("api_server_addresses_unread", error=calls.unreadable(exc))
             return None
 
     async def refresh_forever(self, api: calls.Api) -> None:
