@@ -21,6 +21,7 @@ from kubernetes.aio import client
 from prometheus_client import REGISTRY
 
 from tests.unit.builders import HEALTHY_FULL, HEALTHY_METRICS, metrics
+from tests.unit.test_workload_watch import Cluster, pod, replicaset, started
 from venue_operator.act import ActError, ActResult
 from venue_operator.act.migration import job_name
 from venue_operator.fleet.rate import FleetRate
@@ -31,6 +32,7 @@ from venue_operator.loop.evaluation import Outcome, judge
 from venue_operator.loop.lifetime import Lifetime, VenueServiceGone
 from venue_operator.loop.service_loop import LoopPorts, ServiceLoop
 from venue_operator.loop.turns import depends_on, take_turns
+from venue_operator.loop.workload import guard_marker
 from venue_operator.model.observations import (
     GitOpsRef,
     Observations,
@@ -784,6 +786,9 @@ async def test_the_guard_acts_for_the_same_subject_as_the_cycle() -> None:
     handed: list[Any] = []
 
     class Watch:  # the real RolloutWatch needs pods; this test is about what it is handed
+        state: Any = None
+        idle_at: Any = None
+
         async def tick(self, *args: Any) -> None:
             handed.append(args[3])
 
@@ -793,25 +798,19 @@ async def test_the_guard_acts_for_the_same_subject_as_the_cycle() -> None:
     assert subject.gitops == flux and subject.deployment_ref is not None
 
 
-async def test_between_rollouts_a_guard_tick_is_skipped_until_what_shows_one_moves() -> None:
+async def test_between_rollouts_a_guard_tick_is_skipped_until_what_shows_one_moves(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """1,250 services a replica, a tick every 2 s each: between rollouts a tick is skipped
-    while the Deployment's revision and its ReplicaSets as kept stand still, and a rollout
-    (a new ReplicaSet, a new revision) is ticked at once; a watch under way ticks every time."""
+    while the Deployment's revision and its ReplicaSets as the workload watch keeps them
+    stand still, and a rollout (a new ReplicaSet, a new revision) is ticked at once; a watch
+    under way ticks every time. Without the Deployments index (RBAC) nothing is skipped and
+    nothing fails."""
     world = World()
     loop = world.loop()
     ticks: list[str] = []
-
-    class Kept:  # loop/workload_watch.py, as the loop asks it
-        rs_version = 1
-
-        def want(self, *args: Any) -> None: ...
-
-        async def until_ready(self, key: str) -> None: ...
-
-        def drop(self, key: str) -> None: ...
-
-        def version(self, kind: str, owner: tuple[str, str]) -> int:
-            return self.rs_version if kind == "replicasets" else 0
+    failed: list[str] = []
+    monkeypatch.setattr(service_loop.telemetry, "failed", lambda ns, name: failed.append(name))
 
     class Watch:  # the real RolloutWatch needs pods; this is about when it is ticked
         state: Any = None
@@ -820,19 +819,32 @@ async def test_between_rollouts_a_guard_tick_is_skipped_until_what_shows_one_mov
         async def tick(self, spec: Any, indexes: Any, workload: Any, *args: Any) -> None:
             ticks.append(workload.template_hash)
 
-    kept, loop.watch = Kept(), Watch()  # type: ignore[assignment]
-    loop.ports = replace(loop.ports, workloads=kept)  # type: ignore[arg-type]
-    for _ in range(4):
+    cluster = Cluster(("replicasets", replicaset(NAME, "bbb")), ("pods", pod(NAME, "bbb", 1)))
+    kept = await started(cluster)  # the real workload watch, over plain objects
+    try:
+        loop.watch = Watch()  # type: ignore[assignment]
+        loop.ports = replace(loop.ports, workloads=kept)
+        for _ in range(4):
+            await loop.guard_step()
+        assert ticks == ["bbb"]  # once: nothing moved since
+        await cluster.send("replicasets", "ADDED", replicaset(NAME, "ccc"))  # a rollout
+        world.template = "ccc"  # ... and the Deployment's new revision
+        loop.indexes = world.indexes()
         await loop.guard_step()
-    assert ticks == ["bbb"]  # once: nothing moved since
-    world.template, kept.rs_version = "ccc", 2  # a rollout: its ReplicaSet, its revision
-    loop.indexes = world.indexes()
-    await loop.guard_step()
-    assert ticks == ["bbb", "ccc"]
-    loop.watch.state = "watching"
-    await loop.guard_step()
-    await loop.guard_step()
-    assert ticks == ["bbb", "ccc", "ccc", "ccc"]
+        assert ticks == ["bbb", "ccc"]
+        loop.watch.state = "watching"
+        await loop.guard_step()
+        await loop.guard_step()
+        assert ticks == ["bbb", "ccc", "ccc", "ccc"]
+        loop.watch.state = None
+        del loop.indexes["deployments"]  # the RBAC allows no Deployments index
+        why = {"deployments": "cannot list deployments"}
+        loop.ports = replace(loop.ports, missing_permissions=why)
+        assert guard_marker(NS, loop._spec(), loop.indexes, kept, 1) is None
+        await loop.guard_step()
+        assert failed == []
+    finally:
+        await kept.stop()
 
 
 async def test_guard_ticks_slower_than_their_interval_never_starve_the_cycle(

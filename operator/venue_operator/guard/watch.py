@@ -100,7 +100,8 @@ class RolloutWatch:
     # The guard's word that the new pods keep P99 past their warm-up (kept after the watch,
     # with when it ended, for as long as its template is current)
     warm_up: WarmUp | None = None
-    idle_at: Any = None  # between rollouts: what the last tick saw (loop/workload.py)
+    # between rollouts: what the last tick saw (loop/workload.py guard_marker)
+    idle_at: tuple[Any, ...] | None = None
 
     @property
     def watching(self) -> bool:

@@ -8,6 +8,7 @@ Deployment: a second one naming the same Deployment is refused and never acts.
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -231,9 +232,10 @@ class ServiceLoop:
             spec = self._spec()
             if self.body.meta.get("deletionTimestamp") or self._owner(spec) is not None:
                 return
-            marker = guard_marker(self.namespace, spec, self.indexes, self.ports.workloads,
-                                  self._generation)  # fmt: skip
-            if marker is not None and self.watch.state is None and marker == self.watch.idle_at:
+            marker = functools.partial(guard_marker, self.namespace, spec, self.indexes,
+                                       self.ports.workloads, self._generation)  # fmt: skip
+            seen = self.watch.idle_at if self.watch.state is None else None
+            if seen is not None and seen == marker():
                 return  # no rollout, and nothing it would notice one by has moved
             workload, deployment_ref = await self._workload(spec)
             if workload.unreadable:
@@ -241,7 +243,7 @@ class ServiceLoop:
             subject = self._subject(spec, workload, deployment_ref)
             paused = paused_by_annotation(self.body.meta)
             await self.watch.tick(spec, self.indexes, workload, subject, paused)
-            self.watch.idle_at = marker if self.watch.state is None else None
+            self.watch.idle_at = marker() if self.watch.state is None else None  # as it saw
         except VenueServiceGone:
             log.info("rollout_guard.venueservice_gone", namespace=self.namespace, name=self.name)
         except StatusTaken as exc:

@@ -68,8 +68,9 @@ def guard_marker(
     """What a tick of a rollout watch between rollouts depends on (guard/watch.py `_follow`:
     the template and whether the operator rolled back to it): the spec's generation, the
     Deployment's revision and rollback mark, its ReplicaSets as kept. While it stands still
-    the tick is skipped (1,250 services a replica, a tick every 2 s each). None: unknown."""
-    if kept is None or generation is None:
+    the tick is skipped (1,250 services a replica, a tick every 2 s each). None: unknown
+    (no workload watch, or no Deployments index: the RBAC does not allow it)."""
+    if kept is None or generation is None or "deployments" not in indexes:
         return None
     name = spec.deployment.name
     found = list(indexes["deployments"].get((namespace, name), []))
