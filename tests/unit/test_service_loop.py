@@ -22,6 +22,7 @@ from prometheus_client import REGISTRY
 
 from tests.unit.builders import HEALTHY_FULL, HEALTHY_METRICS, metrics
 from tests.unit.test_workload_watch import Cluster, pod, replicaset, started
+from tests.unit.waiting import eventually
 from venue_operator.act import ActError, ActResult
 from venue_operator.act.migration import job_name
 from venue_operator.fleet.rate import FleetRate
@@ -462,29 +463,26 @@ async def test_a_service_has_a_loop_only_while_this_replica_owns_it(
     turning = asyncio.create_task(take_turns(
         f"{NS}/{NAME}", members, build, lifetime, lambda: presented.append(1), spread=0.05,
     ))  # fmt: skip
-    await until(lambda: presented)
+    await eventually("counted on the board", lambda: presented)
     assert built == [] and world.reads == 0  # another's: no loop, no read
     members.change(1)  # this replica's now: woken long before the 20 s recount
     evaluated = world.evaluated
-    await until(lambda: built and world.evaluated > evaluated, within=0.5)  # the 50 ms spread
+    await eventually(
+        "a loop built and evaluating within the 50 ms spread",
+        lambda: built and world.evaluated > evaluated,
+        within=0.5,
+    )
     assert len(built) == 1 and world.reads == 1  # the stored status, read once on taking it
     members.change(None)
-    await until(lambda: len(presented) == 2)
+    await eventually("the loop ended, counted again", lambda: len(presented) == 2)
     assert len(built) == 1  # the loop ended at its next cycle; the service waits again
     evaluated = world.evaluated
     await asyncio.sleep(1.1)  # over an interval: nothing runs it here
     assert world.evaluated == evaluated
     members.change(2)
-    await until(lambda: len(built) == 2 and world.reads == 2)
+    await eventually("a second loop, reading status", lambda: len(built) == 2 and world.reads == 2)
     stopper.set()
     await asyncio.wait_for(turning, 2)
-
-
-async def until(condition: Callable[[], object], within: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "not within the deadline"
-        await asyncio.sleep(0.01)
 
 
 def test_a_service_another_member_runs_is_counted_with_the_dependencies_it_names() -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.unit.waiting import eventually
 from venue_operator.fleet import membership as membership_module
 from venue_operator.fleet.membership import Membership, RenewalThread
 from venue_operator.fleet.shards import Member, live, owner
@@ -189,10 +190,10 @@ async def test_a_service_kept_through_a_change_of_members_is_not_taken_on_again(
     assert since is not None and old.holds(moved) == since  # alone: both are its own
     waiting = asyncio.ensure_future(old.changed())
     await new.tick()
+    assert not waiting.done()
     clock[0] += 5
     await old.tick()  # lists op-1
-    await asyncio.sleep(0)
-    assert waiting.done()
+    await asyncio.wait_for(waiting, 1)  # woken by the change
     assert old.holds(kept) == since and old.holds(moved) is None and old.epoch == since + 1
     clock[0] += 14  # past nine tenths of its term, then renewed: anything may have moved
     await old.tick()
@@ -237,22 +238,23 @@ async def test_a_busy_main_loop_delays_no_renewal_and_loses_no_service() -> None
     async def members() -> list[tuple[str, datetime, timedelta]]:
         return list(leases)
 
-    mine = Membership("op-0", renew, members, term)
-    mine.thread = RenewalThread()
+    mine = Membership("op-0", renew, members, term, thread=RenewalThread())
+    assert mine.thread is not None
     try:
         await mine.tick()
         epoch = mine.holds(KEYS[0])
         assert epoch is not None
         mine.task = asyncio.create_task(mine.run_forever())
-        await asyncio.sleep(0.05)
+        await eventually("renewing on its thread", lambda: len(renewed) >= 3)
         blocked_at = time.monotonic()
         time.sleep(1.0)  # noqa: ASYNC251 - the main loop busy for a term and a half, on purpose
         during = [t for t in renewed if t > blocked_at]
         assert len(during) >= 3, renewed  # every third of a term all the same
         assert mine.holds(KEYS[0]) == epoch  # still current: renewed in time
-        await asyncio.sleep(0.05)  # the renewals made meanwhile are applied
+        await eventually("the renewals made meanwhile applied here",
+                         lambda: (mine._renewed_at or 0) > blocked_at)  # fmt: skip
         assert mine.holds(KEYS[0]) == epoch and mine.members == ("op-0",)
     finally:
         if mine.task is not None:
             mine.task.cancel()
-        mine.thread.stop()
+        await mine.thread.close()

@@ -8,7 +8,7 @@ import math
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -16,6 +16,7 @@ import pytest
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.unit.waiting import eventually
 from venue_lab.simulator import (
     FAULT_FIELDS,
     HEALTHY,
@@ -70,14 +71,6 @@ async def service(sim: Simulator) -> SimulatedService:
 async def client() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(timeout=5.0) as http:
         yield http
-
-
-async def eventually(what: str, probe: Callable[[], Awaitable[bool]], within: float = 5.0) -> None:
-    deadline = time.monotonic() + within
-    while not await probe():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 async def scrape(client: httpx.AsyncClient, svc: SimulatedService) -> Samples:

@@ -188,13 +188,13 @@ async def _membership(
         return None, FleetRate(per_minute) if per_minute > 0 else None
     lease = timedelta(seconds=ours.shard_lease)
     thread = RenewalThread()  # with its own connection: a busy main loop delays no renewal
-    renewals = await thread.run(calls.connect())
+    thread.api = await thread.run(calls.connect())
     membership = Membership(
         ours.shard,
-        functools.partial(leases.renew, renewals, ours.shard_namespace, ours.shard, lease),
-        functools.partial(leases.members, renewals, ours.shard_namespace), lease,
+        functools.partial(leases.renew, thread.api, ours.shard_namespace, ours.shard, lease),
+        functools.partial(leases.members, thread.api, ours.shard_namespace), lease,
+        thread=thread,
     )  # fmt: skip
-    membership.thread, membership.api = thread, renewals
     rate = None
     if per_minute > 0:
         rate = ShardedRate(per_minute, ours.shard, lambda: membership.members)
@@ -229,9 +229,8 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
         memo.membership.task.cancel()
         with contextlib.suppress(Exception):  # the Lease then expires on its own
             await leases.release(memo.api, ours.shard_namespace, memo.membership.me)
-        with contextlib.suppress(Exception):
-            await memo.membership.thread.run(memo.membership.api.close())
-        memo.membership.thread.stop()
+        if memo.membership.thread is not None:
+            await memo.membership.thread.close()
     memo.api_server_refresher.cancel()
     memo.ctx.metrics.reader.close()
     await memo.http.aclose()
@@ -331,7 +330,7 @@ async def watch_venue_service(
     try:
         await turns.take_turns(
             f"{ns}/{name}", membership, lambda: ServiceLoop(ns, name, body, indexes, ports),
-            lifetime, present, None if membership is None else membership.lease.total_seconds() / 3,
+            lifetime, present, None if membership is None else membership.period,
         )  # fmt: skip
     finally:
         deletions.forget(uid)

@@ -18,6 +18,7 @@ one (one replica, the first to start)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import threading
 import time
@@ -48,12 +49,13 @@ class Membership:
     def __init__(
         self, me: str, renew: Callable[[Mapping[str, str]], Awaitable[None]],
         members: Callable[[], Awaitable[Sequence[tuple[Any, ...]]]], lease: timedelta,
-        exchange: Exchange | None = None,
+        exchange: Exchange | None = None, thread: RenewalThread | None = None,
     ) -> None:  # fmt: skip
         """`renew(annotations)`; `members()`: the Leases as (holder, renewed, term[,
-        annotations]) (kube/leases.py)."""
+        annotations]) (kube/leases.py); `thread`: where they run (their API connection's),
+        else on this loop."""
         self.me, self._renew, self._members, self.lease = me, renew, members, lease
-        self.exchange = exchange
+        self.exchange, self.thread = exchange, thread
         self.members: tuple[str, ...] = ()
         self.epoch = 0
         self.task: asyncio.Task[None] | None = None  # run_forever, once started
@@ -64,8 +66,6 @@ class Membership:
         self._history: list[tuple[int, tuple[str, ...]]] = []
         self._since: dict[str, int | None] = {}
         self._changed = asyncio.Event()
-        self.thread: RenewalThread | None = None  # renews there (cli/handlers.py), else here
-        self.api: Any = None  # the renewal thread's API connection, closed on the way out
         # what the renewal thread publishes, prepared here; and when it last renewed in time
         self._outbox: dict[str, str] = {}
         self._renewed_in_time = -math.inf
@@ -75,6 +75,11 @@ class Membership:
         a renewal applied here, or one the renewal thread made in time after it)."""
         renewed = max(self._renewed_at or -math.inf, self._renewed_in_time)
         return time.monotonic() - renewed < self.lease.total_seconds() * 2 / 3
+
+    @property
+    def period(self) -> float:
+        """Seconds between renewals: a third of the term (and the spread of a take-over)."""
+        return self.lease.total_seconds() / 3
 
     def _lapsed(self, landed: float, after: float | None = None) -> bool:
         """A renewal that landed at `landed` comes after our Lease may have expired for the
@@ -176,7 +181,7 @@ class Membership:
 
     def _until_next(self, started: float) -> float:
         """Renewals begin every third of a term, however long the last one took."""
-        return max(0.0, started + self.lease.total_seconds() / 3 - time.monotonic())
+        return max(0.0, started + self.period - time.monotonic())
 
     async def _renew_forever(self, main: asyncio.AbstractEventLoop) -> None:
         """On the renewal thread. A renewal short of a lapse counts at once (`current`); one
@@ -213,6 +218,7 @@ class RenewalThread:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
+        self.api: Any = None  # the API connection made on it (cli/handlers.py), closed with it
         self._thread = threading.Thread(target=self.loop.run_forever, name="lease-renewals",
                                          daemon=True)  # fmt: skip
         self._thread.start()
@@ -221,6 +227,11 @@ class RenewalThread:
         """`work` run on the renewal thread, awaited from the main loop."""
         return asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, self.loop))
 
-    def stop(self) -> None:
+    async def close(self) -> None:
+        """Its API connection closed, its loop stopped, the thread joined (not blocking the
+        main loop meanwhile)."""
+        if self.api is not None:
+            with contextlib.suppress(Exception):
+                await self.run(self.api.close())
         self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=5)
+        await asyncio.to_thread(self._thread.join, 5)
