@@ -488,6 +488,7 @@ async def test_a_service_has_a_loop_only_while_this_replica_owns_it(
 def test_a_service_another_member_runs_is_counted_with_the_dependencies_it_names() -> None:
     assert depends_on({"dependsOn": ["orders-db", "cache"]}) == ("orders-db", "cache")
     assert depends_on({"dependsOn": ["Not A Name"]}) == ()  # its loop would refuse the spec
+    assert depends_on({"dependsOn": [f"db-{i}" for i in range(9)]}) == ()  # more than 8 too
     assert depends_on({}) == () and depends_on(None) == ()
 
 

@@ -152,10 +152,10 @@ class ServiceLoop:
 
     async def run(self, stopped: StopFlag, spread: float | None = None) -> None:
         """Until stopped or, with shards, released to another replica (loop/turns.py)."""
-        # Spread the cycles over the whole interval: 1,000 services starting within a few
-        # seconds of each other probe in bursts, and the bursts' loop lag reads as slow probes.
-        # A service taken over is due: within `spread`.
-        await stopped.wait(random.uniform(0, min(self._interval(), spread or float("inf"))))
+        # Spread over the whole interval (1,000 services starting together probe in bursts, and
+        # the bursts' loop lag reads as slow probes); a service taken over is due: `spread`.
+        first = self._interval() if spread is None else min(self._interval(), spread)
+        await stopped.wait(random.uniform(0, first))
         try:
             while not stopped and not self.ownership.released:
                 started = time.monotonic()

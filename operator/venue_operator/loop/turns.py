@@ -15,12 +15,12 @@ from pydantic import TypeAdapter, ValidationError
 
 from venue_operator.loop.lifetime import Lifetime
 from venue_operator.loop.service_loop import ServiceLoop
-from venue_operator.model.spec import DependencyName
+from venue_operator.model.spec import DependsOn
 
 # Whatever the members do, a waiting service is counted again this often: the fleet board
 # leaves out a service it has not heard of within its storm window (60 s by default).
 PRESENT_EVERY_S = 20.0
-_DEPENDS_ON = TypeAdapter(list[DependencyName])
+_DEPENDS_ON = TypeAdapter(DependsOn)
 
 
 class Turns(Protocol):
@@ -56,6 +56,6 @@ def depends_on(spec: Any) -> tuple[str, ...]:
     service another member runs without this replica validating the whole spec); none when
     they are not valid names, as its loop would refuse the spec."""
     try:
-        return tuple(_DEPENDS_ON.validate_python((spec or {}).get("dependsOn") or [])[:8])
+        return tuple(_DEPENDS_ON.validate_python((spec or {}).get("dependsOn") or []))
     except (ValidationError, AttributeError):
         return ()

@@ -40,6 +40,7 @@ SHORT_NAMES = ["venuesvc", "vsvc"]
 
 RUNBOOK_PORT = 3002
 DependencyName = Annotated[str, Field(min_length=1, max_length=63, pattern=DNS_LABEL)]
+DependsOn = Annotated[list[DependencyName], Field(max_length=8)]
 
 
 class ServiceEndpoint(Model):
@@ -289,8 +290,8 @@ class VenueServiceSpec(Model):
     remediation: RemediationPolicy = Field(default_factory=RemediationPolicy)
     rollout_guard: RolloutGuard = Field(default_factory=RolloutGuard)
     notification: Notification | None = None
-    depends_on: list[DependencyName] | None = Field(
-        default=None, max_length=8,
+    depends_on: DependsOn | None = Field(
+        default=None,
         description=(
             "Shared dependencies of this service (e.g. the name of the database behind it). "
             "Services naming the same one are judged together by the operator's fleet storm "
