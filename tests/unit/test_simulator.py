@@ -74,7 +74,11 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def scrape(client: httpx.AsyncClient, svc: SimulatedService) -> Samples:
-    response = await client.get(f"{svc.url}/metrics")
+    return await scrape_url(client, f"{svc.url}/metrics")
+
+
+async def scrape_url(client: httpx.AsyncClient, url: str) -> Samples:
+    response = await client.get(url)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
     return {
@@ -417,6 +421,29 @@ async def test_control_api_lists_and_adds_services(
     for bad in ({"name": "venue"}, {"name": "Bad_Name"}, {"name": "x", "rate": "fast"}, {}):
         assert (await client.post(f"{sim.control_url}/services", json=bad)).status_code == 400
     assert (await client.get(f"{sim.control_url}/services/nope/faults")).status_code == 404
+
+
+async def test_the_fleet_exposition_is_every_listening_service_labelled(
+    sim: Simulator, service: SimulatedService, client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    other = await sim.add_service("other", faults=HEALTHY.with_overrides({"error_ratio": 0.5}))
+    clock.advance(60)
+    gauges = {"db_pool_in_use", "db_pool_pending", "process_resident_memory_bytes"}  # jitter
+
+    def counters(samples: Samples) -> Samples:
+        return {key: value for key, value in samples.items() if key[0] not in gauges}
+
+    own = {svc.name: counters(await scrape(client, svc)) for svc in (service, other)}
+    fleet = counters(await scrape_url(client, f"{sim.control_url}/metrics"))  # same clock
+    for name, samples in own.items():
+        labelled = {(n, lbl | {("service", name)}): v for (n, lbl), v in samples.items()}
+        assert {k: v for k, v in fleet.items() if ("service", name) in k[1]} == labelled
+    assert total(fleet, "http_requests_total", service="other") > 0
+    assert len(fleet) == sum(len(samples) for samples in own.values())
+
+    await other.set_faults(not_starting=True)  # its own scrape would fail: not in the fleet's
+    fleet = await scrape_url(client, f"{sim.control_url}/metrics")
+    assert {dict(lbl)["service"] for _, lbl in fleet} == {"venue"}
 
 
 async def test_two_hundred_services_in_one_process(client: httpx.AsyncClient) -> None:

@@ -211,38 +211,45 @@ class ServiceBehaviour:
             "venue_migrations_pending": 1 if faults.migrations_pending else 0,
         }
 
-    def metrics_text(self, now: float) -> str:
-        """Prometheus text exposition (format 0.0.4) after catching up to `now`."""
+    def metrics_text(self, now: float, labels: str = "") -> str:
+        """Prometheus text exposition (format 0.0.4) after catching up to `now`. `labels`
+        (e.g. `service="venue-001"`) goes on every sample, and then no HELP/TYPE lines: the
+        fleet's exposition interleaves every service's families (control.py)."""
         self.advance(now)
+        extra = f"{labels}," if labels else ""
         lines = [
             "# HELP http_requests_total HTTP requests served.",
             "# TYPE http_requests_total counter",
         ]
         for (route, code, tenant), value in self.requests.items():
             lines.append(
-                f'http_requests_total{{route="{route}",status_code="{code}",tenant="{tenant}"}} '
-                f"{_number(value)}"
+                f'http_requests_total{{{extra}route="{route}",status_code="{code}",'
+                f'tenant="{tenant}"}} {_number(value)}'
             )
-        lines += self._histogram_lines()
+        lines += self._histogram_lines(extra)
         lines += [
             "# HELP rate_limit_exceeded_total Requests rejected by the rate limiter.",
             "# TYPE rate_limit_exceeded_total counter",
         ]
         for tenant, value in self.rate_limited.items():
-            lines.append(f'rate_limit_exceeded_total{{tenant="{tenant}"}} {_number(value)}')
+            lines.append(f'rate_limit_exceeded_total{{{extra}tenant="{tenant}"}} {_number(value)}')
+        bare = f"{{{labels}}}" if labels else ""
         for name, value in self.gauges().items():
-            lines += [f"# TYPE {name} gauge", f"{name} {_number(float(value))}"]
+            lines += [f"# TYPE {name} gauge", f"{name}{bare} {_number(float(value))}"]
+        if labels:
+            lines = [line for line in lines if not line.startswith("#")]
         return "\n".join(lines) + "\n"
 
-    def _histogram_lines(self) -> list[str]:
+    def _histogram_lines(self, extra: str) -> list[str]:
         name = "http_request_duration_seconds"
         lines = [f"# HELP {name} HTTP request latency.", f"# TYPE {name} histogram"]
         for route, counts in self.buckets.items():
             cumulative = 0.0
+            head = f'{extra}route="{route}"'
             for bound, count in zip((*BUCKETS, math.inf), counts, strict=True):
                 cumulative += count
                 le = "+Inf" if bound == math.inf else repr(bound)
-                lines.append(f'{name}_bucket{{route="{route}",le="{le}"}} {_number(cumulative)}')
-            lines.append(f'{name}_sum{{route="{route}"}} {_number(self.latency_sum[route])}')
-            lines.append(f'{name}_count{{route="{route}"}} {_number(cumulative)}')
+                lines.append(f'{name}_bucket{{{head},le="{le}"}} {_number(cumulative)}')
+            lines.append(f"{name}_sum{{{head}}} {_number(self.latency_sum[route])}")
+            lines.append(f"{name}_count{{{head}}} {_number(cumulative)}")
         return lines

@@ -37,6 +37,7 @@ log = structlog.get_logger(__name__)
 
 DEFAULT_RATE = 20.0
 DEFAULT_HANG_S = 30.0
+FLEET_METRICS_BATCH = 100  # services rendered between two writes of the fleet's /metrics
 _SERVICE_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?")
 
 
@@ -237,7 +238,24 @@ async def add_service(request: web.Request) -> web.Response:
     return web.json_response({"name": service.name, **service.describe()}, status=201)
 
 
+async def fleet_metrics(request: web.Request) -> web.StreamResponse:
+    """Every listening service's series in one exposition, each labelled `service="NAME"`:
+    one scrape target for a whole fleet (bench/scale.py), where one target per service costs
+    Prometheus and this process a scrape each. Written a batch at a time, so that probes are
+    answered between batches."""
+    response = web.StreamResponse(headers={"Content-Type": "text/plain; version=0.0.4"})
+    await response.prepare(request)
+    services = [s for s in request.app[SIMULATOR].services.values() if s.listening]
+    for start in range(0, len(services), FLEET_METRICS_BATCH):
+        batch = services[start : start + FLEET_METRICS_BATCH]
+        await response.write("".join(s.metrics_text(f'service="{s.name}"') for s in batch).encode())
+        await asyncio.sleep(0)  # a write returns without yielding while its buffer has room
+    await response.write_eof()
+    return response
+
+
 CONTROL_ROUTES = [
+    web.get("/metrics", fleet_metrics),
     web.get("/services", list_services),
     web.post("/services", add_service),
     web.get("/services/{name}", get_service),

@@ -81,8 +81,8 @@ class SimulatedService:
     def listening(self) -> bool:
         return self._runner is not None
 
-    def metrics_text(self) -> str:
-        return self.behaviour.metrics_text(self._clock())
+    def metrics_text(self, labels: str = "") -> str:
+        return self.behaviour.metrics_text(self._clock(), labels)
 
     def describe(self) -> dict[str, object]:
         return {
