@@ -8,6 +8,7 @@ by observe/http.py's connector, which connects to the address it judged).
 from __future__ import annotations
 
 import fnmatch
+import functools
 import ipaddress
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -243,10 +244,16 @@ def _own_service(host: str, namespace: str) -> bool:
 OUTSIDE = "an IP address outside --allow-service-cidr"
 
 
+@functools.cache
+def _network(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """An admin's --allow-service-cidr, parsed once (judged at every probe's connection)."""
+    return ipaddress.ip_network(cidr, strict=False)
+
+
 def _ip_refusal(ip: IPAddress, tenancy: Tenancy) -> str | None:
     ip = normal_ip(ip)
     for cidr in tenancy.service_cidrs:
-        if ip in ipaddress.ip_network(cidr, strict=False):
+        if ip in _network(cidr):
             return None
     if ip.is_loopback:
         return "a loopback address"
