@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-import httpx
 import pytest
 from aiohttp import web
 
 from venue_lab.processes import free_port
-from venue_operator.observe.http import probe_client
+from venue_operator.observe.http import Dialer
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -36,7 +35,6 @@ async def serve() -> AsyncIterator[Callable[[Handler], Awaitable[str]]]:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    """The client the operator's own GETs use (observe/http.py)."""
-    async with probe_client() as client:
-        yield client
+def http() -> Dialer:
+    """How the operator's own GETs connect (observe/http.py), with no tenant boundary."""
+    return Dialer()

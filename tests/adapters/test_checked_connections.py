@@ -1,5 +1,5 @@
 """#23: a probe resolves the host once, judges every address and connects to the one judged
-(observe/http.py's CheckedBackend, observe/targets.py's ProbeTargets); a refused address is
+(observe/http.py's Dialer, observe/targets.py's ProbeTargets); a refused address is
 never connected to. A loopback listener counts the requests that reach it."""
 
 from __future__ import annotations
@@ -97,24 +97,23 @@ LAB = Tenancy(service_cidrs=("127.0.0.0/8",))
 async def test_a_refused_address_is_never_connected_to(
     listener: Listener, url: str, make: Callable[[int], ProbeTargets], why: str
 ) -> None:
-    async with make(listener.port).client() as client:
-        result = await probe(client, url.format(port=listener.port), 2.0)
+    result = await probe(make(listener.port).dialer, url.format(port=listener.port), 2.0)
     assert result.failure is ProbeFailure.NOT_ALLOWED and why in result.detail, result
     assert "nothing fetched" in result.detail and "pw" not in result.detail
     assert listener.hits == []
 
 
 async def test_a_name_that_resolves_to_nothing_is_unreachable(listener: Listener) -> None:
-    async with targets(LAB)(listener.port).client() as client:
-        result = await probe(client, f"http://nowhere.mine.svc:{listener.port}/health", 2.0)
+    dialer = targets(LAB)(listener.port).dialer
+    result = await probe(dialer, f"http://nowhere.mine.svc:{listener.port}/health", 2.0)
     assert result.failure is ProbeFailure.UNREACHABLE and listener.hits == []
 
 
 async def test_an_allowed_name_is_fetched_from_the_address_judged(listener: Listener) -> None:
     """Resolved once (the fake knows only NAMES: a second resolution through the system
     would not find the name), with the URL's host in the Host header; no userinfo sent."""
-    async with targets(LAB)(listener.port).client() as client:
-        result = await probe(client, f"http://user:pw@venue.mine.svc:{listener.port}/h", 2.0)
+    dialer = targets(LAB)(listener.port).dialer
+    result = await probe(dialer, f"http://user:pw@venue.mine.svc:{listener.port}/h", 2.0)
     assert result.ok, result
     (request,) = listener.hits
     assert request.headers["Host"] == f"venue.mine.svc:{listener.port}"
@@ -186,9 +185,9 @@ async def test_tls_is_checked_against_the_name_while_the_judged_address_is_diall
     certificate is checked for venue.mine.svc (sent as SNI); the same server reached under a
     name its certificate does not carry is refused by TLS, before any request."""
     port = tls_listener.port
-    async with targets(LAB)(port).client() as client:
-        good = await probe(client, f"https://venue.mine.svc:{port}/health", 5.0)
-        wrong = await probe(client, f"https://evil.mine.svc:{port}/health", 5.0)
+    dialer = targets(LAB)(port).dialer
+    good = await probe(dialer, f"https://venue.mine.svc:{port}/health", 5.0)
+    wrong = await probe(dialer, f"https://evil.mine.svc:{port}/health", 5.0)
     assert good.ok, good
     assert wrong.failure is ProbeFailure.UNREACHABLE, wrong
     (request,) = tls_listener.hits

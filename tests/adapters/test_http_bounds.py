@@ -1,5 +1,5 @@
-"""Our own GETs' client (observe/http.py) against real loopback servers: compressed bodies
-read within the cap (a gzip bomb costs the cap, not what it inflates to), no redirects, no
+"""Our own GETs (observe/http.py) against real loopback servers: compressed bodies read
+within the cap (a gzip bomb costs the cap, not what it inflates to), no redirects, no
 cookies kept, no proxy taken from the environment."""
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ import tracemalloc
 import zlib
 from collections.abc import Awaitable, Callable
 
-import httpx
 import pytest
 from aiohttp import web
 
@@ -17,7 +16,7 @@ from tests.adapters.conftest import Handler
 from venue_lab.processes import free_port
 from venue_operator.model.observations import ProbeFailure
 from venue_operator.observe.health import MAX_BODY_BYTES, probe
-from venue_operator.observe.http import get_bounded, probe_client
+from venue_operator.observe.http import Dialer, get_bounded
 
 Serve = Callable[[Handler], Awaitable[str]]
 OK = b'{"status": "ok", "checks": {"database": "ok"}}'
@@ -46,14 +45,14 @@ def raw_deflate(body: bytes) -> bytes:
         ("identity", OK),
     ],
 )
-async def test_an_encoded_answer_is_read(serve: Serve, http: httpx.AsyncClient,
+async def test_an_encoded_answer_is_read(serve: Serve, http: Dialer,
                                          encoding: str, body: bytes) -> None:  # fmt: skip
     result = await probe(http, await serve(encoded(body, encoding)), 1.0)
     assert result.ok, result.detail
 
 
 async def test_a_gzip_bomb_costs_the_cap_not_what_it_inflates_to(
-    serve: Serve, http: httpx.AsyncClient
+    serve: Serve, http: Dialer
 ) -> None:
     bomb = gzip.compress(b"0" * (64 * 1024 * 1024), compresslevel=9)  # 64 MB in ~64 KB
     url = await serve(encoded(bomb, "gzip"))
@@ -68,9 +67,7 @@ async def test_a_gzip_bomb_costs_the_cap_not_what_it_inflates_to(
     assert peak < 1024 * 1024, f"{peak} bytes allocated while reading a 64 MB bomb"
 
 
-async def test_a_body_over_the_cap_on_the_wire_is_cut_off_too(
-    serve: Serve, http: httpx.AsyncClient
-) -> None:
+async def test_a_body_over_the_cap_on_the_wire_is_cut_off_too(serve: Serve, http: Dialer) -> None:
     # empty stored blocks: a wire that never stops while it inflates to nothing
     squeeze = zlib.compressobj(wbits=zlib.MAX_WBITS | 16)
     padding = b"".join(
@@ -86,14 +83,14 @@ async def test_a_body_over_the_cap_on_the_wire_is_cut_off_too(
      ("gzip", b"not gzip at all")],
 )  # fmt: skip
 async def test_a_body_we_cannot_decode_is_a_failure_not_a_guess(
-    serve: Serve, http: httpx.AsyncClient, encoding: str, body: bytes
+    serve: Serve, http: Dialer, encoding: str, body: bytes
 ) -> None:
     result = await probe(http, await serve(encoded(body, encoding)), 1.0)
     assert result.failure is ProbeFailure.UNREACHABLE
     assert result.detail.startswith("DecodingError"), result.detail
 
 
-async def test_redirects_are_not_followed(serve: Serve, http: httpx.AsyncClient) -> None:
+async def test_redirects_are_not_followed(serve: Serve, http: Dialer) -> None:
     async def redirect(request: web.Request) -> web.Response:
         if request.path == "/elsewhere":
             return web.Response(body=OK, content_type="application/json")
@@ -103,7 +100,7 @@ async def test_redirects_are_not_followed(serve: Serve, http: httpx.AsyncClient)
     assert result.failure is ProbeFailure.HTTP_STATUS and result.status_code == 302
 
 
-async def test_cookies_are_not_kept(serve: Serve, http: httpx.AsyncClient) -> None:
+async def test_cookies_are_not_kept(serve: Serve, http: Dialer) -> None:
     seen: list[str | None] = []
 
     async def handler(request: web.Request) -> web.Response:
@@ -126,5 +123,4 @@ async def test_no_proxy_is_taken_from_the_environment(
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
     url = await serve(encoded(OK, "identity"))
-    async with probe_client() as client:
-        assert (await probe(client, url, 1.0)).ok
+    assert (await probe(Dialer(), url, 1.0)).ok

@@ -9,7 +9,6 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import pytest
 from aiohttp import web
 from pydantic import ValidationError
@@ -20,7 +19,7 @@ from venue_lab.simulator import Simulator
 from venue_lab.tls import self_signed
 from venue_operator.guard.pod_metrics import PodTarget, counters, read_pod, read_pods
 from venue_operator.model.rollout_guard import PodEndpoint, RolloutGuard
-from venue_operator.observe.http import probe_client
+from venue_operator.observe.http import Dialer
 
 BORN = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
@@ -40,7 +39,7 @@ def target(name: str, port_host: str = "127.0.0.1", ready: bool = True) -> PodTa
     return PodTarget(name, port_host, "h1", BORN, ready, 0, False)
 
 
-async def test_a_pods_counters_and_health_as_its_image_says(http: httpx.AsyncClient) -> None:
+async def test_a_pods_counters_and_health_as_its_image_says(http: Dialer) -> None:
     clock = Clock()
     port = free_port()
     async with Simulator(clock=clock, seed=3) as sim:
@@ -53,18 +52,14 @@ async def test_a_pods_counters_and_health_as_its_image_says(http: httpx.AsyncCli
     assert sample.buckets[float("inf")] == pytest.approx(sample.requests)
 
 
-async def test_unreachable_refused_and_not_ready_pods(
-    http: httpx.AsyncClient, serve: object
-) -> None:
+async def test_unreachable_refused_and_not_ready_pods(http: Dialer, serve: object) -> None:
     refused = await read_pod(http, target("gone"), 1.0, on(free_port()))
     assert not refused.reachable and refused.health_ok is False
     not_ready = await read_pod(http, target("starting", ready=False), 1.0, on(free_port()))
     assert not not_ready.reachable and not_ready.health_ok is None  # not probed at all
 
 
-async def test_one_hung_pod_delays_none_of_the_others(
-    http: httpx.AsyncClient, serve: object
-) -> None:
+async def test_one_hung_pod_delays_none_of_the_others(http: Dialer, serve: object) -> None:
     async def hang(request: web.Request) -> web.StreamResponse:
         await asyncio.sleep(30)
         return web.Response()
@@ -74,7 +69,7 @@ async def test_one_hung_pod_delays_none_of_the_others(
     hung_port = int(url.rsplit(":", 1)[1])
     started = time.monotonic()
     pods = [target("hung"), target("refused", "127.0.0.2")]
-    samples = await read_pods(probe_client, pods, 0.5, on(hung_port))
+    samples = await read_pods(pods, 0.5, on(hung_port))
     assert time.monotonic() - started < 2.0
     assert [s.reachable for s in samples] == [False, False]
     assert [s.health_ok for s in samples] == [False, False]
@@ -112,10 +107,9 @@ async def test_a_pod_on_https_at_its_own_port_and_paths_is_read(tmp_path: Path) 
         clock.now += 50
         spec = on(port, scheme="https", metricsPath="/internal/metrics",
                   healthPath="/internal/health/full")  # fmt: skip
-        (read,) = await read_pods(probe_client, [target("p")], 2.0, spec)
-        (plain,) = await read_pods(probe_client, [target("p")], 2.0, on(port))
-        async with probe_client() as verifying:
-            checked = await read_pod(verifying, target("p"), 2.0, spec)
+        (read,) = await read_pods([target("p")], 2.0, spec)
+        (plain,) = await read_pods([target("p")], 2.0, on(port))
+        checked = await read_pod(Dialer(), target("p"), 2.0, spec)  # verifying: refused
     assert read.reachable and read.health_ok and read.requests == pytest.approx(1000, abs=1)
     assert not plain.reachable and not checked.reachable
 

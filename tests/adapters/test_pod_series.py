@@ -20,7 +20,6 @@ from venue_operator.guard.pod_series import from_prometheus, pod_queries, read_p
 from venue_operator.model.rollout_guard import RolloutGuard
 from venue_operator.model.status import GuardSource
 from venue_operator.observe.endpoints import GRACE, Limits
-from venue_operator.observe.http import probe_client
 from venue_operator.observe.prometheus import PrometheusReader
 from venue_operator.tenancy.promql_scope import Refused
 
@@ -79,7 +78,7 @@ async def test_pods_refused_on_their_port_are_read_from_prometheus(
     pods = [PodTarget(name, "127.0.0.1", version, BORN, True, 0, False)
             for name, (version, _, _) in PODS.items()]  # fmt: skip
     nobody = RolloutGuard.model_validate({"pods": {"port": free_port()}})  # nobody listens
-    direct = await read_pods(probe_client, pods, TIMEOUT, nobody)
+    direct = await read_pods(pods, TIMEOUT, nobody)
     assert not any(s.reachable for s in direct)
     found = await read_pod_series(reader.query, url, queries())
     assert not isinstance(found, str)

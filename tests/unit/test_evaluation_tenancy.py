@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import pytest
 
 from venue_operator.loop.evaluation import Context, evaluate
@@ -13,7 +12,7 @@ from venue_operator.model.observations import MetricReadings, ProbeFailure, Work
 from venue_operator.model.spec import VenueServiceSpec
 from venue_operator.model.status import VenueServiceStatus
 from venue_operator.observe.batcher import MetricsBatcher
-from venue_operator.observe.http import static_resolver
+from venue_operator.observe.http import Dialer, static_resolver
 from venue_operator.observe.metrics_source import metrics_target
 from venue_operator.observe.prometheus import PrometheusReader, Target
 from venue_operator.observe.targets import ProbeTargets
@@ -84,24 +83,21 @@ class NoMetrics(MetricsBatcher):
 
 
 async def test_refused_urls_fetch_nothing_and_say_why() -> None:
-    requests: list[str] = []
+    dialled: list[str] = []
 
-    async def on_request(request: httpx.Request) -> httpx.Response:
-        requests.append(str(request.url))
-        return httpx.Response(200, json={"status": "ok"})
-
-    def http() -> httpx.AsyncClient:
-        return httpx.AsyncClient(transport=httpx.MockTransport(on_request))
+    def judge(host: str, ip: object, port: int) -> str:  # asked before every connection
+        dialled.append(f"{host}:{port}")
+        return "not in this test"
 
     hostile = VenueServiceSpec.model_validate({
         "deployment": {"name": "venue"},
         "service": {"url": "http://169.254.169.254/latest/meta-data"},
         "prometheus": {"url": "http://attacker.example:9090"},
     })  # fmt: skip
-    ctx = Context(http, NoMetrics(PrometheusReader()), OWN_PROMETHEUS, tenancy=Tenancy())
+    ctx = Context(Dialer(judge), NoMetrics(PrometheusReader()), OWN_PROMETHEUS, tenancy=Tenancy())
     outcome = await evaluate(ctx, "mine", "vs", hostile, VenueServiceStatus(),
                              WorkloadState(found=False), 1)  # fmt: skip
-    assert requests == []
+    assert dialled == []
     assert outcome.observations.health.failure is ProbeFailure.NOT_ALLOWED
     assert any("link-local" in r for r in outcome.refused)
     assert any("spec.prometheus.url refused" in r for r in outcome.refused)
@@ -114,7 +110,7 @@ async def test_a_name_resolving_where_the_text_would_be_refused_fetches_nothing(
     connector's refusal is the same NotAllowed reading and TargetRefused as the text's."""
     names = {"venue.mine.svc": ["169.254.169.254"]}
     targets = ProbeTargets(Tenancy(), static_resolver(names))
-    ctx = Context(targets.client, NoMetrics(PrometheusReader()), OWN_PROMETHEUS)
+    ctx = Context(targets.dialer, NoMetrics(PrometheusReader()), OWN_PROMETHEUS)
     hostile = VenueServiceSpec.model_validate({
         "deployment": {"name": "venue"}, "service": {"url": "http://venue.mine.svc:3002"},
         "prometheus": {"url": "http://attacker.example:9090"},

@@ -68,7 +68,7 @@ async def run_check(
     finally:
         await api.close()
     ctx = Context(
-        http=targets.client,
+        dialer=targets.dialer,
         metrics=MetricsBatcher(PrometheusReader(limits=limits, auth=auth, auth_url=prometheus_url)),
         default_prometheus_url=prometheus_url,
         tenancy=tenancy,

@@ -45,7 +45,7 @@ from venue_operator.loop.workload_watch import WorkloadWatch
 from venue_operator.model.spec import GROUP, PLURAL, VERSION
 from venue_operator.observe import cluster, scalers
 from venue_operator.observe.batcher import MetricsBatcher
-from venue_operator.observe.http import Resolver, probe_client, system_resolver
+from venue_operator.observe.http import Resolver, system_resolver
 from venue_operator.observe.prometheus import PrometheusReader
 from venue_operator.observe.targets import ProbeTargets
 from venue_operator.paging.alertmanager import AlertmanagerSender
@@ -135,7 +135,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     targets = ProbeTargets(tenancy, resolver=RESOLVER)
     await targets.refresh(memo.api)  # the API server's addresses before the first probe
     memo.ctx = Context(
-        http=targets.client,  # a client per evaluation, closed with it
+        dialer=targets.dialer,
         metrics=MetricsBatcher(
             PrometheusReader(
                 limits=ours.prometheus_limits,
@@ -315,7 +315,7 @@ async def watch_venue_service(
         gitops=memo.writer,
         fleet=memo.fleet,
         board=memo.board,
-        read_pods=functools.partial(read_pods, probe_client),
+        read_pods=read_pods,
         read_series=memo.ctx.metrics.reader.query,
         prometheus_url=memo.ctx.default_prometheus_url,
         workloads=memo.workloads,

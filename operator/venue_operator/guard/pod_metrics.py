@@ -2,8 +2,8 @@
 port, scheme and paths of `rolloutGuard.pods` (default http, 3002, the runbook's paths).
 
 Read directly, not through Prometheus: no scrape interval or rate window between a bad
-version and the guard. Every read is bounded in time and size and isolated per pod (a
-client of its own, observe/http.py); a pod that cannot be read is `reachable=False`, never
+version and the guard. Every read is bounded in time and size and isolated (a connection
+of its own, observe/http.py); a pod that cannot be read is `reachable=False`, never
 a zero. A hostNetwork pod is never read on its IP: that is its node's, and the spec's port
 would reach the node's own services (the kubelet's); Prometheus may still stand in for it.
 """
@@ -15,29 +15,24 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
-import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from venue_operator.guard.judge import PodSample
 from venue_operator.guard.tenants import busiest
 from venue_operator.model.rollout_guard import PodEndpoint, RolloutGuard
 from venue_operator.observe.health import probe
-from venue_operator.observe.http import FAILURES, TIMEOUTS, get_bounded
+from venue_operator.observe.http import FAILURES, Dialer, get_bounded
 from venue_operator.observe.prometheus import TENANT_CHARS
 from venue_operator.tenancy.redact import one_line
 
 MAX_METRICS_BYTES = 1024 * 1024
 REQUESTS = "http_requests_total"
 BUCKET = "http_request_duration_seconds_bucket"
-
-
-class PodClients(Protocol):
-    """Makes a client for one pod's reads (observe/http.py's probe_client); `verify` False
-    for https to a pod IP."""
-
-    def __call__(self, *, verify: bool = True) -> httpx.AsyncClient: ...
+# A pod's IP comes from the API server, not from a tenant: no boundary to judge; https
+# unverified, as no certificate names a pod IP.
+POD_DIALER = Dialer(verify=False)
 
 
 class Unreadable(Exception):
@@ -104,10 +99,10 @@ def counters(
     return requests, errors, buckets, busiest(tenants, max_tenants)
 
 
-async def _metrics_text(client: httpx.AsyncClient, url: str, seconds: float) -> str:
+async def _metrics_text(dialer: Dialer, url: str, seconds: float) -> str:
     try:
-        status, body = await get_bounded(client, url, MAX_METRICS_BYTES, seconds)
-    except TIMEOUTS:
+        status, body = await get_bounded(dialer, url, MAX_METRICS_BYTES, seconds)
+    except TimeoutError:
         raise Unreadable(f"no answer within {seconds:g}s") from None
     except FAILURES as exc:
         raise Unreadable(type(exc).__name__) from None
@@ -135,7 +130,7 @@ def pod_url(endpoint: PodEndpoint, ip: str, path: str) -> str:
 
 
 async def read_pod(
-    client: httpx.AsyncClient, pod: PodTarget, seconds: float, guard: RolloutGuard
+    dialer: Dialer, pod: PodTarget, seconds: float, guard: RolloutGuard
 ) -> PodSample:
     """One pod's counters and health; a pod not Ready is not probed (it serves no traffic)."""
     endpoint = guard.pods
@@ -143,8 +138,8 @@ async def read_pod(
     if not _serves(pod) or pod.ip is None:
         return base
     health, metrics = await asyncio.gather(
-        probe(client, pod_url(endpoint, pod.ip, endpoint.health_path), seconds),
-        _metrics_text(client, pod_url(endpoint, pod.ip, endpoint.metrics_path), seconds),
+        probe(dialer, pod_url(endpoint, pod.ip, endpoint.health_path), seconds),
+        _metrics_text(dialer, pod_url(endpoint, pod.ip, endpoint.metrics_path), seconds),
         return_exceptions=True,
     )
     health_ok = health.ok if not isinstance(health, BaseException) else False
@@ -161,19 +156,9 @@ async def read_pod(
                    tenants=tenants)  # fmt: skip
 
 
-async def _read_alone(
-    clients: PodClients, pod: PodTarget, seconds: float, guard: RolloutGuard
-) -> PodSample:
-    if not _serves(pod):
-        return _unread(pod)
-    # a client of its own: one hung pod ties up no other's pool
-    async with clients(verify=guard.pods.scheme == "http") as client:
-        return await read_pod(client, pod, seconds, guard)
-
-
 async def read_pods(
-    clients: PodClients, pods: Iterable[PodTarget], seconds: float, guard: RolloutGuard
+    pods: Iterable[PodTarget], seconds: float, guard: RolloutGuard
 ) -> tuple[PodSample, ...]:
     """Every pod at once, each bounded by `seconds`: one hung pod delays none of the others."""
-    reads = (_read_alone(clients, pod, seconds, guard) for pod in pods)
+    reads = (read_pod(POD_DIALER, pod, seconds, guard) for pod in pods)
     return tuple(await asyncio.gather(*reads))

@@ -24,7 +24,7 @@ from venue_operator.model.spec import RUNBOOK_PORT, VenueServiceSpec
 from venue_operator.model.status import Level, VenueServiceStatus
 from venue_operator.observe import health
 from venue_operator.observe.batcher import MetricsBatcher
-from venue_operator.observe.http import Clients
+from venue_operator.observe.http import Dialer
 from venue_operator.observe.metrics_source import Admitted, metrics_target
 from venue_operator.observe.prometheus import TEMPLATES
 from venue_operator.record.transitions import EventSpec, next_status, transition_events
@@ -35,7 +35,7 @@ from venue_operator.tenancy.policy import Tenancy, service_url_refusal
 class Context:
     """What a cycle needs from the running operator (or from `venue-operator check`)."""
 
-    http: Clients  # a client per evaluation for its two probes (observe/http.py)
+    dialer: Dialer  # where the probes connect: the tenant-checked one (observe/targets.py)
     metrics: MetricsBatcher
     default_prometheus_url: str | None = None
     # Oldest shared metrics snapshot a cycle may use; None: half the probe interval. Set it
@@ -86,12 +86,11 @@ def _not_probed(reason: str) -> ProbeResult:
 async def _probes(
     ctx: Context, base: str, spec: VenueServiceSpec, seconds: float
 ) -> tuple[ProbeResult, ProbeResult]:
-    """/health and /health/full, over a client of their own (closed with the evaluation)."""
-    async with ctx.http() as client:
-        live, full = await asyncio.gather(
-            health.probe(client, base + spec.service.health_path, seconds),
-            health.probe(client, base + spec.service.full_health_path, seconds),
-        )
+    """/health and /health/full, at once, each on a connection of its own."""
+    live, full = await asyncio.gather(
+        health.probe(ctx.dialer, base + spec.service.health_path, seconds),
+        health.probe(ctx.dialer, base + spec.service.full_health_path, seconds),
+    )
     return live, full
 
 

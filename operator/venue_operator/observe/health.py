@@ -2,7 +2,7 @@
 
 Every way a probe can go wrong becomes a distinct `ProbeFailure`, and the total
 time of one probe is bounded by the spec's timeout, so one slow service never
-delays the others (each probe runs in its own task). The client and the bounded read
+delays the others (each probe runs in its own task). The connection and the bounded read
 are observe/http.py's.
 """
 
@@ -12,10 +12,8 @@ import json
 import time
 from typing import Any
 
-import httpx
-
 from venue_operator.model.observations import ProbeFailure, ProbeResult
-from venue_operator.observe.http import FAILURES, TIMEOUTS, TargetRefused, get_bounded
+from venue_operator.observe.http import FAILURES, Dialer, TargetRefused, get_bounded
 from venue_operator.tenancy.redact import one_line, safe_check_name
 
 MAX_BODY_BYTES = 64 * 1024  # a health answer is a few hundred bytes; junk is cut off here
@@ -90,12 +88,12 @@ def _interpret(status: int, body: bytes | None, elapsed: float) -> ProbeResult:
     return ProbeResult(None, "", status, checks, elapsed)
 
 
-async def probe(client: httpx.AsyncClient, url: str, seconds: float) -> ProbeResult:
+async def probe(dialer: Dialer, url: str, seconds: float) -> ProbeResult:
     """One GET of `url` bounded to `seconds` in total; never raises: the outcome is the result."""
     started = time.monotonic()
     try:
-        status, body = await get_bounded(client, url, MAX_BODY_BYTES, seconds)
-    except TIMEOUTS:
+        status, body = await get_bounded(dialer, url, MAX_BODY_BYTES, seconds)
+    except TimeoutError:
         return ProbeResult(ProbeFailure.TIMEOUT, f"no answer within {seconds:g}s")
     except TargetRefused as refused:  # an address the tenant boundaries refuse: nothing sent
         return ProbeResult(ProbeFailure.NOT_ALLOWED, refused.reason)

@@ -1,54 +1,54 @@
-"""Our own GETs (health probes, each pod's /metrics and /health/full): httpx, a small client
-per use, every read bounded in size, in decompression and in total time (`get_bounded`).
+"""Our own GETs (health probes, each pod's /metrics and /health/full): one HTTP/1.1 GET per
+connection over asyncio's streams, to an address judged first (`Dialer`), bounded in total
+time, in the answer's head, and in its body on the wire and decoded (`get_bounded`).
 
-A client serves one VenueService's evaluation (its two probes) or one pod's read, never the
-whole fleet: httpcore's pool walks all of its connections at each request and release, and
-one pool for 2,000 probes a cycle (1,000 services) took most of a core (bench/README.md); a
-pool of two costs nothing, and a tenant's hostile endpoint ties up no other tenant's pool.
-What keeps a client cheap to make (0.07 ms of CPU, made and closed): one SSLContext shared
-by all (making one reads the trust store: 34 ms), no proxy lookup in the environment, and
-no failed import of sniffio at every lock (below). Connections run on asyncio's streams
-(`StreamBackend`), not httpcore's anyio layer: a probe costs 0.59 ms of CPU against 0.77 ms
-on anyio and 0.20 ms for a bare GET on aiohttp's shared session (bench/probe_cost.py).
+No client, pool or cookie jar: a probe every 15 s outlives most servers' idle timeout (a
+kept connection closed under us would read as the service failing). The answer is read by
+hand, refusing what h11 refuses (three headers matter: length, chunks, encoding): 0.22 ms of
+CPU a probe, against 0.30-0.38 on h11 and 0.74 on httpx (bench/probe_cost.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import importlib.util
 import ipaddress
+import re
 import socket
 import ssl
-import sys
 import zlib
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from http.cookiejar import CookieJar, DefaultCookiePolicy
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import NamedTuple
+from urllib.parse import quote, urlsplit
 
-import httpcore
-import httpx
-
+from venue_operator import __version__
 from venue_operator.tenancy.policy import IPAddress
 
-if importlib.util.find_spec("sniffio") is None:
-    # httpcore runs `import sniffio` at every lock and shielded close (7 a probe) and takes
-    # asyncio when it fails; a failed import searches sys.path each time (0.07 ms a client
-    # made and closed, more per probe). Recorded as absent, the import fails at once.
-    sys.modules["sniffio"] = None  # type: ignore[assignment]
-
-T = TypeVar("T")
-Clients = Callable[[], httpx.AsyncClient]  # makes a client; the caller closes it
-ACCEPT_ENCODING = "gzip, deflate"  # what `read_bounded` decodes, and nothing else
-# No pool limit (a probe's deadline would include the wait for a slot), and connections are
-# not kept: a probe every 15 s outlives most servers' idle timeout, and a connection the
-# server closes as we reuse it would read as the service failing.
-_LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=0)
+ACCEPT_ENCODING = "gzip, deflate"  # what `_Decoder` undoes, and nothing else
+MAX_HEAD_BYTES = 64 * 1024  # an answer's status line and headers, and its longest line
+_READ_BYTES = 64 * 1024
+_HEADERS = (
+    f"Accept: */*\r\nAccept-Encoding: {ACCEPT_ENCODING}\r\n"
+    f"User-Agent: venue-operator/{__version__}\r\nConnection: close\r\n\r\n"
+).encode()
+_PORTS = {"http": 80, "https": 443}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]|^\s|\s$")  # urlsplit would drop them unsaid
+_HOST = re.compile(r"[\w.~!$&'()*+,;=:-]+", re.ASCII)  # RFC 3986's reg-name but %, IPs
+_PATH_SAFE = "/%:@!$&'()*+,;=-._~"  # what a path keeps as written; the rest is %-encoded
+_QUERY_SAFE = _PATH_SAFE + "?"
+_STATUS_LINE = re.compile(rb"HTTP/1\.[0-9] ([1-9][0-9]{2})(?:[ \t][^\r\n]*)?")
+_TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # a header's name
+_CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,15})[ \t]*(?:;[^\r\n]*)?\r?\n")  # extensions unread
+_FRAMING = (b"content-length", b"transfer-encoding", b"content-encoding")
+_END = (b"\r\n", b"\n")  # an empty line
+_NO_ANSWER = "Server disconnected without sending a response."
+_CUT_SHORT = "peer closed connection without sending complete message body"
 
 
 @functools.cache
 def _ssl_context(verify: bool = True) -> ssl.SSLContext:
-    context = ssl.create_default_context()  # the system's trust store, as aiohttp's was
+    context = ssl.create_default_context()  # the system's trust store (making one: 34 ms)
     if not verify:  # only for a pod's own IP (guard/pod_metrics.py): no name to check
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
@@ -90,165 +90,282 @@ class TargetRefused(Exception):
         self.reason = reason
 
 
-async def _within(work: Awaitable[T], seconds: float | None, late: type[Exception]) -> T:
-    """`work` within `seconds` (None: get_bounded's deadline is the bound), raising httpcore's
-    `late` after."""
-    if seconds is None:
-        return await work
-    try:
-        async with asyncio.timeout(seconds):
-            return await work
-    except TimeoutError as exc:
-        raise late(f"no answer within {seconds} s") from exc
+class GetFailed(Exception):
+    """A GET that got no answer to read; the subclass's name opens a probe's detail."""
 
 
-class _Stream(httpcore.AsyncNetworkStream):
-    """One connection as asyncio's streams: what httpcore's anyio layer does, without a cancel
-    scope and task group around each read and write (a third of a probe's CPU, measured)."""
+class InvalidURL(GetFailed):
+    """Not a URL we can send: no host, a bad port, a control character."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._reader = reader
-        self._writer = writer
 
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
+class UnsupportedProtocol(GetFailed):
+    """Neither http:// nor https:// (a Unix socket is not ours to open)."""
+
+
+class ConnectError(GetFailed):
+    """No address answered: not resolved, refused, unreachable, TLS refused."""
+
+
+class RemoteProtocolError(GetFailed):
+    """An answer not HTTP/1.1's (its head, its framing) or cut short; never quotes it."""
+
+
+class DecodingError(GetFailed):
+    """A Content-Encoding we do not read, or a body it does not decode."""
+
+
+# What a GET of ours raises besides TimeoutError (the deadline) and TargetRefused
+FAILURES = (GetFailed, OSError)
+
+
+async def get_bounded(
+    dialer: Dialer, url: str, limit: int, seconds: float
+) -> tuple[int, bytes | None]:
+    """GET `url` through `dialer` within `seconds` in all (connect, answer, body;
+    TimeoutError after): its status, and its decoded body or None once that or what came
+    over the wire is over `limit` bytes. No redirect followed, the connection never kept."""
+    target = _Url.of(url)
+    async with asyncio.timeout(seconds):
+        reader, writer = await dialer._connect(target)
         try:
-            return await _within(self._reader.read(max_bytes), timeout, httpcore.ReadTimeout)
-        except OSError as exc:
-            raise httpcore.ReadError(str(exc) or type(exc).__name__) from exc
+            writer.write(b"GET %s HTTP/1.1\r\nHost: %s\r\n%s" % (
+                target.target.encode(), target.authority.encode(), _HEADERS))  # fmt: skip
+            return await _answer(reader, limit)
+        finally:
+            # abort, not close: all is read that will be, and a hostile server that never
+            # answers TLS's close_notify must not keep the connection
+            writer.transport.abort()
 
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:  # noqa: ASYNC109
-        if not buffer:
-            return
+
+class _Url(NamedTuple):
+    scheme: str
+    host: str  # resolved, judged and TLS's server name: lower case, IDNA, IPv6 unbracketed
+    port: int
+    target: str  # the request line's: path and query, %-encoded
+    authority: str  # the Host header, as httpx sent it: the port when not the scheme's own
+
+    @classmethod
+    def of(cls, url: str) -> _Url:
+        """`url` parsed as tenancy/policy.py parses it (urlsplit); userinfo and fragment
+        dropped: they are never sent."""
+        if _CONTROL.search(url):
+            raise InvalidURL("a control character, or space at an end, in the URL")
         try:
-            self._writer.write(buffer)
-            await _within(self._writer.drain(), timeout, httpcore.WriteTimeout)
-        except OSError as exc:
-            raise httpcore.WriteError(str(exc) or type(exc).__name__) from exc
+            parts = urlsplit(url)
+            port = parts.port
+            path = quote(parts.path or "/", safe=_PATH_SAFE)
+            query = "?" + quote(parts.query, safe=_QUERY_SAFE) if parts.query else ""
+        except ValueError as exc:  # a port that is no number or over 65535, a lone surrogate
+            raise InvalidURL(str(exc)) from None
+        if parts.scheme not in _PORTS:
+            raise UnsupportedProtocol(f"not an http:// or https:// URL: {parts.scheme!r}")
+        host = _host(parts.hostname or "")
+        default = _PORTS[parts.scheme]
+        port = port or default  # 0 too, as tenancy/policy.py reads it
+        name = f"[{host}]" if ":" in host else host
+        authority = name if port == default else f"{name}:{port}"
+        return cls(parts.scheme, host, port, path + query, authority)
 
-    async def aclose(self) -> None:
-        # abort, not close: a probe has read all it will, and a hostile server that never
-        # answers TLS's close_notify must not keep the connection for 30 s after
-        self._writer.transport.abort()
 
-    async def start_tls(
-        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's
-    ) -> httpcore.AsyncNetworkStream:  # fmt: skip
+def _host(host: str) -> str:
+    """The host as resolved and judged: as tenancy/policy.py read it, %-escapes and all (an
+    escape is refused, never decoded into another name)."""
+    if not host.isascii():
         try:
-            handshake = self._writer.start_tls(ssl_context, server_hostname=server_hostname)
-            await _within(handshake, timeout, httpcore.ConnectTimeout)
-        except (OSError, ssl.SSLError) as exc:  # a certificate refused is an SSLError
-            self._writer.transport.abort()
-            raise httpcore.ConnectError(str(exc) or type(exc).__name__) from exc
-        return self
-
-    def get_extra_info(self, info: str) -> Any:
-        if info == "is_readable":  # asked of a kept connection (we keep none): never reuse
-            return True
-        names = {"ssl_object": "ssl_object", "client_addr": "sockname",
-                 "server_addr": "peername", "socket": "socket"}  # fmt: skip
-        return self._writer.get_extra_info(names[info]) if info in names else None
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError as exc:
+            raise InvalidURL(f"host is not IDNA: {exc}") from None
+    if not _HOST.fullmatch(host):
+        raise InvalidURL("no host in the URL" if not host else f"invalid host {host[:80]!r}")
+    return host
 
 
-class StreamBackend(httpcore.AsyncNetworkBackend):
-    """httpcore's connections over asyncio's streams (see `_Stream`)."""
+@dataclass(frozen=True)
+class Dialer:
+    """Where our GETs connect: the host resolved once, every address judged (`judge`; None:
+    a pod's own IP, no tenant's boundary), then a judged address dialled, each in turn. TLS
+    gets the URL's host as server name: the certificate is checked against the name, unless
+    `verify` is False (https to a pod IP, which no certificate names)."""
 
-    async def connect_tcp(
-        self, host: str, port: int, timeout: float | None = None,  # noqa: ASYNC109 - httpcore's
-        local_address: str | None = None, socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:  # fmt: skip
-        local = None if local_address is None else (local_address, 0)
-        try:
-            opened = asyncio.open_connection(host, port, local_addr=local)
-            reader, writer = await _within(opened, timeout, httpcore.ConnectTimeout)
-        except (OSError, OverflowError) as exc:  # a port over 65535 is an OverflowError
-            raise httpcore.ConnectError(str(exc) or type(exc).__name__) from exc
-        sock = writer.get_extra_info("socket")
-        for option in socket_options or ():
-            sock.setsockopt(*option)
-        return _Stream(reader, writer)
+    judge: Judge | None = None
+    resolver: Resolver = system_resolver
+    verify: bool = True
 
-    async def connect_unix_socket(
-        self, path: str, timeout: float | None = None,  # noqa: ASYNC109 - httpcore's
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:  # fmt: skip
-        raise httpcore.ConnectError("Unix sockets are not ours to open")
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
-
-
-class CheckedBackend(httpcore.AsyncNetworkBackend):
-    """Resolve once, judge every address, connect to a judged one: a name cannot resolve to
-    one address for the check and another for the connection. httpcore still hands TLS the
-    URL's host as server name, so the certificate is checked against the name."""
-
-    def __init__(self, judge: Judge, resolver: Resolver = system_resolver) -> None:
-        self.judge = judge
-        self.resolver = resolver
-        self.inner: httpcore.AsyncNetworkBackend = StreamBackend()
-
-    async def connect_tcp(
-        self, host: str, port: int, timeout: float | None = None,  # noqa: ASYNC109 - httpcore's
-        local_address: str | None = None, socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:  # fmt: skip
-        addresses = await self._addresses(host, port)
+    async def _connect(self, url: _Url) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        addresses = await self._addresses(url.host, url.port)
+        if self.judge is not None:
+            for ip in addresses:
+                if (why := self.judge(url.host, ip, url.port)) is not None:
+                    raise TargetRefused(why)
+        tls = _ssl_context(self.verify) if url.scheme == "https" else None
+        name = url.host if tls else None  # the certificate is checked against it
+        failed: list[OSError] = []
         for ip in addresses:
-            why = self.judge(host, ip, port)
-            if why is not None:
-                raise TargetRefused(why)
-        failed: Exception = httpcore.ConnectError(f"{host} has no address")
-        for ip in addresses:
-            try:
-                return await self.inner.connect_tcp(str(ip), port, timeout, local_address,
-                                                    socket_options)  # fmt: skip
-            except httpcore.ConnectError as exc:
-                failed = exc
-        raise failed
+            try:  # the reader's limit: the longest line `_line` reads
+                return await asyncio.open_connection(
+                    str(ip), url.port, ssl=tls, server_hostname=name, limit=MAX_HEAD_BYTES
+                )
+            except OSError as exc:  # a certificate refused is an SSLError: an OSError
+                failed.append(exc)
+        if not failed:
+            raise ConnectError(f"{url.host} has no address")
+        raise ConnectError(str(failed[-1]) or type(failed[-1]).__name__) from failed[-1]
 
     async def _addresses(self, host: str, port: int) -> list[IPAddress]:
         try:
-            return [ipaddress.ip_address(host.strip("[]"))]
+            return [ipaddress.ip_address(host)]  # an address written in the URL: as written
         except ValueError:
             pass
         try:
             return _unique(await self.resolver(host, port))
         except OSError as exc:
-            raise httpcore.ConnectError(f"{host} does not resolve: {exc}") from exc
-
-    async def connect_unix_socket(
-        self, path: str, timeout: float | None = None,  # noqa: ASYNC109 - httpcore's
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:  # fmt: skip
-        raise TargetRefused("a Unix socket")
-
-    async def sleep(self, seconds: float) -> None:
-        await self.inner.sleep(seconds)
+            raise ConnectError(f"{host} does not resolve: {exc}") from exc
 
 
-def probe_client(
-    backend: CheckedBackend | None = None, *, verify: bool = True
-) -> httpx.AsyncClient:
-    """A client for one evaluation's probes (through `backend`: a tenant's URL) or one pod's
-    reads (`verify` False: https to a pod IP, which no certificate names): no redirects, no
-    cookies kept, no proxy from the environment, no deadline but get_bounded's; close it
-    after."""
-    context = _ssl_context(verify)
-    transport = httpx.AsyncHTTPTransport(verify=context, trust_env=False, limits=_LIMITS)
-    # httpx takes no network backend; httpcore's pool does
-    transport._pool._network_backend = StreamBackend() if backend is None else backend
-    return httpx.AsyncClient(
-        transport=transport,
-        verify=context,
-        trust_env=False,
-        follow_redirects=False,
-        # get_bounded's deadline covers the whole request; httpx's own per-read timeouts
-        # would each arm and cancel a timer (a tenth of a probe's CPU, measured)
-        timeout=None,  # noqa: S113
-        limits=_LIMITS,
-        cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
-        headers={"Accept-Encoding": ACCEPT_ENCODING},
-    )
+async def _answer(reader: asyncio.StreamReader, limit: int) -> tuple[int, bytes | None]:
+    """The answer's status and its decoded body, or None once that or what came over the
+    wire is over `limit` bytes (read no further then)."""
+    head = await _head(reader)
+    body = _Body(head.encoding, limit)
+    if head.chunked:
+        within = await _chunks(reader, body)
+    elif head.length is not None:  # over the limit, not read at all
+        within = head.length <= limit and body.add(await _exactly(reader, head.length))
+    else:  # until the server closes the connection
+        within = True
+        while within and (data := await reader.read(_READ_BYTES)):
+            within = body.add(data)
+    return head.status, bytes(body.decoded) if within else None
+
+
+class _Head(NamedTuple):  # what an answer's head says of it and of its body
+    status: int
+    length: int | None  # Content-Length; None: chunked, or until the connection closes
+    chunked: bool
+    encoding: str  # Content-Encoding, every header's joined as one list
+
+
+async def _line(reader: asyncio.StreamReader, closed: str) -> bytes:
+    """One line with its end (CRLF, or LF alone as h11 takes it); RemoteProtocolError
+    `closed` at the end of the stream, or for a line over the reader's limit."""
+    try:
+        line = await reader.readline()
+    except ValueError:  # over the StreamReader's limit: MAX_HEAD_BYTES
+        raise RemoteProtocolError(f"a line over {MAX_HEAD_BYTES} bytes") from None
+    if not line.endswith(b"\n"):
+        raise RemoteProtocolError(closed)
+    return line
+
+
+async def _head(reader: asyncio.StreamReader) -> _Head:
+    """The answer's status and headers, an informational answer (100 Continue) passed
+    over; all their lines within MAX_HEAD_BYTES."""
+    room = MAX_HEAD_BYTES
+    while True:
+        lines: list[bytes] = []
+        while (line := await _line(reader, _NO_ANSWER)) not in _END:
+            room -= len(line)
+            if room < 0:
+                raise RemoteProtocolError(f"a head over {MAX_HEAD_BYTES} bytes")
+            lines.append(line.rstrip(b"\r\n"))
+        found = _STATUS_LINE.fullmatch(lines[0]) if lines else None
+        if found is None:
+            raise RemoteProtocolError("illegal status line")
+        status = int(found[1])
+        if status == 101:  # what would follow is not HTTP/1.1
+            raise RemoteProtocolError("a protocol switch nobody asked for")
+        if status >= 200:
+            return _framing(status, _fields(lines[1:]))
+
+
+def _fields(lines: list[bytes]) -> dict[bytes, list[bytes]]:
+    """The values of the headers that frame and encode the body, by lower-case name;
+    every line checked as a header line."""
+    fields: dict[bytes, list[bytes]] = {}
+    name = b""
+    for line in lines:
+        if line[:1] in (b" ", b"\t") and name:  # obs-fold: the value above goes on
+            if name in fields:
+                fields[name][-1] += b" " + line.strip()
+            continue
+        name, colon, value = line.partition(b":")
+        if not colon or not _TOKEN.fullmatch(name):
+            raise RemoteProtocolError("illegal header line")
+        name = name.lower()
+        if name in _FRAMING:
+            fields.setdefault(name, []).append(value.strip())
+    return fields
+
+
+def _framing(status: int, fields: dict[bytes, list[bytes]]) -> _Head:
+    """Where the body ends (RFC 9112, 6.3) and how it is encoded."""
+    encoding = b", ".join(fields.get(b"content-encoding", [])).decode("latin-1").lower()
+    if status in (204, 304):
+        return _Head(status, 0, False, encoding)
+    coding = b", ".join(fields.get(b"transfer-encoding", [])).lower()
+    if coding:  # a length beside it means nothing
+        if coding != b"chunked":
+            raise RemoteProtocolError("Only Transfer-Encoding: chunked is supported")
+        return _Head(status, None, True, encoding)
+    lengths = {n.strip() for v in fields.get(b"content-length", []) for n in v.split(b",")}
+    if len(lengths) > 1:
+        raise RemoteProtocolError("conflicting Content-Length headers")
+    if not lengths:
+        return _Head(status, None, False, encoding)
+    (length,) = lengths
+    if not length.isdigit() or len(length) > 18:
+        raise RemoteProtocolError("bad Content-Length")
+    return _Head(status, int(length), False, encoding)
+
+
+class _Body:
+    """A body as it comes, decoded; over its limit once the decoded bytes or those on the
+    wire are (chunks' framing counts: a body of tiny chunks costs its framing)."""
+
+    def __init__(self, encoding: str, limit: int) -> None:
+        self.decode = _Decoder(encoding)
+        self.limit = limit
+        self.decoded = bytearray()
+        self.wire = 0
+
+    def add(self, data: bytes, framing: int = 0) -> bool:
+        """Whether the body is still within its limit with `data` added."""
+        self.wire += len(data) + framing
+        if self.wire > self.limit:
+            return False
+        self.decoded += self.decode(data, self.limit + 1 - len(self.decoded))
+        return len(self.decoded) <= self.limit
+
+
+async def _exactly(reader: asyncio.StreamReader, size: int) -> bytes:
+    try:
+        return await reader.readexactly(size)
+    except asyncio.IncompleteReadError:
+        raise RemoteProtocolError(_CUT_SHORT) from None
+
+
+async def _chunks(reader: asyncio.StreamReader, body: _Body) -> bool:
+    """A chunked body into `body`, trailers read past; False once it is over its limit."""
+    while True:
+        line = await _line(reader, _CUT_SHORT)
+        found = _CHUNK_SIZE.fullmatch(line)
+        if found is None:
+            raise RemoteProtocolError("illegal chunk header")
+        size = int(found[1], 16)
+        if not size:
+            break
+        if body.wire + len(line) + size > body.limit:
+            return False  # its size says it all: not read
+        data = await _exactly(reader, size)
+        end = await _line(reader, _CUT_SHORT)
+        if end not in _END:
+            raise RemoteProtocolError("a chunk longer than its size")
+        if not body.add(data, len(line) + len(end)):
+            return False
+    while (trailer := await _line(reader, _CUT_SHORT)) not in _END:
+        if not body.add(b"", len(trailer)):
+            return False
+    return True
 
 
 class _Decoder:
@@ -257,7 +374,7 @@ class _Decoder:
 
     def __init__(self, encoding: str) -> None:
         if encoding not in ("", "identity", "gzip", "x-gzip", "deflate"):
-            raise httpx.DecodingError(f"Content-Encoding {encoding[:40]!r} is not read")
+            raise DecodingError(f"Content-Encoding {encoding[:40]!r} is not read")
         self.encoding = encoding
         self._inflate: zlib._Decompress | None = None
 
@@ -271,41 +388,10 @@ class _Decoder:
         try:
             return self._inflate.decompress(chunk, room)
         except zlib.error as exc:
-            raise httpx.DecodingError(f"{self.encoding} body is corrupt") from exc
+            raise DecodingError(f"{self.encoding} body is corrupt") from exc
 
     def _wbits(self, first: bytes) -> int:
         if self.encoding != "deflate":
             return zlib.MAX_WBITS | 16  # gzip
         # deflate is meant zlib-wrapped; some servers send it raw (aiohttp read both)
         return zlib.MAX_WBITS if first[0] & 0x0F == 8 else -zlib.MAX_WBITS
-
-
-async def read_bounded(response: httpx.Response, limit: int) -> bytes | None:
-    """The decoded body, or None once it (or what came over the wire) is over `limit` bytes;
-    reads no further then (junk is not kept)."""
-    decode = _Decoder(response.headers.get("content-encoding", "").strip().lower())
-    body = bytearray()
-    wire = 0
-    async for chunk in response.aiter_raw():
-        wire += len(chunk)
-        body += decode(chunk, limit + 1 - len(body))
-        if len(body) > limit or wire > limit:
-            return None
-    return bytes(body)
-
-
-async def get_bounded(
-    client: httpx.AsyncClient, url: str, limit: int, seconds: float
-) -> tuple[int, bytes | None]:
-    """GET `url` within `seconds` in all (connect, answer, body; TimeoutError after): its
-    status and its body as `read_bounded` gives it."""
-    # userinfo in the URL would go out as Authorization: Basic; a probe target gets none
-    bare = httpx.URL(url).copy_with(userinfo=b"")
-    async with asyncio.timeout(seconds), client.stream("GET", bare) as response:
-        return response.status_code, await read_bounded(response, limit)
-
-
-# What a GET of ours can raise: the deadline's and httpx's timeouts, and every other failure
-# (httpx.InvalidURL is no httpx.HTTPError).
-TIMEOUTS = (TimeoutError, httpx.TimeoutException)
-FAILURES = (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError)

@@ -16,11 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import structlog
 
 from venue_operator.kube import calls
-from venue_operator.observe.http import CheckedBackend, Resolver, probe_client, system_resolver
+from venue_operator.observe.http import Dialer, Resolver, system_resolver
 from venue_operator.tenancy.policy import ApiServer, IPAddress, Tenancy, address_refusal
 
 log = structlog.get_logger(__name__)
@@ -54,7 +53,7 @@ def api_server_of(
 
 @dataclass
 class ProbeTargets:
-    """Makes each evaluation's probe client, whose connections `judge` admits or refuses."""
+    """Where the probes connect: `dialer`, whose connections `judge` admits or refuses."""
 
     tenancy: Tenancy
     resolver: Resolver = system_resolver
@@ -64,8 +63,10 @@ class ProbeTargets:
         return address_refusal(host, ip, port, self.tenancy, self.api_server,
                                literal=_literal(host))  # fmt: skip
 
-    def client(self) -> httpx.AsyncClient:
-        return probe_client(CheckedBackend(self.judge, self.resolver))
+    @property
+    def dialer(self) -> Dialer:
+        """Connects where `judge` admits, at the addresses `resolver` gives."""
+        return Dialer(self.judge, self.resolver)
 
     async def own_address(self, url: str) -> list[tuple[IPAddress, int]]:
         """The addresses of the API server's URL as the operator uses it, at its port."""
