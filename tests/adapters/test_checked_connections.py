@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from tests.unit.names import static_resolver
 from venue_lab.processes import free_port
 from venue_operator.model.observations import ProbeFailure
 from venue_operator.observe import http
 from venue_operator.observe import targets as module
 from venue_operator.observe.health import probe
-from venue_operator.observe.http import static_resolver
 from venue_operator.observe.targets import ProbeTargets
 from venue_operator.tenancy.policy import ApiServer, Tenancy
 

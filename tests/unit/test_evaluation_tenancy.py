@@ -7,12 +7,13 @@ from typing import Any
 
 import pytest
 
+from tests.unit.names import static_resolver
 from venue_operator.loop.evaluation import Context, evaluate
 from venue_operator.model.observations import MetricReadings, ProbeFailure, WorkloadState
 from venue_operator.model.spec import VenueServiceSpec
 from venue_operator.model.status import VenueServiceStatus
 from venue_operator.observe.batcher import MetricsBatcher
-from venue_operator.observe.http import Dialer, static_resolver
+from venue_operator.observe.http import Dialer
 from venue_operator.observe.metrics_source import metrics_target
 from venue_operator.observe.prometheus import PrometheusReader, Target
 from venue_operator.observe.targets import ProbeTargets

@@ -34,7 +34,7 @@ from venue_operator.fleet.membership import Membership, RenewalThread
 from venue_operator.fleet.rate import FleetRate, Rate, ShardedRate
 from venue_operator.fleet.storm_watch import FleetWatch, Post
 from venue_operator.guard.pod_metrics import read_pods
-from venue_operator.kube import calls, events, leases, permissions, watches
+from venue_operator.kube import calls, events, kopf_readiness, leases, permissions, watches
 from venue_operator.kube.events import KubeEvents
 from venue_operator.kube.permissions import PermissionReport
 from venue_operator.loop import turns, workload_watch
@@ -68,6 +68,7 @@ async def serve(ours: Settings) -> None:
         await api.close()
     permissions.publish(found)
     register(found)
+    kopf_readiness.install()
     await kopf.operator(
         standalone=not ours.peering,
         peering_name=ours.peering,

@@ -230,13 +230,13 @@ class ServiceLoop:
             if not self.ownership.still():
                 return
             spec = self._spec()
-            if self.body.meta.get("deletionTimestamp") or self._owner(spec) is not None:
-                return
             marker = functools.partial(guard_marker, self.namespace, spec, self.indexes,
                                        self.ports.workloads, self._generation)  # fmt: skip
             seen = self.watch.idle_at if self.watch.state is None else None
             if seen is not None and seen == marker():
                 return  # no rollout, and nothing it would notice one by has moved
+            if self.body.meta.get("deletionTimestamp") or self._owner(spec) is not None:
+                return
             workload, deployment_ref = await self._workload(spec)
             if workload.unreadable:
                 return
