@@ -7,6 +7,7 @@ from a per-service seeded `random.Random`, so a run is reproducible from its see
 from __future__ import annotations
 
 import bisect
+import itertools
 import json
 import math
 import random
@@ -102,6 +103,8 @@ class ServiceBehaviour:
         self._faults = faults
         traffic = tenant_weights(faults.tenant_traffic) or dict.fromkeys(TENANTS, 1.0)
         self._tenants, self._tenant_weights = list(traffic), list(traffic.values())
+        # what random.choices computes from the weights at every call, once: the same draws
+        self._tenant_cum = list(itertools.accumulate(self._tenant_weights))
         self._error_weight = tenant_weights(faults.tenant_error_weight)
 
     def advance(self, now: float) -> None:
@@ -126,10 +129,14 @@ class ServiceBehaviour:
         samples = min(count, MAX_SAMPLES_PER_ADVANCE)
         weight = count / samples
         rng = self._random
+        cum, last = self._tenant_cum, len(self._tenant_cum) - 1
+        total = cum[-1] + 0.0
         for i in range(samples):
             at = start + elapsed * (i + 0.5) / samples
             route = rng.choice(ROUTES)
-            tenant = surge_tenant or rng.choices(self._tenants, self._tenant_weights)[0]
+            tenant = (
+                surge_tenant or self._tenants[bisect.bisect(cum, rng.random() * total, 0, last)]
+            )
             code = self._status(surge=surge_tenant is not None, tenant=tenant, at=at)
             latency = self._latency(fast=code in ("429", "503"), at=at)
             key = (route, code, tenant)
