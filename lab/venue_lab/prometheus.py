@@ -10,7 +10,7 @@ import json
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import httpx
@@ -81,10 +81,16 @@ class LocalPrometheus(Lifecycle):
         """Scrape `address` (host:port) with extra `labels` from the next refresh on."""
         self.add_targets(_file_name(address), {address: labels})
 
-    def add_targets(self, name: str, targets: dict[str, dict[str, str]]) -> None:
-        """Many targets (address -> labels) in one file: at 1,000 targets, one file per target
-        costs Prometheus' file discovery most of a core."""
-        groups = [{"targets": [address], "labels": labels} for address, labels in targets.items()]
+    def add_targets(
+        self,
+        name: str,
+        targets: Mapping[str, dict[str, str]] | Iterable[tuple[str, dict[str, str]]],
+    ) -> None:
+        """Many targets (address -> labels, or pairs: one address scraped with several
+        `__param_*` labels) in one file: at 1,000 targets, one file per target costs
+        Prometheus' file discovery most of a core."""
+        pairs = targets.items() if isinstance(targets, Mapping) else targets
+        groups = [{"targets": [address], "labels": labels} for address, labels in pairs]
         tmp = self.targets_dir / f".{name}.tmp"
         tmp.write_text(json.dumps(groups))
         tmp.rename(self.targets_dir / f"{name}.json")  # atomic: never a half-written file

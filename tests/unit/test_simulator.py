@@ -441,6 +441,11 @@ async def test_the_fleet_exposition_is_every_listening_service_labelled(
     assert total(fleet, "http_requests_total", service="other") > 0
     assert len(fleet) == sum(len(samples) for samples in own.values())
 
+    parts = [await scrape_url(client, f"{sim.control_url}/metrics?part={i}&of=2") for i in (0, 1)]
+    assert [{dict(lbl)["service"] for _, lbl in p} for p in parts] == [{"venue"}, {"other"}]
+    for bad in ("part=2&of=2", "part=-1&of=2", "part=x&of=2", "part=0&of=0"):
+        assert (await client.get(f"{sim.control_url}/metrics?{bad}")).status_code == 400
+
     await other.set_faults(not_starting=True)  # its own scrape would fail: not in the fleet's
     fleet = await scrape_url(client, f"{sim.control_url}/metrics")
     assert {dict(lbl)["service"] for _, lbl in fleet} == {"venue"}

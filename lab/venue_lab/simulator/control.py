@@ -241,11 +241,19 @@ async def add_service(request: web.Request) -> web.Response:
 async def fleet_metrics(request: web.Request) -> web.StreamResponse:
     """Every listening service's series in one exposition, each labelled `service="NAME"`:
     one scrape target for a whole fleet (bench/scale.py), where one target per service costs
-    Prometheus and this process a scrape each. Written a batch at a time, so that probes are
-    answered between batches."""
+    Prometheus and this process a scrape each. `?part=I&of=K`: the I-th of K parts of the
+    services (0-based), a target each, so that no scrape of a large fleet outlasts its
+    timeout. Written a batch at a time, so that probes are answered between batches."""
+    try:
+        part, of = int(request.query.get("part", "0")), int(request.query.get("of", "1"))
+    except ValueError:
+        return _error(400, "part and of must be integers")
+    if not 0 <= part < of:
+        return _error(400, f"part must be from 0 to of - 1, got {part} of {of}")
     response = web.StreamResponse(headers={"Content-Type": "text/plain; version=0.0.4"})
     await response.prepare(request)
-    services = [s for s in request.app[SIMULATOR].services.values() if s.listening]
+    services = list(request.app[SIMULATOR].services.values())[part::of]
+    services = [s for s in services if s.listening]
     for start in range(0, len(services), FLEET_METRICS_BATCH):
         batch = services[start : start + FLEET_METRICS_BATCH]
         await response.write("".join(s.metrics_text(f'service="{s.name}"') for s in batch).encode())
