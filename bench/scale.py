@@ -175,7 +175,7 @@ def fleet(n: int) -> Iterator[tuple[Lab, SimulatorProcess]]:
         control, parts = sim.control_url.removeprefix("http://"), math.ceil(n / FLEET_PART)
         the_lab.prometheus.add_targets("bench", [
             (control, {"namespace": NS, "part": str(i), "__param_part": str(i),
-                       "__param_of": str(parts), "__metrics_path__": "/metrics"})
+                       "__param_of": str(parts)})
             for i in range(parts)])  # fmt: skip
         docs = venue_objects(n, ports)
         for start in range(0, len(docs), 200):

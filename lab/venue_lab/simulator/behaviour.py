@@ -75,7 +75,8 @@ class ServiceBehaviour:
         self.rate = rate
         self._random = random.Random(seed)
         self._faults = HEALTHY
-        self._tenants, self._tenant_weights = list(TENANTS), [1.0] * len(TENANTS)
+        self._tenants: list[str] = []  # and their weights summed in turn: set_faults's
+        self._tenant_cum: list[float] = []
         self._error_weight: dict[str, float] = {}
         self._born = now
         self._burst_phase = self._random.uniform(0, BURST_PERIOD_S)
@@ -102,9 +103,11 @@ class ServiceBehaviour:
         self.advance(now)
         self._faults = faults
         traffic = tenant_weights(faults.tenant_traffic) or dict.fromkeys(TENANTS, 1.0)
-        self._tenants, self._tenant_weights = list(traffic), list(traffic.values())
-        # what random.choices computes from the weights at every call, once: the same draws
-        self._tenant_cum = list(itertools.accumulate(self._tenant_weights))
+        # the weights summed once, as random.choices sums them at every call: the same draws
+        self._tenants, self._tenant_cum = (
+            list(traffic),
+            list(itertools.accumulate(traffic.values())),
+        )
         self._error_weight = tenant_weights(faults.tenant_error_weight)
 
     def advance(self, now: float) -> None:
