@@ -189,11 +189,11 @@ async def _membership(
         return None, FleetRate(per_minute) if per_minute > 0 else None
     lease = timedelta(seconds=ours.shard_lease)
     thread = RenewalThread()  # with its own connection: a busy main loop delays no renewal
-    thread.api = await thread.run(calls.connect())
+    renewals = await thread.connect(calls.connect)
     membership = Membership(
         ours.shard,
-        functools.partial(leases.renew, thread.api, ours.shard_namespace, ours.shard, lease),
-        functools.partial(leases.members, thread.api, ours.shard_namespace), lease,
+        functools.partial(leases.renew, renewals, ours.shard_namespace, ours.shard, lease),
+        functools.partial(leases.members, renewals, ours.shard_namespace), lease,
         thread=thread,
     )  # fmt: skip
     rate = None

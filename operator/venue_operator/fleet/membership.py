@@ -218,7 +218,7 @@ class RenewalThread:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        self.api: Any = None  # the API connection made on it (cli/handlers.py), closed with it
+        self._api: Any = None  # `connect`'s, closed with the thread
         self._thread = threading.Thread(target=self.loop.run_forever, name="lease-renewals",
                                          daemon=True)  # fmt: skip
         self._thread.start()
@@ -227,11 +227,16 @@ class RenewalThread:
         """`work` run on the renewal thread, awaited from the main loop."""
         return asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, self.loop))
 
+    async def connect(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        """An API connection made on the thread (whose loop it belongs to), closed with it."""
+        self._api = api = await self.run(make())
+        return api
+
     async def close(self) -> None:
         """Its API connection closed, its loop stopped, the thread joined (not blocking the
         main loop meanwhile)."""
-        if self.api is not None:
+        if self._api is not None:
             with contextlib.suppress(Exception):
-                await self.run(self.api.close())
+                await self.run(self._api.close())
         self.loop.call_soon_threadsafe(self.loop.stop)
         await asyncio.to_thread(self._thread.join, 5)
