@@ -63,7 +63,7 @@ def exchange_round(shards: dict[str, FleetBoard], live: tuple[str, ...]) -> None
     published = {me: board.published(NOW) for me, board in shards.items()}
     for me in live:
         others = {m: published[m] for m in live if m != me}
-        shards[me].merge(others, len(live))
+        shards[me].merge(others, len(live), NOW)
 
 
 def test_alone_each_shard_sees_a_small_outage_and_together_they_see_the_storm() -> None:
@@ -83,11 +83,11 @@ def test_a_member_no_longer_live_counts_no_more_and_each_round_replaces_the_last
     exchange_round(shards, SHARDS)
     assert shards["op-0"].storms(NOW)
     # op-1..op-3 gone (their Leases lapsed): op-0 is back to its own breaches
-    shards["op-0"].merge({}, 1)
+    shards["op-0"].merge({}, 1, NOW)
     assert shards["op-0"].storms(NOW) == ()
     # a member that says its services recovered replaces what it said before
     exchange_round(shards, SHARDS)
-    shards["op-0"].merge({m: [] for m in SHARDS[1:]}, 4)
+    shards["op-0"].merge({m: [] for m in SHARDS[1:]}, 4, NOW)
     assert shards["op-0"].storms(NOW) == ()
 
 
@@ -102,12 +102,12 @@ def test_the_latest_word_on_a_service_counts_once() -> None:
     later = Breaches("shop", "a", NOW - timedelta(seconds=5), {})
     b_before = Breaches("shop", "b", NOW - timedelta(seconds=5), {"p99_latency": NOW})
     stranger = Breaches("shop", "unknown", NOW, {"p99_latency": NOW})
-    board.merge({"op-1": [earlier, b_before, stranger], "op-2": [later]}, 3)
+    board.merge({"op-1": [earlier, b_before, stranger], "op-2": [later]}, 3, NOW)
     assert board.storms(NOW) == ()  # a: recovered (op-2's later word); b: its own, newer
-    board.merge({"op-1": [earlier, b_before, stranger]}, 2)
+    board.merge({"op-1": [earlier, b_before, stranger]}, 2, NOW)
     assert board.storms(NOW) == ()  # a breaching, b its own, the stranger not counted
     b_after = Breaches("shop", "b", NOW + timedelta(seconds=5), {"p99_latency": NOW})
-    board.merge({"op-1": [earlier, b_after]}, 2)
+    board.merge({"op-1": [earlier, b_after]}, 2, NOW)
     storm = board.storms(NOW)[0]  # b taken over by op-1, which saw it breach
     assert (storm.scope, storm.breaching, storm.services, storm.shards) == ("cluster", 2, 2, 2)
 
@@ -178,7 +178,7 @@ def test_the_exchange_merges_the_live_members_and_skips_a_malformed_one() -> Non
     for i in range(6):
         board.present("shop", f"s{i}", (), NOW)
     rate = ShardedRate(10, "op-0", lambda: ("op-0", "op-1", "op-2"), clock=lambda: 600.0)
-    exchange = FleetExchange("op-0", board, rate)
+    exchange = FleetExchange("op-0", board, rate, clock=lambda: NOW)
     breaching = [Breaches("shop", f"s{i}", NOW, {"p99_latency": NOW}) for i in range(6)]
     good, _ = encode(breaching[:3], (99,), 10)
     other, _ = encode(breaching[3:], (), 10)
@@ -352,7 +352,9 @@ async def test_a_loop_whose_service_another_shard_runs_still_counts_it_on_the_bo
     await world.cycles(loop, 2)  # its own: reported by its cycles, healthy
     epoch[0] = None  # taken by another shard, which says another service there breached
     await world.cycles(loop, 1)
-    board.merge({"op-1": [Breaches(NS, "other", world.now, {"p99_latency": world.now})]}, 2)
+    board.merge(
+        {"op-1": [Breaches(NS, "other", world.now, {"p99_latency": world.now})]}, 2, world.now
+    )
     board.present(NS, "other", (), world.now)
     assert board.published(world.now) == []  # not its to publish
     (storm,) = [s for s in board.storms(world.now) if s.scope == f"namespace {NS}"]

@@ -19,7 +19,8 @@ own new-versus-old comparison is not a service-wide rule and is never held by it
 
 from __future__ import annotations
 
-from collections import defaultdict
+import heapq
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -28,6 +29,7 @@ from venue_operator.decide.decision import Action, Decision
 
 HELD_ACTIONS = {Action.ROLL_BACK, Action.SCALE_UP}
 CLUSTER = "cluster"
+Key = tuple[str, str]  # namespace, name
 
 
 @dataclass(frozen=True)
@@ -88,49 +90,162 @@ def scopes_of(namespace: str, depends_on: Iterable[str]) -> tuple[str, ...]:
 
 def storms(reports: Iterable[Report], rule: StormRule, now: datetime) -> tuple[Storm, ...]:
     """Every storm now, over the reports of services seen within the window."""
-    if not rule.enabled:
-        return ()
-    members: dict[str, list[Seen]] = defaultdict(list)
+    tally = Tally(rule)
     for report in reports:
-        if now - report.at <= rule.window:
-            seen = Seen(report.namespace, _recent(report, rule, now))
-            for scope in scopes_of(report.namespace, report.depends_on):
-                members[scope].append(seen)
-    found = []
-    for scope, inside in sorted(members.items()):
-        for check in sorted({c for seen in inside for c in seen.breaching}):
-            storm = _judge(scope, check, inside, rule)
-            if storm is not None:
-                found.append(storm)
-    return tuple(found)
+        tally.put((report.namespace, report.name), report, now)
+    return tally.storms(now)
 
 
 @dataclass(frozen=True)
 class Seen:
-    """A service counted in a scope: its namespace, and the checks it breaches now (worked
-    out once a computation, not once per scope and check: at 5,000 services in breach the
-    board's recomputations were 40% of a replica's CPU)."""
+    """A service as counted now: its namespace, its scopes, the checks it breaches, and until
+    when that holds (its report or one of its breaches leaves the window then)."""
 
     namespace: str
+    scopes: tuple[str, ...]
     breaching: frozenset[str]
+    until: datetime
+
+    @staticmethod
+    def of(report: Report, rule: StormRule, now: datetime) -> Seen | None:
+        if now - report.at > rule.window:
+            return None
+        recent = {check: at for check, at in report.breached.items() if now - at <= rule.window}
+        until = min((report.at, *recent.values())) + rule.window
+        scopes = scopes_of(report.namespace, report.depends_on)
+        return Seen(report.namespace, scopes, frozenset(recent), until)
+
+    def counts_as(self, other: Seen | None) -> bool:
+        return other is not None and (self.namespace, self.scopes, self.breaching) == (
+            other.namespace, other.scopes, other.breaching)  # fmt: skip
 
 
-def _recent(report: Report, rule: StormRule, now: datetime) -> frozenset[str]:
-    """The checks the service counts as breaching: said within the window."""
-    return frozenset(check for check, at in report.breached.items() if now - at <= rule.window)
+@dataclass
+class _Scope:
+    services: int = 0
+    namespaces: Counter[str] = field(default_factory=Counter)  # namespace -> its services
+    breaching: Counter[str] = field(default_factory=Counter)  # check -> services breaching
+    voices: dict[str, Counter[str]] = field(default_factory=dict)  # check -> namespace -> ...
 
 
-def _judge(scope: str, check: str, inside: Sequence[Seen], rule: StormRule) -> Storm | None:
-    breaching = [seen for seen in inside if check in seen.breaching]
-    if len(breaching) < rule.min_services or len(breaching) < rule.min_fraction * len(inside):
+class Tally:
+    """The storm rule's counts, kept as reports come and go: a report that changes what
+    counts re-judges its own scopes and checks, not the fleet (at 5,000 services flapping, a
+    full count at each such report was 41% of a replica's CPU), and what leaves the window is
+    taken out when its time comes (`until`). The same storms as counting from scratch."""
+
+    def __init__(self, rule: StormRule) -> None:
+        self.rule = rule
+        self._reports: dict[Key, tuple[Report, Seen]] = {}
+        self._due: dict[Key, datetime] = {}  # the `until` each service waits for on the heap
+        self._heap: list[tuple[datetime, Key]] = []
+        self._scopes: dict[str, _Scope] = defaultdict(_Scope)
+        self._storms: dict[str, dict[str, Storm]] = defaultdict(dict)  # scope -> check -> ...
+        self._sorted: tuple[Storm, ...] | None = ()
+
+    def put(self, key: Key, report: Report, now: datetime) -> None:
+        """The service's latest report, counted as of `now`."""
+        seen = Seen.of(report, self.rule, now) if self.rule.enabled else None
+        if seen is None:
+            self.drop(key)
+            return
+        before = self._reports.get(key, (None, None))[1]
+        self._reports[key] = (report, seen)
+        if key not in self._due or seen.until < self._due[key]:
+            self._due[key] = seen.until
+            heapq.heappush(self._heap, (seen.until, key))
+        if not seen.counts_as(before):
+            self._recount(before, seen)
+
+    def drop(self, key: Key) -> None:
+        """The service is gone, or not seen within the window."""
+        self._due.pop(key, None)
+        old = self._reports.pop(key, None)
+        if old is not None:
+            self._recount(old[1], None)
+
+    def storms(self, now: datetime) -> tuple[Storm, ...]:
+        self._expire(now)
+        if self._sorted is None:
+            self._sorted = tuple(self._storms[scope][check] for scope in sorted(self._storms)
+                                 for check in sorted(self._storms[scope]))  # fmt: skip
+        return self._sorted
+
+    def around(self, scopes: Iterable[str], now: datetime) -> tuple[Storm, ...]:
+        self._expire(now)
+        return tuple(self._storms[scope][check] for scope in sorted(set(scopes))
+                     if scope in self._storms for check in sorted(self._storms[scope]))  # fmt: skip
+
+    def _expire(self, now: datetime) -> None:
+        while self._heap and now > self._heap[0][0]:
+            until, key = heapq.heappop(self._heap)
+            if self._due.get(key) == until:
+                del self._due[key]
+                self.put(key, self._reports[key][0], now)
+
+    def _count(self, seen: Seen | None, sign: int) -> None:
+        if seen is None:
+            return
+        for name in seen.scopes:
+            scope = self._scopes[name]
+            scope.services += sign
+            _add(scope.namespaces, seen.namespace, sign)
+            for check in seen.breaching:
+                _add(scope.breaching, check, sign)
+                _add(scope.voices.setdefault(check, Counter()), seen.namespace, sign)
+                if not scope.voices[check]:
+                    del scope.voices[check]
+            if not scope.services:
+                del self._scopes[name]
+
+    def _recount(self, before: Seen | None, after: Seen | None) -> None:
+        self._count(before, -1)
+        self._count(after, +1)
+        checks = {*(before.breaching if before else ()), *(after.breaching if after else ())}
+        for name in {*(before.scopes if before else ()), *(after.scopes if after else ())}:
+            judged = checks
+            if (
+                before is None
+                or after is None
+                or name not in before.scopes
+                or (name not in after.scopes)
+            ):  # the scope's services changed: every share in it did
+                judged = checks | {*self._scopes.get(name, _Scope()).breaching,
+                                   *self._storms.get(name, ())}  # fmt: skip
+            for check in judged:
+                self._judge(name, check)
+        self._sorted = None
+
+    def _judge(self, name: str, check: str) -> None:
+        scope = self._scopes.get(name, _Scope())
+        namespaces = (len(scope.voices.get(check, ())), len(scope.namespaces))
+        storm = _judged(name, check, scope.breaching[check], scope.services, namespaces, self.rule)
+        if storm is not None:
+            self._storms[name][check] = storm
+        elif check in self._storms.get(name, {}):
+            del self._storms[name][check]
+            if not self._storms[name]:
+                del self._storms[name]
+
+
+def _add(counter: Counter[str], key: str, sign: int) -> None:
+    counter[key] += sign
+    if not counter[key]:
+        del counter[key]
+
+
+def _judged(scope: str, check: str, breaching: int, services: int, namespaces: tuple[int, int],
+          rule: StormRule) -> Storm | None:  # fmt: skip
+    """A storm, from the counts: services breaching `check` in `scope` and services in it;
+    (namespaces breaching it, namespaces in it)."""
+    if breaching < rule.min_services or breaching < rule.min_fraction * services:
         return None
     if scope.startswith("namespace "):
-        return Storm(scope, check, len(breaching), len(inside))
-    voices = {r.namespace for r in breaching}
-    everyone = {r.namespace for r in inside}
-    if len(voices) < rule.min_namespaces or len(voices) < rule.min_fraction * len(everyone):
+        return Storm(scope, check, breaching, services)
+    voices, everyone = namespaces
+    if voices < rule.min_namespaces or voices < rule.min_fraction * everyone:
         return None
-    return Storm(scope, check, len(breaching), len(inside), (len(voices), len(everyone)))
+    return Storm(scope, check, breaching, services, namespaces)
 
 
 def explaining(storms_around: Sequence[Storm], critical: Sequence[str]) -> Storm | None:

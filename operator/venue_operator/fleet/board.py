@@ -2,10 +2,8 @@
 critical), kept in the operator's memory, and the storms they add up to (decide/storm.py).
 
 One per operator process: each loop reports once a cycle and asks which storms surround it
-before deciding. The storms are computed again when a report changes what counts (a new
-breach, a new service: the fifth service to breach sees the storm it makes, so no more than
-four act) and otherwise at most once a second, however many loops ask (1,000 steady
-services at 15 s: about 67 asks a second, one computation).
+before deciding. The counts follow each report as it comes (decide/storm.py's Tally): the
+fifth service to breach sees the storm it makes, so no more than four act.
 
 With shards, a service another member runs is only `present` here (counted among its scopes'
 services); its breaches are what that member published in its Lease (`merge`, every renewal:
@@ -13,15 +11,12 @@ fleet/exchange.py), so every replica counts the whole fleet."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from venue_operator.decide.storm import Report, Storm, StormRule, scopes_of, storms
+from venue_operator.decide.storm import Key, Report, Storm, StormRule, Tally, scopes_of
 from venue_operator.fleet.summary import Breaches
-
-RECOMPUTE = timedelta(seconds=1)
-Key = tuple[str, str]
 
 
 class FleetBoard:
@@ -31,8 +26,7 @@ class FleetBoard:
         self._reports: dict[Key, Report] = {}
         self._elsewhere: set[Key] = set()  # services only `present`: run by another member
         self._remote: dict[Key, Breaches] = {}
-        self._storms: tuple[Storm, ...] = ()
-        self._computed_at: datetime | None = None
+        self._tally = Tally(rule)
 
     def report(
         self, namespace: str, name: str, depends_on: Iterable[str], critical: Iterable[str],
@@ -50,29 +44,25 @@ class FleetBoard:
         }  # fmt: skip
         breached.update(dict.fromkeys(critical, at))
         report = Report(namespace, name, frozenset(depends_on), at, breached)
-        self._put(report, before)
+        self._put(report, at)
         return self.around(namespace, report.depends_on, at)
 
     def present(self, namespace: str, name: str, depends_on: Iterable[str], at: datetime) -> None:
         """A service another shard runs: one of its scopes' services here; its breaches are
         that shard's to publish."""
         key = (namespace, name)
-        before = self._reports.get(key) if key in self._elsewhere else None
         self._elsewhere.add(key)
-        self._put(Report(namespace, name, frozenset(depends_on), at), before)
+        self._put(Report(namespace, name, frozenset(depends_on), at), at)
 
-    def _put(self, report: Report, before: Report | None) -> None:
-        if before is None or (before.depends_on, set(before.breached)) != (
-            report.depends_on,
-            set(report.breached),
-        ):
-            self._computed_at = None  # the counts changed: the next ask sees it at once
-        self._reports[(report.namespace, report.name)] = report
+    def _put(self, report: Report, at: datetime) -> None:
+        key = (report.namespace, report.name)
+        self._reports[key] = report
+        self._tally.put(key, self._counted(key), at)
 
     def forget(self, namespace: str, name: str) -> None:
         self._elsewhere.discard((namespace, name))
-        if self._reports.pop((namespace, name), None) is not None:
-            self._computed_at = None
+        self._reports.pop((namespace, name), None)
+        self._tally.drop((namespace, name))
 
     def published(self, at: datetime) -> list[Breaches]:
         """The breaches within the window of the services this replica runs, the most recent
@@ -86,7 +76,7 @@ class FleetBoard:
                 out.append(Breaches(report.namespace, report.name, report.at, recent))
         return sorted(out, key=lambda b: (max(b.breached.values()), b.at), reverse=True)
 
-    def merge(self, remote: Mapping[str, Iterable[Breaches]], shards: int) -> None:
+    def merge(self, remote: Mapping[str, Iterable[Breaches]], shards: int, at: datetime) -> None:
         """The other live members' published breaches, replacing what they published before
         (a member no longer live is left out by the caller, and its breaches with it)."""
         merged: dict[Key, Breaches] = {}
@@ -95,30 +85,29 @@ class FleetBoard:
                 key = (breaches.namespace, breaches.name)
                 if key not in merged or merged[key].at < breaches.at:
                     merged[key] = breaches
-        if merged != self._remote or shards != self.shards:
-            self._computed_at = None
+        changed = {key for key in merged.keys() | self._remote.keys()
+                   if merged.get(key) != self._remote.get(key)}  # fmt: skip
         self._remote, self.shards = merged, shards
+        for key in changed & self._reports.keys():
+            self._tally.put(key, self._counted(key), at)
 
-    def _counted(self) -> Iterator[Report]:
-        """Every service this replica knows, with the latest word on its breaches: its own
-        cycle's or the member's that runs it. A published service it does not know (not yet
-        seen by its watch) is left out: another member names breaches, never services."""
-        for key, report in self._reports.items():
-            remote = self._remote.get(key)
-            if remote is None or (key not in self._elsewhere and remote.at <= report.at):
-                yield report
-            else:
-                yield replace(report, at=max(report.at, remote.at), breached=remote.breached)
+    def _counted(self, key: Key) -> Report:
+        """The latest word on a service's breaches: its own cycle's or the member's that runs
+        it. A published service this replica does not know (not yet seen by its watch) is
+        left out: another member names breaches, never services."""
+        report, remote = self._reports[key], self._remote.get(key)
+        if remote is None or (key not in self._elsewhere and remote.at <= report.at):
+            return report
+        return replace(report, at=max(report.at, remote.at), breached=remote.breached)
 
     def storms(self, at: datetime) -> tuple[Storm, ...]:
-        if self._computed_at is None or abs(at - self._computed_at) >= RECOMPUTE:
-            found = storms(self._counted(), self.rule, at)
-            if self.shards > 1:
-                found = tuple(replace(storm, shards=self.shards) for storm in found)
-            self._storms, self._computed_at = found, at
-        return self._storms
+        return self._counted_across(self._tally.storms(at))
 
     def around(self, namespace: str, depends_on: Iterable[str], at: datetime) -> tuple[Storm, ...]:
         """The storms in this service's scopes: its namespace, its dependencies, the cluster."""
-        mine = set(scopes_of(namespace, depends_on))
-        return tuple(s for s in self.storms(at) if s.scope in mine)
+        return self._counted_across(self._tally.around(scopes_of(namespace, depends_on), at))
+
+    def _counted_across(self, found: tuple[Storm, ...]) -> tuple[Storm, ...]:
+        if self.shards == 1:
+            return found
+        return tuple(replace(storm, shards=self.shards) for storm in found)

@@ -10,7 +10,7 @@ out, never the renewal's end."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import structlog
@@ -25,15 +25,18 @@ log = structlog.get_logger(__name__)
 
 
 class FleetExchange:
-    def __init__(self, me: str, board: FleetBoard | None, rate: ShardedRate | None) -> None:
-        self.me, self.board, self.rate = me, board, rate
+    def __init__(
+        self, me: str, board: FleetBoard | None, rate: ShardedRate | None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:  # fmt: skip
+        self.me, self.board, self.rate, self.clock = me, board, rate, clock
         self._unreadable: dict[str, str] = {}  # member -> the annotation last refused
         self._left_out = 0
         self._shares: tuple[int, int] | None = None
 
     def publish(self) -> dict[str, str]:
         """The annotations of this replica's Lease, for its next renewal."""
-        reports = [] if self.board is None else self.board.published(datetime.now(UTC))
+        reports = [] if self.board is None else self.board.published(self.clock())
         spent = () if self.rate is None else self.rate.spent()
         text, left_out = encode(reports, spent, 0 if self.rate is None else self.rate.per_minute)
         if left_out and not self._left_out:
@@ -63,7 +66,7 @@ class FleetExchange:
             if member.name in live:
                 remote[member.name] = summary.reports
         if self.board is not None:
-            self.board.merge(remote, len(live))
+            self.board.merge(remote, len(live), self.clock())
         telemetry.FLEET_REPLICAS.labels("leases").set(len(live))
         self._say_share()
 
