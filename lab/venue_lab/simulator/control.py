@@ -207,7 +207,9 @@ async def get_service(request: web.Request) -> web.Response:
 
 
 async def service_faults(request: web.Request) -> web.Response:
-    return await faults_request(request, _lookup(request), wait=True)
+    service, body = _lookup(request), await request.read()
+    status, answer = await faults_request(service, request.method, body, wait=True)
+    return web.json_response(answer, status=status)
 
 
 async def add_service(request: web.Request) -> web.Response:
