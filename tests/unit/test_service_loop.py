@@ -31,7 +31,8 @@ from venue_operator.kube.status_store import parse_status
 from venue_operator.loop import reports, service_loop
 from venue_operator.loop.evaluation import Outcome, judge
 from venue_operator.loop.lifetime import Lifetime, VenueServiceGone
-from venue_operator.loop.service_loop import LoopPorts, ServiceLoop
+from venue_operator.loop.loop_ports import LoopPorts
+from venue_operator.loop.service_loop import ServiceLoop
 from venue_operator.loop.turns import depends_on, take_turns
 from venue_operator.loop.workload import guard_marker
 from venue_operator.model.observations import (

@@ -39,8 +39,10 @@ from venue_operator.kube.events import KubeEvents
 from venue_operator.kube.permissions import PermissionReport
 from venue_operator.loop import turns, workload_watch
 from venue_operator.loop.evaluation import Context, evaluate
+from venue_operator.loop.guard_clock import GuardClock
 from venue_operator.loop.lifetime import Deletions, Lifetime
-from venue_operator.loop.service_loop import LoopPorts, ServiceLoop
+from venue_operator.loop.loop_ports import LoopPorts
+from venue_operator.loop.service_loop import ServiceLoop
 from venue_operator.loop.workload_watch import WorkloadWatch
 from venue_operator.model.spec import GROUP, PLURAL, VERSION
 from venue_operator.observe import cluster, scalers
@@ -154,6 +156,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.writer = WorkloadWriter(memo.api)
     memo.watch_api = await calls.connect()
     memo.workloads = _workload_watch(memo.watch_api, ours, memo.permissions)
+    memo.guard_clock = GuardClock()
     per_minute = tenancy.caps.fleet_actions_per_minute
     memo.board = FleetBoard(ours.storm) if ours.storm.enabled else None
     memo.membership, memo.fleet = await _membership(memo.api, ours, memo.board, per_minute)
@@ -320,6 +323,7 @@ async def watch_venue_service(
         read_series=memo.ctx.metrics.reader.query,
         prometheus_url=memo.ctx.default_prometheus_url,
         workloads=memo.workloads,
+        guard_clock=memo.guard_clock,
     )
     membership: Membership | None = memo.membership
     board: FleetBoard | None = memo.board

@@ -11,8 +11,8 @@ from __future__ import annotations
 import functools
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,21 +24,17 @@ from venue_operator.decide import gitops, rules
 from venue_operator.decide.procedure import decide
 from venue_operator.decide.rollout import rollout_facts
 from venue_operator.decide.storm import Storm
-from venue_operator.fleet.board import FleetBoard
-from venue_operator.fleet.rate import Rate
-from venue_operator.guard.pod_series import Query
-from venue_operator.guard.watch import ReadPods, RolloutWatch, paused_by_annotation, with_guard
+from venue_operator.guard.watch import RolloutWatch, paused_by_annotation, with_guard
 from venue_operator.kube.status_store import (
-    StatusRead,
     StatusStore,
     StatusTaken,
-    StatusWrite,
     parse_status,
 )
 from venue_operator.loop.evaluation import Outcome
 from venue_operator.loop.lifetime import StopFlag, VenueServiceGone
+from venue_operator.loop.loop_ports import LoopPorts
 from venue_operator.loop.ownership import Ownership
-from venue_operator.loop.page_delivery import PageDesk, PageResults, SendPages
+from venue_operator.loop.page_delivery import PageDesk
 from venue_operator.loop.reports import (
     Reporter,
     alert_condition,
@@ -46,67 +42,24 @@ from venue_operator.loop.reports import (
     with_condition,
 )
 from venue_operator.loop.workload import claimed_by, guard_marker, read_workload, want_workload
-from venue_operator.loop.workload_watch import WorkloadWatch
 from venue_operator.model.observations import WorkloadState
 from venue_operator.model.reasons import Reason
-from venue_operator.model.spec import Notification, VenueServiceSpec, with_shared_parts
+from venue_operator.model.spec import VenueServiceSpec, with_shared_parts
 from venue_operator.model.status import EvaluationError, VenueServiceStatus
 from venue_operator.observe import scalers
 from venue_operator.record import telemetry
 from venue_operator.record.transitions import EventSpec, write_causes
-from venue_operator.remediate.ports import Acts, Events, GitOpsActs, Subject
+from venue_operator.remediate.ports import Subject
 from venue_operator.remediate.remediator import Remediator
-from venue_operator.tenancy.policy import Tenancy, clamp, may_act, observe_only
+from venue_operator.tenancy.policy import clamp, may_act, observe_only
 from venue_operator.tenancy.redact import redact
 
 log = structlog.get_logger(__name__)
 DEFAULT_INTERVAL_S = 15.0
 
-Evaluate = Callable[
-    [str, str, VenueServiceSpec, VenueServiceStatus, WorkloadState, int | None],
-    Awaitable[Outcome],
-]
-# paging/alertmanager.py: post what the incident means for Alertmanager; the problem to report
-Alert = Callable[[Notification | None, VenueServiceStatus], EventSpec | None]
-
 
 class InvalidSpec(Exception):
     """The spec cannot be read: the only cause of an InvalidSpec Event."""
-
-
-async def _as_is(namespace: str, workload: WorkloadState) -> WorkloadState:
-    return workload
-
-
-@dataclass
-class LoopPorts:
-    """What one loop talks to; cli/handlers.py gives the real ones, fast tests their own."""
-
-    evaluate: Evaluate  # observe + assess + record (evaluation.evaluate)
-    acts: Acts  # the workload writer (act/writer.py)
-    events: Events
-    write_status: StatusWrite
-    page: SendPages  # paging/webhook.py: the outbox's due pages, sent in the background
-    read_status: StatusRead | None = None  # fences the writes (kube/status_store.py)
-    # With shards (fleet/membership.py): the epoch this replica owns "namespace/name" in, or None
-    owns: Callable[[str], int | None] | None = None
-    page_results: PageResults = list  # and what became of them since the last call
-    forget_metrics: Callable[[str], None] = lambda key: None
-    alert: Alert = lambda notification, status: None
-    # index or verb -> why the operator cannot use it (missing RBAC), see kube/permissions.py
-    missing_permissions: Mapping[str, str] = field(default_factory=dict)
-    # the cluster admin's caps and where the operator may act (the flags' defaults here)
-    tenancy: Tenancy = field(default_factory=Tenancy)
-    # fills in the KEDA ScaledObject behind the Deployment's HPA (observe/scalers.py)
-    read_scaler: Callable[[str, WorkloadState], Awaitable[WorkloadState]] = _as_is
-    gitops: GitOpsActs | None = None  # suspends Flux/Argo CD after a rollback (act/writer.py)
-    fleet: Rate | None = None  # the fleet-wide action rate (fleet/rate.py)
-    board: FleetBoard | None = None  # every loop's breaches, and their storms (fleet/board.py)
-    read_pods: ReadPods | None = None  # the rollout guard's pod reader (guard/pod_metrics.py)
-    # its fallback for pods it cannot reach: Prometheus queries, and the default URL
-    read_series: Query | None = None
-    prometheus_url: str | None = None
-    workloads: WorkloadWatch | None = None  # what `indexes` has of Pods, ReplicaSets, Jobs, HPAs
 
 
 class ServiceLoop:
@@ -197,7 +150,8 @@ class ServiceLoop:
 
     async def _wait_guarding(self, stopped: StopFlag, started: float) -> None:
         """Until the next cycle is due; meanwhile the rollout guard's ticks, every
-        `rolloutGuard.interval` (a template change is noticed within one)."""
+        `rolloutGuard.interval` (a template change is noticed within one); between rollouts,
+        only when the guard clock sees something a tick would notice move."""
         while not stopped:
             now = time.monotonic()
             cycle_at = started + self._interval()
@@ -207,12 +161,36 @@ class ServiceLoop:
             # load) would otherwise run back to back and starve the steady loop
             if cycle_at <= now:
                 return
+            clock, idle = self.ports.guard_clock, self._idle()
+            if guard is not None and clock is not None and idle is not None:
+                moved = clock.moved(idle, self.watch.idle_at if self.watch else None, guard)
+                await stopped.wait(cycle_at - now, moved)
+                if moved.done() and not moved.cancelled():
+                    self._guarded_at = time.monotonic()
+                    await self.guard_step()
+                continue
             if guard_at is not None and guard_at <= now:
                 self._guarded_at = now
                 await self.guard_step()
                 continue
             wake = cycle_at if guard_at is None else min(cycle_at, guard_at)
             await stopped.wait(max(0.05, wake - now))
+
+    def _idle(self) -> Callable[[], object] | None:
+        """What the guard would notice a rollout by, while it is between rollouts and
+        nothing has moved since its last tick; None when it must tick on its timer."""
+        if self.watch is None or self.watch.state is not None or self.watch.idle_at is None:
+            return None
+        try:
+            spec = self._spec()
+        except InvalidSpec:
+            return None
+        marker = functools.partial(self._marker, spec)
+        return marker if marker() == self.watch.idle_at else None
+
+    def _marker(self, spec: VenueServiceSpec) -> tuple[Any, ...] | None:
+        return guard_marker(self.namespace, spec, self.indexes, self.ports.workloads,
+                            self.body.meta.get("generation"))  # fmt: skip
 
     def _guard_interval(self) -> float | None:
         try:
@@ -230,8 +208,7 @@ class ServiceLoop:
             if not self.ownership.still():
                 return
             spec = self._spec()
-            marker = functools.partial(guard_marker, self.namespace, spec, self.indexes,
-                                       self.ports.workloads, self._generation)  # fmt: skip
+            marker = functools.partial(self._marker, spec)
             seen = self.watch.idle_at if self.watch.state is None else None
             if seen is not None and seen == marker():
                 return  # no rollout, and nothing it would notice one by has moved

@@ -1,0 +1,89 @@
+"""The rollout guard's clock (loop/guard_clock.py): between rollouts a loop sleeps until its
+cycle, and is woken for a guard tick only when something a tick would notice moved."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import replace
+from typing import Any
+
+from kopf._core.intents.stoppers import DaemonStopper
+
+from tests.unit.test_service_loop import NAME, World
+from tests.unit.test_workload_watch import Cluster, pod, replicaset, started
+from tests.unit.waiting import eventually
+from venue_operator.loop.guard_clock import GuardClock
+from venue_operator.loop.lifetime import Lifetime
+
+
+async def test_a_moved_marker_is_woken_and_a_still_one_is_not() -> None:
+    clock, values = GuardClock(), {"a": 1, "b": 1}
+    moving = clock.moved(lambda: values["a"], 1, 0.01)
+    still = clock.moved(lambda: values["b"], 1, 0.01)
+    await asyncio.sleep(0.05)  # several looks: nothing moved, nobody woken
+    assert not moving.done() and not still.done() and len(clock) == 2
+    values["a"] = 2
+    await eventually("the moved one woken", moving.done)
+    assert not still.done() and len(clock) == 1
+    still.cancel()  # its cycle came first
+    await eventually("nobody left to look at", lambda: len(clock) == 0)
+    assert clock._task is not None
+    await eventually("the clock's task ends with nobody waiting", clock._task.done)
+
+
+async def test_a_marker_that_fails_wakes_the_loop_to_say_so() -> None:
+    def broken() -> object:
+        raise KeyError("deployments")
+
+    moved = GuardClock().moved(broken, None, 0.01)
+    await asyncio.wait_for(moved, 1)
+
+
+async def test_between_rollouts_the_loop_sleeps_until_a_rollout_wakes_it() -> None:
+    """The loop's wait, with the clock: no tick while the Deployment's ReplicaSets stand still
+    (the cycle, 5 s away, is not due), a tick within the guard's interval of a new one."""
+    world = World()
+    loop = world.loop()
+    ticks: list[str] = []
+
+    class Watch:  # the real RolloutWatch needs pods; this is about when it is ticked
+        state: Any = None
+        idle_at: Any = None
+
+        async def tick(self, spec: Any, indexes: Any, workload: Any, *args: Any) -> None:
+            ticks.append(workload.template_hash)
+
+    cluster = Cluster(("replicasets", replicaset(NAME, "bbb")), ("pods", pod(NAME, "bbb", 1)))
+    kept = await started(cluster)
+    stopper = DaemonStopper()
+    lifetime = Lifetime(stopper.async_waiter, asyncio.Event())
+    try:
+        loop.watch = Watch()  # type: ignore[assignment]
+        loop.ports = replace(loop.ports, workloads=kept, guard_clock=GuardClock())
+        loop._guard_interval = lambda: 0.02  # type: ignore[method-assign]
+        loop._interval = lambda: 5.0  # type: ignore[method-assign]
+        await loop.guard_step()
+        assert ticks == ["bbb"]
+        woken: list[float] = []
+        step = loop.guard_step
+
+        async def counted() -> None:
+            woken.append(time.monotonic())
+            await step()
+
+        loop.guard_step = counted  # type: ignore[method-assign]
+        began = time.monotonic()
+        waiting = asyncio.create_task(loop._wait_guarding(lifetime, began))
+        await asyncio.sleep(0.2)  # ten guard intervals: nothing moved, no tick
+        assert ticks == ["bbb"] and not waiting.done()
+        assert woken == []  # not even woken to look (on a 20 ms timer: about ten times)
+        await cluster.send("replicasets", "ADDED", replicaset(NAME, "ccc"))  # a rollout
+        world.template = "ccc"
+        loop.indexes.update(world.indexes())
+        await eventually("the rollout ticked", lambda: ticks == ["bbb", "ccc"], within=2)
+        assert len(woken) == 1 and not waiting.done()  # woken once, before the cycle
+        lifetime.gone.set()  # deleted: the wait ends at once
+        await asyncio.wait_for(waiting, 2)
+    finally:
+        await kept.stop()
