@@ -74,10 +74,13 @@ def members(count: int) -> tuple[str, ...]:
 
 
 @contextlib.contextmanager
-def replicas(the_lab: Lab, names: Sequence[str], lease: int) -> Iterator[list[OperatorProcess]]:
+def replicas(
+    the_lab: Lab, names: Sequence[str], lease: int, nice: int = 0
+) -> Iterator[list[OperatorProcess]]:
     """One operator process per member with --shards, started one after the other (as a
     rolling start does). From the main thread: a child started from another thread is
-    SIGKILLed when that thread ends (the lab's PR_SET_PDEATHSIG is per thread)."""
+    SIGKILLed when that thread ends (the lab's PR_SET_PDEATHSIG is per thread). With `nice`,
+    each replica runs that much below the lab (`renice`)."""
     the_lab.cluster.kubectl("create", "namespace", OPERATOR_NS)
     with contextlib.ExitStack() as stack:
         ops = [stack.enter_context(OperatorProcess(
@@ -85,7 +88,18 @@ def replicas(the_lab: Lab, names: Sequence[str], lease: int) -> Iterator[list[Op
                    extra_args=("--shards", f"--shard-lease={lease}"),
                    env={"POD_NAME": name, "POD_NAMESPACE": OPERATOR_NS}))
                for name in names]  # fmt: skip
+        for op in ops:
+            renice(op.pid, nice)
         yield ops
+
+
+def renice(pid: int, nice: int) -> None:
+    """Every thread of `pid` (Linux's nice is per thread; threads started later inherit it
+    from the thread that starts them)."""
+    if nice:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(ProcessLookupError):  # a thread that has ended since
+                os.setpriority(os.PRIO_PROCESS, int(tid), nice)
 
 
 def member(op: OperatorProcess) -> str:
@@ -363,11 +377,11 @@ def provenance() -> dict[str, Any]:
             "date": datetime.now(UTC).isoformat(timespec="seconds")}  # fmt: skip
 
 
-def run(n: int, count: int, lease: int, with_profile: bool) -> dict[str, Any]:
+def run(n: int, count: int, lease: int, with_profile: bool, nice: int = 0) -> dict[str, Any]:
     started = time.monotonic()
     result: dict[str, Any] = {"n": n, "replicas": count, "lease_s": lease, **provenance(),
-                              "load_average_at_start": os.getloadavg()}  # fmt: skip
-    with fleet(n) as (the_lab, sim), replicas(the_lab, members(count), lease) as ops:
+                              "load_average_at_start": os.getloadavg(), "nice": nice}  # fmt: skip
+    with fleet(n) as (the_lab, sim), replicas(the_lab, members(count), lease, nice) as ops:
         result["lab_ready_s"] = time.monotonic() - started
         result["settle_s"] = settle(the_lab, n, poll_s=max(5.0, n / 500))
         result["steady"] = window(the_lab, sim, ops, n)
@@ -484,6 +498,12 @@ def main() -> None:
     parser.add_argument("--replicas", type=int, default=4)
     parser.add_argument("--lease", type=int, default=LEASE_S, help="--shard-lease, seconds")
     parser.add_argument("--profile", action="store_true", help="py-spy one replica, largest N")
+    parser.add_argument(
+        "--nice", type=int, default=0, metavar="N",
+        help="run the replicas N below the lab (the API server, Prometheus, the simulated "
+        "services): in a cluster those run on other nodes, and on one machine a saturated "
+        "operator starves them, which makes the services it watches look down",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.replicas < 2:
         parser.error("--replicas must be at least 2 (one is SIGKILLed)")
@@ -492,7 +512,8 @@ def main() -> None:
     results = []
     for n in args.services:
         print(f"N={n}, {args.replicas} replicas, load average {os.getloadavg()}", flush=True)
-        results.append(run(n, args.replicas, args.lease, args.profile and n == max(args.services)))
+        with_profile = args.profile and n == max(args.services)
+        results.append(run(n, args.replicas, args.lease, with_profile, args.nice))
         path.write_text(json.dumps(merged(path, results[-1]), indent=1) + "\n")
     print()
     print(table(results))
