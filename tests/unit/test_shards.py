@@ -99,10 +99,12 @@ async def test_a_replica_owns_nothing_once_its_own_lease_may_have_lapsed(
     assert not mine.owns(next(k for k in KEYS if owner(k, ("op-0", "op-1")) == "op-1"))
     epoch = mine.holds(key)
     assert epoch is not None
+    assert not mine.renewing()
     clock[0] += 10.5  # two thirds of the term: it may lapse before a write lands
     assert not mine.owns(key) and mine.holds(key) is None
+    assert mine.renewing()  # ... and it is not known to have: loops wait, not let go
     await mine.tick()  # 10.5 s after the last: the Lease never expired for the others
-    assert mine.holds(key) == epoch
+    assert mine.holds(key) == epoch and not mine.renewing()
     clock[0] += 13.5  # nine tenths of the term: the others may have taken it over
     assert mine.holds(key) is None
     await mine.tick()
@@ -112,6 +114,42 @@ async def test_a_replica_owns_nothing_once_its_own_lease_may_have_lapsed(
     assert mine.holds(key) == epoch + 1
     await mine.tick()
     assert mine.holds(key) == epoch + 1  # renewed in time, members unchanged: same epoch
+
+
+async def test_a_late_renewal_holds_the_loop_without_letting_the_service_go() -> None:
+    """Its own Lease's renewal late (a saturated API server): no cycle, nothing written,
+    and the loop kept; the renewal landing in time goes on in the same epoch with no status
+    read again, landing too late (a new epoch) starts from what is stored; a service the hash
+    gave another meanwhile is let go. Before, each late renewal let go of every service, and
+    taking them all on again cost a status read each and their pods listed again."""
+    reads, writes = [], []
+
+    async def read() -> tuple[dict[str, Any], str]:
+        reads.append(1)
+        return {"health": "Healthy"}, "7"
+
+    async def write(body: dict[str, Any], version: str | None) -> str | None:
+        writes.append(body)
+        return "8"
+
+    epoch: list[int | None] = [1]
+    renewing = [False]
+    ownership = Ownership("ns/a", lambda key: epoch[0], read, lambda: renewing[0])
+    store = StatusStore(ownership.writes(write), parse_status({"health": "Healthy"}), read, "3")
+    assert await ownership.now(store) and len(reads) == 1
+    epoch[0], renewing[0] = None, True
+    assert not await ownership.now(store) and not ownership.released
+    with pytest.raises(StatusTaken):
+        await store.save(parse_status({"health": "Degraded"}), "test")
+    epoch[0], renewing[0] = 1, False  # landed in time
+    assert await ownership.now(store) and len(reads) == 1 and ownership.still()
+    epoch[0], renewing[0] = None, True
+    assert not await ownership.now(store) and not ownership.released
+    epoch[0], renewing[0] = 2, False  # landed past the term: the others may have run it
+    assert await ownership.now(store) and len(reads) == 2
+    epoch[0] = None  # current, and the hash gives it another member
+    assert not await ownership.now(store) and ownership.released
+    assert writes == []
 
 
 async def test_a_joining_replica_takes_nothing_until_the_others_have_let_it_go(

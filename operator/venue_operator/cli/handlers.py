@@ -309,6 +309,7 @@ async def watch_venue_service(
         ),
         read_status=functools.partial(calls.read_status, memo.api, ns, name),
         owns=None if memo.membership is None else memo.membership.holds,
+        renewing=(lambda: False) if memo.membership is None else memo.membership.renewing,
         page=functools.partial(memo.pager.send, ns, name),
         page_results=functools.partial(memo.pager.results, ns, name),
         forget_metrics=memo.ctx.metrics.forget,

@@ -92,6 +92,12 @@ class Membership:
         """Joined (or back) long enough ago that no member runs what we gain any more."""
         return self._settles_at is not None and time.monotonic() >= self._settles_at
 
+    def renewing(self) -> bool:
+        """Settled, but our own Lease was not renewed within two thirds of its term: a busy
+        API server, most often. What we own is known again when the renewal lands (in time,
+        the same epoch; late, a new one), so a loop waits for it rather than letting go."""
+        return self.settled() and not self.current()
+
     def owns(self, key: str) -> bool:
         return self.holds(key) is not None
 

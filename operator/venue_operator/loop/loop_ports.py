@@ -46,6 +46,7 @@ class LoopPorts:
     read_status: StatusRead | None = None  # fences the writes (kube/status_store.py)
     # With shards (fleet/membership.py): the epoch this replica owns "namespace/name" in, or None
     owns: Callable[[str], int | None] | None = None
+    renewing: Callable[[], bool] = lambda: False  # ... and its own Lease's renewal is late
     page_results: PageResults = list  # and what became of them since the last call
     forget_metrics: Callable[[str], None] = lambda key: None
     alert: Alert = lambda notification, status: None

@@ -1,7 +1,8 @@
 """Whether this replica runs a VenueService's loop now (shards: fleet/membership.py).
 
 Without shards it always does. With them, a loop whose service the hash gives to another
-member (or whose replica's own Lease may have lapsed) ends at its next cycle, and its guard
+member ends at its next cycle (one whose replica's own Lease renewal is late skips cycles
+until it lands), and its guard
 ticks stop at once (loop/turns.py builds a loop again when the service is taken on); a loop
 starts from the stored status, since the member that had the service may have acted."""
 
@@ -25,11 +26,12 @@ log = structlog.get_logger(__name__)
 
 class Ownership:
     def __init__(
-        self, key: str, holds: Callable[[str], int | None] | None, read: StatusRead | None
-    ) -> None:
-        """`holds`: the epoch since which this replica owns `key`, or None
-        (fleet/membership.py)."""
-        self.key, self._holds, self._read = key, holds, read
+        self, key: str, holds: Callable[[str], int | None] | None, read: StatusRead | None,
+        renewing: Callable[[], bool] = lambda: False,
+    ) -> None:  # fmt: skip
+        """`holds`: the epoch since which this replica owns `key`, or None; `renewing`: its
+        own Lease's renewal is late, not known lapsed (fleet/membership.py)."""
+        self.key, self._holds, self._read, self._renewing = key, holds, read, renewing
         self._epoch: int | None = None  # the epoch of the cycle running, while owned
         self.released = False  # owned, then found another's: the loop ends (loop/turns.py)
 
@@ -72,6 +74,11 @@ class Ownership:
         if self._holds is None:
             return True
         epoch = self._holds(self.key)
+        if epoch is None and self._epoch is not None and self._renewing():
+            # Not a cycle until the renewal lands; the loop is kept (letting go of every
+            # service at each late renewal rebuilt them all: a status read each, their pods
+            # listed again: 543 at once at 5,000 over 4 on a saturated API server)
+            return False
         if epoch is None:
             if self._epoch is not None:
                 log.info("shard.released", service=self.key)

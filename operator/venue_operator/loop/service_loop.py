@@ -68,7 +68,7 @@ class ServiceLoop:
         ports: LoopPorts,
     ) -> None:  # fmt: skip
         self.namespace, self.name, self.body, self.indexes = namespace, name, body, indexes
-        self.ownership = Ownership(self.key, ports.owns, ports.read_status)
+        self.ownership = Ownership(self.key, ports.owns, ports.read_status, ports.renewing)
         acts, gitops = self.ownership.acts(ports.acts, ports.gitops)
         ports = replace(ports, events=self.ownership.events(ports.events), acts=acts, gitops=gitops,
                         write_status=self.ownership.writes(ports.write_status))  # fmt: skip
@@ -128,9 +128,7 @@ class ServiceLoop:
         started = time.monotonic()
         try:
             if not await self.ownership.now(self.store, self._afresh):
-                if self.ports.workloads is not None:
-                    self.ports.workloads.drop(self.key)
-                return
+                return  # released: `run` ends and lets go of what it read
             await self.cycle()
         except InvalidSpec as exc:
             await self.reporter.say_once(
