@@ -6,11 +6,10 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import replace
-from typing import Any
 
 from kopf._core.intents.stoppers import DaemonStopper
 
-from tests.unit.test_service_loop import NAME, World
+from tests.unit.test_service_loop import NAME, TickedWatch, World
 from tests.unit.test_workload_watch import Cluster, pod, replicaset, started
 from tests.unit.waiting import eventually
 from venue_operator.loop.guard_clock import GuardClock
@@ -46,20 +45,12 @@ async def test_between_rollouts_the_loop_sleeps_until_a_rollout_wakes_it() -> No
     world = World()
     loop = world.loop()
     ticks: list[str] = []
-
-    class Watch:  # the real RolloutWatch needs pods; this is about when it is ticked
-        state: Any = None
-        idle_at: Any = None
-
-        async def tick(self, spec: Any, indexes: Any, workload: Any, *args: Any) -> None:
-            ticks.append(workload.template_hash)
-
     cluster = Cluster(("replicasets", replicaset(NAME, "bbb")), ("pods", pod(NAME, "bbb", 1)))
     kept = await started(cluster)
     stopper = DaemonStopper()
     lifetime = Lifetime(stopper.async_waiter, asyncio.Event())
     try:
-        loop.watch = Watch()  # type: ignore[assignment]
+        loop.watch = TickedWatch(ticks)  # type: ignore[assignment]
         loop.ports = replace(loop.ports, workloads=kept, guard_clock=GuardClock())
         loop._guard_interval = lambda: 0.02  # type: ignore[method-assign]
         loop._interval = lambda: 5.0  # type: ignore[method-assign]

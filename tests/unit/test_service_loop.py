@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import kopf
 import pytest
@@ -798,6 +798,17 @@ async def test_the_guard_acts_for_the_same_subject_as_the_cycle() -> None:
     assert subject.gitops == flux and subject.deployment_ref is not None
 
 
+class TickedWatch:
+    """A rollout watch that notes the template hash of each tick (the real RolloutWatch needs
+    pods; these tests are about when it is ticked)."""
+
+    def __init__(self, ticks: list[str]) -> None:
+        self.ticks, self.state, self.idle_at = ticks, cast(Any, None), cast(Any, None)
+
+    async def tick(self, spec: Any, indexes: Any, workload: Any, *args: Any) -> None:
+        self.ticks.append(workload.template_hash)
+
+
 async def test_between_rollouts_a_guard_tick_is_skipped_until_what_shows_one_moves(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -808,21 +819,13 @@ async def test_between_rollouts_a_guard_tick_is_skipped_until_what_shows_one_mov
     nothing fails."""
     world = World()
     loop = world.loop()
-    ticks: list[str] = []
     failed: list[str] = []
     monkeypatch.setattr(service_loop.telemetry, "failed", lambda ns, name: failed.append(name))
-
-    class Watch:  # the real RolloutWatch needs pods; this is about when it is ticked
-        state: Any = None
-        idle_at: Any = None
-
-        async def tick(self, spec: Any, indexes: Any, workload: Any, *args: Any) -> None:
-            ticks.append(workload.template_hash)
-
     cluster = Cluster(("replicasets", replicaset(NAME, "bbb")), ("pods", pod(NAME, "bbb", 1)))
     kept = await started(cluster)  # the real workload watch, over plain objects
+    ticks: list[str] = []
     try:
-        loop.watch = Watch()  # type: ignore[assignment]
+        loop.watch = TickedWatch(ticks)  # type: ignore[assignment]
         loop.ports = replace(loop.ports, workloads=kept)
         for _ in range(4):
             await loop.guard_step()
