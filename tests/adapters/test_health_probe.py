@@ -71,6 +71,25 @@ async def test_timeout_is_bounded_and_does_not_delay_others(serve, http) -> None
     assert time.monotonic() - started < 2.0
 
 
+async def test_a_timeout_the_operators_own_loop_ran_late_on_is_not_the_services(
+    serve,
+    http,  # type: ignore[no-untyped-def]
+) -> None:
+    """The event loop blocked past the probe's deadline (a starved replica): the timeout is
+    taken 0.7 s late, and says so instead of calling the service down; on time it is the
+    service's (above)."""
+
+    async def hang(_: web.Request) -> web.Response:
+        await asyncio.sleep(5)
+        return web.Response(text="{}")
+
+    slow = await serve(hang)
+    asyncio.get_running_loop().call_later(0.1, time.sleep, 1.1)  # the loop busy from 0.1 s
+    result = await probe(http, slow, 0.5)
+    assert result.failure is ProbeFailure.OPERATOR_LATE
+    assert "late past the 0.5s deadline" in result.detail  # ~0.7 s late
+
+
 async def test_huge_body_is_cut_off(serve, http) -> None:  # type: ignore[no-untyped-def]
     async def junk(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse()

@@ -93,6 +93,9 @@ RUNBOOK_ROWS = [
      "rate_limited", Level.WARNING, Health.DEGRADED, Severity.P3),
     ("deployment missing", {"workload": WorkloadState(found=False)},
      "pods", Level.UNKNOWN, Health.UNKNOWN, Severity.UNKNOWN),
+    ("a timeout the busy operator itself ran late on: not the service's word",
+     {"health": ProbeResult(ProbeFailure.OPERATOR_LATE, "ran 1.2s late")},
+     "health", Level.UNKNOWN, Health.UNKNOWN, Severity.UNKNOWN),
 ]  # fmt: skip
 
 

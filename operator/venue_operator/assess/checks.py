@@ -93,12 +93,13 @@ def _metric(reading: Reading, threshold: Threshold, scale: float, unit: str) -> 
 def _probe(probe: ProbeResult) -> Raw:
     if probe.ok:
         return Raw(Level.OK, value=probe.status_code)
-    if probe.failure is ProbeFailure.NOT_ALLOWED:  # not probed: unknown, never "down"
+    if probe.failure in _NOT_THE_SERVICE:  # not probed, or not judged: unknown, never "down"
         return Raw(Level.UNKNOWN, reason=probe.detail)
     reason = f"{probe.failure}: {probe.detail}" if probe.detail else str(probe.failure)
     return Raw(Level.CRITICAL, value=probe.status_code, reason=reason)
 
 
+_NOT_THE_SERVICE = {ProbeFailure.NOT_ALLOWED, ProbeFailure.OPERATOR_LATE}
 _FAILED = {
     ProbeFailure.CONNECTION_REFUSED: "connection refused",
     ProbeFailure.TIMEOUT: "timed out",
@@ -106,6 +107,7 @@ _FAILED = {
     ProbeFailure.HTTP_STATUS: "an HTTP error",
     ProbeFailure.INVALID_JSON: "not JSON",
     ProbeFailure.CHECK_FAILING: "a check failing",
+    ProbeFailure.OPERATOR_LATE: "the operator ran late",
 }
 
 

@@ -22,6 +22,9 @@ class ProbeFailure(StrEnum):
     INVALID_JSON = "InvalidJson"
     CHECK_FAILING = "CheckFailing"
     NOT_ALLOWED = "NotAllowed"  # refused by the operator's tenant boundaries: never probed
+    # timed out while the operator's own event loop ran late past the deadline: whether the
+    # service answered in time is not known (a starved operator must not call services down)
+    OPERATOR_LATE = "OperatorLate"
 
 
 @dataclass(frozen=True)

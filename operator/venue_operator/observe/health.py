@@ -22,6 +22,10 @@ MAX_BODY_BYTES = 64 * 1024  # a health answer is a few hundred bytes; junk is cu
 MAX_CHECKS = 16
 MAX_CHECK_VALUE = 200
 MAX_DETAIL = 500
+# A timeout taken this late past its deadline (seconds, or this share of the timeout if more)
+# was the operator's own event loop running late, not only the service: on a saturated
+# replica the answer may have been waiting unread. An idle loop takes it within milliseconds.
+LATE_S, LATE_SHARE = 0.5, 0.25
 
 
 def _refused(exc: BaseException) -> bool:
@@ -94,6 +98,11 @@ async def probe(dialer: Dialer, url: str, seconds: float) -> ProbeResult:
     try:
         status, body = await get_bounded(dialer, url, MAX_BODY_BYTES, seconds)
     except TimeoutError:
+        late = time.monotonic() - started - seconds
+        if late > max(LATE_S, LATE_SHARE * seconds):
+            why = (f"not judged: the operator's event loop ran {late:.1f}s late past the "
+                   f"{seconds:g}s deadline")  # fmt: skip
+            return ProbeResult(ProbeFailure.OPERATOR_LATE, why)
         return ProbeResult(ProbeFailure.TIMEOUT, f"no answer within {seconds:g}s")
     except TargetRefused as refused:  # an address the tenant boundaries refuse: nothing sent
         return ProbeResult(ProbeFailure.NOT_ALLOWED, refused.reason)
