@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 from kopf._core.intents.stoppers import DaemonStopper
 
@@ -17,11 +19,19 @@ from venue_operator.loop.lifetime import Lifetime
 
 
 async def test_a_moved_marker_is_woken_and_a_still_one_is_not() -> None:
-    clock, values = GuardClock(), {"a": 1, "b": 1}
-    moving = clock.moved(lambda: values["a"], 1, 0.01)
-    still = clock.moved(lambda: values["b"], 1, 0.01)
-    await asyncio.sleep(0.05)  # several looks: nothing moved, nobody woken
-    assert not moving.done() and not still.done() and len(clock) == 2
+    clock, values, looks = GuardClock(), {"a": 1, "b": 1}, {"a": 0, "b": 0}
+
+    def marker(name: str) -> Callable[[], object]:
+        def look() -> object:
+            looks[name] += 1
+            return values[name]
+
+        return look
+
+    moving = clock.moved(marker("a"), 1, 0.01)
+    still = clock.moved(marker("b"), 1, 0.01)
+    await eventually("three looks at each", lambda: min(looks.values()) >= 3)
+    assert not moving.done() and not still.done() and len(clock) == 2  # nothing moved
     values["a"] = 2
     await eventually("the moved one woken", moving.done)
     assert not still.done() and len(clock) == 1
@@ -64,11 +74,19 @@ async def test_between_rollouts_the_loop_sleeps_until_a_rollout_wakes_it() -> No
             await step()
 
         loop.guard_step = counted  # type: ignore[method-assign]
+        looks: list[float] = []
+        marker = loop._marker
+
+        def looked(spec: Any) -> Any:
+            looks.append(time.monotonic())
+            return marker(spec)
+
+        loop._marker = looked  # type: ignore[method-assign]
         began = time.monotonic()
         waiting = asyncio.create_task(loop._wait_guarding(lifetime, began))
-        await asyncio.sleep(0.2)  # ten guard intervals: nothing moved, no tick
-        assert ticks == ["bbb"] and not waiting.done()
-        assert woken == []  # not even woken to look (on a 20 ms timer: about ten times)
+        await eventually("the clock looking ten times", lambda: len(looks) >= 10)
+        assert ticks == ["bbb"] and not waiting.done()  # nothing moved, no tick
+        assert woken == []  # not even woken to look (on the 20 ms timer: once a look)
         await cluster.send("replicasets", "ADDED", replicaset(NAME, "ccc"))  # a rollout
         world.template = "ccc"
         loop.indexes.update(world.indexes())

@@ -161,7 +161,7 @@ class ServiceLoop:
                 return
             clock, idle = self.ports.guard_clock, self._idle()
             if guard is not None and clock is not None and idle is not None:
-                moved = clock.moved(idle, self.watch.idle_at if self.watch else None, guard)
+                moved = clock.moved(*idle, guard)
                 await stopped.wait(cycle_at - now, moved)
                 if moved.done() and not moved.cancelled():
                     self._guarded_at = time.monotonic()
@@ -174,17 +174,17 @@ class ServiceLoop:
             wake = cycle_at if guard_at is None else min(cycle_at, guard_at)
             await stopped.wait(max(0.05, wake - now))
 
-    def _idle(self) -> Callable[[], object] | None:
-        """What the guard would notice a rollout by, while it is between rollouts and
-        nothing has moved since its last tick; None when it must tick on its timer."""
+    def _idle(self) -> tuple[Callable[[], object], object] | None:
+        """What the guard would notice a rollout by and what it saw at its last tick, while
+        it is between rollouts and nothing has moved since; None when it ticks on its timer."""
         if self.watch is None or self.watch.state is not None or self.watch.idle_at is None:
             return None
         try:
             spec = self._spec()
         except InvalidSpec:
             return None
-        marker = functools.partial(self._marker, spec)
-        return marker if marker() == self.watch.idle_at else None
+        marker, seen = functools.partial(self._marker, spec), self.watch.idle_at
+        return (marker, seen) if marker() == seen else None
 
     def _marker(self, spec: VenueServiceSpec) -> tuple[Any, ...] | None:
         return guard_marker(self.namespace, spec, self.indexes, self.ports.workloads,
