@@ -14,7 +14,7 @@ from tests.unit.test_decide import ERRORS, FRESH_ROLLOUT, KNOWN, OLD_ROLLOUT, PO
 from tests.unit.test_decide import NOW as DECIDE_NOW
 from venue_operator.decide.decision import Action
 from venue_operator.decide.procedure import decide
-from venue_operator.decide.storm import Report, Storm, StormRule, explaining, storms
+from venue_operator.decide.storm import Report, Storm, StormRule, Tally, explaining
 from venue_operator.fleet.board import FleetBoard
 from venue_operator.fleet.storm_watch import FleetWatch
 from venue_operator.model.observations import Reading
@@ -23,6 +23,14 @@ from venue_operator.record.transitions import EventSpec
 
 NOW = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
 RULE = StormRule()  # 5 services, 30%, 3 namespaces, 60 s
+
+
+def storms(reports: list[Report], rule: StormRule, now: datetime) -> tuple[Storm, ...]:
+    """Every storm at `now` over these reports (the board keeps its Tally as they come)."""
+    tally = Tally(rule)
+    for report in reports:
+        tally.put((report.namespace, report.name), report, now)
+    return tally.storms(now)
 
 
 def fleet(*groups: tuple[str, int, int], dep: str | None = None,

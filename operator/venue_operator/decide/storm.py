@@ -88,14 +88,6 @@ def scopes_of(namespace: str, depends_on: Iterable[str]) -> tuple[str, ...]:
             CLUSTER)  # fmt: skip
 
 
-def storms(reports: Iterable[Report], rule: StormRule, now: datetime) -> tuple[Storm, ...]:
-    """Every storm now, over the reports of services seen within the window."""
-    tally = Tally(rule)
-    for report in reports:
-        tally.put((report.namespace, report.name), report, now)
-    return tally.storms(now)
-
-
 @dataclass(frozen=True)
 class Seen:
     """A service as counted now: its namespace, its scopes, the checks it breaches, and until

@@ -44,7 +44,7 @@ class FleetBoard:
         }  # fmt: skip
         breached.update(dict.fromkeys(critical, at))
         report = Report(namespace, name, frozenset(depends_on), at, breached)
-        self._put(report, at)
+        self._put(report)
         return self.around(namespace, report.depends_on, at)
 
     def present(self, namespace: str, name: str, depends_on: Iterable[str], at: datetime) -> None:
@@ -52,12 +52,12 @@ class FleetBoard:
         that shard's to publish."""
         key = (namespace, name)
         self._elsewhere.add(key)
-        self._put(Report(namespace, name, frozenset(depends_on), at), at)
+        self._put(Report(namespace, name, frozenset(depends_on), at))
 
-    def _put(self, report: Report, at: datetime) -> None:
+    def _put(self, report: Report) -> None:
         key = (report.namespace, report.name)
         self._reports[key] = report
-        self._tally.put(key, self._counted(key), at)
+        self._tally.put(key, self._counted(key), report.at)
 
     def forget(self, namespace: str, name: str) -> None:
         self._elsewhere.discard((namespace, name))
