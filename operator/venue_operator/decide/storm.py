@@ -112,6 +112,9 @@ class Seen:
             other.namespace, other.scopes, other.breaching)  # fmt: skip
 
 
+_NOWHERE = Seen("", (), frozenset(), datetime.min)  # a service not counted: in no scope
+
+
 @dataclass
 class _Scope:
     services: int = 0
@@ -193,15 +196,12 @@ class Tally:
     def _recount(self, before: Seen | None, after: Seen | None) -> None:
         self._count(before, -1)
         self._count(after, +1)
-        checks = {*(before.breaching if before else ()), *(after.breaching if after else ())}
-        for name in {*(before.scopes if before else ()), *(after.scopes if after else ())}:
+        was, now = before or _NOWHERE, after or _NOWHERE
+        checks = was.breaching | now.breaching
+        for name in {*was.scopes, *now.scopes}:
             judged = checks
-            if (
-                before is None
-                or after is None
-                or name not in before.scopes
-                or (name not in after.scopes)
-            ):  # the scope's services changed: every share in it did
+            if name not in was.scopes or name not in now.scopes:
+                # the scope's services changed: every share in it did
                 judged = checks | {*self._scopes.get(name, _Scope()).breaching,
                                    *self._storms.get(name, ())}  # fmt: skip
             for check in judged:
