@@ -75,7 +75,8 @@ class ServiceBehaviour:
         self.rate = rate
         self._random = random.Random(seed)
         self._faults = HEALTHY
-        self._tenants: list[str] = []  # and their weights summed in turn: set_faults's
+        # set_faults's (below): the tenants, and their weights summed in turn
+        self._tenants: list[str] = []
         self._tenant_cum: list[float] = []
         self._error_weight: dict[str, float] = {}
         self._born = now
