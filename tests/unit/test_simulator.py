@@ -616,6 +616,36 @@ def test_a_long_catch_up_is_bounded_but_counts_every_request() -> None:
     assert sum(behaviour.requests.values()) == pytest.approx(72_000)
 
 
+def test_fluid_traffic_grows_each_series_by_what_drawn_traffic_averages() -> None:
+    """The bench's `--fluid-traffic`: the same series, each at the drawn traffic's long-run
+    share, with no noise; a fault draws requests again (and counts on from there)."""
+    drawn = ServiceBehaviour(200.0, "drawn", 0.0)
+    fluid = ServiceBehaviour(200.0, "fluid", 0.0, fluid=True)
+    for t in range(1, 301):
+        drawn.advance(float(t))
+        fluid.advance(float(t))
+    assert fluid.requests.keys() == drawn.requests.keys()
+    assert sum(fluid.requests.values()) == pytest.approx(60_000)
+    for key, value in fluid.requests.items():  # within 4 standard deviations of the draws
+        assert drawn.requests[key] == pytest.approx(value, abs=4 * math.sqrt(value) + 1)
+    for route in ROUTES_:
+        assert sum(fluid.buckets[route]) == pytest.approx(30_000)
+        for bucket, value in enumerate(fluid.buckets[route]):
+            assert drawn.buckets[route][bucket] == pytest.approx(
+                value, abs=4 * math.sqrt(value) + 1
+            )
+        assert fluid.latency_sum[route] == pytest.approx(drawn.latency_sum[route], rel=0.02)
+    # noise-free: a second's share of 500s is the baseline exactly
+    failed = sum(v for (_, code, _), v in fluid.requests.items() if code == "500")
+    fluid.advance(301.0)
+    failed_then = sum(v for (_, code, _), v in fluid.requests.items() if code == "500")
+    assert failed_then - failed == pytest.approx(200 * 0.001)
+    fluid.set_faults(Faults(error_ratio=0.5), now=301.0)
+    fluid.advance(361.0)
+    late = sum(v for (_, code, _), v in fluid.requests.items() if code == "500") - failed_then
+    assert late == pytest.approx(60 * 200 * 0.5, rel=0.05)
+
+
 @pytest.mark.parametrize(
     ("image", "faults"),
     [

@@ -55,6 +55,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=DEFAULT_RATE, help="req/s per service")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--fluid-traffic", action="store_true",
+        help="a healthy service's counters grow by their expected shares instead of drawn "
+        "requests (no noise; a large fleet costs little); faults are drawn as always",
+    )  # fmt: skip
+    parser.add_argument(
         "--slow-health-seconds", type=float, default=DEFAULT_HANG_S, help="slow_health's hang"
     )
     parser.add_argument("--ready-file", type=Path, help="JSON with the ports, once listening")
@@ -146,6 +151,7 @@ async def serve(args: argparse.Namespace) -> None:
         pod_tls=_server_tls(args.pod_tls),
         pod_path_prefix=args.pod_path_prefix,
         pod_overrides=args.pod_faults,
+        fluid_traffic=args.fluid_traffic,
     ) as sim:
         for index in range(args.services):
             port = args.base_port + index if args.base_port else 0

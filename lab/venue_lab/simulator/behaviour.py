@@ -11,6 +11,7 @@ import itertools
 import json
 import math
 import random
+import statistics
 from dataclasses import dataclass
 
 from venue_lab.simulator.faults import HEALTHY, Faults, tenant_weights
@@ -45,6 +46,13 @@ WARM_UP_ADDED_S = 2.5
 # Bounds the work of one catch-up (e.g. after an hour unscraped); beyond it, samples weigh more.
 MAX_SAMPLES_PER_ADVANCE = 20_000
 
+# A healthy request's chance of each latency bucket (the last: +Inf) and its mean latency:
+# what `fluid` traffic adds per request instead of drawing each one.
+_LATENCY = statistics.NormalDist(math.log(MEDIAN_LATENCY_S), LATENCY_SIGMA)
+_AT_MOST = [_LATENCY.cdf(math.log(bound)) for bound in BUCKETS] + [1.0]
+HEALTHY_BUCKET_SHARES = tuple(b - a for a, b in zip([0.0, *_AT_MOST[:-1]], _AT_MOST, strict=True))
+HEALTHY_MEAN_LATENCY_S = MEDIAN_LATENCY_S * math.exp(LATENCY_SIGMA**2 / 2)
+
 MALFORMED_BODY = '{"status": "ok", "checks": {'
 JSON_TYPE = "application/json"
 
@@ -67,12 +75,25 @@ def _number(value: float) -> str:
 
 
 class ServiceBehaviour:
-    """Counters that advance lazily with elapsed time, shaped by the current faults."""
+    """Counters that advance lazily with elapsed time, shaped by the current faults.
 
-    def __init__(self, rate: float, seed: str | int, now: float, faults: Faults = HEALTHY) -> None:
+    `fluid`: while the service has no faults, its counters grow by the expected share of each
+    series (no draws, no noise), so that thousands of services cost the lab little; any fault
+    and they are drawn request by request again."""
+
+    def __init__(
+        self,
+        rate: float,
+        seed: str | int,
+        now: float,
+        faults: Faults = HEALTHY,
+        *,
+        fluid: bool = False,
+    ) -> None:
         if not (math.isfinite(rate) and rate >= 0):
             raise ValueError(f"rate must be a finite number >= 0, got {rate!r}")
         self.rate = rate
+        self.fluid = fluid
         self._random = random.Random(seed)
         self._faults = HEALTHY
         # set_faults's (below): the tenants, and their weights summed in turn
@@ -117,6 +138,9 @@ class ServiceBehaviour:
         elapsed, self._last = now - self._last, max(now, self._last)
         if elapsed <= 0 or self._faults.not_starting:
             return  # a service that does not start serves nothing
+        if self.fluid and self._faults == HEALTHY:
+            self._flow(elapsed * self.rate)
+            return
         self._carry += elapsed * self.rate
         served, self._carry = divmod(self._carry, 1.0)
         self._serve(int(served), None, start, elapsed)
@@ -125,6 +149,21 @@ class ServiceBehaviour:
             self._surge_carry += elapsed * self.rate * SURGE_FACTOR
             surged, self._surge_carry = divmod(self._surge_carry, 1.0)
             self._serve(int(surged), tenant, start, elapsed)
+
+    def _flow(self, count: float) -> None:
+        """`count` healthy requests, each series grown by its expected share of them."""
+        per_route = count / len(ROUTES)
+        each = per_route / len(TENANTS)
+        failed, served = each * BASELINE_ERROR_RATIO, each * (1 - BASELINE_ERROR_RATIO)
+        requests = self.requests
+        for route in ROUTES:
+            for tenant in TENANTS:
+                requests[(route, "500", tenant)] += failed
+                requests[(route, "200", tenant)] += served
+            buckets = self.buckets[route]
+            for i, share in enumerate(HEALTHY_BUCKET_SHARES):
+                buckets[i] += per_route * share
+            self.latency_sum[route] += per_route * HEALTHY_MEAN_LATENCY_S
 
     def _serve(self, count: int, surge_tenant: str | None, start: float, elapsed: float) -> None:
         """`count` requests spread evenly over `elapsed` seconds from `start`."""

@@ -55,8 +55,10 @@ class Simulator:
         pod_tls: ssl.SSLContext | None = None,
         pod_path_prefix: str = "",
         pod_overrides: FaultOverrides | None = None,
+        fluid_traffic: bool = False,
     ) -> None:
         self.rate = rate
+        self.fluid_traffic = fluid_traffic  # healthy counters grow by expectation (behaviour.py)
         # how every pod's own endpoint serves: https, a path prefix, faults over its image's
         self.pod_tls = pod_tls
         self.pod_path_prefix = pod_path_prefix
@@ -120,8 +122,9 @@ class Simulator:
         if not (port == 0 or 1024 <= port <= 65535):
             raise ValueError(f"port must be 0 or in 1024..65535, got {port!r}")
         behaviour = ServiceBehaviour(
-            self.rate if rate is None else rate, f"{self.seed}:{name}", self.clock(), faults
-        )
+            self.rate if rate is None else rate, f"{self.seed}:{name}", self.clock(), faults,
+            fluid=self.fluid_traffic,
+        )  # fmt: skip
         service = SimulatedService(
             name, port, behaviour, self.clock, self.slow_health_seconds, faults.active()
         )
@@ -140,7 +143,9 @@ class Simulator:
 
     async def add_pod(self, name: str, ip: str, port: int, image: str) -> SimulatedService:
         """A pod's own endpoint on its IP, with its own counters, behaving as its image says."""
-        behaviour = ServiceBehaviour(self.rate, f"{self.seed}:pod:{name}", self.clock())
+        behaviour = ServiceBehaviour(
+            self.rate, f"{self.seed}:pod:{name}", self.clock(), fluid=self.fluid_traffic
+        )
         pod = SimulatedService(
             name, port, behaviour, self.clock, self.slow_health_seconds, self.pod_overrides,
             host=ip, tls=self.pod_tls, path_prefix=self.pod_path_prefix,
