@@ -103,8 +103,7 @@ class DecodingError(GetFailed):
     """A Content-Encoding we do not read, or a body it does not decode."""
 
 
-# What a GET of ours raises besides TimeoutError (the deadline) and TargetRefused
-FAILURES = (GetFailed, OSError)
+FAILURES = (GetFailed, OSError)  # what a GET raises besides TimeoutError and TargetRefused
 
 
 async def get_bounded(
@@ -133,8 +132,9 @@ class _Url(NamedTuple):
     target: str  # the request line's: path and query, %-encoded
     authority: str  # the Host header, as httpx sent it: the port when not the scheme's own
 
-    @classmethod
-    def of(cls, url: str) -> _Url:
+    @staticmethod
+    @functools.lru_cache(maxsize=16_384)  # a service's probe URLs every cycle: parsed once
+    def of(url: str) -> _Url:
         """`url` parsed as tenancy/policy.py parses it (urlsplit); userinfo and fragment
         dropped: they are never sent."""
         if _CONTROL.search(url):
@@ -153,7 +153,7 @@ class _Url(NamedTuple):
         port = port or default  # 0 too, as tenancy/policy.py reads it
         name = f"[{host}]" if ":" in host else host
         authority = name if port == default else f"{name}:{port}"
-        return cls(parts.scheme, host, port, path + query, authority)
+        return _Url(parts.scheme, host, port, path + query, authority)
 
 
 def _host(host: str) -> str:
