@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+import pytest
+
 from venue_operator.model.observations import MetricReadings, Reading
 from venue_operator.observe.batcher import MetricsBatcher
 from venue_operator.observe.prometheus import PrometheusReader, Target
+from venue_operator.record import loop_lag
 
 
 class CountingReader(PrometheusReader):
@@ -118,6 +121,23 @@ async def test_a_hung_url_delays_only_its_own_services() -> None:
         )
     finally:
         reader.gates["http://slow"].set()
+
+
+async def test_a_read_outlasting_its_wait_on_a_lagging_loop_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Prometheus answered `up` in 5 ms while starved replicas said it was slow: the wait ran
+    out because their own loop ran late (record/loop_lag.py measured it)."""
+    monkeypatch.setattr(loop_lag, "lag", lambda: 2.4)
+    reader = GatedReader("http://p")
+    batcher = MetricsBatcher(reader, wait=0.3)
+    try:
+        waited = await asyncio.wait_for(batcher.get(target("a"), max_age=60), 2)
+        assert waited.request_rate.unknown_reason == (
+            "metrics not read within 0.3s: this replica's event loop ran 2.4s late (short of CPU)"
+        )
+    finally:
+        reader.gates["http://p"].set()
 
 
 async def test_a_service_registered_during_a_refresh_gets_its_readings() -> None:

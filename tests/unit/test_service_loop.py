@@ -46,7 +46,7 @@ from venue_operator.model.observations import (
 from venue_operator.model.pages import Page
 from venue_operator.model.reasons import Reason
 from venue_operator.model.spec import VenueServiceSpec
-from venue_operator.model.status import VenueServiceStatus
+from venue_operator.model.status import Level, VenueServiceStatus
 from venue_operator.paging.webhook import Delivery
 from venue_operator.record.transitions import EventSpec
 from venue_operator.tenancy.policy import Caps, Tenancy
@@ -162,6 +162,7 @@ class World:
     fleet: FleetRate | None = None  # the operator-wide action rate, shared between Worlds
     now: datetime = T0
     metrics: Any = HEALTHY_METRICS
+    health: ProbeResult = field(default_factory=lambda: ProbeResult(status_code=200))
     full_health: ProbeResult = HEALTHY_FULL
     template: str = "bbb"  # the Deployment's current pod-template-hash
     spec: dict[str, Any] = field(default_factory=lambda: dict(SPEC))
@@ -206,8 +207,7 @@ class World:
         self.evaluated += 1
         if self.failing:
             raise RuntimeError("probe exploded")
-        obs = Observations(self.now, ProbeResult(status_code=200), self.full_health,
-                           self.metrics, workload)  # fmt: skip
+        obs = Observations(self.now, self.health, self.full_health, self.metrics, workload)
         return replace(judge(obs, spec, stored, generation), refused=self.refused)
 
     def indexes(self) -> dict[str, Any]:
@@ -630,6 +630,42 @@ async def test_last_error_is_cleared_by_the_next_good_cycle() -> None:
     world.failing = False
     await world.cycles(loop, 1)
     assert "lastError" not in world.stored
+
+
+async def test_cycles_the_operator_probed_late_are_not_judged_three_in_a_row() -> None:
+    """A probe timed out by this replica's own lagging loop says nothing of the service:
+    the cycle writes, posts and counts nothing (judging it unknown and back wrote status
+    every cycle on a saturated replica); the fourth in a row is judged, unknown."""
+    world = World()
+    loop = await healthy_with_known_good(world)
+    labels = {"namespace": NS, "name": NAME}
+
+    def evaluations() -> float:
+        return REGISTRY.get_sample_value("venue_operator_evaluations_total", labels) or 0.0
+
+    def skipped() -> float:
+        return REGISTRY.get_sample_value(
+            "venue_operator_cycles_skipped_total", {"reason": "operator_late"}) or 0.0  # fmt: skip
+
+    version, posted, counted, skips = (
+        world.version,
+        world.events.reasons(),
+        evaluations(),
+        skipped(),
+    )
+    world.health = ProbeResult(ProbeFailure.OPERATOR_LATE, "not judged: ran 0.9s late")
+    await world.cycles(loop, 3)
+    assert (world.version, world.events.reasons()) == (version, posted), "nothing written"
+    assert (evaluations(), skipped()) == (counted, skips + 3)
+    await world.cycles(loop, 1)  # the fourth: judged, the probe unknown
+    assert world.version > version and evaluations() == counted + 1
+    health = next(c for c in world.status().checks if c.name == "health")
+    assert health.observed is Level.UNKNOWN
+    world.health = ProbeResult(status_code=200)
+    await world.cycles(loop, 1)
+    world.health = ProbeResult(ProbeFailure.OPERATOR_LATE, "not judged: ran 0.9s late")
+    await world.cycles(loop, 1)  # a judged cycle between: the count starts again
+    assert (evaluations(), skipped()) == (counted + 2, skips + 4)
 
 
 async def test_a_deleted_venueservice_ends_its_cycle_quietly() -> None:

@@ -52,7 +52,7 @@ from venue_operator.observe.prometheus import PrometheusReader
 from venue_operator.observe.targets import ProbeTargets
 from venue_operator.paging.alertmanager import AlertmanagerSender
 from venue_operator.paging.webhook import Pager
-from venue_operator.record import telemetry
+from venue_operator.record import loop_lag, telemetry
 
 log = structlog.get_logger(__name__)
 ANNOTATION_PREFIX = "venue.ops.tickettoken.io"
@@ -166,6 +166,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         watch = FleetWatch(memo.board, _on_own_pod(memo.api), announces=announces)
         memo.fleet_watch = asyncio.create_task(watch.run_forever())
     memo.trimmer = asyncio.create_task(memory.trim_forever())
+    memo.lag = asyncio.create_task(loop_lag.measure_lag())
     memo.api_server_refresher = asyncio.create_task(targets.refresh_forever(memo.api))
 
 
@@ -226,6 +227,7 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
     await memo.workloads.stop()
     await memo.watch_api.close()
     memo.trimmer.cancel()
+    memo.lag.cancel()
     if memo.fleet_watch is not None:
         memo.fleet_watch.cancel()
     ours: Settings = memo.settings

@@ -127,6 +127,11 @@ async def evaluate(
     return replace(judge(obs, spec, stored, generation), refused=tuple(r for r in said if r))
 
 
+def taken_late(obs: Observations) -> bool:
+    """A probe of this cycle timed out only because the operator's own loop ran late."""
+    return ProbeFailure.OPERATOR_LATE in (obs.health.failure, obs.full_health.failure)
+
+
 def judge(
     obs: Observations, spec: VenueServiceSpec, stored: VenueServiceStatus, generation: int | None
 ) -> Outcome:

@@ -30,7 +30,7 @@ from venue_operator.kube.status_store import (
     StatusTaken,
     parse_status,
 )
-from venue_operator.loop.evaluation import Outcome
+from venue_operator.loop.evaluation import Outcome, taken_late
 from venue_operator.loop.lifetime import StopFlag, VenueServiceGone
 from venue_operator.loop.loop_ports import LoopPorts
 from venue_operator.loop.ownership import Ownership
@@ -56,6 +56,10 @@ from venue_operator.tenancy.redact import redact
 
 log = structlog.get_logger(__name__)
 DEFAULT_INTERVAL_S = 15.0
+# Cycles in a row not judged because this replica's own loop took their probes late; the next
+# is judged (its late probes read unknown). On a saturated replica, judging every such cycle
+# unknown and the next one back wrote status and Events each time, which saturated it more.
+LATE_SKIPS = 3
 
 
 class InvalidSpec(Exception):
@@ -85,6 +89,7 @@ class ServiceLoop:
         self._clamped: tuple[str, ...] = ()  # what the caps changed in the current spec
         self._acts = may_act(namespace, ports.tenancy)
         self._guarded_at = 0.0  # time.monotonic() of the last guard tick
+        self._late_skips = 0  # cycles in a row not judged: taken late (LATE_SKIPS)
         self.watch = self._rollout_watch()
 
     def _rollout_watch(self) -> RolloutWatch | None:
@@ -277,6 +282,8 @@ class ServiceLoop:
         previous = self.store.known  # the last cycle's: the loop's conditions carry on from it
         outcome = await self.ports.evaluate(self.namespace, self.name, spec, previous,
                                             workload, generation)  # fmt: skip
+        if self._skipped_late(outcome):
+            return  # nothing judged: nothing recorded, written, posted or acted on
         telemetry.evaluated(self.namespace, self.name, outcome.assessment.checks)
         await self.reporter.refused(outcome.refused)
         now = outcome.observations.at
@@ -311,6 +318,16 @@ class ServiceLoop:
         self.reporter.cleared_all("EvaluationFailed")
         log.debug("cycle.done", namespace=self.namespace, name=self.name,
                   health=outcome.assessment.health, decision=decision.reason)  # fmt: skip
+
+    def _skipped_late(self, outcome: Outcome) -> bool:
+        """Whether this cycle goes unjudged: a probe taken late by this replica's own event
+        loop says nothing of the service (up to LATE_SKIPS cycles in a row)."""
+        if not taken_late(outcome.observations) or self._late_skips >= LATE_SKIPS:
+            self._late_skips = 0
+            return False
+        self._late_skips += 1
+        telemetry.SKIPPED.labels("operator_late").inc()
+        return True
 
     def _storms(self, spec: VenueServiceSpec, outcome: Outcome, now: datetime) -> tuple[Storm, ...]:
         """Say this cycle's breaches on the fleet board; the storms around this service."""

@@ -10,7 +10,9 @@ from typing import Any
 import structlog
 
 from venue_operator.model.observations import MetricReadings, Reading
+from venue_operator.observe.health import LATE_S
 from venue_operator.observe.prometheus import TEMPLATES, PrometheusReader, Target
+from venue_operator.record import loop_lag
 from venue_operator.tenancy.redact import redact
 
 log = structlog.get_logger(__name__)
@@ -67,7 +69,7 @@ class MetricsBatcher:
                 async with asyncio.timeout_at(deadline):
                     await asyncio.shield(self._kick(target.url))
             except TimeoutError:
-                return _unknown(f"metrics not read within {wait:g}s: Prometheus is slow")
+                return _unknown(f"metrics not read within {wait:g}s: {_slow()}")
         taken = self.snapshot.get(target.key)  # the second refresh included this target
         if taken and taken[1] == target:
             return taken[2]
@@ -103,6 +105,14 @@ class MetricsBatcher:
             if self.targets.get(target.key) == target and target.key in readings:
                 self.snapshot[target.key] = (started, target, readings[target.key])
         refresh.duration = time.monotonic() - started
+
+
+def _slow() -> str:
+    """Who was slow: this replica's own event loop, when it ran late meanwhile."""
+    late = loop_lag.lag()
+    if late > LATE_S:
+        return f"this replica's event loop ran {late:.1f}s late (short of CPU)"
+    return "Prometheus is slow"
 
 
 def _unknown(reason: str) -> MetricReadings:

@@ -54,6 +54,18 @@ PAGES = Counter(
 for _result in ("delivered", "failed"):
     PAGES.labels(_result)
 PROMETHEUS_QUERIES = Counter("venue_operator_prometheus_queries_total", "PromQL queries sent")
+SKIPPED = Counter(
+    "venue_operator_cycles_skipped_total",
+    "Cycles not judged, by reason (operator_late: its probes were taken late by this replica's "
+    "own lagging event loop; nothing was written or acted on)",
+    ["reason"],
+)
+SKIPPED.labels("operator_late")
+LOOP_LAG = Gauge(
+    "venue_operator_event_loop_lag_seconds",
+    "How late this replica's event loop ran a timer, the most over the last 10 s: over ~0.5 s "
+    "its probes are judged late (not judged at all), give the replica CPU or more shards",
+)
 
 DEGRADED = Gauge(
     "venue_operator_degraded",
