@@ -30,7 +30,7 @@ from venue_operator.model.status import (
     TenantImpact,
     VenueServiceStatus,
 )
-from venue_operator.observe.ranges import matrix
+from venue_operator.observe.answers import matrix
 from venue_operator.record import ledger
 from venue_operator.record.transitions import severity_change
 

@@ -24,10 +24,9 @@ from venue_operator.kube.status_store import parse_status
 from venue_operator.model.spec import VenueServiceSpec
 from venue_operator.model.status import Incident, VenueServiceStatus
 from venue_operator.observe.bounded_session import PrometheusAuth
-from venue_operator.observe.endpoints import Endpoints, Limits
+from venue_operator.observe.endpoints import Endpoints, Limits, query_range
 from venue_operator.observe.metrics_source import metrics_target
 from venue_operator.observe.prometheus import service_query
-from venue_operator.observe.ranges import query_range
 from venue_operator.tenancy.policy import Tenancy
 from venue_operator.tenancy.redact import one_line
 

@@ -1,4 +1,5 @@
-"""Prometheus answers, checked: where a document from outside becomes samples.
+"""Prometheus answers, checked: where a document from outside becomes samples (or, for the
+post-mortem's graphs, the points of a range answer).
 
 Pure: the bytes of one `/api/v1/query` answer in, samples or a one-line reason out.
 Nothing from the body is quoted in a reason (it may come from a hostile endpoint).
@@ -10,6 +11,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from venue_operator.model.observations import Reading
@@ -90,3 +92,30 @@ def instant(answer: Answer, what: str, scalar_ok: bool = False) -> Samples | str
     if answer.result_type == "vector" or (scalar_ok and answer.result_type == "scalar"):
         return answer.samples
     return f"{what} returned {RESULT_TYPES[answer.result_type]}; use an instant vector"
+
+
+Points = list[tuple[datetime, float]]
+
+
+def matrix(body: bytes) -> Points | str:
+    """The first series of a range answer (the graphs' queries sum to one), NaN dropped."""
+    try:
+        doc: Any = json.loads(body)
+    except ValueError:
+        return "answer is not JSON"
+    data = doc.get("data") if isinstance(doc, dict) else None
+    if not isinstance(data, dict) or doc.get("status") != "success":
+        return "answer is not a successful Prometheus query result"
+    if data.get("resultType") != "matrix" or not isinstance(data.get("result"), list):
+        return "answer is not a range vector (matrix)"
+    if not data["result"]:
+        return []
+    points: Points = []
+    for pair in data["result"][0].get("values") or []:
+        try:
+            at, value = datetime.fromtimestamp(float(pair[0]), UTC), float(pair[1])
+        except (TypeError, ValueError, IndexError):
+            continue
+        if math.isfinite(value):
+            points.append((at, value))
+    return points

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import requests
@@ -23,7 +24,7 @@ import urllib3
 from prometheus_api_client import PrometheusConnect
 from urllib3.util.retry import Retry
 
-from venue_operator.observe.answers import Answer, parse
+from venue_operator.observe.answers import Answer, Points, matrix, parse
 from venue_operator.observe.bounded_session import BoundedSession, PrometheusAuth, QueryFailed
 
 GRACE = 0.5  # beyond a thread's own deadline: its more precise reason (cap, status) wins
@@ -159,3 +160,29 @@ def _fetch(client: Any, promql: str, seconds: float) -> Answer | str:
         return f"no answer within {seconds:g}s"
     except Exception as exc:  # anything else from the client, by class
         return transport_reason(exc)
+
+
+async def query_range(
+    endpoints: Endpoints, url: str, promql: str, start: datetime, end: datetime, step: int
+) -> Points | str:
+    """The points of `promql` from `start` to `end`, or a one-line reason there are none."""
+    client = endpoints.get(url).client
+    timeout = endpoints.limits.timeout
+
+    def fetch() -> Points | str:
+        try:
+            body = client.custom_query_range(
+                promql, start_time=start, end_time=end, step=f"{step}s",
+                params={"timeout": f"{timeout:g}s"}, timeout=timeout,
+            )  # fmt: skip
+            return matrix(body)
+        except QueryFailed as exc:
+            return str(exc)
+        except Exception as exc:
+            return transport_reason(exc)
+
+    try:
+        async with asyncio.timeout(timeout + 1):
+            return await asyncio.to_thread(fetch)
+    except TimeoutError:
+        return f"no answer within {timeout:g}s"
