@@ -27,6 +27,7 @@ import httpx
 
 from venue_lab.processes import free_port, wait_until
 from venue_operator.observe.health import probe
+from venue_operator.observe.http import Link
 from venue_operator.observe.targets import ProbeTargets
 from venue_operator.tenancy.policy import Tenancy
 
@@ -44,7 +45,24 @@ Evaluation = Callable[[str], Awaitable[None]]
 
 
 def operator_probes() -> Evaluation:
-    """The operator's probes, through the tenant-checked dialer."""
+    """The operator's probes, through the tenant-checked dialer: /health, then /health/full
+    on the same connection (observe/http.py `Link`)."""
+    dialer = ProbeTargets(Tenancy(service_cidrs=("127.0.0.0/8",))).dialer
+
+    async def evaluate(base: str) -> None:
+        link = Link(dialer)
+        try:
+            for path, last in (("/health", False), ("/health/full", True)):
+                result = await probe(link, base + path, 5.0, last=last)
+                assert result.ok, result
+        finally:
+            link.close()
+
+    return evaluate
+
+
+def connection_per_probe() -> Evaluation:
+    """The same GETs, each on a connection of its own (the probes before session 30)."""
     dialer = ProbeTargets(Tenancy(service_cidrs=("127.0.0.0/8",))).dialer
 
     async def evaluate(base: str) -> None:
@@ -103,7 +121,8 @@ async def measure(base: str, evaluations: int, rounds: int) -> dict[str, float]:
     connector = aiohttp.TCPConnector(force_close=True)  # a new connection per probe, as before
     async with aiohttp.ClientSession(connector=connector) as session:
         ways: dict[str, Evaluation] = {
-            "HTTP/1.1 on asyncio streams, a connection per GET (the operator's)": operator_probes(),
+            "HTTP/1.1 on asyncio streams, a connection a cycle (ours)": operator_probes(),
+            "the same, a connection per GET (before session 30)": connection_per_probe(),
             "httpx, a client per evaluation, httpcore's anyio layer": httpx_probes(),
             "aiohttp, one shared session, GET and read only (before #20)": aiohttp_probes(session),
         }

@@ -24,7 +24,7 @@ from venue_operator.model.spec import RUNBOOK_PORT, VenueServiceSpec
 from venue_operator.model.status import Level, VenueServiceStatus
 from venue_operator.observe import health
 from venue_operator.observe.batcher import MetricsBatcher
-from venue_operator.observe.http import Dialer
+from venue_operator.observe.http import Dialer, Link
 from venue_operator.observe.metrics_source import Admitted, metrics_target
 from venue_operator.observe.prometheus import TEMPLATES
 from venue_operator.record.transitions import EventSpec, next_status, transition_events
@@ -86,11 +86,15 @@ def _not_probed(reason: str) -> ProbeResult:
 async def _probes(
     ctx: Context, base: str, spec: VenueServiceSpec, seconds: float
 ) -> tuple[ProbeResult, ProbeResult]:
-    """/health and /health/full, at once, each on a connection of its own."""
-    live, full = await asyncio.gather(
-        health.probe(ctx.dialer, base + spec.service.health_path, seconds),
-        health.probe(ctx.dialer, base + spec.service.full_health_path, seconds),
-    )
+    """/health, then /health/full on the same connection (a connect a cycle, not one a
+    probe: it was most of a probe's CPU, ours and the service's); after a /health that failed
+    (its connection dropped) /health/full gets a connection of its own."""
+    link = Link(ctx.dialer)
+    try:
+        live = await health.probe(link, base + spec.service.health_path, seconds, last=False)
+        full = await health.probe(link, base + spec.service.full_health_path, seconds)
+    finally:
+        link.close()
     return live, full
 
 

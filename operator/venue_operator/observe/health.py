@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from venue_operator.model.observations import ProbeFailure, ProbeResult
-from venue_operator.observe.http import FAILURES, Dialer, TargetRefused, get_bounded
+from venue_operator.observe.http import FAILURES, Dialer, Link, TargetRefused
 from venue_operator.tenancy.redact import one_line, safe_check_name
 
 MAX_BODY_BYTES = 64 * 1024  # a health answer is a few hundred bytes; junk is cut off here
@@ -92,11 +92,13 @@ def _interpret(status: int, body: bytes | None, elapsed: float) -> ProbeResult:
     return ProbeResult(None, "", status, checks, elapsed)
 
 
-async def probe(dialer: Dialer, url: str, seconds: float) -> ProbeResult:
-    """One GET of `url` bounded to `seconds` in total; never raises: the outcome is the result."""
+async def probe(via: Dialer | Link, url: str, seconds: float, *, last: bool = True) -> ProbeResult:
+    """One GET of `url` bounded to `seconds` in total, on a connection of its own or on the
+    `Link`'s (`last`: none other follows on it); never raises: the outcome is the result."""
     started = time.monotonic()
+    link = via if isinstance(via, Link) else Link(via)
     try:
-        status, body = await get_bounded(dialer, url, MAX_BODY_BYTES, seconds)
+        status, body = await link.get(url, MAX_BODY_BYTES, seconds, last=last)
     except TimeoutError:
         late = time.monotonic() - started - seconds
         if late > max(LATE_S, LATE_SHARE * seconds):

@@ -1,11 +1,12 @@
-"""Our own GETs (health probes, each pod's /metrics and /health/full): one HTTP/1.1 GET per
-connection over asyncio's streams, to an address judged first (`Dialer`), bounded in total
-time, in the answer's head, and in its body on the wire and decoded (`get_bounded`).
+"""Our own GETs (health probes, each pod's /metrics and /health/full): HTTP/1.1 over
+asyncio's streams, to an address judged first (`Dialer`), bounded in total time, in the
+answer's head, and in its body on the wire and decoded (`get_bounded`; observe/wire.py reads
+the answer).
 
 No client, pool or cookie jar: a probe every 15 s outlives most servers' idle timeout (a
-kept connection closed under us would read as the service failing). The answer is read by
-hand, refusing what h11 refuses (three headers matter: length, chunks, encoding): 0.22 ms of
-CPU a probe, against 0.30-0.38 on h11 and 0.74 on httpx (bench/probe_cost.py).
+kept connection closed under us would read as the service failing). Within a cycle, the
+probes' two GETs share one connection (`Link`): the connect was most of a probe's CPU, the
+operator's and the service's (bench/probe_cost.py: 0.24 ms a probe, 0.09 sharing one).
 """
 
 from __future__ import annotations
@@ -16,34 +17,31 @@ import ipaddress
 import re
 import socket
 import ssl
-import zlib
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 from urllib.parse import quote, urlsplit
 
 from venue_operator import __version__
+from venue_operator.observe.wire import (
+    ACCEPT_ENCODING,
+    MAX_HEAD_BYTES,
+    GetFailed,
+    RemoteProtocolError,
+    read_answer,
+)
 from venue_operator.tenancy.policy import IPAddress
 
-ACCEPT_ENCODING = "gzip, deflate"  # what `_Decoder` undoes, and nothing else
-MAX_HEAD_BYTES = 64 * 1024  # an answer's status line and headers, and its longest line
-_READ_BYTES = 64 * 1024
 _HEADERS = (
     f"Accept: */*\r\nAccept-Encoding: {ACCEPT_ENCODING}\r\n"
-    f"User-Agent: venue-operator/{__version__}\r\nConnection: close\r\n\r\n"
+    f"User-Agent: venue-operator/{__version__}\r\n"
 ).encode()
+_CLOSE, _KEEP = b"Connection: close\r\n\r\n", b"\r\n"  # HTTP/1.1 keeps it by default
 _PORTS = {"http": 80, "https": 443}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]|^\s|\s$")  # urlsplit would drop them unsaid
 _HOST = re.compile(r"[\w.~!$&'()*+,;=:-]+", re.ASCII)  # RFC 3986's reg-name but %, IPs
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~"  # what a path keeps as written; the rest is %-encoded
 _QUERY_SAFE = _PATH_SAFE + "?"
-_STATUS_LINE = re.compile(rb"HTTP/1\.[0-9] ([1-9][0-9]{2})(?:[ \t][^\r\n]*)?")
-_TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # a header's name
-_CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,15})[ \t]*(?:;[^\r\n]*)?\r?\n")  # extensions unread
-_FRAMING = (b"content-length", b"transfer-encoding", b"content-encoding")
-_END = (b"\r\n", b"\n")  # an empty line
-_NO_ANSWER = "Server disconnected without sending a response."
-_CUT_SHORT = "peer closed connection without sending complete message body"
 
 
 @functools.cache
@@ -79,10 +77,6 @@ class TargetRefused(Exception):
         self.reason = reason
 
 
-class GetFailed(Exception):
-    """A GET that got no answer to read; the subclass's name opens a probe's detail."""
-
-
 class InvalidURL(GetFailed):
     """Not a URL we can send: no host, a bad port, a control character."""
 
@@ -95,14 +89,6 @@ class ConnectError(GetFailed):
     """No address answered: not resolved, refused, unreachable, TLS refused."""
 
 
-class RemoteProtocolError(GetFailed):
-    """An answer not HTTP/1.1's (its head, its framing) or cut short; never quotes it."""
-
-
-class DecodingError(GetFailed):
-    """A Content-Encoding we do not read, or a body it does not decode."""
-
-
 FAILURES = (GetFailed, OSError)  # what a GET raises besides TimeoutError and TargetRefused
 
 
@@ -112,17 +98,64 @@ async def get_bounded(
     """GET `url` through `dialer` within `seconds` in all (connect, answer, body;
     TimeoutError after): its status, and its decoded body or None once that or what came
     over the wire is over `limit` bytes. No redirect followed, the connection never kept."""
-    target = _Url.of(url)
-    async with asyncio.timeout(seconds):
-        reader, writer = await dialer._connect(target)
+    return await Link(dialer).get(url, limit, seconds)
+
+
+class Link:
+    """GETs in turn to one host on one connection, while each answer leaves it open (read to
+    its framed end, no `Connection: close`), else on a new one; the last GET (`last`) asks the
+    server to close it, and `close` drops what is left. A kept connection the server closed
+    meanwhile (no answer begun) is dialled again, once: a GET may be sent twice."""
+
+    def __init__(self, dialer: Dialer) -> None:
+        self.dialer = dialer
+        self._kept: tuple[tuple[str, str, int], asyncio.StreamReader, asyncio.StreamWriter] | None
+        self._kept = None
+
+    async def get(
+        self, url: str, limit: int, seconds: float, *, last: bool = True
+    ) -> tuple[int, bytes | None]:
+        """As `get_bounded`, on the kept connection to the URL's host if there is one."""
+        target = _Url.of(url)
+        where = (target.scheme, target.host, target.port)
+        kept, self._kept = self._kept, None
+        async with asyncio.timeout(seconds):
+            if kept is not None and kept[0] == where:
+                try:
+                    return await self._ask(target, kept[1], kept[2], limit, last)
+                except ConnectionError:
+                    pass  # closed while idle: ask again on a connection of its own
+                except RemoteProtocolError as exc:
+                    if exc.answered:
+                        raise
+            elif kept is not None:
+                kept[2].transport.abort()
+            reader, writer = await self.dialer._connect(target)
+            return await self._ask(target, reader, writer, limit, last)
+
+    async def _ask(
+        self, target: _Url, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+        limit: int, last: bool,
+    ) -> tuple[int, bytes | None]:  # fmt: skip
+        kept = False
         try:
-            writer.write(b"GET %s HTTP/1.1\r\nHost: %s\r\n%s" % (
-                target.target.encode(), target.authority.encode(), _HEADERS))  # fmt: skip
-            return await _answer(reader, limit)
+            writer.write(b"GET %s HTTP/1.1\r\nHost: %s\r\n%s%s" % (
+                target.target.encode(), target.authority.encode(), _HEADERS,
+                _CLOSE if last else _KEEP))  # fmt: skip
+            answer = await read_answer(reader, limit)
+            if answer.reusable and not last:
+                self._kept, kept = ((target.scheme, target.host, target.port), reader, writer), True
+            return answer.status, answer.body
         finally:
             # abort, not close: all is read that will be, and a hostile server that never
             # answers TLS's close_notify must not keep the connection
-            writer.transport.abort()
+            if not kept:
+                writer.transport.abort()
+
+    def close(self) -> None:
+        if self._kept is not None:
+            self._kept[2].transport.abort()
+            self._kept = None
 
 
 class _Url(NamedTuple):
@@ -223,178 +256,3 @@ async def _dial(ip: IPAddress, port: int) -> socket.socket:
         sock.close()
         raise
     return sock
-
-
-async def _answer(reader: asyncio.StreamReader, limit: int) -> tuple[int, bytes | None]:
-    """The answer's status and its decoded body, or None once that or what came over the
-    wire is over `limit` bytes (read no further then)."""
-    head = await _head(reader)
-    body = _Body(head.encoding, limit)
-    if head.chunked:
-        within = await _chunks(reader, body)
-    elif head.length is not None:  # over the limit, not read at all
-        within = head.length <= limit and body.add(await _exactly(reader, head.length))
-    else:  # until the server closes the connection
-        within = True
-        while within and (data := await reader.read(_READ_BYTES)):
-            within = body.add(data)
-    return head.status, bytes(body.decoded) if within else None
-
-
-class _Head(NamedTuple):  # what an answer's head says of it and of its body
-    status: int
-    length: int | None  # Content-Length; None: chunked, or until the connection closes
-    chunked: bool
-    encoding: str  # Content-Encoding, every header's joined as one list
-
-
-async def _line(reader: asyncio.StreamReader, closed: str) -> bytes:
-    """One line with its end (CRLF, or LF alone as h11 takes it); RemoteProtocolError
-    `closed` at the end of the stream, or for a line over the reader's limit."""
-    try:
-        line = await reader.readline()
-    except ValueError:  # over the StreamReader's limit: MAX_HEAD_BYTES
-        raise RemoteProtocolError(f"a line over {MAX_HEAD_BYTES} bytes") from None
-    if not line.endswith(b"\n"):
-        raise RemoteProtocolError(closed)
-    return line
-
-
-async def _head(reader: asyncio.StreamReader) -> _Head:
-    """The answer's status and headers, an informational answer (100 Continue) passed
-    over; all their lines within MAX_HEAD_BYTES."""
-    room = MAX_HEAD_BYTES
-    while True:
-        lines: list[bytes] = []
-        while (line := await _line(reader, _NO_ANSWER)) not in _END:
-            room -= len(line)
-            if room < 0:
-                raise RemoteProtocolError(f"a head over {MAX_HEAD_BYTES} bytes")
-            lines.append(line.rstrip(b"\r\n"))
-        found = _STATUS_LINE.fullmatch(lines[0]) if lines else None
-        if found is None:
-            raise RemoteProtocolError("illegal status line")
-        status = int(found[1])
-        if status == 101:  # what would follow is not HTTP/1.1
-            raise RemoteProtocolError("a protocol switch nobody asked for")
-        if status >= 200:
-            return _framing(status, _fields(lines[1:]))
-
-
-def _fields(lines: list[bytes]) -> dict[bytes, list[bytes]]:
-    """The values of the headers that frame and encode the body, by lower-case name;
-    every line checked as a header line."""
-    fields: dict[bytes, list[bytes]] = {}
-    name = b""
-    for line in lines:
-        if line[:1] in (b" ", b"\t") and name:  # obs-fold: the value above goes on
-            if name in fields:
-                fields[name][-1] += b" " + line.strip()
-            continue
-        name, colon, value = line.partition(b":")
-        if not colon or not _TOKEN.fullmatch(name):
-            raise RemoteProtocolError("illegal header line")
-        name = name.lower()
-        if name in _FRAMING:
-            fields.setdefault(name, []).append(value.strip())
-    return fields
-
-
-def _framing(status: int, fields: dict[bytes, list[bytes]]) -> _Head:
-    """Where the body ends (RFC 9112, 6.3) and how it is encoded."""
-    encoding = b", ".join(fields.get(b"content-encoding", [])).decode("latin-1").lower()
-    if status in (204, 304):
-        return _Head(status, 0, False, encoding)
-    coding = b", ".join(fields.get(b"transfer-encoding", [])).lower()
-    if coding:  # a length beside it means nothing
-        if coding != b"chunked":
-            raise RemoteProtocolError("Only Transfer-Encoding: chunked is supported")
-        return _Head(status, None, True, encoding)
-    lengths = {n.strip() for v in fields.get(b"content-length", []) for n in v.split(b",")}
-    if len(lengths) > 1:
-        raise RemoteProtocolError("conflicting Content-Length headers")
-    if not lengths:
-        return _Head(status, None, False, encoding)
-    (length,) = lengths
-    if not length.isdigit() or len(length) > 18:
-        raise RemoteProtocolError("bad Content-Length")
-    return _Head(status, int(length), False, encoding)
-
-
-class _Body:
-    """A body as it comes, decoded; over its limit once the decoded bytes or those on the
-    wire are (chunks' framing counts: a body of tiny chunks costs its framing)."""
-
-    def __init__(self, encoding: str, limit: int) -> None:
-        self.decode = _Decoder(encoding)
-        self.limit = limit
-        self.decoded = bytearray()
-        self.wire = 0
-
-    def add(self, data: bytes, framing: int = 0) -> bool:
-        """Whether the body is still within its limit with `data` added."""
-        self.wire += len(data) + framing
-        if self.wire > self.limit:
-            return False
-        self.decoded += self.decode(data, self.limit + 1 - len(self.decoded))
-        return len(self.decoded) <= self.limit
-
-
-async def _exactly(reader: asyncio.StreamReader, size: int) -> bytes:
-    try:
-        return await reader.readexactly(size)
-    except asyncio.IncompleteReadError:
-        raise RemoteProtocolError(_CUT_SHORT) from None
-
-
-async def _chunks(reader: asyncio.StreamReader, body: _Body) -> bool:
-    """A chunked body into `body`, trailers read past; False once it is over its limit."""
-    while True:
-        line = await _line(reader, _CUT_SHORT)
-        found = _CHUNK_SIZE.fullmatch(line)
-        if found is None:
-            raise RemoteProtocolError("illegal chunk header")
-        size = int(found[1], 16)
-        if not size:
-            break
-        if body.wire + len(line) + size > body.limit:
-            return False  # its size says it all: not read
-        data = await _exactly(reader, size)
-        end = await _line(reader, _CUT_SHORT)
-        if end not in _END:
-            raise RemoteProtocolError("a chunk longer than its size")
-        if not body.add(data, len(line) + len(end)):
-            return False
-    while (trailer := await _line(reader, _CUT_SHORT)) not in _END:
-        if not body.add(b"", len(trailer)):
-            return False
-    return True
-
-
-class _Decoder:
-    """Content-Encoding undone chunk by chunk, never more than `room` bytes out per chunk:
-    a gzip bomb costs the cap plus one chunk, not what it inflates to."""
-
-    def __init__(self, encoding: str) -> None:
-        if encoding not in ("", "identity", "gzip", "x-gzip", "deflate"):
-            raise DecodingError(f"Content-Encoding {encoding[:40]!r} is not read")
-        self.encoding = encoding
-        self._inflate: zlib._Decompress | None = None
-
-    def __call__(self, chunk: bytes, room: int) -> bytes:
-        if self.encoding in ("", "identity"):
-            return chunk[:room]
-        if not chunk:
-            return b""
-        if self._inflate is None:
-            self._inflate = zlib.decompressobj(self._wbits(chunk))
-        try:
-            return self._inflate.decompress(chunk, room)
-        except zlib.error as exc:
-            raise DecodingError(f"{self.encoding} body is corrupt") from exc
-
-    def _wbits(self, first: bytes) -> int:
-        if self.encoding != "deflate":
-            return zlib.MAX_WBITS | 16  # gzip
-        # deflate is meant zlib-wrapped; some servers send it raw (aiohttp read both)
-        return zlib.MAX_WBITS if first[0] & 0x0F == 8 else -zlib.MAX_WBITS
