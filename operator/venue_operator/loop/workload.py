@@ -30,6 +30,8 @@ async def want_workload(
     if kept is None:
         return None
     kept.want(loop, namespace, spec.deployment.name, spec.remediation.migration.cron_job_name)
+    if kept.ready(loop):
+        return None  # the steady case: no timer to arm and cancel
     try:
         async with asyncio.timeout(KEPT_WAIT_S):
             await kept.until_ready(loop)
