@@ -65,6 +65,8 @@ REPO = Path(__file__).resolve().parents[1]
 EVALUATIONS = "venue_operator_evaluations_total"
 KEPT = "venue_operator_kept_objects"
 TAKEN = "venue_operator_status_taken_total"
+SKIPPED = "venue_operator_cycles_skipped_total"  # cycles whose probes the replica took late
+LAG = "venue_operator_event_loop_lag_seconds"
 _LABELS = re.compile(r'(\w+)="([^"]*)"')
 
 
@@ -133,6 +135,18 @@ def taken(op: OperatorProcess) -> float:
     return sum(value for name, _, value in samples(op, TAKEN) if name == TAKEN)
 
 
+def gauge(op: OperatorProcess, metric: str) -> float:
+    """A metric's value summed over its series (a counter's total, a gauge's value)."""
+    return sum(value for name, _, value in samples(op, metric) if name == metric)
+
+
+def main_thread_seconds(pid: int) -> float:
+    """CPU seconds of a process's main thread (a replica's event loop; the rest are its
+    Prometheus readers' and its Lease renewals' threads)."""
+    fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def lease_requests(the_lab: Lab) -> float:
     """Requests on Leases (the replicas' renewals and member lists), watches aside."""
     text = the_lab.cluster.kubectl("get", "--raw", "/metrics", timeout=60).stdout
@@ -170,6 +184,8 @@ class Snapshot:
         self.api = _apiserver_requests(the_lab)
         self.leases = lease_requests(the_lab)
         self.cpu = {member(op): cpu_seconds(op.pid) for op in ops}
+        self.main = {member(op): main_thread_seconds(op.pid) for op in ops}
+        self.skipped = {member(op): gauge(op, SKIPPED) for op in ops}
         self.cpu |= {name: cpu_seconds(pid) for name, pid in pids.items()}
         self.cpu["bench (this script, kubectl)"] = bench_cpu()
         self.machine = machine_busy()
@@ -197,6 +213,10 @@ def window(
             "services": sum(after.evaluations[i].get(s, 0) > before.evaluations[i].get(s, 0)
                             for s in after.evaluations[i]),
             "cpu_share": (after.cpu[names[i]] - before.cpu[names[i]]) / seconds,
+            "main_thread_share": (after.main[names[i]] - before.main[names[i]]) / seconds,
+            "skipped_late_per_cycle": (after.skipped[names[i]] - before.skipped[names[i]])
+                                      / cycles,
+            "loop_lag_s": gauge(op, LAG),
             "rss_mb": rss_mb(op.pid),
             "queries_per_cycle": d["queries"] / cycles,
             "eval_mean_s": d["eval_seconds"] / d["eval_count"] if d["eval_count"] else None,
@@ -433,7 +453,10 @@ def _s(value: float | None) -> str:
 
 
 def replica_line(rep: dict[str, Any]) -> str:
-    return (f"{rep['member']}: {rep['services']} services, CPU {rep['cpu_share']:.0%}, RSS "
+    return (f"{rep['member']}: {rep['services']} services, CPU {rep['cpu_share']:.0%} "
+            f"(main thread {rep.get('main_thread_share', 0):.0%}), event loop lag "
+            f"{rep.get('loop_lag_s', 0):.1f} s, cycles skipped late/cycle "
+            f"{rep.get('skipped_late_per_cycle', 0):.1f}, RSS "
             f"{rep['rss_mb']:.0f} MB, PromQL/cycle {rep['queries_per_cycle']:.1f}, kept "
             f"{rep['kept']}, status writes/cycle {rep['status_writes_per_cycle'] or 0}, "
             f"Events/cycle {rep['events_per_cycle']:.1f}, status taken {rep['status_taken']:.0f}, "
