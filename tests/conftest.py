@@ -24,15 +24,15 @@ from venue_operator.cli import logs
 pytest_plugins = ("pytester",)  # tests/unit/test_harness.py runs pytest-xdist on a module
 
 
-# The longest lab tests (60-180 s each, bench/ci_timeline.py), started first so that no
+# The longest lab tests (40-190 s each, bench/ci_timeline.py), started first so that no
 # worker is left with one of them at the end while the others idle (xdist hands tests out
 # in collection order).
 LONGEST_FIRST = (
     "test_paging.py::test_a_receiver_down_for_two_minutes",
     "test_fleet_storm.py::",
     "test_outages.py::",
+    "e2e/test_shards.py::test_shards_scale_out",  # tests/unit has a test_shards.py too
     "test_demo.py::",
-    "test_observe_assess.py::test_every_fault_is_detected_and_recovers",
     "test_chart_install.py::",
     "test_coexistence.py::",
 )

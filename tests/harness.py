@@ -75,6 +75,19 @@ class Venue:
         status: dict[str, Any] = found.get("status", {})
         return status
 
+    def wait_scraped(self) -> None:
+        """Until Prometheus has scraped it once. Its file discovery applies new targets about
+        every 5 s: venues made with `wait=False` and then waited for take one such wait, not
+        one each (test_every_fault_is_detected_and_recovers's 11 took 40 s one by one)."""
+        self.lab.prometheus.wait_target_up(f"127.0.0.1:{self.port}")
+
+    def wait_known_good(self) -> None:
+        """Until it is Healthy with a known-good template (following_venue's bake)."""
+        self.wait_status(
+            "Healthy with a known-good template",
+            lambda s: s.get("health") == "Healthy" and bool(s.get("healthyTemplates")),
+        )
+
     def wait_status(
         self, what: str, predicate: Callable[[dict[str, Any]], bool], timeout: float = 60.0
     ) -> float:
@@ -147,12 +160,13 @@ def deployment_manifest(name: str, image: str = manifests.IMAGE, replicas: int =
 def make_venue(
     the_lab: Lab, simulator: SimulatorProcess, operator: OperatorProcess, namespace: str
 ) -> Iterator[Callable[..., Venue]]:
-    """Create a simulated venue service watched by the running operator. Its scrape target
+    """Create a simulated venue service watched by the running operator (scraped by
+    Prometheus once made; `wait=False`: not yet, see `Venue.wait_scraped`). Its scrape target
     goes with the test: left behind, every test's would be scraped each second for the rest
     of the run (Prometheus and the shared simulator were a fifth of the full tier's CPU)."""
     targets: list[str] = []
 
-    def make(name: str = "venue-service", **spec: Any) -> Venue:
+    def make(name: str = "venue-service", *, wait: bool = True, **spec: Any) -> Venue:
         sim_name = f"{namespace}-{name}"
         port = simulator.add_service(sim_name)
         target = f"127.0.0.1:{port}"
@@ -161,8 +175,10 @@ def make_venue(
         kubectl = the_lab.cluster.kubectl
         kubectl("apply", "-n", namespace, "-f", "-", input=deployment_manifest(name))
         kubectl("apply", "-n", namespace, "-f", "-", input=venue_manifest(name, port, **spec))
-        the_lab.prometheus.wait_target_up(target)
-        return Venue(the_lab, simulator, namespace, name, port, sim_name)
+        venue = Venue(the_lab, simulator, namespace, name, port, sim_name)
+        if wait:
+            venue.wait_scraped()
+        return venue
 
     yield make
     for target in targets:
@@ -173,11 +189,18 @@ def make_venue(
 def following_venue(
     the_lab: Lab, operator: OperatorProcess, namespace: str
 ) -> Iterator[Callable[..., Venue]]:
-    """A venue service whose simulator follows its Deployment's image (a rollback heals it)."""
+    """A venue service whose simulator follows its Deployment's image (a rollback heals it),
+    once made Healthy with a known-good template (`wait=False`: not yet; then
+    `Venue.wait_scraped` and `Venue.wait_known_good`, so that several bake at once)."""
     started = contextlib.ExitStack()
 
     def make(
-        name: str = "venue-service", replicas: int = 2, sim_args: tuple[str, ...] = (), **spec: Any
+        name: str = "venue-service",
+        replicas: int = 2,
+        sim_args: tuple[str, ...] = (),
+        *,
+        wait: bool = True,
+        **spec: Any,
     ) -> Venue:
         kubectl = the_lab.cluster.kubectl
         kubectl("apply", "-n", namespace, "-f", "-",
@@ -185,17 +208,14 @@ def following_venue(
         sim, port = started.enter_context(
             following_simulator(the_lab, namespace, name, LAB_RATE, *sim_args)
         )
-        target = f"127.0.0.1:{port}"
         remediation = {"mode": "Auto", **spec.pop("remediation", {})}
         remediation["rollback"] = {"bakeTime": BAKE, **remediation.get("rollback", {})}
         manifest = venue_manifest(name, port, remediation=remediation, **spec)
         kubectl("apply", "-n", namespace, "-f", "-", input=manifest)
-        the_lab.prometheus.wait_target_up(target)
         venue = Venue(the_lab, sim, namespace, name, port, name)
-        venue.wait_status(
-            "Healthy with a known-good template",
-            lambda s: s.get("health") == "Healthy" and bool(s.get("healthyTemplates")),
-        )
+        if wait:
+            venue.wait_scraped()
+            venue.wait_known_good()
         return venue
 
     with started:
@@ -221,9 +241,7 @@ def rolls_back_a_bad_rollout(lab: Lab, ns: str, operator: OperatorProcess) -> It
     created, watching `ns`) rolls a bad rollout in `ns` back, once, to v1. Yields the healed
     venue while the operator still runs; after it stops, its log has no permission error."""
     with venue_outside_session(lab, ns, **FAST) as venue, operator:
-        venue.wait_status("Healthy with a known-good template",
-                          lambda s: s.get("health") == "Healthy"
-                          and bool(s.get("healthyTemplates")))  # fmt: skip
+        venue.wait_known_good()
         set_image(lab, ns, BAD_IMAGE)
         venue.wait_event("RolledBack", timeout=60)
         venue.wait_health("Healthy", "None")

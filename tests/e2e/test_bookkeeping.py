@@ -384,11 +384,14 @@ def test_a_venueservice_waiting_for_its_deployment_says_so(
 def test_an_idle_service_earns_a_known_good_template_and_reasons_never_read_equal(
     the_lab: Lab, following_venue: Callable[..., Venue]
 ) -> None:
-    """No traffic at all: known-good from health and pods alone (following_venue waits for
-    it); then a rollback's reason prints a value that reads above its limit."""
-    idle = following_venue(name="idle-service", sim_args=("--rate=0",), **FAST)
+    """No traffic at all: known-good from health and pods alone; then a rollback's reason
+    prints a value that reads above its limit. (The two bake side by side.)"""
+    idle = following_venue(name="idle-service", sim_args=("--rate=0",), wait=False, **FAST)
+    venue = following_venue(wait=False, **FAST)
+    for each in (idle, venue):
+        each.wait_scraped()
+        each.wait_known_good()
     assert idle.status()["healthyTemplates"]
-    venue = following_venue(**FAST)
     set_image(the_lab, venue.namespace, BAD_IMAGE)
     event = venue.wait_event("RolledBack", timeout=60)
     for value, limit in re.findall(r"error_rate ([\d.]+)% > ([\d.]+)%", event["message"]):

@@ -91,10 +91,11 @@ def test_hpa_scaled_object_and_replicas_are_raised_then_given_back(
     scales the Deployment between two restore steps."""
     kubectl = the_lab.cluster.kubectl
     upstream_crds.install(the_lab, KEDA_CRD)
-    hpa_venue = make_venue("hpa-venue", remediation=CAPACITY)
+    # made without waiting for their scrapes (one discovery round for the three, below)
+    hpa_venue = make_venue("hpa-venue", wait=False, remediation=CAPACITY)
     ns = hpa_venue.namespace
     kubectl("apply", "-n", ns, "-f", "-", input=hpa_manifest("hpa-venue"))
-    keda_venue = make_venue("keda-venue", remediation=CAPACITY)
+    keda_venue = make_venue("keda-venue", wait=False, remediation=CAPACITY)
     kubectl("apply", "-n", ns, "-f", "-", input=scaled_object_manifest("keda-venue"))
     so_uid = get(the_lab, "scaledobject", ns, "keda-venue")["metadata"]["uid"]
     owner = {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "name": "keda-venue",
@@ -102,9 +103,11 @@ def test_hpa_scaled_object_and_replicas_are_raised_then_given_back(
     kubectl("apply", "-n", ns, "-f", "-", input=hpa_manifest("keda-venue", owner))
     keda_hpa_managers = managers(get(the_lab, "hpa", ns, "keda-venue"))
     # Slower restore steps for (c): time for the human between two of them.
-    plain = make_venue("plain-venue", remediation={**CAPACITY, "verifyWindow": "6s"})
+    plain = make_venue("plain-venue", wait=False,
+                       remediation={**CAPACITY, "verifyWindow": "6s"})  # fmt: skip
     venues = (hpa_venue, keda_venue, plain)
     for venue in venues:
+        venue.wait_scraped()
         venue.wait_health("Healthy", "None")
 
     for venue in venues:

@@ -39,8 +39,9 @@ def test_a_hanging_or_junk_endpoint_costs_bounded_time_and_memory(
     operator: Any, make_venue: Callable[..., Venue], fault: str, reason: str
 ) -> None:
     name = fault.split("_")[0]
-    bad = make_venue(f"{name}-svc", probe={"interval": "1s", "timeout": "500ms"})
+    bad = make_venue(f"{name}-svc", wait=False, probe={"interval": "1s", "timeout": "500ms"})
     healthy = make_venue(f"{name}-steady", probe={"interval": "1s", "timeout": "500ms"})
+    bad.wait_scraped()  # one discovery round for both: `healthy` waited for it
     healthy.wait_health("Healthy", "None")
     before = rss_mb(operator.pid)
     bad.inject(**{fault: True})

@@ -36,8 +36,9 @@ FAULTS = [
 def test_every_fault_is_detected_and_recovers(make_venue: Callable[..., Venue]) -> None:
     """Each fault on a venue of its own, all at once (the operator evaluates each on its own
     loop: one fault's detection never waits for another's)."""
-    venues = {case: make_venue(case) for case, *_ in FAULTS}
+    venues = {case: make_venue(case, wait=False) for case, *_ in FAULTS}
     for venue in venues.values():
+        venue.wait_scraped()
         venue.wait_health("Healthy", "None")
 
     injected = time.monotonic()
