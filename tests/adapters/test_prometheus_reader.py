@@ -17,7 +17,7 @@ from aiohttp import web
 from tests.adapters.conftest import Handler
 from venue_operator.model.observations import MetricReadings
 from venue_operator.observe.endpoints import GRACE, Limits
-from venue_operator.observe.prometheus import TEMPLATES, PrometheusReader, Target
+from venue_operator.observe.prometheus import BY_CLASS, CLASS, TEMPLATES, PrometheusReader, Target
 
 # 2 s, not 1: a queue behind the hostile batch delays the healthy queries by TIMEOUT, while
 # the full tier's load alone delayed them 0.87 s once (this loop serves both sides)
@@ -28,6 +28,8 @@ MIB = 1024 * 1024
 BODY_MARKER = "do-not-reflect-this-body"
 
 Serve = Callable[[Handler], Awaitable[str]]
+# a batch's queries: one per metric, but one for the three request rates, and the top tenants
+QUERIES = len(TEMPLATES) - len(BY_CLASS) + 1 + 1
 
 
 def vector(*samples: tuple[dict[str, str], str]) -> dict[str, Any]:
@@ -51,6 +53,8 @@ class Healthy:
             matrix = [{"metric": GOOD_LABELS, "values": [[0, "1"], [15, "1"]]}]
             body = {"status": "success", "data": {"resultType": "matrix", "result": matrix}}
             return web.json_response(body)
+        if CLASS in request.query.get("query", ""):  # every request a 5xx
+            return web.json_response(vector(({**GOOD_LABELS, CLASS: "5"}, "0.25")))
         return web.json_response(vector((GOOD_LABELS, "0.25")))
 
 
@@ -85,7 +89,7 @@ async def read_beside_healthy(
         reader.read([target(bad_url, "bad"), target(good_url)]), timeout=BOUND * 2
     )
     assert time.monotonic() - started < BOUND
-    assert len(healthy.arrivals) == len(TEMPLATES) + 1
+    assert len(healthy.arrivals) == QUERIES
     assert max(healthy.arrivals) - started < TIMEOUT / 2, "healthy queries never wait"
     assert_good(out["prod/good"])
     return out["prod/bad"], out["prod/good"]
@@ -206,7 +210,7 @@ async def test_a_redirect_loop_is_not_followed(serve: Serve, reader: PrometheusR
 
     bad, _ = await read_beside_healthy(serve, reader, loop)
     assert reasons(bad) == {"prometheus query failed: HTTP 302 (redirects are not followed)"}
-    assert hops == len(TEMPLATES) + 1, "one request per query: no hop followed"
+    assert hops == QUERIES, "one request per query: no hop followed"
 
 
 async def test_a_non_json_200(serve: Serve, reader: PrometheusReader) -> None:
@@ -273,6 +277,8 @@ async def test_tenant_rates_are_read_only_for_services_near_an_incident(
             return web.json_response(
                 vector((b, "2" if failing else "4"), (a, "0.5" if failing else "10"))
             )
+        if CLASS in request.query.get("query", ""):  # every request a 5xx
+            return web.json_response(vector(({**GOOD_LABELS, CLASS: "5"}, "0.25")))
         return web.json_response(vector((GOOD_LABELS, "0.25")))
 
     url = await serve(handle)
@@ -281,7 +287,7 @@ async def test_tenant_rates_are_read_only_for_services_near_an_incident(
     queries.clear()
     near = replace(target(url), impact=True)
     readings = (await reader.read([near]))["prod/good"]
-    assert [q for q in queries if "topk" in q] and len(queries) == len(TEMPLATES) + 1 + 2
+    assert [q for q in queries if "topk" in q] and len(queries) == QUERIES + 2
     assert all('namespace=~"prod"' in q for q in queries if "topk" in q)
     assert [(t.tenant, t.requests, t.failing) for t in readings.tenants] == [
         ("tenant-b", 4, 2),
@@ -315,6 +321,8 @@ async def test_a_shards_batch_of_many_services_is_one_post_naming_each(
 
     async def one(request: web.Request) -> web.Response:
         short.append(request.method)
+        if CLASS in request.query.get("query", ""):  # every request a 5xx
+            return web.json_response(vector(({**GOOD_LABELS, CLASS: "5"}, "0.25")))
         return web.json_response(vector((GOOD_LABELS, "0.25")))
 
     await reader.read([target(await serve(one))])

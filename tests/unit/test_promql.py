@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from venue_operator.observe.answers import Sample, Samples, reading
 from venue_operator.observe.prometheus import (
+    BY_CLASS,
+    CLASS,
+    CLASSES_TEMPLATE,
     MAX_MATCHER_CHARS,
     TEMPLATES,
     Target,
     batch_selector,
+    by_class,
     selector,
     split,
 )
@@ -100,3 +104,31 @@ def test_batch_selector_names_a_shards_services_and_is_bounded_past_that() -> No
     assert sel.endswith('|venue-0999"')
     too_many = [target(f"venue-{i:06d}") for i in range(MAX_MATCHER_CHARS // 7 + 1)]
     assert batch_selector(too_many, ["namespace", "service"]) == 'namespace=~"prod",service!=""'
+
+
+def test_the_three_request_rates_come_from_one_answer_by_status_class() -> None:
+    """One pass over http_requests_total: 5xx ("5") and 429s apart, everything in the rate;
+    read as the three queries were (a service with no 5xx has no error series)."""
+    query = CLASSES_TEMPLATE.format(sel='service=~"a|b"', by="namespace,service", w="1m")
+    assert query == (
+        f"sum by (namespace,service, {CLASS}) (label_replace(rate(http_requests_total"
+        f'{{service=~"a|b"}}[1m]), "{CLASS}", "$1$2", "status_code", "(5)..|(429)"))'
+    )
+    answer = (
+        sample("prod", "a", "18", **{CLASS: ""}),
+        sample("prod", "a", "1.5", **{CLASS: "5"}),
+        sample("prod", "a", "0.5", **{CLASS: "429"}),
+        sample("prod", "b", "10"),  # no class label at all: neither 5xx nor 429
+        sample("prod", "c", "4", **{CLASS: ""}),
+        sample("prod", "c", "NaN", **{CLASS: "5"}),
+    )
+    by_metric: dict[str, Samples | str] = {name: () for name in TEMPLATES}
+    by_metric |= by_class(answer, ["namespace", "service"])
+    targets = [target("a"), target("b"), target("c")]
+    readings = split(targets, ["namespace", "service"], by_metric, ())
+    a, b, c = readings["prod/a"], readings["prod/b"], readings["prod/c"]
+    assert (a.request_rate.value, a.error_rate.value, a.rate_limited.value) == (20, 0.075, 0.025)
+    assert (b.request_rate.value, b.error_rate.value, b.rate_limited.value) == (10, 0.0, 0.0)
+    assert c.request_rate.value is None and c.error_rate.value is None, "NaN in any part"
+    failed = by_class("prometheus query failed: timeout", ["namespace", "service"])
+    assert failed == dict.fromkeys(BY_CLASS, "prometheus query failed: timeout")

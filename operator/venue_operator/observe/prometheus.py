@@ -53,6 +53,14 @@ TEMPLATES: dict[str, str] = {
     ),
 }
 SHARES = ("error_rate", "rate_limited")  # batch answers are req/s; readings are shares
+# The three rates of http_requests_total in one pass (three were most of Prometheus' work),
+# summed per service and status class ("5" for 5xx, "429", none for the rest), split here.
+BY_CLASS = ("request_rate", "error_rate", "rate_limited")
+CLASS = "venue_operator_status_class"
+CLASSES_TEMPLATE = (
+    f"sum by ({{by}}, {CLASS}) (label_replace(rate(http_requests_total{{{{{{sel}}}}}}[{{w}}]), "
+    f'"{CLASS}", "$1$2", "status_code", "(5)..|(429)"))'
+)
 TENANTS_TEMPLATE = "sum by ({by}, tenant) (rate(rate_limit_exceeded_total{{{sel}}}[{w}])) > 0"
 # Per-tenant traffic for an incident's impact, only for services in (or near) an incident;
 # topk keeps a service with thousands of tenants from filling the answer. More are read than
@@ -211,18 +219,20 @@ class PrometheusReader:
             )
             return {t.key: _all(missing) for t in targets}
         fill = {"sel": batch_selector(targets, keys), "by": ",".join(keys), "w": window}
-        names = list(TEMPLATES)
+        names = [n for n in TEMPLATES if n not in BY_CLASS]
         overrides = [(t, metric, q) for t in targets for metric, q in t.overrides.items()]
         answers = await asyncio.gather(
             *(self._ask(url, TEMPLATES[n].format(**fill), f"query {n}") for n in names),
+            self._ask(url, CLASSES_TEMPLATE.format(**fill), "query request rates"),
             self._ask(url, TENANTS_TEMPLATE.format(**fill), "query top tenants"),
             *(self._override(url, t, metric, q) for t, metric, q in overrides),
         )
         batch = dict(zip(names, cast(list[Samples | str], answers[: len(names)]), strict=True))
-        out = split(targets, keys, batch, cast(Samples | str, answers[len(names)]))
+        batch |= by_class(cast(Samples | str, answers[len(names)]), keys)
+        out = split(targets, keys, batch, cast(Samples | str, answers[len(names) + 1]))
         out = await self._tenant_traffic(url, [t for t in targets if t.impact], keys, window, out)
         changes: dict[str, dict[str, Reading]] = defaultdict(dict)
-        for (target, metric, _), reading in zip(overrides, answers[len(names) + 1 :], strict=True):
+        for (target, metric, _), reading in zip(overrides, answers[len(names) + 2 :], strict=True):
             changes[target.key][metric] = cast(Reading, reading)
         for key, changed in changes.items():
             out[key] = replace(out[key], **cast(dict[str, Any], changed))
@@ -278,6 +288,28 @@ def _all(reading: Reading) -> MetricReadings:
 
 
 Series = dict[tuple[str, ...], Reading]
+
+
+def by_class(answer: Samples | str, keys: Sequence[str]) -> dict[str, Samples | str]:
+    """The request, 5xx and 429 rates per service out of one answer by status class (a
+    service with no 5xx or 429 series has none in that metric's, as its own query gave)."""
+    if isinstance(answer, str):
+        return dict.fromkeys(BY_CLASS, answer)
+    sums: dict[str, dict[tuple[str, ...], Reading]] = {m: {} for m in BY_CLASS}
+    for sample in answer:
+        group, kind = _group(sample, keys), sample.labels.get(CLASS, "")
+        for metric in ("request_rate", {"5": "error_rate", "429": "rate_limited"}.get(kind)):
+            if metric is not None:
+                sums[metric][group] = _plus(sums[metric].get(group), sample.reading)
+    return {metric: tuple(Sample(dict(zip(keys, group, strict=True)), reading)
+                          for group, reading in found.items())
+            for metric, found in sums.items()}  # fmt: skip
+
+
+def _plus(total: Reading | None, reading: Reading) -> Reading:  # unknown once a part is
+    if total is None or total.value is None:
+        return reading if total is None else total
+    return reading if reading.value is None else Reading.of(total.value + reading.value)
 
 
 def split(
