@@ -105,6 +105,23 @@ def test_values_alone_never_cause_a_write() -> None:
     assert not write_causes(first, moved), "still ok: nothing to act on, nothing to write"
 
 
+def test_an_unknown_checks_reason_is_written_for_its_words_not_its_figures() -> None:
+    """A degraded fleet wrote its status every cycle: the reasons' numbers moved (the lag, the
+    queries in flight); what it waits for changing is still worth a write."""
+    statuses = []
+    for reason in ("metrics not read within 21s: this replica's event loop ran 5.8s late",
+                   "metrics not read within 21s: this replica's event loop ran 7.1s late",
+                   "metrics not read within 21s: Prometheus is slow"):  # fmt: skip
+        status = VenueServiceStatus()
+        for _ in range(3):
+            _, status, _ = cycle(status, metrics(error_rate=Reading.unknown(reason)))
+        assert {c.name: c for c in status.checks}["error_rate"].level is Level.UNKNOWN
+        statuses.append(status)
+    late, later, slow = statuses
+    assert not write_causes(late, later)
+    assert "error_rate.reason" in write_causes(later, slow)
+
+
 def test_a_level_held_by_hysteresis_says_it_is_recovering() -> None:
     status = VenueServiceStatus()
     for _ in range(3):
