@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,8 +23,11 @@ from venue_operator.model.observations import (
 from venue_operator.model.status import Incident, IncidentEntry, Level, Severity, VenueServiceStatus
 from venue_operator.record import ledger
 from venue_operator.record.transitions import (
+    causes_between,
     describe,
     next_status,
+    significant,
+    steady_mark,
     track_incident,
     transition_events,
     write_causes,
@@ -95,6 +99,21 @@ def test_no_write_while_steady_but_a_write_on_change() -> None:
     assert {c.name: c for c in third.checks}["error_rate"].pending is Level.CRITICAL
     causes = write_causes(second, third)
     assert {"error_rate.observed", "error_rate.pending", "error_rate.breach"} <= set(causes)
+
+
+def test_the_written_status_compared_as_its_mark_gives_the_same_causes() -> None:
+    """The status store compares what it wrote as its steady mark read back (no parse and
+    dump of the written status each cycle): the same causes as the statuses themselves."""
+    statuses = [VenueServiceStatus()]
+    late = metrics(error_rate=Reading.unknown("ran 5.8s late"))
+    for reading in (HEALTHY_METRICS, metrics(error_rate=Reading.of(0.12)), late, HEALTHY_METRICS):
+        for _ in range(2):
+            _, status, _ = cycle(statuses[-1], reading)
+            statuses.append(status)
+    pairs = [(a, b) for a in statuses for b in statuses]
+    assert any(write_causes(a, b) for a, b in pairs)
+    for a, b in pairs:
+        assert causes_between(json.loads(steady_mark(a)), significant(b)) == write_causes(a, b)
 
 
 def test_values_alone_never_cause_a_write() -> None:

@@ -31,7 +31,7 @@ from venue_operator.model.status import (
     VenueServiceStatus,
 )
 from venue_operator.record import telemetry
-from venue_operator.record.transitions import steady_mark, write_causes
+from venue_operator.record.transitions import causes_between, marked, significant, steady_mark
 
 # (the status body, the resourceVersion it must still be at) -> the new resourceVersion
 StatusWrite = Callable[[dict[str, Any], str | None], Awaitable[str | None]]
@@ -130,10 +130,10 @@ class StatusStore:
         `known` when the last `save_changes` found nothing to write, so no body is read."""
         return self.known if self._steady else self.written
 
-    def _stored(self, status: VenueServiceStatus) -> None:
+    def _stored(self, status: VenueServiceStatus, mark: str | None = None) -> None:
         self._known = self._written = status
         self._written_body = ""
-        self._mark = steady_mark(status)
+        self._mark = steady_mark(status) if mark is None else mark
         self._steady = True
 
     def _keep_as_body(self) -> None:
@@ -146,9 +146,10 @@ class StatusStore:
         self._stored(parse_status(raw))
         self.resource_version = resource_version if self._read is not None else None
 
-    async def save(self, status: VenueServiceStatus, cause: str) -> None:
+    async def save(self, status: VenueServiceStatus, cause: str, mark: str | None = None) -> None:
         """Store `status` (raises if the API refuses, StatusTaken if someone else wrote the
-        status; `written` then stays as it was, or becomes what they wrote)."""
+        status; `written` then stays as it was, or becomes what they wrote); `mark`: its
+        steady mark, if known."""
         body = status_body(status)
         for _ in range(FENCED_TRIES):
             try:
@@ -161,7 +162,7 @@ class StatusStore:
         else:
             raise StatusTaken(f"the object kept moving: {FENCED_TRIES} fenced writes refused")
         telemetry.STATUS_WRITES.labels(cause).inc()
-        self._stored(status)
+        self._stored(status, mark)
 
     async def _reread(self) -> None:
         """After a refused write: the new version, if the status stored is still ours."""
@@ -178,9 +179,13 @@ class StatusStore:
         """`status` becomes `known`, and is stored when something worth a write changed since
         the last write (record.write_causes; its first cause labels the write). True: stored."""
         self.known = status
-        causes = [] if steady_mark(status) == self._mark else write_causes(self.written, status)
+        # what was written is compared as its mark read back, not parsed and dumped again:
+        # in a degraded fleet, four such passes a cycle were a third of a replica's CPU
+        after = significant(status)
+        mark = marked(after)
+        causes = [] if mark == self._mark else causes_between(json.loads(self._mark), after)
         if causes:
-            await self.save(status, causes[0])
+            await self.save(status, causes[0], mark)
         self._steady = True  # stored, or nothing worth a write differs from what is
         self._keep_as_body()
         return bool(causes)

@@ -268,7 +268,7 @@ def _noted(
     return incident
 
 
-def _significant(status: VenueServiceStatus) -> dict[str, Any]:
+def significant(status: VenueServiceStatus) -> dict[str, Any]:
     """Status minus what moves every cycle: measured values, reasons, condition messages."""
     data = status.model_dump(mode="json", exclude={"checks"})
     # An unknown check's reason is what it is waiting for (stable text): worth a write.
@@ -296,7 +296,12 @@ def _significant(status: VenueServiceStatus) -> dict[str, Any]:
 def steady_mark(status: VenueServiceStatus) -> str:
     """What `write_causes` compares, as one string: two statuses with equal marks give no
     cause (a different mark may still give none: `write_causes` says)."""
-    return json.dumps(_significant(status), sort_keys=True, separators=(",", ":"))
+    return marked(significant(status))
+
+
+def marked(data: dict[str, Any]) -> str:
+    """`significant`'s dict as its mark (`json.loads` gives the dict back)."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 
 def write_causes(stored: VenueServiceStatus, new: VenueServiceStatus) -> list[str]:
@@ -304,7 +309,11 @@ def write_causes(stored: VenueServiceStatus, new: VenueServiceStatus) -> list[st
     Empty unless something an on-call engineer acts on changed (levels, streaks, health,
     conditions, actions): a steady service costs no API writes. Check values ride along
     with such a write; live values come from `venue-operator check` and the metrics."""
-    before, after = _significant(stored), _significant(new)
+    return causes_between(significant(stored), significant(new))
+
+
+def causes_between(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """`write_causes` of two statuses' `significant` dicts."""
     causes = [key for key in after if key != "checks" and before.get(key) != after[key]]
     old_checks = {c["name"]: c for c in before["checks"]}
     for check in after["checks"]:
