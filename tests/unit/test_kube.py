@@ -202,3 +202,36 @@ def test_no_module_names_an_api_class_or_a_model_of_the_client() -> None:
     named = {str(path.relative_to(source)): found for path in source.rglob("*.py")
              if (found := pattern.findall(path.read_text()))}  # fmt: skip
     assert not named, named
+
+
+@pytest.mark.parametrize(
+    ("env", "proxy"),
+    [
+        ({}, None),
+        ({"HTTPS_PROXY": "http://proxy:3128"}, "http://proxy:3128"),
+        ({"HTTPS_PROXY": "http://proxy:3128", "NO_PROXY": "10.0.0.1"}, None),
+        ({"HTTP_PROXY": "http://proxy:3128"}, None),  # for http:// only
+    ],
+)
+async def test_the_api_session_reads_no_netrc_and_keeps_the_environments_proxy(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], proxy: str | None
+) -> None:
+    """aiohttp's `trust_env` looked ~/.netrc up in a thread before every request (a hop
+    through the GIL each time); the proxy it would take from the environment is the
+    client's own setting instead."""
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY",
+                 "no_proxy"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    configuration = client.Configuration(host="https://10.0.0.1:443")
+    configuration.client_session_kwargs = {"read_bufsize": 2**20}
+    api = client.ApiClient(calls.without_netrc(configuration))
+    try:
+        session = api.rest_client._create_pool_manager()
+        assert session.trust_env is False
+        assert api.rest_client.proxy == proxy
+        assert configuration.client_session_kwargs["read_bufsize"] == 2**20
+        await session.close()
+    finally:
+        await api.close()

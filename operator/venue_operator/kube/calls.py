@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import base64
 import json
+import urllib.parse
+import urllib.request
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -97,15 +99,31 @@ async def _patch(
 
 async def connect(kubeconfig: str | None = None) -> Api:
     """In-cluster credentials when running in a pod, else the kubeconfig (KUBECONFIG)."""
-    if kubeconfig is None:
-        try:
-            config.load_incluster_config()
-            return client.ApiClient()
-        except ConfigException:
-            pass
     configuration = client.Configuration()
-    await config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
-    return client.ApiClient(configuration)
+    try:
+        if kubeconfig is not None:
+            raise ConfigException("a kubeconfig named")
+        config.load_incluster_config(client_configuration=configuration)
+    except ConfigException:
+        await config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    return client.ApiClient(without_netrc(configuration))
+
+
+def without_netrc(configuration: Any) -> Any:
+    """The client's aiohttp session trusts the environment: for its proxy, and for a
+    ~/.netrc looked up in a thread before every request, a hop through the GIL each time
+    (most of a saturated replica's Event posts, py-spy). The proxy the environment names for
+    the API server is set on the client instead, and the session trusts nothing more."""
+    host = urllib.parse.urlsplit(configuration.host)
+    if (
+        configuration.proxy is None
+        and host.hostname
+        and not urllib.request.proxy_bypass(host.hostname)
+    ):
+        configuration.proxy = urllib.request.getproxies().get(host.scheme)
+    extra = getattr(configuration, "client_session_kwargs", None) or {}
+    configuration.client_session_kwargs = {**extra, "trust_env": False}
+    return configuration
 
 
 def api_server_url(api: Api) -> str:
