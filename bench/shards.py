@@ -135,7 +135,7 @@ def taken(op: OperatorProcess) -> float:
     return sum(value for name, _, value in samples(op, TAKEN) if name == TAKEN)
 
 
-def gauge(op: OperatorProcess, metric: str) -> float:
+def summed(op: OperatorProcess, metric: str) -> float:
     """A metric's value summed over its series (a counter's total, a gauge's value)."""
     return sum(value for name, _, value in samples(op, metric) if name == metric)
 
@@ -185,7 +185,7 @@ class Snapshot:
         self.leases = lease_requests(the_lab)
         self.cpu = {member(op): cpu_seconds(op.pid) for op in ops}
         self.main = {member(op): main_thread_seconds(op.pid) for op in ops}
-        self.skipped = {member(op): gauge(op, SKIPPED) for op in ops}
+        self.skipped = {member(op): summed(op, SKIPPED) for op in ops}
         self.cpu |= {name: cpu_seconds(pid) for name, pid in pids.items()}
         self.cpu["bench (this script, kubectl)"] = bench_cpu()
         self.machine = machine_busy()
@@ -216,7 +216,7 @@ def window(
             "main_thread_share": (after.main[names[i]] - before.main[names[i]]) / seconds,
             "skipped_late_per_cycle": (after.skipped[names[i]] - before.skipped[names[i]])
                                       / cycles,
-            "loop_lag_s": gauge(op, LAG),
+            "loop_lag_s": summed(op, LAG),
             "rss_mb": rss_mb(op.pid),
             "queries_per_cycle": d["queries"] / cycles,
             "eval_mean_s": d["eval_seconds"] / d["eval_count"] if d["eval_count"] else None,

@@ -41,13 +41,13 @@ class DecodingError(GetFailed):
     """A Content-Encoding we do not read, or a body it does not decode."""
 
 
-class Answer(NamedTuple):
+class Reply(NamedTuple):  # not observe/answers.py's Answer: a Prometheus document
     status: int
     body: bytes | None  # decoded; None once it or what came over the wire is over the limit
     reusable: bool  # read to its framed end, and the server keeps the connection open
 
 
-async def read_answer(reader: asyncio.StreamReader, limit: int) -> Answer:
+async def read_answer(reader: asyncio.StreamReader, limit: int) -> Reply:
     """The answer's status and its decoded body, or None once that or what came over the
     wire is over `limit` bytes (read no further then)."""
     head = await _head(reader)
@@ -61,7 +61,7 @@ async def read_answer(reader: asyncio.StreamReader, limit: int) -> Answer:
         while within and (data := await reader.read(_READ_BYTES)):
             within = body.add(data)
     framed = head.chunked or head.length is not None
-    return Answer(head.status, bytes(body.decoded) if within else None,
+    return Reply(head.status, bytes(body.decoded) if within else None,
                   within and framed and not head.close)  # fmt: skip
 
 
