@@ -34,7 +34,15 @@ from venue_operator.fleet.membership import Membership, RenewalThread
 from venue_operator.fleet.rate import FleetRate, Rate, ShardedRate
 from venue_operator.fleet.storm_watch import FleetWatch, Post
 from venue_operator.guard.pod_metrics import read_pods
-from venue_operator.kube import calls, events, kopf_readiness, leases, permissions, watches
+from venue_operator.kube import (
+    calls,
+    events,
+    kopf_diffbase,
+    kopf_readiness,
+    leases,
+    permissions,
+    watches,
+)
 from venue_operator.kube.events import KubeEvents
 from venue_operator.kube.permissions import PermissionReport
 from venue_operator.loop import turns, workload_watch
@@ -102,6 +110,7 @@ def register(found: PermissionReport, registry: kopf.OperatorRegistry | None = N
             watch_venue_service
         )
         without_finalizer(registry)
+    kopf_diffbase.check_registry(registry or kopf.get_default_registry())
 
 
 def without_finalizer(registry: kopf.OperatorRegistry) -> None:
@@ -120,9 +129,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
         prefix=ANNOTATION_PREFIX
     )
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
-    )
+    settings.persistence.diffbase_storage = kopf_diffbase.NoDiffBase()
     settings.posting.level = logging.WARNING  # our Events are explicit; no log chatter
     settings.posting.reporting_component = "venue-operator"
     settings.watching.server_timeout = 300

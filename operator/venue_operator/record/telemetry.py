@@ -22,6 +22,12 @@ EVALUATION_SECONDS = Histogram(
     "Time of one evaluation cycle (observe + assess + record)",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10),
 )
+METRICS_AGE = Histogram(
+    "venue_operator_metrics_age_seconds",
+    "Age of the Prometheus snapshot a cycle judged by (from its read's start): at most "
+    "--metrics-max-age, or twice a read while Prometheus answers slower than half of that",
+    buckets=(1, 2.5, 5, 7.5, 10, 15, 20, 30, 45, 60),
+)
 STATUS_WRITES = Counter(
     "venue_operator_status_writes_total",
     "Status patches sent, by the first significant field that changed (check.field or field)",
