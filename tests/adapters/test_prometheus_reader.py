@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 
 from tests.adapters.conftest import Handler
-from venue_operator.model.observations import MetricReadings
+from venue_operator.model.observations import NO_SERIES, MetricReadings
 from venue_operator.observe.endpoints import GRACE, Limits
 from venue_operator.observe.prometheus import BY_CLASS, CLASS, TEMPLATES, PrometheusReader, Target
 
@@ -28,8 +28,9 @@ MIB = 1024 * 1024
 BODY_MARKER = "do-not-reflect-this-body"
 
 Serve = Callable[[Handler], Awaitable[str]]
-# a batch's queries: one per metric, but one for the three request rates, and the top tenants
-QUERIES = len(TEMPLATES) - len(BY_CLASS) + 1 + 1
+# a batch's queries: one per metric, but one for the three request rates, and the top tenants;
+# requests_served only for services with no request rate series
+QUERIES = len(TEMPLATES) - len(BY_CLASS) + 1 + 1 - 1  # requests_served: only if no rate
 
 
 def vector(*samples: tuple[dict[str, str], str]) -> dict[str, Any]:
@@ -327,3 +328,35 @@ async def test_a_shards_batch_of_many_services_is_one_post_naming_each(
 
     await reader.read([target(await serve(one))])
     assert set(short) == {"GET"}  # a short query stays a GET
+
+
+SERVED_QUERY = "sum by (namespace,service) (http_requests_total{"
+
+
+async def test_whether_any_request_was_served_is_asked_only_for_services_with_no_rate(
+    serve: Serve, reader: PrometheusReader
+) -> None:
+    """`requests_served` tells an idle service from one whose rate needs two scrapes: one
+    query naming only the services whose request rate has no series, none when all have."""
+    queries: list[str] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        query = request.query.get("query", "")
+        queries.append(query)
+        if CLASS in query:  # only "busy" has request series
+            return web.json_response(vector(({"namespace": "prod", "service": "busy"}, "3")))
+        if query.startswith(SERVED_QUERY):
+            return web.json_response(vector(({"namespace": "prod", "service": "fresh"}, "7")))
+        return web.json_response(vector())
+
+    url = await serve(handle)
+    out = await reader.read([target(url, "busy"), target(url, "idle"), target(url, "fresh")])
+    served = [q for q in queries if q.startswith(SERVED_QUERY)]
+    assert len(served) == 1 and "idle" in served[0] and "fresh" in served[0]
+    assert "busy" not in served[0]
+    assert out["prod/busy"].request_rate.value == 3
+    assert (out["prod/idle"].requests_served.unknown_reason or "").startswith(NO_SERIES)
+    assert out["prod/fresh"].requests_served.value == 7, "served, its rate not yet there"
+    queries.clear()
+    await reader.read([target(url, "busy")])
+    assert len(queries) == QUERIES and not any(q.startswith(SERVED_QUERY) for q in queries)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
+from venue_operator.loop.evaluation import metrics_max_age
 from venue_operator.model.observations import MetricReadings, Reading
 from venue_operator.observe.batcher import MetricsBatcher
 from venue_operator.observe.prometheus import PrometheusReader, Target
@@ -34,25 +35,35 @@ def target(name: str, url: str = "http://p", window: str = "1m") -> Target:
 async def test_many_services_share_one_read() -> None:
     reader = CountingReader(delay=0.05)
     batcher = MetricsBatcher(reader)
-    await batcher.get(target("a"), max_age=10)  # registers a; one read
-    results = await asyncio.gather(*(batcher.get(target("a"), 10) for _ in range(50)))
+    results = await asyncio.gather(*(batcher.get(target(f"s{i}"), 10) for i in range(50)))
     assert reader.reads == 1 and {r.request_rate.value for r in results} == {1}
+
+
+async def test_a_cycle_never_judges_a_read_twice() -> None:
+    """A service's next cycle waits for a read it has not been served, however fresh the one
+    it has: two cycles counting one reading would confirm a breach on one observation."""
+    reader = CountingReader(delay=0.05)
+    batcher = MetricsBatcher(reader)
+    assert (await batcher.get(target("a"), max_age=60)).request_rate.value == 1
+    assert (await batcher.get(target("a"), max_age=60)).request_rate.value == 2
+    assert reader.reads == 2
 
 
 async def test_a_snapshot_near_its_age_limit_is_served_and_refreshed_behind() -> None:
     reader = CountingReader(delay=0.1)
     batcher = MetricsBatcher(reader)
-    await batcher.get(target("a"), max_age=1.0)  # the read took 0.1 s
-    assert reader.reads == 1
+    await asyncio.gather(batcher.get(target("a"), 1.0), batcher.get(target("b"), 1.0))
+    await batcher.get(target("a"), max_age=1.0)  # a's next cycle: read 2, which took 0.1 s
+    assert reader.reads == 2
     await asyncio.sleep(0.85)  # age 0.95: within 1.0, but a read (0.1 s) would end past it
-    served = await batcher.get(target("a"), max_age=1.0)
-    assert served.request_rate.value == 1, "served at once from the current snapshot"
+    served = await batcher.get(target("b"), max_age=1.0)
+    assert served.request_rate.value == 2, "served at once from the current snapshot"
     await asyncio.sleep(0)  # let the background task take its first step
-    assert reader.reads == 2, "and a refresh started behind it"
+    assert reader.reads == 3, "and a refresh started behind it"
     refresh = batcher._refreshes["http://p"].task
     assert refresh is not None
     await asyncio.wait_for(refresh, 1)  # that refresh, however long it takes
-    assert (await batcher.get(target("a"), max_age=1.0)).request_rate.value == 2
+    assert (await batcher.get(target("a"), max_age=1.0)).request_rate.value == 3
 
 
 async def test_a_stale_snapshot_is_never_served() -> None:
@@ -71,12 +82,13 @@ async def test_a_prometheus_slower_than_the_age_asked_is_read_back_to_back_witho
     be too old again once read."""
     reader = CountingReader(delay=0.5)
     batcher = MetricsBatcher(reader)
-    first = await batcher.get(target("a"), max_age=0.2)
-    assert first.request_rate.value == 1, "the read waited for is taken, 0.5 s old"
-    await asyncio.sleep(0.2)  # about 0.7 s old: within twice a read
-    served = await batcher.get(target("a"), max_age=0.2)
-    assert served.request_rate.value == 1, "served at once, not after another read"
-    assert reader.reads == 2, "the next read already runs behind it"
+    first = await asyncio.gather(batcher.get(target("a"), 0.2), batcher.get(target("b"), 0.2))
+    assert {r.request_rate.value for r in first} == {1}, "the read waited for, 0.5 s old"
+    again = await batcher.get(target("a"), max_age=0.2)
+    assert again.request_rate.value == 2, "a's next cycle: the read running behind, not 1"
+    await asyncio.sleep(0.2)  # read 2 is about 0.7 s old: within twice a read
+    served = await batcher.get(target("b"), max_age=0.2)
+    assert served.request_rate.value == 2, "b's next cycle served read 2 at once"
 
 
 async def test_a_spec_edit_is_read_afresh() -> None:
@@ -164,3 +176,12 @@ async def test_a_service_registered_during_a_refresh_gets_its_readings() -> None
     late = await batcher.get(target("b"), max_age=10)
     assert late.request_rate.value is not None, late.request_rate.unknown_reason
     assert (await first).request_rate.value is not None
+
+
+@pytest.mark.parametrize(
+    ("flag", "expected"), [(None, 7.5), (2.5, 2.5), (15.0, 15.0), (60.0, 15.0)]
+)
+def test_the_metrics_max_age_is_half_the_interval_unless_set_and_never_over_it(
+    flag: float | None, expected: float
+) -> None:
+    assert metrics_max_age(15.0, flag) == expected

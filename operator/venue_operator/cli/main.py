@@ -117,8 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     run.add_argument(
         "--metrics-max-age", type=float, metavar="SECONDS",
-        help="oldest shared Prometheus snapshot a cycle may use (default: half the interval; "
-        "Prometheus' scrape interval detects fastest, at a few more queries per second)",
+        help="oldest shared Prometheus snapshot a cycle may use (default: half the interval, "
+        "at most the interval; less detects sooner, more reads Prometheus less often: at the "
+        "interval, half as often)",
     )  # fmt: skip
     run.add_argument("--liveness-port", type=int, default=8080, help="0 disables /healthz")
     run.add_argument("--metrics-port", type=int, default=9090, help="0 disables /metrics")

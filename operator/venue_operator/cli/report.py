@@ -25,8 +25,7 @@ from venue_operator.model.spec import VenueServiceSpec
 from venue_operator.model.status import Incident, VenueServiceStatus
 from venue_operator.observe.bounded_session import PrometheusAuth
 from venue_operator.observe.endpoints import Endpoints, Limits, query_range
-from venue_operator.observe.metrics_source import metrics_target
-from venue_operator.observe.prometheus import service_query
+from venue_operator.observe.metrics_source import metrics_target, service_query
 from venue_operator.tenancy.policy import Tenancy
 from venue_operator.tenancy.redact import one_line
 

@@ -113,7 +113,7 @@ async def evaluate(
     interval = spec.probe.interval.total_seconds()
     admitted = metrics_target(spec, namespace, name, ctx.default_prometheus_url, ctx.tenancy)
     admitted = replace(admitted, target=replace(admitted.target, impact=wants_impact(stored)))
-    max_age = min(interval / 2, ctx.metrics_max_age or interval)
+    max_age = metrics_max_age(interval, ctx.metrics_max_age)
     refused = service_url_refusal(base, namespace, default_service_url(spec, namespace),
                                   ctx.tenancy)  # fmt: skip
     if refused is not None:
@@ -129,6 +129,13 @@ async def evaluate(
     obs = Observations(datetime.now(UTC), live, full, metrics, workload)
     said = (refused, admitted.refused, *admitted.overrides_refused.values())
     return replace(judge(obs, spec, stored, generation), refused=tuple(r for r in said if r))
+
+
+def metrics_max_age(interval: float, flag: float | None) -> float:
+    """`--metrics-max-age`, else half the interval; never over the interval: a cycle is
+    served a read no other of its cycles judged (observe/batcher.py), and reads older than
+    an interval would leave some cycles none."""
+    return min(flag or interval / 2, interval)
 
 
 def taken_late(obs: Observations) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,18 +39,22 @@ class MetricsBatcher:
     targets: dict[str, Target] = field(default_factory=dict)
     # key -> (read at, the target as read, its readings)
     snapshot: dict[str, tuple[float, Target, MetricReadings]] = field(default_factory=dict)
+    # key -> when the read it was last served started: a cycle never judges a read twice
+    served: dict[str, float] = field(default_factory=dict)
     _refreshes: dict[str | None, _Refresh] = field(default_factory=dict)
 
     def forget(self, key: str) -> None:
         """Drop a service from every batch (a refresh in flight will not put it back)."""
         target = self.targets.pop(key, None)
         self.snapshot.pop(key, None)
+        self.served.pop(key, None)
         if target is not None:
             self._drop_unused(target.url)
 
     async def get(self, target: Target, max_age: float) -> MetricReadings:
         """Readings of this very target (after a spec edit, read afresh) at most `max_age`
-        old, or unknown readings once `wait` is over."""
+        old (`oldest`) and never served to it before (so two cycles never count one reading
+        twice towards a confirmation), or unknown readings once `wait` is over."""
         previous = self.targets.get(target.key)
         self.targets[target.key] = target
         if previous is not None and previous.url != target.url:
@@ -60,24 +65,34 @@ class MetricsBatcher:
         refresh = self._refresh(target.url)
         for _ in range(2):  # a refresh already running may predate this target
             allowed = oldest(max_age, refresh.duration)
-            taken = self.snapshot.get(target.key)
-            if taken and taken[1] == target:
+            taken = self._unserved(target)
+            if taken:
                 age = time.monotonic() - taken[0]
                 if age <= allowed:
                     if age > allowed - refresh.duration:
                         self._kick(target.url)  # ahead of need: later cycles need not wait
-                    telemetry.METRICS_AGE.observe(age)
-                    return taken[2]
+                    return self._serve(target.key, taken)
             try:
                 async with asyncio.timeout_at(deadline):
                     await asyncio.shield(self._kick(target.url))
             except TimeoutError:
                 return _unknown(f"metrics not read within {wait:g}s: {_slow()}")
-        taken = self.snapshot.get(target.key)  # the second refresh included this target
-        if taken and taken[1] == target:
-            telemetry.METRICS_AGE.observe(time.monotonic() - taken[0])
-            return taken[2]
+        taken = self._unserved(target)  # the second refresh included this target
+        if taken:
+            return self._serve(target.key, taken)
         return _unknown("metrics not read: see the operator's log")
+
+    def _unserved(self, target: Target) -> tuple[float, Target, MetricReadings] | None:
+        """The target's snapshot, if read for this very target and not served to it yet."""
+        taken = self.snapshot.get(target.key)
+        if taken and taken[1] == target and taken[0] > self.served.get(target.key, -math.inf):
+            return taken
+        return None
+
+    def _serve(self, key: str, taken: tuple[float, Target, MetricReadings]) -> MetricReadings:
+        self.served[key] = taken[0]
+        telemetry.METRICS_AGE.observe(time.monotonic() - taken[0])
+        return taken[2]
 
     def _refresh(self, url: str | None) -> _Refresh:
         return self._refreshes.setdefault(url, _Refresh())

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from venue_operator.model.durations import format_duration
 from venue_operator.model.spec import VenueServiceSpec
-from venue_operator.observe.prometheus import TEMPLATES, Target, camel, selector
+from venue_operator.observe.prometheus import SHARES, TEMPLATES, Target, camel, selector
 from venue_operator.tenancy.policy import Tenancy, labels_refusal, prometheus_url_refusal
 from venue_operator.tenancy.promql_scope import Refused, scope
 
@@ -53,3 +53,18 @@ def metrics_target(
         overrides=overrides,
     )
     return Admitted(target, overrides_refused, refused)
+
+
+def service_query(metric: str, target: Target) -> str:
+    """The PromQL one service's `metric` reading comes from: its override, else the batch
+    template for that service alone (a share over the request rate, 0 when no request
+    failed, as `_share` divides it); for the post-mortem's range queries."""
+    if metric in target.overrides:
+        return target.overrides[metric]
+    keys = sorted(target.labels)
+    fill = {"sel": selector(target.labels), "by": ",".join(keys), "w": target.window}
+    query = TEMPLATES[metric].format(**fill)
+    if metric not in SHARES:
+        return query
+    requests = TEMPLATES["request_rate"].format(**fill)
+    return f"({query} or 0 * {requests}) / {requests}"

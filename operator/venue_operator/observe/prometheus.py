@@ -32,8 +32,8 @@ RATE = "sum by ({by}) (rate(http_requests_total{{{sel}%s}}[{w}]))"
 # metric -> PromQL template; {sel} label matchers, {by} grouping keys, {w} rate window.
 TEMPLATES: dict[str, str] = {
     "request_rate": RATE % "",
-    # Instant: the counter exists (within the lookback) once a request was ever served. Tells
-    # an idle service (no series at all) from a rate that needs two fresh scrapes.
+    # Instant: the counter exists (within the lookback) once a request was ever served: an idle
+    # service (no series) vs a rate that needs two scrapes. A quarter of a batch: `_served`.
     "requests_served": "sum by ({by}) (http_requests_total{{{sel}}})",
     # Shares are divided client-side by request_rate: a ratio computed in PromQL costs three
     # rate() passes over every series (at 1,000 services it outlasted the query timeout).
@@ -53,6 +53,7 @@ TEMPLATES: dict[str, str] = {
     ),
 }
 SHARES = ("error_rate", "rate_limited")  # batch answers are req/s; readings are shares
+SERVED = "requests_served"
 # The three rates of http_requests_total in one pass (three were most of Prometheus' work),
 # summed per service and status class ("5" for 5xx, "429", none for the rest), split here.
 BY_CLASS = ("request_rate", "error_rate", "rate_limited")
@@ -122,21 +123,6 @@ def batch_selector(targets: Sequence[Target], keys: Sequence[str]) -> str:
         regex = regex_string(t.labels[key] for t in targets)
         matchers.append(f"{key}=~{regex}" if len(regex) <= MAX_MATCHER_CHARS else f'{key}!=""')
     return ",".join(matchers)
-
-
-def service_query(metric: str, target: Target) -> str:
-    """The PromQL one service's `metric` reading comes from: its override, else the batch
-    template for that service alone (a share over the request rate, 0 when no request
-    failed, as `_share` divides it); for the post-mortem's range queries."""
-    if metric in target.overrides:
-        return target.overrides[metric]
-    keys = sorted(target.labels)
-    fill = {"sel": selector(target.labels), "by": ",".join(keys), "w": target.window}
-    query = TEMPLATES[metric].format(**fill)
-    if metric not in SHARES:
-        return query
-    requests = TEMPLATES["request_rate"].format(**fill)
-    return f"({query} or 0 * {requests}) / {requests}"
 
 
 REASON_CHARS = 300  # a reading's reason ends up in a status field of at most 1,024
@@ -214,12 +200,10 @@ class PrometheusReader:
     async def _read_batch(self, targets: list[Target]) -> dict[str, MetricReadings]:
         url, keys, window = targets[0].batch
         if url is None:
-            missing = Reading.unknown(
-                "no Prometheus URL: set spec.prometheus.url or --prometheus-url"
-            )
-            return {t.key: _all(missing) for t in targets}
+            missing = "no Prometheus URL: set spec.prometheus.url or --prometheus-url"
+            return {t.key: _all(Reading.unknown(missing)) for t in targets}
         fill = {"sel": batch_selector(targets, keys), "by": ",".join(keys), "w": window}
-        names = [n for n in TEMPLATES if n not in BY_CLASS]
+        names = [n for n in TEMPLATES if n not in (*BY_CLASS, SERVED)]
         overrides = [(t, metric, q) for t in targets for metric, q in t.overrides.items()]
         answers = await asyncio.gather(
             *(self._ask(url, TEMPLATES[n].format(**fill), f"query {n}") for n in names),
@@ -229,13 +213,29 @@ class PrometheusReader:
         )
         batch = dict(zip(names, cast(list[Samples | str], answers[: len(names)]), strict=True))
         batch |= by_class(cast(Samples | str, answers[len(names)]), keys)
+        if isinstance(batch["request_rate"], str):  # unread: so is whether any was served
+            batch[SERVED] = batch["request_rate"]
         out = split(targets, keys, batch, cast(Samples | str, answers[len(names) + 1]))
+        out = await self._served(url, targets, keys, out)
         out = await self._tenant_traffic(url, [t for t in targets if t.impact], keys, window, out)
         changes: dict[str, dict[str, Reading]] = defaultdict(dict)
         for (target, metric, _), reading in zip(overrides, answers[len(names) + 2 :], strict=True):
             changes[target.key][metric] = cast(Reading, reading)
         for key, changed in changes.items():
             out[key] = replace(out[key], **cast(dict[str, Any], changed))
+        return out
+
+    async def _served(self, url: str, targets: list[Target], keys: tuple[str, ...],
+                      out: dict[str, MetricReadings]) -> dict[str, MetricReadings]:  # fmt: skip
+        """`requests_served` for the services with no request rate series only (one query)."""
+        rates = {t.key: out[t.key].request_rate.unknown_reason or "" for t in targets}
+        targets = [t for t in targets if rates[t.key].startswith(NO_SERIES)]
+        if targets:
+            fill = {"sel": batch_selector(targets, keys), "by": ",".join(keys)}
+            answer = await self._ask(url, TEMPLATES[SERVED].format(**fill), f"query {SERVED}")
+            served = split(targets, keys, {SERVED: answer}, ())
+            out |= {t.key: replace(out[t.key], requests_served=served[t.key].requests_served)
+                    for t in targets}  # fmt: skip
         return out
 
     async def _tenant_traffic(
@@ -394,7 +394,7 @@ def _pick(
         return found
 
     picked: dict[str, Any] = {name: pick(answer) for name, answer in by_metric.items()}
-    for name in SHARES:
+    for name in (n for n in SHARES if n in by_metric):  # all, but in `_served`'s split
         picked[name] = _share(by_metric[name], wanted, picked["request_rate"], picked[name])
     top = sorted(tenants.get(wanted, []), key=lambda item: -item[1])
     return MetricReadings(**picked, top_limited_tenants=tuple(top[:5]))
