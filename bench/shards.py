@@ -77,17 +77,18 @@ def members(count: int) -> tuple[str, ...]:
 
 @contextlib.contextmanager
 def replicas(
-    the_lab: Lab, names: Sequence[str], lease: int, nice: int = 0
+    the_lab: Lab, names: Sequence[str], lease: int, nice: int = 0, max_age: float | None = None
 ) -> Iterator[list[OperatorProcess]]:
     """One operator process per member with --shards, started one after the other (as a
     rolling start does). From the main thread: a child started from another thread is
     SIGKILLed when that thread ends (the lab's PR_SET_PDEATHSIG is per thread). With `nice`,
-    each replica runs that much below the lab (`renice`)."""
+    each replica runs that much below the lab (`renice`); `max_age`: --metrics-max-age."""
     the_lab.cluster.kubectl("create", "namespace", OPERATOR_NS)
     with contextlib.ExitStack() as stack:
         ops = [stack.enter_context(OperatorProcess(
                    the_lab.cluster.kubeconfig, the_lab.prometheus.url,
-                   extra_args=("--shards", f"--shard-lease={lease}"),
+                   extra_args=("--shards", f"--shard-lease={lease}",
+                               *([f"--metrics-max-age={max_age:g}"] if max_age else [])),
                    env={"POD_NAME": name, "POD_NAMESPACE": OPERATOR_NS}))
                for name in names]  # fmt: skip
         for op in ops:
@@ -397,11 +398,18 @@ def provenance() -> dict[str, Any]:
             "date": datetime.now(UTC).isoformat(timespec="seconds")}  # fmt: skip
 
 
-def run(n: int, count: int, lease: int, with_profile: bool, nice: int = 0) -> dict[str, Any]:
+def run(
+    n: int, count: int, lease: int, with_profile: bool, nice: int = 0,
+    max_age: float | None = None,
+) -> dict[str, Any]:  # fmt: skip
     started = time.monotonic()
     result: dict[str, Any] = {"n": n, "replicas": count, "lease_s": lease, **provenance(),
-                              "load_average_at_start": os.getloadavg(), "nice": nice}  # fmt: skip
-    with fleet(n) as (the_lab, sim), replicas(the_lab, members(count), lease, nice) as ops:
+                              "load_average_at_start": os.getloadavg(), "nice": nice,
+                              "metrics_max_age": max_age}  # fmt: skip
+    with (
+        fleet(n) as (the_lab, sim),
+        replicas(the_lab, members(count), lease, nice, max_age) as ops,
+    ):
         result["lab_ready_s"] = time.monotonic() - started
         result["settle_s"] = settle(the_lab, n, poll_s=max(5.0, n / 500))
         result["steady"] = window(the_lab, sim, ops, n)
@@ -527,6 +535,11 @@ def main() -> None:
         "services): in a cluster those run on other nodes, and on one machine a saturated "
         "operator starves them, which makes the services it watches look down",
     )  # fmt: skip
+    parser.add_argument(
+        "--metrics-max-age", type=float, metavar="SECONDS",
+        help="the replicas' --metrics-max-age (default: theirs, half the interval); at the "
+        "interval each replica reads Prometheus half as often",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.replicas < 2:
         parser.error("--replicas must be at least 2 (one is SIGKILLed)")
@@ -534,9 +547,13 @@ def main() -> None:
     path = RESULTS / "shards.json"
     results = []
     for n in args.services:
-        print(f"N={n}, {args.replicas} replicas, load average {os.getloadavg()}", flush=True)
+        age = args.metrics_max_age or "default"
+        print(f"N={n}, {args.replicas} replicas, --metrics-max-age {age}, load average "
+              f"{os.getloadavg()}", flush=True)  # fmt: skip
         with_profile = args.profile and n == max(args.services)
-        results.append(run(n, args.replicas, args.lease, with_profile, args.nice))
+        results.append(
+            run(n, args.replicas, args.lease, with_profile, args.nice, args.metrics_max_age)
+        )
         path.write_text(json.dumps(merged(path, results[-1]), indent=1) + "\n")
     print()
     print(table(results))
