@@ -154,6 +154,10 @@ def test_only_what_is_read_back_as_it_was_is_left_out() -> None:
         own.model_copy(update={"pending": Level.WARNING, "pending_count": 1}),
         own.model_copy(update={"observed": Level.WARNING, "breach": [Level.WARNING]}),
         own.model_copy(update={"last_known": Level.WARNING}),
+        own.model_copy(update={"pending_count": 2}),
+        own.model_copy(update={"breach": [Level.WARNING]}),
+        own.model_copy(update={"observed": Level.UNKNOWN}),
+        own.model_copy(update={"level": Level.WARNING}),
     ]
     for check in (own, *not_calm):
         status = VenueServiceStatus(checks=[check])

@@ -242,6 +242,30 @@ def test_a_template_is_known_good_only_after_bake_time_of_clean_healthy_cycles()
     assert known_at == 24, known_at
 
 
+def test_a_known_good_templates_bake_is_over_and_costs_no_writes() -> None:
+    """Once known-good, a gap no longer restarts its bake: an unknown cycle and the clean one
+    after it write nothing for the rollout (each wrote status while tracked)."""
+    gap = metrics(p99_latency=Reading.unknown("prometheus down"))
+    workload = WorkloadState(found=True, desired=3, ready=3, revision=2, template_hash="abc")
+    status = VenueServiceStatus()
+    for i in range(22):  # past the 5 min bake
+        a = assess(observe(workload=workload), SPEC, status.checks)
+        status = next_status(a, workload, status, NOW + timedelta(seconds=15 * i), 1)
+    assert status.healthy_templates == ["abc"] and status.rollout is not None
+    baked = status.rollout
+    for i, m in enumerate([gap, HEALTHY_METRICS, gap, HEALTHY_METRICS], start=22):
+        before = status
+        a = assess(observe(metrics=m, workload=workload), SPEC, status.checks)
+        status = next_status(a, workload, status, NOW + timedelta(seconds=15 * i), 1)
+        assert status.rollout == baked
+        assert "rollout" not in write_causes(before, status)
+    other = WorkloadState(found=True, desired=3, ready=3, revision=3, template_hash="def")
+    a = assess(observe(workload=other), SPEC, status.checks)
+    status = next_status(a, other, status, NOW + timedelta(minutes=10), 1)
+    assert status.rollout is not None and status.rollout.template_hash == "def"
+    assert status.rollout.healthy_since is not None, "a new template bakes from its start"
+
+
 def test_a_template_rolled_back_from_is_never_remembered_as_known_good() -> None:
     """Re-applied by a GitOps sync and healthy for a while, it stays rolled back from only."""
     workload = WorkloadState(found=True, desired=3, ready=3, revision=4, template_hash="bad")

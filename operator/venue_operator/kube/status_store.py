@@ -84,9 +84,11 @@ def status_body(status: VenueServiceStatus) -> dict[str, Any]:
 def _calm(check: CheckStatus) -> bool:
     """Ok, observed ok, nothing pending or to say, in its runbook section: stored by name
     only, as the model reads it back (its value is a past cycle's, never acted on)."""
-    bare = CheckStatus(name=check.name, level=Level.OK, section=CHECK_SECTIONS.get(check.name, ""))
-    return check.model_copy(update={"value": None, "unit": None, "warning": None,
-                                    "critical": None}) == bare  # fmt: skip
+    return (
+        check.level is Level.OK and check.observed is Level.OK and check.pending is None
+        and not check.pending_count and not check.breach and check.reason is None
+        and check.last_known is None and check.section == CHECK_SECTIONS.get(check.name, "")
+    )  # fmt: skip
 
 
 class StatusStore:

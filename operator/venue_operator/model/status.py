@@ -251,7 +251,8 @@ class RolloutRecord(Model):
     healthy_since: datetime | None = Field(
         default=None,
         description="Start of the current run of confirmed Healthy cycles with no unknown "
-        "reading; after rollback.bakeTime of it the template is known-good.",
+        "reading; after rollback.bakeTime of it the template is known-good (and this is kept "
+        "as it was then).",
     )
 
 
