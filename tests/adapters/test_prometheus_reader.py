@@ -55,7 +55,7 @@ class Healthy:
             body = {"status": "success", "data": {"resultType": "matrix", "result": matrix}}
             return web.json_response(body)
         if CLASS in request.query.get("query", ""):  # every request a 5xx
-            return web.json_response(vector(({**GOOD_LABELS, CLASS: "5"}, "0.25")))
+            return web.json_response(vector(({**GOOD_LABELS, CLASS: "503"}, "0.25")))
         return web.json_response(vector((GOOD_LABELS, "0.25")))
 
 
@@ -279,7 +279,7 @@ async def test_tenant_rates_are_read_only_for_services_near_an_incident(
                 vector((b, "2" if failing else "4"), (a, "0.5" if failing else "10"))
             )
         if CLASS in request.query.get("query", ""):  # every request a 5xx
-            return web.json_response(vector(({**GOOD_LABELS, CLASS: "5"}, "0.25")))
+            return web.json_response(vector(({**GOOD_LABELS, CLASS: "503"}, "0.25")))
         return web.json_response(vector((GOOD_LABELS, "0.25")))
 
     url = await serve(handle)
@@ -323,7 +323,7 @@ async def test_a_shards_batch_of_many_services_is_one_post_naming_each(
     async def one(request: web.Request) -> web.Response:
         short.append(request.method)
         if CLASS in request.query.get("query", ""):  # every request a 5xx
-            return web.json_response(vector(({**GOOD_LABELS, CLASS: "5"}, "0.25")))
+            return web.json_response(vector(({**GOOD_LABELS, CLASS: "503"}, "0.25")))
         return web.json_response(vector((GOOD_LABELS, "0.25")))
 
     await reader.read([target(await serve(one))])

@@ -10,6 +10,7 @@ is bounded (observe/endpoints.py), every answer checked (observe/answers.py).
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -54,14 +55,12 @@ TEMPLATES: dict[str, str] = {
 }
 SHARES = ("error_rate", "rate_limited")  # batch answers are req/s; readings are shares
 SERVED = "requests_served"
-# The three rates of http_requests_total in one pass (three were most of Prometheus' work),
-# summed per service and status class ("5" for 5xx, "429", none for the rest), split here.
+# The three rates of http_requests_total in one pass, by status code, split here (5xx, 429):
+# a `label_replace` to a class in PromQL cost Prometheus 0.36-0.94 CPU-s to this one's 0.23.
 BY_CLASS = ("request_rate", "error_rate", "rate_limited")
-CLASS = "venue_operator_status_class"
-CLASSES_TEMPLATE = (
-    f"sum by ({{by}}, {CLASS}) (label_replace(rate(http_requests_total{{{{{{sel}}}}}}[{{w}}]), "
-    f'"{CLASS}", "$1$2", "status_code", "(5)..|(429)"))'
-)
+CLASS = "status_code"
+CLASSES_TEMPLATE = f"sum by ({{by}}, {CLASS}) (rate(http_requests_total{{{{{{sel}}}}}}[{{w}}]))"
+SERVER_ERROR = re.compile("5..")  # the error_rate template's status_code=~"5.." (anchored)
 TENANTS_TEMPLATE = "sum by ({by}, tenant) (rate(rate_limit_exceeded_total{{{sel}}}[{w}])) > 0"
 # Per-tenant traffic for an incident's impact, only for services in (or near) an incident;
 # topk keeps a service with thousands of tenants from filling the answer. More are read than
@@ -291,14 +290,15 @@ Series = dict[tuple[str, ...], Reading]
 
 
 def by_class(answer: Samples | str, keys: Sequence[str]) -> dict[str, Samples | str]:
-    """The request, 5xx and 429 rates per service out of one answer by status class (a
+    """The request, 5xx and 429 rates per service out of one answer by status code (a
     service with no 5xx or 429 series has none in that metric's, as its own query gave)."""
     if isinstance(answer, str):
         return dict.fromkeys(BY_CLASS, answer)
     sums: dict[str, dict[tuple[str, ...], Reading]] = {m: {} for m in BY_CLASS}
     for sample in answer:
-        group, kind = _group(sample, keys), sample.labels.get(CLASS, "")
-        for metric in ("request_rate", {"5": "error_rate", "429": "rate_limited"}.get(kind)):
+        group, code = _group(sample, keys), sample.labels.get(CLASS, "")
+        kind = "error_rate" if SERVER_ERROR.fullmatch(code) else None
+        for metric in ("request_rate", "rate_limited" if code == "429" else kind):
             if metric is not None:
                 sums[metric][group] = _plus(sums[metric].get(group), sample.reading)
     return {metric: tuple(Sample(dict(zip(keys, group, strict=True)), reading)
