@@ -204,9 +204,9 @@ def healthy(the_lab: Lab) -> int:
     return sum(s.get("health") == "Healthy" for s in statuses(the_lab))
 
 
-def settle(the_lab: Lab, n: int, poll_s: float = 5) -> float | None:
+def settle(the_lab: Lab, n: int, poll_s: float = 5, limit: float = SETTLE_S) -> float | None:
     """Wait until every service reads Healthy, then until each has a known-good template:
-    seconds to all Healthy, or None when either wait ran out (SETTLE_S each)."""
+    seconds to all Healthy, or None when either wait ran out (`limit` each)."""
     started = time.monotonic()
     settled: float | None = None
 
@@ -214,9 +214,9 @@ def settle(the_lab: Lab, n: int, poll_s: float = 5) -> float | None:
         return sum(bool(s.get("healthyTemplates")) for s in statuses(the_lab))
 
     try:
-        wait_until(f"{n} VenueServices Healthy", lambda: healthy(the_lab) == n, SETTLE_S, poll_s)
+        wait_until(f"{n} VenueServices Healthy", lambda: healthy(the_lab) == n, limit, poll_s)
         settled = time.monotonic() - started
-        wait_until(f"{n} known-good templates", lambda: baked() == n, SETTLE_S, poll_s)
+        wait_until(f"{n} known-good templates", lambda: baked() == n, limit, poll_s)
     except LabError:
         pass  # measured anyway: the window after it says how far it got
     return settled

@@ -5,8 +5,9 @@
 The lab is scale.py's (`scale.fleet`: one simulator process serving N services, each scraped
 by Prometheus every 15 s, N Deployments with one kwok pod each, N VenueServices at a 15 s
 interval with `bakeTime` 30 s); R replicas start one after the other, each with its own Lease
-in the operator's namespace. Once every service is Healthy with a known-good template, a window of
-CYCLES intervals: each service's evaluations counted on each replica's /metrics (every
+in the operator's namespace. Once every service is Healthy with a known-good template (or
+after `--settle` seconds of each wait), a window of CYCLES intervals: each service's
+evaluations counted on each replica's /metrics (every
 service evaluated every interval, by exactly one replica, the one the rendezvous hash names),
 CPU and RSS per replica and per lab process, API requests (the apiserver's own counters, as
 scale.py reads them), PromQL queries, status writes and Events, and the objects each replica
@@ -41,6 +42,7 @@ from scale import (
     INTERVAL_S,
     NS,
     RESULTS,
+    SETTLE_S,
     _apiserver_requests,
     _metric_sum,
     _off_nominal,
@@ -400,18 +402,20 @@ def provenance() -> dict[str, Any]:
 
 def run(
     n: int, count: int, lease: int, with_profile: bool, nice: int = 0,
-    max_age: float | None = None,
+    max_age: float | None = None, settle_limit: float = SETTLE_S,
 ) -> dict[str, Any]:  # fmt: skip
     started = time.monotonic()
-    result: dict[str, Any] = {"n": n, "replicas": count, "lease_s": lease, **provenance(),
-                              "load_average_at_start": os.getloadavg(), "nice": nice,
-                              "metrics_max_age": max_age}  # fmt: skip
+    result: dict[str, Any] = {
+        "n": n, "replicas": count, "lease_s": lease, **provenance(),
+        "load_average_at_start": os.getloadavg(), "nice": nice, "metrics_max_age": max_age,
+        "settle_limit_s": settle_limit,
+    }  # fmt: skip
     with (
         fleet(n) as (the_lab, sim),
         replicas(the_lab, members(count), lease, nice, max_age) as ops,
     ):
         result["lab_ready_s"] = time.monotonic() - started
-        result["settle_s"] = settle(the_lab, n, poll_s=max(5.0, n / 500))
+        result["settle_s"] = settle(the_lab, n, poll_s=max(5.0, n / 500), limit=settle_limit)
         result["steady"] = window(the_lab, sim, ops, n)
         print(summary(result["steady"], "steady"), flush=True)
         result["off_nominal"] = _off_nominal(the_lab.cluster.kubectl(
@@ -540,6 +544,11 @@ def main() -> None:
         help="the replicas' --metrics-max-age (default: theirs, half the interval); at the "
         "interval each replica reads Prometheus half as often",
     )  # fmt: skip
+    parser.add_argument(
+        "--settle", type=float, default=SETTLE_S, metavar="SECONDS",
+        help="longest wait for every service Healthy, then for every known-good template, "
+        "before the window (default %(default)s each; the window is measured anyway)",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.replicas < 2:
         parser.error("--replicas must be at least 2 (one is SIGKILLed)")
@@ -552,7 +561,15 @@ def main() -> None:
               f"{os.getloadavg()}", flush=True)  # fmt: skip
         with_profile = args.profile and n == max(args.services)
         results.append(
-            run(n, args.replicas, args.lease, with_profile, args.nice, args.metrics_max_age)
+            run(
+                n,
+                args.replicas,
+                args.lease,
+                with_profile,
+                args.nice,
+                args.metrics_max_age,
+                args.settle,
+            )
         )
         path.write_text(json.dumps(merged(path, results[-1]), indent=1) + "\n")
     print()
