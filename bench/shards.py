@@ -6,7 +6,7 @@ The lab is scale.py's (`scale.fleet`: one simulator process serving N services, 
 by Prometheus every 15 s, N Deployments with one kwok pod each, N VenueServices at a 15 s
 interval with `bakeTime` 30 s); R replicas start one after the other, each with its own Lease
 in the operator's namespace. Once every service is Healthy with a known-good template (or
-after `--settle` seconds of each wait), a window of CYCLES intervals: each service's
+after `--settle` seconds of each wait), a window of `--cycles` intervals: each service's
 evaluations counted on each replica's /metrics (every
 service evaluated every interval, by exactly one replica, the one the rendezvous hash names),
 CPU and RSS per replica and per lab process, API requests (the apiserver's own counters, as
@@ -37,8 +37,8 @@ from typing import Any
 import httpx
 
 # bench/ is on sys.path when run as a script
+import scale
 from scale import (
-    CYCLES,
     INTERVAL_S,
     NS,
     RESULTS,
@@ -61,6 +61,7 @@ from venue_operator.fleet.shards import owner
 
 OPERATOR_NS = "venue-operator"  # the replicas' namespace: their Leases
 LEASE_S = 15  # the default --shard-lease
+CYCLES = scale.CYCLES  # a window's intervals (--cycles)
 POLL_S = 1.0  # the failover's resolution: how often the survivors' counts are read
 FAILOVER_TIMEOUT_S = 120.0
 REPO = Path(__file__).resolve().parents[1]
@@ -408,7 +409,7 @@ def run(
     result: dict[str, Any] = {
         "n": n, "replicas": count, "lease_s": lease, **provenance(),
         "load_average_at_start": os.getloadavg(), "nice": nice, "metrics_max_age": max_age,
-        "settle_limit_s": settle_limit,
+        "settle_limit_s": settle_limit, "cycles": CYCLES,
     }  # fmt: skip
     with (
         fleet(n) as (the_lab, sim),
@@ -549,7 +550,11 @@ def main() -> None:
         help="longest wait for every service Healthy, then for every known-good template, "
         "before the window (default %(default)s each; the window is measured anyway)",
     )  # fmt: skip
+    parser.add_argument("--cycles", type=int, default=scale.CYCLES,
+                        help="intervals in each window (default %(default)s)")  # fmt: skip
     args = parser.parse_args()
+    global CYCLES
+    CYCLES = args.cycles
     if args.replicas < 2:
         parser.error("--replicas must be at least 2 (one is SIGKILLed)")
     RESULTS.mkdir(exist_ok=True)

@@ -19,6 +19,7 @@ from venue_operator.observe.health import (
     MAX_DETAIL,
     probe,
 )
+from venue_operator.record import loop_lag
 
 
 def reply(status: int, body: str) -> Handler:
@@ -88,6 +89,32 @@ async def test_a_timeout_the_operators_own_loop_ran_late_on_is_not_the_services(
     result = await probe(http, slow, 0.5)
     assert result.failure is ProbeFailure.OPERATOR_LATE
     assert "late past the 0.5s deadline" in result.detail  # ~0.7 s late
+
+
+async def test_a_timeout_taken_on_time_after_the_loop_was_held_is_not_the_services(
+    serve,
+    http,  # type: ignore[no-untyped-def]
+) -> None:
+    """The loop held 0.7 s of a 1 s wait (a starved replica), then free again: the timer
+    fires on time, but an answer may have waited unread meanwhile; the lag ticks saw it."""
+
+    async def hang(_: web.Request) -> web.Response:
+        await asyncio.sleep(5)
+        return web.Response(text="{}")
+
+    slow = await serve(hang)
+    ticking = asyncio.create_task(loop_lag.measure_lag())
+    try:
+        await asyncio.sleep(0.3)  # a few ticks on an idle loop
+        asyncio.get_running_loop().call_later(0.1, time.sleep, 0.7)  # held from 0.1 to 0.8 s
+        result = await probe(http, slow, 1.0)
+        assert result.failure is ProbeFailure.OPERATOR_LATE, result
+        assert "held" in result.detail and "of the 1s wait" in result.detail
+        on_time = await probe(http, slow, 1.0)  # not held: the service's own timeout
+        assert on_time.failure is ProbeFailure.TIMEOUT, on_time
+    finally:
+        ticking.cancel()
+        loop_lag._recent.clear()  # no lag left for the next test to read
 
 
 async def test_huge_body_is_cut_off(serve, http) -> None:  # type: ignore[no-untyped-def]

@@ -24,3 +24,15 @@ async def test_a_blocked_event_loop_shows_as_lag_and_an_idle_one_as_none() -> No
     await ticking
     assert 0.25 <= loop_lag.lag() < 2.0, "0.8 s blocked against a 0.5 s tick"
     assert gauge() == loop_lag.lag()
+    loop_lag._recent.clear()  # no lag left for the next test to read
+
+
+async def test_a_stall_shows_after_the_moment_it_overlaps_and_not_before() -> None:
+    ticking = asyncio.create_task(loop_lag.measure_lag(ticks=12))
+    await asyncio.sleep(0.25)
+    before = time.monotonic()
+    time.sleep(0.6)  # noqa: ASYNC251 - the loop held
+    await ticking
+    assert 0.4 <= loop_lag.stalled_since(before) <= 0.8
+    assert loop_lag.stalled_since(time.monotonic()) == 0.0, "nothing after now"
+    loop_lag._recent.clear()

@@ -101,6 +101,32 @@ def test_no_write_while_steady_but_a_write_on_change() -> None:
     assert {"error_rate.observed", "error_rate.pending", "error_rate.breach"} <= set(causes)
 
 
+def test_a_flicker_writes_nothing_and_a_written_streak_every_change() -> None:
+    """One unknown reading (a late read) amid healthy ones costs no write, nor does the
+    unknown streak until it is confirmed; a breach on its way is written from its first
+    reading, and once a streak is stored each change of it is (a replica taking over
+    continues it); a takeover from the calm check counts an unwritten streak from 1 again."""
+    _, calm, _ = cycle(VenueServiceStatus(), HEALTHY_METRICS)
+    late = metrics(error_rate=Reading.unknown("metrics not read within 21s"))
+    statuses = [calm]
+    for i, reading in enumerate([late, HEALTHY_METRICS, late, late, late], start=1):
+        statuses.append(cycle(statuses[-1], reading, NOW + timedelta(seconds=15 * i))[1])
+    flicker, back, once, twice, confirmed = statuses[1:]
+    assert {c.name: c for c in flicker.checks}["error_rate"].pending is Level.UNKNOWN
+    assert not write_causes(calm, flicker) and not write_causes(calm, back)
+    assert not write_causes(calm, once) and not write_causes(calm, twice)
+    assert "error_rate.level" in write_causes(calm, confirmed), "confirmed unknown is written"
+    _, taken_over, _ = cycle(calm, late, NOW + timedelta(seconds=75))
+    assert {c.name: c for c in taken_over.checks}["error_rate"].pending_count == 1
+    bad = metrics(error_rate=Reading.of(0.12))
+    _, started, _ = cycle(calm, bad, NOW + timedelta(seconds=15))
+    assert {"error_rate.observed", "error_rate.breach"} <= set(write_causes(calm, started))
+    _, broke, _ = cycle(started, HEALTHY_METRICS, NOW + timedelta(seconds=30))
+    assert "error_rate.pending" in write_causes(started, broke), "a written streak's end is"
+    _, went_late, _ = cycle(started, late, NOW + timedelta(seconds=30))
+    assert "error_rate.pending" in write_causes(started, went_late)
+
+
 def test_the_written_status_compared_as_its_mark_gives_the_same_causes() -> None:
     """The status store compares what it wrote as its steady mark read back (no parse and
     dump of the written status each cycle): the same causes as the statuses themselves."""

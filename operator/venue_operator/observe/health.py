@@ -14,6 +14,7 @@ from typing import Any
 
 from venue_operator.model.observations import ProbeFailure, ProbeResult
 from venue_operator.observe.http import FAILURES, Dialer, Link, TargetRefused
+from venue_operator.record import loop_lag
 from venue_operator.tenancy.redact import one_line, safe_check_name
 
 MAX_BODY_BYTES = 64 * 1024  # a health answer is a few hundred bytes; junk is cut off here
@@ -100,10 +101,14 @@ async def probe(via: Dialer | Link, url: str, seconds: float, *, last: bool = Tr
     try:
         status, body = await link.get(url, MAX_BODY_BYTES, seconds, last=last)
     except TimeoutError:
-        late = time.monotonic() - started - seconds
+        late, stalled = time.monotonic() - started - seconds, loop_lag.stalled_since(started)
         if late > max(LATE_S, LATE_SHARE * seconds):
             why = (f"not judged: the operator's event loop ran {late:.1f}s late past the "
                    f"{seconds:g}s deadline")  # fmt: skip
+            return ProbeResult(ProbeFailure.OPERATOR_LATE, why)
+        if stalled > max(LATE_S, LATE_SHARE * seconds):
+            why = (f"not judged: the operator's event loop was held {stalled:.1f}s of the "
+                   f"{seconds:g}s wait")  # fmt: skip
             return ProbeResult(ProbeFailure.OPERATOR_LATE, why)
         return ProbeResult(ProbeFailure.TIMEOUT, f"no answer within {seconds:g}s")
     except TargetRefused as refused:  # an address the tenant boundaries refuse: nothing sent

@@ -14,14 +14,21 @@ import time
 
 from venue_operator.record.telemetry import LOOP_LAG
 
-TICK_S = 0.5
-WINDOW_TICKS = 20  # the gauge, and `lag()`: the most lag over the last 10 s
-_recent: collections.deque[float] = collections.deque(maxlen=WINDOW_TICKS)
+TICK_S = 0.1  # finer than a probe's deadline: a stall within one shows (`stalled_since`)
+WINDOW_TICKS = 100  # the gauge, and `lag()`: the most lag over the last 10 s
+# (when the tick ran, how late): the loop was held for about `late` seconds before `ran`
+_recent: collections.deque[tuple[float, float]] = collections.deque(maxlen=WINDOW_TICKS)
 
 
 def lag() -> float:
     """The most the loop ran late over the last window (0 before the first tick)."""
-    return max(_recent, default=0.0)
+    return max((late for _, late in _recent), default=0.0)
+
+
+def stalled_since(started: float) -> float:
+    """The longest the loop was held (as the ticks saw it) after `started` (monotonic): a
+    probe whose answer came while the loop was held times out on a timer taken on time."""
+    return max((min(late, ran - started) for ran, late in _recent if ran > started), default=0.0)
 
 
 async def measure_lag(ticks: int | None = None) -> None:
@@ -30,6 +37,7 @@ async def measure_lag(ticks: int | None = None) -> None:
     while ticks is None or ticks > 0:
         planned = time.monotonic() + TICK_S
         await asyncio.sleep(TICK_S)
-        _recent.append(max(0.0, time.monotonic() - planned))
+        ran = time.monotonic()
+        _recent.append((ran, max(0.0, ran - planned)))
         LOOP_LAG.set(lag())
         ticks = None if ticks is None else ticks - 1

@@ -310,19 +310,31 @@ def marked(data: dict[str, Any]) -> str:
 
 def write_causes(stored: VenueServiceStatus, new: VenueServiceStatus) -> list[str]:
     """What changed that is worth a status write: status fields, or `check.field` for checks.
-    Empty unless something an on-call engineer acts on changed (levels, streaks, health,
-    conditions, actions): a steady service costs no API writes. Check values ride along
-    with such a write; live values come from `venue-operator check` and the metrics."""
+    Empty unless something an on-call engineer acts on changed (levels, breaches on their
+    way, health, conditions, actions): a steady service costs no API writes, nor does a read
+    that failed once. Check values ride along with such a write; live values come from
+    `venue-operator check` and the metrics."""
     return causes_between(significant(stored), significant(new))
 
 
+# A check's streak towards another level: this cycle's reading and the hysteresis' count.
+STREAK = ("observed", "pending", "pending_count", "breach")
+
+
 def causes_between(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
-    """`write_causes` of two statuses' `significant` dicts."""
+    """`write_causes` of two statuses' `significant` dicts. A streak with no breach in it
+    (towards unknown, or a recovery) that starts from a calm written check is not worth a
+    write of its own: it rides along with the next one, or goes as it came (a late read).
+    Once a streak is written, each change of it is, so what is stored is calm or the streak
+    as it stands: a replica taking the service over never counts one further than it went."""
     causes = [key for key in after if key != "checks" and before.get(key) != after[key]]
     old_checks = {c["name"]: c for c in before["checks"]}
     for check in after["checks"]:
         old = old_checks.get(check["name"], {})
-        causes += [f"{check['name']}.{k}" for k, v in check.items() if old.get(k) != v]
+        calm = old.get("observed") == old.get("level") and not any(map(old.get, STREAK[1:]))
+        quiet = calm and not check.get("breach")
+        causes += [f"{check['name']}.{k}" for k, v in check.items()
+                   if old.get(k) != v and not (quiet and k in STREAK)]  # fmt: skip
     if len(after["checks"]) != len(before["checks"]):
         causes.append("checks")
     return causes
