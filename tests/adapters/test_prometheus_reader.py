@@ -17,7 +17,7 @@ from aiohttp import web
 from tests.adapters.conftest import Handler
 from venue_operator.model.observations import NO_SERIES, MetricReadings
 from venue_operator.observe.endpoints import GRACE, Limits
-from venue_operator.observe.prometheus import BY_CLASS, CLASS, TEMPLATES, PrometheusReader, Target
+from venue_operator.observe.prometheus import BY_CLASS, CODE, TEMPLATES, PrometheusReader, Target
 
 # 2 s, not 1: a queue behind the hostile batch delays the healthy queries by TIMEOUT, while
 # the full tier's load alone delayed them 0.87 s once (this loop serves both sides)
@@ -54,8 +54,8 @@ class Healthy:
             matrix = [{"metric": GOOD_LABELS, "values": [[0, "1"], [15, "1"]]}]
             body = {"status": "success", "data": {"resultType": "matrix", "result": matrix}}
             return web.json_response(body)
-        if CLASS in request.query.get("query", ""):  # every request a 5xx
-            return web.json_response(vector(({**GOOD_LABELS, CLASS: "503"}, "0.25")))
+        if CODE in request.query.get("query", ""):  # every request a 5xx
+            return web.json_response(vector(({**GOOD_LABELS, CODE: "503"}, "0.25")))
         return web.json_response(vector((GOOD_LABELS, "0.25")))
 
 
@@ -278,8 +278,8 @@ async def test_tenant_rates_are_read_only_for_services_near_an_incident(
             return web.json_response(
                 vector((b, "2" if failing else "4"), (a, "0.5" if failing else "10"))
             )
-        if CLASS in request.query.get("query", ""):  # every request a 5xx
-            return web.json_response(vector(({**GOOD_LABELS, CLASS: "503"}, "0.25")))
+        if CODE in request.query.get("query", ""):  # every request a 5xx
+            return web.json_response(vector(({**GOOD_LABELS, CODE: "503"}, "0.25")))
         return web.json_response(vector((GOOD_LABELS, "0.25")))
 
     url = await serve(handle)
@@ -322,8 +322,8 @@ async def test_a_shards_batch_of_many_services_is_one_post_naming_each(
 
     async def one(request: web.Request) -> web.Response:
         short.append(request.method)
-        if CLASS in request.query.get("query", ""):  # every request a 5xx
-            return web.json_response(vector(({**GOOD_LABELS, CLASS: "503"}, "0.25")))
+        if CODE in request.query.get("query", ""):  # every request a 5xx
+            return web.json_response(vector(({**GOOD_LABELS, CODE: "503"}, "0.25")))
         return web.json_response(vector((GOOD_LABELS, "0.25")))
 
     await reader.read([target(await serve(one))])
@@ -343,7 +343,7 @@ async def test_whether_any_request_was_served_is_asked_only_for_services_with_no
     async def handle(request: web.Request) -> web.Response:
         query = request.query.get("query", "")
         queries.append(query)
-        if CLASS in query:  # only "busy" has request series
+        if CODE in query:  # only "busy" has request series
             return web.json_response(vector(({"namespace": "prod", "service": "busy"}, "3")))
         if query.startswith(SERVED_QUERY):
             return web.json_response(vector(({"namespace": "prod", "service": "fresh"}, "7")))

@@ -5,8 +5,8 @@ from __future__ import annotations
 from venue_operator.observe.answers import Sample, Samples, reading
 from venue_operator.observe.prometheus import (
     BY_CLASS,
-    CLASS,
-    CLASSES_TEMPLATE,
+    CODE,
+    CODES_TEMPLATE,
     MAX_MATCHER_CHARS,
     TEMPLATES,
     Target,
@@ -109,20 +109,20 @@ def test_batch_selector_names_a_shards_services_and_is_bounded_past_that() -> No
 def test_the_three_request_rates_come_from_one_answer_by_status_code() -> None:
     """One pass over http_requests_total: 5xx and 429s apart, everything in the rate; read
     as the three queries were (a service with no 5xx has no error series)."""
-    query = CLASSES_TEMPLATE.format(sel='service=~"a|b"', by="namespace,service", w="1m")
+    query = CODES_TEMPLATE.format(sel='service=~"a|b"', by="namespace,service", w="1m")
     assert query == (
         'sum by (namespace,service, status_code) (rate(http_requests_total{service=~"a|b"}[1m]))'
     )
     answer = (
-        sample("prod", "a", "17", **{CLASS: "200"}),
-        sample("prod", "a", "1", **{CLASS: "404"}),
-        sample("prod", "a", "1", **{CLASS: "500"}),
-        sample("prod", "a", "0.5", **{CLASS: "503"}),
-        sample("prod", "a", "0.5", **{CLASS: "429"}),
+        sample("prod", "a", "17", **{CODE: "200"}),
+        sample("prod", "a", "1", **{CODE: "404"}),
+        sample("prod", "a", "1", **{CODE: "500"}),
+        sample("prod", "a", "0.5", **{CODE: "503"}),
+        sample("prod", "a", "0.5", **{CODE: "429"}),
         sample("prod", "b", "9"),  # no status code at all: neither 5xx nor 429
-        sample("prod", "b", "1", **{CLASS: "5000"}),  # not 5.. (anchored)
-        sample("prod", "c", "4", **{CLASS: "200"}),
-        sample("prod", "c", "NaN", **{CLASS: "502"}),
+        sample("prod", "b", "1", **{CODE: "5000"}),  # not 5.. (anchored)
+        sample("prod", "c", "4", **{CODE: "200"}),
+        sample("prod", "c", "NaN", **{CODE: "502"}),
     )
     by_metric: dict[str, Samples | str] = {name: () for name in TEMPLATES}
     by_metric |= by_class(answer, ["namespace", "service"])

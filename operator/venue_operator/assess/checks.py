@@ -11,7 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from venue_operator.model.observations import (
-    NO_SERIES,
     Observations,
     ProbeFailure,
     ProbeResult,
@@ -154,7 +153,7 @@ def request_rate(obs: Observations) -> Reading:
     series at all (client libraries create it on first use): while its other series are
     scraped, that is 0 req/s, not a blind spot (an idle service would never bake)."""
     m = obs.metrics
-    never = (m.requests_served.unknown_reason or "").startswith(NO_SERIES)
+    never = m.requests_served.no_series
     scraped = m.memory_utilisation.value is not None
     if m.request_rate.value is None and never and scraped:
         return Reading.of(0.0)

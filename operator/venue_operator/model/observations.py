@@ -57,6 +57,11 @@ class Reading:
     def unknown(cls, reason: str) -> Reading:
         return cls(unknown_reason=reason)
 
+    @property
+    def no_series(self) -> bool:
+        """Unknown because the answer had no series for the service (NO_SERIES, below)."""
+        return (self.unknown_reason or "").startswith(NO_SERIES)
+
 
 UNOBSERVED = Reading.unknown("not observed")
 # The reason a metric's answer had no series for the service (prefix; the selector follows).

@@ -33,8 +33,7 @@ RATE = "sum by ({by}) (rate(http_requests_total{{{sel}%s}}[{w}]))"
 # metric -> PromQL template; {sel} label matchers, {by} grouping keys, {w} rate window.
 TEMPLATES: dict[str, str] = {
     "request_rate": RATE % "",
-    # Instant: the counter exists (within the lookback) once a request was ever served: an idle
-    # service (no series) vs a rate that needs two scrapes. A quarter of a batch: `_served`.
+    # Instant: any series once a request was ever served (idle, or a rate not yet): `_served`.
     "requests_served": "sum by ({by}) (http_requests_total{{{sel}}})",
     # Shares are divided client-side by request_rate: a ratio computed in PromQL costs three
     # rate() passes over every series (at 1,000 services it outlasted the query timeout).
@@ -58,8 +57,8 @@ SERVED = "requests_served"
 # The three rates of http_requests_total in one pass, by status code, split here (5xx, 429):
 # a `label_replace` to a class in PromQL cost Prometheus 0.36-0.94 CPU-s to this one's 0.23.
 BY_CLASS = ("request_rate", "error_rate", "rate_limited")
-CLASS = "status_code"
-CLASSES_TEMPLATE = f"sum by ({{by}}, {CLASS}) (rate(http_requests_total{{{{{{sel}}}}}}[{{w}}]))"
+CODE = "status_code"
+CODES_TEMPLATE = f"sum by ({{by}}, {CODE}) (rate(http_requests_total{{{{{{sel}}}}}}[{{w}}]))"
 SERVER_ERROR = re.compile("5..")  # the error_rate template's status_code=~"5.." (anchored)
 TENANTS_TEMPLATE = "sum by ({by}, tenant) (rate(rate_limit_exceeded_total{{{sel}}}[{w}])) > 0"
 # Per-tenant traffic for an incident's impact, only for services in (or near) an incident;
@@ -206,7 +205,7 @@ class PrometheusReader:
         overrides = [(t, metric, q) for t in targets for metric, q in t.overrides.items()]
         answers = await asyncio.gather(
             *(self._ask(url, TEMPLATES[n].format(**fill), f"query {n}") for n in names),
-            self._ask(url, CLASSES_TEMPLATE.format(**fill), "query request rates"),
+            self._ask(url, CODES_TEMPLATE.format(**fill), "query request rates"),
             self._ask(url, TENANTS_TEMPLATE.format(**fill), "query top tenants"),
             *(self._override(url, t, metric, q) for t, metric, q in overrides),
         )
@@ -227,14 +226,13 @@ class PrometheusReader:
     async def _served(self, url: str, targets: list[Target], keys: tuple[str, ...],
                       out: dict[str, MetricReadings]) -> dict[str, MetricReadings]:  # fmt: skip
         """`requests_served` for the services with no request rate series only (one query)."""
-        rates = {t.key: out[t.key].request_rate.unknown_reason or "" for t in targets}
-        targets = [t for t in targets if rates[t.key].startswith(NO_SERIES)]
+        targets = [t for t in targets if out[t.key].request_rate.no_series]
         if targets:
             fill = {"sel": batch_selector(targets, keys), "by": ",".join(keys)}
             answer = await self._ask(url, TEMPLATES[SERVED].format(**fill), f"query {SERVED}")
-            served = split(targets, keys, {SERVED: answer}, ())
-            out |= {t.key: replace(out[t.key], requests_served=served[t.key].requests_served)
-                    for t in targets}  # fmt: skip
+            served = _by_service(answer, keys)
+            for t in targets:
+                out[t.key] = replace(out[t.key], requests_served=_reading(served, t, keys))
         return out
 
     async def _tenant_traffic(
@@ -296,7 +294,7 @@ def by_class(answer: Samples | str, keys: Sequence[str]) -> dict[str, Samples | 
         return dict.fromkeys(BY_CLASS, answer)
     sums: dict[str, dict[tuple[str, ...], Reading]] = {m: {} for m in BY_CLASS}
     for sample in answer:
-        group, code = _group(sample, keys), sample.labels.get(CLASS, "")
+        group, code = _group(sample, keys), sample.labels.get(CODE, "")
         kind = "error_rate" if SERVER_ERROR.fullmatch(code) else None
         for metric in ("request_rate", "rate_limited" if code == "429" else kind):
             if metric is not None:
@@ -376,6 +374,17 @@ def _share(
     return Reading.of(counted / requests.value)
 
 
+def _reading(answer: Series | str, target: Target, keys: Sequence[str]) -> Reading:
+    """The service's own reading out of an indexed batch answer."""
+    if isinstance(answer, str):
+        return Reading.unknown(answer)
+    found = answer.get(tuple(target.labels.get(k, "") for k in keys))
+    if found is None:  # assess tells "no series" apart by this prefix
+        missing = f"{NO_SERIES} {{{selector(target.labels)}}}"
+        return Reading.unknown(one_line(missing, REASON_CHARS))
+    return found
+
+
 def _pick(
     target: Target,
     keys: Sequence[str],
@@ -383,18 +392,9 @@ def _pick(
     tenants: Mapping[tuple[str, ...], list[tuple[str, float]]],
 ) -> MetricReadings:
     wanted = tuple(target.labels.get(k, "") for k in keys)
-
-    def pick(answer: Series | str) -> Reading:
-        if isinstance(answer, str):
-            return Reading.unknown(answer)
-        found = answer.get(wanted)
-        if found is None:  # assess tells "no series" apart by this prefix
-            missing = f"{NO_SERIES} {{{selector(target.labels)}}}"
-            return Reading.unknown(one_line(missing, REASON_CHARS))
-        return found
-
-    picked: dict[str, Any] = {name: pick(answer) for name, answer in by_metric.items()}
-    for name in (n for n in SHARES if n in by_metric):  # all, but in `_served`'s split
+    picked: dict[str, Any] = {name: _reading(answer, target, keys)
+                              for name, answer in by_metric.items()}  # fmt: skip
+    for name in SHARES:
         picked[name] = _share(by_metric[name], wanted, picked["request_rate"], picked[name])
     top = sorted(tenants.get(wanted, []), key=lambda item: -item[1])
     return MetricReadings(**picked, top_limited_tenants=tuple(top[:5]))
