@@ -12,6 +12,7 @@ event loop (CoreV1Api's module: 0.41 s at the first Event, every service's next 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import urllib.parse
 import urllib.request
@@ -100,12 +101,11 @@ async def _patch(
 async def connect(kubeconfig: str | None = None) -> Api:
     """In-cluster credentials when running in a pod, else the kubeconfig (KUBECONFIG)."""
     configuration = client.Configuration()
-    try:
-        if kubeconfig is not None:
-            raise ConfigException("a kubeconfig named")
-        config.load_incluster_config(client_configuration=configuration)
-    except ConfigException:
-        await config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    if kubeconfig is None:
+        with contextlib.suppress(ConfigException):
+            config.load_incluster_config(client_configuration=configuration)
+            return client.ApiClient(without_netrc(configuration))
+    await config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
     return client.ApiClient(without_netrc(configuration))
 
 

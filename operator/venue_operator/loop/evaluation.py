@@ -132,9 +132,10 @@ async def evaluate(
 
 
 def metrics_max_age(interval: float, flag: float | None) -> float:
-    """`--metrics-max-age`, else half the interval; never over the interval: a cycle is
-    served a read no other of its cycles judged (observe/batcher.py), and reads older than
-    an interval would leave some cycles none."""
+    """`--metrics-max-age`, else half the interval; never over the interval: each cycle
+    takes a read none of the service's other cycles took (observe/batcher.py), and a bound
+    over the interval would read Prometheus less than once an interval, leaving some cycles
+    none. (A slow Prometheus stretches the batcher's own bound: `oldest`.)"""
     return min(flag or interval / 2, interval)
 
 

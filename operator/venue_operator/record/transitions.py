@@ -323,16 +323,18 @@ STREAK = ("observed", "pending", "pending_count", "breach")
 
 def causes_between(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     """`write_causes` of two statuses' `significant` dicts. A streak with no breach in it
-    (towards unknown, or a recovery) that starts from a calm written check is not worth a
+    (towards unknown, or a recovery) that starts from a written check with none is not worth a
     write of its own: it rides along with the next one, or goes as it came (a late read).
-    Once a streak is written, each change of it is, so what is stored is calm or the streak
+    Once a streak is written, each change of it is, so what is stored is no streak or the one
     as it stands: a replica taking the service over never counts one further than it went."""
     causes = [key for key in after if key != "checks" and before.get(key) != after[key]]
     old_checks = {c["name"]: c for c in before["checks"]}
     for check in after["checks"]:
         old = old_checks.get(check["name"], {})
-        calm = old.get("observed") == old.get("level") and not any(map(old.get, STREAK[1:]))
-        quiet = calm and not check.get("breach")
+        no_streak = old.get("observed") == old.get("level") and not (
+            old.get("pending") or old.get("pending_count") or old.get("breach")
+        )
+        quiet = no_streak and not check.get("breach")
         causes += [f"{check['name']}.{k}" for k, v in check.items()
                    if old.get(k) != v and not (quiet and k in STREAK)]  # fmt: skip
     if len(after["checks"]) != len(before["checks"]):
