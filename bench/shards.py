@@ -275,16 +275,36 @@ def renewal_gaps(the_lab: Lab, seconds: float) -> dict[str, float]:
     return longest
 
 
-def member_changes(op: OperatorProcess, since: float, until: float) -> list[dict[str, Any]]:
-    """The membership changes a replica logged between two Unix times (shards.members)."""
-    changes = []
+def logged(op: OperatorProcess, event: str, since: float, until: float) -> list[dict[str, Any]]:
+    """A replica's log lines of one event between two Unix times."""
+    entries = []
     with (op.log_dir / "operator.log").open() as log:
         for line in log:
-            if '"shards.members"' in line:
+            if f'"{event}"' in line:
                 entry = json.loads(line)
                 if since <= datetime.fromisoformat(entry["timestamp"]).timestamp() <= until:
-                    changes.append(entry)
-    return changes
+                    entries.append(entry)
+    return entries
+
+
+def member_changes(op: OperatorProcess, since: float, until: float) -> list[dict[str, Any]]:
+    """The membership changes a replica logged between two Unix times (shards.members)."""
+    return logged(op, "shards.members", since, until)
+
+
+def takeover_phases(survivors: Sequence[OperatorProcess], lost: Sequence[str],
+                    since: float) -> dict[str, dict[str, float]]:  # fmt: skip
+    """Where the taken services' first judged cycles spent their time (loop.first_judged:
+    the loop's start to its first judged cycle, by phase): median and p95 of each."""
+    lost_set, by_phase = set(lost), dict[str, list[float]]()
+    for op in survivors:
+        for entry in logged(op, "loop.first_judged", since, time.time()):
+            if entry.get("service") in lost_set:
+                for field, value in entry.items():
+                    if field.endswith("_s"):
+                        by_phase.setdefault(field[:-2], []).append(float(value))
+    return {phase: {"p50": statistics.median(v), "p95": sorted(v)[math.ceil(0.95 * len(v)) - 1],
+                    "n": len(v)} for phase, v in sorted(by_phase.items())}  # fmt: skip
 
 
 def grown(after: float, before: float) -> float:
@@ -387,6 +407,7 @@ def failover(the_lab: Lab, ops: list[OperatorProcess], n: int) -> dict[str, Any]
         "polls": polls,
         "by_one_survivor": sum(len(by) == 1 for by in taken_by.values()),
         "by_hash_heir": sum(by == [heirs[key]] for key, by in taken_by.items()),
+        "phases": takeover_phases(survivors, lost, killed_at),
     }
 
 
@@ -458,7 +479,9 @@ def failover_line(f: dict[str, Any]) -> str:
             f"{f['taken_over']} of {f['services']} services evaluated again by a survivor: first "
             f"{s(f['first_s'])}, p50 {s(f['p50_s'])}, p95 {s(f['p95_s'])}, max {s(f['max_s'])} "
             f"(polled every {POLL_S:g} s); by one survivor {f['by_one_survivor']}, by the hash's "
-            f"heir {f['by_hash_heir']}")  # fmt: skip
+            f"heir {f['by_hash_heir']}; first judged cycle by phase (p50/p95): "
+            + ", ".join(f"{p} {v['p50']:.1f}/{v['p95']:.1f} s"
+                        for p, v in f.get("phases", {}).items()))  # fmt: skip
 
 
 def _s(value: float | None) -> str:

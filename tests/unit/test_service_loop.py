@@ -16,6 +16,7 @@ from typing import Any, cast
 
 import kopf
 import pytest
+import structlog
 from kopf._core.intents.stoppers import DaemonStopper
 from kubernetes.aio import client
 from prometheus_client import REGISTRY
@@ -667,6 +668,27 @@ async def test_cycles_the_operator_probed_late_are_not_judged_three_in_a_row() -
     world.health = ProbeResult(ProbeFailure.OPERATOR_LATE, "not judged: ran 0.9s late")
     await world.cycles(loop, 1)  # a judged cycle between: the count starts again
     assert (evaluations(), skipped()) == (counted + 2, skips + 4)
+
+
+async def test_a_loops_first_judged_cycle_is_timed_once_with_where_it_waited() -> None:
+    """How long a service taken on waits for its first judged cycle, and on what (the status
+    read, the workload, the probes and metrics): late-skipped cycles are not judged ones, and
+    only the first judged cycle of a loop is counted."""
+    world = World(fenced=True)  # with shards: the loop reads the stored status first
+    judged = "venue_operator_first_judged_seconds_count"
+    before = REGISTRY.get_sample_value(judged) or 0.0
+    loop = world.loop(owns=lambda key: 1)
+    world.health = ProbeResult(ProbeFailure.OPERATOR_LATE, "not judged: ran 0.9s late")
+    with structlog.testing.capture_logs() as logs:
+        await world.cycles(loop, 2)
+        assert REGISTRY.get_sample_value(judged) == before  # skipped late: not judged yet
+        world.health = ProbeResult(status_code=200)
+        await world.cycles(loop, 3)
+    assert REGISTRY.get_sample_value(judged) == before + 1
+    [first] = [e for e in logs if e["event"] == "loop.first_judged"]
+    assert first["service"] == loop.key
+    assert {"wait_s", "read_s", "workload_s", "observe_s"} <= set(first)
+    assert first["after_s"] >= max(first[k] for k in ("wait_s", "read_s", "workload_s"))
 
 
 async def test_a_deleted_venueservice_ends_its_cycle_quietly() -> None:

@@ -131,6 +131,7 @@ class ServiceLoop:
     async def step(self) -> None:
         """One cycle; never raises (the loop must outlive its own bugs)."""
         started = time.monotonic()
+        self.ownership.mark("wait")
         try:
             if not await self.ownership.now(self.store, self._afresh):
                 return  # released: `run` ends and lets go of what it read
@@ -278,13 +279,16 @@ class ServiceLoop:
         await self.reporter.missing_permissions(self.ports.missing_permissions)
         await self.reporter.boundaries(self.namespace, self._clamped, self._acts)
         workload, deployment_ref = await self._workload(spec)
+        self.ownership.mark("workload")
         generation = self.body.meta.get("generation")
         previous = self.store.known  # the last cycle's: the loop's conditions carry on from it
         outcome = await self.ports.evaluate(self.namespace, self.name, spec, previous,
                                             workload, generation)  # fmt: skip
+        self.ownership.mark("observe")
         if self._skipped_late(outcome):
             return  # nothing judged: nothing recorded, written, posted or acted on
         telemetry.evaluated(self.namespace, self.name, outcome.assessment.checks)
+        self.ownership.judged()
         await self.reporter.refused(outcome.refused)
         now = outcome.observations.at
         for event in outcome.events:  # the causes first: before the action they lead to

@@ -28,6 +28,13 @@ METRICS_AGE = Histogram(
     "--metrics-max-age, or twice a read while Prometheus answers slower than half of that",
     buckets=(1, 2.5, 5, 7.5, 10, 15, 20, 30, 45, 60),
 )
+FIRST_JUDGED = Histogram(
+    "venue_operator_first_judged_seconds",
+    "From a VenueService's loop starting on this replica (the replica starting, or the "
+    "service taken over from another) to its first judged cycle (its phases: the log's "
+    "loop.first_judged)",
+    buckets=(1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120),
+)
 STATUS_WRITES = Counter(
     "venue_operator_status_writes_total",
     "Status patches sent, by the first significant field that changed (check.field or field)",
