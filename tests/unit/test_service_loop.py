@@ -29,7 +29,7 @@ from venue_operator.act.migration import job_name
 from venue_operator.fleet.rate import FleetRate
 from venue_operator.kube import calls
 from venue_operator.kube.status_store import parse_status
-from venue_operator.loop import reports, service_loop
+from venue_operator.loop import ownership, reports, service_loop
 from venue_operator.loop.evaluation import Outcome, judge
 from venue_operator.loop.lifetime import Lifetime, VenueServiceGone
 from venue_operator.loop.loop_ports import LoopPorts
@@ -670,22 +670,25 @@ async def test_cycles_the_operator_probed_late_are_not_judged_three_in_a_row() -
     assert (evaluations(), skipped()) == (counted + 2, skips + 4)
 
 
-async def test_a_loops_first_judged_cycle_is_timed_once_with_where_it_waited() -> None:
+async def test_a_loops_first_judged_cycle_is_timed_once_with_where_it_waited(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """How long a service taken on waits for its first judged cycle, and on what (the status
     read, the workload, the probes and metrics): late-skipped cycles are not judged ones, and
     only the first judged cycle of a loop is counted."""
     world = World(fenced=True)  # with shards: the loop reads the stored status first
+    logged = structlog.testing.CapturingLogger()
+    monkeypatch.setattr(ownership, "log", logged)
     judged = "venue_operator_first_judged_seconds_count"
     before = REGISTRY.get_sample_value(judged) or 0.0
     loop = world.loop(owns=lambda key: 1)
     world.health = ProbeResult(ProbeFailure.OPERATOR_LATE, "not judged: ran 0.9s late")
-    with structlog.testing.capture_logs() as logs:
-        await world.cycles(loop, 2)
-        assert REGISTRY.get_sample_value(judged) == before  # skipped late: not judged yet
-        world.health = ProbeResult(status_code=200)
-        await world.cycles(loop, 3)
+    await world.cycles(loop, 2)
+    assert REGISTRY.get_sample_value(judged) == before  # skipped late: not judged yet
+    world.health = ProbeResult(status_code=200)
+    await world.cycles(loop, 3)
     assert REGISTRY.get_sample_value(judged) == before + 1
-    [first] = [e for e in logs if e["event"] == "loop.first_judged"]
+    [first] = [c.kwargs for c in logged.calls if c.args == ("loop.first_judged",)]
     assert first["service"] == loop.key
     assert {"wait_s", "read_s", "workload_s", "observe_s"} <= set(first)
     assert first["after_s"] >= max(first[k] for k in ("wait_s", "read_s", "workload_s"))

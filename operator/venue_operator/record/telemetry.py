@@ -79,6 +79,14 @@ LOOP_LAG = Gauge(
     "How late this replica's event loop ran a timer, the most over the last 10 s: over ~0.5 s "
     "its probes are judged late (not judged at all), give the replica CPU or more shards",
 )
+PAUSES = Histogram(
+    "venue_operator_pause_seconds",
+    "Pauses this replica's event loop makes itself, by cause: a garbage collection of "
+    "generation 0, 1 or 2 (gc0, gc1, gc2: a full one walks every object the replica holds), "
+    "malloc_trim",
+    ["cause"],
+    buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5),
+)
 
 DEGRADED = Gauge(
     "venue_operator_degraded",
