@@ -27,8 +27,11 @@ from venue_operator.observe.batcher import MetricsBatcher
 from venue_operator.observe.http import Dialer, Link
 from venue_operator.observe.metrics_source import Admitted, metrics_target
 from venue_operator.observe.prometheus import TEMPLATES
+from venue_operator.record import telemetry
 from venue_operator.record.transitions import EventSpec, next_status, transition_events
 from venue_operator.tenancy.policy import Tenancy, service_url_refusal
+
+LATE_SKIPS = 3  # cycles in a row a service goes unjudged when its probes were taken late
 
 
 @dataclass
@@ -142,6 +145,25 @@ def metrics_max_age(interval: float, flag: float | None) -> float:
 def taken_late(obs: Observations) -> bool:
     """A probe of this cycle timed out only because the operator's own loop ran late."""
     return ProbeFailure.OPERATOR_LATE in (obs.health.failure, obs.full_health.failure)
+
+
+class LateSkips:
+    """A service's cycles in a row not judged because this replica's own event loop took
+    their probes late (that says nothing of the service): at most LATE_SKIPS, then one is
+    judged (its late probes read unknown). On a saturated replica, judging every such cycle
+    unknown and the next one back wrote status and Events each time, saturating it more."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def skipped(self, outcome: Outcome) -> bool:
+        """Whether this cycle goes unjudged (nothing recorded, written, posted or acted on)."""
+        if not taken_late(outcome.observations) or self.count >= LATE_SKIPS:
+            self.count = 0
+            return False
+        self.count += 1
+        telemetry.SKIPPED.labels("operator_late").inc()
+        return True
 
 
 def judge(

@@ -8,6 +8,7 @@ Deployment: a second one naming the same Deployment is refused and never acts.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import random
 import time
@@ -30,7 +31,7 @@ from venue_operator.kube.status_store import (
     StatusTaken,
     parse_status,
 )
-from venue_operator.loop.evaluation import Outcome, taken_late
+from venue_operator.loop.evaluation import LateSkips, Outcome
 from venue_operator.loop.lifetime import StopFlag, VenueServiceGone
 from venue_operator.loop.loop_ports import LoopPorts
 from venue_operator.loop.ownership import Ownership
@@ -41,7 +42,13 @@ from venue_operator.loop.reports import (
     observe_only_condition,
     with_condition,
 )
-from venue_operator.loop.workload import claimed_by, guard_marker, read_workload, want_workload
+from venue_operator.loop.workload import (
+    ask_workload,
+    claimed_by,
+    guard_marker,
+    read_workload,
+    want_workload,
+)
 from venue_operator.model.observations import WorkloadState
 from venue_operator.model.reasons import Reason
 from venue_operator.model.spec import VenueServiceSpec, with_shared_parts
@@ -56,10 +63,6 @@ from venue_operator.tenancy.redact import redact
 
 log = structlog.get_logger(__name__)
 DEFAULT_INTERVAL_S = 15.0
-# Cycles in a row not judged because this replica's own loop took their probes late; the next
-# is judged (its late probes read unknown). On a saturated replica, judging every such cycle
-# unknown and the next one back wrote status and Events each time, which saturated it more.
-LATE_SKIPS = 3
 
 
 class InvalidSpec(Exception):
@@ -89,7 +92,7 @@ class ServiceLoop:
         self._clamped: tuple[str, ...] = ()  # what the caps changed in the current spec
         self._acts = may_act(namespace, ports.tenancy)
         self._guarded_at = 0.0  # time.monotonic() of the last guard tick
-        self._late_skips = 0  # cycles in a row not judged: taken late (LATE_SKIPS)
+        self._late = LateSkips()
         self.watch = self._rollout_watch()
 
     def _rollout_watch(self) -> RolloutWatch | None:
@@ -113,6 +116,8 @@ class ServiceLoop:
         # Spread over the whole interval (1,000 services starting together probe in bursts, and
         # the bursts' loop lag reads as slow probes); a service taken over is due: `spread`.
         first = self._interval() if spread is None else min(self._interval(), spread)
+        with contextlib.suppress(InvalidSpec):  # asked now: one fill for a takeover's loops
+            ask_workload(self.ports.workloads, self.key, self.namespace, self._spec())
         await stopped.wait(random.uniform(0, first))
         try:
             while not stopped and not self.ownership.released:
@@ -285,7 +290,7 @@ class ServiceLoop:
         outcome = await self.ports.evaluate(self.namespace, self.name, spec, previous,
                                             workload, generation)  # fmt: skip
         self.ownership.mark("observe")
-        if self._skipped_late(outcome):
+        if self._late.skipped(outcome):
             return  # nothing judged: nothing recorded, written, posted or acted on
         telemetry.evaluated(self.namespace, self.name, outcome.assessment.checks)
         self.ownership.judged()
@@ -322,16 +327,6 @@ class ServiceLoop:
         self.reporter.cleared_all("EvaluationFailed")
         log.debug("cycle.done", namespace=self.namespace, name=self.name,
                   health=outcome.assessment.health, decision=decision.reason)  # fmt: skip
-
-    def _skipped_late(self, outcome: Outcome) -> bool:
-        """Whether this cycle goes unjudged: a probe taken late by this replica's own event
-        loop says nothing of the service (up to LATE_SKIPS cycles in a row)."""
-        if not taken_late(outcome.observations) or self._late_skips >= LATE_SKIPS:
-            self._late_skips = 0
-            return False
-        self._late_skips += 1
-        telemetry.SKIPPED.labels("operator_late").inc()
-        return True
 
     def _storms(self, spec: VenueServiceSpec, outcome: Outcome, now: datetime) -> tuple[Storm, ...]:
         """Say this cycle's breaches on the fleet board; the storms around this service."""

@@ -29,7 +29,7 @@ async def want_workload(
     """Ask the workload watch for what this service names; why it cannot be read yet, if so."""
     if kept is None:
         return None
-    kept.want(loop, namespace, spec.deployment.name, spec.remediation.migration.cron_job_name)
+    ask_workload(kept, loop, namespace, spec)
     if kept.ready(loop):
         return None  # the steady case: no timer to arm and cancel
     try:
@@ -38,6 +38,17 @@ async def want_workload(
     except TimeoutError:
         return NOT_KEPT_YET
     return None
+
+
+def ask_workload(
+    kept: WorkloadWatch | None, loop: str, namespace: str, spec: VenueServiceSpec
+) -> None:
+    """Say what this loop reads from now on: its Deployment's objects, its CronJob's Jobs.
+    Asked as a loop starts, before its first cycle's wait: a takeover's (or a start's) loops
+    all ask within one fill's batch, and the namespace is listed for them once, rather than
+    every FILL_GAP_S as their first cycles come."""
+    if kept is not None:
+        kept.want(loop, namespace, spec.deployment.name, spec.remediation.migration.cron_job_name)
 
 
 def workload_from_indexes(
