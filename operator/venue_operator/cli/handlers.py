@@ -60,7 +60,7 @@ from venue_operator.observe.prometheus import PrometheusReader
 from venue_operator.observe.targets import ProbeTargets
 from venue_operator.paging.alertmanager import AlertmanagerSender
 from venue_operator.paging.webhook import Pager
-from venue_operator.record import loop_lag, telemetry
+from venue_operator.record import loop_lag, pauses, telemetry
 
 log = structlog.get_logger(__name__)
 ANNOTATION_PREFIX = "venue.ops.tickettoken.io"
@@ -172,7 +172,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         announces = None if memo.membership is None else memo.membership.owns
         watch = FleetWatch(memo.board, _on_own_pod(memo.api), announces=announces)
         memo.fleet_watch = asyncio.create_task(watch.run_forever())
-    memory.collect_calmly()
+    pauses.collect_calmly()
     memo.trimmer = asyncio.create_task(memory.trim_forever())
     memo.lag = asyncio.create_task(loop_lag.measure_lag())
     memo.api_server_refresher = asyncio.create_task(targets.refresh_forever(memo.api))

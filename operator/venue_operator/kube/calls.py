@@ -26,6 +26,7 @@ from venue_operator.kube.errors import ApiError as ApiError
 from venue_operator.kube.errors import is_conflict as is_conflict
 from venue_operator.kube.errors import refusal as refusal
 from venue_operator.model.spec import GROUP, PLURAL, VERSION, SecretKeyRef
+from venue_operator.record.pauses import collector_paused
 
 Api = client.ApiClient  # the connection every call takes (`connect`)
 JSON_PATCH = "application/json-patch+json"
@@ -52,6 +53,16 @@ async def request(
 ) -> dict[str, Any]:  # fmt: skip
     """One call to the API server, answered as the JSON it sent: no API class or model of the
     client is loaded (they are most of its memory). A refusal is an `ApiError`, as from them."""
+    data = await fetch(api, method, path, query=query, body=body, content_type=content_type)
+    with collector_paused():
+        return cast(dict[str, Any], json.loads(data)) if data else {}
+
+
+async def fetch(
+    api: Api, method: str, path: str, *, query: Mapping[str, str] | None = None,
+    body: Any = None, content_type: str | None = None,
+) -> bytes:  # fmt: skip
+    """`request`'s answer as the bytes sent, for a reader that parses it (record/pauses.py)."""
     headers = {"Accept": "application/json"}
     if content_type is not None:
         headers["Content-Type"] = content_type
@@ -64,7 +75,7 @@ async def request(
     if not 200 <= response.status <= 299:
         raise ApiError.from_response(http_resp=response, body=data.decode(errors="replace"),
                                      data=None)  # fmt: skip
-    return cast(dict[str, Any], json.loads(data)) if data else {}
+    return bytes(data)
 
 
 def resource_path(resource: Resource, namespace: str | None, name: str = "") -> str:

@@ -1,7 +1,8 @@
 """Prometheus answers, checked: where a document from outside becomes samples (or, for the
 post-mortem's graphs, the points of a range answer).
 
-Pure: the bytes of one `/api/v1/query` answer in, samples or a one-line reason out.
+Pure (but for the collector paused while a document is read): the bytes of one
+`/api/v1/query` answer in, samples or a one-line reason out.
 Nothing from the body is quoted in a reason (it may come from a hostile endpoint).
 """
 
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from venue_operator.model.observations import Reading
+from venue_operator.record.pauses import collector_paused
 
 RESULT_TYPES = {
     "vector": "an instant vector",
@@ -43,6 +45,11 @@ Samples = tuple[Sample, ...]
 
 def parse(body: bytes) -> Answer | str:
     """The answer in `body`, or why it is not a usable Prometheus answer."""
+    with collector_paused():  # a shard's batch: 1,250 services' series (record/pauses.py)
+        return _parsed(body)
+
+
+def _parsed(body: bytes) -> Answer | str:
     try:
         doc: Any = json.loads(body)
     except ValueError:  # also UnicodeDecodeError
