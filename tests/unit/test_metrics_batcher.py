@@ -178,6 +178,21 @@ async def test_a_service_registered_during_a_refresh_gets_its_readings() -> None
     assert (await first).request_rate.value is not None
 
 
+async def test_a_service_expected_before_its_first_cycle_finds_its_read_done() -> None:
+    """A loop starting (a takeover's) registers its target: a read begins for it (and the
+    others expected with it) at once, and its first cycle is served that read, no other."""
+    reader = CountingReader(delay=0.05)
+    batcher = MetricsBatcher(reader)
+    batcher.expect(target("a"))
+    batcher.expect(target("b"))
+    batcher.expect(target("a"))  # already expected: no second read
+    refresh = batcher._refreshes["http://p"].task
+    assert refresh is not None
+    await asyncio.wait_for(refresh, 1)
+    served = await asyncio.gather(batcher.get(target("a"), 10), batcher.get(target("b"), 10))
+    assert [r.request_rate.value for r in served] == [1, 1] and reader.reads == 1
+
+
 @pytest.mark.parametrize(
     ("flag", "expected"), [(None, 7.5), (2.5, 2.5), (15.0, 15.0), (60.0, 15.0)]
 )

@@ -487,24 +487,30 @@ async def test_a_service_has_a_loop_only_while_this_replica_owns_it(
     await asyncio.wait_for(turning, 2)
 
 
-async def test_a_loop_asks_for_its_workload_before_its_first_cycles_wait(
+async def test_a_loop_asks_for_its_workload_and_metrics_before_its_first_cycles_wait(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A loop starting (a takeover's, a replica's start) asks the workload watch for its
     Deployment's objects at once, not at its first cycle: the loops taking services on
     together are filled in by one list of their namespace while they wait (at 5,000 over 4,
     each first cycle asked on its own, and waited for the next fill of a namespace of 5,000
-    Pods)."""
+    Pods); and its metrics are in the next read."""
     monkeypatch.setattr(service_loop.random, "uniform", lambda low, high: 0.5)
     world = World()
     cluster = Cluster(("replicasets", replicaset(NAME, "bbb")), ("pods", pod(NAME, "bbb", 1)))
     kept = await started(cluster)
     loop = world.loop()
-    loop.ports = replace(loop.ports, workloads=kept)
+    expected: list[tuple[str, str]] = []
+    loop.ports = replace(
+        loop.ports,
+        workloads=kept,
+        expect_metrics=lambda ns, name, spec, status: expected.append((ns, name)),
+    )
     stopper = DaemonStopper()
     running = asyncio.create_task(loop.run(Lifetime(stopper.async_waiter, asyncio.Event())))
     try:
         await asyncio.sleep(0)  # the loop starts, and asks at once
+        assert expected == [(NS, NAME)]  # its metrics, in the next read (observe/batcher.py)
         await eventually("filled in during the wait", lambda: kept.ready(loop.key), within=0.4)
         assert world.evaluated == 0  # the first cycle is still to come
         await eventually("the first cycle", lambda: world.evaluated == 1, within=2)

@@ -46,7 +46,7 @@ from venue_operator.kube import (
 from venue_operator.kube.events import KubeEvents
 from venue_operator.kube.permissions import PermissionReport
 from venue_operator.loop import turns, workload_watch
-from venue_operator.loop.evaluation import Context, evaluate
+from venue_operator.loop.evaluation import Context, evaluate, expect_metrics
 from venue_operator.loop.guard_clock import GuardClock
 from venue_operator.loop.lifetime import Deletions, Lifetime
 from venue_operator.loop.loop_ports import LoopPorts
@@ -322,6 +322,7 @@ async def watch_venue_service(
         renewing=(lambda: False) if memo.membership is None else memo.membership.renewing,
         page=functools.partial(memo.pager.send, ns, name),
         page_results=functools.partial(memo.pager.results, ns, name),
+        expect_metrics=functools.partial(expect_metrics, memo.ctx),
         forget_metrics=memo.ctx.metrics.forget,
         alert=functools.partial(memo.alerts.update, ns, name),
         missing_permissions=memo.missing_permissions,

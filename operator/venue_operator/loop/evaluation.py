@@ -75,6 +75,22 @@ async def _metrics(ctx: Context, admitted: Admitted, max_age: float) -> MetricRe
     return replace(readings, **unknown)
 
 
+def expect_metrics(
+    ctx: Context, namespace: str, name: str, spec: VenueServiceSpec, stored: VenueServiceStatus
+) -> None:
+    """Before a loop's first cycle: its metrics in the next read (observe/batcher.py)."""
+    admitted = _admitted(ctx, namespace, name, spec, stored)
+    if admitted.refused is None:
+        ctx.metrics.expect(admitted.target)
+
+
+def _admitted(
+    ctx: Context, namespace: str, name: str, spec: VenueServiceSpec, stored: VenueServiceStatus
+) -> Admitted:
+    admitted = metrics_target(spec, namespace, name, ctx.default_prometheus_url, ctx.tenancy)
+    return replace(admitted, target=replace(admitted.target, impact=wants_impact(stored)))
+
+
 def wants_impact(stored: VenueServiceStatus) -> bool:
     """Tenants' traffic is read while an incident is open or a breach is being confirmed
     (so the incident's first cycle has it), not while the service is healthy."""
@@ -114,8 +130,7 @@ async def evaluate(
     base = service_url(spec, namespace)
     timeout = spec.probe.timeout.total_seconds()
     interval = spec.probe.interval.total_seconds()
-    admitted = metrics_target(spec, namespace, name, ctx.default_prometheus_url, ctx.tenancy)
-    admitted = replace(admitted, target=replace(admitted.target, impact=wants_impact(stored)))
+    admitted = _admitted(ctx, namespace, name, spec, stored)
     max_age = metrics_max_age(interval, ctx.metrics_max_age)
     refused = service_url_refusal(base, namespace, default_service_url(spec, namespace),
                                   ctx.tenancy)  # fmt: skip

@@ -26,6 +26,8 @@ Evaluate = Callable[
     [str, str, VenueServiceSpec, VenueServiceStatus, WorkloadState, int | None],
     Awaitable[Outcome],
 ]
+# evaluation.expect_metrics: before a loop's first cycle, its metrics in the next read
+Expect = Callable[[str, str, VenueServiceSpec, VenueServiceStatus], None]
 # paging/alertmanager.py: post what the incident means for Alertmanager; the problem to report
 Alert = Callable[[Notification | None, VenueServiceStatus], EventSpec | None]
 
@@ -48,6 +50,7 @@ class LoopPorts:
     owns: Callable[[str], int | None] | None = None
     renewing: Callable[[], bool] = lambda: False  # ... and its own Lease's renewal is late
     page_results: PageResults = list  # and what became of them since the last call
+    expect_metrics: Expect = lambda namespace, name, spec, status: None
     forget_metrics: Callable[[str], None] = lambda key: None
     alert: Alert = lambda notification, status: None
     # index or verb -> why the operator cannot use it (missing RBAC), see kube/permissions.py

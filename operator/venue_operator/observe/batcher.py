@@ -51,6 +51,14 @@ class MetricsBatcher:
         if target is not None:
             self._drop_unused(target.url)
 
+    def expect(self, target: Target) -> None:
+        """A service about to run its first cycle (a start, a takeover): in the next read,
+        begun now unless one is under way, so that its first cycle finds it read (a
+        takeover's first cycles waited for the read under way, then one of their own)."""
+        if target.key not in self.targets:
+            self.targets[target.key] = target
+            self._kick(target.url)
+
     async def get(self, target: Target, max_age: float) -> MetricReadings:
         """Readings of this very target (after a spec edit, read afresh) at most `max_age`
         old (`oldest`) and never served to it before (so two cycles never count one reading
