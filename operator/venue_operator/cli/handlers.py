@@ -172,7 +172,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         announces = None if memo.membership is None else memo.membership.owns
         watch = FleetWatch(memo.board, _on_own_pod(memo.api), announces=announces)
         memo.fleet_watch = asyncio.create_task(watch.run_forever())
-    pauses.collect_calmly()
+    pauses.time_collections()
     memo.trimmer = asyncio.create_task(memory.trim_forever())
     memo.lag = asyncio.create_task(loop_lag.measure_lag())
     memo.api_server_refresher = asyncio.create_task(targets.refresh_forever(memo.api))

@@ -1,18 +1,15 @@
-"""The garbage collector's pauses: timed (`venue_operator_pause_seconds`), short and rare.
+"""The garbage collector's pauses: timed (`venue_operator_pause_seconds`), and not spent on
+JSON documents.
 
 CPython's cyclic collector walks a generation's objects with the event loop held, and a full
-collection every object the process holds. At 5,000 VenueServices over 4 replicas each held
-~1.5 M, and with CPython's settings ran a full collection every 8-10 s (a second or more each,
-bench/README.md): the loop's timers ran seconds late, its probes were taken late, cycles went
-unjudged. What made them come so often was the JSON documents: an API list page (500 Pods,
-some 50,000 objects) or a Prometheus answer, collected while being parsed, survived whole,
-was promoted, and counted towards the next full collection, although reference counting
-frees it once read. So:
-
-- a document is parsed and consumed with the collector paused (`collector_paused`): it
-  holds no cycles, and what is left of it when the block ends is what its reader keeps;
-- young collections run every YOUNG new objects rather than 700: a cycle's objects live a
-  few seconds (across its probes' awaits) and die young instead of being promoted.
+collection every object the process holds: at 5,000 VenueServices over 4 replicas a replica
+ran one every 8-10 s while it started (bench/README.md), each a second or more. An API
+list page (500 Pods, some 50,000 objects) or a Prometheus answer collected while being
+parsed survived whole, was promoted, and brought the next full collection closer, although
+reference counting frees it once read: a document is parsed and read with the collector
+paused (`collector_paused`). CPython's thresholds are kept: young collections every 10,000
+or 50,000 new objects instead of 700 made each young collection 0.1-0.9 s and each
+second-generation one 1-4 s at 5,000 over 4, worse than the full ones they spared.
 """
 
 from __future__ import annotations
@@ -25,13 +22,11 @@ from typing import Any
 
 from venue_operator.record.telemetry import PAUSES
 
-YOUNG = 10_000
 _collecting: list[float] = []  # when the collection running began
 
 
-def collect_calmly() -> None:
-    """From now on: young collections every YOUNG new objects; every collection timed."""
-    gc.set_threshold(YOUNG, *gc.get_threshold()[1:])
+def time_collections() -> None:
+    """From now on, every collection is timed (once, however often this is called)."""
     if _timed not in gc.callbacks:
         gc.callbacks.append(_timed)
 
