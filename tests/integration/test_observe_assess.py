@@ -13,6 +13,7 @@ import httpx
 
 from tests.harness import Venue, venue_rows
 from venue_lab.operator_process import OperatorProcess
+from venue_lab.processes import wait_until
 from venue_lab.session import Lab
 
 DESCRIBE_LINES = 80  # kubectl describe of a healthy VenueService: one screen
@@ -190,14 +191,20 @@ def test_check_command_prints_the_assessment_with_read_only_access(
     assert pods[1:4] == ["ok", "ok", "2"]
 
 
-def test_operator_exposes_metrics_and_liveness(operator: OperatorProcess) -> None:
-    metrics = httpx.get(operator.metrics_url, timeout=5).text
-    evaluations = [
-        float(line.rsplit(" ", 1)[1])
-        for line in metrics.splitlines()
-        if line.startswith("venue_operator_evaluations_total{")
-    ]
-    assert evaluations and sum(evaluations) > 0
-    assert "venue_operator_prometheus_queries_total" in metrics
+def test_operator_exposes_metrics_and_liveness(
+    operator: OperatorProcess, make_venue: Callable[..., Venue]
+) -> None:
+    """A VenueService of its own: counted once evaluated, whichever test ran before."""
+    venue = make_venue("counted", wait=False)
+    labels = f'namespace="{venue.namespace}",name="{venue.name}"'
+
+    def evaluations() -> float:
+        lines = httpx.get(operator.metrics_url, timeout=5).text.splitlines()
+        counted = "venue_operator_evaluations_total{"
+        return sum(float(line.rsplit(" ", 1)[1]) for line in lines
+                   if line.startswith(counted) and labels in line)  # fmt: skip
+
+    wait_until(f"{venue.name} evaluated", lambda: evaluations() > 0, 60, interval=0.5)
+    assert "venue_operator_prometheus_queries_total" in httpx.get(operator.metrics_url).text
     live = httpx.get(f"http://127.0.0.1:{operator.liveness_port}/healthz", timeout=5)
     assert live.status_code == 200

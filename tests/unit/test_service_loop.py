@@ -520,6 +520,32 @@ async def test_a_loop_asks_for_its_workload_and_metrics_before_its_first_cycles_
         await kept.stop()
 
 
+async def test_a_loop_cancelled_in_its_first_wait_lets_go_of_what_it_asked_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Kopf cancels a deleted VenueService's daemon a few turns after its stop flag: a loop
+    still in its first cycle's wait keeps neither its Pods nor its metrics target."""
+    monkeypatch.setattr(service_loop.random, "uniform", lambda low, high: 60.0)
+    world = World()
+    cluster = Cluster(("replicasets", replicaset(NAME, "bbb")), ("pods", pod(NAME, "bbb", 1)))
+    kept = await started(cluster)
+    loop = world.loop()
+    forgotten: list[str] = []
+    loop.ports = replace(loop.ports, workloads=kept, forget_metrics=forgotten.append)
+    running = asyncio.create_task(loop.run(Lifetime(DaemonStopper().async_waiter,
+                                                    asyncio.Event())))  # fmt: skip
+    try:
+        await asyncio.sleep(0)
+        await eventually("filled in during the wait", lambda: kept.ready(loop.key), within=1)
+        assert kept.kept["pods"].count() == 1
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+        assert kept.kept["pods"].count() == 0 and forgotten == [loop.key]
+    finally:
+        await kept.stop()
+
+
 def test_a_service_another_member_runs_is_counted_with_the_dependencies_it_names() -> None:
     assert depends_on({"dependsOn": ["orders-db", "cache"]}) == ("orders-db", "cache")
     assert depends_on({"dependsOn": ["Not A Name"]}) == ()  # its loop would refuse the spec

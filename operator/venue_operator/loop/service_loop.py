@@ -116,12 +116,12 @@ class ServiceLoop:
         # Spread over the whole interval (1,000 services starting together probe in bursts, and
         # the bursts' loop lag reads as slow probes); a service taken over is due: `spread`.
         first = self._interval() if spread is None else min(self._interval(), spread)
-        with contextlib.suppress(InvalidSpec):  # asked now: one fill, one read for a takeover
-            spec = self._spec()
-            ask_workload(self.ports.workloads, self.key, self.namespace, spec)
-            self.ports.expect_metrics(self.namespace, self.name, spec, self.store.known)
-        await stopped.wait(random.uniform(0, first))
-        try:
+        try:  # what is asked here is let go of below, even if cancelled in the first wait
+            with contextlib.suppress(InvalidSpec):  # asked now: one fill, one read for a takeover
+                spec = self._spec()
+                ask_workload(self.ports.workloads, self.key, self.namespace, spec)
+                self.ports.expect_metrics(self.namespace, self.name, spec, self.store.known)
+            await stopped.wait(random.uniform(0, first))
             while not stopped and not self.ownership.released:
                 started = time.monotonic()
                 await self.step()
