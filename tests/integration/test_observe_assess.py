@@ -196,13 +196,12 @@ def test_operator_exposes_metrics_and_liveness(
 ) -> None:
     """A VenueService of its own: counted once evaluated, whichever test ran before."""
     venue = make_venue("counted", wait=False)
-    labels = f'namespace="{venue.namespace}",name="{venue.name}"'
+    labels = f'name="{venue.name}",namespace="{venue.namespace}"'  # sorted, as exposed
+    counted = f"venue_operator_evaluations_total{{{labels}}}"
 
     def evaluations() -> float:
         lines = httpx.get(operator.metrics_url, timeout=5).text.splitlines()
-        counted = "venue_operator_evaluations_total{"
-        return sum(float(line.rsplit(" ", 1)[1]) for line in lines
-                   if line.startswith(counted) and labels in line)  # fmt: skip
+        return sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith(counted))
 
     wait_until(f"{venue.name} evaluated", lambda: evaluations() > 0, 60, interval=0.5)
     assert "venue_operator_prometheus_queries_total" in httpx.get(operator.metrics_url).text
