@@ -29,7 +29,7 @@ from venue_operator.act.migration import job_name
 from venue_operator.fleet.rate import FleetRate
 from venue_operator.kube import calls
 from venue_operator.kube.status_store import parse_status
-from venue_operator.loop import ownership, reports, service_loop
+from venue_operator.loop import reports, service_loop
 from venue_operator.loop.evaluation import Outcome, judge
 from venue_operator.loop.lifetime import Lifetime, VenueServiceGone
 from venue_operator.loop.loop_ports import LoopPorts
@@ -49,6 +49,7 @@ from venue_operator.model.reasons import Reason
 from venue_operator.model.spec import VenueServiceSpec
 from venue_operator.model.status import Level, VenueServiceStatus
 from venue_operator.paging.webhook import Delivery
+from venue_operator.record import first_judged
 from venue_operator.record.transitions import EventSpec
 from venue_operator.tenancy.policy import Caps, Tenancy
 
@@ -491,53 +492,31 @@ async def test_a_loop_asks_for_its_workload_and_metrics_before_its_first_cycles_
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A loop starting (a takeover's, a replica's start) asks the workload watch for its
-    Deployment's objects at once, not at its first cycle: the loops taking services on
-    together are filled in by one list of their namespace while they wait (at 5,000 over 4,
-    each first cycle asked on its own, and waited for the next fill of a namespace of 5,000
-    Pods); and its metrics are in the next read."""
-    monkeypatch.setattr(service_loop.random, "uniform", lambda low, high: 0.5)
+    Deployment's objects and registers its metrics at once, not at its first cycle: the
+    loops taking services on together are filled in by one list of their namespace, and
+    read by one Prometheus read, while they wait (at 5,000 over 4, each first cycle asked
+    on its own). Kopf cancels a deleted VenueService's daemon a few turns after its stop
+    flag: a loop cancelled in that first wait keeps neither its Pods nor its target."""
+    monkeypatch.setattr(service_loop.random, "uniform", lambda low, high: 60.0)  # the wait
     world = World()
     cluster = Cluster(("replicasets", replicaset(NAME, "bbb")), ("pods", pod(NAME, "bbb", 1)))
     kept = await started(cluster)
     loop = world.loop()
     expected: list[tuple[str, str]] = []
+    forgotten: list[str] = []
     loop.ports = replace(
         loop.ports,
         workloads=kept,
+        forget_metrics=forgotten.append,
         expect_metrics=lambda ns, name, spec, status: expected.append((ns, name)),
     )
-    stopper = DaemonStopper()
-    running = asyncio.create_task(loop.run(Lifetime(stopper.async_waiter, asyncio.Event())))
-    try:
-        await asyncio.sleep(0)  # the loop starts, and asks at once
-        assert expected == [(NS, NAME)]  # its metrics, in the next read (observe/batcher.py)
-        await eventually("filled in during the wait", lambda: kept.ready(loop.key), within=0.4)
-        assert world.evaluated == 0  # the first cycle is still to come
-        await eventually("the first cycle", lambda: world.evaluated == 1, within=2)
-    finally:
-        stopper.set()
-        await asyncio.wait_for(running, 2)
-        await kept.stop()
-
-
-async def test_a_loop_cancelled_in_its_first_wait_lets_go_of_what_it_asked_for(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Kopf cancels a deleted VenueService's daemon a few turns after its stop flag: a loop
-    still in its first cycle's wait keeps neither its Pods nor its metrics target."""
-    monkeypatch.setattr(service_loop.random, "uniform", lambda low, high: 60.0)
-    world = World()
-    cluster = Cluster(("replicasets", replicaset(NAME, "bbb")), ("pods", pod(NAME, "bbb", 1)))
-    kept = await started(cluster)
-    loop = world.loop()
-    forgotten: list[str] = []
-    loop.ports = replace(loop.ports, workloads=kept, forget_metrics=forgotten.append)
     running = asyncio.create_task(loop.run(Lifetime(DaemonStopper().async_waiter,
                                                     asyncio.Event())))  # fmt: skip
     try:
-        await asyncio.sleep(0)
-        await eventually("filled in during the wait", lambda: kept.ready(loop.key), within=1)
-        assert kept.kept["pods"].count() == 1
+        await asyncio.sleep(0)  # the loop starts, and asks at once
+        assert expected == [(NS, NAME)]  # its metrics, in the next read (observe/batcher.py)
+        await eventually("filled in during the wait", lambda: kept.ready(loop.key), within=5)
+        assert kept.kept["pods"].count() == 1 and world.evaluated == 0  # no cycle yet
         running.cancel()
         with pytest.raises(asyncio.CancelledError):
             await running
@@ -737,7 +716,7 @@ async def test_a_loops_first_judged_cycle_is_timed_once_with_where_it_waited(
     only the first judged cycle of a loop is counted."""
     world = World(fenced=True)  # with shards: the loop reads the stored status first
     logged = structlog.testing.CapturingLogger()
-    monkeypatch.setattr(ownership, "log", logged)
+    monkeypatch.setattr(first_judged, "log", logged)
     judged = "venue_operator_first_judged_seconds_count"
     before = REGISTRY.get_sample_value(judged) or 0.0
     loop = world.loop(owns=lambda key: 1)

@@ -8,7 +8,6 @@ starts from the stored status, since the member that had the service may have ac
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -19,7 +18,6 @@ from venue_operator.act import ActResult
 from venue_operator.kube.status_store import StatusRead, StatusStore, StatusTaken, StatusWrite
 from venue_operator.model.observations import GitOpsRef
 from venue_operator.model.status import GitOpsSuspension, ScaledKind
-from venue_operator.record import telemetry
 from venue_operator.record.transitions import EventSpec
 from venue_operator.remediate.ports import Acts, Events, GitOpsActs
 
@@ -36,9 +34,6 @@ class Ownership:
         self.key, self._holds, self._read, self._renewing = key, holds, read, renewing
         self._epoch: int | None = None  # the epoch of the cycle running, while owned
         self.released = False  # owned, then found another's: the loop ends (loop/turns.py)
-        # until the loop's first judged cycle: when it started, its phases' seconds (`mark`)
-        self._since: float | None = time.monotonic()
-        self._marked, self._phases = self._since, dict[str, float]()
 
     def events(self, events: Events) -> Events:
         """The loop's Events, posted only while it owns the service: a replica paused
@@ -91,28 +86,10 @@ class Ownership:
             return False
         if epoch != self._epoch and self._read is not None:
             store.reload(*await self._read())
-            self.mark("read")
             afresh()
             log.info("shard.taken_over", service=self.key, epoch=epoch)
         self._epoch = epoch
         return True
-
-    def mark(self, phase: str) -> None:
-        """Until the loop's first judged cycle: the seconds since the last mark were `phase`'s
-        (what a takeover waits on: `judged` logs them)."""
-        if self._since is not None:
-            now = time.monotonic()
-            self._phases[phase] = self._phases.get(phase, 0.0) + now - self._marked
-            self._marked = now
-
-    def judged(self) -> None:
-        """A cycle was judged: the first since the loop started says how long it took."""
-        if self._since is None:
-            return
-        after, self._since = time.monotonic() - self._since, None
-        telemetry.FIRST_JUDGED.observe(after)
-        log.info("loop.first_judged", service=self.key, after_s=round(after, 2),
-                 **{f"{p}_s": round(s, 2) for p, s in self._phases.items()})  # fmt: skip
 
 
 class _OwnedEvents:

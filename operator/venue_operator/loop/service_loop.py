@@ -55,6 +55,7 @@ from venue_operator.model.spec import VenueServiceSpec, with_shared_parts
 from venue_operator.model.status import EvaluationError, VenueServiceStatus
 from venue_operator.observe import scalers
 from venue_operator.record import telemetry
+from venue_operator.record.first_judged import FirstJudged
 from venue_operator.record.transitions import EventSpec, write_causes
 from venue_operator.remediate.ports import Subject
 from venue_operator.remediate.remediator import Remediator
@@ -93,6 +94,7 @@ class ServiceLoop:
         self._acts = may_act(namespace, ports.tenancy)
         self._guarded_at = 0.0  # time.monotonic() of the last guard tick
         self._late = LateSkips()
+        self.first = FirstJudged(self.key)  # how long until its first judged cycle, on what
         self.watch = self._rollout_watch()
 
     def _rollout_watch(self) -> RolloutWatch | None:
@@ -138,10 +140,11 @@ class ServiceLoop:
     async def step(self) -> None:
         """One cycle; never raises (the loop must outlive its own bugs)."""
         started = time.monotonic()
-        self.ownership.mark("wait")
+        self.first.mark("wait")
         try:
             if not await self.ownership.now(self.store, self._afresh):
                 return  # released: `run` ends and lets go of what it read
+            self.first.mark("read")  # the stored status, when taken on (loop/ownership.py)
             await self.cycle()
         except InvalidSpec as exc:
             await self.reporter.say_once(
@@ -286,16 +289,16 @@ class ServiceLoop:
         await self.reporter.missing_permissions(self.ports.missing_permissions)
         await self.reporter.boundaries(self.namespace, self._clamped, self._acts)
         workload, deployment_ref = await self._workload(spec)
-        self.ownership.mark("workload")
+        self.first.mark("workload")
         generation = self.body.meta.get("generation")
         previous = self.store.known  # the last cycle's: the loop's conditions carry on from it
         outcome = await self.ports.evaluate(self.namespace, self.name, spec, previous,
                                             workload, generation)  # fmt: skip
-        self.ownership.mark("observe")
+        self.first.mark("observe")
         if self._late.skipped(outcome):
             return  # nothing judged: nothing recorded, written, posted or acted on
         telemetry.evaluated(self.namespace, self.name, outcome.assessment.checks)
-        self.ownership.judged()
+        self.first.judged()
         await self.reporter.refused(outcome.refused)
         now = outcome.observations.at
         for event in outcome.events:  # the causes first: before the action they lead to
