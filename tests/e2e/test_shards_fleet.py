@@ -74,8 +74,13 @@ def test_two_shards_each_see_the_storm_of_the_services_both_run(
             wait_until("each service published once, by the shard that runs it",
                        each_published_once_by_its_runner, 30)  # fmt: skip
             pods = 'venue_operator_kept_objects{kind="pods"}'
+
+            def each_keeping_its_own_pods() -> bool:
+                kept = [sample(op, pods) for op in operators]
+                own = [2 * runs[op.extra_env["POD_NAME"]] for op in operators]
+                assert kept == own, f"pods kept {kept}, of the services each runs {own}"
+                return True
+
             # 60 s: under the whole suite a shard dropping the pods it handed over took > 30 s
             wait_until("each shard keeping its own services' 2 pods each, and no other pod",
-                       lambda: [sample(op, pods) for op in operators]
-                       == [2 * runs[op.extra_env["POD_NAME"]] for op in operators],
-                       60)  # fmt: skip
+                       each_keeping_its_own_pods, 60)  # fmt: skip

@@ -251,3 +251,34 @@ async def test_an_owners_version_moves_with_its_objects_and_no_others() -> None:
         assert watch.version("replicasets", web) == 0 and watch.version("jobs", web) == 0
     finally:
         await watch.stop()
+
+
+async def test_an_owner_let_go_of_while_the_list_runs_is_not_kept_by_it() -> None:
+    """A list hands its pages out with awaits between them: a loop that stops meanwhile (or
+    whose service another shard took over) must not find its pods kept once the list ends."""
+    cluster = cluster_of_two()
+    handed_out, gate = asyncio.Event(), asyncio.Event()
+
+    async def paged(where: str, keep: Callable[[dict[str, Any]], None]) -> str:
+        version = await cluster.list_each(where, keep)  # every page handed out...
+        if where.endswith("/pods") and not gate.is_set():
+            handed_out.set()
+            await gate.wait()  # ...and the list not ended yet
+        return version
+
+    watch = WorkloadWatch(paged, cluster.watch, ("",), ("replicasets", "pods", "jobs"),
+                          fill_gap=0)  # fmt: skip
+    watch.start()
+    try:
+        watch.want("shop/web", NS, "web", None)  # wanted as the list hands web's pods out
+        async with asyncio.timeout(5):
+            await handed_out.wait()
+        watch.drop("shop/web")
+        watch.want("shop/batch", NS, "batch", None)
+        gate.set()
+        await ready(watch, "shop/batch")
+        assert pods_of(watch, "web-aaa") == set()
+        assert pods_of(watch, "batch-bbb") == {"batch-bbb-1", "batch-bbb-2"}
+        assert watch.kept["pods"].count() == 2
+    finally:
+        await watch.stop()

@@ -198,6 +198,10 @@ class WorkloadWatch:
     def _counter(self, which: str) -> collections.Counter[Owner]:
         return self._deployments if which == "deployment" else self._cronjobs
 
+    def _wanted(self, kind: str) -> collections.Counter[Owner]:
+        """The owners wanted of `kind`'s objects: CronJobs for Jobs, Deployments otherwise."""
+        return self._cronjobs if kind == "jobs" else self._deployments
+
     def _add(self, which: str, owner: Owner) -> None:
         counter = self._counter(which)
         counter[owner] += 1
@@ -245,7 +249,7 @@ class WorkloadWatch:
         if summary is None or not key:
             return None
         owner = (namespace, owner_name(kind, str(key)))
-        if owner not in (self._cronjobs if kind == "jobs" else self._deployments):
+        if owner not in self._wanted(kind):
             return None
         return (namespace, str(key)), owner, summary
 
@@ -292,10 +296,11 @@ class WorkloadWatch:
         finally:
             del self._listing[(kind, scope)]
             self._notify()
-        kept = self.kept[kind]
+        kept, wanted = self.kept[kind], self._wanted(kind)
         kept.clear(scope)
         for uid, key, owner, summary in listed:
-            kept.put(uid, key, owner, summary)
+            if owner in wanted:  # a loop may have let go of it while the list ran
+                kept.put(uid, key, owner, summary)
         self._filled -= meanwhile
         self._pending |= {m for m in meanwhile if m[1] in self._counter(m[0])}
         self._work.set()
