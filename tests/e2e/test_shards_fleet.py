@@ -18,6 +18,7 @@ from venue_lab.operator_process import OperatorProcess
 from venue_lab.processes import wait_until
 from venue_lab.session import Lab
 from venue_lab.simulator.process import SimulatorProcess
+from venue_operator.fleet.shards import owner
 from venue_operator.fleet.summary import ANNOTATION, parse
 
 SERVICES = [f"svc-{i}" for i in range(4)]
@@ -58,26 +59,29 @@ def test_two_shards_each_see_the_storm_of_the_services_both_run(
                 sample(op, storm) == 4 for op in operators), 30)  # fmt: skip
             for op in operators:
                 assert sample(op, 'venue_operator_fleet_replicas{by="leases"}') == 2
-            runs: dict[str, int] = {}
+            members = [op.extra_env["POD_NAME"] for op in operators]
+            runs = {m: sorted(n for n in SERVICES if owner(f"{ns}/{n}", members) == m)
+                    for m in members}  # fmt: skip
 
-            def each_published_once_by_its_runner() -> bool:
-                # the first shard ran all four until the second settled: it counted their
-                # breaches itself, and publishes only what it runs now
+            def each_published_by_the_shard_the_hash_gives_it() -> bool:
+                # the first shard ran all four until the second settled and published them
+                # all meanwhile: not the split that the pods kept are counted by
                 listed = json.loads(kubectl("get", "leases", "-n", own, "-o", "json").stdout)
                 published = {item["spec"]["holderIdentity"]: parse(annotations[ANNOTATION]).reports
                              for item in listed["items"]
                              if ANNOTATION in (annotations := item["metadata"].get("annotations")
                                                or {})}  # fmt: skip
-                runs.update({member: len(reports) for member, reports in published.items()})
-                return sorted(r.name for rs in published.values() for r in rs) == SERVICES
+                names = {m: sorted(r.name for r in published.get(m, [])) for m in members}
+                assert names == runs, f"published {names}, by the hash {runs}"
+                return True
 
             wait_until("each service published once, by the shard that runs it",
-                       each_published_once_by_its_runner, 30)  # fmt: skip
+                       each_published_by_the_shard_the_hash_gives_it, 30)  # fmt: skip
             pods = 'venue_operator_kept_objects{kind="pods"}'
 
             def each_keeping_its_own_pods() -> bool:
                 kept = [sample(op, pods) for op in operators]
-                own = [2 * runs[op.extra_env["POD_NAME"]] for op in operators]
+                own = [2 * len(runs[m]) for m in members]
                 assert kept == own, f"pods kept {kept}, of the services each runs {own}"
                 return True
 
