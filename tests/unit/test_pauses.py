@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gc
 import json
-import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -120,26 +119,3 @@ def test_a_prometheus_answer_is_parsed_with_the_collector_paused(
     body = {"status": "success", "data": {"resultType": "vector", "result": []}}
     assert isinstance(answers.parse(json.dumps(body).encode()), answers.Answer)
     assert seen == [False] and gc.isenabled()
-
-
-class Node:
-    """An object in a reference cycle (its own), which only the collector frees."""
-
-    def __init__(self) -> None:
-        self.me = self
-
-
-def test_a_refreeze_leaves_the_living_out_of_the_walks_and_finds_frozen_garbage_next_time() -> None:
-    try:
-        node = Node()
-        alive = weakref.ref(node)
-        _, frozen = pauses.refreeze()
-        assert frozen > 0 and gc.get_freeze_count() == frozen
-        del node  # cyclic garbage now, but frozen: no collection walks it
-        gc.collect()
-        assert alive() is not None
-        collected, _ = pauses.refreeze()  # unfrozen, collected, the living frozen again
-        assert alive() is None and collected >= 1
-        assert gc.get_freeze_count() > 0
-    finally:
-        gc.unfreeze()

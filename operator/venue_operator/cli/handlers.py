@@ -174,7 +174,6 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         memo.fleet_watch = asyncio.create_task(watch.run_forever())
     pauses.time_collections()
     memo.trimmer = asyncio.create_task(memory.trim_forever())
-    memo.freezer = asyncio.create_task(memory.refreeze_forever())
     memo.lag = asyncio.create_task(loop_lag.measure_lag())
     memo.api_server_refresher = asyncio.create_task(targets.refresh_forever(memo.api))
 
@@ -236,7 +235,6 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
     await memo.workloads.stop()
     await memo.watch_api.close()
     memo.trimmer.cancel()
-    memo.freezer.cancel()
     memo.lag.cancel()
     if memo.fleet_watch is not None:
         memo.fleet_watch.cancel()

@@ -1,6 +1,6 @@
 """Freed heap handed back to the OS (glibc only; elsewhere a no-op), every TRIM_EVERY_S and
 timed (`venue_operator_pause_seconds{cause="malloc_trim"}`; the collector's pauses are
-record/pauses.py's); what lives on frozen out of the collector's walks every FREEZE_EVERY_S.
+record/pauses.py's).
 
 glibc keeps freed memory in its heap for reuse. After start-up (every VenueService's first
 cycle at once, Kopf's initial lists) the operator's RSS stays at that peak: at 1,000
@@ -12,19 +12,14 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
-import time
 from collections.abc import Callable
 
 import structlog
 
-from venue_operator.record.pauses import refreeze
 from venue_operator.record.telemetry import PAUSES
 
 log = structlog.get_logger(__name__)
 TRIM_EVERY_S = 60.0
-# A refreeze is one full collection (seconds at 5,000 over 4 on a busy machine); between
-# two, the automatic ones walk only what was made since the last
-FREEZE_EVERY_S = 120.0
 
 
 def _malloc_trim() -> Callable[[int], int] | None:
@@ -44,13 +39,3 @@ async def trim_forever(every: float = TRIM_EVERY_S) -> None:
         await asyncio.sleep(every)  # a period, not a synchronisation
         with PAUSES.labels("malloc_trim").time():
             trim(0)
-
-
-async def refreeze_forever(every: float = FREEZE_EVERY_S) -> None:
-    """Cancelled at shutdown; the first after `every`, once the start's objects are made."""
-    while True:
-        await asyncio.sleep(every)  # a period, not a synchronisation
-        started = time.perf_counter()
-        collected, frozen = refreeze()
-        log.info("memory.refrozen", frozen=frozen, collected=collected,
-                 seconds=round(time.perf_counter() - started, 2))  # fmt: skip

@@ -9,10 +9,7 @@ parsed survived whole, was promoted, and brought the next full collection closer
 reference counting frees it once read: a document is parsed and read with the collector
 paused (`collector_paused`). CPython's thresholds are kept: young collections every 10,000
 or 50,000 new objects instead of 700 made each young collection 0.1-0.9 s and each
-second-generation one 1-4 s at 5,000 over 4, worse than the full ones they spared. What
-lives on (every VenueService's copy, the loops, the modules) is left out of the walks
-(`refreeze`, every few minutes): the automatic full collections walk only what was made
-since.
+second-generation one 1-4 s at 5,000 over 4, worse than the full ones they spared.
 """
 
 from __future__ import annotations
@@ -32,17 +29,6 @@ def time_collections() -> None:
     """From now on, every collection is timed (once, however often this is called)."""
     if _timed not in gc.callbacks:
         gc.callbacks.append(_timed)
-
-
-def refreeze() -> tuple[int, int]:
-    """One full collection of everything, then everything still alive moved out of the
-    collector's walks until the next call (gc.freeze). A frozen object that becomes cyclic
-    garbage is found only then (unfrozen first): the count collected, returned with the
-    count frozen, bounds what was held meanwhile."""
-    gc.unfreeze()
-    collected = gc.collect()
-    gc.freeze()
-    return collected, gc.get_freeze_count()
 
 
 @contextlib.contextmanager
