@@ -114,7 +114,9 @@ def member(op: OperatorProcess) -> str:
 
 def samples(op: OperatorProcess, *names: str) -> list[tuple[str, dict[str, str], float]]:
     """Only these metrics of one replica's /metrics (`name[]`: the rest is not rendered)."""
-    text = httpx.get(op.metrics_url, params=[("name[]", n) for n in names], timeout=60).text
+    answer = httpx.get(op.metrics_url, params=[("name[]", n) for n in names], timeout=60)
+    answer.raise_for_status()  # a failed scrape is no sample (its error page is no number)
+    text = answer.text
     found = []
     for line in text.splitlines():
         if line and not line.startswith("#"):
@@ -383,7 +385,11 @@ def failover(the_lab: Lab, ops: list[OperatorProcess], n: int) -> dict[str, Any]
         polls = 0
         while len(took) < len(lost) and time.monotonic() - killed < FAILOVER_TIMEOUT_S:
             time.sleep(POLL_S)
-            now = list(pool.map(evaluations, survivors))
+            try:
+                now = list(pool.map(evaluations, survivors))
+            except httpx.HTTPError as exc:  # a scrape that failed: the next poll asks again
+                print(f"  failover poll: a survivor's /metrics failed: {exc}", flush=True)
+                continue
             polls += 1
             seen = time.monotonic() - killed
             for key in lost:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+import sys
+import threading
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -120,3 +124,41 @@ def test_service_metrics_alerts_exports_no_check_values_nor_thresholds() -> None
         telemetry.export_check_values(True)
         for name in ("lean", "full"):
             telemetry.forget("metrics-ns", name)
+
+
+SERVICES = 5000
+
+
+def test_metrics_render_while_the_loop_adds_and_forgets_services() -> None:
+    """The exposition server renders on its own thread while loops come and go on the event
+    loop's: a walk of the services as one was added failed the whole scrape. Collections
+    made often, with a callback that lets the other thread run (as the pause histogram's can,
+    on its lock), open the window."""
+    stop = threading.Event()
+    thresholds, interval = gc.get_threshold(), sys.getswitchinterval()
+    for n in range(SERVICES):  # more than the 2,000 pairs CPython keeps for reuse: the walk
+        telemetry.evaluated("churn", f"svc-{n}", [])  # allocates, and collections run in it
+
+    def come_and_go() -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            telemetry.evaluated("churn", f"svc-{n % SERVICES}", [])
+            telemetry.forget("churn", f"svc-{(n + SERVICES // 2) % SERVICES}")
+
+    churn = threading.Thread(target=come_and_go)
+    gc.set_threshold(5)
+    gc.callbacks.append(yielding := lambda phase, info: time.sleep(0))
+    sys.setswitchinterval(1e-6)
+    churn.start()
+    try:
+        for _ in range(3):
+            list(telemetry._PerService().collect())
+    finally:
+        stop.set()
+        churn.join()
+        gc.callbacks.remove(yielding)
+        gc.set_threshold(*thresholds)
+        sys.setswitchinterval(interval)
+        for n in range(SERVICES):
+            telemetry.forget("churn", f"svc-{n}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -149,12 +150,18 @@ class _Service:
 
 
 _SERVICES: dict[tuple[str, str], _Service] = {}
+# Services come and go on the event loop's thread while /metrics is rendered on the exposition
+# server's: a collection walking the dict as a loop added one failed the scrape ("dictionary
+# changed size during iteration", a takeover at 5,000 over 4). A service's fields are replaced
+# whole, never changed in place, so a snapshot of the dict is enough.
+_SERVICES_LOCK = threading.Lock()
 
 
 def _service(namespace: str, name: str) -> _Service:
     found = _SERVICES.get((namespace, name))
     if found is None:
-        found = _SERVICES[(namespace, name)] = _Service()
+        with _SERVICES_LOCK:
+            found = _SERVICES.setdefault((namespace, name), _Service())
     return found
 
 
@@ -195,7 +202,8 @@ def service_state(
 def forget(namespace: str, name: str) -> None:
     """Drop a deleted VenueService's series: thousands of services come and go over a
     process's life, and their last values must not be scraped (or kept) forever."""
-    _SERVICES.pop((namespace, name), None)
+    with _SERVICES_LOCK:
+        _SERVICES.pop((namespace, name), None)
 
 
 class _PerService(Collector):
@@ -245,7 +253,9 @@ class _PerService(Collector):
             "The warning and critical thresholds each check is judged against (from the spec)",
             labels=[*ns_name, "check", "level"],
         )
-        for (namespace, name), service in list(_SERVICES.items()):
+        with _SERVICES_LOCK:
+            services = list(_SERVICES.items())
+        for (namespace, name), service in services:
             key = [namespace, name]
             if service.evaluations:
                 evaluations.add_metric(key, service.evaluations)
