@@ -227,6 +227,37 @@ async def test_a_namespace_is_listed_for_fills_at_most_once_a_gap() -> None:
         await watch.stop()
 
 
+async def test_a_fill_lists_a_namespaces_kinds_at_once_and_fails_whole() -> None:
+    """A takeover's fill waited for a namespace's Pods, then its ReplicaSets, page after
+    page: the kinds are listed at once; one list failing fails the fill (asked again), once
+    every list of it has ended."""
+    cluster = cluster_of_two()
+    watch = await started(cluster)
+    try:
+        watch.want("shop/web", NS, "web", None)
+        await ready(watch, "shop/web")
+        listing: set[str] = set()
+        most = [0]
+        failed = [False]
+
+        async def overlapping(where: str) -> None:
+            listing.add(where)
+            most[0] = max(most[0], len(listing))
+            await asyncio.sleep(0.05)
+            listing.discard(where)
+            if where.endswith("/jobs") and not failed[0]:
+                failed[0] = True
+                raise OSError("the API server went away")
+
+        cluster.before_listing = overlapping
+        watch.want("shop/batch", NS, "batch", None)
+        await ready(watch, "shop/batch")
+        assert most[0] == len(watch.kinds)  # the namespace's kinds, listed together
+        assert failed[0] and pods_of(watch, "batch-bbb") == {"batch-bbb-1", "batch-bbb-2"}
+    finally:
+        await watch.stop()
+
+
 async def test_an_owners_version_moves_with_its_objects_and_no_others() -> None:
     """What an idle rollout watch's tick is skipped by (loop/workload.py guard_marker): a
     ReplicaSet of this Deployment kept, changed or deleted moves its version; another's not."""

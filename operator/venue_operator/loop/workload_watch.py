@@ -342,14 +342,21 @@ class WorkloadWatch:
                 await asyncio.sleep(RETRY_S[0])
 
     async def _fill(self, batch: set[tuple[str, Owner]]) -> None:
-        """One list per kind of each namespace in `batch`, keeping what the batch's owners
-        own and no watch event has already said (newer) or deleted meanwhile."""
+        """One list per kind of each namespace in `batch`, the kinds at once (a takeover at
+        5,000 over 4 waited ~8 s for a namespace's 5,000 Pods and then its 5,000 ReplicaSets,
+        page after page), keeping what the batch's owners own and no watch event has already
+        said (newer) or deleted meanwhile."""
         self._deleted = deleted = set[str]()
         try:
             for namespace in sorted({owner[0] for _, owner in batch}):
-                for kind in self.kinds:
-                    keep = functools.partial(self._fill_one, kind, batch=batch, deleted=deleted)
-                    await self._list_each(watches.path(kind, namespace), keep)
+                listed = await asyncio.gather(*(
+                    self._list_each(watches.path(kind, namespace), functools.partial(
+                        self._fill_one, kind, batch=batch, deleted=deleted))
+                    for kind in self.kinds
+                ), return_exceptions=True)  # fmt: skip
+                failed = next((e for e in listed if isinstance(e, Exception)), None)
+                if failed is not None:  # every list has ended: none keeps objects after this
+                    raise failed
         finally:
             self._deleted = None
         self._filled |= {b for b in batch if b[1] in self._counter(b[0])}
