@@ -104,7 +104,8 @@ class Venue:
         """What the operator last said about it: for a wait that timed out."""
         try:
             status = read_back(self.status())
-            said = [f"{e['reason']}: {e['message'][:160]}" for e in self.events()[-8:]]
+            said = [f"{e.get('lastTimestamp') or e.get('eventTime')} {e['reason']}: "
+                    f"{e['message'][:160]}" for e in self.events()[-8:]]  # fmt: skip
         except Exception as exc:  # the API server itself may be the problem
             return f"(status unreadable: {exc})"
         conditions = [f"{c['type']}={c['status']} {c['reason']}: {c['message'][:160]}"
@@ -112,6 +113,9 @@ class Venue:
         return "\n".join([
             f"health {status['health']}, severity {status['severity']}, "
             f"healthyTemplates {status['healthyTemplates']}, lastError {status['lastError']}",
+            # what a rollback is judged by: the rollout's start against the incident's opening
+            f"rollout {status.get('rollout')}, incident opened "
+            f"{(status.get('incident') or {}).get('openedAt')}",
             *conditions, *(f"event {line}" for line in said),
         ])  # fmt: skip
 
