@@ -51,6 +51,11 @@ INDEX_FIELD = {"replicasets": "deployment", "pods": "replicaset", "jobs": "cronj
                "horizontalpodautoscalers": "deployment"}  # fmt: skip
 
 
+def owned_by(kind: str) -> str:
+    """What owns a kind's objects, as wanted: a CronJob for Jobs, a Deployment otherwise."""
+    return "cronjob" if kind == "jobs" else "deployment"
+
+
 def owner_name(kind: str, key: str) -> str:
     """A Pod's ReplicaSet is `<deployment>-<pod-template-hash>`; the others' key is it."""
     return key.rsplit("-", 1)[0] if kind == "pods" else key
@@ -198,10 +203,6 @@ class WorkloadWatch:
     def _counter(self, which: str) -> collections.Counter[Owner]:
         return self._deployments if which == "deployment" else self._cronjobs
 
-    def _wanted(self, kind: str) -> collections.Counter[Owner]:
-        """The owners wanted of `kind`'s objects: CronJobs for Jobs, Deployments otherwise."""
-        return self._cronjobs if kind == "jobs" else self._deployments
-
     def _add(self, which: str, owner: Owner) -> None:
         counter = self._counter(which)
         counter[owner] += 1
@@ -220,7 +221,7 @@ class WorkloadWatch:
         self._filled.discard((which, owner))
         self._pending.discard((which, owner))
         for kind, kept in self.kept.items():
-            if (kind == "jobs") == (which == "cronjob"):
+            if owned_by(kind) == which:
                 kept.drop(owner)
 
     # --- the watches' side --------------------------------------------------------------
@@ -249,7 +250,7 @@ class WorkloadWatch:
         if summary is None or not key:
             return None
         owner = (namespace, owner_name(kind, str(key)))
-        if owner not in self._wanted(kind):
+        if owner not in self._counter(owned_by(kind)):
             return None
         return (namespace, str(key)), owner, summary
 
@@ -296,7 +297,7 @@ class WorkloadWatch:
         finally:
             del self._listing[(kind, scope)]
             self._notify()
-        kept, wanted = self.kept[kind], self._wanted(kind)
+        kept, wanted = self.kept[kind], self._counter(owned_by(kind))
         kept.clear(scope)
         for uid, key, owner, summary in listed:
             if owner in wanted:  # a loop may have let go of it while the list ran
@@ -371,8 +372,7 @@ class WorkloadWatch:
         if kept.has(uid) or uid in deleted:
             return
         placed = self._place(kind, str(meta.get("namespace") or ""), obj)
-        if placed is not None and ("cronjob" if kind == "jobs" else "deployment",
-                                   placed[1]) in batch:  # fmt: skip
+        if placed is not None and (owned_by(kind), placed[1]) in batch:
             kept.put(uid, *placed)
 
     def _notify(self) -> None:
