@@ -3,8 +3,6 @@ it paused (kube/watches.py's list pages, observe/answers.py's Prometheus answers
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import gc
 import json
 from collections.abc import Iterator
@@ -13,7 +11,6 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
-from tests.unit.waiting import eventually
 from venue_operator.kube import watches
 from venue_operator.observe import answers
 from venue_operator.record import pauses
@@ -122,56 +119,3 @@ def test_a_prometheus_answer_is_parsed_with_the_collector_paused(
     body = {"status": "success", "data": {"resultType": "vector", "result": []}}
     assert isinstance(answers.parse(json.dumps(body).encode()), answers.Answer)
     assert seen == [False] and gc.isenabled()
-
-
-def _held_while_promoted(n: int = 400_000) -> list[list[int]]:
-    """`n` new objects kept: promoted generation by generation, more than a quarter of what
-    the test process holds, so CPython's own rule would start a full collection."""
-    return [[i] for i in range(n)]  # lists: always tracked (a dict of ints is not)
-
-
-def test_cpythons_rule_starts_full_collections_when_much_is_promoted(restored: None) -> None:
-    """The control for the next test: the allocation pattern does start full collections."""
-    pauses.time_collections()
-    gc.enable()
-    before = count(FULL)
-    held = _held_while_promoted()
-    assert count(FULL) > before
-    del held
-
-
-async def test_full_collections_come_from_the_clock_only(restored: None) -> None:
-    pauses.time_collections()
-    gc.enable()
-    thresholds = gc.get_threshold()
-    clock = asyncio.create_task(pauses.full_collections(every=3600.0, first=3600.0))
-    await asyncio.sleep(0)  # the task has set the collector up
-    before = count(FULL)
-    held = _held_while_promoted()
-    assert count(FULL) == before  # however much was promoted
-    assert count({"cause": "gc1"}) > 0
-    clock.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await clock
-    assert gc.get_threshold() == thresholds  # CPython's rule back at shutdown
-    del held
-
-
-async def test_a_full_collection_each_period_frees_what_is_unreachable(restored: None) -> None:
-    pauses.time_collections()
-    freed_before, full_before = collected(), count(FULL)
-    for _ in range(100):  # cycles: only a collection frees them
-        ring: list[Any] = []
-        ring.append(ring)
-    del ring
-    clock = asyncio.create_task(pauses.full_collections(every=0.01, first=0.0))
-    # one and then the next: a period, not a one-off
-    await eventually("two full collections", lambda: count(FULL) >= full_before + 2)
-    clock.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await clock
-    assert collected() >= freed_before + 100
-
-
-def collected() -> float:
-    return REGISTRY.get_sample_value("venue_operator_gc_collected_objects_total") or 0.0

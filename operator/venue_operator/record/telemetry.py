@@ -80,11 +80,6 @@ LOOP_LAG = Gauge(
     "How late this replica's event loop ran a timer, the most over the last 10 s: over ~0.5 s "
     "its probes are judged late (not judged at all), give the replica CPU or more shards",
 )
-COLLECTED = Counter(
-    "venue_operator_gc_collected_objects_total",
-    "Unreachable objects the replica's full collections (one every minute) freed: what "
-    "waiting a minute for them costs in memory",
-)
 PAUSES = Histogram(
     "venue_operator_pause_seconds",
     "Pauses this replica's event loop makes itself, by cause: a garbage collection of "
