@@ -34,7 +34,7 @@ from venue_operator.loop.evaluation import Outcome, judge
 from venue_operator.loop.lifetime import Lifetime, VenueServiceGone
 from venue_operator.loop.loop_ports import LoopPorts
 from venue_operator.loop.service_loop import ServiceLoop
-from venue_operator.loop.turns import depends_on, take_turns
+from venue_operator.loop.turns import Presence, depends_on, take_turns
 from venue_operator.loop.workload import guard_marker
 from venue_operator.model.observations import (
     GitOpsRef,
@@ -463,11 +463,16 @@ async def test_a_service_has_a_loop_only_while_this_replica_owns_it(
 
     stopper = DaemonStopper()
     lifetime = Lifetime(stopper.async_waiter, asyncio.Event())
+    presence = Presence()
     turning = asyncio.create_task(take_turns(
         f"{NS}/{NAME}", members, build, lifetime, lambda: presented.append(1), spread=0.05,
+        presence=presence,
     ))  # fmt: skip
     await eventually("counted on the board", lambda: presented)
     assert built == [] and world.reads == 0  # another's: no loop, no read
+    presence.recount()  # the replica's recount (one task for every waiting service)
+    assert len(presented) == 2
+    presented.clear()
     members.change(1)  # this replica's now: woken long before the 20 s recount
     evaluated = world.evaluated
     await eventually(
@@ -477,13 +482,15 @@ async def test_a_service_has_a_loop_only_while_this_replica_owns_it(
     )
     assert len(built) == 1 and world.reads == 1  # the stored status, read once on taking it
     members.change(None)
-    await eventually("the loop ended, counted again", lambda: len(presented) == 2)
+    await eventually("the loop ended, counted again", lambda: len(presented) == 1)
     assert len(built) == 1  # the loop ended at its next cycle; the service waits again
     evaluated = world.evaluated
     await asyncio.sleep(1.1)  # over an interval: nothing runs it here
     assert world.evaluated == evaluated
     members.change(2)
     await eventually("a second loop, reading status", lambda: len(built) == 2 and world.reads == 2)
+    presence.recount()  # its own now: not counted as another's
+    assert len(presented) == 1
     stopper.set()
     await asyncio.wait_for(turning, 2)
 

@@ -31,7 +31,7 @@ class StopFlag(Protocol):
 
     def __bool__(self) -> bool: ...
 
-    def wait(self, seconds: float, /, *also: Awaitable[object]) -> Awaitable[object]: ...
+    def wait(self, seconds: float | None, /, *also: Awaitable[object]) -> Awaitable[object]: ...
 
 
 class Deletions:
@@ -77,8 +77,9 @@ class Lifetime:
     def __bool__(self) -> bool:
         return bool(self._stopped) or self.gone.is_set()
 
-    async def wait(self, seconds: float, /, *also: Awaitable[object]) -> None:
-        """Until the VenueService is gone, `seconds` pass, or one of `also` is done."""
+    async def wait(self, seconds: float | None, /, *also: Awaitable[object]) -> None:
+        """Until the VenueService is gone, `seconds` pass (None: no time limit), or one of
+        `also` is done."""
         if not also:  # a timer and the event's own waiter: no task
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(seconds):
