@@ -23,7 +23,7 @@ from venue_operator.model.status import (
 )
 from venue_operator.observe.cluster import replicaset_summary
 from venue_operator.record import ledger
-from venue_operator.record.transitions import write_causes
+from venue_operator.record.write_causes import write_causes
 
 OLD, BAD = "registry.example/venue:2.3.9", "registry.example/venue:2.4.0"
 WORKLOAD = WorkloadState(

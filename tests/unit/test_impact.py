@@ -31,7 +31,7 @@ from venue_operator.model.status import (
     VenueServiceStatus,
 )
 from venue_operator.record import ledger
-from venue_operator.record.transitions import write_causes
+from venue_operator.record.write_causes import write_causes
 
 T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 CALM = assess(observe(), SPEC, [])

@@ -23,13 +23,15 @@ from venue_operator.model.observations import (
 from venue_operator.model.status import Incident, IncidentEntry, Level, Severity, VenueServiceStatus
 from venue_operator.record import ledger
 from venue_operator.record.transitions import (
-    causes_between,
     describe,
     next_status,
-    significant,
-    steady_mark,
     track_incident,
     transition_events,
+)
+from venue_operator.record.write_causes import (
+    causes_between,
+    significant,
+    steady_mark,
     write_causes,
 )
 
@@ -290,6 +292,31 @@ def test_a_known_good_templates_bake_is_over_and_costs_no_writes() -> None:
     status = next_status(a, other, status, NOW + timedelta(minutes=10), 1)
     assert status.rollout is not None and status.rollout.template_hash == "def"
     assert status.rollout.healthy_since is not None, "a new template bakes from its start"
+
+
+def test_a_bakes_start_rides_along_and_a_written_starts_end_is_written() -> None:
+    """A bake's start alone is no write (every new service and rollout wrote once more, and
+    each unknown cycle while baking twice); once a start is stored, a gap's end of it is
+    written, so a replica taking over never bakes from a stored start across a gap."""
+    gap = metrics(p99_latency=Reading.unknown("prometheus down"))
+    workload = WorkloadState(found=True, desired=3, ready=3, revision=2, template_hash="abc")
+    written = next_status(assess(observe(workload=workload), SPEC, []), workload,
+                          VenueServiceStatus(), NOW, 1)  # fmt: skip
+    written = written.model_copy(update={"rollout": written.rollout.model_copy(  # type: ignore[union-attr]
+        update={"healthy_since": None})})  # fmt: skip
+    status = next_status(assess(observe(workload=workload), SPEC, written.checks), workload,
+                         written, NOW + timedelta(seconds=15), 1)  # fmt: skip
+    assert status.rollout is not None and status.rollout.healthy_since is not None
+    assert "rollout" not in write_causes(written, status), "a start alone is not written"
+    rode = status.model_copy(update={"revision": 3})  # something else worth a write:
+    assert write_causes(written, rode) == ["revision"]  # the whole status is stored, start too
+    ended = next_status(assess(observe(metrics=gap, workload=workload), SPEC, rode.checks),
+                        workload, rode, NOW + timedelta(seconds=30), 1)  # fmt: skip
+    assert ended.rollout is not None and ended.rollout.healthy_since is None
+    assert "rollout" in write_causes(rode, ended), "a written start's end is written"
+    other = ended.model_copy(update={"rollout": ended.rollout.model_copy(
+        update={"template_hash": "def", "healthy_since": NOW})})  # fmt: skip
+    assert "rollout" in write_causes(ended, other), "a new template is written"
 
 
 def test_a_template_rolled_back_from_is_never_remembered_as_known_good() -> None:

@@ -20,7 +20,7 @@ from venue_operator.model.status import (
     Level,
     VenueServiceStatus,
 )
-from venue_operator.record.transitions import write_causes
+from venue_operator.record.write_causes import write_causes
 
 
 async def test_save_changes_writes_what_changed_and_only_that() -> None:

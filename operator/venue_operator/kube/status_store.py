@@ -31,7 +31,7 @@ from venue_operator.model.status import (
     VenueServiceStatus,
 )
 from venue_operator.record import telemetry
-from venue_operator.record.transitions import causes_between, marked, significant, steady_mark
+from venue_operator.record.write_causes import causes_between, marked, significant, steady_mark
 
 # (the status body, the resourceVersion it must still be at) -> the new resourceVersion
 StatusWrite = Callable[[dict[str, Any], str | None], Awaitable[str | None]]

@@ -56,7 +56,8 @@ from venue_operator.model.status import EvaluationError, VenueServiceStatus
 from venue_operator.observe import scalers
 from venue_operator.record import telemetry
 from venue_operator.record.first_judged import FirstJudged
-from venue_operator.record.transitions import EventSpec, write_causes
+from venue_operator.record.transitions import EventSpec
+from venue_operator.record.write_causes import write_causes
 from venue_operator.remediate.ports import Subject
 from venue_operator.remediate.remediator import Remediator
 from venue_operator.tenancy.policy import clamp, may_act, observe_only
