@@ -20,7 +20,14 @@ from venue_operator.model.observations import (
     Reading,
     WorkloadState,
 )
-from venue_operator.model.status import Incident, IncidentEntry, Level, Severity, VenueServiceStatus
+from venue_operator.model.status import (
+    Incident,
+    IncidentEntry,
+    Level,
+    RolloutRecord,
+    Severity,
+    VenueServiceStatus,
+)
 from venue_operator.record import ledger
 from venue_operator.record.transitions import (
     describe,
@@ -300,10 +307,10 @@ def test_a_bakes_start_rides_along_and_a_written_starts_end_is_written() -> None
     written, so a replica taking over never bakes from a stored start across a gap."""
     gap = metrics(p99_latency=Reading.unknown("prometheus down"))
     workload = WorkloadState(found=True, desired=3, ready=3, revision=2, template_hash="abc")
-    written = next_status(assess(observe(workload=workload), SPEC, []), workload,
-                          VenueServiceStatus(), NOW, 1)  # fmt: skip
-    written = written.model_copy(update={"rollout": written.rollout.model_copy(  # type: ignore[union-attr]
-        update={"healthy_since": None})})  # fmt: skip
+    first = next_status(assess(observe(workload=workload), SPEC, []), workload,
+                        VenueServiceStatus(), NOW, 1)  # fmt: skip
+    stored = RolloutRecord(template_hash="abc", revision=2, seen_at=NOW)  # before its bake
+    written = first.model_copy(update={"rollout": stored})
     status = next_status(assess(observe(workload=workload), SPEC, written.checks), workload,
                          written, NOW + timedelta(seconds=15), 1)  # fmt: skip
     assert status.rollout is not None and status.rollout.healthy_since is not None

@@ -36,8 +36,8 @@ class Turns(Protocol):
 class Presence:
     """The services this replica only waits on, counted on the fleet board again together,
     by one task (`recount_forever`). A timer each woke 3,750 waits every 20 s at 5,000 over
-    4: two tasks and their futures each time, some 5,000 objects a second that lived long
-    enough to be promoted (record/pauses.py)."""
+    4 (~190 a second), each making two tasks and their futures that lived through young
+    collections; a waiting service now makes them once per change of the members."""
 
     def __init__(self) -> None:
         self._counted: dict[str, Callable[[], None]] = {}

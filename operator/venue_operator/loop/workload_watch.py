@@ -355,7 +355,7 @@ class WorkloadWatch:
                         self._fill_one, kind, batch=batch, deleted=deleted))
                     for kind in self.kinds
                 ), return_exceptions=True)  # fmt: skip
-                failed = next((e for e in listed if isinstance(e, Exception)), None)
+                failed = next((e for e in listed if isinstance(e, BaseException)), None)
                 if failed is not None:  # every list has ended: none keeps objects after this
                     raise failed
         finally:
