@@ -104,17 +104,20 @@ def test_no_write_while_steady_but_a_write_on_change() -> None:
     jitter = metrics(p99_latency=Reading.of(0.16), error_rate=Reading.of(0.0012))
     _, second, _ = cycle(first, jitter, NOW + timedelta(seconds=15))
     assert not write_causes(first, second)
-    _, third, _ = cycle(second, metrics(error_rate=Reading.of(0.12)), NOW + timedelta(seconds=30))
-    assert {c.name: c for c in third.checks}["error_rate"].pending is Level.CRITICAL
-    causes = write_causes(second, third)
+    bad = metrics(error_rate=Reading.of(0.12))
+    _, third, _ = cycle(second, bad, NOW + timedelta(seconds=30))
+    _, fourth, _ = cycle(third, bad, NOW + timedelta(seconds=45))
+    assert {c.name: c for c in fourth.checks}["error_rate"].pending is Level.CRITICAL
+    causes = write_causes(second, fourth)
     assert {"error_rate.observed", "error_rate.pending", "error_rate.breach"} <= set(causes)
 
 
 def test_a_flicker_writes_nothing_and_a_written_streak_every_change() -> None:
     """One unknown reading (a late read) amid healthy ones costs no write, nor does the
-    unknown streak until it is confirmed; a breach on its way is written from its first
-    reading, and once a streak is stored each change of it is (a replica taking over
-    continues it); a takeover from the calm check counts an unwritten streak from 1 again."""
+    unknown streak until it is confirmed; nor does one breach reading (a probe that timed out
+    once); a breach on its way is written from its second reading in a row, and once a streak
+    is stored each change of it is (a replica taking over continues it); a takeover from the
+    calm check counts an unwritten streak from 1 again."""
     _, calm, _ = cycle(VenueServiceStatus(), HEALTHY_METRICS)
     late = metrics(error_rate=Reading.unknown("metrics not read within 21s"))
     statuses = [calm]
@@ -128,11 +131,17 @@ def test_a_flicker_writes_nothing_and_a_written_streak_every_change() -> None:
     _, taken_over, _ = cycle(calm, late, NOW + timedelta(seconds=75))
     assert {c.name: c for c in taken_over.checks}["error_rate"].pending_count == 1
     bad = metrics(error_rate=Reading.of(0.12))
-    _, started, _ = cycle(calm, bad, NOW + timedelta(seconds=15))
+    _, read_once, _ = cycle(calm, bad, NOW + timedelta(seconds=15))
+    assert {c.name: c for c in read_once.checks}["error_rate"].breach == [Level.CRITICAL]
+    assert not write_causes(calm, read_once), "one breach reading rides along"
+    _, gone, _ = cycle(read_once, HEALTHY_METRICS, NOW + timedelta(seconds=30))
+    assert not write_causes(calm, gone), "and goes as it came"
+    _, started, _ = cycle(read_once, bad, NOW + timedelta(seconds=30))
+    assert {c.name: c for c in started.checks}["error_rate"].pending_count == 2
     assert {"error_rate.observed", "error_rate.breach"} <= set(write_causes(calm, started))
-    _, broke, _ = cycle(started, HEALTHY_METRICS, NOW + timedelta(seconds=30))
+    _, broke, _ = cycle(started, HEALTHY_METRICS, NOW + timedelta(seconds=45))
     assert "error_rate.pending" in write_causes(started, broke), "a written streak's end is"
-    _, went_late, _ = cycle(started, late, NOW + timedelta(seconds=30))
+    _, went_late, _ = cycle(started, late, NOW + timedelta(seconds=45))
     assert "error_rate.pending" in write_causes(started, went_late)
 
 
