@@ -6,6 +6,7 @@ the cluster: a status store that can refuse writes, a workload writer that recor
 from __future__ import annotations
 
 import asyncio
+import inspect
 import itertools
 import json
 from collections.abc import Awaitable, Callable
@@ -209,6 +210,8 @@ class World:
         self.evaluated += 1
         if self.failing:
             raise RuntimeError("probe exploded")
+        if inspect.isawaitable(workload):
+            workload = await workload
         obs = Observations(self.now, self.health, self.full_health, self.metrics, workload)
         return replace(judge(obs, spec, stored, generation), refused=self.refused)
 
@@ -737,6 +740,35 @@ async def test_a_loops_first_judged_cycle_is_timed_once_with_where_it_waited(
     assert first["service"] == loop.key
     assert {"wait_s", "read_s", "workload_s", "observe_s"} <= set(first)
     assert first["after_s"] >= max(first[k] for k in ("wait_s", "read_s", "workload_s"))
+
+
+async def test_the_workload_is_read_beside_the_probes_and_the_metrics(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A service taken over waited for its Pods and ReplicaSets (the workload watch's fill),
+    then for its probes and metrics: now the probes go out while the fill is under way, and
+    the cycle is judged with the workload once it is read."""
+    world = World()
+    loop = world.loop()
+    filled, order, failed = asyncio.Event(), list[str](), list[str]()
+    monkeypatch.setattr(service_loop.telemetry, "failed", lambda ns, name: failed.append(name))
+
+    async def want(*args: Any) -> None:
+        await filled.wait()
+        order.append("workload read")
+
+    async def evaluate(*args: Any) -> Outcome:
+        order.append("observing")
+        filled.set()  # the fill ends while the probes are out
+        return await world.evaluate(*args)
+
+    monkeypatch.setattr(service_loop, "want_workload", want)
+    loop.ports = replace(loop.ports, evaluate=evaluate)
+    async with asyncio.timeout(5):  # read first, then observed: the fill would wait forever
+        await loop.step()
+    assert order == ["observing", "workload read"]
+    assert world.evaluated == 1 and failed == []
+    assert loop.store.known.health is not None
 
 
 async def test_a_deleted_venueservice_ends_its_cycle_quietly() -> None:

@@ -6,6 +6,7 @@ Kopf-free and write-free, so that `venue-operator check` runs the very same code
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -123,10 +124,13 @@ async def evaluate(
     name: str,
     spec: VenueServiceSpec,
     stored: VenueServiceStatus,
-    workload: WorkloadState,
+    workload: WorkloadState | Awaitable[WorkloadState],
     generation: int | None,
 ) -> Outcome:
-    """Observe, assess and compute the new status and Events; writes nothing."""
+    """Observe, assess and compute the new status and Events; writes nothing. A workload
+    still being read is awaited beside the probes and the metrics (a service taken over
+    waited for its Pods and ReplicaSets, then for its probes and metrics: at 5,000 over 4,
+    ~11 s and then ~14-21 s, p50)."""
     base = service_url(spec, namespace)
     timeout = spec.probe.timeout.total_seconds()
     interval = spec.probe.interval.total_seconds()
@@ -136,17 +140,21 @@ async def evaluate(
                                   ctx.tenancy)  # fmt: skip
     if refused is not None:
         live = full = _not_probed(refused)
-        metrics = await _metrics(ctx, admitted, max_age)
+        metrics, state = await asyncio.gather(_metrics(ctx, admitted, max_age), _read(workload))
     else:
-        (live, full), metrics = await asyncio.gather(
-            _probes(ctx, base, spec, timeout), _metrics(ctx, admitted, max_age)
+        (live, full), metrics, state = await asyncio.gather(
+            _probes(ctx, base, spec, timeout), _metrics(ctx, admitted, max_age), _read(workload)
         )
     if refused is None:  # an address the connector refused (observe/http.py): nothing fetched
         refused = next((p.detail for p in (live, full)
                         if p.failure is ProbeFailure.NOT_ALLOWED), None)  # fmt: skip
-    obs = Observations(datetime.now(UTC), live, full, metrics, workload)
+    obs = Observations(datetime.now(UTC), live, full, metrics, state)
     said = (refused, admitted.refused, *admitted.overrides_refused.values())
     return replace(judge(obs, spec, stored, generation), refused=tuple(r for r in said if r))
+
+
+async def _read(workload: WorkloadState | Awaitable[WorkloadState]) -> WorkloadState:
+    return workload if isinstance(workload, WorkloadState) else await workload
 
 
 def metrics_max_age(interval: float, flag: float | None) -> float:

@@ -22,8 +22,10 @@ from venue_operator.record.transitions import EventSpec
 from venue_operator.remediate.ports import Acts, Events, GitOpsActs
 from venue_operator.tenancy.policy import Tenancy
 
+# the workload as read, or still being read (awaited beside the probes and the metrics)
+WorkloadRead = WorkloadState | Awaitable[WorkloadState]
 Evaluate = Callable[
-    [str, str, VenueServiceSpec, VenueServiceStatus, WorkloadState, int | None],
+    [str, str, VenueServiceSpec, VenueServiceStatus, WorkloadRead, int | None],
     Awaitable[Outcome],
 ]
 # evaluation.expect_metrics: before a loop's first cycle, its metrics in the next read

@@ -8,12 +8,17 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import kopf
+import structlog
 
+from venue_operator.kube.status_store import StatusStore
 from venue_operator.model.reasons import Reason
 from venue_operator.model.spec import VenueServiceSpec
-from venue_operator.model.status import Condition, VenueServiceStatus
+from venue_operator.model.status import Condition, EvaluationError, VenueServiceStatus
 from venue_operator.record.transitions import EventSpec, condition
 from venue_operator.remediate.ports import Events
+from venue_operator.tenancy.redact import redact
+
+log = structlog.get_logger(__name__)
 
 
 def _condition(status: VenueServiceStatus, kind: str) -> Condition | None:
@@ -110,3 +115,17 @@ class Reporter:
         self._said = {s for s in self._said if not s.startswith("Alert:") or s == said}
         if problem is not None and said is not None:
             await self.say_once(said, problem)
+
+
+async def report_failure(reporter: Reporter, store: StatusStore, key: str, exc: Exception) -> None:
+    """Say in status (and once in an Event) that evaluating failed, without letting that
+    failure escape too; the next good cycle clears `lastError`."""
+    message = redact(f"{type(exc).__name__}: {exc}")[:500]
+    error = EvaluationError(at=datetime.now(UTC), reason=type(exc).__name__, message=message)
+    event = EventSpec("Warning", Reason.EVALUATION_FAILED, f"evaluation failed: {message}")
+    try:
+        await reporter.say_once(f"EvaluationFailed:{type(exc).__name__}", event)
+        status = store.known.model_copy(update={"last_error": error})
+        await store.save(status, "last_error")
+    except Exception:
+        log.warning("cycle.failure_not_recorded", service=key)

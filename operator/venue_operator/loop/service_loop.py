@@ -8,13 +8,14 @@ Deployment: a second one naming the same Deployment is refused and never acts.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import kopf
@@ -40,6 +41,7 @@ from venue_operator.loop.reports import (
     Reporter,
     alert_condition,
     observe_only_condition,
+    report_failure,
     with_condition,
 )
 from venue_operator.loop.workload import (
@@ -52,7 +54,7 @@ from venue_operator.loop.workload import (
 from venue_operator.model.observations import WorkloadState
 from venue_operator.model.reasons import Reason
 from venue_operator.model.spec import VenueServiceSpec, with_shared_parts
-from venue_operator.model.status import EvaluationError, VenueServiceStatus
+from venue_operator.model.status import VenueServiceStatus
 from venue_operator.observe import scalers
 from venue_operator.record import telemetry
 from venue_operator.record.first_judged import FirstJudged
@@ -159,7 +161,7 @@ class ServiceLoop:
         except Exception as exc:
             telemetry.failed(self.namespace, self.name)
             log.exception("cycle.failed", namespace=self.namespace, name=self.name)
-            await self._report_failure(exc)
+            await report_failure(self.reporter, self.store, self.key, exc)
         finally:
             telemetry.EVALUATION_SECONDS.observe(time.monotonic() - started)
 
@@ -289,12 +291,23 @@ class ServiceLoop:
         self.reporter.cleared("DuplicateTarget")
         await self.reporter.missing_permissions(self.ports.missing_permissions)
         await self.reporter.boundaries(self.namespace, self._clamped, self._acts)
-        workload, deployment_ref = await self._workload(spec)
-        self.first.mark("workload")
+        refs: list[dict[str, Any] | None] = []
+
+        async def read() -> WorkloadState:
+            state, ref = await self._workload(spec)
+            refs.append(ref)
+            self.first.mark("workload")
+            return state
+
         generation = self.body.meta.get("generation")
         previous = self.store.known  # the last cycle's: the loop's conditions carry on from it
-        outcome = await self.ports.evaluate(self.namespace, self.name, spec, previous,
-                                            workload, generation)  # fmt: skip
+        reading = asyncio.ensure_future(read())  # awaited beside the probes and the metrics
+        try:
+            outcome = await self.ports.evaluate(self.namespace, self.name, spec, previous,
+                                                reading, generation)  # fmt: skip
+            workload, deployment_ref = await reading, refs[0]
+        finally:
+            reading.cancel()  # evaluating failed: its read is not waited for
         self.first.mark("observe")
         if self._late.skipped(outcome):
             return  # nothing judged: nothing recorded, written, posted or acted on
@@ -382,16 +395,3 @@ class ServiceLoop:
             await self.store.save(status, "duplicate")
         event = EventSpec("Warning", Reason.DUPLICATE_TARGET, message)
         await self.reporter.say_once("DuplicateTarget", event, key=owner)
-
-    async def _report_failure(self, exc: Exception) -> None:
-        """Say in status (and once in an Event) that evaluating failed, without letting that
-        failure escape too; the next good cycle clears `lastError`."""
-        message = redact(f"{type(exc).__name__}: {exc}")[:500]
-        error = EvaluationError(at=datetime.now(UTC), reason=type(exc).__name__, message=message)
-        event = EventSpec("Warning", Reason.EVALUATION_FAILED, f"evaluation failed: {message}")
-        try:
-            await self.reporter.say_once(f"EvaluationFailed:{type(exc).__name__}", event)
-            status = self.store.known.model_copy(update={"last_error": error})
-            await self.store.save(status, "last_error")
-        except Exception:
-            log.warning("cycle.failure_not_recorded", namespace=self.namespace, name=self.name)

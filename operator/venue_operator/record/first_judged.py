@@ -4,8 +4,9 @@ A loop starts when its replica does, or when the replica takes the service over 
 that is gone (shards). `venue_operator_first_judged_seconds` says how long until its first
 judged cycle; the log's `loop.first_judged` line says where the time went, phase by phase
 (`wait_s`: the spread and the loop's lag before a cycle, and a whole interval for a cycle
-skipped late; `read_s`: the stored status; `workload_s`: its Pods and ReplicaSets;
-`observe_s`: the probes and the metrics read).
+skipped late; `read_s`: the stored status; then the workload (its Pods and ReplicaSets),
+the probes and the metrics are read together: `workload_s` until the workload was read,
+`observe_s` the rest).
 """
 
 from __future__ import annotations
