@@ -31,36 +31,12 @@ def count(labels: dict[str, str]) -> float:
     return REGISTRY.get_sample_value("venue_operator_pause_seconds_count", labels) or 0.0
 
 
-def test_collections_are_timed_once_and_the_thresholds_left_as_they_are(restored: None) -> None:
+def test_collections_are_timed_once_and_the_thresholds_are_cpythons(restored: None) -> None:
     thresholds = gc.get_threshold()
     pauses.time_collections()
     pauses.time_collections()
     assert gc.get_threshold() == thresholds
     assert gc.callbacks.count(pauses._timed) == 1
-
-
-def _promoted_while_young_collections_run(thresholds: tuple[int, int, int] | None) -> bool:
-    """Whether an object alive through some 30 automatic young collections (20,000 new
-    containers) reaches the oldest generation."""
-    if thresholds is None:
-        pauses.promote_later()
-    else:
-        gc.set_threshold(*thresholds)
-    gc.enable()
-    gc.collect()  # every generation's count from zero
-    alive: list[object] = []
-    keep = [[] for _ in range(20_000)]
-    promoted = any(o is alive for o in gc.get_objects(generation=2))
-    del keep
-    return promoted
-
-
-def test_what_lives_through_young_collections_is_promoted_later(restored: None) -> None:
-    """CPython's thresholds promote an object alive through ~30 young collections to the
-    oldest generation (which every full collection walks); `promote_later` does not."""
-    assert _promoted_while_young_collections_run((700, 10, 10))
-    assert not _promoted_while_young_collections_run(None)
-    assert gc.get_threshold() == (700, pauses.YOUNG_PER_MIDDLE, 10)
 
 
 def test_each_collection_is_timed_by_its_generation(restored: None) -> None:

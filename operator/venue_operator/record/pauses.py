@@ -7,11 +7,9 @@ ran one every 8-10 s while it started (bench/README.md), each a second or more. 
 list page (500 Pods, some 50,000 objects) or a Prometheus answer collected while being
 parsed survived whole, was promoted, and brought the next full collection closer, although
 reference counting frees it once read: a document is parsed and read with the collector
-paused (`collector_paused`). The young threshold is kept: young collections every 10,000 or
-50,000 new objects instead of 700 made each young collection 0.1-0.9 s and each
-second-generation one 1-4 s at 5,000 over 4, worse than the full ones they spared. What
-is promoted to the oldest generation is what outlives a middle collection, and those come
-a hundred times less often (`promote_later`).
+paused (`collector_paused`). CPython's thresholds are kept: young collections every 10,000
+or 50,000 new objects instead of 700 made each young collection 0.1-0.9 s and each
+second-generation one 1-4 s at 5,000 over 4, worse than the full ones they spared.
 """
 
 from __future__ import annotations
@@ -25,28 +23,12 @@ from typing import Any
 from venue_operator.record.telemetry import PAUSES
 
 _collecting: list[float] = []  # when the collection running began
-# Young collections between two of the middle generation (CPython: 10). An object alive at
-# a middle collection is promoted to the oldest generation, which a full collection walks
-# whole, and CPython runs one whenever the promoted pass a quarter of what it holds. At
-# 10, whatever the event loop had in flight at one (a probe's coroutine, a handle, a
-# reading: alive for a second or two) was promoted: ~49,500 objects a second at 5,000
-# over 4, a full collection every 8-10 s of 1.3 M objects (2-4 s each), 20 % of a
-# replica's time, ~40 % while it took services over (run 24). At 1,000, a middle
-# collection comes every ~30 s: what lives a second dies young.
-YOUNG_PER_MIDDLE = 1000
 
 
 def time_collections() -> None:
     """From now on, every collection is timed (once, however often this is called)."""
     if _timed not in gc.callbacks:
         gc.callbacks.append(_timed)
-
-
-def promote_later() -> None:
-    """The middle generation collected every `YOUNG_PER_MIDDLE` young collections (the
-    young and the full thresholds stay CPython's)."""
-    young, _, full = gc.get_threshold()
-    gc.set_threshold(young, YOUNG_PER_MIDDLE, full)
 
 
 @contextlib.contextmanager
