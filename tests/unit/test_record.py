@@ -170,19 +170,24 @@ def test_values_alone_never_cause_a_write() -> None:
 
 def test_an_unknown_checks_reason_is_written_for_its_words_not_its_figures() -> None:
     """A degraded fleet wrote its status every cycle: the reasons' numbers moved (the lag, the
-    queries in flight); what it waits for changing is still worth a write."""
+    queries in flight), and so did which way an answer came late (this replica's loop,
+    Prometheus, a query's own limit); what it waits for changing is still worth a write."""
     statuses = []
     for reason in ("metrics not read within 21s: this replica's event loop ran 5.8s late",
                    "metrics not read within 21s: this replica's event loop ran 7.1s late",
-                   "metrics not read within 21s: Prometheus is slow"):  # fmt: skip
+                   "metrics not read within 21s: Prometheus is slow",
+                   "prometheus query failed: answer not complete within 10s",
+                   "prometheus query failed: no answer within 10s",
+                   "error_rate returned 3 series; it must return one"):  # fmt: skip
         status = VenueServiceStatus()
         for _ in range(3):
             _, status, _ = cycle(status, metrics(error_rate=Reading.unknown(reason)))
         assert {c.name: c for c in status.checks}["error_rate"].level is Level.UNKNOWN
         statuses.append(status)
-    late, later, slow = statuses
-    assert not write_causes(late, later)
-    assert "error_rate.reason" in write_causes(later, slow)
+    *late, misconfigured = statuses
+    assert not any(write_causes(a, b) for a in late for b in late)
+    assert "error_rate.reason" in write_causes(late[-1], misconfigured)
+    assert "error_rate.reason" in write_causes(misconfigured, late[0])
 
 
 def test_a_level_held_by_hysteresis_says_it_is_recovering() -> None:
