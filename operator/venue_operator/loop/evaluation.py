@@ -6,7 +6,6 @@ Kopf-free and write-free, so that `venue-operator check` runs the very same code
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +18,7 @@ from venue_operator.model.observations import (
     ProbeFailure,
     ProbeResult,
     Reading,
+    WorkloadRead,
     WorkloadState,
 )
 from venue_operator.model.spec import RUNBOOK_PORT, VenueServiceSpec
@@ -124,7 +124,7 @@ async def evaluate(
     name: str,
     spec: VenueServiceSpec,
     stored: VenueServiceStatus,
-    workload: WorkloadState | Awaitable[WorkloadState],
+    workload: WorkloadRead,
     generation: int | None,
 ) -> Outcome:
     """Observe, assess and compute the new status and Events; writes nothing. A workload
@@ -153,7 +153,7 @@ async def evaluate(
     return replace(judge(obs, spec, stored, generation), refused=tuple(r for r in said if r))
 
 
-async def _read(workload: WorkloadState | Awaitable[WorkloadState]) -> WorkloadState:
+async def _read(workload: WorkloadRead) -> WorkloadState:
     return workload if isinstance(workload, WorkloadState) else await workload
 
 

@@ -15,15 +15,13 @@ from venue_operator.loop.evaluation import Outcome
 from venue_operator.loop.guard_clock import GuardClock
 from venue_operator.loop.page_delivery import PageResults, SendPages
 from venue_operator.loop.workload_watch import WorkloadWatch
-from venue_operator.model.observations import WorkloadState
+from venue_operator.model.observations import WorkloadRead, WorkloadState
 from venue_operator.model.spec import Notification, VenueServiceSpec
 from venue_operator.model.status import VenueServiceStatus
 from venue_operator.record.transitions import EventSpec
 from venue_operator.remediate.ports import Acts, Events, GitOpsActs
 from venue_operator.tenancy.policy import Tenancy
 
-# the workload as read, or still being read (awaited beside the probes and the metrics)
-WorkloadRead = WorkloadState | Awaitable[WorkloadState]
 Evaluate = Callable[
     [str, str, VenueServiceSpec, VenueServiceStatus, WorkloadRead, int | None],
     Awaitable[Outcome],

@@ -6,7 +6,7 @@ never a silent zero: assess must be able to tell "0% errors" from "no data".
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -158,6 +158,10 @@ class WorkloadState:
     def current(self) -> Revision | None:
         """The revision that runs the current pod template."""
         return next((r for r in self.revisions if r.template_hash == self.template_hash), None)
+
+
+# a workload as read, or still being read: a cycle awaits it beside its probes and metrics
+WorkloadRead = WorkloadState | Awaitable[WorkloadState]
 
 
 @dataclass(frozen=True)
