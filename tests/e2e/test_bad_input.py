@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from tests.harness import FAST, Venue, deployment_manifest, history, venue_manifest
+from tests.harness import FAST, Venue, deployment_manifest, venue_manifest
 from venue_lab.operator_process import OperatorProcess
 from venue_lab.processes import free_port
 from venue_lab.session import Lab
@@ -59,8 +59,14 @@ def test_missing_cronjob_fails_the_migration_clearly(
     venue.inject(migrations_pending=True)
     failed = venue.wait_event("RemediationFailed", timeout=60)
     assert "CronJob venue-migrate not found" in failed["message"]
-    attempts = [r for r in history(venue, "RunMigration") if r["result"] != "Suppressed"]
-    assert [r["result"] for r in attempts] == ["Failed"], "tried once, then held by the cooldown"
+
+    def results(status: dict[str, Any]) -> list[str]:
+        return [r["result"] for r in status.get("history", [])
+                if r["action"] == "RunMigration" and r["result"] != "Suppressed"]  # fmt: skip
+
+    # the Event is posted as the attempt fails; its record lands with the cycle's status write
+    venue.wait_status("the failed attempt recorded", lambda s: "InProgress" not in results(s), 30)
+    assert results(venue.status()) == ["Failed"], "tried once, then held by the cooldown"
 
 
 def test_prometheus_credentials_never_leak(
